@@ -1,0 +1,99 @@
+#include "sluice/core/batch.h"
+
+#include <gtest/gtest.h>
+
+#include "sluice/testing/matchers.h"
+
+namespace sluice {
+namespace {
+
+using testing::StatusIs;
+using ::testing::HasSubstr;
+
+SchemaPtr TestSchema() {
+  return MakeSchema({{"id", TypeId::kInt64},
+                     {"name", TypeId::kString},
+                     {"score", TypeId::kFloat64},
+                     {"ok", TypeId::kBool},
+                     {"at", TypeId::kTimestamp},
+                     {"doc", TypeId::kJson}});
+}
+
+TEST(BatchTest, FromJsonRoundTripsEveryType) {
+  const char* rows =
+      R"([[1,"a",1.5,true,"2024-01-01T00:00:00Z",{"k":1}],)"
+      R"([2,null,null,false,null,null],)"
+      R"([3,"ccc",-2.0,null,"2024-01-02T00:00:00.5Z",[1,2]]])";
+  ASSERT_OK_AND_ASSIGN(BatchPtr b, BatchFromJson(TestSchema(), rows));
+  EXPECT_EQ(b->num_rows(), 3);
+  EXPECT_EQ(b->column(1).null_count(), 1);
+  EXPECT_EQ(b->column(1).GetView(2), "ccc");
+  EXPECT_TRUE(b->column(3).IsNull(2));
+  EXPECT_EQ(b->ToString(),
+            R"([[1,"a",1.5,true,"2024-01-01T00:00:00Z",{"k":1}],)"
+            R"([2,null,null,false,null,null],)"
+            R"([3,"ccc",-2.0,null,"2024-01-02T00:00:00.500000Z",[1,2]]])");
+}
+
+TEST(BatchTest, FromJsonRejectsWrongTypes) {
+  EXPECT_THAT(BatchFromJson(TestSchema(), R"([["x","a",1.5,true,null,null]])"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("field 'id'")));
+  EXPECT_THAT(BatchFromJson(TestSchema(), R"([[1]])"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("6 values")));
+}
+
+TEST(BatchTest, SliceSharesBuffersAndCountsNulls) {
+  ASSERT_OK_AND_ASSIGN(
+      BatchPtr b, BatchFromJson(MakeSchema({{"s", TypeId::kString}}),
+                                R"([["aa"],[null],["bbbb"],["c"],[null]])"));
+  BatchPtr s = b->Slice(2, 2);
+  EXPECT_EQ(s->num_rows(), 2);
+  EXPECT_EQ(s->column(0).null_count(), 0);
+  EXPECT_EQ(s->column(0).GetView(0), "bbbb");
+  EXPECT_EQ(s->column(0).values_buffer(), b->column(0).values_buffer());
+  // Two offsets' worth of rows + 3 offsets + 5 bytes; no validity since the slice has no nulls.
+  EXPECT_EQ(s->ByteSize(), 3 * 4 + 5);
+  EXPECT_EQ(b->Slice(1, 3)->column(0).null_count(), 1);
+}
+
+TEST(BatchTest, FilterTakeAndConcatenate) {
+  ASSERT_OK_AND_ASSIGN(BatchPtr b, BatchFromJson(TestSchema(),
+                                                 R"([[1,"a",1.0,true,null,null],
+                                                     [2,"b",2.0,false,null,null],
+                                                     [3,null,3.0,true,null,null]])"));
+  const uint8_t mask[] = {1, 0, 1};
+  BatchPtr f = b->Filter(mask);
+  EXPECT_EQ(f->ToString(), R"([[1,"a",1.0,true,null,null],[3,null,3.0,true,null,null]])");
+  BatchPtr t = b->Take({2, 0});
+  EXPECT_EQ(t->column(0).GetInt64(0), 3);
+  ASSERT_OK_AND_ASSIGN(BatchPtr c, Concatenate({f, b->Slice(1, 1)}));
+  EXPECT_EQ(c->num_rows(), 3);
+  EXPECT_EQ(c->column(1).GetView(2), "b");
+  EXPECT_TRUE(c->column(1).IsNull(1));
+}
+
+TEST(BatchTest, BuilderHandlesManyNulls) {
+  ColumnBuilder b(TypeId::kInt64);
+  for (int i = 0; i < 1000; ++i) {
+    if (i % 3 == 0) {
+      b.AppendNull();
+    } else {
+      b.AppendInt64(i);
+    }
+  }
+  Column c = b.Finish();
+  EXPECT_EQ(c.null_count(), 334);
+  EXPECT_TRUE(c.IsNull(999));
+  EXPECT_EQ(c.GetInt64(998), 998);
+  EXPECT_FALSE(c.IsNull(998));
+}
+
+TEST(BatchTest, MakeChecksShape) {
+  ColumnBuilder b(TypeId::kString);
+  b.AppendString("x");
+  EXPECT_THAT(Batch::Make(MakeSchema({{"n", TypeId::kInt64}}), {b.Finish()}),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("schema says int64")));
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,119 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/core/buffer.h"
+#include "sluice/core/types.h"
+
+namespace sluice {
+
+/// An immutable column of one type: values, an optional validity bitmap (absent means no
+/// nulls) and, for variable-width types, int32 offsets into a byte buffer. Slices share the
+/// buffers of the column they come from. Bool values are stored one byte per row (0 or 1) so
+/// that predicates vectorize.
+class Column {
+ public:
+  Column() = default;
+  Column(TypeId type, int64_t length, int64_t null_count, BufferPtr validity, BufferPtr values,
+         BufferPtr data = nullptr, int64_t offset = 0);
+
+  TypeId type() const { return type_; }
+  int64_t length() const { return length_; }
+  int64_t null_count() const { return null_count_; }
+  bool IsValid(int64_t i) const {
+    return validity_ == nullptr || bits::Get(validity_->data(), offset_ + i);
+  }
+  bool IsNull(int64_t i) const { return !IsValid(i); }
+
+  /// Return the values of a fixed-width column, starting at this slice's first row.
+  template <typename T>
+  const T* values() const {
+    return reinterpret_cast<const T*>(values_->data()) + offset_;
+  }
+  const int64_t* int64s() const { return values<int64_t>(); }
+  const double* float64s() const { return values<double>(); }
+  const uint8_t* bools() const { return values<uint8_t>(); }
+
+  int64_t GetInt64(int64_t i) const { return int64s()[i]; }
+  double GetFloat64(int64_t i) const { return float64s()[i]; }
+  bool GetBool(int64_t i) const { return bools()[i] != 0; }
+  /// Return the bytes of row `i` of a variable-width column.
+  std::string_view GetView(int64_t i) const {
+    const int32_t* off = values<int32_t>();
+    return {reinterpret_cast<const char*>(data_->data()) + off[i],
+            static_cast<size_t>(off[i + 1] - off[i])};
+  }
+  /// Return the offsets of a variable-width column: length()+1 entries from this slice.
+  const int32_t* offsets() const { return values<int32_t>(); }
+  const char* var_data() const { return reinterpret_cast<const char*>(data_->data()); }
+
+  /// Return rows [offset, offset + length) without copying.
+  Column Slice(int64_t offset, int64_t length) const;
+  /// Return the bytes this column's rows occupy (values, offsets, data, validity).
+  int64_t ByteSize() const;
+
+  const BufferPtr& validity_buffer() const { return validity_; }
+  const BufferPtr& values_buffer() const { return values_; }
+  const BufferPtr& data_buffer() const { return data_; }
+  int64_t offset() const { return offset_; }
+
+ private:
+  TypeId type_ = TypeId::kInt64;
+  int64_t length_ = 0;
+  int64_t null_count_ = 0;
+  int64_t offset_ = 0;
+  BufferPtr validity_;
+  BufferPtr values_;
+  BufferPtr data_;
+};
+
+/// Accumulate values of one type and produce a Column. Not thread-safe.
+class ColumnBuilder {
+ public:
+  explicit ColumnBuilder(TypeId type, int64_t capacity = 0);
+
+  TypeId type() const { return type_; }
+  int64_t length() const { return length_; }
+
+  void AppendNull();
+  void AppendBool(bool v) { AppendFixed(static_cast<uint8_t>(v)); }
+  void AppendInt64(int64_t v) { AppendFixed(v); }
+  void AppendTimestamp(int64_t micros) { AppendFixed(micros); }
+  void AppendFloat64(double v) { AppendFixed(v); }
+  /// Append bytes to a variable-width column (string, bytes, geometry, json).
+  void AppendString(std::string_view v) {
+    data_.insert(data_.end(), v.begin(), v.end());
+    offsets_.push_back(static_cast<int32_t>(data_.size()));
+    ++length_;
+  }
+  /// Append row `row` of `source`, which must have this builder's type.
+  void AppendFrom(const Column& source, int64_t row);
+  /// Append every row of `source`, which must have this builder's type.
+  void AppendColumn(const Column& source);
+  void Reserve(int64_t rows);
+
+  /// Return the column and reset the builder to empty.
+  Column Finish();
+
+ private:
+  template <typename T>
+  void AppendFixed(T v) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    fixed_.insert(fixed_.end(), p, p + sizeof(T));
+    ++length_;
+  }
+  void EnsureValidity();
+
+  TypeId type_;
+  int64_t length_ = 0;
+  int64_t null_count_ = 0;
+  std::vector<uint8_t> fixed_;
+  std::vector<int32_t> offsets_;
+  std::vector<char> data_;
+  std::vector<uint8_t> validity_;  // empty until the first null
+};
+
+}  // namespace sluice

@@ -1,0 +1,39 @@
+#include "sluice/core/time.h"
+
+#include <gtest/gtest.h>
+
+#include "sluice/testing/matchers.h"
+
+namespace sluice {
+namespace {
+
+TEST(TimeTest, FormatsAndParsesRoundTrip) {
+  EXPECT_EQ(FormatTimestamp(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(FormatTimestamp(1'700'000'000'123'456), "2023-11-14T22:13:20.123456Z");
+  EXPECT_EQ(FormatTimestamp(-1), "1969-12-31T23:59:59.999999Z");
+  for (int64_t us : {int64_t{0}, int64_t{-86'400'000'001}, int64_t{1'700'000'000'123'456},
+                     int64_t{951'782'400'000'000}}) {
+    ASSERT_OK_AND_ASSIGN(int64_t back, ParseTimestamp(FormatTimestamp(us)));
+    EXPECT_EQ(back, us);
+  }
+}
+
+TEST(TimeTest, ParsesCommonForms) {
+  EXPECT_EQ(*ParseTimestamp("2024-02-29"), DaysFromCivil(2024, 2, 29) * kMicrosPerDay);
+  EXPECT_EQ(*ParseTimestamp("2024-02-29 01:02:03"),
+            DaysFromCivil(2024, 2, 29) * kMicrosPerDay + 3723 * kMicrosPerSecond);
+  EXPECT_EQ(*ParseTimestamp("2024-01-01T01:00:00+01:00"), *ParseTimestamp("2024-01-01T00:00:00Z"));
+  EXPECT_EQ(*ParseTimestamp("2024-01-01T00:00:00.5Z"), *ParseTimestamp("2024-01-01") + 500'000);
+}
+
+TEST(TimeTest, RejectsGarbage) {
+  for (const char* bad : {"", "2024", "2024-13-01", "2024-01-01T25:00", "2024-01-01Tx", "abc",
+                          "2024-01-01 00:00:00 trailing"}) {
+    EXPECT_THAT(ParseTimestamp(bad),
+                testing::StatusIs(StatusCode::kInvalidArgument, ::testing::HasSubstr("timestamp")))
+        << bad;
+  }
+}
+
+}  // namespace
+}  // namespace sluice
