@@ -1,0 +1,15 @@
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "sluice/core/result.h"
+
+namespace sluice {
+
+/// Parse a byte size: "512MiB", "10MB", "64k", "1048576" (plain numbers are bytes).
+Result<int64_t> ParseByteSize(std::string_view text);
+/// Parse a duration into microseconds: "90d", "2s", "500ms", "1h30m", "250us".
+Result<int64_t> ParseDurationMicros(std::string_view text);
+
+}  // namespace sluice

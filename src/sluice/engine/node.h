@@ -1,0 +1,112 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/core/batch.h"
+#include "sluice/core/result.h"
+#include "sluice/engine/ack.h"
+#include "sluice/engine/node_stats.h"
+
+namespace sluice {
+
+class MemoryBudget;
+
+/// What a node may use while it runs. Owned by the executor; outlives the node's Open..Close.
+class NodeContext {
+ public:
+  NodeContext(std::string id, std::string type, NodeStats* stats,
+              const std::atomic<bool>* cancelled, bool dry_run)
+      : id_(std::move(id)),
+        type_(std::move(type)),
+        stats_(stats),
+        cancelled_(cancelled),
+        dry_run_(dry_run) {}
+
+  const std::string& id() const { return id_; }
+  const std::string& type() const { return type_; }
+  NodeStats* stats() const { return stats_; }
+  /// Return true once the run is being cancelled; long loops should check it.
+  bool cancelled() const { return cancelled_->load(std::memory_order_acquire); }
+  /// Return true under `sluice run --dry-run`: count and describe, touch nothing.
+  bool dry_run() const { return dry_run_; }
+  /// Which instance this is (0..parallelism-1), for transforms run in parallel.
+  int instance() const { return instance_; }
+  void set_instance(int i) { instance_ = i; }
+
+ private:
+  std::string id_;
+  std::string type_;
+  NodeStats* stats_;
+  const std::atomic<bool>* cancelled_;
+  bool dry_run_;
+  int instance_ = 0;
+};
+
+/// Produce batches. Every method is called from the source's own thread.
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual Status Open(NodeContext* ctx) { return Status::OK(); }
+  /// Return the next batch, which the engine numbers `seq` (0, 1, 2, ... in order), or
+  /// nullptr at the end of the stream. Empty batches are allowed and skipped.
+  virtual Result<BatchPtr> Next(uint64_t seq) = 0;
+  /// Make batch `seq` final: every sink downstream has made it durable. Called in any order
+  /// relative to other batches; a source whose commits must be ordered tracks that itself.
+  virtual Status Commit(uint64_t seq) { return Status::OK(); }
+  /// Give up batch `seq`: it will never be acknowledged (a sink failed or the run stopped).
+  /// The source must leave its rows as if never read, so that a rerun delivers them again.
+  virtual void Abandon(uint64_t seq) {}
+  /// Release resources; called once, after every batch was committed or abandoned.
+  virtual Status Close() { return Status::OK(); }
+  /// Return the schema of the batches, if known before reading (for validation), else null.
+  virtual SchemaPtr schema() const { return nullptr; }
+  /// Return the number of rows expected in total, or -1 when unknown (drives the ETA).
+  virtual int64_t EstimatedRows() const { return -1; }
+};
+
+/// Where a transform sends its output. Outputs carry the acknowledgements of the input being
+/// processed, unless the transform passes its own AckSet.
+class Emitter {
+ public:
+  virtual ~Emitter() = default;
+  virtual Status Emit(BatchPtr batch) = 0;
+  /// Emit a batch built from inputs whose acks the transform kept (see HoldAcks).
+  virtual Status Emit(BatchPtr batch, AckSet acks) = 0;
+  /// Return the acks of the input being processed, for a transform that keeps rows past
+  /// Process() (windows, buffers); the input is then not done until those acks are released.
+  virtual AckSet HoldAcks() = 0;
+};
+
+/// Map batches to batches. Instances of a stateless transform may run in parallel, each with
+/// its own object; a single instance is called from one thread at a time.
+class Transform {
+ public:
+  virtual ~Transform() = default;
+  virtual Status Open(NodeContext* ctx) { return Status::OK(); }
+  /// Validate against the input schemas and return the output schema (null if unknown).
+  /// Called before the run when the input schemas are known, so type errors surface early.
+  virtual Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& inputs) { return SchemaPtr{}; }
+  /// Process one input batch; `input` is the index of the input it came from.
+  virtual Status Process(const BatchPtr& batch, int input, Emitter* out) = 0;
+  /// Emit what is left once every input has ended.
+  virtual Status Finish(Emitter* out) { return Status::OK(); }
+  virtual Status Close() { return Status::OK(); }
+};
+
+/// Consume batches. Called from one thread.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual Status Open(NodeContext* ctx) { return Status::OK(); }
+  /// Write `batch`. Release `acks` (drop it) only once the rows are durable; a sink that
+  /// buffers keeps `acks` until it has flushed. Returning an error fails the batch.
+  virtual Status Write(const BatchPtr& batch, AckSet acks) = 0;
+  /// Make everything written so far durable and release the acks still held.
+  virtual Status Flush() { return Status::OK(); }
+  virtual Status Close() { return Status::OK(); }
+};
+
+}  // namespace sluice

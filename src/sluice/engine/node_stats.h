@@ -1,0 +1,40 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace sluice {
+
+/// Counters one node instance updates as it runs; read by the progress line and the summary.
+/// Counters are relaxed atomics: cheap on the hot path, exact once the run has ended.
+struct NodeStats {
+  std::atomic<int64_t> rows_in{0};
+  std::atomic<int64_t> rows_out{0};
+  std::atomic<int64_t> bytes_in{0};
+  std::atomic<int64_t> bytes_out{0};
+  std::atomic<int64_t> batches_in{0};
+  std::atomic<int64_t> batches_out{0};
+  std::atomic<int64_t> busy_ns{0};     ///< Time inside the node's own code.
+  std::atomic<int64_t> blocked_ns{0};  ///< Time waiting for room downstream (backpressure).
+  std::atomic<int64_t> errors{0};
+  std::atomic<int64_t> discarded_rows{0};
+  std::atomic<int64_t> committed_batches{0};
+  std::atomic<int64_t> abandoned_batches{0};
+
+  /// Add `nanos` to the named phase (e.g. "upload"); phases show in the summary and report.
+  void AddPhase(const std::string& phase, int64_t nanos);
+  /// Add `delta` to a named counter specific to the node (e.g. "retries", "files").
+  void AddCounter(const std::string& name, int64_t delta);
+  std::map<std::string, int64_t> Phases() const;
+  std::map<std::string, int64_t> Counters() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, int64_t> phases_;    // guarded by mu_
+  std::map<std::string, int64_t> counters_;  // guarded by mu_
+};
+
+}  // namespace sluice

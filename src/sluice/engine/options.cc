@@ -1,0 +1,99 @@
+#include "sluice/engine/options.h"
+
+#include "sluice/core/units.h"
+
+namespace sluice {
+
+std::string_view OptionTypeName(OptionType type) {
+  switch (type) {
+    case OptionType::kString: return "string";
+    case OptionType::kInt: return "integer";
+    case OptionType::kFloat: return "number";
+    case OptionType::kBool: return "bool";
+    case OptionType::kByteSize: return "byte size";
+    case OptionType::kDuration: return "duration";
+    case OptionType::kStringList: return "list of strings";
+    case OptionType::kExpr: return "expression";
+    case OptionType::kMap: return "mapping";
+    case OptionType::kEnum: return "one of";
+  }
+  return "?";
+}
+
+namespace {
+const nlohmann::json& NullJson() {
+  static const nlohmann::json kNull;
+  return kNull;
+}
+}  // namespace
+
+const nlohmann::json& NodeOptions::GetJson(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? NullJson() : *it;
+}
+
+std::string NodeOptions::GetString(const std::string& name) const {
+  const auto& v = GetJson(name);
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "";
+  return v.dump();
+}
+
+int64_t NodeOptions::GetInt(const std::string& name) const {
+  const auto& v = GetJson(name);
+  if (v.is_number()) return v.get<int64_t>();
+  return 0;
+}
+
+double NodeOptions::GetFloat(const std::string& name) const {
+  const auto& v = GetJson(name);
+  return v.is_number() ? v.get<double>() : 0.0;
+}
+
+bool NodeOptions::GetBool(const std::string& name) const {
+  const auto& v = GetJson(name);
+  return v.is_boolean() && v.get<bool>();
+}
+
+int64_t NodeOptions::GetByteSize(const std::string& name) const {
+  const auto& v = GetJson(name);
+  if (v.is_number()) return v.get<int64_t>();
+  if (v.is_string()) return ParseByteSize(v.get<std::string>()).ValueOr(0);
+  return 0;
+}
+
+int64_t NodeOptions::GetDurationMicros(const std::string& name) const {
+  const auto& v = GetJson(name);
+  if (v.is_number()) return v.get<int64_t>();  // the loader stores durations in µs
+  if (v.is_string()) return ParseDurationMicros(v.get<std::string>()).ValueOr(0);
+  return 0;
+}
+
+std::vector<std::string> NodeOptions::GetStringList(const std::string& name) const {
+  const auto& v = GetJson(name);
+  std::vector<std::string> out;
+  if (v.is_string()) {
+    out.push_back(v.get<std::string>());
+  } else if (v.is_array()) {
+    for (const auto& e : v) out.push_back(e.is_string() ? e.get<std::string>() : e.dump());
+  }
+  return out;
+}
+
+std::string NodeOptions::LocationOf(const std::string& name) const {
+  auto it = locations_.find(name);
+  return it == locations_.end() ? node_location_ : it->second;
+}
+
+Status NodeOptions::ErrorAt(const std::string& name, const std::string& message) const {
+  std::string loc = LocationOf(name);
+  return Status(StatusCode::kConfigError,
+                fmt::format("{}{}node '{}': option '{}': {}", loc, loc.empty() ? "" : ": ", id_,
+                            name, message));
+}
+
+NodeOptions NodeOptions::ForTest(std::string id, nlohmann::json values, std::string type) {
+  return NodeOptions(std::move(id), std::move(type), std::move(values), {}, "");
+}
+
+}  // namespace sluice

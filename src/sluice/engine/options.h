@@ -1,0 +1,92 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sluice/core/result.h"
+
+namespace sluice {
+
+/// The type of one node option, checked by the config loader before any node is built.
+enum class OptionType : uint8_t {
+  kString,
+  kInt,
+  kFloat,
+  kBool,
+  kByteSize,    ///< "512MiB", "10MB" or a number of bytes.
+  kDuration,    ///< "500ms", "2s", "90d".
+  kStringList,  ///< A YAML list of strings (a single string is accepted as a list of one).
+  kExpr,        ///< An expression in sluice's expression language (parsed by the node).
+  kMap,         ///< A free-form mapping (e.g. column name -> type); checked by the node.
+  kEnum,        ///< One of `choices`.
+};
+
+std::string_view OptionTypeName(OptionType type);
+
+/// Declare one option of a node type: its name, type, default, and a one-line doc. This one
+/// table drives YAML validation, `sluice nodes` and docs/nodes.md.
+struct OptionSpec {
+  std::string name;
+  OptionType type = OptionType::kString;
+  std::string default_value;  ///< As the user would write it; empty means "no default".
+  std::string doc;
+  bool required = false;
+  std::vector<std::string> choices;  ///< For kEnum.
+};
+
+using OptionSchema = std::vector<OptionSpec>;
+
+/// The validated options of one node: values from the config (defaults filled in) as JSON,
+/// plus where each was written, so a node can report a semantic error at the right line.
+class NodeOptions {
+ public:
+  NodeOptions() = default;
+  NodeOptions(std::string node_id, std::string node_type, nlohmann::json values,
+              std::map<std::string, std::string> locations, std::string node_location)
+      : id_(std::move(node_id)),
+        type_(std::move(node_type)),
+        values_(std::move(values)),
+        locations_(std::move(locations)),
+        node_location_(std::move(node_location)) {}
+
+  const std::string& id() const { return id_; }
+  const std::string& type() const { return type_; }
+  const nlohmann::json& values() const { return values_; }
+
+  bool Has(const std::string& name) const {
+    return values_.contains(name) && !values_[name].is_null();
+  }
+  std::string GetString(const std::string& name) const;
+  int64_t GetInt(const std::string& name) const;
+  double GetFloat(const std::string& name) const;
+  bool GetBool(const std::string& name) const;
+  /// Return a kByteSize option in bytes (the loader stores sizes as integers; strings such as
+  /// "64MiB" given through ForTest are parsed here).
+  int64_t GetByteSize(const std::string& name) const;
+  /// Return a kDuration option in microseconds (stored as an integer of µs by the loader; a
+  /// plain number in YAML means seconds).
+  int64_t GetDurationMicros(const std::string& name) const;
+  std::vector<std::string> GetStringList(const std::string& name) const;
+  const nlohmann::json& GetJson(const std::string& name) const;
+
+  /// Return "file:line:col" of option `name` (or of the node when the option is absent).
+  std::string LocationOf(const std::string& name) const;
+  /// Return a kConfigError naming the option's location and the node: use for semantic errors
+  /// found while building the node ("file:3:5: node 'x': option 'path': ...").
+  Status ErrorAt(const std::string& name, const std::string& message) const;
+
+  /// Build options directly (tests, embedding): values must already have the right types.
+  static NodeOptions ForTest(std::string id, nlohmann::json values, std::string type = "");
+
+ private:
+  std::string id_;
+  std::string type_;
+  nlohmann::json values_ = nlohmann::json::object();
+  std::map<std::string, std::string> locations_;
+  std::string node_location_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,81 @@
+#include "sluice/engine/registry.h"
+
+namespace sluice {
+
+std::string_view NodeKindName(NodeKind kind) {
+  switch (kind) {
+    case NodeKind::kSource: return "source";
+    case NodeKind::kTransform: return "transform";
+    case NodeKind::kSink: return "sink";
+  }
+  return "?";
+}
+
+void NodeRegistry::AddSource(std::string name, std::string doc, OptionSchema options,
+                             SourceFactory f) {
+  NodeTypeInfo info;
+  info.name = name;
+  info.kind = NodeKind::kSource;
+  info.doc = std::move(doc);
+  info.options = std::move(options);
+  info.make_source = std::move(f);
+  types_[name] = std::move(info);
+}
+
+void NodeRegistry::AddTransform(std::string name, std::string doc, OptionSchema options,
+                                TransformFactory f, bool stateless, int min_inputs,
+                                int max_inputs) {
+  NodeTypeInfo info;
+  info.name = name;
+  info.kind = NodeKind::kTransform;
+  info.doc = std::move(doc);
+  info.options = std::move(options);
+  info.make_transform = std::move(f);
+  info.stateless = stateless;
+  info.min_inputs = min_inputs;
+  info.max_inputs = max_inputs;
+  types_[name] = std::move(info);
+}
+
+void NodeRegistry::AddSink(std::string name, std::string doc, OptionSchema options,
+                           SinkFactory f) {
+  NodeTypeInfo info;
+  info.name = name;
+  info.kind = NodeKind::kSink;
+  info.doc = std::move(doc);
+  info.options = std::move(options);
+  info.make_sink = std::move(f);
+  info.min_inputs = 1;
+  info.max_inputs = -1;
+  types_[name] = std::move(info);
+}
+
+const NodeTypeInfo* NodeRegistry::Find(const std::string& name) const {
+  auto it = types_.find(name);
+  return it == types_.end() ? nullptr : &it->second;
+}
+
+std::vector<const NodeTypeInfo*> NodeRegistry::All() const {
+  std::vector<const NodeTypeInfo*> out;
+  for (const auto& [name, info] : types_) out.push_back(&info);
+  return out;
+}
+
+const OptionSchema& CommonNodeOptions() {
+  static const OptionSchema kCommon = {
+      {"type", OptionType::kString, "", "The node type (see `sluice nodes`).", true, {}},
+      {"inputs", OptionType::kStringList, "", "Ids of the nodes whose output this node reads.",
+       false, {}},
+      {"parallelism", OptionType::kInt, "1",
+       "Instances of a stateless transform that run at once, sharing one input.", false, {}},
+      {"ordered", OptionType::kBool, "true",
+       "With parallelism > 1, keep output in input order.", false, {}},
+      {"queue_batches", OptionType::kInt, "8", "Capacity of this node's input queue in batches.",
+       false, {}},
+      {"queue_bytes", OptionType::kByteSize, "64MiB",
+       "Capacity of this node's input queue in bytes.", false, {}},
+  };
+  return kCommon;
+}
+
+}  // namespace sluice
