@@ -10,9 +10,8 @@
 
 namespace sluice {
 
-class MemoryBudget;
-
-/// Where the acknowledgements of one source's batches are delivered. Finalized batches are
+/// Where the acknowledgements of one source's batches are delivered. Shared by the handles it
+/// issued, so a node that still holds acks after its run ended cannot outlive it. Finalized batches are
 /// queued here by whichever thread drops the last reference; the source's own thread drains the
 /// queue and calls Source::Commit or Source::Abandon, so a source never sees concurrent calls.
 class AckQueue {
@@ -22,26 +21,25 @@ class AckQueue {
     bool delivered;
   };
 
-  AckQueue(MemoryBudget* budget, const std::atomic<bool>* run_cancelled)
-      : budget_(budget), run_cancelled_(run_cancelled) {}
+  AckQueue() = default;
 
-  /// Record that batch `seq` was handed downstream holding `reserved_bytes` of the budget.
-  void Register() { outstanding_.fetch_add(1, std::memory_order_relaxed); }
   /// Called when the last reference to a batch is gone.
-  void Finalize(uint64_t seq, bool delivered, int64_t reserved_bytes);
+  void Finalize(uint64_t seq, bool delivered);
 
-  /// Move every queued event into `out`; if `wait_all`, first block until none is outstanding.
-  void Drain(std::vector<Event>* out, bool wait_all);
-  int64_t outstanding() const { return outstanding_.load(std::memory_order_relaxed); }
-  bool run_cancelled() const { return run_cancelled_->load(std::memory_order_acquire); }
+  /// Move every queued event into `out`, first waiting up to `max_wait_ms` for one to arrive
+  /// (0: do not wait). Wake() ends the wait early.
+  void Drain(std::vector<Event>* out, int max_wait_ms);
+  /// Mark the run cancelled: batches finalized from now on count as not delivered. Wakes a
+  /// thread waiting in Drain.
+  void Cancel();
+  bool run_cancelled() const { return cancelled_.load(std::memory_order_acquire); }
 
  private:
-  MemoryBudget* budget_;
-  const std::atomic<bool>* run_cancelled_;
-  std::atomic<int64_t> outstanding_{0};
+  std::atomic<bool> cancelled_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Event> events_;  // guarded by mu_
+  bool woken_ = false;        // guarded by mu_
 };
 
 /// The acknowledgement state of one source batch. Shared by every message derived from that
@@ -50,8 +48,7 @@ class AckQueue {
 /// means "this path is done with it" (a filter that removes every row is done, too).
 class AckHandle {
  public:
-  AckHandle(AckQueue* queue, uint64_t seq, int64_t reserved_bytes)
-      : queue_(queue), seq_(seq), reserved_bytes_(reserved_bytes) {}
+  AckHandle(std::shared_ptr<AckQueue> queue, uint64_t seq) : queue_(std::move(queue)), seq_(seq) {}
   ~AckHandle();
   AckHandle(const AckHandle&) = delete;
   AckHandle& operator=(const AckHandle&) = delete;
@@ -60,9 +57,8 @@ class AckHandle {
   uint64_t seq() const { return seq_; }
 
  private:
-  AckQueue* queue_;
+  std::shared_ptr<AckQueue> queue_;
   uint64_t seq_;
-  int64_t reserved_bytes_;
   std::atomic<bool> failed_{false};
 };
 

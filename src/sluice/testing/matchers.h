@@ -33,13 +33,13 @@ MATCHER(IsOk, "is OK") {
 
 #define ASSERT_OK(expr)                                      \
   do {                                                       \
-    const ::sluice::Status& _st = ::sluice::testing::GetStatus(expr); \
+    const ::sluice::Status _st = ::sluice::testing::GetStatus(expr); \
     ASSERT_TRUE(_st.ok()) << _st.ToString();                 \
   } while (false)
 
 #define EXPECT_OK(expr)                                      \
   do {                                                       \
-    const ::sluice::Status& _st = ::sluice::testing::GetStatus(expr); \
+    const ::sluice::Status _st = ::sluice::testing::GetStatus(expr); \
     EXPECT_TRUE(_st.ok()) << _st.ToString();                 \
   } while (false)
 

@@ -1,0 +1,80 @@
+#include "sluice/engine/channel.h"
+
+#include <chrono>
+
+namespace sluice {
+
+Channel::Channel(size_t max_batches, int64_t max_bytes, int producers)
+    : max_batches_(max_batches < 1 ? 1 : max_batches),
+      max_bytes_(max_bytes),
+      producers_(producers) {}
+
+bool Channel::Push(Message message, int64_t* blocked_ns) {
+  const int64_t size = message.batch ? message.batch->ByteSize() : 0;
+  std::unique_lock lock(mu_);
+  auto has_room = [&] {
+    return cancelled_ || queue_.empty() ||
+           (queue_.size() < max_batches_ && (max_bytes_ <= 0 || bytes_ + size <= max_bytes_));
+  };
+  if (!has_room()) {
+    const auto start = std::chrono::steady_clock::now();
+    not_full_.wait(lock, has_room);
+    if (blocked_ns != nullptr) {
+      *blocked_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+    }
+  }
+  if (cancelled_) return false;
+  bytes_ += size;
+  queue_.push_back(std::move(message));
+  lock.unlock();
+  not_empty_.notify_one();
+  return true;
+}
+
+std::optional<Message> Channel::Pop() {
+  std::unique_lock lock(mu_);
+  not_empty_.wait(lock, [&] { return cancelled_ || !queue_.empty() || producers_ <= 0; });
+  if (cancelled_ || queue_.empty()) return std::nullopt;
+  Message m = std::move(queue_.front());
+  queue_.pop_front();
+  bytes_ -= m.batch ? m.batch->ByteSize() : 0;
+  m.seq = next_seq_++;
+  lock.unlock();
+  not_full_.notify_all();
+  return m;
+}
+
+void Channel::ProducerDone() {
+  {
+    std::lock_guard lock(mu_);
+    --producers_;
+  }
+  not_empty_.notify_all();
+}
+
+void Channel::Cancel() {
+  std::deque<Message> dropped;
+  {
+    std::lock_guard lock(mu_);
+    cancelled_ = true;
+    dropped.swap(queue_);
+    bytes_ = 0;
+  }
+  for (auto& m : dropped) m.acks.Fail();
+  not_full_.notify_all();
+  not_empty_.notify_all();
+}
+
+size_t Channel::depth() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+int64_t Channel::bytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
+}
+
+}  // namespace sluice

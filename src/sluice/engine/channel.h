@@ -1,0 +1,49 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+
+#include "sluice/engine/message.h"
+
+namespace sluice {
+
+/// A bounded queue into one node, bounded both in batches and in bytes. A full channel blocks
+/// its producers: that is the engine's backpressure, which reaches back to the sources.
+/// Several producers (fan-in, parallel instances) and several consumers (parallel instances)
+/// may use it at once. A message larger than the byte bound is admitted into an empty channel,
+/// so an oversized batch slows the pipeline down but cannot wedge it.
+class Channel {
+ public:
+  Channel(size_t max_batches, int64_t max_bytes, int producers);
+
+  /// Block until there is room, then enqueue; return false if the channel was cancelled.
+  /// Adds the time spent waiting to `*blocked_ns`.
+  bool Push(Message message, int64_t* blocked_ns);
+  /// Block until a message arrives; return nullopt at the end of the stream (every producer is
+  /// done and the queue is empty) or when cancelled. Messages are numbered in pop order.
+  std::optional<Message> Pop();
+  /// Record that one producer has finished.
+  void ProducerDone();
+  /// Wake every waiter and drop queued messages; later Push and Pop fail at once.
+  void Cancel();
+
+  size_t depth() const;
+  int64_t bytes() const;
+
+ private:
+  const size_t max_batches_;
+  const int64_t max_bytes_;
+  mutable std::mutex mu_;
+  std::condition_variable not_full_;
+  std::condition_variable not_empty_;
+  std::deque<Message> queue_;  // guarded by mu_
+  int64_t bytes_ = 0;          // guarded by mu_
+  int producers_;              // guarded by mu_
+  bool cancelled_ = false;     // guarded by mu_
+  uint64_t next_seq_ = 0;      // guarded by mu_
+};
+
+}  // namespace sluice

@@ -1,0 +1,640 @@
+#include "sluice/engine/executor.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "sluice/core/log.h"
+
+namespace sluice {
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t ReadProcStatusKb(const char* key) {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  int64_t kb = 0;
+  const size_t klen = std::strlen(key);
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::strncmp(line, key, klen) == 0) {
+      kb = std::strtoll(line + klen, nullptr, 10);
+      break;
+    }
+  }
+  std::fclose(f);
+  return kb;
+}
+
+/// Measures busy time of a node call into its stats.
+class BusyTimer {
+ public:
+  explicit BusyTimer(NodeStats* stats) : stats_(stats), start_(NowNs()) {}
+  ~BusyTimer() { stats_->busy_ns.fetch_add(NowNs() - start_, std::memory_order_relaxed); }
+
+ private:
+  NodeStats* stats_;
+  int64_t start_;
+};
+
+}  // namespace
+
+int64_t PeakRssBytes() { return ReadProcStatusKb("VmHWM:") * 1024; }
+int64_t CurrentRssBytes() { return ReadProcStatusKb("VmRSS:") * 1024; }
+
+/// Restores input order after a transform ran on several instances at once.
+struct PipelineRun::Reorderer {
+  std::mutex mu;
+  uint64_t next = 0;                                    // guarded by mu
+  std::map<uint64_t, std::vector<Message>> pending;     // guarded by mu
+};
+
+/// Emitter for transforms: attaches the input's acks and lease to outputs, and either pushes
+/// them downstream at once, collects them (ordered parallel), or delivers them depth-first
+/// (sequential executor).
+class PipelineRun::TransformEmitter final : public Emitter {
+ public:
+  enum class Mode { kPush, kCollect, kSequential };
+  TransformEmitter(PipelineRun* run, size_t node, Mode mode) : run_(run), node_(node), mode_(mode) {}
+
+  void SetInput(const Message* input) { input_ = input; }
+  std::vector<Message>& collected() { return collected_; }
+
+  Status Emit(BatchPtr batch) override {
+    AckSet acks = input_ != nullptr ? input_->acks : AckSet();
+    return Emit(std::move(batch), std::move(acks));
+  }
+  Status Emit(BatchPtr batch, AckSet acks) override {
+    if (batch == nullptr || batch->num_rows() == 0) return Status::OK();
+    Message m;
+    m.batch = std::move(batch);
+    m.acks = std::move(acks);
+    if (input_ != nullptr) m.lease = input_->lease;
+    switch (mode_) {
+      case Mode::kCollect:
+        collected_.push_back(std::move(m));
+        return Status::OK();
+      case Mode::kPush:
+        if (!run_->PushDownstream(node_, std::move(m))) {
+          return Status::Cancelled("run cancelled");
+        }
+        return Status::OK();
+      case Mode::kSequential:
+        return run_->EmitSequential(node_, std::move(m));
+    }
+    return Status::OK();
+  }
+  AckSet HoldAcks() override { return input_ != nullptr ? input_->acks : AckSet(); }
+
+ private:
+  PipelineRun* run_;
+  size_t node_;
+  Mode mode_;
+  const Message* input_ = nullptr;
+  std::vector<Message> collected_;
+};
+
+PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
+    : pipeline_(pipeline),
+      options_(options),
+      budget_(pipeline->spec().settings.memory_limit) {
+  const auto& nodes = pipeline_->nodes();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const auto& n = nodes[i];
+    stats_.push_back(std::make_unique<NodeStats>());
+    ack_queues_.push_back(std::make_shared<AckQueue>());
+    if (n.kind() == NodeKind::kSource) {
+      channels_.push_back(nullptr);
+    } else {
+      channels_.push_back(std::make_unique<Channel>(static_cast<size_t>(n.spec.queue_batches),
+                                                    n.spec.queue_bytes,
+                                                    static_cast<int>(n.inputs.size())));
+    }
+    reorderers_.push_back(std::make_unique<Reorderer>());
+    const int instances = n.kind() == NodeKind::kTransform ? n.spec.parallelism : 1;
+    live_instances_.push_back(std::make_unique<std::atomic<int>>(instances));
+    node_contexts_.emplace_back();
+    for (int k = 0; k < instances; ++k) {
+      contexts_.push_back(std::make_unique<NodeContext>(n.spec.id, n.spec.type, stats_[i].get(),
+                                                        &cancelled_, options_.dry_run));
+      contexts_.back()->set_instance(k);
+      node_contexts_.back().push_back(contexts_.back().get());
+    }
+  }
+  const int max_parallel = pipeline_->spec().settings.max_parallel_nodes;
+  free_slots_ = max_parallel > 0 ? max_parallel : 0;
+}
+
+PipelineRun::~PipelineRun() = default;
+
+size_t PipelineRun::QueueDepth(size_t node) const {
+  return channels_[node] ? channels_[node]->depth() : 0;
+}
+
+int64_t PipelineRun::ElapsedMicros() const {
+  if (finished()) return elapsed_us_.load();
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                               start_)
+      .count();
+}
+
+int64_t PipelineRun::EstimatedRows() const {
+  int64_t total = 0;
+  for (const auto& n : pipeline_->nodes()) {
+    if (n.kind() != NodeKind::kSource) continue;
+    const int64_t e = n.source->EstimatedRows();
+    if (e < 0) return -1;
+    total += e;
+  }
+  return total;
+}
+
+void PipelineRun::Cancel(const Status& why) {
+  {
+    std::lock_guard lock(error_mu_);
+    if (first_error_.ok()) first_error_ = why.ok() ? Status::Cancelled("cancelled") : why;
+  }
+  if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
+  budget_.Cancel();
+  for (auto& c : channels_) {
+    if (c) c->Cancel();
+  }
+  for (auto& q : ack_queues_) q->Cancel();
+  {
+    std::lock_guard lock(slot_mu_);
+  }
+  slot_cv_.notify_all();
+}
+
+void PipelineRun::AcquireSlot() {
+  if (pipeline_->spec().settings.max_parallel_nodes <= 0) return;
+  std::unique_lock lock(slot_mu_);
+  slot_cv_.wait(lock, [&] { return free_slots_ > 0 || cancelled(); });
+  --free_slots_;
+}
+
+void PipelineRun::ReleaseSlot() {
+  if (pipeline_->spec().settings.max_parallel_nodes <= 0) return;
+  {
+    std::lock_guard lock(slot_mu_);
+    ++free_slots_;
+  }
+  slot_cv_.notify_one();
+}
+
+Status PipelineRun::OpenNodes() {
+  auto& nodes = pipeline_->nodes();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    auto& n = nodes[i];
+    Status st;
+    switch (n.kind()) {
+      case NodeKind::kSource: st = n.source->Open(node_contexts_[i][0]); break;
+      case NodeKind::kTransform:
+        for (size_t k = 0; k < n.transforms.size() && st.ok(); ++k) {
+          st = n.transforms[k]->Open(node_contexts_[i][k]);
+        }
+        break;
+      case NodeKind::kSink: st = n.sink->Open(node_contexts_[i][0]); break;
+    }
+    if (!st.ok()) {
+      if (st.message().find("node '" + n.spec.id + "'") == std::string::npos) {
+        st = st.WithContext("node '{}' ({})", n.spec.id, n.spec.type);
+      }
+      return st;
+    }
+  }
+  return Status::OK();
+}
+
+Status PipelineRun::CloseNodes() {
+  Status first;
+  for (auto& n : pipeline_->nodes()) {
+    Status st;
+    switch (n.kind()) {
+      case NodeKind::kSource: break;  // closed by its own loop
+      case NodeKind::kTransform:
+        for (auto& t : n.transforms) {
+          Status s = t->Close();
+          if (st.ok()) st = s;
+        }
+        break;
+      case NodeKind::kSink: st = n.sink->Close(); break;
+    }
+    if (!st.ok() && first.ok()) first = st.WithContext("node '{}': closing", n.spec.id);
+  }
+  return first;
+}
+
+Status PipelineRun::Execute() {
+  start_ = std::chrono::steady_clock::now();
+  Status st = OpenNodes();
+  if (st.ok()) {
+    // Watch for an interrupt (SIGINT/SIGTERM) while the executor runs.
+    std::atomic<bool> done{false};
+    std::thread watcher;
+    if (options_.interrupt != nullptr) {
+      watcher = std::thread([&] {
+        while (!done.load()) {
+          if (options_.interrupt->load()) {
+            Cancel(Status::Cancelled("interrupted"));
+            return;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      });
+    }
+    st = pipeline_->spec().settings.engine == EngineKind::kSequential ? ExecuteSequential()
+                                                                       : ExecuteParallel();
+    done = true;
+    if (watcher.joinable()) watcher.join();
+  } else {
+    Cancel(st);
+  }
+  Status close_st = CloseNodes();
+  {
+    std::lock_guard lock(error_mu_);
+    if (!first_error_.ok()) st = first_error_;
+  }
+  if (st.ok()) st = close_st;
+  elapsed_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - start_)
+                    .count();
+  finished_.store(true, std::memory_order_release);
+  return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources and acknowledgements (both executors).
+
+void PipelineRun::SettleAcks(size_t node, int max_wait_ms, std::vector<uint64_t>* pending) {
+  std::vector<AckQueue::Event> events;
+  ack_queues_[node]->Drain(&events, max_wait_ms);
+  if (events.empty()) return;
+  auto& n = pipeline_->nodes()[node];
+  NodeStats& stats = *stats_[node];
+  for (const auto& e : events) {
+    auto it = std::find(pending->begin(), pending->end(), e.seq);
+    if (it == pending->end()) continue;  // already settled (abandoned on cancel)
+    pending->erase(it);
+    if (e.delivered && !cancelled()) {
+      BusyTimer busy(&stats);
+      Status st = n.source->Commit(e.seq);
+      if (!st.ok()) {
+        stats.errors.fetch_add(1, std::memory_order_relaxed);
+        Cancel(st.WithContext("node '{}' ({}): committing batch {}", n.spec.id, n.spec.type,
+                              e.seq));
+        continue;
+      }
+      stats.committed_batches.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      n.source->Abandon(e.seq);
+      stats.abandoned_batches.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+void PipelineRun::FinishSourceAcks(size_t node, std::vector<uint64_t>* pending) {
+  // Wait for every batch to be settled. Once the run is cancelled, nothing still pending can
+  // be delivered any more (cancellation wins), so it is abandoned at once instead of waiting
+  // for every downstream reference to be dropped.
+  while (!pending->empty()) {
+    SettleAcks(node, 50, pending);
+    if (cancelled() && !pending->empty()) {
+      SettleAcks(node, 0, pending);
+      auto& n = pipeline_->nodes()[node];
+      for (uint64_t seq : *pending) {
+        n.source->Abandon(seq);
+        stats_[node]->abandoned_batches.fetch_add(1, std::memory_order_relaxed);
+      }
+      pending->clear();
+    }
+  }
+}
+
+void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
+  auto& n = pipeline_->nodes()[node];
+  NodeStats& stats = *stats_[node];
+  const std::shared_ptr<AckQueue>& queue = ack_queues_[node];
+  std::vector<uint64_t> pending;
+  uint64_t seq = 0;
+  int64_t estimate = 0;
+  while (!cancelled()) {
+    SettleAcks(node, 0, &pending);
+    if (!budget_.Acquire(estimate)) break;  // cancelled while waiting for memory
+    Result<BatchPtr> next = Status::Internal("unset");
+    AcquireSlot();
+    {
+      BusyTimer busy(&stats);
+      next = n.source->Next(seq);
+    }
+    ReleaseSlot();
+    if (!next.ok()) {
+      budget_.Release(estimate);
+      stats.errors.fetch_add(1, std::memory_order_relaxed);
+      Status st = next.status();
+      if (st.code() != StatusCode::kCancelled || !cancelled()) {
+        Cancel(st.message().find("node '") == std::string::npos
+                   ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
+                   : st);
+      }
+      break;
+    }
+    BatchPtr batch = std::move(*next);
+    if (batch == nullptr) {
+      budget_.Release(estimate);
+      break;
+    }
+    const int64_t size = batch->ByteSize();
+    budget_.Adjust(size - estimate);
+    estimate = size;
+    auto lease = std::make_shared<MemoryLease>(&budget_, size);
+    const uint64_t this_seq = seq++;
+    if (batch->num_rows() == 0) {
+      // Nothing to deliver: settled at once.
+      Status st = n.source->Commit(this_seq);
+      if (!st.ok()) {
+        Cancel(st.WithContext("node '{}': committing batch {}", n.spec.id, this_seq));
+        break;
+      }
+      continue;
+    }
+    stats.rows_out.fetch_add(batch->num_rows(), std::memory_order_relaxed);
+    stats.bytes_out.fetch_add(size, std::memory_order_relaxed);
+    stats.batches_out.fetch_add(1, std::memory_order_relaxed);
+    pending.push_back(this_seq);
+    Message m;
+    m.batch = std::move(batch);
+    m.acks = AckSet(std::make_shared<AckHandle>(queue, this_seq));
+    m.lease = std::move(lease);
+    if (sequential) {
+      Status st = EmitSequential(node, std::move(m));
+      if (!st.ok()) {
+        Cancel(st);
+        break;
+      }
+    } else if (!PushDownstream(node, std::move(m))) {
+      break;
+    }
+  }
+  if (!sequential) NodeInstanceDone(node);
+  if (!sequential) FinishSourceAcks(node, &pending);
+  // The sequential executor settles acks after the downstream Finish/Flush (see below), so it
+  // hands `pending` over by leaving it in the source's queue.
+  if (sequential) {
+    sequential_pending_[node] = std::move(pending);
+    return;
+  }
+  Status st = n.source->Close();
+  if (!st.ok()) Cancel(st.WithContext("node '{}': closing", n.spec.id));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parallel executor.
+
+bool PipelineRun::PushDownstream(size_t node, Message m) {
+  auto& n = pipeline_->nodes()[node];
+  NodeStats& stats = *stats_[node];
+  const size_t fan = n.outputs.size();
+  for (size_t k = 0; k < fan; ++k) {
+    Message copy = (k + 1 == fan) ? std::move(m) : m;
+    copy.input = n.output_ports[k];
+    int64_t blocked = 0;
+    const bool ok = channels_[static_cast<size_t>(n.outputs[k])]->Push(std::move(copy), &blocked);
+    if (blocked > 0) stats.blocked_ns.fetch_add(blocked, std::memory_order_relaxed);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void PipelineRun::NodeInstanceDone(size_t node) {
+  if (live_instances_[node]->fetch_sub(1) != 1) return;
+  for (int o : pipeline_->nodes()[node].outputs) {
+    channels_[static_cast<size_t>(o)]->ProducerDone();
+  }
+}
+
+void PipelineRun::RunTransformInstance(size_t node, int instance) {
+  auto& n = pipeline_->nodes()[node];
+  Transform* t = n.transforms[static_cast<size_t>(instance)].get();
+  NodeStats& stats = *stats_[node];
+  const bool ordered = n.spec.parallelism > 1 && n.spec.ordered;
+  TransformEmitter emitter(this, node,
+                           ordered ? TransformEmitter::Mode::kCollect : TransformEmitter::Mode::kPush);
+  Reorderer& reorder = *reorderers_[node];
+  Channel& in = *channels_[node];
+  while (true) {
+    std::optional<Message> m = in.Pop();
+    if (!m) break;
+    stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
+    stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);
+    stats.batches_in.fetch_add(1, std::memory_order_relaxed);
+    emitter.SetInput(&*m);
+    Status st;
+    AcquireSlot();
+    {
+      BusyTimer busy(&stats);
+      st = t->Process(m->batch, m->input, &emitter);
+    }
+    ReleaseSlot();
+    if (!st.ok()) {
+      m->acks.Fail();
+      if (st.code() != StatusCode::kCancelled || !cancelled()) {
+        stats.errors.fetch_add(1, std::memory_order_relaxed);
+        Cancel(st.message().find("node '") == std::string::npos
+                   ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
+                   : st);
+      }
+      break;
+    }
+    if (ordered) {
+      std::lock_guard lock(reorder.mu);
+      reorder.pending[m->seq] = std::move(emitter.collected());
+      emitter.collected().clear();
+      bool ok = true;
+      while (ok && !reorder.pending.empty() && reorder.pending.begin()->first == reorder.next) {
+        for (auto& out : reorder.pending.begin()->second) {
+          stats.rows_out.fetch_add(out.batch->num_rows(), std::memory_order_relaxed);
+          stats.bytes_out.fetch_add(out.batch->ByteSize(), std::memory_order_relaxed);
+          stats.batches_out.fetch_add(1, std::memory_order_relaxed);
+          if (!PushDownstream(node, std::move(out))) ok = false;
+        }
+        reorder.pending.erase(reorder.pending.begin());
+        ++reorder.next;
+      }
+      if (!ok) break;
+    }
+  }
+  if (!cancelled()) {
+    emitter.SetInput(nullptr);
+    TransformEmitter finish_emitter(this, node, TransformEmitter::Mode::kPush);
+    Status st;
+    {
+      BusyTimer busy(&stats);
+      st = t->Finish(&finish_emitter);
+    }
+    if (!st.ok()) Cancel(st.WithContext("node '{}' ({}): finishing", n.spec.id, n.spec.type));
+  }
+  if (cancelled()) {
+    std::lock_guard lock(reorder.mu);
+    reorder.pending.clear();  // drop held references so their sources can settle
+  }
+  NodeInstanceDone(node);
+}
+
+void PipelineRun::RunSink(size_t node) {
+  auto& n = pipeline_->nodes()[node];
+  NodeStats& stats = *stats_[node];
+  Channel& in = *channels_[node];
+  while (true) {
+    std::optional<Message> m = in.Pop();
+    if (!m) break;
+    stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
+    stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);
+    stats.batches_in.fetch_add(1, std::memory_order_relaxed);
+    // Keep our own reference until Write returns, so a failed write is marked failed before
+    // the sink could possibly have released the last reference.
+    AckSet keep = m->acks;
+    Status st;
+    AcquireSlot();
+    {
+      BusyTimer busy(&stats);
+      st = n.sink->Write(m->batch, std::move(m->acks));
+    }
+    ReleaseSlot();
+    if (!st.ok()) {
+      keep.Fail();
+      stats.errors.fetch_add(1, std::memory_order_relaxed);
+      Cancel(st.message().find("node '") == std::string::npos
+                 ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
+                 : st);
+      break;
+    }
+  }
+  if (!cancelled()) {
+    BusyTimer busy(&stats);
+    Status st = n.sink->Flush();
+    if (!st.ok()) {
+      stats.errors.fetch_add(1, std::memory_order_relaxed);
+      Cancel(st.WithContext("node '{}' ({}): flushing", n.spec.id, n.spec.type));
+    }
+  }
+}
+
+Status PipelineRun::ExecuteParallel() {
+  auto& nodes = pipeline_->nodes();
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    switch (nodes[i].kind()) {
+      case NodeKind::kSource:
+        threads.emplace_back([this, i] { RunSourceLoop(i, /*sequential=*/false); });
+        break;
+      case NodeKind::kTransform:
+        for (int k = 0; k < nodes[i].spec.parallelism; ++k) {
+          threads.emplace_back([this, i, k] { RunTransformInstance(i, k); });
+        }
+        break;
+      case NodeKind::kSink: threads.emplace_back([this, i] { RunSink(i); }); break;
+    }
+  }
+  for (auto& t : threads) t.join();
+  std::lock_guard lock(error_mu_);
+  return first_error_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequential executor: one node at a time, depth first from each source batch.
+
+Status PipelineRun::EmitSequential(size_t node, Message m) {
+  auto& n = pipeline_->nodes()[node];
+  if (n.kind() == NodeKind::kTransform) {
+    NodeStats& stats = *stats_[node];
+    stats.rows_out.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
+    stats.bytes_out.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
+    stats.batches_out.fetch_add(1, std::memory_order_relaxed);
+  }
+  const size_t fan = n.outputs.size();
+  for (size_t k = 0; k < fan; ++k) {
+    Message copy = (k + 1 == fan) ? std::move(m) : m;
+    copy.input = n.output_ports[k];
+    SLUICE_RETURN_NOT_OK(DeliverSequential(static_cast<size_t>(n.outputs[k]), std::move(copy)));
+  }
+  return Status::OK();
+}
+
+Status PipelineRun::DeliverSequential(size_t node, Message m) {
+  if (cancelled()) return Status::Cancelled("run cancelled");
+  auto& n = pipeline_->nodes()[node];
+  NodeStats& stats = *stats_[node];
+  stats.rows_in.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
+  stats.bytes_in.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
+  stats.batches_in.fetch_add(1, std::memory_order_relaxed);
+  AckSet keep = m.acks;
+  Status st;
+  if (n.kind() == NodeKind::kTransform) {
+    TransformEmitter emitter(this, node, TransformEmitter::Mode::kSequential);
+    emitter.SetInput(&m);
+    const int64_t t0 = NowNs();
+    st = n.transforms[0]->Process(m.batch, m.input, &emitter);
+    // Busy time of a transform excludes the downstream work its emits ran; approximate by
+    // charging it all here, which is what a single thread spends on this node's behalf.
+    stats.busy_ns.fetch_add(NowNs() - t0, std::memory_order_relaxed);
+  } else {
+    BusyTimer busy(&stats);
+    st = n.sink->Write(m.batch, std::move(m.acks));
+  }
+  if (!st.ok()) {
+    keep.Fail();
+    if (st.code() == StatusCode::kCancelled && cancelled()) return st;
+    stats.errors.fetch_add(1, std::memory_order_relaxed);
+    if (st.message().find("node '") == std::string::npos) {
+      st = st.WithContext("node '{}' ({})", n.spec.id, n.spec.type);
+    }
+  }
+  return st;
+}
+
+Status PipelineRun::ExecuteSequential() {
+  auto& nodes = pipeline_->nodes();
+  sequential_pending_.assign(nodes.size(), {});
+  for (size_t i = 0; i < nodes.size() && !cancelled(); ++i) {
+    if (nodes[i].kind() == NodeKind::kSource) RunSourceLoop(i, /*sequential=*/true);
+  }
+  for (size_t i = 0; i < nodes.size() && !cancelled(); ++i) {
+    auto& n = nodes[i];
+    Status st;
+    if (n.kind() == NodeKind::kTransform) {
+      TransformEmitter emitter(this, i, TransformEmitter::Mode::kSequential);
+      st = n.transforms[0]->Finish(&emitter);
+    } else if (n.kind() == NodeKind::kSink) {
+      BusyTimer busy(stats_[i].get());
+      st = n.sink->Flush();
+    }
+    if (!st.ok()) Cancel(st.WithContext("node '{}' ({}): finishing", n.spec.id, n.spec.type));
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].kind() != NodeKind::kSource) continue;
+    if (!cancelled()) SettleAcks(i, 0, &sequential_pending_[i]);
+    if (!sequential_pending_[i].empty() && !cancelled()) {
+      // Everything downstream has flushed; a batch still pending was kept by a node that never
+      // released it — a bug in that node, reported rather than hidden.
+      Cancel(Status::Internal("node '{}': {} batch(es) never acknowledged after flush",
+                              nodes[i].spec.id, sequential_pending_[i].size()));
+    }
+    FinishSourceAcks(i, &sequential_pending_[i]);
+    Status st = nodes[i].source->Close();
+    if (!st.ok()) Cancel(st.WithContext("node '{}': closing", nodes[i].spec.id));
+  }
+  std::lock_guard lock(error_mu_);
+  return first_error_;
+}
+
+}  // namespace sluice

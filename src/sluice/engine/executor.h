@@ -1,0 +1,107 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sluice/core/memory_budget.h"
+#include "sluice/engine/ack.h"
+#include "sluice/engine/channel.h"
+#include "sluice/engine/pipeline.h"
+
+namespace sluice {
+
+/// How to run a pipeline, beyond what its file says.
+struct RunOptions {
+  bool dry_run = false;
+  /// Set asynchronously (e.g. by a SIGINT handler) to stop the run; may be null.
+  const std::atomic<bool>* interrupt = nullptr;
+};
+
+/// One execution of a built pipeline. Create, call Execute() once, then read the stats.
+/// The node objects of the pipeline are used by this run only.
+class PipelineRun {
+ public:
+  PipelineRun(Pipeline* pipeline, RunOptions options);
+  ~PipelineRun();
+  PipelineRun(const PipelineRun&) = delete;
+  PipelineRun& operator=(const PipelineRun&) = delete;
+
+  /// Open every node, run the pipeline to completion with the executor the settings name, and
+  /// close every node. Return the first error; a run stopped by `interrupt` returns kCancelled.
+  Status Execute();
+
+  /// Stop the run because of `why` (the first call wins). Thread-safe.
+  void Cancel(const Status& why);
+  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+
+  Pipeline* pipeline() const { return pipeline_; }
+  /// Per-node counters, indexed like pipeline()->nodes(). Safe to read while running.
+  NodeStats& stats(size_t node) { return *stats_[node]; }
+  const MemoryBudget& budget() const { return budget_; }
+  /// Return the current depth of a node's input queue (0 for sources).
+  size_t QueueDepth(size_t node) const;
+  /// Return µs since Execute() started (or its total duration once finished).
+  int64_t ElapsedMicros() const;
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+  /// Return the rows sources expect to produce in total, or -1 when any is unknown.
+  int64_t EstimatedRows() const;
+
+ private:
+  class TransformEmitter;
+  struct Reorderer;
+
+  Status OpenNodes();
+  Status CloseNodes();
+  Status ExecuteParallel();
+  Status ExecuteSequential();
+
+  // Shared by both executors.
+  void RunSourceLoop(size_t node, bool sequential);
+  void SettleAcks(size_t node, int max_wait_ms, std::vector<uint64_t>* pending);
+  void FinishSourceAcks(size_t node, std::vector<uint64_t>* pending);
+
+  // Parallel executor.
+  bool PushDownstream(size_t node, Message m);
+  void RunTransformInstance(size_t node, int instance);
+  void RunSink(size_t node);
+  void NodeInstanceDone(size_t node);
+  void AcquireSlot();
+  void ReleaseSlot();
+
+  // Sequential executor: deliver `m` into `node` and everything downstream, depth first.
+  Status DeliverSequential(size_t node, Message m);
+  Status EmitSequential(size_t node, Message m);
+
+  Pipeline* pipeline_;
+  RunOptions options_;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> finished_{false};
+  std::mutex error_mu_;
+  Status first_error_;  // guarded by error_mu_
+  MemoryBudget budget_;
+  std::vector<std::unique_ptr<NodeStats>> stats_;
+  std::vector<std::unique_ptr<NodeContext>> contexts_;  // one per node instance, see ctx_index_
+  std::vector<std::vector<NodeContext*>> node_contexts_;
+  std::vector<std::shared_ptr<AckQueue>> ack_queues_;  // per node; used by sources
+  std::vector<std::unique_ptr<Channel>> channels_;     // per node; null for sources
+  std::vector<std::unique_ptr<Reorderer>> reorderers_;
+  std::vector<std::unique_ptr<std::atomic<int>>> live_instances_;
+  std::vector<std::vector<uint64_t>> sequential_pending_;  // per source, sequential executor
+  std::chrono::steady_clock::time_point start_;
+  std::atomic<int64_t> elapsed_us_{0};
+  // max_parallel_nodes: a counting gate (0 = unlimited).
+  std::mutex slot_mu_;
+  std::condition_variable slot_cv_;
+  int free_slots_ = 0;  // guarded by slot_mu_
+};
+
+/// Return the process's peak resident set size in bytes (VmHWM), or 0 if unknown.
+int64_t PeakRssBytes();
+/// Return the process's current resident set size in bytes (VmRSS), or 0 if unknown.
+int64_t CurrentRssBytes();
+
+}  // namespace sluice

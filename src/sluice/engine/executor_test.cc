@@ -1,0 +1,305 @@
+#include "sluice/engine/executor.h"
+
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "sluice/testing/matchers.h"
+
+namespace sluice {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::StatusIs;
+
+/// Shared record of what the test nodes saw, keyed by node id.
+struct Journal {
+  std::mutex mu;
+  std::map<std::string, std::vector<int64_t>> rows;       // sink id -> ids written (durable)
+  std::map<std::string, std::set<uint64_t>> committed;    // source id -> seqs committed
+  std::map<std::string, std::set<uint64_t>> abandoned;
+};
+Journal* g_journal = nullptr;
+
+SchemaPtr IdSchema() { return MakeSchema({{"id", TypeId::kInt64}}); }
+
+/// Emits `rows` ids in batches of `batch` rows.
+class CountingSource : public Source {
+ public:
+  CountingSource(std::string id, int64_t rows, int64_t batch)
+      : id_(std::move(id)), rows_(rows), batch_(batch) {}
+  Result<BatchPtr> Next(uint64_t seq) override {
+    if (next_ >= rows_) return BatchPtr{};
+    ColumnBuilder b(TypeId::kInt64);
+    const int64_t start = next_;
+    const int64_t end = std::min(rows_, next_ + batch_);
+    for (; next_ < end; ++next_) b.AppendInt64(next_);
+    return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, end - start);
+  }
+  Status Commit(uint64_t seq) override {
+    std::lock_guard l(g_journal->mu);
+    g_journal->committed[id_].insert(seq);
+    return Status::OK();
+  }
+  void Abandon(uint64_t seq) override {
+    std::lock_guard l(g_journal->mu);
+    g_journal->abandoned[id_].insert(seq);
+  }
+  SchemaPtr schema() const override { return IdSchema(); }
+  int64_t EstimatedRows() const override { return rows_; }
+
+ private:
+  std::string id_;
+  int64_t rows_, batch_, next_ = 0;
+};
+
+/// Adds `add` to every id; burns a little CPU so parallel instances interleave.
+class AddTransform : public Transform {
+ public:
+  explicit AddTransform(int64_t add) : add_(add) {}
+  Status Process(const BatchPtr& in, int, Emitter* out) override {
+    ColumnBuilder b(TypeId::kInt64);
+    for (int64_t i = 0; i < in->num_rows(); ++i) b.AppendInt64(in->column(0).GetInt64(i) + add_);
+    return out->Emit(Batch::MakeUnchecked(IdSchema(), {b.Finish()}, in->num_rows()));
+  }
+  Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& in) override { return in[0]; }
+
+ private:
+  int64_t add_;
+};
+
+/// Records rows; fails on batch number `fail_at` (0-based) when >= 0; may hold acks until Flush.
+class RecordingSink : public Sink {
+ public:
+  RecordingSink(std::string id, int64_t fail_at, bool hold)
+      : id_(std::move(id)), fail_at_(fail_at), hold_(hold) {}
+  Status Write(const BatchPtr& batch, AckSet acks) override {
+    if (batches_++ == fail_at_) return Status::IOError("disk full (injected)");
+    std::vector<int64_t> ids;
+    for (int64_t i = 0; i < batch->num_rows(); ++i) ids.push_back(batch->column(0).GetInt64(i));
+    if (hold_) {
+      held_rows_.insert(held_rows_.end(), ids.begin(), ids.end());
+      held_.push_back(std::move(acks));
+      return Status::OK();
+    }
+    std::lock_guard l(g_journal->mu);
+    auto& v = g_journal->rows[id_];
+    v.insert(v.end(), ids.begin(), ids.end());
+    return Status::OK();
+  }
+  Status Flush() override {
+    {
+      std::lock_guard l(g_journal->mu);
+      auto& v = g_journal->rows[id_];
+      v.insert(v.end(), held_rows_.begin(), held_rows_.end());
+    }
+    held_rows_.clear();
+    held_.clear();
+    return Status::OK();
+  }
+
+ private:
+  std::string id_;
+  int64_t fail_at_;
+  bool hold_;
+  int64_t batches_ = 0;
+  std::vector<int64_t> held_rows_;
+  std::vector<AckSet> held_;
+};
+
+NodeRegistry TestRegistry() {
+  NodeRegistry r;
+  r.AddSource("count", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Source>> {
+    return std::unique_ptr<Source>(new CountingSource(o.id(), o.GetInt("rows"), o.GetInt("batch")));
+  });
+  r.AddTransform(
+      "add", "test", {},
+      [](const NodeOptions& o) -> Result<std::unique_ptr<Transform>> {
+        return std::unique_ptr<Transform>(new AddTransform(o.GetInt("add")));
+      },
+      /*stateless=*/true);
+  r.AddTransform(
+      "merge", "test", {},
+      [](const NodeOptions& o) -> Result<std::unique_ptr<Transform>> {
+        return std::unique_ptr<Transform>(new AddTransform(0));
+      },
+      /*stateless=*/true, 1, -1);
+  r.AddSink("record", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
+    return std::unique_ptr<Sink>(new RecordingSink(
+        o.id(), o.Has("fail_at") ? o.GetInt("fail_at") : -1, o.GetBool("hold")));
+  });
+  return r;
+}
+
+NodeSpec Node(std::string id, std::string type, std::vector<std::string> inputs,
+              nlohmann::json opts = nlohmann::json::object()) {
+  NodeSpec n;
+  n.id = id;
+  n.type = type;
+  n.inputs = std::move(inputs);
+  n.options = NodeOptions::ForTest(id, std::move(opts), type);
+  n.location = "test.yaml:1:1";
+  return n;
+}
+
+class ExecutorTest : public ::testing::TestWithParam<EngineKind> {
+ protected:
+  void SetUp() override { g_journal = &journal_; }
+  void TearDown() override { g_journal = nullptr; }
+
+  Status RunSpec(PipelineSpec spec, std::unique_ptr<Pipeline>* keep = nullptr) {
+    spec.settings.engine = GetParam();
+    auto registry = TestRegistry();
+    auto p = Pipeline::Build(std::move(spec), registry);
+    if (!p.ok()) return p.status();
+    PipelineRun run(p->get(), RunOptions{});
+    Status st = run.Execute();
+    peak_budget_ = run.budget().peak();
+    if (keep) *keep = std::move(*p);
+    return st;
+  }
+
+  std::set<uint64_t> Seqs(size_t n) {
+    std::set<uint64_t> s;
+    for (uint64_t i = 0; i < n; ++i) s.insert(i);
+    return s;
+  }
+
+  Journal journal_;
+  int64_t peak_budget_ = 0;
+};
+
+TEST_P(ExecutorTest, LinearPipelineDeliversAndCommitsEverything) {
+  PipelineSpec spec;
+  spec.nodes = {Node("src", "count", {}, {{"rows", 1000}, {"batch", 64}}),
+                Node("plus", "add", {"src"}, {{"add", 1}}), Node("out", "record", {"plus"})};
+  ASSERT_OK(RunSpec(spec));
+  auto& rows = journal_.rows["out"];
+  ASSERT_EQ(rows.size(), 1000u);
+  for (int64_t i = 0; i < 1000; ++i) EXPECT_EQ(rows[static_cast<size_t>(i)], i + 1);
+  EXPECT_EQ(journal_.committed["src"], Seqs(16));
+  EXPECT_TRUE(journal_.abandoned["src"].empty());
+}
+
+TEST_P(ExecutorTest, DiamondFanOutFanIn) {
+  PipelineSpec spec;
+  spec.nodes = {Node("src", "count", {}, {{"rows", 500}, {"batch", 50}}),
+                Node("a", "add", {"src"}, {{"add", 1000}}),
+                Node("b", "add", {"src"}, {{"add", 2000}}), Node("m", "merge", {"a", "b"}),
+                Node("out", "record", {"m"}), Node("raw", "record", {"src"})};
+  ASSERT_OK(RunSpec(spec));
+  auto rows = journal_.rows["out"];
+  std::sort(rows.begin(), rows.end());
+  ASSERT_EQ(rows.size(), 1000u);
+  EXPECT_EQ(rows.front(), 1000);
+  EXPECT_EQ(rows.back(), 2499);
+  EXPECT_EQ(journal_.rows["raw"].size(), 500u);
+  EXPECT_EQ(journal_.committed["src"], Seqs(10));
+}
+
+TEST_P(ExecutorTest, FailingSinkCommitsOnlyWhatWasWrittenBeforeIt) {
+  PipelineSpec spec;
+  spec.nodes = {Node("src", "count", {}, {{"rows", 1000}, {"batch", 10}}),
+                Node("out", "record", {"src"}, {{"fail_at", 7}})};
+  EXPECT_THAT(RunSpec(spec), StatusIs(StatusCode::kIOError, HasSubstr("node 'out'")));
+  // Batches 0..6 were written and acked; batch 7 failed; nothing after it may be committed.
+  EXPECT_EQ(journal_.committed["src"], Seqs(7));
+  EXPECT_EQ(journal_.rows["out"].size(), 70u);
+  for (uint64_t s : journal_.abandoned["src"]) EXPECT_GE(s, 7u);
+  EXPECT_TRUE(journal_.abandoned["src"].count(7));
+}
+
+TEST_P(ExecutorTest, SinkThatHoldsAcksCommitsOnlyAfterFlush) {
+  PipelineSpec spec;
+  spec.settings.memory_limit = 4096;  // far less than the held batches: must not deadlock
+  spec.nodes = {Node("src", "count", {}, {{"rows", 2000}, {"batch", 100}}),
+                Node("out", "record", {"src"}, {{"hold", true}})};
+  ASSERT_OK(RunSpec(spec));
+  EXPECT_EQ(journal_.rows["out"].size(), 2000u);
+  EXPECT_EQ(journal_.committed["src"], Seqs(20));
+}
+
+TEST_P(ExecutorTest, MemoryBudgetBoundsBytesInFlight) {
+  PipelineSpec spec;
+  spec.settings.memory_limit = 3 * 800;  // three batches of 100 int64s
+  spec.nodes = {Node("src", "count", {}, {{"rows", 20000}, {"batch", 100}}),
+                Node("plus", "add", {"src"}, {{"add", 1}}), Node("out", "record", {"plus"})};
+  ASSERT_OK(RunSpec(spec));
+  EXPECT_EQ(journal_.rows["out"].size(), 20000u);
+  EXPECT_LE(peak_budget_, 3 * 800);
+  EXPECT_GT(peak_budget_, 0);
+}
+
+TEST_P(ExecutorTest, OrderedParallelTransformKeepsOrder) {
+  PipelineSpec spec;
+  NodeSpec plus = Node("plus", "add", {"src"}, {{"add", 0}});
+  plus.parallelism = 4;
+  plus.ordered = true;
+  spec.nodes = {Node("src", "count", {}, {{"rows", 5000}, {"batch", 7}}), plus,
+                Node("out", "record", {"plus"})};
+  ASSERT_OK(RunSpec(spec));
+  auto& rows = journal_.rows["out"];
+  ASSERT_EQ(rows.size(), 5000u);
+  for (int64_t i = 0; i < 5000; ++i) ASSERT_EQ(rows[static_cast<size_t>(i)], i);
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, ExecutorTest,
+                         ::testing::Values(EngineKind::kParallel, EngineKind::kSequential),
+                         [](const auto& info) {
+                           return info.param == EngineKind::kParallel ? "Parallel" : "Sequential";
+                         });
+
+TEST(PipelineBuildTest, ReportsGraphErrorsWithLocations) {
+  auto registry = TestRegistry();
+  auto build = [&](std::vector<NodeSpec> nodes) {
+    PipelineSpec spec;
+    spec.file = "test.yaml";
+    spec.nodes = std::move(nodes);
+    return Pipeline::Build(std::move(spec), registry).status();
+  };
+  EXPECT_THAT(build({Node("src", "count", {}), Node("out", "recrod", {"src"})}),
+              StatusIs(StatusCode::kConfigError,
+                       HasSubstr("test.yaml:1:1: node 'out': unknown node type 'recrod' — did "
+                                 "you mean 'record'?")));
+  EXPECT_THAT(build({Node("source", "count", {}), Node("out", "record", {"sorce"})}),
+              StatusIs(StatusCode::kConfigError,
+                       HasSubstr("unknown input 'sorce' — did you mean 'source'?")));
+  EXPECT_THAT(build({Node("src", "count", {}), Node("a", "add", {"b"}), Node("b", "merge", {"a", "src"}),
+                     Node("out", "record", {"b"})}),
+              StatusIs(StatusCode::kConfigError, HasSubstr("cycle through nodes 'a', 'b'")));
+  EXPECT_THAT(build({Node("src", "count", {}), Node("a", "add", {"src"}), Node("out", "record", {"src"})}),
+              StatusIs(StatusCode::kConfigError, HasSubstr("node 'a': its output is not used")));
+  EXPECT_THAT(build({Node("src", "count", {}), Node("out", "record", {})}),
+              StatusIs(StatusCode::kConfigError, HasSubstr("needs 1 input")));
+  EXPECT_THAT(build({Node("src", "count", {}), Node("src", "record", {"src"})}),
+              StatusIs(StatusCode::kConfigError, HasSubstr("duplicate node id")));
+}
+
+TEST(ExecutorInterruptTest, InterruptStopsTheRunAndAbandonsInFlightBatches) {
+  Journal journal;
+  g_journal = &journal;
+  auto registry = TestRegistry();
+  PipelineSpec spec;
+  spec.nodes = {Node("src", "count", {}, {{"rows", int64_t{1} << 40}, {"batch", 100}}),
+                Node("out", "record", {"src"}, {{"hold", true}})};
+  auto p = Pipeline::Build(std::move(spec), registry);
+  ASSERT_OK(p.status());
+  std::atomic<bool> interrupt{false};
+  PipelineRun run(p->get(), RunOptions{false, &interrupt});
+  std::thread stopper([&] {
+    while (run.stats(0).batches_out.load() < 50) std::this_thread::yield();
+    interrupt = true;
+  });
+  EXPECT_THAT(run.Execute(), StatusIs(StatusCode::kCancelled, HasSubstr("interrupted")));
+  stopper.join();
+  // The sink held every ack (never flushed): nothing may be committed.
+  EXPECT_TRUE(journal.committed["src"].empty());
+  EXPECT_GE(journal.abandoned["src"].size(), 50u);
+  g_journal = nullptr;
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "sluice/core/batch.h"
+#include "sluice/core/memory_budget.h"
+#include "sluice/engine/ack.h"
+
+namespace sluice {
+
+/// A share of the run's memory budget held while a source batch (or what was derived from it)
+/// is in a queue or being processed. Released when the last message holding it is destroyed;
+/// deliberately separate from acknowledgement, so a sink that holds acks until a file rolls
+/// does not pin memory it no longer uses.
+class MemoryLease {
+ public:
+  MemoryLease(MemoryBudget* budget, int64_t bytes) : budget_(budget), bytes_(bytes) {}
+  ~MemoryLease() {
+    if (budget_ != nullptr && bytes_ > 0) budget_->Release(bytes_);
+  }
+  MemoryLease(const MemoryLease&) = delete;
+  MemoryLease& operator=(const MemoryLease&) = delete;
+
+ private:
+  MemoryBudget* budget_;
+  int64_t bytes_;
+};
+
+/// What flows along an edge of the DAG: a batch, the acks of the source batches it came from,
+/// and the memory lease that accounts for it.
+struct Message {
+  BatchPtr batch;
+  AckSet acks;
+  std::shared_ptr<MemoryLease> lease;
+  int input = 0;     ///< Index of the consumer's input this arrived on.
+  uint64_t seq = 0;  ///< Order of arrival at the consumer (for ordered parallel transforms).
+};
+
+}  // namespace sluice

@@ -1,0 +1,240 @@
+#include "sluice/engine/pipeline.h"
+
+#include <algorithm>
+#include <map>
+#include <queue>
+
+namespace sluice {
+
+namespace {
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+      // Adjacent transposition counts as one edit ("bacth" -> "batch").
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        cur[j] = std::min(cur[j], prev[j - 1]);
+      }
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+Status NodeError(const NodeSpec& n, const std::string& message) {
+  return Status(StatusCode::kConfigError,
+                fmt::format("{}{}node '{}': {}", n.location, n.location.empty() ? "" : ": ",
+                            n.id, message));
+}
+
+}  // namespace
+
+std::string SuggestNearest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::string::npos;
+  for (const auto& c : candidates) {
+    const size_t d = EditDistance(word, c);
+    if (d < best_d) {
+      best_d = d;
+      best = c;
+    }
+  }
+  const size_t limit = std::max<size_t>(2, word.size() / 3);
+  return best_d <= limit ? best : "";
+}
+
+Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec,
+                                                  const NodeRegistry& registry) {
+  auto p = std::unique_ptr<Pipeline>(new Pipeline());
+  std::map<std::string, int> index;
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < spec.nodes.size(); ++i) {
+    const auto& n = spec.nodes[i];
+    if (!index.emplace(n.id, static_cast<int>(i)).second) {
+      return NodeError(n, "duplicate node id");
+    }
+    ids.push_back(n.id);
+  }
+  if (spec.nodes.empty()) {
+    return Status::ConfigError("{}: the pipeline has no nodes", spec.file);
+  }
+
+  std::vector<std::string> type_names;
+  for (const auto* t : registry.All()) type_names.push_back(t->name);
+
+  // Resolve types and inputs.
+  std::vector<PipelineNode> nodes(spec.nodes.size());
+  for (size_t i = 0; i < spec.nodes.size(); ++i) {
+    const NodeSpec& n = spec.nodes[i];
+    PipelineNode& node = nodes[i];
+    node.info = registry.Find(n.type);
+    if (node.info == nullptr) {
+      std::string hint = SuggestNearest(n.type, type_names);
+      return NodeError(n, fmt::format("unknown node type '{}'{}", n.type,
+                                      hint.empty() ? std::string(" (see `sluice nodes`)")
+                                                   : " — did you mean '" + hint + "'?"));
+    }
+    const int ninputs = static_cast<int>(n.inputs.size());
+    if (node.info->kind == NodeKind::kSource && ninputs > 0) {
+      return NodeError(n, fmt::format("a '{}' source takes no inputs", n.type));
+    }
+    if (node.info->kind != NodeKind::kSource) {
+      if (ninputs < std::max(1, node.info->min_inputs)) {
+        return NodeError(n, fmt::format("'{}' needs {} input(s): add `inputs: [<node id>]`",
+                                        n.type, std::max(1, node.info->min_inputs)));
+      }
+      if (node.info->max_inputs >= 0 && ninputs > node.info->max_inputs) {
+        return NodeError(n, fmt::format("'{}' takes at most {} input(s), got {}", n.type,
+                                        node.info->max_inputs, ninputs));
+      }
+    }
+    if (n.parallelism < 1) return NodeError(n, "parallelism must be at least 1");
+    if (n.parallelism > 1 && !(node.info->kind == NodeKind::kTransform && node.info->stateless)) {
+      return NodeError(n, fmt::format("parallelism > 1 needs a stateless transform; '{}' is not",
+                                      n.type));
+    }
+    for (int port = 0; port < ninputs; ++port) {
+      const std::string& in = n.inputs[static_cast<size_t>(port)];
+      auto it = index.find(in);
+      if (it == index.end()) {
+        std::string hint = SuggestNearest(in, ids);
+        return NodeError(n, fmt::format("unknown input '{}'{}", in,
+                                        hint.empty() ? "" : " — did you mean '" + hint + "'?"));
+      }
+      if (it->second == static_cast<int>(i)) return NodeError(n, "a node cannot be its own input");
+      node.inputs.push_back(it->second);
+    }
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (size_t port = 0; port < nodes[i].inputs.size(); ++port) {
+      auto& up = nodes[static_cast<size_t>(nodes[i].inputs[port])];
+      up.outputs.push_back(static_cast<int>(i));
+      up.output_ports.push_back(static_cast<int>(port));
+    }
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].info->kind != NodeKind::kSink && nodes[i].outputs.empty()) {
+      return NodeError(spec.nodes[i],
+                       "its output is not used by any node: add it to a sink's `inputs` or "
+                       "remove it");
+    }
+  }
+
+  // Topological order (Kahn); anything left over sits on a cycle.
+  std::vector<int> indegree(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) indegree[i] = static_cast<int>(nodes[i].inputs.size());
+  std::queue<int> ready;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (indegree[i] == 0) ready.push(static_cast<int>(i));
+  }
+  std::vector<int> order;
+  while (!ready.empty()) {
+    const int i = ready.front();
+    ready.pop();
+    order.push_back(i);
+    for (int o : nodes[static_cast<size_t>(i)].outputs) {
+      if (--indegree[static_cast<size_t>(o)] == 0) ready.push(o);
+    }
+  }
+  if (order.size() != nodes.size()) {
+    std::vector<std::string> cyc;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (indegree[i] > 0) cyc.push_back("'" + spec.nodes[i].id + "'");
+    }
+    std::string list;
+    for (const auto& c : cyc) list += (list.empty() ? "" : ", ") + c;
+    size_t first = 0;
+    while (indegree[first] == 0) ++first;
+    return NodeError(spec.nodes[first],
+                     fmt::format("the graph has a cycle through nodes {}; a pipeline must be a "
+                                 "DAG",
+                                 list));
+  }
+
+  // Re-index nodes in topological order.
+  std::vector<int> new_index(nodes.size());
+  for (size_t k = 0; k < order.size(); ++k) new_index[static_cast<size_t>(order[k])] = static_cast<int>(k);
+  p->nodes_.resize(nodes.size());
+  for (size_t k = 0; k < order.size(); ++k) {
+    const auto old = static_cast<size_t>(order[k]);
+    PipelineNode& dst = p->nodes_[k];
+    dst = std::move(nodes[old]);
+    dst.spec = spec.nodes[old];
+    for (auto& in : dst.inputs) in = new_index[static_cast<size_t>(in)];
+    for (auto& out : dst.outputs) out = new_index[static_cast<size_t>(out)];
+  }
+
+  // Build the nodes and bind schemas where they are known.
+  for (auto& node : p->nodes_) {
+    const NodeTypeInfo& info = *node.info;
+    switch (info.kind) {
+      case NodeKind::kSource: {
+        auto made = info.make_source(node.spec.options);
+        if (!made.ok()) return made.status();
+        node.source = std::move(*made);
+        node.output_schema = node.source->schema();
+        break;
+      }
+      case NodeKind::kTransform: {
+        for (int k = 0; k < node.spec.parallelism; ++k) {
+          auto made = info.make_transform(node.spec.options);
+          if (!made.ok()) return made.status();
+          node.transforms.push_back(std::move(*made));
+        }
+        std::vector<SchemaPtr> in_schemas;
+        bool all_known = true;
+        for (int in : node.inputs) {
+          const SchemaPtr& s = p->nodes_[static_cast<size_t>(in)].output_schema;
+          all_known = all_known && s != nullptr;
+          in_schemas.push_back(s);
+        }
+        if (all_known) {
+          for (auto& t : node.transforms) {
+            auto bound = t->Bind(in_schemas);
+            if (!bound.ok()) {
+              return bound.status().code() == StatusCode::kConfigError
+                         ? bound.status()
+                         : NodeError(node.spec, bound.status().message());
+            }
+            node.output_schema = *bound;
+          }
+        }
+        break;
+      }
+      case NodeKind::kSink: {
+        auto made = info.make_sink(node.spec.options);
+        if (!made.ok()) return made.status();
+        node.sink = std::move(*made);
+        break;
+      }
+    }
+  }
+  p->spec_ = std::move(spec);
+  return p;
+}
+
+std::string Pipeline::ToDot() const {
+  std::string out = fmt::format("digraph \"{}\" {{\n  rankdir=LR;\n", spec_.name);
+  for (const auto& n : nodes_) {
+    const char* shape = n.kind() == NodeKind::kSource  ? "invhouse"
+                        : n.kind() == NodeKind::kSink ? "house"
+                                                      : "box";
+    std::string label = n.spec.id + "\\n(" + n.spec.type + ")";
+    if (n.spec.parallelism > 1) label += fmt::format(" x{}", n.spec.parallelism);
+    out += fmt::format("  \"{}\" [shape={}, label=\"{}\"];\n", n.spec.id, shape, label);
+  }
+  for (const auto& n : nodes_) {
+    for (int o : n.outputs) {
+      out += fmt::format("  \"{}\" -> \"{}\";\n", n.spec.id, nodes_[static_cast<size_t>(o)].spec.id);
+    }
+  }
+  out += "}\n";
+  return out;
+}
+
+}  // namespace sluice

@@ -1,0 +1,81 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/engine/node.h"
+#include "sluice/engine/options.h"
+#include "sluice/engine/registry.h"
+
+namespace sluice {
+
+enum class EngineKind : uint8_t { kParallel, kSequential };
+
+/// Run-wide settings (the `settings:` section of a pipeline file).
+struct PipelineSettings {
+  EngineKind engine = EngineKind::kParallel;
+  int max_parallel_nodes = 0;  ///< Nodes processing a batch at the same moment; 0 = no limit.
+  int64_t memory_limit = 0;    ///< Bytes of in-flight batches; 0 = no limit.
+  std::string history;         ///< Run-history database (reserved for observability).
+};
+
+/// One node as declared: id, type, inputs, engine-level options and the node's own options.
+struct NodeSpec {
+  std::string id;
+  std::string type;
+  std::vector<std::string> inputs;
+  int parallelism = 1;
+  bool ordered = true;
+  int64_t queue_batches = 8;
+  int64_t queue_bytes = 64LL << 20;
+  NodeOptions options;
+  std::string location;  ///< "file:line:col" of the node's key, for messages.
+};
+
+/// A whole pipeline as declared in one file.
+struct PipelineSpec {
+  std::string name;
+  std::string file;
+  PipelineSettings settings;
+  std::vector<NodeSpec> nodes;
+};
+
+/// One node of a built pipeline: its spec, type, instances and edges.
+struct PipelineNode {
+  NodeSpec spec;
+  const NodeTypeInfo* info = nullptr;
+  std::unique_ptr<Source> source;
+  std::vector<std::unique_ptr<Transform>> transforms;  ///< One per parallel instance.
+  std::unique_ptr<Sink> sink;
+  std::vector<int> inputs;        ///< Indices of upstream nodes, in declared order.
+  std::vector<int> outputs;       ///< Indices of downstream nodes.
+  std::vector<int> output_ports;  ///< For each output: which input of that node this feeds.
+  SchemaPtr output_schema;        ///< Known before the run when every upstream schema is.
+  NodeKind kind() const { return info->kind; }
+};
+
+/// A validated DAG with instantiated nodes, in topological order (every node after its inputs).
+class Pipeline {
+ public:
+  /// Check the graph (unknown types and inputs, wrong input counts, cycles, unused outputs),
+  /// build every node through the registry and bind schemas where known. Errors are
+  /// kConfigError and name the file, line and column of the offending node.
+  static Result<std::unique_ptr<Pipeline>> Build(PipelineSpec spec, const NodeRegistry& registry);
+
+  const PipelineSpec& spec() const { return spec_; }
+  const std::string& name() const { return spec_.name; }
+  std::vector<PipelineNode>& nodes() { return nodes_; }
+  const std::vector<PipelineNode>& nodes() const { return nodes_; }
+  /// Return the graph in Graphviz DOT.
+  std::string ToDot() const;
+
+ private:
+  PipelineSpec spec_;
+  std::vector<PipelineNode> nodes_;
+};
+
+/// Return the candidate closest to `word` by edit distance when it is plausibly a typo, else "".
+std::string SuggestNearest(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace sluice
