@@ -285,7 +285,9 @@ void PipelineRun::SettleAcks(size_t node, int max_wait_ms, std::vector<uint64_t>
     auto it = std::find(pending->begin(), pending->end(), e.seq);
     if (it == pending->end()) continue;  // already settled (abandoned on cancel)
     pending->erase(it);
-    if (e.delivered && !cancelled()) {
+    // `delivered` was decided when the last reference dropped, before any cancellation: the
+    // rows are durable, so the commit happens even if the run has been cancelled since.
+    if (e.delivered) {
       BusyTimer busy(&stats);
       Status st = n.source->Commit(e.seq);
       if (!st.ok()) {
