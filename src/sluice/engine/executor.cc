@@ -164,11 +164,13 @@ void PipelineRun::Cancel(const Status& why) {
     if (first_error_.ok()) first_error_ = why.ok() ? Status::Cancelled("cancelled") : why;
   }
   if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
+  // Ack queues first: from here on, any batch whose last reference drops (including those the
+  // channels are about to discard) counts as not delivered.
+  for (auto& q : ack_queues_) q->Cancel();
   budget_.Cancel();
   for (auto& c : channels_) {
     if (c) c->Cancel();
   }
-  for (auto& q : ack_queues_) q->Cancel();
   {
     std::lock_guard lock(slot_mu_);
   }
