@@ -1,0 +1,142 @@
+#include "sluice/config/loader.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "sluice/testing/matchers.h"
+
+namespace sluice {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::StatusIs;
+
+NodeRegistry TestRegistry() {
+  NodeRegistry r;
+  OptionSchema gen = {
+      {"rows", OptionType::kInt, "100", "Rows to generate.", false, {}},
+      {"batch_size", OptionType::kInt, "1024", "Rows per batch.", false, {}},
+      {"rate", OptionType::kFloat, "", "Rows per second.", false, {}},
+      {"mode", OptionType::kEnum, "fast", "Mode.", false, {"fast", "slow"}},
+      {"limit", OptionType::kByteSize, "1MiB", "A size.", false, {}},
+      {"every", OptionType::kDuration, "1s", "A duration.", false, {}},
+      {"path", OptionType::kString, "", "Where.", true, {}},
+  };
+  r.AddSource("generate", "test", gen,
+              [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
+                return Status::NotImplemented("test");
+              });
+  r.AddSink("null", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
+    return Status::NotImplemented("test");
+  });
+  return r;
+}
+
+LoadOptions Env(std::map<std::string, std::string> vars, std::vector<std::string> sets = {}) {
+  LoadOptions o;
+  o.env = [vars](const std::string& k) -> std::optional<std::string> {
+    auto it = vars.find(k);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+  o.overrides = std::move(sets);
+  return o;
+}
+
+const char* kGood = R"(pipeline: demo
+settings:
+  engine: sequential
+  memory_limit: 512MiB
+  max_parallel_nodes: 2
+nodes:
+  src:
+    type: generate
+    rows: ${ROWS:-5}
+    path: "${HOME}/x"
+    every: 500ms
+  out:
+    type: null
+    inputs: src
+)";
+
+TEST(LoaderTest, LoadsSettingsNodesDefaultsAndEnv) {
+  auto registry = TestRegistry();
+  ASSERT_OK_AND_ASSIGN(PipelineSpec spec,
+                       LoadPipelineText(kGood, "p.yaml", registry, Env({{"HOME", "/h"}})));
+  EXPECT_EQ(spec.name, "demo");
+  EXPECT_EQ(spec.settings.engine, EngineKind::kSequential);
+  EXPECT_EQ(spec.settings.memory_limit, 512LL << 20);
+  EXPECT_EQ(spec.settings.max_parallel_nodes, 2);
+  ASSERT_EQ(spec.nodes.size(), 2u);
+  const NodeOptions& o = spec.nodes[0].options;
+  EXPECT_EQ(o.GetInt("rows"), 5);
+  EXPECT_EQ(o.GetInt("batch_size"), 1024);
+  EXPECT_EQ(o.GetString("path"), "/h/x");
+  EXPECT_EQ(o.GetString("mode"), "fast");
+  EXPECT_EQ(o.GetByteSize("limit"), 1 << 20);
+  EXPECT_EQ(o.GetDurationMicros("every"), 500'000);
+  EXPECT_EQ(o.LocationOf("rows"), "p.yaml:9:11");
+  EXPECT_EQ(spec.nodes[1].inputs, std::vector<std::string>{"src"});
+  EXPECT_EQ(spec.nodes[1].location, "p.yaml:12:3");
+}
+
+TEST(LoaderTest, SetOverridesWin) {
+  auto registry = TestRegistry();
+  ASSERT_OK_AND_ASSIGN(
+      PipelineSpec spec,
+      LoadPipelineText(kGood, "p.yaml", registry,
+                       Env({{"HOME", "/h"}}, {"nodes.src.rows=5000", "settings.engine=parallel"})));
+  EXPECT_EQ(spec.nodes[0].options.GetInt("rows"), 5000);
+  EXPECT_EQ(spec.settings.engine, EngineKind::kParallel);
+  EXPECT_THAT(LoadPipelineText(kGood, "p.yaml", registry, Env({{"HOME", "/h"}}, {"nodes.src.rows"})),
+              StatusIs(StatusCode::kConfigError, HasSubstr("expected PATH=VALUE")));
+}
+
+struct BadCase {
+  const char* yaml;
+  const char* message;
+};
+
+class LoaderErrorTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(LoaderErrorTest, ReportsLocationAndHint) {
+  auto registry = TestRegistry();
+  EXPECT_THAT(LoadPipelineText(GetParam().yaml, "bad.yaml", registry, Env({})),
+              StatusIs(StatusCode::kConfigError, HasSubstr(GetParam().message)));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Corpus, LoaderErrorTest,
+    ::testing::Values(
+        BadCase{"nodes:\n  a: [1,\n", "bad.yaml:3:1: YAML syntax error"},
+        BadCase{"nodes:\n  src:\n    type: generate\n    path: x\n    bacth_size: 5\n",
+                "bad.yaml:5:5: node 'src': unknown option 'bacth_size' for type 'generate' — did "
+                "you mean 'batch_size'?"},
+        BadCase{"nodes:\n  src:\n    type: generat\n", "bad.yaml:3:11: node 'src': unknown node "
+                                                        "type 'generat' — did you mean 'generate'?"},
+        BadCase{"nodes:\n  src:\n    type: generate\n    path: x\n    rows: many\n",
+                "bad.yaml:5:11: node 'src': option 'rows' expects integer, got 'many'"},
+        BadCase{"nodes:\n  src:\n    type: generate\n    path: x\n    mode: quick\n",
+                "must be one of: fast, slow; got 'quick'"},
+        BadCase{"nodes:\n  src:\n    type: generate\n    path: x\n    limit: lots\n",
+                "bad.yaml:5:12: node 'src': option 'limit': 'lots' is not a byte size"},
+        BadCase{"nodes:\n  src:\n    type: generate\n", "bad.yaml:2:3: node 'src': missing "
+                                                         "required option 'path'"},
+        BadCase{"nodes:\n  src:\n    path: x\n", "missing 'type'"},
+        BadCase{"settings:\n  engin: parallel\nnodes: {}\n",
+                "bad.yaml:2:3: unknown setting 'engin' — did you mean 'engine'?"},
+        BadCase{"setings: {}\nnodes: {}\n", "unknown section 'setings' — did you mean 'settings'?"},
+        BadCase{"settings:\n  engine: turbo\nnodes: {}\n", "must be one of: parallel, sequential"},
+        BadCase{"nodes:\n  src:\n    type: generate\n    path: ${NOPE}\n",
+                "bad.yaml:4:11: environment variable 'NOPE' is not set"},
+        BadCase{"nodes:\n  src:\n    type: generate\n    path: ${NOPE\n",
+                "bad.yaml:4:11: unterminated '${'"},
+        BadCase{"nodes:\n  src:\n    type: generate\n    path: ${1X}\n", "is not a valid variable"},
+        BadCase{"- a\n- b\n", "bad.yaml:1:1: expected a mapping"},
+        BadCase{"pipeline: x\n", "has no 'nodes' section"},
+        BadCase{"nodes:\n  src:\n    type: generate\n    path: x\n    parallelism: 0\n",
+                "parallelism must be between 1 and 256"},
+        BadCase{"nodes:\n  src: 5\n", "node 'src' must be a mapping"}));
+
+}  // namespace
+}  // namespace sluice
