@@ -1,0 +1,156 @@
+#include "sluice/cli/run_summary.h"
+
+#include "sluice/core/time.h"
+
+namespace sluice {
+
+namespace {
+
+int64_t SourceRows(PipelineRun& run) {
+  int64_t rows = 0;
+  const auto& nodes = run.pipeline()->nodes();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].kind() == NodeKind::kSource) rows += run.stats(i).rows_out.load();
+  }
+  return rows;
+}
+
+std::string Seconds(double s) {
+  if (s < 0.001) return "0s";
+  if (s < 1) return fmt::format("{:.0f}ms", s * 1000);
+  if (s < 120) return fmt::format("{:.2f}s", s);
+  return fmt::format("{}m{:02d}s", static_cast<int>(s / 60), static_cast<int>(s) % 60);
+}
+
+std::string Bytes(int64_t b) {
+  if (b < 1024) return fmt::format("{} B", b);
+  if (b < (1 << 20)) return fmt::format("{:.1f} KiB", b / 1024.0);
+  if (b < (1LL << 30)) return fmt::format("{:.1f} MiB", b / 1048576.0);
+  return fmt::format("{:.2f} GiB", b / 1073741824.0);
+}
+
+}  // namespace
+
+std::string WithCommas(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+std::string FormatProgressLine(PipelineRun& run) {
+  const int64_t rows = SourceRows(run);
+  const double elapsed = static_cast<double>(run.ElapsedMicros()) / 1e6;
+  const double rate = elapsed > 0 ? static_cast<double>(rows) / elapsed : 0;
+  std::string line = fmt::format("{} rows  {} rows/s  {} elapsed", WithCommas(rows),
+                                 WithCommas(static_cast<int64_t>(rate)), Seconds(elapsed));
+  const int64_t total = run.EstimatedRows();
+  if (total > 0 && rate > 0 && rows <= total) {
+    line += fmt::format("  {:.0f}%  ETA {}", 100.0 * static_cast<double>(rows) / static_cast<double>(total),
+                        Seconds(static_cast<double>(total - rows) / rate));
+  }
+  return line;
+}
+
+std::string FormatRunSummary(PipelineRun& run, const Status& status) {
+  const auto& nodes = run.pipeline()->nodes();
+  const double elapsed = static_cast<double>(run.ElapsedMicros()) / 1e6;
+  const int64_t rows = SourceRows(run);
+  std::string out;
+  out += fmt::format("pipeline '{}': {} in {} — {} rows read, {} rows/s\n", run.pipeline()->name(),
+                     status.ok() ? "ok" : (status.code() == StatusCode::kCancelled ? "interrupted" : "FAILED"),
+                     Seconds(elapsed), WithCommas(rows),
+                     WithCommas(elapsed > 0 ? static_cast<int64_t>(static_cast<double>(rows) / elapsed) : 0));
+  size_t id_width = 4;
+  for (const auto& n : nodes) id_width = std::max(id_width, n.spec.id.size());
+  out += fmt::format("  {:<{}}  {:<10} {:>12} {:>12} {:>8} {:>9} {:>9} {:>6}\n", "node", id_width,
+                     "type", "rows in", "rows out", "batches", "busy", "blocked", "util");
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const auto& n = nodes[i];
+    NodeStats& s = run.stats(i);
+    const bool source = n.kind() == NodeKind::kSource;
+    const bool sink = n.kind() == NodeKind::kSink;
+    const double busy = static_cast<double>(s.busy_ns.load()) / 1e9;
+    const double util = elapsed > 0 ? busy / elapsed / n.spec.parallelism : 0;
+    out += fmt::format("  {:<{}}  {:<10} {:>12} {:>12} {:>8} {:>9} {:>9} {:>5.0f}%\n", n.spec.id,
+                       id_width, n.spec.type, source ? "-" : WithCommas(s.rows_in.load()),
+                       sink ? "-" : WithCommas(s.rows_out.load()),
+                       WithCommas(source ? s.batches_out.load() : s.batches_in.load()),
+                       Seconds(busy), Seconds(static_cast<double>(s.blocked_ns.load()) / 1e9),
+                       util * 100);
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    NodeStats& s = run.stats(i);
+    auto phases = s.Phases();
+    auto counters = s.Counters();
+    std::string extra;
+    for (const auto& [k, v] : phases) extra += fmt::format(" {}={}", k, Seconds(static_cast<double>(v) / 1e9));
+    for (const auto& [k, v] : counters) extra += fmt::format(" {}={}", k, WithCommas(v));
+    if (s.discarded_rows.load() > 0) extra += fmt::format(" discarded_rows={}", WithCommas(s.discarded_rows.load()));
+    if (s.committed_batches.load() + s.abandoned_batches.load() > 0) {
+      extra += fmt::format(" committed_batches={} abandoned_batches={}", s.committed_batches.load(),
+                           s.abandoned_batches.load());
+    }
+    if (!extra.empty()) out += fmt::format("  {}:{}\n", nodes[i].spec.id, extra);
+  }
+  const int64_t limit = run.budget().limit();
+  out += fmt::format("  peak memory: RSS {}, batches in flight {}{}\n", Bytes(PeakRssBytes()),
+                     Bytes(run.budget().peak()), limit > 0 ? " (limit " + Bytes(limit) + ")" : "");
+  if (!status.ok()) out += fmt::format("  error: {}\n", status.message());
+  return out;
+}
+
+nlohmann::json RunReportJson(PipelineRun& run, const Status& status, const std::string& run_id) {
+  const auto& nodes = run.pipeline()->nodes();
+  const double elapsed = static_cast<double>(run.ElapsedMicros()) / 1e6;
+  nlohmann::json j;
+  j["pipeline"] = run.pipeline()->name();
+  j["run_id"] = run_id;
+  j["status"] = status.ok() ? "ok" : (status.code() == StatusCode::kCancelled ? "interrupted" : "failed");
+  if (!status.ok()) j["error"] = status.ToString();
+  j["engine"] = run.pipeline()->spec().settings.engine == EngineKind::kSequential ? "sequential" : "parallel";
+  j["duration_s"] = elapsed;
+  j["rows_read"] = SourceRows(run);
+  j["rows_per_s"] = elapsed > 0 ? static_cast<double>(SourceRows(run)) / elapsed : 0.0;
+  j["peak_rss_bytes"] = PeakRssBytes();
+  j["memory_budget_peak_bytes"] = run.budget().peak();
+  j["memory_budget_limit_bytes"] = run.budget().limit();
+  j["memory_budget_waits"] = run.budget().waits();
+  nlohmann::json arr = nlohmann::json::array();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    NodeStats& s = run.stats(i);
+    const double busy = static_cast<double>(s.busy_ns.load()) / 1e9;
+    nlohmann::json n;
+    n["id"] = nodes[i].spec.id;
+    n["type"] = nodes[i].spec.type;
+    n["kind"] = std::string(NodeKindName(nodes[i].kind()));
+    n["parallelism"] = nodes[i].spec.parallelism;
+    n["rows_in"] = s.rows_in.load();
+    n["rows_out"] = s.rows_out.load();
+    n["bytes_in"] = s.bytes_in.load();
+    n["bytes_out"] = s.bytes_out.load();
+    n["batches_in"] = s.batches_in.load();
+    n["batches_out"] = s.batches_out.load();
+    n["busy_s"] = busy;
+    n["blocked_s"] = static_cast<double>(s.blocked_ns.load()) / 1e9;
+    n["utilization"] = elapsed > 0 ? busy / elapsed / nodes[i].spec.parallelism : 0.0;
+    n["errors"] = s.errors.load();
+    n["discarded_rows"] = s.discarded_rows.load();
+    n["committed_batches"] = s.committed_batches.load();
+    n["abandoned_batches"] = s.abandoned_batches.load();
+    nlohmann::json phases = nlohmann::json::object();
+    for (const auto& [k, v] : s.Phases()) phases[k] = static_cast<double>(v) / 1e9;
+    n["phases_s"] = phases;
+    nlohmann::json counters = nlohmann::json::object();
+    for (const auto& [k, v] : s.Counters()) counters[k] = v;
+    n["counters"] = counters;
+    arr.push_back(n);
+  }
+  j["nodes"] = arr;
+  return j;
+}
+
+}  // namespace sluice

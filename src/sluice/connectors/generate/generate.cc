@@ -1,0 +1,267 @@
+#include "sluice/connectors/generate/generate.h"
+
+#include <chrono>
+#include <thread>
+
+#include "sluice/core/time.h"
+#include "sluice/core/units.h"
+
+namespace sluice {
+
+namespace {
+
+/// SplitMix64: tiny, fast and good enough for synthetic data; reseeded per batch so that a
+/// batch's content depends only on (seed, batch number), whatever the batch size history.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in [0, n).
+  uint64_t Below(uint64_t n) { return static_cast<uint64_t>((static_cast<__uint128_t>(Next()) * n) >> 64); }
+  double Unit() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
+
+ private:
+  uint64_t state_;
+};
+
+enum class Shape : uint8_t { kAudit, kNarrow, kCustom };
+
+const char* const kActions[] = {"login",        "logout",      "create",  "update",
+                                "delete",       "read",        "export",  "grant",
+                                "revoke",       "password_reset"};
+const char* const kPaths[] = {"/api/v1/orders", "/api/v1/users", "/api/v1/invoices",
+                              "/api/v1/reports", "/admin/settings", "/api/v1/sessions"};
+const char* const kAgents[] = {
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+    "curl/8.5.0", "python-requests/2.32.3", "okhttp/4.12.0"};
+const char kLorem[] =
+    "Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
+    "labore et dolore magna aliqua Ut enim ad minim veniam quis nostrud exercitation ullamco "
+    "laboris nisi ut aliquip ex ea commodo consequat Duis aute irure dolor in reprehenderit in "
+    "voluptate velit esse cillum dolore eu fugiat nulla pariatur";
+
+class GenerateSource final : public Source {
+ public:
+  static Result<std::unique_ptr<Source>> Make(const NodeOptions& o) {
+    auto s = std::unique_ptr<GenerateSource>(new GenerateSource());
+    s->rows_ = o.GetInt("rows");
+    s->batch_rows_ = o.GetInt("batch_rows");
+    s->seed_ = static_cast<uint64_t>(o.GetInt("seed"));
+    s->rate_ = o.GetFloat("rate");
+    s->start_id_ = o.GetInt("start_id");
+    s->span_us_ = o.GetDurationMicros("span");
+    if (s->batch_rows_ < 1) return o.ErrorAt("batch_rows", "must be at least 1");
+    if (s->rows_ < 0) return o.ErrorAt("rows", "must be >= 0");
+    if (s->rate_ < 0) return o.ErrorAt("rate", "must be >= 0 (0 means as fast as possible)");
+    const std::string end = o.GetString("end");
+    if (end.empty() || end == "now") {
+      s->end_us_ = NowMicros();
+    } else {
+      auto t = ParseTimestamp(end);
+      if (!t.ok()) return o.ErrorAt("end", t.status().message());
+      s->end_us_ = *t;
+    }
+    const std::string shape = o.GetString("shape");
+    std::vector<Field> fields;
+    if (shape == "audit") {
+      s->shape_ = Shape::kAudit;
+      fields = {{"id", TypeId::kInt64, false},
+                {"created_at", TypeId::kTimestamp, false},
+                {"actor", TypeId::kString, false},
+                {"action", TypeId::kString, false},
+                {"payload", TypeId::kJson, false}};
+    } else if (shape == "narrow") {
+      s->shape_ = Shape::kNarrow;
+      fields = {{"id", TypeId::kInt64, false}, {"value", TypeId::kInt64, false}};
+    } else {
+      s->shape_ = Shape::kCustom;
+      const auto& cols = o.GetJson("columns");
+      if (!cols.is_object() || cols.empty()) {
+        return o.ErrorAt("columns",
+                         "shape 'custom' needs `columns:` mapping names to types, e.g. "
+                         "{id: int64, name: string, at: timestamp}");
+      }
+      for (auto it = cols.begin(); it != cols.end(); ++it) {
+        if (!it.value().is_string()) return o.ErrorAt("columns", "each column maps to a type name");
+        auto t = ParseTypeName(it.value().get<std::string>());
+        if (!t.ok()) return o.ErrorAt("columns", "column '" + it.key() + "': " + t.status().message());
+        fields.push_back({it.key(), *t, true});
+      }
+      s->null_ratio_ = o.GetFloat("null_ratio");
+    }
+    s->schema_ = MakeSchema(std::move(fields));
+    return std::unique_ptr<Source>(std::move(s));
+  }
+
+  Status Open(NodeContext* ctx) override {
+    ctx_ = ctx;
+    started_ = std::chrono::steady_clock::now();
+    return Status::OK();
+  }
+
+  Result<BatchPtr> Next(uint64_t seq) override {
+    if (produced_ >= rows_) return BatchPtr{};
+    const int64_t n = std::min(batch_rows_, rows_ - produced_);
+    if (rate_ > 0) Pace(produced_ + n);
+    Rng rng(seed_ * 0x100000001b3ULL + seq);
+    BatchPtr out;
+    switch (shape_) {
+      case Shape::kAudit: out = MakeAudit(n, &rng); break;
+      case Shape::kNarrow: out = MakeNarrow(n); break;
+      case Shape::kCustom: out = MakeCustom(n, &rng); break;
+    }
+    produced_ += n;
+    return out;
+  }
+
+  SchemaPtr schema() const override { return schema_; }
+  int64_t EstimatedRows() const override { return rows_; }
+
+ private:
+  void Pace(int64_t target_rows) {
+    // Sleep until `target_rows` are due at `rate_` rows/s, in short steps so cancel is prompt.
+    const auto due = started_ + std::chrono::microseconds(
+                                    static_cast<int64_t>(static_cast<double>(target_rows) / rate_ * 1e6));
+    while (!ctx_->cancelled() && std::chrono::steady_clock::now() < due) {
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          due - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+    }
+  }
+
+  BatchPtr MakeNarrow(int64_t n) {
+    std::vector<int64_t> ids(static_cast<size_t>(n)), values(static_cast<size_t>(n));
+    const int64_t base = start_id_ + produced_;
+    for (int64_t i = 0; i < n; ++i) {
+      ids[static_cast<size_t>(i)] = base + i;
+      // A cheap deterministic mix so filters have something to select on.
+      values[static_cast<size_t>(i)] = static_cast<int64_t>(
+          (static_cast<uint64_t>(base + i) * 0x9e3779b97f4a7c15ULL) >> 44);
+    }
+    std::vector<Column> cols;
+    cols.emplace_back(TypeId::kInt64, n, 0, nullptr, Buffer::FromVector(std::move(ids)));
+    cols.emplace_back(TypeId::kInt64, n, 0, nullptr, Buffer::FromVector(std::move(values)));
+    return Batch::MakeUnchecked(schema_, std::move(cols), n);
+  }
+
+  BatchPtr MakeAudit(int64_t n, Rng* rng) {
+    ColumnBuilder id(TypeId::kInt64, n), at(TypeId::kTimestamp, n), actor(TypeId::kString, n),
+        action(TypeId::kString, n), payload(TypeId::kJson, n);
+    fmt::memory_buffer buf;
+    char hex[33];
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t row_id = start_id_ + produced_ + i;
+      id.AppendInt64(row_id);
+      at.AppendTimestamp(end_us_ - static_cast<int64_t>(rng->Below(static_cast<uint64_t>(span_us_) + 1)));
+      buf.clear();
+      fmt::format_to(std::back_inserter(buf), "user-{}", rng->Below(5000));
+      actor.AppendString(std::string_view(buf.data(), buf.size()));
+      action.AppendString(kActions[rng->Below(std::size(kActions))]);
+      static const char* kHex = "0123456789abcdef";
+      for (int k = 0; k < 32; ++k) hex[k] = kHex[rng->Below(16)];
+      hex[32] = '\0';
+      const uint64_t ip = rng->Next();
+      const size_t lorem_len = 150 + rng->Below(100);
+      buf.clear();
+      fmt::format_to(std::back_inserter(buf),
+                     R"({{"request_id":"{}","ip":"10.{}.{}.{}","method":"{}","path":"{}/{}",)"
+                     R"("status":{},"latency_ms":{},"user_agent":"{}","tenant":"tenant-{}",)"
+                     R"("details":"{}"}})",
+                     hex, ip & 255, (ip >> 8) & 255, (ip >> 16) & 255,
+                     (ip >> 24) % 3 == 0 ? "POST" : "GET", kPaths[rng->Below(std::size(kPaths))],
+                     rng->Below(100000), rng->Below(10) == 0 ? 500 : 200, rng->Below(2000),
+                     kAgents[rng->Below(std::size(kAgents))], rng->Below(50),
+                     std::string_view(kLorem, lorem_len));
+      payload.AppendString(std::string_view(buf.data(), buf.size()));
+    }
+    std::vector<Column> cols;
+    cols.push_back(id.Finish());
+    cols.push_back(at.Finish());
+    cols.push_back(actor.Finish());
+    cols.push_back(action.Finish());
+    cols.push_back(payload.Finish());
+    return Batch::MakeUnchecked(schema_, std::move(cols), n);
+  }
+
+  BatchPtr MakeCustom(int64_t n, Rng* rng) {
+    std::vector<Column> cols;
+    for (const auto& f : schema_->fields()) {
+      ColumnBuilder b(f.type, n);
+      for (int64_t i = 0; i < n; ++i) {
+        if (null_ratio_ > 0 && rng->Unit() < null_ratio_) {
+          b.AppendNull();
+          continue;
+        }
+        const int64_t row = start_id_ + produced_ + i;
+        switch (f.type) {
+          case TypeId::kBool: b.AppendBool(rng->Below(2) == 1); break;
+          case TypeId::kInt64: b.AppendInt64(row); break;
+          case TypeId::kFloat64: b.AppendFloat64(rng->Unit() * 1000.0); break;
+          case TypeId::kTimestamp:
+            b.AppendTimestamp(end_us_ - static_cast<int64_t>(rng->Below(static_cast<uint64_t>(span_us_) + 1)));
+            break;
+          case TypeId::kString: {
+            char s[12];
+            for (char& c : s) c = static_cast<char>('a' + rng->Below(26));
+            b.AppendString(std::string_view(s, 4 + rng->Below(8)));
+            break;
+          }
+          case TypeId::kBytes:
+          case TypeId::kGeometry: {
+            uint64_t v = rng->Next();
+            b.AppendString(std::string_view(reinterpret_cast<const char*>(&v), sizeof(v)));
+            break;
+          }
+          case TypeId::kJson: b.AppendString(fmt::format(R"({{"n":{}}})", row)); break;
+        }
+      }
+      cols.push_back(b.Finish());
+    }
+    return Batch::MakeUnchecked(schema_, std::move(cols), n);
+  }
+
+  NodeContext* ctx_ = nullptr;
+  SchemaPtr schema_;
+  Shape shape_ = Shape::kAudit;
+  int64_t rows_ = 0;
+  int64_t batch_rows_ = 8192;
+  uint64_t seed_ = 42;
+  double rate_ = 0;
+  double null_ratio_ = 0;
+  int64_t start_id_ = 1;
+  int64_t end_us_ = 0;
+  int64_t span_us_ = 0;
+  int64_t produced_ = 0;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace
+
+void RegisterGenerateNodes(NodeRegistry* registry) {
+  registry->AddSource(
+      "generate", "Produce seeded synthetic rows (the audit-log shape, narrow rows, or typed columns).",
+      {
+          {"shape", OptionType::kEnum, "audit",
+           "audit: id, created_at, actor, action, ~500-byte JSON payload; narrow: id, value "
+           "(int64); custom: the types in `columns`.",
+           false, {"audit", "narrow", "custom"}},
+          {"rows", OptionType::kInt, "1000000", "Rows to produce in total.", false, {}},
+          {"batch_rows", OptionType::kInt, "8192", "Rows per batch.", false, {}},
+          {"seed", OptionType::kInt, "42", "Seed: the same seed gives the same rows.", false, {}},
+          {"rate", OptionType::kFloat, "0", "Rows per second to pace at; 0 = as fast as possible.", false, {}},
+          {"start_id", OptionType::kInt, "1", "First id.", false, {}},
+          {"end", OptionType::kString, "now",
+           "Latest created_at (ISO-8601 or 'now'); timestamps spread over `span` before it.", false, {}},
+          {"span", OptionType::kDuration, "365d", "How far back timestamps reach.", false, {}},
+          {"columns", OptionType::kMap, "", "For shape custom: column name -> type.", false, {}},
+          {"null_ratio", OptionType::kFloat, "0", "For shape custom: fraction of nulls.", false, {}},
+      },
+      &GenerateSource::Make);
+}
+
+}  // namespace sluice
