@@ -8,6 +8,9 @@ endfunction()
 
 # sluice_test(NAME SRCS ... DEPS ...): a GoogleTest executable registered with ctest.
 function(sluice_test name)
+  if(NOT SLUICE_TESTS)
+    return()
+  endif()
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} sluice_testing GTest::gtest_main GTest::gmock)
