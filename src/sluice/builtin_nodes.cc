@@ -4,6 +4,7 @@
 #include "sluice/connectors/files/files.h"
 #include "sluice/connectors/generate/generate.h"
 #include "sluice/connectors/sqlite/sqlite.h"
+#include "sluice/faults/fault_inject.h"
 #include "sluice/transforms/transforms.h"
 
 namespace sluice {
@@ -14,6 +15,7 @@ void RegisterBuiltinNodes(NodeRegistry* registry) {
   RegisterFileNodes(registry);
   RegisterSqliteNodes(registry);
   RegisterTransformNodes(registry);
+  RegisterFaultNodes(registry);
 }
 
 }  // namespace sluice
