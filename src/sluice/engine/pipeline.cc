@@ -32,6 +32,13 @@ Status NodeError(const NodeSpec& n, const std::string& message) {
                             n.id, message));
 }
 
+/// A node that cannot be built from its options is a configuration error: give it the node's
+/// location unless the node already named one.
+Status AsConfigError(const NodeSpec& n, const Status& st) {
+  if (st.code() == StatusCode::kConfigError) return st;
+  return NodeError(n, st.message());
+}
+
 }  // namespace
 
 std::string SuggestNearest(const std::string& word, const std::vector<std::string>& candidates) {
@@ -175,7 +182,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec,
     switch (info.kind) {
       case NodeKind::kSource: {
         auto made = info.make_source(node.spec.options);
-        if (!made.ok()) return made.status();
+        if (!made.ok()) return AsConfigError(node.spec, made.status());
         node.source = std::move(*made);
         node.output_schema = node.source->schema();
         break;
@@ -183,7 +190,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec,
       case NodeKind::kTransform: {
         for (int k = 0; k < node.spec.parallelism; ++k) {
           auto made = info.make_transform(node.spec.options);
-          if (!made.ok()) return made.status();
+          if (!made.ok()) return AsConfigError(node.spec, made.status());
           node.transforms.push_back(std::move(*made));
         }
         std::vector<SchemaPtr> in_schemas;
@@ -196,11 +203,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec,
         if (all_known) {
           for (auto& t : node.transforms) {
             auto bound = t->Bind(in_schemas);
-            if (!bound.ok()) {
-              return bound.status().code() == StatusCode::kConfigError
-                         ? bound.status()
-                         : NodeError(node.spec, bound.status().message());
-            }
+            if (!bound.ok()) return AsConfigError(node.spec, bound.status());
             node.output_schema = *bound;
           }
         }
@@ -208,7 +211,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec,
       }
       case NodeKind::kSink: {
         auto made = info.make_sink(node.spec.options);
-        if (!made.ok()) return made.status();
+        if (!made.ok()) return AsConfigError(node.spec, made.status());
         node.sink = std::move(*made);
         break;
       }

@@ -1,0 +1,12 @@
+# Helpers shared by the integration scripts. Source it; it sets `sluice` and a temp `work` dir.
+set -euo pipefail
+sluice=$(realpath "${1:?usage: $0 path/to/sluice}")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+check_eq() { [ "$1" == "$2" ] || fail "$3: got '$1', want '$2'"; }
+
+# ids archived in gzip JSONL files under $1, one per line, sorted (duplicates kept).
+archived_ids() { find "$1" -name '*.jsonl.gz' -print0 | sort -z | xargs -0 -r zcat | jq -r .id | sort -n; }
