@@ -1,0 +1,14 @@
+#include "sluice/connectors/sqlite/sqlite.h"
+
+namespace sluice {
+
+void RegisterSqliteNodes(NodeRegistry* registry) {
+  registry->AddSource(kSqliteSourceType,
+                      "Read rows from a SQLite table or query; optionally delete them once every "
+                      "sink has made them durable (archiving).",
+                      SqliteSourceOptions(), &MakeSqliteSource);
+  registry->AddSink(kSqliteSinkType, "Insert rows into a SQLite table, one transaction per batch.",
+                    SqliteSinkOptions(), &MakeSqliteSink);
+}
+
+}  // namespace sluice

@@ -1,0 +1,135 @@
+#include <algorithm>
+#include <cctype>
+
+#include "sluice/connectors/sqlite/sqlite_internal.h"
+
+namespace sluice::sqlite_internal {
+
+Status SqliteError(int rc, sqlite3* db, std::string_view context, ErrorPhase phase) {
+  const char* raw = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  const std::string message = fmt::format("{}: {}", context, raw != nullptr ? raw : "?");
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Status::Unavailable("{} (the database is locked by another connection)", message);
+    case SQLITE_ERROR:
+      return phase == ErrorPhase::kPrepare ? Status(StatusCode::kConfigError, message)
+                                           : Status(StatusCode::kInvalidArgument, message);
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+      return Status(StatusCode::kInvalidArgument, message);
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+      return Status(StatusCode::kPermissionDenied, message);
+    case SQLITE_NOMEM:
+      return Status(StatusCode::kResourceExhausted, message);
+    case SQLITE_INTERRUPT:
+      return Status(StatusCode::kCancelled, message);
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOTFOUND:
+      return Status(StatusCode::kNotFound, message);
+    default:  // SQLITE_IOERR, SQLITE_FULL, SQLITE_CORRUPT, SQLITE_NOTADB, ...
+      return Status(StatusCode::kIOError, message);
+  }
+}
+
+Result<DbPtr> OpenDatabase(const std::string& path, int flags, int64_t busy_timeout_us,
+                           std::string_view context) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  DbPtr db(raw);  // sqlite3_open_v2 allocates a handle even on failure; it must be closed
+  if (rc != SQLITE_OK) {
+    return SqliteError(rc, db.get(),
+                       fmt::format("{}: opening SQLite database '{}'", context, path));
+  }
+  sqlite3_extended_result_codes(db.get(), 1);
+  const int64_t ms = std::clamp<int64_t>(busy_timeout_us / 1000, 0, INT32_MAX);
+  sqlite3_busy_timeout(db.get(), static_cast<int>(ms));
+  return db;
+}
+
+Result<StmtPtr> Prepare(sqlite3* db, const std::string& sql, std::string_view context) {
+  sqlite3_stmt* raw = nullptr;
+  const int rc = sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+  StmtPtr stmt(raw);
+  if (rc != SQLITE_OK) {
+    return SqliteError(rc, db, fmt::format("{}: in SQL `{}`", context, sql), ErrorPhase::kPrepare);
+  }
+  if (stmt == nullptr) {
+    return Status::ConfigError("{}: SQL `{}` contains no statement", context, sql);
+  }
+  return stmt;
+}
+
+Status Exec(sqlite3* db, const std::string& sql, std::string_view context) {
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(rc, db, fmt::format("{}: `{}`", context, sql));
+  return Status::OK();
+}
+
+std::string QuoteIdentifier(std::string_view name) {
+  std::string out;
+  out.reserve(name.size() + 2);
+  out.push_back('"');
+  for (char c : name) {
+    if (c == '.') {
+      out += "\".\"";
+    } else if (c == '"') {
+      out += "\"\"";
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::optional<TypeId> TypeFromDeclared(const char* declared) {
+  if (declared == nullptr || *declared == '\0') return std::nullopt;
+  std::string upper(declared);
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  auto has = [&](std::string_view s) { return upper.find(s) != std::string::npos; };
+  // Order matters: "DATETIME" and "TIMESTAMP" hold no "INT", but "POINT" would; and the
+  // affinity rules of SQLite (INT, then CHAR/CLOB/TEXT, then BLOB, then REAL/FLOA/DOUB)
+  // decide the rest, as SQLite itself would store the values.
+  if (has("TIMESTAMP") || has("DATETIME")) return TypeId::kTimestamp;
+  if (has("BOOL")) return TypeId::kBool;
+  if (has("JSON")) return TypeId::kJson;
+  if (has("GEOMETRY")) return TypeId::kGeometry;
+  if (has("INT")) return TypeId::kInt64;
+  if (has("CHAR") || has("CLOB") || has("TEXT")) return TypeId::kString;
+  if (has("BLOB")) return TypeId::kBytes;
+  if (has("REAL") || has("FLOA") || has("DOUB")) return TypeId::kFloat64;
+  return std::nullopt;
+}
+
+std::string_view DeclaredTypeFor(TypeId type) {
+  switch (type) {
+    case TypeId::kInt64:
+      return "INTEGER";
+    case TypeId::kFloat64:
+      return "REAL";
+    case TypeId::kString:
+      return "TEXT";
+    case TypeId::kJson:
+      return "TEXT";
+    case TypeId::kBytes:
+      return "BLOB";
+    // The three below are stored as the spec'd storage classes (INTEGER 0/1, BLOB of WKB, TEXT
+    // ISO-8601 or INTEGER µs) but declared by name, so that the sqlite source reads them back as
+    // the same sluice type. Their NUMERIC affinity never converts such values.
+    case TypeId::kBool:
+      return "BOOLEAN";
+    case TypeId::kGeometry:
+      return "GEOMETRY";
+    case TypeId::kTimestamp:
+      return "TIMESTAMP";
+  }
+  return "BLOB";
+}
+
+}  // namespace sluice::sqlite_internal

@@ -1,0 +1,55 @@
+#pragma once
+
+// Private to src/sluice/connectors/sqlite/: thin RAII wrappers over the SQLite C API and the
+// mapping of its result codes onto sluice's Status codes.
+
+#include <sqlite3.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "sluice/core/result.h"
+#include "sluice/core/types.h"
+
+namespace sluice::sqlite_internal {
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+/// Whether an SQLITE_ERROR means a bad statement (while preparing: missing table, bad SQL,
+/// reported as kConfigError) or a failure while running it (kInvalidArgument).
+enum class ErrorPhase : uint8_t { kPrepare, kRun };
+
+/// Return the Status for SQLite result `rc` on `db` (may be null), prefixed with `context`.
+/// SQLITE_BUSY and SQLITE_LOCKED are kUnavailable (retryable).
+Status SqliteError(int rc, sqlite3* db, std::string_view context,
+                   ErrorPhase phase = ErrorPhase::kRun);
+
+/// Open `path` with `flags` and set a busy timeout. `context` prefixes errors.
+Result<DbPtr> OpenDatabase(const std::string& path, int flags, int64_t busy_timeout_us,
+                           std::string_view context);
+/// Prepare `sql` on `db`; errors are kConfigError carrying SQLite's message.
+Result<StmtPtr> Prepare(sqlite3* db, const std::string& sql, std::string_view context);
+/// Run `sql` (no results wanted) on `db`.
+Status Exec(sqlite3* db, const std::string& sql, std::string_view context);
+
+/// Return `name` as a quoted SQL identifier; dots separate a schema from a table
+/// ("main.logs" -> "main"."logs").
+std::string QuoteIdentifier(std::string_view name);
+
+/// Return the sluice type a declared column type (sqlite3_column_decltype) implies, or nullopt
+/// when it says nothing useful (no declared type, NUMERIC, DECIMAL, ...).
+std::optional<TypeId> TypeFromDeclared(const char* declared);
+
+/// Return the declared type the sink writes for a sluice column type.
+std::string_view DeclaredTypeFor(TypeId type);
+
+}  // namespace sluice::sqlite_internal

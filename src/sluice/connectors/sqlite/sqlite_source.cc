@@ -1,0 +1,631 @@
+// The `sqlite` source: stream rows of a table or query into batches; as the embedded archiver
+// (delete_after_ack), delete each batch's rows once every sink has made them durable.
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "sluice/connectors/sqlite/sqlite.h"
+#include "sluice/connectors/sqlite/sqlite_internal.h"
+#include "sluice/core/time.h"
+
+namespace sluice {
+
+using sqlite_internal::DbPtr;
+using sqlite_internal::StmtPtr;
+
+namespace {
+
+constexpr int64_t kDefaultBatchRows = 10'000;
+constexpr int64_t kDefaultBusyTimeoutUs = 5'000'000;
+// Keys bound per DELETE statement; well under SQLite's 32766 variable limit, large enough that
+// statement overhead is negligible.
+constexpr int kDeleteChunk = 500;
+
+int64_t ElapsedNanos(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                              start)
+      .count();
+}
+
+std::string_view StorageClassName(int storage_class) {
+  switch (storage_class) {
+    case SQLITE_INTEGER:
+      return "INTEGER";
+    case SQLITE_FLOAT:
+      return "REAL";
+    case SQLITE_TEXT:
+      return "TEXT";
+    case SQLITE_BLOB:
+      return "BLOB";
+    default:
+      return "NULL";
+  }
+}
+
+TypeId TypeFromStorageClass(int storage_class) {
+  switch (storage_class) {
+    case SQLITE_INTEGER:
+      return TypeId::kInt64;
+    case SQLITE_FLOAT:
+      return TypeId::kFloat64;
+    case SQLITE_BLOB:
+      return TypeId::kBytes;
+    default:
+      return TypeId::kString;  // TEXT, and NULL: nothing better to go on
+  }
+}
+
+std::string_view ColumnText(sqlite3_stmt* stmt, int c) {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, c));
+  const int n = sqlite3_column_bytes(stmt, c);
+  return p == nullptr ? std::string_view() : std::string_view(p, static_cast<size_t>(n));
+}
+
+std::string_view ColumnBlob(sqlite3_stmt* stmt, int c) {
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt, c));
+  const int n = sqlite3_column_bytes(stmt, c);
+  return p == nullptr ? std::string_view() : std::string_view(p, static_cast<size_t>(n));
+}
+
+bool ParseBoolText(std::string_view s, bool* out) {
+  if (s == "1" || s == "true" || s == "TRUE" || s == "True" || s == "t" || s == "T") {
+    *out = true;
+    return true;
+  }
+  if (s == "0" || s == "false" || s == "FALSE" || s == "False" || s == "f" || s == "F") {
+    *out = false;
+    return true;
+  }
+  return false;
+}
+
+struct SourceConfig {
+  std::string path;
+  std::string query;
+  std::string table;
+  std::string where;
+  std::vector<std::string> columns;
+  int64_t batch_rows = kDefaultBatchRows;
+  std::vector<std::pair<std::string, TypeId>> types;  // from `schema`
+  bool delete_after_ack = false;
+  std::string key;
+  int64_t busy_timeout_us = kDefaultBusyTimeoutUs;
+};
+
+/// Read rows from SQLite. With `key`, rows are read in keyset pages
+/// (`WHERE key >= next ORDER BY key LIMIT batch_rows`), one statement run per batch, so no
+/// read statement stays open between Next() calls.
+///
+/// Deleting (delete_after_ack) uses the reading connection, between pages: Commit() is called
+/// on the source's own thread, never during Next(), and by then the page statement has been
+/// reset, so the DELETE can neither invalidate nor be blocked by our own read, and no second
+/// connection (which would contend for the file lock, and in rollback-journal mode get
+/// SQLITE_BUSY against our own reader) is needed. This works in any journal mode, so the
+/// source never changes the user's database to WAL. Keyset paging also means rows already read
+/// but not yet deleted are never read twice, and rows deleted by a commit never shift a page.
+///
+/// Next(), Commit(), Abandon() and Close() are called from one thread.
+class SqliteSource final : public Source {
+ public:
+  SqliteSource(std::string id, SourceConfig config)
+      : id_(std::move(id)), config_(std::move(config)) {}
+
+  Status Open(NodeContext* ctx) override;
+  Result<BatchPtr> Next(uint64_t seq) override;
+  Status Commit(uint64_t seq) override;
+  void Abandon(uint64_t seq) override { pending_keys_.erase(seq); }
+  Status Close() override;
+  SchemaPtr schema() const override { return schema_; }
+  int64_t EstimatedRows() const override { return estimated_rows_; }
+
+ private:
+  bool keyset() const { return !config_.key.empty(); }
+  std::string FromWhereSql() const;
+  std::string SelectSql() const;
+  std::string Context() const { return fmt::format("node '{}'", id_); }
+  Result<BatchPtr> ReadBatch(uint64_t seq);
+  Status CountRows();
+  Status StartPage();
+  Status Step();
+  Status ResolveSchema();
+  Status AppendCell(int c, TypeId type, ColumnBuilder* b, int64_t row);
+  Status CellError(int c, TypeId type, int64_t row, std::string_view why) const;
+  Status DeleteKeys(uint64_t seq, const std::vector<int64_t>& keys);
+
+  const std::string id_;
+  const SourceConfig config_;
+  NodeContext* ctx_ = nullptr;
+  DbPtr db_;
+  StmtPtr select_;
+  StmtPtr delete_;
+  SchemaPtr schema_;
+  int num_columns_ = 0;       // output columns; the key, when paging, follows them
+  bool row_pending_ = false;  // select_ is positioned on a row not yet consumed
+  bool page_open_ = false;    // keyset: select_ has been bound and stepped for this page
+  bool finished_ = false;
+  int64_t next_key_ = INT64_MIN;  // keyset: the lower bound of the next page
+  int64_t rows_read_ = 0;
+  int64_t estimated_rows_ = -1;
+  Status stream_error_;  // set when a plain query failed mid-stream; returned from then on
+  // delete_after_ack: the keys of every batch handed out and not yet committed or abandoned.
+  // Keys of one batch need not be contiguous, so the list is kept; it is bounded by the
+  // batches in flight.
+  std::map<uint64_t, std::vector<int64_t>> pending_keys_;
+};
+
+std::string SqliteSource::FromWhereSql() const {
+  using sqlite_internal::QuoteIdentifier;
+  std::string sql = " FROM " + QuoteIdentifier(config_.table);
+  std::vector<std::string> conditions;
+  if (!config_.where.empty()) conditions.push_back("(" + config_.where + ")");
+  if (keyset()) conditions.push_back(QuoteIdentifier(config_.key) + " >= ?1");
+  for (size_t i = 0; i < conditions.size(); ++i) {
+    sql += (i == 0 ? " WHERE " : " AND ") + conditions[i];
+  }
+  return sql;
+}
+
+std::string SqliteSource::SelectSql() const {
+  using sqlite_internal::QuoteIdentifier;
+  if (!config_.query.empty()) return config_.query;
+  std::string sql = "SELECT ";
+  if (config_.columns.empty()) {
+    sql += "*";
+  } else {
+    for (size_t i = 0; i < config_.columns.size(); ++i) {
+      if (i > 0) sql += ", ";
+      sql += QuoteIdentifier(config_.columns[i]);
+    }
+  }
+  if (keyset()) sql += ", " + QuoteIdentifier(config_.key);
+  sql += FromWhereSql();
+  if (keyset()) sql += " ORDER BY " + QuoteIdentifier(config_.key) + " LIMIT ?2";
+  return sql;
+}
+
+Status SqliteSource::Open(NodeContext* ctx) {
+  ctx_ = ctx;
+  std::error_code ec;
+  if (!std::filesystem::exists(config_.path, ec)) {
+    return Status::NotFound("{}: SQLite database '{}' does not exist", Context(), config_.path);
+  }
+  const bool writes = config_.delete_after_ack && !ctx_->dry_run();
+  const int flags = (writes ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX;
+  SLUICE_ASSIGN_OR_RETURN(
+      db_, sqlite_internal::OpenDatabase(config_.path, flags, config_.busy_timeout_us, Context()));
+  SLUICE_ASSIGN_OR_RETURN(select_, sqlite_internal::Prepare(db_.get(), SelectSql(), Context()));
+  num_columns_ = sqlite3_column_count(select_.get()) - (keyset() ? 1 : 0);
+  if (num_columns_ <= 0) {
+    return Status::ConfigError("{}: the query returns no columns", Context());
+  }
+  if (keyset()) {
+    const char* declared = sqlite3_column_decltype(select_.get(), num_columns_);
+    const auto type = sqlite_internal::TypeFromDeclared(declared);
+    if (declared != nullptr && type != TypeId::kInt64) {
+      return Status::ConfigError(
+          "{}: option 'key': column '{}' is declared {}; paging and deleting need an integer "
+          "key such as rowid or an INTEGER PRIMARY KEY",
+          Context(), config_.key, declared);
+    }
+  }
+  if (writes) {
+    std::string sql = "DELETE FROM " + sqlite_internal::QuoteIdentifier(config_.table) + " WHERE " +
+                      sqlite_internal::QuoteIdentifier(config_.key) + " IN (?";
+    for (int i = 1; i < kDeleteChunk; ++i) sql += ",?";
+    sql += ")";
+    SLUICE_ASSIGN_OR_RETURN(delete_, sqlite_internal::Prepare(db_.get(), sql, Context()));
+  }
+  if (!config_.table.empty()) SLUICE_RETURN_NOT_OK(CountRows());
+  // Peek at the first row: its storage classes type the columns nothing else types, so the
+  // schema is known once Open returns.
+  SLUICE_RETURN_NOT_OK(StartPage());
+  return ResolveSchema();
+}
+
+Status SqliteSource::CountRows() {
+  // A COUNT(*) is one pass over the table's smallest index; cheap next to reading the rows.
+  std::string sql = "SELECT COUNT(*)" + FromWhereSql();
+  SLUICE_ASSIGN_OR_RETURN(StmtPtr count, sqlite_internal::Prepare(db_.get(), sql, Context()));
+  if (keyset()) sqlite3_bind_int64(count.get(), 1, INT64_MIN);
+  const int rc = sqlite3_step(count.get());
+  if (rc != SQLITE_ROW) return sqlite_internal::SqliteError(rc, db_.get(), Context());
+  estimated_rows_ = sqlite3_column_int64(count.get(), 0);
+  return Status::OK();
+}
+
+Status SqliteSource::StartPage() {
+  if (keyset()) {
+    sqlite3_reset(select_.get());
+    sqlite3_bind_int64(select_.get(), 1, next_key_);
+    sqlite3_bind_int64(select_.get(), 2, config_.batch_rows);
+  }
+  page_open_ = true;
+  return Step();
+}
+
+Status SqliteSource::Step() {
+  const int rc = sqlite3_step(select_.get());
+  if (rc == SQLITE_ROW) {
+    row_pending_ = true;
+    return Status::OK();
+  }
+  row_pending_ = false;
+  if (rc == SQLITE_DONE) return Status::OK();
+  Status st = sqlite_internal::SqliteError(rc, db_.get(), Context() + ": reading rows");
+  sqlite3_reset(select_.get());
+  page_open_ = false;
+  return st;
+}
+
+Status SqliteSource::ResolveSchema() {
+  std::vector<Field> fields;
+  fields.reserve(static_cast<size_t>(num_columns_));
+  for (int c = 0; c < num_columns_; ++c) {
+    Field f;
+    f.name = sqlite3_column_name(select_.get(), c);
+    auto declared = sqlite_internal::TypeFromDeclared(sqlite3_column_decltype(select_.get(), c));
+    if (declared.has_value()) {
+      f.type = *declared;
+    } else {
+      f.type =
+          TypeFromStorageClass(row_pending_ ? sqlite3_column_type(select_.get(), c) : SQLITE_NULL);
+    }
+    fields.push_back(std::move(f));
+  }
+  for (const auto& [name, type] : config_.types) {
+    auto it =
+        std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return f.name == name; });
+    if (it == fields.end()) {
+      return Status::ConfigError(
+          "{}: option 'schema' names column '{}', which the query does not "
+          "return",
+          Context(), name);
+    }
+    it->type = type;
+  }
+  schema_ = MakeSchema(std::move(fields));
+  return Status::OK();
+}
+
+Status SqliteSource::CellError(int c, TypeId type, int64_t row, std::string_view why) const {
+  const int storage = sqlite3_column_type(select_.get(), c);
+  std::string_view preview;
+  if (storage == SQLITE_TEXT) preview = ColumnText(select_.get(), c).substr(0, 40);
+  return Status::Invalid("{}: row {}, column '{}': cannot read {} value '{}' as {}{}", Context(),
+                         row, schema_->field(c).name, StorageClassName(storage), preview,
+                         TypeName(type), why);
+}
+
+Status SqliteSource::AppendCell(int c, TypeId type, ColumnBuilder* b, int64_t row) {
+  sqlite3_stmt* stmt = select_.get();
+  const int storage = sqlite3_column_type(stmt, c);
+  if (storage == SQLITE_NULL) {
+    b->AppendNull();
+    return Status::OK();
+  }
+  switch (type) {
+    case TypeId::kInt64:
+      if (storage == SQLITE_INTEGER) {
+        b->AppendInt64(sqlite3_column_int64(stmt, c));
+        return Status::OK();
+      }
+      if (storage == SQLITE_FLOAT) {
+        const double d = sqlite3_column_double(stmt, c);
+        if (d == std::trunc(d) && d >= -9.2e18 && d <= 9.2e18) {
+          b->AppendInt64(static_cast<int64_t>(d));
+          return Status::OK();
+        }
+      } else if (storage == SQLITE_TEXT) {
+        const std::string_view s = ColumnText(stmt, c);
+        int64_t v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec == std::errc() && end == s.data() + s.size() && !s.empty()) {
+          b->AppendInt64(v);
+          return Status::OK();
+        }
+      }
+      return CellError(c, type, row, "");
+    case TypeId::kFloat64:
+      if (storage == SQLITE_INTEGER || storage == SQLITE_FLOAT) {
+        b->AppendFloat64(sqlite3_column_double(stmt, c));
+        return Status::OK();
+      }
+      if (storage == SQLITE_TEXT) {
+        const std::string_view s = ColumnText(stmt, c);
+        double v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec == std::errc() && end == s.data() + s.size() && !s.empty()) {
+          b->AppendFloat64(v);
+          return Status::OK();
+        }
+      }
+      return CellError(c, type, row, "");
+    case TypeId::kBool:
+      if (storage == SQLITE_INTEGER || storage == SQLITE_FLOAT) {
+        b->AppendBool(sqlite3_column_double(stmt, c) != 0.0);
+        return Status::OK();
+      }
+      if (storage == SQLITE_TEXT) {
+        bool v = false;
+        if (ParseBoolText(ColumnText(stmt, c), &v)) {
+          b->AppendBool(v);
+          return Status::OK();
+        }
+      }
+      return CellError(c, type, row, " (expected 0/1 or true/false)");
+    case TypeId::kTimestamp:
+      if (storage == SQLITE_INTEGER) {
+        b->AppendTimestamp(sqlite3_column_int64(stmt, c));
+        return Status::OK();
+      }
+      if (storage == SQLITE_TEXT) {
+        auto ts = ParseTimestamp(ColumnText(stmt, c));
+        if (ts.ok()) {
+          b->AppendTimestamp(*ts);
+          return Status::OK();
+        }
+      }
+      return CellError(c, type, row, " (expected ISO-8601 text or integer microseconds)");
+    case TypeId::kString:
+    case TypeId::kJson:
+      b->AppendString(storage == SQLITE_BLOB ? ColumnBlob(stmt, c) : ColumnText(stmt, c));
+      return Status::OK();
+    case TypeId::kBytes:
+    case TypeId::kGeometry:
+      b->AppendString(ColumnBlob(stmt, c));
+      return Status::OK();
+  }
+  return CellError(c, type, row, "");
+}
+
+Result<BatchPtr> SqliteSource::Next(uint64_t seq) {
+  if (ctx_->cancelled()) return Status::Cancelled("{}: cancelled", Context());
+  if (!stream_error_.ok()) return stream_error_;
+  if (finished_) return BatchPtr();
+  Result<BatchPtr> batch = ReadBatch(seq);
+  if (!batch.ok()) {
+    if (keyset()) {
+      // Drop the partial page: next_key_ still points at its first row, so a retry rereads
+      // exactly the rows this call failed to deliver.
+      sqlite3_reset(select_.get());
+      page_open_ = false;
+      row_pending_ = false;
+    } else {
+      // A plain query cannot resume mid-stream without skipping or repeating rows.
+      stream_error_ = batch.status();
+    }
+  }
+  return batch;
+}
+
+Result<BatchPtr> SqliteSource::ReadBatch(uint64_t seq) {
+  const auto start = std::chrono::steady_clock::now();
+  if (!page_open_) SLUICE_RETURN_NOT_OK(StartPage());
+
+  std::vector<ColumnBuilder> builders;
+  builders.reserve(static_cast<size_t>(num_columns_));
+  for (const auto& f : schema_->fields()) builders.emplace_back(f.type, config_.batch_rows);
+  std::vector<int64_t> keys;
+  const bool track_keys = delete_ != nullptr;
+  if (track_keys) keys.reserve(static_cast<size_t>(config_.batch_rows));
+
+  int64_t n = 0;
+  int64_t page_next_key = next_key_;
+  bool page_at_max_key = false;
+  while (row_pending_ && n < config_.batch_rows) {
+    const int64_t row = rows_read_ + n;
+    for (int c = 0; c < num_columns_; ++c) {
+      SLUICE_RETURN_NOT_OK(
+          AppendCell(c, schema_->field(c).type, &builders[static_cast<size_t>(c)], row));
+    }
+    if (keyset()) {
+      if (sqlite3_column_type(select_.get(), num_columns_) != SQLITE_INTEGER) {
+        return Status::Invalid(
+            "{}: row {}: key column '{}' holds a {} value; it must be an integer", Context(), row,
+            config_.key, StorageClassName(sqlite3_column_type(select_.get(), num_columns_)));
+      }
+      const int64_t key = sqlite3_column_int64(select_.get(), num_columns_);
+      if (track_keys) keys.push_back(key);
+      if (key == INT64_MAX) {
+        page_at_max_key = true;  // nothing can follow the largest key
+      } else {
+        page_next_key = key + 1;
+      }
+    }
+    ++n;
+    SLUICE_RETURN_NOT_OK(Step());
+  }
+  if (!row_pending_) {
+    if (keyset()) {
+      // End of page: reset so the connection holds no read transaction while the batch is in
+      // flight (Commit deletes on this connection; other writers need the lock too).
+      sqlite3_reset(select_.get());
+      page_open_ = false;
+      if (n < config_.batch_rows) finished_ = true;
+    } else {
+      finished_ = true;
+    }
+  }
+  next_key_ = page_next_key;
+  if (page_at_max_key) finished_ = true;
+  rows_read_ += n;
+  if (ctx_->stats() != nullptr) ctx_->stats()->AddPhase("read", ElapsedNanos(start));
+  if (n == 0) return BatchPtr();
+
+  std::vector<Column> columns;
+  columns.reserve(builders.size());
+  for (auto& b : builders) columns.push_back(b.Finish());
+  if (track_keys) pending_keys_[seq] = std::move(keys);
+  return Batch::MakeUnchecked(schema_, std::move(columns), n);
+}
+
+Status SqliteSource::Commit(uint64_t seq) {
+  if (!config_.delete_after_ack) return Status::OK();
+  auto it = pending_keys_.find(seq);
+  if (it == pending_keys_.end()) {
+    if (ctx_->dry_run()) return Status::OK();
+    return Status::Internal("{}: commit of batch {}, which is not in flight", Context(), seq);
+  }
+  if (delete_ == nullptr) {  // dry run: touch nothing
+    pending_keys_.erase(it);
+    return Status::OK();
+  }
+  const auto start = std::chrono::steady_clock::now();
+  SLUICE_RETURN_NOT_OK(DeleteKeys(seq, it->second));
+  if (ctx_->stats() != nullptr) {
+    ctx_->stats()->AddPhase("delete", ElapsedNanos(start));
+    ctx_->stats()->AddCounter("deleted_rows", static_cast<int64_t>(it->second.size()));
+  }
+  pending_keys_.erase(it);
+  return Status::OK();
+}
+
+Status SqliteSource::DeleteKeys(uint64_t seq, const std::vector<int64_t>& keys) {
+  sqlite3* db = db_.get();
+  sqlite3_stmt* del = delete_.get();
+  const std::string context = fmt::format("{}: deleting the rows of batch {}", Context(), seq);
+  // IMMEDIATE takes the write lock up front, so a busy database fails here (retryably) rather
+  // than halfway through the deletes.
+  SLUICE_RETURN_NOT_OK(sqlite_internal::Exec(db, "BEGIN IMMEDIATE", context));
+  auto rollback = [&] { sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr); };
+  int64_t deleted = 0;
+  for (size_t begin = 0; begin < keys.size(); begin += kDeleteChunk) {
+    const size_t end = std::min(keys.size(), begin + kDeleteChunk);
+    // The last chunk repeats its last key to fill the statement; a key listed twice in IN (...)
+    // still deletes its row once, so the count stays exact with one prepared statement.
+    for (int i = 0; i < kDeleteChunk; ++i) {
+      const size_t k = std::min(begin + static_cast<size_t>(i), end - 1);
+      sqlite3_bind_int64(del, i + 1, keys[k]);
+    }
+    const int rc = sqlite3_step(del);
+    sqlite3_reset(del);
+    if (rc != SQLITE_DONE) {
+      Status st = sqlite_internal::SqliteError(rc, db, context);
+      rollback();
+      return st;
+    }
+    deleted += sqlite3_changes64(db);
+  }
+  const auto expected = static_cast<int64_t>(keys.size());
+  if (deleted != expected) {
+    rollback();
+    return Status::DataLoss(
+        "{}: deleted {} rows but the batch archived {}; rolled back, nothing deleted (were rows "
+        "deleted by someone else, or is '{}' not unique?)",
+        context, deleted, expected, config_.key);
+  }
+  const int rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    Status st = sqlite_internal::SqliteError(rc, db, context + ": committing");
+    rollback();
+    return st;
+  }
+  return Status::OK();
+}
+
+Status SqliteSource::Close() {
+  // Batches never committed keep their rows: a rerun reads them again.
+  pending_keys_.clear();
+  select_.reset();
+  delete_.reset();
+  db_.reset();
+  return Status::OK();
+}
+
+Result<SourceConfig> ParseSourceOptions(const NodeOptions& o) {
+  SourceConfig c;
+  c.path = o.GetString("path");
+  if (c.path.empty()) return o.ErrorAt("path", "a database file is required");
+  c.query = o.GetString("query");
+  c.table = o.GetString("table");
+  if (c.query.empty() == c.table.empty()) {
+    return o.ErrorAt(c.query.empty() ? "table" : "query", "give either 'query' or 'table'");
+  }
+  c.where = o.GetString("where");
+  c.columns = o.GetStringList("columns");
+  if (!c.where.empty() && c.table.empty()) {
+    return o.ErrorAt("where", "'where' applies to 'table'; put the condition in 'query'");
+  }
+  if (!c.columns.empty() && c.table.empty()) {
+    return o.ErrorAt("columns", "'columns' applies to 'table'; list the columns in 'query'");
+  }
+  if (o.Has("batch_rows")) c.batch_rows = o.GetInt("batch_rows");
+  if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
+  if (o.Has("busy_timeout")) c.busy_timeout_us = o.GetDurationMicros("busy_timeout");
+  if (o.Has("schema")) {
+    const auto& schema = o.GetJson("schema");
+    if (!schema.is_object()) return o.ErrorAt("schema", "expected a mapping of column -> type");
+    for (const auto& [name, value] : schema.items()) {
+      if (!value.is_string()) {
+        return o.ErrorAt("schema", fmt::format("type of column '{}' must be a string", name));
+      }
+      auto type = ParseTypeName(value.get<std::string>());
+      if (!type.ok()) return o.ErrorAt("schema", type.status().message());
+      c.types.emplace_back(name, *type);
+    }
+  }
+  c.delete_after_ack = o.GetBool("delete_after_ack");
+  c.key = o.GetString("key");
+  if (c.delete_after_ack && c.key.empty()) {
+    return o.ErrorAt("key", "delete_after_ack needs 'key', a unique integer column (e.g. rowid)");
+  }
+  if (!c.key.empty() && c.table.empty()) {
+    return o.ErrorAt("key", "'key' pages through a 'table'; it cannot be used with 'query'");
+  }
+  return c;
+}
+
+}  // namespace
+
+const OptionSchema& SqliteSourceOptions() {
+  static const OptionSchema kOptions = {
+      {"path", OptionType::kString, "", "SQLite database file to read (must exist).", true, {}},
+      {"query", OptionType::kString, "", "SQL query to read (instead of 'table').", false, {}},
+      {"table", OptionType::kString, "", "Table to read (instead of 'query').", false, {}},
+      {"where", OptionType::kString, "", "SQL predicate selecting the table's rows.", false, {}},
+      {"columns",
+       OptionType::kStringList,
+       "",
+       "Columns of 'table' to read (default: all).",
+       false,
+       {}},
+      {"batch_rows", OptionType::kInt, "10000", "Rows per batch.", false, {}},
+      {"schema",
+       OptionType::kMap,
+       "",
+       "Column name -> type, overriding types taken from declarations or the first row.",
+       false,
+       {}},
+      {"delete_after_ack",
+       OptionType::kBool,
+       "false",
+       "Delete each batch's rows once every sink has made them durable (archiving).",
+       false,
+       {}},
+      {"key",
+       OptionType::kString,
+       "",
+       "Unique integer column (rowid, INTEGER PRIMARY KEY) to page by and delete by; rows whose "
+       "key is NULL are not read.",
+       false,
+       {}},
+      {"busy_timeout",
+       OptionType::kDuration,
+       "5s",
+       "How long to wait for a locked database before failing (retryably).",
+       false,
+       {}},
+  };
+  return kOptions;
+}
+
+Result<std::unique_ptr<Source>> MakeSqliteSource(const NodeOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(SourceConfig config, ParseSourceOptions(options));
+  return std::unique_ptr<Source>(new SqliteSource(options.id(), std::move(config)));
+}
+
+}  // namespace sluice
