@@ -1,0 +1,74 @@
+#include "sluice/io/format.h"
+
+#include "sluice/io/compression.h"
+#include "sluice/io/csv.h"
+#include "sluice/io/jsonl.h"
+
+namespace sluice::io {
+
+std::string_view FormatName(Format format) {
+  switch (format) {
+    case Format::kJsonl:
+      return "jsonl";
+    case Format::kCsv:
+      return "csv";
+  }
+  return "?";
+}
+
+Result<Format> ParseFormat(std::string_view name) {
+  if (name == "jsonl" || name == "ndjson") return Format::kJsonl;
+  if (name == "csv") return Format::kCsv;
+  return Status::Invalid("unknown format '{}' (expected jsonl or csv)", name);
+}
+
+Result<Format> FormatFromPath(std::string_view path) {
+  std::string_view p = path;
+  p.remove_suffix(CodecExtension(CodecFromPath(p)).size());
+  if (p.ends_with(".jsonl") || p.ends_with(".ndjson") || p.ends_with(".json")) {
+    return Format::kJsonl;
+  }
+  if (p.ends_with(".csv") || p.ends_with(".tsv")) return Format::kCsv;
+  return Status::Invalid(
+      "cannot tell the format of '{}' from its extension (expected .jsonl or "
+      ".csv, optionally followed by .gz or .zst)",
+      path);
+}
+
+std::string_view FormatExtension(Format format) {
+  switch (format) {
+    case Format::kJsonl:
+      return ".jsonl";
+    case Format::kCsv:
+      return ".csv";
+  }
+  return "";
+}
+
+Result<std::unique_ptr<Decoder>> MakeDecoder(Format format, DecodeOptions options) {
+  switch (format) {
+    case Format::kJsonl: {
+      SLUICE_ASSIGN_OR_RETURN(auto d, JsonlDecoder::Make(std::move(options)));
+      return std::unique_ptr<Decoder>(std::move(d));
+    }
+    case Format::kCsv: {
+      SLUICE_ASSIGN_OR_RETURN(auto d, CsvDecoder::Make(std::move(options)));
+      return std::unique_ptr<Decoder>(std::move(d));
+    }
+  }
+  return Status::Internal("unknown format");
+}
+
+Result<std::unique_ptr<Encoder>> MakeEncoder(Format format, SchemaPtr schema,
+                                             EncodeOptions options) {
+  switch (format) {
+    case Format::kJsonl:
+      return std::unique_ptr<Encoder>(new JsonlEncoder(std::move(schema)));
+    case Format::kCsv:
+      SLUICE_RETURN_NOT_OK(ValidateDelimiter(options.delimiter));
+      return std::unique_ptr<Encoder>(new CsvEncoder(std::move(schema), options));
+  }
+  return Status::Internal("unknown format");
+}
+
+}  // namespace sluice::io
