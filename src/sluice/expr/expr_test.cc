@@ -507,6 +507,15 @@ TEST(Evaluate, SlicedInputsKeepTheirNulls) {
   }
 }
 
+TEST(Evaluate, EmptyBatches) {
+  // Found by expr_fuzz: three-valued logic over zero rows passed null to memset.
+  auto empty = TestBatch()->Slice(0, 0);
+  EXPECT_EQ(Eval("id not in (1, null, n)", empty), "[]");
+  EXPECT_EQ(Eval("b and flag", empty), "[]");
+  EXPECT_EQ(Eval("coalesce(name, 'x')", empty), "[]");
+  EXPECT_EQ(Eval("'x'", empty), "[]");
+}
+
 TEST(Evaluate, RejectsABatchWithAnotherSchema) {
   auto batch = TestBatch();
   ASSERT_OK_AND_ASSIGN(auto bound, ParseAndBind("n + 1", *batch->schema()));

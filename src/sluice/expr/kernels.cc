@@ -36,6 +36,7 @@ Validity ValidityOf(const Operand& a) {
   const int64_t n = c.length();
   std::vector<uint8_t> bits(static_cast<size_t>((n + 7) / 8), 0);
   const uint8_t* src = c.validity_buffer()->data();
+  if (n == 0) return {};
   if (c.offset() % 8 == 0) {
     std::memcpy(bits.data(), src + c.offset() / 8, bits.size());
   } else {
@@ -64,6 +65,7 @@ Validity AndValidity(const Operand& a, const Operand& b, int64_t n) {
 // Write 1 or 0 per row for valid or null rows of `a`.
 void ValidBytes(const Operand& a, int64_t n, uint8_t* out) {
   const Column& c = a.column;
+  if (n <= 0) return;
   if (a.scalar) {
     std::memset(out, c.null_count() == 0 ? 1 : 0, static_cast<size_t>(n));
   } else if (c.null_count() == 0) {
