@@ -118,6 +118,7 @@ TEST(CircuitBreakerTest, OnlyOneOfManyConcurrentCallersProbes) {
   std::atomic<int> allowed{0};
   std::atomic<bool> go{false};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
       while (!go.load()) std::this_thread::yield();

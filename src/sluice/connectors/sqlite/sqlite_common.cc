@@ -114,7 +114,6 @@ std::string_view DeclaredTypeFor(TypeId type) {
     case TypeId::kFloat64:
       return "REAL";
     case TypeId::kString:
-      return "TEXT";
     case TypeId::kJson:
       return "TEXT";
     case TypeId::kBytes:

@@ -10,6 +10,7 @@
 
 #include "sluice/connectors/sqlite/sqlite.h"
 #include "sluice/connectors/sqlite/sqlite_internal.h"
+#include "sluice/core/log.h"
 #include "sluice/core/time.h"
 
 namespace sluice {
@@ -123,11 +124,12 @@ class SqliteSource final : public Source {
   int64_t EstimatedRows() const override { return estimated_rows_; }
 
  private:
-  bool keyset() const { return !config_.key.empty(); }
+  bool Paged() const { return !config_.key.empty(); }
   std::string FromWhereSql() const;
   std::string SelectSql() const;
   std::string Context() const { return fmt::format("node '{}'", id_); }
   Result<BatchPtr> ReadBatch(uint64_t seq);
+  void WarnIfKeyIsNotIndexed();
   Status CountRows();
   Status StartPage();
   Status Step();
@@ -162,7 +164,7 @@ std::string SqliteSource::FromWhereSql() const {
   std::string sql = " FROM " + QuoteIdentifier(config_.table);
   std::vector<std::string> conditions;
   if (!config_.where.empty()) conditions.push_back("(" + config_.where + ")");
-  if (keyset()) conditions.push_back(QuoteIdentifier(config_.key) + " >= ?1");
+  if (Paged()) conditions.push_back(QuoteIdentifier(config_.key) + " >= ?1");
   for (size_t i = 0; i < conditions.size(); ++i) {
     sql += (i == 0 ? " WHERE " : " AND ") + conditions[i];
   }
@@ -181,9 +183,9 @@ std::string SqliteSource::SelectSql() const {
       sql += QuoteIdentifier(config_.columns[i]);
     }
   }
-  if (keyset()) sql += ", " + QuoteIdentifier(config_.key);
+  if (Paged()) sql += ", " + QuoteIdentifier(config_.key);
   sql += FromWhereSql();
-  if (keyset()) sql += " ORDER BY " + QuoteIdentifier(config_.key) + " LIMIT ?2";
+  if (Paged()) sql += " ORDER BY " + QuoteIdentifier(config_.key) + " LIMIT ?2";
   return sql;
 }
 
@@ -198,11 +200,11 @@ Status SqliteSource::Open(NodeContext* ctx) {
   SLUICE_ASSIGN_OR_RETURN(
       db_, sqlite_internal::OpenDatabase(config_.path, flags, config_.busy_timeout_us, Context()));
   SLUICE_ASSIGN_OR_RETURN(select_, sqlite_internal::Prepare(db_.get(), SelectSql(), Context()));
-  num_columns_ = sqlite3_column_count(select_.get()) - (keyset() ? 1 : 0);
+  num_columns_ = sqlite3_column_count(select_.get()) - (Paged() ? 1 : 0);
   if (num_columns_ <= 0) {
     return Status::ConfigError("{}: the query returns no columns", Context());
   }
-  if (keyset()) {
+  if (Paged()) {
     const char* declared = sqlite3_column_decltype(select_.get(), num_columns_);
     const auto type = sqlite_internal::TypeFromDeclared(declared);
     if (declared != nullptr && type != TypeId::kInt64) {
@@ -219,6 +221,7 @@ Status SqliteSource::Open(NodeContext* ctx) {
     sql += ")";
     SLUICE_ASSIGN_OR_RETURN(delete_, sqlite_internal::Prepare(db_.get(), sql, Context()));
   }
+  if (Paged()) WarnIfKeyIsNotIndexed();
   if (!config_.table.empty()) SLUICE_RETURN_NOT_OK(CountRows());
   // Peek at the first row: its storage classes type the columns nothing else types, so the
   // schema is known once Open returns.
@@ -226,11 +229,29 @@ Status SqliteSource::Open(NodeContext* ctx) {
   return ResolveSchema();
 }
 
+void SqliteSource::WarnIfKeyIsNotIndexed() {
+  // Without an index on the key every page scans and sorts the table: quadratic in its size.
+  auto plan = sqlite_internal::Prepare(db_.get(), "EXPLAIN QUERY PLAN " + SelectSql(), Context());
+  if (!plan.ok()) return;
+  while (sqlite3_step(plan->get()) == SQLITE_ROW) {
+    const auto* detail = reinterpret_cast<const char*>(sqlite3_column_text(plan->get(), 3));
+    if (detail != nullptr &&
+        std::string_view(detail).find("TEMP B-TREE") != std::string_view::npos) {
+      Log(LogLevel::kWarn,
+          "{}: key '{}' of table '{}' has no index, so every batch scans the table; use rowid, "
+          "an INTEGER PRIMARY KEY or an indexed column",
+          Context(), config_.key, config_.table);
+      if (ctx_->stats() != nullptr) ctx_->stats()->AddCounter("unindexed_key", 1);
+      return;
+    }
+  }
+}
+
 Status SqliteSource::CountRows() {
   // A COUNT(*) is one pass over the table's smallest index; cheap next to reading the rows.
   std::string sql = "SELECT COUNT(*)" + FromWhereSql();
   SLUICE_ASSIGN_OR_RETURN(StmtPtr count, sqlite_internal::Prepare(db_.get(), sql, Context()));
-  if (keyset()) sqlite3_bind_int64(count.get(), 1, INT64_MIN);
+  if (Paged()) sqlite3_bind_int64(count.get(), 1, INT64_MIN);
   const int rc = sqlite3_step(count.get());
   if (rc != SQLITE_ROW) return sqlite_internal::SqliteError(rc, db_.get(), Context());
   estimated_rows_ = sqlite3_column_int64(count.get(), 0);
@@ -238,7 +259,7 @@ Status SqliteSource::CountRows() {
 }
 
 Status SqliteSource::StartPage() {
-  if (keyset()) {
+  if (Paged()) {
     sqlite3_reset(select_.get());
     sqlite3_bind_int64(select_.get(), 1, next_key_);
     sqlite3_bind_int64(select_.get(), 2, config_.batch_rows);
@@ -276,7 +297,8 @@ Status SqliteSource::ResolveSchema() {
     }
     fields.push_back(std::move(f));
   }
-  for (const auto& [name, type] : config_.types) {
+  for (const auto& [column, type] : config_.types) {
+    const std::string& name = column;  // lambdas may not capture structured bindings in clang 14
     auto it =
         std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return f.name == name; });
     if (it == fields.end()) {
@@ -388,7 +410,7 @@ Result<BatchPtr> SqliteSource::Next(uint64_t seq) {
   if (finished_) return BatchPtr();
   Result<BatchPtr> batch = ReadBatch(seq);
   if (!batch.ok()) {
-    if (keyset()) {
+    if (Paged()) {
       // Drop the partial page: next_key_ still points at its first row, so a retry rereads
       // exactly the rows this call failed to deliver.
       sqlite3_reset(select_.get());
@@ -422,7 +444,7 @@ Result<BatchPtr> SqliteSource::ReadBatch(uint64_t seq) {
       SLUICE_RETURN_NOT_OK(
           AppendCell(c, schema_->field(c).type, &builders[static_cast<size_t>(c)], row));
     }
-    if (keyset()) {
+    if (Paged()) {
       if (sqlite3_column_type(select_.get(), num_columns_) != SQLITE_INTEGER) {
         return Status::Invalid(
             "{}: row {}: key column '{}' holds a {} value; it must be an integer", Context(), row,
@@ -440,7 +462,7 @@ Result<BatchPtr> SqliteSource::ReadBatch(uint64_t seq) {
     SLUICE_RETURN_NOT_OK(Step());
   }
   if (!row_pending_) {
-    if (keyset()) {
+    if (Paged()) {
       // End of page: reset so the connection holds no read transaction while the batch is in
       // flight (Commit deletes on this connection; other writers need the lock too).
       sqlite3_reset(select_.get());

@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "sluice/core/log.h"
 #include "sluice/testing/matchers.h"
 
 namespace sluice {
@@ -254,6 +255,24 @@ TEST_F(SqliteTest, SourceReadsInKeysetPagesSmallerThanTheTable) {
   EXPECT_EQ(all->num_columns(), 2);  // the key, already among *, is not repeated
 }
 
+TEST_F(SqliteTest, SourceCountsAnUnindexedKey) {
+  ExecSql(path_, "CREATE TABLE u (k INTEGER, v TEXT); INSERT INTO u VALUES (2, 'b'), (1, 'a');");
+  SetLogLevel(LogLevel::kError);  // the warning itself is not under test
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource({{"table", "u"}, {"key", "k"}}));
+  SetLogLevel(LogLevel::kInfo);
+  EXPECT_EQ(stats_.Counters()["unindexed_key"], 1);
+  std::vector<BatchPtr> batches;
+  ReadAll(source.get(), &batches);
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0]->ToString(), R"([[1,"a"],[2,"b"]])");
+}
+
+TEST_F(SqliteTest, SourceDoesNotFlagAnIndexedKey) {
+  MakeTable(3);
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource({{"table", "t"}, {"key", "id"}}));
+  EXPECT_EQ(stats_.Counters().count("unindexed_key"), 0u);
+}
+
 TEST_F(SqliteTest, SourceKeysetPagingEndsCleanlyOnAnExactMultiple) {
   MakeTable(20);
   ASSERT_OK_AND_ASSIGN(auto source,
@@ -318,7 +337,7 @@ TEST_F(SqliteTest, SourceRejectsAValueThatDoesNotFitTheColumnType) {
 
 class SqliteArchiveTest : public SqliteTest {
  protected:
-  Result<std::unique_ptr<Source>> OpenArchiver(int batch_rows, std::string where = "",
+  Result<std::unique_ptr<Source>> OpenArchiver(int batch_rows, const std::string& where = "",
                                                bool dry_run = false) {
     nlohmann::json o = {
         {"table", "t"}, {"key", "id"}, {"delete_after_ack", true}, {"batch_rows", batch_rows}};
