@@ -129,9 +129,7 @@ int CmdNodes(const NodeRegistry& registry, const std::string& type, bool markdow
   if (!type.empty()) {
     const NodeTypeInfo* info = registry.Find(type);
     if (info == nullptr) {
-      std::vector<std::string> names;
-      for (const auto* t : registry.All()) names.push_back(t->name);
-      std::string hint = SuggestNearest(type, names);
+      std::string hint = SuggestNearest(type, registry.Names());
       std::fprintf(stderr, "sluice: unknown node type '%s'%s\n", type.c_str(),
                    hint.empty() ? "" : (" — did you mean '" + hint + "'?").c_str());
       return kExitUsage;
@@ -147,7 +145,8 @@ int CmdNodes(const NodeRegistry& registry, const std::string& type, bool markdow
   for (const auto* info : registry.All()) {
     if (!type.empty() && info->name != type) continue;
     if (markdown) {
-      std::cout << fmt::format("\n## `{}` ({})\n\n{}\n\n", info->name, NodeKindName(info->kind), info->doc);
+      std::cout << fmt::format("\n## `{}` ({})\n\n{}\n\n", info->name, NodeKindName(info->kind),
+                               info->doc);
       if (info->options.empty()) {
         std::cout << "No options.\n";
         continue;

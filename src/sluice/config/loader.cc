@@ -360,8 +360,7 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
   if (!nodes.IsMap()) {
     return ErrorAt(file, nodes.Mark(), "'nodes' must be a mapping of node id to node");
   }
-  std::vector<std::string> type_names;
-  for (const auto* t : registry.All()) type_names.push_back(t->name);
+  const std::vector<std::string> type_names = registry.Names();
 
   for (const auto& kv : nodes) {
     NodeSpec n;
@@ -380,7 +379,9 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
     }
     // `type: null` (the null sink) parses as a YAML null.
     n.type = type.IsNull() ? "null" : type.Scalar();
-    const NodeTypeInfo* info = registry.Find(n.type);
+    const YAML::Node inputs = body["inputs"];
+    const bool has_inputs = inputs && !inputs.IsNull() && !(inputs.IsSequence() && inputs.size() == 0);
+    const NodeTypeInfo* info = registry.Resolve(n.type, has_inputs);
     if (info == nullptr) {
       return ErrorAt(file, type.Mark(),
                      fmt::format("{}unknown node type '{}'{}", ctx, n.type,

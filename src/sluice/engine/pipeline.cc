@@ -71,15 +71,14 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec,
     return Status::ConfigError("{}: the pipeline has no nodes", spec.file);
   }
 
-  std::vector<std::string> type_names;
-  for (const auto* t : registry.All()) type_names.push_back(t->name);
+  const std::vector<std::string> type_names = registry.Names();
 
   // Resolve types and inputs.
   std::vector<PipelineNode> nodes(spec.nodes.size());
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
     const NodeSpec& n = spec.nodes[i];
     PipelineNode& node = nodes[i];
-    node.info = registry.Find(n.type);
+    node.info = registry.Resolve(n.type, !n.inputs.empty());
     if (node.info == nullptr) {
       std::string hint = SuggestNearest(n.type, type_names);
       return NodeError(n, fmt::format("unknown node type '{}'{}", n.type,

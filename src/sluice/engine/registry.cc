@@ -19,7 +19,7 @@ void NodeRegistry::AddSource(std::string name, std::string doc, OptionSchema opt
   info.doc = std::move(doc);
   info.options = std::move(options);
   info.make_source = std::move(f);
-  types_[name] = std::move(info);
+  types_[{name, info.kind}] = std::move(info);
 }
 
 void NodeRegistry::AddTransform(std::string name, std::string doc, OptionSchema options,
@@ -34,7 +34,7 @@ void NodeRegistry::AddTransform(std::string name, std::string doc, OptionSchema 
   info.stateless = stateless;
   info.min_inputs = min_inputs;
   info.max_inputs = max_inputs;
-  types_[name] = std::move(info);
+  types_[{name, info.kind}] = std::move(info);
 }
 
 void NodeRegistry::AddSink(std::string name, std::string doc, OptionSchema options,
@@ -47,17 +47,37 @@ void NodeRegistry::AddSink(std::string name, std::string doc, OptionSchema optio
   info.make_sink = std::move(f);
   info.min_inputs = 1;
   info.max_inputs = -1;
-  types_[name] = std::move(info);
+  types_[{name, info.kind}] = std::move(info);
 }
 
 const NodeTypeInfo* NodeRegistry::Find(const std::string& name) const {
-  auto it = types_.find(name);
-  return it == types_.end() ? nullptr : &it->second;
+  for (NodeKind k : {NodeKind::kSource, NodeKind::kTransform, NodeKind::kSink}) {
+    auto it = types_.find({name, k});
+    if (it != types_.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+const NodeTypeInfo* NodeRegistry::Resolve(const std::string& name, bool has_inputs) const {
+  const NodeKind first = has_inputs ? NodeKind::kTransform : NodeKind::kSource;
+  for (NodeKind k : {first, NodeKind::kSink, NodeKind::kSource, NodeKind::kTransform}) {
+    auto it = types_.find({name, k});
+    if (it != types_.end()) return &it->second;
+  }
+  return nullptr;
 }
 
 std::vector<const NodeTypeInfo*> NodeRegistry::All() const {
   std::vector<const NodeTypeInfo*> out;
-  for (const auto& [name, info] : types_) out.push_back(&info);
+  for (const auto& [key, info] : types_) out.push_back(&info);
+  return out;
+}
+
+std::vector<std::string> NodeRegistry::Names() const {
+  std::vector<std::string> out;
+  for (const auto& [key, info] : types_) {
+    if (out.empty() || out.back() != key.first) out.push_back(key.first);
+  }
   return out;
 }
 

@@ -42,12 +42,19 @@ class NodeRegistry {
                     bool stateless, int min_inputs = 1, int max_inputs = 1);
   void AddSink(std::string name, std::string doc, OptionSchema options, SinkFactory f);
 
-  /// Return the type called `name`, or nullptr.
+  /// Return the type called `name`, or nullptr. A name may denote both a source and a sink
+  /// (`sqlite`, `file`): then a node with inputs is the sink (or transform), one without is the
+  /// source.
+  const NodeTypeInfo* Resolve(const std::string& name, bool has_inputs) const;
+  /// Return the first type called `name` (source before transform before sink), or nullptr.
   const NodeTypeInfo* Find(const std::string& name) const;
+  /// Return every registered type, by name then kind.
   std::vector<const NodeTypeInfo*> All() const;
+  /// Return the distinct type names.
+  std::vector<std::string> Names() const;
 
  private:
-  std::map<std::string, NodeTypeInfo> types_;
+  std::map<std::pair<std::string, NodeKind>, NodeTypeInfo> types_;
 };
 
 /// Options every node accepts, whatever its type (type, inputs, parallelism, ...).

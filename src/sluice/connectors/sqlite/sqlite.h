@@ -11,7 +11,7 @@ namespace sluice {
 /// The node type names. NodeRegistry keys types by name alone, so the sink cannot share the
 /// source's name until the registry tells sources and sinks apart.
 inline constexpr const char* kSqliteSourceType = "sqlite";
-inline constexpr const char* kSqliteSinkType = "sqlite_sink";
+inline constexpr const char* kSqliteSinkType = "sqlite";  // a sink when the node has inputs
 
 /// Register the sqlite source (kSqliteSourceType) and sink (kSqliteSinkType) in `registry`.
 void RegisterSqliteNodes(NodeRegistry* registry);

@@ -22,6 +22,8 @@ struct SinkConfig {
   std::string path;
   std::string table;
   bool create_table = true;
+  std::string primary_key;           // column declared INTEGER PRIMARY KEY when creating
+  std::vector<std::string> indexes;  // columns indexed when creating
   int64_t batch_rows = kDefaultTransactionRows;
   bool replace = false;
   std::string journal_mode = "wal";
@@ -84,12 +86,36 @@ Status SqliteSink::PrepareFor(const SchemaPtr& schema) {
       if (i > 0) ddl += ", ";
       ddl += QuoteIdentifier(f.name);
       ddl += ' ';
+      if (f.name == config_.primary_key) {
+        // An integer primary key is the rowid: deletes and keyset paging by it need no index.
+        if (f.type != TypeId::kInt64) {
+          return Status::ConfigError("{}: primary_key '{}' must be an int64 column, not {}",
+                                     Context(), f.name, TypeName(f.type));
+        }
+        ddl += "INTEGER PRIMARY KEY";
+        continue;
+      }
       // Timestamps are declared TIMESTAMP in both formats: the source reads ISO text and
       // integer µs alike.
       ddl += sqlite_internal::DeclaredTypeFor(f.type);
     }
     ddl += ")";
+    if (!config_.primary_key.empty() && schema->FieldIndex(config_.primary_key) < 0) {
+      return Status::ConfigError("{}: primary_key '{}' is not a column of the input", Context(),
+                                 config_.primary_key);
+    }
     SLUICE_RETURN_NOT_OK(sqlite_internal::Exec(db_.get(), ddl, Context()));
+    for (const auto& col : config_.indexes) {
+      if (schema->FieldIndex(col) < 0) {
+        return Status::ConfigError("{}: cannot index '{}': not a column of the input", Context(),
+                                   col);
+      }
+      SLUICE_RETURN_NOT_OK(sqlite_internal::Exec(
+          db_.get(),
+          "CREATE INDEX IF NOT EXISTS " + QuoteIdentifier(config_.table + "_" + col) + " ON " +
+              table + " (" + QuoteIdentifier(col) + ")",
+          Context()));
+    }
   }
   std::string sql = config_.replace ? "INSERT OR REPLACE INTO " : "INSERT INTO ";
   sql += table + " (";
@@ -221,6 +247,8 @@ Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
   c.table = o.GetString("table");
   if (c.table.empty()) return o.ErrorAt("table", "a table name is required");
   if (o.Has("create_table")) c.create_table = o.GetBool("create_table");
+  c.primary_key = o.GetString("primary_key");
+  c.indexes = o.GetStringList("indexes");
   if (o.Has("batch_rows")) c.batch_rows = o.GetInt("batch_rows");
   if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
   if (o.Has("mode")) {
@@ -259,6 +287,10 @@ const OptionSchema& SqliteSinkOptions() {
   static const OptionSchema kOptions = {
       {"path", OptionType::kString, "", "SQLite database file (created if missing).", true, {}},
       {"table", OptionType::kString, "", "Table to insert into.", true, {}},
+      {"primary_key", OptionType::kString, "",
+       "When creating the table: this int64 column becomes its INTEGER PRIMARY KEY.", false, {}},
+      {"indexes", OptionType::kStringList, "",
+       "When creating the table: columns to index (one index each).", false, {}},
       {"create_table",
        OptionType::kBool,
        "true",

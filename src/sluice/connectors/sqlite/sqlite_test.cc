@@ -142,6 +142,24 @@ TEST_F(SqliteTest, SinkThenSourceRoundTripsEveryTypeWithNulls) {
   ASSERT_OK(source->Close());
 }
 
+TEST_F(SqliteTest, CreatesPrimaryKeyAndIndexes) {
+  auto schema = MakeSchema({{"id", TypeId::kInt64}, {"s", TypeId::kString}});
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(schema, R"([[7, "a"], [9, "b"]])"));
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", "t"},
+                                            {"primary_key", "id"},
+                                            {"indexes", nlohmann::json::array({"s"})}}));
+  ASSERT_OK(sink->Write(batch, AckSet()));
+  ASSERT_OK(sink->Close());
+  // id is the rowid, and `s` has its own index.
+  EXPECT_EQ(QueryInt(path_, "SELECT rowid FROM t WHERE s = 'b'"), 9);
+  EXPECT_EQ(QueryInt(path_, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                            "tbl_name = 't' AND sql LIKE '%(\"s\")%'"),
+            1);
+  ASSERT_OK_AND_ASSIGN(auto bad, OpenSink({{"table", "u"}, {"primary_key", "s"}}));
+  EXPECT_THAT(bad->Write(batch, AckSet()),
+              StatusIs(StatusCode::kConfigError, HasSubstr("must be an int64 column")));
+}
+
 TEST_F(SqliteTest, TimestampsStoredAsMicrosRoundTrip) {
   auto schema = MakeSchema({{"ts", TypeId::kTimestamp}});
   ASSERT_OK_AND_ASSIGN(BatchPtr batch,
@@ -526,7 +544,7 @@ TEST_F(SqliteTest, RegistersTheSourceAndTheSink) {
   NodeRegistry registry;
   RegisterSqliteNodes(&registry);
   const NodeTypeInfo* source = registry.Find(kSqliteSourceType);
-  const NodeTypeInfo* sink = registry.Find(kSqliteSinkType);
+  const NodeTypeInfo* sink = registry.Resolve(kSqliteSinkType, /*has_inputs=*/true);
   ASSERT_NE(source, nullptr);
   ASSERT_NE(sink, nullptr);
   EXPECT_EQ(source->kind, NodeKind::kSource);
