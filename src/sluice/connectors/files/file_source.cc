@@ -1,0 +1,245 @@
+// The `file` source: stream JSONL or CSV files (optionally gzip or zstd compressed) matching a
+// glob into batches, in constant memory.
+
+#include <glob.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include "sluice/connectors/files/files.h"
+#include "sluice/connectors/files/files_internal.h"
+#include "sluice/io/stream.h"
+
+namespace sluice {
+
+using files_internal::BoolOr;
+using files_internal::IntOr;
+using files_internal::StringOr;
+
+namespace {
+
+constexpr int64_t kDefaultBatchRows = 8192;
+constexpr size_t kReadChunk = size_t{1} << 20;
+
+struct SourceConfig {
+  std::string pattern;
+  std::optional<io::Format> format;  // nullopt: by extension
+  std::optional<io::Codec> codec;    // nullopt: by extension
+  SchemaPtr schema;                  // null: inferred from the first file
+  int64_t batch_rows = kDefaultBatchRows;
+  char delimiter = ',';
+  bool header = true;
+  io::OnError on_error = io::OnError::kFail;
+};
+
+Result<SourceConfig> ParseSourceOptions(const NodeOptions& o) {
+  SourceConfig c;
+  c.pattern = StringOr(o, "path", "");
+  if (c.pattern.empty()) return o.ErrorAt("path", "a file path or glob is required");
+  SLUICE_ASSIGN_OR_RETURN(c.format, files_internal::ParseFormatOption(o));
+  SLUICE_ASSIGN_OR_RETURN(c.codec, files_internal::ParseCompressionOption(o));
+  c.batch_rows = IntOr(o, "batch_rows", kDefaultBatchRows);
+  if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
+  SLUICE_ASSIGN_OR_RETURN(c.delimiter, files_internal::ParseDelimiterOption(o));
+  c.header = BoolOr(o, "header", true);
+  const std::string on_error = StringOr(o, "on_error", "fail");
+  if (on_error == "skip") {
+    c.on_error = io::OnError::kSkip;
+  } else if (on_error != "fail") {
+    return o.ErrorAt("on_error", fmt::format("'{}' is not one of fail, skip", on_error));
+  }
+  if (o.Has("schema")) {
+    const auto& schema = o.GetJson("schema");
+    if (!schema.is_object()) return o.ErrorAt("schema", "expected a mapping of column -> type");
+    std::vector<Field> fields;
+    for (const auto& [name, type_name] : schema.items()) {
+      if (!type_name.is_string()) {
+        return o.ErrorAt("schema", fmt::format("type of column '{}' must be a string", name));
+      }
+      auto type = ParseTypeName(type_name.get<std::string>());
+      if (!type.ok()) return o.ErrorAt("schema", type.status().message());
+      fields.push_back({name, *type, true});
+    }
+    c.schema = MakeSchema(std::move(fields));
+  }
+  return c;
+}
+
+/// Produce the rows of every file matching a glob, file after file, in name order. Next() is
+/// called from one thread; the files are only read.
+class FileSource final : public Source {
+ public:
+  FileSource(std::string id, SourceConfig config)
+      : id_(std::move(id)), config_(std::move(config)), chunk_(kReadChunk) {}
+
+  Status Open(NodeContext* ctx) override {
+    ctx_ = ctx;
+    auto files = ExpandGlob(config_.pattern);
+    if (!files.ok()) return files.status().WithContext("node '{}'", id_);
+    files_ = std::move(*files);
+    return Status::OK();
+  }
+
+  Result<BatchPtr> Next(uint64_t seq) override {
+    while (ready_.empty()) {
+      if (ctx_ != nullptr && ctx_->cancelled())
+        return Status::Cancelled("node '{}': cancelled", id_);
+      if (stream_ == nullptr) {
+        if (next_file_ >= files_.size()) return BatchPtr();
+        SLUICE_RETURN_NOT_OK(OpenNextFile());
+      }
+      auto n = stream_->Read(chunk_.data(), chunk_.size());
+      if (!n.ok()) return WithPath(n.status());
+      std::vector<BatchPtr> batches;
+      Status st = *n == 0 ? decoder_->Finish(&batches)
+                          : decoder_->Feed(std::string_view(chunk_.data(), *n), &batches);
+      CountSkipped();
+      if (!st.ok()) return st;
+      for (auto& b : batches) ready_.push_back(std::move(b));
+      if (*n == 0) {
+        // Later files are decoded with this file's schema, so every batch has the same one.
+        if (config_.schema == nullptr) config_.schema = decoder_->schema();
+        stream_.reset();
+        decoder_.reset();
+      }
+    }
+    BatchPtr batch = std::move(ready_.front());
+    ready_.pop_front();
+    return batch;
+  }
+
+  SchemaPtr schema() const override { return config_.schema; }
+  int64_t EstimatedRows() const override { return -1; }
+
+ private:
+  Status OpenNextFile() {
+    path_ = files_[next_file_++];
+    io::Format format;
+    if (config_.format.has_value()) {
+      format = *config_.format;
+    } else {
+      auto f = io::FormatFromPath(path_);
+      if (!f.ok()) {
+        return Status::ConfigError("node '{}': {}; set option 'format'", id_, f.status().message());
+      }
+      format = *f;
+    }
+    const io::Codec codec = config_.codec.value_or(io::CodecFromPath(path_));
+    io::DecodeOptions options;
+    options.schema = config_.schema;
+    options.batch_rows = config_.batch_rows;
+    options.on_error = config_.on_error;
+    options.source_name = path_;
+    options.delimiter = config_.delimiter;
+    options.header = config_.header;
+    SLUICE_ASSIGN_OR_RETURN(decoder_, io::MakeDecoder(format, std::move(options)));
+    SLUICE_ASSIGN_OR_RETURN(auto raw, io::OpenFileStream(path_));
+    SLUICE_ASSIGN_OR_RETURN(stream_, io::MakeDecompressingStream(std::move(raw), codec));
+    skipped_reported_ = 0;
+    if (ctx_ != nullptr) ctx_->stats()->AddCounter("files", 1);
+    return Status::OK();
+  }
+
+  // Names the file in errors that do not already (decompression errors).
+  Status WithPath(const Status& st) const {
+    if (st.message().find(path_) != std::string::npos) return st;
+    return st.WithContext("{}", path_);
+  }
+
+  void CountSkipped() {
+    if (decoder_ == nullptr) return;
+    const int64_t skipped = decoder_->skipped_rows();
+    if (ctx_ != nullptr && skipped > skipped_reported_) {
+      ctx_->stats()->discarded_rows.fetch_add(skipped - skipped_reported_,
+                                              std::memory_order_relaxed);
+    }
+    skipped_reported_ = skipped;
+  }
+
+  std::string id_;
+  SourceConfig config_;
+  NodeContext* ctx_ = nullptr;
+  std::vector<std::string> files_;
+  size_t next_file_ = 0;
+  std::string path_;  // the file being read
+  std::unique_ptr<io::InputStream> stream_;
+  std::unique_ptr<io::Decoder> decoder_;
+  int64_t skipped_reported_ = 0;
+  std::vector<char> chunk_;
+  std::deque<BatchPtr> ready_;
+};
+
+}  // namespace
+
+Result<std::vector<std::string>> ExpandGlob(const std::string& pattern) {
+  glob_t g{};
+  const int rc = ::glob(pattern.c_str(), GLOB_BRACE, nullptr, &g);
+  std::vector<std::string> files;
+  if (rc == 0) {
+    for (size_t i = 0; i < g.gl_pathc; ++i) {
+      struct stat st {};
+      if (::stat(g.gl_pathv[i], &st) == 0 && S_ISREG(st.st_mode)) files.emplace_back(g.gl_pathv[i]);
+    }
+  }
+  globfree(&g);
+  if (rc != 0 && rc != GLOB_NOMATCH) {
+    return Status::IOError("cannot expand '{}': glob failed with code {}", pattern, rc);
+  }
+  if (files.empty()) return Status::NotFound("no file matches '{}'", pattern);
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+const OptionSchema& FileSourceOptions() {
+  static const OptionSchema kOptions = {
+      {"path",
+       OptionType::kString,
+       "",
+       "File or glob to read (e.g. data/*.jsonl.gz); files are read in name order.",
+       true,
+       {}},
+      {"format",
+       OptionType::kEnum,
+       "auto",
+       "Record format; auto picks it by file extension.",
+       false,
+       {"auto", "jsonl", "csv"}},
+      {"compression",
+       OptionType::kEnum,
+       "auto",
+       "Compression; auto picks it by extension (.gz, .zst).",
+       false,
+       {"auto", "none", "gzip", "zstd"}},
+      {"schema",
+       OptionType::kMap,
+       "",
+       "Column name -> type; when absent, types are inferred from the first 1000 records.",
+       false,
+       {}},
+      {"batch_rows", OptionType::kInt, "8192", "Rows per batch.", false, {}},
+      {"delimiter",
+       OptionType::kString,
+       ",",
+       "CSV field separator (one character, or \\t).",
+       false,
+       {}},
+      {"header", OptionType::kBool, "true", "CSV: the first record names the columns.", false, {}},
+      {"on_error",
+       OptionType::kEnum,
+       "fail",
+       "What to do with a malformed record: fail the run, or skip it and count it as discarded.",
+       false,
+       {"fail", "skip"}},
+  };
+  return kOptions;
+}
+
+Result<std::unique_ptr<Source>> MakeFileSource(const NodeOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(SourceConfig config, ParseSourceOptions(options));
+  return std::unique_ptr<Source>(new FileSource(options.id(), std::move(config)));
+}
+
+}  // namespace sluice
