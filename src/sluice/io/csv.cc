@@ -126,11 +126,9 @@ void CsvEncoder::Encode(const Batch& batch, std::string* out, std::vector<size_t
       switch (col.type()) {
         case TypeId::kBool:
           if (col.GetBool(r)) {
-            std::memcpy(p, "true", 4);
-            p += 4;
+            p = internal::CopyBytes("true", p);
           } else {
-            std::memcpy(p, "false", 5);
-            p += 5;
+            p = internal::CopyBytes("false", p);
           }
           break;
         case TypeId::kInt64:
@@ -146,8 +144,7 @@ void CsvEncoder::Encode(const Batch& batch, std::string* out, std::vector<size_t
         case TypeId::kGeometry: {
           const std::string_view v = col.GetView(r);
           if (v.empty()) {
-            std::memcpy(p, "\"\"", 2);
-            p += 2;
+            p = internal::CopyBytes("\"\"", p);
           } else {
             p = internal::WriteHex(v, p);
           }
@@ -599,7 +596,7 @@ class CsvDecoder::Impl {
     fields_.push_back({static_cast<uint32_t>(begin), static_cast<uint32_t>(len), flags});
   }
 
-  Parse Fail(int64_t line, std::string message) {
+  Parse Fail(int64_t line, const std::string& message) {
     error_ = LineError(options_.source_name, line, message);
     return Parse::kError;
   }

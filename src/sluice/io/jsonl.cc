@@ -86,22 +86,18 @@ void JsonlEncoder::Encode(const Batch& batch, std::string* out, std::vector<size
     if (nc == 0) *p++ = '{';
     for (int c = 0; c < nc; ++c) {
       const std::string& prefix = prefixes_[static_cast<size_t>(c)];
-      std::memcpy(p, prefix.data(), prefix.size());
-      p += prefix.size();
+      p = internal::CopyBytes(prefix, p);
       const Column& col = batch.column(c);
       if (col.IsNull(r)) {
-        std::memcpy(p, "null", 4);
-        p += 4;
+        p = internal::CopyBytes("null", p);
         continue;
       }
       switch (col.type()) {
         case TypeId::kBool:
           if (col.GetBool(r)) {
-            std::memcpy(p, "true", 4);
-            p += 4;
+            p = internal::CopyBytes("true", p);
           } else {
-            std::memcpy(p, "false", 5);
-            p += 5;
+            p = internal::CopyBytes("false", p);
           }
           break;
         case TypeId::kInt64:
@@ -112,8 +108,7 @@ void JsonlEncoder::Encode(const Batch& batch, std::string* out, std::vector<size
           if (std::isfinite(v)) {
             p = internal::WriteDouble(v, p);
           } else {
-            std::memcpy(p, "null", 4);
-            p += 4;
+            p = internal::CopyBytes("null", p);
           }
           break;
         }
@@ -134,11 +129,10 @@ void JsonlEncoder::Encode(const Batch& batch, std::string* out, std::vector<size
         case TypeId::kJson: {
           const std::string_view v = col.GetView(r);
           if (v.empty()) {
-            std::memcpy(p, "null", 4);
-            p += 4;
+            p = internal::CopyBytes("null", p);
             break;
           }
-          std::memcpy(p, v.data(), v.size());
+          internal::CopyBytes(v, p);
           // A line break in JSON text is whitespace outside strings (and invalid inside them),
           // so a space keeps the value and the one-record-per-line framing.
           for (char* q = p; (q = static_cast<char*>(std::memchr(q, '\n', p + v.size() - q)));) {
@@ -369,11 +363,10 @@ class JsonlDecoder::Impl {
     Status status;
     while (true) {
       const size_t from = std::max(pos, scanned_);
-      const void* hit =
-          from < buf_.size() ? std::memchr(buf_.data() + from, '\n', buf_.size() - from) : nullptr;
+      const size_t hit = buf_.find('\n', from);
       size_t end;
-      if (hit != nullptr) {
-        end = static_cast<size_t>(static_cast<const char*>(hit) - buf_.data());
+      if (hit != std::string::npos) {
+        end = hit;
       } else if (final && pos < buf_.size()) {
         end = buf_.size();
       } else {

@@ -17,6 +17,9 @@ namespace sluice::io::internal {
 /// The most bytes WriteDouble and WriteInt64 write.
 inline constexpr size_t kMaxNumberChars = 32;
 
+/// Copy `s` to `p`; return the end.
+inline char* CopyBytes(std::string_view s, char* p) { return std::copy_n(s.data(), s.size(), p); }
+
 /// Write `v` in decimal at `p`; return the end.
 inline char* WriteInt64(int64_t v, char* p) { return std::to_chars(p, p + kMaxNumberChars, v).ptr; }
 
