@@ -381,9 +381,8 @@ class Binder {
       out = lt == TypeId::kInt64 && rt == TypeId::kInt64 ? TypeId::kInt64 : TypeId::kFloat64;
       SLUICE_ASSIGN_OR_RETURN(l, Coerce(std::move(l), out));
       SLUICE_ASSIGN_OR_RETURN(r, Coerce(std::move(r), out));
-    } else if (add_sub && lt == TypeId::kTimestamp && rt == TypeId::kInt64) {
-      out = TypeId::kTimestamp;
-    } else if (e.op == Expr::Op::kAdd && lt == TypeId::kInt64 && rt == TypeId::kTimestamp) {
+    } else if ((add_sub && lt == TypeId::kTimestamp && rt == TypeId::kInt64) ||
+               (e.op == Expr::Op::kAdd && lt == TypeId::kInt64 && rt == TypeId::kTimestamp)) {
       out = TypeId::kTimestamp;
     } else if (e.op == Expr::Op::kSub && lt == TypeId::kTimestamp && rt == TypeId::kTimestamp) {
       out = TypeId::kInt64;

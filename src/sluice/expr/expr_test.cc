@@ -90,12 +90,12 @@ TEST(ParseExpr, Literals) {
 TEST(ParseExpr, DurationsAreMicroseconds) {
   const std::vector<std::pair<std::string, int64_t>> cases = {
       {"90d", 90 * kMicrosPerDay},
-      {"12h", 12 * 3600 * kMicrosPerSecond},
-      {"30m", 30 * 60 * kMicrosPerSecond},
+      {"12h", 12 * 3600LL * kMicrosPerSecond},
+      {"30m", 30 * 60LL * kMicrosPerSecond},
       {"15s", 15 * kMicrosPerSecond},
       {"500ms", 500'000},
       {"250us", 250},
-      {"1h30m", 90 * 60 * kMicrosPerSecond},
+      {"1h30m", 90 * 60LL * kMicrosPerSecond},
       {"2w", 14 * kMicrosPerDay},
   };
   for (const auto& [text, micros] : cases) {
