@@ -28,7 +28,7 @@ YAML
 rows=$("$sluice" run -q p.yaml | wc -l); check_eq "$rows" 500 "stdout rows"
 "$sluice" run -q --set nodes.src.rows=10 p.yaml | jq -c . > ten
 check_eq "$(wc -l < ten)" 5 "--set override"
-check_eq "$(head -1 ten)" '{"id":2,"value":0}' "first row"
+check_eq "$(head -1 ten)" '{"id":2,"value":247535}' "first row (deterministic generate)"
 "$sluice" run p.yaml --report r.json > /dev/null 2> summary
 grep -q "pipeline 'tiny': ok" summary || fail "summary: $(cat summary)"
 check_eq "$(jq -r '.nodes[] | select(.id=="even") | .rows_out' r.json)" 500 "report rows_out"

@@ -444,7 +444,11 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
                        fmt::format("{}missing required option '{}' ({})", ctx, o.name, o.doc));
       }
       if (o.default_value.empty()) continue;
-      YAML::Node d = YAML::Load(o.default_value);
+      // Strings are taken as written (a default of "," is not YAML); the rest parse as YAML.
+      YAML::Node d = (o.type == OptionType::kString || o.type == OptionType::kExpr ||
+                      o.type == OptionType::kEnum)
+                         ? YAML::Node(o.default_value)
+                         : YAML::Load(o.default_value);
       auto j = ConvertOption(o, d, file, ctx);
       if (!j.ok()) {
         return Status::Internal("node type '{}': bad default for '{}': {}", n.type, o.name,

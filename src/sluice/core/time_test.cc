@@ -37,3 +37,24 @@ TEST(TimeTest, RejectsGarbage) {
 
 }  // namespace
 }  // namespace sluice
+
+#include "sluice/core/units.h"
+
+namespace sluice {
+namespace {
+
+TEST(UnitsTest, ParsesSizesAndDurations) {
+  EXPECT_EQ(*ParseByteSize("512MiB"), 512LL << 20);
+  EXPECT_EQ(*ParseByteSize("10MB"), 10'000'000);
+  EXPECT_EQ(*ParseByteSize("4096"), 4096);
+  EXPECT_EQ(*ParseDurationMicros("1h30m"), 5'400'000'000);
+  EXPECT_EQ(*ParseDurationMicros("90d"), 90 * 86'400'000'000LL);
+  EXPECT_EQ(*ParseDurationMicros("250us"), 250);
+  EXPECT_FALSE(ParseByteSize("lots").ok());
+  EXPECT_FALSE(ParseDurationMicros("5 parsecs").ok());
+  EXPECT_FALSE(ParseDurationMicros("9999999999999w").ok());  // overflow is an error, not UB
+  EXPECT_FALSE(ParseDurationMicros("").ok());
+}
+
+}  // namespace
+}  // namespace sluice

@@ -81,7 +81,10 @@ Result<int64_t> ParseDurationMicros(std::string_view text) {
     else if (unit == "d") mult = 86'400'000'000;
     else if (unit == "w") mult = 7 * 86'400'000'000;
     else return bad();
-    total += n * mult;
+    int64_t part;
+    if (__builtin_mul_overflow(n, mult, &part) || __builtin_add_overflow(total, part, &total)) {
+      return Status::Invalid("'{}' is too long a duration", text);
+    }
   }
   return total;
 }

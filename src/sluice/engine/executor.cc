@@ -371,9 +371,11 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
       }
       continue;
     }
-    stats.rows_out.fetch_add(batch->num_rows(), std::memory_order_relaxed);
-    stats.bytes_out.fetch_add(size, std::memory_order_relaxed);
-    stats.batches_out.fetch_add(1, std::memory_order_relaxed);
+    if (sequential) {  // the parallel path counts in PushDownstream
+      stats.rows_out.fetch_add(batch->num_rows(), std::memory_order_relaxed);
+      stats.bytes_out.fetch_add(size, std::memory_order_relaxed);
+      stats.batches_out.fetch_add(1, std::memory_order_relaxed);
+    }
     pending.push_back(this_seq);
     Message m;
     m.batch = std::move(batch);
@@ -407,6 +409,9 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
 bool PipelineRun::PushDownstream(size_t node, Message m) {
   auto& n = pipeline_->nodes()[node];
   NodeStats& stats = *stats_[node];
+  stats.rows_out.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
+  stats.bytes_out.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
+  stats.batches_out.fetch_add(1, std::memory_order_relaxed);
   const size_t fan = n.outputs.size();
   for (size_t k = 0; k < fan; ++k) {
     Message copy = (k + 1 == fan) ? std::move(m) : m;
@@ -466,9 +471,6 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
       bool ok = true;
       while (ok && !reorder.pending.empty() && reorder.pending.begin()->first == reorder.next) {
         for (auto& out : reorder.pending.begin()->second) {
-          stats.rows_out.fetch_add(out.batch->num_rows(), std::memory_order_relaxed);
-          stats.bytes_out.fetch_add(out.batch->ByteSize(), std::memory_order_relaxed);
-          stats.batches_out.fetch_add(1, std::memory_order_relaxed);
           if (!PushDownstream(node, std::move(out))) ok = false;
         }
         reorder.pending.erase(reorder.pending.begin());

@@ -138,7 +138,7 @@ void CsvEncoder::Encode(const Batch& batch, std::string* out, std::vector<size_t
           p = internal::WriteDouble(col.GetFloat64(r), p);
           break;
         case TypeId::kTimestamp:
-          p += FormatTimestamp(col.GetInt64(r), p);
+          p = internal::WriteTimestamp(col.GetInt64(r), /*quoted=*/false, p);
           break;
         case TypeId::kBytes:
         case TypeId::kGeometry: {
@@ -775,10 +775,10 @@ class CsvDecoder::Impl {
           if (nulls[r]) continue;
           const std::string_view v = View(f[r * stride]);
           auto ts = ParseTimestamp(Trim(v));
-          if (!ts.ok()) {
-            MarkBad(r, c, v, "timestamp");
-          } else {
+          if (ts.ok()) {
             values[r] = *ts;
+          } else if (!ParseInt64(v, &values[r])) {  // µs, as written outside years 0-9999
+            MarkBad(r, c, v, "timestamp");
           }
         }
         break;

@@ -104,6 +104,20 @@ TEST(CsvEncoderTest, NonFiniteFloatsRoundTrip) {
   EXPECT_TRUE(std::isinf(d.batches[0]->column(0).GetFloat64(1)));
 }
 
+TEST(CsvEncoderTest, TimestampsOutsideFourDigitYearsAreMicrosAndRoundTrip) {
+  auto schema = MakeSchema({{"t", TypeId::kTimestamp}});
+  ColumnBuilder b(TypeId::kTimestamp);
+  b.AppendTimestamp(std::numeric_limits<int64_t>::max());
+  b.AppendTimestamp(0);
+  auto batch = Batch::MakeUnchecked(schema, {b.Finish()}, 2);
+  const std::string text = Encode(batch);
+  EXPECT_EQ(text, "t\n9223372036854775807\n1970-01-01T00:00:00Z\n");
+  ASSERT_OK_AND_ASSIGN(Decoded d, Decode(text, Declared(schema)));
+  ASSERT_EQ(d.batches.size(), 1u);
+  EXPECT_EQ(d.batches[0]->column(0).GetInt64(0), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(d.batches[0]->column(0).GetInt64(1), 0);
+}
+
 TEST(CsvEncoderTest, ReportsRowEnds) {
   auto schema = MakeSchema({{"s", TypeId::kString}});
   ASSERT_OK_AND_ASSIGN(auto batch, BatchFromJson(schema, R"([["a"],["b,c"]])"));

@@ -113,9 +113,7 @@ void JsonlEncoder::Encode(const Batch& batch, std::string* out, std::vector<size
           break;
         }
         case TypeId::kTimestamp:
-          *p++ = '"';
-          p += FormatTimestamp(col.GetInt64(r), p);
-          *p++ = '"';
+          p = internal::WriteTimestamp(col.GetInt64(r), /*quoted=*/true, p);
           break;
         case TypeId::kString:
           p = internal::WriteJsonString(col.GetView(r), p);

@@ -9,10 +9,11 @@
 namespace sluice::io {
 
 /// Encode batches as newline-delimited JSON: one object per row, keys in schema order, nulls
-/// written as null. Timestamps become ISO-8601 strings ("2024-05-01T12:00:00Z"), bytes and
-/// geometry lower-case hex strings, json columns are embedded as they are (line breaks in them
-/// become spaces), floats use the shortest text that reads back exactly (NaN and infinities
-/// become null). String bytes >= 0x80 are copied unchanged, so UTF-8 passes through.
+/// written as null. Timestamps become ISO-8601 strings ("2024-05-01T12:00:00Z"; integers of
+/// µs outside years 0000-9999), bytes and geometry lower-case hex strings, json columns are
+/// embedded as they are (line breaks in them become spaces), floats use the shortest text that
+/// reads back exactly (NaN and infinities become null). String bytes >= 0x80 are copied unchanged,
+/// so UTF-8 passes through.
 class JsonlEncoder final : public Encoder {
  public:
   explicit JsonlEncoder(SchemaPtr schema);

@@ -114,6 +114,23 @@ TEST(JsonlEncoderTest, FloatsUseShortestRoundTripAndNonFiniteIsNull) {
             "{\"f\":null}\n");
 }
 
+TEST(JsonlEncoderTest, TimestampsOutsideFourDigitYearsAreMicrosAndRoundTrip) {
+  auto schema = MakeSchema({{"t", TypeId::kTimestamp}});
+  ColumnBuilder b(TypeId::kTimestamp);
+  b.AppendTimestamp(std::numeric_limits<int64_t>::min());
+  b.AppendTimestamp(-62'167'219'200'000'000);  // 0000-01-01T00:00:00Z
+  b.AppendTimestamp(253'402'300'800'000'000);  // 10000-01-01T00:00:00Z
+  auto batch = Batch::MakeUnchecked(schema, {b.Finish()}, 3);
+  const std::string text = Encode(batch);
+  EXPECT_EQ(text,
+            "{\"t\":-9223372036854775808}\n{\"t\":\"0000-01-01T00:00:00Z\"}\n"
+            "{\"t\":253402300800000000}\n");
+  ASSERT_OK_AND_ASSIGN(Decoded d, Decode(text, Declared(schema)));
+  ASSERT_EQ(d.batches.size(), 1u);
+  EXPECT_EQ(d.batches[0]->column(0).GetInt64(0), std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(d.batches[0]->column(0).GetInt64(2), 253'402'300'800'000'000);
+}
+
 TEST(JsonlEncoderTest, JsonWithLineBreaksStaysOnOneLine) {
   auto schema = MakeSchema({{"j", TypeId::kJson}});
   ColumnBuilder b(TypeId::kJson);

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "sluice/core/result.h"
+#include "sluice/core/time.h"
 
 namespace sluice::io::internal {
 
@@ -35,6 +36,22 @@ inline char* WriteDouble(double v, char* p) {
   end[0] = '.';
   end[1] = '0';
   return end + 2;
+}
+
+/// The range of timestamps ISO-8601 writes with a 4-digit year: 0000-01-01T00:00:00Z to
+/// 9999-12-31T23:59:59.999999Z, in µs since the epoch.
+inline constexpr int64_t kMinIsoMicros = -62'167'219'200LL * 1'000'000;
+inline constexpr int64_t kMaxIsoMicros = 253'402'300'800LL * 1'000'000 - 1;
+
+/// Write a timestamp of `micros` at `p` (at most 42 bytes): an ISO-8601 string, quoted when
+/// `quoted`, inside the 4-digit-year range; outside it, the integer of µs, which the decoders
+/// read back. Return the end.
+inline char* WriteTimestamp(int64_t micros, bool quoted, char* p) {
+  if (micros < kMinIsoMicros || micros > kMaxIsoMicros) return WriteInt64(micros, p);
+  if (quoted) *p++ = '"';
+  p += FormatTimestamp(micros, p);
+  if (quoted) *p++ = '"';
+  return p;
 }
 
 /// Write `bytes` as lower-case hex at `p` (2 bytes out per byte in); return the end.

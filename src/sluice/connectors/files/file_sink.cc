@@ -1,4 +1,4 @@
-// The `file_sink` sink: write batches as JSONL or CSV files, optionally compressed, rolled by
+// The `file` sink: write batches as JSONL or CSV files, optionally compressed, rolled by
 // rows or bytes, published atomically (write, fsync, rename, fsync the directory).
 
 #include <fcntl.h>

@@ -16,14 +16,14 @@ namespace sluice {
 /// The node type names. NodeRegistry keys types by name alone, so the sink cannot share the
 /// source's name until the registry tells sources and sinks apart.
 inline constexpr const char* kFileSourceType = "file";
-inline constexpr const char* kFileSinkType = "file_sink";
+inline constexpr const char* kFileSinkType = "file";  // a sink when the node has inputs
 
 /// Register the file source (kFileSourceType) and sink (kFileSinkType) in `registry`.
 void RegisterFileNodes(NodeRegistry* registry);
 
 /// Return the option schema of the `file` source.
 const OptionSchema& FileSourceOptions();
-/// Return the option schema of the `file_sink` sink.
+/// Return the option schema of the `file` sink.
 const OptionSchema& FileSinkOptions();
 
 /// Build a `file` source from validated options; kConfigError names the offending option.
@@ -32,7 +32,7 @@ const OptionSchema& FileSinkOptions();
 /// Commit and Abandon do nothing.
 Result<std::unique_ptr<Source>> MakeFileSource(const NodeOptions& options);
 
-/// Build a `file_sink` sink from validated options; kConfigError names the offending option.
+/// Build a `file` sink from validated options; kConfigError names the offending option.
 /// Files are written to `<final>.tmp-<pid>`, fsynced, renamed to their final name, and the
 /// directory fsynced; only then are the acks of the batches they hold released.
 Result<std::unique_ptr<Sink>> MakeFileSink(const NodeOptions& options);

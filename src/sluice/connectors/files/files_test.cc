@@ -440,8 +440,8 @@ TEST_F(FilesTest, RegistersSourceAndSink) {
   RegisterFileNodes(&registry);
   ASSERT_NE(registry.Find(kFileSourceType), nullptr);
   EXPECT_EQ(registry.Find(kFileSourceType)->kind, NodeKind::kSource);
-  ASSERT_NE(registry.Find(kFileSinkType), nullptr);
-  EXPECT_EQ(registry.Find(kFileSinkType)->kind, NodeKind::kSink);
+  ASSERT_NE(registry.Resolve(kFileSinkType, /*has_inputs=*/true), nullptr);
+  EXPECT_EQ(registry.Resolve(kFileSinkType, /*has_inputs=*/true)->kind, NodeKind::kSink);
 }
 
 }  // namespace
