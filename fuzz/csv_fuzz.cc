@@ -107,7 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                        {"j", TypeId::kJson}});
   options.header = false;
   std::vector<BatchPtr> declared;
-  Decode(options, first, second, &declared);
+  const bool declared_ok = Decode(options, first, second, &declared);
 
   // Encoding whatever was decoded must work, whatever the values.
   for (const auto* list : {&inferred, &declared}) {
@@ -118,15 +118,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
-  // Round trip without timestamps (offsets may push a year out of the printable range).
-  options.schema = sluice::MakeSchema({{"i", TypeId::kInt64},
-                                       {"s", TypeId::kString},
-                                       {"f", TypeId::kFloat64},
-                                       {"b", TypeId::kBool},
-                                       {"y", TypeId::kBytes},
-                                       {"j", TypeId::kJson}});
-  std::vector<BatchPtr> batches;
-  if (Decode(options, first, second, &batches)) {
+  // Whatever decodes survives an encode/decode round trip unchanged.
+  const std::vector<BatchPtr>& batches = declared;
+  if (declared_ok) {
     EncodeOptions encode;
     encode.delimiter = options.delimiter;
     encode.header = false;

@@ -103,7 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                        {"y", TypeId::kBytes},
                                        {"j", TypeId::kJson}});
   std::vector<BatchPtr> declared;
-  Decode(options, first, second, &declared);
+  const bool declared_ok = Decode(options, first, second, &declared);
 
   // Encoding whatever was decoded must work, whatever the values.
   for (const auto* list : {&inferred, &declared}) {
@@ -114,15 +114,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
-  // Round trip without timestamps (integers of µs may be years ISO-8601 cannot write).
-  options.schema = sluice::MakeSchema({{"i", TypeId::kInt64},
-                                       {"s", TypeId::kString},
-                                       {"f", TypeId::kFloat64},
-                                       {"b", TypeId::kBool},
-                                       {"y", TypeId::kBytes},
-                                       {"j", TypeId::kJson}});
-  std::vector<BatchPtr> batches;
-  if (Decode(options, first, second, &batches)) {
+  // Whatever decodes survives an encode/decode round trip unchanged.
+  const std::vector<BatchPtr>& batches = declared;
+  if (declared_ok) {
     JsonlEncoder encoder(options.schema);
     std::string text;
     for (const auto& b : batches) encoder.Encode(*b, &text);

@@ -76,6 +76,11 @@ std::string RowsOf(const std::vector<BatchPtr>& batches) {
   return all.ok() ? (*all)->ToString() : all.status().ToString();
 }
 
+// Options as the config loader would pass them (with a plain, key-sorted JSON object).
+NodeOptions TestOptions(const std::string& id, const nlohmann::json& values) {
+  return NodeOptions::ForTest(id, values);
+}
+
 // An AckSet for batch `seq` of `queue`, as the engine makes them.
 AckSet MakeAcks(const std::shared_ptr<AckQueue>& queue, uint64_t seq) {
   return AckSet(std::make_shared<AckHandle>(queue, seq));
@@ -108,13 +113,13 @@ class FilesTest : public ::testing::Test {
   }
 
   Result<std::unique_ptr<Source>> OpenSource(const nlohmann::json& options) {
-    SLUICE_ASSIGN_OR_RETURN(auto source, MakeFileSource(NodeOptions::ForTest("src", options)));
+    SLUICE_ASSIGN_OR_RETURN(auto source, MakeFileSource(TestOptions("src", options)));
     SLUICE_RETURN_NOT_OK(source->Open(Context("src")));
     return source;
   }
 
   Result<std::unique_ptr<Sink>> OpenSink(const nlohmann::json& options) {
-    SLUICE_ASSIGN_OR_RETURN(auto sink, MakeFileSink(NodeOptions::ForTest("out", options)));
+    SLUICE_ASSIGN_OR_RETURN(auto sink, MakeFileSink(TestOptions("out", options)));
     SLUICE_RETURN_NOT_OK(sink->Open(Context("out")));
     return sink;
   }
@@ -219,13 +224,12 @@ TEST_F(FilesTest, CorruptCompressedFileNamesTheFile) {
 }
 
 TEST_F(FilesTest, SourceOptionErrors) {
-  EXPECT_THAT(MakeFileSource(NodeOptions::ForTest("src", {{"path", "x"}, {"batch_rows", 0}})),
+  EXPECT_THAT(MakeFileSource(TestOptions("src", {{"path", "x"}, {"batch_rows", 0}})),
               StatusIs(StatusCode::kConfigError, HasSubstr("batch_rows")));
-  EXPECT_THAT(MakeFileSource(NodeOptions::ForTest("src", {{"path", "x"}, {"delimiter", "ab"}})),
+  EXPECT_THAT(MakeFileSource(TestOptions("src", {{"path", "x"}, {"delimiter", "ab"}})),
               StatusIs(StatusCode::kConfigError, HasSubstr("delimiter")));
-  EXPECT_THAT(
-      MakeFileSource(NodeOptions::ForTest("src", {{"path", "x"}, {"schema", {{"a", "uuid"}}}})),
-      StatusIs(StatusCode::kConfigError, HasSubstr("unknown type 'uuid'")));
+  EXPECT_THAT(MakeFileSource(TestOptions("src", {{"path", "x"}, {"schema", {{"a", "uuid"}}}})),
+              StatusIs(StatusCode::kConfigError, HasSubstr("unknown type 'uuid'")));
   WriteText(dir_ / "x.txt", "hello\n");
   EXPECT_THAT(ReadAll({{"path", P("x.txt")}}),
               StatusIs(StatusCode::kConfigError, HasSubstr("set option 'format'")));
@@ -387,11 +391,11 @@ TEST_F(FilesTest, TemplateExpansion) {
 }
 
 TEST_F(FilesTest, SinkOptionErrors) {
-  EXPECT_THAT(MakeFileSink(NodeOptions::ForTest("o", {{"path", P("x.jsonl")}, {"roll_rows", 5}})),
+  EXPECT_THAT(MakeFileSink(TestOptions("o", {{"path", P("x.jsonl")}, {"roll_rows", 5}})),
               StatusIs(StatusCode::kConfigError, HasSubstr("needs {n}")));
-  EXPECT_THAT(MakeFileSink(NodeOptions::ForTest("o", {{"path", P("x.dat")}})),
+  EXPECT_THAT(MakeFileSink(TestOptions("o", {{"path", P("x.dat")}})),
               StatusIs(StatusCode::kConfigError, HasSubstr("set option 'format'")));
-  EXPECT_THAT(MakeFileSink(NodeOptions::ForTest("o", {{"path", P("x.csv")}, {"delimiter", "\""}})),
+  EXPECT_THAT(MakeFileSink(TestOptions("o", {{"path", P("x.csv")}, {"delimiter", "\""}})),
               StatusIs(StatusCode::kConfigError, HasSubstr("delimiter")));
 }
 
