@@ -13,10 +13,10 @@
 
 namespace sluice {
 
-/// The node type names. NodeRegistry keys types by name alone, so the sink cannot share the
-/// source's name until the registry tells sources and sinks apart.
+/// The node type names: one name, resolved to the source for a node without inputs and to the
+/// sink for a node with inputs (NodeRegistry::Resolve).
 inline constexpr const char* kFileSourceType = "file";
-inline constexpr const char* kFileSinkType = "file";  // a sink when the node has inputs
+inline constexpr const char* kFileSinkType = "file";
 
 /// Register the file source (kFileSourceType) and sink (kFileSinkType) in `registry`.
 void RegisterFileNodes(NodeRegistry* registry);
