@@ -54,15 +54,15 @@ const char* NodeTypeWord(YAML::NodeType::value t) {
 
 /// Convert a YAML tree to JSON: plain scalars become numbers, booleans or null when they look
 /// like one; quoted scalars always stay strings.
-nlohmann::json ToJson(const YAML::Node& node) {
+OptionJson ToJson(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Map: {
-      nlohmann::json out = nlohmann::json::object();
+      OptionJson out = OptionJson::object();
       for (const auto& kv : node) out[kv.first.Scalar()] = ToJson(kv.second);
       return out;
     }
     case YAML::NodeType::Sequence: {
-      nlohmann::json out = nlohmann::json::array();
+      OptionJson out = OptionJson::array();
       for (const auto& e : node) out.push_back(ToJson(e));
       return out;
     }
@@ -88,7 +88,7 @@ nlohmann::json ToJson(const YAML::Node& node) {
 }
 
 /// Check `value` against `spec` and return its normalized JSON form.
-Result<nlohmann::json> ConvertOption(const OptionSpec& spec, const YAML::Node& value,
+Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value,
                                      const std::string& file, const std::string& context) {
   auto wrong = [&](const std::string& got) {
     return ErrorAt(file, value.Mark(),
@@ -105,19 +105,19 @@ Result<nlohmann::json> ConvertOption(const OptionSpec& spec, const YAML::Node& v
     case OptionType::kString:
     case OptionType::kExpr:
       if (!scalar) return wrong(shown);
-      return nlohmann::json(text);
+      return OptionJson(text);
     case OptionType::kInt: {
-      nlohmann::json j = scalar ? ToJson(value) : nlohmann::json();
+      OptionJson j = scalar ? ToJson(value) : OptionJson();
       if (!j.is_number_integer()) return wrong(shown);
       return j;
     }
     case OptionType::kFloat: {
-      nlohmann::json j = scalar ? ToJson(value) : nlohmann::json();
+      OptionJson j = scalar ? ToJson(value) : OptionJson();
       if (!j.is_number()) return wrong(shown);
-      return nlohmann::json(j.get<double>());
+      return OptionJson(j.get<double>());
     }
     case OptionType::kBool: {
-      nlohmann::json j = scalar ? ToJson(value) : nlohmann::json();
+      OptionJson j = scalar ? ToJson(value) : OptionJson();
       if (!j.is_boolean()) return wrong(shown + " (use true or false)");
       return j;
     }
@@ -125,18 +125,18 @@ Result<nlohmann::json> ConvertOption(const OptionSpec& spec, const YAML::Node& v
       if (!scalar) return wrong(shown);
       auto r = ParseByteSize(text);
       if (!r.ok()) return ErrorAt(file, value.Mark(), context + "option '" + spec.name + "': " + r.status().message());
-      return nlohmann::json(*r);
+      return OptionJson(*r);
     }
     case OptionType::kDuration: {
       if (!scalar) return wrong(shown);
-      nlohmann::json j = ToJson(value);
-      if (j.is_number()) return nlohmann::json(static_cast<int64_t>(j.get<double>() * 1e6));
+      OptionJson j = ToJson(value);
+      if (j.is_number()) return OptionJson(static_cast<int64_t>(j.get<double>() * 1e6));
       auto r = ParseDurationMicros(text);
       if (!r.ok()) return ErrorAt(file, value.Mark(), context + "option '" + spec.name + "': " + r.status().message());
-      return nlohmann::json(*r);
+      return OptionJson(*r);
     }
     case OptionType::kStringList: {
-      nlohmann::json out = nlohmann::json::array();
+      OptionJson out = OptionJson::array();
       if (scalar) {
         out.push_back(text);
         return out;
@@ -154,7 +154,7 @@ Result<nlohmann::json> ConvertOption(const OptionSpec& spec, const YAML::Node& v
     case OptionType::kEnum:
       if (!scalar) return wrong(shown);
       for (const auto& c : spec.choices) {
-        if (c == text) return nlohmann::json(text);
+        if (c == text) return OptionJson(text);
       }
       return ErrorAt(file, value.Mark(),
                      fmt::format("{}option '{}' must be one of: {}; got '{}'{}", context,
@@ -393,7 +393,7 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
     for (const auto& o : CommonNodeOptions()) known.push_back(o.name);
     for (const auto& o : info->options) known.push_back(o.name);
 
-    nlohmann::json values = nlohmann::json::object();
+    OptionJson values = OptionJson::object();
     std::map<std::string, std::string> locations;
     std::set<std::string> seen;
     for (const auto& opt : body) {
@@ -417,7 +417,7 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
       }
       locations[key] = Loc(file, opt.second.Mark());
       if (key == "type") continue;  // validated above (it may be a YAML null)
-      SLUICE_ASSIGN_OR_RETURN(nlohmann::json j, ConvertOption(*spec_for, opt.second, file, ctx));
+      SLUICE_ASSIGN_OR_RETURN(OptionJson j, ConvertOption(*spec_for, opt.second, file, ctx));
       if (key == "inputs") {
         for (const auto& e : j) n.inputs.push_back(e.get<std::string>());
       } else if (key == "parallelism") {

@@ -21,13 +21,13 @@ std::string_view OptionTypeName(OptionType type) {
 }
 
 namespace {
-const nlohmann::json& NullJson() {
-  static const nlohmann::json kNull;
+const OptionJson& NullJson() {
+  static const OptionJson kNull;
   return kNull;
 }
 }  // namespace
 
-const nlohmann::json& NodeOptions::GetJson(const std::string& name) const {
+const OptionJson& NodeOptions::GetJson(const std::string& name) const {
   auto it = values_.find(name);
   return it == values_.end() ? NullJson() : *it;
 }
@@ -92,7 +92,7 @@ Status NodeOptions::ErrorAt(const std::string& name, const std::string& message)
                             name, message));
 }
 
-NodeOptions NodeOptions::ForTest(std::string id, nlohmann::json values, std::string type) {
+NodeOptions NodeOptions::ForTest(std::string id, OptionJson values, std::string type) {
   return NodeOptions(std::move(id), std::move(type), std::move(values), {}, "");
 }
 

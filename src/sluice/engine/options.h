@@ -10,6 +10,10 @@
 
 namespace sluice {
 
+/// Option values as JSON that keeps the order keys were written in (a schema's columns, a map's
+/// expressions), unlike nlohmann::json, which sorts object keys.
+using OptionJson = nlohmann::ordered_json;
+
 /// The type of one node option, checked by the config loader before any node is built.
 enum class OptionType : uint8_t {
   kString,
@@ -44,7 +48,7 @@ using OptionSchema = std::vector<OptionSpec>;
 class NodeOptions {
  public:
   NodeOptions() = default;
-  NodeOptions(std::string node_id, std::string node_type, nlohmann::json values,
+  NodeOptions(std::string node_id, std::string node_type, OptionJson values,
               std::map<std::string, std::string> locations, std::string node_location)
       : id_(std::move(node_id)),
         type_(std::move(node_type)),
@@ -54,7 +58,7 @@ class NodeOptions {
 
   const std::string& id() const { return id_; }
   const std::string& type() const { return type_; }
-  const nlohmann::json& values() const { return values_; }
+  const OptionJson& values() const { return values_; }
 
   bool Has(const std::string& name) const {
     return values_.contains(name) && !values_[name].is_null();
@@ -70,7 +74,7 @@ class NodeOptions {
   /// plain number in YAML means seconds).
   int64_t GetDurationMicros(const std::string& name) const;
   std::vector<std::string> GetStringList(const std::string& name) const;
-  const nlohmann::json& GetJson(const std::string& name) const;
+  const OptionJson& GetJson(const std::string& name) const;
 
   /// Return "file:line:col" of option `name` (or of the node when the option is absent).
   std::string LocationOf(const std::string& name) const;
@@ -79,12 +83,12 @@ class NodeOptions {
   Status ErrorAt(const std::string& name, const std::string& message) const;
 
   /// Build options directly (tests, embedding): values must already have the right types.
-  static NodeOptions ForTest(std::string id, nlohmann::json values, std::string type = "");
+  static NodeOptions ForTest(std::string id, OptionJson values, std::string type = "");
 
  private:
   std::string id_;
   std::string type_;
-  nlohmann::json values_ = nlohmann::json::object();
+  OptionJson values_ = OptionJson::object();
   std::map<std::string, std::string> locations_;
   std::string node_location_;
 };

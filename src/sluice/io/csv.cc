@@ -343,6 +343,13 @@ class CsvDecoder::Impl {
       line_ += newlines;
       pos = next;
       const size_t num_fields = fields_.size() - field_mark;
+      const bool blank =
+          num_fields == 1 && fields_[field_mark].len == 0 && fields_[field_mark].flags == 0;
+      if (!header_done_ && blank) {  // before the first record: nothing to tell columns from
+        fields_.resize(field_mark);
+        scratch_.resize(scratch_mark);
+        continue;
+      }
       if (!header_done_) {
         header_done_ = true;
         if (options_.header) {
@@ -356,10 +363,9 @@ class CsvDecoder::Impl {
         if (!status.ok()) break;
       }
       if (static_cast<int64_t>(num_fields) != ncols_) {
-        const FieldRef& f0 = fields_[field_mark];
         fields_.resize(field_mark);
         scratch_.resize(scratch_mark);
-        if (num_fields == 1 && f0.len == 0 && f0.flags == 0) continue;  // a blank line
+        if (blank) continue;
         if (options_.on_error == OnError::kFail) {
           status = LineError(options_.source_name, record_line,
                              fmt::format("expected {} fields, got {}", ncols_, num_fields));
@@ -485,6 +491,11 @@ class CsvDecoder::Impl {
       }
       pos = next;
       const auto n = static_cast<int64_t>(fields_.size());
+      if (ncols < 0 && n == 1 && fields_[0].len == 0 && fields_[0].flags == 0) {
+        fields_.clear();  // a blank line before the first record
+        scratch_.clear();
+        continue;
+      }
       if (ncols < 0) {
         ncols = n;
         cols.resize(static_cast<size_t>(n));

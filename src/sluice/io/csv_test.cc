@@ -278,6 +278,12 @@ TEST(CsvDecoderTest, SplitsIntoBatchesOfBatchRows) {
   EXPECT_EQ(d.Rows(), "[[1],[2],[3],[4],[5]]");
 }
 
+TEST(CsvDecoderTest, BlankLinesBeforeTheHeaderAreSkipped) {
+  ASSERT_OK_AND_ASSIGN(Decoded d, Decode("\n\r\na,b\n1,2\n", DecodeOptions()));
+  EXPECT_EQ(d.schema->ToString(), "a:int64, b:int64");
+  EXPECT_EQ(d.Rows(), "[[1,2]]");
+}
+
 TEST(CsvDecoderTest, HeaderProblems) {
   EXPECT_THAT(
       Decode("a,a\n1,2\n", DecodeOptions()),

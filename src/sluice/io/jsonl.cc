@@ -309,7 +309,12 @@ class JsonlDecoder::Impl {
  public:
   explicit Impl(DecodeOptions options) : options_(std::move(options)) {
     options_.batch_rows = std::max<int64_t>(options_.batch_rows, 1);
-    if (options_.schema != nullptr) SetSchema(options_.schema);
+    options_.infer_rows = std::max<int64_t>(options_.infer_rows, 1);
+    infer_gate_ = options_.infer_rows;
+    if (options_.schema != nullptr) {
+      SetSchema(options_.schema);
+      schema_known_ = true;
+    }
   }
 
   Status Feed(std::string_view bytes, std::vector<BatchPtr>* out) {
@@ -323,7 +328,7 @@ class JsonlDecoder::Impl {
     return Status::OK();
   }
 
-  SchemaPtr schema() const { return schema_; }
+  SchemaPtr schema() const { return schema_known_ ? schema_ : nullptr; }
   int64_t skipped_rows() const { return skipped_; }
 
  private:
@@ -345,17 +350,16 @@ class JsonlDecoder::Impl {
     if (schema_ == nullptr) {
       if (!final) {
         for (size_t p = infer_scanned_;
-             (p = buf_.find('\n', p)) != std::string::npos && lines_seen_ < options_.infer_rows;
-             ++p) {
+             (p = buf_.find('\n', p)) != std::string::npos && lines_seen_ < infer_gate_; ++p) {
           ++lines_seen_;
           infer_scanned_ = p + 1;
         }
-        if (lines_seen_ < options_.infer_rows) {
+        if (lines_seen_ < infer_gate_) {
           infer_scanned_ = buf_.size();
           return CheckLineLength();
         }
       }
-      InferSchema(final);
+      if (!InferSchema(final)) return CheckLineLength();
     }
     size_t pos = 0;
     Status status;
@@ -395,10 +399,13 @@ class JsonlDecoder::Impl {
 
   // Infers the schema from the complete lines at the front of buf_ (and the last, incomplete,
   // line when `final`). Lines that do not parse are left for the decoding pass to report.
-  void InferSchema(bool final) {
+  // Returns false, raising the gate, when fewer than `infer_rows` objects were found and more
+  // input may come (unless a bad line will fail the run anyway).
+  bool InferSchema(bool final) {
     std::vector<std::pair<std::string, Seen>> columns;
     StringMap<size_t> index;
     int64_t rows = 0;
+    bool saw_bad = false;
     size_t pos = 0;
     while (pos < buf_.size() && rows < options_.infer_rows) {
       size_t end = buf_.find('\n', pos);
@@ -410,7 +417,10 @@ class JsonlDecoder::Impl {
       pos = end + 1;
       if (IsBlank(line)) continue;
       simdjson::dom::object obj;
-      if (parser_.parse(line.data(), line.size()).get(obj) != simdjson::SUCCESS) continue;
+      if (parser_.parse(line.data(), line.size()).get(obj) != simdjson::SUCCESS) {
+        saw_bad = true;
+        continue;
+      }
       ++rows;
       for (simdjson::dom::key_value_pair kv : obj) {
         auto it = index.find(kv.key);
@@ -422,10 +432,18 @@ class JsonlDecoder::Impl {
         seen = Merge(seen, Classify(kv.value.type()));
       }
     }
+    const bool fails_anyway = saw_bad && options_.on_error == OnError::kFail;
+    if (rows < options_.infer_rows && !final && !fails_anyway) {
+      infer_gate_ = lines_seen_ + (options_.infer_rows - rows);
+      return false;
+    }
     std::vector<Field> fields;
     fields.reserve(columns.size());
     for (auto& [name, seen] : columns) fields.push_back({std::move(name), TypeOf(seen), true});
     SetSchema(MakeSchema(std::move(fields)));
+    // Without a single object there is no schema to report (the pass still reports bad lines).
+    schema_known_ = rows > 0;
+    return true;
   }
 
   void SetSchema(SchemaPtr schema) {
@@ -595,13 +613,15 @@ class JsonlDecoder::Impl {
   DecodeOptions options_;
   SchemaPtr schema_;
   simdjson::dom::parser parser_;
-  std::string buf_;           // unconsumed input, starting at the beginning of a line
-  size_t scanned_ = 0;        // buf_[0, scanned_) holds no newline
-  size_t infer_scanned_ = 0;  // buf_[0, infer_scanned_) was counted into lines_seen_
-  int64_t lines_seen_ = 0;    // complete lines buffered while waiting to infer
-  int64_t line_ = 1;          // line number of buf_[0]
-  bool started_ = false;      // a leading byte-order mark was looked for
-  StringMap<int> index_;      // field name -> column
+  std::string buf_;            // unconsumed input, starting at the beginning of a line
+  size_t scanned_ = 0;         // buf_[0, scanned_) holds no newline
+  size_t infer_scanned_ = 0;   // buf_[0, infer_scanned_) was counted into lines_seen_
+  int64_t lines_seen_ = 0;     // complete lines buffered while waiting to infer
+  int64_t infer_gate_ = 0;     // lines to buffer before trying to infer
+  bool schema_known_ = false;  // declared, or inferred from at least one object
+  int64_t line_ = 1;           // line number of buf_[0]
+  bool started_ = false;       // a leading byte-order mark was looked for
+  StringMap<int> index_;       // field name -> column
   std::vector<ColumnBuilder> builders_;
   std::vector<Slot> slots_;
   std::vector<uint8_t> seen_;  // per column: its key was seen in the current row

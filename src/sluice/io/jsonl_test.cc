@@ -215,6 +215,29 @@ TEST(JsonlDecoderTest, InferenceLooksOnlyAtInferRows) {
                           HasSubstr("line 3: expected int64 for 'a', got string")));
 }
 
+TEST(JsonlDecoderTest, InferenceWaitsForObjectsPastBadLines) {
+  DecodeOptions o;
+  o.infer_rows = 2;
+  o.on_error = OnError::kSkip;
+  const std::string text = "garbage\n\n[1]\n{\"a\":1}\n{\"a\":2.5,\"b\":\"x\"}\n";
+  ASSERT_OK_AND_ASSIGN(Decoded d, Decode(text, o, {8, 12}));
+  EXPECT_EQ(d.schema->ToString(), "a:float64, b:string");
+  EXPECT_EQ(d.Rows(), R"([[1.0,null],[2.5,"x"]])");
+  EXPECT_EQ(d.skipped, 2);
+  o.on_error = OnError::kFail;
+  EXPECT_THAT(Decode(text, o, {8}),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("line 1: invalid JSON")));
+}
+
+TEST(JsonlDecoderTest, NoObjectsMeansNoSchema) {
+  DecodeOptions o;
+  o.on_error = OnError::kSkip;
+  ASSERT_OK_AND_ASSIGN(Decoded d, Decode("\n  \nnot json\n", o));
+  EXPECT_EQ(d.schema, nullptr);
+  EXPECT_TRUE(d.batches.empty());
+  EXPECT_EQ(d.skipped, 1);
+}
+
 TEST(JsonlDecoderTest, SplitsIntoBatchesOfBatchRows) {
   DecodeOptions o = Declared(MakeSchema({{"a", TypeId::kInt64}}));
   o.batch_rows = 2;

@@ -8,7 +8,7 @@ namespace transforms_internal {
 
 namespace {
 
-Result<std::string> ScalarText(const nlohmann::json& v) {
+Result<std::string> ScalarText(const OptionJson& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number() || v.is_boolean() || v.is_null()) return v.dump();
   return Status::Invalid("expected a string, got {}", v.dump());
@@ -19,11 +19,11 @@ Result<std::string> ScalarText(const nlohmann::json& v) {
 Result<std::vector<std::pair<std::string, std::string>>> ReadPairs(const NodeOptions& options,
                                                                    const std::string& name,
                                                                    bool* ordered) {
-  const nlohmann::json& v = options.GetJson(name);
+  const OptionJson& v = options.GetJson(name);
   std::vector<std::pair<std::string, std::string>> out;
   if (ordered != nullptr) *ordered = v.is_array();
   if (v.is_null()) return out;
-  auto add = [&](const std::string& key, const nlohmann::json& value) -> Status {
+  auto add = [&](const std::string& key, const OptionJson& value) -> Status {
     auto text = ScalarText(value);
     if (!text.ok()) {
       return options.ErrorAt(name, fmt::format("'{}': {}", key, text.status().message()));

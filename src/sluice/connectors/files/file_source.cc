@@ -98,10 +98,14 @@ class FileSource final : public Source {
                           : decoder_->Feed(std::string_view(chunk_.data(), *n), &batches);
       CountSkipped();
       if (!st.ok()) return st;
-      for (auto& b : batches) ready_.push_back(std::move(b));
+      for (auto& b : batches) {
+        file_rows_ += b->num_rows();
+        ready_.push_back(std::move(b));
+      }
       if (*n == 0) {
-        // Later files are decoded with this file's schema, so every batch has the same one.
-        if (config_.schema == nullptr) config_.schema = decoder_->schema();
+        // Later files are decoded with the schema of the first file that had rows, so every
+        // batch has the same one (a header-only CSV file says nothing of the column types).
+        if (config_.schema == nullptr && file_rows_ > 0) config_.schema = decoder_->schema();
         stream_.reset();
         decoder_.reset();
       }
@@ -139,6 +143,7 @@ class FileSource final : public Source {
     SLUICE_ASSIGN_OR_RETURN(auto raw, io::OpenFileStream(path_));
     SLUICE_ASSIGN_OR_RETURN(stream_, io::MakeDecompressingStream(std::move(raw), codec));
     skipped_reported_ = 0;
+    file_rows_ = 0;
     if (ctx_ != nullptr) ctx_->stats()->AddCounter("files", 1);
     return Status::OK();
   }
@@ -168,6 +173,7 @@ class FileSource final : public Source {
   std::unique_ptr<io::InputStream> stream_;
   std::unique_ptr<io::Decoder> decoder_;
   int64_t skipped_reported_ = 0;
+  int64_t file_rows_ = 0;  // rows decoded from the file being read
   std::vector<char> chunk_;
   std::deque<BatchPtr> ready_;
 };
@@ -239,6 +245,16 @@ const OptionSchema& FileSourceOptions() {
 
 Result<std::unique_ptr<Source>> MakeFileSource(const NodeOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(SourceConfig config, ParseSourceOptions(options));
+  if (config.schema == nullptr) {
+    // Infer the schema now, from the first batch of the first file, so that the pipeline can
+    // type-check downstream expressions and align unions before the run. If the peek fails
+    // (no file yet, a malformed record), the run reports it with the file and line instead.
+    FileSource peek(options.id(), config);
+    if (peek.Open(nullptr).ok()) {
+      auto first = peek.Next(0);
+      if (first.ok() && *first != nullptr) config.schema = (*first)->schema();
+    }
+  }
   return std::unique_ptr<Source>(new FileSource(options.id(), std::move(config)));
 }
 

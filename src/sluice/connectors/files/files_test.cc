@@ -181,6 +181,15 @@ TEST_F(FilesTest, SourceReadsFilesInNameOrderWithOneSchema) {
   EXPECT_EQ(stats_.Counters()["files"], 2);
 }
 
+TEST_F(FilesTest, SchemaComesFromTheFirstFileWithRows) {
+  WriteText(dir_ / "in/1.csv", "id,name\n");
+  WriteText(dir_ / "in/2.csv", "id,name\n1,a\n");
+  WriteText(dir_ / "in/3.csv", "name,id\nb,2\n");
+  ASSERT_OK_AND_ASSIGN(auto batches, ReadAll({{"path", P("in/*.csv")}}));
+  EXPECT_EQ(RowsOf(batches), R"([[1,"a"],[2,"b"]])");
+  EXPECT_EQ(batches[0]->schema()->ToString(), "id:int64, name:string");
+}
+
 TEST_F(FilesTest, SourceStreamsLargeCompressedFilesInBatches) {
   std::string text;
   for (int i = 0; i < 60000; ++i) text += fmt::format("{},row number {}\n", i, i);
