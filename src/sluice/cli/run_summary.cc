@@ -49,7 +49,8 @@ std::string FormatProgressLine(PipelineRun& run) {
                                  WithCommas(static_cast<int64_t>(rate)), Seconds(elapsed));
   const int64_t total = run.EstimatedRows();
   if (total > 0 && rate > 0 && rows <= total) {
-    line += fmt::format("  {:.0f}%  ETA {}", 100.0 * static_cast<double>(rows) / static_cast<double>(total),
+    line += fmt::format("  {:.0f}%  ETA {}",
+                        100.0 * static_cast<double>(rows) / static_cast<double>(total),
                         Seconds(static_cast<double>(total - rows) / rate));
   }
   return line;
@@ -60,10 +61,11 @@ std::string FormatRunSummary(PipelineRun& run, const Status& status) {
   const double elapsed = static_cast<double>(run.ElapsedMicros()) / 1e6;
   const int64_t rows = SourceRows(run);
   std::string out;
-  out += fmt::format("pipeline '{}': {} in {} — {} rows read, {} rows/s\n", run.pipeline()->name(),
-                     status.ok() ? "ok" : (status.code() == StatusCode::kCancelled ? "interrupted" : "FAILED"),
-                     Seconds(elapsed), WithCommas(rows),
-                     WithCommas(elapsed > 0 ? static_cast<int64_t>(static_cast<double>(rows) / elapsed) : 0));
+  out += fmt::format(
+      "pipeline '{}': {} in {} — {} rows read, {} rows/s\n", run.pipeline()->name(),
+      status.ok() ? "ok" : (status.code() == StatusCode::kCancelled ? "interrupted" : "FAILED"),
+      Seconds(elapsed), WithCommas(rows),
+      WithCommas(elapsed > 0 ? static_cast<int64_t>(static_cast<double>(rows) / elapsed) : 0));
   size_t id_width = 4;
   for (const auto& n : nodes) id_width = std::max(id_width, n.spec.id.size());
   out += fmt::format("  {:<{}}  {:<10} {:>12} {:>12} {:>8} {:>9} {:>9} {:>6}\n", "node", id_width,
@@ -75,21 +77,23 @@ std::string FormatRunSummary(PipelineRun& run, const Status& status) {
     const bool sink = n.kind() == NodeKind::kSink;
     const double busy = static_cast<double>(s.busy_ns.load()) / 1e9;
     const double util = elapsed > 0 ? busy / elapsed / n.spec.parallelism : 0;
-    out += fmt::format("  {:<{}}  {:<10} {:>12} {:>12} {:>8} {:>9} {:>9} {:>5.0f}%\n", n.spec.id,
-                       id_width, n.spec.type, source ? "-" : WithCommas(s.rows_in.load()),
-                       sink ? "-" : WithCommas(s.rows_out.load()),
-                       WithCommas(source ? s.batches_out.load() : s.batches_in.load()),
-                       Seconds(busy), Seconds(static_cast<double>(s.blocked_ns.load()) / 1e9),
-                       util * 100);
+    out +=
+        fmt::format("  {:<{}}  {:<10} {:>12} {:>12} {:>8} {:>9} {:>9} {:>5.0f}%\n", n.spec.id,
+                    id_width, n.spec.type, source ? "-" : WithCommas(s.rows_in.load()),
+                    sink ? "-" : WithCommas(s.rows_out.load()),
+                    WithCommas(source ? s.batches_out.load() : s.batches_in.load()), Seconds(busy),
+                    Seconds(static_cast<double>(s.blocked_ns.load()) / 1e9), util * 100);
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
     NodeStats& s = run.stats(i);
     auto phases = s.Phases();
     auto counters = s.Counters();
     std::string extra;
-    for (const auto& [k, v] : phases) extra += fmt::format(" {}={}", k, Seconds(static_cast<double>(v) / 1e9));
+    for (const auto& [k, v] : phases)
+      extra += fmt::format(" {}={}", k, Seconds(static_cast<double>(v) / 1e9));
     for (const auto& [k, v] : counters) extra += fmt::format(" {}={}", k, WithCommas(v));
-    if (s.discarded_rows.load() > 0) extra += fmt::format(" discarded_rows={}", WithCommas(s.discarded_rows.load()));
+    if (s.discarded_rows.load() > 0)
+      extra += fmt::format(" discarded_rows={}", WithCommas(s.discarded_rows.load()));
     if (s.committed_batches.load() + s.abandoned_batches.load() > 0) {
       extra += fmt::format(" committed_batches={} abandoned_batches={}", s.committed_batches.load(),
                            s.abandoned_batches.load());
@@ -109,9 +113,11 @@ nlohmann::json RunReportJson(PipelineRun& run, const Status& status, const std::
   nlohmann::json j;
   j["pipeline"] = run.pipeline()->name();
   j["run_id"] = run_id;
-  j["status"] = status.ok() ? "ok" : (status.code() == StatusCode::kCancelled ? "interrupted" : "failed");
+  j["status"] =
+      status.ok() ? "ok" : (status.code() == StatusCode::kCancelled ? "interrupted" : "failed");
   if (!status.ok()) j["error"] = status.ToString();
-  j["engine"] = run.pipeline()->spec().settings.engine == EngineKind::kSequential ? "sequential" : "parallel";
+  j["engine"] =
+      run.pipeline()->spec().settings.engine == EngineKind::kSequential ? "sequential" : "parallel";
   j["duration_s"] = elapsed;
   j["rows_read"] = SourceRows(run);
   j["rows_per_s"] = elapsed > 0 ? static_cast<double>(SourceRows(run)) / elapsed : 0.0;

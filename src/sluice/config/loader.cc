@@ -44,11 +44,16 @@ std::string JoinNames(const std::vector<std::string>& names) {
 
 const char* NodeTypeWord(YAML::NodeType::value t) {
   switch (t) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Scalar: return "a single value";
-    case YAML::NodeType::Null: return "nothing";
-    default: return "an undefined value";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a single value";
+    case YAML::NodeType::Null:
+      return "nothing";
+    default:
+      return "an undefined value";
   }
 }
 
@@ -83,20 +88,21 @@ OptionJson ToJson(const YAML::Node& node) {
       }
       return s;
     }
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 
 /// Check `value` against `spec` and return its normalized JSON form.
 Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value,
-                                     const std::string& file, const std::string& context) {
+                                 const std::string& file, const std::string& context) {
   auto wrong = [&](const std::string& got) {
-    return ErrorAt(file, value.Mark(),
-                   fmt::format("{}option '{}' expects {}, got {}", context, spec.name,
-                               spec.type == OptionType::kEnum
-                                   ? "one of: " + JoinNames(spec.choices)
-                                   : std::string(OptionTypeName(spec.type)),
-                               got));
+    return ErrorAt(
+        file, value.Mark(),
+        fmt::format("{}option '{}' expects {}, got {}", context, spec.name,
+                    spec.type == OptionType::kEnum ? "one of: " + JoinNames(spec.choices)
+                                                   : std::string(OptionTypeName(spec.type)),
+                    got));
   };
   const bool scalar = value.IsScalar();
   const std::string text = scalar ? value.Scalar() : "";
@@ -124,7 +130,9 @@ Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value
     case OptionType::kByteSize: {
       if (!scalar) return wrong(shown);
       auto r = ParseByteSize(text);
-      if (!r.ok()) return ErrorAt(file, value.Mark(), context + "option '" + spec.name + "': " + r.status().message());
+      if (!r.ok())
+        return ErrorAt(file, value.Mark(),
+                       context + "option '" + spec.name + "': " + r.status().message());
       return OptionJson(*r);
     }
     case OptionType::kDuration: {
@@ -132,7 +140,9 @@ Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value
       OptionJson j = ToJson(value);
       if (j.is_number()) return OptionJson(static_cast<int64_t>(j.get<double>() * 1e6));
       auto r = ParseDurationMicros(text);
-      if (!r.ok()) return ErrorAt(file, value.Mark(), context + "option '" + spec.name + "': " + r.status().message());
+      if (!r.ok())
+        return ErrorAt(file, value.Mark(),
+                       context + "option '" + spec.name + "': " + r.status().message());
       return OptionJson(*r);
     }
     case OptionType::kStringList: {
@@ -143,7 +153,10 @@ Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value
       }
       if (!value.IsSequence()) return wrong(shown);
       for (const auto& e : value) {
-        if (!e.IsScalar()) return ErrorAt(file, e.Mark(), fmt::format("{}option '{}' expects a list of strings", context, spec.name));
+        if (!e.IsScalar())
+          return ErrorAt(
+              file, e.Mark(),
+              fmt::format("{}option '{}' expects a list of strings", context, spec.name));
         out.push_back(e.Scalar());
       }
       return out;
@@ -157,9 +170,8 @@ Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value
         if (c == text) return OptionJson(text);
       }
       return ErrorAt(file, value.Mark(),
-                     fmt::format("{}option '{}' must be one of: {}; got '{}'{}", context,
-                                 spec.name, JoinNames(spec.choices), text,
-                                 Hint(text, spec.choices)));
+                     fmt::format("{}option '{}' must be one of: {}; got '{}'{}", context, spec.name,
+                                 JoinNames(spec.choices), text, Hint(text, spec.choices)));
   }
   return wrong(shown);
 }
@@ -182,7 +194,8 @@ Status ApplyOverride(YAML::Node root, const std::string& assignment) {
   } catch (const YAML::Exception& e) {
     return Status::ConfigError("--set '{}': value is not valid YAML: {}", assignment, e.msg);
   }
-  if (!root.IsMap()) return Status::ConfigError("--set '{}': the file is not a mapping", assignment);
+  if (!root.IsMap())
+    return Status::ConfigError("--set '{}': the file is not a mapping", assignment);
   // yaml-cpp nodes are handles: walk down by reassignment-free references.
   std::vector<YAML::Node> chain{root};
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
@@ -233,9 +246,10 @@ Result<std::string> SubstituteEnv(const std::string& text, const std::string& fi
     const size_t close = text.find('}', i + 2);
     const size_t eol = text.find('\n', i);
     if (close == std::string::npos || (eol != std::string::npos && close > eol)) {
-      return Status::ConfigError("{}:{}:{}: unterminated '${{' (expected ${{NAME}} or "
-                                 "${{NAME:-default}})",
-                                 file, line, col);
+      return Status::ConfigError(
+          "{}:{}:{}: unterminated '${{' (expected ${{NAME}} or "
+          "${{NAME:-default}})",
+          file, line, col);
     }
     const std::string body = text.substr(i + 2, close - i - 2);
     std::string name = body;
@@ -250,16 +264,18 @@ Result<std::string> SubstituteEnv(const std::string& text, const std::string& fi
       valid = valid && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
     }
     if (!valid) {
-      return Status::ConfigError("{}:{}:{}: '${{{}}}' is not a valid variable reference (names "
-                                 "use letters, digits and _)",
-                                 file, line, col, body);
+      return Status::ConfigError(
+          "{}:{}:{}: '${{{}}}' is not a valid variable reference (names "
+          "use letters, digits and _)",
+          file, line, col, body);
     }
     std::optional<std::string> value = env(name);
     if (!value || (value->empty() && fallback)) value = fallback;
     if (!value) {
-      return Status::ConfigError("{}:{}:{}: environment variable '{}' is not set (export it, or "
-                                 "write ${{{}:-default}})",
-                                 file, line, col, name, name);
+      return Status::ConfigError(
+          "{}:{}:{}: environment variable '{}' is not set (export it, or "
+          "write ${{{}:-default}})",
+          file, line, col, name, name);
     }
     out += *value;
     i = close;
@@ -271,8 +287,7 @@ Result<PipelineSpec> LoadPipelineFile(const std::string& path, const NodeRegistr
                                       const LoadOptions& options) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return Status::ConfigError("{}: cannot read the pipeline file: {}", path,
-                               std::strerror(errno));
+    return Status::ConfigError("{}: cannot read the pipeline file: {}", path, std::strerror(errno));
   }
   std::stringstream ss;
   ss << in.rdbuf();
@@ -291,9 +306,10 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
     return ErrorAt(file, e.mark, "cannot read YAML: " + e.msg);
   }
   if (!root.IsMap()) {
-    return Status::ConfigError("{}:1:1: expected a mapping with 'pipeline', 'settings' and "
-                               "'nodes', got {}",
-                               file, NodeTypeWord(root.Type()));
+    return Status::ConfigError(
+        "{}:1:1: expected a mapping with 'pipeline', 'settings' and "
+        "'nodes', got {}",
+        file, NodeTypeWord(root.Type()));
   }
   for (const auto& o : options.overrides) SLUICE_RETURN_NOT_OK(ApplyOverride(root, o));
 
@@ -353,9 +369,10 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
 
   YAML::Node nodes = root["nodes"];
   if (!nodes || nodes.IsNull()) {
-    return Status::ConfigError("{}:1:1: the pipeline has no 'nodes' section; add at least one "
-                               "source and one sink",
-                               file);
+    return Status::ConfigError(
+        "{}:1:1: the pipeline has no 'nodes' section; add at least one "
+        "source and one sink",
+        file);
   }
   if (!nodes.IsMap()) {
     return ErrorAt(file, nodes.Mark(), "'nodes' must be a mapping of node id to node");
@@ -380,14 +397,14 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
     // `type: null` (the null sink) parses as a YAML null.
     n.type = type.IsNull() ? "null" : type.Scalar();
     const YAML::Node inputs = body["inputs"];
-    const bool has_inputs = inputs && !inputs.IsNull() && !(inputs.IsSequence() && inputs.size() == 0);
+    const bool has_inputs =
+        inputs && !inputs.IsNull() && !(inputs.IsSequence() && inputs.size() == 0);
     const NodeTypeInfo* info = registry.Resolve(n.type, has_inputs);
     if (info == nullptr) {
       return ErrorAt(file, type.Mark(),
                      fmt::format("{}unknown node type '{}'{}", ctx, n.type,
-                                 Hint(n.type, type_names).empty()
-                                     ? " (see `sluice nodes`)"
-                                     : Hint(n.type, type_names)));
+                                 Hint(n.type, type_names).empty() ? " (see `sluice nodes`)"
+                                                                  : Hint(n.type, type_names)));
     }
     std::vector<std::string> known;
     for (const auto& o : CommonNodeOptions()) known.push_back(o.name);
@@ -411,9 +428,8 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
       if (spec_for == nullptr) {
         return ErrorAt(file, opt.first.Mark(),
                        fmt::format("{}unknown option '{}' for type '{}'{}", ctx, key, n.type,
-                                   Hint(key, known).empty()
-                                       ? " (see `sluice nodes " + n.type + "`)"
-                                       : Hint(key, known)));
+                                   Hint(key, known).empty() ? " (see `sluice nodes " + n.type + "`)"
+                                                            : Hint(key, known)));
       }
       locations[key] = Loc(file, opt.second.Mark());
       if (key == "type") continue;  // validated above (it may be a YAML null)
@@ -428,7 +444,8 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
       } else if (key == "ordered") {
         n.ordered = j.get<bool>();
       } else if (key == "queue_batches") {
-        if (j.get<int64_t>() < 1) return ErrorAt(file, opt.second.Mark(), ctx + "queue_batches must be >= 1");
+        if (j.get<int64_t>() < 1)
+          return ErrorAt(file, opt.second.Mark(), ctx + "queue_batches must be >= 1");
         n.queue_batches = j.get<int64_t>();
       } else if (key == "queue_bytes") {
         n.queue_bytes = j.get<int64_t>();

@@ -22,10 +22,9 @@ NodeRegistry TestRegistry() {
       {"every", OptionType::kDuration, "1s", "A duration.", false, {}},
       {"path", OptionType::kString, "", "Where.", true, {}},
   };
-  r.AddSource("generate", "test", gen,
-              [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
-                return Status::NotImplemented("test");
-              });
+  r.AddSource("generate", "test", gen, [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
+    return Status::NotImplemented("test");
+  });
   r.AddSink("null", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
     return Status::NotImplemented("test");
   });
@@ -88,8 +87,9 @@ TEST(LoaderTest, SetOverridesWin) {
                        Env({{"HOME", "/h"}}, {"nodes.src.rows=5000", "settings.engine=parallel"})));
   EXPECT_EQ(spec.nodes[0].options.GetInt("rows"), 5000);
   EXPECT_EQ(spec.settings.engine, EngineKind::kParallel);
-  EXPECT_THAT(LoadPipelineText(kGood, "p.yaml", registry, Env({{"HOME", "/h"}}, {"nodes.src.rows"})),
-              StatusIs(StatusCode::kConfigError, HasSubstr("expected PATH=VALUE")));
+  EXPECT_THAT(
+      LoadPipelineText(kGood, "p.yaml", registry, Env({{"HOME", "/h"}}, {"nodes.src.rows"})),
+      StatusIs(StatusCode::kConfigError, HasSubstr("expected PATH=VALUE")));
 }
 
 struct BadCase {
@@ -112,16 +112,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"nodes:\n  src:\n    type: generate\n    path: x\n    bacth_size: 5\n",
                 "bad.yaml:5:5: node 'src': unknown option 'bacth_size' for type 'generate' — did "
                 "you mean 'batch_size'?"},
-        BadCase{"nodes:\n  src:\n    type: generat\n", "bad.yaml:3:11: node 'src': unknown node "
-                                                        "type 'generat' — did you mean 'generate'?"},
+        BadCase{"nodes:\n  src:\n    type: generat\n",
+                "bad.yaml:3:11: node 'src': unknown node "
+                "type 'generat' — did you mean 'generate'?"},
         BadCase{"nodes:\n  src:\n    type: generate\n    path: x\n    rows: many\n",
                 "bad.yaml:5:11: node 'src': option 'rows' expects integer, got 'many'"},
         BadCase{"nodes:\n  src:\n    type: generate\n    path: x\n    mode: quick\n",
                 "must be one of: fast, slow; got 'quick'"},
         BadCase{"nodes:\n  src:\n    type: generate\n    path: x\n    limit: lots\n",
                 "bad.yaml:5:12: node 'src': option 'limit': 'lots' is not a byte size"},
-        BadCase{"nodes:\n  src:\n    type: generate\n", "bad.yaml:2:3: node 'src': missing "
-                                                         "required option 'path'"},
+        BadCase{"nodes:\n  src:\n    type: generate\n",
+                "bad.yaml:2:3: node 'src': missing "
+                "required option 'path'"},
         BadCase{"nodes:\n  src:\n    path: x\n", "missing 'type'"},
         BadCase{"settings:\n  engin: parallel\nnodes: {}\n",
                 "bad.yaml:2:3: unknown setting 'engin' — did you mean 'engine'?"},

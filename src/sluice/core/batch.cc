@@ -70,11 +70,14 @@ Column FilterFixed(const Column& c, const uint8_t* mask, int64_t out_rows) {
 Column FilterColumn(const Column& c, const uint8_t* mask, int64_t out_rows) {
   if (c.null_count() == 0) {
     switch (c.type()) {
-      case TypeId::kBool: return FilterFixed<uint8_t>(c, mask, out_rows);
+      case TypeId::kBool:
+        return FilterFixed<uint8_t>(c, mask, out_rows);
       case TypeId::kInt64:
       case TypeId::kTimestamp:
-      case TypeId::kFloat64: return FilterFixed<int64_t>(c, mask, out_rows);
-      default: break;
+      case TypeId::kFloat64:
+        return FilterFixed<int64_t>(c, mask, out_rows);
+      default:
+        break;
     }
   }
   ColumnBuilder b(c.type(), out_rows);
@@ -167,7 +170,8 @@ Status AppendJsonValue(const nlohmann::json& v, const Field& f, ColumnBuilder* b
   }
   switch (f.type) {
     case TypeId::kBool:
-      if (!v.is_boolean()) return Status::Invalid("field '{}': expected bool, got {}", f.name, v.dump());
+      if (!v.is_boolean())
+        return Status::Invalid("field '{}': expected bool, got {}", f.name, v.dump());
       b->AppendBool(v.get<bool>());
       break;
     case TypeId::kInt64:
@@ -176,7 +180,8 @@ Status AppendJsonValue(const nlohmann::json& v, const Field& f, ColumnBuilder* b
       b->AppendInt64(v.get<int64_t>());
       break;
     case TypeId::kFloat64:
-      if (!v.is_number()) return Status::Invalid("field '{}': expected number, got {}", f.name, v.dump());
+      if (!v.is_number())
+        return Status::Invalid("field '{}': expected number, got {}", f.name, v.dump());
       b->AppendFloat64(v.get<double>());
       break;
     case TypeId::kTimestamp:
@@ -190,12 +195,14 @@ Status AppendJsonValue(const nlohmann::json& v, const Field& f, ColumnBuilder* b
       }
       break;
     case TypeId::kString:
-      if (!v.is_string()) return Status::Invalid("field '{}': expected string, got {}", f.name, v.dump());
+      if (!v.is_string())
+        return Status::Invalid("field '{}': expected string, got {}", f.name, v.dump());
       b->AppendString(v.get<std::string>());
       break;
     case TypeId::kBytes:
     case TypeId::kGeometry: {
-      if (!v.is_string()) return Status::Invalid("field '{}': expected hex string, got {}", f.name, v.dump());
+      if (!v.is_string())
+        return Status::Invalid("field '{}': expected hex string, got {}", f.name, v.dump());
       SLUICE_ASSIGN_OR_RETURN(std::string raw, FromHex(v.get<std::string>()));
       b->AppendString(raw);
       break;
@@ -210,13 +217,19 @@ Status AppendJsonValue(const nlohmann::json& v, const Field& f, ColumnBuilder* b
 nlohmann::json CellToJson(const Column& c, int64_t i) {
   if (c.IsNull(i)) return nullptr;
   switch (c.type()) {
-    case TypeId::kBool: return c.GetBool(i);
-    case TypeId::kInt64: return c.GetInt64(i);
-    case TypeId::kFloat64: return c.GetFloat64(i);
-    case TypeId::kTimestamp: return FormatTimestamp(c.GetInt64(i));
-    case TypeId::kString: return std::string(c.GetView(i));
+    case TypeId::kBool:
+      return c.GetBool(i);
+    case TypeId::kInt64:
+      return c.GetInt64(i);
+    case TypeId::kFloat64:
+      return c.GetFloat64(i);
+    case TypeId::kTimestamp:
+      return FormatTimestamp(c.GetInt64(i));
+    case TypeId::kString:
+      return std::string(c.GetView(i));
     case TypeId::kBytes:
-    case TypeId::kGeometry: return ToHex(c.GetView(i));
+    case TypeId::kGeometry:
+      return ToHex(c.GetView(i));
     case TypeId::kJson: {
       auto parsed = nlohmann::json::parse(c.GetView(i), nullptr, /*allow_exceptions=*/false);
       return parsed.is_discarded() ? nlohmann::json(std::string(c.GetView(i))) : parsed;

@@ -7,8 +7,8 @@
 namespace sluice {
 namespace {
 
-using testing::StatusIs;
 using ::testing::HasSubstr;
+using testing::StatusIs;
 
 SchemaPtr TestSchema() {
   return MakeSchema({{"id", TypeId::kInt64},
@@ -20,19 +20,17 @@ SchemaPtr TestSchema() {
 }
 
 TEST(BatchTest, FromJsonRoundTripsEveryType) {
-  const char* rows =
-      R"([[1,"a",1.5,true,"2024-01-01T00:00:00Z",{"k":1}],)"
-      R"([2,null,null,false,null,null],)"
-      R"([3,"ccc",-2.0,null,"2024-01-02T00:00:00.5Z",[1,2]]])";
+  const char* rows = R"([[1,"a",1.5,true,"2024-01-01T00:00:00Z",{"k":1}],)"
+                     R"([2,null,null,false,null,null],)"
+                     R"([3,"ccc",-2.0,null,"2024-01-02T00:00:00.5Z",[1,2]]])";
   ASSERT_OK_AND_ASSIGN(BatchPtr b, BatchFromJson(TestSchema(), rows));
   EXPECT_EQ(b->num_rows(), 3);
   EXPECT_EQ(b->column(1).null_count(), 1);
   EXPECT_EQ(b->column(1).GetView(2), "ccc");
   EXPECT_TRUE(b->column(3).IsNull(2));
-  EXPECT_EQ(b->ToString(),
-            R"([[1,"a",1.5,true,"2024-01-01T00:00:00Z",{"k":1}],)"
-            R"([2,null,null,false,null,null],)"
-            R"([3,"ccc",-2.0,null,"2024-01-02T00:00:00.500000Z",[1,2]]])");
+  EXPECT_EQ(b->ToString(), R"([[1,"a",1.5,true,"2024-01-01T00:00:00Z",{"k":1}],)"
+                           R"([2,null,null,false,null,null],)"
+                           R"([3,"ccc",-2.0,null,"2024-01-02T00:00:00.500000Z",[1,2]]])");
 }
 
 TEST(BatchTest, FromJsonRejectsWrongTypes) {
@@ -43,9 +41,8 @@ TEST(BatchTest, FromJsonRejectsWrongTypes) {
 }
 
 TEST(BatchTest, SliceSharesBuffersAndCountsNulls) {
-  ASSERT_OK_AND_ASSIGN(
-      BatchPtr b, BatchFromJson(MakeSchema({{"s", TypeId::kString}}),
-                                R"([["aa"],[null],["bbbb"],["c"],[null]])"));
+  ASSERT_OK_AND_ASSIGN(BatchPtr b, BatchFromJson(MakeSchema({{"s", TypeId::kString}}),
+                                                 R"([["aa"],[null],["bbbb"],["c"],[null]])"));
   BatchPtr s = b->Slice(2, 2);
   EXPECT_EQ(s->num_rows(), 2);
   EXPECT_EQ(s->column(0).null_count(), 0);

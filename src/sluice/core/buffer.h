@@ -35,7 +35,9 @@ using BufferPtr = std::shared_ptr<const Buffer>;
 
 namespace bits {
 inline bool Get(const uint8_t* bitmap, int64_t i) { return (bitmap[i >> 3] >> (i & 7)) & 1; }
-inline void Set(uint8_t* bitmap, int64_t i) { bitmap[i >> 3] |= static_cast<uint8_t>(1u << (i & 7)); }
+inline void Set(uint8_t* bitmap, int64_t i) {
+  bitmap[i >> 3] |= static_cast<uint8_t>(1u << (i & 7));
+}
 inline void Clear(uint8_t* bitmap, int64_t i) {
   bitmap[i >> 3] &= static_cast<uint8_t>(~(1u << (i & 7)));
 }

@@ -39,8 +39,7 @@ Column Column::Slice(int64_t offset, int64_t length) const {
   Column out = *this;
   out.offset_ = offset_ + offset;
   out.length_ = length;
-  out.null_count_ =
-      validity_ ? length - bits::CountSet(validity_->data(), out.offset_, length) : 0;
+  out.null_count_ = validity_ ? length - bits::CountSet(validity_->data(), out.offset_, length) : 0;
   if (out.null_count_ == 0) out.validity_ = nullptr;
   return out;
 }

@@ -13,19 +13,19 @@ namespace sluice {
 /// code (see IsRetryable), so the engine's retry policy, not each connector, decides.
 enum class StatusCode : uint8_t {
   kOk = 0,
-  kInvalidArgument,   ///< Bad data or a bad call: permanent.
-  kConfigError,       ///< Bad pipeline configuration or usage: permanent, exit code 2.
-  kNotFound,          ///< A file, table, key or node that does not exist: permanent.
-  kAlreadyExists,     ///< Permanent.
-  kPermissionDenied,  ///< Auth or filesystem permissions: permanent.
-  kIOError,           ///< A local I/O failure: permanent unless the caller knows better.
-  kUnavailable,       ///< Server down, connection lost, throttled: retryable.
-  kTimeout,           ///< Deadline exceeded: retryable.
-  kResourceExhausted, ///< Backpressure or a full budget: retryable.
-  kDataLoss,          ///< A check that protects data failed (e.g. deleted != archived).
-  kCancelled,         ///< The run was cancelled (signal or an earlier error).
+  kInvalidArgument,    ///< Bad data or a bad call: permanent.
+  kConfigError,        ///< Bad pipeline configuration or usage: permanent, exit code 2.
+  kNotFound,           ///< A file, table, key or node that does not exist: permanent.
+  kAlreadyExists,      ///< Permanent.
+  kPermissionDenied,   ///< Auth or filesystem permissions: permanent.
+  kIOError,            ///< A local I/O failure: permanent unless the caller knows better.
+  kUnavailable,        ///< Server down, connection lost, throttled: retryable.
+  kTimeout,            ///< Deadline exceeded: retryable.
+  kResourceExhausted,  ///< Backpressure or a full budget: retryable.
+  kDataLoss,           ///< A check that protects data failed (e.g. deleted != archived).
+  kCancelled,          ///< The run was cancelled (signal or an earlier error).
   kNotImplemented,
-  kInternal,          ///< A bug in sluice.
+  kInternal,  ///< A bug in sluice.
 };
 
 /// Return the lower-case name of `code`, e.g. "unavailable".
@@ -117,10 +117,10 @@ class [[nodiscard]] Status {
 #define SLUICE_CONCAT(a, b) SLUICE_CONCAT_INNER(a, b)
 
 /// Evaluate `expr` (a Status); return it from the current function if it is not OK.
-#define SLUICE_RETURN_NOT_OK(expr)                 \
-  do {                                             \
-    ::sluice::Status _sluice_st = (expr);          \
-    if (!_sluice_st.ok()) return _sluice_st;       \
+#define SLUICE_RETURN_NOT_OK(expr)           \
+  do {                                       \
+    ::sluice::Status _sluice_st = (expr);    \
+    if (!_sluice_st.ok()) return _sluice_st; \
   } while (false)
 
 }  // namespace sluice

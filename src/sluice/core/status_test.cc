@@ -8,8 +8,8 @@
 namespace sluice {
 namespace {
 
-using testing::StatusIs;
 using ::testing::HasSubstr;
+using testing::StatusIs;
 
 Result<int> Half(int x) {
   if (x % 2 != 0) return Status::Invalid("{} is odd", x);

@@ -32,12 +32,16 @@ inline void Put2(char* p, unsigned v) {
   p[0] = static_cast<char>('0' + v / 10);
   p[1] = static_cast<char>('0' + v % 10);
 }
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 }  // namespace
 
 int FormatTimestamp(int64_t micros, char* out) {
-  const int64_t days = FloorDiv(micros, kMicrosPerDay);
-  int64_t rem = micros - days * kMicrosPerDay;
+  // Floor division without overflow, even for INT64_MIN.
+  int64_t days = micros / kMicrosPerDay;
+  int64_t rem = micros % kMicrosPerDay;
+  if (rem < 0) {
+    rem += kMicrosPerDay;
+    --days;
+  }
   int64_t y;
   unsigned m, d;
   CivilFromDays(days, &y, &m, &d);

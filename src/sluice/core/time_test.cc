@@ -1,5 +1,7 @@
 #include "sluice/core/time.h"
 
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "sluice/testing/matchers.h"
@@ -16,6 +18,11 @@ TEST(TimeTest, FormatsAndParsesRoundTrip) {
     ASSERT_OK_AND_ASSIGN(int64_t back, ParseTimestamp(FormatTimestamp(us)));
     EXPECT_EQ(back, us);
   }
+}
+
+TEST(TimeTest, FormatsExtremesWithoutOverflow) {
+  EXPECT_FALSE(FormatTimestamp(std::numeric_limits<int64_t>::min()).empty());
+  EXPECT_FALSE(FormatTimestamp(std::numeric_limits<int64_t>::max()).empty());
 }
 
 TEST(TimeTest, ParsesCommonForms) {

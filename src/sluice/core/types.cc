@@ -6,14 +6,22 @@ namespace sluice {
 
 std::string_view TypeName(TypeId type) {
   switch (type) {
-    case TypeId::kBool: return "bool";
-    case TypeId::kInt64: return "int64";
-    case TypeId::kFloat64: return "float64";
-    case TypeId::kString: return "string";
-    case TypeId::kBytes: return "bytes";
-    case TypeId::kTimestamp: return "timestamp";
-    case TypeId::kGeometry: return "geometry";
-    case TypeId::kJson: return "json";
+    case TypeId::kBool:
+      return "bool";
+    case TypeId::kInt64:
+      return "int64";
+    case TypeId::kFloat64:
+      return "float64";
+    case TypeId::kString:
+      return "string";
+    case TypeId::kBytes:
+      return "bytes";
+    case TypeId::kTimestamp:
+      return "timestamp";
+    case TypeId::kGeometry:
+      return "geometry";
+    case TypeId::kJson:
+      return "json";
   }
   return "unknown";
 }

@@ -35,11 +35,14 @@ constexpr bool IsVarWidth(TypeId t) {
 /// Return the width in bytes of one value of a fixed-width type (0 for var-width types).
 constexpr int FixedWidth(TypeId t) {
   switch (t) {
-    case TypeId::kBool: return 1;
+    case TypeId::kBool:
+      return 1;
     case TypeId::kInt64:
     case TypeId::kFloat64:
-    case TypeId::kTimestamp: return 8;
-    default: return 0;
+    case TypeId::kTimestamp:
+      return 8;
+    default:
+      return 0;
   }
 }
 constexpr bool IsNumeric(TypeId t) { return t == TypeId::kInt64 || t == TypeId::kFloat64; }

@@ -37,15 +37,24 @@ Result<int64_t> ParseByteSize(std::string_view text) {
   while (i < text.size() && text[i] == ' ') ++i;
   const std::string unit = Lower(text.substr(i));
   double mult = 0;
-  if (unit.empty() || unit == "b") mult = 1;
-  else if (unit == "k" || unit == "kb") mult = 1e3;
-  else if (unit == "kib") mult = 1024.0;
-  else if (unit == "m" || unit == "mb") mult = 1e6;
-  else if (unit == "mib") mult = 1024.0 * 1024;
-  else if (unit == "g" || unit == "gb") mult = 1e9;
-  else if (unit == "gib") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "tib") mult = 1024.0 * 1024 * 1024 * 1024;
-  else return bad();
+  if (unit.empty() || unit == "b")
+    mult = 1;
+  else if (unit == "k" || unit == "kb")
+    mult = 1e3;
+  else if (unit == "kib")
+    mult = 1024.0;
+  else if (unit == "m" || unit == "mb")
+    mult = 1e6;
+  else if (unit == "mib")
+    mult = 1024.0 * 1024;
+  else if (unit == "g" || unit == "gb")
+    mult = 1e9;
+  else if (unit == "gib")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "tib")
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  else
+    return bad();
   const double bytes = number * mult;
   if (bytes > 9e18) return bad();
   return static_cast<int64_t>(bytes);
@@ -73,14 +82,22 @@ Result<int64_t> ParseDurationMicros(std::string_view text) {
     const std::string unit = Lower(text.substr(i, j - i));
     i = j;
     int64_t mult;
-    if (unit == "us") mult = 1;
-    else if (unit == "ms") mult = 1000;
-    else if (unit == "s" || unit.empty()) mult = 1'000'000;
-    else if (unit == "m" || unit == "min") mult = 60'000'000;
-    else if (unit == "h") mult = 3'600'000'000;
-    else if (unit == "d") mult = 86'400'000'000;
-    else if (unit == "w") mult = 7 * 86'400'000'000;
-    else return bad();
+    if (unit == "us")
+      mult = 1;
+    else if (unit == "ms")
+      mult = 1000;
+    else if (unit == "s" || unit.empty())
+      mult = 1'000'000;
+    else if (unit == "m" || unit == "min")
+      mult = 60'000'000;
+    else if (unit == "h")
+      mult = 3'600'000'000;
+    else if (unit == "d")
+      mult = 86'400'000'000;
+    else if (unit == "w")
+      mult = 7 * 86'400'000'000;
+    else
+      return bad();
     int64_t part;
     if (__builtin_mul_overflow(n, mult, &part) || __builtin_add_overflow(total, part, &total)) {
       return Status::Invalid("'{}' is too long a duration", text);

@@ -11,8 +11,8 @@
 namespace sluice {
 
 /// Where the acknowledgements of one source's batches are delivered. Shared by the handles it
-/// issued, so a node that still holds acks after its run ended cannot outlive it. Finalized batches are
-/// queued here by whichever thread drops the last reference; the source's own thread drains the
+/// issued, so a node that still holds acks after its run ended cannot outlive it. Finalized batches
+/// are queued here by whichever thread drops the last reference; the source's own thread drains the
 /// queue and calls Source::Commit or Source::Abandon, so a source never sees concurrent calls.
 class AckQueue {
  public:

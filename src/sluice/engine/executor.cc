@@ -54,8 +54,8 @@ int64_t CurrentRssBytes() { return ReadProcStatusKb("VmRSS:") * 1024; }
 /// Restores input order after a transform ran on several instances at once.
 struct PipelineRun::Reorderer {
   std::mutex mu;
-  uint64_t next = 0;                                    // guarded by mu
-  std::map<uint64_t, std::vector<Message>> pending;     // guarded by mu
+  uint64_t next = 0;                                 // guarded by mu
+  std::map<uint64_t, std::vector<Message>> pending;  // guarded by mu
 };
 
 /// Emitter for transforms: attaches the input's acks and lease to outputs, and either pushes
@@ -64,7 +64,8 @@ struct PipelineRun::Reorderer {
 class PipelineRun::TransformEmitter final : public Emitter {
  public:
   enum class Mode { kPush, kCollect, kSequential };
-  TransformEmitter(PipelineRun* run, size_t node, Mode mode) : run_(run), node_(node), mode_(mode) {}
+  TransformEmitter(PipelineRun* run, size_t node, Mode mode)
+      : run_(run), node_(node), mode_(mode) {}
 
   void SetInput(const Message* input) { input_ = input; }
   std::vector<Message>& collected() { return collected_; }
@@ -104,9 +105,7 @@ class PipelineRun::TransformEmitter final : public Emitter {
 };
 
 PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
-    : pipeline_(pipeline),
-      options_(options),
-      budget_(pipeline->spec().settings.memory_limit) {
+    : pipeline_(pipeline), options_(options), budget_(pipeline->spec().settings.memory_limit) {
   const auto& nodes = pipeline_->nodes();
   for (size_t i = 0; i < nodes.size(); ++i) {
     const auto& n = nodes[i];
@@ -171,9 +170,7 @@ void PipelineRun::Cancel(const Status& why) {
   for (auto& c : channels_) {
     if (c) c->Cancel();
   }
-  {
-    std::lock_guard lock(slot_mu_);
-  }
+  { std::lock_guard lock(slot_mu_); }
   slot_cv_.notify_all();
 }
 
@@ -199,13 +196,17 @@ Status PipelineRun::OpenNodes() {
     auto& n = nodes[i];
     Status st;
     switch (n.kind()) {
-      case NodeKind::kSource: st = n.source->Open(node_contexts_[i][0]); break;
+      case NodeKind::kSource:
+        st = n.source->Open(node_contexts_[i][0]);
+        break;
       case NodeKind::kTransform:
         for (size_t k = 0; k < n.transforms.size() && st.ok(); ++k) {
           st = n.transforms[k]->Open(node_contexts_[i][k]);
         }
         break;
-      case NodeKind::kSink: st = n.sink->Open(node_contexts_[i][0]); break;
+      case NodeKind::kSink:
+        st = n.sink->Open(node_contexts_[i][0]);
+        break;
     }
     if (!st.ok()) {
       if (st.message().find("node '" + n.spec.id + "'") == std::string::npos) {
@@ -222,14 +223,17 @@ Status PipelineRun::CloseNodes() {
   for (auto& n : pipeline_->nodes()) {
     Status st;
     switch (n.kind()) {
-      case NodeKind::kSource: break;  // closed by its own loop
+      case NodeKind::kSource:
+        break;  // closed by its own loop
       case NodeKind::kTransform:
         for (auto& t : n.transforms) {
           Status s = t->Close();
           if (st.ok()) st = s;
         }
         break;
-      case NodeKind::kSink: st = n.sink->Close(); break;
+      case NodeKind::kSink:
+        st = n.sink->Close();
+        break;
     }
     if (!st.ok() && first.ok()) first = st.WithContext("node '{}': closing", n.spec.id);
   }
@@ -255,7 +259,7 @@ Status PipelineRun::Execute() {
       });
     }
     st = pipeline_->spec().settings.engine == EngineKind::kSequential ? ExecuteSequential()
-                                                                       : ExecuteParallel();
+                                                                      : ExecuteParallel();
     done = true;
     if (watcher.joinable()) watcher.join();
   } else {
@@ -294,8 +298,8 @@ void PipelineRun::SettleAcks(size_t node, int max_wait_ms, std::vector<uint64_t>
       Status st = n.source->Commit(e.seq);
       if (!st.ok()) {
         stats.errors.fetch_add(1, std::memory_order_relaxed);
-        Cancel(st.WithContext("node '{}' ({}): committing batch {}", n.spec.id, n.spec.type,
-                              e.seq));
+        Cancel(
+            st.WithContext("node '{}' ({}): committing batch {}", n.spec.id, n.spec.type, e.seq));
         continue;
       }
       stats.committed_batches.fetch_add(1, std::memory_order_relaxed);
@@ -436,8 +440,8 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
   Transform* t = n.transforms[static_cast<size_t>(instance)].get();
   NodeStats& stats = *stats_[node];
   const bool ordered = n.spec.parallelism > 1 && n.spec.ordered;
-  TransformEmitter emitter(this, node,
-                           ordered ? TransformEmitter::Mode::kCollect : TransformEmitter::Mode::kPush);
+  TransformEmitter emitter(
+      this, node, ordered ? TransformEmitter::Mode::kCollect : TransformEmitter::Mode::kPush);
   Reorderer& reorder = *reorderers_[node];
   Channel& in = *channels_[node];
   while (true) {
@@ -548,7 +552,9 @@ Status PipelineRun::ExecuteParallel() {
           threads.emplace_back([this, i, k] { RunTransformInstance(i, k); });
         }
         break;
-      case NodeKind::kSink: threads.emplace_back([this, i] { RunSink(i); }); break;
+      case NodeKind::kSink:
+        threads.emplace_back([this, i] { RunSink(i); });
+        break;
     }
   }
   for (auto& t : threads) t.join();

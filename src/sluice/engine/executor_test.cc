@@ -18,8 +18,8 @@ using testing::StatusIs;
 /// Shared record of what the test nodes saw, keyed by node id.
 struct Journal {
   std::mutex mu;
-  std::map<std::string, std::vector<int64_t>> rows;       // sink id -> ids written (durable)
-  std::map<std::string, std::set<uint64_t>> committed;    // source id -> seqs committed
+  std::map<std::string, std::vector<int64_t>> rows;     // sink id -> ids written (durable)
+  std::map<std::string, std::set<uint64_t>> committed;  // source id -> seqs committed
   std::map<std::string, std::set<uint64_t>> abandoned;
 };
 Journal* g_journal = nullptr;
@@ -128,8 +128,8 @@ NodeRegistry TestRegistry() {
       },
       /*stateless=*/true, 1, -1);
   r.AddSink("record", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
-    return std::unique_ptr<Sink>(new RecordingSink(
-        o.id(), o.Has("fail_at") ? o.GetInt("fail_at") : -1, o.GetBool("hold")));
+    return std::unique_ptr<Sink>(
+        new RecordingSink(o.id(), o.Has("fail_at") ? o.GetInt("fail_at") : -1, o.GetBool("hold")));
   });
   return r;
 }
@@ -188,8 +188,10 @@ TEST_P(ExecutorTest, DiamondFanOutFanIn) {
   PipelineSpec spec;
   spec.nodes = {Node("src", "count", {}, {{"rows", 500}, {"batch", 50}}),
                 Node("a", "add", {"src"}, {{"add", 1000}}),
-                Node("b", "add", {"src"}, {{"add", 2000}}), Node("m", "merge", {"a", "b"}),
-                Node("out", "record", {"m"}), Node("raw", "record", {"src"})};
+                Node("b", "add", {"src"}, {{"add", 2000}}),
+                Node("m", "merge", {"a", "b"}),
+                Node("out", "record", {"m"}),
+                Node("raw", "record", {"src"})};
   ASSERT_OK(RunSpec(spec));
   auto rows = journal_.rows["out"];
   std::sort(rows.begin(), rows.end());
@@ -233,6 +235,19 @@ TEST_P(ExecutorTest, MemoryBudgetBoundsBytesInFlight) {
   EXPECT_GT(peak_budget_, 0);
 }
 
+TEST_P(ExecutorTest, MaxParallelNodesOneStillCompletes) {
+  PipelineSpec spec;
+  spec.settings.max_parallel_nodes = 1;
+  NodeSpec plus = Node("plus", "add", {"src"}, {{"add", 1}});
+  plus.parallelism = 3;
+  spec.nodes = {Node("src", "count", {}, {{"rows", 3000}, {"batch", 10}}), plus,
+                Node("a", "record", {"plus"}), Node("b", "record", {"src"})};
+  ASSERT_OK(RunSpec(spec));
+  EXPECT_EQ(journal_.rows["a"].size(), 3000u);
+  EXPECT_EQ(journal_.rows["b"].size(), 3000u);
+  EXPECT_EQ(journal_.committed["src"], Seqs(300));
+}
+
 TEST_P(ExecutorTest, OrderedParallelTransformKeepsOrder) {
   PipelineSpec spec;
   NodeSpec plus = Node("plus", "add", {"src"}, {{"add", 0}});
@@ -267,11 +282,12 @@ TEST(PipelineBuildTest, ReportsGraphErrorsWithLocations) {
   EXPECT_THAT(build({Node("source", "count", {}), Node("out", "record", {"sorce"})}),
               StatusIs(StatusCode::kConfigError,
                        HasSubstr("unknown input 'sorce' — did you mean 'source'?")));
-  EXPECT_THAT(build({Node("src", "count", {}), Node("a", "add", {"b"}), Node("b", "merge", {"a", "src"}),
-                     Node("out", "record", {"b"})}),
+  EXPECT_THAT(build({Node("src", "count", {}), Node("a", "add", {"b"}),
+                     Node("b", "merge", {"a", "src"}), Node("out", "record", {"b"})}),
               StatusIs(StatusCode::kConfigError, HasSubstr("cycle through nodes 'a', 'b'")));
-  EXPECT_THAT(build({Node("src", "count", {}), Node("a", "add", {"src"}), Node("out", "record", {"src"})}),
-              StatusIs(StatusCode::kConfigError, HasSubstr("node 'a': its output is not used")));
+  EXPECT_THAT(
+      build({Node("src", "count", {}), Node("a", "add", {"src"}), Node("out", "record", {"src"})}),
+      StatusIs(StatusCode::kConfigError, HasSubstr("node 'a': its output is not used")));
   EXPECT_THAT(build({Node("src", "count", {}), Node("out", "record", {})}),
               StatusIs(StatusCode::kConfigError, HasSubstr("needs 1 input")));
   EXPECT_THAT(build({Node("src", "count", {}), Node("src", "record", {"src"})}),

@@ -6,16 +6,26 @@ namespace sluice {
 
 std::string_view OptionTypeName(OptionType type) {
   switch (type) {
-    case OptionType::kString: return "string";
-    case OptionType::kInt: return "integer";
-    case OptionType::kFloat: return "number";
-    case OptionType::kBool: return "bool";
-    case OptionType::kByteSize: return "byte size";
-    case OptionType::kDuration: return "duration";
-    case OptionType::kStringList: return "list of strings";
-    case OptionType::kExpr: return "expression";
-    case OptionType::kMap: return "mapping";
-    case OptionType::kEnum: return "one of";
+    case OptionType::kString:
+      return "string";
+    case OptionType::kInt:
+      return "integer";
+    case OptionType::kFloat:
+      return "number";
+    case OptionType::kBool:
+      return "bool";
+    case OptionType::kByteSize:
+      return "byte size";
+    case OptionType::kDuration:
+      return "duration";
+    case OptionType::kStringList:
+      return "list of strings";
+    case OptionType::kExpr:
+      return "expression";
+    case OptionType::kMap:
+      return "mapping";
+    case OptionType::kEnum:
+      return "one of";
   }
   return "?";
 }
@@ -87,9 +97,8 @@ std::string NodeOptions::LocationOf(const std::string& name) const {
 
 Status NodeOptions::ErrorAt(const std::string& name, const std::string& message) const {
   std::string loc = LocationOf(name);
-  return Status(StatusCode::kConfigError,
-                fmt::format("{}{}node '{}': option '{}': {}", loc, loc.empty() ? "" : ": ", id_,
-                            name, message));
+  return Status(StatusCode::kConfigError, fmt::format("{}{}node '{}': option '{}': {}", loc,
+                                                      loc.empty() ? "" : ": ", id_, name, message));
 }
 
 NodeOptions NodeOptions::ForTest(std::string id, OptionJson values, std::string type) {

@@ -27,9 +27,9 @@ size_t EditDistance(const std::string& a, const std::string& b) {
 }
 
 Status NodeError(const NodeSpec& n, const std::string& message) {
-  return Status(StatusCode::kConfigError,
-                fmt::format("{}{}node '{}': {}", n.location, n.location.empty() ? "" : ": ",
-                            n.id, message));
+  return Status(
+      StatusCode::kConfigError,
+      fmt::format("{}{}node '{}': {}", n.location, n.location.empty() ? "" : ": ", n.id, message));
 }
 
 /// A node that cannot be built from its options is a configuration error: give it the node's
@@ -55,8 +55,7 @@ std::string SuggestNearest(const std::string& word, const std::vector<std::strin
   return best_d <= limit ? best : "";
 }
 
-Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec,
-                                                  const NodeRegistry& registry) {
+Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeRegistry& registry) {
   auto p = std::unique_ptr<Pipeline>(new Pipeline());
   std::map<std::string, int> index;
   std::vector<std::string> ids;
@@ -91,8 +90,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec,
     }
     if (node.info->kind != NodeKind::kSource) {
       if (ninputs < std::max(1, node.info->min_inputs)) {
-        return NodeError(n, fmt::format("'{}' needs {} input(s): add `inputs: [<node id>]`",
-                                        n.type, std::max(1, node.info->min_inputs)));
+        return NodeError(n, fmt::format("'{}' needs {} input(s): add `inputs: [<node id>]`", n.type,
+                                        std::max(1, node.info->min_inputs)));
       }
       if (node.info->max_inputs >= 0 && ninputs > node.info->max_inputs) {
         return NodeError(n, fmt::format("'{}' takes at most {} input(s), got {}", n.type,
@@ -101,8 +100,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec,
     }
     if (n.parallelism < 1) return NodeError(n, "parallelism must be at least 1");
     if (n.parallelism > 1 && !(node.info->kind == NodeKind::kTransform && node.info->stateless)) {
-      return NodeError(n, fmt::format("parallelism > 1 needs a stateless transform; '{}' is not",
-                                      n.type));
+      return NodeError(
+          n, fmt::format("parallelism > 1 needs a stateless transform; '{}' is not", n.type));
     }
     for (int port = 0; port < ninputs; ++port) {
       const std::string& in = n.inputs[static_cast<size_t>(port)];
@@ -164,7 +163,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec,
 
   // Re-index nodes in topological order.
   std::vector<int> new_index(nodes.size());
-  for (size_t k = 0; k < order.size(); ++k) new_index[static_cast<size_t>(order[k])] = static_cast<int>(k);
+  for (size_t k = 0; k < order.size(); ++k)
+    new_index[static_cast<size_t>(order[k])] = static_cast<int>(k);
   p->nodes_.resize(nodes.size());
   for (size_t k = 0; k < order.size(); ++k) {
     const auto old = static_cast<size_t>(order[k]);
@@ -223,7 +223,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec,
 std::string Pipeline::ToDot() const {
   std::string out = fmt::format("digraph \"{}\" {{\n  rankdir=LR;\n", spec_.name);
   for (const auto& n : nodes_) {
-    const char* shape = n.kind() == NodeKind::kSource  ? "invhouse"
+    const char* shape = n.kind() == NodeKind::kSource ? "invhouse"
                         : n.kind() == NodeKind::kSink ? "house"
                                                       : "box";
     std::string label = n.spec.id + "\\n(" + n.spec.type + ")";
@@ -232,7 +232,8 @@ std::string Pipeline::ToDot() const {
   }
   for (const auto& n : nodes_) {
     for (int o : n.outputs) {
-      out += fmt::format("  \"{}\" -> \"{}\";\n", n.spec.id, nodes_[static_cast<size_t>(o)].spec.id);
+      out +=
+          fmt::format("  \"{}\" -> \"{}\";\n", n.spec.id, nodes_[static_cast<size_t>(o)].spec.id);
     }
   }
   out += "}\n";

@@ -4,9 +4,12 @@ namespace sluice {
 
 std::string_view NodeKindName(NodeKind kind) {
   switch (kind) {
-    case NodeKind::kSource: return "source";
-    case NodeKind::kTransform: return "transform";
-    case NodeKind::kSink: return "sink";
+    case NodeKind::kSource:
+      return "source";
+    case NodeKind::kTransform:
+      return "transform";
+    case NodeKind::kSink:
+      return "sink";
   }
   return "?";
 }
@@ -37,8 +40,7 @@ void NodeRegistry::AddTransform(std::string name, std::string doc, OptionSchema 
   types_[{name, info.kind}] = std::move(info);
 }
 
-void NodeRegistry::AddSink(std::string name, std::string doc, OptionSchema options,
-                           SinkFactory f) {
+void NodeRegistry::AddSink(std::string name, std::string doc, OptionSchema options, SinkFactory f) {
   NodeTypeInfo info;
   info.name = name;
   info.kind = NodeKind::kSink;
@@ -84,16 +86,36 @@ std::vector<std::string> NodeRegistry::Names() const {
 const OptionSchema& CommonNodeOptions() {
   static const OptionSchema kCommon = {
       {"type", OptionType::kString, "", "The node type (see `sluice nodes`).", true, {}},
-      {"inputs", OptionType::kStringList, "", "Ids of the nodes whose output this node reads.",
-       false, {}},
-      {"parallelism", OptionType::kInt, "1",
-       "Instances of a stateless transform that run at once, sharing one input.", false, {}},
-      {"ordered", OptionType::kBool, "true",
-       "With parallelism > 1, keep output in input order.", false, {}},
-      {"queue_batches", OptionType::kInt, "8", "Capacity of this node's input queue in batches.",
-       false, {}},
-      {"queue_bytes", OptionType::kByteSize, "64MiB",
-       "Capacity of this node's input queue in bytes.", false, {}},
+      {"inputs",
+       OptionType::kStringList,
+       "",
+       "Ids of the nodes whose output this node reads.",
+       false,
+       {}},
+      {"parallelism",
+       OptionType::kInt,
+       "1",
+       "Instances of a stateless transform that run at once, sharing one input.",
+       false,
+       {}},
+      {"ordered",
+       OptionType::kBool,
+       "true",
+       "With parallelism > 1, keep output in input order.",
+       false,
+       {}},
+      {"queue_batches",
+       OptionType::kInt,
+       "8",
+       "Capacity of this node's input queue in batches.",
+       false,
+       {}},
+      {"queue_bytes",
+       OptionType::kByteSize,
+       "64MiB",
+       "Capacity of this node's input queue in bytes.",
+       false,
+       {}},
   };
   return kCommon;
 }

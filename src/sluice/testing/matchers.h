@@ -31,20 +31,20 @@ MATCHER(IsOk, "is OK") {
 
 }  // namespace sluice::testing
 
-#define ASSERT_OK(expr)                                      \
-  do {                                                       \
+#define ASSERT_OK(expr)                                              \
+  do {                                                               \
     const ::sluice::Status _st = ::sluice::testing::GetStatus(expr); \
-    ASSERT_TRUE(_st.ok()) << _st.ToString();                 \
+    ASSERT_TRUE(_st.ok()) << _st.ToString();                         \
   } while (false)
 
-#define EXPECT_OK(expr)                                      \
-  do {                                                       \
+#define EXPECT_OK(expr)                                              \
+  do {                                                               \
     const ::sluice::Status _st = ::sluice::testing::GetStatus(expr); \
-    EXPECT_TRUE(_st.ok()) << _st.ToString();                 \
+    EXPECT_TRUE(_st.ok()) << _st.ToString();                         \
   } while (false)
 
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr)                   \
-  auto SLUICE_CONCAT(_res_, __LINE__) = (rexpr);           \
-  ASSERT_TRUE(SLUICE_CONCAT(_res_, __LINE__).ok())         \
+#define ASSERT_OK_AND_ASSIGN(lhs, rexpr)                     \
+  auto SLUICE_CONCAT(_res_, __LINE__) = (rexpr);             \
+  ASSERT_TRUE(SLUICE_CONCAT(_res_, __LINE__).ok())           \
       << SLUICE_CONCAT(_res_, __LINE__).status().ToString(); \
   lhs = std::move(SLUICE_CONCAT(_res_, __LINE__)).ValueOrDie()

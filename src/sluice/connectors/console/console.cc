@@ -53,11 +53,12 @@ void RegisterConsoleNodes(NodeRegistry* registry) {
                     [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
                       return std::unique_ptr<Sink>(new NullSink());
                     });
-  registry->AddSink("stdout", "Print rows to standard output as JSON lines.",
-                    {{"limit", OptionType::kInt, "-1", "Print at most this many rows (-1: all).", false, {}}},
-                    [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
-                      return std::unique_ptr<Sink>(new StdoutSink(o.GetInt("limit")));
-                    });
+  registry->AddSink(
+      "stdout", "Print rows to standard output as JSON lines.",
+      {{"limit", OptionType::kInt, "-1", "Print at most this many rows (-1: all).", false, {}}},
+      [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
+        return std::unique_ptr<Sink>(new StdoutSink(o.GetInt("limit")));
+      });
 }
 
 }  // namespace sluice

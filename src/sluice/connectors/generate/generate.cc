@@ -22,7 +22,9 @@ class Rng {
     return z ^ (z >> 31);
   }
   /// Uniform in [0, n).
-  uint64_t Below(uint64_t n) { return static_cast<uint64_t>((static_cast<__uint128_t>(Next()) * n) >> 64); }
+  uint64_t Below(uint64_t n) {
+    return static_cast<uint64_t>((static_cast<__uint128_t>(Next()) * n) >> 64);
+  }
   double Unit() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
 
  private:
@@ -31,14 +33,15 @@ class Rng {
 
 enum class Shape : uint8_t { kAudit, kNarrow, kCustom };
 
-const char* const kActions[] = {"login",        "logout",      "create",  "update",
-                                "delete",       "read",        "export",  "grant",
-                                "revoke",       "password_reset"};
-const char* const kPaths[] = {"/api/v1/orders", "/api/v1/users", "/api/v1/invoices",
+const char* const kActions[] = {"login", "logout", "create", "update", "delete",
+                                "read",  "export", "grant",  "revoke", "password_reset"};
+const char* const kPaths[] = {"/api/v1/orders",  "/api/v1/users",   "/api/v1/invoices",
                               "/api/v1/reports", "/admin/settings", "/api/v1/sessions"};
 const char* const kAgents[] = {
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15",
     "curl/8.5.0", "python-requests/2.32.3", "okhttp/4.12.0"};
 const char kLorem[] =
     "Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
@@ -90,7 +93,8 @@ class GenerateSource final : public Source {
       for (auto it = cols.begin(); it != cols.end(); ++it) {
         if (!it.value().is_string()) return o.ErrorAt("columns", "each column maps to a type name");
         auto t = ParseTypeName(it.value().get<std::string>());
-        if (!t.ok()) return o.ErrorAt("columns", "column '" + it.key() + "': " + t.status().message());
+        if (!t.ok())
+          return o.ErrorAt("columns", "column '" + it.key() + "': " + t.status().message());
         fields.push_back({it.key(), *t, true});
       }
       s->null_ratio_ = o.GetFloat("null_ratio");
@@ -112,9 +116,15 @@ class GenerateSource final : public Source {
     Rng rng(seed_ * 0x100000001b3ULL + seq);
     BatchPtr out;
     switch (shape_) {
-      case Shape::kAudit: out = MakeAudit(n, &rng); break;
-      case Shape::kNarrow: out = MakeNarrow(n); break;
-      case Shape::kCustom: out = MakeCustom(n, &rng); break;
+      case Shape::kAudit:
+        out = MakeAudit(n, &rng);
+        break;
+      case Shape::kNarrow:
+        out = MakeNarrow(n);
+        break;
+      case Shape::kCustom:
+        out = MakeCustom(n, &rng);
+        break;
     }
     produced_ += n;
     return out;
@@ -126,8 +136,8 @@ class GenerateSource final : public Source {
  private:
   void Pace(int64_t target_rows) {
     // Sleep until `target_rows` are due at `rate_` rows/s, in short steps so cancel is prompt.
-    const auto due = started_ + std::chrono::microseconds(
-                                    static_cast<int64_t>(static_cast<double>(target_rows) / rate_ * 1e6));
+    const auto due = started_ + std::chrono::microseconds(static_cast<int64_t>(
+                                    static_cast<double>(target_rows) / rate_ * 1e6));
     while (!ctx_->cancelled() && std::chrono::steady_clock::now() < due) {
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
           due - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
@@ -140,8 +150,8 @@ class GenerateSource final : public Source {
     for (int64_t i = 0; i < n; ++i) {
       ids[static_cast<size_t>(i)] = base + i;
       // A cheap deterministic mix so filters have something to select on.
-      values[static_cast<size_t>(i)] = static_cast<int64_t>(
-          (static_cast<uint64_t>(base + i) * 0x9e3779b97f4a7c15ULL) >> 44);
+      values[static_cast<size_t>(i)] =
+          static_cast<int64_t>((static_cast<uint64_t>(base + i) * 0x9e3779b97f4a7c15ULL) >> 44);
     }
     std::vector<Column> cols;
     cols.emplace_back(TypeId::kInt64, n, 0, nullptr, Buffer::FromVector(std::move(ids)));
@@ -157,7 +167,8 @@ class GenerateSource final : public Source {
     for (int64_t i = 0; i < n; ++i) {
       const int64_t row_id = start_id_ + produced_ + i;
       id.AppendInt64(row_id);
-      at.AppendTimestamp(end_us_ - static_cast<int64_t>(rng->Below(static_cast<uint64_t>(span_us_) + 1)));
+      at.AppendTimestamp(end_us_ -
+                         static_cast<int64_t>(rng->Below(static_cast<uint64_t>(span_us_) + 1)));
       buf.clear();
       fmt::format_to(std::back_inserter(buf), "user-{}", rng->Below(5000));
       actor.AppendString(std::string_view(buf.data(), buf.size()));
@@ -199,11 +210,18 @@ class GenerateSource final : public Source {
         }
         const int64_t row = start_id_ + produced_ + i;
         switch (f.type) {
-          case TypeId::kBool: b.AppendBool(rng->Below(2) == 1); break;
-          case TypeId::kInt64: b.AppendInt64(row); break;
-          case TypeId::kFloat64: b.AppendFloat64(rng->Unit() * 1000.0); break;
+          case TypeId::kBool:
+            b.AppendBool(rng->Below(2) == 1);
+            break;
+          case TypeId::kInt64:
+            b.AppendInt64(row);
+            break;
+          case TypeId::kFloat64:
+            b.AppendFloat64(rng->Unit() * 1000.0);
+            break;
           case TypeId::kTimestamp:
-            b.AppendTimestamp(end_us_ - static_cast<int64_t>(rng->Below(static_cast<uint64_t>(span_us_) + 1)));
+            b.AppendTimestamp(
+                end_us_ - static_cast<int64_t>(rng->Below(static_cast<uint64_t>(span_us_) + 1)));
             break;
           case TypeId::kString: {
             char s[12];
@@ -217,7 +235,9 @@ class GenerateSource final : public Source {
             b.AppendString(std::string_view(reinterpret_cast<const char*>(&v), sizeof(v)));
             break;
           }
-          case TypeId::kJson: b.AppendString(fmt::format(R"({{"n":{}}})", row)); break;
+          case TypeId::kJson:
+            b.AppendString(fmt::format(R"({{"n":{}}})", row));
+            break;
         }
       }
       cols.push_back(b.Finish());
@@ -244,22 +264,40 @@ class GenerateSource final : public Source {
 
 void RegisterGenerateNodes(NodeRegistry* registry) {
   registry->AddSource(
-      "generate", "Produce seeded synthetic rows (the audit-log shape, narrow rows, or typed columns).",
+      "generate",
+      "Produce seeded synthetic rows (the audit-log shape, narrow rows, or typed columns).",
       {
-          {"shape", OptionType::kEnum, "audit",
+          {"shape",
+           OptionType::kEnum,
+           "audit",
            "audit: id, created_at, actor, action, ~500-byte JSON payload; narrow: id, value "
            "(int64); custom: the types in `columns`.",
-           false, {"audit", "narrow", "custom"}},
+           false,
+           {"audit", "narrow", "custom"}},
           {"rows", OptionType::kInt, "1000000", "Rows to produce in total.", false, {}},
           {"batch_rows", OptionType::kInt, "8192", "Rows per batch.", false, {}},
           {"seed", OptionType::kInt, "42", "Seed: the same seed gives the same rows.", false, {}},
-          {"rate", OptionType::kFloat, "0", "Rows per second to pace at; 0 = as fast as possible.", false, {}},
+          {"rate",
+           OptionType::kFloat,
+           "0",
+           "Rows per second to pace at; 0 = as fast as possible.",
+           false,
+           {}},
           {"start_id", OptionType::kInt, "1", "First id.", false, {}},
-          {"end", OptionType::kString, "now",
-           "Latest created_at (ISO-8601 or 'now'); timestamps spread over `span` before it.", false, {}},
+          {"end",
+           OptionType::kString,
+           "now",
+           "Latest created_at (ISO-8601 or 'now'); timestamps spread over `span` before it.",
+           false,
+           {}},
           {"span", OptionType::kDuration, "365d", "How far back timestamps reach.", false, {}},
           {"columns", OptionType::kMap, "", "For shape custom: column name -> type.", false, {}},
-          {"null_ratio", OptionType::kFloat, "0", "For shape custom: fraction of nulls.", false, {}},
+          {"null_ratio",
+           OptionType::kFloat,
+           "0",
+           "For shape custom: fraction of nulls.",
+           false,
+           {}},
       },
       &GenerateSource::Make);
 }

@@ -145,15 +145,16 @@ TEST_F(SqliteTest, SinkThenSourceRoundTripsEveryTypeWithNulls) {
 TEST_F(SqliteTest, CreatesPrimaryKeyAndIndexes) {
   auto schema = MakeSchema({{"id", TypeId::kInt64}, {"s", TypeId::kString}});
   ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(schema, R"([[7, "a"], [9, "b"]])"));
-  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", "t"},
-                                            {"primary_key", "id"},
-                                            {"indexes", nlohmann::json::array({"s"})}}));
+  ASSERT_OK_AND_ASSIGN(
+      auto sink,
+      OpenSink({{"table", "t"}, {"primary_key", "id"}, {"indexes", nlohmann::json::array({"s"})}}));
   ASSERT_OK(sink->Write(batch, AckSet()));
   ASSERT_OK(sink->Close());
   // id is the rowid, and `s` has its own index.
   EXPECT_EQ(QueryInt(path_, "SELECT rowid FROM t WHERE s = 'b'"), 9);
-  EXPECT_EQ(QueryInt(path_, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
-                            "tbl_name = 't' AND sql LIKE '%(\"s\")%'"),
+  EXPECT_EQ(QueryInt(path_,
+                     "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                     "tbl_name = 't' AND sql LIKE '%(\"s\")%'"),
             1);
   ASSERT_OK_AND_ASSIGN(auto bad, OpenSink({{"table", "u"}, {"primary_key", "s"}}));
   EXPECT_THAT(bad->Write(batch, AckSet()),
