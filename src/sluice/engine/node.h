@@ -65,6 +65,10 @@ class Source {
   virtual SchemaPtr schema() const { return nullptr; }
   /// Return the number of rows expected in total, or -1 when unknown (drives the ETA).
   virtual int64_t EstimatedRows() const { return -1; }
+  /// Return true when Commit() deletes or consumes what was read (archiving, queue acks). The
+  /// pipeline then refuses row-dropping transforms downstream: rows they drop would count as
+  /// done and be deleted without having been written anywhere.
+  virtual bool ConsumesInput() const { return false; }
 };
 
 /// Where a transform sends its output. Outputs carry the acknowledgements of the input being

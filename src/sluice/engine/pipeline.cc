@@ -216,6 +216,28 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
       }
     }
   }
+  // A source that deletes what it read must not feed a transform that drops rows.
+  for (const auto& node : p->nodes_) {
+    if (node.kind() != NodeKind::kSource || !node.source->ConsumesInput()) continue;
+    std::vector<int> stack(node.outputs.begin(), node.outputs.end());
+    std::vector<bool> seen(p->nodes_.size());
+    while (!stack.empty()) {
+      const auto i = static_cast<size_t>(stack.back());
+      stack.pop_back();
+      if (seen[i]) continue;
+      seen[i] = true;
+      const PipelineNode& down = p->nodes_[i];
+      if (down.info->drops_rows) {
+        return NodeError(down.spec,
+                         fmt::format("'{}' drops rows, but source '{}' deletes every row it "
+                                     "read once the pipeline is done with it: dropped rows would "
+                                     "be deleted without being written. Select the rows in the "
+                                     "source instead (its `where:` option).",
+                                     down.spec.type, node.spec.id));
+      }
+      stack.insert(stack.end(), down.outputs.begin(), down.outputs.end());
+    }
+  }
   p->spec_ = std::move(spec);
   return p;
 }

@@ -71,6 +71,7 @@ void RegisterTransformNodes(NodeRegistry* registry) {
            {}},
       },
       &MakeFilter, /*stateless=*/true);
+  registry->MarkDropsRows("filter");
   registry->AddTransform(
       "map", "Add or replace columns computed from expressions, and drop columns.",
       {

@@ -122,6 +122,7 @@ class SqliteSource final : public Source {
   Status Close() override;
   SchemaPtr schema() const override { return schema_; }
   int64_t EstimatedRows() const override { return estimated_rows_; }
+  bool ConsumesInput() const override { return config_.delete_after_ack; }
 
  private:
   bool Paged() const { return !config_.key.empty(); }
