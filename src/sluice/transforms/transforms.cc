@@ -1,5 +1,7 @@
 #include "sluice/transforms/transforms.h"
 
+#include "sluice/transforms/encode.h"
+
 #include "sluice/transforms/transforms_internal.h"
 
 namespace sluice {
@@ -72,6 +74,7 @@ void RegisterTransformNodes(NodeRegistry* registry) {
       },
       &MakeFilter, /*stateless=*/true);
   registry->MarkDropsRows("filter");
+  RegisterEncodeNode(registry);
   registry->AddTransform(
       "map", "Add or replace columns computed from expressions, and drop columns.",
       {
