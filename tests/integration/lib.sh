@@ -9,4 +9,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 check_eq() { [ "$1" == "$2" ] || fail "$3: got '$1', want '$2'"; }
 
 # ids archived in gzip JSONL files under $1, one per line, sorted (duplicates kept).
-archived_ids() { find "$1" -name '*.jsonl.gz' -print0 | sort -z | xargs -0 -r zcat | jq -r .id | sort -n; }
+# A run that failed before publishing any file has no folder: that is zero rows, not an error.
+archived_ids() {
+  [ -d "$1" ] || return 0
+  find "$1" -name '*.jsonl.gz' -print0 | sort -z | xargs -0 -r zcat | jq -r .id | sort -n
+}
