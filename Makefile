@@ -9,7 +9,7 @@ FUZZ_DIR    := $(BUILD)/fuzz
 FUZZ_SECONDS ?= 30
 SLUICE      := $(RELEASE_DIR)/sluice
 
-.PHONY: all deps release asan demo test unit-asan test-release fuzz bench format format-check docs clean
+.PHONY: all deps release asan demo test test-integration test-release fuzz bench format format-check docs clean services-start services-stop
 
 all: release
 
@@ -40,10 +40,24 @@ demo: release
 	@echo "== archiving rows older than 90 days into ./out/"
 	$(SLUICE) run examples/quickstart.yaml
 
-# Everything CI checks: unit and pipeline tests under ASan+UBSan, release-build tests that
-# measure memory, and every fuzzer for $(FUZZ_SECONDS) s.
-test: asan test-release fuzz
+# Everything CI checks: unit and pipeline tests under ASan+UBSan, integration tests against
+# throwaway PostgreSQL and S3 servers (ASan+UBSan too), release-build tests that measure
+# memory, and every fuzzer for $(FUZZ_SECONDS) s.
+test: asan test-integration test-release fuzz
 	@echo "make test: all passed"
+
+# Start the servers, run the tests labelled `integration`, always stop the servers.
+test-integration: asan
+	@scripts/services start
+	@set -e; trap 'scripts/services stop' EXIT; eval "$$(scripts/services env)"; \
+	  cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS) -L integration --no-tests=ignore
+
+services-start: deps
+	scripts/services start
+	@echo 'eval "$$(scripts/services env)"  # to use them from this shell'
+
+services-stop:
+	scripts/services stop
 
 test-release: release
 	cd $(RELEASE_DIR) && ctest --output-on-failure -L release
