@@ -46,6 +46,21 @@ std::optional<Message> Channel::Pop() {
   return m;
 }
 
+std::optional<Message> Channel::PopFor(int timeout_ms, bool* timed_out) {
+  std::unique_lock lock(mu_);
+  *timed_out = !not_empty_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+    return cancelled_ || !queue_.empty() || producers_ <= 0;
+  });
+  if (*timed_out || cancelled_ || queue_.empty()) return std::nullopt;
+  Message m = std::move(queue_.front());
+  queue_.pop_front();
+  bytes_ -= m.batch ? m.batch->ByteSize() : 0;
+  m.seq = next_seq_++;
+  lock.unlock();
+  not_full_.notify_all();
+  return m;
+}
+
 void Channel::ProducerDone() {
   {
     std::lock_guard lock(mu_);

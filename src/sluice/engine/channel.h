@@ -25,6 +25,8 @@ class Channel {
   /// Block until a message arrives; return nullopt at the end of the stream (every producer is
   /// done and the queue is empty) or when cancelled. Messages are numbered in pop order.
   std::optional<Message> Pop();
+  /// Like Pop, but give up after `timeout_ms` with nullopt and `*timed_out` set.
+  std::optional<Message> PopFor(int timeout_ms, bool* timed_out);
   /// Record that one producer has finished.
   void ProducerDone();
   /// Wake every waiter and drop queued messages; later Push and Pop fail at once.

@@ -328,6 +328,34 @@ void PipelineRun::FinishSourceAcks(size_t node, std::vector<uint64_t>* pending) 
   }
 }
 
+void PipelineRun::WaitForInFlightRoom(size_t node, bool sequential,
+                                      std::vector<uint64_t>* pending) {
+  const int limit = pipeline_->nodes()[node].source->MaxInFlight();
+  if (limit <= 0) return;
+  int idle_rounds = 0;
+  while (!cancelled() && static_cast<int>(pending->size()) >= limit) {
+    const size_t before = pending->size();
+    SettleAcks(node, 20, pending);
+    if (pending->size() < before) {
+      idle_rounds = 0;
+      continue;
+    }
+    // No ack for a while: the batches may sit in a sink that holds acks until it flushes.
+    if (++idle_rounds < 3) continue;
+    idle_rounds = 0;
+    if (sequential) {
+      for (size_t i = 0; i < pipeline_->nodes().size(); ++i) {
+        auto& n = pipeline_->nodes()[i];
+        if (n.kind() != NodeKind::kSink) continue;
+        Status st = n.sink->Flush();
+        if (!st.ok()) Cancel(st.WithContext("node '{}' ({}): flushing", n.spec.id, n.spec.type));
+      }
+    } else {
+      flush_generation_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
 void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
   auto& n = pipeline_->nodes()[node];
   NodeStats& stats = *stats_[node];
@@ -337,6 +365,8 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
   int64_t estimate = 0;
   while (!cancelled()) {
     SettleAcks(node, 0, &pending);
+    WaitForInFlightRoom(node, sequential, &pending);
+    if (cancelled()) break;
     if (!budget_.Acquire(estimate)) break;  // cancelled while waiting for memory
     Result<BatchPtr> next = Status::Internal("unset");
     AcquireSlot();
@@ -504,8 +534,25 @@ void PipelineRun::RunSink(size_t node) {
   auto& n = pipeline_->nodes()[node];
   NodeStats& stats = *stats_[node];
   Channel& in = *channels_[node];
+  int64_t flushed_generation = 0;
   while (true) {
-    std::optional<Message> m = in.Pop();
+    bool timed_out = false;
+    std::optional<Message> m = in.PopFor(50, &timed_out);
+    if (timed_out) {
+      // Idle: a source waiting at its in-flight limit may need the acks this sink holds.
+      const int64_t gen = flush_generation_.load(std::memory_order_acquire);
+      if (gen != flushed_generation) {
+        flushed_generation = gen;
+        BusyTimer busy(&stats);
+        Status st = n.sink->Flush();
+        if (!st.ok()) {
+          stats.errors.fetch_add(1, std::memory_order_relaxed);
+          Cancel(st.WithContext("node '{}' ({}): flushing", n.spec.id, n.spec.type));
+          break;
+        }
+      }
+      continue;
+    }
     if (!m) break;
     stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
     stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);

@@ -63,6 +63,7 @@ class PipelineRun {
   void RunSourceLoop(size_t node, bool sequential);
   void SettleAcks(size_t node, int max_wait_ms, std::vector<uint64_t>* pending);
   void FinishSourceAcks(size_t node, std::vector<uint64_t>* pending);
+  void WaitForInFlightRoom(size_t node, bool sequential, std::vector<uint64_t>* pending);
 
   // Parallel executor.
   bool PushDownstream(size_t node, Message m);
@@ -91,6 +92,8 @@ class PipelineRun {
   std::vector<std::unique_ptr<Reorderer>> reorderers_;
   std::vector<std::unique_ptr<std::atomic<int>>> live_instances_;
   std::vector<std::vector<uint64_t>> sequential_pending_;  // per source, sequential executor
+  // Raised by a source waiting at its MaxInFlight limit; idle sinks flush when it changes.
+  std::atomic<int64_t> flush_generation_{0};
   std::chrono::steady_clock::time_point start_;
   std::atomic<int64_t> elapsed_us_{0};
   // max_parallel_nodes: a counting gate (0 = unlimited).

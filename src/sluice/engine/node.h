@@ -69,6 +69,12 @@ class Source {
   /// pipeline then refuses row-dropping transforms downstream: rows they drop would count as
   /// done and be deleted without having been written anywhere.
   virtual bool ConsumesInput() const { return false; }
+  /// Return the most batches this source may have handed out and not yet seen committed or
+  /// abandoned (0: no limit). A source that holds a resource per batch until its ack — an open
+  /// transaction, a lease — returns the size of that resource's pool. While the limit is
+  /// reached the engine waits for acks instead of calling Next(), and asks sinks that hold
+  /// acks (a file not yet rolled) to flush early, so the limit cannot deadlock a pipeline.
+  virtual int MaxInFlight() const { return 0; }
 };
 
 /// Where a transform sends its output. Outputs carry the acknowledgements of the input being
