@@ -129,8 +129,8 @@ struct ObjectStoreOptions {
   }
 };
 
-/// Open the store `options.url` points at: an S3 client, or a local directory (created if
-/// missing). InvalidArgument for a bad URL, ConfigError for missing S3 credentials.
+/// Open the store `options.url` points at: an S3 client, or a local directory (created by the
+/// first Put). InvalidArgument for a bad URL, ConfigError for missing S3 credentials.
 Result<std::unique_ptr<ObjectStore>> MakeObjectStore(const ObjectStoreOptions& options);
 
 /// Return the SHA-256 of `data` as 64 lower-case hex digits.

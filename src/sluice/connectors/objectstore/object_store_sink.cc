@@ -1,0 +1,399 @@
+// The `object_store` sink: one compressed JSONL or CSV object per batch, verified before its
+// rows are acknowledged, and a manifest of every object at the end of the run.
+
+#include <set>
+
+#include "sluice/connectors/objectstore/objectstore.h"
+#include "sluice/connectors/objectstore/objectstore_internal.h"
+#include "sluice/core/log.h"
+#include "sluice/core/time.h"
+#include "sluice/io/compression.h"
+#include "sluice/io/format.h"
+
+namespace sluice {
+
+using objectstore_internal::BoolOr;
+using objectstore_internal::IntOr;
+using objectstore_internal::PhaseTimer;
+using objectstore_internal::StringOr;
+
+namespace {
+
+// Columns that say where rows go rather than what they hold: used by the key template, not
+// written into the objects.
+constexpr std::string_view kDatabaseColumn = "_database";
+constexpr std::string_view kTableColumn = "_table";
+
+struct SinkConfig {
+  ObjectStoreOptions store;
+  std::string prefix;  // of the URL (S3), prepended to every key
+  std::string key_template = kDefaultObjectKeyTemplate;
+  std::string key_column = "id";
+  io::Format format = io::Format::kJsonl;
+  io::Codec codec = io::Codec::kGzip;
+  int level = io::kDefaultLevel;
+  bool verify = true;
+  bool manifest = true;
+  std::string run_id;  // empty: the UTC time of Open, plus the node id
+  bool log_objects = false;
+};
+
+Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
+  SinkConfig c;
+  SLUICE_ASSIGN_OR_RETURN(c.store, ObjectStoreOptionsFromNode(o));
+  SLUICE_ASSIGN_OR_RETURN(ObjectStoreUrl url, ParseObjectStoreUrl(c.store.url));
+  c.prefix = url.prefix;
+  c.key_template = StringOr(o, "key", kDefaultObjectKeyTemplate);
+  Status st = ValidateKeyTemplate(c.key_template);
+  if (!st.ok()) return o.ErrorAt("key", st.message());
+  c.key_column = StringOr(o, "key_column", "id");
+  auto format = io::ParseFormat(StringOr(o, "format", "jsonl"));
+  if (!format.ok()) return o.ErrorAt("format", format.status().message());
+  c.format = *format;
+  auto codec = io::ParseCodec(StringOr(o, "compression", "gzip"));
+  if (!codec.ok()) return o.ErrorAt("compression", codec.status().message());
+  c.codec = *codec;
+  c.level = static_cast<int>(IntOr(o, "level", io::kDefaultLevel));
+  c.verify = BoolOr(o, "verify", true);
+  c.manifest = BoolOr(o, "manifest", true);
+  c.run_id = StringOr(o, "run_id", "");
+  if (!c.run_id.empty()) {
+    st = ValidateObjectKey(c.run_id);
+    if (!st.ok() || c.run_id.find('/') != std::string::npos) {
+      return o.ErrorAt("run_id", "must be a plain name (no '/')");
+    }
+  }
+  c.log_objects = BoolOr(o, "log_objects", false);
+  return c;
+}
+
+std::string UtcDate() {
+  int64_t y;
+  unsigned m, d;
+  CivilFromDays(NowMicros() / kMicrosPerDay, &y, &m, &d);
+  return fmt::format("{:04d}-{:02d}-{:02d}", y, m, d);
+}
+
+// Returns the time as yyyymmddThhmmssZ.
+std::string CompactUtc(int64_t micros) {
+  std::string s = FormatTimestamp(micros - micros % kMicrosPerSecond);
+  s.erase(std::remove_if(s.begin(), s.end(), [](char c) { return c == '-' || c == ':'; }), s.end());
+  return s;
+}
+
+double Millis(int64_t nanos) { return static_cast<double>(nanos) / 1e6; }
+
+/// Write each batch as one object. Called from one thread; the store may use more (parts).
+class ObjectStoreSink final : public Sink {
+ public:
+  ObjectStoreSink(std::string id, SinkConfig config, std::shared_ptr<ObjectStore> store)
+      : id_(std::move(id)), config_(std::move(config)), store_(std::move(store)) {}
+
+  Status Open(NodeContext* ctx) override {
+    ctx_ = ctx;
+    open_us_ = NowMicros();
+    if (config_.run_id.empty()) config_.run_id = fmt::format("{}-{}", CompactUtc(open_us_), id_);
+    return Status::OK();
+  }
+
+  Status Write(const BatchPtr& batch, AckSet acks) override {
+    const int64_t seq = next_seq_++;
+    if (batch->num_rows() == 0) return Status::OK();
+    Status st = WriteObject(*batch, seq);
+    if (!st.ok()) {
+      acks.Fail();
+      return st;
+    }
+    return Status::OK();  // dropping `acks` releases them: the object is stored and verified
+  }
+
+  Status Flush() override {
+    if (!config_.manifest || manifest_.objects.empty() || dry_run()) return Status::OK();
+    manifest_.node = id_;
+    manifest_.run_id = config_.run_id;
+    manifest_.store = store_->Describe();
+    manifest_.prefix = config_.prefix;
+    manifest_.format = std::string(io::FormatName(config_.format));
+    manifest_.compression = std::string(io::CodecName(config_.codec));
+    manifest_.key_column = config_.key_column;
+    manifest_.created_us = NowMicros();
+    const std::string body = ManifestToJson(manifest_).dump(2) + "\n";
+    const std::string key = JoinKey(config_.prefix, "_manifests/" + config_.run_id + ".json");
+    {
+      PhaseTimer t(stats(), "upload");
+      SLUICE_RETURN_NOT_OK(store_->Put(key, body));
+    }
+    if (config_.verify) {
+      PhaseTimer t(stats(), "verify");
+      SLUICE_RETURN_NOT_OK(
+          VerifyObject(store_.get(), key, static_cast<int64_t>(body.size()), Sha256Hex(body)));
+    }
+    UpdateStoreCounters();
+    Log(LogLevel::kInfo, "node '{}': manifest {} lists {} objects", id_,
+        JoinKey(store_->Describe(), key), manifest_.objects.size());
+    return Status::OK();
+  }
+
+ private:
+  NodeStats* stats() const { return ctx_ == nullptr ? nullptr : ctx_->stats(); }
+  bool dry_run() const { return ctx_ != nullptr && ctx_->dry_run(); }
+
+  Status WriteObject(const Batch& batch, int64_t seq) {
+    // Where the rows go: routing columns and the key column.
+    ObjectKeyFields fields;
+    fields.node = id_;
+    fields.date = UtcDate();
+    fields.seq = seq;
+    fields.ext =
+        fmt::format("{}{}", io::FormatExtension(config_.format), io::CodecExtension(config_.codec));
+    const int64_t last = batch.num_rows() - 1;
+    if (const Column* c = batch.GetColumn(kDatabaseColumn); c != nullptr && c->IsValid(0)) {
+      fields.database = FormatKeyValue(*c, 0);
+    }
+    if (const Column* c = batch.GetColumn(kTableColumn); c != nullptr && c->IsValid(0)) {
+      fields.table = FormatKeyValue(*c, 0);
+    }
+    const Column* key_column = batch.GetColumn(config_.key_column);
+    const bool needs_key = KeyTemplateUses(config_.key_template, "first_key") ||
+                           KeyTemplateUses(config_.key_template, "last_key");
+    if (key_column == nullptr && needs_key) {
+      return Status::Invalid(
+          "node '{}': the key template '{}' uses the key column '{}', which the batch lacks "
+          "(columns: {}); set option 'key_column'",
+          id_, config_.key_template, config_.key_column, batch.schema()->ToString());
+    }
+    if (key_column != nullptr) {
+      fields.first_key = FormatKeyValue(*key_column, 0);
+      fields.last_key = FormatKeyValue(*key_column, last);
+    }
+    const std::string key =
+        JoinKey(config_.prefix, ExpandKeyTemplate(config_.key_template, fields));
+    Status st = ValidateObjectKey(key);
+    if (!st.ok()) return st.WithContext("node '{}': key template '{}'", id_, config_.key_template);
+    if (!written_.insert(key).second) {
+      // A second object under the same key would replace the first, whose rows were already
+      // acknowledged: that would lose them.
+      return Status::Invalid(
+          "node '{}': the key template '{}' gave '{}' for two batches of this run; add {{seq}} "
+          "or a key column that differs between batches",
+          id_, config_.key_template, key);
+    }
+
+    // Serialize and compress.
+    SLUICE_RETURN_NOT_OK(PrepareEncoder(batch));
+    raw_.clear();
+    PhaseTimer serialize(stats(), "serialize");
+    encoder_->Begin(&raw_);
+    if (projection_.empty()) {
+      encoder_->Encode(batch, &raw_);
+    } else {
+      std::vector<Column> columns;
+      columns.reserve(projection_.size());
+      for (int i : projection_) columns.push_back(batch.column(i));
+      encoder_->Encode(*Batch::MakeUnchecked(encoder_schema_, std::move(columns), batch.num_rows()),
+                       &raw_);
+    }
+    const int64_t serialize_ns = serialize.Stop();
+    PhaseTimer compress(stats(), "compress");
+    std::string compressed;
+    if (config_.codec != io::Codec::kNone) {
+      SLUICE_ASSIGN_OR_RETURN(compressed, io::Compress(config_.codec, raw_, config_.level));
+    }
+    const std::string_view object = config_.codec == io::Codec::kNone ? raw_ : compressed;
+    const int64_t compress_ns = compress.Stop();
+    const auto bytes = static_cast<int64_t>(object.size());
+    const std::string where = JoinKey(store_->Describe(), key);
+
+    if (stats() != nullptr) stats()->AddCounter("objects", 1);
+    if (dry_run()) {
+      Log(LogLevel::kInfo, "node '{}': dry run: would write {} ({} rows, {} bytes)", id_, where,
+          batch.num_rows(), bytes);
+      return Status::OK();
+    }
+
+    // Upload, then prove the object is there and whole before the rows may be deleted.
+    PhaseTimer upload(stats(), "upload");
+    st = store_->Put(key, object);
+    const int64_t upload_ns = upload.Stop();
+    UpdateStoreCounters();
+    SLUICE_RETURN_NOT_OK(st);
+    PhaseTimer verify(stats(), "verify");
+    const std::string sha256 = Sha256Hex(object);
+    if (config_.verify) st = VerifyObject(store_.get(), key, bytes, sha256);
+    const int64_t verify_ns = verify.Stop();
+    UpdateStoreCounters();
+    SLUICE_RETURN_NOT_OK(st);
+
+    if (stats() != nullptr) stats()->bytes_out.fetch_add(bytes, std::memory_order_relaxed);
+    ManifestEntry entry;
+    entry.key = key;
+    entry.rows = batch.num_rows();
+    entry.bytes = bytes;
+    entry.uncompressed_bytes = static_cast<int64_t>(raw_.size());
+    entry.sha256 = sha256;
+    if (key_column != nullptr) std::tie(entry.min_key, entry.max_key) = ColumnRange(*key_column);
+    entry.database = fields.database;
+    entry.table = fields.table;
+    manifest_.objects.push_back(std::move(entry));
+    Log(config_.log_objects ? LogLevel::kInfo : LogLevel::kDebug,
+        "node={} object={} database={} table={} batch={} records={} bytes={} serialize_ms={:.1f} "
+        "compress_ms={:.1f} upload_ms={:.1f} verify_ms={:.1f}",
+        id_, where, fields.database, fields.table, seq, batch.num_rows(), bytes,
+        Millis(serialize_ns), Millis(compress_ns), Millis(upload_ns), Millis(verify_ns));
+    return Status::OK();
+  }
+
+  // Makes an encoder for the batch's schema without the routing columns.
+  Status PrepareEncoder(const Batch& batch) {
+    if (encoder_ != nullptr && *batch.schema() == *input_schema_) return Status::OK();
+    input_schema_ = batch.schema();
+    projection_.clear();
+    std::vector<Field> fields;
+    for (int i = 0; i < batch.num_columns(); ++i) {
+      const Field& f = input_schema_->field(i);
+      if (f.name == kDatabaseColumn || f.name == kTableColumn) continue;
+      fields.push_back(f);
+      projection_.push_back(i);
+    }
+    if (static_cast<int>(fields.size()) == batch.num_columns()) {
+      projection_.clear();
+      encoder_schema_ = input_schema_;
+    } else {
+      encoder_schema_ = MakeSchema(std::move(fields));
+    }
+    SLUICE_ASSIGN_OR_RETURN(encoder_, io::MakeEncoder(config_.format, encoder_schema_));
+    return Status::OK();
+  }
+
+  void UpdateStoreCounters() {
+    if (stats() == nullptr) return;
+    const int64_t retries = store_->retries();
+    const int64_t trips = store_->breaker_trips();
+    if (retries != reported_retries_) stats()->AddCounter("retries", retries - reported_retries_);
+    if (trips != reported_trips_) stats()->AddCounter("breaker_trips", trips - reported_trips_);
+    reported_retries_ = retries;
+    reported_trips_ = trips;
+  }
+
+  std::string id_;
+  SinkConfig config_;
+  std::shared_ptr<ObjectStore> store_;
+  NodeContext* ctx_ = nullptr;
+  int64_t open_us_ = 0;
+  int64_t next_seq_ = 0;
+  SchemaPtr input_schema_;
+  SchemaPtr encoder_schema_;
+  std::vector<int> projection_;  // input columns encoded; empty: all of them
+  std::unique_ptr<io::Encoder> encoder_;
+  std::string raw_;  // the batch being written, serialized
+  std::set<std::string> written_;
+  Manifest manifest_;
+  int64_t reported_retries_ = 0;
+  int64_t reported_trips_ = 0;
+};
+
+}  // namespace
+
+const OptionSchema& ObjectStoreSinkOptions() {
+  static const OptionSchema kOptions = [] {
+    OptionSchema o = ObjectStoreConnectionOptions();
+    const OptionSchema own = {
+        {"key",
+         OptionType::kString,
+         kDefaultObjectKeyTemplate,
+         "Object key template under the URL's prefix: {node}, {date} (UTC yyyy-mm-dd), {seq}, "
+         "{first_key}, {last_key}, {database}, {table}, {ext}. Deterministic keys make a rerun "
+         "overwrite instead of duplicate.",
+         false,
+         {}},
+        {"key_column",
+         OptionType::kString,
+         "id",
+         "Column whose first/last values fill {first_key}/{last_key} and whose min/max the "
+         "manifest records.",
+         false,
+         {}},
+        {"format", OptionType::kEnum, "jsonl", "Record format.", false, {"jsonl", "csv"}},
+        {"compression",
+         OptionType::kEnum,
+         "gzip",
+         "Compression of each object.",
+         false,
+         {"gzip", "zstd", "none"}},
+        {"level",
+         OptionType::kInt,
+         "",
+         "Compression level (gzip 1-12, zstd 1-19; default 6 / 3).",
+         false,
+         {}},
+        {"multipart_threshold",
+         OptionType::kByteSize,
+         "10MiB",
+         "S3: objects larger than this are uploaded in parts.",
+         false,
+         {}},
+        {"part_size",
+         OptionType::kByteSize,
+         "8MiB",
+         "S3: size of each part of a multipart upload (at least 5MiB).",
+         false,
+         {}},
+        {"upload_parallelism",
+         OptionType::kInt,
+         "4",
+         "S3: parts of one object uploaded at once.",
+         false,
+         {}},
+        {"verify",
+         OptionType::kBool,
+         "true",
+         "After each upload, check the stored size (HEAD) and SHA-256 (GET) before "
+         "acknowledging the rows.",
+         false,
+         {}},
+        {"manifest",
+         OptionType::kBool,
+         "true",
+         "At the end of the run, write <prefix>/_manifests/<run_id>.json listing every object "
+         "(key, rows, bytes, sha256, min/max key).",
+         false,
+         {}},
+        {"run_id",
+         OptionType::kString,
+         "",
+         "Name of the manifest; empty: the UTC start time and the node id.",
+         false,
+         {}},
+        {"log_objects",
+         OptionType::kBool,
+         "false",
+         "Log one line per object with its timings (otherwise at debug level).",
+         false,
+         {}},
+    };
+    o.insert(o.end(), own.begin(), own.end());
+    return o;
+  }();
+  return kOptions;
+}
+
+Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options,
+                                                  std::shared_ptr<ObjectStore> store) {
+  SLUICE_ASSIGN_OR_RETURN(SinkConfig config, ParseSinkOptions(options));
+  return std::unique_ptr<Sink>(
+      new ObjectStoreSink(options.id(), std::move(config), std::move(store)));
+}
+
+Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(SinkConfig config, ParseSinkOptions(options));
+  auto store = MakeObjectStore(config.store);
+  if (!store.ok()) {
+    return Status(store.status().code() == StatusCode::kInvalidArgument ? StatusCode::kConfigError
+                                                                        : store.status().code(),
+                  fmt::format("node '{}': {}", options.id(), store.status().message()));
+  }
+  return std::unique_ptr<Sink>(new ObjectStoreSink(
+      options.id(), std::move(config), std::shared_ptr<ObjectStore>(std::move(*store))));
+}
+
+}  // namespace sluice

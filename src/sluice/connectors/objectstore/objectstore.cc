@@ -1,0 +1,394 @@
+#include "sluice/connectors/objectstore/objectstore.h"
+
+#include <cmath>
+
+#include "sluice/connectors/objectstore/objectstore_internal.h"
+#include "sluice/core/time.h"
+
+namespace sluice {
+
+using objectstore_internal::BoolOr;
+using objectstore_internal::BytesOr;
+using objectstore_internal::IntOr;
+using objectstore_internal::MicrosOr;
+using objectstore_internal::StringOr;
+
+namespace {
+
+constexpr std::string_view kPlaceholders[] = {"node",     "date",     "seq",   "first_key",
+                                              "last_key", "database", "table", "ext"};
+
+bool IsKeySafe(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+std::string Sanitize(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (!IsKeySafe(c)) c = '_';
+  }
+  return out;
+}
+
+}  // namespace
+
+void RegisterObjectStoreNodes(NodeRegistry* registry) {
+  registry->AddSource(kObjectStoreType,
+                      "Read JSONL or CSV objects (optionally gzip or zstd compressed) from S3 or a "
+                      "local directory, streaming them in constant memory.",
+                      ObjectStoreSourceOptions(),
+                      [](const NodeOptions& o) { return MakeObjectStoreSource(o); });
+  registry->AddSink(kObjectStoreType,
+                    "Write each batch as one compressed JSONL or CSV object to S3 or a local "
+                    "directory, verified (size and SHA-256) before its rows are acknowledged; "
+                    "a manifest lists every object.",
+                    ObjectStoreSinkOptions(),
+                    [](const NodeOptions& o) { return MakeObjectStoreSink(o); });
+}
+
+const OptionSchema& ObjectStoreConnectionOptions() {
+  static const OptionSchema kOptions = {
+      {"url",
+       OptionType::kString,
+       "",
+       "Where objects live: s3://bucket/prefix, file:///dir or a directory path.",
+       true,
+       {}},
+      {"endpoint",
+       OptionType::kString,
+       "",
+       "S3 endpoint (e.g. http://127.0.0.1:9000); empty for AWS.",
+       false,
+       {}},
+      {"region",
+       OptionType::kString,
+       "",
+       "S3 signing region; empty: $AWS_REGION, $AWS_DEFAULT_REGION, then us-east-1.",
+       false,
+       {}},
+      {"path_style",
+       OptionType::kBool,
+       "true",
+       "Path-style S3 URLs (endpoint/bucket/key) rather than virtual-hosted (bucket.endpoint).",
+       false,
+       {}},
+      {"access_key_id",
+       OptionType::kString,
+       "",
+       "S3 access key; empty: $AWS_ACCESS_KEY_ID. Never logged.",
+       false,
+       {}},
+      {"secret_access_key",
+       OptionType::kString,
+       "",
+       "S3 secret key; empty: $AWS_SECRET_ACCESS_KEY. Never logged.",
+       false,
+       {}},
+      {"session_token",
+       OptionType::kString,
+       "",
+       "S3 session token; empty: $AWS_SESSION_TOKEN. Never logged.",
+       false,
+       {}},
+      {"connect_timeout",
+       OptionType::kDuration,
+       "10s",
+       "Time allowed to connect to S3.",
+       false,
+       {}},
+      {"low_speed_time",
+       OptionType::kDuration,
+       "30s",
+       "Abort (and retry) an S3 transfer that moved no byte for this long.",
+       false,
+       {}},
+      {"retry_initial",
+       OptionType::kDuration,
+       "1s",
+       "First retry delay of a failed S3 request (doubling, 0-10% jitter).",
+       false,
+       {}},
+      {"retry_max", OptionType::kDuration, "30s", "Longest retry delay.", false, {}},
+      {"retry_max_attempts",
+       OptionType::kInt,
+       "5",
+       "Attempts per S3 request, the first included.",
+       false,
+       {}},
+      {"breaker_failures",
+       OptionType::kInt,
+       "5",
+       "Consecutive failed S3 requests that open the circuit breaker.",
+       false,
+       {}},
+      {"breaker_timeout",
+       OptionType::kDuration,
+       "60s",
+       "Time the circuit breaker stays open before a probe request.",
+       false,
+       {}},
+  };
+  return kOptions;
+}
+
+Result<ObjectStoreOptions> ObjectStoreOptionsFromNode(const NodeOptions& o) {
+  ObjectStoreOptions s;
+  s.url = StringOr(o, "url", "");
+  if (s.url.empty())
+    return o.ErrorAt("url", "an s3://bucket/prefix, file:///dir or path is required");
+  auto url = ParseObjectStoreUrl(s.url);
+  if (!url.ok()) return o.ErrorAt("url", url.status().message());
+  s.endpoint = StringOr(o, "endpoint", "");
+  if (!s.endpoint.empty() && !s.endpoint.starts_with("http://") &&
+      !s.endpoint.starts_with("https://")) {
+    return o.ErrorAt("endpoint", "must start with http:// or https://");
+  }
+  s.region = StringOr(o, "region", "");
+  s.path_style = BoolOr(o, "path_style", true);
+  s.access_key_id = StringOr(o, "access_key_id", "");
+  s.secret_access_key = StringOr(o, "secret_access_key", "");
+  s.session_token = StringOr(o, "session_token", "");
+  if (s.access_key_id.empty() != s.secret_access_key.empty()) {
+    return o.ErrorAt(s.access_key_id.empty() ? "access_key_id" : "secret_access_key",
+                     "access_key_id and secret_access_key go together");
+  }
+  s.connect_timeout_us = MicrosOr(o, "connect_timeout", s.connect_timeout_us);
+  s.low_speed_time_us = MicrosOr(o, "low_speed_time", s.low_speed_time_us);
+  if (s.connect_timeout_us <= 0) return o.ErrorAt("connect_timeout", "must be positive");
+  if (s.low_speed_time_us <= 0) return o.ErrorAt("low_speed_time", "must be positive");
+  s.retry.initial_us = MicrosOr(o, "retry_initial", s.retry.initial_us);
+  s.retry.max_us = MicrosOr(o, "retry_max", s.retry.max_us);
+  s.retry.max_attempts = static_cast<int>(IntOr(o, "retry_max_attempts", s.retry.max_attempts));
+  if (s.retry.initial_us < 0) return o.ErrorAt("retry_initial", "must not be negative");
+  if (s.retry.max_us < s.retry.initial_us) {
+    return o.ErrorAt("retry_max", "must be at least retry_initial");
+  }
+  if (s.retry.max_attempts < 1) return o.ErrorAt("retry_max_attempts", "must be at least 1");
+  s.breaker.failure_threshold = static_cast<int>(IntOr(o, "breaker_failures", 5));
+  s.breaker.recovery_timeout_us = MicrosOr(o, "breaker_timeout", 60'000'000);
+  if (s.breaker.failure_threshold < 1) return o.ErrorAt("breaker_failures", "must be at least 1");
+  if (s.breaker.recovery_timeout_us <= 0) return o.ErrorAt("breaker_timeout", "must be positive");
+  s.multipart_threshold = BytesOr(o, "multipart_threshold", s.multipart_threshold);
+  s.part_size = BytesOr(o, "part_size", s.part_size);
+  s.upload_parallelism = static_cast<int>(IntOr(o, "upload_parallelism", s.upload_parallelism));
+  if (s.multipart_threshold < 1) return o.ErrorAt("multipart_threshold", "must be positive");
+  if (s.part_size < (int64_t{5} << 20)) {
+    return o.ErrorAt("part_size", "must be at least 5MiB (the S3 minimum)");
+  }
+  if (s.upload_parallelism < 1) return o.ErrorAt("upload_parallelism", "must be at least 1");
+  return s;
+}
+
+Status ValidateKeyTemplate(std::string_view t) {
+  if (t.empty()) return Status::Invalid("key template is empty");
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (t[i] == '}') return Status::Invalid("key template '{}': unbalanced '}}'", t);
+    if (t[i] != '{') continue;
+    const size_t end = t.find('}', i);
+    if (end == std::string_view::npos)
+      return Status::Invalid("key template '{}': unclosed '{{'", t);
+    const std::string_view name = t.substr(i + 1, end - i - 1);
+    if (std::find(std::begin(kPlaceholders), std::end(kPlaceholders), name) ==
+        std::end(kPlaceholders)) {
+      return Status::Invalid(
+          "key template '{}': unknown placeholder {{{}}} (known: node, date, seq, first_key, "
+          "last_key, database, table, ext)",
+          t, name);
+    }
+    i = end;
+  }
+  return Status::OK();
+}
+
+bool KeyTemplateUses(std::string_view key_template, std::string_view placeholder) {
+  return key_template.find(fmt::format("{{{}}}", placeholder)) != std::string_view::npos;
+}
+
+std::string ExpandKeyTemplate(std::string_view t, const ObjectKeyFields& f) {
+  std::string out;
+  out.reserve(t.size() + 64);
+  for (size_t i = 0; i < t.size(); ++i) {
+    const size_t end = t[i] == '{' ? t.find('}', i) : std::string_view::npos;
+    if (end == std::string_view::npos) {
+      out.push_back(t[i]);
+      continue;
+    }
+    const std::string_view name = t.substr(i + 1, end - i - 1);
+    if (name == "node") {
+      out += f.node;
+    } else if (name == "date") {
+      out += f.date;
+    } else if (name == "seq") {
+      out += std::to_string(f.seq);
+    } else if (name == "first_key") {
+      out += f.first_key;
+    } else if (name == "last_key") {
+      out += f.last_key;
+    } else if (name == "database") {
+      out += f.database;
+    } else if (name == "table") {
+      out += f.table;
+    } else if (name == "ext") {
+      out += f.ext;
+    } else {
+      out.append(t.substr(i, end - i + 1));
+    }
+    i = end;
+  }
+  return out;
+}
+
+std::string FormatKeyValue(const Column& column, int64_t row) {
+  if (column.IsNull(row)) return "null";
+  switch (column.type()) {
+    case TypeId::kInt64:
+      return std::to_string(column.GetInt64(row));
+    case TypeId::kBool:
+      return column.GetBool(row) ? "true" : "false";
+    case TypeId::kFloat64:
+      return Sanitize(fmt::format("{}", column.GetFloat64(row)));
+    case TypeId::kTimestamp: {
+      std::string s = FormatTimestamp(column.GetInt64(row));
+      s.erase(std::remove_if(s.begin(), s.end(), [](char c) { return c == '-' || c == ':'; }),
+              s.end());
+      return Sanitize(s);
+    }
+    case TypeId::kBytes:
+    case TypeId::kGeometry: {
+      static constexpr char kHex[] = "0123456789abcdef";
+      std::string out;
+      for (unsigned char c : column.GetView(row)) {
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+      }
+      return out;
+    }
+    case TypeId::kString:
+    case TypeId::kJson:
+      return Sanitize(column.GetView(row));
+  }
+  return "null";
+}
+
+std::pair<nlohmann::json, nlohmann::json> ColumnRange(const Column& column) {
+  const int64_t n = column.length();
+  auto valid = [&](int64_t i) { return column.null_count() == 0 || column.IsValid(i); };
+  switch (column.type()) {
+    case TypeId::kInt64:
+    case TypeId::kTimestamp: {
+      bool any = false;
+      int64_t lo = 0;
+      int64_t hi = 0;
+      const int64_t* v = column.int64s();
+      for (int64_t i = 0; i < n; ++i) {
+        if (!valid(i)) continue;
+        if (!any || v[i] < lo) lo = v[i];
+        if (!any || v[i] > hi) hi = v[i];
+        any = true;
+      }
+      if (!any) return {nullptr, nullptr};
+      if (column.type() == TypeId::kTimestamp) return {FormatTimestamp(lo), FormatTimestamp(hi)};
+      return {lo, hi};
+    }
+    case TypeId::kFloat64: {
+      bool any = false;
+      double lo = 0;
+      double hi = 0;
+      const double* v = column.float64s();
+      for (int64_t i = 0; i < n; ++i) {
+        if (!valid(i) || std::isnan(v[i])) continue;
+        if (!any || v[i] < lo) lo = v[i];
+        if (!any || v[i] > hi) hi = v[i];
+        any = true;
+      }
+      if (!any) return {nullptr, nullptr};
+      return {lo, hi};
+    }
+    case TypeId::kString: {
+      bool any = false;
+      std::string_view lo;
+      std::string_view hi;
+      for (int64_t i = 0; i < n; ++i) {
+        if (!valid(i)) continue;
+        const std::string_view s = column.GetView(i);
+        if (!any || s < lo) lo = s;
+        if (!any || s > hi) hi = s;
+        any = true;
+      }
+      if (!any) return {nullptr, nullptr};
+      return {std::string(lo), std::string(hi)};
+    }
+    case TypeId::kBool: {
+      bool any_false = false;
+      bool any_true = false;
+      const uint8_t* v = column.bools();
+      for (int64_t i = 0; i < n; ++i) {
+        if (!valid(i)) continue;
+        (v[i] != 0 ? any_true : any_false) = true;
+      }
+      if (!any_false && !any_true) return {nullptr, nullptr};
+      return {!any_false, any_true};
+    }
+    default:
+      return {nullptr, nullptr};
+  }
+}
+
+nlohmann::json ManifestToJson(const Manifest& m) {
+  nlohmann::json objects = nlohmann::json::array();
+  int64_t rows = 0;
+  int64_t bytes = 0;
+  for (const ManifestEntry& e : m.objects) {
+    nlohmann::json o = {{"key", e.key},        {"rows", e.rows},
+                        {"bytes", e.bytes},    {"uncompressed_bytes", e.uncompressed_bytes},
+                        {"sha256", e.sha256},  {"min_key", e.min_key},
+                        {"max_key", e.max_key}};
+    if (!e.database.empty()) o["database"] = e.database;
+    if (!e.table.empty()) o["table"] = e.table;
+    objects.push_back(std::move(o));
+    rows += e.rows;
+    bytes += e.bytes;
+  }
+  return {{"node", m.node},
+          {"run_id", m.run_id},
+          {"store", m.store},
+          {"prefix", m.prefix},
+          {"format", m.format},
+          {"compression", m.compression},
+          {"key_column", m.key_column},
+          {"created", FormatTimestamp(m.created_us)},
+          {"total_objects", static_cast<int64_t>(m.objects.size())},
+          {"total_rows", rows},
+          {"total_bytes", bytes},
+          {"objects", std::move(objects)}};
+}
+
+Status VerifyObject(ObjectStore* store, const std::string& key, int64_t expected_size,
+                    const std::string& expected_sha256) {
+  const std::string where = JoinKey(store->Describe(), key);
+  SLUICE_ASSIGN_OR_RETURN(ObjectInfo info, store->Head(key));
+  if (info.size != expected_size) {
+    return Status::DataLoss("verifying {}: {} bytes stored, {} uploaded", where, info.size,
+                            expected_size);
+  }
+  Sha256 hash;
+  int64_t read = 0;
+  SLUICE_RETURN_NOT_OK(store->Get(key, [&](std::string_view chunk) {
+    hash.Update(chunk);
+    read += static_cast<int64_t>(chunk.size());
+    return Status::OK();
+  }));
+  if (read != expected_size) {
+    return Status::DataLoss("verifying {}: {} bytes read back, {} uploaded", where, read,
+                            expected_size);
+  }
+  const std::string got = hash.HexDigest();
+  if (got != expected_sha256) {
+    return Status::DataLoss("verifying {}: SHA-256 of the stored object is {}, uploaded {}", where,
+                            got, expected_sha256);
+  }
+  return Status::OK();
+}
+
+}  // namespace sluice

@@ -1,0 +1,131 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sluice/connectors/objectstore/object_store.h"
+#include "sluice/engine/node.h"
+#include "sluice/engine/options.h"
+#include "sluice/engine/registry.h"
+
+namespace sluice {
+
+/// The node type name of both the object store source (no inputs) and sink (with inputs).
+inline constexpr const char* kObjectStoreType = "object_store";
+
+/// Register the `object_store` source and sink in `registry`.
+void RegisterObjectStoreNodes(NodeRegistry* registry);
+
+/// Return the options of every node that opens an object store: url, endpoint, region,
+/// path_style, access_key_id, secret_access_key, session_token, connect_timeout,
+/// low_speed_time, retry_initial, retry_max, retry_max_attempts, breaker_failures,
+/// breaker_timeout. A node type that talks to a store (the archiver) appends these to its own.
+const OptionSchema& ObjectStoreConnectionOptions();
+
+/// Return the store settings given by the ObjectStoreConnectionOptions of a node (plus, when
+/// present, multipart_threshold, part_size and upload_parallelism). kConfigError names the
+/// offending option. The store is not opened.
+Result<ObjectStoreOptions> ObjectStoreOptionsFromNode(const NodeOptions& options);
+
+/// Return the option schema of the `object_store` sink / source.
+const OptionSchema& ObjectStoreSinkOptions();
+const OptionSchema& ObjectStoreSourceOptions();
+
+/// Build an `object_store` sink: each batch becomes one object (JSONL or CSV, compressed),
+/// named by the `key` template under the URL's prefix, uploaded, then verified (HEAD size,
+/// GET and compare a SHA-256) before the batch's acks are released. At Flush it writes a
+/// manifest, `<prefix>/_manifests/<run_id>.json`. A failed upload or verification fails the
+/// batch's acks and returns the error. Under --dry-run it encodes and counts, uploads nothing.
+Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options);
+/// Build the sink over `store` instead of the one the options name (tests, embedding, stores
+/// wrapped for fault injection). The URL's prefix still applies.
+Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options,
+                                                  std::shared_ptr<ObjectStore> store);
+
+/// Build an `object_store` source: lists the objects under the URL's prefix plus `prefix`
+/// (skipping `_manifests/`), in key order, and streams each one (decompressed, decoded) into
+/// batches in constant memory. Objects are not consumed: Commit and Abandon do nothing.
+Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options);
+/// Build the source over `store` instead of the one the options name.
+Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options,
+                                                      std::shared_ptr<ObjectStore> store);
+
+/// The default object key template of the sink.
+inline constexpr const char* kDefaultObjectKeyTemplate =
+    "{node}/{date}/{first_key}-{last_key}{ext}";
+
+/// The values an object key template may use.
+struct ObjectKeyFields {
+  std::string node;       ///< {node}: the sink's node id.
+  std::string date;       ///< {date}: UTC yyyy-mm-dd when the object is written.
+  int64_t seq = 0;        ///< {seq}: the batch's arrival number at the sink (0, 1, 2, ...).
+  std::string first_key;  ///< {first_key}: key_column of the first row (see FormatKeyValue).
+  std::string last_key;   ///< {last_key}: key_column of the last row.
+  std::string database;   ///< {database}: column `_database` of the first row, or "".
+  std::string table;      ///< {table}: column `_table` of the first row, or "".
+  std::string ext;        ///< {ext}: ".jsonl.gz", ".csv.zst", ".jsonl", ...
+};
+
+/// Return an InvalidArgument error naming the first unknown `{placeholder}` or unbalanced
+/// brace of `key_template`.
+Status ValidateKeyTemplate(std::string_view key_template);
+
+/// Return `key_template` with each placeholder replaced by its field. Valid templates only.
+std::string ExpandKeyTemplate(std::string_view key_template, const ObjectKeyFields& fields);
+
+/// Return true when `key_template` uses `placeholder` (e.g. "first_key").
+bool KeyTemplateUses(std::string_view key_template, std::string_view placeholder);
+
+/// Return row `row` of `column` as text fit for an object key: integers in decimal,
+/// timestamps as yyyymmddThhmmss[.ffffff]Z, strings with every character other than
+/// [A-Za-z0-9._-] replaced by '_', bools as true/false, null as "null".
+std::string FormatKeyValue(const Column& column, int64_t row);
+
+/// One object a sink wrote, as listed in its manifest.
+struct ManifestEntry {
+  std::string key;  ///< Full key in the store, prefix included.
+  int64_t rows = 0;
+  int64_t bytes = 0;  ///< Of the object as stored (compressed).
+  int64_t uncompressed_bytes = 0;
+  std::string sha256;      ///< Of the object as stored.
+  nlohmann::json min_key;  ///< Smallest key_column value (null when none).
+  nlohmann::json max_key;  ///< Largest key_column value.
+  std::string database;    ///< From column `_database`, if present.
+  std::string table;       ///< From column `_table`, if present.
+};
+
+/// The manifest one sink writes at the end of a run.
+struct Manifest {
+  std::string node;
+  std::string run_id;
+  std::string store;  ///< ObjectStore::Describe()
+  std::string prefix;
+  std::string format;
+  std::string compression;
+  std::string key_column;
+  int64_t created_us = 0;  ///< Wall-clock time of writing, µs since the epoch.
+  std::vector<ManifestEntry> objects;
+};
+
+/// Return the manifest as JSON: {"node", "run_id", "store", "prefix", "format", "compression",
+/// "key_column", "created" (ISO-8601), "total_objects", "total_rows", "total_bytes",
+/// "objects": [{"key", "rows", "bytes", "uncompressed_bytes", "sha256", "min_key", "max_key"
+/// (+ "database", "table" when known)}]}.
+nlohmann::json ManifestToJson(const Manifest& manifest);
+
+/// Return the smallest and largest non-null values of `column` as JSON (numbers, strings,
+/// ISO-8601 timestamps; nulls when the column has no value or a type without an order).
+std::pair<nlohmann::json, nlohmann::json> ColumnRange(const Column& column);
+
+/// Check that the object at `key` is exactly `expected_size` bytes (HEAD) and that its content
+/// hashes to `expected_sha256` (GET, hashed as it streams). DataLoss naming the object when
+/// either differs; errors of the store as they are.
+Status VerifyObject(ObjectStore* store, const std::string& key, int64_t expected_size,
+                    const std::string& expected_sha256);
+
+}  // namespace sluice

@@ -1,0 +1,872 @@
+// Unit tests of the object store layer: no server needed.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "sluice/connectors/objectstore/local_store.h"
+#include "sluice/connectors/objectstore/objectstore.h"
+#include "sluice/connectors/objectstore/s3_client.h"
+#include "sluice/core/time.h"
+#include "sluice/io/compression.h"
+#include "sluice/testing/matchers.h"
+
+namespace sluice {
+namespace {
+
+using ::sluice::testing::IsOk;
+using ::sluice::testing::StatusIs;
+using ::testing::_;
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+namespace fs = std::filesystem;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> KeysOf(const std::vector<ObjectInfo>& infos) {
+  std::vector<std::string> keys;
+  for (const auto& i : infos) keys.push_back(i.key);
+  return keys;
+}
+
+AckSet MakeAcks(const std::shared_ptr<AckQueue>& queue, uint64_t seq) {
+  return AckSet(std::make_shared<AckHandle>(queue, seq));
+}
+
+std::vector<AckQueue::Event> Events(const std::shared_ptr<AckQueue>& queue) {
+  std::vector<AckQueue::Event> out;
+  queue->Drain(&out, /*max_wait_ms=*/0);
+  return out;
+}
+
+MATCHER_P2(AckEvent, seq, delivered, "") { return arg.seq == seq && arg.delivered == delivered; }
+
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::path(::testing::TempDir()) /
+           fmt::format("sluice_objectstore_{}_{}", info->name(), getpid());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// URLs, keys, hashes
+
+TEST(ObjectStoreUrlTest, ParsesS3FileAndPlainPaths) {
+  ASSERT_OK_AND_ASSIGN(ObjectStoreUrl s3, ParseObjectStoreUrl("s3://my-bucket/archive/audit/"));
+  EXPECT_EQ(s3.scheme, ObjectStoreUrl::Scheme::kS3);
+  EXPECT_EQ(s3.bucket, "my-bucket");
+  EXPECT_EQ(s3.prefix, "archive/audit");
+  ASSERT_OK_AND_ASSIGN(ObjectStoreUrl bare, ParseObjectStoreUrl("s3://b"));
+  EXPECT_EQ(bare.prefix, "");
+  ASSERT_OK_AND_ASSIGN(ObjectStoreUrl file, ParseObjectStoreUrl("file:///var/archive"));
+  EXPECT_EQ(file.scheme, ObjectStoreUrl::Scheme::kLocal);
+  EXPECT_EQ(file.root, "/var/archive");
+  ASSERT_OK_AND_ASSIGN(ObjectStoreUrl path, ParseObjectStoreUrl("out/archive"));
+  EXPECT_EQ(path.root, "out/archive");
+
+  EXPECT_THAT(ParseObjectStoreUrl("s3:///x"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("names no bucket")));
+  EXPECT_THAT(ParseObjectStoreUrl("s3://bad bucket/x"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("not a valid bucket name")));
+  EXPECT_THAT(ParseObjectStoreUrl("s3://b/a/../x"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("prefix")));
+  EXPECT_THAT(ParseObjectStoreUrl("gs://b/x"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("unsupported scheme 'gs'")));
+  EXPECT_THAT(ParseObjectStoreUrl("file://relative"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("absolute path")));
+}
+
+TEST(ObjectKeyTest, ValidatesKeys) {
+  EXPECT_OK(ValidateObjectKey("a/b/c.jsonl.gz"));
+  EXPECT_OK(ValidateObjectKey("x"));
+  EXPECT_OK(ValidateObjectKey("a..b/c"));
+  EXPECT_THAT(ValidateObjectKey(""), StatusIs(StatusCode::kInvalidArgument, HasSubstr("empty")));
+  EXPECT_THAT(ValidateObjectKey("/etc/passwd"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("absolute")));
+  EXPECT_THAT(ValidateObjectKey("../x"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("'..' segment")));
+  EXPECT_THAT(ValidateObjectKey("a/../../x"), StatusIs(StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(ValidateObjectKey("a//b"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("empty, '.' or '..' segment")));
+  EXPECT_THAT(ValidateObjectKey("a/./b"), StatusIs(StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(ValidateObjectKey("dir/"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("ends with '/'")));
+  EXPECT_THAT(ValidateObjectKey(std::string("a\0b", 3)),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("NUL")));
+  EXPECT_THAT(ValidateObjectKey(std::string(1025, 'k')), StatusIs(StatusCode::kInvalidArgument, _));
+}
+
+TEST(ObjectKeyTest, JoinsWithoutDoubleSlashes) {
+  EXPECT_EQ(JoinKey("", "a/b"), "a/b");
+  EXPECT_EQ(JoinKey("p", "a"), "p/a");
+  EXPECT_EQ(JoinKey("p/", "/a"), "p/a");
+  EXPECT_EQ(JoinKey("s3://bucket", "k"), "s3://bucket/k");
+}
+
+TEST(Sha256Test, MatchesKnownDigests) {
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  Sha256 h;
+  h.Update("a");
+  h.Update("");
+  h.Update("bc");
+  EXPECT_EQ(h.HexDigest(), Sha256Hex("abc"));
+  h.Update("abc");  // reusable after HexDigest
+  EXPECT_EQ(h.HexDigest(), Sha256Hex("abc"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// LocalStore
+
+class LocalStoreTest : public TempDirTest {};
+
+TEST_F(LocalStoreTest, PutHeadGetListDelete) {
+  ASSERT_OK_AND_ASSIGN(auto store, LocalStore::Make("file://" + dir_.string()));
+  EXPECT_FALSE(fs::exists(dir_)) << "created before the first Put";
+  EXPECT_EQ(store->Describe(), "file://" + dir_.string());
+  ASSERT_OK(store->Put("a/x.jsonl", "hello\n"));
+  ASSERT_OK(store->Put("a/y.jsonl", "world!\n"));
+  ASSERT_OK(store->Put("b/z.jsonl", ""));
+  EXPECT_EQ(ReadFile(dir_ / "a/x.jsonl"), "hello\n");
+
+  ASSERT_OK_AND_ASSIGN(ObjectInfo info, store->Head("a/y.jsonl"));
+  EXPECT_EQ(info.key, "a/y.jsonl");
+  EXPECT_EQ(info.size, 7);
+  EXPECT_FALSE(info.etag.empty());
+  EXPECT_THAT(store->Head("a/none"), StatusIs(StatusCode::kNotFound, HasSubstr("a/none")));
+  EXPECT_THAT(store->Head("a"), StatusIs(StatusCode::kNotFound, _)) << "a directory is no object";
+
+  std::string got;
+  ASSERT_OK(store->Get("a/x.jsonl", [&](std::string_view chunk) {
+    got += chunk;
+    return Status::OK();
+  }));
+  EXPECT_EQ(got, "hello\n");
+  EXPECT_THAT(store->Get("nope", [](std::string_view) { return Status::OK(); }),
+              StatusIs(StatusCode::kNotFound, _));
+
+  ASSERT_OK_AND_ASSIGN(auto all, store->List(""));
+  EXPECT_THAT(KeysOf(all), ElementsAre("a/x.jsonl", "a/y.jsonl", "b/z.jsonl"));
+  EXPECT_EQ(all[1].size, 7);
+  ASSERT_OK_AND_ASSIGN(auto under_a, store->List("a/"));
+  EXPECT_THAT(KeysOf(under_a), ElementsAre("a/x.jsonl", "a/y.jsonl"));
+  ASSERT_OK_AND_ASSIGN(auto partial, store->List("a/y"));
+  EXPECT_THAT(KeysOf(partial), ElementsAre("a/y.jsonl"));
+  ASSERT_OK_AND_ASSIGN(auto missing, store->List("c/"));
+  EXPECT_TRUE(missing.empty());
+
+  ASSERT_OK(store->Delete("b/z.jsonl"));
+  EXPECT_FALSE(fs::exists(dir_ / "b")) << "the emptied directory is removed";
+  EXPECT_OK(store->Delete("b/z.jsonl"));  // deleting an absent object is OK, as in S3
+  ASSERT_OK_AND_ASSIGN(auto left, store->List(""));
+  EXPECT_THAT(KeysOf(left), ElementsAre("a/x.jsonl", "a/y.jsonl"));
+}
+
+TEST_F(LocalStoreTest, RejectsKeysThatEscapeTheRoot) {
+  ASSERT_OK_AND_ASSIGN(auto store, LocalStore::Make(dir_.string()));
+  EXPECT_THAT(store->Put("../escape", "x"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("'..' segment")));
+  EXPECT_THAT(store->Put("/tmp/abs", "x"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("absolute")));
+  EXPECT_THAT(store->Head("a/../../b"), StatusIs(StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(store->Delete(".."), StatusIs(StatusCode::kInvalidArgument, _));
+  EXPECT_FALSE(fs::exists(dir_.parent_path() / "escape"));
+}
+
+TEST_F(LocalStoreTest, OverwritesAtomicallyAndLeavesNoTemporaryFiles) {
+  ASSERT_OK_AND_ASSIGN(auto store, LocalStore::Make(dir_.string()));
+  const std::string a(1 << 20, 'a');
+  const std::string b(1 << 20, 'b');
+  ASSERT_OK(store->Put("obj", a));
+  std::atomic<bool> done{false};
+  std::atomic<int> torn{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      std::string got;
+      Status st = store->Get("obj", [&](std::string_view chunk) {
+        got += chunk;
+        return Status::OK();
+      });
+      if (!st.ok() || (got != a && got != b)) torn.fetch_add(1);
+    }
+  });
+  for (int i = 0; i < 40; ++i) ASSERT_OK(store->Put("obj", i % 2 == 0 ? b : a));
+  done.store(true);
+  reader.join();
+  EXPECT_EQ(torn.load(), 0) << "a reader saw a partial object";
+  int files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir_)) {
+    EXPECT_EQ(e.path().filename().string().find(kLocalTempMarker), std::string::npos);
+    ++files;
+  }
+  EXPECT_EQ(files, 1);
+}
+
+TEST_F(LocalStoreTest, ListSkipsTemporaryFilesOfInterruptedWrites) {
+  ASSERT_OK_AND_ASSIGN(auto store, LocalStore::Make(dir_.string()));
+  ASSERT_OK(store->Put("d/done.jsonl", "1\n"));
+  std::ofstream(dir_ / fmt::format("d/crashed.jsonl{}123-0", kLocalTempMarker)) << "partial";
+  ASSERT_OK_AND_ASSIGN(auto all, store->List("d/"));
+  EXPECT_THAT(KeysOf(all), ElementsAre("d/done.jsonl"));
+}
+
+TEST_F(LocalStoreTest, GetStreamsInChunksAndStopsOnSinkError) {
+  ASSERT_OK_AND_ASSIGN(auto store, LocalStore::Make(dir_.string()));
+  std::string big(3 << 20, 'x');
+  big[12345] = 'y';
+  ASSERT_OK(store->Put("big", big));
+  int chunks = 0;
+  std::string got;
+  ASSERT_OK(store->Get("big", [&](std::string_view chunk) {
+    ++chunks;
+    got += chunk;
+    return Status::OK();
+  }));
+  EXPECT_EQ(got, big);
+  EXPECT_GE(chunks, 3);
+  int calls = 0;
+  EXPECT_THAT(store->Get("big",
+                         [&](std::string_view) {
+                           ++calls;
+                           return Status::Invalid("consumer says stop");
+                         }),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("consumer says stop")));
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(LocalStoreTest, MakeObjectStoreOpensALocalStoreForPathsAndFileUrls) {
+  ObjectStoreOptions options;
+  options.url = "file://" + dir_.string();
+  ASSERT_OK_AND_ASSIGN(auto store, MakeObjectStore(options));
+  EXPECT_EQ(store->Describe(), "file://" + dir_.string());
+  options.url = dir_.string();
+  ASSERT_OK_AND_ASSIGN(auto plain, MakeObjectStore(options));
+  ASSERT_OK(plain->Put("k", "v"));
+  EXPECT_EQ(ReadFile(dir_ / "k"), "v");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key templates
+
+TEST(KeyTemplateTest, ExpandsEveryPlaceholder) {
+  ObjectKeyFields f;
+  f.node = "archive";
+  f.date = "2026-11-24";
+  f.seq = 7;
+  f.first_key = "100";
+  f.last_key = "199";
+  f.database = "shop";
+  f.table = "audit_log";
+  f.ext = ".jsonl.gz";
+  EXPECT_EQ(ExpandKeyTemplate(kDefaultObjectKeyTemplate, f), "archive/2026-11-24/100-199.jsonl.gz");
+  EXPECT_EQ(ExpandKeyTemplate("{database}/{table}/{date}/{seq}_{first_key}-{last_key}{ext}", f),
+            "shop/audit_log/2026-11-24/7_100-199.jsonl.gz");
+  EXPECT_TRUE(KeyTemplateUses(kDefaultObjectKeyTemplate, "first_key"));
+  EXPECT_FALSE(KeyTemplateUses(kDefaultObjectKeyTemplate, "seq"));
+}
+
+TEST(KeyTemplateTest, RejectsUnknownPlaceholdersAndBadBraces) {
+  EXPECT_OK(ValidateKeyTemplate(kDefaultObjectKeyTemplate));
+  EXPECT_THAT(ValidateKeyTemplate("{node}/{tabel}.gz"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("unknown placeholder {tabel}")));
+  EXPECT_THAT(ValidateKeyTemplate("{node"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("unclosed")));
+  EXPECT_THAT(ValidateKeyTemplate("node}"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("unbalanced")));
+  EXPECT_THAT(ValidateKeyTemplate(""), StatusIs(StatusCode::kInvalidArgument, _));
+}
+
+TEST(KeyTemplateTest, FormatsKeyValuesSafely) {
+  auto batch = BatchFromJson(
+      MakeSchema({{"i", TypeId::kInt64},
+                  {"s", TypeId::kString},
+                  {"t", TypeId::kTimestamp},
+                  {"b", TypeId::kBytes},
+                  {"f", TypeId::kFloat64}}),
+      R"([[-5, "a/b c", "2024-05-01T12:00:00Z", "00ff", 1.5], [null, null, null, null, null]])");
+  ASSERT_OK(batch);
+  const Batch& b = **batch;
+  EXPECT_EQ(FormatKeyValue(b.column(0), 0), "-5");
+  EXPECT_EQ(FormatKeyValue(b.column(1), 0), "a_b_c");
+  EXPECT_EQ(FormatKeyValue(b.column(2), 0), "20240501T120000Z");
+  EXPECT_EQ(FormatKeyValue(b.column(3), 0), "00ff");
+  EXPECT_EQ(FormatKeyValue(b.column(4), 0), "1.5");
+  EXPECT_EQ(FormatKeyValue(b.column(0), 1), "null");
+}
+
+TEST(KeyTemplateTest, ColumnRangeSkipsNulls) {
+  auto batch = BatchFromJson(
+      MakeSchema({{"i", TypeId::kInt64}, {"s", TypeId::kString}, {"t", TypeId::kTimestamp}}),
+      R"([[5, "m", "2024-05-02T00:00:00Z"], [null, null, null], [-3, "z", "2024-05-01T00:00:00Z"],
+          [9, "a", null]])");
+  ASSERT_OK(batch);
+  EXPECT_EQ(ColumnRange((*batch)->column(0)),
+            std::make_pair(nlohmann::json(-3), nlohmann::json(9)));
+  EXPECT_EQ(ColumnRange((*batch)->column(1)),
+            std::make_pair(nlohmann::json("a"), nlohmann::json("z")));
+  EXPECT_EQ(ColumnRange((*batch)->column(2)),
+            std::make_pair(nlohmann::json("2024-05-01T00:00:00Z"),
+                           nlohmann::json("2024-05-02T00:00:00Z")));
+  EXPECT_EQ(ColumnRange((*batch)->column(0).Slice(1, 1)),
+            std::make_pair(nlohmann::json(nullptr), nlohmann::json(nullptr)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3 pieces: error documents, status mapping, listing, encoding
+
+TEST(S3ParseTest, ParsesErrorDocuments) {
+  const auto e = s3::ParseError(
+      R"(<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>NoSuchKey</Code><Message>The specified key does &quot;not&quot; exist.</Message><Key>a/b</Key></Error>)");
+  EXPECT_EQ(e.code, "NoSuchKey");
+  EXPECT_EQ(e.message, "The specified key does \"not\" exist.");
+  EXPECT_EQ(s3::ParseError("").code, "");
+  EXPECT_EQ(s3::ParseError("<html>bad gateway</html>").code, "");
+  EXPECT_EQ(s3::XmlText("<A><B x=\"1\">v&amp;w&#65;&#x42;</B></A>", "B"), "v&wAB");
+  EXPECT_EQ(s3::XmlText("<A><Prefix/><B>1</B></A>", "Prefix"), "");
+}
+
+TEST(S3ParseTest, MapsHttpStatusesToStatusCodes) {
+  const std::string denied =
+      "<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does "
+      "not exist in our records.</Message><AWSAccessKeyId>AKIDEXAMPLE</AWSAccessKeyId></Error>";
+  Status st = s3::StatusFromHttp("PUT", "s3://b/k", 403, denied);
+  EXPECT_THAT(st, StatusIs(StatusCode::kPermissionDenied,
+                           AllOf(HasSubstr("S3 PUT s3://b/k: HTTP 403 InvalidAccessKeyId"),
+                                 Not(HasSubstr("AKIDEXAMPLE")))));
+  EXPECT_THAT(s3::StatusFromHttp("GET", "s3://b/k", 404,
+                                 "<Error><Code>NoSuchKey</Code><Message>m</Message></Error>"),
+              StatusIs(StatusCode::kNotFound, HasSubstr("NoSuchKey")));
+  EXPECT_THAT(
+      s3::StatusFromHttp("GET", "s3://nob/k", 404, "<Error><Code>NoSuchBucket</Code></Error>"),
+      StatusIs(StatusCode::kNotFound, HasSubstr("s3://nob/k: HTTP 404 NoSuchBucket")));
+  EXPECT_THAT(s3::StatusFromHttp("HEAD", "s3://b/k", 404, ""),
+              StatusIs(StatusCode::kNotFound, HasSubstr("HTTP 404")));
+  EXPECT_THAT(s3::StatusFromHttp("PUT", "s3://b/k", 503, "<Error><Code>SlowDown</Code></Error>"),
+              StatusIs(StatusCode::kUnavailable, HasSubstr("SlowDown")));
+  EXPECT_THAT(s3::StatusFromHttp("PUT", "s3://b/k", 500, ""),
+              StatusIs(StatusCode::kUnavailable, _));
+  EXPECT_THAT(s3::StatusFromHttp("PUT", "s3://b/k", 429, ""),
+              StatusIs(StatusCode::kUnavailable, _));
+  EXPECT_THAT(
+      s3::StatusFromHttp("PUT", "s3://b/k", 400, "<Error><Code>RequestTimeout</Code></Error>"),
+      StatusIs(StatusCode::kUnavailable, _));
+  EXPECT_THAT(
+      s3::StatusFromHttp("PUT", "s3://b/k", 400,
+                         "<Error><Code>EntityTooSmall</Code><Message>Your proposed\nupload "
+                         "is smaller</Message></Error>"),
+      StatusIs(StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("EntityTooSmall: Your proposed upload"), Not(HasSubstr("\n")))));
+  EXPECT_THAT(
+      s3::StatusFromHttp("PUT", "s3://b/k", 301, "<Error><Code>PermanentRedirect</Code></Error>"),
+      StatusIs(StatusCode::kInvalidArgument, HasSubstr("PermanentRedirect")));
+  EXPECT_THAT(s3::StatusFromHttp("PUT", "s3://b/k", 401, ""),
+              StatusIs(StatusCode::kPermissionDenied, _));
+}
+
+TEST(S3ParseTest, MapsCurlErrorsToStatusCodes) {
+  EXPECT_THAT(s3::StatusFromCurl("PUT", "s3://b/k", 7, "Failed to connect to 127.0.0.1 port 1"),
+              StatusIs(StatusCode::kUnavailable,
+                       HasSubstr("S3 PUT s3://b/k: Failed to connect to 127.0.0.1 port 1")));
+  EXPECT_THAT(s3::StatusFromCurl("GET", "s3://b/k", 28, ""),
+              StatusIs(StatusCode::kTimeout, HasSubstr("Timeout was reached")));
+  EXPECT_THAT(s3::StatusFromCurl("GET", "s3://b/k", 6, "Could not resolve host: nowhere"),
+              StatusIs(StatusCode::kUnavailable, _));
+  EXPECT_THAT(s3::StatusFromCurl("GET", "s3://b/k", 56, "Recv failure: Connection reset by peer"),
+              StatusIs(StatusCode::kUnavailable, _));
+  EXPECT_THAT(s3::StatusFromCurl("GET", "s3://b/k", 42, ""), StatusIs(StatusCode::kCancelled, _));
+  EXPECT_THAT(s3::StatusFromCurl("GET", "s3://b/k", 3, ""),
+              StatusIs(StatusCode::kInvalidArgument, _));
+}
+
+TEST(S3ParseTest, ParsesListObjectsV2Pages) {
+  ASSERT_OK_AND_ASSIGN(auto page, s3::ParseListObjectsV2(
+                                      R"(<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p/</Prefix>
+<KeyCount>2</KeyCount><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated>
+<Contents><Key>p/a&amp;b.jsonl</Key><LastModified>2026-11-24T20:57:32.000Z</LastModified><ETag>&quot;b1946ac9&quot;</ETag><Size>6</Size><StorageClass>STANDARD</StorageClass></Contents>
+<Contents><Key>p/c.jsonl</Key><ETag>"x-2"</ETag><Size>12345678901</Size></Contents>
+<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken></ListBucketResult>)"));
+  ASSERT_EQ(page.objects.size(), 2u);
+  EXPECT_EQ(page.objects[0].key, "p/a&b.jsonl");
+  EXPECT_EQ(page.objects[0].size, 6);
+  EXPECT_EQ(page.objects[0].etag, "b1946ac9");
+  EXPECT_EQ(page.objects[1].size, 12345678901);
+  EXPECT_TRUE(page.truncated);
+  EXPECT_EQ(page.next_token, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
+  ASSERT_OK_AND_ASSIGN(auto last,
+                       s3::ParseListObjectsV2("<ListBucketResult><IsTruncated>false</IsTruncated>"
+                                              "</ListBucketResult>"));
+  EXPECT_TRUE(last.objects.empty());
+  EXPECT_FALSE(last.truncated);
+  EXPECT_THAT(s3::ParseListObjectsV2("<Error><Code>X</Code></Error>"),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("no <ListBucketResult>")));
+}
+
+TEST(S3ParseTest, UriEncodesAsSigV4Wants) {
+  EXPECT_EQ(s3::UriEncode("a/b c+d~e_f.g-h", true), "a/b%20c%2Bd~e_f.g-h");
+  EXPECT_EQ(s3::UriEncode("a/b", false), "a%2Fb");
+  EXPECT_EQ(s3::UriEncode("é", true), "%C3%A9");
+}
+
+// Sets environment variables for one test and restores them after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    if (old != nullptr) old_ = old;
+    if (value == nullptr) {
+      ::unsetenv(name);
+    } else {
+      ::setenv(name, value, 1);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_.has_value()) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(S3ClientTest, NeedsCredentialsAndNeverPrintsThem) {
+  ScopedEnv key("AWS_ACCESS_KEY_ID", nullptr);
+  ScopedEnv secret("AWS_SECRET_ACCESS_KEY", nullptr);
+  S3Options options;
+  options.bucket = "b";
+  EXPECT_THAT(S3Client::Make(options),
+              StatusIs(StatusCode::kConfigError, HasSubstr("AWS_ACCESS_KEY_ID")));
+  ScopedEnv key2("AWS_ACCESS_KEY_ID", "AKIDENV");
+  ScopedEnv secret2("AWS_SECRET_ACCESS_KEY", "very-secret-from-env");
+  ScopedEnv region("AWS_REGION", "eu-west-3");
+  ASSERT_OK_AND_ASSIGN(auto client, S3Client::Make(options));
+  EXPECT_EQ(client->Describe(), "s3://b");
+  EXPECT_EQ(client->options().region, "eu-west-3");
+  options.endpoint = "ftp://x";
+  EXPECT_THAT(S3Client::Make(options),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("http:// or https://")));
+}
+
+TEST(S3ClientTest, RefusedConnectionsAreRetriedThenUnavailable) {
+  // Find a loopback port nobody listens on.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(fd);
+  FakeClock clock;
+  S3Options options;
+  options.bucket = "b";
+  options.endpoint = fmt::format("http://127.0.0.1:{}", ntohs(addr.sin_port));
+  options.access_key_id = "AKID";
+  options.secret_access_key = "the-secret-key";
+  options.retry.max_attempts = 3;
+  options.clock = &clock;
+  ASSERT_OK_AND_ASSIGN(auto client, S3Client::Make(options));
+  Status st = client->Put("k", "data");
+  EXPECT_THAT(st, StatusIs(StatusCode::kUnavailable,
+                           AllOf(HasSubstr("giving up after 3 attempts"),
+                                 HasSubstr("S3 PUT s3://b/k"), Not(HasSubstr("the-secret-key")))));
+  EXPECT_EQ(client->retries(), 2);
+  EXPECT_EQ(client->requests(), 3);
+  // 1 s, then 2 s, each with up to 10 % jitter.
+  EXPECT_GE(clock.slept_micros(), 3'000'000);
+  EXPECT_LE(clock.slept_micros(), 3'300'000);
+}
+
+TEST(S3ClientTest, BreakerOpensAfterConsecutiveFailuresAndRefusesAtOnce) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(fd);
+  FakeClock clock;
+  S3Options options;
+  options.bucket = "b";
+  options.endpoint = fmt::format("http://127.0.0.1:{}", ntohs(addr.sin_port));
+  options.access_key_id = "AKID";
+  options.secret_access_key = "secret";
+  options.retry.max_attempts = 2;
+  options.breaker.failure_threshold = 3;
+  options.clock = &clock;
+  ASSERT_OK_AND_ASSIGN(auto client, S3Client::Make(options));
+  EXPECT_THAT(client->Head("k"), StatusIs(StatusCode::kUnavailable, _));  // 2 failures
+  EXPECT_EQ(client->breaker_trips(), 0);
+  EXPECT_THAT(client->Head("k"), StatusIs(StatusCode::kUnavailable, _));  // 3rd opens it
+  EXPECT_EQ(client->breaker_trips(), 1);
+  EXPECT_EQ(client->breaker_state(), CircuitBreaker::State::kOpen);
+  const int64_t requests = client->requests();
+  EXPECT_THAT(client->Head("k"),
+              StatusIs(StatusCode::kUnavailable, HasSubstr("circuit breaker open")));
+  EXPECT_EQ(client->requests(), requests) << "an open breaker sends nothing";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The object_store sink and source over a local directory
+
+SchemaPtr AuditSchema() {
+  return MakeSchema({{"id", TypeId::kInt64}, {"ts", TypeId::kTimestamp}, {"msg", TypeId::kString}});
+}
+
+BatchPtr AuditRows(int64_t from, int64_t to) {
+  ColumnBuilder id(TypeId::kInt64);
+  ColumnBuilder ts(TypeId::kTimestamp);
+  ColumnBuilder msg(TypeId::kString);
+  for (int64_t i = from; i < to; ++i) {
+    id.AppendInt64(i);
+    ts.AppendTimestamp(1'700'000'000'000'000 + i * 1'000'000);
+    msg.AppendString(fmt::format("event {}", i));
+  }
+  return Batch::MakeUnchecked(AuditSchema(), {id.Finish(), ts.Finish(), msg.Finish()}, to - from);
+}
+
+std::string Today() {
+  int64_t y;
+  unsigned m, d;
+  CivilFromDays(NowMicros() / kMicrosPerDay, &y, &m, &d);
+  return fmt::format("{:04d}-{:02d}-{:02d}", y, m, d);
+}
+
+// A store that forwards to another and can corrupt downloads or fail uploads.
+class FaultyStore final : public ObjectStore {
+ public:
+  explicit FaultyStore(std::shared_ptr<ObjectStore> inner) : inner_(std::move(inner)) {}
+  Status Put(const std::string& key, std::string_view data) override {
+    if (fail_puts) return Status::Unavailable("S3 PUT {}: injected", key);
+    return inner_->Put(key, data);
+  }
+  Result<ObjectInfo> Head(const std::string& key) override { return inner_->Head(key); }
+  Status Get(const std::string& key, const std::function<Status(std::string_view)>& sink) override {
+    return inner_->Get(key, [&](std::string_view chunk) {
+      if (!corrupt_gets) return sink(chunk);
+      std::string copy(chunk);
+      copy[0] ^= 1;
+      return sink(copy);
+    });
+  }
+  Result<std::vector<ObjectInfo>> List(const std::string& prefix) override {
+    return inner_->List(prefix);
+  }
+  Status Delete(const std::string& key) override { return inner_->Delete(key); }
+  std::string Describe() const override { return inner_->Describe(); }
+  int64_t retries() const override { return 3; }
+
+  bool fail_puts = false;
+  bool corrupt_gets = false;
+
+ private:
+  std::shared_ptr<ObjectStore> inner_;
+};
+
+class ObjectStoreNodeTest : public TempDirTest {
+ protected:
+  NodeContext* Context(const std::string& id, bool dry_run = false) {
+    NodeStats* stats = id == "src" ? &source_stats_ : &stats_;
+    contexts_.push_back(
+        std::make_unique<NodeContext>(id, kObjectStoreType, stats, &cancelled_, dry_run));
+    return contexts_.back().get();
+  }
+
+  nlohmann::json SinkOptions(nlohmann::json extra = nlohmann::json::object()) {
+    nlohmann::json o = {{"url", "file://" + dir_.string()}, {"run_id", "run1"}};
+    o.update(extra);
+    return o;
+  }
+
+  Result<std::unique_ptr<Sink>> OpenSink(const nlohmann::json& options, bool dry_run = false) {
+    SLUICE_ASSIGN_OR_RETURN(auto sink, MakeObjectStoreSink(NodeOptions::ForTest("arch", options)));
+    SLUICE_RETURN_NOT_OK(sink->Open(Context("arch", dry_run)));
+    return sink;
+  }
+
+  Result<std::vector<BatchPtr>> ReadAll(const nlohmann::json& options) {
+    SLUICE_ASSIGN_OR_RETURN(auto source,
+                            MakeObjectStoreSource(NodeOptions::ForTest("src", options)));
+    SLUICE_RETURN_NOT_OK(source->Open(Context("src")));
+    std::vector<BatchPtr> out;
+    for (uint64_t seq = 0;; ++seq) {
+      SLUICE_ASSIGN_OR_RETURN(BatchPtr b, source->Next(seq));
+      if (b == nullptr) break;
+      out.push_back(std::move(b));
+    }
+    SLUICE_RETURN_NOT_OK(source->Close());
+    return out;
+  }
+
+  NodeStats stats_;         // of the sink
+  NodeStats source_stats_;  // of the source
+  std::atomic<bool> cancelled_{false};
+  std::vector<std::unique_ptr<NodeContext>> contexts_;
+};
+
+TEST_F(ObjectStoreNodeTest, SinkWritesOneVerifiedObjectPerBatchAndAManifest) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions()));
+  auto queue = std::make_shared<AckQueue>();
+  ASSERT_OK(sink->Write(AuditRows(1, 4), MakeAcks(queue, 0)));
+  ASSERT_OK(sink->Write(AuditRows(4, 6), MakeAcks(queue, 1)));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, true), AckEvent(1u, true)));
+  ASSERT_OK(sink->Flush());
+  ASSERT_OK(sink->Close());
+
+  const fs::path first = dir_ / "arch" / Today() / "1-3.jsonl.gz";
+  const fs::path second = dir_ / "arch" / Today() / "4-5.jsonl.gz";
+  ASSERT_TRUE(fs::exists(first));
+  ASSERT_TRUE(fs::exists(second));
+  ASSERT_OK_AND_ASSIGN(std::string text, io::Decompress(io::Codec::kGzip, ReadFile(first)));
+  EXPECT_EQ(text,
+            "{\"id\":1,\"ts\":\"2023-11-14T22:13:21Z\",\"msg\":\"event 1\"}\n"
+            "{\"id\":2,\"ts\":\"2023-11-14T22:13:22Z\",\"msg\":\"event 2\"}\n"
+            "{\"id\":3,\"ts\":\"2023-11-14T22:13:23Z\",\"msg\":\"event 3\"}\n");
+
+  const auto manifest = nlohmann::json::parse(ReadFile(dir_ / "_manifests/run1.json"));
+  EXPECT_EQ(manifest["node"], "arch");
+  EXPECT_EQ(manifest["run_id"], "run1");
+  EXPECT_EQ(manifest["store"], "file://" + dir_.string());
+  EXPECT_EQ(manifest["format"], "jsonl");
+  EXPECT_EQ(manifest["compression"], "gzip");
+  EXPECT_EQ(manifest["key_column"], "id");
+  EXPECT_EQ(manifest["total_objects"], 2);
+  EXPECT_EQ(manifest["total_rows"], 5);
+  ASSERT_EQ(manifest["objects"].size(), 2u);
+  const auto& o = manifest["objects"][0];
+  EXPECT_EQ(o["key"], fmt::format("arch/{}/1-3.jsonl.gz", Today()));
+  EXPECT_EQ(o["rows"], 3);
+  EXPECT_EQ(o["bytes"], static_cast<int64_t>(fs::file_size(first)));
+  EXPECT_EQ(o["uncompressed_bytes"], static_cast<int64_t>(text.size()));
+  EXPECT_EQ(o["sha256"], Sha256Hex(ReadFile(first)));
+  EXPECT_EQ(o["min_key"], 1);
+  EXPECT_EQ(o["max_key"], 3);
+  EXPECT_EQ(manifest["objects"][1]["max_key"], 5);
+  EXPECT_EQ(manifest["total_bytes"],
+            static_cast<int64_t>(fs::file_size(first) + fs::file_size(second)));
+
+  auto counters = stats_.Counters();
+  EXPECT_EQ(counters["objects"], 2);
+  auto phases = stats_.Phases();
+  for (const char* phase : {"serialize", "compress", "upload", "verify"}) {
+    EXPECT_TRUE(phases.count(phase)) << phase;
+  }
+}
+
+TEST_F(ObjectStoreNodeTest, RerunOverwritesTheSameKeys) {
+  for (int run = 0; run < 2; ++run) {
+    ASSERT_OK_AND_ASSIGN(auto sink,
+                         OpenSink(SinkOptions({{"key", "{first_key}-{last_key}{ext}"}})));
+    ASSERT_OK(sink->Write(AuditRows(1, 4), AckSet()));
+    ASSERT_OK(sink->Flush());
+  }
+  ASSERT_OK_AND_ASSIGN(auto store, LocalStore::Make(dir_.string()));
+  ASSERT_OK_AND_ASSIGN(auto all, store->List(""));
+  EXPECT_THAT(KeysOf(all), ElementsAre("1-3.jsonl.gz", "_manifests/run1.json"));
+}
+
+TEST_F(ObjectStoreNodeTest, ATemplateThatRepeatsAKeyFailsTheBatch) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions({{"key", "{node}/{date}{ext}"}})));
+  auto queue = std::make_shared<AckQueue>();
+  ASSERT_OK(sink->Write(AuditRows(1, 2), MakeAcks(queue, 0)));
+  EXPECT_THAT(sink->Write(AuditRows(2, 3), MakeAcks(queue, 1)),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("add {seq}")));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, true), AckEvent(1u, false)));
+  ASSERT_OK_AND_ASSIGN(auto seq_sink, OpenSink(SinkOptions({{"key", "{node}/{seq}{ext}"}})));
+  ASSERT_OK(seq_sink->Write(AuditRows(1, 2), AckSet()));
+  ASSERT_OK(seq_sink->Write(AuditRows(1, 2), AckSet()));
+  EXPECT_TRUE(fs::exists(dir_ / "arch/1.jsonl.gz"));
+}
+
+TEST_F(ObjectStoreNodeTest, RoutingColumnsNameTheObjectAndAreNotWritten) {
+  auto batch = BatchFromJson(
+      MakeSchema(
+          {{"_database", TypeId::kString}, {"_table", TypeId::kString}, {"id", TypeId::kInt64}}),
+      R"([["shop", "audit", 7], ["shop", "audit", 9]])");
+  ASSERT_OK(batch);
+  ASSERT_OK_AND_ASSIGN(
+      auto sink, OpenSink(SinkOptions({{"key", "{database}/{table}/{first_key}-{last_key}{ext}"},
+                                       {"format", "csv"},
+                                       {"compression", "zstd"}})));
+  ASSERT_OK(sink->Write(*batch, AckSet()));
+  ASSERT_OK(sink->Flush());
+  const fs::path path = dir_ / "shop/audit/7-9.csv.zst";
+  ASSERT_TRUE(fs::exists(path));
+  ASSERT_OK_AND_ASSIGN(std::string text, io::Decompress(io::Codec::kZstd, ReadFile(path)));
+  EXPECT_EQ(text, "id\n7\n9\n");
+  const auto manifest = nlohmann::json::parse(ReadFile(dir_ / "_manifests/run1.json"));
+  EXPECT_EQ(manifest["objects"][0]["database"], "shop");
+  EXPECT_EQ(manifest["objects"][0]["table"], "audit");
+}
+
+TEST_F(ObjectStoreNodeTest, MissingKeyColumnIsAnError) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions({{"key_column", "event_id"}})));
+  auto queue = std::make_shared<AckQueue>();
+  EXPECT_THAT(sink->Write(AuditRows(1, 2), MakeAcks(queue, 0)),
+              StatusIs(StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("key column 'event_id'"), HasSubstr("id:int64"))));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, false)));
+}
+
+TEST_F(ObjectStoreNodeTest, DryRunEncodesAndCountsButWritesNothing) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions(), /*dry_run=*/true));
+  ASSERT_OK(sink->Write(AuditRows(1, 4), AckSet()));
+  ASSERT_OK(sink->Write(AuditRows(4, 9), AckSet()));
+  ASSERT_OK(sink->Flush());
+  ASSERT_OK(sink->Close());
+  EXPECT_FALSE(fs::exists(dir_));
+  EXPECT_EQ(stats_.Counters()["objects"], 2);
+  EXPECT_TRUE(stats_.Phases().count("compress"));
+  EXPECT_FALSE(stats_.Phases().count("upload"));
+}
+
+TEST_F(ObjectStoreNodeTest, AnObjectThatReadsBackWrongFailsTheBatch) {
+  ASSERT_OK_AND_ASSIGN(auto local, LocalStore::Make(dir_.string()));
+  auto faulty = std::make_shared<FaultyStore>(std::shared_ptr<ObjectStore>(std::move(local)));
+  faulty->corrupt_gets = true;
+  ASSERT_OK_AND_ASSIGN(auto sink,
+                       MakeObjectStoreSink(NodeOptions::ForTest("arch", SinkOptions()), faulty));
+  ASSERT_OK(sink->Open(Context("arch")));
+  auto queue = std::make_shared<AckQueue>();
+  EXPECT_THAT(
+      sink->Write(AuditRows(1, 4), MakeAcks(queue, 0)),
+      StatusIs(StatusCode::kDataLoss, AllOf(HasSubstr("verifying file://"),
+                                            HasSubstr("1-3.jsonl.gz"), HasSubstr("SHA-256"))));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, false)));
+  EXPECT_EQ(stats_.Counters()["retries"], 3) << "the store's retries are reported";
+}
+
+TEST_F(ObjectStoreNodeTest, AFailedUploadFailsTheBatchAndWritesNoManifestEntry) {
+  ASSERT_OK_AND_ASSIGN(auto local, LocalStore::Make(dir_.string()));
+  auto faulty = std::make_shared<FaultyStore>(std::shared_ptr<ObjectStore>(std::move(local)));
+  ASSERT_OK_AND_ASSIGN(auto sink,
+                       MakeObjectStoreSink(NodeOptions::ForTest("arch", SinkOptions()), faulty));
+  ASSERT_OK(sink->Open(Context("arch")));
+  auto queue = std::make_shared<AckQueue>();
+  ASSERT_OK(sink->Write(AuditRows(1, 2), MakeAcks(queue, 0)));
+  faulty->fail_puts = true;
+  EXPECT_THAT(sink->Write(AuditRows(2, 3), MakeAcks(queue, 1)),
+              StatusIs(StatusCode::kUnavailable, HasSubstr("injected")));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, true), AckEvent(1u, false)));
+  faulty->fail_puts = false;
+  ASSERT_OK(sink->Flush());
+  const auto manifest = nlohmann::json::parse(ReadFile(dir_ / "_manifests/run1.json"));
+  EXPECT_EQ(manifest["total_objects"], 1);
+}
+
+TEST_F(ObjectStoreNodeTest, SourceReadsBackWhatTheSinkWroteSkippingManifests) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions({{"key", "audit/{first_key}{ext}"}})));
+  ASSERT_OK(sink->Write(AuditRows(10, 20), AckSet()));
+  ASSERT_OK(sink->Write(AuditRows(1, 10), AckSet()));
+  ASSERT_OK(sink->Flush());
+  ASSERT_OK_AND_ASSIGN(
+      auto batches,
+      ReadAll({{"url", dir_.string()},
+               {"batch_rows", 4},
+               {"schema", {{"id", "int64"}, {"ts", "timestamp"}, {"msg", "string"}}}}));
+  int64_t rows = 0;
+  std::vector<int64_t> ids;
+  for (const auto& b : batches) {
+    EXPECT_LE(b->num_rows(), 4);
+    rows += b->num_rows();
+    for (int64_t i = 0; i < b->num_rows(); ++i) ids.push_back(b->column(0).GetInt64(i));
+  }
+  EXPECT_EQ(rows, 19);
+  EXPECT_EQ(ids.front(), 1) << "objects are read in key order: audit/1 before audit/10";
+  EXPECT_EQ(ids.back(), 19);
+  // (nlohmann::json sorts the mapping's keys; the config loader keeps their order.)
+  EXPECT_EQ(batches[0]->schema()->ToString(), "id:int64, msg:string, ts:timestamp");
+  EXPECT_EQ(source_stats_.Counters()["objects"], 2);
+
+  EXPECT_THAT(ReadAll({{"url", dir_.string()}, {"prefix", "nothing/"}}),
+              StatusIs(StatusCode::kNotFound, HasSubstr("no object under file://")));
+}
+
+TEST_F(ObjectStoreNodeTest, OptionsAreCheckedWhenTheNodeIsBuilt) {
+  EXPECT_THAT(MakeObjectStoreSink(NodeOptions::ForTest("arch", nlohmann::json::object())),
+              StatusIs(StatusCode::kConfigError, HasSubstr("url")));
+  EXPECT_THAT(MakeObjectStoreSink(NodeOptions::ForTest("arch", {{"url", "gs://x"}})),
+              StatusIs(StatusCode::kConfigError, HasSubstr("unsupported scheme")));
+  EXPECT_THAT(MakeObjectStoreSink(NodeOptions::ForTest("arch", SinkOptions({{"key", "{nod}"}}))),
+              StatusIs(StatusCode::kConfigError, HasSubstr("unknown placeholder {nod}")));
+  EXPECT_THAT(
+      MakeObjectStoreSink(NodeOptions::ForTest("arch", SinkOptions({{"part_size", "1MiB"}}))),
+      StatusIs(StatusCode::kConfigError, HasSubstr("at least 5MiB")));
+  EXPECT_THAT(
+      MakeObjectStoreSink(NodeOptions::ForTest("arch", SinkOptions({{"retry_max_attempts", 0}}))),
+      StatusIs(StatusCode::kConfigError, HasSubstr("retry_max_attempts")));
+  EXPECT_THAT(MakeObjectStoreSink(
+                  NodeOptions::ForTest("arch", SinkOptions({{"access_key_id", "only-half"}}))),
+              StatusIs(StatusCode::kConfigError, HasSubstr("go together")));
+
+  ASSERT_OK_AND_ASSIGN(ObjectStoreOptions o, ObjectStoreOptionsFromNode(NodeOptions::ForTest(
+                                                 "arch", {{"url", "s3://b/p"},
+                                                          {"retry_initial", "10ms"},
+                                                          {"retry_max", "50ms"},
+                                                          {"retry_max_attempts", 3},
+                                                          {"breaker_failures", 2},
+                                                          {"breaker_timeout", "2s"},
+                                                          {"path_style", false},
+                                                          {"multipart_threshold", "20MiB"}})));
+  EXPECT_EQ(o.retry.initial_us, 10'000);
+  EXPECT_EQ(o.retry.max_us, 50'000);
+  EXPECT_EQ(o.retry.max_attempts, 3);
+  EXPECT_EQ(o.breaker.failure_threshold, 2);
+  EXPECT_EQ(o.breaker.recovery_timeout_us, 2'000'000);
+  EXPECT_FALSE(o.path_style);
+  EXPECT_EQ(o.multipart_threshold, 20 << 20);
+}
+
+TEST(ObjectStoreRegistryTest, RegistersASourceAndASinkUnderOneName) {
+  NodeRegistry registry;
+  RegisterObjectStoreNodes(&registry);
+  const NodeTypeInfo* source = registry.Resolve(kObjectStoreType, /*has_inputs=*/false);
+  const NodeTypeInfo* sink = registry.Resolve(kObjectStoreType, /*has_inputs=*/true);
+  ASSERT_NE(source, nullptr);
+  ASSERT_NE(sink, nullptr);
+  EXPECT_EQ(source->kind, NodeKind::kSource);
+  EXPECT_EQ(sink->kind, NodeKind::kSink);
+  auto has = [](const OptionSchema& schema, const std::string& name) {
+    return std::any_of(schema.begin(), schema.end(),
+                       [&](const OptionSpec& s) { return s.name == name; });
+  };
+  for (const char* name : {"url", "endpoint", "key", "verify", "manifest", "multipart_threshold",
+                           "retry_initial", "breaker_timeout"}) {
+    EXPECT_TRUE(has(sink->options, name)) << name;
+  }
+  EXPECT_TRUE(has(source->options, "prefix"));
+  EXPECT_TRUE(has(source->options, "schema"));
+}
+
+}  // namespace
+}  // namespace sluice
