@@ -1,0 +1,525 @@
+// The `postgres` source: stream a table or query with `COPY (SELECT ...) TO STDOUT (FORMAT
+// binary)`, decoding into batches of batch_rows; optionally split into key ranges read
+// concurrently on several connections that share one snapshot.
+
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "sluice/connectors/postgres/pg_connection.h"
+#include "sluice/connectors/postgres/pg_types.h"
+#include "sluice/connectors/postgres/postgres.h"
+#include "sluice/connectors/postgres/postgres_internal.h"
+
+namespace sluice {
+
+using pg::PgCodec;
+using pg::PgConnection;
+using pg_internal::QuoteIdentifier;
+
+namespace {
+
+constexpr int64_t kDefaultBatchRows = 10'000;
+constexpr int kMaxParallel = 64;
+// Batches each reader may have decoded ahead of Next(): bounds memory to
+// parallel x (this + 1) batches.
+constexpr size_t kBatchesAheadPerReader = 2;
+
+struct SourceConfig {
+  std::string dsn;
+  std::string table;
+  std::string query;
+  std::string where;
+  std::vector<std::string> columns;
+  std::vector<std::pair<std::string, TypeId>> types;  // from `schema`
+  int64_t batch_rows = kDefaultBatchRows;
+  int parallel = 1;
+  std::string key;
+  int64_t statement_timeout_us = 0;
+  int64_t connect_timeout_us = pg::kDefaultConnectTimeoutUs;
+};
+
+/// One `COPY ... TO STDOUT (FORMAT binary)` on one connection, cut into batches.
+class CopyStream {
+ public:
+  CopyStream(PgConnection* conn, std::string copy_sql, SchemaPtr schema,
+             std::vector<PgCodec> codecs)
+      : conn_(conn),
+        copy_sql_(std::move(copy_sql)),
+        schema_(schema),
+        decoder_(std::move(schema), std::move(codecs)) {}
+
+  /// Return the next batch of at most `max_rows` rows, or nullptr at the end of the stream.
+  /// `cancelled` is polled between rows.
+  template <typename Cancelled>
+  Result<BatchPtr> Next(int64_t max_rows, const Cancelled& cancelled) {
+    if (done_) return BatchPtr();
+    if (!started_) {
+      SLUICE_RETURN_NOT_OK(conn_->BeginCopyOut(copy_sql_));
+      started_ = true;
+    }
+    std::vector<ColumnBuilder> builders;
+    builders.reserve(static_cast<size_t>(schema_->num_fields()));
+    for (const Field& f : schema_->fields()) builders.emplace_back(f.type, max_rows);
+    int64_t rows = 0;
+    while (rows < max_rows) {
+      if (cancelled()) return Status::Cancelled("the run was cancelled");
+      std::string_view chunk;
+      SLUICE_ASSIGN_OR_RETURN(bool more, conn_->ReadCopyData(&chunk));
+      if (!more) {
+        done_ = true;
+        if (!decoder_.finished()) {
+          return Status::Invalid("PostgreSQL at {}: binary COPY ended without its trailer",
+                                 conn_->description());
+        }
+        break;
+      }
+      SLUICE_RETURN_NOT_OK(decoder_.Consume(chunk, &builders, &rows));
+    }
+    if (rows == 0) return BatchPtr();
+    std::vector<Column> columns;
+    columns.reserve(builders.size());
+    for (auto& b : builders) columns.push_back(b.Finish());
+    return Batch::MakeUnchecked(schema_, std::move(columns), rows);
+  }
+
+ private:
+  PgConnection* conn_;
+  const std::string copy_sql_;
+  SchemaPtr schema_;
+  pg::CopyBinaryDecoder decoder_;
+  bool started_ = false;
+  bool done_ = false;
+};
+
+/// Read a PostgreSQL table or query. The schema is known once Open() returns: the query is
+/// described (prepared, not run) and each column's type mapped to a sluice type; columns of
+/// types without a binary codec (interval, arrays, ...) are cast to text in the query.
+///
+/// With `parallel: N`, the range min(key)..max(key) is split into N ranges, each streamed by
+/// its own connection and thread; every connection reads the same exported snapshot
+/// (REPEATABLE READ), so together they see one consistent state of the table. Batches arrive
+/// in no particular order then.
+///
+/// Open, Next and Close are called from the source's thread.
+class PostgresSource final : public Source {
+ public:
+  PostgresSource(std::string id, SourceConfig config)
+      : id_(std::move(id)), config_(std::move(config)) {}
+  ~PostgresSource() override { StopReaders(); }
+
+  Status Open(NodeContext* ctx) override;
+  Result<BatchPtr> Next(uint64_t seq) override;
+  Status Close() override;
+  SchemaPtr schema() const override { return schema_; }
+  int64_t EstimatedRows() const override { return estimated_rows_; }
+
+ private:
+  std::string Context() const { return fmt::format("node '{}'", id_); }
+  Result<std::unique_ptr<PgConnection>> Connect();
+  /// Return the SELECT for the rows, restricted to `range` (a condition on the key) if given.
+  std::string SelectSql(const std::string& range) const;
+  /// Return " FROM table [WHERE where AND range]" for table mode.
+  std::string FromWhereSql(const std::string& range) const;
+  /// Return the COPY statement for SelectSql(range), with the casts the plan needs.
+  std::string CopySql(const std::string& range) const;
+  Status PlanColumns();
+  Status EstimateRows();
+  Status StartParallel();
+  void ReadRange(int reader, CopyStream* stream);
+  void StopReaders();
+
+  const std::string id_;
+  const SourceConfig config_;
+  NodeContext* ctx_ = nullptr;
+  std::unique_ptr<PgConnection> conn_;
+  SchemaPtr schema_;
+  std::vector<PgCodec> codecs_;
+  std::vector<std::string> column_names_;
+  std::vector<bool> cast_to_text_;  // per column: read as ::text
+  int64_t estimated_rows_ = -1;
+  std::unique_ptr<CopyStream> stream_;  // parallel == 1
+
+  // parallel > 1: readers push batches to queue_; Next() pops them.
+  std::vector<std::unique_ptr<PgConnection>> reader_conns_;
+  std::vector<std::unique_ptr<CopyStream>> reader_streams_;
+  std::vector<std::thread> readers_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<BatchPtr> queue_;  // guarded by mu_
+  size_t num_readers_ = 0;
+  int running_ = 0;  // guarded by mu_
+  // Set under mu_ (so that waiters wake), read without it between rows.
+  std::atomic<bool> stop_{false};
+  Status reader_error_;  // guarded by mu_; the first failure of any reader
+};
+
+Result<std::unique_ptr<PgConnection>> PostgresSource::Connect() {
+  auto conn = PgConnection::Connect(config_.dsn, config_.connect_timeout_us);
+  if (!conn.ok()) return conn.status().WithContext("{}", Context());
+  if (config_.statement_timeout_us > 0) {
+    SLUICE_RETURN_NOT_OK((*conn)
+                             ->SetStatementTimeout(config_.statement_timeout_us / 1000)
+                             .WithContext("{}", Context()));
+  }
+  return conn;
+}
+
+std::string PostgresSource::SelectSql(const std::string& range) const {
+  if (!config_.query.empty()) {
+    if (range.empty()) return config_.query;
+    return "SELECT * FROM (" + config_.query + ") AS sluice_q WHERE " + range;
+  }
+  std::string sql = "SELECT ";
+  if (config_.columns.empty()) {
+    sql += "*";
+  } else {
+    for (size_t i = 0; i < config_.columns.size(); ++i) {
+      if (i > 0) sql += ", ";
+      sql += QuoteIdentifier(config_.columns[i]);
+    }
+  }
+  return sql + FromWhereSql(range);
+}
+
+std::string PostgresSource::FromWhereSql(const std::string& range) const {
+  std::string sql = " FROM " + QuoteIdentifier(config_.table);
+  std::vector<std::string> conditions;
+  if (!config_.where.empty()) conditions.push_back("(" + config_.where + ")");
+  if (!range.empty()) conditions.push_back(range);
+  for (size_t i = 0; i < conditions.size(); ++i) {
+    sql += (i == 0 ? " WHERE " : " AND ") + conditions[i];
+  }
+  return sql;
+}
+
+std::string PostgresSource::CopySql(const std::string& range) const {
+  std::string select = SelectSql(range);
+  if (std::find(cast_to_text_.begin(), cast_to_text_.end(), true) != cast_to_text_.end()) {
+    std::string outer = "SELECT ";
+    for (size_t i = 0; i < column_names_.size(); ++i) {
+      if (i > 0) outer += ", ";
+      const std::string name = QuoteIdentifier(column_names_[i]);
+      outer += "sluice_c." + name;
+      if (cast_to_text_[i]) outer += "::text AS " + name;
+    }
+    select = outer + " FROM (" + select + ") AS sluice_c";
+  }
+  return "COPY (" + select + ") TO STDOUT (FORMAT binary)";
+}
+
+Status PostgresSource::PlanColumns() {
+  auto described = conn_->Describe(SelectSql(""));
+  if (!described.ok()) {
+    return described.status().WithContext(
+        "{}: reading {}", Context(),
+        config_.table.empty() ? "the query" : "table '" + config_.table + "'");
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::vector<pg::PgColumn> columns,
+                          pg::ResolveColumns(conn_.get(), *described));
+  if (columns.empty()) return Status::ConfigError("{}: the query returns no columns", Context());
+  std::vector<Field> fields;
+  for (const pg::PgColumn& col : columns) {
+    Field f;
+    f.name = col.name;
+    PgCodec codec = col.codec.value_or(PgCodec::kText);
+    bool cast = !col.codec.has_value();
+    f.type = pg::DefaultTypeFor(codec);
+    for (const auto& [name, type] : config_.types) {
+      if (name != col.name) continue;
+      if (!pg::CanDecode(codec, type)) {
+        if (type != TypeId::kString && type != TypeId::kJson) {
+          return Status::ConfigError(
+              "{}: option 'schema': column '{}' is PostgreSQL {}, which cannot be read as {}; "
+              "cast it in 'query'",
+              Context(), col.name, col.type_name, TypeName(type));
+        }
+        codec = PgCodec::kText;  // the server formats it
+        cast = true;
+      }
+      f.type = type;
+    }
+    column_names_.push_back(col.name);
+    cast_to_text_.push_back(cast);
+    codecs_.push_back(codec);
+    fields.push_back(std::move(f));
+  }
+  for (const auto& [name, type] : config_.types) {
+    const std::string& wanted = name;  // lambdas may not capture structured bindings in clang 14
+    if (std::none_of(columns.begin(), columns.end(),
+                     [&](const pg::PgColumn& c) { return c.name == wanted; })) {
+      return Status::ConfigError(
+          "{}: option 'schema' names column '{}', which the query does not return", Context(),
+          wanted);
+    }
+  }
+  schema_ = MakeSchema(std::move(fields));
+  return Status::OK();
+}
+
+Status PostgresSource::EstimateRows() {
+  if (config_.table.empty() || !config_.where.empty()) return Status::OK();
+  // The planner's estimate: free, and good enough for an ETA.
+  auto r = conn_->ExecParams(
+      "SELECT reltuples::int8 FROM pg_catalog.pg_class WHERE oid = "
+      "to_regclass($1)",
+      {QuoteIdentifier(config_.table)});
+  if (r.ok() && r->num_rows() == 1 && !r->IsNull(0, 0)) {
+    const std::string_view text = r->Value(0, 0);
+    int64_t n = -1;
+    std::from_chars(text.data(), text.data() + text.size(), n);
+    if (n >= 0) estimated_rows_ = n;
+  }
+  return Status::OK();
+}
+
+Status PostgresSource::Open(NodeContext* ctx) {
+  ctx_ = ctx;
+  SLUICE_ASSIGN_OR_RETURN(conn_, Connect());
+  if (config_.parallel > 1) {
+    // One snapshot for every reader: opened here, exported, and adopted by the others.
+    SLUICE_RETURN_NOT_OK(conn_->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                             .status()
+                             .WithContext("{}", Context()));
+  }
+  SLUICE_RETURN_NOT_OK(PlanColumns());
+  SLUICE_RETURN_NOT_OK(EstimateRows());
+  if (config_.parallel > 1) return StartParallel();
+  stream_ = std::make_unique<CopyStream>(conn_.get(), CopySql(""), schema_, codecs_);
+  return Status::OK();
+}
+
+Status PostgresSource::StartParallel() {
+  SLUICE_ASSIGN_OR_RETURN(pg::PgResult snapshot, conn_->Exec("SELECT pg_export_snapshot()"));
+  const std::string snapshot_id(snapshot.Value(0, 0));
+  const std::string key = config_.query.empty() ? QuoteIdentifier(config_.key)
+                                                : "sluice_q." + QuoteIdentifier(config_.key);
+  const std::string bounds_sql =
+      config_.query.empty()
+          ? "SELECT min(" + key + ")::int8, max(" + key + ")::int8" + FromWhereSql("")
+          : "SELECT min(" + key + ")::int8, max(" + key + ")::int8 FROM (" + config_.query +
+                ") AS sluice_q";
+  auto bounds = conn_->Exec(bounds_sql);
+  if (!bounds.ok()) {
+    return bounds.status().WithContext("{}: option 'key': finding the range of '{}'", Context(),
+                                       config_.key);
+  }
+  if (bounds->IsNull(0, 0)) return Status::OK();  // no rows: Next() ends at once
+  int64_t lo = 0;
+  int64_t hi = 0;
+  std::from_chars(bounds->Value(0, 0).data(),
+                  bounds->Value(0, 0).data() + bounds->Value(0, 0).size(), lo);
+  std::from_chars(bounds->Value(0, 1).data(),
+                  bounds->Value(0, 1).data() + bounds->Value(0, 1).size(), hi);
+  // Split [lo, hi] into `parallel` ranges of near-equal width (in unsigned arithmetic: the
+  // width of the full int64 range overflows a signed one).
+  const auto span = static_cast<unsigned __int128>(static_cast<__int128>(hi) - lo) + 1;
+  const int n = static_cast<int>(std::min<unsigned __int128>(span, config_.parallel));
+  std::vector<std::string> ranges;
+  for (int i = 0; i < n; ++i) {
+    const auto begin =
+        static_cast<int64_t>(static_cast<__int128>(lo) + static_cast<__int128>(span * i / n));
+    const auto end = static_cast<int64_t>(static_cast<__int128>(lo) +
+                                          static_cast<__int128>(span * (i + 1) / n) - 1);
+    ranges.push_back(fmt::format("{} BETWEEN {} AND {}", key, begin, end));
+  }
+  reader_conns_.push_back(nullptr);  // reader 0 uses conn_
+  for (int i = 1; i < n; ++i) {
+    SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
+    SLUICE_RETURN_NOT_OK(conn->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                             .status()
+                             .WithContext("{}", Context()));
+    SLUICE_RETURN_NOT_OK(
+        conn->Exec("SET TRANSACTION SNAPSHOT " + pg_internal::QuoteLiteral(snapshot_id))
+            .status()
+            .WithContext("{}: sharing the snapshot of the first reader", Context()));
+    reader_conns_.push_back(std::move(conn));
+  }
+  for (int i = 0; i < n; ++i) {
+    PgConnection* conn = i == 0 ? conn_.get() : reader_conns_[static_cast<size_t>(i)].get();
+    reader_streams_.push_back(std::make_unique<CopyStream>(
+        conn, CopySql(ranges[static_cast<size_t>(i)]), schema_, codecs_));
+  }
+  running_ = n;
+  num_readers_ = static_cast<size_t>(n);
+  for (int i = 0; i < n; ++i) {
+    readers_.emplace_back(&PostgresSource::ReadRange, this, i,
+                          reader_streams_[static_cast<size_t>(i)].get());
+  }
+  return Status::OK();
+}
+
+void PostgresSource::ReadRange(int reader, CopyStream* stream) {
+  auto stopped = [this] { return stop_.load(std::memory_order_relaxed) || ctx_->cancelled(); };
+  Status st;
+  for (;;) {
+    const auto start = std::chrono::steady_clock::now();
+    auto batch = stream->Next(config_.batch_rows, stopped);
+    if (ctx_->stats() != nullptr) ctx_->stats()->AddPhase("read", pg_internal::ElapsedNanos(start));
+    if (!batch.ok()) {
+      st = batch.status().WithContext("{}: reader {}", Context(), reader);
+      break;
+    }
+    if (*batch == nullptr) break;
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock,
+                  [&] { return stop_ || queue_.size() < kBatchesAheadPerReader * num_readers_; });
+    if (stop_) break;
+    queue_.push_back(std::move(batch).ValueOrDie());
+    changed_.notify_all();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!st.ok() && reader_error_.ok() && !stop_) reader_error_ = st;
+  --running_;
+  changed_.notify_all();
+}
+
+Result<BatchPtr> PostgresSource::Next(uint64_t /*seq*/) {
+  if (stream_ != nullptr) {
+    const auto start = std::chrono::steady_clock::now();
+    auto batch = stream_->Next(config_.batch_rows, [this] { return ctx_->cancelled(); });
+    if (ctx_->stats() != nullptr) ctx_->stats()->AddPhase("read", pg_internal::ElapsedNanos(start));
+    if (!batch.ok()) return batch.status().WithContext("{}", Context());
+    return batch;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait(lock, [&] { return !queue_.empty() || running_ == 0 || !reader_error_.ok(); });
+  if (!reader_error_.ok()) return reader_error_;
+  if (queue_.empty()) return BatchPtr();
+  BatchPtr batch = std::move(queue_.front());
+  queue_.pop_front();
+  changed_.notify_all();
+  return batch;
+}
+
+void PostgresSource::StopReaders() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  // A reader may be waiting on the server: cancelling its query ends the wait.
+  if (conn_ != nullptr && !readers_.empty()) conn_->Cancel();
+  for (auto& conn : reader_conns_) {
+    if (conn != nullptr) conn->Cancel();
+  }
+  for (auto& t : readers_) t.join();
+  readers_.clear();
+}
+
+Status PostgresSource::Close() {
+  StopReaders();
+  stream_.reset();
+  reader_streams_.clear();
+  reader_conns_.clear();
+  conn_.reset();
+  return Status::OK();
+}
+
+Result<SourceConfig> ParseSourceOptions(const NodeOptions& o) {
+  SourceConfig c;
+  c.dsn = o.GetString("dsn");
+  if (c.dsn.empty()) return o.ErrorAt("dsn", "a PostgreSQL connection string is required");
+  c.query = o.GetString("query");
+  c.table = o.GetString("table");
+  if (c.query.empty() == c.table.empty()) {
+    return o.ErrorAt(c.query.empty() ? "table" : "query", "give either 'query' or 'table'");
+  }
+  c.where = o.GetString("where");
+  c.columns = o.GetStringList("columns");
+  if (!c.where.empty() && c.table.empty()) {
+    return o.ErrorAt("where", "'where' applies to 'table'; put the condition in 'query'");
+  }
+  if (!c.columns.empty() && c.table.empty()) {
+    return o.ErrorAt("columns", "'columns' applies to 'table'; list the columns in 'query'");
+  }
+  if (o.Has("batch_rows")) c.batch_rows = o.GetInt("batch_rows");
+  if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
+  if (o.Has("parallel")) c.parallel = static_cast<int>(o.GetInt("parallel"));
+  if (c.parallel < 1 || c.parallel > kMaxParallel) {
+    return o.ErrorAt("parallel", fmt::format("must be between 1 and {}", kMaxParallel));
+  }
+  c.key = o.GetString("key");
+  if (c.parallel > 1 && c.key.empty()) {
+    return o.ErrorAt("key", "parallel reads split the rows by ranges of an integer 'key' column");
+  }
+  if (o.Has("statement_timeout")) c.statement_timeout_us = o.GetDurationMicros("statement_timeout");
+  if (o.Has("connect_timeout")) c.connect_timeout_us = o.GetDurationMicros("connect_timeout");
+  if (c.connect_timeout_us <= 0) return o.ErrorAt("connect_timeout", "must be positive");
+  if (o.Has("schema")) {
+    const auto& schema = o.GetJson("schema");
+    if (!schema.is_object()) return o.ErrorAt("schema", "expected a mapping of column -> type");
+    for (const auto& [name, value] : schema.items()) {
+      if (!value.is_string()) {
+        return o.ErrorAt("schema", fmt::format("type of column '{}' must be a string", name));
+      }
+      auto type = ParseTypeName(value.get<std::string>());
+      if (!type.ok()) return o.ErrorAt("schema", type.status().message());
+      c.types.emplace_back(name, *type);
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+const OptionSchema& PostgresSourceOptions() {
+  static const OptionSchema kOptions = {
+      {"dsn",
+       OptionType::kString,
+       "",
+       "libpq connection string or postgresql:// URI (${ENV} expands).",
+       true,
+       {}},
+      {"table", OptionType::kString, "", "Table to read (may be schema.table).", false, {}},
+      {"query", OptionType::kString, "", "SELECT to read (instead of 'table').", false, {}},
+      {"columns",
+       OptionType::kStringList,
+       "",
+       "Columns of 'table' to read (default: all).",
+       false,
+       {}},
+      {"where", OptionType::kString, "", "SQL condition selecting the table's rows.", false, {}},
+      {"batch_rows", OptionType::kInt, "10000", "Rows per batch.", false, {}},
+      {"parallel",
+       OptionType::kInt,
+       "1",
+       "Read N key ranges concurrently on N connections sharing one snapshot (needs 'key').",
+       false,
+       {}},
+      {"key",
+       OptionType::kString,
+       "",
+       "Integer column whose min..max range 'parallel' splits.",
+       false,
+       {}},
+      {"schema",
+       OptionType::kMap,
+       "",
+       "Column name -> sluice type overriding the default mapping (e.g. a numeric as string).",
+       false,
+       {}},
+      {"statement_timeout",
+       OptionType::kDuration,
+       "",
+       "Cancel the read if it runs longer than this (default: the server's).",
+       false,
+       {}},
+      {"connect_timeout",
+       OptionType::kDuration,
+       "10s",
+       "Give up connecting after this long.",
+       false,
+       {}},
+  };
+  return kOptions;
+}
+
+Result<std::unique_ptr<Source>> MakePostgresSource(const NodeOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(SourceConfig config, ParseSourceOptions(options));
+  return std::unique_ptr<Source>(new PostgresSource(options.id(), std::move(config)));
+}
+
+}  // namespace sluice
