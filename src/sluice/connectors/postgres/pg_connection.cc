@@ -485,17 +485,18 @@ bool PgConnection::IsHealthy() {
     return false;
   }
   // An idle session receives nothing unprompted but notices; data waiting on the socket is
-  // usually the FATAL a terminated backend sends before closing. Reading it (twice: the
-  // message, then the end of the stream) lets libpq mark the connection bad.
+  // usually the FATAL a terminated backend sends before closing (its end of the stream may
+  // not have arrived yet). Reading and parsing it hands the FATAL to OnNotice, which marks
+  // the session ended; reading the end of the stream makes libpq mark the connection bad.
   for (int i = 0; i < 2; ++i) {
     pollfd pfd{PQsocket(conn_), POLLIN, 0};
     const int rc = poll(&pfd, 1, 0);
     if (rc == 0) return true;
     if (rc < 0) return errno == EINTR;
     if ((pfd.revents & (POLLERR | POLLNVAL)) != 0) return false;
-    if (PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK || session_ended_) {
-      return false;
-    }
+    if (PQconsumeInput(conn_) == 0) return false;
+    (void)PQisBusy(conn_);  // parses what was read
+    if (PQstatus(conn_) != CONNECTION_OK || session_ended_) return false;
   }
   return PQstatus(conn_) == CONNECTION_OK;
 }

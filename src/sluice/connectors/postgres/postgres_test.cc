@@ -1,0 +1,502 @@
+// The `postgres` source and sink against the server of `scripts/services start`.
+
+#include "sluice/connectors/postgres/postgres.h"
+
+#include <chrono>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "sluice/connectors/postgres/pg_test_util.h"
+#include "sluice/testing/matchers.h"
+
+namespace sluice {
+namespace {
+
+using ::sluice::testing::IsOk;
+using ::sluice::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class PostgresNodesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dsn_ = pg::TestDsn();
+    ASSERT_FALSE(dsn_.empty());
+    ASSERT_OK_AND_ASSIGN(admin_, pg::PgConnection::Connect(dsn_));
+  }
+  void TearDown() override {
+    for (const auto& t : tables_) (void)admin_->Exec("DROP TABLE IF EXISTS " + t + " CASCADE");
+  }
+
+  std::string NewName(std::string_view stem = "t") {
+    tables_.push_back(pg::UniqueTableName(stem));
+    return tables_.back();
+  }
+  void Exec(const std::string& sql) { ASSERT_THAT(admin_->Exec(sql), IsOk()) << sql; }
+  std::string Text(const std::string& sql) { return pg::QueryText(admin_.get(), sql); }
+  int64_t Int(const std::string& sql) { return pg::QueryInt(admin_.get(), sql); }
+
+  NodeContext* Context(const std::string& id) {
+    contexts_.push_back(
+        std::make_unique<NodeContext>(id, "postgres", &stats_, &cancelled_, /*dry_run=*/false));
+    return contexts_.back().get();
+  }
+
+  Result<std::unique_ptr<Source>> OpenSource(OptionJson options) {
+    if (!options.contains("dsn")) options["dsn"] = dsn_;
+    SLUICE_ASSIGN_OR_RETURN(auto source, MakePostgresSource(NodeOptions::ForTest("src", options)));
+    SLUICE_RETURN_NOT_OK(source->Open(Context("src")));
+    return source;
+  }
+
+  Result<std::unique_ptr<Sink>> OpenSink(OptionJson options) {
+    if (!options.contains("dsn")) options["dsn"] = dsn_;
+    SLUICE_ASSIGN_OR_RETURN(auto sink, MakePostgresSink(NodeOptions::ForTest("out", options)));
+    SLUICE_RETURN_NOT_OK(sink->Open(Context("out")));
+    return sink;
+  }
+
+  // Read every batch; return their sizes.
+  static std::vector<int64_t> ReadAll(Source* source, std::vector<BatchPtr>* batches) {
+    std::vector<int64_t> sizes;
+    for (uint64_t seq = 0;; ++seq) {
+      auto next = source->Next(seq);
+      EXPECT_THAT(next, IsOk());
+      if (!next.ok() || *next == nullptr) break;
+      sizes.push_back((*next)->num_rows());
+      batches->push_back(*next);
+    }
+    return sizes;
+  }
+
+  int64_t Counter(const std::string& name) {
+    auto counters = stats_.Counters();
+    auto it = counters.find(name);
+    return it == counters.end() ? 0 : it->second;
+  }
+
+  std::string dsn_;
+  std::unique_ptr<pg::PgConnection> admin_;
+  std::vector<std::string> tables_;
+  NodeStats stats_;
+  std::atomic<bool> cancelled_{false};
+  std::vector<std::unique_ptr<NodeContext>> contexts_;
+};
+
+SchemaPtr EveryTypeSchema() {
+  return MakeSchema({{"b", TypeId::kBool},
+                     {"i", TypeId::kInt64},
+                     {"f", TypeId::kFloat64},
+                     {"s", TypeId::kString},
+                     {"y", TypeId::kBytes},
+                     {"ts", TypeId::kTimestamp},
+                     {"g", TypeId::kGeometry},
+                     {"j", TypeId::kJson}});
+}
+
+// A point (1 2) with SRID 4326 and a line, as EWKB.
+constexpr const char* kEveryTypeRows = R"([
+  [true, 1, 1.5, "a", "00ff", "2024-01-02T03:04:05.123456Z",
+   "0101000020e6100000000000000000f03f0000000000000040", {"k": [1, 2]}],
+  [false, -9223372036854775808, -0.25, "", "", "1901-12-13T20:45:52Z",
+   "0102000000020000000000000000000000000000000000000000000000000000400000000000000040", "text"],
+  [null, null, null, null, null, null, null, null],
+  [true, 9223372036854775807, 1e300, "ünïcode ✓", "000102", "2262-04-11T23:47:16Z", null, 42]
+])";
+
+TEST_F(PostgresNodesTest, SinkThenSourceRoundTripsEveryTypeIncludingGeometry) {
+  const std::string table = NewName();
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(EveryTypeSchema(), kEveryTypeRows));
+  {
+    ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", table}, {"create_table", true}}));
+    ASSERT_THAT(sink->Write(batch, AckSet()), IsOk());
+    ASSERT_THAT(sink->Close(), IsOk());
+  }
+  // The server sees real PostGIS geometries, jsonb and timestamptz.
+  EXPECT_EQ(Text("SELECT ST_AsText(g) || ' ' || ST_SRID(g) FROM " + table + " WHERE i = 1"),
+            "POINT(1 2) 4326");
+  EXPECT_EQ(Text("SELECT j->'k'->>1 FROM " + table + " WHERE i = 1"), "2");
+  EXPECT_EQ(Text("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '" +
+                 table + "'::regclass AND attname = 'ts'"),
+            "timestamp with time zone");
+  EXPECT_EQ(Text("SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM " + table +
+                 " WHERE i = 1"),
+            "2024-01-02 03:04:05.123456");
+
+  ASSERT_OK_AND_ASSIGN(
+      auto source, OpenSource({{"query", "SELECT * FROM " + table + " ORDER BY i NULLS LAST"}}));
+  EXPECT_EQ(*source->schema(), *EveryTypeSchema());
+  std::vector<BatchPtr> batches;
+  EXPECT_EQ(ReadAll(source.get(), &batches), std::vector<int64_t>{4});
+  ASSERT_EQ(batches.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(BatchPtr expected, BatchFromJson(EveryTypeSchema(), kEveryTypeRows));
+  // Ordered by i: the row with i = NULL comes last.
+  EXPECT_EQ(batches[0]->ToString(),
+            Batch::MakeUnchecked(expected->schema(), expected->Take({1, 0, 3, 2})->columns(), 4)
+                ->ToString());
+  ASSERT_THAT(source->Close(), IsOk());
+}
+
+TEST_F(PostgresNodesTest, SourceReadsPostgresTypesAndCastsTheRestToText) {
+  const std::string table = NewName();
+  Exec("CREATE TABLE " + table +
+       " (a int2, b int4, c real, n numeric(12, 3), v varchar(10), u uuid, d date, "
+       "t timestamp, js json, iv interval, arr int[])");
+  Exec("INSERT INTO " + table +
+       " VALUES (-2, 70000, 0.5, 12345.678, 'hi', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', "
+       "'1969-07-20', '2000-01-01 00:00:01', '[1, 2]', '1 day 2 hours', '{1,2}')");
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource({{"table", table}}));
+  EXPECT_EQ(source->schema()->ToString(),
+            "a:int64, b:int64, c:float64, n:float64, v:string, u:string, d:timestamp, "
+            "t:timestamp, js:json, iv:string, arr:string");
+  std::vector<BatchPtr> batches;
+  ReadAll(source.get(), &batches);
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0]->ToString(),
+            R"([[-2,70000,0.5,12345.678,"hi","a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",)"
+            R"("1969-07-20T00:00:00Z","2000-01-01T00:00:01Z",[1,2],"1 day 02:00:00","{1,2}"]])");
+
+  // Declared as string, a numeric keeps every digit.
+  ASSERT_OK_AND_ASSIGN(auto exact, OpenSource({{"table", table},
+                                               {"columns", {"n", "b"}},
+                                               {"schema", {{"n", "string"}, {"b", "string"}}}}));
+  batches.clear();
+  ReadAll(exact.get(), &batches);
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0]->ToString(), R"([["12345.678","70000"]])");
+
+  EXPECT_THAT(OpenSource({{"table", table}, {"schema", {{"d", "bool"}}}}),
+              StatusIs(StatusCode::kConfigError, HasSubstr("column 'd' is PostgreSQL date")));
+  EXPECT_THAT(OpenSource({{"table", table}, {"schema", {{"zz", "string"}}}}),
+              StatusIs(StatusCode::kConfigError, HasSubstr("names column 'zz'")));
+}
+
+TEST_F(PostgresNodesTest, HundredThousandRowsStreamInBatchesAndCopyBack) {
+  const std::string from = NewName("from");
+  const std::string to = NewName("to");
+  Exec("CREATE TABLE " + from +
+       " AS SELECT g AS id, md5(g::text) AS payload, now() - g * interval '1 second' AS at "
+       "FROM generate_series(1, 100000) g");
+  Exec("ANALYZE " + from);
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource({{"table", from}, {"batch_rows", 30000}}));
+  EXPECT_EQ(source->EstimatedRows(), 100000);
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", to}, {"create_table", true}}));
+  std::vector<int64_t> sizes;
+  for (uint64_t seq = 0;; ++seq) {
+    ASSERT_OK_AND_ASSIGN(BatchPtr batch, source->Next(seq));
+    if (batch == nullptr) break;
+    sizes.push_back(batch->num_rows());
+    ASSERT_THAT(sink->Write(batch, AckSet()), IsOk());
+  }
+  EXPECT_EQ(sizes, (std::vector<int64_t>{30000, 30000, 30000, 10000}));
+  ASSERT_THAT(sink->Close(), IsOk());
+  ASSERT_THAT(source->Close(), IsOk());
+  const std::string digest =
+      "SELECT md5(string_agg(id || payload || extract(epoch FROM at)::text, ',' ORDER BY id)) "
+      "FROM ";
+  EXPECT_EQ(Text(digest + to), Text(digest + from));
+  EXPECT_EQ(Int("SELECT count(*) FROM " + to), 100000);
+  auto phases = stats_.Phases();
+  EXPECT_GT(phases["copy"], 0);
+  EXPECT_GT(phases["read"], 0);
+}
+
+TEST_F(PostgresNodesTest, ParallelReadSplitsKeyRangesWithoutLosingOrRepeatingRows) {
+  const std::string table = NewName();
+  Exec("CREATE TABLE " + table +
+       " AS SELECT g AS id, g % 7 AS r FROM generate_series(-50, 9999) g");
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource({{"table", table},
+                                                {"where", "r <> 3"},
+                                                {"parallel", 4},
+                                                {"key", "id"},
+                                                {"batch_rows", 1000}}));
+  std::vector<BatchPtr> batches;
+  ReadAll(source.get(), &batches);
+  std::set<int64_t> ids;
+  int64_t rows = 0;
+  for (const auto& b : batches) {
+    for (int64_t r = 0; r < b->num_rows(); ++r) ids.insert(b->column(0).GetInt64(r));
+    rows += b->num_rows();
+  }
+  const int64_t expected = Int("SELECT count(*) FROM " + table + " WHERE r <> 3");
+  EXPECT_EQ(rows, expected);
+  EXPECT_EQ(static_cast<int64_t>(ids.size()), expected);
+  EXPECT_EQ(*ids.begin(), -50);
+  ASSERT_THAT(source->Close(), IsOk());
+
+  EXPECT_THAT(MakePostgresSource(
+                  NodeOptions::ForTest("src", {{"dsn", dsn_}, {"table", table}, {"parallel", 2}})),
+              StatusIs(StatusCode::kConfigError, HasSubstr("integer 'key'")));
+}
+
+TEST_F(PostgresNodesTest, UpsertUpdatesExistingKeysAndKeepsTheLastRowOfABatch) {
+  const std::string table = NewName();
+  auto schema =
+      MakeSchema({{"id", TypeId::kInt64}, {"name", TypeId::kString}, {"n", TypeId::kInt64}});
+  ASSERT_OK_AND_ASSIGN(
+      auto sink,
+      OpenSink({{"table", table}, {"create_table", true}, {"mode", "upsert"}, {"key", {"id"}}}));
+  ASSERT_OK_AND_ASSIGN(BatchPtr first, BatchFromJson(schema, R"([[1, "a", 1], [2, "b", 2]])"));
+  ASSERT_THAT(sink->Write(first, AckSet()), IsOk());
+  ASSERT_OK_AND_ASSIGN(BatchPtr second,
+                       BatchFromJson(schema, R"([[2, "B", 20], [3, "c", 3], [3, "C", 30]])"));
+  ASSERT_THAT(sink->Write(second, AckSet()), IsOk());
+  EXPECT_EQ(Text("SELECT string_agg(id || ':' || name || ':' || n, ',' ORDER BY id) FROM " + table),
+            "1:a:1,2:B:20,3:C:30");
+  // The key became the primary key of the created table.
+  EXPECT_EQ(Int("SELECT count(*) FROM pg_indexes WHERE tablename = '" + table +
+                "' AND indexdef LIKE '%UNIQUE%(id)%'"),
+            1);
+  auto phases = stats_.Phases();
+  EXPECT_GT(phases["insert"], 0);
+  EXPECT_GT(phases["copy"], 0);
+
+  EXPECT_THAT(MakePostgresSink(NodeOptions::ForTest(
+                  "out", {{"dsn", dsn_}, {"table", table}, {"mode", "upsert"}})),
+              StatusIs(StatusCode::kConfigError, HasSubstr("upsert needs 'key'")));
+}
+
+TEST_F(PostgresNodesTest, InsertBatchWritesThroughPreparedMultiRowInserts) {
+  const std::string table = NewName();
+  Exec("CREATE TABLE " + table +
+       " (id int4, name varchar(20), amount numeric, u uuid, day date, doc jsonb)");
+  auto schema = MakeSchema({{"id", TypeId::kInt64},
+                            {"name", TypeId::kString},
+                            {"amount", TypeId::kFloat64},
+                            {"u", TypeId::kString},
+                            {"day", TypeId::kTimestamp},
+                            {"doc", TypeId::kJson}});
+  std::string rows = "[";
+  for (int i = 0; i < 2500; ++i) {
+    rows += fmt::format(
+        R"({}[{}, "n{}", {}.5, "00000000-0000-0000-0000-{:012}", "2024-03-01", {{"i": {}}}])",
+        i == 0 ? "" : ",", i, i, i, i, i);
+  }
+  rows += R"(, [null, null, null, null, null, null]])";
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(schema, rows));
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", table}, {"mode", "insert_batch"}}));
+  ASSERT_THAT(sink->Write(batch, AckSet()), IsOk());
+  EXPECT_EQ(Int("SELECT count(*) FROM " + table), 2501);
+  EXPECT_EQ(Text("SELECT name || ' ' || amount || ' ' || u || ' ' || day || ' ' || (doc->>'i') "
+                 "FROM " +
+                 table + " WHERE id = 2499"),
+            "n2499 2499.5 00000000-0000-0000-0000-000000002499 2024-03-01 2499");
+  EXPECT_EQ(Int("SELECT count(*) FROM " + table + " WHERE id IS NULL AND doc IS NULL"), 1);
+}
+
+TEST_F(PostgresNodesTest, CreateTableDeclaresIndexesAndDailyPartitions) {
+  const std::string table = NewName();
+  auto schema =
+      MakeSchema({{"id", TypeId::kInt64}, {"at", TypeId::kTimestamp}, {"host", TypeId::kString}});
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", table},
+                                            {"create_table", true},
+                                            {"indexes", {"host", "at"}},
+                                            {"partition_by", "at"},
+                                            {"partition_interval", "day"}}));
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(schema, R"([[1, "2024-05-01T10:00:00Z", "a"],
+                                                 [2, "2024-05-01T23:59:59Z", "b"],
+                                                 [3, "2024-05-03T00:00:00Z", "a"],
+                                                 [4, null, "c"]])"));
+  ASSERT_THAT(sink->Write(batch, AckSet()), IsOk());
+  ASSERT_OK_AND_ASSIGN(BatchPtr more,
+                       BatchFromJson(schema, R"([[5, "2024-05-03T12:00:00Z", "a"]])"));
+  ASSERT_THAT(sink->Write(more, AckSet()), IsOk());
+  EXPECT_EQ(Int("SELECT count(*) FROM " + table), 5);
+  EXPECT_EQ(Text("SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i "
+                 "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = '" +
+                 table + "'::regclass"),
+            table + "_default," + table + "_p20240501," + table + "_p20240503");
+  EXPECT_EQ(Int("SELECT count(*) FROM " + table + "_p20240503"), 2);
+  EXPECT_EQ(Int("SELECT count(*) FROM pg_indexes WHERE tablename = '" + table +
+                "' AND (indexdef LIKE '%(host)' OR indexdef LIKE '%(at)')"),
+            2);
+
+  EXPECT_THAT(MakePostgresSink(NodeOptions::ForTest(
+                  "out", {{"dsn", dsn_}, {"table", table}, {"indexes", {"host"}}})),
+              StatusIs(StatusCode::kConfigError, HasSubstr("set create_table: true")));
+}
+
+TEST_F(PostgresNodesTest, MonthlyPartitionsInASchemaQualifiedTable) {
+  const std::string schema_name = NewName("schema");
+  tables_.pop_back();
+  Exec("CREATE SCHEMA " + schema_name);
+  const std::string table = schema_name + ".events";
+  ASSERT_OK_AND_ASSIGN(
+      auto sink, OpenSink({{"table", table}, {"create_table", true}, {"partition_by", "at"}}));
+  ASSERT_OK_AND_ASSIGN(
+      BatchPtr batch,
+      BatchFromJson(
+          MakeSchema({{"at", TypeId::kTimestamp}}),
+          R"([["2023-12-31T23:59:59Z"], ["2024-01-01T00:00:00Z"], ["2024-01-31T00:00:00Z"]])"));
+  ASSERT_THAT(sink->Write(batch, AckSet()), IsOk());
+  EXPECT_EQ(Int("SELECT count(*) FROM " + schema_name + ".events_p202401"), 2);
+  EXPECT_EQ(Int("SELECT count(*) FROM " + schema_name + ".events_p202312"), 1);
+  ASSERT_THAT(sink->Close(), IsOk());
+  Exec("DROP SCHEMA " + schema_name + " CASCADE");
+}
+
+TEST_F(PostgresNodesTest, MissingTableIsNotFoundNamingNodeAndTable) {
+  EXPECT_THAT(OpenSource({{"table", "sluice_no_such_table"}}),
+              StatusIs(StatusCode::kNotFound,
+                       AllOf(HasSubstr("node 'src'"), HasSubstr("sluice_no_such_table"),
+                             HasSubstr("[SQLSTATE 42P01]"))));
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", "sluice_no_such_table"}}));
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch,
+                       BatchFromJson(MakeSchema({{"id", TypeId::kInt64}}), "[[1]]"));
+  EXPECT_THAT(sink->Write(batch, AckSet()),
+              StatusIs(StatusCode::kNotFound,
+                       AllOf(HasSubstr("node 'out'"), HasSubstr("table 'sluice_no_such_table'"),
+                             HasSubstr("[SQLSTATE 42P01]"))));
+}
+
+TEST_F(PostgresNodesTest, InputColumnsMustMatchTheTable) {
+  const std::string table = NewName();
+  Exec("CREATE TABLE " + table + " (id int8, at interval)");
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", table}}));
+  ASSERT_OK_AND_ASSIGN(
+      BatchPtr extra, BatchFromJson(MakeSchema({{"id", TypeId::kInt64}, {"nope", TypeId::kString}}),
+                                    R"([[1, "x"]])"));
+  EXPECT_THAT(sink->Write(extra, AckSet()),
+              StatusIs(StatusCode::kConfigError,
+                       HasSubstr("column 'nope' of the input is not a column of table")));
+  ASSERT_OK_AND_ASSIGN(BatchPtr wrong,
+                       BatchFromJson(MakeSchema({{"id", TypeId::kBool}}), R"([[true]])"));
+  EXPECT_THAT(sink->Write(wrong, AckSet()),
+              StatusIs(StatusCode::kConfigError, HasSubstr("cannot write bool column 'id'")));
+  ASSERT_OK_AND_ASSIGN(BatchPtr interval,
+                       BatchFromJson(MakeSchema({{"at", TypeId::kString}}), R"([["1 day"]])"));
+  EXPECT_THAT(sink->Write(interval, AckSet()),
+              StatusIs(StatusCode::kConfigError, HasSubstr("has type interval")));
+}
+
+TEST_F(PostgresNodesTest, UnreachableServerFailsFastWithOneLineWithoutPassword) {
+  const std::string dsn = "host=127.0.0.1 port=1 user=app password=hunter22 dbname=d";
+  for (int node = 0; node < 2; ++node) {
+    const auto start = std::chrono::steady_clock::now();
+    const Status st = node == 0 ? OpenSource({{"dsn", dsn}, {"table", "t"}}).status()
+                                : OpenSink({{"dsn", dsn}, {"table", "t"}}).status();
+    EXPECT_THAT(st, StatusIs(StatusCode::kUnavailable,
+                             AllOf(HasSubstr(node == 0 ? "node 'src'" : "node 'out'"),
+                                   HasSubstr("PostgreSQL at app@127.0.0.1:1/d: cannot connect"),
+                                   Not(HasSubstr("hunter22")), Not(HasSubstr("\n")))));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  }
+  EXPECT_THAT(OpenSink({{"dsn", "host=127.0.0.1 password=hunter22 junk"}, {"table", "t"}}),
+              StatusIs(StatusCode::kConfigError,
+                       AllOf(HasSubstr("invalid PostgreSQL DSN"), Not(HasSubstr("hunter22")))));
+}
+
+TEST_F(PostgresNodesTest, StatementTimeoutIsReportedAsTimeout) {
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource({{"query", "SELECT 1 AS x FROM pg_sleep(5)"},
+                                                {"statement_timeout", 200'000}}));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(source->Next(0),
+              StatusIs(StatusCode::kTimeout,
+                       AllOf(HasSubstr("node 'src'"), HasSubstr("[SQLSTATE 57014]"))));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+TEST_F(PostgresNodesTest, ConnectionKilledMidReadIsRetryableUnavailable) {
+  const std::string table = NewName();
+  Exec("CREATE TABLE " + table + " AS SELECT g AS id FROM generate_series(1, 200000) g");
+  const std::string app = "sluice_kill_read_" + std::to_string(getpid());
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource({{"dsn", dsn_ + " application_name=" + app},
+                                                {"table", table},
+                                                {"batch_rows", 1000}}));
+  ASSERT_OK_AND_ASSIGN(BatchPtr first, source->Next(0));
+  ASSERT_NE(first, nullptr);
+  Exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" + app +
+       "'");
+  Status st;
+  for (uint64_t seq = 1; st.ok() && seq < 1000; ++seq) {
+    auto next = source->Next(seq);
+    st = next.status();
+    if (next.ok() && *next == nullptr) break;
+  }
+  EXPECT_THAT(st, StatusIs(StatusCode::kUnavailable, HasSubstr("node 'src'")));
+  EXPECT_TRUE(st.IsRetryable());
+}
+
+TEST_F(PostgresNodesTest, SinkRetriesABatchWhoseConnectionWasKilledMidCopy) {
+  const std::string table = NewName();
+  const std::string app = "sluice_kill_copy_" + std::to_string(getpid());
+  auto schema = MakeSchema({{"id", TypeId::kInt64}, {"payload", TypeId::kString}});
+  ColumnBuilder ids(TypeId::kInt64);
+  ColumnBuilder payload(TypeId::kString);
+  const std::string text(200, 'x');
+  constexpr int64_t kRows = 400'000;
+  for (int64_t i = 0; i < kRows; ++i) {
+    ids.AppendInt64(i);
+    payload.AppendString(text);
+  }
+  BatchPtr batch = Batch::MakeUnchecked(schema, {ids.Finish(), payload.Finish()}, kRows);
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"dsn", dsn_ + " application_name=" + app},
+                                            {"table", table},
+                                            {"create_table", true},
+                                            {"retry_initial_backoff", 10'000}}));
+  std::atomic<bool> killed{false};
+  std::thread killer([&] {
+    auto conn = pg::PgConnection::Connect(dsn_);
+    if (!conn.ok()) return;
+    for (int i = 0; i < 3000 && !killed; ++i) {
+      auto r = (*conn)->Exec(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" +
+          app + "' AND state = 'active' AND query LIKE 'COPY%'");
+      if (r.ok() && r->num_rows() > 0) killed = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  const Status st = sink->Write(batch, AckSet());
+  killer.join();
+  ASSERT_TRUE(killed) << "the COPY finished before it could be interrupted";
+  EXPECT_THAT(st, IsOk());
+  EXPECT_EQ(Counter("retries"), 1);
+  // The killed attempt rolled back: every row exactly once.
+  EXPECT_EQ(Int("SELECT count(*) FROM " + table), kRows);
+  EXPECT_EQ(Int("SELECT count(DISTINCT id) FROM " + table), kRows);
+
+  // With one attempt allowed, the same failure surfaces as retryable Unavailable.
+  ASSERT_OK_AND_ASSIGN(auto once, OpenSink({{"dsn", dsn_ + " application_name=" + app},
+                                            {"table", table},
+                                            {"retry_max_attempts", 1}}));
+  killed = false;
+  std::thread killer2([&] {
+    auto conn = pg::PgConnection::Connect(dsn_);
+    if (!conn.ok()) return;
+    for (int i = 0; i < 3000 && !killed; ++i) {
+      auto r = (*conn)->Exec(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '" +
+          app + "' AND state = 'active' AND query LIKE 'COPY%'");
+      if (r.ok() && r->num_rows() > 0) killed = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  const Status failed = once->Write(batch, AckSet());
+  killer2.join();
+  ASSERT_TRUE(killed);
+  EXPECT_THAT(failed,
+              StatusIs(StatusCode::kUnavailable, AllOf(HasSubstr("giving up after 1 attempts"),
+                                                       HasSubstr("node 'out'"), HasSubstr(table))));
+  EXPECT_EQ(Int("SELECT count(*) FROM " + table), kRows);
+}
+
+TEST_F(PostgresNodesTest, SinkReleasesAcksOnlyAfterCommitting) {
+  const std::string table = NewName();
+  auto queue = std::make_shared<AckQueue>();
+  AckSet acks(std::make_shared<AckHandle>(queue, 7));
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", table}, {"create_table", true}}));
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch,
+                       BatchFromJson(MakeSchema({{"x", TypeId::kInt64}}), "[[1], [2]]"));
+  ASSERT_THAT(sink->Write(batch, std::move(acks)), IsOk());
+  std::vector<AckQueue::Event> events;
+  queue->Drain(&events, /*max_wait_ms=*/0);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_TRUE(events[0].delivered);
+  EXPECT_EQ(Int("SELECT count(*) FROM " + table), 2);
+}
+
+}  // namespace
+}  // namespace sluice
