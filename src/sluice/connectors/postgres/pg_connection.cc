@@ -67,9 +67,8 @@ DsnParts ParseDsn(const std::string& dsn) {
   for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
     if (o->val == nullptr) continue;
     const std::string_view key = o->keyword;
-    if (key == "host") {
-      parts.host = o->val;
-    } else if (key == "hostaddr" && parts.host.empty()) {
+    // libpq lists host before hostaddr: a hostaddr names the server only without a host.
+    if (key == "host" || (key == "hostaddr" && parts.host.empty())) {
       parts.host = o->val;
     } else if (key == "port") {
       parts.port = o->val;

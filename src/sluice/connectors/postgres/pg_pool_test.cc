@@ -151,6 +151,7 @@ TEST_F(PgConnectionTest, BinaryCopyInAndOutUseTheCodecs) {
   }
   EXPECT_TRUE(decoder.finished());
   std::vector<Column> columns;
+  columns.reserve(builders.size());
   for (auto& b : builders) columns.push_back(b.Finish());
   ASSERT_OK_AND_ASSIGN(BatchPtr back, Batch::Make(schema, std::move(columns)));
   EXPECT_EQ(back->ToString(), batch->ToString());
@@ -179,6 +180,7 @@ TEST_F(PgConnectionTest, BinaryResultsDecodeWithResolvedColumns) {
   std::string scratch;
   ASSERT_THAT(AppendResultRows(r, codecs, &builders, &scratch), IsOk());
   std::vector<Column> cols;
+  cols.reserve(builders.size());
   for (auto& b : builders) cols.push_back(b.Finish());
   ASSERT_OK_AND_ASSIGN(BatchPtr batch, Batch::Make(MakeSchema(fields), std::move(cols)));
   EXPECT_EQ(batch->ToString(),
@@ -258,6 +260,7 @@ TEST_F(PgPoolTest, NeverOpensMoreThanMaxSizeUnderConcurrency) {
   std::set<int> pids;
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 5; ++i) {

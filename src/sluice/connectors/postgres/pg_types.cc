@@ -449,7 +449,7 @@ Status NumericToText(std::string_view value, std::string* out) {
   }
   auto digit = [&](int i) -> int {
     if (i < 0 || i >= ndigits) return 0;
-    return Be16(value.data() + 8 + 2 * i);
+    return Be16(value.data() + 8 + 2 * static_cast<size_t>(i));
   };
   for (int i = 0; i < ndigits; ++i) {
     if (digit(i) > 9999) return Status::Invalid("numeric digit {} out of range", digit(i));

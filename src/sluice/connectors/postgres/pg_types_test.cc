@@ -57,6 +57,7 @@ Result<BatchPtr> DecodeStream(const SchemaPtr& schema, std::vector<PgCodec> code
   }
   if (!decoder.finished()) return Status::Invalid("no trailer");
   std::vector<Column> columns;
+  columns.reserve(builders.size());
   for (auto& b : builders) columns.push_back(b.Finish());
   return Batch::Make(schema, std::move(columns));
 }

@@ -259,6 +259,7 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
     }
     if (row < 0) {
       std::vector<std::string> have;
+      have.reserve(static_cast<size_t>(columns->num_rows()));
       for (int r = 0; r < columns->num_rows(); ++r) have.emplace_back(columns->Value(r, 0));
       return Status::ConfigError("{}: column '{}' of the input is not a column of table '{}' ({})",
                                  Context(), f.name, config_.table, fmt::join(have, ", "));
