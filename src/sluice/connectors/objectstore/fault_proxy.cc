@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -139,6 +140,15 @@ void FaultProxy::StallNext(int n, int64_t micros, const std::string& match) {
   rules_.push_back(std::move(r));
 }
 
+void FaultProxy::CutNext(int n, int64_t bytes, const std::string& match) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Rule r;
+  r.match = match;
+  r.remaining = n;
+  r.cut_after = bytes;
+  rules_.push_back(std::move(r));
+}
+
 void FaultProxy::ClearFaults() {
   std::lock_guard<std::mutex> lock(mu_);
   rules_.clear();
@@ -211,8 +221,9 @@ void FaultProxy::Handle(int client) {
   requests_.fetch_add(1);
 
   Rule rule;
-  if (TakeRule(request_line, &rule)) {
-    faults_.fetch_add(1);
+  const bool faulty = TakeRule(request_line, &rule);
+  if (faulty) faults_.fetch_add(1);
+  if (faulty && rule.cut_after < 0) {
     if (rule.stall) {
       const auto until =
           std::chrono::steady_clock::now() + std::chrono::microseconds(rule.stall_us);
@@ -247,9 +258,13 @@ void FaultProxy::Handle(int client) {
     SendAll(client, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     return;
   }
-  while (WaitReadable(up, stopping_)) {
+  int64_t budget = faulty ? rule.cut_after : INT64_MAX;
+  while (budget > 0 && WaitReadable(up, stopping_)) {
     const ssize_t n = ::recv(up, buf, sizeof(buf), 0);
-    if (n <= 0 || !SendAll(client, std::string_view(buf, static_cast<size_t>(n)))) break;
+    if (n <= 0) break;
+    const auto relay = static_cast<size_t>(std::min<int64_t>(n, budget));
+    if (!SendAll(client, std::string_view(buf, relay))) break;
+    budget -= static_cast<int64_t>(relay);
   }
   ::close(up);
 }

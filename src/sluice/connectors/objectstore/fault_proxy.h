@@ -15,8 +15,9 @@ namespace sluice::testing {
 /// A FAULT-INJECTING HTTP proxy for tests (a fake in the sense of STYLE.md: it wraps the real
 /// server). It listens on an ephemeral loopback port and forwards each HTTP/1.1 request to an
 /// upstream server (s3rver), one request per connection, unless told to misbehave: answer the
-/// next N requests with an error status and an S3 error document, or hold them without an
-/// answer (a stalled server). Requests with chunked bodies are not supported. Thread-safe.
+/// next N requests with an error status and an S3 error document, hold them without an answer
+/// (a stalled server), or cut the answer short (a broken connection). Requests with chunked bodies
+/// are not supported. Thread-safe.
 class FaultProxy {
  public:
   /// Start a proxy in front of `upstream` ("http://127.0.0.1:9000"). Loopback only.
@@ -37,6 +38,9 @@ class FaultProxy {
   /// Hold the next `n` requests whose request line contains `match` for `micros`, answer
   /// nothing, then close the connection.
   void StallNext(int n, int64_t micros, const std::string& match = "");
+  /// Forward the next `n` requests whose request line contains `match`, but relay only the
+  /// first `bytes` bytes of each answer (headers included), then close: a broken download.
+  void CutNext(int n, int64_t bytes, const std::string& match = "");
   /// Forget the faults not yet used.
   void ClearFaults();
 
@@ -53,6 +57,7 @@ class FaultProxy {
     int status = 500;
     std::string code;
     int64_t stall_us = 0;
+    int64_t cut_after = -1;  // >= 0: forward, relaying only this many bytes of the answer
   };
 
   FaultProxy(int listen_fd, int port, std::string upstream_host, int upstream_port);

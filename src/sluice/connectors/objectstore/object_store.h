@@ -103,7 +103,7 @@ struct ObjectStoreOptions {
 
   /// Time allowed to establish a connection.
   int64_t connect_timeout_us = 10'000'000;
-  /// A transfer slower than 1 byte/s for this long is aborted (and retried).
+  /// A request that moves no byte for this long is abandoned (kTimeout, retried).
   int64_t low_speed_time_us = 30'000'000;
 
   /// Retries of each request: 1 s doubling to 30 s, 0-10 % jitter, 5 attempts in total.

@@ -100,7 +100,7 @@ const OptionSchema& ObjectStoreConnectionOptions() {
       {"low_speed_time",
        OptionType::kDuration,
        "30s",
-       "Abort (and retry) an S3 transfer that moved no byte for this long.",
+       "Abandon (and retry) an S3 request that moves no byte for this long.",
        false,
        {}},
       {"retry_initial",

@@ -403,8 +403,8 @@ TEST(S3ParseTest, MapsCurlErrorsToStatusCodes) {
               StatusIs(StatusCode::kInvalidArgument, _));
 }
 
-TEST(S3ParseTest, ParsesListObjectsV2Pages) {
-  ASSERT_OK_AND_ASSIGN(auto page, s3::ParseListObjectsV2(
+TEST(S3ParseTest, ParsesListObjectsPages) {
+  ASSERT_OK_AND_ASSIGN(auto page, s3::ParseListObjects(
                                       R"(<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p/</Prefix>
 <KeyCount>2</KeyCount><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated>
@@ -417,13 +417,19 @@ TEST(S3ParseTest, ParsesListObjectsV2Pages) {
   EXPECT_EQ(page.objects[0].etag, "b1946ac9");
   EXPECT_EQ(page.objects[1].size, 12345678901);
   EXPECT_TRUE(page.truncated);
-  EXPECT_EQ(page.next_token, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
+  EXPECT_EQ(page.next_marker, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
+  ASSERT_OK_AND_ASSIGN(
+      auto v1, s3::ParseListObjects("<ListBucketResult><Marker>a</Marker><IsTruncated>true"
+                                    "</IsTruncated><Contents><Key>b</Key><Size>1</Size></Contents>"
+                                    "<NextMarker>b</NextMarker></ListBucketResult>"));
+  EXPECT_EQ(v1.next_marker, "b");
+  EXPECT_EQ(v1.objects[0].key, "b");
   ASSERT_OK_AND_ASSIGN(auto last,
-                       s3::ParseListObjectsV2("<ListBucketResult><IsTruncated>false</IsTruncated>"
-                                              "</ListBucketResult>"));
+                       s3::ParseListObjects("<ListBucketResult><IsTruncated>false</IsTruncated>"
+                                            "</ListBucketResult>"));
   EXPECT_TRUE(last.objects.empty());
   EXPECT_FALSE(last.truncated);
-  EXPECT_THAT(s3::ParseListObjectsV2("<Error><Code>X</Code></Error>"),
+  EXPECT_THAT(s3::ParseListObjects("<Error><Code>X</Code></Error>"),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("no <ListBucketResult>")));
 }
 

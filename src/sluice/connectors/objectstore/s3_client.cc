@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -188,11 +189,11 @@ Status StatusFromCurl(std::string_view operation, std::string_view target, int c
   return Status(code, std::move(msg));
 }
 
-Result<ListPage> ParseListObjectsV2(std::string_view xml) {
+Result<ListPage> ParseListObjects(std::string_view xml) {
   size_t pos = 0;
   auto result = NextElement(xml, "ListBucketResult", &pos);
   if (!result.has_value()) {
-    return Status::Invalid("ListObjectsV2 answer has no <ListBucketResult>: {}",
+    return Status::Invalid("ListObjects answer has no <ListBucketResult>: {}",
                            OneLine(std::string(xml.substr(0, 200)), 200));
   }
   ListPage page;
@@ -209,7 +210,8 @@ Result<ListPage> ParseListObjectsV2(std::string_view xml) {
     page.objects.push_back(std::move(info));
   }
   page.truncated = XmlText(*result, "IsTruncated") == "true";
-  page.next_token = XmlText(*result, "NextContinuationToken");
+  page.next_marker = XmlText(*result, "NextMarker");
+  if (page.next_marker.empty()) page.next_marker = XmlText(*result, "NextContinuationToken");
   return page;
 }
 
@@ -288,6 +290,11 @@ struct Transfer {
   size_t upload_pos = 0;
   bool body_started = false;
   int64_t skip = 0;  // bytes of a 200 answer to a Range request the sink already has
+  // Stall detection: the transfer is abandoned when no byte moved for stall_limit.
+  std::chrono::microseconds stall_limit{0};
+  curl_off_t last_bytes = -1;
+  std::chrono::steady_clock::time_point last_move = std::chrono::steady_clock::now();
+  bool stalled = false;
 };
 
 size_t OnHeader(char* data, size_t size, size_t n, void* user) {
@@ -361,11 +368,27 @@ int OnSeek(void* user, curl_off_t offset, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
-int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+// Called by curl at least once a second. (CURLOPT_LOW_SPEED_TIME would average the speed over
+// several seconds, so a request that sent its body at once and then hangs is noticed late.)
+int OnProgress(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
   auto* t = static_cast<Transfer*>(user);
   const bool cancelled = (t->cancelled != nullptr && t->cancelled->load()) ||
                          (t->request->abort != nullptr && t->request->abort->load());
-  return cancelled ? 1 : 0;
+  if (cancelled) return 1;
+  const auto now = std::chrono::steady_clock::now();
+  if (dlnow + ulnow != t->last_bytes) {
+    t->last_bytes = dlnow + ulnow;
+    t->last_move = now;
+  } else if (now - t->last_move > t->stall_limit) {
+    t->stalled = true;
+    return 1;
+  }
+  return 0;
+}
+
+std::string FormatMicros(int64_t us) {
+  if (us % 1'000'000 == 0) return fmt::format("{}s", us / 1'000'000);
+  return fmt::format("{}ms", us / 1000);
 }
 
 }  // namespace
@@ -380,6 +403,7 @@ class S3Client::Impl {
 
   ~Impl() {
     for (CURL* h : idle_) curl_easy_cleanup(h);
+    curl_slist_free_all(connect_to_);
   }
 
   Status Init() {
@@ -403,6 +427,9 @@ class S3Client::Impl {
       object_base_ = bucket_url_;
     }
     sigv4_ = fmt::format("aws:amz:{}:s3", options_.region);
+    for (const std::string& entry : options_.connect_to) {
+      connect_to_ = curl_slist_append(connect_to_, entry.c_str());
+    }
     return Status::OK();
   }
 
@@ -431,15 +458,17 @@ class S3Client::Impl {
     auto one = [&]() -> Status {
       if (!breaker_.Allow()) {
         return Status::Unavailable(
-            "S3 {} {}: circuit breaker open after {} consecutive failed requests to {}; next "
-            "probe within {}s",
+            "S3 {} {}: circuit breaker open after {} consecutive failed requests to {} (next "
+            "probe within {}; last failure: {})",
             op, target, options_.breaker.failure_threshold, Describe(),
-            options_.breaker.recovery_timeout_us / 1'000'000);
+            FormatMicros(options_.breaker.recovery_timeout_us), LastFailure());
       }
       requests_.fetch_add(1, std::memory_order_relaxed);
       Status st = attempt();
       if (st.IsRetryable()) {
         breaker_.RecordFailure();
+        std::lock_guard<std::mutex> lock(mu_);
+        last_failure_ = st.message();
       } else {
         breaker_.RecordSuccess();  // the server answered, even if with an error
       }
@@ -466,6 +495,7 @@ class S3Client::Impl {
     t.request = &request;
     t.response = response;
     t.cancelled = options_.cancelled;
+    t.stall_limit = std::chrono::microseconds(options_.low_speed_time_us);
     char errbuf[CURL_ERROR_SIZE] = {0};
 
     curl_slist* headers = nullptr;
@@ -487,13 +517,10 @@ class S3Client::Impl {
     curl_easy_setopt(h, CURLOPT_USERNAME, options_.access_key_id.c_str());
     curl_easy_setopt(h, CURLOPT_PASSWORD, options_.secret_access_key.c_str());
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to_);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(std::max<int64_t>(options_.connect_timeout_us / 1000, 1)));
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
-                     static_cast<long>(
-                         std::max<int64_t>((options_.low_speed_time_us + 999'999) / 1'000'000, 1)));
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBody);
@@ -534,6 +561,10 @@ class S3Client::Impl {
     response->status = status;
     if (rc == CURLE_OK) return Status::OK();
     if (!response->sink_status.ok()) return Status::OK();  // the caller reports the sink's error
+    if (rc == CURLE_ABORTED_BY_CALLBACK && t.stalled) {
+      return Status::Timeout("S3 {} {}: no byte moved for {}", op, target,
+                             FormatMicros(options_.low_speed_time_us));
+    }
     if (rc == CURLE_ABORTED_BY_CALLBACK) {
       return Status::Cancelled("S3 {} {}: cancelled", op, target);
     }
@@ -579,6 +610,11 @@ class S3Client::Impl {
     idle_.push_back(h);
   }
 
+  std::string LastFailure() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_failure_;
+  }
+
   // Removes credentials from a message, should a server ever echo them.
   Status Scrub(const Status& st) const {
     if (st.ok()) return st;
@@ -595,10 +631,12 @@ class S3Client::Impl {
   }
 
   std::string sigv4_;
-  std::string bucket_url_;   // path style: endpoint/bucket; virtual: scheme://bucket.host/
-  std::string object_base_;  // prefix of object URLs, ending with '/'
+  curl_slist* connect_to_ = nullptr;  // from options_.connect_to
+  std::string bucket_url_;            // path style: endpoint/bucket; virtual: scheme://bucket.host/
+  std::string object_base_;           // prefix of object URLs, ending with '/'
   std::mutex mu_;
-  std::vector<CURL*> idle_;  // guarded by mu_
+  std::vector<CURL*> idle_;   // guarded by mu_
+  std::string last_failure_;  // guarded by mu_: of the last retryable failure
 };
 
 Result<std::unique_ptr<S3Client>> S3Client::Make(S3Options options) {
@@ -831,11 +869,11 @@ Status S3Client::Get(const std::string& key, const std::function<Status(std::str
 Result<std::vector<ObjectInfo>> S3Client::List(const std::string& prefix) {
   const std::string target = impl_->Target(prefix) + "*";
   std::vector<ObjectInfo> out;
-  std::string token;
+  std::string marker;
   while (true) {
     std::string query;
-    if (!token.empty()) query += "continuation-token=" + s3::UriEncode(token, false) + "&";
-    query += "list-type=2&prefix=" + s3::UriEncode(prefix, false);
+    if (!marker.empty()) query += "marker=" + s3::UriEncode(marker, false) + "&";
+    query += "prefix=" + s3::UriEncode(prefix, false);
     HttpRequest req;
     req.method = "GET";
     req.url = impl_->BucketUrl(query);
@@ -843,18 +881,22 @@ Result<std::vector<ObjectInfo>> S3Client::List(const std::string& prefix) {
     SLUICE_RETURN_NOT_OK(impl_->WithRetries("LIST", target, [&]() -> Status {
       HttpResponse resp;
       SLUICE_RETURN_NOT_OK(impl_->Exchange("LIST", target, req, &resp));
-      auto parsed = s3::ParseListObjectsV2(resp.body);
+      auto parsed = s3::ParseListObjects(resp.body);
       if (!parsed.ok()) return parsed.status().WithContext("S3 LIST {}", target);
       page = std::move(*parsed);
       return Status::OK();
     }));
-    for (auto& info : page.objects) out.push_back(std::move(info));
-    if (!page.truncated) break;
-    if (page.next_token.empty() || page.next_token == token) {
-      return Status::Invalid("S3 LIST {}: truncated answer without a new continuation token",
-                             target);
+    if (!page.truncated) {
+      for (auto& info : page.objects) out.push_back(std::move(info));
+      break;
     }
-    token = std::move(page.next_token);
+    std::string next = page.next_marker;
+    if (next.empty() && !page.objects.empty()) next = page.objects.back().key;
+    for (auto& info : page.objects) out.push_back(std::move(info));
+    if (next.empty() || next <= marker) {
+      return Status::Invalid("S3 LIST {}: a truncated answer that does not move forward", target);
+    }
+    marker = std::move(next);
   }
   std::sort(out.begin(), out.end(),
             [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });

@@ -30,6 +30,9 @@ struct S3Options {
   CircuitBreakerOptions breaker;
   Clock* clock = nullptr;  ///< Null: SystemClock().
   const std::atomic<bool>* cancelled = nullptr;
+  /// curl CONNECT_TO entries ("host:port:connect-host:connect-port"): reach a host name at
+  /// another address, e.g. virtual-hosted bucket names on a local server in tests.
+  std::vector<std::string> connect_to;
 };
 
 /// An S3 (or S3-compatible) bucket over libcurl, signed with curl's built-in SigV4.
@@ -57,7 +60,8 @@ class S3Client final : public ObjectStore {
   /// Stream the object; a transfer that breaks is resumed with a Range request from the first
   /// byte not yet delivered, so `sink` sees each byte once.
   Status Get(const std::string& key, const std::function<Status(std::string_view)>& sink) override;
-  /// ListObjectsV2, following continuation tokens.
+  /// ListObjects (version 1, paged by marker: s3rver cannot page version 2, and every
+  /// S3-compatible server supports version 1), following pages to the end.
   Result<std::vector<ObjectInfo>> List(const std::string& prefix) override;
   Status Delete(const std::string& key) override;
   std::string Describe() const override;
@@ -101,15 +105,17 @@ Status StatusFromHttp(std::string_view operation, std::string_view target, long 
 Status StatusFromCurl(std::string_view operation, std::string_view target, int curl_code,
                       std::string_view detail);
 
-/// One page of a ListObjectsV2 answer.
+/// One page of a ListObjects (version 1 or 2) answer.
 struct ListPage {
   std::vector<ObjectInfo> objects;
   bool truncated = false;
-  std::string next_token;
+  /// Where the next page starts: <NextMarker> (v1) or <NextContinuationToken> (v2); empty when
+  /// the answer has neither (a v1 answer without a delimiter: continue after the last key).
+  std::string next_marker;
 };
 
-/// Parse a ListObjectsV2 <ListBucketResult> document.
-Result<ListPage> ParseListObjectsV2(std::string_view xml);
+/// Parse a ListObjects <ListBucketResult> document (version 1 or 2).
+Result<ListPage> ParseListObjects(std::string_view xml);
 
 /// Return the text of the first <tag>...</tag> element of `xml`, entities decoded, or "".
 std::string XmlText(std::string_view xml, std::string_view tag);
