@@ -3,6 +3,9 @@
 #include "sluice/connectors/console/console.h"
 #include "sluice/connectors/files/files.h"
 #include "sluice/connectors/generate/generate.h"
+#include "sluice/connectors/objectstore/objectstore.h"
+#include "sluice/connectors/postgres/archive_source.h"
+#include "sluice/connectors/postgres/postgres.h"
 #include "sluice/connectors/sqlite/sqlite.h"
 #include "sluice/faults/fault_inject.h"
 #include "sluice/transforms/transforms.h"
@@ -14,6 +17,9 @@ void RegisterBuiltinNodes(NodeRegistry* registry) {
   RegisterConsoleNodes(registry);
   RegisterFileNodes(registry);
   RegisterSqliteNodes(registry);
+  RegisterPostgresNodes(registry);
+  RegisterPostgresArchiveNode(registry);
+  RegisterObjectStoreNodes(registry);
   RegisterTransformNodes(registry);
   RegisterFaultNodes(registry);
 }

@@ -35,6 +35,7 @@ nodes:
     defaults: {timestamp_column: created_at, key_column: id, cutoff: "2025-07-01T00:00:00Z"}
     batch_size: 4000
     min_batch_size: 1000
+    max_batch_size: 5000
   fault: {type: fault_inject, inputs: [old], fail_at_batch: -1}
   files: {type: file, inputs: [fault], path: "\${OUTDIR}/part-{n}.jsonl.gz", roll_rows: 4000}
 YAML
@@ -91,13 +92,13 @@ check_eq "$(archived_ids out2 | uniq -d | wc -l)" 0 "two archivers: rows archive
 # 5. Errors name the node and the system, exit 1 or 2, and never hang.
 sed "s|\${SLUICE_PG_DSN}|host=127.0.0.1 port=1 user=postgres dbname=sluice connect_timeout=2|" archive.yaml > bad_dsn.yaml
 set +e
-timeout 30 "$sluice" run -q bad_dsn.yaml 2>err; code=$?
+OUTDIR=out/bad timeout 30 "$sluice" run -q bad_dsn.yaml 2>err; code=$?
 set -e
 [ "$code" = 1 ] || [ "$code" = 2 ] || fail "unreachable host: exit $code"
 grep -q "node 'old'" err && grep -q "database 'main'" err || fail "unreachable host message: $(cat err)"
 sed "s|tables: \[$table\]|tables: [no_such_table_$$]|" archive.yaml > bad_table.yaml
 set +e
-timeout 30 "$sluice" run -q bad_table.yaml 2>err; code=$?
+OUTDIR=out/bad timeout 30 "$sluice" run -q bad_table.yaml 2>err; code=$?
 set -e
 [ "$code" = 1 ] || [ "$code" = 2 ] || fail "missing table: exit $code"
 grep -q "no_such_table_$$" err && grep -q "42P01" err || fail "missing table message: $(cat err)"
