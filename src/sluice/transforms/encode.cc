@@ -8,24 +8,6 @@
 
 namespace sluice {
 
-namespace encoded {
-
-SchemaPtr Schema() {
-  static const SchemaPtr kSchema = MakeSchema({{kObject, TypeId::kBytes, false},
-                                               {kRows, TypeId::kInt64, false},
-                                               {kRawBytes, TypeId::kInt64, false},
-                                               {kFirstKey, TypeId::kString, true},
-                                               {kLastKey, TypeId::kString, true},
-                                               {kExtension, TypeId::kString, false},
-                                               {kDatabase, TypeId::kString, true},
-                                               {kTable, TypeId::kString, true}});
-  return kSchema;
-}
-
-bool IsEncoded(const sluice::Schema& schema) { return schema == *Schema(); }
-
-}  // namespace encoded
-
 std::string KeyText(const Column& column, int64_t row) {
   if (row < 0 || row >= column.length() || column.IsNull(row)) return "";
   switch (column.type()) {
