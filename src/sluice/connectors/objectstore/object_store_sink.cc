@@ -107,8 +107,22 @@ class ObjectStoreSink final : public Sink {
     return Status::OK();  // dropping `acks` releases them: the object is stored and verified
   }
 
-  Status Flush() override {
+  Status Flush() override { return WriteManifest(/*complete=*/true); }
+
+  Status Close() override {
+    // A run that failed or was cancelled still lists the objects it verified (whose rows the
+    // source may have deleted), marked incomplete.
+    if (manifest_written_) return Status::OK();
+    return WriteManifest(/*complete=*/false);
+  }
+
+ private:
+  NodeStats* stats() const { return ctx_ == nullptr ? nullptr : ctx_->stats(); }
+  bool dry_run() const { return ctx_ != nullptr && ctx_->dry_run(); }
+
+  Status WriteManifest(bool complete) {
     if (!config_.manifest || manifest_.objects.empty() || dry_run()) return Status::OK();
+    manifest_.complete = complete;
     manifest_.node = id_;
     manifest_.run_id = config_.run_id;
     manifest_.store = store_->Describe();
@@ -129,14 +143,12 @@ class ObjectStoreSink final : public Sink {
           VerifyObject(store_.get(), key, static_cast<int64_t>(body.size()), Sha256Hex(body)));
     }
     UpdateStoreCounters();
-    Log(LogLevel::kInfo, "node '{}': manifest {} lists {} objects", id_,
-        JoinKey(store_->Describe(), key), manifest_.objects.size());
+    manifest_written_ = true;
+    Log(LogLevel::kInfo, "node '{}': {}manifest {} lists {} objects", id_,
+        complete ? "" : "incomplete run: ", JoinKey(store_->Describe(), key),
+        manifest_.objects.size());
     return Status::OK();
   }
-
- private:
-  NodeStats* stats() const { return ctx_ == nullptr ? nullptr : ctx_->stats(); }
-  bool dry_run() const { return ctx_ != nullptr && ctx_->dry_run(); }
 
   Status WriteObject(const Batch& batch, int64_t seq) {
     // Where the rows go: routing columns and the key column.
@@ -206,6 +218,7 @@ class ObjectStoreSink final : public Sink {
 
     if (stats() != nullptr) stats()->AddCounter("objects", 1);
     if (dry_run()) {
+      if (stats() != nullptr) stats()->bytes_out.fetch_add(bytes, std::memory_order_relaxed);
       Log(LogLevel::kInfo, "node '{}': dry run: would write {} ({} rows, {} bytes)", id_, where,
           batch.num_rows(), bytes);
       return Status::OK();
@@ -288,6 +301,7 @@ class ObjectStoreSink final : public Sink {
   std::string raw_;  // the batch being written, serialized
   std::set<std::string> written_;
   Manifest manifest_;
+  bool manifest_written_ = false;
   int64_t reported_retries_ = 0;
   int64_t reported_trips_ = 0;
 };

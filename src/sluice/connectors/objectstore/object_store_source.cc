@@ -1,6 +1,7 @@
 // The `object_store` source: list objects under a prefix and stream each one, decompressed and
 // decoded, into batches in constant memory.
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -102,7 +103,7 @@ class ObjectInputStream final : public io::InputStream {
     }
     std::string& front = chunks_.front();
     const size_t n = std::min(capacity, front.size() - front_pos_);
-    std::memcpy(out, front.data() + front_pos_, n);
+    std::copy_n(front.data() + front_pos_, n, out);
     front_pos_ += n;
     if (front_pos_ == front.size()) {
       buffered_ -= front.size();

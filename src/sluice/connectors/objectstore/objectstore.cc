@@ -358,6 +358,7 @@ nlohmann::json ManifestToJson(const Manifest& m) {
           {"compression", m.compression},
           {"key_column", m.key_column},
           {"created", FormatTimestamp(m.created_us)},
+          {"complete", m.complete},
           {"total_objects", static_cast<int64_t>(m.objects.size())},
           {"total_rows", rows},
           {"total_bytes", bytes},

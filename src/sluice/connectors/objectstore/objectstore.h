@@ -39,7 +39,8 @@ const OptionSchema& ObjectStoreSourceOptions();
 /// Build an `object_store` sink: each batch becomes one object (JSONL or CSV, compressed),
 /// named by the `key` template under the URL's prefix, uploaded, then verified (HEAD size,
 /// GET and compare a SHA-256) before the batch's acks are released. At Flush it writes a
-/// manifest, `<prefix>/_manifests/<run_id>.json`. A failed upload or verification fails the
+/// manifest, `<prefix>/_manifests/<run_id>.json` (at Close, marked incomplete, when the run
+/// ended without a Flush). A failed upload or verification fails the
 /// batch's acks and returns the error. Under --dry-run it encodes and counts, uploads nothing.
 Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options);
 /// Build the sink over `store` instead of the one the options name (tests, embedding, stores
@@ -109,11 +110,13 @@ struct Manifest {
   std::string compression;
   std::string key_column;
   int64_t created_us = 0;  ///< Wall-clock time of writing, µs since the epoch.
+  /// False when written at Close of a run that failed or was cancelled before Flush.
+  bool complete = true;
   std::vector<ManifestEntry> objects;
 };
 
 /// Return the manifest as JSON: {"node", "run_id", "store", "prefix", "format", "compression",
-/// "key_column", "created" (ISO-8601), "total_objects", "total_rows", "total_bytes",
+/// "key_column", "created" (ISO-8601), "complete", "total_objects", "total_rows", "total_bytes",
 /// "objects": [{"key", "rows", "bytes", "uncompressed_bytes", "sha256", "min_key", "max_key"
 /// (+ "database", "table" when known)}]}.
 nlohmann::json ManifestToJson(const Manifest& manifest);

@@ -95,6 +95,7 @@ class S3Test : public ::testing::Test {
     if (!objects.ok()) return;
     std::atomic<size_t> next{0};
     std::vector<std::thread> threads;
+    threads.reserve(8);
     for (int t = 0; t < 8; ++t) {
       threads.emplace_back([&] {
         for (size_t i = next++; i < objects->size(); i = next++) {
@@ -209,6 +210,7 @@ TEST_F(S3Test, ListsMoreThanOnePageAndDeletes) {
   std::atomic<int> next{0};
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = next++; i < kObjects; i = next++) {
