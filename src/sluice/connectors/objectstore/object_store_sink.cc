@@ -8,6 +8,7 @@
 #include "sluice/core/log.h"
 #include "sluice/core/time.h"
 #include "sluice/io/compression.h"
+#include "sluice/io/encoded.h"
 #include "sluice/io/format.h"
 
 namespace sluice {
@@ -18,11 +19,6 @@ using objectstore_internal::PhaseTimer;
 using objectstore_internal::StringOr;
 
 namespace {
-
-// Columns that say where rows go rather than what they hold: used by the key template, not
-// written into the objects.
-constexpr std::string_view kDatabaseColumn = "_database";
-constexpr std::string_view kTableColumn = "_table";
 
 struct SinkConfig {
   ObjectStoreOptions store;
@@ -99,7 +95,8 @@ class ObjectStoreSink final : public Sink {
   Status Write(const BatchPtr& batch, AckSet acks) override {
     const int64_t seq = next_seq_++;
     if (batch->num_rows() == 0) return Status::OK();
-    Status st = WriteObject(*batch, seq);
+    Status st = encoded::IsEncoded(*batch->schema()) ? WriteEncodedObjects(*batch, seq)
+                                                     : WriteObject(*batch, seq);
     if (!st.ok()) {
       acks.Fail();
       return st;
@@ -129,6 +126,11 @@ class ObjectStoreSink final : public Sink {
     manifest_.prefix = config_.prefix;
     manifest_.format = std::string(io::FormatName(config_.format));
     manifest_.compression = std::string(io::CodecName(config_.codec));
+    if (!encoded_ext_.empty()) {  // the objects came encoded: say what the encoder made
+      auto format = io::FormatFromPath(encoded_ext_);
+      if (format.ok()) manifest_.format = std::string(io::FormatName(*format));
+      manifest_.compression = std::string(io::CodecName(io::CodecFromPath(encoded_ext_)));
+    }
     manifest_.key_column = config_.key_column;
     manifest_.created_us = NowMicros();
     const std::string body = ManifestToJson(manifest_).dump(2) + "\n";
@@ -150,48 +152,50 @@ class ObjectStoreSink final : public Sink {
     return Status::OK();
   }
 
-  Status WriteObject(const Batch& batch, int64_t seq) {
-    // Where the rows go: routing columns and the key column.
+  // One object ready to be stored, and what the manifest and the log say of it.
+  struct PreparedObject {
+    ObjectKeyFields fields;
+    std::string_view bytes;
+    int64_t rows = 0;
+    int64_t raw_bytes = 0;
+    const Column* key_column = nullptr;  // for the manifest's min/max key; may be null
+    int64_t serialize_ns = 0;
+    int64_t compress_ns = 0;
+  };
+
+  ObjectKeyFields BaseFields(int64_t seq) const {
     ObjectKeyFields fields;
     fields.node = id_;
     fields.date = UtcDate();
     fields.seq = seq;
-    fields.ext =
+    return fields;
+  }
+
+  // Encodes and compresses rows, then stores them as one object.
+  Status WriteObject(const Batch& batch, int64_t seq) {
+    PreparedObject o;
+    o.fields = BaseFields(seq);
+    o.fields.ext =
         fmt::format("{}{}", io::FormatExtension(config_.format), io::CodecExtension(config_.codec));
-    const int64_t last = batch.num_rows() - 1;
-    if (const Column* c = batch.GetColumn(kDatabaseColumn); c != nullptr && c->IsValid(0)) {
-      fields.database = FormatKeyValue(*c, 0);
+    if (const Column* c = batch.GetColumn(encoded::kDatabase); c != nullptr && c->IsValid(0)) {
+      o.fields.database = FormatKeyValue(*c, 0);
     }
-    if (const Column* c = batch.GetColumn(kTableColumn); c != nullptr && c->IsValid(0)) {
-      fields.table = FormatKeyValue(*c, 0);
+    if (const Column* c = batch.GetColumn(encoded::kTable); c != nullptr && c->IsValid(0)) {
+      o.fields.table = FormatKeyValue(*c, 0);
     }
     const Column* key_column = batch.GetColumn(config_.key_column);
-    const bool needs_key = KeyTemplateUses(config_.key_template, "first_key") ||
-                           KeyTemplateUses(config_.key_template, "last_key");
-    if (key_column == nullptr && needs_key) {
+    if (key_column == nullptr && UsesKeys()) {
       return Status::Invalid(
           "node '{}': the key template '{}' uses the key column '{}', which the batch lacks "
           "(columns: {}); set option 'key_column'",
           id_, config_.key_template, config_.key_column, batch.schema()->ToString());
     }
     if (key_column != nullptr) {
-      fields.first_key = FormatKeyValue(*key_column, 0);
-      fields.last_key = FormatKeyValue(*key_column, last);
-    }
-    const std::string key =
-        JoinKey(config_.prefix, ExpandKeyTemplate(config_.key_template, fields));
-    Status st = ValidateObjectKey(key);
-    if (!st.ok()) return st.WithContext("node '{}': key template '{}'", id_, config_.key_template);
-    if (!written_.insert(key).second) {
-      // A second object under the same key would replace the first, whose rows were already
-      // acknowledged: that would lose them.
-      return Status::Invalid(
-          "node '{}': the key template '{}' gave '{}' for two batches of this run; add {{seq}} "
-          "or a key column that differs between batches",
-          id_, config_.key_template, key);
+      o.fields.first_key = FormatKeyValue(*key_column, 0);
+      o.fields.last_key = FormatKeyValue(*key_column, batch.num_rows() - 1);
+      o.key_column = key_column;
     }
 
-    // Serialize and compress.
     SLUICE_RETURN_NOT_OK(PrepareEncoder(batch));
     raw_.clear();
     PhaseTimer serialize(stats(), "serialize");
@@ -205,33 +209,84 @@ class ObjectStoreSink final : public Sink {
       encoder_->Encode(*Batch::MakeUnchecked(encoder_schema_, std::move(columns), batch.num_rows()),
                        &raw_);
     }
-    const int64_t serialize_ns = serialize.Stop();
+    o.serialize_ns = serialize.Stop();
     PhaseTimer compress(stats(), "compress");
     std::string compressed;
     if (config_.codec != io::Codec::kNone) {
       SLUICE_ASSIGN_OR_RETURN(compressed, io::Compress(config_.codec, raw_, config_.level));
     }
-    const std::string_view object = config_.codec == io::Codec::kNone ? raw_ : compressed;
-    const int64_t compress_ns = compress.Stop();
-    const auto bytes = static_cast<int64_t>(object.size());
-    const std::string where = JoinKey(store_->Describe(), key);
+    o.bytes = config_.codec == io::Codec::kNone ? std::string_view(raw_) : compressed;
+    o.compress_ns = compress.Stop();
+    o.rows = batch.num_rows();
+    o.raw_bytes = static_cast<int64_t>(raw_.size());
+    return StoreObject(o);
+  }
 
+  // Stores the objects an `encode` transform made: one per row of the batch.
+  Status WriteEncodedObjects(const Batch& batch, int64_t seq) {
+    const Column& object = *batch.GetColumn(encoded::kObject);
+    const Column& rows = *batch.GetColumn(encoded::kRows);
+    const Column& raw_bytes = *batch.GetColumn(encoded::kRawBytes);
+    const Column& first_key = *batch.GetColumn(encoded::kFirstKey);
+    const Column& last_key = *batch.GetColumn(encoded::kLastKey);
+    const Column& ext = *batch.GetColumn(encoded::kExtension);
+    const Column& database = *batch.GetColumn(encoded::kDatabase);
+    const Column& table = *batch.GetColumn(encoded::kTable);
+    for (int64_t i = 0; i < batch.num_rows(); ++i) {
+      PreparedObject o;
+      o.fields = BaseFields(seq);
+      o.fields.ext = std::string(ext.GetView(i));
+      // The transform wrote the keys as text already; only make them safe for a key.
+      if (first_key.IsValid(i)) o.fields.first_key = SanitizeKeyText(first_key.GetView(i));
+      if (last_key.IsValid(i)) o.fields.last_key = SanitizeKeyText(last_key.GetView(i));
+      if (database.IsValid(i)) o.fields.database = SanitizeKeyText(database.GetView(i));
+      if (table.IsValid(i)) o.fields.table = SanitizeKeyText(table.GetView(i));
+      o.bytes = object.GetView(i);
+      o.rows = rows.GetInt64(i);
+      o.raw_bytes = raw_bytes.GetInt64(i);
+      if (encoded_ext_.empty()) encoded_ext_ = o.fields.ext;
+      SLUICE_RETURN_NOT_OK(StoreObject(o));
+    }
+    return Status::OK();
+  }
+
+  bool UsesKeys() const {
+    return KeyTemplateUses(config_.key_template, "first_key") ||
+           KeyTemplateUses(config_.key_template, "last_key");
+  }
+
+  // Names, uploads and verifies one object, and records it for the manifest.
+  Status StoreObject(const PreparedObject& o) {
+    const std::string key =
+        JoinKey(config_.prefix, ExpandKeyTemplate(config_.key_template, o.fields));
+    Status st = ValidateObjectKey(key);
+    if (!st.ok()) return st.WithContext("node '{}': key template '{}'", id_, config_.key_template);
+    if (!written_.insert(key).second) {
+      // A second object under the same key would replace the first, whose rows were already
+      // acknowledged: that would lose them.
+      return Status::Invalid(
+          "node '{}': the key template '{}' gave '{}' for two batches of this run; add {{seq}} "
+          "or a key column that differs between batches",
+          id_, config_.key_template, key);
+    }
+    const auto bytes = static_cast<int64_t>(o.bytes.size());
+    const std::string where = JoinKey(store_->Describe(), key);
     if (stats() != nullptr) stats()->AddCounter("objects", 1);
     if (dry_run()) {
       if (stats() != nullptr) stats()->bytes_out.fetch_add(bytes, std::memory_order_relaxed);
       Log(LogLevel::kInfo, "node '{}': dry run: would write {} ({} rows, {} bytes)", id_, where,
-          batch.num_rows(), bytes);
+          o.rows, bytes);
       return Status::OK();
     }
 
     // Upload, then prove the object is there and whole before the rows may be deleted.
     PhaseTimer upload(stats(), "upload");
-    st = store_->Put(key, object);
+    st = store_->Put(key, o.bytes);
     const int64_t upload_ns = upload.Stop();
     UpdateStoreCounters();
     SLUICE_RETURN_NOT_OK(st);
     PhaseTimer verify(stats(), "verify");
-    const std::string sha256 = Sha256Hex(object);
+    const std::string sha256 = Sha256Hex(o.bytes);
     if (config_.verify) st = VerifyObject(store_.get(), key, bytes, sha256);
     const int64_t verify_ns = verify.Stop();
     UpdateStoreCounters();
@@ -240,23 +295,26 @@ class ObjectStoreSink final : public Sink {
     if (stats() != nullptr) stats()->bytes_out.fetch_add(bytes, std::memory_order_relaxed);
     ManifestEntry entry;
     entry.key = key;
-    entry.rows = batch.num_rows();
+    entry.rows = o.rows;
     entry.bytes = bytes;
-    entry.uncompressed_bytes = static_cast<int64_t>(raw_.size());
+    entry.uncompressed_bytes = o.raw_bytes;
     entry.sha256 = sha256;
-    if (key_column != nullptr) std::tie(entry.min_key, entry.max_key) = ColumnRange(*key_column);
-    entry.database = fields.database;
-    entry.table = fields.table;
+    entry.first_key = o.fields.first_key;
+    entry.last_key = o.fields.last_key;
+    if (o.key_column != nullptr)
+      std::tie(entry.min_key, entry.max_key) = ColumnRange(*o.key_column);
+    entry.database = o.fields.database;
+    entry.table = o.fields.table;
     manifest_.objects.push_back(std::move(entry));
     Log(config_.log_objects ? LogLevel::kInfo : LogLevel::kDebug,
         "node={} object={} database={} table={} batch={} records={} bytes={} serialize_ms={:.1f} "
         "compress_ms={:.1f} upload_ms={:.1f} verify_ms={:.1f}",
-        id_, where, fields.database, fields.table, seq, batch.num_rows(), bytes,
-        Millis(serialize_ns), Millis(compress_ns), Millis(upload_ns), Millis(verify_ns));
+        id_, where, o.fields.database, o.fields.table, o.fields.seq, o.rows, bytes,
+        Millis(o.serialize_ns), Millis(o.compress_ns), Millis(upload_ns), Millis(verify_ns));
     return Status::OK();
   }
 
-  // Makes an encoder for the batch's schema without the routing columns.
+  // Makes an encoder for the batch's schema without the metadata ('_') columns.
   Status PrepareEncoder(const Batch& batch) {
     if (encoder_ != nullptr && *batch.schema() == *input_schema_) return Status::OK();
     input_schema_ = batch.schema();
@@ -264,7 +322,7 @@ class ObjectStoreSink final : public Sink {
     std::vector<Field> fields;
     for (int i = 0; i < batch.num_columns(); ++i) {
       const Field& f = input_schema_->field(i);
-      if (f.name == kDatabaseColumn || f.name == kTableColumn) continue;
+      if (f.name.starts_with('_')) continue;
       fields.push_back(f);
       projection_.push_back(i);
     }
@@ -302,6 +360,7 @@ class ObjectStoreSink final : public Sink {
   std::set<std::string> written_;
   Manifest manifest_;
   bool manifest_written_ = false;
+  std::string encoded_ext_;  // of the first object an `encode` transform made, if any
   int64_t reported_retries_ = 0;
   int64_t reported_trips_ = 0;
 };

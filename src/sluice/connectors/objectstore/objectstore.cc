@@ -23,15 +23,15 @@ bool IsKeySafe(char c) {
          c == '_' || c == '-';
 }
 
-std::string Sanitize(std::string_view s) {
+}  // namespace
+
+std::string SanitizeKeyText(std::string_view s) {
   std::string out(s);
   for (char& c : out) {
     if (!IsKeySafe(c)) c = '_';
   }
   return out;
 }
-
-}  // namespace
 
 void RegisterObjectStoreNodes(NodeRegistry* registry) {
   registry->AddSource(kObjectStoreType,
@@ -247,12 +247,12 @@ std::string FormatKeyValue(const Column& column, int64_t row) {
     case TypeId::kBool:
       return column.GetBool(row) ? "true" : "false";
     case TypeId::kFloat64:
-      return Sanitize(fmt::format("{}", column.GetFloat64(row)));
+      return SanitizeKeyText(fmt::format("{}", column.GetFloat64(row)));
     case TypeId::kTimestamp: {
       std::string s = FormatTimestamp(column.GetInt64(row));
       s.erase(std::remove_if(s.begin(), s.end(), [](char c) { return c == '-' || c == ':'; }),
               s.end());
-      return Sanitize(s);
+      return SanitizeKeyText(s);
     }
     case TypeId::kBytes:
     case TypeId::kGeometry: {
@@ -266,7 +266,7 @@ std::string FormatKeyValue(const Column& column, int64_t row) {
     }
     case TypeId::kString:
     case TypeId::kJson:
-      return Sanitize(column.GetView(row));
+      return SanitizeKeyText(column.GetView(row));
   }
   return "null";
 }
@@ -340,9 +340,10 @@ nlohmann::json ManifestToJson(const Manifest& m) {
   int64_t rows = 0;
   int64_t bytes = 0;
   for (const ManifestEntry& e : m.objects) {
-    nlohmann::json o = {{"key", e.key},        {"rows", e.rows},
-                        {"bytes", e.bytes},    {"uncompressed_bytes", e.uncompressed_bytes},
-                        {"sha256", e.sha256},  {"min_key", e.min_key},
+    nlohmann::json o = {{"key", e.key},           {"rows", e.rows},
+                        {"bytes", e.bytes},       {"uncompressed_bytes", e.uncompressed_bytes},
+                        {"sha256", e.sha256},     {"first_key", e.first_key},
+                        {"last_key", e.last_key}, {"min_key", e.min_key},
                         {"max_key", e.max_key}};
     if (!e.database.empty()) o["database"] = e.database;
     if (!e.table.empty()) o["table"] = e.table;

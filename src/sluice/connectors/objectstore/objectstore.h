@@ -36,7 +36,8 @@ Result<ObjectStoreOptions> ObjectStoreOptionsFromNode(const NodeOptions& options
 const OptionSchema& ObjectStoreSinkOptions();
 const OptionSchema& ObjectStoreSourceOptions();
 
-/// Build an `object_store` sink: each batch becomes one object (JSONL or CSV, compressed),
+/// Build an `object_store` sink: each batch becomes one object (JSONL or CSV, compressed; a
+/// batch from an `encode` transform, see io/encoded.h, holds finished objects, one per row),
 /// named by the `key` template under the URL's prefix, uploaded, then verified (HEAD size,
 /// GET and compare a SHA-256) before the batch's acks are released. At Flush it writes a
 /// manifest, `<prefix>/_manifests/<run_id>.json` (at Close, marked incomplete, when the run
@@ -83,9 +84,13 @@ std::string ExpandKeyTemplate(std::string_view key_template, const ObjectKeyFiel
 bool KeyTemplateUses(std::string_view key_template, std::string_view placeholder);
 
 /// Return row `row` of `column` as text fit for an object key: integers in decimal,
-/// timestamps as yyyymmddThhmmss[.ffffff]Z, strings with every character other than
-/// [A-Za-z0-9._-] replaced by '_', bools as true/false, null as "null".
+/// timestamps as yyyymmddThhmmss[.ffffff]Z, strings through SanitizeKeyText, bytes as hex,
+/// bools as true/false, null as "null".
 std::string FormatKeyValue(const Column& column, int64_t row);
+
+/// Return `text` with every character other than [A-Za-z0-9._-] replaced by '_', so that a
+/// value cannot add path segments to a key.
+std::string SanitizeKeyText(std::string_view text);
 
 /// One object a sink wrote, as listed in its manifest.
 struct ManifestEntry {
@@ -93,11 +98,15 @@ struct ManifestEntry {
   int64_t rows = 0;
   int64_t bytes = 0;  ///< Of the object as stored (compressed).
   int64_t uncompressed_bytes = 0;
-  std::string sha256;      ///< Of the object as stored.
-  nlohmann::json min_key;  ///< Smallest key_column value (null when none).
-  nlohmann::json max_key;  ///< Largest key_column value.
-  std::string database;    ///< From column `_database`, if present.
-  std::string table;       ///< From column `_table`, if present.
+  std::string sha256;     ///< Of the object as stored.
+  std::string first_key;  ///< {first_key} of the object (key text of its first row).
+  std::string last_key;   ///< {last_key} of the object.
+  /// Smallest and largest key_column values; null when unknown (objects that came encoded by
+  /// an `encode` transform carry only their first and last keys).
+  nlohmann::json min_key;
+  nlohmann::json max_key;
+  std::string database;  ///< From column `_database`, if present.
+  std::string table;     ///< From column `_table`, if present.
 };
 
 /// The manifest one sink writes at the end of a run.
@@ -117,8 +126,8 @@ struct Manifest {
 
 /// Return the manifest as JSON: {"node", "run_id", "store", "prefix", "format", "compression",
 /// "key_column", "created" (ISO-8601), "complete", "total_objects", "total_rows", "total_bytes",
-/// "objects": [{"key", "rows", "bytes", "uncompressed_bytes", "sha256", "min_key", "max_key"
-/// (+ "database", "table" when known)}]}.
+/// "objects": [{"key", "rows", "bytes", "uncompressed_bytes", "sha256", "first_key",
+/// "last_key", "min_key", "max_key" (+ "database", "table" when known)}]}.
 nlohmann::json ManifestToJson(const Manifest& manifest);
 
 /// Return the smallest and largest non-null values of `column` as JSON (numbers, strings,

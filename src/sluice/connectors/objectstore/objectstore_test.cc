@@ -19,6 +19,7 @@
 #include "sluice/connectors/objectstore/s3_client.h"
 #include "sluice/core/time.h"
 #include "sluice/io/compression.h"
+#include "sluice/io/encoded.h"
 #include "sluice/testing/matchers.h"
 
 namespace sluice {
@@ -735,6 +736,65 @@ TEST_F(ObjectStoreNodeTest, RoutingColumnsNameTheObjectAndAreNotWritten) {
   const auto manifest = nlohmann::json::parse(ReadFile(dir_ / "_manifests/run1.json"));
   EXPECT_EQ(manifest["objects"][0]["database"], "shop");
   EXPECT_EQ(manifest["objects"][0]["table"], "audit");
+}
+
+// Returns a batch as the `encode` transform makes it: one finished object per row.
+BatchPtr EncodedObjects(const std::vector<std::pair<std::string, std::string>>& objects_and_keys) {
+  std::vector<ColumnBuilder> b;
+  for (const auto& f : encoded::Schema()->fields()) b.emplace_back(f.type);
+  for (const auto& [object, first_key] : objects_and_keys) {
+    b[0].AppendString(object);
+    b[1].AppendInt64(2);
+    b[2].AppendInt64(100);
+    b[3].AppendString(first_key);
+    b[4].AppendString("20240102T000000Z");
+    b[5].AppendString(".csv.zst");
+    b[6].AppendString("shop");
+    b[7].AppendString("audit/log");
+  }
+  std::vector<Column> columns;
+  columns.reserve(b.size());
+  for (auto& builder : b) columns.push_back(builder.Finish());
+  return Batch::MakeUnchecked(encoded::Schema(), std::move(columns),
+                              static_cast<int64_t>(objects_and_keys.size()));
+}
+
+TEST_F(ObjectStoreNodeTest, SinkStoresObjectsAnEncodeTransformMade) {
+  ASSERT_OK_AND_ASSIGN(
+      auto sink,
+      OpenSink(SinkOptions({{"key", "{database}/{table}/{first_key}-{last_key}{ext}"}})));
+  auto queue = std::make_shared<AckQueue>();
+  ASSERT_OK(sink->Write(
+      EncodedObjects({{"first object", "20240101T000000Z"}, {"second object", "20240101T120000Z"}}),
+      MakeAcks(queue, 0)));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, true)));
+  ASSERT_OK(sink->Flush());
+  EXPECT_EQ(ReadFile(dir_ / "shop/audit_log/20240101T000000Z-20240102T000000Z.csv.zst"),
+            "first object");
+  EXPECT_EQ(ReadFile(dir_ / "shop/audit_log/20240101T120000Z-20240102T000000Z.csv.zst"),
+            "second object");
+  const auto manifest = nlohmann::json::parse(ReadFile(dir_ / "_manifests/run1.json"));
+  EXPECT_EQ(manifest["format"], "csv");
+  EXPECT_EQ(manifest["compression"], "zstd");
+  EXPECT_EQ(manifest["total_rows"], 4);
+  const auto& o = manifest["objects"][0];
+  EXPECT_EQ(o["sha256"], Sha256Hex("first object"));
+  EXPECT_EQ(o["uncompressed_bytes"], 100);
+  EXPECT_EQ(o["first_key"], "20240101T000000Z");
+  EXPECT_EQ(o["last_key"], "20240102T000000Z");
+  EXPECT_TRUE(o["min_key"].is_null());
+  EXPECT_EQ(o["table"], "audit_log");
+  EXPECT_EQ(stats_.Counters()["objects"], 2);
+}
+
+TEST_F(ObjectStoreNodeTest, MetadataColumnsAreNotWritten) {
+  auto batch = BatchFromJson(MakeSchema({{"id", TypeId::kInt64}, {"_partition", TypeId::kInt64}}),
+                             R"([[1, 9]])");
+  ASSERT_OK(batch);
+  ASSERT_OK_AND_ASSIGN(
+      auto sink, OpenSink(SinkOptions({{"key", "{first_key}{ext}"}, {"compression", "none"}})));
+  ASSERT_OK(sink->Write(*batch, AckSet()));
+  EXPECT_EQ(ReadFile(dir_ / "1.jsonl"), "{\"id\":1}\n");
 }
 
 TEST_F(ObjectStoreNodeTest, MissingKeyColumnIsAnError) {
