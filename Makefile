@@ -49,7 +49,7 @@ test: asan test-integration test-release fuzz
 # Start the servers, run the tests labelled `integration`, always stop the servers.
 test-integration: asan
 	@scripts/services start
-	@set -e; trap 'scripts/services stop' EXIT; eval "$$(scripts/services env)"; \
+	@set -e; trap '$(CURDIR)/scripts/services stop' EXIT; eval "$$(scripts/services env)"; \
 	  cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS) -L integration --no-tests=ignore
 
 services-start: deps
