@@ -985,7 +985,9 @@ Result<std::vector<PgColumn>> ResolveColumns(PgConnection* conn, const PgResult&
     if (col.codec.has_value()) {
       col.type_name = std::string(PgCodecName(*col.codec));
     } else {
-      unknown += (unknown.empty() ? "" : ",") + std::to_string(col.oid);
+      // Appended in two steps: `"," + std::to_string(...)` trips GCC 12's -Wrestrict at -O3.
+      if (!unknown.empty()) unknown += ',';
+      unknown += std::to_string(col.oid);
     }
   }
   if (unknown.empty()) return columns;
