@@ -42,6 +42,22 @@ const OptionJson& NodeOptions::GetJson(const std::string& name) const {
   return it == values_.end() ? NullJson() : *it;
 }
 
+Result<SchemaPtr> NodeOptions::GetSchema(const std::string& name) const {
+  if (!Has(name)) return SchemaPtr{};
+  const auto& value = GetJson(name);
+  if (!value.is_object()) return ErrorAt(name, "expected a mapping of column -> type");
+  std::vector<Field> fields;
+  for (const auto& [column, type_name] : value.items()) {
+    if (!type_name.is_string()) {
+      return ErrorAt(name, fmt::format("type of column '{}' must be a string", column));
+    }
+    auto type = ParseTypeName(type_name.get<std::string>());
+    if (!type.ok()) return ErrorAt(name, type.status().message());
+    fields.push_back({column, *type, true});
+  }
+  return MakeSchema(std::move(fields));
+}
+
 std::string NodeOptions::GetString(const std::string& name) const {
   const auto& v = GetJson(name);
   if (v.is_string()) return v.get<std::string>();

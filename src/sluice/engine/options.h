@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sluice/core/result.h"
+#include "sluice/core/schema.h"
 
 namespace sluice {
 
@@ -75,6 +76,9 @@ class NodeOptions {
   int64_t GetDurationMicros(const std::string& name) const;
   std::vector<std::string> GetStringList(const std::string& name) const;
   const OptionJson& GetJson(const std::string& name) const;
+  /// Return a kMap option of column name -> type name ("id: int64") as a Schema, in the order
+  /// written; null when the option is absent; a config error at the option's line otherwise.
+  Result<SchemaPtr> GetSchema(const std::string& name) const;
 
   /// Return "file:line:col" of option `name` (or of the node when the option is absent).
   std::string LocationOf(const std::string& name) const;

@@ -51,20 +51,7 @@ Result<SourceConfig> ParseSourceOptions(const NodeOptions& o) {
   } else if (on_error != "fail") {
     return o.ErrorAt("on_error", fmt::format("'{}' is not one of fail, skip", on_error));
   }
-  if (o.Has("schema")) {
-    const auto& schema = o.GetJson("schema");
-    if (!schema.is_object()) return o.ErrorAt("schema", "expected a mapping of column -> type");
-    std::vector<Field> fields;
-    for (const auto& [name, type_name] : schema.items()) {
-      if (!type_name.is_string()) {
-        return o.ErrorAt("schema", fmt::format("type of column '{}' must be a string", name));
-      }
-      auto type = ParseTypeName(type_name.get<std::string>());
-      if (!type.ok()) return o.ErrorAt("schema", type.status().message());
-      fields.push_back({name, *type, true});
-    }
-    c.schema = MakeSchema(std::move(fields));
-  }
+  SLUICE_ASSIGN_OR_RETURN(c.schema, o.GetSchema("schema"));
   return c;
 }
 

@@ -448,17 +448,9 @@ Result<SourceConfig> ParseSourceOptions(const NodeOptions& o) {
   if (o.Has("statement_timeout")) c.statement_timeout_us = o.GetDurationMicros("statement_timeout");
   if (o.Has("connect_timeout")) c.connect_timeout_us = o.GetDurationMicros("connect_timeout");
   if (c.connect_timeout_us <= 0) return o.ErrorAt("connect_timeout", "must be positive");
-  if (o.Has("schema")) {
-    const auto& schema = o.GetJson("schema");
-    if (!schema.is_object()) return o.ErrorAt("schema", "expected a mapping of column -> type");
-    for (const auto& [name, value] : schema.items()) {
-      if (!value.is_string()) {
-        return o.ErrorAt("schema", fmt::format("type of column '{}' must be a string", name));
-      }
-      auto type = ParseTypeName(value.get<std::string>());
-      if (!type.ok()) return o.ErrorAt("schema", type.status().message());
-      c.types.emplace_back(name, *type);
-    }
+  SLUICE_ASSIGN_OR_RETURN(SchemaPtr declared, o.GetSchema("schema"));
+  if (declared != nullptr) {
+    for (const auto& f : declared->fields()) c.types.emplace_back(f.name, f.type);
   }
   return c;
 }

@@ -579,17 +579,9 @@ Result<SourceConfig> ParseSourceOptions(const NodeOptions& o) {
   if (o.Has("batch_rows")) c.batch_rows = o.GetInt("batch_rows");
   if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
   if (o.Has("busy_timeout")) c.busy_timeout_us = o.GetDurationMicros("busy_timeout");
-  if (o.Has("schema")) {
-    const auto& schema = o.GetJson("schema");
-    if (!schema.is_object()) return o.ErrorAt("schema", "expected a mapping of column -> type");
-    for (const auto& [name, value] : schema.items()) {
-      if (!value.is_string()) {
-        return o.ErrorAt("schema", fmt::format("type of column '{}' must be a string", name));
-      }
-      auto type = ParseTypeName(value.get<std::string>());
-      if (!type.ok()) return o.ErrorAt("schema", type.status().message());
-      c.types.emplace_back(name, *type);
-    }
+  SLUICE_ASSIGN_OR_RETURN(SchemaPtr declared, o.GetSchema("schema"));
+  if (declared != nullptr) {
+    for (const auto& f : declared->fields()) c.types.emplace_back(f.name, f.type);
   }
   c.delete_after_ack = o.GetBool("delete_after_ack");
   c.key = o.GetString("key");
