@@ -1,6 +1,7 @@
 #include "sluice/core/time.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 namespace sluice {
@@ -162,6 +163,18 @@ int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+std::string FormatDate(int64_t micros) {
+  int64_t days = micros / kMicrosPerDay;
+  if (micros % kMicrosPerDay < 0) --days;  // floor, for times before 1970
+  int64_t y;
+  unsigned m, d;
+  CivilFromDays(days, &y, &m, &d);
+  char out[32];
+  const int n =
+      std::snprintf(out, sizeof(out), "%04lld-%02u-%02u", static_cast<long long>(y), m, d);
+  return std::string(out, static_cast<size_t>(n));
 }
 
 }  // namespace sluice

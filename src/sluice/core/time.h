@@ -26,5 +26,9 @@ Result<int64_t> ParseTimestamp(std::string_view text);
 
 /// Return the current wall-clock time in µs since the epoch.
 int64_t NowMicros();
+/// Return the date of `micros` as "YYYY-MM-DD" (UTC).
+std::string FormatDate(int64_t micros);
+/// Return today's date as "YYYY-MM-DD" (UTC).
+inline std::string UtcDate() { return FormatDate(NowMicros()); }
 
 }  // namespace sluice

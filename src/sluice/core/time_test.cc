@@ -25,6 +25,14 @@ TEST(TimeTest, FormatsExtremesWithoutOverflow) {
   EXPECT_FALSE(FormatTimestamp(std::numeric_limits<int64_t>::max()).empty());
 }
 
+TEST(TimeTest, FormatsDatesInUtc) {
+  EXPECT_EQ(FormatDate(0), "1970-01-01");
+  EXPECT_EQ(FormatDate(kMicrosPerDay - 1), "1970-01-01");
+  EXPECT_EQ(FormatDate(-1), "1969-12-31");
+  ASSERT_OK_AND_ASSIGN(int64_t t, ParseTimestamp("2026-11-24T23:59:59.999999Z"));
+  EXPECT_EQ(FormatDate(t), "2026-11-24");
+}
+
 TEST(TimeTest, ParsesCommonForms) {
   EXPECT_EQ(*ParseTimestamp("2024-02-29"), DaysFromCivil(2024, 2, 29) * kMicrosPerDay);
   EXPECT_EQ(*ParseTimestamp("2024-02-29 01:02:03"),

@@ -12,7 +12,8 @@ SchemaPtr Schema() {
                                                {kLastKey, TypeId::kString, true},
                                                {kExtension, TypeId::kString, false},
                                                {kDatabase, TypeId::kString, true},
-                                               {kTable, TypeId::kString, true}});
+                                               {kTable, TypeId::kString, true},
+                                               {kDate, TypeId::kString, true}});
   return kSchema;
 }
 

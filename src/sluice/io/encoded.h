@@ -16,6 +16,7 @@ inline constexpr const char* kLastKey = "_last_key";    ///< string: key of the 
 inline constexpr const char* kExtension = "_ext";       ///< string: ".jsonl.gz", ".csv.zst", ...
 inline constexpr const char* kDatabase = "_database";   ///< string: copied from the input
 inline constexpr const char* kTable = "_table";         ///< string: copied from the input
+inline constexpr const char* kDate = "_date";  ///< string: YYYY-MM-DD for {date}, from the input
 
 /// Return the schema of encoded batches.
 SchemaPtr Schema();

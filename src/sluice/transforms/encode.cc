@@ -107,8 +107,9 @@ class EncodeTransform final : public Transform {
       b[4].AppendNull();
     }
     b[5].AppendString(extension_);
-    for (int k = 0; k < 2; ++k) {
-      const Column* meta = batch->GetColumn(k == 0 ? encoded::kDatabase : encoded::kTable);
+    constexpr const char* kCopied[] = {encoded::kDatabase, encoded::kTable, encoded::kDate};
+    for (int k = 0; k < 3; ++k) {
+      const Column* meta = batch->GetColumn(kCopied[k]);
       if (meta != nullptr && meta->type() == TypeId::kString && !meta->IsNull(0)) {
         b[static_cast<size_t>(6 + k)].AppendString(meta->GetView(0));
       } else {

@@ -117,13 +117,6 @@ Status FsyncDirectory(const std::string& dir) {
   return Status::OK();
 }
 
-std::string UtcDate() {
-  int64_t y;
-  unsigned m, d;
-  CivilFromDays(NowMicros() / kMicrosPerDay, &y, &m, &d);
-  return fmt::format("{:04d}-{:02d}-{:02d}", y, m, d);
-}
-
 /// Write batches to files it names from a template, one open file at a time. Called from one
 /// thread. Holds the acks of the rows in the open file until it is published.
 class FileSink final : public Sink {

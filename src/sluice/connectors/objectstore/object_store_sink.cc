@@ -63,13 +63,6 @@ Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
   return c;
 }
 
-std::string UtcDate() {
-  int64_t y;
-  unsigned m, d;
-  CivilFromDays(NowMicros() / kMicrosPerDay, &y, &m, &d);
-  return fmt::format("{:04d}-{:02d}-{:02d}", y, m, d);
-}
-
 // Returns the time as yyyymmddThhmmssZ.
 std::string CompactUtc(int64_t micros) {
   std::string s = FormatTimestamp(micros - micros % kMicrosPerSecond);
@@ -183,6 +176,9 @@ class ObjectStoreSink final : public Sink {
     if (const Column* c = batch.GetColumn(encoded::kTable); c != nullptr && c->IsValid(0)) {
       o.fields.table = FormatKeyValue(*c, 0);
     }
+    if (const Column* c = batch.GetColumn(encoded::kDate); c != nullptr && c->IsValid(0)) {
+      o.fields.date = FormatKeyValue(*c, 0);
+    }
     const Column* key_column = batch.GetColumn(config_.key_column);
     if (key_column == nullptr && UsesKeys()) {
       return Status::Invalid(
@@ -232,6 +228,7 @@ class ObjectStoreSink final : public Sink {
     const Column& ext = *batch.GetColumn(encoded::kExtension);
     const Column& database = *batch.GetColumn(encoded::kDatabase);
     const Column& table = *batch.GetColumn(encoded::kTable);
+    const Column& date = *batch.GetColumn(encoded::kDate);
     for (int64_t i = 0; i < batch.num_rows(); ++i) {
       PreparedObject o;
       o.fields = BaseFields(seq);
@@ -241,6 +238,7 @@ class ObjectStoreSink final : public Sink {
       if (last_key.IsValid(i)) o.fields.last_key = SanitizeKeyText(last_key.GetView(i));
       if (database.IsValid(i)) o.fields.database = SanitizeKeyText(database.GetView(i));
       if (table.IsValid(i)) o.fields.table = SanitizeKeyText(table.GetView(i));
+      if (date.IsValid(i)) o.fields.date = SanitizeKeyText(date.GetView(i));
       o.bytes = object.GetView(i);
       o.rows = rows.GetInt64(i);
       o.raw_bytes = raw_bytes.GetInt64(i);

@@ -7,11 +7,22 @@
 //   Abandon(seq): ROLLBACK (the rows stay, unlocked, for a rerun)
 // The rows are locked from the SELECT until the DELETE, so a second archiver on the same table
 // skips them (SKIP LOCKED) and no row is archived twice; a crash at any point rolls back.
+// Exactly once across crashes: before a batch goes downstream its keys are recorded, committed,
+// in a state table (`sluice_archive_batches`); the DELETE removes that record in the batch's
+// transaction. A run killed after an object was written but before its DELETE committed leaves
+// the record; the next run first re-locks exactly those rows, in the same order, with the same
+// date, so the object is rewritten under the same key instead of a second copy being made.
+// Commits run on a committer thread, so one batch's DELETE and COMMIT (an fsync) overlap the
+// next batch's SELECT; the pool bounds the open transactions and Lease waits for a free one.
 #include "sluice/connectors/postgres/archive_source.h"
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
 
 #include "sluice/connectors/postgres/pg_connection.h"
 #include "sluice/connectors/postgres/pg_types.h"
@@ -53,11 +64,23 @@ std::string Quote(const std::string& ident) {
   return out;
 }
 
+/// A batch recorded in the state table and not yet deleted: what a killed run left.
+struct Intent {
+  std::string first_key;  // identifies the record (with the table)
+  std::string date;       // the batch's date (the {date} of its object key)
+  std::string keys;       // every key of the batch, as a PostgreSQL array literal
+  int64_t rows = 0;
+};
+
 struct TableJob {
   std::string database;  // the name under `databases:`
   std::string table;
   bool done = false;
   int64_t archived = 0;
+  std::string last_ts;  // the (timestamp, key) of the last row read: the keyset bound
+  std::string last_key;
+  bool recovered = false;      // the batches a killed run left unfinished were looked up
+  std::deque<Intent> pending;  // those batches, oldest first
 };
 
 struct Database {
@@ -65,6 +88,7 @@ struct Database {
   std::string dsn;
   std::string replica_dsn;  // reserved: SELECT on a replica needs a separate lock design
   int pool_size = 4;
+  std::unique_ptr<PgConnection> control;  // autocommit: the state table (source thread only)
   std::vector<std::unique_ptr<PgConnection>> idle;
   int open = 0;  // connections created (idle + in use)
 };
@@ -74,7 +98,8 @@ struct InFlight {
   size_t database;
   std::string table;
   std::unique_ptr<PgConnection> conn;
-  std::string key_array;  // the keys as a PostgreSQL array literal
+  std::string key_array;   // the keys as a PostgreSQL array literal
+  std::string intent_key;  // first_key of its state-table record ("" without a state table)
   int64_t rows = 0;
   int64_t bytes = 0;
   int64_t query_ns = 0;
@@ -116,6 +141,8 @@ class ArchiveSource final : public Source {
     }
     s->sizer_ = std::make_unique<AdaptiveBatchSizer>(sizing);
     s->vacuum_ = o.GetString("vacuum");
+    s->state_table_ = o.GetString("state_table");
+    if (s->state_table_ == "none") s->state_table_.clear();
     s->statement_timeout_ms_ = o.GetDurationMicros("statement_timeout") / 1000;
     s->connect_timeout_us_ = o.GetDurationMicros("connect_timeout");
 
@@ -150,7 +177,12 @@ class ArchiveSource final : public Source {
           tables.push_back(t.get<std::string>());
         }
       }
-      for (auto& t : tables) s->jobs_.push_back({db.name, t});
+      for (auto& t : tables) {
+        TableJob job;
+        job.database = db.name;
+        job.table = t;
+        s->jobs_.push_back(std::move(job));
+      }
       s->databases_.push_back(std::move(db));
     }
     return std::unique_ptr<Source>(std::move(s));
@@ -172,7 +204,13 @@ class ArchiveSource final : public Source {
         }
       }
       Return(d, std::move(conn));
+      if (!state_table_.empty() && !ctx_->dry_run()) {
+        // Outside the pool: the pool's size bounds the batches in flight.
+        SLUICE_ASSIGN_OR_RETURN(databases_[d].control, Connect(d));
+        SLUICE_RETURN_NOT_OK(CreateStateTable(d));
+      }
     }
+    committer_ = std::thread([this] { CommitLoop(); });
     return Status::OK();
   }
 
@@ -187,13 +225,26 @@ class ArchiveSource final : public Source {
   bool ConsumesInput() const override { return true; }
 
   Result<BatchPtr> Next(uint64_t seq) override {
+    SLUICE_RETURN_NOT_OK(CommitError());
     while (next_job_ < jobs_.size()) {
       TableJob& job = jobs_[next_job_];
       const size_t d = DatabaseIndex(job.database);
+      if (!job.recovered) SLUICE_RETURN_NOT_OK(LoadIntents(d, job));
+      if (!job.pending.empty()) {
+        SLUICE_ASSIGN_OR_RETURN(auto batch, RecoverBatch(d, job, seq));
+        if (batch != nullptr) return batch;
+        continue;
+      }
       SLUICE_ASSIGN_OR_RETURN(auto conn, Lease(d));
       auto batch = ReadBatch(d, job, std::move(conn), seq);
       if (!batch.ok()) return batch.status();
       if (*batch != nullptr) return batch;
+      if (!job.last_ts.empty()) {
+        // The bounded reads ran dry: sweep once more from the start of the table.
+        job.last_ts.clear();
+        job.last_key.clear();
+        continue;
+      }
       job.done = true;
       ++next_job_;
       last_key_.clear();
@@ -201,44 +252,18 @@ class ArchiveSource final : public Source {
     return BatchPtr{};
   }
 
+  ~ArchiveSource() override { StopCommitter(); }
+
   Status Commit(uint64_t seq) override {
     auto it = in_flight_.find(seq);
     if (it == in_flight_.end()) return Status::OK();  // an empty batch
-    InFlight f = std::move(it->second);
-    in_flight_.erase(it);
-    const Database& db = databases_[f.database];
-    const int64_t t0 = NowNs();
-    int64_t deleted = 0;
-    if (!ctx_->dry_run()) {
-      auto r = f.conn->ExecParams(
-          fmt::format("DELETE FROM {} WHERE {} = ANY($1)", Quote(f.table), Quote(key_column_)),
-          {f.key_array});
-      if (!r.ok()) {
-        (void)f.conn->Rollback();
-        return r.status().WithContext("node '{}': database '{}' table '{}': deleting batch {}", id_,
-                                      db.name, f.table, f.batch_number);
-      }
-      deleted = r->AffectedRows();
-      if (deleted != f.rows) {
-        (void)f.conn->Rollback();
-        return Status::DataLoss(
-            "node '{}': database '{}' table '{}': batch {} archived {} rows but the DELETE "
-            "matched {}; rolled back, nothing deleted",
-            id_, db.name, f.table, f.batch_number, f.rows, deleted);
-      }
-      SLUICE_RETURN_NOT_OK(f.conn->Commit().WithContext("node '{}': committing the delete", id_));
-    } else {
-      SLUICE_RETURN_NOT_OK(f.conn->Rollback());
+    {
+      std::lock_guard<std::mutex> lock(commit_mu_);
+      commit_queue_.push_back(std::move(it->second));
     }
-    const int64_t delete_ns = NowNs() - t0;
-    ctx_->stats()->AddPhase("delete", delete_ns);
-    ctx_->stats()->AddCounter(ctx_->dry_run() ? "rows_would_delete" : "deleted_rows", f.rows);
-    Log(LogLevel::kInfo,
-        "database={} table={} batch={} records={} bytes={} query_ms={:.1f} delete_ms={:.1f}{}",
-        db.name, f.table, f.batch_number, f.rows, f.bytes, f.query_ns / 1e6, delete_ns / 1e6,
-        ctx_->dry_run() ? " dry_run=true" : "");
-    Return(f.database, std::move(f.conn));
-    return Status::OK();
+    in_flight_.erase(it);
+    commit_cv_.notify_one();
+    return CommitError();
   }
 
   void Abandon(uint64_t seq) override {
@@ -250,8 +275,11 @@ class ArchiveSource final : public Source {
   }
 
   Status Close() override {
+    StopCommitter();
     for (auto& [seq, f] : in_flight_) (void)f.conn->Rollback();
     in_flight_.clear();
+    for (auto& db : databases_) db.control.reset();
+    SLUICE_RETURN_NOT_OK(CommitError());
     if (vacuum_ == "none" || ctx_ == nullptr || ctx_->dry_run() || ctx_->cancelled()) {
       return Status::OK();
     }
@@ -273,6 +301,91 @@ class ArchiveSource final : public Source {
   }
 
  private:
+  /// Return the first error of the committer thread (OK while there is none).
+  Status CommitError() {
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    return commit_error_;
+  }
+
+  void StopCommitter() {
+    {
+      std::lock_guard<std::mutex> lock(commit_mu_);
+      stopping_ = true;
+    }
+    commit_cv_.notify_all();
+    if (committer_.joinable()) committer_.join();
+  }
+
+  /// The committer thread: settle batches in the order their acks arrived. After a failure the
+  /// remaining batches roll back (their rows stay for a rerun) and the run fails.
+  void CommitLoop() {
+    while (true) {
+      InFlight f;
+      bool failed;
+      {
+        std::unique_lock<std::mutex> lock(commit_mu_);
+        commit_cv_.wait(lock, [&] { return stopping_ || !commit_queue_.empty(); });
+        if (commit_queue_.empty()) return;  // stopping, and everything settled
+        f = std::move(commit_queue_.front());
+        commit_queue_.pop_front();
+        failed = !commit_error_.ok();
+      }
+      Status st = failed ? f.conn->Rollback() : DeleteAndCommit(f);
+      Return(f.database, std::move(f.conn));
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(commit_mu_);
+        if (commit_error_.ok()) commit_error_ = std::move(st);
+      }
+    }
+  }
+
+  /// Delete the rows of batch `f` in the transaction that locked them, check the count, commit.
+  Status DeleteAndCommit(InFlight& f) {
+    const Database& db = databases_[f.database];
+    const int64_t t0 = NowNs();
+    int64_t deleted = 0;
+    if (!ctx_->dry_run()) {
+      auto r = f.conn->ExecParams(
+          fmt::format("DELETE FROM {} WHERE {} = ANY($1)", Quote(f.table), Quote(key_column_)),
+          {f.key_array});
+      if (!r.ok()) {
+        (void)f.conn->Rollback();
+        return r.status().WithContext("node '{}': database '{}' table '{}': deleting batch {}", id_,
+                                      db.name, f.table, f.batch_number);
+      }
+      deleted = r->AffectedRows();
+      if (deleted != f.rows) {
+        (void)f.conn->Rollback();
+        return Status::DataLoss(
+            "node '{}': database '{}' table '{}': batch {} archived {} rows but the DELETE "
+            "matched {}; rolled back, nothing deleted",
+            id_, db.name, f.table, f.batch_number, f.rows, deleted);
+      }
+      if (!f.intent_key.empty()) {
+        auto forget = f.conn->ExecParams(
+            fmt::format("DELETE FROM {} WHERE table_name = $1 AND first_key = $2",
+                        Quote(state_table_)),
+            {f.table, f.intent_key});
+        if (!forget.ok()) {
+          (void)f.conn->Rollback();
+          return forget.status().WithContext("node '{}': database '{}': state table '{}'", id_,
+                                             db.name, state_table_);
+        }
+      }
+      SLUICE_RETURN_NOT_OK(f.conn->Commit().WithContext("node '{}': committing the delete", id_));
+    } else {
+      SLUICE_RETURN_NOT_OK(f.conn->Rollback());
+    }
+    const int64_t delete_ns = NowNs() - t0;
+    ctx_->stats()->AddPhase("delete", delete_ns);
+    ctx_->stats()->AddCounter(ctx_->dry_run() ? "rows_would_delete" : "deleted_rows", f.rows);
+    Log(LogLevel::kInfo,
+        "database={} table={} batch={} records={} bytes={} query_ms={:.1f} delete_ms={:.1f}{}",
+        db.name, f.table, f.batch_number, f.rows, f.bytes, f.query_ns / 1e6, delete_ns / 1e6,
+        ctx_->dry_run() ? " dry_run=true" : "");
+    return Status::OK();
+  }
+
   size_t DatabaseIndex(const std::string& name) const {
     for (size_t i = 0; i < databases_.size(); ++i) {
       if (databases_[i].name == name) return i;
@@ -280,26 +393,54 @@ class ArchiveSource final : public Source {
     return 0;
   }
 
+  /// Take an idle connection of database `d`, or open one while the pool has room; otherwise
+  /// wait for the committer to return one. Called from the source and the committer threads.
   Result<std::unique_ptr<PgConnection>> Lease(size_t d) {
     Database& db = databases_[d];
-    while (!db.idle.empty()) {
-      auto conn = std::move(db.idle.back());
-      db.idle.pop_back();
-      if (conn->IsHealthy()) return conn;
-      --db.open;  // dropped: a fresh one replaces it
+    {
+      std::unique_lock<std::mutex> lock(pool_mu_);
+      while (true) {
+        while (!db.idle.empty()) {
+          auto conn = std::move(db.idle.back());
+          db.idle.pop_back();
+          if (conn->IsHealthy()) return conn;
+          --db.open;  // dropped: a fresh one replaces it
+        }
+        if (db.open < db.pool_size) break;
+        if (ctx_ != nullptr && ctx_->cancelled()) {
+          return Status::Cancelled("node '{}': cancelled while waiting for a connection", id_);
+        }
+        pool_cv_.wait_for(lock, std::chrono::milliseconds(100));
+      }
+      ++db.open;
     }
-    auto conn = PgConnection::Connect(db.dsn, connect_timeout_us_);
-    if (!conn.ok()) {
-      return conn.status().WithContext("node '{}': database '{}'", id_, db.name);
+    auto conn = Connect(d);
+    if (!conn.ok()) Return(d, nullptr);
+    return conn;
+  }
+
+  /// Open a new connection to database `d`, with the statement timeout set.
+  Result<std::unique_ptr<PgConnection>> Connect(size_t d) {
+    auto conn = PgConnection::Connect(databases_[d].dsn, connect_timeout_us_);
+    Status st = conn.status();
+    if (st.ok() && statement_timeout_ms_ > 0) {
+      st = (*conn)->SetStatementTimeout(statement_timeout_ms_);
     }
-    ++db.open;
-    if (statement_timeout_ms_ > 0)
-      SLUICE_RETURN_NOT_OK((*conn)->SetStatementTimeout(statement_timeout_ms_));
+    if (!st.ok()) return st.WithContext("node '{}': database '{}'", id_, databases_[d].name);
     return std::move(*conn);
   }
 
+  /// Give a connection back to the pool; one still in a transaction (or null) is closed.
   void Return(size_t d, std::unique_ptr<PgConnection> conn) {
-    if (conn != nullptr && !conn->InTransaction()) databases_[d].idle.push_back(std::move(conn));
+    {
+      std::lock_guard<std::mutex> lock(pool_mu_);
+      if (conn != nullptr && !conn->InTransaction()) {
+        databases_[d].idle.push_back(std::move(conn));
+      } else {
+        --databases_[d].open;
+      }
+    }
+    pool_cv_.notify_all();
   }
 
   /// Lock and read the next batch of `job` on `conn`; null when the table has no more rows.
@@ -316,10 +457,23 @@ class ArchiveSource final : public Source {
                         Quote(key_column_), limit);
       if (!last_key_.empty()) params.push_back(last_key_);
     } else {
+      // Keyset paging: start after the last row of the previous batch, so the index scan does
+      // not wade through the entries of rows this run already deleted (they stay in the index
+      // until VACUUM). Rows skipped behind the bound (locked by another archiver that then
+      // rolled back) are picked up by one unbounded sweep when the bounded reads run dry.
+      const bool bounded = !job.last_ts.empty();
       sql = fmt::format(
-          "SELECT * FROM {} WHERE {} < $1::timestamptz ORDER BY {}, {} LIMIT {} FOR UPDATE SKIP "
-          "LOCKED",
-          Quote(job.table), Quote(ts_column_), Quote(ts_column_), Quote(key_column_), limit);
+          "SELECT * FROM {0} WHERE {1} < $1::timestamptz{3} ORDER BY {1}, {2} LIMIT {4} FOR "
+          "UPDATE SKIP LOCKED",
+          Quote(job.table), Quote(ts_column_), Quote(key_column_),
+          bounded ? fmt::format(" AND ({}, {}) > ($2::timestamptz, $3)", Quote(ts_column_),
+                                Quote(key_column_))
+                  : "",
+          limit);
+      if (bounded) {
+        params.push_back(job.last_ts);
+        params.push_back(job.last_key);
+      }
     }
     const int64_t t0 = NowNs();
     SLUICE_RETURN_NOT_OK(conn->Begin());
@@ -331,54 +485,81 @@ class ArchiveSource final : public Source {
     }
     const int64_t query_ns = NowNs() - t0;
     ctx_->stats()->AddPhase("query", query_ns);
-    const int rows = result->num_rows();
-    if (rows == 0) {
+    if (result->num_rows() == 0) {
       (void)conn->Rollback();
       Return(d, std::move(conn));
       return BatchPtr{};
     }
-    sizer_->Observe(rows, query_ns / 1000);
+    sizer_->Observe(result->num_rows(), query_ns / 1000);
+    return MakeBatch(d, job, std::move(conn), *result, query_ns, seq, UtcDate(), nullptr);
+  }
 
+  /// Decode the locked rows of `result` into a batch and keep its transaction in flight as
+  /// batch `seq`. `intent` is the state-table record being redone, or null for a new batch.
+  Result<BatchPtr> MakeBatch(size_t d, TableJob& job, std::unique_ptr<PgConnection> conn,
+                             const pg::PgResult& result, int64_t query_ns, uint64_t seq,
+                             const std::string& date, const Intent* intent) {
+    const int rows = result.num_rows();
+    auto guard = [&](Status st) {
+      (void)conn->Rollback();
+      Return(d, std::move(conn));
+      return st;
+    };
     // Decode; cache the column plan per table.
     auto& plan = plans_[job.database + "." + job.table];
     if (plan.schema == nullptr) {
-      SLUICE_ASSIGN_OR_RETURN(auto columns, pg::ResolveColumns(conn.get(), *result));
+      auto columns = pg::ResolveColumns(conn.get(), result);
+      if (!columns.ok()) return guard(columns.status());
       std::vector<Field> fields;
-      for (const auto& c : columns) {
+      for (const auto& c : *columns) {
         if (!c.codec) {
-          return Status::NotImplemented(
+          return guard(Status::NotImplemented(
               "node '{}': table '{}' column '{}' has type {} that sluice cannot read yet", id_,
-              job.table, c.name, c.type_name);
+              job.table, c.name, c.type_name));
         }
         plan.codecs.push_back(*c.codec);
         fields.push_back({c.name, pg::DefaultTypeFor(*c.codec), true});
         if (c.name == key_column_) plan.key_index = static_cast<int>(fields.size()) - 1;
+        if (c.name == ts_column_) plan.ts_index = static_cast<int>(fields.size()) - 1;
+      }
+      if (plan.ts_index < 0 || fields[plan.ts_index].type != TypeId::kTimestamp) {
+        plan = Plan{};
+        return guard(Status::ConfigError(
+            "node '{}': table '{}' has no timestamp column '{}' (set defaults.timestamp_column "
+            "to a timestamptz or timestamp column)",
+            id_, job.table, ts_column_));
       }
       if (plan.key_index < 0) {
-        return Status::ConfigError("node '{}': table '{}' has no key column '{}'", id_, job.table,
-                                   key_column_);
+        plan = Plan{};
+        return guard(Status::ConfigError("node '{}': table '{}' has no key column '{}'", id_,
+                                         job.table, key_column_));
       }
       plan.data_schema = MakeSchema(fields);
       fields.push_back({"_database", TypeId::kString, false});
       fields.push_back({"_table", TypeId::kString, false});
+      fields.push_back({"_date", TypeId::kString, false});
       plan.schema = MakeSchema(std::move(fields));
     }
     std::vector<ColumnBuilder> builders;
     for (const auto& f : plan.data_schema->fields()) builders.emplace_back(f.type, rows);
-    SLUICE_RETURN_NOT_OK(pg::AppendResultRows(*result, plan.codecs, &builders, &scratch_));
+    Status decoded = pg::AppendResultRows(result, plan.codecs, &builders, &scratch_);
+    if (!decoded.ok()) return guard(decoded);
     std::vector<Column> cols;
     for (auto& b : builders) cols.push_back(b.Finish());
-    ColumnBuilder db_col(TypeId::kString, rows), table_col(TypeId::kString, rows);
-    for (int i = 0; i < rows; ++i) {
-      db_col.AppendString(job.database);
-      table_col.AppendString(job.table);
+    for (const std::string* meta :
+         {&std::as_const(job.database), &std::as_const(job.table), &date}) {
+      ColumnBuilder col(TypeId::kString, rows);
+      for (int i = 0; i < rows; ++i) col.AppendString(*meta);
+      cols.push_back(col.Finish());
     }
-    cols.push_back(db_col.Finish());
-    cols.push_back(table_col.Finish());
     BatchPtr batch = Batch::MakeUnchecked(plan.schema, std::move(cols), rows);
 
     // Remember the keys, as an array literal for DELETE ... = ANY($1).
     const Column& key = batch->column(plan.key_index);
+    auto key_text = [&](int64_t i) {
+      return key.type() == TypeId::kInt64 ? std::to_string(key.GetInt64(i))
+                                          : std::string(key.GetView(i));
+    };
     std::string keys = "{";
     for (int64_t i = 0; i < rows; ++i) {
       if (i > 0) keys += ',';
@@ -394,15 +575,136 @@ class ArchiveSource final : public Source {
       }
     }
     keys += '}';
+    std::string intent_key;
     if (ctx_->dry_run()) {
-      last_key_ = key.type() == TypeId::kInt64 ? std::to_string(key.GetInt64(rows - 1))
-                                               : std::string(key.GetView(rows - 1));
+      last_key_ = key_text(rows - 1);
+    } else {
+      if (intent == nullptr) {
+        job.last_ts = FormatTimestamp(batch->column(plan.ts_index).GetInt64(rows - 1));
+        job.last_key = key_text(rows - 1);
+      }
+      if (!state_table_.empty()) {
+        intent_key = intent != nullptr ? intent->first_key : key_text(0);
+        if (intent == nullptr) {
+          Status st = RecordIntent(d, job, intent_key, date, keys, rows);
+          if (!st.ok()) return guard(st);
+        }
+      }
     }
     job.archived += rows;
-    InFlight f{d,    job.table,         std::move(conn), std::move(keys),
+    InFlight f{d,    job.table,         std::move(conn), std::move(keys), std::move(intent_key),
                rows, batch->ByteSize(), query_ns,        ++batches_};
     in_flight_.emplace(seq, std::move(f));
     return batch;
+  }
+
+  /// Create the state table in database `d` unless it exists.
+  Status CreateStateTable(size_t d) {
+    auto r = databases_[d].control->Exec(fmt::format(
+        "CREATE TABLE IF NOT EXISTS {} (table_name text NOT NULL, first_key text NOT NULL, "
+        "batch_date text NOT NULL, rows bigint NOT NULL, keys text NOT NULL, node text NOT NULL, "
+        "created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (table_name, first_key))",
+        Quote(state_table_)));
+    // Two archivers starting at once may race on the CREATE: the loser sees a duplicate.
+    const std::string state = r.ok() ? "" : pg::SqlState(r.status());
+    if (!r.ok() && state != "23505" && state != "42P07") {
+      return r.status().WithContext(
+          "node '{}': database '{}': creating the state table '{}' (grant CREATE, create it "
+          "beforehand, or set state_table: none)",
+          id_, databases_[d].name, state_table_);
+    }
+    return Status::OK();
+  }
+
+  /// Record a new batch's keys, committed, before the batch goes downstream.
+  Status RecordIntent(size_t d, const TableJob& job, const std::string& first_key,
+                      const std::string& date, const std::string& keys, int64_t rows) {
+    auto r = databases_[d].control->ExecParams(
+        fmt::format("INSERT INTO {} (table_name, first_key, batch_date, rows, keys, node) VALUES "
+                    "($1, $2, $3, $4, $5, $6) ON CONFLICT (table_name, first_key) DO UPDATE SET "
+                    "batch_date = EXCLUDED.batch_date, rows = EXCLUDED.rows, keys = EXCLUDED.keys",
+                    Quote(state_table_)),
+        {job.table, first_key, date, std::to_string(rows), keys, id_});
+    if (!r.ok()) {
+      return r.status().WithContext("node '{}': database '{}': recording a batch in '{}'", id_,
+                                    job.database, state_table_);
+    }
+    return Status::OK();
+  }
+
+  /// Look up the batches a killed run left recorded and not deleted, oldest first.
+  Status LoadIntents(size_t d, TableJob& job) {
+    job.recovered = true;
+    if (state_table_.empty() || ctx_->dry_run()) return Status::OK();
+    auto r = databases_[d].control->ExecParams(
+        fmt::format("SELECT first_key, batch_date, keys, rows FROM {} WHERE table_name = $1 "
+                    "ORDER BY created_at, first_key",
+                    Quote(state_table_)),
+        {job.table});
+    if (!r.ok()) {
+      return r.status().WithContext("node '{}': database '{}': reading '{}'", id_, job.database,
+                                    state_table_);
+    }
+    for (int i = 0; i < r->num_rows(); ++i) {
+      Intent intent;
+      intent.first_key = std::string(r->Value(i, 0));
+      intent.date = std::string(r->Value(i, 1));
+      intent.keys = std::string(r->Value(i, 2));
+      intent.rows = std::stoll(std::string(r->Value(i, 3)));
+      job.pending.push_back(std::move(intent));
+    }
+    if (!job.pending.empty()) {
+      Log(LogLevel::kWarn,
+          "node '{}': database={} table={}: redoing {} batch(es) an earlier run left unfinished",
+          id_, job.database, job.table, job.pending.size());
+    }
+    return Status::OK();
+  }
+
+  /// Lock exactly the rows of the oldest unfinished batch and hand them on as that batch again
+  /// (same rows, order and date: the same object key). Null when there was nothing to redo.
+  Result<BatchPtr> RecoverBatch(size_t d, TableJob& job, uint64_t seq) {
+    Intent intent = std::move(job.pending.front());
+    job.pending.pop_front();
+    SLUICE_ASSIGN_OR_RETURN(auto conn, Lease(d));
+    const int64_t t0 = NowNs();
+    SLUICE_RETURN_NOT_OK(conn->Begin());
+    // NOWAIT: rows locked elsewhere belong to another archiver redoing the same batch.
+    auto result = conn->ExecParams(
+        fmt::format("SELECT * FROM {0} WHERE {2} = ANY($1) ORDER BY {1}, {2} FOR UPDATE NOWAIT",
+                    Quote(job.table), Quote(ts_column_), Quote(key_column_)),
+        {intent.keys}, pg::PgFormat::kBinary);
+    if (!result.ok()) {
+      (void)conn->Rollback();
+      Return(d, std::move(conn));
+      if (pg::SqlState(result.status()) == "55P03") {
+        Log(LogLevel::kInfo, "node '{}': table={} batch {}: locked by another archiver, skipped",
+            id_, job.table, intent.first_key);
+        return BatchPtr{};
+      }
+      return result.status().WithContext("node '{}': database '{}' table '{}': redoing batch {}",
+                                         id_, job.database, job.table, intent.first_key);
+    }
+    const int64_t query_ns = NowNs() - t0;
+    ctx_->stats()->AddPhase("query", query_ns);
+    if (result->num_rows() == 0) {
+      // Finished elsewhere (or deleted by hand): forget the record.
+      (void)conn->Rollback();
+      Return(d, std::move(conn));
+      auto forget = databases_[d].control->ExecParams(
+          fmt::format("DELETE FROM {} WHERE table_name = $1 AND first_key = $2",
+                      Quote(state_table_)),
+          {job.table, intent.first_key});
+      return forget.ok() ? BatchPtr{} : Result<BatchPtr>(forget.status());
+    }
+    if (result->num_rows() != intent.rows) {
+      Log(LogLevel::kWarn,
+          "node '{}': table={} batch {}: {} of its {} rows remain; its object is rewritten with "
+          "those",
+          id_, job.table, intent.first_key, result->num_rows(), intent.rows);
+    }
+    ctx_->stats()->AddCounter("redone_batches", 1);
+    return MakeBatch(d, job, std::move(conn), *result, query_ns, seq, intent.date, &intent);
   }
 
   struct Plan {
@@ -410,6 +712,7 @@ class ArchiveSource final : public Source {
     SchemaPtr data_schema;  // as read
     std::vector<pg::PgCodec> codecs;
     int key_index = -1;
+    int ts_index = -1;
   };
 
   std::string id_;
@@ -418,6 +721,7 @@ class ArchiveSource final : public Source {
   std::string key_column_;
   int64_t cutoff_us_ = 0;
   std::string vacuum_;
+  std::string state_table_;  // "" when off
   int64_t statement_timeout_ms_ = 0;
   int64_t connect_timeout_us_ = 10'000'000;
   std::unique_ptr<AdaptiveBatchSizer> sizer_;
@@ -429,6 +733,16 @@ class ArchiveSource final : public Source {
   std::string scratch_;
   std::string last_key_;  // dry-run paging
   uint64_t batches_ = 0;
+
+  std::mutex pool_mu_;  // guards databases_[*].idle and .open
+  std::condition_variable pool_cv_;
+
+  std::thread committer_;
+  std::mutex commit_mu_;
+  std::condition_variable commit_cv_;
+  std::deque<InFlight> commit_queue_;  // guarded by commit_mu_
+  bool stopping_ = false;              // guarded by commit_mu_
+  Status commit_error_;                // guarded by commit_mu_: the first failure
 };
 
 }  // namespace
@@ -470,6 +784,14 @@ void RegisterPostgresArchiveNode(NodeRegistry* registry) {
            {"analyze", "full", "none"}},
           {"statement_timeout", OptionType::kDuration, "0s", "Per statement; 0 = none.", false, {}},
           {"connect_timeout", OptionType::kDuration, "10s", "Per connection attempt.", false, {}},
+          {"state_table",
+           OptionType::kString,
+           "sluice_archive_batches",
+           "Table (created in each database) recording each batch's keys until its DELETE "
+           "commits, so a rerun after a crash rewrites the same objects instead of duplicating "
+           "rows; `none` turns it off (at-least-once after a crash).",
+           false,
+           {}},
       },
       &ArchiveSource::Make);
 }
