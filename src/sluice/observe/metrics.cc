@@ -106,6 +106,19 @@ void AppendSample(std::string* out, std::string_view name, const Labels& labels,
   out->push_back('\n');
 }
 
+// Returns the (lowest positive, highest) value over the series of a histogram family; hi is 0
+// when nothing was recorded.
+std::pair<double, double> ObservedRange(const FamilySnapshot& family) {
+  double lo = std::numeric_limits<double>::infinity();
+  double hi = 0;
+  for (const SeriesSnapshot& s : family.series) {
+    if (s.histogram.count() == 0) continue;
+    lo = std::min(lo, s.histogram.PositiveMin());
+    hi = std::max(hi, s.histogram.max());
+  }
+  return {lo, hi};
+}
+
 nlohmann::json LabelsJson(const Labels& labels) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [name, value] : labels) j[name] = value;
@@ -552,6 +565,18 @@ std::vector<FamilySnapshot> MetricsRegistry::Collect() const {
     for (auto& [labels, series] : family.series) f.series.push_back(std::move(series));
     out.push_back(std::move(f));
   }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (FamilySnapshot& f : out) {
+    if (f.type != MetricType::kHistogram) continue;
+    const auto [lo, hi] = ObservedRange(f);
+    if (hi <= 0) continue;
+    auto [it, inserted] = histogram_ranges_.try_emplace(f.name, lo, hi);
+    if (!inserted) {
+      it->second.first = std::min(it->second.first, lo);
+      it->second.second = std::max(it->second.second, hi);
+    }
+    f.bucket_bounds = DecadeBounds(it->second.first, it->second.second);
+  }
   return out;
 }
 
@@ -571,14 +596,11 @@ std::string RenderPrometheusText(const std::vector<FamilySnapshot>& families) {
       continue;
     }
     // One set of bounds for the whole family, so that sum by (le) across series works.
-    double lo = std::numeric_limits<double>::infinity();
-    double hi = 0;
-    for (const SeriesSnapshot& s : family.series) {
-      if (s.histogram.count() == 0) continue;
-      lo = std::min(lo, s.histogram.PositiveMin());
-      hi = std::max(hi, s.histogram.max());
+    std::vector<double> bounds = family.bucket_bounds;
+    if (bounds.empty()) {
+      const auto [lo, hi] = ObservedRange(family);
+      bounds = DecadeBounds(lo, hi);
     }
-    const std::vector<double> bounds = DecadeBounds(lo, hi);
     std::vector<std::string> le;
     le.reserve(bounds.size());
     for (double b : bounds) le.push_back(FormatSampleValue(b));

@@ -217,6 +217,10 @@ struct FamilySnapshot {
   std::string help;
   MetricType type = MetricType::kCounter;
   std::vector<SeriesSnapshot> series;  ///< Sorted by labels.
+  /// Histograms: the finite `le` bounds to expose. MetricsRegistry::Collect() fills them from
+  /// the widest range the family has ever shown in this registry, so bounds only get added over
+  /// time and an `le` series never disappears between scrapes. Empty: derive from `series`.
+  std::vector<double> bucket_bounds;
 
   /// Return the series with exactly `labels` (any order), or nullptr.
   const SeriesSnapshot* Find(Labels labels) const;
@@ -279,6 +283,8 @@ class MetricsRegistry {
   std::map<std::string, std::unique_ptr<Family>, std::less<>> families_;  // guarded by mu_
   std::vector<std::unique_ptr<Series>> orphans_;                          // guarded by mu_
   mutable Status status_;                                                 // guarded by mu_
+  // Widest (low, high) range each histogram family has shown, in exposed units.
+  mutable std::map<std::string, std::pair<double, double>, std::less<>> histogram_ranges_;  // mu_
 
   mutable std::mutex collect_mu_;            // held while collectors run
   std::map<int64_t, Collector> collectors_;  // guarded by collect_mu_
@@ -286,8 +292,9 @@ class MetricsRegistry {
 };
 
 /// Return `families` in the Prometheus text exposition format 0.0.4: one HELP and TYPE per
-/// family; histograms as _bucket{le=...} (1, 2.5, 5 per decade over the family's observed range,
-/// the same bounds for every series of the family, then +Inf), _sum and _count.
+/// family; histograms as _bucket{le=...} (the family's bucket_bounds, or 1, 2.5, 5 per decade
+/// over its observed range; the same bounds for every series of the family; then +Inf), _sum
+/// and _count.
 std::string RenderPrometheusText(const std::vector<FamilySnapshot>& families);
 
 /// Return `families` as JSON (the shape MetricsRegistry::Json() documents).

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 
 #include "sluice/observe/metrics.h"
 
@@ -63,14 +64,13 @@ void BM_PrometheusText(benchmark::State& state) {
   // A registry the size of a 10-node pipeline: 12 counters/gauges and 3 histograms per node.
   MetricsRegistry registry;
   for (int n = 0; n < 10; ++n) {
-    const Labels labels = {{"pipeline", "bench"}, {"node", "n" + std::to_string(n)}};
+    const Labels labels = {{"pipeline", "bench"}, {"node", fmt::format("n{}", n)}};
     for (int c = 0; c < 12; ++c) {
-      registry.GetCounter("sluice_bench_c" + std::to_string(c) + "_total", "Bench.", labels)
-          .Add(n * c);
+      registry.GetCounter(fmt::format("sluice_bench_c{}_total", c), "Bench.", labels).Add(n * c);
     }
     for (int h = 0; h < 3; ++h) {
-      Histogram& hist = registry.GetHistogram("sluice_bench_h" + std::to_string(h) + "_seconds",
-                                              "Bench.", labels, "s", 1e-6);
+      Histogram& hist = registry.GetHistogram(fmt::format("sluice_bench_h{}_seconds", h), "Bench.",
+                                              labels, "s", 1e-6);
       for (int i = 1; i < 1000; ++i) hist.Record(i * 97);
     }
   }

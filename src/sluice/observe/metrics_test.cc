@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -637,6 +638,23 @@ TEST(CollectorTest, RemovedCollectorsDoNotRunAndMayRegisterMetrics) {
   r.Collect();
   EXPECT_EQ(runs, 2);
   EXPECT_EQ(r.GetCounter("sluice_scrapes_total", "").Value(), 2);
+}
+
+TEST(CollectorTest, HistogramBoundsOnlyWidenBetweenScrapes) {
+  MetricsRegistry r;
+  auto current = std::make_shared<Histogram>("rows");
+  for (int i = 1000; i <= 2000; ++i) current->Record(i);
+  r.AddCollector([&](CollectorSink& sink) {
+    sink.AddHistogram("sluice_node_batch_rows", "Rows per batch.", {}, current->Snapshot());
+  });
+  EXPECT_THAT(r.Collect().at(0).bucket_bounds, ElementsAre(1000.0, 2500.0));
+  current = std::make_shared<Histogram>("rows");  // a new run: only small values so far
+  current->Record(7);
+  EXPECT_THAT(r.Collect().at(0).bucket_bounds,
+              ElementsAre(10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0));
+  const std::string text = r.PrometheusText();
+  EXPECT_THAT(text, HasSubstr("sluice_node_batch_rows_bucket{le=\"2500\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("sluice_node_batch_rows_bucket{le=\"10\"} 1\n"));
 }
 
 // ---- JSON ----
