@@ -32,12 +32,12 @@ std::string_view AlertOpName(AlertOp op);
 
 /// One alert rule: `metric` (of `node`, or run-wide) above/below `threshold` for `for_us`.
 struct AlertRule {
-  std::string name;                    ///< Unique among the rules; defaults to the metric.
-  std::string metric;                  ///< A metric name (docs/METRICS.md).
-  std::optional<std::string> node;     ///< A node id; unset for a run-wide metric.
-  AlertOp op = AlertOp::kAbove;        ///< Strictly above / strictly below.
-  double threshold = 0;                ///< In the metric's unit ("2s" -> 2, "5%" -> 0.05).
-  int64_t for_us = 0;                  ///< How long the condition must hold; 0 fires at once.
+  std::string name;                 ///< Unique among the rules; default "metric" or "metric@node".
+  std::string metric;               ///< A metric name (docs/METRICS.md).
+  std::optional<std::string> node;  ///< A node id; unset for a run-wide metric.
+  AlertOp op = AlertOp::kAbove;     ///< Strictly above / strictly below.
+  double threshold = 0;             ///< In the metric's unit ("2s" -> 2, "5%" -> 0.05).
+  int64_t for_us = 0;               ///< How long the condition must hold; 0 fires at once.
   std::optional<std::string> webhook;  ///< An http(s) URL to POST events to.
 };
 

@@ -81,13 +81,14 @@ class SilentListener {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
-    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    listen(fd_, 16);
     socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 && listen(fd_, 16) == 0 &&
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port_ = ntohs(addr.sin_port);
+    }
   }
   ~SilentListener() { close(fd_); }
+  bool ok() const { return port_ > 0; }
   std::string Url() const { return fmt::format("http://127.0.0.1:{}/hook", port_); }
 
  private:
@@ -101,11 +102,14 @@ int ClosedPort() {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
   close(fd);
-  return ntohs(addr.sin_port);
+  return port;
 }
 
 AlertEvent FiredEvent(std::string webhook) {
@@ -181,7 +185,9 @@ TEST(WebhookNotifierTest, AnErrorStatusIsCountedAsAFailure) {
 
 TEST(WebhookNotifierTest, AClosedPortFailsWithoutBlockingTheCaller) {
   WebhookNotifier notifier;
-  const std::string url = fmt::format("http://127.0.0.1:{}/hook", ClosedPort());
+  const int port = ClosedPort();
+  ASSERT_GT(port, 0);
+  const std::string url = fmt::format("http://127.0.0.1:{}/hook", port);
   notifier.Notify(FiredEvent(url));  // returns at once: the post happens on another thread
   notifier.Notify(FiredEvent(url));
   ASSERT_TRUE(notifier.Flush(kFlushBoundUs));
@@ -191,6 +197,7 @@ TEST(WebhookNotifierTest, AClosedPortFailsWithoutBlockingTheCaller) {
 
 TEST(WebhookNotifierTest, AReceiverThatNeverAnswersTimesOut) {
   SilentListener silent;
+  ASSERT_TRUE(silent.ok());
   WebhookNotifier notifier(
       WebhookOptions{.connect_timeout_us = 200'000, .total_timeout_us = 300'000});
   notifier.Notify(FiredEvent(silent.Url()));
@@ -200,6 +207,7 @@ TEST(WebhookNotifierTest, AReceiverThatNeverAnswersTimesOut) {
 
 TEST(WebhookNotifierTest, DestroyingAbortsTheRequestInFlightAndDropsTheQueue) {
   SilentListener silent;
+  ASSERT_TRUE(silent.ok());
   // Timeouts far beyond the test's patience: only the abort can end the request.
   auto notifier = std::make_unique<WebhookNotifier>(WebhookOptions{
       .connect_timeout_us = 600'000'000, .total_timeout_us = 600'000'000, .max_queue = 1});
