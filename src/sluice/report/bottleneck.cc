@@ -78,8 +78,8 @@ void AddPinnedBatchAdvice(const NodeReport& n, std::vector<std::string>* advice)
   const int64_t max = Counter(n, "batch_size_max");
   if (max > 0 && size >= max) {
     advice->push_back(
-        fmt::format("the adaptive batch size of '{}' is pinned at its maximum ({} rows): raise "
-                    "`max_batch_size` of '{}' so each batch carries more rows per round trip",
+        fmt::format("the adaptive batch size of '{}' is pinned at its max ({} rows): raise "
+                    "`max_batch_size` of '{}'",
                     n.id, max, n.id));
     return;
   }
@@ -88,8 +88,8 @@ void AddPinnedBatchAdvice(const NodeReport& n, std::vector<std::string>* advice)
   const HistogramReport& h = it->second;
   if (h.count >= 2 && h.max > 0 && h.p50 >= h.max * (1 - 1e-9)) {
     advice->push_back(
-        fmt::format("batches of '{}' are pinned at their maximum (p50 = max = {:.0f} rows): raise "
-                    "`batch_size` of '{}' to spread the per-batch cost over more rows",
+        fmt::format("batches of '{}' are pinned at their max (p50 = max = {:.0f} rows): raise "
+                    "`batch_size` of '{}'",
                     n.id, h.max, n.id));
   }
 }
@@ -169,9 +169,8 @@ Bottleneck AnalyzeBottleneck(const RunReport& run) {
     if (!IsSink(n) || Utilization(n) < kSinkSaturated) continue;
     sink_advised.insert(i);
     b.advice.push_back(fmt::format(
-        "sink backpressure: '{}' is busy {} of the run, so the destination sets the pace; raise "
-        "`parallelism` of '{}' (now {}) if the destination takes concurrent writes, or make its "
-        "writes cheaper",
+        "sink backpressure: '{}' is busy {}, the destination sets the pace; raise `parallelism` "
+        "of '{}' (now {}) if it takes concurrent writes",
         n.id, Pct(Utilization(n)), n.id, n.parallelism));
   }
 
@@ -179,18 +178,18 @@ Bottleneck AnalyzeBottleneck(const RunReport& run) {
     if (blocked_input != run.nodes.size()) {
       const NodeReport& in = run.nodes[blocked_input];
       b.advice.push_back(fmt::format(
-          "raise `parallelism` of '{}' (now {}): each instance is busy {} and '{}' waits {} of "
-          "the run for it",
+          "raise `parallelism` of '{}' (now {}): each instance is busy {}, '{}' waits {} of the "
+          "run for it",
           x.id, x.parallelism, Pct(Utilization(x)), in.id, Pct(BlockedFraction(run, in))));
     } else if (IsSource(x)) {
       b.advice.push_back(fmt::format(
-          "the source '{}' is busy {} of the run: reading is the limit; raise `parallelism` of "
-          "'{}' (now {}) if its type can split the input, or read less at the source",
+          "the source '{}' is busy {}: reading is the limit; raise `parallelism` of '{}' (now {}) "
+          "if its type can split the input",
           x.id, Pct(Utilization(x)), x.id, x.parallelism));
     } else {
       b.advice.push_back(
-          fmt::format("raise `parallelism` of '{}' (now {}): each instance is busy {} of the run",
-                      x.id, x.parallelism, Pct(Utilization(x))));
+          fmt::format("raise `parallelism` of '{}' (now {}): each instance is busy {}", x.id,
+                      x.parallelism, Pct(Utilization(x))));
     }
   }
 
@@ -202,7 +201,7 @@ Bottleneck AnalyzeBottleneck(const RunReport& run) {
   if (run.memory_budget_waits > 0 || near_limit) {
     std::string facts;
     if (run.memory_budget_waits > 0) {
-      facts = fmt::format("{} waits for memory", run.memory_budget_waits);
+      facts = fmt::format("{} waits", run.memory_budget_waits);
     }
     if (run.memory_budget_limit_bytes > 0) {
       if (!facts.empty()) facts += ", ";
@@ -211,9 +210,7 @@ Bottleneck AnalyzeBottleneck(const RunReport& run) {
                       BytesText(static_cast<double>(run.memory_budget_limit_bytes)));
     }
     b.advice.push_back(
-        fmt::format("the memory budget was exhausted ({}): raise `settings.memory_limit`, or lower "
-                    "`batch_size` so fewer bytes are in flight",
-                    facts));
+        fmt::format("memory budget exhausted ({}): raise `settings.memory_limit`", facts));
   }
 
   for (const NodeReport& n : run.nodes) {
@@ -225,15 +222,14 @@ Bottleneck AnalyzeBottleneck(const RunReport& run) {
     }
     b.advice.push_back(fmt::format(
         "retries dominate '{}' ({} retries for {} batches): its server fails or throttles; check "
-        "it, and lower `parallelism` of '{}' if it is throttling (`retry_max_attempts` bounds "
-        "the wait)",
+        "it, or lower `parallelism` of '{}'",
         n.id, retries, batches, n.id));
   }
 
   if (idle) {
     b.advice.push_back(fmt::format(
-        "the source '{}' or the system it reads from limits the run (a slow query, a rate "
-        "limit, a polling interval); no node downstream needs more resources",
+        "the source '{}' or the system it reads from limits the run (slow query, rate limit, "
+        "polling interval); nothing downstream needs more resources",
         x.id));
   }
   return b;

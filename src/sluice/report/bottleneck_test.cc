@@ -85,7 +85,7 @@ TEST(BottleneckTest, SaturatedSourceIsTheLimit) {
   const Bottleneck b = AnalyzeBottleneck(run);
   EXPECT_EQ(b.node, "src");
   ASSERT_EQ(b.advice.size(), 1u);
-  EXPECT_THAT(b.advice[0], AllOf(HasSubstr("source 'src' is busy 97%"),
+  EXPECT_THAT(b.advice[0], AllOf(HasSubstr("source 'src' is busy 97%: reading is the limit"),
                                  HasSubstr("raise `parallelism` of 'src' (now 1)")));
 }
 
@@ -98,16 +98,19 @@ TEST(BottleneckTest, SinkBusyNearFullIsSinkBackpressure) {
   const Bottleneck b = AnalyzeBottleneck(run);
   EXPECT_EQ(b.node, "out");
   ASSERT_EQ(b.advice.size(), 1u);  // No second, generic parallelism advice for the same sink.
-  EXPECT_THAT(b.advice[0], AllOf(HasSubstr("sink backpressure: 'out' is busy 98%"),
-                                 HasSubstr("raise `parallelism` of 'out' (now 2)")));
+  EXPECT_THAT(
+      b.advice[0],
+      AllOf(HasSubstr("sink backpressure: 'out' is busy 98%, the destination sets the pace"),
+            HasSubstr("raise `parallelism` of 'out' (now 2)")));
 }
 
 TEST(BottleneckTest, AdaptiveBatchSizePinnedAtMax) {
   auto run = Chain();
   Node(run, "src")["counters"] = {{"batch_size", 50000}, {"batch_size_max", 50000}};
   const Bottleneck b = AnalyzeBottleneck(run);
-  EXPECT_THAT(b.advice, Contains(AllOf(HasSubstr("batch size of 'src' is pinned"),
-                                       HasSubstr("`max_batch_size` of 'src'"))));
+  EXPECT_THAT(b.advice,
+              Contains(AllOf(HasSubstr("batch size of 'src' is pinned at its max (50000 rows)"),
+                             HasSubstr("`max_batch_size` of 'src'"))));
 }
 
 TEST(BottleneckTest, AdaptiveBatchSizeBelowMaxGivesNoBatchAdvice) {
@@ -139,8 +142,9 @@ TEST(BottleneckTest, MemoryBudgetWaitsMeanExhausted) {
   auto run = Chain();
   run["memory_budget_waits"] = 7;
   const Bottleneck b = AnalyzeBottleneck(run);
-  EXPECT_THAT(b.advice, Contains(AllOf(HasSubstr("memory budget was exhausted (7 waits"),
-                                       HasSubstr("raise `settings.memory_limit`"))));
+  EXPECT_THAT(b.advice, Contains(AllOf(
+                            HasSubstr("memory budget exhausted (7 waits, peak 1000 B of 97.7 KiB)"),
+                            HasSubstr("raise `settings.memory_limit`"))));
 }
 
 TEST(BottleneckTest, MemoryBudgetPeakNearLimitMeansExhausted) {

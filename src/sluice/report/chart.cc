@@ -1,14 +1,12 @@
+#include "sluice/report/chart_internal.h"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <iterator>
-#include <limits>
 #include <map>
-#include <numeric>
 
 #include <fmt/format.h>
-
-#include "sluice/report/chart_internal.h"
 
 namespace sluice::report::internal {
 
@@ -257,13 +255,14 @@ Axis MakeAxis(double lo, double hi, Unit unit, int target) {
   const double m = std::max(std::abs(Finite(lo) ? lo : 0), std::abs(Finite(hi) ? hi : 0));
   switch (unit) {
     case Unit::kCount:
-      if (m >= 1e9) {
+      // Plain numbers up to 9999: "500" reads better than "0.5k".
+      if (m >= 1e10) {
         axis.divisor = 1e9;
         axis.suffix = "G";
-      } else if (m >= 1e6) {
+      } else if (m >= 1e7) {
         axis.divisor = 1e6;
         axis.suffix = "M";
-      } else if (m >= 1e3) {
+      } else if (m >= 1e4) {
         axis.divisor = 1e3;
         axis.suffix = "k";
       }
@@ -553,7 +552,7 @@ std::string RenderHistogram(const std::string& id, const std::string& title,
       Bar bar{lower, 0, 0};
       for (size_t k = i; k < std::min(i + group, last); ++k) {
         bar.upper = h.buckets[k].first;
-        bar.count += h.buckets[k].second;
+        bar.count += std::max<int64_t>(h.buckets[k].second, 0);
       }
       lower = bar.upper;
       bars.push_back(bar);
@@ -660,14 +659,23 @@ std::string RenderHistogram(const std::string& id, const std::string& title,
 
 std::string RenderDag(const RunReport& run, const DagLayout& layout,
                       const std::string& bottleneck) {
-  constexpr double kBoxW = 190, kBoxH = 74, kGapX = 90, kGapY = 26, kMargin = 20, kTop = 48;
+  constexpr double kBoxW = 190, kBoxH = 74, kGapX = 90, kGapY = 26, kMargin = 20;
+  std::vector<std::string> caption = {
+      "data flows left to right; the bar in each node is its utilization (busy time per "
+      "instance / run time)"};
+  if (!layout.has_edges && !run.nodes.empty()) {
+    caption.insert(caption.begin(),
+                   "edges unknown: this report (version 1) has no node inputs, so nodes are "
+                   "grouped by kind");
+  }
+  const double top = 36 + 16 * static_cast<double>(caption.size());
   size_t max_rows = 1;
   for (const auto& layer : layout.layers) max_rows = std::max(max_rows, layer.size());
   const size_t num_layers = std::max<size_t>(layout.layers.size(), 1);
-  const double width =
-      std::max(2 * kMargin + static_cast<double>(num_layers) * (kBoxW + kGapX) - kGapX, 400.0);
+  double width = 2 * kMargin + static_cast<double>(num_layers) * (kBoxW + kGapX) - kGapX;
+  for (const auto& line : caption) width = std::max(width, 2 * kMargin + TextWidth(line) * 0.9);
   const double tall = static_cast<double>(max_rows) * (kBoxH + kGapY) - kGapY;
-  const double height = kTop + tall + kMargin;
+  const double height = top + tall + kMargin;
 
   // Box origins; each layer is centred on the tallest one.
   std::vector<double> bx(run.nodes.size()), by(run.nodes.size());
@@ -676,16 +684,15 @@ std::string RenderDag(const RunReport& run, const DagLayout& layout,
     const double h = static_cast<double>(layer.size()) * (kBoxH + kGapY) - kGapY;
     for (size_t k = 0; k < layer.size(); ++k) {
       bx[layer[k]] = kMargin + static_cast<double>(l) * (kBoxW + kGapX);
-      by[layer[k]] = kTop + (tall - h) / 2 + static_cast<double>(k) * (kBoxH + kGapY);
+      by[layer[k]] = top + (tall - h) / 2 + static_cast<double>(k) * (kBoxH + kGapY);
     }
   }
 
   std::string out;
   OpenSvg(&out, "chart-dag", "Pipeline graph", width, height, /*visible_title=*/false);
-  Text(&out, kMargin, 18, "start",
-       "data flows left to right; the bar in each node is its utilization (busy time per "
-       "instance / run time)",
-       "tick");
+  for (size_t i = 0; i < caption.size(); ++i) {
+    Text(&out, kMargin, 18 + 16 * static_cast<double>(i), "start", caption[i], "tick");
+  }
   out +=
       "<defs><marker id=\"dag-arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" "
       "markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\">"
@@ -733,9 +740,6 @@ std::string RenderDag(const RunReport& run, const DagLayout& layout,
                    "fill=\"#e5e7eb\"/><rect x=\"{0:.1f}\" y=\"{1:.1f}\" width=\"{3:.1f}\" "
                    "height=\"5\" rx=\"2\" fill=\"{4}\"/></g>\n",
                    x + 10, y + 60, kBoxW - 20, (kBoxW - 20) * util, bar_color);
-  }
-  if (!layout.has_edges && !run.nodes.empty()) {
-    Text(&out, width - 8, 18, "end", "edges unknown: the report has no node inputs (v1)", "tick");
   }
   out += "</svg>\n";
   return out;

@@ -102,6 +102,9 @@ TEST(AxisTest, SecondsAndCountsAxes) {
   const Axis k = MakeAxis(0, 25000, Unit::kCount, 5);
   EXPECT_EQ(k.suffix, "k");
   EXPECT_EQ(k.Label(k.ticks.values.back()), "25k");
+  const Axis plain = MakeAxis(0, 2000, Unit::kCount, 4);
+  EXPECT_EQ(plain.suffix, "");
+  EXPECT_EQ(plain.Label(plain.ticks.values[1]), "500");
   const Axis pct = MakeAxis(0, 180, Unit::kPercent, 5);
   EXPECT_EQ(pct.Label(pct.ticks.values[1]), "50%");
 }

@@ -47,7 +47,8 @@ section h2 { font-size: 16px; margin: 0 0 8px; font-weight: 600; }
 ul.advice { margin: 6px 0 0; padding-left: 20px; }
 ul.advice li { margin: 3px 0; }
 svg.chart { display: block; width: 100%; height: auto; margin: 4px 0 10px; }
-svg#chart-dag { width: auto; max-width: 100%; }
+.dag-wrap { overflow-x: auto; }
+svg#chart-dag { width: auto; max-width: none; }
 svg.chart text { font: 12px system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif;
   fill: #374151; }
 svg.chart text.chart-title { font-size: 13px; font-weight: 600; fill: #111827; }
@@ -417,7 +418,7 @@ Result<std::string> RenderHtmlReport(const nlohmann::json& run) {
     b = AnalyzeBottleneck(r);
   }
   std::string out;
-  out.reserve(64 * 1024);
+  out.reserve(size_t{64} * 1024);
   AppendF(&out,
           "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -429,7 +430,9 @@ Result<std::string> RenderHtmlReport(const nlohmann::json& run) {
   if (r.nodes.empty()) {
     Note(&out, "dag", "The report has no nodes.");
   } else {
-    Append(&out, internal::RenderDag(r, internal::LayoutDag(r), b.node));
+    // A long pipeline scrolls sideways rather than shrinking its labels out of legibility.
+    AppendF(&out, "<div class=\"dag-wrap\">{}</div>\n",
+            internal::RenderDag(r, internal::LayoutDag(r), b.node));
   }
   Append(&out, "</section>\n");
   RenderThroughput(r, &out);

@@ -56,6 +56,7 @@ TEST(HtmlReportTest, HeaderBottleneckTableAndAlerts) {
   EXPECT_THAT(html, HasSubstr("raise <code>parallelism</code> of &#39;s3_archive&#39; (now 2)"));
   EXPECT_THAT(SvgById(html, "chart-dag"), HasSubstr("class=\"node bottleneck\"><title>s3_archive"));
   EXPECT_THAT(html, HasSubstr("<tr class=\"bottleneck\"><td>s3_archive</td>"));
+  EXPECT_THAT(html, HasSubstr("batches closed by rows 118 timeout 2, deleted_rows=1,099,621"));
   EXPECT_THAT(html, HasSubstr("<td>slow_batches</td><td>s3_archive</td>"));
   EXPECT_THAT(html, HasSubstr("still firing"));
 }

@@ -192,7 +192,8 @@ Status ParseNode(const json& j, size_t index, NodeReport* n) {
   SLUICE_RETURN_NOT_OK(ReadObject(j, "histograms", p, &obj));
   if (obj != nullptr) {
     for (const auto& [k, v] : obj->items()) {
-      SLUICE_RETURN_NOT_OK(ParseHistogram(v, p + "histograms." + k, &n->histograms[k]));
+      SLUICE_RETURN_NOT_OK(
+          ParseHistogram(v, fmt::format("{}histograms.{}", p, k), &n->histograms[k]));
     }
   }
   SLUICE_RETURN_NOT_OK(ReadObject(j, "batch_close", p, &obj));
@@ -216,7 +217,7 @@ Status ParseTimeSeries(const json& j, TimeSeries* ts) {
   SLUICE_RETURN_NOT_OK(ReadObject(j, "nodes", p, &nodes));
   if (nodes == nullptr) return Status::OK();
   for (const auto& [id, v] : nodes->items()) {
-    const std::string np = p + "nodes." + id;
+    const std::string np = fmt::format("{}nodes.{}", p, id);
     if (!v.is_object()) return Status::Invalid("{}: expected an object", np);
     NodeSeries& s = ts->nodes[id];
     SLUICE_RETURN_NOT_OK(ReadNumbers(v, "rows_in", np + ".", &s.rows_in));
