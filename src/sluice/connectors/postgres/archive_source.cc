@@ -669,19 +669,21 @@ class ArchiveSource final : public Source {
     SLUICE_ASSIGN_OR_RETURN(auto conn, Lease(d));
     const int64_t t0 = NowNs();
     SLUICE_RETURN_NOT_OK(conn->Begin());
-    // NOWAIT: rows locked elsewhere belong to another archiver redoing the same batch.
-    auto result = conn->ExecParams(
-        fmt::format("SELECT * FROM {0} WHERE {2} = ANY($1) ORDER BY {1}, {2} FOR UPDATE NOWAIT",
-                    Quote(job.table), Quote(ts_column_), Quote(key_column_)),
-        {intent.keys}, pg::PgFormat::kBinary);
+    // Wait for rows locked elsewhere: another archiver redoing the same batch (it deletes them:
+    // we then read none and forget the record), or a backend of the killed run that has not yet
+    // noticed its client is gone (it rolls back: we then read them). Skipping them instead could
+    // let a later read archive them under another key.
+    Status locked = conn->Exec("SET LOCAL lock_timeout = '60s'").status();
+    auto result = locked.ok()
+                      ? conn->ExecParams(
+                            fmt::format("SELECT * FROM {0} WHERE {2} = ANY($1) ORDER BY {1}, {2} "
+                                        "FOR UPDATE",
+                                        Quote(job.table), Quote(ts_column_), Quote(key_column_)),
+                            {intent.keys}, pg::PgFormat::kBinary)
+                      : Result<pg::PgResult>(locked);
     if (!result.ok()) {
       (void)conn->Rollback();
       Return(d, std::move(conn));
-      if (pg::SqlState(result.status()) == "55P03") {
-        Log(LogLevel::kInfo, "node '{}': table={} batch {}: locked by another archiver, skipped",
-            id_, job.table, intent.first_key);
-        return BatchPtr{};
-      }
       return result.status().WithContext("node '{}': database '{}' table '{}': redoing batch {}",
                                          id_, job.database, job.table, intent.first_key);
     }
