@@ -189,6 +189,26 @@ bool Holds(const AlertRule& rule, double value) {
 
 std::string_view AlertOpName(AlertOp op) { return op == AlertOp::kAbove ? "above" : "below"; }
 
+const std::vector<std::string>& StandardAlertMetrics() {
+  static const std::vector<std::string> kMetrics = {
+      "rows_per_s",
+      "utilization",
+      "backpressure",
+      "queue_depth",
+      "errors",
+      "error_rate",
+      "retries",
+      "batch_latency_p50_s",
+      "batch_latency_p95_s",
+      "batch_latency_p99_s",
+      "batch_latency_max_s",
+      "rss_mb",
+      "cpu_percent",
+      "memory_budget_used",
+  };
+  return kMetrics;
+}
+
 Result<std::vector<AlertRule>> ParseAlertRules(const nlohmann::ordered_json& alerts,
                                                const std::vector<std::string>& known_metrics) {
   std::vector<AlertRule> rules;

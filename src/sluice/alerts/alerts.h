@@ -41,6 +41,10 @@ struct AlertRule {
   std::optional<std::string> webhook;  ///< An http(s) URL to POST events to.
 };
 
+/// Return the metric names a rule may watch (docs/METRICS.md, "Alerts"); `sluice run` serves
+/// their values. With a `node`, the value of that node; without, the run-wide value.
+const std::vector<std::string>& StandardAlertMetrics();
+
 /// Parse the `alerts:` list (YAML converted to JSON; null means no rules). Each entry is a
 /// mapping with `metric` (required; checked against `known_metrics` unless that is empty, with
 /// the nearest name suggested on a typo), `name`, `node`, exactly one of `above`/`below` (a

@@ -11,12 +11,17 @@
 
 #include <CLI/CLI.hpp>
 
+#include "sluice/alerts/alerts.h"
 #include "sluice/builtin_nodes.h"
+#include "sluice/cli/observe_commands.h"
+#include "sluice/cli/run_monitor.h"
 #include "sluice/cli/run_summary.h"
 #include "sluice/config/loader.h"
 #include "sluice/core/log.h"
 #include "sluice/core/time.h"
 #include "sluice/engine/executor.h"
+#include "sluice/history/run_history.h"
+#include "sluice/report/bottleneck.h"
 
 namespace sluice {
 namespace {
@@ -24,6 +29,7 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitRunFailed = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitAlert = 3;  // --fail-on-alert: the run succeeded but an alert fired
 constexpr int kExitInterrupted = 130;
 
 std::atomic<bool> g_interrupted{false};
@@ -68,9 +74,33 @@ Result<std::unique_ptr<Pipeline>> LoadAndBuild(const CommonArgs& args, const Nod
   return Pipeline::Build(std::move(spec), registry);
 }
 
-int CmdRun(const CommonArgs& args, const NodeRegistry& registry, bool dry_run, bool quiet,
-           const std::string& report_path, const std::string& engine) {
-  auto built = LoadAndBuild(args, registry, engine);
+struct RunArgs {
+  bool dry_run = false;
+  bool quiet = false;
+  std::string report;
+  std::string engine;
+  std::string metrics_listen;
+  std::string history;
+  bool no_history = false;
+  bool fail_on_alert = false;
+};
+
+/// Record the run in the history; a failure to record is a warning, never a failed run.
+void RecordHistory(const RunArgs& args, const PipelineSpec& spec, const nlohmann::json& report) {
+  if (args.no_history) return;
+  const std::string location =
+      HistoryLocation(args.history.empty() ? spec.settings.history : args.history);
+  auto h = history::OpenRunHistory(location);
+  Status st = h.status();
+  if (st.ok()) {
+    auto record = history::RunRecordFromReport(report.dump(), NowMicros());
+    st = record.ok() ? (*h)->Record(*record) : record.status();
+  }
+  if (!st.ok()) Log(LogLevel::kWarn, "run history not recorded: {}", st.message());
+}
+
+int CmdRun(const CommonArgs& common, const NodeRegistry& registry, const RunArgs& args) {
+  auto built = LoadAndBuild(common, registry, args.engine);
   if (!built.ok()) {
     PrintError(built.status());
     return ExitCodeFor(built.status());
@@ -78,15 +108,33 @@ int CmdRun(const CommonArgs& args, const NodeRegistry& registry, bool dry_run, b
   std::unique_ptr<Pipeline> pipeline = std::move(*built);
   InstallSignalHandlers();
   RunOptions options;
-  options.dry_run = dry_run;
+  options.dry_run = args.dry_run;
   options.interrupt = &g_interrupted;
   PipelineRun run(pipeline.get(), options);
   const std::string run_id = NewRunId();
 
+  RunMonitorOptions mo;
+  mo.run_id = run_id;
+  mo.metrics_listen =
+      args.metrics_listen.empty() ? pipeline->spec().settings.metrics_listen : args.metrics_listen;
+  if (!pipeline->spec().alerts.is_null()) {
+    auto rules = alerts::ParseAlertRules(pipeline->spec().alerts, alerts::StandardAlertMetrics());
+    if (!rules.ok()) {
+      PrintError(rules.status());
+      return kExitUsage;
+    }
+    mo.alert_rules = std::move(*rules);
+  }
+  RunMonitor monitor(&run, mo);
+  if (Status st = monitor.Start(); !st.ok()) {
+    PrintError(st.WithContext("--metrics-listen"));
+    return st.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitRunFailed;
+  }
+
   // A live progress line on a terminal; nothing when piped or --quiet.
   std::atomic<bool> done{false};
   std::thread progress;
-  const bool tty = !quiet && isatty(STDERR_FILENO);
+  const bool tty = !args.quiet && isatty(STDERR_FILENO);
   if (tty) {
     progress = std::thread([&] {
       while (!done.load()) {
@@ -101,20 +149,35 @@ int CmdRun(const CommonArgs& args, const NodeRegistry& registry, bool dry_run, b
   Status st = run.Execute();
   done = true;
   if (progress.joinable()) progress.join();
+  monitor.Stop(st);
 
-  if (!quiet) std::fputs(FormatRunSummary(run, st).c_str(), stderr);
-  if (!report_path.empty()) {
-    std::ofstream out(report_path);
-    out << RunReportJson(run, st, run_id).dump(2) << "\n";
+  nlohmann::json report = RunReportJson(run, st, run_id);
+  monitor.AddToReport(&report);
+  const report::Bottleneck bottleneck = report::AnalyzeBottleneck(report);
+  report["bottleneck"] = report::BottleneckToJson(bottleneck);
+  if (!args.quiet) {
+    std::string summary = FormatRunSummary(run, st);
+    if (st.ok()) summary += report::FormatBottleneck(bottleneck);
+    std::fputs(summary.c_str(), stderr);
+  }
+  if (!args.report.empty()) {
+    std::ofstream out(args.report);
+    out << report.dump(2) << "\n";
     if (!out) {
-      std::fprintf(stderr, "sluice: cannot write report '%s'\n", report_path.c_str());
+      std::fprintf(stderr, "sluice: cannot write report '%s'\n", args.report.c_str());
       if (st.ok()) return kExitRunFailed;
     }
   }
+  RecordHistory(args, pipeline->spec(), report);
   if (!st.ok()) {
-    if (quiet || st.code() != StatusCode::kCancelled) PrintError(st);
+    if (args.quiet || st.code() != StatusCode::kCancelled) PrintError(st);
+    return ExitCodeFor(st);
   }
-  return ExitCodeFor(st);
+  if (args.fail_on_alert && monitor.AlertFired()) {
+    std::fprintf(stderr, "sluice: an alert fired during the run (--fail-on-alert)\n");
+    return kExitAlert;
+  }
+  return kExitOk;
 }
 
 std::string DefaultText(const OptionSpec& o) {
@@ -188,18 +251,47 @@ int Main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log debug messages");
 
   CommonArgs common;
-  bool dry_run = false, quiet = false;
-  std::string report, engine, node_type;
+  RunArgs ra;
+  std::string node_type;
   bool markdown = false;
 
   auto* run = app.add_subcommand("run", "Run a pipeline");
   run->add_option("file", common.file, "Pipeline YAML file")->required();
-  run->add_flag("--dry-run", dry_run, "Count and describe what would be done; change nothing");
-  run->add_flag("-q,--quiet", quiet, "No progress line and no summary");
-  run->add_option("--report", report, "Write the run report as JSON to this file");
+  run->add_flag("--dry-run", ra.dry_run, "Count and describe what would be done; change nothing");
+  run->add_flag("-q,--quiet", ra.quiet, "No progress line and no summary");
+  run->add_option("--report", ra.report, "Write the run report as JSON to this file");
   run->add_option("--set", common.sets, "Override a config value: PATH=VALUE (repeatable)");
-  run->add_option("--engine", engine, "Override settings.engine")
+  run->add_option("--engine", ra.engine, "Override settings.engine")
       ->check(CLI::IsMember({"parallel", "sequential"}));
+  run->add_option("--metrics-listen", ra.metrics_listen,
+                  "Serve Prometheus /metrics and /api/v1/run at HOST:PORT (e.g. 127.0.0.1:9464)");
+  run->add_option("--history", ra.history,
+                  "Record the run here: a SQLite path or a PostgreSQL DSN (default "
+                  "$SLUICE_HISTORY, else ~/.local/state/sluice/runs.db)");
+  run->add_flag("--no-history", ra.no_history, "Do not record the run");
+  run->add_flag("--fail-on-alert", ra.fail_on_alert, "Exit 3 when an alert fired");
+
+  std::string report_file, report_run, report_out, history_flag, runs_pipeline, runs_status;
+  int64_t runs_limit = 20;
+  auto* report_cmd = app.add_subcommand("report", "Render a run report as one HTML file");
+  report_cmd->add_option("file", report_file, "A run report (sluice run --report FILE)");
+  report_cmd->add_option("--run", report_run, "A run id from `sluice runs` instead of a file");
+  report_cmd->add_option("-o,--output", report_out, "The HTML file to write (report.html)");
+  report_cmd->add_option("--history", history_flag, "Where runs are recorded");
+
+  auto* runs = app.add_subcommand("runs", "List recorded runs, newest first");
+  runs->add_option("--pipeline", runs_pipeline, "Only this pipeline");
+  runs->add_option("--status", runs_status, "Only runs with this status")
+      ->check(CLI::IsMember({"ok", "failed", "cancelled"}));
+  runs->add_option("--limit", runs_limit, "At most this many (0 = all)");
+  runs->add_option("--history", history_flag, "Where runs are recorded");
+
+  std::string top_addr;
+  int top_interval_ms = 1000, top_iterations = 0;
+  auto* top = app.add_subcommand("top", "Live view of a run started with --metrics-listen");
+  top->add_option("address", top_addr, "HOST:PORT of the run (127.0.0.1:9464)");
+  top->add_option("--interval-ms", top_interval_ms, "Refresh period")->check(CLI::Range(50, 60000));
+  top->add_option("--iterations", top_iterations, "Stop after N refreshes (0 = until the end)");
 
   auto* validate = app.add_subcommand("validate", "Check a pipeline file without running it");
   validate->add_option("file", common.file, "Pipeline YAML file")->required();
@@ -221,7 +313,10 @@ int Main(int argc, char** argv) {
   }
   SetLogLevel(verbose ? LogLevel::kDebug : LogLevel::kInfo);
 
-  if (*run) return CmdRun(common, registry, dry_run, quiet, report, engine);
+  if (*run) return CmdRun(common, registry, ra);
+  if (*report_cmd) return CmdReport(report_file, report_run, history_flag, report_out);
+  if (*runs) return CmdRuns(history_flag, runs_pipeline, runs_status, runs_limit);
+  if (*top) return CmdTop(top_addr, top_interval_ms, top_iterations);
   if (*validate || *graph) {
     auto built = LoadAndBuild(common, registry, "");
     if (!built.ok()) {

@@ -1,5 +1,6 @@
 #include "sluice/config/loader.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -8,6 +9,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "sluice/alerts/alerts.h"
 #include "sluice/core/units.h"
 
 namespace sluice {
@@ -358,12 +360,31 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
         spec.settings.memory_limit = j.get<int64_t>();
       } else if (key == "history" || key == "metrics_listen") {
         if (!v.IsScalar()) return ErrorAt(file, mark, "'" + key + "' must be a string");
-        if (key == "history") spec.settings.history = v.Scalar();
+        (key == "history" ? spec.settings.history : spec.settings.metrics_listen) = v.Scalar();
       } else {
         return ErrorAt(file, kv.first.Mark(),
                        fmt::format("unknown setting '{}'{} (settings are: {})", key,
                                    Hint(key, kSettingsKeys), JoinNames(kSettingsKeys)));
       }
+    }
+  }
+
+  if (YAML::Node alerts = root["alerts"]; alerts && !alerts.IsNull()) {
+    if (!alerts.IsSequence()) {
+      return ErrorAt(file, alerts.Mark(),
+                     "'alerts' must be a list of {metric, above|below, for, node, webhook}");
+    }
+    spec.alerts = ToJson(alerts);
+    auto rules = alerts::ParseAlertRules(spec.alerts, alerts::StandardAlertMetrics());
+    if (!rules.ok()) {
+      // "alerts[N].field: ..." -> the entry's position in the file.
+      const std::string& msg = rules.status().message();
+      size_t index = 0;
+      YAML::Mark mark = alerts.Mark();
+      if (std::sscanf(msg.c_str(), "alerts[%zu]", &index) == 1 && index < alerts.size()) {
+        mark = alerts[index].Mark();
+      }
+      return ErrorAt(file, mark, msg);
     }
   }
 

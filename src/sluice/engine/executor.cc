@@ -35,14 +35,22 @@ int64_t ReadProcStatusKb(const char* key) {
   return kb;
 }
 
-/// Measures busy time of a node call into its stats.
+/// Measures busy time of a node call into its stats; a call that handles one batch also goes
+/// into the node's batch-latency histogram.
 class BusyTimer {
  public:
-  explicit BusyTimer(NodeStats* stats) : stats_(stats), start_(NowNs()) {}
-  ~BusyTimer() { stats_->busy_ns.fetch_add(NowNs() - start_, std::memory_order_relaxed); }
+  enum Kind { kOther, kBatch };
+  explicit BusyTimer(NodeStats* stats, Kind kind = kOther)
+      : stats_(stats), kind_(kind), start_(NowNs()) {}
+  ~BusyTimer() {
+    const int64_t elapsed = NowNs() - start_;
+    stats_->busy_ns.fetch_add(elapsed, std::memory_order_relaxed);
+    if (kind_ == kBatch) stats_->batch_latency.Record(elapsed);
+  }
 
  private:
   NodeStats* stats_;
+  Kind kind_;
   int64_t start_;
 };
 
@@ -371,7 +379,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
     Result<BatchPtr> next = Status::Internal("unset");
     AcquireSlot();
     {
-      BusyTimer busy(&stats);
+      BusyTimer busy(&stats, BusyTimer::kBatch);
       next = n.source->Next(seq);
     }
     ReleaseSlot();
@@ -391,6 +399,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
       budget_.Release(estimate);
       break;
     }
+    stats.batch_rows.Record(batch->num_rows());
     const int64_t size = batch->ByteSize();
     budget_.Adjust(size - estimate);
     estimate = size;
@@ -480,11 +489,12 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
     stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
     stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);
     stats.batches_in.fetch_add(1, std::memory_order_relaxed);
+    stats.batch_rows.Record(m->batch->num_rows());
     emitter.SetInput(&*m);
     Status st;
     AcquireSlot();
     {
-      BusyTimer busy(&stats);
+      BusyTimer busy(&stats, BusyTimer::kBatch);
       st = t->Process(m->batch, m->input, &emitter);
     }
     ReleaseSlot();
@@ -557,13 +567,14 @@ void PipelineRun::RunSink(size_t node) {
     stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
     stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);
     stats.batches_in.fetch_add(1, std::memory_order_relaxed);
+    stats.batch_rows.Record(m->batch->num_rows());
     // Keep our own reference until Write returns, so a failed write is marked failed before
     // the sink could possibly have released the last reference.
     AckSet keep = m->acks;
     Status st;
     AcquireSlot();
     {
-      BusyTimer busy(&stats);
+      BusyTimer busy(&stats, BusyTimer::kBatch);
       st = n.sink->Write(m->batch, std::move(m->acks));
     }
     ReleaseSlot();
@@ -636,6 +647,7 @@ Status PipelineRun::DeliverSequential(size_t node, Message m) {
   stats.rows_in.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
   stats.bytes_in.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
   stats.batches_in.fetch_add(1, std::memory_order_relaxed);
+  stats.batch_rows.Record(m.batch->num_rows());
   AckSet keep = m.acks;
   Status st;
   if (n.kind() == NodeKind::kTransform) {
@@ -646,8 +658,9 @@ Status PipelineRun::DeliverSequential(size_t node, Message m) {
     // Busy time of a transform excludes the downstream work its emits ran; approximate by
     // charging it all here, which is what a single thread spends on this node's behalf.
     stats.busy_ns.fetch_add(NowNs() - t0, std::memory_order_relaxed);
+    stats.batch_latency.Record(NowNs() - t0);
   } else {
-    BusyTimer busy(&stats);
+    BusyTimer busy(&stats, BusyTimer::kBatch);
     st = n.sink->Write(m.batch, std::move(m.acks));
   }
   if (!st.ok()) {

@@ -6,6 +6,8 @@
 #include <mutex>
 #include <string>
 
+#include "sluice/observe/metrics.h"
+
 namespace sluice {
 
 /// Counters one node instance updates as it runs; read by the progress line and the summary.
@@ -23,6 +25,10 @@ struct NodeStats {
   std::atomic<int64_t> discarded_rows{0};
   std::atomic<int64_t> committed_batches{0};
   std::atomic<int64_t> abandoned_batches{0};
+  /// Time of each call that handles one batch (Next, Process, Write), in nanoseconds.
+  observe::Histogram batch_latency{"s", 1e-9};
+  /// Rows of each batch received (a source: each batch it produced).
+  observe::Histogram batch_rows{"rows", 1.0};
 
   /// Add `nanos` to the named phase (e.g. "upload"); phases show in the summary and report.
   void AddPhase(const std::string& phase, int64_t nanos);

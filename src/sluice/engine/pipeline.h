@@ -17,7 +17,8 @@ struct PipelineSettings {
   EngineKind engine = EngineKind::kParallel;
   int max_parallel_nodes = 0;  ///< Nodes processing a batch at the same moment; 0 = no limit.
   int64_t memory_limit = 0;    ///< Bytes of in-flight batches; 0 = no limit.
-  std::string history;         ///< Run-history database (reserved for observability).
+  std::string history;         ///< Run-history location: a SQLite path or a PostgreSQL DSN.
+  std::string metrics_listen;  ///< host:port for /metrics and /api/v1/run; "" = off.
 };
 
 /// One node as declared: id, type, inputs, engine-level options and the node's own options.
@@ -39,6 +40,7 @@ struct PipelineSpec {
   std::string file;
   PipelineSettings settings;
   std::vector<NodeSpec> nodes;
+  OptionJson alerts;  ///< The `alerts:` list as JSON (null when absent); checked by the loader.
 };
 
 /// One node of a built pipeline: its spec, type, instances and edges.
