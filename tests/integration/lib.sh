@@ -4,6 +4,8 @@ sluice=$(realpath "${1:?usage: $0 path/to/sluice}")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
+# Runs record themselves in a history database: keep the tests' runs out of the user's.
+export SLUICE_HISTORY="${SLUICE_HISTORY:-$work/runs.db}"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 check_eq() { [ "$1" == "$2" ] || fail "$3: got '$1', want '$2'"; }

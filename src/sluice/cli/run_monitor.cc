@@ -87,7 +87,7 @@ void RunMonitor::Loop() {
 
 RunMonitor::Sample RunMonitor::TakeSample() const {
   Sample s;
-  s.t = static_cast<double>(run_->ElapsedMicros()) / 1e6;
+  s.t = static_cast<double>(NowMicros() - started_us_) / 1e6;
   auto [user, sys] = ProcessCpuSeconds();
   s.cpu_s = user + sys;
   s.rss = CurrentRssBytes();
@@ -225,7 +225,7 @@ std::optional<double> RunMonitor::Lookup(std::string_view metric, std::string_vi
 void RunMonitor::Collect(observe::CollectorSink& sink) const {
   const std::string& pipeline = run_->pipeline()->name();
   const auto& nodes = run_->pipeline()->nodes();
-  const double elapsed = static_cast<double>(run_->ElapsedMicros()) / 1e6;
+  const double elapsed = static_cast<double>(NowMicros() - started_us_) / 1e6;
   for (size_t i = 0; i < nodes.size(); ++i) {
     const NodeStats& st = run_->stats(i);
     const observe::Labels labels = {{"pipeline", pipeline},
@@ -328,7 +328,7 @@ std::string RunMonitor::LiveJson() {
   }
   j["pipeline"] = run_->pipeline()->name();
   j["run_id"] = options_.run_id;
-  j["elapsed_s"] = static_cast<double>(run_->ElapsedMicros()) / 1e6;
+  j["elapsed_s"] = static_cast<double>(NowMicros() - started_us_) / 1e6;
   j["rss_bytes"] = CurrentRssBytes();
   j["memory_budget_bytes"] = run_->budget().used();
   j["memory_budget_limit_bytes"] = run_->budget().limit();
