@@ -3,20 +3,34 @@
 # the cutoff. Checks, for both executors and after faults:
 #   - every archived row is in exactly one file, and only rows older than the cutoff are gone;
 #   - a sink failing mid-run, and the process dying mid-run (abort), delete nothing unwritten;
-#   - a rerun finishes the job; two archivers at once never archive a row twice.
+#   - a rerun finishes the job; two archivers at once never archive a row twice;
+#   - with a read replica (the same server under a read-only role), rows are read there and
+#     locked and deleted on the primary: a row locked on the primary by another session is left
+#     for the next run, a row the replica does not show yet too; every row archived once;
+#   - max_parallel_databases: 2 archives two databases at once, their batches interleaved.
 source "$(dirname "$0")/lib.sh"
 [ -n "${SLUICE_PG_DSN:-}" ] || fail "SLUICE_PG_DSN is not set: run scripts/services start and eval \"\$(scripts/services env)\""
 psql -qAtc 'select 1' >/dev/null || fail "PostgreSQL at $PGHOST:$PGPORT does not answer"
 table="archive_test_$$"
-trap 'psql -qc "DROP TABLE IF EXISTS $table" >/dev/null 2>&1; rm -rf "$work"' EXIT
+reader="archive_reader_$$"
+db2="sluice_archive_db2_$$"
+locker=""
+cleanup() {
+  [ -z "$locker" ] || kill "$locker" 2>/dev/null || true
+  psql -qc "DROP TABLE IF EXISTS $table" >/dev/null 2>&1 || true
+  psql -qc "DROP ROLE IF EXISTS $reader" >/dev/null 2>&1 || true
+  psql -qc "DROP DATABASE IF EXISTS $db2 WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
-seed() {
-  psql -q <<SQL
+seed() {  # seed [DATABASE [ID_OFFSET]]
+  psql -q -d "${1:-$PGDATABASE}" <<SQL
 DROP TABLE IF EXISTS $table;
 CREATE TABLE $table (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text,
                      action text, payload jsonb);
 INSERT INTO $table
-SELECT g, timestamptz '2025-01-01' + (g % 365) * interval '1 day', 'user-' || (g % 97),
+SELECT ${2:-0} + g, timestamptz '2025-01-01' + (g % 365) * interval '1 day', 'user-' || (g % 97),
        (ARRAY['login','logout','read','update'])[1 + g % 4],
        jsonb_build_object('n', g, 'pad', repeat('x', 200))
 FROM generate_series(1, 100000) g;
@@ -102,4 +116,84 @@ OUTDIR=out/bad timeout 30 "$sluice" run -q bad_table.yaml 2>err; code=$?
 set -e
 [ "$code" = 1 ] || [ "$code" = 2 ] || fail "missing table: exit $code"
 grep -q "no_such_table_$$" err && grep -q "42P01" err || fail "missing table message: $(cat err)"
-echo "pg archive: ok"
+
+# 6. A read replica: the same server, reached as a role that may only SELECT (so a lock or a
+#    DELETE sent to the "replica" would fail), and for which row-level security hides row 40
+#    (a replica that has not caught up with it yet). Another session holds rows 10, 20 and 30
+#    FOR UPDATE on the primary during the first run.
+seed
+old=$(old_count)
+psql -q <<SQL
+CREATE ROLE $reader LOGIN;
+GRANT SELECT ON $table TO $reader;
+ALTER TABLE $table ENABLE ROW LEVEL SECURITY;
+CREATE POLICY lagging ON $table FOR SELECT TO $reader USING (id <> 40);
+SQL
+sed -e "s|main: {dsn: \"\${SLUICE_PG_DSN}\",|main: {dsn: \"\${SLUICE_PG_DSN}\", replica_dsn: \"\${SLUICE_PG_DSN} user=$reader application_name=replica\",|" archive.yaml > replica.yaml
+grep -q "replica_dsn" replica.yaml || fail "could not add replica_dsn"
+psql -q >/dev/null <<SQL &
+BEGIN;
+SELECT id FROM $table WHERE id IN (10, 20, 30) FOR UPDATE;
+\! for i in \$(seq 600); do [ -e "$work/release" ] && break; sleep 0.1; done
+COMMIT;
+SQL
+locker=$!
+for _ in $(seq 100); do
+  [ "$(psql -qAtc "SELECT count(*) FROM (SELECT id FROM $table WHERE id IN (10, 20, 30) FOR UPDATE SKIP LOCKED) l")" = 0 ] && break
+  sleep 0.1
+done
+[ "$(psql -qAtc "SELECT count(*) FROM (SELECT id FROM $table WHERE id IN (10, 20, 30) FOR UPDATE SKIP LOCKED) l")" = 0 ] \
+  || fail "replica: could not lock rows 10, 20, 30"
+rm -rf out3
+OUTDIR=out3/a "$sluice" run replica.yaml 2>log || fail "replica run: $(tail -3 log)"
+grep -q "database 'main' is read on the replica .*$reader@" log || fail "replica: no log of the replica: $(head -3 log)"
+check_eq "$(grep -c 'read on the replica' log)" 1 "replica: times its use is logged"
+check_eq "$(psql -qAtc "SELECT string_agg(id::text, ',' ORDER BY id) FROM $table WHERE created_at < '2025-07-01'")" \
+  "10,20,30,40" "replica: old rows left by the first run (locked elsewhere, not on the replica yet)"
+check_eq "$(archived_ids out3 | wc -l)" "$((old - 4))" "replica: rows archived by the first run"
+check_eq "$(archived_ids out3 | grep -cxE '10|20|30|40' || true)" 0 "replica: held rows archived"
+touch "$work/release"; wait "$locker" || true; locker=""
+# The replica catches up with row 40; the next run archives the rest.
+psql -qc "DROP POLICY lagging ON $table"
+psql -qc "CREATE POLICY caught_up ON $table FOR SELECT TO $reader USING (true)"
+OUTDIR=out3/b "$sluice" run -q replica.yaml 2>log || fail "replica rerun: $(tail -3 log)"
+check_eq "$(old_count)" 0 "replica: old rows left after the rerun"
+check_eq "$(new_count)" "$newer" "replica: newer rows"
+check_eq "$(archived_ids out3/b | tr '\n' ',')" "10,20,30,40," "replica: rows archived by the rerun"
+check_eq "$(archived_ids out3 | wc -l)" "$old" "replica: rows archived in all"
+check_eq "$(archived_ids out3 | uniq -d | wc -l)" 0 "replica: rows archived twice"
+psql -qc "DROP TABLE $table" && psql -qc "DROP ROLE $reader"
+
+# 7. Two databases at once (max_parallel_databases: 2), each with its own pool of 2; the ids of
+#    the second are offset by a million so that the files tell them apart.
+psql -qc "CREATE DATABASE $db2"
+seed
+seed "$db2" 1000000
+old=$(old_count)
+old2=$(psql -d "$db2" -qAtc "SELECT count(*) FROM $table WHERE created_at < '2025-07-01'")
+cat > two.yaml <<YAML
+nodes:
+  old:
+    type: postgres_archive
+    max_parallel_databases: 2
+    databases:
+      main: {dsn: "\${SLUICE_PG_DSN}", tables: [$table], pool_size: 2}
+      second: {dsn: "\${SLUICE_PG_DSN} dbname=$db2", tables: [$table], pool_size: 2}
+    defaults: {timestamp_column: created_at, key_column: id, cutoff: "2025-07-01T00:00:00Z"}
+    batch_size: 4000
+    min_batch_size: 4000
+    max_batch_size: 4000
+  files: {type: file, inputs: [old], path: "\${OUTDIR}/part-{n}.jsonl.gz", roll_rows: 4000}
+YAML
+OUTDIR=out4 "$sluice" run two.yaml 2>log || fail "two databases: $(tail -3 log)"
+check_eq "$(old_count)" 0 "two databases: old rows left in main"
+check_eq "$(psql -d "$db2" -qAtc "SELECT count(*) FROM $table WHERE created_at < '2025-07-01'")" 0 \
+  "two databases: old rows left in the second"
+check_eq "$(psql -d "$db2" -qAtc "SELECT count(*) FROM $table")" "$newer" "two databases: newer rows of the second"
+check_eq "$(archived_ids out4 | awk '$1 < 1000000' | wc -l)" "$old" "two databases: rows archived from main"
+check_eq "$(archived_ids out4 | awk '$1 > 1000000' | wc -l)" "$old2" "two databases: rows archived from the second"
+check_eq "$(archived_ids out4 | uniq -d | wc -l)" 0 "two databases: rows archived twice"
+# Interleaved: the per-batch lines switch between the databases many times, not once.
+switches=$(grep -o ' database=[a-z]* table=' log | uniq | wc -l)
+[ "$switches" -ge 6 ] || fail "two databases: batches not interleaved: $(grep -o ' database=[a-z]*' log | uniq -c | tr '\n' ' ')"
+echo "pg archive: ok (two databases: $switches runs of batches of one database in the log)"
