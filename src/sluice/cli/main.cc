@@ -83,6 +83,7 @@ struct RunArgs {
   std::string history;
   bool no_history = false;
   bool fail_on_alert = false;
+  bool no_metrics = false;
 };
 
 /// Record the run in the history; a failure to record is a warning, never a failed run.
@@ -109,6 +110,7 @@ int CmdRun(const CommonArgs& common, const NodeRegistry& registry, const RunArgs
   InstallSignalHandlers();
   RunOptions options;
   options.dry_run = args.dry_run;
+  options.histograms = !args.no_metrics;
   options.interrupt = &g_interrupted;
   PipelineRun run(pipeline.get(), options);
   const std::string run_id = NewRunId();
@@ -126,7 +128,7 @@ int CmdRun(const CommonArgs& common, const NodeRegistry& registry, const RunArgs
     mo.alert_rules = std::move(*rules);
   }
   RunMonitor monitor(&run, mo);
-  if (Status st = monitor.Start(); !st.ok()) {
+  if (Status st = args.no_metrics ? Status::OK() : monitor.Start(); !st.ok()) {
     PrintError(st.WithContext("--metrics-listen"));
     return st.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitRunFailed;
   }
@@ -270,6 +272,8 @@ int Main(int argc, char** argv) {
                   "$SLUICE_HISTORY, else ~/.local/state/sluice/runs.db)");
   run->add_flag("--no-history", ra.no_history, "Do not record the run");
   run->add_flag("--fail-on-alert", ra.fail_on_alert, "Exit 3 when an alert fired");
+  run->add_flag("--no-metrics", ra.no_metrics,
+                "No histograms, time series, alerts or metrics server (to measure their cost)");
 
   std::string report_file, report_run, report_out, history_flag, runs_pipeline, runs_status;
   int64_t runs_limit = 20;

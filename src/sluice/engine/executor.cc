@@ -45,7 +45,7 @@ class BusyTimer {
   ~BusyTimer() {
     const int64_t elapsed = NowNs() - start_;
     stats_->busy_ns.fetch_add(elapsed, std::memory_order_relaxed);
-    if (kind_ == kBatch) stats_->batch_latency.Record(elapsed);
+    if (kind_ == kBatch && stats_->histograms) stats_->batch_latency.Record(elapsed);
   }
 
  private:
@@ -118,6 +118,7 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
   for (size_t i = 0; i < nodes.size(); ++i) {
     const auto& n = nodes[i];
     stats_.push_back(std::make_unique<NodeStats>());
+    stats_.back()->histograms = options_.histograms;
     ack_queues_.push_back(std::make_shared<AckQueue>());
     if (n.kind() == NodeKind::kSource) {
       channels_.push_back(nullptr);
@@ -399,7 +400,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
       budget_.Release(estimate);
       break;
     }
-    stats.batch_rows.Record(batch->num_rows());
+    if (stats.histograms) stats.batch_rows.Record(batch->num_rows());
     const int64_t size = batch->ByteSize();
     budget_.Adjust(size - estimate);
     estimate = size;
@@ -489,7 +490,7 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
     stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
     stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);
     stats.batches_in.fetch_add(1, std::memory_order_relaxed);
-    stats.batch_rows.Record(m->batch->num_rows());
+    if (stats.histograms) stats.batch_rows.Record(m->batch->num_rows());
     emitter.SetInput(&*m);
     Status st;
     AcquireSlot();
@@ -567,7 +568,7 @@ void PipelineRun::RunSink(size_t node) {
     stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
     stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);
     stats.batches_in.fetch_add(1, std::memory_order_relaxed);
-    stats.batch_rows.Record(m->batch->num_rows());
+    if (stats.histograms) stats.batch_rows.Record(m->batch->num_rows());
     // Keep our own reference until Write returns, so a failed write is marked failed before
     // the sink could possibly have released the last reference.
     AckSet keep = m->acks;
@@ -647,7 +648,7 @@ Status PipelineRun::DeliverSequential(size_t node, Message m) {
   stats.rows_in.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
   stats.bytes_in.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
   stats.batches_in.fetch_add(1, std::memory_order_relaxed);
-  stats.batch_rows.Record(m.batch->num_rows());
+  if (stats.histograms) stats.batch_rows.Record(m.batch->num_rows());
   AckSet keep = m.acks;
   Status st;
   if (n.kind() == NodeKind::kTransform) {
@@ -658,7 +659,7 @@ Status PipelineRun::DeliverSequential(size_t node, Message m) {
     // Busy time of a transform excludes the downstream work its emits ran; approximate by
     // charging it all here, which is what a single thread spends on this node's behalf.
     stats.busy_ns.fetch_add(NowNs() - t0, std::memory_order_relaxed);
-    stats.batch_latency.Record(NowNs() - t0);
+    if (stats.histograms) stats.batch_latency.Record(NowNs() - t0);
   } else {
     BusyTimer busy(&stats, BusyTimer::kBatch);
     st = n.sink->Write(m.batch, std::move(m.acks));

@@ -25,6 +25,7 @@ struct NodeStats {
   std::atomic<int64_t> discarded_rows{0};
   std::atomic<int64_t> committed_batches{0};
   std::atomic<int64_t> abandoned_batches{0};
+  bool histograms = true;  ///< Record the two histograms below (set before the run starts).
   /// Time of each call that handles one batch (Next, Process, Write), in nanoseconds.
   observe::Histogram batch_latency{"s", 1e-9};
   /// Rows of each batch received (a source: each batch it produced).
