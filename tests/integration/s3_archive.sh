@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The archiver end to end against real servers: PostgreSQL -> gzip JSONL objects in S3
 # (s3rver), verified, then deleted; checked with awscli + zcat, then restored and compared.
-# Also: S3 unreachable mid-run deletes nothing; a rerun completes exactly once.
+# Also: S3 unreachable mid-run deletes nothing; a rerun completes exactly once; a missing
+# bucket and a refused access key fail at once (no retries) with one line saying what to check.
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$(dirname "$0")/lib.sh"
 [ -n "${SLUICE_PG_DSN:-}" ] && [ -n "${SLUICE_S3_ENDPOINT:-}" ] \
@@ -36,6 +37,33 @@ code=$?; set -e
 check_eq "$code" 1 "unreachable S3: exit code"
 grep -q "node 'upload'" err || fail "unreachable S3 message: $(cat err)"
 check_eq "$(psql -qAtc "SELECT count(*) FROM audit_log_$tag")" "$((old + newer))" "rows after S3 failure"
+
+# 1b. A bucket that does not exist, then an access key id S3 refuses (s3rver answers 403
+#     InvalidAccessKeyId to a key it does not know): permanent errors, so no retry; exit 1 with
+#     one line naming the node, the bucket and what to check; nothing deleted.
+for case in bucket key; do
+  set +e
+  if [ "$case" = bucket ]; then
+    timeout 60 "$sluice" run -q --report report.json \
+      --set "nodes.upload.url=s3://sluice-no-bucket-$tag/archive" archive.yaml 2>err
+  else
+    AWS_ACCESS_KEY_ID=NOTAKEY timeout 60 "$sluice" run -q --report report.json archive.yaml 2>err
+  fi
+  code=$?; set -e
+  check_eq "$code" 1 "$case: exit code"
+  check_eq "$(grep -c '^sluice:' err)" 1 "$case: error lines ($(cat err))"
+  grep '^sluice:' err | grep -q "node 'upload'" || fail "$case: node not named: $(cat err)"
+  if [ "$case" = bucket ]; then
+    grep -q "NoSuchBucket.*check that bucket 'sluice-no-bucket-$tag' exists at $SLUICE_S3_ENDPOINT" err \
+      || fail "bucket: message: $(cat err)"
+  else
+    grep -q "InvalidAccessKeyId.*check the credentials.*may write to bucket '$SLUICE_S3_BUCKET'" err \
+      || fail "key: message: $(cat err)"
+  fi
+  check_eq "$(jq '[.nodes[] | select(.id == "upload") | .counters.retries // 0] | add' report.json)" 0 \
+    "$case: retries"
+  check_eq "$(psql -qAtc "SELECT count(*) FROM audit_log_$tag")" "$((old + newer))" "$case: rows after the failure"
+done
 
 # 2. The real run.
 "$sluice" run -q archive.yaml 2>log

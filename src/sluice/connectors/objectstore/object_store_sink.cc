@@ -14,6 +14,8 @@
 namespace sluice {
 
 using objectstore_internal::BoolOr;
+using objectstore_internal::CancelRelay;
+using objectstore_internal::ExplainStoreError;
 using objectstore_internal::IntOr;
 using objectstore_internal::PhaseTimer;
 using objectstore_internal::StringOr;
@@ -75,12 +77,24 @@ double Millis(int64_t nanos) { return static_cast<double>(nanos) / 1e6; }
 /// Write each batch as one object. Called from one thread; the store may use more (parts).
 class ObjectStoreSink final : public Sink {
  public:
-  ObjectStoreSink(std::string id, SinkConfig config, std::shared_ptr<ObjectStore> store)
-      : id_(std::move(id)), config_(std::move(config)), store_(std::move(store)) {}
+  /// `reopen`: the store was made from the options; Open() makes it again, watching the run's
+  /// cancellation.
+  ObjectStoreSink(std::string id, SinkConfig config, std::shared_ptr<ObjectStore> store,
+                  bool reopen)
+      : id_(std::move(id)), config_(std::move(config)), store_(std::move(store)), reopen_(reopen) {}
 
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
     open_us_ = NowMicros();
+    if (reopen_ && ctx != nullptr) {
+      // Retries, backoff sleeps and stalled transfers end as soon as the run is cancelled.
+      relay_ = std::make_unique<CancelRelay>(ctx);
+      ObjectStoreOptions options = config_.store;
+      options.cancelled = relay_->flag();
+      auto store = MakeObjectStore(options);
+      if (!store.ok()) return store.status().WithContext("node '{}'", id_);
+      store_ = std::move(*store);
+    }
     if (config_.run_id.empty()) config_.run_id = fmt::format("{}-{}", CompactUtc(open_us_), id_);
     return Status::OK();
   }
@@ -101,7 +115,8 @@ class ObjectStoreSink final : public Sink {
 
   Status Close() override {
     // A run that failed or was cancelled still lists the objects it verified (whose rows the
-    // source may have deleted), marked incomplete.
+    // source may have deleted), marked incomplete: the cancellation must not stop that write.
+    if (relay_ != nullptr) relay_->Disarm();
     if (manifest_written_) return Status::OK();
     return WriteManifest(/*complete=*/false);
   }
@@ -130,12 +145,12 @@ class ObjectStoreSink final : public Sink {
     const std::string key = JoinKey(config_.prefix, "_manifests/" + config_.run_id + ".json");
     {
       PhaseTimer t(stats(), "upload");
-      SLUICE_RETURN_NOT_OK(store_->Put(key, body));
+      SLUICE_RETURN_NOT_OK(Explain(store_->Put(key, body)));
     }
     if (config_.verify) {
       PhaseTimer t(stats(), "verify");
-      SLUICE_RETURN_NOT_OK(
-          VerifyObject(store_.get(), key, static_cast<int64_t>(body.size()), Sha256Hex(body)));
+      SLUICE_RETURN_NOT_OK(Explain(
+          VerifyObject(store_.get(), key, static_cast<int64_t>(body.size()), Sha256Hex(body))));
     }
     UpdateStoreCounters();
     manifest_written_ = true;
@@ -282,13 +297,13 @@ class ObjectStoreSink final : public Sink {
     st = store_->Put(key, o.bytes);
     const int64_t upload_ns = upload.Stop();
     UpdateStoreCounters();
-    SLUICE_RETURN_NOT_OK(st);
+    SLUICE_RETURN_NOT_OK(Explain(st));
     PhaseTimer verify(stats(), "verify");
     const std::string sha256 = Sha256Hex(o.bytes);
     if (config_.verify) st = VerifyObject(store_.get(), key, bytes, sha256);
     const int64_t verify_ns = verify.Stop();
     UpdateStoreCounters();
-    SLUICE_RETURN_NOT_OK(st);
+    SLUICE_RETURN_NOT_OK(Explain(st));
 
     if (stats() != nullptr) stats()->bytes_out.fetch_add(bytes, std::memory_order_relaxed);
     ManifestEntry entry;
@@ -334,6 +349,11 @@ class ObjectStoreSink final : public Sink {
     return Status::OK();
   }
 
+  // Returns an error of the store as one line naming this node and what to check.
+  Status Explain(const Status& st) const {
+    return ExplainStoreError(st, id_, config_.store, "write to");
+  }
+
   void UpdateStoreCounters() {
     if (stats() == nullptr) return;
     const int64_t retries = store_->retries();
@@ -346,7 +366,9 @@ class ObjectStoreSink final : public Sink {
 
   std::string id_;
   SinkConfig config_;
+  std::unique_ptr<CancelRelay> relay_;  // before store_, which watches its flag
   std::shared_ptr<ObjectStore> store_;
+  bool reopen_ = false;
   NodeContext* ctx_ = nullptr;
   int64_t open_us_ = 0;
   int64_t next_seq_ = 0;
@@ -452,7 +474,7 @@ Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options,
                                                   std::shared_ptr<ObjectStore> store) {
   SLUICE_ASSIGN_OR_RETURN(SinkConfig config, ParseSinkOptions(options));
   return std::unique_ptr<Sink>(
-      new ObjectStoreSink(options.id(), std::move(config), std::move(store)));
+      new ObjectStoreSink(options.id(), std::move(config), std::move(store), /*reopen=*/false));
 }
 
 Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options) {
@@ -463,8 +485,11 @@ Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options) {
                                                                         : store.status().code(),
                   fmt::format("node '{}': {}", options.id(), store.status().message()));
   }
-  return std::unique_ptr<Sink>(new ObjectStoreSink(
-      options.id(), std::move(config), std::shared_ptr<ObjectStore>(std::move(*store))));
+  // Made now to check the settings (credentials) while the pipeline is built; made again in
+  // Open(), where the run's cancellation is known.
+  return std::unique_ptr<Sink>(new ObjectStoreSink(options.id(), std::move(config),
+                                                   std::shared_ptr<ObjectStore>(std::move(*store)),
+                                                   /*reopen=*/true));
 }
 
 }  // namespace sluice

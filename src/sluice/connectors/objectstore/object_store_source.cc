@@ -17,6 +17,8 @@
 
 namespace sluice {
 
+using objectstore_internal::CancelRelay;
+using objectstore_internal::ExplainStoreError;
 using objectstore_internal::IntOr;
 using objectstore_internal::StringOr;
 
@@ -135,16 +137,30 @@ class ObjectInputStream final : public io::InputStream {
 /// thread; objects are only read.
 class ObjectStoreSource final : public Source {
  public:
-  ObjectStoreSource(std::string id, SourceConfig config, std::shared_ptr<ObjectStore> store)
+  /// `reopen`: the store was made from the options; Open() makes it again, watching the run's
+  /// cancellation.
+  ObjectStoreSource(std::string id, SourceConfig config, std::shared_ptr<ObjectStore> store,
+                    bool reopen)
       : id_(std::move(id)),
         config_(std::move(config)),
         store_(std::move(store)),
+        reopen_(reopen),
         chunk_(kReadChunk) {}
 
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
+    if (reopen_ && ctx != nullptr) {
+      // Retries, backoff sleeps and stalled transfers end as soon as the run is cancelled.
+      relay_ = std::make_unique<CancelRelay>(ctx);
+      ObjectStoreOptions options = config_.store;
+      options.cancelled = relay_->flag();
+      auto store = MakeObjectStore(options);
+      if (!store.ok()) return store.status().WithContext("node '{}'", id_);
+      store_ = std::move(*store);
+    }
     auto listed = store_->List(config_.prefix);
-    if (!listed.ok()) return listed.status().WithContext("node '{}'", id_);
+    if (!listed.ok())
+      return ExplainStoreError(listed.status(), id_, config_.store, "list and read");
     for (auto& info : *listed) {
       if (IsManifestKey(info.key)) continue;
       objects_.push_back(std::move(info));
@@ -190,6 +206,7 @@ class ObjectStoreSource final : public Source {
 
   Status Close() override {
     stream_.reset();
+    if (relay_ != nullptr) relay_->Disarm();
     return Status::OK();
   }
 
@@ -227,13 +244,16 @@ class ObjectStoreSource final : public Source {
   }
 
   Status WithObject(const Status& st) const {
-    if (st.message().find(key_) != std::string::npos) return st;
-    return st.WithContext("{}", where_);
+    const Status named =
+        st.message().find(key_) != std::string::npos ? st : st.WithContext("{}", where_);
+    return ExplainStoreError(named, id_, config_.store, "list and read");
   }
 
   std::string id_;
   SourceConfig config_;
+  std::unique_ptr<CancelRelay> relay_;  // before store_, which watches its flag
   std::shared_ptr<ObjectStore> store_;
+  bool reopen_ = false;
   NodeContext* ctx_ = nullptr;
   std::vector<ObjectInfo> objects_;
   size_t next_object_ = 0;
@@ -289,7 +309,7 @@ Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options
                                                       std::shared_ptr<ObjectStore> store) {
   SLUICE_ASSIGN_OR_RETURN(SourceConfig config, ParseSourceOptions(options));
   return std::unique_ptr<Source>(
-      new ObjectStoreSource(options.id(), std::move(config), std::move(store)));
+      new ObjectStoreSource(options.id(), std::move(config), std::move(store), /*reopen=*/false));
 }
 
 Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options) {
@@ -300,8 +320,11 @@ Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options
                                                                         : store.status().code(),
                   fmt::format("node '{}': {}", options.id(), store.status().message()));
   }
+  // Made now to check the settings while the pipeline is built; made again in Open(), where
+  // the run's cancellation is known.
   return std::unique_ptr<Source>(new ObjectStoreSource(
-      options.id(), std::move(config), std::shared_ptr<ObjectStore>(std::move(*store))));
+      options.id(), std::move(config), std::shared_ptr<ObjectStore>(std::move(*store)),
+      /*reopen=*/true));
 }
 
 }  // namespace sluice

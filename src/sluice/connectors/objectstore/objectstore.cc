@@ -393,4 +393,63 @@ Status VerifyObject(ObjectStore* store, const std::string& key, int64_t expected
   return Status::OK();
 }
 
+namespace objectstore_internal {
+
+CancelRelay::CancelRelay(const NodeContext* ctx) : ctx_(ctx), thread_([this] { Poll(); }) {}
+
+CancelRelay::~CancelRelay() { Disarm(); }
+
+void CancelRelay::Disarm() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  flag_.store(false, std::memory_order_release);
+}
+
+void CancelRelay::Poll() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    if (ctx_ != nullptr && ctx_->cancelled()) {
+      flag_.store(true, std::memory_order_release);
+      return;
+    }
+    cv_.wait_for(lock, std::chrono::milliseconds(10));
+  }
+}
+
+Status ExplainStoreError(const Status& st, const std::string& node, const ObjectStoreOptions& store,
+                         const char* action) {
+  if (st.ok()) return st;
+  std::string message = st.message();
+  if (message.find("node '") == std::string::npos) {
+    message = fmt::format("node '{}': {}", node, message);
+  }
+  auto url = ParseObjectStoreUrl(store.url);
+  if (!url.ok()) return Status(st.code(), std::move(message));
+  if (url->scheme == ObjectStoreUrl::Scheme::kS3) {
+    const std::string where =
+        !store.endpoint.empty() ? store.endpoint
+                                : (store.region.empty() ? std::string("AWS S3")
+                                                        : fmt::format("AWS S3 ({})", store.region));
+    if (st.code() == StatusCode::kNotFound && message.find("NoSuchBucket") != std::string::npos) {
+      message += fmt::format(
+          "; check that bucket '{}' exists at {} (create it, or fix option 'url' or 'endpoint')",
+          url->bucket, where);
+    } else if (st.code() == StatusCode::kPermissionDenied) {
+      message += fmt::format(
+          "; check the credentials (options access_key_id and secret_access_key, else "
+          "$AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY) and that they may {} bucket '{}' at {}",
+          action, url->bucket, where);
+    }
+  } else if (st.code() == StatusCode::kPermissionDenied) {
+    message += fmt::format("; check that this user may {} the directory '{}'", action, url->root);
+  }
+  return Status(st.code(), std::move(message));
+}
+
+}  // namespace objectstore_internal
+
 }  // namespace sluice

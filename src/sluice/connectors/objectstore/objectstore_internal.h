@@ -2,9 +2,15 @@
 
 // Helpers shared by the object store nodes. Private to connectors/objectstore.
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <string>
+#include <thread>
 
+#include "sluice/connectors/objectstore/object_store.h"
+#include "sluice/engine/node.h"
 #include "sluice/engine/node_stats.h"
 #include "sluice/engine/options.h"
 
@@ -55,5 +61,41 @@ class PhaseTimer {
   bool stopped_ = false;
   int64_t nanos_ = 0;
 };
+
+/// Mirror the cancellation of a run (NodeContext::cancelled) into a flag a store watches
+/// (ObjectStoreOptions::cancelled), so that a cancelled run stops waiting on S3 promptly.
+/// NodeContext exposes cancelled() but not its flag, so a thread polls it every few
+/// milliseconds until the relay is disarmed or destroyed.
+class CancelRelay {
+ public:
+  /// Start relaying `ctx`'s cancellation (not owned; must outlive the relay).
+  explicit CancelRelay(const NodeContext* ctx);
+  /// Stop the polling thread.
+  ~CancelRelay();
+  CancelRelay(const CancelRelay&) = delete;
+  CancelRelay& operator=(const CancelRelay&) = delete;
+
+  /// Return the flag to give a store; valid while the relay lives.
+  const std::atomic<bool>* flag() const { return &flag_; }
+  /// Stop relaying and clear the flag, so that the store's later calls run to the end (the
+  /// manifest a sink writes at Close of a cancelled run). Idempotent.
+  void Disarm();
+
+ private:
+  void Poll();
+
+  const NodeContext* ctx_;
+  std::atomic<bool> flag_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+/// Return `st` (an error of a store opened with `store`) as one line naming node `node`, with
+/// what to check for the errors a person must fix: a missing bucket, denied credentials, an
+/// unwritable directory. `action` says what the node needs ("write to", "list and read").
+Status ExplainStoreError(const Status& st, const std::string& node, const ObjectStoreOptions& store,
+                         const char* action);
 
 }  // namespace sluice::objectstore_internal

@@ -5,8 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -14,6 +16,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "sluice/connectors/objectstore/fault_proxy.h"
 #include "sluice/connectors/objectstore/local_store.h"
 #include "sluice/connectors/objectstore/objectstore.h"
 #include "sluice/connectors/objectstore/s3_client.h"
@@ -751,6 +754,7 @@ BatchPtr EncodedObjects(const std::vector<std::pair<std::string, std::string>>& 
     b[5].AppendString(".csv.zst");
     b[6].AppendString("shop");
     b[7].AppendString("audit/log");
+    b[8].AppendString("2024-01-01");  // _date
   }
   std::vector<Column> columns;
   columns.reserve(b.size());
@@ -915,6 +919,89 @@ TEST_F(ObjectStoreNodeTest, OptionsAreCheckedWhenTheNodeIsBuilt) {
   EXPECT_EQ(o.breaker.recovery_timeout_us, 2'000'000);
   EXPECT_FALSE(o.path_style);
   EXPECT_EQ(o.multipart_threshold, 20 << 20);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancellation: the nodes make their store in Open() with the run's cancel flag, so a cancelled
+// run stops waiting on S3 at once. A FaultProxy (whose upstream is never reached) holds or fails
+// every request; nothing else would end the call before its 600 s timeouts and retry delays.
+
+class ObjectStoreCancelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto proxy = testing::FaultProxy::Start("http://127.0.0.1:1");
+    ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+    proxy_ = std::move(*proxy);
+  }
+
+  nlohmann::json Options() const {
+    return {{"url", "s3://bucket/prefix"},
+            {"endpoint", proxy_->endpoint()},
+            {"access_key_id", "AKIDEXAMPLE"},
+            {"secret_access_key", "secret"},
+            {"low_speed_time", "600s"},
+            {"retry_initial", "600s"},
+            {"retry_max", "600s"},
+            {"retry_max_attempts", 5},
+            {"key", "{first_key}{ext}"}};
+  }
+
+  // Runs `call` on another thread; once the proxy has held or failed a request, sets the
+  // cancel flag (as the executor does) and returns what `call` returned.
+  Status CancelDuring(const std::function<Status()>& call) {
+    std::promise<Status> promise;
+    std::future<Status> result = promise.get_future();
+    std::thread worker([&] { promise.set_value(call()); });
+    for (int i = 0; i < 6000 && proxy_->faults() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_GE(proxy_->faults(), 1) << "no request reached the proxy";
+    cancelled_.store(true);
+    // Only a guard against hanging the suite: a call that ignores the flag blocks for 600 s.
+    if (result.wait_for(std::chrono::seconds(120)) != std::future_status::ready) {
+      ADD_FAILURE() << "the call did not return after the run was cancelled";
+      std::abort();
+    }
+    worker.join();
+    return result.get();
+  }
+
+  std::unique_ptr<testing::FaultProxy> proxy_;
+  NodeStats stats_;
+  std::atomic<bool> cancelled_{false};
+  NodeContext ctx_{"upload", kObjectStoreType, &stats_, &cancelled_, false};
+};
+
+TEST_F(ObjectStoreCancelTest, CancellingTheRunEndsAStalledUpload) {
+  ASSERT_OK_AND_ASSIGN(auto sink, MakeObjectStoreSink(NodeOptions::ForTest("upload", Options())));
+  ASSERT_OK(sink->Open(&ctx_));
+  proxy_->StallNext(100, 600'000'000);
+  auto queue = std::make_shared<AckQueue>();
+  EXPECT_THAT(CancelDuring([&] { return sink->Write(AuditRows(1, 4), MakeAcks(queue, 0)); }),
+              StatusIs(StatusCode::kCancelled, AllOf(HasSubstr("node 'upload'"),
+                                                     HasSubstr("S3 PUT s3://bucket/prefix/1"))));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, false)));
+}
+
+TEST_F(ObjectStoreCancelTest, CancellingTheRunEndsTheWaitBeforeARetry) {
+  ASSERT_OK_AND_ASSIGN(auto sink, MakeObjectStoreSink(NodeOptions::ForTest("upload", Options())));
+  ASSERT_OK(sink->Open(&ctx_));
+  proxy_->FailNext(100, 503, "SlowDown");
+  auto queue = std::make_shared<AckQueue>();
+  EXPECT_THAT(CancelDuring([&] { return sink->Write(AuditRows(1, 4), MakeAcks(queue, 0)); }),
+              StatusIs(StatusCode::kCancelled, HasSubstr("node 'upload'")));
+  EXPECT_EQ(proxy_->requests(), 1) << "no retry after the cancellation";
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, false)));
+}
+
+TEST_F(ObjectStoreCancelTest, CancellingTheRunEndsAStalledListing) {
+  nlohmann::json options = Options();
+  options.erase("key");
+  ASSERT_OK_AND_ASSIGN(auto source, MakeObjectStoreSource(NodeOptions::ForTest("upload", options)));
+  proxy_->StallNext(100, 600'000'000);
+  EXPECT_THAT(CancelDuring([&] { return source->Open(&ctx_); }),
+              StatusIs(StatusCode::kCancelled,
+                       AllOf(HasSubstr("node 'upload'"), HasSubstr("S3 LIST s3://bucket"))));
 }
 
 TEST(ObjectStoreRegistryTest, RegistersASourceAndASinkUnderOneName) {

@@ -522,5 +522,60 @@ TEST_F(S3NodeTest, AnUploadThatFailsAfterRetriesFailsTheBatch) {
   EXPECT_THAT(Events(queue), ElementsAre(AckEvent(2u, true)));
 }
 
+// A bucket that does not exist and credentials S3 refuses are permanent: the sink fails the
+// batch at once (no retry) with one line naming the node, the bucket and what to check.
+TEST_F(S3NodeTest, AMissingBucketFailsTheSinkOnceWithWhatToCheck) {
+  nlohmann::json options = NodeOptionsFor(endpoint_);
+  options["url"] = "s3://sluice-no-such-bucket/archive";
+  ASSERT_OK_AND_ASSIGN(auto sink, MakeObjectStoreSink(NodeOptions::ForTest("upload", options)));
+  ASSERT_OK(sink->Open(Context("upload")));
+  auto queue = std::make_shared<AckQueue>();
+  EXPECT_THAT(
+      sink->Write(AuditRows(1, 11), MakeAcks(queue, 0)),
+      StatusIs(StatusCode::kNotFound,
+               AllOf(HasSubstr("node 'upload': S3 PUT s3://sluice-no-such-bucket/archive/audit/"
+                               "1-10.jsonl.gz: HTTP 404 NoSuchBucket"),
+                     HasSubstr(fmt::format("check that bucket 'sluice-no-such-bucket' exists at {}",
+                                           endpoint_)),
+                     Not(HasSubstr("\n")))));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, false)));
+  EXPECT_EQ(stats_.Counters()["retries"], 0) << "a missing bucket is not retried";
+}
+
+// s3rver does not check signatures but answers 403 InvalidAccessKeyId to an access key id it
+// does not know (checked with awscli: `AWS_ACCESS_KEY_ID=NOTAKEY aws s3 cp` fails with
+// InvalidAccessKeyId), so no fault proxy is needed.
+TEST_F(S3NodeTest, AnUnknownAccessKeyFailsTheSinkOnceWithWhatToCheck) {
+  nlohmann::json options = NodeOptionsFor(endpoint_);
+  options["access_key_id"] = "NOTAKEY";
+  options["secret_access_key"] = "not-the-secret-you-seek";
+  ASSERT_OK_AND_ASSIGN(auto sink, MakeObjectStoreSink(NodeOptions::ForTest("upload", options)));
+  ASSERT_OK(sink->Open(Context("upload")));
+  auto queue = std::make_shared<AckQueue>();
+  EXPECT_THAT(sink->Write(AuditRows(1, 11), MakeAcks(queue, 0)),
+              StatusIs(StatusCode::kPermissionDenied,
+                       AllOf(HasSubstr("node 'upload': S3 PUT s3://" + bucket_),
+                             HasSubstr("HTTP 403 InvalidAccessKeyId"),
+                             HasSubstr("check the credentials (options access_key_id and "
+                                       "secret_access_key, else $AWS_ACCESS_KEY_ID"),
+                             HasSubstr(fmt::format("may write to bucket '{}'", bucket_)),
+                             Not(HasSubstr("not-the-secret-you-seek")), Not(HasSubstr("\n")))));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, false)));
+  EXPECT_EQ(stats_.Counters()["retries"], 0) << "a denied request is not retried";
+  EXPECT_TRUE(AwsHead(Key("audit/1-10.jsonl.gz")).is_null());
+}
+
+TEST_F(S3NodeTest, AMissingBucketFailsTheSourceAtOpenWithWhatToCheck) {
+  nlohmann::json options = NodeOptionsFor(endpoint_);
+  options.erase("key");
+  options["url"] = "s3://sluice-no-such-bucket/archive";
+  ASSERT_OK_AND_ASSIGN(auto source,
+                       MakeObjectStoreSource(NodeOptions::ForTest("restore", options)));
+  EXPECT_THAT(source->Open(Context("restore")),
+              StatusIs(StatusCode::kNotFound,
+                       AllOf(HasSubstr("node 'restore': S3 LIST s3://sluice-no-such-bucket"),
+                             HasSubstr("check that bucket 'sluice-no-such-bucket' exists"))));
+}
+
 }  // namespace
 }  // namespace sluice

@@ -812,9 +812,11 @@ class ArchiveSource final : public Source {
       plan.schema = MakeSchema(std::move(fields));
     }
     std::vector<ColumnBuilder> builders;
+    builders.reserve(plan.data_schema->fields().size());
     for (const auto& f : plan.data_schema->fields()) builders.emplace_back(f.type, rows);
     SLUICE_RETURN_NOT_OK(pg::AppendResultRows(result, plan.codecs, &builders, &scratch_));
     std::vector<Column> cols;
+    cols.reserve(plan.schema->fields().size());
     for (auto& b : builders) cols.push_back(b.Finish());
     for (const std::string* meta : {&job.database, &job.table, &date}) {
       ColumnBuilder col(TypeId::kString, rows);
