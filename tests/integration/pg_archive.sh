@@ -116,6 +116,12 @@ OUTDIR=out/bad timeout 30 "$sluice" run -q bad_table.yaml 2>err; code=$?
 set -e
 [ "$code" = 1 ] || [ "$code" = 2 ] || fail "missing table: exit $code"
 grep -q "no_such_table_$$" err && grep -q "42P01" err || fail "missing table message: $(cat err)"
+sed "s|main: {dsn: \"\${SLUICE_PG_DSN}\",|main: {dsn: \"\${SLUICE_PG_DSN}\", replica_dsn: \"host=127.0.0.1 port=1 connect_timeout=2\",|" archive.yaml > bad_replica.yaml
+set +e
+OUTDIR=out/bad timeout 30 "$sluice" run -q bad_replica.yaml 2>err; code=$?
+set -e
+[ "$code" = 1 ] || [ "$code" = 2 ] || fail "unreachable replica: exit $code"
+grep -q "node 'old'" err && grep -q "database 'main' (replica)" err || fail "unreachable replica message: $(cat err)"
 
 # 6. A read replica: the same server, reached as a role that may only SELECT (so a lock or a
 #    DELETE sent to the "replica" would fail), and for which row-level security hides row 40
