@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 
 #include "sluice/core/log.h"
@@ -245,7 +246,21 @@ void RunMonitor::Collect(observe::CollectorSink& sink) const {
             static_cast<double>(st.busy_ns.load()) / 1e9);
     counter("sluice_node_blocked_seconds_total", "Time waiting for room downstream.",
             static_cast<double>(st.blocked_ns.load()) / 1e9);
-    counter("sluice_node_errors_total", "Errors.", st.errors.load());
+    for (const auto& [code, n] : st.ErrorsByCode()) {
+      observe::Labels l = labels;
+      std::string name;
+      for (char c : code) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+      l.emplace_back("code", name);
+      sink.AddCounter("sluice_node_errors_total", "Errors, by kind.", l, static_cast<double>(n));
+    }
+    for (const auto& [name, v] : st.Gauges()) {
+      sink.AddGauge("sluice_node_" + name, "Current state reported by the node.", labels, v);
+    }
+    if (auto h = st.request_latency.Snapshot(); h.count() > 0) {
+      sink.AddHistogram("sluice_node_request_latency_seconds",
+                        "One request to a server: a DB statement, an object store operation.",
+                        labels, h);
+    }
     counter("sluice_node_discarded_rows_total", "Rows dropped by an error policy.",
             st.discarded_rows.load());
     counter("sluice_node_batches_committed_total", "Batches whose acknowledgements completed.",
@@ -272,6 +287,11 @@ void RunMonitor::Collect(observe::CollectorSink& sink) const {
     for (const auto& [name, v] : st.Counters()) {
       if (name == "retries") {
         counter("sluice_node_retries_total", "Operations retried.", static_cast<double>(v));
+        continue;
+      }
+      if (name == "breaker_trips") {
+        counter("sluice_node_circuit_breaker_trips_total", "Times the circuit breaker opened.",
+                static_cast<double>(v));
         continue;
       }
       observe::Labels l = labels;
@@ -378,6 +398,9 @@ void RunMonitor::AddToReport(nlohmann::json* report) const {
       nlohmann::json h = nlohmann::json::object();
       if (auto s = st.batch_latency.Snapshot(); s.count() > 0) h["batch_latency"] = s.ToJson();
       if (auto s = st.batch_rows.Snapshot(); s.count() > 0) h["batch_rows"] = s.ToJson();
+      if (auto s = st.request_latency.Snapshot(); s.count() > 0) {
+        h["request_latency"] = s.ToJson();
+      }
       n["histograms"] = h;
     }
   }

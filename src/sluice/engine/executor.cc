@@ -306,7 +306,7 @@ void PipelineRun::SettleAcks(size_t node, int max_wait_ms, std::vector<uint64_t>
       BusyTimer busy(&stats);
       Status st = n.source->Commit(e.seq);
       if (!st.ok()) {
-        stats.errors.fetch_add(1, std::memory_order_relaxed);
+        stats.CountError(st.code());
         Cancel(
             st.WithContext("node '{}' ({}): committing batch {}", n.spec.id, n.spec.type, e.seq));
         continue;
@@ -386,7 +386,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
     ReleaseSlot();
     if (!next.ok()) {
       budget_.Release(estimate);
-      stats.errors.fetch_add(1, std::memory_order_relaxed);
+      stats.CountError(next.status().code());
       Status st = next.status();
       if (st.code() != StatusCode::kCancelled || !cancelled()) {
         Cancel(st.message().find("node '") == std::string::npos
@@ -502,7 +502,7 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
     if (!st.ok()) {
       m->acks.Fail();
       if (st.code() != StatusCode::kCancelled || !cancelled()) {
-        stats.errors.fetch_add(1, std::memory_order_relaxed);
+        stats.CountError(st.code());
         Cancel(st.message().find("node '") == std::string::npos
                    ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
                    : st);
@@ -557,7 +557,7 @@ void PipelineRun::RunSink(size_t node) {
         BusyTimer busy(&stats);
         Status st = n.sink->Flush();
         if (!st.ok()) {
-          stats.errors.fetch_add(1, std::memory_order_relaxed);
+          stats.CountError(st.code());
           Cancel(st.WithContext("node '{}' ({}): flushing", n.spec.id, n.spec.type));
           break;
         }
@@ -581,7 +581,7 @@ void PipelineRun::RunSink(size_t node) {
     ReleaseSlot();
     if (!st.ok()) {
       keep.Fail();
-      stats.errors.fetch_add(1, std::memory_order_relaxed);
+      stats.CountError(st.code());
       Cancel(st.message().find("node '") == std::string::npos
                  ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
                  : st);
@@ -592,7 +592,7 @@ void PipelineRun::RunSink(size_t node) {
     BusyTimer busy(&stats);
     Status st = n.sink->Flush();
     if (!st.ok()) {
-      stats.errors.fetch_add(1, std::memory_order_relaxed);
+      stats.CountError(st.code());
       Cancel(st.WithContext("node '{}' ({}): flushing", n.spec.id, n.spec.type));
     }
   }
@@ -667,7 +667,7 @@ Status PipelineRun::DeliverSequential(size_t node, Message m) {
   if (!st.ok()) {
     keep.Fail();
     if (st.code() == StatusCode::kCancelled && cancelled()) return st;
-    stats.errors.fetch_add(1, std::memory_order_relaxed);
+    stats.CountError(st.code());
     if (st.message().find("node '") == std::string::npos) {
       st = st.WithContext("node '{}' ({})", n.spec.id, n.spec.type);
     }

@@ -17,10 +17,10 @@ namespace sluice {
 /// How to run a pipeline, beyond what its file says.
 struct RunOptions {
   bool dry_run = false;
-  /// Record the per-batch histograms (latency, rows). Off only to measure their own cost.
-  bool histograms = true;
   /// Set asynchronously (e.g. by a SIGINT handler) to stop the run; may be null.
   const std::atomic<bool>* interrupt = nullptr;
+  /// Record the per-batch histograms (latency, rows). Off only to measure their own cost.
+  bool histograms = true;
 };
 
 /// One execution of a built pipeline. Create, call Execute() once, then read the stats.

@@ -318,7 +318,7 @@ TEST(ExecutorInterruptTest, InterruptStopsTheRunAndAbandonsInFlightBatches) {
   auto p = Pipeline::Build(std::move(spec), registry);
   ASSERT_OK(p.status());
   std::atomic<bool> interrupt{false};
-  PipelineRun run(p->get(), RunOptions{false, &interrupt});
+  PipelineRun run(p->get(), RunOptions{.dry_run = false, .interrupt = &interrupt});
   std::thread stopper([&] {
     while (run.stats(0).batches_out.load() < 50) std::this_thread::yield();
     interrupt = true;

@@ -22,4 +22,25 @@ std::map<std::string, int64_t> NodeStats::Counters() const {
   return counters_;
 }
 
+void NodeStats::CountError(StatusCode code) {
+  errors.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(mu_);
+  errors_[std::string(StatusCodeName(code))] += 1;
+}
+
+std::map<std::string, int64_t> NodeStats::ErrorsByCode() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return errors_;
+}
+
+void NodeStats::SetGauge(const std::string& name, double value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  gauges_[name] = value;
+}
+
+std::map<std::string, double> NodeStats::Gauges() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return gauges_;
+}
+
 }  // namespace sluice

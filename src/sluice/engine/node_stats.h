@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "sluice/core/status.h"
 #include "sluice/observe/metrics.h"
 
 namespace sluice {
@@ -30,6 +31,9 @@ struct NodeStats {
   observe::Histogram batch_latency{"s", 1e-9};
   /// Rows of each batch received (a source: each batch it produced).
   observe::Histogram batch_rows{"rows", 1.0};
+  /// One request to a server (a DB statement, an S3 request), in nanoseconds; recorded by the
+  /// nodes that talk to one.
+  observe::Histogram request_latency{"s", 1e-9};
 
   /// Add `nanos` to the named phase (e.g. "upload"); phases show in the summary and report.
   void AddPhase(const std::string& phase, int64_t nanos);
@@ -37,11 +41,20 @@ struct NodeStats {
   void AddCounter(const std::string& name, int64_t delta);
   std::map<std::string, int64_t> Phases() const;
   std::map<std::string, int64_t> Counters() const;
+  /// Count one error of the node, by kind (the status code).
+  void CountError(StatusCode code);
+  /// Return the errors by kind ("unavailable" -> 3).
+  std::map<std::string, int64_t> ErrorsByCode() const;
+  /// Set a named gauge of the node's current state (e.g. "batch_size_target_rows").
+  void SetGauge(const std::string& name, double value);
+  std::map<std::string, double> Gauges() const;
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, int64_t> phases_;    // guarded by mu_
   std::map<std::string, int64_t> counters_;  // guarded by mu_
+  std::map<std::string, int64_t> errors_;    // guarded by mu_
+  std::map<std::string, double> gauges_;     // guarded by mu_
 };
 
 }  // namespace sluice
