@@ -302,6 +302,10 @@ class ObjectStoreSink final : public Sink {
     const std::string sha256 = Sha256Hex(o.bytes);
     if (config_.verify) st = VerifyObject(store_.get(), key, bytes, sha256);
     const int64_t verify_ns = verify.Stop();
+    if (stats() != nullptr) {
+      stats()->request_latency.Record(upload_ns);
+      if (config_.verify) stats()->request_latency.Record(verify_ns);
+    }
     UpdateStoreCounters();
     SLUICE_RETURN_NOT_OK(Explain(st));
 

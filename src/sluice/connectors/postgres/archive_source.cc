@@ -556,13 +556,19 @@ class ArchiveSource final : public Source {
       SLUICE_RETURN_NOT_OK(f.conn->Rollback());
     }
     const int64_t delete_ns = NowNs() - t0;
-    ctx_->stats()->AddPhase("delete", delete_ns);
+    RecordRequest("delete", delete_ns);
     ctx_->stats()->AddCounter(ctx_->dry_run() ? "rows_would_delete" : "deleted_rows", f.rows);
     Log(LogLevel::kInfo,
         "database={} table={} batch={} records={} bytes={} query_ms={:.1f} delete_ms={:.1f}{}",
         db.name, f.table, f.batch_number, f.rows, f.bytes, f.query_ns / 1e6, delete_ns / 1e6,
         ctx_->dry_run() ? " dry_run=true" : "");
     return Status::OK();
+  }
+
+  /// Add one statement's time to its phase and to the node's request-latency histogram.
+  void RecordRequest(const char* phase, int64_t nanos) {
+    ctx_->stats()->AddPhase(phase, nanos);
+    ctx_->stats()->request_latency.Record(nanos);
   }
 
   size_t DatabaseIndex(const std::string& name) const {
@@ -677,13 +683,14 @@ class ArchiveSource final : public Source {
                                          job.table);
     }
     const int64_t query_ns = NowNs() - t0;
-    ctx_->stats()->AddPhase("query", query_ns);
+    RecordRequest("query", query_ns);
     if (result->num_rows() == 0) {
       (void)conn->Rollback();
       Return(d, std::move(conn));
       return BatchPtr{};
     }
     db.sizer->Observe(result->num_rows(), query_ns / 1000);
+    ctx_->stats()->SetGauge("batch_size_target_rows", static_cast<double>(db.sizer->read_size()));
     const std::string date = UtcDate();
     auto batch = DecodeRows(conn.get(), job, *result, date);
     if (!batch.ok()) {
@@ -716,10 +723,11 @@ class ArchiveSource final : public Source {
       }
       const int64_t read_ns = NowNs() - t0;
       if (result->num_rows() == 0) {
-        ctx_->stats()->AddPhase("query", read_ns);
+        RecordRequest("query", read_ns);
         return BatchPtr{};
       }
       db.sizer->Observe(result->num_rows(), read_ns / 1000);
+      ctx_->stats()->SetGauge("batch_size_target_rows", static_cast<double>(db.sizer->read_size()));
       SLUICE_ASSIGN_OR_RETURN(BatchPtr batch, DecodeRows(db.replica.get(), job, *result, date));
       const Plan& plan = plans_[job.database + "." + job.table];
       const int64_t rows = batch->num_rows();
@@ -727,7 +735,7 @@ class ArchiveSource final : public Source {
       job.last_ts = FormatTimestamp(batch->column(plan.ts_index).GetInt64(rows - 1));
       job.last_key = KeyText(batch->column(plan.key_index), rows - 1);
       if (ctx_->dry_run()) {
-        ctx_->stats()->AddPhase("query", read_ns);
+        RecordRequest("query", read_ns);
         return Admit(d, job, nullptr, std::move(batch), read_ns, seq, date, nullptr,
                      /*advance_bound=*/false);
       }
@@ -744,7 +752,7 @@ class ArchiveSource final : public Source {
                     {KeyArrayLiteral(batch->column(plan.key_index)), FormatTimestamp(cutoff_us_)})
               : Result<pg::PgResult>(begun);
       const int64_t query_ns = read_ns + (NowNs() - t1);
-      ctx_->stats()->AddPhase("query", query_ns);
+      RecordRequest("query", query_ns);
       if (!locked.ok()) {
         (void)conn->Rollback();
         Return(d, std::move(conn));
@@ -969,7 +977,7 @@ class ArchiveSource final : public Source {
                                          id_, job.database, job.table, intent.first_key);
     }
     const int64_t query_ns = NowNs() - t0;
-    ctx_->stats()->AddPhase("query", query_ns);
+    RecordRequest("query", query_ns);
     if (result->num_rows() == 0) {
       // Finished elsewhere (or deleted by hand): forget the record.
       (void)conn->Rollback();
