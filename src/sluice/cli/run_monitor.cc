@@ -25,7 +25,11 @@ RunMonitor::RunMonitor(PipelineRun* run, RunMonitorOptions options)
   queue_max_.assign(run_->pipeline()->nodes().size(), 0);
 }
 
-RunMonitor::~RunMonitor() { Stop(Status::OK()); }
+RunMonitor::~RunMonitor() {
+  Stop(Status::OK());
+  // The collector reads the run's counters: it goes before the run does (the run outlives us).
+  if (collector_id_ >= 0) registry_.RemoveCollector(collector_id_);
+}
 
 Status RunMonitor::Start() {
   started_us_ = NowMicros();
@@ -70,8 +74,6 @@ void RunMonitor::Stop(const Status& run_status) {
   ended_us_ = NowMicros();
   if (started_us_ != 0) Record(TakeSample());  // the final values
   if (server_ != nullptr) server_->Stop();
-  if (collector_id_ >= 0) registry_.RemoveCollector(collector_id_);
-  collector_id_ = -1;
   if (notifier_ != nullptr) notifier_->Flush(5'000'000);
 }
 
@@ -118,8 +120,17 @@ void RunMonitor::Record(Sample sample) {
     }
     previous_ = std::move(latest_);
     latest_ = sample;
-    // Keep one sample per interval; the final one may come sooner and still counts.
+    // Keep one sample per interval; the final one may come sooner and still counts. A long
+    // run keeps at most `max_samples`: past that, every other sample goes and the spacing of the
+    // stored series doubles, so memory stays bounded and the charts keep the whole run.
     samples_.push_back(std::move(sample));
+    if (samples_.size() > options_.max_samples) {
+      std::vector<Sample> kept;
+      kept.reserve(samples_.size() / 2 + 1);
+      for (size_t i = 0; i < samples_.size(); i += 2) kept.push_back(std::move(samples_[i]));
+      samples_ = std::move(kept);
+      stride_ *= 2;
+    }
   }
   if (evaluator_ == nullptr) return;
   for (const alerts::AlertEvent& e :
@@ -405,7 +416,7 @@ void RunMonitor::AddToReport(nlohmann::json* report) const {
     }
   }
   nlohmann::json ts;
-  ts["interval_s"] = static_cast<double>(options_.interval_us) / 1e6;
+  ts["interval_s"] = static_cast<double>(options_.interval_us) * stride_ / 1e6;
   nlohmann::json t = nlohmann::json::array(), rss = nlohmann::json::array(),
                  cpu = nlohmann::json::array(), budget = nlohmann::json::array();
   nlohmann::json per_node = nlohmann::json::object();

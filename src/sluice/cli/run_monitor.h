@@ -20,16 +20,18 @@
 namespace sluice {
 
 struct RunMonitorOptions {
-  std::string run_id;
-  std::string metrics_listen;  ///< host:port to serve /metrics and /api/v1/run; "" = none.
-  std::vector<alerts::AlertRule> alert_rules;
+  std::string run_id{};
+  std::string metrics_listen{};  ///< host:port to serve /metrics and /api/v1/run; "" = none.
+  std::vector<alerts::AlertRule> alert_rules{};
   int64_t interval_us = 1'000'000;  ///< Sampling period of the time series and the alerts.
+  size_t max_samples = 3600;        ///< Past this, the stored series is thinned by half.
 };
 
 /// Watches one run while it executes: samples a time series every interval (per-node counters,
 /// queue depths, RSS, CPU, memory budget), evaluates the pipeline's alerts, and serves the
 /// metrics registry as Prometheus text and the live run state as JSON. All of it reads the
-/// engine's own relaxed counters; nothing is added to the engine's hot path.
+/// engine's own relaxed counters; nothing is added to the engine's hot path. The run must
+/// outlive the monitor: MetricsText() still reads its final counters after Stop().
 class RunMonitor {
  public:
   RunMonitor(PipelineRun* run, RunMonitorOptions options);
@@ -91,6 +93,7 @@ class RunMonitor {
   std::condition_variable cv_;
   bool stopping_ = false;          // guarded by mu_
   std::vector<Sample> samples_;    // guarded by mu_
+  int stride_ = 1;                 // guarded by mu_: sampling intervals per stored sample
   Sample previous_, latest_;       // guarded by mu_: the last two samples, for rates
   std::vector<size_t> queue_max_;  // guarded by mu_
   std::atomic<bool> alert_fired_{false};

@@ -88,9 +88,9 @@ void AddPinnedBatchAdvice(const NodeReport& n, std::vector<std::string>* advice)
   const HistogramReport& h = it->second;
   if (h.count >= 2 && h.max > 0 && h.p50 >= h.max * (1 - 1e-9)) {
     advice->push_back(
-        fmt::format("batches of '{}' are pinned at their max (p50 = max = {:.0f} rows): raise "
-                    "`batch_size` of '{}'",
-                    n.id, h.max, n.id));
+        fmt::format("every batch of '{}' has its configured size ({:.0f} rows): a larger batch "
+                    "size option (`batch_size`, `batch_rows`) cuts the per-batch overhead",
+                    n.id, h.max));
   }
 }
 

@@ -126,7 +126,7 @@ TEST(BottleneckTest, BatchRowsHistogramWithP50AtMaxIsPinned) {
       {"unit", "rows"}, {"count", 100}, {"p50", 10000}, {"max", 10000}};
   const Bottleneck b = AnalyzeBottleneck(run);
   EXPECT_THAT(b.advice, Contains(AllOf(HasSubstr("batches of 'src' are pinned"),
-                                       HasSubstr("raise `batch_size` of 'src'"))));
+                                       HasSubstr("every batch of 'src' has its configured size"))));
 
   Node(run, "src")["histograms"]["batch_rows"]["p50"] = 6000;
   EXPECT_THAT(AnalyzeBottleneck(run).advice, Not(Contains(HasSubstr("pinned"))));
@@ -182,7 +182,7 @@ TEST(BottleneckTest, DiamondFixtureNamesTheSink) {
   const Bottleneck b = AnalyzeBottleneck(Fixture("run_v2.json"));
   EXPECT_EQ(b.node, "s3_archive");
   EXPECT_THAT(b.advice, Contains(HasSubstr("sink backpressure: 's3_archive'")));
-  EXPECT_THAT(b.advice, Contains(HasSubstr("raise `batch_size` of 'orders'")));
+  EXPECT_THAT(b.advice, Contains(HasSubstr("every batch of 'orders' has its configured size")));
   EXPECT_THAT(b.advice, Contains(HasSubstr("`settings.memory_limit`")));
   EXPECT_THAT(b.advice, Not(Contains(HasSubstr("retries"))));  // 12 for 240 batches.
 }
