@@ -169,9 +169,10 @@ Bottleneck AnalyzeBottleneck(const RunReport& run) {
     if (!IsSink(n) || Utilization(n) < kSinkSaturated) continue;
     sink_advised.insert(i);
     b.advice.push_back(fmt::format(
-        "sink backpressure: '{}' is busy {}, the destination sets the pace; raise `parallelism` "
-        "of '{}' (now {}) if it takes concurrent writes",
-        n.id, Pct(Utilization(n)), n.id, n.parallelism));
+        "sink backpressure: '{}' is busy {}, the destination sets the pace; make each write "
+        "cheaper (larger batches, fewer indexes or constraints on the target) or split the "
+        "stream over several sinks",
+        n.id, Pct(Utilization(n))));
   }
 
   if (!idle && !sink_advised.count(limiting) && Utilization(x) >= kNearFull) {
@@ -183,9 +184,9 @@ Bottleneck AnalyzeBottleneck(const RunReport& run) {
           x.id, x.parallelism, Pct(Utilization(x)), in.id, Pct(BlockedFraction(run, in))));
     } else if (IsSource(x)) {
       b.advice.push_back(fmt::format(
-          "the source '{}' is busy {}: reading is the limit; raise `parallelism` of '{}' (now {}) "
-          "if its type can split the input",
-          x.id, Pct(Utilization(x)), x.id, x.parallelism));
+          "the source '{}' is busy {}: reading (or the system it reads from) sets the pace; "
+          "larger batches or a faster query/disk on that side are what help",
+          x.id, Pct(Utilization(x))));
     } else {
       b.advice.push_back(
           fmt::format("raise `parallelism` of '{}' (now {}): each instance is busy {}", x.id,
@@ -193,7 +194,10 @@ Bottleneck AnalyzeBottleneck(const RunReport& run) {
     }
   }
 
-  for (size_t i : WithAncestors(up, limiting)) AddPinnedBatchAdvice(run.nodes[i], &b.advice);
+  // Batch sizes are set at the sources; other nodes see what the sources made.
+  for (size_t i : WithAncestors(up, limiting)) {
+    if (IsSource(run.nodes[i])) AddPinnedBatchAdvice(run.nodes[i], &b.advice);
+  }
 
   const bool near_limit = run.memory_budget_limit_bytes > 0 &&
                           static_cast<double>(run.memory_budget_peak_bytes) >=
@@ -222,8 +226,9 @@ Bottleneck AnalyzeBottleneck(const RunReport& run) {
     }
     b.advice.push_back(fmt::format(
         "retries dominate '{}' ({} retries for {} batches): its server fails or throttles; check "
-        "it, or lower `parallelism` of '{}'",
-        n.id, retries, batches, n.id));
+        "its health and limits, or send it less at once (smaller batches, lower `parallelism` "
+        "upstream)",
+        n.id, retries, batches));
   }
 
   if (idle) {

@@ -85,8 +85,9 @@ TEST(BottleneckTest, SaturatedSourceIsTheLimit) {
   const Bottleneck b = AnalyzeBottleneck(run);
   EXPECT_EQ(b.node, "src");
   ASSERT_EQ(b.advice.size(), 1u);
-  EXPECT_THAT(b.advice[0], AllOf(HasSubstr("source 'src' is busy 97%: reading is the limit"),
-                                 HasSubstr("raise `parallelism` of 'src' (now 1)")));
+  EXPECT_THAT(b.advice[0], HasSubstr("source 'src' is busy 97%: reading (or the system it reads "
+                                     "from) sets the pace"));
+  EXPECT_THAT(b.advice[0], Not(HasSubstr("parallelism")));  // sources have one instance
 }
 
 TEST(BottleneckTest, SinkBusyNearFullIsSinkBackpressure) {
@@ -101,7 +102,7 @@ TEST(BottleneckTest, SinkBusyNearFullIsSinkBackpressure) {
   EXPECT_THAT(
       b.advice[0],
       AllOf(HasSubstr("sink backpressure: 'out' is busy 98%, the destination sets the pace"),
-            HasSubstr("raise `parallelism` of 'out' (now 2)")));
+            HasSubstr("larger batches, fewer indexes"), Not(HasSubstr("parallelism"))));
 }
 
 TEST(BottleneckTest, AdaptiveBatchSizePinnedAtMax) {
@@ -125,11 +126,10 @@ TEST(BottleneckTest, BatchRowsHistogramWithP50AtMaxIsPinned) {
   Node(run, "src")["histograms"]["batch_rows"] = {
       {"unit", "rows"}, {"count", 100}, {"p50", 10000}, {"max", 10000}};
   const Bottleneck b = AnalyzeBottleneck(run);
-  EXPECT_THAT(b.advice, Contains(AllOf(HasSubstr("batches of 'src' are pinned"),
-                                       HasSubstr("every batch of 'src' has its configured size"))));
+  EXPECT_THAT(b.advice, Contains(HasSubstr("every batch of 'src' has its configured size")));
 
   Node(run, "src")["histograms"]["batch_rows"]["p50"] = 6000;
-  EXPECT_THAT(AnalyzeBottleneck(run).advice, Not(Contains(HasSubstr("pinned"))));
+  EXPECT_THAT(AnalyzeBottleneck(run).advice, Not(Contains(HasSubstr("configured size"))));
 }
 
 TEST(BottleneckTest, BatchAdviceIgnoresNodesDownstreamOfTheLimit) {
@@ -160,7 +160,7 @@ TEST(BottleneckTest, RetriesDominating) {
   Node(run, "out")["counters"] = {{"retries", 40}};
   EXPECT_THAT(AnalyzeBottleneck(run).advice,
               Contains(AllOf(HasSubstr("retries dominate 'out' (40 retries for 100 batches)"),
-                             HasSubstr("`parallelism` of 'out'"))));
+                             HasSubstr("check its health and limits"))));
   Node(run, "out")["counters"] = {{"retries", 5}};  // 5 per 100 batches: noise.
   EXPECT_THAT(AnalyzeBottleneck(run).advice, Not(Contains(HasSubstr("retries"))));
 }

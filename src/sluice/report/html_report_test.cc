@@ -53,7 +53,7 @@ TEST(HtmlReportTest, HeaderBottleneckTableAndAlerts) {
   EXPECT_THAT(html, HasSubstr("<dt>Peak RSS</dt><dd>262 MiB</dd>"));
   EXPECT_THAT(html, HasSubstr("<dt>CPU user + sys</dt><dd>78.4 s + 6.9 s</dd>"));
   EXPECT_THAT(html, HasSubstr("Limiting node: <span class=\"bottleneck-node\">s3_archive</span>"));
-  EXPECT_THAT(html, HasSubstr("raise <code>parallelism</code> of &#39;s3_archive&#39; (now 2)"));
+  EXPECT_THAT(html, HasSubstr("sink backpressure: &#39;s3_archive&#39; is busy"));
   EXPECT_THAT(SvgById(html, "chart-dag"), HasSubstr("class=\"node bottleneck\"><title>s3_archive"));
   EXPECT_THAT(html, HasSubstr("<tr class=\"bottleneck\"><td>s3_archive</td>"));
   EXPECT_THAT(html, HasSubstr("batches closed by rows 118 timeout 2, deleted_rows=1,099,621"));
