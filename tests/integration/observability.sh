@@ -57,7 +57,7 @@ YAML
 
 # 1. A run serving metrics on a free port; scrape it while it runs.
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$sluice" run --metrics-listen "127.0.0.1:$port" --report run.json --fail-on-alert slow.yaml \
+"$sluice" run --metrics-listen "$port" --report run.json --fail-on-alert slow.yaml \
   >run.out 2>run.err & run_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/metrics" -o metrics.txt && break; sleep 0.05; done
 [ -s metrics.txt ] || fail "no /metrics while running: $(cat run.err)"

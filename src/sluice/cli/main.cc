@@ -119,6 +119,11 @@ int CmdRun(const CommonArgs& common, const NodeRegistry& registry, const RunArgs
   mo.run_id = run_id;
   mo.metrics_listen =
       args.metrics_listen.empty() ? pipeline->spec().settings.metrics_listen : args.metrics_listen;
+  // A bare port listens on loopback: exposing metrics beyond the host is a deliberate choice.
+  if (!mo.metrics_listen.empty() &&
+      mo.metrics_listen.find_first_not_of("0123456789") == std::string::npos) {
+    mo.metrics_listen = "127.0.0.1:" + mo.metrics_listen;
+  }
   if (!pipeline->spec().alerts.is_null()) {
     auto rules = alerts::ParseAlertRules(pipeline->spec().alerts, alerts::StandardAlertMetrics());
     if (!rules.ok()) {

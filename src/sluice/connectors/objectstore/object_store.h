@@ -50,6 +50,8 @@ class ObjectStore {
   virtual int64_t retries() const { return 0; }
   /// Return how many times the store's circuit breaker opened, in total.
   virtual int64_t breaker_trips() const { return 0; }
+  /// Return true while the store's circuit breaker is open (requests fail fast).
+  virtual bool breaker_open() const { return false; }
 };
 
 /// A parsed object store URL: `s3://bucket[/prefix]`, `file:///dir` or a plain directory path.

@@ -364,6 +364,7 @@ class ObjectStoreSink final : public Sink {
     const int64_t trips = store_->breaker_trips();
     if (retries != reported_retries_) stats()->AddCounter("retries", retries - reported_retries_);
     if (trips != reported_trips_) stats()->AddCounter("breaker_trips", trips - reported_trips_);
+    stats()->SetGauge("circuit_breaker_open", store_->breaker_open() ? 1.0 : 0.0);
     reported_retries_ = retries;
     reported_trips_ = trips;
   }

@@ -538,9 +538,11 @@ TEST(S3ClientTest, BreakerOpensAfterConsecutiveFailuresAndRefusesAtOnce) {
   ASSERT_OK_AND_ASSIGN(auto client, S3Client::Make(options));
   EXPECT_THAT(client->Head("k"), StatusIs(StatusCode::kUnavailable, _));  // 2 failures
   EXPECT_EQ(client->breaker_trips(), 0);
+  EXPECT_FALSE(client->breaker_open());
   EXPECT_THAT(client->Head("k"), StatusIs(StatusCode::kUnavailable, _));  // 3rd opens it
   EXPECT_EQ(client->breaker_trips(), 1);
   EXPECT_EQ(client->breaker_state(), CircuitBreaker::State::kOpen);
+  EXPECT_TRUE(client->breaker_open());
   const int64_t requests = client->requests();
   EXPECT_THAT(client->Head("k"),
               StatusIs(StatusCode::kUnavailable, HasSubstr("circuit breaker open")));

@@ -672,6 +672,9 @@ S3Client::~S3Client() = default;
 std::string S3Client::Describe() const { return impl_->Describe(); }
 int64_t S3Client::retries() const { return impl_->retries_.load(std::memory_order_relaxed); }
 int64_t S3Client::breaker_trips() const { return impl_->breaker_.trips(); }
+bool S3Client::breaker_open() const {
+  return impl_->breaker_.state() == CircuitBreaker::State::kOpen;
+}
 int64_t S3Client::requests() const { return impl_->requests_.load(std::memory_order_relaxed); }
 CircuitBreaker::State S3Client::breaker_state() const { return impl_->breaker_.state(); }
 const S3Options& S3Client::options() const { return impl_->options(); }

@@ -68,6 +68,7 @@ class S3Client final : public ObjectStore {
 
   int64_t retries() const override;
   int64_t breaker_trips() const override;
+  bool breaker_open() const override;
   /// Return the number of HTTP requests attempted (retries included).
   int64_t requests() const;
   /// Return the state of the circuit breaker.
