@@ -31,16 +31,6 @@ std::string Bytes(int64_t b) {
 
 }  // namespace
 
-std::string WithCommas(int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
-  }
-  return n < 0 ? "-" + out : out;
-}
-
 std::string FormatProgressLine(PipelineRun& run) {
   const int64_t rows = SourceRows(run);
   const double elapsed = static_cast<double>(run.ElapsedMicros()) / 1e6;

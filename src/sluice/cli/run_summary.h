@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sluice/core/units.h"  // WithCommas
 #include "sluice/engine/executor.h"
 
 namespace sluice {
@@ -15,7 +16,5 @@ std::string FormatRunSummary(PipelineRun& run, const Status& status);
 nlohmann::json RunReportJson(PipelineRun& run, const Status& status, const std::string& run_id);
 /// Return one progress line: rows, rows/s, elapsed and (when the total is known) the ETA.
 std::string FormatProgressLine(PipelineRun& run);
-/// Return `n` with thousands separators ("1,234,567").
-std::string WithCommas(int64_t n);
 
 }  // namespace sluice

@@ -11,5 +11,7 @@ namespace sluice {
 Result<int64_t> ParseByteSize(std::string_view text);
 /// Parse a duration into microseconds: "90d", "2s", "500ms", "1h30m", "250us".
 Result<int64_t> ParseDurationMicros(std::string_view text);
+/// Return `n` with thousands separators ("1,234,567", "-1,000").
+std::string WithCommas(int64_t n);
 
 }  // namespace sluice

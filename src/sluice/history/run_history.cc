@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sluice/core/time.h"
+#include "sluice/core/units.h"
 #include "sluice/history/history_internal.h"
 
 namespace sluice::history {
@@ -40,16 +41,6 @@ std::string DurationText(double s) {
   const auto total = static_cast<int64_t>(s);
   if (total < 3600) return fmt::format("{}m{:02}s", total / 60, total % 60);
   return fmt::format("{}h{:02}m", total / 3600, total % 3600 / 60);
-}
-
-std::string Commas(int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
-  }
-  return n < 0 ? "-" + out : out;
 }
 
 Result<std::string> RequiredString(const nlohmann::json& j, const char* key) {
@@ -146,10 +137,10 @@ std::string FormatRunList(const std::vector<RunRecord>& runs) {
         finished ? static_cast<double>(r.ended_at_us - r.started_at_us) / 1e6 : 0.0;
     std::string rate = "-";
     if (finished && seconds > 0) {
-      rate = Commas(static_cast<int64_t>(static_cast<double>(r.rows) / seconds));
+      rate = WithCommas(static_cast<int64_t>(static_cast<double>(r.rows) / seconds));
     }
     cells.push_back({r.run_id, r.pipeline, r.status, started,
-                     finished ? DurationText(seconds) : "-", Commas(r.rows), rate});
+                     finished ? DurationText(seconds) : "-", WithCommas(r.rows), rate});
   }
   std::array<size_t, kColumns> width{};
   for (const auto& row : cells) {

@@ -4,10 +4,13 @@
 
 #include <cstddef>
 #include <string>
+
 #include <string_view>
 #include <utility>
 #include <vector>
+#include "sluice/core/units.h"
 
+#include "sluice/core/units.h"
 #include "sluice/report/run_report.h"
 
 namespace sluice::report::internal {
@@ -25,8 +28,7 @@ std::string SanitizeId(std::string_view text);
 /// Return `v` formatted for people with its unit, e.g. "1.5k", "64 MiB", "250 ms", "97%".
 std::string FormatValue(double v, Unit unit);
 
-/// Return `n` with thousands separators ("1,234,567").
-std::string WithCommas(int64_t n);
+using ::sluice::WithCommas;  // core/units.h
 
 /// Evenly spaced round tick values (steps of 1, 2, 2.5 or 5 x 10^k) covering [lo, hi].
 struct Ticks {
