@@ -72,7 +72,7 @@ void RunMonitor::Stop(const Status& run_status) {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   ended_us_ = NowMicros();
-  if (started_us_ != 0) Record(TakeSample());  // the final values
+  if (started_us_ != 0) Record(TakeSample(), /*final=*/true);
   if (server_ != nullptr) server_->Stop();
   if (notifier_ != nullptr) notifier_->Flush(5'000'000);
 }
@@ -83,7 +83,7 @@ void RunMonitor::Loop() {
     cv_.wait_for(lock, std::chrono::microseconds(options_.interval_us));
     if (stopping_) break;
     lock.unlock();
-    Record(TakeSample());
+    Record(TakeSample(), /*final=*/false);
     lock.lock();
   }
 }
@@ -112,7 +112,7 @@ RunMonitor::Sample RunMonitor::TakeSample() const {
   return s;
 }
 
-void RunMonitor::Record(Sample sample) {
+void RunMonitor::Record(Sample sample, bool final) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < sample.nodes.size(); ++i) {
@@ -120,14 +120,19 @@ void RunMonitor::Record(Sample sample) {
     }
     previous_ = std::move(latest_);
     latest_ = sample;
-    // Keep one sample per interval; the final one may come sooner and still counts. A long
-    // run keeps at most `max_samples`: past that, every other sample goes and the spacing of the
-    // stored series doubles, so memory stays bounded and the charts keep the whole run.
-    samples_.push_back(std::move(sample));
+    // Store every stride_-th sample (stride_ starts at 1) and the final one. A long run keeps
+    // at most `max_samples`: past that, every other stored sample goes (the final one stays)
+    // and the stride doubles, so memory stays bounded, the spacing stays even and the charts
+    // keep the whole run. Alerts above see every sample.
+    ++tick_;
+    if (final || tick_ % stride_ == 0) samples_.push_back(std::move(sample));
     if (samples_.size() > options_.max_samples) {
       std::vector<Sample> kept;
       kept.reserve(samples_.size() / 2 + 1);
-      for (size_t i = 0; i < samples_.size(); i += 2) kept.push_back(std::move(samples_[i]));
+      for (size_t i = 0; i < samples_.size(); ++i) {
+        if (i % 2 == 0 || (final && i + 1 == samples_.size()))
+          kept.push_back(std::move(samples_[i]));
+      }
       samples_ = std::move(kept);
       stride_ *= 2;
     }

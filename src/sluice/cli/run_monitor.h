@@ -72,7 +72,8 @@ class RunMonitor {
 
   void Loop();
   Sample TakeSample() const;
-  void Record(Sample sample);
+  /// Take in one sample; `final` is the one taken at Stop(), always kept.
+  void Record(Sample sample, bool final);
   std::optional<double> Lookup(std::string_view metric, std::string_view node) const;
   void Collect(observe::CollectorSink& sink) const;
   int NodeIndex(std::string_view id) const;
@@ -93,7 +94,8 @@ class RunMonitor {
   std::condition_variable cv_;
   bool stopping_ = false;          // guarded by mu_
   std::vector<Sample> samples_;    // guarded by mu_
-  int stride_ = 1;                 // guarded by mu_: sampling intervals per stored sample
+  int64_t stride_ = 1;             // guarded by mu_: sampling intervals per stored sample
+  int64_t tick_ = 0;               // guarded by mu_: samples taken since Start()
   Sample previous_, latest_;       // guarded by mu_: the last two samples, for rates
   std::vector<size_t> queue_max_;  // guarded by mu_
   std::atomic<bool> alert_fired_{false};
