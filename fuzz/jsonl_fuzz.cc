@@ -1,128 +1,23 @@
-// Feeds arbitrary bytes to the JSONL decoder in two chunks (split where the first byte says),
-// with an inferred and with a declared schema, under both error policies. Checks that whatever
-// decodes with a declared schema survives an encode/decode round trip unchanged.
-
-#include <cmath>
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <string>
-#include <vector>
-
+// Fuzzes the JSONL decoder and encoder: see text_codec_fuzz.h. Control-byte bit 4: skip bad
+// rows.
 #include "sluice/io/jsonl.h"
+#include "text_codec_fuzz.h"
 
 namespace {
 
-using sluice::BatchPtr;
-using sluice::Column;
-using sluice::TypeId;
-using sluice::io::DecodeOptions;
-using sluice::io::JsonlDecoder;
-using sluice::io::JsonlEncoder;
-using sluice::io::OnError;
-
-bool SameCell(const Column& a, int64_t i, const Column& b, int64_t j) {
-  if (a.IsNull(i) != b.IsNull(j)) return false;
-  if (a.IsNull(i)) return true;
-  switch (a.type()) {
-    case TypeId::kBool:
-      return a.GetBool(i) == b.GetBool(j);
-    case TypeId::kFloat64: {
-      const double x = a.GetFloat64(i);
-      const double y = b.GetFloat64(j);
-      return (std::isnan(x) && std::isnan(y)) || std::memcmp(&x, &y, sizeof(x)) == 0;
-    }
-    case TypeId::kInt64:
-    case TypeId::kTimestamp:
-      return a.GetInt64(i) == b.GetInt64(j);
-    default:
-      return a.GetView(i) == b.GetView(j);
+struct JsonlTraits {
+  using Decoder = sluice::io::JsonlDecoder;
+  static void Configure(uint8_t, sluice::io::DecodeOptions*) {}
+  static std::string Encode(const sluice::Batch& batch, const sluice::io::DecodeOptions&) {
+    sluice::io::JsonlEncoder encoder(batch.schema());
+    std::string text;
+    encoder.Encode(batch, &text);
+    return text;
   }
-}
-
-// Returns true if the rows of `a` and `b` (each a list of batches) are equal.
-bool SameRows(const std::vector<BatchPtr>& a, const std::vector<BatchPtr>& b) {
-  std::vector<std::pair<const sluice::Batch*, int64_t>> ra;
-  std::vector<std::pair<const sluice::Batch*, int64_t>> rb;
-  for (const auto& x : a) {
-    for (int64_t r = 0; r < x->num_rows(); ++r) ra.emplace_back(x.get(), r);
-  }
-  for (const auto& x : b) {
-    for (int64_t r = 0; r < x->num_rows(); ++r) rb.emplace_back(x.get(), r);
-  }
-  if (ra.size() != rb.size()) return false;
-  for (size_t k = 0; k < ra.size(); ++k) {
-    for (int c = 0; c < ra[k].first->num_columns(); ++c) {
-      if (!SameCell(ra[k].first->column(c), ra[k].second, rb[k].first->column(c), rb[k].second)) {
-        return false;
-      }
-    }
-  }
-  return true;
-}
-
-bool Decode(const DecodeOptions& options, std::string_view first, std::string_view second,
-            std::vector<BatchPtr>* out) {
-  auto dec = JsonlDecoder::Make(options);
-  if (!dec.ok()) __builtin_trap();
-  if (!(*dec)->Feed(first, out).ok()) return false;
-  if (!(*dec)->Feed(second, out).ok()) return false;
-  if (!(*dec)->Finish(out).ok()) return false;
-  for (const auto& b : *out) {
-    if (b->num_rows() == 0 || b->num_rows() > options.batch_rows) __builtin_trap();
-    if (b->schema() != (*dec)->schema()) __builtin_trap();
-  }
-  return true;
-}
+};
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  const uint8_t control = data[0];
-  const std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
-  const size_t split = std::min<size_t>(control, input.size());
-  const std::string_view first = input.substr(0, split);
-  const std::string_view second = input.substr(split);
-
-  DecodeOptions options;
-  options.batch_rows = 3;
-  options.infer_rows = 4;
-  options.on_error = (control & 4) != 0 ? OnError::kSkip : OnError::kFail;
-
-  // Inferred schema.
-  std::vector<BatchPtr> inferred;
-  Decode(options, first, second, &inferred);
-
-  // Declared schema with every type.
-  options.schema = sluice::MakeSchema({{"i", TypeId::kInt64},
-                                       {"s", TypeId::kString},
-                                       {"f", TypeId::kFloat64},
-                                       {"b", TypeId::kBool},
-                                       {"t", TypeId::kTimestamp},
-                                       {"y", TypeId::kBytes},
-                                       {"j", TypeId::kJson}});
-  std::vector<BatchPtr> declared;
-  const bool declared_ok = Decode(options, first, second, &declared);
-
-  // Encoding whatever was decoded must work, whatever the values.
-  for (const auto* list : {&inferred, &declared}) {
-    for (const auto& b : *list) {
-      JsonlEncoder encoder(b->schema());
-      std::string text;
-      encoder.Encode(*b, &text);
-    }
-  }
-
-  // Whatever decodes survives an encode/decode round trip unchanged.
-  const std::vector<BatchPtr>& batches = declared;
-  if (declared_ok) {
-    JsonlEncoder encoder(options.schema);
-    std::string text;
-    for (const auto& b : batches) encoder.Encode(*b, &text);
-    std::vector<BatchPtr> again;
-    if (!Decode(options, text, "", &again)) __builtin_trap();
-    if (!SameRows(batches, again)) __builtin_trap();
-  }
-  return 0;
+  return sluice_fuzz::FuzzTextCodec<JsonlTraits>(data, size);
 }
