@@ -66,7 +66,11 @@ for case in bucket key; do
 done
 
 # 2. The real run.
-"$sluice" run -q archive.yaml 2>log
+"$sluice" run -q --report report.json archive.yaml 2>log
+# The whole pipeline's phase split, summed over its nodes, is in the report.
+for phase in query serialize compress upload verify delete vacuum; do
+  jq -e ".phases_s.$phase > 0" report.json >/dev/null || fail "report lacks phase $phase: $(jq -c .phases_s report.json)"
+done
 check_eq "$(psql -qAtc "SELECT count(*) FROM audit_log_$tag WHERE created_at < now() - interval '90 days'")" 0 "old rows left"
 check_eq "$(psql -qAtc "SELECT count(*) FROM audit_log_$tag")" "$newer" "newer rows kept"
 mkdir -p dl && aws s3 cp --quiet --recursive "s3://$SLUICE_S3_BUCKET/$tag/" dl/

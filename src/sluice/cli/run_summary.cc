@@ -1,5 +1,7 @@
 #include "sluice/cli/run_summary.h"
 
+#include <map>
+
 #include "sluice/core/time.h"
 
 namespace sluice {
@@ -90,6 +92,21 @@ std::string FormatRunSummary(PipelineRun& run, const Status& status) {
     }
     if (!extra.empty()) out += fmt::format("  {}:{}\n", nodes[i].spec.id, extra);
   }
+  // The whole pipeline's phases on one line (the archiver's query ... vacuum span three nodes).
+  std::map<std::string, int64_t> totals;
+  int nodes_with_phases = 0;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    auto phases = run.stats(i).Phases();
+    nodes_with_phases += phases.empty() ? 0 : 1;
+    for (const auto& [k, v] : phases) totals[k] += v;
+  }
+  if (nodes_with_phases > 1) {
+    std::string line;
+    for (const auto& [k, v] : totals) {
+      line += fmt::format(" {}={}", k, Seconds(static_cast<double>(v) / 1e9));
+    }
+    out += fmt::format("  phases, all nodes:{}\n", line);
+  }
   const int64_t limit = run.budget().limit();
   out += fmt::format("  peak memory: RSS {}, batches in flight {}{}\n", Bytes(PeakRssBytes()),
                      Bytes(run.budget().peak()), limit > 0 ? " (limit " + Bytes(limit) + ")" : "");
@@ -146,6 +163,13 @@ nlohmann::json RunReportJson(PipelineRun& run, const Status& status, const std::
     arr.push_back(n);
   }
   j["nodes"] = arr;
+  nlohmann::json totals = nlohmann::json::object();
+  for (const auto& n : arr) {
+    for (const auto& [k, v] : n["phases_s"].items()) {
+      totals[k] = totals.value(k, 0.0) + v.get<double>();
+    }
+  }
+  j["phases_s"] = totals;  // summed over nodes: the whole pipeline's split
   return j;
 }
 
