@@ -17,6 +17,7 @@ using objectstore_internal::BoolOr;
 using objectstore_internal::CancelRelay;
 using objectstore_internal::ExplainStoreError;
 using objectstore_internal::IntOr;
+using objectstore_internal::MakeNodeStore;
 using objectstore_internal::PhaseTimer;
 using objectstore_internal::StringOr;
 
@@ -77,24 +78,19 @@ double Millis(int64_t nanos) { return static_cast<double>(nanos) / 1e6; }
 /// Write each batch as one object. Called from one thread; the store may use more (parts).
 class ObjectStoreSink final : public Sink {
  public:
-  /// `reopen`: the store was made from the options; Open() makes it again, watching the run's
-  /// cancellation.
+  /// `relay` (may be null) carries the run's cancellation into `store` from Open() on.
   ObjectStoreSink(std::string id, SinkConfig config, std::shared_ptr<ObjectStore> store,
-                  bool reopen)
-      : id_(std::move(id)), config_(std::move(config)), store_(std::move(store)), reopen_(reopen) {}
+                  std::unique_ptr<CancelRelay> relay)
+      : id_(std::move(id)),
+        config_(std::move(config)),
+        relay_(std::move(relay)),
+        store_(std::move(store)) {}
 
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
     open_us_ = NowMicros();
-    if (reopen_ && ctx != nullptr) {
-      // Retries, backoff sleeps and stalled transfers end as soon as the run is cancelled.
-      relay_ = std::make_unique<CancelRelay>(ctx);
-      ObjectStoreOptions options = config_.store;
-      options.cancelled = relay_->flag();
-      auto store = MakeObjectStore(options);
-      if (!store.ok()) return store.status().WithContext("node '{}'", id_);
-      store_ = std::move(*store);
-    }
+    // Retries, backoff sleeps and stalled transfers end as soon as the run is cancelled.
+    if (relay_ != nullptr && ctx != nullptr) relay_->Watch(ctx);
     if (config_.run_id.empty()) config_.run_id = fmt::format("{}-{}", CompactUtc(open_us_), id_);
     return Status::OK();
   }
@@ -373,7 +369,6 @@ class ObjectStoreSink final : public Sink {
   SinkConfig config_;
   std::unique_ptr<CancelRelay> relay_;  // before store_, which watches its flag
   std::shared_ptr<ObjectStore> store_;
-  bool reopen_ = false;
   NodeContext* ctx_ = nullptr;
   int64_t open_us_ = 0;
   int64_t next_seq_ = 0;
@@ -479,22 +474,15 @@ Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options,
                                                   std::shared_ptr<ObjectStore> store) {
   SLUICE_ASSIGN_OR_RETURN(SinkConfig config, ParseSinkOptions(options));
   return std::unique_ptr<Sink>(
-      new ObjectStoreSink(options.id(), std::move(config), std::move(store), /*reopen=*/false));
+      new ObjectStoreSink(options.id(), std::move(config), std::move(store), nullptr));
 }
 
 Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(SinkConfig config, ParseSinkOptions(options));
-  auto store = MakeObjectStore(config.store);
-  if (!store.ok()) {
-    return Status(store.status().code() == StatusCode::kInvalidArgument ? StatusCode::kConfigError
-                                                                        : store.status().code(),
-                  fmt::format("node '{}': {}", options.id(), store.status().message()));
-  }
-  // Made now to check the settings (credentials) while the pipeline is built; made again in
-  // Open(), where the run's cancellation is known.
+  // Made now, so that bad settings (credentials, endpoint) fail while the pipeline is built.
+  SLUICE_ASSIGN_OR_RETURN(auto made, MakeNodeStore(options.id(), config.store));
   return std::unique_ptr<Sink>(new ObjectStoreSink(options.id(), std::move(config),
-                                                   std::shared_ptr<ObjectStore>(std::move(*store)),
-                                                   /*reopen=*/true));
+                                                   std::move(made.store), std::move(made.relay)));
 }
 
 }  // namespace sluice

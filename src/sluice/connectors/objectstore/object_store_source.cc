@@ -20,6 +20,7 @@ namespace sluice {
 using objectstore_internal::CancelRelay;
 using objectstore_internal::ExplainStoreError;
 using objectstore_internal::IntOr;
+using objectstore_internal::MakeNodeStore;
 using objectstore_internal::StringOr;
 
 namespace {
@@ -137,27 +138,19 @@ class ObjectInputStream final : public io::InputStream {
 /// thread; objects are only read.
 class ObjectStoreSource final : public Source {
  public:
-  /// `reopen`: the store was made from the options; Open() makes it again, watching the run's
-  /// cancellation.
+  /// `relay` (may be null) carries the run's cancellation into `store` from Open() on.
   ObjectStoreSource(std::string id, SourceConfig config, std::shared_ptr<ObjectStore> store,
-                    bool reopen)
+                    std::unique_ptr<CancelRelay> relay)
       : id_(std::move(id)),
         config_(std::move(config)),
+        relay_(std::move(relay)),
         store_(std::move(store)),
-        reopen_(reopen),
         chunk_(kReadChunk) {}
 
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
-    if (reopen_ && ctx != nullptr) {
-      // Retries, backoff sleeps and stalled transfers end as soon as the run is cancelled.
-      relay_ = std::make_unique<CancelRelay>(ctx);
-      ObjectStoreOptions options = config_.store;
-      options.cancelled = relay_->flag();
-      auto store = MakeObjectStore(options);
-      if (!store.ok()) return store.status().WithContext("node '{}'", id_);
-      store_ = std::move(*store);
-    }
+    // Retries, backoff sleeps and stalled transfers end as soon as the run is cancelled.
+    if (relay_ != nullptr && ctx != nullptr) relay_->Watch(ctx);
     auto listed = store_->List(config_.prefix);
     if (!listed.ok())
       return ExplainStoreError(listed.status(), id_, config_.store, "list and read");
@@ -253,7 +246,6 @@ class ObjectStoreSource final : public Source {
   SourceConfig config_;
   std::unique_ptr<CancelRelay> relay_;  // before store_, which watches its flag
   std::shared_ptr<ObjectStore> store_;
-  bool reopen_ = false;
   NodeContext* ctx_ = nullptr;
   std::vector<ObjectInfo> objects_;
   size_t next_object_ = 0;
@@ -309,22 +301,15 @@ Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options
                                                       std::shared_ptr<ObjectStore> store) {
   SLUICE_ASSIGN_OR_RETURN(SourceConfig config, ParseSourceOptions(options));
   return std::unique_ptr<Source>(
-      new ObjectStoreSource(options.id(), std::move(config), std::move(store), /*reopen=*/false));
+      new ObjectStoreSource(options.id(), std::move(config), std::move(store), nullptr));
 }
 
 Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(SourceConfig config, ParseSourceOptions(options));
-  auto store = MakeObjectStore(config.store);
-  if (!store.ok()) {
-    return Status(store.status().code() == StatusCode::kInvalidArgument ? StatusCode::kConfigError
-                                                                        : store.status().code(),
-                  fmt::format("node '{}': {}", options.id(), store.status().message()));
-  }
-  // Made now to check the settings while the pipeline is built; made again in Open(), where
-  // the run's cancellation is known.
+  // Made now, so that bad settings (credentials, endpoint) fail while the pipeline is built.
+  SLUICE_ASSIGN_OR_RETURN(auto made, MakeNodeStore(options.id(), config.store));
   return std::unique_ptr<Source>(new ObjectStoreSource(
-      options.id(), std::move(config), std::shared_ptr<ObjectStore>(std::move(*store)),
-      /*reopen=*/true));
+      options.id(), std::move(config), std::move(made.store), std::move(made.relay)));
 }
 
 }  // namespace sluice

@@ -395,7 +395,10 @@ Status VerifyObject(ObjectStore* store, const std::string& key, int64_t expected
 
 namespace objectstore_internal {
 
-CancelRelay::CancelRelay(const NodeContext* ctx) : ctx_(ctx), thread_([this] { Poll(); }) {}
+void CancelRelay::Watch(const NodeContext* ctx) {
+  ctx_ = ctx;
+  thread_ = std::thread([this] { Poll(); });
+}
 
 CancelRelay::~CancelRelay() { Disarm(); }
 
@@ -418,6 +421,20 @@ void CancelRelay::Poll() {
     }
     cv_.wait_for(lock, std::chrono::milliseconds(10));
   }
+}
+
+Result<NodeStore> MakeNodeStore(const std::string& node, ObjectStoreOptions options) {
+  NodeStore out;
+  out.relay = std::make_unique<CancelRelay>();
+  options.cancelled = out.relay->flag();
+  auto store = MakeObjectStore(options);
+  if (!store.ok()) {
+    return Status(store.status().code() == StatusCode::kInvalidArgument ? StatusCode::kConfigError
+                                                                        : store.status().code(),
+                  fmt::format("node '{}': {}", node, store.status().message()));
+  }
+  out.store = std::move(*store);
+  return out;
 }
 
 Status ExplainStoreError(const Status& st, const std::string& node, const ObjectStoreOptions& store,

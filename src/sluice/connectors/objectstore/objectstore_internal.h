@@ -64,12 +64,12 @@ class PhaseTimer {
 
 /// Mirror the cancellation of a run (NodeContext::cancelled) into a flag a store watches
 /// (ObjectStoreOptions::cancelled), so that a cancelled run stops waiting on S3 promptly.
-/// NodeContext exposes cancelled() but not its flag, so a thread polls it every few
-/// milliseconds until the relay is disarmed or destroyed.
+/// NodeContext exposes cancelled() but not its flag, so once watching, a thread polls it every
+/// few milliseconds until the relay is disarmed or destroyed. The store is made with flag()
+/// when the node is built; Watch() starts relaying when the node opens.
 class CancelRelay {
  public:
-  /// Start relaying `ctx`'s cancellation (not owned; must outlive the relay).
-  explicit CancelRelay(const NodeContext* ctx);
+  CancelRelay() = default;
   /// Stop the polling thread.
   ~CancelRelay();
   CancelRelay(const CancelRelay&) = delete;
@@ -77,6 +77,8 @@ class CancelRelay {
 
   /// Return the flag to give a store; valid while the relay lives.
   const std::atomic<bool>* flag() const { return &flag_; }
+  /// Start relaying `ctx`'s cancellation (not owned; must outlive the relay). Call once.
+  void Watch(const NodeContext* ctx);
   /// Stop relaying and clear the flag, so that the store's later calls run to the end (the
   /// manifest a sink writes at Close of a cancelled run). Idempotent.
   void Disarm();
@@ -84,13 +86,23 @@ class CancelRelay {
  private:
   void Poll();
 
-  const NodeContext* ctx_;
+  const NodeContext* ctx_ = nullptr;
   std::atomic<bool> flag_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;  // guarded by mu_
   std::thread thread_;
 };
+
+/// A node's store, and the relay that carries the run's cancellation into it.
+struct NodeStore {
+  std::unique_ptr<CancelRelay> relay;  // before store, which watches its flag
+  std::shared_ptr<ObjectStore> store;
+};
+
+/// Make the store `options` describe for node `node`, watching a new relay's flag. Bad
+/// settings are kConfigError (the pipeline is not built), naming the node.
+Result<NodeStore> MakeNodeStore(const std::string& node, ObjectStoreOptions options);
 
 /// Return `st` (an error of a store opened with `store`) as one line naming node `node`, with
 /// what to check for the errors a person must fix: a missing bucket, denied credentials, an
