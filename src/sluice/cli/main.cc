@@ -94,7 +94,7 @@ void RecordHistory(const RunArgs& args, const PipelineSpec& spec, const nlohmann
   auto h = history::OpenRunHistory(location);
   Status st = h.status();
   if (st.ok()) {
-    auto record = history::RunRecordFromReport(report.dump(), NowMicros());
+    auto record = history::RunRecordFromParsedReport(report, NowMicros());
     st = record.ok() ? (*h)->Record(*record) : record.status();
   }
   if (!st.ok()) Log(LogLevel::kWarn, "run history not recorded: {}", st.message());

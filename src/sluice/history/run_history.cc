@@ -70,25 +70,8 @@ Result<std::optional<int64_t>> OptionalTimestamp(const nlohmann::json& j, const 
   return std::optional<int64_t>(*ts);
 }
 
-}  // namespace
-
-Result<std::unique_ptr<RunHistory>> OpenRunHistory(std::string_view location) {
-  if (location.empty()) return Status::ConfigError("run history: empty location");
-  if (IsPostgresLocation(location)) return OpenPgRunHistory(std::string(location));
-  return OpenSqliteRunHistory(ExpandHome(location));
-}
-
-std::string DefaultRunHistoryPath() {
-  const char* state = std::getenv("XDG_STATE_HOME");
-  if (state != nullptr && *state == '/') return std::string(state) + "/sluice/runs.db";
-  const char* home = std::getenv("HOME");
-  if (home != nullptr && *home != '\0') return std::string(home) + "/.local/state/sluice/runs.db";
-  return "sluice-runs.db";
-}
-
-Result<RunRecord> RunRecordFromReport(std::string report_json, int64_t now_us) {
-  const nlohmann::json j = nlohmann::json::parse(report_json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::Invalid("run report: not valid JSON");
+// The fields of a record from a parsed report; report_json is left to the caller.
+Result<RunRecord> RecordFields(const nlohmann::json& j, int64_t now_us) {
   if (!j.is_object()) return Status::Invalid("run report: not a JSON object");
   RunRecord r;
   SLUICE_ASSIGN_OR_RETURN(r.pipeline, RequiredString(j, "pipeline"));
@@ -114,7 +97,36 @@ Result<RunRecord> RunRecordFromReport(std::string report_json, int64_t now_us) {
                                       IntOr(n, "rows_out", 0), DoubleOr(n, "busy_s", 0)});
     }
   }
+  return r;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RunHistory>> OpenRunHistory(std::string_view location) {
+  if (location.empty()) return Status::ConfigError("run history: empty location");
+  if (IsPostgresLocation(location)) return OpenPgRunHistory(std::string(location));
+  return OpenSqliteRunHistory(ExpandHome(location));
+}
+
+std::string DefaultRunHistoryPath() {
+  const char* state = std::getenv("XDG_STATE_HOME");
+  if (state != nullptr && *state == '/') return std::string(state) + "/sluice/runs.db";
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && *home != '\0') return std::string(home) + "/.local/state/sluice/runs.db";
+  return "sluice-runs.db";
+}
+
+Result<RunRecord> RunRecordFromReport(std::string report_json, int64_t now_us) {
+  const nlohmann::json j = nlohmann::json::parse(report_json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::Invalid("run report: not valid JSON");
+  SLUICE_ASSIGN_OR_RETURN(RunRecord r, RecordFields(j, now_us));
   r.report_json = std::move(report_json);
+  return r;
+}
+
+Result<RunRecord> RunRecordFromParsedReport(const nlohmann::json& report, int64_t now_us) {
+  SLUICE_ASSIGN_OR_RETURN(RunRecord r, RecordFields(report, now_us));
+  r.report_json = report.dump();
   return r;
 }
 

@@ -22,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "sluice/core/result.h"
 
 namespace sluice::history {
@@ -98,6 +100,8 @@ std::string DefaultRunHistoryPath();
 /// rows_read; bytes is the sum of bytes_out of the source nodes; nodes[] give the per-node rows
 /// and busy time. report_json is `report_json` unchanged. Errors are kInvalidArgument.
 Result<RunRecord> RunRecordFromReport(std::string report_json, int64_t now_us);
+/// Same, from a report already parsed (report_json is its dump).
+Result<RunRecord> RunRecordFromParsedReport(const nlohmann::json& report, int64_t now_us);
 
 /// Return a terminal table of `runs` with the columns RUN ID, PIPELINE, STATUS, STARTED (UTC),
 /// DURATION, ROWS and ROWS/S, one line per run and a trailing newline; "no runs recorded\n"
