@@ -121,4 +121,22 @@ NodeOptions NodeOptions::ForTest(std::string id, OptionJson values, std::string 
   return NodeOptions(std::move(id), std::move(type), std::move(values), {}, "");
 }
 
+Result<TableOrQuery> GetTableOrQuery(const NodeOptions& o) {
+  TableOrQuery t;
+  t.query = o.GetString("query");
+  t.table = o.GetString("table");
+  if (t.query.empty() == t.table.empty()) {
+    return o.ErrorAt(t.query.empty() ? "table" : "query", "give either 'query' or 'table'");
+  }
+  t.where = o.GetString("where");
+  t.columns = o.GetStringList("columns");
+  if (!t.where.empty() && t.table.empty()) {
+    return o.ErrorAt("where", "'where' applies to 'table'; put the condition in 'query'");
+  }
+  if (!t.columns.empty() && t.table.empty()) {
+    return o.ErrorAt("columns", "'columns' applies to 'table'; list the columns in 'query'");
+  }
+  return t;
+}
+
 }  // namespace sluice

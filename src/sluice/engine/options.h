@@ -97,4 +97,16 @@ class NodeOptions {
   std::string node_location_;
 };
 
+/// What a database source reads: a `table` (optionally with `where` and `columns`) or a `query`.
+struct TableOrQuery {
+  std::string table;
+  std::string query;
+  std::string where;
+  std::vector<std::string> columns;
+};
+
+/// Read the `table`, `query`, `where` and `columns` options: exactly one of table and query;
+/// where and columns only with table. Errors name the option, as NodeOptions::ErrorAt does.
+Result<TableOrQuery> GetTableOrQuery(const NodeOptions& o);
+
 }  // namespace sluice

@@ -422,19 +422,11 @@ Result<SourceConfig> ParseSourceOptions(const NodeOptions& o) {
   SourceConfig c;
   c.dsn = o.GetString("dsn");
   if (c.dsn.empty()) return o.ErrorAt("dsn", "a PostgreSQL connection string is required");
-  c.query = o.GetString("query");
-  c.table = o.GetString("table");
-  if (c.query.empty() == c.table.empty()) {
-    return o.ErrorAt(c.query.empty() ? "table" : "query", "give either 'query' or 'table'");
-  }
-  c.where = o.GetString("where");
-  c.columns = o.GetStringList("columns");
-  if (!c.where.empty() && c.table.empty()) {
-    return o.ErrorAt("where", "'where' applies to 'table'; put the condition in 'query'");
-  }
-  if (!c.columns.empty() && c.table.empty()) {
-    return o.ErrorAt("columns", "'columns' applies to 'table'; list the columns in 'query'");
-  }
+  SLUICE_ASSIGN_OR_RETURN(TableOrQuery read, GetTableOrQuery(o));
+  c.query = std::move(read.query);
+  c.table = std::move(read.table);
+  c.where = std::move(read.where);
+  c.columns = std::move(read.columns);
   if (o.Has("batch_rows")) c.batch_rows = o.GetInt("batch_rows");
   if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
   if (o.Has("parallel")) c.parallel = static_cast<int>(o.GetInt("parallel"));
