@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "sluice/core/json_text.h"
 #include "sluice/core/units.h"
 #include "sluice/engine/pipeline.h"
 
@@ -52,14 +53,14 @@ Result<double> ParseThreshold(const nlohmann::ordered_json& j) {
       return static_cast<double>(*us) / 1e6;
     }
   }
-  return Status::ConfigError("expected a number (e.g. 2, 0.5, 5%, 500ms), got {}", j.dump());
+  return Status::ConfigError("expected a number (e.g. 2, 0.5, 5%, 500ms), got {}", JsonText(j));
 }
 
 Result<int64_t> ParseFor(const nlohmann::ordered_json& j) {
   if (j.is_number()) {
     const double s = j.get<double>();
     if (!std::isfinite(s) || s < 0 || s > 1e9) {
-      return Status::ConfigError("expected a duration such as 30s, got {}", j.dump());
+      return Status::ConfigError("expected a duration such as 30s, got {}", JsonText(j));
     }
     return static_cast<int64_t>(std::llround(s * 1e6));
   }
@@ -68,12 +69,12 @@ Result<int64_t> ParseFor(const nlohmann::ordered_json& j) {
     if (!us.ok()) return Status::ConfigError("{}", us.status().message());
     return *us;
   }
-  return Status::ConfigError("expected a duration such as 30s, got {}", j.dump());
+  return Status::ConfigError("expected a duration such as 30s, got {}", JsonText(j));
 }
 
 Result<std::string> NonEmptyString(const nlohmann::ordered_json& j) {
   if (!j.is_string() || j.get_ref<const std::string&>().empty()) {
-    return Status::ConfigError("expected a non-empty string, got {}", j.dump());
+    return Status::ConfigError("expected a non-empty string, got {}", JsonText(j));
   }
   return j.get<std::string>();
 }
@@ -84,7 +85,7 @@ Result<AlertRule> ParseRule(size_t index, const nlohmann::ordered_json& entry,
     return FieldError(index, "",
                       fmt::format("expected a mapping such as {{name: slow, metric: "
                                   "batch_latency_p95_s, above: 2, for: 30s}}, got {}",
-                                  entry.dump()));
+                                  JsonText(entry)));
   }
   for (const auto& [key, value] : entry.items()) {
     const auto& fields = RuleFields();
@@ -214,7 +215,7 @@ Result<std::vector<AlertRule>> ParseAlertRules(const nlohmann::ordered_json& ale
   std::vector<AlertRule> rules;
   if (alerts.is_null()) return rules;
   if (!alerts.is_array()) {
-    return Status::ConfigError("alerts: expected a list of rules, got {}", alerts.dump());
+    return Status::ConfigError("alerts: expected a list of rules, got {}", JsonText(alerts));
   }
   std::set<std::string> names;
   for (size_t i = 0; i < alerts.size(); ++i) {

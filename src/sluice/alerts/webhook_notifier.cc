@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "sluice/core/json_text.h"
 #include "sluice/core/log.h"
 #include "sluice/core/time.h"
 
@@ -60,7 +61,7 @@ void WebhookNotifier::Notify(const AlertEvent& event) {
   body["timestamp"] = FormatTimestamp(NowMicros());
   if (!options_.pipeline.empty()) body["pipeline"] = options_.pipeline;
   if (!options_.run_id.empty()) body["run_id"] = options_.run_id;
-  Post(*event.webhook, body.dump());
+  Post(*event.webhook, JsonText(body));
 }
 
 void WebhookNotifier::Post(std::string url, std::string json_body) {

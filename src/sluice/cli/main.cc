@@ -17,6 +17,7 @@
 #include "sluice/cli/run_monitor.h"
 #include "sluice/cli/run_summary.h"
 #include "sluice/config/loader.h"
+#include "sluice/core/json_text.h"
 #include "sluice/core/log.h"
 #include "sluice/core/time.h"
 #include "sluice/engine/executor.h"
@@ -169,7 +170,7 @@ int CmdRun(const CommonArgs& common, const NodeRegistry& registry, const RunArgs
   }
   if (!args.report.empty()) {
     std::ofstream out(args.report);
-    out << report.dump(2) << "\n";
+    out << JsonText(report, 2) << "\n";
     if (!out) {
       std::fprintf(stderr, "sluice: cannot write report '%s'\n", args.report.c_str());
       if (st.ok()) return kExitRunFailed;

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <chrono>
 
+#include "sluice/core/json_text.h"
 #include "sluice/core/log.h"
 #include "sluice/core/time.h"
 
@@ -390,7 +391,7 @@ std::string RunMonitor::LiveJson() {
     }
   }
   j["nodes"] = std::move(arr);
-  return j.dump();
+  return JsonText(j);
 }
 
 void RunMonitor::AddToReport(nlohmann::json* report) const {

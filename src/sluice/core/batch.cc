@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sluice/core/json_text.h"
 #include "sluice/core/time.h"
 
 namespace sluice {
@@ -171,17 +172,17 @@ Status AppendJsonValue(const nlohmann::json& v, const Field& f, ColumnBuilder* b
   switch (f.type) {
     case TypeId::kBool:
       if (!v.is_boolean())
-        return Status::Invalid("field '{}': expected bool, got {}", f.name, v.dump());
+        return Status::Invalid("field '{}': expected bool, got {}", f.name, JsonText(v));
       b->AppendBool(v.get<bool>());
       break;
     case TypeId::kInt64:
       if (!v.is_number_integer())
-        return Status::Invalid("field '{}': expected integer, got {}", f.name, v.dump());
+        return Status::Invalid("field '{}': expected integer, got {}", f.name, JsonText(v));
       b->AppendInt64(v.get<int64_t>());
       break;
     case TypeId::kFloat64:
       if (!v.is_number())
-        return Status::Invalid("field '{}': expected number, got {}", f.name, v.dump());
+        return Status::Invalid("field '{}': expected number, got {}", f.name, JsonText(v));
       b->AppendFloat64(v.get<double>());
       break;
     case TypeId::kTimestamp:
@@ -191,24 +192,24 @@ Status AppendJsonValue(const nlohmann::json& v, const Field& f, ColumnBuilder* b
         SLUICE_ASSIGN_OR_RETURN(int64_t ts, ParseTimestamp(v.get<std::string>()));
         b->AppendTimestamp(ts);
       } else {
-        return Status::Invalid("field '{}': expected timestamp, got {}", f.name, v.dump());
+        return Status::Invalid("field '{}': expected timestamp, got {}", f.name, JsonText(v));
       }
       break;
     case TypeId::kString:
       if (!v.is_string())
-        return Status::Invalid("field '{}': expected string, got {}", f.name, v.dump());
+        return Status::Invalid("field '{}': expected string, got {}", f.name, JsonText(v));
       b->AppendString(v.get<std::string>());
       break;
     case TypeId::kBytes:
     case TypeId::kGeometry: {
       if (!v.is_string())
-        return Status::Invalid("field '{}': expected hex string, got {}", f.name, v.dump());
+        return Status::Invalid("field '{}': expected hex string, got {}", f.name, JsonText(v));
       SLUICE_ASSIGN_OR_RETURN(std::string raw, FromHex(v.get<std::string>()));
       b->AppendString(raw);
       break;
     }
     case TypeId::kJson:
-      b->AppendString(v.dump());
+      b->AppendString(JsonText(v));
       break;
   }
   return Status::OK();
@@ -247,7 +248,7 @@ std::string Batch::ToString() const {
     for (const auto& c : columns_) row.push_back(CellToJson(c, r));
     rows.push_back(std::move(row));
   }
-  return rows.dump();
+  return JsonText(rows);
 }
 
 Result<BatchPtr> BatchFromJson(const SchemaPtr& schema, std::string_view json) {

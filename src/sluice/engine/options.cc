@@ -1,5 +1,6 @@
 #include "sluice/engine/options.h"
 
+#include "sluice/core/json_text.h"
 #include "sluice/core/units.h"
 
 namespace sluice {
@@ -62,7 +63,7 @@ std::string NodeOptions::GetString(const std::string& name) const {
   const auto& v = GetJson(name);
   if (v.is_string()) return v.get<std::string>();
   if (v.is_null()) return "";
-  return v.dump();
+  return JsonText(v);
 }
 
 int64_t NodeOptions::GetInt(const std::string& name) const {
@@ -101,7 +102,7 @@ std::vector<std::string> NodeOptions::GetStringList(const std::string& name) con
   if (v.is_string()) {
     out.push_back(v.get<std::string>());
   } else if (v.is_array()) {
-    for (const auto& e : v) out.push_back(e.is_string() ? e.get<std::string>() : e.dump());
+    for (const auto& e : v) out.push_back(e.is_string() ? e.get<std::string>() : JsonText(e));
   }
   return out;
 }

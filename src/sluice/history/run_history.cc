@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sluice/core/json_text.h"
 #include "sluice/core/time.h"
 #include "sluice/core/units.h"
 #include "sluice/history/history_internal.h"
@@ -126,7 +127,7 @@ Result<RunRecord> RunRecordFromReport(std::string report_json, int64_t now_us) {
 
 Result<RunRecord> RunRecordFromParsedReport(const nlohmann::json& report, int64_t now_us) {
   SLUICE_ASSIGN_OR_RETURN(RunRecord r, RecordFields(report, now_us));
-  r.report_json = report.dump();
+  r.report_json = JsonText(report);
   return r;
 }
 

@@ -1,5 +1,6 @@
 #include "sluice/transforms/transforms.h"
 
+#include "sluice/core/json_text.h"
 #include "sluice/transforms/encode.h"
 
 #include "sluice/transforms/transforms_internal.h"
@@ -12,8 +13,8 @@ namespace {
 
 Result<std::string> ScalarText(const OptionJson& v) {
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_number() || v.is_boolean() || v.is_null()) return v.dump();
-  return Status::Invalid("expected a string, got {}", v.dump());
+  if (v.is_number() || v.is_boolean() || v.is_null()) return JsonText(v);
+  return Status::Invalid("expected a string, got {}", JsonText(v));
 }
 
 }  // namespace
@@ -42,13 +43,13 @@ Result<std::vector<std::pair<std::string, std::string>>> ReadPairs(const NodeOpt
       if (!e.is_object() || e.size() != 1) {
         return options.ErrorAt(
             name,
-            fmt::format("expected a mapping or a list of one-entry mappings, got {}", e.dump()));
+            fmt::format("expected a mapping or a list of one-entry mappings, got {}", JsonText(e)));
       }
       SLUICE_RETURN_NOT_OK(add(e.begin().key(), e.begin().value()));
     }
     return out;
   }
-  return options.ErrorAt(name, fmt::format("expected a mapping, got {}", v.dump()));
+  return options.ErrorAt(name, fmt::format("expected a mapping, got {}", JsonText(v)));
 }
 
 Column NullColumn(TypeId type, int64_t rows) {

@@ -5,6 +5,7 @@
 
 #include "sluice/connectors/objectstore/objectstore.h"
 #include "sluice/connectors/objectstore/objectstore_internal.h"
+#include "sluice/core/json_text.h"
 #include "sluice/core/log.h"
 #include "sluice/core/time.h"
 #include "sluice/io/compression.h"
@@ -137,7 +138,7 @@ class ObjectStoreSink final : public Sink {
     }
     manifest_.key_column = config_.key_column;
     manifest_.created_us = NowMicros();
-    const std::string body = ManifestToJson(manifest_).dump(2) + "\n";
+    const std::string body = JsonText(ManifestToJson(manifest_), 2) + "\n";
     const std::string key = JoinKey(config_.prefix, "_manifests/" + config_.run_id + ".json");
     {
       PhaseTimer t(stats(), "upload");
