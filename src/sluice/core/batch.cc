@@ -1,5 +1,6 @@
 #include "sluice/core/batch.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -9,8 +10,54 @@
 
 namespace sluice {
 
-Batch::Batch(SchemaPtr schema, std::vector<Column> columns, int64_t num_rows)
-    : schema_(std::move(schema)), columns_(std::move(columns)), num_rows_(num_rows) {
+BatchTags::BatchTags(std::initializer_list<Entry> entries)
+    : BatchTags(std::vector<Entry>(entries)) {}
+
+BatchTags::BatchTags(std::vector<Entry> entries) {
+  if (entries.empty()) return;
+  // Stable, so that of equal keys the last one given is the last of its run and wins.
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const Entry& a, const Entry& b) { return a.first < b.first; });
+  std::vector<Entry> unique;
+  unique.reserve(entries.size());
+  for (auto& e : entries) {
+    if (!unique.empty() && unique.back().first == e.first) {
+      unique.back().second = std::move(e.second);
+    } else {
+      unique.push_back(std::move(e));
+    }
+  }
+  entries_ = std::make_shared<const std::vector<Entry>>(std::move(unique));
+}
+
+const std::vector<BatchTags::Entry>& BatchTags::entries() const {
+  static const std::vector<Entry> kNone;
+  return entries_ == nullptr ? kNone : *entries_;
+}
+
+const std::string* BatchTags::Find(std::string_view key) const {
+  const auto& e = entries();
+  auto it = std::lower_bound(e.begin(), e.end(), key,
+                             [](const Entry& a, std::string_view k) { return a.first < k; });
+  return it != e.end() && it->first == key ? &it->second : nullptr;
+}
+
+std::string_view BatchTags::Get(std::string_view key, std::string_view fallback) const {
+  const std::string* v = Find(key);
+  return v == nullptr ? fallback : std::string_view(*v);
+}
+
+BatchTags BatchTags::With(std::string_view key, std::string_view value) const {
+  std::vector<Entry> e = entries();
+  e.emplace_back(std::string(key), std::string(value));
+  return BatchTags(std::move(e));
+}
+
+Batch::Batch(SchemaPtr schema, std::vector<Column> columns, int64_t num_rows, BatchTags tags)
+    : schema_(std::move(schema)),
+      columns_(std::move(columns)),
+      num_rows_(num_rows),
+      tags_(std::move(tags)) {
   byte_size_ = 0;
   for (const auto& c : columns_) byte_size_ += c.ByteSize();
 }
@@ -35,8 +82,13 @@ Result<BatchPtr> Batch::Make(SchemaPtr schema, std::vector<Column> columns) {
   return MakeUnchecked(std::move(schema), std::move(columns), rows);
 }
 
-BatchPtr Batch::MakeUnchecked(SchemaPtr schema, std::vector<Column> columns, int64_t num_rows) {
-  return BatchPtr(new Batch(std::move(schema), std::move(columns), num_rows));
+BatchPtr Batch::MakeUnchecked(SchemaPtr schema, std::vector<Column> columns, int64_t num_rows,
+                              BatchTags tags) {
+  return BatchPtr(new Batch(std::move(schema), std::move(columns), num_rows, std::move(tags)));
+}
+
+BatchPtr Batch::WithTags(BatchTags tags) const {
+  return MakeUnchecked(schema_, columns_, num_rows_, std::move(tags));
 }
 
 const Column* Batch::GetColumn(std::string_view name) const {
@@ -48,7 +100,7 @@ BatchPtr Batch::Slice(int64_t offset, int64_t length) const {
   std::vector<Column> cols;
   cols.reserve(columns_.size());
   for (const auto& c : columns_) cols.push_back(c.Slice(offset, length));
-  return MakeUnchecked(schema_, std::move(cols), length);
+  return MakeUnchecked(schema_, std::move(cols), length, tags_);
 }
 
 namespace {
@@ -93,11 +145,11 @@ Column FilterColumn(const Column& c, const uint8_t* mask, int64_t out_rows) {
 BatchPtr Batch::Filter(const uint8_t* mask) const {
   int64_t out_rows = 0;
   for (int64_t i = 0; i < num_rows_; ++i) out_rows += mask[i] != 0;
-  if (out_rows == num_rows_) return MakeUnchecked(schema_, columns_, num_rows_);
+  if (out_rows == num_rows_) return MakeUnchecked(schema_, columns_, num_rows_, tags_);
   std::vector<Column> cols;
   cols.reserve(columns_.size());
   for (const auto& c : columns_) cols.push_back(FilterColumn(c, mask, out_rows));
-  return MakeUnchecked(schema_, std::move(cols), out_rows);
+  return MakeUnchecked(schema_, std::move(cols), out_rows, tags_);
 }
 
 BatchPtr Batch::Take(const std::vector<int32_t>& indices) const {
@@ -109,7 +161,7 @@ BatchPtr Batch::Take(const std::vector<int32_t>& indices) const {
     for (int32_t idx : indices) b.AppendFrom(c, idx);
     cols.push_back(b.Finish());
   }
-  return MakeUnchecked(schema_, std::move(cols), n);
+  return MakeUnchecked(schema_, std::move(cols), n, tags_);
 }
 
 Result<BatchPtr> Concatenate(const std::vector<BatchPtr>& batches) {
@@ -130,7 +182,15 @@ Result<BatchPtr> Concatenate(const std::vector<BatchPtr>& batches) {
     for (const auto& b : batches) builder.AppendColumn(b->column(c));
     cols.push_back(builder.Finish());
   }
-  return Batch::MakeUnchecked(schema, std::move(cols), rows);
+  std::vector<BatchTags::Entry> common;
+  for (const auto& e : batches[0]->tags().entries()) {
+    const bool shared = std::all_of(batches.begin() + 1, batches.end(), [&](const BatchPtr& b) {
+      const std::string* v = b->tags().Find(e.first);
+      return v != nullptr && *v == e.second;
+    });
+    if (shared) common.push_back(e);
+  }
+  return Batch::MakeUnchecked(schema, std::move(cols), rows, BatchTags(std::move(common)));
 }
 
 namespace {

@@ -92,5 +92,47 @@ TEST(BatchTest, MakeChecksShape) {
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("schema says int64")));
 }
 
+TEST(BatchTagsTest, SortedUniqueLastValueWins) {
+  BatchTags t{{"table", "audit"}, {"database", "main"}, {"table", "audit_log"}};
+  EXPECT_EQ(t.size(), 2u);
+  EXPECT_EQ(t.entries()[0].first, "database");
+  EXPECT_EQ(t.Get(tag::kTable), "audit_log");
+  EXPECT_EQ(t.Find("date"), nullptr);
+  EXPECT_EQ(t.Get("date", "none"), "none");
+  BatchTags u = t.With(tag::kDate, "2026-01-02").With(tag::kTable, "other");
+  EXPECT_EQ(u.Get(tag::kDate), "2026-01-02");
+  EXPECT_EQ(u.Get(tag::kTable), "other");
+  EXPECT_EQ(t.Get(tag::kTable), "audit_log");  // the original is unchanged
+  EXPECT_TRUE(BatchTags().empty());
+  EXPECT_EQ(BatchTags(), BatchTags(std::vector<BatchTags::Entry>{}));
+}
+
+TEST(BatchTagsTest, WithTagsSharesColumnsAndRowOperationsKeepTags) {
+  ASSERT_OK_AND_ASSIGN(BatchPtr b, BatchFromJson(MakeSchema({{"_meta", TypeId::kString}}),
+                                                 R"([["a"],["b"],["c"]])"));
+  EXPECT_TRUE(b->tags().empty());
+  BatchPtr t = b->WithTags({{"database", "main"}, {"table", "audit"}});
+  EXPECT_EQ(t->column(0).values_buffer(), b->column(0).values_buffer());
+  EXPECT_EQ(t->num_rows(), 3);
+  EXPECT_TRUE(b->tags().empty());
+  const BatchTags& want = t->tags();
+  EXPECT_EQ(t->Slice(1, 1)->tags(), want);
+  const uint8_t keep_two[] = {1, 0, 1};
+  EXPECT_EQ(t->Filter(keep_two)->tags(), want);
+  const uint8_t keep_all[] = {1, 1, 1};
+  EXPECT_EQ(t->Filter(keep_all)->tags(), want);
+  EXPECT_EQ(t->Take({2, 0})->tags(), want);
+  EXPECT_EQ(t->Take({2, 0})->ToString(), R"([["c"],["a"]])");
+}
+
+TEST(BatchTagsTest, ConcatenateKeepsTheTagsAllBatchesShare) {
+  ASSERT_OK_AND_ASSIGN(BatchPtr b, BatchFromJson(MakeSchema({{"id", TypeId::kInt64}}), "[[1]]"));
+  BatchPtr x = b->WithTags({{"database", "main"}, {"table", "a"}});
+  BatchPtr y = b->WithTags({{"database", "main"}, {"table", "b"}});
+  ASSERT_OK_AND_ASSIGN(BatchPtr both, Concatenate({x, y}));
+  EXPECT_EQ(both->tags(), BatchTags({{"database", "main"}}));
+  EXPECT_EQ(both->ToString(), "[[1],[1]]");
+}
+
 }  // namespace
 }  // namespace sluice
