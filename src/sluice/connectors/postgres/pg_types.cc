@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "sluice/connectors/postgres/pg_connection.h"
+#include "sluice/connectors/postgres/postgres_internal.h"
 #include "sluice/core/time.h"
 
 namespace sluice::pg {
@@ -211,19 +212,18 @@ TypeId DefaultTypeFor(PgCodec codec) {
       return TypeId::kInt64;
     case PgCodec::kFloat4:
     case PgCodec::kFloat8:
-    case PgCodec::kNumeric:
       return TypeId::kFloat64;
+    case PgCodec::kNumeric:  // exact: no double holds numeric(30,10)
     case PgCodec::kText:
     case PgCodec::kUuid:
+    case PgCodec::kJson:   // exact text: a json column embedded in JSONL would lose its spacing,
+    case PgCodec::kJsonb:  // number spellings, and the difference between 'null' and NULL
+    case PgCodec::kDate:   // 5874897-12-31 is beyond int64 µs
       return TypeId::kString;
     case PgCodec::kBytea:
       return TypeId::kBytes;
-    case PgCodec::kJson:
-    case PgCodec::kJsonb:
-      return TypeId::kJson;
     case PgCodec::kTimestamp:
     case PgCodec::kTimestampTz:
-    case PgCodec::kDate:
       return TypeId::kTimestamp;
     case PgCodec::kGeometry:
       return TypeId::kGeometry;
@@ -240,8 +240,9 @@ bool CanDecode(PgCodec codec, TypeId type) {
     case PgCodec::kOid:
       return type == TypeId::kFloat64;
     case PgCodec::kNumeric:
-    case PgCodec::kUuid:
-      return type == TypeId::kString;
+      return type == TypeId::kFloat64;
+    case PgCodec::kDate:
+      return type == TypeId::kTimestamp;
     case PgCodec::kText:
     case PgCodec::kJson:
     case PgCodec::kJsonb:
@@ -270,7 +271,8 @@ bool CanEncode(TypeId type, PgCodec codec) {
              codec == PgCodec::kDate;
     case TypeId::kString:
       return codec == PgCodec::kText || codec == PgCodec::kJson || codec == PgCodec::kJsonb ||
-             codec == PgCodec::kUuid || codec == PgCodec::kNumeric || codec == PgCodec::kBytea;
+             codec == PgCodec::kUuid || codec == PgCodec::kNumeric || codec == PgCodec::kBytea ||
+             codec == PgCodec::kDate;
     case TypeId::kBytes:
     case TypeId::kGeometry:
       return codec == PgCodec::kBytea || codec == PgCodec::kGeometry;
@@ -316,6 +318,83 @@ int64_t UnixMicrosToPg(int64_t unix_micros) {
   if (unix_micros == kMax || unix_micros == kMin) return unix_micros;
   if (unix_micros < kMin + kPgEpochOffsetMicros) return kMin + 1;
   return unix_micros - kPgEpochOffsetMicros;
+}
+
+// ---- date ----------------------------------------------------------------------------------
+
+namespace {
+// PostgreSQL's date range, in days since 2000-01-01: 4714-11-24 BC to 5874897-12-31.
+constexpr int32_t kMinPgDays = -2'451'545;
+constexpr int32_t kMaxPgDays = 2'145'031'948;
+}  // namespace
+
+size_t FormatDate(int32_t pg_days, char* out) {
+  if (pg_days == std::numeric_limits<int32_t>::max()) {
+    std::memcpy(out, "infinity", 8);
+    return 8;
+  }
+  if (pg_days == std::numeric_limits<int32_t>::min()) {
+    std::memcpy(out, "-infinity", 9);
+    return 9;
+  }
+  int64_t y;
+  unsigned m;
+  unsigned d;
+  CivilFromDays(static_cast<int64_t>(pg_days) + kPgEpochOffsetDays, &y, &m, &d);
+  const bool bc = y <= 0;
+  if (bc) y = 1 - y;  // astronomical year 0 is 1 BC
+  char* p = out;
+  char digits[12];
+  char* end = std::to_chars(digits, digits + sizeof(digits), y).ptr;
+  for (auto n = end - digits; n < 4; ++n) *p++ = '0';
+  p = std::copy(digits, end, p);
+  *p++ = '-';
+  *p++ = static_cast<char>('0' + m / 10);
+  *p++ = static_cast<char>('0' + m % 10);
+  *p++ = '-';
+  *p++ = static_cast<char>('0' + d / 10);
+  *p++ = static_cast<char>('0' + d % 10);
+  if (bc) p = std::copy_n(" BC", 3, p);
+  return static_cast<size_t>(p - out);
+}
+
+Result<int32_t> ParseDate(std::string_view text) {
+  if (text == "infinity" || text == "+infinity") return std::numeric_limits<int32_t>::max();
+  if (text == "-infinity") return std::numeric_limits<int32_t>::min();
+  auto bad = [&] {
+    return Status::Invalid("'{}' is not a date (expected YYYY-MM-DD[ BC] or [-]infinity)",
+                           text.substr(0, 64));
+  };
+  std::string_view s = text;
+  bool bc = false;
+  if (s.ends_with(" BC")) {
+    bc = true;
+    s.remove_suffix(3);
+  }
+  int64_t y = 0;
+  size_t i = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i < 8) y = y * 10 + (s[i++] - '0');
+  if (i < 4 || s.size() != i + 6 || s[i] != '-' || s[i + 3] != '-') return bad();
+  auto two = [&](size_t at) -> int {
+    if (s[at] < '0' || s[at] > '9' || s[at + 1] < '0' || s[at + 1] > '9') return -1;
+    return (s[at] - '0') * 10 + (s[at + 1] - '0');
+  };
+  const int m = two(i + 1);
+  const int d = two(i + 4);
+  if (m < 1 || m > 12 || d < 1 || d > 31 || (bc && y == 0)) return bad();
+  if (bc) y = 1 - y;
+  const int64_t days =
+      DaysFromCivil(y, static_cast<unsigned>(m), static_cast<unsigned>(d)) - kPgEpochOffsetDays;
+  // A day past the month's end (2023-02-30) comes back as another date: refuse it.
+  int64_t cy;
+  unsigned cm;
+  unsigned cd;
+  CivilFromDays(days + kPgEpochOffsetDays, &cy, &cm, &cd);
+  if (cd != static_cast<unsigned>(d)) return bad();
+  if (days < kMinPgDays || days > kMaxPgDays) {
+    return Status::Invalid("date '{}' is out of PostgreSQL's range", text.substr(0, 64));
+  }
+  return static_cast<int32_t>(days);
 }
 
 // ---- numeric -------------------------------------------------------------------------------
@@ -622,12 +701,23 @@ Status DecodeValue(PgCodec codec, std::string_view v, ColumnBuilder* out, std::s
       return Status::OK();
     case PgCodec::kDate: {
       const auto days = static_cast<int32_t>(Be32(p));
-      if (days == std::numeric_limits<int32_t>::max()) {
+      if (type == TypeId::kString) {
+        char text[kMaxDateChars];
+        out->AppendString(std::string_view(text, FormatDate(days, text)));
+      } else if (days == std::numeric_limits<int32_t>::max()) {
         out->AppendTimestamp(std::numeric_limits<int64_t>::max());
       } else if (days == std::numeric_limits<int32_t>::min()) {
         out->AppendTimestamp(std::numeric_limits<int64_t>::min());
       } else {
-        out->AppendTimestamp((static_cast<int64_t>(days) + kPgEpochOffsetDays) * kMicrosPerDay);
+        // Days beyond ±106,751,991 from 1970 overflow int64 µs.
+        constexpr int64_t kMaxDays = std::numeric_limits<int64_t>::max() / kMicrosPerDay - 1;
+        const int64_t unix_days = static_cast<int64_t>(days) + kPgEpochOffsetDays;
+        if (unix_days > kMaxDays || unix_days < -kMaxDays) {
+          char text[kMaxDateChars];
+          return Status::Invalid("date {} is beyond the range of a timestamp; read it as string",
+                                 std::string_view(text, FormatDate(days, text)));
+        }
+        out->AppendTimestamp(unix_days * kMicrosPerDay);
       }
       return Status::OK();
     }
@@ -910,6 +1000,15 @@ Status CopyBinaryEncoder::EncodeColumn(int c, const Column& col, int64_t begin, 
       return Status::OK();
     }
     case PgCodec::kDate: {
+      if (col.type() == TypeId::kString) {
+        for (int64_t r = 0; r < n; ++r) {
+          if (null_at(r)) continue;
+          auto days = ParseDate(col.GetView(begin + r));
+          if (!days.ok()) return error(begin + r, days.status().message());
+          PutBe32(put_fixed(r, 4), static_cast<uint32_t>(*days));
+        }
+        return Status::OK();
+      }
       const int64_t* v = col.int64s();
       for (int64_t r = 0; r < n; ++r) {
         if (null_at(r)) continue;
@@ -1023,6 +1122,141 @@ Result<Oid> LookupTypeOid(PgConnection* conn, const std::string& name) {
   const std::string_view text = r.Value(0, 0);
   std::from_chars(text.data(), text.data() + text.size(), oid);
   return oid;
+}
+
+// ---- relation plans ------------------------------------------------------------------------
+
+Status ApplyExactTextSettings(PgConnection* conn) {
+  // set_config in one statement (works inside or outside a transaction). DateStyle 'ISO' alone
+  // keeps the server's field order for reading dates.
+  auto r = conn->Exec(
+      "SELECT set_config('DateStyle', 'ISO', false), set_config('IntervalStyle', 'postgres', "
+      "false), set_config('extra_float_digits', '1', false), set_config('bytea_output', 'hex', "
+      "false)");
+  if (!r.ok()) return r.status().WithContext("setting exact text output");
+  return Status::OK();
+}
+
+namespace {
+
+void PlanColumnAs(PgColumnPlan* col, TypeId type, bool as_text) {
+  col->type = type;
+  col->as_text = as_text;
+  if (as_text) col->codec = PgCodec::kText;
+  const std::string quoted = pg_internal::QuoteName(col->name);
+  col->select_expr = as_text ? quoted + "::text AS " + quoted : quoted;
+}
+
+}  // namespace
+
+int RelationPlan::Find(std::string_view name) const {
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (columns[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+void RelationPlan::Rebuild() {
+  select_list.clear();
+  codecs.clear();
+  std::vector<Field> fields;
+  fields.reserve(columns.size());
+  for (const PgColumnPlan& col : columns) {
+    if (!select_list.empty()) select_list += ", ";
+    select_list += col.select_expr;
+    codecs.push_back(col.codec);
+    fields.push_back({col.name, col.type, true});
+  }
+  schema = MakeSchema(std::move(fields));
+}
+
+Status RelationPlan::Retype(std::string_view name, TypeId type) {
+  const int i = Find(name);
+  if (i < 0) return Status::NotFound("no column '{}'", name);
+  PgColumnPlan& col = columns[static_cast<size_t>(i)];
+  if (!col.as_text && CanDecode(col.codec, type)) {
+    PlanColumnAs(&col, type, false);
+  } else if (type == TypeId::kString || type == TypeId::kJson) {
+    PlanColumnAs(&col, type, true);  // the server formats it
+  } else {
+    return Status::ConfigError("column '{}' is PostgreSQL {}, which cannot be read as {}", col.name,
+                               col.pg_type, TypeName(type));
+  }
+  Rebuild();
+  return Status::OK();
+}
+
+Status RelationPlan::Keep(const std::vector<std::string>& names) {
+  std::vector<PgColumnPlan> kept;
+  kept.reserve(names.size());
+  for (const std::string& name : names) {
+    const int i = Find(name);
+    if (i < 0) return Status::NotFound("no column '{}'", name);
+    kept.push_back(columns[static_cast<size_t>(i)]);
+  }
+  columns = std::move(kept);
+  Rebuild();
+  return Status::OK();
+}
+
+Result<RelationPlan> PlanRelation(PgConnection* conn, const std::string& relation) {
+  SLUICE_ASSIGN_OR_RETURN(PgResult described, conn->Describe("SELECT * FROM " + relation));
+  const int n = described.num_columns();
+  RelationPlan plan;
+  plan.columns.resize(static_cast<size_t>(n));
+  std::string oid_array = "{";
+  std::string typmod_array = "{";
+  for (int c = 0; c < n; ++c) {
+    PgColumnPlan& col = plan.columns[static_cast<size_t>(c)];
+    col.name = std::string(described.ColumnName(c));
+    col.type_oid = described.ColumnType(c);
+    if (c > 0) {
+      oid_array += ',';
+      typmod_array += ',';
+    }
+    oid_array += std::to_string(col.type_oid);
+    typmod_array += std::to_string(PQfmod(described.get(), c));
+  }
+  oid_array += '}';
+  typmod_array += '}';
+  if (n > 0) {
+    // Each column's type: its name for messages and restores, and what picks its codec.
+    SLUICE_ASSIGN_OR_RETURN(
+        PgResult types,
+        conn->ExecParams("SELECT format_type(u.o, u.m), t.typname, t.typtype "
+                         "FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS u(o, m, i) "
+                         "JOIN pg_catalog.pg_type t ON t.oid = u.o ORDER BY u.i",
+                         {oid_array, typmod_array}));
+    if (types.num_rows() != n) {
+      return Status::Internal("described {} columns, found the types of {}", n, types.num_rows());
+    }
+    for (int c = 0; c < n; ++c) {
+      PgColumnPlan& col = plan.columns[static_cast<size_t>(c)];
+      col.pg_type = std::string(types.Value(c, 0));
+      const std::string_view type_type = types.Value(c, 2);
+      const std::optional<PgCodec> codec =
+          CodecForType(col.type_oid, types.Value(c, 1), type_type.empty() ? 'b' : type_type[0]);
+      col.codec = codec.value_or(PgCodec::kText);
+      PlanColumnAs(&col, codec.has_value() ? DefaultTypeFor(*codec) : TypeId::kString,
+                   !codec.has_value());
+    }
+  }
+  // A relation by name: its declared types, domains included (results describe base types).
+  if (n > 0 && !relation.empty() && relation.front() != '(') {
+    SLUICE_ASSIGN_OR_RETURN(
+        PgResult declared,
+        conn->ExecParams("SELECT format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
+                         "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped "
+                         "ORDER BY attnum",
+                         {relation}));
+    if (declared.num_rows() == n) {
+      for (int c = 0; c < n; ++c) {
+        plan.columns[static_cast<size_t>(c)].pg_type = std::string(declared.Value(c, 0));
+      }
+    }
+  }
+  plan.Rebuild();
+  return plan;
 }
 
 Status AppendResultRows(const PgResult& result, const std::vector<PgCodec>& codecs,

@@ -80,15 +80,19 @@ std::string_view PgCodecName(PgCodec codec);
 /// binary (arrays, intervals, ...): cast those to text in the query.
 std::optional<PgCodec> CodecForType(Oid oid, std::string_view type_name = "", char type_type = 'b');
 
-/// Return the sluice type a column read with `codec` gets unless told otherwise: integers
-/// int64, floats and numeric float64, text and uuid string, bytea bytes, json and jsonb json,
-/// timestamps and dates timestamp, geometry geometry.
+/// Return the sluice type a column read with `codec` gets unless told otherwise, chosen so that
+/// every value survives exactly: integers int64, floats float64 (NaN and infinities included),
+/// numeric an exact decimal string ("12.50", "NaN", "-Infinity"), text and uuid string, json
+/// and jsonb string (their exact text: JSON `null` stays distinct from SQL NULL), date string
+/// ("2024-05-01", "0044-03-15 BC", "infinity"; see FormatDate), timestamps timestamp (±infinity
+/// as INT64_MAX / INT64_MIN), bytea bytes, geometry geometry.
 TypeId DefaultTypeFor(PgCodec codec);
 /// Return true when values of `codec` can be read into a sluice column of `type` (besides the
-/// default: numeric as an exact decimal string, integers as float64, jsonb as string, ...).
+/// default: numeric as float64 (nearest double), integers as float64, json and jsonb as json,
+/// dates as timestamp (midnight UTC; a date beyond the µs range is an error), ...).
 bool CanDecode(PgCodec codec, TypeId type);
 /// Return true when a sluice column of `type` can be written to a column with `codec`
-/// (e.g. int64 to int2/int4/int8/float/numeric, string to text/json/jsonb/uuid/numeric).
+/// (e.g. int64 to int2/int4/int8/float/numeric, string to text/json/jsonb/uuid/numeric/date).
 bool CanEncode(TypeId type, PgCodec codec);
 /// Return the PostgreSQL type CREATE TABLE declares for a sluice type: bool boolean, int64
 /// bigint, float64 double precision, string text, bytes bytea, timestamp timestamptz,
@@ -100,6 +104,16 @@ int64_t PgMicrosToUnix(int64_t pg_micros);
 /// Return Unix µs as PostgreSQL µs; INT64_MAX / INT64_MIN become ±infinity. Values too small
 /// to represent become one past -infinity, which the server rejects as out of range.
 int64_t UnixMicrosToPg(int64_t unix_micros);
+
+/// The most bytes FormatDate writes ("5874897-12-31", "4714-11-24 BC", "-infinity").
+inline constexpr size_t kMaxDateChars = 16;
+/// Write the date `pg_days` (days since 2000-01-01; INT32_MAX / INT32_MIN are ±infinity) as
+/// PostgreSQL writes it with DateStyle ISO: "YYYY-MM-DD" (at least four year digits), " BC"
+/// after years before 1, "infinity", "-infinity". Return the number of bytes written.
+size_t FormatDate(int32_t pg_days, char* out);
+/// Parse what FormatDate writes (also "+infinity"); kInvalidArgument otherwise, or when the
+/// date is outside PostgreSQL's range (4714-11-24 BC to 5874897-12-31).
+Result<int32_t> ParseDate(std::string_view text);
 
 /// Append the binary numeric for the decimal `text` ("-12.50", "1e-7", "NaN", "Infinity") to
 /// `out`; kInvalidArgument when it is not a number.
@@ -197,6 +211,66 @@ Result<std::vector<PgColumn>> ResolveColumns(PgConnection* conn, const PgResult&
 
 /// Return the OID of type `name` ("geometry") in the connection's database, or kNotFound.
 Result<Oid> LookupTypeOid(PgConnection* conn, const std::string& name);
+
+/// Set, on `conn`'s session, the settings under which PostgreSQL's text output of every type is
+/// exact and the same whatever the server's configuration: DateStyle ISO (the field order for
+/// input is kept), IntervalStyle postgres, extra_float_digits 1 (shortest exact floats),
+/// bytea_output hex. Run it on every connection that reads columns as text (PlanRelation's
+/// `"col"::text`) or writes text-form values; it lasts for the session (not undone by ROLLBACK
+/// of a later transaction, but a SET inside a transaction that rolls back is: call it outside
+/// one or before BEGIN).
+Status ApplyExactTextSettings(PgConnection* conn);
+
+/// How one column of a relation is read so that every value survives exactly.
+struct PgColumnPlan {
+  std::string name;
+  /// The column's PostgreSQL type as format_type() writes it ("numeric(30,10)", "integer[]",
+  /// "character varying(20)", a domain's or enum's name, schema-qualified when not on the
+  /// search path): what a CREATE TABLE that restores the column declares. For a subquery,
+  /// a domain column shows its base type (the server describes results that way).
+  std::string pg_type;
+  Oid type_oid = 0;                ///< The type the server sends (a domain's base type).
+  PgCodec codec = PgCodec::kText;  ///< How values travel in binary (kText when as_text).
+  TypeId type = TypeId::kString;   ///< The sluice type values decode into.
+  /// True when the type has no binary codec (inet, arrays, interval, ranges, composites, ...):
+  /// the column is selected as its PostgreSQL text form, `"col"::text`, read as a string.
+  bool as_text = false;
+  /// The column's entry in a select list: `"col"` or `"col"::text AS "col"`.
+  std::string select_expr;
+};
+
+/// The columns of a relation as sluice reads them. Copyable; no connection kept.
+struct RelationPlan {
+  std::vector<PgColumnPlan> columns;
+  /// The columns' select_expr joined with ", ": the caller runs
+  /// `SELECT <select_list> FROM <relation> ...` (or COPY (that) TO STDOUT (FORMAT binary)) and
+  /// decodes the binary rows with `codecs` into builders of `schema`'s types (AppendResultRows,
+  /// CopyBinaryDecoder).
+  std::string select_list;
+  SchemaPtr schema;             ///< One nullable field per column: name and sluice type.
+  std::vector<PgCodec> codecs;  ///< One per column.
+
+  /// Read column `name` as `type` instead of its default: kept binary when CanDecode allows it,
+  /// else (for string or json) read as text; kConfigError naming the column and its PostgreSQL
+  /// type otherwise, kNotFound when there is no such column. Rebuilds select_list, schema and
+  /// codecs.
+  Status Retype(std::string_view name, TypeId type);
+  /// Keep only the columns `names`, in that order; kNotFound naming the first missing one.
+  Status Keep(const std::vector<std::string>& names);
+  /// Return the index of column `name`, or -1.
+  int Find(std::string_view name) const;
+  /// Recompute select_list, schema and codecs from `columns` (after editing them by hand).
+  void Rebuild();
+};
+
+/// Describe `relation` — a table, view or other relation name, quoted as SQL wants it
+/// (`"audit"."logs"`), or a parenthesized subquery with an alias (`(SELECT ...) AS q`) — and
+/// return how to read each of its columns exactly: types with a binary codec are read in binary
+/// (DefaultTypeFor gives the sluice type: numeric and json as exact strings, ...), every other
+/// type as its text form. Runs a Describe and one or two catalog queries on `conn`; reads no
+/// rows. Does not change session settings: call ApplyExactTextSettings on the connections
+/// that read. Errors carry the server's message (no such table, syntax error in the query).
+Result<RelationPlan> PlanRelation(PgConnection* conn, const std::string& relation);
 
 /// Append every row of `result` (fetched with PgFormat::kBinary) to `builders`, decoding
 /// column i with `codecs[i]` into a builder of a type CanDecode allows.

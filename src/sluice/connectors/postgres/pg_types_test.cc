@@ -1,6 +1,7 @@
 #include "sluice/connectors/postgres/pg_types.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include <gmock/gmock.h>
@@ -332,11 +333,132 @@ TEST(PgTypesTest, CodecsForTypesByOidAndByName) {
   EXPECT_EQ(CodecForType(99999, "geometry"), PgCodec::kGeometry);
   EXPECT_EQ(CodecForType(99998, "mood", 'e'), PgCodec::kText);
   EXPECT_EQ(CodecForType(1186, "interval"), std::nullopt);
-  EXPECT_EQ(DefaultTypeFor(PgCodec::kNumeric), TypeId::kFloat64);
-  EXPECT_TRUE(CanDecode(PgCodec::kNumeric, TypeId::kString));
+  // Defaults that keep every value: exact decimals, exact JSON text, dates as text.
+  EXPECT_EQ(DefaultTypeFor(PgCodec::kNumeric), TypeId::kString);
+  EXPECT_EQ(DefaultTypeFor(PgCodec::kJson), TypeId::kString);
+  EXPECT_EQ(DefaultTypeFor(PgCodec::kJsonb), TypeId::kString);
+  EXPECT_EQ(DefaultTypeFor(PgCodec::kDate), TypeId::kString);
+  EXPECT_EQ(DefaultTypeFor(PgCodec::kTimestampTz), TypeId::kTimestamp);
+  EXPECT_TRUE(CanDecode(PgCodec::kNumeric, TypeId::kFloat64));
+  EXPECT_TRUE(CanDecode(PgCodec::kJsonb, TypeId::kJson));
+  EXPECT_TRUE(CanDecode(PgCodec::kDate, TypeId::kTimestamp));
   EXPECT_FALSE(CanDecode(PgCodec::kTimestampTz, TypeId::kString));
+  EXPECT_TRUE(CanEncode(TypeId::kString, PgCodec::kDate));
   EXPECT_EQ(PgTypeNameFor(TypeId::kFloat64), "double precision");
   EXPECT_EQ(PgTypeNameFor(TypeId::kJson), "jsonb");
+}
+
+TEST(PgTypesTest, DatesFormatAndParseLikePostgres) {
+  auto format = [](int32_t days) {
+    char buf[kMaxDateChars];
+    return std::string(buf, FormatDate(days, buf));
+  };
+  EXPECT_EQ(format(0), "2000-01-01");
+  EXPECT_EQ(format(-1), "1999-12-31");
+  EXPECT_EQ(format(2'145'031'948), "5874897-12-31");
+  EXPECT_EQ(format(-2'451'545), "4714-11-24 BC");
+  EXPECT_EQ(format(-730'119), "0001-01-01");
+  EXPECT_EQ(format(std::numeric_limits<int32_t>::max()), "infinity");
+  EXPECT_EQ(format(std::numeric_limits<int32_t>::min()), "-infinity");
+  for (const char* text :
+       {"2000-01-01", "1969-07-20", "5874897-12-31", "4714-11-24 BC", "0044-03-15 BC",
+        "0001-12-31 BC", "0001-01-01", "10000-01-01", "2024-02-29", "infinity", "-infinity"}) {
+    ASSERT_OK_AND_ASSIGN(int32_t days, ParseDate(text));
+    EXPECT_EQ(format(days), text);
+  }
+  for (const char* bad : {"", "2024-02-30", "2023-13-01", "24-01-01", "2024-1-01", "0000-01-01 BC",
+                          "5874898-01-01", "4714-11-23 BC", "2024-01-01x"}) {
+    EXPECT_THAT(ParseDate(bad), StatusIs(StatusCode::kInvalidArgument, HasSubstr("date"))) << bad;
+  }
+}
+
+TEST(PgTypesTest, DatesDecodeToTextAndToTimestampsWithoutOverflow) {
+  auto date = [](int32_t days) {
+    std::string v(4, '\0');
+    const uint32_t be = __builtin_bswap32(static_cast<uint32_t>(days));
+    std::memcpy(v.data(), &be, 4);
+    return v;
+  };
+  std::string scratch;
+  ColumnBuilder text(TypeId::kString);
+  ASSERT_THAT(DecodeValue(PgCodec::kDate, date(2'145'031'948), &text, &scratch), IsOk());
+  ASSERT_THAT(DecodeValue(PgCodec::kDate, date(INT32_MAX), &text, &scratch), IsOk());
+  Column col = text.Finish();
+  EXPECT_EQ(col.GetView(0), "5874897-12-31");
+  EXPECT_EQ(col.GetView(1), "infinity");
+
+  ColumnBuilder ts(TypeId::kTimestamp);
+  ASSERT_THAT(DecodeValue(PgCodec::kDate, date(-10'957), &ts, &scratch), IsOk());
+  ASSERT_THAT(DecodeValue(PgCodec::kDate, date(INT32_MIN), &ts, &scratch), IsOk());
+  EXPECT_THAT(DecodeValue(PgCodec::kDate, date(2'145'031'948), &ts, &scratch),
+              StatusIs(StatusCode::kInvalidArgument,
+                       HasSubstr("date 5874897-12-31 is beyond the range of a timestamp")));
+  Column t = ts.Finish();
+  EXPECT_EQ(t.GetInt64(0), 0);
+  EXPECT_EQ(t.GetInt64(1), std::numeric_limits<int64_t>::min());
+
+  // Text dates encode back to the same days.
+  ASSERT_OK_AND_ASSIGN(
+      BatchPtr batch,
+      BatchFromJson(MakeSchema({{"d", TypeId::kString}}),
+                    R"([["5874897-12-31"], ["-infinity"], [null], ["0044-03-15 BC"]])"));
+  const std::string stream = EncodeStream(batch, {PgCodec::kDate});
+  ASSERT_OK_AND_ASSIGN(BatchPtr back, DecodeStream(batch->schema(), {PgCodec::kDate}, stream));
+  EXPECT_EQ(back->ToString(), batch->ToString());
+  ASSERT_OK_AND_ASSIGN(BatchPtr bad,
+                       BatchFromJson(MakeSchema({{"d", TypeId::kString}}), R"([["2024-02-30"]])"));
+  ASSERT_OK_AND_ASSIGN(CopyBinaryEncoder encoder,
+                       CopyBinaryEncoder::Make(bad->schema(), {PgCodec::kDate}));
+  std::string out;
+  EXPECT_THAT(encoder.AppendRows(*bad, 0, 1, &out),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("row 0, column 'd'")));
+}
+
+TEST(PgTypesTest, ExactValuesSurviveDecodeAndEncode) {
+  // Numerics beyond double precision, NaN and infinities, as exact decimal strings.
+  ASSERT_OK_AND_ASSIGN(BatchPtr numerics, BatchFromJson(MakeSchema({{"n", TypeId::kString}}),
+                                                        R"([["12345678901234567890.1234567890"],
+                        ["99999999999999999999999999999999999999.5"], ["NaN"], ["Infinity"],
+                        ["-Infinity"], ["-0.000000000000000000000001"], ["0.00"], [null]])"));
+  const std::string stream = EncodeStream(numerics, {PgCodec::kNumeric});
+  ASSERT_OK_AND_ASSIGN(BatchPtr back,
+                       DecodeStream(numerics->schema(), {PgCodec::kNumeric}, stream));
+  EXPECT_EQ(back->ToString(), numerics->ToString());
+
+  // Floats: NaN and infinities are values, not nulls.
+  ColumnBuilder floats(TypeId::kFloat64);
+  std::string scratch;
+  for (double d :
+       {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+        -std::numeric_limits<double>::infinity(), -0.0}) {
+    uint64_t bits;
+    std::memcpy(&bits, &d, 8);
+    bits = __builtin_bswap64(bits);
+    ASSERT_THAT(DecodeValue(PgCodec::kFloat8, std::string_view(reinterpret_cast<char*>(&bits), 8),
+                            &floats, &scratch),
+                IsOk());
+  }
+  Column f = floats.Finish();
+  EXPECT_EQ(f.null_count(), 0);
+  EXPECT_TRUE(std::isnan(f.GetFloat64(0)));
+  EXPECT_EQ(f.GetFloat64(1), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(f.GetFloat64(2), -std::numeric_limits<double>::infinity());
+  EXPECT_TRUE(std::signbit(f.GetFloat64(3)));
+
+  // Timestamps ±infinity stay INT64_MAX / INT64_MIN both ways.
+  EXPECT_EQ(PgMicrosToUnix(std::numeric_limits<int64_t>::max()),
+            std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(UnixMicrosToPg(std::numeric_limits<int64_t>::min()),
+            std::numeric_limits<int64_t>::min());
+
+  // JSON text as it is, 'null' included.
+  ColumnBuilder json(TypeId::kString);
+  ASSERT_THAT(DecodeValue(PgCodec::kJson, R"({"a" :1,  "a":2})", &json, &scratch), IsOk());
+  ASSERT_THAT(DecodeValue(PgCodec::kJsonb, std::string("\1null", 5), &json, &scratch), IsOk());
+  Column j = json.Finish();
+  EXPECT_EQ(j.GetView(0), R"({"a" :1,  "a":2})");
+  EXPECT_EQ(j.GetView(1), "null");
+  EXPECT_EQ(j.null_count(), 0);
 }
 
 TEST(PgTypesTest, CorruptStreamsAreErrors) {

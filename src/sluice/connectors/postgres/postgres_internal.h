@@ -14,6 +14,9 @@ namespace sluice::pg_internal {
 /// Return `name` as a quoted SQL identifier; dots separate a schema from a table
 /// ("audit.logs" -> "audit"."logs").
 std::string QuoteIdentifier(std::string_view name);
+/// Return `name` as one quoted SQL identifier, a dot being part of the name (for column names:
+/// "a.b" -> "a.b", quotes doubled).
+std::string QuoteName(std::string_view name);
 /// Return `name` without its schema ("audit.logs" -> "logs").
 std::string_view BaseName(std::string_view name);
 /// Return `text` as a quoted SQL string literal.
