@@ -15,12 +15,20 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::StatusIs;
 
+/// One step a test node took, in the order the nodes took them (under Journal::mu).
+struct Event {
+  enum class Kind { kHold, kFlush, kCommit };
+  Kind kind;
+  int64_t first_id;  // kHold: first id of the batch a sink holds; kCommit: of the committed batch
+};
+
 /// Shared record of what the test nodes saw, keyed by node id.
 struct Journal {
   std::mutex mu;
   std::map<std::string, std::vector<int64_t>> rows;     // sink id -> ids written (durable)
   std::map<std::string, std::set<uint64_t>> committed;  // source id -> seqs committed
   std::map<std::string, std::set<uint64_t>> abandoned;
+  std::vector<Event> events;  // holds, flushes and commits, in order
 };
 Journal* g_journal = nullptr;
 
@@ -38,11 +46,13 @@ class CountingSource : public Source {
     const int64_t start = next_;
     const int64_t end = std::min(rows_, next_ + batch_);
     for (; next_ < end; ++next_) b.AppendInt64(next_);
+    first_id_[seq] = start;
     return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, end - start);
   }
   Status Commit(uint64_t seq) override {
     std::lock_guard l(g_journal->mu);
     g_journal->committed[id_].insert(seq);
+    g_journal->events.push_back({Event::Kind::kCommit, first_id_.at(seq)});
     return Status::OK();
   }
   void Abandon(uint64_t seq) override {
@@ -56,6 +66,7 @@ class CountingSource : public Source {
   std::string id_;
   int64_t rows_, batch_, next_ = 0;
   int max_in_flight_;
+  std::map<uint64_t, int64_t> first_id_;  // seq -> first id of its batch (source thread only)
 };
 
 /// Adds `add` to every id; burns a little CPU so parallel instances interleave.
@@ -83,6 +94,10 @@ class RecordingSink : public Sink {
     std::vector<int64_t> ids;
     for (int64_t i = 0; i < batch->num_rows(); ++i) ids.push_back(batch->column(0).GetInt64(i));
     if (hold_) {
+      if (!ids.empty()) {
+        std::lock_guard l(g_journal->mu);
+        g_journal->events.push_back({Event::Kind::kHold, ids.front()});
+      }
       held_rows_.insert(held_rows_.end(), ids.begin(), ids.end());
       held_.push_back(std::move(acks));
       return Status::OK();
@@ -97,9 +112,10 @@ class RecordingSink : public Sink {
       std::lock_guard l(g_journal->mu);
       auto& v = g_journal->rows[id_];
       v.insert(v.end(), held_rows_.begin(), held_rows_.end());
+      g_journal->events.push_back({Event::Kind::kFlush, -1});
     }
     held_rows_.clear();
-    held_.clear();
+    held_.clear();  // releases the acks: only now may the source commit these batches
     return Status::OK();
   }
 
@@ -165,6 +181,35 @@ class ExecutorTest : public ::testing::TestWithParam<EngineKind> {
     return st;
   }
 
+  /// Check the event order: every commit is of a batch a sink held and then flushed before it.
+  /// Returns the number of flushes that made held batches durable.
+  int CheckCommitsFollowFlushes() {
+    std::lock_guard l(journal_.mu);
+    std::set<int64_t> held;     // held by the sink, not yet flushed
+    std::set<int64_t> durable;  // flushed
+    int flushes = 0;
+    for (size_t i = 0; i < journal_.events.size(); ++i) {
+      const Event& e = journal_.events[i];
+      switch (e.kind) {
+        case Event::Kind::kHold:
+          held.insert(e.first_id);
+          break;
+        case Event::Kind::kFlush:
+          if (!held.empty()) ++flushes;
+          durable.insert(held.begin(), held.end());
+          held.clear();
+          break;
+        case Event::Kind::kCommit:
+          EXPECT_TRUE(durable.count(e.first_id))
+              << "event " << i << ": the batch starting at id " << e.first_id
+              << " was committed before the sink flushed it"
+              << (held.count(e.first_id) ? " (it was still held)" : " (never held)");
+          break;
+      }
+    }
+    return flushes;
+  }
+
   std::set<uint64_t> Seqs(size_t n) {
     std::set<uint64_t> s;
     for (uint64_t i = 0; i < n; ++i) s.insert(i);
@@ -225,6 +270,8 @@ TEST_P(ExecutorTest, SinkThatHoldsAcksCommitsOnlyAfterFlush) {
   ASSERT_OK(RunSpec(spec));
   EXPECT_EQ(journal_.rows["out"].size(), 2000u);
   EXPECT_EQ(journal_.committed["src"], Seqs(20));
+  // Not only the totals: no batch was committed before the flush that made it durable.
+  EXPECT_GE(CheckCommitsFollowFlushes(), 1);
 }
 
 TEST_P(ExecutorTest, InFlightLimitWithAckHoldingSinkDoesNotDeadlock) {
@@ -236,6 +283,8 @@ TEST_P(ExecutorTest, InFlightLimitWithAckHoldingSinkDoesNotDeadlock) {
   ASSERT_OK(RunSpec(spec));
   EXPECT_EQ(journal_.rows["out"].size(), 500u);
   EXPECT_EQ(journal_.committed["src"], Seqs(50));
+  // At most 3 batches in flight and 50 batches: the engine asked for early flushes.
+  EXPECT_GE(CheckCommitsFollowFlushes(), 50 / 3);
 }
 
 TEST_P(ExecutorTest, MemoryBudgetBoundsBytesInFlight) {
