@@ -768,7 +768,9 @@ class CsvDecoder::Impl {
           if (nulls[r]) continue;
           const std::string_view v = View(f[r * stride]);
           double d;
-          if (!ParseFloat64(v, &d)) MarkBad(r, c, v, "float64");
+          if (!ParseFloat64(v, &d) && !internal::ParseNonFinite(Trim(v), &d)) {
+            MarkBad(r, c, v, "float64");
+          }
           std::memcpy(&values[r], &d, sizeof(d));
         }
         break;
@@ -788,6 +790,8 @@ class CsvDecoder::Impl {
           auto ts = ParseTimestamp(Trim(v));
           if (ts.ok()) {
             values[r] = *ts;
+          } else if (internal::ParseInfiniteTimestamp(Trim(v), &values[r])) {
+            continue;
           } else if (!ParseInt64(v, &values[r])) {  // µs, as written outside years 0-9999
             MarkBad(r, c, v, "timestamp");
           }

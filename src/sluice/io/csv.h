@@ -10,9 +10,11 @@ namespace sluice::io {
 
 /// Encode batches as CSV (RFC 4180): fields that hold the delimiter, a quote or a line break
 /// are quoted with quotes doubled; a null is an empty field and an empty string is `""`, so
-/// the two survive a round trip. Timestamps are ISO-8601 (integers of µs outside years
-/// 0000-9999, which the decoder also accepts), bytes and geometry lower-case hex, floats the
-/// shortest text that reads back exactly ("nan", "inf" and "-inf" included).
+/// the two survive a round trip. Timestamps are ISO-8601 ("infinity" and "-infinity" for
+/// INT64_MAX / INT64_MIN; integers of µs outside years 0000-9999, which the decoder also
+/// accepts), bytes and geometry lower-case hex, floats the shortest text that reads back
+/// exactly ("nan", "inf" and "-inf" included; the decoder also reads "NaN", "Infinity" and
+/// "-Infinity").
 class CsvEncoder final : public Encoder {
  public:
   /// Make an encoder for batches of `schema`; `options.delimiter` must be valid (see

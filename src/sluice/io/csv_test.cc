@@ -96,12 +96,22 @@ TEST(CsvEncoderTest, NonFiniteFloatsRoundTrip) {
   b.AppendFloat64(std::numeric_limits<double>::infinity());
   b.AppendFloat64(-std::numeric_limits<double>::infinity());
   b.AppendFloat64(0.1);
-  auto batch = Batch::MakeUnchecked(schema, {b.Finish()}, 3);
+  b.AppendFloat64(std::nan(""));
+  b.AppendNull();
+  auto batch = Batch::MakeUnchecked(schema, {b.Finish()}, 5);
   const std::string text = Encode(batch);
-  EXPECT_EQ(text, "f\ninf\n-inf\n0.1\n");
+  EXPECT_EQ(text, "f\ninf\n-inf\n0.1\nnan\n\n");
   ASSERT_OK_AND_ASSIGN(Decoded d, Decode(text, DecodeOptions()));
   EXPECT_EQ(d.schema->ToString(), "f:float64");
   EXPECT_TRUE(std::isinf(d.batches[0]->column(0).GetFloat64(1)));
+  EXPECT_TRUE(std::isnan(d.batches[0]->column(0).GetFloat64(3)));
+  EXPECT_EQ(d.batches[0]->column(0).null_count(), 1);
+  // PostgreSQL's and the JSON encoder's spellings read too, into a declared column.
+  ASSERT_OK_AND_ASSIGN(Decoded pg, Decode("f\nNaN\nInfinity\n-Infinity\n", Declared(schema)));
+  ASSERT_EQ(pg.batches.size(), 1u);
+  EXPECT_TRUE(std::isnan(pg.batches[0]->column(0).GetFloat64(0)));
+  EXPECT_EQ(pg.batches[0]->column(0).GetFloat64(1), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(pg.batches[0]->column(0).GetFloat64(2), -std::numeric_limits<double>::infinity());
 }
 
 TEST(CsvEncoderTest, TimestampsOutsideFourDigitYearsAreMicrosAndRoundTrip) {
@@ -109,13 +119,17 @@ TEST(CsvEncoderTest, TimestampsOutsideFourDigitYearsAreMicrosAndRoundTrip) {
   ColumnBuilder b(TypeId::kTimestamp);
   b.AppendTimestamp(std::numeric_limits<int64_t>::max());
   b.AppendTimestamp(0);
-  auto batch = Batch::MakeUnchecked(schema, {b.Finish()}, 2);
+  b.AppendTimestamp(std::numeric_limits<int64_t>::min());
+  b.AppendTimestamp(253'402'300'800'000'000);  // 10000-01-01T00:00:00Z
+  auto batch = Batch::MakeUnchecked(schema, {b.Finish()}, 4);
   const std::string text = Encode(batch);
-  EXPECT_EQ(text, "t\n9223372036854775807\n1970-01-01T00:00:00Z\n");
+  EXPECT_EQ(text, "t\ninfinity\n1970-01-01T00:00:00Z\n-infinity\n253402300800000000\n");
   ASSERT_OK_AND_ASSIGN(Decoded d, Decode(text, Declared(schema)));
   ASSERT_EQ(d.batches.size(), 1u);
   EXPECT_EQ(d.batches[0]->column(0).GetInt64(0), std::numeric_limits<int64_t>::max());
   EXPECT_EQ(d.batches[0]->column(0).GetInt64(1), 0);
+  EXPECT_EQ(d.batches[0]->column(0).GetInt64(2), std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(d.batches[0]->column(0).GetInt64(3), 253'402'300'800'000'000);
 }
 
 TEST(CsvEncoderTest, ReportsRowEnds) {

@@ -107,8 +107,10 @@ void JsonlEncoder::Encode(const Batch& batch, std::string* out, std::vector<size
           const double v = col.GetFloat64(r);
           if (std::isfinite(v)) {
             p = internal::WriteDouble(v, p);
+          } else if (std::isnan(v)) {
+            p = internal::CopyBytes("\"NaN\"", p);
           } else {
-            p = internal::CopyBytes("null", p);
+            p = internal::CopyBytes(v > 0 ? "\"Infinity\"" : "\"-Infinity\"", p);
           }
           break;
         }
@@ -524,6 +526,13 @@ class JsonlDecoder::Impl {
           s.d = static_cast<double>(value.get_uint64().value_unsafe());
         } else if (t == element_type::DOUBLE) {
           s.d = value.get_double().value_unsafe();
+        } else if (t == element_type::STRING) {
+          if (!internal::ParseNonFinite(value.get_string().value_unsafe(), &s.d)) {
+            return Error(line_no,
+                         fmt::format("expected float64 for '{}', got \"{}\" (numbers, \"NaN\", "
+                                     "\"Infinity\" and \"-Infinity\" are floats)",
+                                     f.name, internal::Excerpt(value.get_string().value_unsafe())));
+          }
         } else {
           ok = false;
         }
@@ -531,6 +540,9 @@ class JsonlDecoder::Impl {
       case TypeId::kTimestamp:
         if (t == element_type::INT64) {
           s.i = value.get_int64().value_unsafe();
+        } else if (t == element_type::STRING &&
+                   internal::ParseInfiniteTimestamp(value.get_string().value_unsafe(), &s.i)) {
+          break;
         } else if (t == element_type::STRING) {
           auto ts = ParseTimestamp(value.get_string().value_unsafe());
           if (!ts.ok()) {

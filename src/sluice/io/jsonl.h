@@ -9,11 +9,13 @@
 namespace sluice::io {
 
 /// Encode batches as newline-delimited JSON: one object per row, keys in schema order, nulls
-/// written as null. Timestamps become ISO-8601 strings ("2024-05-01T12:00:00Z"; integers of
-/// µs outside years 0000-9999), bytes and geometry lower-case hex strings, json columns are
-/// embedded as they are (line breaks in them become spaces), floats use the shortest text that
-/// reads back exactly (NaN and infinities become null). String bytes >= 0x80 are copied unchanged,
-/// so UTF-8 passes through.
+/// written as null. Timestamps become ISO-8601 strings ("2024-05-01T12:00:00Z"; "infinity" and
+/// "-infinity" for INT64_MAX / INT64_MIN; integers of µs outside years 0000-9999), bytes and
+/// geometry lower-case hex strings, json columns are embedded as they are (line breaks in them
+/// become spaces, and a json `null` reads back as a null: keep JSON that must stay exact in a
+/// string column), floats use the shortest text that reads back exactly, with NaN and the
+/// infinities written as the strings "NaN", "Infinity" and "-Infinity". String bytes >= 0x80
+/// are copied unchanged, so UTF-8 passes through.
 class JsonlEncoder final : public Encoder {
  public:
   explicit JsonlEncoder(SchemaPtr schema);
@@ -34,9 +36,10 @@ class JsonlEncoder final : public Encoder {
 /// schema is inferred from the first `infer_rows` objects: columns in order of first
 /// appearance, typed int64, float64 (ints and floats mixed), bool, string, or json (objects,
 /// arrays, and values of conflicting types); a column that is always null is a string.
-/// Timestamps must be declared (ISO-8601 strings or integers of µs); bytes and geometry are
-/// read from hex strings. Blank lines are skipped; a line that is not one JSON object is an
-/// error. Line numbers count every line from 1.
+/// Timestamps must be declared (ISO-8601 strings, "infinity", "-infinity" or integers of µs);
+/// a declared float64 column also takes the strings "NaN", "Infinity" and "-Infinity"; bytes
+/// and geometry are read from hex strings. Blank lines are skipped; a line that is not one JSON
+/// object is an error. Line numbers count every line from 1.
 class JsonlDecoder final : public Decoder {
  public:
   static Result<std::unique_ptr<JsonlDecoder>> Make(DecodeOptions options);

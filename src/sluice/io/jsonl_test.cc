@@ -101,33 +101,77 @@ TEST(JsonlEncoderTest, EscapesStringsAndKeys) {
             "all, ok\"}\n");
 }
 
-TEST(JsonlEncoderTest, FloatsUseShortestRoundTripAndNonFiniteIsNull) {
+TEST(JsonlEncoderTest, FloatsUseShortestRoundTripAndNonFiniteAreStrings) {
   auto schema = MakeSchema({{"f", TypeId::kFloat64}});
   ColumnBuilder b(TypeId::kFloat64);
-  for (double v :
-       {0.1, 1e300, -2.0, 5e-324, std::nan(""), std::numeric_limits<double>::infinity()}) {
+  for (double v : {0.1, 1e300, -2.0, 5e-324, std::nan(""), std::numeric_limits<double>::infinity(),
+                   -std::numeric_limits<double>::infinity(), -0.0}) {
     b.AppendFloat64(v);
   }
-  auto batch = Batch::MakeUnchecked(schema, {b.Finish()}, 6);
-  EXPECT_EQ(Encode(batch),
-            "{\"f\":0.1}\n{\"f\":1e+300}\n{\"f\":-2.0}\n{\"f\":5e-324}\n{\"f\":null}\n"
-            "{\"f\":null}\n");
+  b.AppendNull();
+  auto batch = Batch::MakeUnchecked(schema, {b.Finish()}, 9);
+  const std::string text = Encode(batch);
+  EXPECT_EQ(text,
+            "{\"f\":0.1}\n{\"f\":1e+300}\n{\"f\":-2.0}\n{\"f\":5e-324}\n{\"f\":\"NaN\"}\n"
+            "{\"f\":\"Infinity\"}\n{\"f\":\"-Infinity\"}\n{\"f\":-0.0}\n{\"f\":null}\n");
+  // A declared float64 column reads them back as the same values (NaN a value, not a null).
+  ASSERT_OK_AND_ASSIGN(Decoded d, Decode(text, Declared(schema)));
+  ASSERT_EQ(d.batches.size(), 1u);
+  const Column& col = d.batches[0]->column(0);
+  EXPECT_EQ(col.null_count(), 1);
+  EXPECT_TRUE(std::isnan(col.GetFloat64(4)));
+  EXPECT_EQ(col.GetFloat64(5), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(col.GetFloat64(6), -std::numeric_limits<double>::infinity());
+  EXPECT_TRUE(std::signbit(col.GetFloat64(7)));
+  EXPECT_EQ(Encode(d.batches[0]), text);
+  EXPECT_THAT(Decode("{\"f\":\"many\"}\n", Declared(schema)),
+              StatusIs(StatusCode::kInvalidArgument,
+                       HasSubstr("line 1: expected float64 for 'f', got \"many\"")));
+}
+
+TEST(JsonlEncoderTest, InfiniteTimestampsAreWordsAndRoundTrip) {
+  auto schema = MakeSchema({{"t", TypeId::kTimestamp}});
+  ColumnBuilder b(TypeId::kTimestamp);
+  b.AppendTimestamp(std::numeric_limits<int64_t>::max());
+  b.AppendTimestamp(std::numeric_limits<int64_t>::min());
+  auto batch = Batch::MakeUnchecked(schema, {b.Finish()}, 2);
+  const std::string text = Encode(batch);
+  EXPECT_EQ(text, "{\"t\":\"infinity\"}\n{\"t\":\"-infinity\"}\n");
+  ASSERT_OK_AND_ASSIGN(Decoded d, Decode(text, Declared(schema)));
+  ASSERT_EQ(d.batches.size(), 1u);
+  EXPECT_EQ(d.batches[0]->column(0).GetInt64(0), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(d.batches[0]->column(0).GetInt64(1), std::numeric_limits<int64_t>::min());
+}
+
+TEST(JsonlRoundTripTest, ExactStringsKeepJsonTextAndNullApart) {
+  // PostgreSQL json and numeric arrive as strings: their text, 'null' included, survives.
+  auto schema = MakeSchema({{"j", TypeId::kString}, {"n", TypeId::kString}});
+  ASSERT_OK_AND_ASSIGN(
+      BatchPtr batch,
+      BatchFromJson(schema, R"([["{\"a\" :  1,\n \"a\": 2.50}", "12345678901234567890.1234567890"],
+                                                 ["null", "NaN"], [null, null]])"));
+  const std::string text = Encode(batch);
+  ASSERT_OK_AND_ASSIGN(Decoded d, Decode(text, Declared(schema)));
+  ASSERT_EQ(d.batches.size(), 1u);
+  EXPECT_EQ(d.batches[0]->ToString(), batch->ToString());
+  EXPECT_EQ(d.batches[0]->column(0).GetView(0), "{\"a\" :  1,\n \"a\": 2.50}");
+  EXPECT_EQ(d.batches[0]->column(0).null_count(), 1);
 }
 
 TEST(JsonlEncoderTest, TimestampsOutsideFourDigitYearsAreMicrosAndRoundTrip) {
   auto schema = MakeSchema({{"t", TypeId::kTimestamp}});
   ColumnBuilder b(TypeId::kTimestamp);
-  b.AppendTimestamp(std::numeric_limits<int64_t>::min());
+  b.AppendTimestamp(std::numeric_limits<int64_t>::min() + 1);
   b.AppendTimestamp(-62'167'219'200'000'000);  // 0000-01-01T00:00:00Z
   b.AppendTimestamp(253'402'300'800'000'000);  // 10000-01-01T00:00:00Z
   auto batch = Batch::MakeUnchecked(schema, {b.Finish()}, 3);
   const std::string text = Encode(batch);
   EXPECT_EQ(text,
-            "{\"t\":-9223372036854775808}\n{\"t\":\"0000-01-01T00:00:00Z\"}\n"
+            "{\"t\":-9223372036854775807}\n{\"t\":\"0000-01-01T00:00:00Z\"}\n"
             "{\"t\":253402300800000000}\n");
   ASSERT_OK_AND_ASSIGN(Decoded d, Decode(text, Declared(schema)));
   ASSERT_EQ(d.batches.size(), 1u);
-  EXPECT_EQ(d.batches[0]->column(0).GetInt64(0), std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(d.batches[0]->column(0).GetInt64(0), std::numeric_limits<int64_t>::min() + 1);
   EXPECT_EQ(d.batches[0]->column(0).GetInt64(2), 253'402'300'800'000'000);
 }
 

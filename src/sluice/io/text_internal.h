@@ -3,10 +3,12 @@
 // Helpers shared by the JSONL and CSV encoders and decoders. Private to src/sluice/io.
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -43,15 +45,61 @@ inline char* WriteDouble(double v, char* p) {
 inline constexpr int64_t kMinIsoMicros = -62'167'219'200LL * 1'000'000;
 inline constexpr int64_t kMaxIsoMicros = 253'402'300'800LL * 1'000'000 - 1;
 
-/// Write a timestamp of `micros` at `p` (at most 42 bytes): an ISO-8601 string, quoted when
-/// `quoted`, inside the 4-digit-year range; outside it, the integer of µs, which the decoders
-/// read back. Return the end.
+/// Write a timestamp of `micros` at `p` (at most 42 bytes), quoted when `quoted`: an ISO-8601
+/// string inside the 4-digit-year range; INT64_MAX and INT64_MIN (PostgreSQL's ±infinity) as
+/// "infinity" and "-infinity"; anything else as the integer of µs (unquoted), which the
+/// decoders read back. Return the end.
 inline char* WriteTimestamp(int64_t micros, bool quoted, char* p) {
-  if (micros < kMinIsoMicros || micros > kMaxIsoMicros) return WriteInt64(micros, p);
+  std::string_view infinity;
+  if (micros == std::numeric_limits<int64_t>::max()) infinity = "infinity";
+  if (micros == std::numeric_limits<int64_t>::min()) infinity = "-infinity";
+  if (infinity.empty() && (micros < kMinIsoMicros || micros > kMaxIsoMicros)) {
+    return WriteInt64(micros, p);
+  }
   if (quoted) *p++ = '"';
-  p += FormatTimestamp(micros, p);
+  if (infinity.empty()) {
+    p += FormatTimestamp(micros, p);
+  } else {
+    p = CopyBytes(infinity, p);
+  }
   if (quoted) *p++ = '"';
   return p;
+}
+
+/// Return the timestamp "infinity" or "-infinity" stands for (INT64_MAX / INT64_MIN), or false
+/// for any other text.
+inline bool ParseInfiniteTimestamp(std::string_view s, int64_t* out) {
+  if (s == "infinity" || s == "+infinity") {
+    *out = std::numeric_limits<int64_t>::max();
+    return true;
+  }
+  if (s == "-infinity") {
+    *out = std::numeric_limits<int64_t>::min();
+    return true;
+  }
+  return false;
+}
+
+/// Return the non-finite double `s` spells ("NaN", "Infinity", "-Infinity", as PostgreSQL and
+/// the JSON encoder write them; also "nan", "inf", "-inf", "+Infinity"), or false.
+inline bool ParseNonFinite(std::string_view s, double* out) {
+  auto is = [&](std::string_view word) {
+    if (s.size() != word.size()) return false;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (std::tolower(static_cast<unsigned char>(s[i])) != word[i]) return false;
+    }
+    return true;
+  };
+  if (is("nan")) {
+    *out = std::numeric_limits<double>::quiet_NaN();
+  } else if (is("infinity") || is("+infinity") || is("inf") || is("+inf")) {
+    *out = std::numeric_limits<double>::infinity();
+  } else if (is("-infinity") || is("-inf")) {
+    *out = -std::numeric_limits<double>::infinity();
+  } else {
+    return false;
+  }
+  return true;
 }
 
 /// Write `bytes` as lower-case hex at `p` (2 bytes out per byte in); return the end.
