@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -194,6 +195,27 @@ std::string DefaultText(const OptionSpec& o) {
   return o.default_value;
 }
 
+std::string TypeText(const OptionSpec& o, const char* separator) {
+  if (o.type == OptionType::kEnum) {
+    std::string t;
+    for (const auto& c : o.choices) t += (t.empty() ? "" : separator) + c;
+    return t;
+  }
+  if (o.shape == MapShape::kNamedRecords) {
+    return o.names_as_list ? "names, or name -> map" : "name -> map";
+  }
+  return std::string(OptionTypeName(o.type));
+}
+
+/// Call `row(path, spec)` for `o` and then for each of its nested keys, depth first; a key of
+/// a map of named entries is shown as `databases.<name>.dsn`.
+void ForEachOption(const OptionSpec& o, const std::string& path,
+                   const std::function<void(const std::string&, const OptionSpec&)>& row) {
+  row(path, o);
+  const std::string prefix = path + (o.shape == MapShape::kNamedRecords ? ".<name>." : ".");
+  for (const auto& f : o.fields) ForEachOption(f, prefix + f.name, row);
+}
+
 int CmdNodes(const NodeRegistry& registry, const std::string& type, bool markdown) {
   if (!type.empty()) {
     const NodeTypeInfo* info = registry.Find(type);
@@ -223,24 +245,20 @@ int CmdNodes(const NodeRegistry& registry, const std::string& type, bool markdow
       }
       std::cout << "| option | type | default | description |\n|---|---|---|---|\n";
       for (const auto& o : info->options) {
-        std::string t(OptionTypeName(o.type));
-        if (o.type == OptionType::kEnum) {
-          t = "";
-          for (const auto& c : o.choices) t += (t.empty() ? "" : " \\| ") + c;
-        }
-        std::cout << fmt::format("| `{}` | {} | {} | {} |\n", o.name, t, DefaultText(o), o.doc);
+        ForEachOption(o, o.name, [](const std::string& path, const OptionSpec& spec) {
+          std::cout << fmt::format("| `{}` | {} | {} | {} |\n", path, TypeText(spec, " \\| "),
+                                   DefaultText(spec), spec.doc);
+        });
       }
       continue;
     }
     std::cout << fmt::format("{:<12} {:<9}  {}\n", info->name, NodeKindName(info->kind), info->doc);
     if (type.empty()) continue;
     for (const auto& o : info->options) {
-      std::string t(OptionTypeName(o.type));
-      if (o.type == OptionType::kEnum) {
-        t = "";
-        for (const auto& c : o.choices) t += (t.empty() ? "" : "|") + c;
-      }
-      std::cout << fmt::format("  {:<16} {:<20} {:<10} {}\n", o.name, t, DefaultText(o), o.doc);
+      ForEachOption(o, o.name, [](const std::string& path, const OptionSpec& spec) {
+        std::cout << fmt::format("  {:<16} {:<20} {:<10} {}\n", path, TypeText(spec, "|"),
+                                 DefaultText(spec), spec.doc);
+      });
     }
   }
   return kExitOk;

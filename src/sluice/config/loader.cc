@@ -95,13 +95,113 @@ OptionJson ToJson(const YAML::Node& node) {
   }
 }
 
-/// Check `value` against `spec` and return its normalized JSON form.
 Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value,
-                                 const std::string& file, const std::string& context) {
+                                 const std::string& file, const std::string& context,
+                                 const std::string& path = "",
+                                 std::map<std::string, std::string>* locations = nullptr);
+
+/// Check the mapping `value` (a YAML null counts as empty) against the keys `spec.fields`
+/// declares, converting each; record where each key was written under "path.key".
+Result<OptionJson> ConvertRecord(const OptionSpec& spec, const YAML::Node& value,
+                                 const std::string& file, const std::string& context,
+                                 const std::string& path,
+                                 std::map<std::string, std::string>* locations) {
+  OptionJson out = OptionJson::object();
+  std::vector<std::string> names;
+  for (const auto& f : spec.fields) names.push_back(f.name);
+  if (!value.IsNull()) {
+    if (!value.IsMap()) {
+      return ErrorAt(file, value.Mark(),
+                     fmt::format("{}option '{}' expects a mapping with keys {}, got {}", context,
+                                 path, JoinNames(names), NodeTypeWord(value.Type())));
+    }
+    for (const auto& kv : value) {
+      const std::string key = kv.first.Scalar();
+      const OptionSpec* field = nullptr;
+      for (const auto& f : spec.fields) {
+        if (f.name == key) field = &f;
+      }
+      if (field == nullptr) {
+        return ErrorAt(file, kv.first.Mark(),
+                       fmt::format("{}option '{}': unknown key '{}'{} (keys are: {})", context,
+                                   path, key, Hint(key, names), JoinNames(names)));
+      }
+      if (out.contains(key)) {
+        return ErrorAt(file, kv.first.Mark(),
+                       fmt::format("{}option '{}': key '{}' is given twice", context, path, key));
+      }
+      const std::string sub = path + "." + key;
+      if (locations != nullptr) (*locations)[sub] = Loc(file, kv.second.Mark());
+      SLUICE_ASSIGN_OR_RETURN(out[key],
+                              ConvertOption(*field, kv.second, file, context, sub, locations));
+    }
+  }
+  for (const auto& f : spec.fields) {
+    if (f.required && !out.contains(f.name)) {
+      return ErrorAt(
+          file, value.Mark(),
+          fmt::format("{}option '{}' is missing '{}' ({})", context, path, f.name, f.doc));
+    }
+  }
+  return out;
+}
+
+/// Check a mapping of user-chosen names to records of `spec.fields` (or, when the spec allows
+/// it, a list of names) and return it as a mapping.
+Result<OptionJson> ConvertNamedRecords(const OptionSpec& spec, const YAML::Node& value,
+                                       const std::string& file, const std::string& context,
+                                       const std::string& path,
+                                       std::map<std::string, std::string>* locations) {
+  OptionJson out = OptionJson::object();
+  auto add = [&](const YAML::Node& name_node, const YAML::Node& body) -> Status {
+    if (!name_node.IsScalar() || name_node.Scalar().empty()) {
+      return ErrorAt(file, name_node.Mark(),
+                     fmt::format("{}option '{}' expects names, got {}", context, path,
+                                 NodeTypeWord(name_node.Type())));
+    }
+    const std::string name = name_node.Scalar();
+    if (out.contains(name)) {
+      return ErrorAt(file, name_node.Mark(),
+                     fmt::format("{}option '{}': '{}' is given twice", context, path, name));
+    }
+    const std::string sub = path + "." + name;
+    if (locations != nullptr) (*locations)[sub] = Loc(file, name_node.Mark());
+    auto record = ConvertRecord(spec, body, file, context, sub, locations);
+    if (!record.ok()) return record.status();
+    out[name] = std::move(*record);
+    return Status::OK();
+  };
+  if (value.IsMap()) {
+    for (const auto& kv : value) SLUICE_RETURN_NOT_OK(add(kv.first, kv.second));
+  } else if (value.IsSequence() && spec.names_as_list) {
+    for (const auto& e : value) SLUICE_RETURN_NOT_OK(add(e, YAML::Node(YAML::NodeType::Null)));
+  } else if (value.IsScalar() && spec.names_as_list) {
+    SLUICE_RETURN_NOT_OK(add(value, YAML::Node(YAML::NodeType::Null)));
+  } else {
+    return ErrorAt(file, value.Mark(),
+                   fmt::format("{}option '{}' expects {}, got {}", context, path,
+                               spec.names_as_list ? "a list of names or a mapping of name -> "
+                                                    "settings"
+                                                  : "a mapping of name -> settings",
+                               NodeTypeWord(value.Type())));
+  }
+  if (out.empty()) {
+    return ErrorAt(file, value.Mark(), fmt::format("{}option '{}' names nothing", context, path));
+  }
+  return out;
+}
+
+/// Check `value` against `spec` and return its normalized JSON form. `path` names the option
+/// in messages ("databases.main.pool_size"); nested keys' positions go to `locations`.
+Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value,
+                                 const std::string& file, const std::string& context,
+                                 const std::string& path,
+                                 std::map<std::string, std::string>* locations) {
+  const std::string& shown_name = path.empty() ? spec.name : path;
   auto wrong = [&](const std::string& got) {
     return ErrorAt(
         file, value.Mark(),
-        fmt::format("{}option '{}' expects {}, got {}", context, spec.name,
+        fmt::format("{}option '{}' expects {}, got {}", context, shown_name,
                     spec.type == OptionType::kEnum ? "one of: " + JoinNames(spec.choices)
                                                    : std::string(OptionTypeName(spec.type)),
                     got));
@@ -111,6 +211,10 @@ Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value
   const std::string shown = scalar ? "'" + text + "'" : NodeTypeWord(value.Type());
   switch (spec.type) {
     case OptionType::kString:
+      // `key:` with nothing, as `${VAR:-}` leaves it, is the empty string.
+      if (value.IsNull()) return OptionJson("");
+      if (!scalar) return wrong(shown);
+      return OptionJson(text);
     case OptionType::kExpr:
       if (!scalar) return wrong(shown);
       return OptionJson(text);
@@ -134,7 +238,7 @@ Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value
       auto r = ParseByteSize(text);
       if (!r.ok())
         return ErrorAt(file, value.Mark(),
-                       context + "option '" + spec.name + "': " + r.status().message());
+                       context + "option '" + shown_name + "': " + r.status().message());
       return OptionJson(*r);
     }
     case OptionType::kDuration: {
@@ -144,7 +248,7 @@ Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value
       auto r = ParseDurationMicros(text);
       if (!r.ok())
         return ErrorAt(file, value.Mark(),
-                       context + "option '" + spec.name + "': " + r.status().message());
+                       context + "option '" + shown_name + "': " + r.status().message());
       return OptionJson(*r);
     }
     case OptionType::kStringList: {
@@ -158,12 +262,18 @@ Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value
         if (!e.IsScalar())
           return ErrorAt(
               file, e.Mark(),
-              fmt::format("{}option '{}' expects a list of strings", context, spec.name));
+              fmt::format("{}option '{}' expects a list of strings", context, shown_name));
         out.push_back(e.Scalar());
       }
       return out;
     }
     case OptionType::kMap:
+      if (spec.shape == MapShape::kRecord) {
+        return ConvertRecord(spec, value, file, context, shown_name, locations);
+      }
+      if (spec.shape == MapShape::kNamedRecords) {
+        return ConvertNamedRecords(spec, value, file, context, shown_name, locations);
+      }
       if (!value.IsMap() && !value.IsSequence()) return wrong(shown);
       return ToJson(value);
     case OptionType::kEnum:
@@ -171,9 +281,10 @@ Result<OptionJson> ConvertOption(const OptionSpec& spec, const YAML::Node& value
       for (const auto& c : spec.choices) {
         if (c == text) return OptionJson(text);
       }
-      return ErrorAt(file, value.Mark(),
-                     fmt::format("{}option '{}' must be one of: {}; got '{}'{}", context, spec.name,
-                                 JoinNames(spec.choices), text, Hint(text, spec.choices)));
+      return ErrorAt(
+          file, value.Mark(),
+          fmt::format("{}option '{}' must be one of: {}; got '{}'{}", context, shown_name,
+                      JoinNames(spec.choices), text, Hint(text, spec.choices)));
   }
   return wrong(shown);
 }
@@ -454,9 +565,19 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
       }
       locations[key] = Loc(file, opt.second.Mark());
       if (key == "type") continue;  // validated above (it may be a YAML null)
-      SLUICE_ASSIGN_OR_RETURN(OptionJson j, ConvertOption(*spec_for, opt.second, file, ctx));
+      SLUICE_ASSIGN_OR_RETURN(OptionJson j,
+                              ConvertOption(*spec_for, opt.second, file, ctx, key, &locations));
       if (key == "inputs") {
-        for (const auto& e : j) n.inputs.push_back(e.get<std::string>());
+        for (const auto& e : j) {
+          const std::string input = e.get<std::string>();
+          if (std::find(n.inputs.begin(), n.inputs.end(), input) != n.inputs.end()) {
+            return ErrorAt(file, opt.second.Mark(),
+                           fmt::format("{}input '{}' is listed twice (each input delivers every "
+                                       "row once; list it once)",
+                                       ctx, input));
+          }
+          n.inputs.push_back(input);
+        }
       } else if (key == "parallelism") {
         if (j.get<int64_t>() < 1 || j.get<int64_t>() > 256) {
           return ErrorAt(file, opt.second.Mark(), ctx + "parallelism must be between 1 and 256");

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "sluice/core/json_text.h"
 #include "sluice/testing/matchers.h"
 
 namespace sluice {
@@ -26,6 +27,23 @@ NodeRegistry TestRegistry() {
     return Status::NotImplemented("test");
   });
   r.AddSink("null", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
+    return Status::NotImplemented("test");
+  });
+  // Nested options, as postgres_archive declares them.
+  std::vector<OptionSpec> table = {
+      {"cutoff", OptionType::kString, "90d", "Age."},
+      {"every", OptionType::kDuration, "", "A duration."},
+  };
+  OptionSchema nested = {
+      OptionSpec::NamedRecords(
+          "databases", "Name -> database.",
+          {{"dsn", OptionType::kString, "", "Where.", true},
+           {"pool_size", OptionType::kInt, "4", "Connections."},
+           OptionSpec::NamedRecords("tables", "Tables.", table, true, /*names_as_list=*/true)},
+          /*required=*/true),
+      OptionSpec::Record("defaults", "Shared.", table),
+  };
+  r.AddSource("nested", "test", nested, [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
     return Status::NotImplemented("test");
   });
   return r;
@@ -92,6 +110,49 @@ TEST(LoaderTest, SetOverridesWin) {
       StatusIs(StatusCode::kConfigError, HasSubstr("expected PATH=VALUE")));
 }
 
+TEST(LoaderTest, NestedOptionsAreCheckedNormalizedAndLocated) {
+  auto registry = TestRegistry();
+  const char* yaml = R"(nodes:
+  src:
+    type: nested
+    databases:
+      main:
+        dsn: "host=x"
+        tables: [a, b]
+      other:
+        dsn: "host=y"
+        pool_size: 2
+        tables:
+          c: {cutoff: 30d, every: 500ms}
+          d:
+    defaults: {cutoff: 7d}
+  out: {type: null, inputs: [src]}
+)";
+  ASSERT_OK_AND_ASSIGN(auto spec, LoadPipelineText(yaml, "p.yaml", registry, Env({})));
+  const NodeOptions& o = spec.nodes[0].options;
+  const auto& dbs = o.GetJson("databases");
+  // A list of names is stored as names mapped to empty settings, in the order written.
+  EXPECT_EQ(JsonText(dbs["main"]["tables"]), R"({"a":{},"b":{}})");
+  EXPECT_EQ(dbs["other"]["pool_size"].get<int64_t>(), 2);
+  EXPECT_EQ(dbs["other"]["tables"]["c"]["every"].get<int64_t>(), 500'000);  // µs
+  EXPECT_EQ(JsonText(dbs["other"]["tables"]["d"]), "{}");
+  EXPECT_EQ(o.GetJson("defaults")["cutoff"].get<std::string>(), "7d");
+  EXPECT_EQ(o.LocationOf("databases.other.pool_size"), "p.yaml:10:20");
+  EXPECT_EQ(o.LocationOf("databases.other.tables.c.cutoff"), "p.yaml:12:23");
+  EXPECT_THAT(
+      o.ErrorAt("databases.other.tables.c.cutoff", "bad"),
+      StatusIs(StatusCode::kConfigError, HasSubstr("p.yaml:12:23: node 'src': option "
+                                                   "'databases.other.tables.c.cutoff': bad")));
+}
+
+TEST(LoaderTest, EmptySubstitutionIsAnEmptyString) {
+  auto registry = TestRegistry();
+  const char* yaml = "nodes:\n  src:\n    type: generate\n    path: ${UNSET:-}\n";
+  ASSERT_OK_AND_ASSIGN(auto spec, LoadPipelineText(yaml, "p.yaml", registry, Env({})));
+  ASSERT_TRUE(spec.nodes[0].options.values()["path"].is_string());
+  EXPECT_EQ(spec.nodes[0].options.GetString("path"), "");
+}
+
 struct BadCase {
   const char* yaml;
   const char* message;
@@ -138,7 +199,32 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"pipeline: x\n", "has no 'nodes' section"},
         BadCase{"nodes:\n  src:\n    type: generate\n    path: x\n    parallelism: 0\n",
                 "parallelism must be between 1 and 256"},
-        BadCase{"nodes:\n  src: 5\n", "node 'src' must be a mapping"}));
+        BadCase{"nodes:\n  src: 5\n", "node 'src' must be a mapping"},
+        BadCase{"nodes:\n  src:\n    type: nested\n    databases:\n      m: {dsn: x, tables: [a]}\n"
+                "    defaults: {cutof: 9d}\n",
+                "bad.yaml:6:16: node 'src': option 'defaults': unknown key 'cutof' — did you mean "
+                "'cutoff'?"},
+        BadCase{"nodes:\n  src:\n    type: nested\n    databases:\n      m:\n        dsn: x\n"
+                "        pool_sise: 3\n        tables: [a]\n",
+                "bad.yaml:7:9: node 'src': option 'databases.m': unknown key 'pool_sise' — did you "
+                "mean 'pool_size'?"},
+        BadCase{"nodes:\n  src:\n    type: nested\n    databases:\n      m:\n        dsn: x\n"
+                "        tables: {a: {evry: 1s}}\n",
+                "bad.yaml:7:22: node 'src': option 'databases.m.tables.a': unknown key 'evry' — "
+                "did you mean 'every'?"},
+        BadCase{"nodes:\n  src:\n    type: nested\n    databases:\n      m:\n        dsn: x\n"
+                "        tables: {a: {every: soon}}\n",
+                "option 'databases.m.tables.a.every': "},
+        BadCase{"nodes:\n  src:\n    type: nested\n    databases:\n      m: {tables: [a]}\n",
+                "option 'databases.m' is missing 'dsn'"},
+        BadCase{"nodes:\n  src:\n    type: nested\n    databases:\n      m: {dsn: x, pool_size: "
+                "many, tables: [a]}\n",
+                "option 'databases.m.pool_size' expects integer, got 'many'"},
+        BadCase{"nodes:\n  src:\n    type: nested\n    databases: [m]\n",
+                "option 'databases' expects a mapping of name -> settings, got a list"},
+        BadCase{"nodes:\n  src: {type: generate, path: x}\n  out: {type: null, inputs: [src, "
+                "src]}\n",
+                "node 'out': input 'src' is listed twice"}));
 
 }  // namespace
 }  // namespace sluice

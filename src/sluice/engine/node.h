@@ -104,6 +104,11 @@ class Transform {
   /// Emit what is left once every input has ended.
   virtual Status Finish(Emitter* out) { return Status::OK(); }
   virtual Status Close() { return Status::OK(); }
+  /// Return why this transform, as configured, does not pass on every value it receives
+  /// ("drops the rows where `where` is not true"), or "" when it keeps them all. Called after
+  /// Bind, before the run: a source that deletes what it read (ConsumesInput) may not feed a
+  /// node that loses data, since the source deletes what the node dropped.
+  virtual std::string LossyBecause() const { return {}; }
 };
 
 /// Consume batches. Called from one thread.
@@ -117,6 +122,10 @@ class Sink {
   /// Make everything written so far durable and release the acks still held.
   virtual Status Flush() { return Status::OK(); }
   virtual Status Close() { return Status::OK(); }
+  /// Return why this sink, as configured, does not keep every row it acknowledges ("discards
+  /// every row", "prints only the first 10 rows"), or "" when it keeps them. See
+  /// Transform::LossyBecause.
+  virtual std::string LossyBecause() const { return {}; }
 };
 
 }  // namespace sluice

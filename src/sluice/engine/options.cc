@@ -31,6 +31,24 @@ std::string_view OptionTypeName(OptionType type) {
   return "?";
 }
 
+OptionSpec OptionSpec::Record(std::string name, std::string doc, std::vector<OptionSpec> fields,
+                              bool required) {
+  OptionSpec spec(std::move(name), OptionType::kMap, "", std::move(doc), required);
+  spec.shape = MapShape::kRecord;
+  spec.fields = std::move(fields);
+  return spec;
+}
+
+OptionSpec OptionSpec::NamedRecords(std::string name, std::string doc,
+                                    std::vector<OptionSpec> fields, bool required,
+                                    bool names_as_list) {
+  OptionSpec spec(std::move(name), OptionType::kMap, "", std::move(doc), required);
+  spec.shape = MapShape::kNamedRecords;
+  spec.fields = std::move(fields);
+  spec.names_as_list = names_as_list;
+  return spec;
+}
+
 namespace {
 const OptionJson& NullJson() {
   static const OptionJson kNull;

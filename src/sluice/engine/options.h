@@ -31,15 +31,47 @@ enum class OptionType : uint8_t {
 
 std::string_view OptionTypeName(OptionType type);
 
+/// How the mapping of a kMap option is checked by the config loader.
+enum class MapShape : uint8_t {
+  kFree,          ///< Any keys; the node checks them (column -> type, name -> expression).
+  kRecord,        ///< Only the keys declared in `fields`, each checked like an option.
+  kNamedRecords,  ///< Keys the user names (database names, table names); each value is a
+                  ///< record of `fields` (absent or empty: no field set).
+};
+
 /// Declare one option of a node type: its name, type, default, and a one-line doc. This one
-/// table drives YAML validation, `sluice nodes` and docs/nodes.md.
+/// table drives YAML validation, `sluice nodes` and docs/nodes.md. A mapping option may declare
+/// the keys it holds (`fields`, any depth), so a misspelt nested key is a config error at its
+/// line, never a silent default.
 struct OptionSpec {
+  OptionSpec() = default;
+  OptionSpec(std::string name_, OptionType type_, std::string default_value_ = "",
+             std::string doc_ = "", bool required_ = false, std::vector<std::string> choices_ = {})
+      : name(std::move(name_)),
+        type(type_),
+        default_value(std::move(default_value_)),
+        doc(std::move(doc_)),
+        required(required_),
+        choices(std::move(choices_)) {}
+
+  /// Return a kMap option holding exactly the keys `fields` (e.g. `defaults: {cutoff: 90d}`).
+  static OptionSpec Record(std::string name, std::string doc, std::vector<OptionSpec> fields,
+                           bool required = false);
+  /// Return a kMap option of user-chosen names, each mapped to a record of `fields`
+  /// (`databases: {main: {dsn: ...}}`). With `names_as_list`, a list of names is accepted too
+  /// (`tables: [a, b]` is `tables: {a: {}, b: {}}`); the loader stores the mapping form.
+  static OptionSpec NamedRecords(std::string name, std::string doc, std::vector<OptionSpec> fields,
+                                 bool required = false, bool names_as_list = false);
+
   std::string name;
   OptionType type = OptionType::kString;
   std::string default_value;  ///< As the user would write it; empty means "no default".
   std::string doc;
   bool required = false;
   std::vector<std::string> choices;  ///< For kEnum.
+  MapShape shape = MapShape::kFree;  ///< For kMap.
+  std::vector<OptionSpec> fields;    ///< For kRecord and kNamedRecords maps: the keys allowed.
+  bool names_as_list = false;        ///< For kNamedRecords: a list of names is accepted.
 };
 
 using OptionSchema = std::vector<OptionSpec>;
@@ -80,7 +112,8 @@ class NodeOptions {
   /// written; null when the option is absent; a config error at the option's line otherwise.
   Result<SchemaPtr> GetSchema(const std::string& name) const;
 
-  /// Return "file:line:col" of option `name` (or of the node when the option is absent).
+  /// Return "file:line:col" of option `name` (or of the node when the option is absent). A
+  /// nested key is named by its path: "databases.main.tables.audit.cutoff".
   std::string LocationOf(const std::string& name) const;
   /// Return a kConfigError naming the option's location and the node: use for semantic errors
   /// found while building the node ("file:3:5: node 'x': option 'path': ...").

@@ -112,6 +112,11 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
                                         hint.empty() ? "" : " — did you mean '" + hint + "'?"));
       }
       if (it->second == static_cast<int>(i)) return NodeError(n, "a node cannot be its own input");
+      if (std::find(node.inputs.begin(), node.inputs.end(), it->second) != node.inputs.end()) {
+        return NodeError(n, fmt::format("input '{}' is listed twice (it would deliver every row "
+                                        "twice); list it once",
+                                        in));
+      }
       node.inputs.push_back(it->second);
     }
   }
@@ -216,7 +221,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
       }
     }
   }
-  // A source that deletes what it read must not feed a transform that drops rows.
+  // A source that deletes what it read must not feed a node that loses data: the source
+  // would delete rows (or values) that were never written anywhere.
   for (const auto& node : p->nodes_) {
     if (node.kind() != NodeKind::kSource || !node.source->ConsumesInput()) continue;
     std::vector<int> stack(node.outputs.begin(), node.outputs.end());
@@ -227,13 +233,20 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
       if (seen[i]) continue;
       seen[i] = true;
       const PipelineNode& down = p->nodes_[i];
-      if (down.info->drops_rows) {
+      std::string lossy;
+      if (down.kind() == NodeKind::kTransform && !down.transforms.empty()) {
+        lossy = down.transforms.front()->LossyBecause();
+      } else if (down.kind() == NodeKind::kSink && down.sink != nullptr) {
+        lossy = down.sink->LossyBecause();
+      }
+      if (!lossy.empty()) {
         return NodeError(down.spec,
-                         fmt::format("'{}' drops rows, but source '{}' deletes every row it "
-                                     "read once the pipeline is done with it: dropped rows would "
-                                     "be deleted without being written. Select the rows in the "
-                                     "source instead (its `where:` option).",
-                                     down.spec.type, node.spec.id));
+                         fmt::format("'{}' {}, but source '{}' deletes every row it read once the "
+                                     "pipeline is done with it: what '{}' loses would be deleted "
+                                     "without being written anywhere. Select the rows in the "
+                                     "source instead (its `where:` option), or keep every column "
+                                     "and value on the way to the sinks.",
+                                     down.spec.id, lossy, node.spec.id, down.spec.id));
       }
       stack.insert(stack.end(), down.outputs.begin(), down.outputs.end());
     }

@@ -52,11 +52,6 @@ void NodeRegistry::AddSink(std::string name, std::string doc, OptionSchema optio
   types_[{name, info.kind}] = std::move(info);
 }
 
-void NodeRegistry::MarkDropsRows(const std::string& name) {
-  auto it = types_.find({name, NodeKind::kTransform});
-  if (it != types_.end()) it->second.drops_rows = true;
-}
-
 const NodeTypeInfo* NodeRegistry::Find(const std::string& name) const {
   for (NodeKind k : {NodeKind::kSource, NodeKind::kTransform, NodeKind::kSink}) {
     auto it = types_.find({name, k});

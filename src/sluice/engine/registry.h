@@ -26,8 +26,6 @@ struct NodeTypeInfo {
   OptionSchema options;
   /// For transforms: instances share no state, so `parallelism: N` is allowed.
   bool stateless = false;
-  /// For transforms: may drop rows (a filter). Not allowed downstream of a consuming source.
-  bool drops_rows = false;
   int min_inputs = 0;
   int max_inputs = 0;  ///< -1: any number.
   SourceFactory make_source;
@@ -43,8 +41,6 @@ class NodeRegistry {
   void AddTransform(std::string name, std::string doc, OptionSchema options, TransformFactory f,
                     bool stateless, int min_inputs = 1, int max_inputs = 1);
   void AddSink(std::string name, std::string doc, OptionSchema options, SinkFactory f);
-  /// Declare that the transform `name` may drop rows (see NodeTypeInfo::drops_rows).
-  void MarkDropsRows(const std::string& name);
 
   /// Return the type called `name`, or nullptr. A name may denote both a source and a sink
   /// (`sqlite`, `file`): then a node with inputs is the sink (or transform), one without is the

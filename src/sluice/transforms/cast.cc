@@ -278,6 +278,10 @@ class CastTransform final : public Transform {
     return out->Emit(Batch::MakeUnchecked(plan->output, std::move(columns), batch->num_rows()));
   }
 
+  std::string LossyBecause() const override {
+    return null_on_error_ ? "turns values it cannot convert into nulls (on_error: null)" : "";
+  }
+
  private:
   struct Plan {
     std::vector<std::pair<int, TypeId>> casts;  // columns whose type changes

@@ -18,8 +18,17 @@ class SelectTransform final : public Transform {
   Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& inputs) override {
     if (inputs.empty() || inputs[0] == nullptr) return SchemaPtr{};
     SLUICE_ASSIGN_OR_RETURN(const Plan* plan, PlanFor(inputs[0]));
+    std::string dropped;
+    for (const auto& f : inputs[0]->fields()) {
+      if (std::find(columns_.begin(), columns_.end(), f.name) == columns_.end()) {
+        dropped += (dropped.empty() ? "" : ", ") + f.name;
+      }
+    }
+    lossy_ = dropped.empty() ? "" : "drops the columns " + dropped;
     return plan->output;
   }
+
+  std::string LossyBecause() const override { return lossy_; }
 
   Status Process(const BatchPtr& batch, int input, Emitter* out) override {
     SLUICE_ASSIGN_OR_RETURN(const Plan* plan, PlanFor(batch->schema()));
@@ -53,6 +62,10 @@ class SelectTransform final : public Transform {
   NodeOptions options_;
   std::vector<std::string> columns_;
   SchemaCache<Plan> cache_;
+  // Until Bind sees the input schema, any column not listed may be dropped.
+  std::string lossy_ =
+      "keeps only the columns it lists (its input's columns are not known "
+      "before the run)";
 };
 
 /// Rename columns. Zero-copy: only the schema changes.

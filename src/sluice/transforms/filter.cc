@@ -26,6 +26,10 @@ class FilterTransform final : public Transform {
     return out->Emit(std::move(*kept));
   }
 
+  std::string LossyBecause() const override {
+    return "drops the rows for which `where` is not true";
+  }
+
  private:
   using BoundPredicate = std::unique_ptr<BoundExpr>;
 

@@ -18,13 +18,31 @@ class MapTransform final : public Transform {
       : options_(std::move(options)),
         steps_(std::move(steps)),
         sequential_(sequential),
-        drop_(std::move(drop)) {}
+        drop_(std::move(drop)) {
+    if (!drop_.empty()) lossy_ = "drops columns (`drop`)";
+  }
 
   Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& inputs) override {
     if (inputs.empty() || inputs[0] == nullptr) return SchemaPtr{};
     SLUICE_ASSIGN_OR_RETURN(const Plan* plan, PlanFor(inputs[0]));
+    // Only what the input had can be lost: a computed column dropped again loses nothing.
+    std::string lost;
+    for (const auto& step : steps_) {
+      if (inputs[0]->FieldIndex(step.name) >= 0) lost += (lost.empty() ? "" : ", ") + step.name;
+    }
+    std::string dropped;
+    for (const auto& name : drop_) {
+      if (inputs[0]->FieldIndex(name) >= 0) dropped += (dropped.empty() ? "" : ", ") + name;
+    }
+    lossy_.clear();
+    if (!lost.empty()) lossy_ = "replaces the input columns " + lost;
+    if (!dropped.empty()) {
+      lossy_ += (lossy_.empty() ? "" : " and ") + std::string("drops the columns ") + dropped;
+    }
     return plan->output;
   }
+
+  std::string LossyBecause() const override { return lossy_; }
 
   Status Process(const BatchPtr& batch, int input, Emitter* out) override {
     SLUICE_ASSIGN_OR_RETURN(const Plan* plan, PlanFor(batch->schema()));
@@ -111,6 +129,7 @@ class MapTransform final : public Transform {
   bool sequential_;
   std::vector<std::string> drop_;
   SchemaCache<Plan> cache_;
+  std::string lossy_;  // see LossyBecause; refined by Bind when the input schema is known
 };
 
 }  // namespace

@@ -74,7 +74,6 @@ void RegisterTransformNodes(NodeRegistry* registry) {
            {}},
       },
       &MakeFilter, /*stateless=*/true);
-  registry->MarkDropsRows("filter");
   RegisterEncodeNode(registry);
   registry->AddTransform(
       "map", "Add or replace columns computed from expressions, and drop columns.",

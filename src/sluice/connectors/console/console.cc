@@ -12,6 +12,7 @@ namespace {
 class NullSink final : public Sink {
  public:
   Status Write(const BatchPtr& batch, AckSet acks) override { return Status::OK(); }
+  std::string LossyBecause() const override { return "discards every row"; }
 };
 
 /// Writes batches to standard output as JSON lines; acknowledges after fflush.
@@ -36,6 +37,13 @@ class StdoutSink final : public Sink {
     }
     written_ += b->num_rows();
     return Status::OK();
+  }
+
+  std::string LossyBecause() const override {
+    if (limit_ >= 0) return fmt::format("prints only the first {} rows (limit)", limit_);
+    // Standard output is not durable storage: a row printed to a closed pipe or a terminal
+    // is gone, so it does not count as archived either.
+    return "prints rows to standard output, which keeps nothing";
   }
 
  private:

@@ -167,6 +167,13 @@ class FileSink final : public Sink {
   NodeStats* stats() const { return ctx_ == nullptr ? nullptr : ctx_->stats(); }
   bool HasSequence() const { return config_.path_template.find("{n}") != std::string::npos; }
 
+  std::string LossyBecause() const override {
+    if (HasSequence()) return "";
+    return "writes '" + config_.path_template +
+           "', which the next run replaces (put {n} in the path: numbered files are never "
+           "overwritten)";
+  }
+
   Status WriteBatch(const Batch& batch, const AckSet& acks) {
     if (encoder_ == nullptr || !(*batch.schema() == *encoder_schema_)) {
       // A CSV file has one header: rows of another schema start a new file.
