@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 #include "sluice/connectors/sqlite/sqlite_internal.h"
 
@@ -68,6 +69,90 @@ Result<StmtPtr> Prepare(sqlite3* db, const std::string& sql, std::string_view co
 Status Exec(sqlite3* db, const std::string& sql, std::string_view context) {
   const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return SqliteError(rc, db, fmt::format("{}: `{}`", context, sql));
+  return Status::OK();
+}
+
+namespace {
+
+/// Streaming 64-bit hash: each 64-bit word goes through splitmix64's finalizer, a bijection, after
+/// being xored into the state, so inputs that differ in their last word never collide and others
+/// collide with probability about 2^-64. Not cryptographic: it guards against accidents (a row
+/// updated or a rowid reused), not against someone crafting a collision.
+class Digest {
+ public:
+  void AddWord(uint64_t w) { state_ = Mix(state_ ^ w); }
+  void AddBytes(const void* data, size_t n) {
+    AddWord(n);
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (; n >= 8; p += 8, n -= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      AddWord(w);
+    }
+    if (n > 0) {
+      uint64_t w = 0;
+      std::memcpy(&w, p, n);
+      AddWord(w);
+    }
+  }
+  uint64_t value() const { return state_; }
+
+ private:
+  static uint64_t Mix(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+  }
+  uint64_t state_ = 0x736c75696365ULL;  // "sluice"
+};
+
+void RowDigestFunction(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  Digest digest;
+  for (int i = 0; i < argc; ++i) {
+    sqlite3_value* v = argv[i];
+    const int type = sqlite3_value_type(v);
+    digest.AddWord(static_cast<uint64_t>(type));  // 1 is INTEGER 1, not REAL 1.0 or TEXT '1'
+    switch (type) {
+      case SQLITE_INTEGER:
+        digest.AddWord(static_cast<uint64_t>(sqlite3_value_int64(v)));
+        break;
+      case SQLITE_FLOAT: {
+        const double d = sqlite3_value_double(v);
+        uint64_t bits;
+        std::memcpy(&bits, &d, sizeof(bits));
+        digest.AddWord(bits);
+        break;
+      }
+      case SQLITE_TEXT: {
+        const unsigned char* text = sqlite3_value_text(v);  // before _bytes: it may convert
+        digest.AddBytes(text, static_cast<size_t>(sqlite3_value_bytes(v)));
+        break;
+      }
+      case SQLITE_BLOB: {
+        const void* blob = sqlite3_value_blob(v);
+        digest.AddBytes(blob, static_cast<size_t>(sqlite3_value_bytes(v)));
+        break;
+      }
+      default:  // NULL: the type word says it all
+        break;
+    }
+  }
+  sqlite3_result_int64(ctx, static_cast<sqlite3_int64>(digest.value()));
+}
+
+}  // namespace
+
+Status RegisterRowDigest(sqlite3* db, std::string_view context) {
+  const std::string name(kRowDigestFunction);
+  const int rc = sqlite3_create_function_v2(db, name.c_str(), -1,
+                                            SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
+                                            nullptr, &RowDigestFunction, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    return SqliteError(rc, db, fmt::format("{}: registering SQL function {}", context, name));
+  }
   return Status::OK();
 }
 

@@ -45,6 +45,16 @@ Status Exec(sqlite3* db, const std::string& sql, std::string_view context);
 /// ("main.logs" -> "main"."logs").
 std::string QuoteIdentifier(std::string_view name);
 
+/// The name of the SQL function RegisterRowDigest adds.
+inline constexpr std::string_view kRowDigestFunction = "sluice_row_digest";
+
+/// Register `sluice_row_digest(v1, ..., vn)` on `db`: a 64-bit digest (as an INTEGER) of its
+/// arguments' storage classes and exact values (integers and reals by their bits, text and blobs
+/// by their bytes, NULL as NULL). Equal argument lists give equal digests on any connection;
+/// different ones collide with probability about 2^-64. Deterministic and direct-only (not
+/// usable from triggers or views). Used to recognise a row that is still as it was read.
+Status RegisterRowDigest(sqlite3* db, std::string_view context);
+
 /// Return the sluice type a declared column type (sqlite3_column_decltype) implies, or nullopt
 /// when it says nothing useful (no declared type, NUMERIC, DECIMAL, ...).
 std::optional<TypeId> TypeFromDeclared(const char* declared);

@@ -101,7 +101,18 @@ struct SourceConfig {
 /// (`WHERE key >= next ORDER BY key LIMIT batch_rows`), one statement run per batch, so no
 /// read statement stays open between Next() calls.
 ///
-/// Deleting (delete_after_ack) uses the reading connection, between pages: Commit() is called
+/// Deleting (delete_after_ack) deletes only rows that are still as they were read. A row may
+/// change between Next() and Commit(): updated so that it no longer matches `where:`, updated in
+/// place, or deleted and its rowid reused by a new row (SQLite reuses the largest rowid after it
+/// is deleted, unless the table is AUTOINCREMENT). So each row is read with a digest of the
+/// values it was read with and its key (sqlite_internal::RegisterRowDigest), and the DELETE
+/// names each row by key AND repeats the `where:` condition AND requires the same digest of the
+/// row's current values. A row that changed stays in the table for a later run (its old values
+/// are archived, the new ones will be); only rows whose archived values are exactly what the
+/// table holds are deleted. Deleting more rows than the batch read (a key that is not unique)
+/// rolls back.
+///
+/// Deleting uses the reading connection, between pages: Commit() is called
 /// on the source's own thread, never during Next(), and by then the page statement has been
 /// reset, so the DELETE can neither invalidate nor be blocked by our own read, and no second
 /// connection (which would contend for the file lock, and in rollback-journal mode get
@@ -128,6 +139,9 @@ class SqliteSource final : public Source {
   bool Paged() const { return !config_.key.empty(); }
   std::string FromWhereSql() const;
   std::string SelectSql() const;
+  std::string DigestSql() const;
+  std::string DeleteSql() const;
+  Status ListDigestColumns();
   std::string Context() const { return fmt::format("node '{}'", id_); }
   Result<BatchPtr> ReadBatch(uint64_t seq);
   void WarnIfKeyIsNotIndexed();
@@ -137,7 +151,11 @@ class SqliteSource final : public Source {
   Status ResolveSchema();
   Status AppendCell(int c, TypeId type, ColumnBuilder* b, int64_t row);
   Status CellError(int c, TypeId type, int64_t row, std::string_view why) const;
-  Status DeleteKeys(uint64_t seq, const std::vector<int64_t>& keys);
+  struct PendingRows {
+    std::vector<int64_t> keys;
+    std::vector<int64_t> digests;  // sluice_row_digest of each row's values as read
+  };
+  Status DeleteRows(uint64_t seq, const PendingRows& rows, int64_t* deleted);
 
   const std::string id_;
   const SourceConfig config_;
@@ -146,7 +164,10 @@ class SqliteSource final : public Source {
   StmtPtr select_;
   StmtPtr delete_;
   SchemaPtr schema_;
-  int num_columns_ = 0;       // output columns; the key, when paging, follows them
+  int num_columns_ = 0;  // output columns; the key, when paging, follows them, then the digest
+  // delete_after_ack: the quoted expressions of the output columns, hashed with the key on
+  // reading and again when deleting.
+  std::vector<std::string> digest_columns_;
   bool row_pending_ = false;  // select_ is positioned on a row not yet consumed
   bool page_open_ = false;    // keyset: select_ has been bound and stepped for this page
   bool finished_ = false;
@@ -154,10 +175,10 @@ class SqliteSource final : public Source {
   int64_t rows_read_ = 0;
   int64_t estimated_rows_ = -1;
   Status stream_error_;  // set when a plain query failed mid-stream; returned from then on
-  // delete_after_ack: the keys of every batch handed out and not yet committed or abandoned.
-  // Keys of one batch need not be contiguous, so the list is kept; it is bounded by the
-  // batches in flight.
-  std::map<uint64_t, std::vector<int64_t>> pending_keys_;
+  // delete_after_ack: the keys and digests of every batch handed out and not yet committed or
+  // abandoned. Keys of one batch need not be contiguous, so the list is kept; it is bounded by
+  // the batches in flight.
+  std::map<uint64_t, PendingRows> pending_keys_;
 };
 
 std::string SqliteSource::FromWhereSql() const {
@@ -185,9 +206,58 @@ std::string SqliteSource::SelectSql() const {
     }
   }
   if (Paged()) sql += ", " + QuoteIdentifier(config_.key);
+  if (!digest_columns_.empty()) sql += ", " + DigestSql();
   sql += FromWhereSql();
   if (Paged()) sql += " ORDER BY " + QuoteIdentifier(config_.key) + " LIMIT ?2";
   return sql;
+}
+
+std::string SqliteSource::DigestSql() const {
+  std::string sql = std::string(sqlite_internal::kRowDigestFunction) + "(";
+  for (const auto& column : digest_columns_) sql += column + ", ";
+  return sql + sqlite_internal::QuoteIdentifier(config_.key) + ")";
+}
+
+std::string SqliteSource::DeleteSql() const {
+  // ?1..?N the keys, ?N+1..?2N the digests of the rows as they were read (see the class
+  // comment): a row is deleted only if it has one of the keys, still matches `where:`, and its
+  // current values hash to one of the digests. The digest covers the key, so a row cannot match
+  // another row's digest.
+  using sqlite_internal::QuoteIdentifier;
+  std::string sql = "DELETE FROM " + QuoteIdentifier(config_.table) + " WHERE " +
+                    QuoteIdentifier(config_.key) + " IN (";
+  for (int i = 1; i <= kDeleteChunk; ++i) sql += fmt::format("{}?{}", i == 1 ? "" : ",", i);
+  sql += ")";
+  if (!config_.where.empty()) sql += " AND (" + config_.where + ")";
+  sql += " AND " + DigestSql() + " IN (";
+  for (int i = 1; i <= kDeleteChunk; ++i) {
+    sql += fmt::format("{}?{}", i == 1 ? "" : ",", kDeleteChunk + i);
+  }
+  return sql + ")";
+}
+
+Status SqliteSource::ListDigestColumns() {
+  if (!config_.columns.empty()) {
+    for (const auto& c : config_.columns) {
+      digest_columns_.push_back(sqlite_internal::QuoteIdentifier(c));
+    }
+    return Status::OK();
+  }
+  // `SELECT *`: name each column, so that the DELETE can hash the same values.
+  SLUICE_ASSIGN_OR_RETURN(
+      StmtPtr probe,
+      sqlite_internal::Prepare(db_.get(),
+                               "SELECT * FROM " + sqlite_internal::QuoteIdentifier(config_.table),
+                               Context()));
+  const int n = sqlite3_column_count(probe.get());
+  for (int c = 0; c < n; ++c) {
+    std::string quoted = "\"";
+    for (const char* p = sqlite3_column_name(probe.get(), c); *p != '\0'; ++p) {
+      quoted += *p == '"' ? std::string("\"\"") : std::string(1, *p);
+    }
+    digest_columns_.push_back(quoted + "\"");
+  }
+  return Status::OK();
 }
 
 Status SqliteSource::Open(NodeContext* ctx) {
@@ -200,8 +270,13 @@ Status SqliteSource::Open(NodeContext* ctx) {
   const int flags = (writes ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX;
   SLUICE_ASSIGN_OR_RETURN(
       db_, sqlite_internal::OpenDatabase(config_.path, flags, config_.busy_timeout_us, Context()));
+  if (writes) {
+    SLUICE_RETURN_NOT_OK(sqlite_internal::RegisterRowDigest(db_.get(), Context()));
+    SLUICE_RETURN_NOT_OK(ListDigestColumns());
+  }
   SLUICE_ASSIGN_OR_RETURN(select_, sqlite_internal::Prepare(db_.get(), SelectSql(), Context()));
-  num_columns_ = sqlite3_column_count(select_.get()) - (Paged() ? 1 : 0);
+  num_columns_ =
+      sqlite3_column_count(select_.get()) - (Paged() ? 1 : 0) - (digest_columns_.empty() ? 0 : 1);
   if (num_columns_ <= 0) {
     return Status::ConfigError("{}: the query returns no columns", Context());
   }
@@ -216,11 +291,7 @@ Status SqliteSource::Open(NodeContext* ctx) {
     }
   }
   if (writes) {
-    std::string sql = "DELETE FROM " + sqlite_internal::QuoteIdentifier(config_.table) + " WHERE " +
-                      sqlite_internal::QuoteIdentifier(config_.key) + " IN (?";
-    for (int i = 1; i < kDeleteChunk; ++i) sql += ",?";
-    sql += ")";
-    SLUICE_ASSIGN_OR_RETURN(delete_, sqlite_internal::Prepare(db_.get(), sql, Context()));
+    SLUICE_ASSIGN_OR_RETURN(delete_, sqlite_internal::Prepare(db_.get(), DeleteSql(), Context()));
   }
   if (Paged()) WarnIfKeyIsNotIndexed();
   if (!config_.table.empty()) SLUICE_RETURN_NOT_OK(CountRows());
@@ -432,9 +503,12 @@ Result<BatchPtr> SqliteSource::ReadBatch(uint64_t seq) {
   std::vector<ColumnBuilder> builders;
   builders.reserve(static_cast<size_t>(num_columns_));
   for (const auto& f : schema_->fields()) builders.emplace_back(f.type, config_.batch_rows);
-  std::vector<int64_t> keys;
+  PendingRows pending;
   const bool track_keys = delete_ != nullptr;
-  if (track_keys) keys.reserve(static_cast<size_t>(config_.batch_rows));
+  if (track_keys) {
+    pending.keys.reserve(static_cast<size_t>(config_.batch_rows));
+    pending.digests.reserve(static_cast<size_t>(config_.batch_rows));
+  }
 
   int64_t n = 0;
   int64_t page_next_key = next_key_;
@@ -452,7 +526,10 @@ Result<BatchPtr> SqliteSource::ReadBatch(uint64_t seq) {
             config_.key, StorageClassName(sqlite3_column_type(select_.get(), num_columns_)));
       }
       const int64_t key = sqlite3_column_int64(select_.get(), num_columns_);
-      if (track_keys) keys.push_back(key);
+      if (track_keys) {
+        pending.keys.push_back(key);
+        pending.digests.push_back(sqlite3_column_int64(select_.get(), num_columns_ + 1));
+      }
       if (key == INT64_MAX) {
         page_at_max_key = true;  // nothing can follow the largest key
       } else {
@@ -482,7 +559,7 @@ Result<BatchPtr> SqliteSource::ReadBatch(uint64_t seq) {
   std::vector<Column> columns;
   columns.reserve(builders.size());
   for (auto& b : builders) columns.push_back(b.Finish());
-  if (track_keys) pending_keys_[seq] = std::move(keys);
+  if (track_keys) pending_keys_[seq] = std::move(pending);
   return Batch::MakeUnchecked(schema_, std::move(columns), n);
 }
 
@@ -498,16 +575,26 @@ Status SqliteSource::Commit(uint64_t seq) {
     return Status::OK();
   }
   const auto start = std::chrono::steady_clock::now();
-  SLUICE_RETURN_NOT_OK(DeleteKeys(seq, it->second));
+  int64_t deleted = 0;
+  SLUICE_RETURN_NOT_OK(DeleteRows(seq, it->second, &deleted));
+  const int64_t kept = static_cast<int64_t>(it->second.keys.size()) - deleted;
+  if (kept > 0) {
+    Log(LogLevel::kWarn,
+        "{}: batch {}: {} of its {} rows changed or were deleted by someone else after they were "
+        "read; they were not deleted (a later run archives them as they are now)",
+        Context(), seq, kept, it->second.keys.size());
+  }
   if (ctx_->stats() != nullptr) {
     ctx_->stats()->AddPhase("delete", ElapsedNanos(start));
-    ctx_->stats()->AddCounter("deleted_rows", static_cast<int64_t>(it->second.size()));
+    ctx_->stats()->AddCounter("deleted_rows", deleted);
+    if (kept > 0) ctx_->stats()->AddCounter("changed_rows_kept", kept);
   }
   pending_keys_.erase(it);
   return Status::OK();
 }
 
-Status SqliteSource::DeleteKeys(uint64_t seq, const std::vector<int64_t>& keys) {
+Status SqliteSource::DeleteRows(uint64_t seq, const PendingRows& rows, int64_t* deleted_out) {
+  const std::vector<int64_t>& keys = rows.keys;
   sqlite3* db = db_.get();
   sqlite3_stmt* del = delete_.get();
   const std::string context = fmt::format("{}: deleting the rows of batch {}", Context(), seq);
@@ -518,11 +605,12 @@ Status SqliteSource::DeleteKeys(uint64_t seq, const std::vector<int64_t>& keys) 
   int64_t deleted = 0;
   for (size_t begin = 0; begin < keys.size(); begin += kDeleteChunk) {
     const size_t end = std::min(keys.size(), begin + kDeleteChunk);
-    // The last chunk repeats its last key to fill the statement; a key listed twice in IN (...)
-    // still deletes its row once, so the count stays exact with one prepared statement.
+    // The last chunk repeats its last row to fill the statement; a row listed twice in IN (...)
+    // is still deleted once, so the count stays exact with one prepared statement.
     for (int i = 0; i < kDeleteChunk; ++i) {
       const size_t k = std::min(begin + static_cast<size_t>(i), end - 1);
       sqlite3_bind_int64(del, i + 1, keys[k]);
+      sqlite3_bind_int64(del, kDeleteChunk + i + 1, rows.digests[k]);
     }
     const int rc = sqlite3_step(del);
     sqlite3_reset(del);
@@ -531,15 +619,17 @@ Status SqliteSource::DeleteKeys(uint64_t seq, const std::vector<int64_t>& keys) 
       rollback();
       return st;
     }
-    deleted += sqlite3_changes64(db);
-  }
-  const auto expected = static_cast<int64_t>(keys.size());
-  if (deleted != expected) {
-    rollback();
-    return Status::DataLoss(
-        "{}: deleted {} rows but the batch archived {}; rolled back, nothing deleted (were rows "
-        "deleted by someone else, or is '{}' not unique?)",
-        context, deleted, expected, config_.key);
+    const int64_t changes = sqlite3_changes64(db);
+    // Keys of a batch are distinct (keyset paging), so more deletions than keys means another
+    // row shares a key with an archived row, and has the same values: the key is not unique.
+    if (changes > static_cast<int64_t>(end - begin)) {
+      rollback();
+      return Status::DataLoss(
+          "{}: {} rows matched {} archived keys; rolled back, nothing deleted ('{}' is not "
+          "unique: use rowid or an INTEGER PRIMARY KEY)",
+          context, changes, end - begin, config_.key);
+    }
+    deleted += changes;
   }
   const int rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) {
@@ -547,6 +637,7 @@ Status SqliteSource::DeleteKeys(uint64_t seq, const std::vector<int64_t>& keys) 
     rollback();
     return st;
   }
+  *deleted_out = deleted;
   return Status::OK();
 }
 
@@ -610,7 +701,8 @@ const OptionSchema& SqliteSourceOptions() {
       {"delete_after_ack",
        OptionType::kBool,
        "false",
-       "Delete each batch's rows once every sink has made them durable (archiving).",
+       "Delete each batch's rows once every sink has made them durable (archiving); a row "
+       "changed since it was read (values, `where`, or a reused rowid) is kept.",
        false,
        {}},
       {"key",
