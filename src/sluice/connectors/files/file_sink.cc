@@ -16,6 +16,7 @@
 
 #include "sluice/connectors/files/files.h"
 #include "sluice/connectors/files/files_internal.h"
+#include "sluice/core/durable_dir.h"
 #include "sluice/core/time.h"
 #include "sluice/io/stream.h"
 
@@ -100,19 +101,6 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
       return ErrnoError("writing " + path);
     }
     data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::OK();
-}
-
-Status FsyncDirectory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("opening directory " + dir);
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) {
-    errno = err;
-    return ErrnoError("fsync of directory " + dir);
   }
   return Status::OK();
 }
@@ -245,11 +233,7 @@ class FileSink final : public Sink {
     file->tmp_path = fmt::format("{}.tmp-{}", final_path, ::getpid());
     file->n = next_n_++;
     const std::filesystem::path parent = std::filesystem::path(final_path).parent_path();
-    if (!parent.empty()) {
-      std::error_code ec;
-      std::filesystem::create_directories(parent, ec);
-      if (ec) return Status::IOError("creating directory {}: {}", parent.string(), ec.message());
-    }
+    if (!parent.empty()) SLUICE_RETURN_NOT_OK(CreateParentDirectories(parent.string()));
     file->fd = ::open(file->tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (file->fd < 0) return ErrnoError("creating " + file->tmp_path);
     SLUICE_ASSIGN_OR_RETURN(file->compressor, io::Compressor::Make(config_.codec, config_.level));
@@ -258,6 +242,23 @@ class FileSink final : public Sink {
     encoder_->Begin(&header);
     if (!header.empty()) SLUICE_RETURN_NOT_OK(WriteBytes(header));
     header_bytes_ = static_cast<int64_t>(header.size());
+    return Status::OK();
+  }
+
+  // Creates the missing directories of a file's path. With fsync, their entries are made durable
+  // too: the file's own fsync and the rename's directory fsync do not cover a directory that
+  // did not exist, and a power loss could take the published file with it.
+  Status CreateParentDirectories(const std::string& dir) {
+    if (config_.fsync) {
+      SLUICE_ASSIGN_OR_RETURN(std::vector<std::string> created, CreateDirectoriesDurably(dir));
+      if (!created.empty() && stats() != nullptr) {
+        stats()->AddCounter("directories_created", static_cast<int64_t>(created.size()));
+      }
+      return Status::OK();
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Status::IOError("creating directory {}: {}", dir, ec.message());
     return Status::OK();
   }
 

@@ -385,6 +385,25 @@ TEST_F(FilesTest, NeverOverwritesNumberedFilesOfEarlierRuns) {
   EXPECT_EQ(ReadText(dir_ / "out/plain.jsonl"), "{\"i\":5}\n");
 }
 
+TEST_F(FilesTest, CreatesMissingDirectoriesDurably) {
+  // Each directory the sink creates is made durable (CreateDirectoriesDurably fsyncs its
+  // parent); one that exists is not created again, and without fsync none is counted.
+  ASSERT_OK(WriteAll({{"path", P("new/a/b/f-{n}.jsonl")}}, {Ints(0, 1)}));
+  EXPECT_THAT(Files("new/a/b"), ElementsAre("f-00000.jsonl"));
+  EXPECT_EQ(stats_.Counters()["directories_created"], 3);
+  ASSERT_OK(WriteAll({{"path", P("new/a/c/f-{n}.jsonl")}}, {Ints(0, 1)}));
+  EXPECT_EQ(stats_.Counters()["directories_created"], 4);
+  ASSERT_OK(WriteAll({{"path", P("scratch/d/f-{n}.jsonl")}, {"fsync", false}}, {Ints(0, 1)}));
+  EXPECT_THAT(Files("scratch/d"), ElementsAre("f-00000.jsonl"));
+  EXPECT_EQ(stats_.Counters()["directories_created"], 4);
+  // A file where a directory should be fails the write, naming it.
+  WriteText(dir_ / "blocked", "x");
+  auto sink = OpenSink({{"path", P("blocked/f-{n}.jsonl")}});
+  ASSERT_OK(sink);
+  EXPECT_THAT((*sink)->Write(Ints(0, 1), AckSet()),
+              StatusIs(StatusCode::kIOError, HasSubstr("creating directory " + P("blocked"))));
+}
+
 TEST_F(FilesTest, DirectoryPathNamesFilesAfterTheNode) {
   fs::create_directories(dir_ / "outdir");
   ASSERT_OK(
