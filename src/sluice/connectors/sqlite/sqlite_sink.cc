@@ -3,9 +3,11 @@
 
 #include <array>
 #include <chrono>
+#include <filesystem>
 
 #include "sluice/connectors/sqlite/sqlite.h"
 #include "sluice/connectors/sqlite/sqlite_internal.h"
+#include "sluice/core/durable_dir.h"
 #include "sluice/core/time.h"
 
 namespace sluice {
@@ -27,7 +29,10 @@ struct SinkConfig {
   int64_t batch_rows = kDefaultTransactionRows;
   bool replace = false;
   std::string journal_mode = "wal";
-  std::string synchronous = "normal";
+  // FULL: each commit is on disk before Write releases the acks, so a source that deletes what
+  // it read (delete_after_ack) never deletes a row that a power loss could take from here. In
+  // WAL mode NORMAL would only sync at checkpoints: the last commits could be lost.
+  std::string synchronous = "full";
   bool timestamp_micros = false;
   int64_t busy_timeout_us = kDefaultBusyTimeoutUs;
 };
@@ -65,6 +70,20 @@ class SqliteSink final : public Sink {
 Status SqliteSink::Open(NodeContext* ctx) {
   ctx_ = ctx;
   if (ctx_->dry_run()) return Status::OK();
+  // Create the database's folder (`path: demo/audit.db` in a fresh checkout), and make a new
+  // folder and a new database file durable: SQLite syncs the file and its journal, not the
+  // directory entry of the database file itself.
+  const bool in_memory = config_.path == ":memory:";
+  const std::string dir = std::filesystem::path(config_.path).parent_path().string();
+  std::error_code ec;
+  const bool is_new = !in_memory && !std::filesystem::exists(config_.path, ec);
+  if (is_new && !dir.empty()) {
+    auto created = CreateDirectoriesDurably(dir);
+    if (!created.ok()) {
+      return created.status().WithContext("{}: creating the folder of SQLite database '{}'",
+                                          Context(), config_.path);
+    }
+  }
   SLUICE_ASSIGN_OR_RETURN(
       db_, sqlite_internal::OpenDatabase(
                config_.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -72,7 +91,13 @@ Status SqliteSink::Open(NodeContext* ctx) {
   // Both values come from the option's enum choices, so pasting them is safe.
   SLUICE_RETURN_NOT_OK(
       sqlite_internal::Exec(db_.get(), "PRAGMA journal_mode = " + config_.journal_mode, Context()));
-  return sqlite_internal::Exec(db_.get(), "PRAGMA synchronous = " + config_.synchronous, Context());
+  SLUICE_RETURN_NOT_OK(
+      sqlite_internal::Exec(db_.get(), "PRAGMA synchronous = " + config_.synchronous, Context()));
+  if (is_new) {
+    Status st = FsyncDirectory(dir);
+    if (!st.ok()) return st.WithContext("{}: new SQLite database '{}'", Context(), config_.path);
+  }
+  return Status::OK();
 }
 
 Status SqliteSink::PrepareFor(const SchemaPtr& schema) {
@@ -320,8 +345,9 @@ const OptionSchema& SqliteSinkOptions() {
        {"wal", "delete", "truncate", "persist", "memory", "off"}},
       {"synchronous",
        OptionType::kEnum,
-       "normal",
-       "SQLite synchronous setting set on open.",
+       "full",
+       "SQLite synchronous setting set on open. full (the default) puts each batch on disk "
+       "before it is acknowledged, as a source that deletes what it read needs.",
        false,
        {"off", "normal", "full", "extra"}},
       {"timestamp_format",

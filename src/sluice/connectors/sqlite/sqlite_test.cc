@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -233,6 +234,154 @@ TEST_F(SqliteTest, SinkUsesWalJournalByDefault) {
   ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", "t"}}));
   EXPECT_EQ(QueryInt(path_, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
   ASSERT_OK(sink->Close());
+}
+
+// A VFS that wraps the default one and counts xSync calls on every file (database, journal,
+// WAL), as LevelDB's tests wrap their Env: it observes what SQLite really asks of the disk.
+class SyncCountingVfs {
+ public:
+  SyncCountingVfs() {
+    real_ = sqlite3_vfs_find(nullptr);
+    vfs_ = *real_;
+    vfs_.zName = "sluice_sync_counting";
+    vfs_.szOsFile = static_cast<int>(sizeof(File)) + real_->szOsFile;
+    vfs_.xOpen = &Open;
+    vfs_.pAppData = this;
+    EXPECT_EQ(sqlite3_vfs_register(&vfs_, /*makeDflt=*/1), SQLITE_OK);
+  }
+  ~SyncCountingVfs() {
+    sqlite3_vfs_register(real_, /*makeDflt=*/1);
+    sqlite3_vfs_unregister(&vfs_);
+  }
+  int syncs() const { return syncs_; }
+  void Reset() { syncs_ = 0; }
+
+ private:
+  struct File {
+    sqlite3_file base;
+    sqlite3_file* real;  // the wrapped file, stored right after this struct
+    SyncCountingVfs* owner;
+  };
+  static sqlite3_file* Real(sqlite3_file* f) { return reinterpret_cast<File*>(f)->real; }
+
+  static int Open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, int* out) {
+    auto* self = static_cast<SyncCountingVfs*>(vfs->pAppData);
+    auto* f = reinterpret_cast<File*>(file);
+    f->real = reinterpret_cast<sqlite3_file*>(f + 1);
+    f->owner = self;
+    const int rc = self->real_->xOpen(self->real_, name, f->real, flags, out);
+    f->base.pMethods = f->real->pMethods != nullptr ? &kMethods : nullptr;
+    return rc;
+  }
+  static int Close(sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); }
+  static int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 off) {
+    return Real(f)->pMethods->xRead(Real(f), p, n, off);
+  }
+  static int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
+    return Real(f)->pMethods->xWrite(Real(f), p, n, off);
+  }
+  static int Truncate(sqlite3_file* f, sqlite3_int64 size) {
+    return Real(f)->pMethods->xTruncate(Real(f), size);
+  }
+  static int Sync(sqlite3_file* f, int flags) {
+    ++reinterpret_cast<File*>(f)->owner->syncs_;
+    return Real(f)->pMethods->xSync(Real(f), flags);
+  }
+  static int FileSize(sqlite3_file* f, sqlite3_int64* size) {
+    return Real(f)->pMethods->xFileSize(Real(f), size);
+  }
+  static int Lock(sqlite3_file* f, int l) { return Real(f)->pMethods->xLock(Real(f), l); }
+  static int Unlock(sqlite3_file* f, int l) { return Real(f)->pMethods->xUnlock(Real(f), l); }
+  static int CheckReservedLock(sqlite3_file* f, int* out) {
+    return Real(f)->pMethods->xCheckReservedLock(Real(f), out);
+  }
+  static int FileControl(sqlite3_file* f, int op, void* arg) {
+    return Real(f)->pMethods->xFileControl(Real(f), op, arg);
+  }
+  static int SectorSize(sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); }
+  static int DeviceCharacteristics(sqlite3_file* f) {
+    return Real(f)->pMethods->xDeviceCharacteristics(Real(f));
+  }
+  static int ShmMap(sqlite3_file* f, int region, int size, int extend, void volatile** out) {
+    return Real(f)->pMethods->xShmMap(Real(f), region, size, extend, out);
+  }
+  static int ShmLock(sqlite3_file* f, int offset, int n, int flags) {
+    return Real(f)->pMethods->xShmLock(Real(f), offset, n, flags);
+  }
+  static void ShmBarrier(sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); }
+  static int ShmUnmap(sqlite3_file* f, int del) {
+    return Real(f)->pMethods->xShmUnmap(Real(f), del);
+  }
+  static int Fetch(sqlite3_file* f, sqlite3_int64 off, int n, void** out) {
+    return Real(f)->pMethods->xFetch(Real(f), off, n, out);
+  }
+  static int Unfetch(sqlite3_file* f, sqlite3_int64 off, void* p) {
+    return Real(f)->pMethods->xUnfetch(Real(f), off, p);
+  }
+  static constexpr sqlite3_io_methods kMethods = {3,
+                                                  &Close,
+                                                  &Read,
+                                                  &Write,
+                                                  &Truncate,
+                                                  &Sync,
+                                                  &FileSize,
+                                                  &Lock,
+                                                  &Unlock,
+                                                  &CheckReservedLock,
+                                                  &FileControl,
+                                                  &SectorSize,
+                                                  &DeviceCharacteristics,
+                                                  &ShmMap,
+                                                  &ShmLock,
+                                                  &ShmBarrier,
+                                                  &ShmUnmap,
+                                                  &Fetch,
+                                                  &Unfetch};
+
+  sqlite3_vfs* real_ = nullptr;
+  sqlite3_vfs vfs_{};
+  int syncs_ = 0;
+};
+
+TEST_F(SqliteTest, SinkSyncsEveryCommitByDefault) {
+  // The acks a sink releases may let a source delete the rows: each commit must reach the disk
+  // first. In WAL mode only synchronous=FULL syncs the WAL at every commit.
+  SyncCountingVfs vfs;
+  auto schema = MakeSchema({{"x", TypeId::kInt64}});
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(schema, "[[1], [2]]"));
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", "t"}}));
+  ASSERT_OK(sink->Write(batch, AckSet()));  // creates the table
+  vfs.Reset();
+  ASSERT_OK(sink->Write(batch, AckSet()));
+  EXPECT_GE(vfs.syncs(), 1) << "a commit the sink acked was not synced";
+  ASSERT_OK(sink->Close());
+
+  // The user may trade durability for speed: then the same commit is not synced.
+  ASSERT_OK_AND_ASSIGN(auto fast, OpenSink({{"table", "u"}, {"synchronous", "normal"}}));
+  ASSERT_OK(fast->Write(batch, AckSet()));
+  vfs.Reset();
+  ASSERT_OK(fast->Write(batch, AckSet()));
+  EXPECT_EQ(vfs.syncs(), 0);
+  ASSERT_OK(fast->Close());
+}
+
+TEST_F(SqliteTest, SinkCreatesTheFolderOfANewDatabase) {
+  // `path: demo/audit.db` on a fresh checkout: the folder does not exist yet.
+  path_ = (dir_ / "demo" / "nested" / "audit.db").string();
+  auto schema = MakeSchema({{"x", TypeId::kInt64}});
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(schema, "[[1], [2]]"));
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", "t"}}));
+  ASSERT_OK(sink->Write(batch, AckSet()));
+  ASSERT_OK(sink->Close());
+  EXPECT_EQ(QueryInt(path_, "SELECT COUNT(*) FROM t"), 2);
+
+  // A file where the folder should be: an error naming the node and the database.
+  std::ofstream((dir_ / "blocked").string()) << "x";
+  path_ = (dir_ / "blocked" / "audit.db").string();
+  EXPECT_THAT(OpenSink({{"table", "t"}}),
+              StatusIs(StatusCode::kIOError,
+                       AllOf(HasSubstr("node 'out'"), HasSubstr("creating the folder"),
+                             HasSubstr("Not a directory"))));
 }
 
 TEST_F(SqliteTest, SinkWithoutCreateTableReportsTheMissingTable) {
