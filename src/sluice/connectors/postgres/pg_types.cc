@@ -696,9 +696,20 @@ Status DecodeValue(PgCodec codec, std::string_view v, ColumnBuilder* out, std::s
       return Status::OK();
     }
     case PgCodec::kTimestamp:
-    case PgCodec::kTimestampTz:
-      out->AppendTimestamp(PgMicrosToUnix(static_cast<int64_t>(Be64(p))));
+    case PgCodec::kTimestampTz: {
+      const auto pg_micros = static_cast<int64_t>(Be64(p));
+      // PostgreSQL's last 30 years (294247-01-10 to 294276) do not fit in Unix µs: refuse them
+      // rather than store another instant.
+      if (pg_micros != std::numeric_limits<int64_t>::max() &&
+          pg_micros > std::numeric_limits<int64_t>::max() - 1 - kPgEpochOffsetMicros) {
+        return Status::Invalid(
+            "timestamp {} µs after 2000-01-01 is beyond 294247-01-10, the last a sluice "
+            "timestamp holds; read the column as string",
+            pg_micros);
+      }
+      out->AppendTimestamp(PgMicrosToUnix(pg_micros));
       return Status::OK();
+    }
     case PgCodec::kDate: {
       const auto days = static_cast<int32_t>(Be32(p));
       if (type == TypeId::kString) {

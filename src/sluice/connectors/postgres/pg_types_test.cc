@@ -451,6 +451,21 @@ TEST(PgTypesTest, ExactValuesSurviveDecodeAndEncode) {
   EXPECT_EQ(UnixMicrosToPg(std::numeric_limits<int64_t>::min()),
             std::numeric_limits<int64_t>::min());
 
+  // The last 30 years PostgreSQL allows do not fit in Unix µs: an error, not another instant.
+  ColumnBuilder late(TypeId::kTimestamp);
+  const uint64_t end_of_time = __builtin_bswap64(9'223'371'331'200'000'000ULL - 1);
+  EXPECT_THAT(DecodeValue(PgCodec::kTimestampTz,
+                          std::string_view(reinterpret_cast<const char*>(&end_of_time), 8), &late,
+                          &scratch),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("read the column as string")));
+  const uint64_t last = __builtin_bswap64(
+      static_cast<uint64_t>(std::numeric_limits<int64_t>::max() - 1 - kPgEpochOffsetMicros));
+  ASSERT_THAT(
+      DecodeValue(PgCodec::kTimestamp, std::string_view(reinterpret_cast<const char*>(&last), 8),
+                  &late, &scratch),
+      IsOk());
+  EXPECT_EQ(late.Finish().GetInt64(0), std::numeric_limits<int64_t>::max() - 1);
+
   // JSON text as it is, 'null' included.
   ColumnBuilder json(TypeId::kString);
   ASSERT_THAT(DecodeValue(PgCodec::kJson, R"({"a" :1,  "a":2})", &json, &scratch), IsOk());

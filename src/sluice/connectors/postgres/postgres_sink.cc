@@ -1,8 +1,12 @@
 // The `postgres` sink: each batch is written in one transaction — binary COPY into the table
 // (insert), binary COPY into a temporary staging table then INSERT ... ON CONFLICT (upsert),
 // or multi-row prepared INSERTs with binary parameters (insert_batch) — and acknowledged once
-// committed. A batch that fails retryably (connection lost, serialization failure, deadlock,
-// server restarting) is retried whole, on a fresh connection, with backoff.
+// committed. String values for columns whose type has no binary codec (inet, arrays, interval,
+// ranges, a domain over int, ...) are PostgreSQL text forms: they travel as text and are cast
+// with the column's own type (its input function, so exactly as `'...'::type` would read
+// them); with such columns, insert mode stages the batch too. A batch that fails retryably
+// (connection lost, serialization failure, deadlock, server restarting) is retried whole, on a
+// fresh connection, with backoff.
 
 #include <algorithm>
 #include <charconv>
@@ -59,7 +63,7 @@ std::string QuotedList(const std::vector<std::string>& names, std::string_view p
   std::string out;
   for (size_t i = 0; i < names.size(); ++i) {
     if (i > 0) out += ", ";
-    out += std::string(prefix) + QuoteIdentifier(names[i]);
+    out += std::string(prefix) + pg_internal::QuoteName(names[i]);
   }
   return out;
 }
@@ -120,9 +124,10 @@ class PostgresSink final : public Sink {
   pg::CopyBinaryEncoder encoder_;
   std::vector<Oid> param_types_;  // insert_batch: the target columns' OIDs
   std::string column_list_;       // ("a", "b")
-  std::string copy_sql_;          // insert: COPY table; upsert: COPY into the staging table
-  std::string create_stage_sql_;
-  std::string upsert_sql_;
+  std::string copy_sql_;  // insert: COPY table; upsert or text input: COPY into the staging table
+  std::string create_stage_sql_;          // empty: insert mode without text input (no staging)
+  std::string upsert_sql_;                // upsert, or insert of a staged batch (text input)
+  std::vector<std::string> param_casts_;  // insert_batch: "" or "::type" per column
   int partition_column_ = -1;
   std::set<int64_t> partitions_made_;  // period starts (µs) whose partition exists
   bool default_partition_made_ = false;
@@ -207,13 +212,13 @@ Status PostgresSink::CreateTable(PgConnection* conn, const Schema& schema) {
   for (int i = 0; i < schema.num_fields(); ++i) {
     const Field& f = schema.field(i);
     if (i > 0) ddl += ", ";
-    ddl += QuoteIdentifier(f.name) + " " + std::string(pg::PgTypeNameFor(f.type));
+    ddl += pg_internal::QuoteName(f.name) + " " + std::string(pg::PgTypeNameFor(f.type));
     if (!f.nullable) ddl += " NOT NULL";
   }
   if (!config_.key.empty()) ddl += ", PRIMARY KEY (" + QuotedList(config_.key) + ")";
   ddl += ")";
   if (!config_.partition_by.empty()) {
-    ddl += " PARTITION BY RANGE (" + QuoteIdentifier(config_.partition_by) + ")";
+    ddl += " PARTITION BY RANGE (" + pg_internal::QuoteName(config_.partition_by) + ")";
   }
   auto created = conn->Exec(ddl);
   if (!created.ok()) {
@@ -225,9 +230,9 @@ Status PostgresSink::CreateTable(PgConnection* conn, const Schema& schema) {
                                  Context(), col);
     }
     const std::string name = std::string(pg_internal::BaseName(config_.table)) + "_" + col + "_idx";
-    auto indexed = conn->Exec("CREATE INDEX IF NOT EXISTS " +
-                              QuoteIdentifier(name.substr(0, kMaxIdentifierBytes)) + " ON " +
-                              QuoteIdentifier(config_.table) + " (" + QuoteIdentifier(col) + ")");
+    auto indexed = conn->Exec(
+        "CREATE INDEX IF NOT EXISTS " + QuoteIdentifier(name.substr(0, kMaxIdentifierBytes)) +
+        " ON " + QuoteIdentifier(config_.table) + " (" + pg_internal::QuoteName(col) + ")");
     if (!indexed.ok()) {
       return indexed.status().WithContext("{}: indexing '{}' of table '{}'", Context(), col,
                                           config_.table);
@@ -237,9 +242,11 @@ Status PostgresSink::CreateTable(PgConnection* conn, const Schema& schema) {
 }
 
 Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema) {
-  // The types of the table's columns (a domain's base type: it has the same binary format).
+  // The types of the table's columns: as declared (for casts), and a domain's base type (it has
+  // the same binary format).
   auto columns = conn->ExecParams(
-      "SELECT a.attname, b.oid, b.typname, b.typtype FROM pg_catalog.pg_attribute a "
+      "SELECT a.attname, b.oid, b.typname, b.typtype, format_type(a.atttypid, a.atttypmod) "
+      "FROM pg_catalog.pg_attribute a "
       "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
       "JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype "
       "ELSE t.oid END "
@@ -251,7 +258,11 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
   }
   std::vector<PgCodec> targets;
   std::vector<std::string> names;
+  std::vector<std::string> stage_exprs;   // the staging table's columns
+  std::vector<std::string> insert_exprs;  // what INSERT ... SELECT takes from the staging table
+  bool text_input = false;
   param_types_.clear();
+  param_casts_.clear();
   for (const Field& f : schema->fields()) {
     int row = -1;
     for (int r = 0; r < columns->num_rows(); ++r) {
@@ -269,55 +280,81 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
     std::from_chars(oid_text.data(), oid_text.data() + oid_text.size(), oid);
     const std::string_view type_name = columns->Value(row, 2);
     const char type_type = columns->Value(row, 3).empty() ? 'b' : columns->Value(row, 3)[0];
+    const std::string declared(columns->Value(row, 4));
     const std::optional<PgCodec> codec = pg::CodecForType(oid, type_name, type_type);
-    if (!codec.has_value()) {
-      return Status::ConfigError(
-          "{}: column '{}' of table '{}' has type {}, which sluice cannot write", Context(), f.name,
-          config_.table, type_name);
-    }
-    if (!pg::CanEncode(f.type, *codec)) {
+    const std::string name = pg_internal::QuoteName(f.name);
+    if (codec.has_value() && pg::CanEncode(f.type, *codec)) {
+      targets.push_back(*codec);
+      param_types_.push_back(oid);
+      param_casts_.emplace_back();
+      stage_exprs.push_back(name);
+      insert_exprs.push_back(name);
+    } else if (f.type == TypeId::kString || f.type == TypeId::kJson) {
+      // A text form: sent as text, read by the column type's input function.
+      text_input = true;
+      targets.push_back(PgCodec::kText);
+      param_types_.push_back(pg::oids::kText);
+      param_casts_.push_back("::" + declared);
+      stage_exprs.push_back(name + "::text AS " + name);
+      insert_exprs.push_back(name + "::" + declared);
+    } else {
       return Status::ConfigError(
           "{}: cannot write {} column '{}' to column of type {} in table '{}'", Context(),
-          TypeName(f.type), f.name, type_name, config_.table);
+          TypeName(f.type), f.name, declared, config_.table);
     }
-    targets.push_back(*codec);
     names.push_back(f.name);
-    param_types_.push_back(oid);
   }
   SLUICE_ASSIGN_OR_RETURN(encoder_, pg::CopyBinaryEncoder::Make(schema, std::move(targets)));
 
   column_list_ = "(" + QuotedList(names) + ")";
   copy_sql_ =
       "COPY " + QuoteIdentifier(config_.table) + " " + column_list_ + " FROM STDIN (FORMAT binary)";
-  if (config_.mode == SinkMode::kUpsert) {
+  create_stage_sql_.clear();
+  upsert_sql_.clear();
+  if (config_.mode == SinkMode::kUpsert || (config_.mode == SinkMode::kInsert && text_input)) {
     for (const std::string& k : config_.key) {
       if (schema->FieldIndex(k) < 0) {
         return Status::ConfigError("{}: option 'key': '{}' is not a column of the input", Context(),
                                    k);
       }
     }
+    const std::string stage_list = fmt::format("{}", fmt::join(stage_exprs, ", "));
+    const std::string insert_list = fmt::format("{}", fmt::join(insert_exprs, ", "));
     // One staging table per session, table and column list; emptied by every commit.
-    const std::string stage = QuoteIdentifier(fmt::format(
-        "sluice_stage_{:016x}", std::hash<std::string>{}(config_.table + column_list_)));
+    const std::string stage = QuoteIdentifier(
+        fmt::format("sluice_stage_{:016x}",
+                    std::hash<std::string>{}(config_.table + column_list_ + stage_list)));
     create_stage_sql_ = "CREATE TEMP TABLE IF NOT EXISTS " + stage +
-                        " ON COMMIT DELETE ROWS AS SELECT " + QuotedList(names) + " FROM " +
+                        " ON COMMIT DELETE ROWS AS SELECT " + stage_list + " FROM " +
                         QuoteIdentifier(config_.table) + " WITH NO DATA";
     copy_sql_ = "COPY " + stage + " " + column_list_ + " FROM STDIN (FORMAT binary)";
-    const std::string keys = QuotedList(config_.key);
-    // DISTINCT ON keeps the last row of the batch for each key: ON CONFLICT may not update a
-    // row twice in one statement.
     upsert_sql_ = "INSERT INTO " + QuoteIdentifier(config_.table) + " " + column_list_ +
-                  " SELECT " + QuotedList(names) + " FROM (SELECT DISTINCT ON (" + keys + ") " +
-                  QuotedList(names) + " FROM " + stage + " ORDER BY " + keys +
-                  ", ctid DESC) AS sluice_s ON CONFLICT (" + keys + ") DO ";
-    std::vector<std::string> updates;
-    for (const std::string& n : names) {
-      if (std::find(config_.key.begin(), config_.key.end(), n) == config_.key.end()) {
-        updates.push_back(QuoteIdentifier(n) + " = EXCLUDED." + QuoteIdentifier(n));
+                  " SELECT " + insert_list + " FROM ";
+    if (config_.mode == SinkMode::kInsert) {
+      upsert_sql_ += stage;
+    } else {
+      // Keys compare as the column's type, also when they arrive as text.
+      std::vector<std::string> key_exprs;
+      for (const std::string& k : config_.key) {
+        const size_t i =
+            static_cast<size_t>(std::find(names.begin(), names.end(), k) - names.begin());
+        key_exprs.push_back(insert_exprs[i]);
       }
+      const std::string keys = fmt::format("{}", fmt::join(key_exprs, ", "));
+      // DISTINCT ON keeps the last row of the batch for each key: ON CONFLICT may not update a
+      // row twice in one statement.
+      upsert_sql_ += "(SELECT DISTINCT ON (" + keys + ") " + QuotedList(names) + " FROM " + stage +
+                     " ORDER BY " + keys + ", ctid DESC) AS sluice_s ON CONFLICT (" +
+                     QuotedList(config_.key) + ") DO ";
+      std::vector<std::string> updates;
+      for (const std::string& n : names) {
+        if (std::find(config_.key.begin(), config_.key.end(), n) == config_.key.end()) {
+          updates.push_back(pg_internal::QuoteName(n) + " = EXCLUDED." + pg_internal::QuoteName(n));
+        }
+      }
+      upsert_sql_ +=
+          updates.empty() ? "NOTHING" : "UPDATE SET " + fmt::format("{}", fmt::join(updates, ", "));
     }
-    upsert_sql_ +=
-        updates.empty() ? "NOTHING" : "UPDATE SET " + fmt::format("{}", fmt::join(updates, ", "));
   }
   partition_column_ = -1;
   if (!config_.partition_by.empty()) {
@@ -412,13 +449,26 @@ Status PostgresSink::WriteOnce(const Batch& batch) {
 Status PostgresSink::WriteInTransaction(PgConnection* conn, const Batch& batch) {
   SLUICE_RETURN_NOT_OK(conn->Begin());
   switch (config_.mode) {
-    case SinkMode::kInsert: {
-      const auto start = std::chrono::steady_clock::now();
-      SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch));
-      (void)rows;
-      AddPhase("copy", start);
+    case SinkMode::kInsert:
+      if (create_stage_sql_.empty()) {
+        const auto start = std::chrono::steady_clock::now();
+        SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch));
+        (void)rows;
+        AddPhase("copy", start);
+      } else {
+        auto start = std::chrono::steady_clock::now();
+        SLUICE_RETURN_NOT_OK(conn->Exec(create_stage_sql_).status());
+        SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch));
+        AddPhase("copy", start);
+        start = std::chrono::steady_clock::now();
+        SLUICE_ASSIGN_OR_RETURN(pg::PgResult inserted, conn->Exec(upsert_sql_));
+        if (inserted.AffectedRows() != rows) {
+          return Status::DataLoss("INSERT stored {} rows of the {} staged", inserted.AffectedRows(),
+                                  rows);
+        }
+        AddPhase("insert", start);
+      }
       break;
-    }
     case SinkMode::kUpsert: {
       auto start = std::chrono::steady_clock::now();
       SLUICE_RETURN_NOT_OK(conn->Exec(create_stage_sql_).status());
@@ -489,7 +539,8 @@ Status PostgresSink::InsertRows(PgConnection* conn, const Batch& batch) {
       for (int64_t r = 0; r < rows; ++r) {
         sql += r == 0 ? "(" : ", (";
         for (int c = 0; c < num_columns; ++c) {
-          sql += fmt::format("{}${}", c == 0 ? "" : ", ", r * num_columns + c + 1);
+          sql += fmt::format("{}${}{}", c == 0 ? "" : ", ", r * num_columns + c + 1,
+                             param_casts_[static_cast<size_t>(c)]);
           types.push_back(param_types_[static_cast<size_t>(c)]);
         }
         sql += ")";

@@ -94,9 +94,10 @@ class CopyStream {
   bool done_ = false;
 };
 
-/// Read a PostgreSQL table or query. The schema is known once Open() returns: the query is
-/// described (prepared, not run) and each column's type mapped to a sluice type; columns of
-/// types without a binary codec (interval, arrays, ...) are cast to text in the query.
+/// Read a PostgreSQL table or query. The schema is known once Open() returns: the relation is
+/// planned (pg::PlanRelation: described, not run) and each column's type mapped to a sluice
+/// type that keeps every value (numeric and json as exact strings, ...); columns of types
+/// without a binary codec (interval, arrays, inet, ...) are read as their text form.
 ///
 /// With `parallel: N`, the range min(key)..max(key) is split into N ranges, each streamed by
 /// its own connection and thread; every connection reads the same exported snapshot
@@ -119,11 +120,12 @@ class PostgresSource final : public Source {
  private:
   std::string Context() const { return fmt::format("node '{}'", id_); }
   Result<std::unique_ptr<PgConnection>> Connect();
-  /// Return the SELECT for the rows, restricted to `range` (a condition on the key) if given.
-  std::string SelectSql(const std::string& range) const;
-  /// Return " FROM table [WHERE where AND range]" for table mode.
+  /// Return the relation PlanRelation describes: the table, or the query as a subquery.
+  std::string Relation() const;
+  /// Return " FROM <relation> [WHERE where AND range]".
   std::string FromWhereSql(const std::string& range) const;
-  /// Return the COPY statement for SelectSql(range), with the casts the plan needs.
+  /// Return the COPY statement reading the planned columns, restricted to `range` (a condition
+  /// on the key) if given.
   std::string CopySql(const std::string& range) const;
   Status PlanColumns();
   Status EstimateRows();
@@ -136,9 +138,7 @@ class PostgresSource final : public Source {
   NodeContext* ctx_ = nullptr;
   std::unique_ptr<PgConnection> conn_;
   SchemaPtr schema_;
-  std::vector<PgCodec> codecs_;
-  std::vector<std::string> column_names_;
-  std::vector<bool> cast_to_text_;  // per column: read as ::text
+  pg::RelationPlan plan_;
   int64_t estimated_rows_ = -1;
   std::unique_ptr<CopyStream> stream_;  // parallel == 1
 
@@ -159,6 +159,7 @@ class PostgresSource final : public Source {
 Result<std::unique_ptr<PgConnection>> PostgresSource::Connect() {
   auto conn = PgConnection::Connect(config_.dsn, config_.connect_timeout_us);
   if (!conn.ok()) return conn.status().WithContext("{}", Context());
+  SLUICE_RETURN_NOT_OK(pg::ApplyExactTextSettings(conn->get()).WithContext("{}", Context()));
   if (config_.statement_timeout_us > 0) {
     SLUICE_RETURN_NOT_OK((*conn)
                              ->SetStatementTimeout(config_.statement_timeout_us / 1000)
@@ -167,25 +168,13 @@ Result<std::unique_ptr<PgConnection>> PostgresSource::Connect() {
   return conn;
 }
 
-std::string PostgresSource::SelectSql(const std::string& range) const {
-  if (!config_.query.empty()) {
-    if (range.empty()) return config_.query;
-    return "SELECT * FROM (" + config_.query + ") AS sluice_q WHERE " + range;
-  }
-  std::string sql = "SELECT ";
-  if (config_.columns.empty()) {
-    sql += "*";
-  } else {
-    for (size_t i = 0; i < config_.columns.size(); ++i) {
-      if (i > 0) sql += ", ";
-      sql += QuoteIdentifier(config_.columns[i]);
-    }
-  }
-  return sql + FromWhereSql(range);
+std::string PostgresSource::Relation() const {
+  if (!config_.query.empty()) return "(" + config_.query + ") AS sluice_q";
+  return QuoteIdentifier(config_.table);
 }
 
 std::string PostgresSource::FromWhereSql(const std::string& range) const {
-  std::string sql = " FROM " + QuoteIdentifier(config_.table);
+  std::string sql = " FROM " + Relation();
   std::vector<std::string> conditions;
   if (!config_.where.empty()) conditions.push_back("(" + config_.where + ")");
   if (!range.empty()) conditions.push_back(range);
@@ -196,66 +185,46 @@ std::string PostgresSource::FromWhereSql(const std::string& range) const {
 }
 
 std::string PostgresSource::CopySql(const std::string& range) const {
-  std::string select = SelectSql(range);
-  if (std::find(cast_to_text_.begin(), cast_to_text_.end(), true) != cast_to_text_.end()) {
-    std::string outer = "SELECT ";
-    for (size_t i = 0; i < column_names_.size(); ++i) {
-      if (i > 0) outer += ", ";
-      const std::string name = QuoteIdentifier(column_names_[i]);
-      outer += "sluice_c." + name;
-      if (cast_to_text_[i]) outer += "::text AS " + name;
-    }
-    select = outer + " FROM (" + select + ") AS sluice_c";
+  const bool any_text = std::any_of(plan_.columns.begin(), plan_.columns.end(),
+                                    [](const pg::PgColumnPlan& c) { return c.as_text; });
+  // A query that needs no cast and no range runs as written, keeping its ORDER BY.
+  if (!config_.query.empty() && !any_text && range.empty()) {
+    return "COPY (" + config_.query + ") TO STDOUT (FORMAT binary)";
   }
-  return "COPY (" + select + ") TO STDOUT (FORMAT binary)";
+  return "COPY (SELECT " + plan_.select_list + FromWhereSql(range) + ") TO STDOUT (FORMAT binary)";
 }
 
 Status PostgresSource::PlanColumns() {
-  auto described = conn_->Describe(SelectSql(""));
-  if (!described.ok()) {
-    return described.status().WithContext(
+  auto planned = pg::PlanRelation(conn_.get(), Relation());
+  if (!planned.ok()) {
+    return planned.status().WithContext(
         "{}: reading {}", Context(),
         config_.table.empty() ? "the query" : "table '" + config_.table + "'");
   }
-  SLUICE_ASSIGN_OR_RETURN(std::vector<pg::PgColumn> columns,
-                          pg::ResolveColumns(conn_.get(), *described));
-  if (columns.empty()) return Status::ConfigError("{}: the query returns no columns", Context());
-  std::vector<Field> fields;
-  for (const pg::PgColumn& col : columns) {
-    Field f;
-    f.name = col.name;
-    PgCodec codec = col.codec.value_or(PgCodec::kText);
-    bool cast = !col.codec.has_value();
-    f.type = pg::DefaultTypeFor(codec);
-    for (const auto& [name, type] : config_.types) {
-      if (name != col.name) continue;
-      if (!pg::CanDecode(codec, type)) {
-        if (type != TypeId::kString && type != TypeId::kJson) {
-          return Status::ConfigError(
-              "{}: option 'schema': column '{}' is PostgreSQL {}, which cannot be read as {}; "
-              "cast it in 'query'",
-              Context(), col.name, col.type_name, TypeName(type));
-        }
-        codec = PgCodec::kText;  // the server formats it
-        cast = true;
-      }
-      f.type = type;
+  plan_ = std::move(planned).ValueOrDie();
+  if (plan_.columns.empty()) {
+    return Status::ConfigError("{}: the query returns no columns", Context());
+  }
+  if (!config_.columns.empty()) {
+    Status st = plan_.Keep(config_.columns);
+    if (!st.ok()) {
+      return Status::ConfigError("{}: option 'columns': {} in table '{}'", Context(), st.message(),
+                                 config_.table);
     }
-    column_names_.push_back(col.name);
-    cast_to_text_.push_back(cast);
-    codecs_.push_back(codec);
-    fields.push_back(std::move(f));
   }
   for (const auto& [name, type] : config_.types) {
-    const std::string& wanted = name;  // lambdas may not capture structured bindings in clang 14
-    if (std::none_of(columns.begin(), columns.end(),
-                     [&](const pg::PgColumn& c) { return c.name == wanted; })) {
+    Status st = plan_.Retype(name, type);
+    if (st.code() == StatusCode::kNotFound) {
       return Status::ConfigError(
           "{}: option 'schema' names column '{}', which the query does not return", Context(),
-          wanted);
+          name);
+    }
+    if (!st.ok()) {
+      return Status::ConfigError("{}: option 'schema': {}; cast it in 'query'", Context(),
+                                 st.message());
     }
   }
-  schema_ = MakeSchema(std::move(fields));
+  schema_ = plan_.schema;
   return Status::OK();
 }
 
@@ -287,20 +256,17 @@ Status PostgresSource::Open(NodeContext* ctx) {
   SLUICE_RETURN_NOT_OK(PlanColumns());
   SLUICE_RETURN_NOT_OK(EstimateRows());
   if (config_.parallel > 1) return StartParallel();
-  stream_ = std::make_unique<CopyStream>(conn_.get(), CopySql(""), schema_, codecs_);
+  stream_ = std::make_unique<CopyStream>(conn_.get(), CopySql(""), schema_, plan_.codecs);
   return Status::OK();
 }
 
 Status PostgresSource::StartParallel() {
   SLUICE_ASSIGN_OR_RETURN(pg::PgResult snapshot, conn_->Exec("SELECT pg_export_snapshot()"));
   const std::string snapshot_id(snapshot.Value(0, 0));
-  const std::string key = config_.query.empty() ? QuoteIdentifier(config_.key)
-                                                : "sluice_q." + QuoteIdentifier(config_.key);
+  const std::string key = config_.query.empty() ? pg_internal::QuoteName(config_.key)
+                                                : "sluice_q." + pg_internal::QuoteName(config_.key);
   const std::string bounds_sql =
-      config_.query.empty()
-          ? "SELECT min(" + key + ")::int8, max(" + key + ")::int8" + FromWhereSql("")
-          : "SELECT min(" + key + ")::int8, max(" + key + ")::int8 FROM (" + config_.query +
-                ") AS sluice_q";
+      "SELECT min(" + key + ")::int8, max(" + key + ")::int8" + FromWhereSql("");
   auto bounds = conn_->Exec(bounds_sql);
   if (!bounds.ok()) {
     return bounds.status().WithContext("{}: option 'key': finding the range of '{}'", Context(),
@@ -340,7 +306,7 @@ Status PostgresSource::StartParallel() {
   for (int i = 0; i < n; ++i) {
     PgConnection* conn = i == 0 ? conn_.get() : reader_conns_[static_cast<size_t>(i)].get();
     reader_streams_.push_back(std::make_unique<CopyStream>(
-        conn, CopySql(ranges[static_cast<size_t>(i)]), schema_, codecs_));
+        conn, CopySql(ranges[static_cast<size_t>(i)]), schema_, plan_.codecs));
   }
   running_ = n;
   num_readers_ = static_cast<size_t>(n);
