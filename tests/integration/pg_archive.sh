@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The archiver against a real PostgreSQL (scripts/services): 100 k audit rows, half older than
 # the cutoff. Checks, for both executors and after faults:
-#   - every archived row is in exactly one file, and only rows older than the cutoff are gone;
+#   - the archived ids are exactly the ids older than the cutoff (each in one file), and the
+#     table keeps exactly the newer ids (id sets compared, not counts);
 #   - a sink failing mid-run, and the process dying mid-run (abort), delete nothing unwritten;
 #   - a rerun finishes the job; two archivers at once never archive a row twice;
 #   - with a read replica (the same server under a read-only role), rows are read there and
@@ -37,8 +38,21 @@ FROM generate_series(1, 100000) g;
 CREATE INDEX ON $table (created_at, id);
 SQL
 }
-old_count() { psql -qAtc "SELECT count(*) FROM $table WHERE created_at < '2025-07-01'"; }
-new_count() { psql -qAtc "SELECT count(*) FROM $table WHERE created_at >= '2025-07-01'"; }
+# Id sets, one id a line in byte order (so that comm and cmp work on them).
+ids_sorted() { LC_ALL=C sort "$@"; }
+table_ids() {  # table_ids [CONDITION [DATABASE]]: the ids in the table
+  psql -d "${2:-$PGDATABASE}" -qAtc "SELECT id FROM $table${1:+ WHERE $1}" | ids_sorted
+}
+old_ids() { table_ids "created_at < '2025-07-01'" "$@"; }
+new_ids() { table_ids "created_at >= '2025-07-01'" "$@"; }
+# archived ids under a folder in byte order, duplicates kept (so a row archived twice differs).
+archived_id_list() { archived_ids "$1" | ids_sorted; }
+same_ids() {  # same_ids GOT WANT WHAT: two id lists (files) must be equal, line for line
+  cmp -s "$1" "$2" || fail "$3: ids differ ($(wc -l <"$1") got, $(wc -l <"$2") want; < only got, > only want): $(diff "$1" "$2" | grep '^[<>]' | head -5 | tr '\n' ' ')"
+}
+# Before the first run: the ids older than the cutoff (to be archived, each exactly once) and
+# the newer ones (to be left in the table, all of them).
+snapshot_ids() { old_ids "$@" > old.ids; new_ids "$@" > new.ids; }
 
 cat > archive.yaml <<YAML
 nodes:
@@ -54,22 +68,23 @@ nodes:
   files: {type: file, inputs: [fault], path: "\${OUTDIR}/part-{n}.jsonl.gz", roll_rows: 4000}
 YAML
 
-check_no_loss() {
-  local expect_old=$1 what=$2
-  local remaining; remaining=$(old_count)
-  local archived; archived=$(archived_ids out | sort -nu | wc -l)
-  # Every old row is in the table or in a file (or both, after a crash between publish and
-  # commit); the newer rows are untouched.
-  [ $((remaining + archived)) -ge "$expect_old" ] || fail "$what: $remaining left + $archived archived < $expect_old"
-  check_eq "$(new_count)" "$newer" "$what: newer rows"
-  # Nothing deleted without its file: deleted rows must all be archived.
-  deleted=$((expect_old - remaining))
-  [ "$archived" -ge "$deleted" ] || fail "$what: $deleted deleted but only $archived archived"
+check_no_loss() {  # check_no_loss WHAT: after a run that may have failed, files under out/
+  local what=$1
+  archived_id_list out | uniq > archived.ids
+  old_ids > left_old.ids
+  # Only old rows were archived; every old row is in the table or in a file (or both, after a
+  # crash between publish and commit), so no row was deleted without its file; the newer rows
+  # are all still there.
+  [ -z "$(comm -23 archived.ids old.ids | head -3)" ] \
+    || fail "$what: archived rows that were not older than the cutoff: $(comm -23 archived.ids old.ids | head -3 | tr '\n' ' ')"
+  ids_sorted -mu left_old.ids archived.ids > kept.ids
+  same_ids kept.ids old.ids "$what: old rows in the table or archived"
+  new_ids > left_new.ids
+  same_ids left_new.ids new.ids "$what: newer rows in the table"
 }
-
 for engine in parallel sequential; do
   seed
-  old=$(old_count); newer=$(new_count)
+  snapshot_ids
   rm -rf out
   # 1. The sink path fails on batch 5: exit 1, no unwritten row deleted.
   set +e
@@ -77,31 +92,39 @@ for engine in parallel sequential; do
   code=$?; set -e
   check_eq "$code" 1 "$engine: failing run exit code"
   grep -q "injected fault" err || fail "$engine: $(cat err)"
-  check_no_loss "$old" "$engine after failure"
+  check_no_loss "$engine after failure"
   # 2. The process dies on batch 3.
   set +e
   OUTDIR=out/b "$sluice" run -q --engine $engine --set nodes.fault.fail_at_batch=3 \
     --set nodes.fault.action=abort archive.yaml 2>/dev/null
   code=$?; set -e
   [ "$code" -ge 128 ] || fail "$engine: abort run exit $code"
-  check_no_loss "$old" "$engine after abort"
-  # 3. A clean rerun finishes: no old row left, each archived exactly once per successful run.
+  check_no_loss "$engine after abort"
+  # 3. A clean rerun finishes: it archives exactly the old rows left, each once, and the table
+  #    holds exactly the newer rows.
+  old_ids > left_before_rerun.ids
   OUTDIR=out/c "$sluice" run -q --engine $engine archive.yaml 2>log
-  check_eq "$(old_count)" 0 "$engine: old rows left after rerun"
-  check_no_loss "$old" "$engine after rerun"
-  check_eq "$(archived_ids out/c | uniq -d | wc -l)" 0 "$engine: duplicates within one run"
-  grep -q "database=main table=$table batch=1 records=" log || fail "$engine: no per-batch log line: $(head -3 log)"
+  archived_id_list out/c > rerun.ids
+  same_ids rerun.ids left_before_rerun.ids "$engine: rows archived by the rerun"
+  table_ids > table.ids
+  same_ids table.ids new.ids "$engine: rows in the table after the rerun"
+  check_no_loss "$engine after rerun"
+  grep -qE "database=main table=$table batch=[0-9.-]+ records=" log || fail "$engine: no per-batch log line: $(head -3 log)"
 done
 
 # 4. Two archivers at once on the same table: SKIP LOCKED means no row is archived twice.
 seed
-old=$(old_count)
+snapshot_ids
 OUTDIR=out2/x "$sluice" run -q archive.yaml 2>/dev/null &
+first=$!
 OUTDIR=out2/y "$sluice" run -q archive.yaml 2>/dev/null &
-wait
-check_eq "$(old_count)" 0 "two archivers: old rows left"
-check_eq "$(archived_ids out2 | wc -l)" "$old" "two archivers: archived rows"
-check_eq "$(archived_ids out2 | uniq -d | wc -l)" 0 "two archivers: rows archived twice"
+second=$!
+wait "$first" || fail "two archivers: the first run failed"
+wait "$second" || fail "two archivers: the second run failed"
+archived_id_list out2 > both.ids
+same_ids both.ids old.ids "two archivers: rows archived (each exactly once)"
+table_ids > table.ids
+same_ids table.ids new.ids "two archivers: rows in the table"
 
 # 5. Errors name the node and the system, exit 1 or 2, and never hang.
 sed "s|\${SLUICE_PG_DSN}|host=127.0.0.1 port=1 user=postgres dbname=sluice connect_timeout=2|" archive.yaml > bad_dsn.yaml
@@ -128,7 +151,7 @@ grep -q "node 'old'" err && grep -q "database 'main' (replica)" err || fail "unr
 #    (a replica that has not caught up with it yet). Another session holds rows 10, 20 and 30
 #    FOR UPDATE on the primary during the first run.
 seed
-old=$(old_count)
+snapshot_ids
 psql -q <<SQL
 CREATE ROLE $reader LOGIN;
 GRANT SELECT ON $table TO $reader;
@@ -156,18 +179,19 @@ grep -q "database 'main' is read on the replica .*$reader@" log || fail "replica
 check_eq "$(grep -c 'read on the replica' log)" 1 "replica: times its use is logged"
 check_eq "$(psql -qAtc "SELECT string_agg(id::text, ',' ORDER BY id) FROM $table WHERE created_at < '2025-07-01'")" \
   "10,20,30,40" "replica: old rows left by the first run (locked elsewhere, not on the replica yet)"
-check_eq "$(archived_ids out3 | wc -l)" "$((old - 4))" "replica: rows archived by the first run"
-check_eq "$(archived_ids out3 | grep -cxE '10|20|30|40' || true)" 0 "replica: held rows archived"
+grep -vxE '10|20|30|40' old.ids > want.ids
+archived_id_list out3 > got.ids
+same_ids got.ids want.ids "replica: rows archived by the first run (all old rows but 10, 20, 30, 40)"
 touch "$work/release"; wait "$locker" || true; locker=""
 # The replica catches up with row 40; the next run archives the rest.
 psql -qc "DROP POLICY lagging ON $table"
 psql -qc "CREATE POLICY caught_up ON $table FOR SELECT TO $reader USING (true)"
 OUTDIR=out3/b "$sluice" run -q replica.yaml 2>log || fail "replica rerun: $(tail -3 log)"
-check_eq "$(old_count)" 0 "replica: old rows left after the rerun"
-check_eq "$(new_count)" "$newer" "replica: newer rows"
+table_ids > table.ids
+same_ids table.ids new.ids "replica: rows in the table after the rerun"
 check_eq "$(archived_ids out3/b | tr '\n' ',')" "10,20,30,40," "replica: rows archived by the rerun"
-check_eq "$(archived_ids out3 | wc -l)" "$old" "replica: rows archived in all"
-check_eq "$(archived_ids out3 | uniq -d | wc -l)" 0 "replica: rows archived twice"
+archived_id_list out3 > got.ids
+same_ids got.ids old.ids "replica: rows archived in all (each exactly once)"
 psql -qc "DROP TABLE $table" && psql -qc "DROP ROLE $reader"
 
 # 7. Two databases at once (max_parallel_databases: 2), each with its own pool of 2; the ids of
@@ -175,8 +199,9 @@ psql -qc "DROP TABLE $table" && psql -qc "DROP ROLE $reader"
 psql -qc "CREATE DATABASE $db2"
 seed
 seed "$db2" 1000000
-old=$(old_count)
-old2=$(psql -d "$db2" -qAtc "SELECT count(*) FROM $table WHERE created_at < '2025-07-01'")
+snapshot_ids
+old_ids "$db2" > old2.ids
+new_ids "$db2" > new2.ids
 cat > two.yaml <<YAML
 nodes:
   old:
@@ -192,13 +217,13 @@ nodes:
   files: {type: file, inputs: [old], path: "\${OUTDIR}/part-{n}.jsonl.gz", roll_rows: 4000}
 YAML
 OUTDIR=out4 "$sluice" run two.yaml 2>log || fail "two databases: $(tail -3 log)"
-check_eq "$(old_count)" 0 "two databases: old rows left in main"
-check_eq "$(psql -d "$db2" -qAtc "SELECT count(*) FROM $table WHERE created_at < '2025-07-01'")" 0 \
-  "two databases: old rows left in the second"
-check_eq "$(psql -d "$db2" -qAtc "SELECT count(*) FROM $table")" "$newer" "two databases: newer rows of the second"
-check_eq "$(archived_ids out4 | awk '$1 < 1000000' | wc -l)" "$old" "two databases: rows archived from main"
-check_eq "$(archived_ids out4 | awk '$1 > 1000000' | wc -l)" "$old2" "two databases: rows archived from the second"
-check_eq "$(archived_ids out4 | uniq -d | wc -l)" 0 "two databases: rows archived twice"
+table_ids > table.ids
+same_ids table.ids new.ids "two databases: rows in main"
+table_ids "" "$db2" > table2.ids
+same_ids table2.ids new2.ids "two databases: rows in the second"
+ids_sorted old.ids old2.ids > want.ids
+archived_id_list out4 > got.ids
+same_ids got.ids want.ids "two databases: rows archived from both (each exactly once)"
 # Interleaved: the per-batch lines switch between the databases many times, not once.
 switches=$(grep -o ' database=[a-z]* table=' log | uniq | wc -l)
 [ "$switches" -ge 6 ] || fail "two databases: batches not interleaved: $(grep -o ' database=[a-z]*' log | uniq -c | tr '\n' ' ')"

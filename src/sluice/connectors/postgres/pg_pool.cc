@@ -132,6 +132,9 @@ Result<PgLease> PgPool::Acquire() {
       lock.unlock();
       expired.clear();
       auto conn = PgConnection::Connect(dsn_, options_.connect_timeout_us);
+      if (conn.ok() && options_.on_connect) {
+        if (Status set = options_.on_connect(conn->get()); !set.ok()) conn = std::move(set);
+      }
       lock.lock();
       if (!conn.ok()) {
         --stats_.open;

@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,6 +26,10 @@ struct PgPoolOptions {
   int64_t connect_timeout_us = kDefaultConnectTimeoutUs;
   int64_t acquire_timeout_us = 30'000'000;  ///< Wait for a free slot at most this long.
   Clock* clock = nullptr;                   ///< Null: SystemClock(). For max_idle/max_lifetime.
+  /// Run on each new connection before it is first handed out (session settings such as a
+  /// statement timeout); an error closes it and fails that Acquire. Called on the acquiring
+  /// thread, without the pool's lock.
+  std::function<Status(PgConnection*)> on_connect;
 };
 
 /// Counters of a pool, for tests and the run summary.

@@ -1,0 +1,311 @@
+#include "sluice/connectors/postgres/archive_rows.h"
+
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "sluice/connectors/postgres/postgres_internal.h"
+#include "sluice/core/json_text.h"
+#include "sluice/core/time.h"
+
+namespace sluice::pg_archive {
+
+namespace {
+
+// The text columns every page starts with, before the table's own.
+constexpr int kCtidColumn = 0;
+constexpr int kKeyColumn = 1;
+constexpr int kTsColumn = 2;
+constexpr int kPrefixColumns = 3;
+
+// Queries name the table `src` and qualify ORDER BY with it: an output column (the prefix's
+// or the user's own) could otherwise carry the same name and make ORDER BY ambiguous.
+std::string Prefix(const TablePlan& plan) {
+  return fmt::format("src.ctid::text, src.{}::text, src.{}::text, ", plan.quoted_key,
+                     plan.quoted_ts);
+}
+
+/// Quote a column name; unlike a table name, a dot in it is part of the name.
+std::string QuoteColumn(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+bool IsTimestampType(std::string_view pg_type) {
+  return pg_type.starts_with("timestamp") || pg_type == "date";
+}
+
+}  // namespace
+
+Result<TablePlan> PlanTable(pg::PgConnection* conn, const std::string& quoted_table,
+                            const TableSettings& settings, bool unique_key) {
+  TablePlan plan;
+  SLUICE_ASSIGN_OR_RETURN(static_cast<pg::RelationPlan&>(plan),
+                          pg::PlanRelation(conn, quoted_table));
+  const int ts = plan.Find(settings.timestamp_column);
+  if (ts < 0 || !IsTimestampType(plan.columns[static_cast<size_t>(ts)].pg_type)) {
+    return Status::ConfigError(
+        "there is no timestamp column '{}'{} (set timestamp_column to a timestamptz, timestamp "
+        "or date column)",
+        settings.timestamp_column,
+        ts < 0 ? ""
+               : " of a timestamp type: it is " + plan.columns[static_cast<size_t>(ts)].pg_type);
+  }
+  if (plan.Find(settings.key_column) < 0) {
+    return Status::ConfigError(
+        "there is no key column '{}' (set key_column to the column that orders and names "
+        "batches, e.g. the primary key)",
+        settings.key_column);
+  }
+  plan.quoted_ts = QuoteColumn(settings.timestamp_column);
+  plan.quoted_key = QuoteColumn(settings.key_column);
+  if (unique_key) {
+    auto r = conn->ExecParams(
+        "SELECT a.attnotnull, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid "
+        "AND i.indisunique AND i.indnatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL) "
+        "FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attname = $2",
+        {quoted_table, settings.key_column});
+    if (!r.ok()) return r.status();
+    if (r->num_rows() != 1 || r->Value(0, 0) != "t" || r->Value(0, 1) != "t") {
+      return Status::ConfigError(
+          "reading on a replica matches rows by key_column '{}', which must be NOT NULL with a "
+          "unique index of its own (add a primary key or unique constraint on it, pick another "
+          "key_column, or drop replica_dsn)",
+          settings.key_column);
+    }
+  }
+  nlohmann::ordered_json types = nlohmann::ordered_json::object();
+  for (const auto& c : plan.columns) types[c.name] = c.pg_type;
+  plan.tags_json = JsonText(types);
+  return plan;
+}
+
+Result<RowsRead> DecodeRows(const TablePlan& plan, const pg::PgResult& result,
+                            std::string* scratch) {
+  const int rows = result.num_rows();
+  if (result.num_columns() != kPrefixColumns + static_cast<int>(plan.codecs.size())) {
+    return Status::Internal("expected {} columns, the query returned {}",
+                            kPrefixColumns + plan.codecs.size(), result.num_columns());
+  }
+  std::vector<pg::PgCodec> codecs;
+  codecs.reserve(kPrefixColumns + plan.codecs.size());
+  for (int i = 0; i < kPrefixColumns; ++i) codecs.push_back(pg::PgCodec::kText);
+  for (pg::PgCodec c : plan.codecs) codecs.push_back(c);
+  std::vector<ColumnBuilder> builders;
+  builders.reserve(codecs.size());
+  for (int i = 0; i < kPrefixColumns; ++i) builders.emplace_back(TypeId::kString, 0);
+  for (const auto& f : plan.schema->fields()) builders.emplace_back(f.type, rows);
+  RowsRead out;
+  out.ctids.reserve(static_cast<size_t>(rows));
+  out.keys.reserve(static_cast<size_t>(rows));
+  for (int r = 0; r < rows; ++r) {
+    out.ctids.emplace_back(result.Value(r, kCtidColumn));
+    if (result.IsNull(r, kKeyColumn)) {
+      out.keys.emplace_back(std::nullopt);
+    } else {
+      out.keys.emplace_back(std::string(result.Value(r, kKeyColumn)));
+    }
+  }
+  if (rows > 0) {
+    out.first_ts = std::string(result.Value(0, kTsColumn));
+    out.last_ts = std::string(result.Value(rows - 1, kTsColumn));
+    out.last_ctid = out.ctids.back();
+  }
+  SLUICE_RETURN_NOT_OK(pg::AppendResultRows(result, codecs, &builders, scratch));
+  std::vector<Column> cols;
+  cols.reserve(plan.codecs.size());
+  for (size_t i = kPrefixColumns; i < builders.size(); ++i) cols.push_back(builders[i].Finish());
+  out.batch = Batch::MakeUnchecked(plan.schema, std::move(cols), rows);
+  return out;
+}
+
+std::string PageQuery(const TablePlan& plan, const TableSettings& settings,
+                      const std::string& quoted_table, int64_t limit, const std::string& last_ts,
+                      const std::string& last_ctid, bool lock, pg::PgParams* params) {
+  // Keyset paging: start after the last row of the previous batch, so the index scan does
+  // not wade through the entries of rows this run already deleted (they stay in the index
+  // until VACUUM). `ts >= $2` lets an index on the timestamp start there; the row comparison
+  // makes the bound exact. Rows skipped behind the bound (locked by another archiver that
+  // then rolled back) are picked up by a sweep from the start when the bounded reads run dry.
+  *params = {FormatTimestamp(settings.cutoff_us)};
+  std::string bound;
+  if (!last_ts.empty()) {
+    params->push_back(last_ts);
+    params->push_back(last_ctid);
+    bound = fmt::format(" AND src.{0} >= $2 AND (src.{0}, src.ctid) > ($2, $3::tid)",
+                        plan.quoted_ts);
+  }
+  return fmt::format(
+      "SELECT {0}{1} FROM {2} AS src WHERE src.{3} < $1::timestamptz{4} ORDER BY src.{3}, "
+      "src.ctid LIMIT {5}{6}",
+      Prefix(plan), plan.select_list, quoted_table, plan.quoted_ts, bound, limit,
+      lock ? " FOR UPDATE SKIP LOCKED" : "");
+}
+
+std::string RecoveryQuery(const TablePlan& plan, const TableSettings& settings,
+                          const std::string& quoted_table, const Intent& intent,
+                          pg::PgParams* params) {
+  const bool by_ctid = !intent.ctids.empty();
+  *params = {by_ctid ? intent.ctids : intent.keys, FormatTimestamp(settings.cutoff_us)};
+  return fmt::format(
+      "SELECT {0}{1} FROM {2} AS src WHERE {3} AND src.{4} < $2::timestamptz ORDER BY src.{4}, "
+      "src.ctid FOR UPDATE",
+      Prefix(plan), plan.select_list, quoted_table,
+      by_ctid ? std::string("src.ctid = ANY($1::tid[])")
+              : fmt::format("src.{}::text = ANY($1::text[])", plan.quoted_key),
+      plan.quoted_ts);
+}
+
+namespace {
+
+/// Keep the rows of `rows` whose mask entry is set.
+void KeepMasked(const std::vector<uint8_t>& mask, int64_t kept, RowsRead* rows) {
+  if (kept == rows->batch->num_rows()) return;
+  rows->batch = rows->batch->Filter(mask.data());
+  std::vector<std::string> ctids;
+  std::vector<std::optional<std::string>> keys;
+  for (size_t i = 0; i < mask.size(); ++i) {
+    if (mask[i] == 0) continue;
+    ctids.push_back(std::move(rows->ctids[i]));
+    keys.push_back(std::move(rows->keys[i]));
+  }
+  rows->ctids = std::move(ctids);
+  rows->keys = std::move(keys);
+}
+
+}  // namespace
+
+int64_t KeepRecordedRows(const Intent& intent, RowsRead* rows) {
+  const auto n = static_cast<int64_t>(rows->ctids.size());
+  if (intent.ctids.empty()) return n;  // an older record: the keys selected the rows
+  auto ctids = ParseArrayLiteral(intent.ctids);
+  auto keys = ParseArrayLiteral(intent.keys);
+  std::map<std::string, std::optional<std::string>> recorded;
+  if (ctids.ok() && keys.ok() && ctids->size() == keys->size()) {
+    for (size_t i = 0; i < ctids->size(); ++i) {
+      if ((*ctids)[i]) recorded[*(*ctids)[i]] = (*keys)[i];
+    }
+  }
+  std::vector<uint8_t> mask(static_cast<size_t>(n), 0);
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    auto it = recorded.find(rows->ctids[static_cast<size_t>(i)]);
+    if (it != recorded.end() && it->second == rows->keys[static_cast<size_t>(i)]) {
+      mask[static_cast<size_t>(i)] = 1;
+      ++kept;
+    }
+  }
+  KeepMasked(mask, kept, rows);
+  return kept;
+}
+
+int64_t KeepLockedRows(const pg::PgResult& locked, RowsRead* page) {
+  std::map<std::string, std::string> primary_ctid;  // key -> ctid on the primary
+  for (int i = 0; i < locked.num_rows(); ++i) {
+    primary_ctid[std::string(locked.Value(i, 1))] = std::string(locked.Value(i, 0));
+  }
+  const auto n = static_cast<int64_t>(page->ctids.size());
+  std::vector<uint8_t> mask(static_cast<size_t>(n), 0);
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& key = page->keys[static_cast<size_t>(i)];
+    if (!key) continue;
+    auto it = primary_ctid.find(*key);
+    if (it == primary_ctid.end()) continue;
+    page->ctids[static_cast<size_t>(i)] = it->second;
+    mask[static_cast<size_t>(i)] = 1;
+    ++kept;
+  }
+  KeepMasked(mask, kept, page);
+  return kept;
+}
+
+std::string BatchId(const RowsRead& rows) {
+  // The first row's timestamp (its digits) and ctid: unique among open batches (a row is in
+  // one batch at a time), and readable in an object key: "20250101103000123456-412.7".
+  std::string id;
+  for (char c : rows.first_ts) {
+    if (c >= '0' && c <= '9') id += c;
+  }
+  id += '-';
+  for (char c : rows.ctids.empty() ? std::string() : rows.ctids.front()) {
+    if (c >= '0' && c <= '9') {
+      id += c;
+    } else if (c == ',') {
+      id += '.';
+    }
+  }
+  return id;
+}
+
+std::string TextArrayLiteral(const std::vector<std::optional<std::string>>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    if (!values[i]) {
+      out += "NULL";
+      continue;
+    }
+    out += '"';
+    for (char c : *values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+std::string TidArrayLiteral(const std::vector<std::string>& ctids) {
+  std::string out = "{";
+  for (size_t i = 0; i < ctids.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"' + ctids[i] + '"';
+  }
+  out += '}';
+  return out;
+}
+
+Result<std::vector<std::optional<std::string>>> ParseArrayLiteral(std::string_view text) {
+  if (text.size() < 2 || text.front() != '{' || text.back() != '}') {
+    return Status::Invalid("not an array literal: {}", text.substr(0, 40));
+  }
+  std::vector<std::optional<std::string>> out;
+  size_t i = 1;
+  const size_t end = text.size() - 1;
+  if (i == end) return out;
+  while (i <= end) {
+    if (text[i] == '"') {
+      std::string v;
+      ++i;
+      while (i < end && text[i] != '"') {
+        if (text[i] == '\\' && i + 1 < end) ++i;
+        v += text[i++];
+      }
+      if (i >= end) return Status::Invalid("unterminated element in array literal");
+      ++i;  // the closing quote
+      out.emplace_back(std::move(v));
+    } else {
+      const size_t comma = text.find(',', i);
+      const size_t stop = comma == std::string_view::npos || comma > end ? end : comma;
+      std::string_view v = text.substr(i, stop - i);
+      if (v == "NULL") {
+        out.emplace_back(std::nullopt);
+      } else {
+        out.emplace_back(std::string(v));
+      }
+      i = stop;
+    }
+    if (i == end) break;
+    if (text[i] != ',') return Status::Invalid("expected ',' in array literal");
+    ++i;
+  }
+  return out;
+}
+
+}  // namespace sluice::pg_archive
