@@ -136,8 +136,8 @@ std::string PageQuery(const TablePlan& plan, const TableSettings& settings,
   if (!last_ts.empty()) {
     params->push_back(last_ts);
     params->push_back(last_ctid);
-    bound = fmt::format(" AND src.{0} >= $2 AND (src.{0}, src.ctid) > ($2, $3::tid)",
-                        plan.quoted_ts);
+    bound =
+        fmt::format(" AND src.{0} >= $2 AND (src.{0}, src.ctid) > ($2, $3::tid)", plan.quoted_ts);
   }
   return fmt::format(
       "SELECT {0}{1} FROM {2} AS src WHERE src.{3} < $1::timestamptz{4} ORDER BY src.{3}, "
