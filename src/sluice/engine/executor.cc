@@ -66,9 +66,9 @@ struct PipelineRun::Reorderer {
   std::map<uint64_t, std::vector<Message>> pending;  // guarded by mu
 };
 
-/// Emitter for transforms: attaches the input's acks and lease to outputs, and either pushes
-/// them downstream at once, collects them (ordered parallel), or delivers them depth-first
-/// (sequential executor).
+/// Emitter for transforms: attaches the input's acks, lease and (to untagged outputs) tags to
+/// outputs, and either pushes them downstream at once, collects them (ordered parallel), or
+/// delivers them depth-first (sequential executor).
 class PipelineRun::TransformEmitter final : public Emitter {
  public:
   enum class Mode { kPush, kCollect, kSequential };
@@ -84,6 +84,11 @@ class PipelineRun::TransformEmitter final : public Emitter {
   }
   Status Emit(BatchPtr batch, AckSet acks) override {
     if (batch == nullptr || batch->num_rows() == 0) return Status::OK();
+    // The input's tags (database, table, ...) describe what the transform made of it too, so
+    // a transform that builds new batches need not copy them itself.
+    if (batch->tags().empty() && input_ != nullptr && !input_->batch->tags().empty()) {
+      batch = batch->WithTags(input_->batch->tags());
+    }
     Message m;
     m.batch = std::move(batch);
     m.acks = std::move(acks);

@@ -1,6 +1,6 @@
 #include "sluice/connectors/objectstore/objectstore.h"
 
-#include <cmath>
+#include <algorithm>
 
 #include "sluice/connectors/objectstore/objectstore_internal.h"
 #include "sluice/core/time.h"
@@ -15,23 +15,10 @@ using objectstore_internal::StringOr;
 
 namespace {
 
-constexpr std::string_view kPlaceholders[] = {"node",     "date",     "seq",   "first_key",
-                                              "last_key", "database", "table", "ext"};
-
-bool IsKeySafe(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '-';
-}
+constexpr std::string_view kPlaceholders[] = {
+    "node", "date", "seq", "first_key", "last_key", "database", "table", "batch_id", "ext"};
 
 }  // namespace
-
-std::string SanitizeKeyText(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (!IsKeySafe(c)) c = '_';
-  }
-  return out;
-}
 
 void RegisterObjectStoreNodes(NodeRegistry* registry) {
   registry->AddSource(kObjectStoreType,
@@ -193,7 +180,7 @@ Status ValidateKeyTemplate(std::string_view t) {
         std::end(kPlaceholders)) {
       return Status::Invalid(
           "key template '{}': unknown placeholder {{{}}} (known: node, date, seq, first_key, "
-          "last_key, database, table, ext)",
+          "last_key, database, table, batch_id, ext)",
           t, name);
     }
     i = end;
@@ -229,6 +216,8 @@ std::string ExpandKeyTemplate(std::string_view t, const ObjectKeyFields& f) {
       out += f.database;
     } else if (name == "table") {
       out += f.table;
+    } else if (name == "batch_id") {
+      out += f.batch_id;
     } else if (name == "ext") {
       out += f.ext;
     } else {
@@ -236,103 +225,15 @@ std::string ExpandKeyTemplate(std::string_view t, const ObjectKeyFields& f) {
     }
     i = end;
   }
-  return out;
-}
-
-std::string FormatKeyValue(const Column& column, int64_t row) {
-  if (column.IsNull(row)) return "null";
-  switch (column.type()) {
-    case TypeId::kInt64:
-      return std::to_string(column.GetInt64(row));
-    case TypeId::kBool:
-      return column.GetBool(row) ? "true" : "false";
-    case TypeId::kFloat64:
-      return SanitizeKeyText(fmt::format("{}", column.GetFloat64(row)));
-    case TypeId::kTimestamp: {
-      std::string s = FormatTimestamp(column.GetInt64(row));
-      s.erase(std::remove_if(s.begin(), s.end(), [](char c) { return c == '-' || c == ':'; }),
-              s.end());
-      return SanitizeKeyText(s);
-    }
-    case TypeId::kBytes:
-    case TypeId::kGeometry: {
-      static constexpr char kHex[] = "0123456789abcdef";
-      std::string out;
-      for (unsigned char c : column.GetView(row)) {
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
-      }
-      return out;
-    }
-    case TypeId::kString:
-    case TypeId::kJson:
-      return SanitizeKeyText(column.GetView(row));
+  // A field left empty (no such tag) must not leave an empty path segment behind.
+  std::string key;
+  key.reserve(out.size());
+  for (char c : out) {
+    if (c == '/' && (key.empty() || key.back() == '/')) continue;
+    key.push_back(c);
   }
-  return "null";
-}
-
-std::pair<nlohmann::json, nlohmann::json> ColumnRange(const Column& column) {
-  const int64_t n = column.length();
-  auto valid = [&](int64_t i) { return column.null_count() == 0 || column.IsValid(i); };
-  switch (column.type()) {
-    case TypeId::kInt64:
-    case TypeId::kTimestamp: {
-      bool any = false;
-      int64_t lo = 0;
-      int64_t hi = 0;
-      const int64_t* v = column.int64s();
-      for (int64_t i = 0; i < n; ++i) {
-        if (!valid(i)) continue;
-        if (!any || v[i] < lo) lo = v[i];
-        if (!any || v[i] > hi) hi = v[i];
-        any = true;
-      }
-      if (!any) return {nullptr, nullptr};
-      if (column.type() == TypeId::kTimestamp) return {FormatTimestamp(lo), FormatTimestamp(hi)};
-      return {lo, hi};
-    }
-    case TypeId::kFloat64: {
-      bool any = false;
-      double lo = 0;
-      double hi = 0;
-      const double* v = column.float64s();
-      for (int64_t i = 0; i < n; ++i) {
-        if (!valid(i) || std::isnan(v[i])) continue;
-        if (!any || v[i] < lo) lo = v[i];
-        if (!any || v[i] > hi) hi = v[i];
-        any = true;
-      }
-      if (!any) return {nullptr, nullptr};
-      return {lo, hi};
-    }
-    case TypeId::kString: {
-      bool any = false;
-      std::string_view lo;
-      std::string_view hi;
-      for (int64_t i = 0; i < n; ++i) {
-        if (!valid(i)) continue;
-        const std::string_view s = column.GetView(i);
-        if (!any || s < lo) lo = s;
-        if (!any || s > hi) hi = s;
-        any = true;
-      }
-      if (!any) return {nullptr, nullptr};
-      return {std::string(lo), std::string(hi)};
-    }
-    case TypeId::kBool: {
-      bool any_false = false;
-      bool any_true = false;
-      const uint8_t* v = column.bools();
-      for (int64_t i = 0; i < n; ++i) {
-        if (!valid(i)) continue;
-        (v[i] != 0 ? any_true : any_false) = true;
-      }
-      if (!any_false && !any_true) return {nullptr, nullptr};
-      return {!any_false, any_true};
-    }
-    default:
-      return {nullptr, nullptr};
-  }
+  while (!key.empty() && key.back() == '/') key.pop_back();
+  return key;
 }
 
 nlohmann::json ManifestToJson(const Manifest& m) {
@@ -347,6 +248,7 @@ nlohmann::json ManifestToJson(const Manifest& m) {
                         {"max_key", e.max_key}};
     if (!e.database.empty()) o["database"] = e.database;
     if (!e.table.empty()) o["table"] = e.table;
+    o["columns"] = e.columns.is_null() ? nlohmann::json::array() : e.columns;
     objects.push_back(std::move(o));
     rows += e.rows;
     bytes += e.bytes;

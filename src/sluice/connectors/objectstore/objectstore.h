@@ -36,13 +36,18 @@ Result<ObjectStoreOptions> ObjectStoreOptionsFromNode(const NodeOptions& options
 const OptionSchema& ObjectStoreSinkOptions();
 const OptionSchema& ObjectStoreSourceOptions();
 
-/// Build an `object_store` sink: each batch becomes one object (JSONL or CSV, compressed; a
-/// batch from an `encode` transform, see io/encoded.h, holds finished objects, one per row),
-/// named by the `key` template under the URL's prefix, uploaded, then verified (HEAD size,
-/// GET and compare a SHA-256) before the batch's acks are released. At Flush it writes a
-/// manifest, `<prefix>/_manifests/<run_id>.json` (at Close, marked incomplete, when the run
-/// ended without a Flush). A failed upload or verification fails the
-/// batch's acks and returns the error. Under --dry-run it encodes and counts, uploads nothing.
+/// Build an `object_store` sink: each batch becomes one object (JSONL or CSV, compressed, by
+/// io::ObjectEncoder; a batch from an `encode` transform, see io/encoded.h, holds finished
+/// objects, one per row), named by the `key` template under the URL's prefix from the batch's
+/// tags (database, table, date, batch_id) and key column. An object already stored under that
+/// key is kept when it has the same size and SHA-256 (a rerun) and is never replaced by other
+/// content (AlreadyExists). Each upload is verified (HEAD size, GET and compare a SHA-256)
+/// before the batch's acks are released. The manifest,
+/// `<prefix>/_manifests/<run_id>.json` (run_id unique per run unless set), is written at most
+/// every `manifest_interval` while the run goes on, marked incomplete, and at Close, marked
+/// complete only when the run ended without an error or a cancellation. A failed upload or
+/// verification fails the batch's acks and returns the error. Under --dry-run it encodes and
+/// counts, uploads nothing.
 Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options);
 /// Build the sink over `store` instead of the one the options name (tests, embedding, stores
 /// wrapped for fault injection). The URL's prefix still applies.
@@ -57,19 +62,23 @@ Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options
 Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options,
                                                       std::shared_ptr<ObjectStore> store);
 
-/// The default object key template of the sink.
+/// The default object key template of the sink: the database and table the rows came from,
+/// the day they belong to and the batch's first and last keys — the same for the same rows on
+/// a rerun, different for different tables on the same day.
 inline constexpr const char* kDefaultObjectKeyTemplate =
-    "{node}/{date}/{first_key}-{last_key}{ext}";
+    "{database}/{table}/{date}/{first_key}-{last_key}{ext}";
 
-/// The values an object key template may use.
+/// The values an object key template may use, each already escaped (io::EscapeKeyText or
+/// io::FormatKeyValue) so that no value can add a path segment or look like another value.
 struct ObjectKeyFields {
   std::string node;       ///< {node}: the sink's node id.
-  std::string date;       ///< {date}: UTC yyyy-mm-dd when the object is written.
-  int64_t seq = 0;        ///< {seq}: the batch's arrival number at the sink (0, 1, 2, ...).
-  std::string first_key;  ///< {first_key}: key_column of the first row (see FormatKeyValue).
-  std::string last_key;   ///< {last_key}: key_column of the last row.
-  std::string database;   ///< {database}: column `_database` of the first row, or "".
-  std::string table;      ///< {table}: column `_table` of the first row, or "".
+  std::string date;       ///< {date}: tag `date`, else UTC yyyy-mm-dd when the object is written.
+  int64_t seq = 0;        ///< {seq}: the batch's arrival number at the sink; restarts every run.
+  std::string first_key;  ///< {first_key}: io::FormatKeyValue of key_column's first row.
+  std::string last_key;   ///< {last_key}: of its last row.
+  std::string database;   ///< {database}: tag `database`, or "".
+  std::string table;      ///< {table}: tag `table`, or "".
+  std::string batch_id;   ///< {batch_id}: tag `batch_id` (required when the template uses it).
   std::string ext;        ///< {ext}: ".jsonl.gz", ".csv.zst", ".jsonl", ...
 };
 
@@ -77,20 +86,13 @@ struct ObjectKeyFields {
 /// brace of `key_template`.
 Status ValidateKeyTemplate(std::string_view key_template);
 
-/// Return `key_template` with each placeholder replaced by its field. Valid templates only.
+/// Return `key_template` with each placeholder replaced by its field; path segments left empty
+/// by empty fields are dropped ("{database}/{table}/x" is "x" without tags). Valid templates
+/// only.
 std::string ExpandKeyTemplate(std::string_view key_template, const ObjectKeyFields& fields);
 
 /// Return true when `key_template` uses `placeholder` (e.g. "first_key").
 bool KeyTemplateUses(std::string_view key_template, std::string_view placeholder);
-
-/// Return row `row` of `column` as text fit for an object key: integers in decimal,
-/// timestamps as yyyymmddThhmmss[.ffffff]Z, strings through SanitizeKeyText, bytes as hex,
-/// bools as true/false, null as "null".
-std::string FormatKeyValue(const Column& column, int64_t row);
-
-/// Return `text` with every character other than [A-Za-z0-9._-] replaced by '_', so that a
-/// value cannot add path segments to a key.
-std::string SanitizeKeyText(std::string_view text);
 
 /// One object a sink wrote, as listed in its manifest.
 struct ManifestEntry {
@@ -105,11 +107,13 @@ struct ManifestEntry {
   /// an `encode` transform carry only their first and last keys).
   nlohmann::json min_key;
   nlohmann::json max_key;
-  std::string database;  ///< From column `_database`, if present.
-  std::string table;     ///< From column `_table`, if present.
+  std::string database;  ///< Tag `database` of the batch, if any.
+  std::string table;     ///< Tag `table` of the batch, if any.
+  /// The columns: [{"name", "type", "pg_type" (when the batch's tag `pg_types` gave it)}].
+  nlohmann::json columns;
 };
 
-/// The manifest one sink writes at the end of a run.
+/// The manifest one sink writes during and at the end of a run.
 struct Manifest {
   std::string node;
   std::string run_id;
@@ -119,20 +123,16 @@ struct Manifest {
   std::string compression;
   std::string key_column;
   int64_t created_us = 0;  ///< Wall-clock time of writing, µs since the epoch.
-  /// False when written at Close of a run that failed or was cancelled before Flush.
-  bool complete = true;
+  /// True only when written at Close of a run that ended without an error or a cancellation.
+  bool complete = false;
   std::vector<ManifestEntry> objects;
 };
 
 /// Return the manifest as JSON: {"node", "run_id", "store", "prefix", "format", "compression",
 /// "key_column", "created" (ISO-8601), "complete", "total_objects", "total_rows", "total_bytes",
 /// "objects": [{"key", "rows", "bytes", "uncompressed_bytes", "sha256", "first_key",
-/// "last_key", "min_key", "max_key" (+ "database", "table" when known)}]}.
+/// "last_key", "min_key", "max_key", "columns" (+ "database", "table" when known)}]}.
 nlohmann::json ManifestToJson(const Manifest& manifest);
-
-/// Return the smallest and largest non-null values of `column` as JSON (numbers, strings,
-/// ISO-8601 timestamps; nulls when the column has no value or a type without an order).
-std::pair<nlohmann::json, nlohmann::json> ColumnRange(const Column& column);
 
 /// Check that the object at `key` is exactly `expected_size` bytes (HEAD) and that its content
 /// hashes to `expected_sha256` (GET, hashed as it streams). DataLoss naming the object when

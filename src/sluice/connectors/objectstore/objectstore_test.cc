@@ -24,6 +24,7 @@
 #include "sluice/io/compression.h"
 #include "sluice/io/encoded.h"
 #include "sluice/testing/matchers.h"
+#include "sluice/transforms/encode.h"
 
 namespace sluice {
 namespace {
@@ -286,12 +287,28 @@ TEST(KeyTemplateTest, ExpandsEveryPlaceholder) {
   f.last_key = "199";
   f.database = "shop";
   f.table = "audit_log";
+  f.batch_id = "audit_log-100";
   f.ext = ".jsonl.gz";
-  EXPECT_EQ(ExpandKeyTemplate(kDefaultObjectKeyTemplate, f), "archive/2026-11-24/100-199.jsonl.gz");
-  EXPECT_EQ(ExpandKeyTemplate("{database}/{table}/{date}/{seq}_{first_key}-{last_key}{ext}", f),
-            "shop/audit_log/2026-11-24/7_100-199.jsonl.gz");
+  EXPECT_EQ(ExpandKeyTemplate(kDefaultObjectKeyTemplate, f),
+            "shop/audit_log/2026-11-24/100-199.jsonl.gz");
+  EXPECT_EQ(ExpandKeyTemplate("{node}/{date}/{seq}_{first_key}-{last_key}{ext}", f),
+            "archive/2026-11-24/7_100-199.jsonl.gz");
+  EXPECT_EQ(ExpandKeyTemplate("{database}/{batch_id}{ext}", f), "shop/audit_log-100.jsonl.gz");
   EXPECT_TRUE(KeyTemplateUses(kDefaultObjectKeyTemplate, "first_key"));
+  EXPECT_TRUE(KeyTemplateUses(kDefaultObjectKeyTemplate, "table"));
   EXPECT_FALSE(KeyTemplateUses(kDefaultObjectKeyTemplate, "seq"));
+}
+
+TEST(KeyTemplateTest, SegmentsOfAbsentTagsAreDropped) {
+  ObjectKeyFields f;
+  f.date = "2026-11-24";
+  f.first_key = "1";
+  f.last_key = "9";
+  f.ext = ".csv";
+  EXPECT_EQ(ExpandKeyTemplate(kDefaultObjectKeyTemplate, f), "2026-11-24/1-9.csv");
+  EXPECT_EQ(ExpandKeyTemplate("x/{database}/{table}/", f), "x");
+  f.table = "t";
+  EXPECT_EQ(ExpandKeyTemplate(kDefaultObjectKeyTemplate, f), "t/2026-11-24/1-9.csv");
 }
 
 TEST(KeyTemplateTest, RejectsUnknownPlaceholdersAndBadBraces) {
@@ -303,41 +320,6 @@ TEST(KeyTemplateTest, RejectsUnknownPlaceholdersAndBadBraces) {
   EXPECT_THAT(ValidateKeyTemplate("node}"),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("unbalanced")));
   EXPECT_THAT(ValidateKeyTemplate(""), StatusIs(StatusCode::kInvalidArgument, _));
-}
-
-TEST(KeyTemplateTest, FormatsKeyValuesSafely) {
-  auto batch = BatchFromJson(
-      MakeSchema({{"i", TypeId::kInt64},
-                  {"s", TypeId::kString},
-                  {"t", TypeId::kTimestamp},
-                  {"b", TypeId::kBytes},
-                  {"f", TypeId::kFloat64}}),
-      R"([[-5, "a/b c", "2024-05-01T12:00:00Z", "00ff", 1.5], [null, null, null, null, null]])");
-  ASSERT_OK(batch);
-  const Batch& b = **batch;
-  EXPECT_EQ(FormatKeyValue(b.column(0), 0), "-5");
-  EXPECT_EQ(FormatKeyValue(b.column(1), 0), "a_b_c");
-  EXPECT_EQ(FormatKeyValue(b.column(2), 0), "20240501T120000Z");
-  EXPECT_EQ(FormatKeyValue(b.column(3), 0), "00ff");
-  EXPECT_EQ(FormatKeyValue(b.column(4), 0), "1.5");
-  EXPECT_EQ(FormatKeyValue(b.column(0), 1), "null");
-}
-
-TEST(KeyTemplateTest, ColumnRangeSkipsNulls) {
-  auto batch = BatchFromJson(
-      MakeSchema({{"i", TypeId::kInt64}, {"s", TypeId::kString}, {"t", TypeId::kTimestamp}}),
-      R"([[5, "m", "2024-05-02T00:00:00Z"], [null, null, null], [-3, "z", "2024-05-01T00:00:00Z"],
-          [9, "a", null]])");
-  ASSERT_OK(batch);
-  EXPECT_EQ(ColumnRange((*batch)->column(0)),
-            std::make_pair(nlohmann::json(-3), nlohmann::json(9)));
-  EXPECT_EQ(ColumnRange((*batch)->column(1)),
-            std::make_pair(nlohmann::json("a"), nlohmann::json("z")));
-  EXPECT_EQ(ColumnRange((*batch)->column(2)),
-            std::make_pair(nlohmann::json("2024-05-01T00:00:00Z"),
-                           nlohmann::json("2024-05-02T00:00:00Z")));
-  EXPECT_EQ(ColumnRange((*batch)->column(0).Slice(1, 1)),
-            std::make_pair(nlohmann::json(nullptr), nlohmann::json(nullptr)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -581,6 +563,7 @@ class FaultyStore final : public ObjectStore {
   explicit FaultyStore(std::shared_ptr<ObjectStore> inner) : inner_(std::move(inner)) {}
   Status Put(const std::string& key, std::string_view data) override {
     if (fail_puts) return Status::Unavailable("S3 PUT {}: injected", key);
+    ++puts[key];
     return inner_->Put(key, data);
   }
   Result<ObjectInfo> Head(const std::string& key) override { return inner_->Head(key); }
@@ -601,6 +584,7 @@ class FaultyStore final : public ObjectStore {
 
   bool fail_puts = false;
   bool corrupt_gets = false;
+  std::map<std::string, int> puts;  // key -> PUTs that reached the inner store
 
  private:
   std::shared_ptr<ObjectStore> inner_;
@@ -656,8 +640,9 @@ TEST_F(ObjectStoreNodeTest, SinkWritesOneVerifiedObjectPerBatchAndAManifest) {
   ASSERT_OK(sink->Flush());
   ASSERT_OK(sink->Close());
 
-  const fs::path first = dir_ / "arch" / Today() / "1-3.jsonl.gz";
-  const fs::path second = dir_ / "arch" / Today() / "4-5.jsonl.gz";
+  // No tags: the default template's {database}/{table} segments are left out.
+  const fs::path first = dir_ / Today() / "1-3.jsonl.gz";
+  const fs::path second = dir_ / Today() / "4-5.jsonl.gz";
   ASSERT_TRUE(fs::exists(first));
   ASSERT_TRUE(fs::exists(second));
   ASSERT_OK_AND_ASSIGN(std::string text, io::Decompress(io::Codec::kGzip, ReadFile(first)));
@@ -678,35 +663,97 @@ TEST_F(ObjectStoreNodeTest, SinkWritesOneVerifiedObjectPerBatchAndAManifest) {
   EXPECT_EQ(manifest["total_rows"], 5);
   ASSERT_EQ(manifest["objects"].size(), 2u);
   const auto& o = manifest["objects"][0];
-  EXPECT_EQ(o["key"], fmt::format("arch/{}/1-3.jsonl.gz", Today()));
+  EXPECT_EQ(o["key"], fmt::format("{}/1-3.jsonl.gz", Today()));
   EXPECT_EQ(o["rows"], 3);
   EXPECT_EQ(o["bytes"], static_cast<int64_t>(fs::file_size(first)));
   EXPECT_EQ(o["uncompressed_bytes"], static_cast<int64_t>(text.size()));
   EXPECT_EQ(o["sha256"], Sha256Hex(ReadFile(first)));
   EXPECT_EQ(o["min_key"], 1);
   EXPECT_EQ(o["max_key"], 3);
+  EXPECT_EQ(o["columns"].dump(),
+            R"([{"name":"id","type":"int64"},{"name":"ts","type":"timestamp"},)"
+            R"({"name":"msg","type":"string"}])");
   EXPECT_EQ(manifest["objects"][1]["max_key"], 5);
   EXPECT_EQ(manifest["total_bytes"],
             static_cast<int64_t>(fs::file_size(first) + fs::file_size(second)));
 
   auto counters = stats_.Counters();
   EXPECT_EQ(counters["objects"], 2);
+  EXPECT_EQ(counters["manifest_writes"], 1) << "the Flush at the end does not write it early";
   auto phases = stats_.Phases();
   for (const char* phase : {"serialize", "compress", "upload", "verify"}) {
     EXPECT_TRUE(phases.count(phase)) << phase;
   }
 }
 
-TEST_F(ObjectStoreNodeTest, RerunOverwritesTheSameKeys) {
-  for (int run = 0; run < 2; ++run) {
-    ASSERT_OK_AND_ASSIGN(auto sink,
-                         OpenSink(SinkOptions({{"key", "{first_key}-{last_key}{ext}"}})));
-    ASSERT_OK(sink->Write(AuditRows(1, 4), AckSet()));
-    ASSERT_OK(sink->Flush());
+// The rows a batch of table `table` might hold; `note` changes the content, not the keys.
+BatchPtr TaggedAuditRows(int64_t from, int64_t to, const std::string& table,
+                         const std::string& note = "") {
+  BatchPtr rows = AuditRows(from, to);
+  if (!note.empty()) {
+    ColumnBuilder msg(TypeId::kString);
+    for (int64_t i = from; i < to; ++i) msg.AppendString(note);
+    rows = Batch::MakeUnchecked(AuditSchema(), {rows->column(0), rows->column(1), msg.Finish()},
+                                rows->num_rows());
   }
+  return rows->WithTags({{"database", "main"},
+                         {"table", table},
+                         {"date", "2026-01-02"},
+                         {"pg_types", R"({"id":"bigint","ts":"timestamp with time zone"})"}});
+}
+
+TEST_F(ObjectStoreNodeTest, ARerunKeepsAnIdenticalObjectAndNeverReplacesOtherContent) {
+  const std::string key = "main/audit/2026-01-02/1-3.jsonl.gz";
+  for (int run = 0; run < 2; ++run) {
+    ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"url", dir_.string()}}));
+    auto queue = std::make_shared<AckQueue>();
+    ASSERT_OK(sink->Write(TaggedAuditRows(1, 4, "audit"), MakeAcks(queue, 0)));
+    EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, true)));
+    ASSERT_OK(sink->Close());
+  }
+  EXPECT_EQ(stats_.Counters()["objects_already_stored"], 1) << "the rerun uploaded nothing";
+  const std::string stored = ReadFile(dir_ / key);
+
+  // Other content under the same key (the rows changed since, or a template that names two
+  // batches alike): the batch fails, its rows are not acknowledged and the object stays.
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"url", dir_.string()}}));
+  auto queue = std::make_shared<AckQueue>();
+  EXPECT_THAT(
+      sink->Write(TaggedAuditRows(1, 4, "audit", "changed"), MakeAcks(queue, 0)),
+      StatusIs(StatusCode::kAlreadyExists, AllOf(HasSubstr("node 'arch'"), HasSubstr(key),
+                                                 HasSubstr("exists already with other content"),
+                                                 HasSubstr("not replacing it"))));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, false)));
+  EXPECT_EQ(ReadFile(dir_ / key), stored);
+  ASSERT_OK(sink->Close());  // lists nothing: no manifest
+
   ASSERT_OK_AND_ASSIGN(auto store, LocalStore::Make(dir_.string()));
-  ASSERT_OK_AND_ASSIGN(auto all, store->List(""));
-  EXPECT_THAT(KeysOf(all), ElementsAre("1-3.jsonl.gz", "_manifests/run1.json"));
+  ASSERT_OK_AND_ASSIGN(auto manifests, store->List("_manifests/"));
+  ASSERT_EQ(manifests.size(), 2u) << "one per successful run, under different names";
+  for (const auto& m : manifests) {
+    const auto manifest = nlohmann::json::parse(ReadFile(dir_ / m.key));
+    EXPECT_EQ(manifest["complete"], true);
+    EXPECT_EQ(manifest["objects"][0]["key"], key);
+    EXPECT_EQ(manifest["objects"][0]["sha256"], Sha256Hex(stored));
+  }
+}
+
+TEST_F(ObjectStoreNodeTest, TwoTablesWithTheSameIdsOnTheSameDayGetTheirOwnObjects) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions()));
+  ASSERT_OK(sink->Write(TaggedAuditRows(1, 4, "audit"), AckSet()));
+  ASSERT_OK(sink->Write(TaggedAuditRows(1, 4, "audit/old"), AckSet()));
+  ASSERT_OK(sink->Write(TaggedAuditRows(1, 4, "audit_old"), AckSet()));
+  ASSERT_OK(sink->Close());
+  EXPECT_TRUE(fs::exists(dir_ / "main/audit/2026-01-02/1-3.jsonl.gz"));
+  EXPECT_TRUE(fs::exists(dir_ / "main/audit%2Fold/2026-01-02/1-3.jsonl.gz"));
+  EXPECT_TRUE(fs::exists(dir_ / "main/audit_old/2026-01-02/1-3.jsonl.gz"));
+  const auto manifest = nlohmann::json::parse(ReadFile(dir_ / "_manifests/run1.json"));
+  EXPECT_EQ(manifest["objects"][1]["table"], "audit/old");
+  EXPECT_EQ(manifest["objects"][1]["database"], "main");
+  EXPECT_EQ(manifest["objects"][1]["columns"].dump(),
+            R"([{"name":"id","pg_type":"bigint","type":"int64"},)"
+            R"({"name":"ts","pg_type":"timestamp with time zone","type":"timestamp"},)"
+            R"({"name":"msg","type":"string"}])");
 }
 
 TEST_F(ObjectStoreNodeTest, ATemplateThatRepeatsAKeyFailsTheBatch) {
@@ -714,93 +761,225 @@ TEST_F(ObjectStoreNodeTest, ATemplateThatRepeatsAKeyFailsTheBatch) {
   auto queue = std::make_shared<AckQueue>();
   ASSERT_OK(sink->Write(AuditRows(1, 2), MakeAcks(queue, 0)));
   EXPECT_THAT(sink->Write(AuditRows(2, 3), MakeAcks(queue, 1)),
-              StatusIs(StatusCode::kInvalidArgument, HasSubstr("add {seq}")));
+              StatusIs(StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("for two batches of this run"), HasSubstr("{batch_id}"),
+                             HasSubstr("not {seq}, which restarts every run"))));
   EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, true), AckEvent(1u, false)));
-  ASSERT_OK_AND_ASSIGN(auto seq_sink, OpenSink(SinkOptions({{"key", "{node}/{seq}{ext}"}})));
-  ASSERT_OK(seq_sink->Write(AuditRows(1, 2), AckSet()));
-  ASSERT_OK(seq_sink->Write(AuditRows(1, 2), AckSet()));
-  EXPECT_TRUE(fs::exists(dir_ / "arch/1.jsonl.gz"));
 }
 
-TEST_F(ObjectStoreNodeTest, RoutingColumnsNameTheObjectAndAreNotWritten) {
+TEST_F(ObjectStoreNodeTest, BatchIdTagNamesTheObject) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions({{"key", "{table}/{batch_id}{ext}"}})));
+  ASSERT_OK(sink->Write(
+      AuditRows(1, 3)->WithTags({{"table", "audit"}, {"batch_id", "audit-1 of 2"}}), AckSet()));
+  EXPECT_TRUE(fs::exists(dir_ / "audit/audit-1%20of%202.jsonl.gz"));
+  EXPECT_THAT(sink->Write(AuditRows(3, 4), AckSet()),
+              StatusIs(StatusCode::kInvalidArgument,
+                       HasSubstr("uses {batch_id}, but the batch has no tag 'batch_id'")));
+}
+
+TEST_F(ObjectStoreNodeTest, TagsNameTheObjectAndUnderscoreColumnsAreUserData) {
   auto batch = BatchFromJson(
       MakeSchema(
-          {{"_database", TypeId::kString}, {"_table", TypeId::kString}, {"id", TypeId::kInt64}}),
-      R"([["shop", "audit", 7], ["shop", "audit", 9]])");
+          {{"_database", TypeId::kString}, {"_meta", TypeId::kString}, {"id", TypeId::kInt64}}),
+      R"([["x", "m1", 7], [null, "m2", 9]])");
   ASSERT_OK(batch);
-  ASSERT_OK_AND_ASSIGN(
-      auto sink, OpenSink(SinkOptions({{"key", "{database}/{table}/{first_key}-{last_key}{ext}"},
-                                       {"format", "csv"},
-                                       {"compression", "zstd"}})));
-  ASSERT_OK(sink->Write(*batch, AckSet()));
-  ASSERT_OK(sink->Flush());
-  const fs::path path = dir_ / "shop/audit/7-9.csv.zst";
+  ASSERT_OK_AND_ASSIGN(auto sink,
+                       OpenSink(SinkOptions({{"format", "csv"}, {"compression", "zstd"}})));
+  ASSERT_OK(sink->Write((*batch)->WithTags({{"database", "shop"}, {"table", "audit"}}), AckSet()));
+  ASSERT_OK(sink->Close());
+  const fs::path path = dir_ / "shop/audit" / Today() / "7-9.csv.zst";
   ASSERT_TRUE(fs::exists(path));
   ASSERT_OK_AND_ASSIGN(std::string text, io::Decompress(io::Codec::kZstd, ReadFile(path)));
-  EXPECT_EQ(text, "id\n7\n9\n");
+  EXPECT_EQ(text, "_database,_meta,id\nx,m1,7\n,m2,9\n");
   const auto manifest = nlohmann::json::parse(ReadFile(dir_ / "_manifests/run1.json"));
   EXPECT_EQ(manifest["objects"][0]["database"], "shop");
   EXPECT_EQ(manifest["objects"][0]["table"], "audit");
 }
 
-// Returns a batch as the `encode` transform makes it: one finished object per row.
-BatchPtr EncodedObjects(const std::vector<std::pair<std::string, std::string>>& objects_and_keys) {
-  std::vector<ColumnBuilder> b;
-  for (const auto& f : encoded::Schema()->fields()) b.emplace_back(f.type);
-  for (const auto& [object, first_key] : objects_and_keys) {
-    b[0].AppendString(object);
-    b[1].AppendInt64(2);
-    b[2].AppendInt64(100);
-    b[3].AppendString(first_key);
-    b[4].AppendString("20240102T000000Z");
-    b[5].AppendString(".csv.zst");
-    b[6].AppendString("shop");
-    b[7].AppendString("audit/log");
-    b[8].AppendString("2024-01-01");  // _date
-  }
-  std::vector<Column> columns;
-  columns.reserve(b.size());
-  for (auto& builder : b) columns.push_back(builder.Finish());
-  return Batch::MakeUnchecked(encoded::Schema(), std::move(columns),
-                              static_cast<int64_t>(objects_and_keys.size()));
-}
-
 TEST_F(ObjectStoreNodeTest, SinkStoresObjectsAnEncodeTransformMade) {
-  ASSERT_OK_AND_ASSIGN(
-      auto sink,
-      OpenSink(SinkOptions({{"key", "{database}/{table}/{first_key}-{last_key}{ext}"}})));
+  io::EncodedObject o;
+  o.rows = 2;
+  o.raw_bytes = 100;
+  o.has_keys = true;
+  o.last_key = "20240102T000000Z";
+  o.ext = ".csv.zst";
+  o.columns = nlohmann::json::parse(R"([{"name":"at","type":"timestamp"}])");
+  const BatchTags tags{{"database", "shop"}, {"table", "audit/log"}, {"date", "2024-01-01"}};
+  o.bytes = "first object";
+  o.first_key = "20240101T000000Z";
+  BatchPtr one = encoded::ToBatch(o, tags);
+  o.bytes = "second object";
+  o.first_key = "20240101T120000Z";
+  ASSERT_OK_AND_ASSIGN(BatchPtr both, Concatenate({one, encoded::ToBatch(o, tags)}));
+
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions()));
   auto queue = std::make_shared<AckQueue>();
-  ASSERT_OK(sink->Write(
-      EncodedObjects({{"first object", "20240101T000000Z"}, {"second object", "20240101T120000Z"}}),
-      MakeAcks(queue, 0)));
+  ASSERT_OK(sink->Write(both, MakeAcks(queue, 0)));
   EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, true)));
-  ASSERT_OK(sink->Flush());
-  EXPECT_EQ(ReadFile(dir_ / "shop/audit_log/20240101T000000Z-20240102T000000Z.csv.zst"),
-            "first object");
-  EXPECT_EQ(ReadFile(dir_ / "shop/audit_log/20240101T120000Z-20240102T000000Z.csv.zst"),
-            "second object");
+  ASSERT_OK(sink->Close());
+  const fs::path dir = dir_ / "shop/audit%2Flog/2024-01-01";
+  EXPECT_EQ(ReadFile(dir / "20240101T000000Z-20240102T000000Z.csv.zst"), "first object");
+  EXPECT_EQ(ReadFile(dir / "20240101T120000Z-20240102T000000Z.csv.zst"), "second object");
   const auto manifest = nlohmann::json::parse(ReadFile(dir_ / "_manifests/run1.json"));
   EXPECT_EQ(manifest["format"], "csv");
   EXPECT_EQ(manifest["compression"], "zstd");
   EXPECT_EQ(manifest["total_rows"], 4);
-  const auto& o = manifest["objects"][0];
-  EXPECT_EQ(o["sha256"], Sha256Hex("first object"));
-  EXPECT_EQ(o["uncompressed_bytes"], 100);
-  EXPECT_EQ(o["first_key"], "20240101T000000Z");
-  EXPECT_EQ(o["last_key"], "20240102T000000Z");
-  EXPECT_TRUE(o["min_key"].is_null());
-  EXPECT_EQ(o["table"], "audit_log");
+  const auto& m = manifest["objects"][0];
+  EXPECT_EQ(m["sha256"], Sha256Hex("first object"));
+  EXPECT_EQ(m["uncompressed_bytes"], 100);
+  EXPECT_EQ(m["first_key"], "20240101T000000Z");
+  EXPECT_EQ(m["last_key"], "20240102T000000Z");
+  EXPECT_EQ(m["table"], "audit/log");
+  EXPECT_EQ(m["columns"], o.columns);
   EXPECT_EQ(stats_.Counters()["objects"], 2);
 }
 
-TEST_F(ObjectStoreNodeTest, MetadataColumnsAreNotWritten) {
+// The same batches give the same keys and the same bytes whether the sink encodes them or an
+// `encode` transform did.
+TEST_F(ObjectStoreNodeTest, KeysAndObjectsAreTheSameWithAndWithoutEncode) {
+  auto batch = BatchFromJson(
+      MakeSchema({{"k", TypeId::kString}, {"_meta", TypeId::kJson}, {"n", TypeId::kFloat64}}),
+      R"([["a/b c%", {"x": 1}, 1.5], ["z", null, -2e300]])");
+  ASSERT_OK(batch);
+  const BatchPtr tagged = (*batch)->WithTags({{"database", "db 1"},
+                                              {"table", "t"},
+                                              {"date", "2026-01-02"},
+                                              {"pg_types", R"({"k":"text"})"}});
+  const nlohmann::json encoding = {
+      {"format", "jsonl"}, {"compression", "zstd"}, {"level", 5}, {"key_column", "k"}};
+
+  nlohmann::json direct = {{"url", (dir_ / "direct").string()}, {"run_id", "r"}};
+  direct.update(encoding);
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(direct));
+  ASSERT_OK(sink->Write(tagged, AckSet()));
+  ASSERT_OK(sink->Close());
+
+  NodeRegistry registry;
+  RegisterEncodeNode(&registry);
+  ASSERT_OK_AND_ASSIGN(auto encode,
+                       registry.Resolve("encode", true)
+                           ->make_transform(NodeOptions::ForTest("enc", encoding, "encode")));
+  struct Collect final : Emitter {
+    Status Emit(BatchPtr b) override {
+      out.push_back(std::move(b));
+      return Status::OK();
+    }
+    Status Emit(BatchPtr b, AckSet) override { return Emit(std::move(b)); }
+    AckSet HoldAcks() override { return AckSet(); }
+    std::vector<BatchPtr> out;
+  } collect;
+  ASSERT_OK(encode->Process(tagged, 0, &collect));
+  ASSERT_EQ(collect.out.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(
+      auto after_encode,
+      OpenSink({{"url", (dir_ / "encoded").string()}, {"run_id", "r"}, {"key_column", "other"}}));
+  ASSERT_OK(after_encode->Write(collect.out[0], AckSet()));
+  ASSERT_OK(after_encode->Close());
+
+  const std::string key = "db%201/t/2026-01-02/a%2Fb%20c%25-z.jsonl.zst";
+  ASSERT_TRUE(fs::exists(dir_ / "direct" / key));
+  EXPECT_EQ(ReadFile(dir_ / "encoded" / key), ReadFile(dir_ / "direct" / key));
+  auto a = nlohmann::json::parse(ReadFile(dir_ / "direct/_manifests/r.json"))["objects"][0];
+  auto b = nlohmann::json::parse(ReadFile(dir_ / "encoded/_manifests/r.json"))["objects"][0];
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a["min_key"], "a/b c%");
+  EXPECT_EQ(a["columns"][0]["pg_type"], "text");
+}
+
+TEST_F(ObjectStoreNodeTest, UnderscoreColumnsAreWritten) {
   auto batch = BatchFromJson(MakeSchema({{"id", TypeId::kInt64}, {"_partition", TypeId::kInt64}}),
                              R"([[1, 9]])");
   ASSERT_OK(batch);
   ASSERT_OK_AND_ASSIGN(
       auto sink, OpenSink(SinkOptions({{"key", "{first_key}{ext}"}, {"compression", "none"}})));
   ASSERT_OK(sink->Write(*batch, AckSet()));
-  EXPECT_EQ(ReadFile(dir_ / "1.jsonl"), "{\"id\":1}\n");
+  EXPECT_EQ(ReadFile(dir_ / "1.jsonl"), "{\"id\":1,\"_partition\":9}\n");
+}
+
+// Manifests: one name per run, complete only after a run that ended well, and written at most
+// every manifest_interval while the run goes on.
+
+TEST_F(ObjectStoreNodeTest, TwoSinksOpenedTogetherWriteTwoManifests) {
+  ASSERT_OK_AND_ASSIGN(auto first, OpenSink({{"url", dir_.string()}}));
+  ASSERT_OK_AND_ASSIGN(auto second, OpenSink({{"url", dir_.string()}}));
+  ASSERT_OK(first->Write(TaggedAuditRows(1, 3, "a"), AckSet()));
+  ASSERT_OK(second->Write(TaggedAuditRows(1, 3, "b"), AckSet()));
+  ASSERT_OK(first->Close());
+  ASSERT_OK(second->Close());
+  ASSERT_OK_AND_ASSIGN(auto store, LocalStore::Make(dir_.string()));
+  ASSERT_OK_AND_ASSIGN(auto manifests, store->List("_manifests/"));
+  ASSERT_EQ(manifests.size(), 2u);
+  std::set<std::string> tables;
+  for (const auto& m : manifests) {
+    EXPECT_THAT(m.key, ::testing::MatchesRegex("_manifests/[0-9]{8}T[0-9]{6}Z-arch-[0-9a-f]{16}"
+                                               "\\.json"));
+    tables.insert(nlohmann::json::parse(ReadFile(dir_ / m.key))["objects"][0]["table"]);
+  }
+  EXPECT_EQ(tables, (std::set<std::string>{"a", "b"}));
+}
+
+TEST_F(ObjectStoreNodeTest, AChosenRunIdThatNamesAnotherRunsManifestIsRefused) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions()));
+  ASSERT_OK(sink->Write(AuditRows(1, 3), AckSet()));
+  ASSERT_OK(sink->Close());
+  EXPECT_THAT(
+      OpenSink(SinkOptions()),
+      StatusIs(StatusCode::kAlreadyExists, AllOf(HasSubstr("_manifests/run1.json exists already"),
+                                                 HasSubstr("option 'run_id'"))));
+}
+
+TEST_F(ObjectStoreNodeTest, TheManifestOfACancelledRunIsIncomplete) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions()));
+  ASSERT_OK(sink->Write(AuditRows(1, 3), AckSet()));
+  ASSERT_OK(sink->Flush());  // the engine's last Flush of a run that is cancelled afterwards
+  cancelled_.store(true);
+  ASSERT_OK(sink->Close());
+  const auto manifest = nlohmann::json::parse(ReadFile(dir_ / "_manifests/run1.json"));
+  EXPECT_EQ(manifest["complete"], false);
+  EXPECT_EQ(manifest["total_objects"], 1);
+}
+
+TEST_F(ObjectStoreNodeTest, IdleFlushesDoNotRewriteTheManifest) {
+  ASSERT_OK_AND_ASSIGN(auto local, LocalStore::Make(dir_.string()));
+  auto counting = std::make_shared<FaultyStore>(std::shared_ptr<ObjectStore>(std::move(local)));
+  const std::string manifest_key = "_manifests/run1.json";
+  auto open = [&](const nlohmann::json& options) -> std::unique_ptr<Sink> {
+    auto sink = MakeObjectStoreSink(NodeOptions::ForTest("arch", options), counting);
+    EXPECT_OK(sink.status());
+    EXPECT_OK((*sink)->Open(Context("arch")));
+    return std::move(*sink);
+  };
+
+  // The default interval (60s): 15 idle flushes during a run write nothing; Close writes once.
+  auto sink = open(SinkOptions());
+  for (int64_t b = 0; b < 3; ++b) {
+    ASSERT_OK(sink->Write(AuditRows(b * 10, b * 10 + 5), AckSet()));
+    for (int i = 0; i < 5; ++i) ASSERT_OK(sink->Flush());
+  }
+  EXPECT_EQ(counting->puts[manifest_key], 0);
+  ASSERT_OK(sink->Close());
+  EXPECT_EQ(counting->puts[manifest_key], 1);
+  EXPECT_EQ(nlohmann::json::parse(ReadFile(dir_ / manifest_key))["complete"], true);
+
+  // Interval 0: a flush writes the manifest (incomplete) only when it has new objects to list.
+  auto eager = open(SinkOptions({{"run_id", "run2"}, {"manifest_interval", 0}}));
+  const std::string eager_key = "_manifests/run2.json";
+  ASSERT_OK(eager->Flush());
+  EXPECT_EQ(counting->puts[eager_key], 0) << "nothing to list yet";
+  ASSERT_OK(eager->Write(AuditRows(100, 105), AckSet()));
+  ASSERT_OK(eager->Flush());
+  ASSERT_OK(eager->Flush());
+  EXPECT_EQ(counting->puts[eager_key], 1);
+  auto running = nlohmann::json::parse(ReadFile(dir_ / eager_key));
+  EXPECT_EQ(running["complete"], false);
+  EXPECT_EQ(running["total_objects"], 1);
+  ASSERT_OK(eager->Write(AuditRows(200, 205), AckSet()));
+  ASSERT_OK(eager->Flush());
+  ASSERT_OK(eager->Close());
+  EXPECT_EQ(counting->puts[eager_key], 3);
+  auto done = nlohmann::json::parse(ReadFile(dir_ / eager_key));
+  EXPECT_EQ(done["complete"], true);
+  EXPECT_EQ(done["total_objects"], 2);
 }
 
 TEST_F(ObjectStoreNodeTest, MissingKeyColumnIsAnError) {
@@ -948,16 +1127,16 @@ class ObjectStoreCancelTest : public ::testing::Test {
             {"key", "{first_key}{ext}"}};
   }
 
-  // Runs `call` on another thread; once the proxy has held or failed a request, sets the
-  // cancel flag (as the executor does) and returns what `call` returned.
-  Status CancelDuring(const std::function<Status()>& call) {
+  // Runs `call` on another thread; once the proxy has held or failed `faults` requests, sets
+  // the cancel flag (as the executor does) and returns what `call` returned.
+  Status CancelDuring(const std::function<Status()>& call, int64_t faults = 1) {
     std::promise<Status> promise;
     std::future<Status> result = promise.get_future();
     std::thread worker([&] { promise.set_value(call()); });
-    for (int i = 0; i < 6000 && proxy_->faults() == 0; ++i) {
+    for (int i = 0; i < 6000 && proxy_->faults() < faults; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    EXPECT_GE(proxy_->faults(), 1) << "no request reached the proxy";
+    EXPECT_GE(proxy_->faults(), faults) << "not enough requests reached the proxy";
     cancelled_.store(true);
     // Only a guard against hanging the suite: a call that ignores the flag blocks for 600 s.
     if (result.wait_for(std::chrono::seconds(120)) != std::future_status::ready) {
@@ -977,9 +1156,12 @@ class ObjectStoreCancelTest : public ::testing::Test {
 TEST_F(ObjectStoreCancelTest, CancellingTheRunEndsAStalledUpload) {
   ASSERT_OK_AND_ASSIGN(auto sink, MakeObjectStoreSink(NodeOptions::ForTest("upload", Options())));
   ASSERT_OK(sink->Open(&ctx_));
-  proxy_->StallNext(100, 600'000'000);
+  // The sink first asks whether the key is free (HEAD: no such object), then uploads.
+  proxy_->FailNext(1, 404, "NoSuchKey", "HEAD ");
+  proxy_->StallNext(100, 600'000'000, "PUT ");
   auto queue = std::make_shared<AckQueue>();
-  EXPECT_THAT(CancelDuring([&] { return sink->Write(AuditRows(1, 4), MakeAcks(queue, 0)); }),
+  EXPECT_THAT(CancelDuring([&] { return sink->Write(AuditRows(1, 4), MakeAcks(queue, 0)); },
+                           /*faults=*/2),
               StatusIs(StatusCode::kCancelled, AllOf(HasSubstr("node 'upload'"),
                                                      HasSubstr("S3 PUT s3://bucket/prefix/1"))));
   EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, false)));
