@@ -502,7 +502,7 @@ TEST_F(S3NodeTest, AnUploadThatFailsAfterRetriesFailsTheBatch) {
                                       "arch", NodeOptionsFor(proxy_->endpoint()))));
   ASSERT_OK(sink->Open(Context("arch")));
   auto queue = std::make_shared<AckQueue>();
-  proxy_->FailNext(100, 500);
+  proxy_->FailNext(100, 500, "InternalError", "PUT ");
   EXPECT_THAT(sink->Write(AuditRows(1, 11), MakeAcks(queue, 0)),
               StatusIs(StatusCode::kUnavailable,
                        AllOf(HasSubstr("S3 PUT"), HasSubstr("audit/1-10.jsonl.gz"))));
@@ -510,16 +510,66 @@ TEST_F(S3NodeTest, AnUploadThatFailsAfterRetriesFailsTheBatch) {
   EXPECT_EQ(stats_.Counters()["retries"], 2);
   EXPECT_TRUE(AwsHead(Key("audit/1-10.jsonl.gz")).is_null());
 
-  // A failure during verification fails the batch too, although the object was stored.
+  // A failure during verification (reading the object back) fails the batch too, although
+  // the object was stored.
+  proxy_->ClearFaults();
+  proxy_->FailNext(100, 500, "InternalError", "GET ");
+  EXPECT_THAT(sink->Write(AuditRows(11, 21), MakeAcks(queue, 1)),
+              StatusIs(StatusCode::kUnavailable, HasSubstr("S3 GET")));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(1u, false)));
+  EXPECT_FALSE(AwsHead(Key("audit/11-20.jsonl.gz")).is_null());
+
+  // So does a failure of the check that the key is free, before anything is uploaded.
   proxy_->ClearFaults();
   proxy_->FailNext(100, 500, "InternalError", "HEAD ");
-  EXPECT_THAT(sink->Write(AuditRows(11, 21), MakeAcks(queue, 1)),
+  EXPECT_THAT(sink->Write(AuditRows(41, 51), MakeAcks(queue, 3)),
               StatusIs(StatusCode::kUnavailable, HasSubstr("S3 HEAD")));
-  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(1u, false)));
+  EXPECT_THAT(Events(queue), ElementsAre(AckEvent(3u, false)));
+  EXPECT_TRUE(AwsHead(Key("audit/41-50.jsonl.gz")).is_null());
 
   proxy_->ClearFaults();
   ASSERT_OK(sink->Write(AuditRows(21, 31), MakeAcks(queue, 2)));
   EXPECT_THAT(Events(queue), ElementsAre(AckEvent(2u, true)));
+}
+
+// A rerun that makes the same object keeps the stored one; other content under a key that is
+// taken fails the batch and leaves the object as it was. Each run has its own manifest.
+TEST_F(S3NodeTest, AnObjectIsKeptWhenIdenticalAndNeverReplacedByOtherContent) {
+  nlohmann::json options = NodeOptionsFor(endpoint_);
+  options.erase("run_id");
+  auto run = [&](const BatchPtr& batch) -> Status {
+    SLUICE_ASSIGN_OR_RETURN(auto sink, MakeObjectStoreSink(NodeOptions::ForTest("arch", options)));
+    SLUICE_RETURN_NOT_OK(sink->Open(Context("arch")));
+    auto queue = std::make_shared<AckQueue>();
+    Status st = sink->Write(batch, MakeAcks(queue, 0));
+    EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, st.ok())));
+    SLUICE_RETURN_NOT_OK(sink->Close());
+    return st;
+  };
+  ASSERT_OK(run(AuditRows(1, 101)));
+  const std::string key = Key("audit/1-100.jsonl.gz");
+  const std::string stored = AwsCat(key, "sha256sum | cut -c1-64");
+  ASSERT_OK(run(AuditRows(1, 101)));
+  EXPECT_EQ(stats_.Counters()["objects_already_stored"], 1);
+
+  ColumnBuilder id(TypeId::kInt64);
+  ColumnBuilder msg(TypeId::kString);
+  for (int64_t i = 1; i <= 100; ++i) {
+    id.AppendInt64(i);
+    msg.AppendString("changed");
+  }
+  EXPECT_THAT(
+      run(Batch::MakeUnchecked(AuditSchema(), {id.Finish(), msg.Finish()}, 100)),
+      StatusIs(StatusCode::kAlreadyExists, AllOf(HasSubstr("s3://" + bucket_ + "/" + key),
+                                                 HasSubstr("exists already with other content"))));
+  EXPECT_EQ(AwsCat(key, "sha256sum | cut -c1-64"), stored);
+
+  int rc = 0;
+  const std::string listing = Shell(fmt::format("{} --endpoint-url {} s3 ls 's3://{}/{}/' | wc -l",
+                                                kAws, endpoint_, bucket_, Key("_manifests")),
+                                    &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(listing, "2\n") << "one manifest per run that stored an object";
 }
 
 // A bucket that does not exist and credentials S3 refuses are permanent: the sink fails the
@@ -544,25 +594,36 @@ TEST_F(S3NodeTest, AMissingBucketFailsTheSinkOnceWithWhatToCheck) {
 
 // s3rver does not check signatures but answers 403 InvalidAccessKeyId to an access key id it
 // does not know (checked with awscli: `AWS_ACCESS_KEY_ID=NOTAKEY aws s3 cp` fails with
-// InvalidAccessKeyId), so no fault proxy is needed.
+// InvalidAccessKeyId), so no fault proxy is needed. The sink's first request is the HEAD that
+// checks the key is free; an answer to a HEAD has no body, so no error code either.
 TEST_F(S3NodeTest, AnUnknownAccessKeyFailsTheSinkOnceWithWhatToCheck) {
   nlohmann::json options = NodeOptionsFor(endpoint_);
+  options.erase("run_id");
   options["access_key_id"] = "NOTAKEY";
   options["secret_access_key"] = "not-the-secret-you-seek";
   ASSERT_OK_AND_ASSIGN(auto sink, MakeObjectStoreSink(NodeOptions::ForTest("upload", options)));
   ASSERT_OK(sink->Open(Context("upload")));
   auto queue = std::make_shared<AckQueue>();
-  EXPECT_THAT(sink->Write(AuditRows(1, 11), MakeAcks(queue, 0)),
-              StatusIs(StatusCode::kPermissionDenied,
-                       AllOf(HasSubstr("node 'upload': S3 PUT s3://" + bucket_),
-                             HasSubstr("HTTP 403 InvalidAccessKeyId"),
-                             HasSubstr("check the credentials (options access_key_id and "
-                                       "secret_access_key, else $AWS_ACCESS_KEY_ID"),
-                             HasSubstr(fmt::format("may write to bucket '{}'", bucket_)),
-                             Not(HasSubstr("not-the-secret-you-seek")), Not(HasSubstr("\n")))));
+  EXPECT_THAT(
+      sink->Write(AuditRows(1, 11), MakeAcks(queue, 0)),
+      StatusIs(StatusCode::kPermissionDenied,
+               AllOf(HasSubstr("node 'upload': S3 HEAD s3://" + bucket_), HasSubstr("HTTP 403"),
+                     HasSubstr("check the credentials (options access_key_id and "
+                               "secret_access_key, else $AWS_ACCESS_KEY_ID"),
+                     HasSubstr(fmt::format("may write to bucket '{}'", bucket_)),
+                     Not(HasSubstr("not-the-secret-you-seek")), Not(HasSubstr("\n")))));
   EXPECT_THAT(Events(queue), ElementsAre(AckEvent(0u, false)));
   EXPECT_EQ(stats_.Counters()["retries"], 0) << "a denied request is not retried";
   EXPECT_TRUE(AwsHead(Key("audit/1-10.jsonl.gz")).is_null());
+
+  // With a chosen run_id, Open checks that no other run's manifest has that name: the
+  // refused key fails the sink there, before any row is read.
+  options["run_id"] = "run";
+  ASSERT_OK_AND_ASSIGN(sink, MakeObjectStoreSink(NodeOptions::ForTest("upload", options)));
+  EXPECT_THAT(sink->Open(Context("upload")),
+              StatusIs(StatusCode::kPermissionDenied,
+                       AllOf(HasSubstr("S3 HEAD"), HasSubstr("_manifests/run.json"),
+                             HasSubstr("check the credentials"))));
 }
 
 TEST_F(S3NodeTest, AMissingBucketFailsTheSourceAtOpenWithWhatToCheck) {
