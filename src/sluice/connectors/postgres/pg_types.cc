@@ -526,6 +526,7 @@ Status NumericToText(std::string_view value, std::string* out) {
   if (sign != kNumericPos && sign != kNumericNeg) {
     return Status::Invalid("numeric value with sign word {:#x}", sign);
   }
+  if (dscale > kNumericMaxDscale) return Status::Invalid("numeric display scale {}", dscale);
   auto digit = [&](int i) -> int {
     if (i < 0 || i >= ndigits) return 0;
     return Be16(value.data() + 8 + 2 * static_cast<size_t>(i));
@@ -533,15 +534,21 @@ Status NumericToText(std::string_view value, std::string* out) {
   for (int i = 0; i < ndigits; ++i) {
     if (digit(i) > 9999) return Status::Invalid("numeric digit {} out of range", digit(i));
   }
-  if (sign == kNumericNeg && ndigits > 0) out->push_back('-');
+  // Servers send normalized numerics, but a value with zero digit groups (leading, or all
+  // zero with a minus sign) must still print as the number it is: "5", not "05" or "-0".
+  if (sign == kNumericNeg) out->push_back('-');
   char group[4];
   if (weight < 0) {
     out->push_back('0');
   } else {
+    bool started = false;
     for (int d = 0; d <= weight; ++d) {
       const int v = digit(d);
-      if (d == 0) {
-        *out += std::to_string(v);
+      if (!started) {
+        if (v == 0 && d < weight) continue;  // a leading zero group
+        started = true;
+        char buf[8];
+        out->append(buf, static_cast<size_t>(std::to_chars(buf, buf + sizeof(buf), v).ptr - buf));
       } else {
         group[0] = static_cast<char>('0' + v / 1000);
         group[1] = static_cast<char>('0' + v / 100 % 10);
@@ -563,6 +570,9 @@ Status NumericToText(std::string_view value, std::string* out) {
       out->append(group, 4);
     }
     out->resize(start + static_cast<size_t>(dscale));
+  }
+  if (sign == kNumericNeg && out->find_first_of("123456789") == std::string::npos) {
+    out->erase(0, 1);  // no digit shown is nonzero: "-0.00" is "0.00"
   }
   return Status::OK();
 }

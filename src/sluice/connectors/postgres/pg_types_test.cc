@@ -476,6 +476,27 @@ TEST(PgTypesTest, ExactValuesSurviveDecodeAndEncode) {
   EXPECT_EQ(j.null_count(), 0);
 }
 
+TEST(PgTypesTest, UnnormalizedNumericsPrintAsTheirNumber) {
+  // Found by pg_binary_fuzz: a leading zero digit group printed as "05...", and a negative
+  // zero as "-0"; neither reads back as the same text.
+  std::string text;
+  ASSERT_THAT(NumericToText(Unhex("0002000100000000"
+                                  "0000"
+                                  "0005"),
+                            &text),
+              IsOk());
+  EXPECT_EQ(text, "5");
+  ASSERT_THAT(NumericToText(Unhex("0001000040000002"
+                                  "0000"),
+                            &text),
+              IsOk());
+  EXPECT_EQ(text, "0.00");
+  ASSERT_THAT(NumericToText(Unhex("00010000400000000001"), &text), IsOk());
+  EXPECT_EQ(text, "-1");
+  EXPECT_THAT(NumericToText(Unhex("000000000000ffff"), &text),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("display scale")));
+}
+
 TEST(PgTypesTest, CorruptStreamsAreErrors) {
   ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(MakeSchema({{"i", TypeId::kInt64}}), "[[1]]"));
   std::string stream = EncodeStream(batch, {PgCodec::kInt8});
