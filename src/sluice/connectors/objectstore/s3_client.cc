@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -46,10 +47,15 @@ std::string XmlUnescape(std::string_view s) {
       out.push_back('\'');
     } else if (entity.size() > 1 && entity[0] == '#') {
       const bool hex = entity[1] == 'x' || entity[1] == 'X';
-      const std::string digits(entity.substr(hex ? 2 : 1));
-      char* end = nullptr;
-      const unsigned long cp = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
-      if (digits.empty() || *end != '\0' || cp > 0x10FFFF) {
+      const std::string_view digits = entity.substr(hex ? 2 : 1);
+      uint32_t cp = 0;
+      const auto [end, ec] =
+          std::from_chars(digits.data(), digits.data() + digits.size(), cp, hex ? 16 : 10);
+      // Digits only (no sign or space), and a code point UTF-8 can encode: a surrogate
+      // (U+D800-DFFF) has no UTF-8 form, and decoding it would make a key invalid UTF-8
+      // (s3_xml_fuzz). Anything else stays as written.
+      if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
+          cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
         out.push_back(s[i]);
         continue;
       }
