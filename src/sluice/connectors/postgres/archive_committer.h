@@ -27,6 +27,7 @@ struct InFlight {
   std::string ctids;      ///< Its rows' ctids, a tid[] literal: exactly what the DELETE removes.
   std::string batch_id;   ///< Its state-table record and object name.
   bool recorded = false;  ///< It has a state-table record to forget in its transaction.
+  bool deleted = false;   ///< Its rows were deleted as they were read (DeleteQuery).
   int64_t rows = 0;
   int64_t bytes = 0;
   int64_t query_ns = 0;

@@ -146,6 +146,45 @@ std::string PageQuery(const TablePlan& plan, const TableSettings& settings,
       lock ? " FOR UPDATE SKIP LOCKED" : "");
 }
 
+namespace {
+
+/// Return `base`, with underscores appended until no column of `plan` has that name.
+std::string UnusedName(const TablePlan& plan, std::string base) {
+  while (plan.Find(base) >= 0) base += '_';
+  return base;
+}
+
+}  // namespace
+
+std::string DeleteQuery(const TablePlan& plan, const TableSettings& settings,
+                        const std::string& quoted_table, int64_t limit, const std::string& last_ts,
+                        const std::string& last_ctid, pg::PgParams* params) {
+  *params = {FormatTimestamp(settings.cutoff_us)};
+  std::string bound;
+  if (!last_ts.empty()) {
+    params->push_back(last_ts);
+    params->push_back(last_ctid);
+    bound = fmt::format(" AND {0} >= $2 AND ({0}, ctid) > ($2, $3::tid)", plan.quoted_ts);
+  }
+  // The page is chosen in (timestamp, ctid) order by a plain read; the DELETE then takes
+  // exactly those rows by ctid (a TID scan), re-checking the cutoff on the version it deletes,
+  // and the rows come back in page order. The prefix columns get names no user column has;
+  // ORDER BY names them qualified, or it would sort by the output columns (their text).
+  const std::string c = QuoteColumn(UnusedName(plan, "sluice_ctid"));
+  const std::string k = QuoteColumn(UnusedName(plan, "sluice_key"));
+  const std::string t = QuoteColumn(UnusedName(plan, "sluice_ts"));
+  std::string names;
+  for (const auto& col : plan.columns) names += ", " + QuoteColumn(col.name);
+  return fmt::format(
+      "WITH page AS MATERIALIZED (SELECT ctid FROM {0} WHERE {1} < $1::timestamptz{2} ORDER BY "
+      "{1}, ctid LIMIT {3}), gone AS (DELETE FROM {0} AS src WHERE src.ctid = ANY (ARRAY(SELECT "
+      "ctid FROM page)) AND src.{1} < $1::timestamptz RETURNING src.ctid AS {4}, src.{5}::text "
+      "AS {6}, src.{1} AS {7}, {8}) SELECT {4}::text, {6}, {7}::text{9} FROM gone ORDER BY "
+      "gone.{7}, gone.{4}",
+      quoted_table, plan.quoted_ts, bound, limit, c, plan.quoted_key, k, t, plan.select_list,
+      names);
+}
+
 std::string RecoveryQuery(const TablePlan& plan, const TableSettings& settings,
                           const std::string& quoted_table, const Intent& intent,
                           pg::PgParams* params) {

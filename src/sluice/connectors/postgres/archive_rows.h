@@ -53,6 +53,15 @@ std::string PageQuery(const TablePlan& plan, const TableSettings& settings,
                       const std::string& quoted_table, int64_t limit, const std::string& last_ts,
                       const std::string& last_ctid, bool lock, pg::PgParams* params);
 
+/// Return the statement that deletes up to `limit` rows older than the cutoff after the keyset
+/// bound, in (timestamp, ctid) order, and returns them as PageQuery's rows are returned
+/// (ordered the same way): one statement reads, locks and deletes a batch, writing each row
+/// once. Only for a table no other archiver reads at the same time (rows another transaction
+/// holds are waited for, not skipped). Fills `params`.
+std::string DeleteQuery(const TablePlan& plan, const TableSettings& settings,
+                        const std::string& quoted_table, int64_t limit, const std::string& last_ts,
+                        const std::string& last_ctid, pg::PgParams* params);
+
 /// Return the SELECT that locks (waiting) the rows `intent` recorded that are still older
 /// than the cutoff: by ctid, or by key for records of older versions. Fills `params`.
 std::string RecoveryQuery(const TablePlan& plan, const TableSettings& settings,

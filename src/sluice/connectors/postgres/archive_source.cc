@@ -70,10 +70,12 @@ struct TableJob {
   std::string last_ts;         // the (timestamp, ctid) of the last row read: the keyset bound
   std::string last_ctid;       // ("" before the first read of a pass)
   int64_t pass_rows = 0;       // rows handed out since the read started from the table's start
-  bool recovered = false;      // the batches a killed run left unfinished were looked up
   std::deque<Intent> pending;  // those batches, oldest first
   std::unique_ptr<AdaptiveBatchSizer> sizer;
   TablePlan plan;  // how rows are selected and decoded (made at Open)
+  // This run holds the table's advisory lock: no other archiver reads it, so each batch is
+  // deleted as it is read (DeleteQuery) instead of being locked, then deleted at its ack.
+  bool exclusive = false;
 };
 
 struct Database {
@@ -157,11 +159,14 @@ class ArchiveSource final : public Source {
             id_, db.settings.name, pg::DescribeDsn(db.settings.replica_dsn),
             pg::DescribeDsn(db.settings.dsn));
       }
-      if (state_ != nullptr && !ctx_->dry_run()) {
-        // Outside the pool: the pool's size bounds the batches in flight.
+      if (!ctx_->dry_run()) {
+        // The state table and the tables' advisory locks, outside the pool: the pool's size
+        // bounds the batches in flight.
         SLUICE_ASSIGN_OR_RETURN(db.control, Connect(d, db.settings.dsn, ""));
-        if (Status made = state_->Create(db.control.get()); !made.ok()) {
-          return made.WithContext("node '{}': database '{}'", id_, db.settings.name);
+        if (state_ != nullptr) {
+          if (Status made = state_->Create(db.control.get()); !made.ok()) {
+            return made.WithContext("node '{}': database '{}'", id_, db.settings.name);
+          }
         }
       }
     }
@@ -255,6 +260,8 @@ class ArchiveSource final : public Source {
   /// Set up a new connection: exact text output for every type, and the statement timeout.
   Status Prepare(PgConnection* conn) {
     SLUICE_RETURN_NOT_OK(pg::ApplyExactTextSettings(conn));
+    // A page is returned sorted (DeleteQuery): keep that sort of a few MB in memory.
+    SLUICE_RETURN_NOT_OK(conn->Exec("SET work_mem = '256MB'").status());
     if (options_.statement_timeout_ms > 0) {
       SLUICE_RETURN_NOT_OK(conn->SetStatementTimeout(options_.statement_timeout_ms));
     }
@@ -289,9 +296,13 @@ class ArchiveSource final : public Source {
     Database& db = databases_[d];
     while (db.next_job < db.jobs.size()) {
       TableJob& job = jobs_[db.jobs[db.next_job]];
-      if (job.sizer == nullptr)
+      if (job.sizer == nullptr) {
         job.sizer = std::make_unique<AdaptiveBatchSizer>(job.settings.sizing);
-      if (!job.recovered) SLUICE_RETURN_NOT_OK(LoadIntents(job));
+        SLUICE_RETURN_NOT_OK(LoadIntents(job));
+        // Redone batches stay locked while in flight, and a delete-as-you-read page could take
+        // their rows and wait for them: a run that redoes batches locks the pages it reads.
+        if (job.pending.empty()) SLUICE_RETURN_NOT_OK(ClaimTable(job));
+      }
       if (!job.pending.empty()) {
         SLUICE_ASSIGN_OR_RETURN(auto batch, RecoverBatch(job, seq));
         if (batch != nullptr) return batch;
@@ -300,7 +311,7 @@ class ArchiveSource final : public Source {
       auto batch = db.replica != nullptr ? ReadBatchViaReplica(job, seq) : ReadBatch(job, seq);
       if (!batch.ok()) return batch.status();
       if (*batch != nullptr) return batch;
-      if (!job.last_ts.empty() && job.pass_rows > 0 && !ctx_->dry_run()) {
+      if (!job.last_ts.empty() && job.pass_rows > 0 && !ctx_->dry_run() && !job.exclusive) {
         // The bounded reads ran dry: sweep once more from the start of the table, for rows
         // skipped behind the bound (locked elsewhere at the time). A sweep that hands out
         // nothing ends the table.
@@ -309,9 +320,45 @@ class ArchiveSource final : public Source {
         job.pass_rows = 0;
         continue;
       }
+      ReleaseTable(job);
       ++db.next_job;
     }
     return BatchPtr{};
+  }
+
+  /// Take the table's advisory lock on the control connection, if no other archiver holds it:
+  /// then this run reads the table alone and deletes each batch as it reads it. Otherwise (or
+  /// under --dry-run, or with a replica) batches are locked with FOR UPDATE SKIP LOCKED, which
+  /// lets several archivers share a table.
+  Status ClaimTable(TableJob& job) {
+    Database& db = databases_[job.database];
+    if (ctx_->dry_run() || db.replica != nullptr || db.control == nullptr) return Status::OK();
+    auto r = db.control->ExecParams(
+        "SELECT pg_try_advisory_lock((hashtext('sluice_archive')::bigint << 32) | "
+        "$1::regclass::oid::bigint)",
+        {job.quoted});
+    if (!r.ok()) {
+      return r.status().WithContext("node '{}': database '{}': advisory lock on '{}'", id_,
+                                    db.settings.name, job.settings.table);
+    }
+    job.exclusive = r->Value(0, 0) == "t";
+    if (!job.exclusive) {
+      Log(LogLevel::kInfo,
+          "node '{}': another archiver is reading table '{}'; this run takes the rows it does "
+          "not hold (FOR UPDATE SKIP LOCKED)",
+          id_, job.settings.table);
+    }
+    return Status::OK();
+  }
+
+  /// Give the table's advisory lock back once the table is read to the end.
+  void ReleaseTable(TableJob& job) {
+    if (!job.exclusive) return;
+    job.exclusive = false;
+    (void)databases_[job.database].control->ExecParams(
+        "SELECT pg_advisory_unlock((hashtext('sluice_archive')::bigint << 32) | "
+        "$1::regclass::oid::bigint)",
+        {job.quoted});
   }
 
   /// Delete the rows of batch `f` in the transaction that locked them, check the count, forget
@@ -325,19 +372,22 @@ class ArchiveSource final : public Source {
         (void)f.conn->Rollback();
         return st;
       };
-      auto r = f.conn->ExecParams(
-          fmt::format("DELETE FROM {} WHERE ctid = ANY($1::tid[]) AND {} < $2::timestamptz",
-                      job.quoted, QuoteIdentifier(job.settings.timestamp_column)),
-          {f.ctids, FormatTimestamp(job.settings.cutoff_us)});
-      if (!r.ok()) {
-        return fail(r.status().WithContext("node '{}': database '{}' table '{}': deleting batch {}",
-                                           id_, db_name, job.settings.table, f.batch_id));
-      }
-      if (r->AffectedRows() != f.rows) {
-        return fail(Status::DataLoss(
-            "node '{}': database '{}' table '{}': batch {} archived {} rows but the DELETE "
-            "matched {}; rolled back, nothing deleted",
-            id_, db_name, job.settings.table, f.batch_id, f.rows, r->AffectedRows()));
+      if (!f.deleted) {  // else the statement that read the rows deleted them
+        auto r = f.conn->ExecParams(
+            fmt::format("DELETE FROM {} WHERE ctid = ANY($1::tid[]) AND {} < $2::timestamptz",
+                        job.quoted, job.plan.quoted_ts),
+            {f.ctids, FormatTimestamp(job.settings.cutoff_us)});
+        if (!r.ok()) {
+          return fail(
+              r.status().WithContext("node '{}': database '{}' table '{}': deleting batch {}", id_,
+                                     db_name, job.settings.table, f.batch_id));
+        }
+        if (r->AffectedRows() != f.rows) {
+          return fail(Status::DataLoss(
+              "node '{}': database '{}' table '{}': batch {} archived {} rows but the DELETE "
+              "matched {}; rolled back, nothing deleted",
+              id_, db_name, job.settings.table, f.batch_id, f.rows, r->AffectedRows()));
+        }
       }
       if (f.recorded && state_ != nullptr) {
         Status forgot = state_->Forget(f.conn.get(), job.settings.table, f.batch_id);
@@ -418,8 +468,10 @@ class ArchiveSource final : public Source {
   Result<BatchPtr> ReadBatch(TableJob& job, uint64_t seq) {
     pg::PgParams params;
     const std::string sql =
-        PageQuery(job.plan, job.settings, job.quoted, job.sizer->read_size(), job.last_ts,
-                  job.last_ctid, /*lock=*/!ctx_->dry_run(), &params);
+        job.exclusive ? DeleteQuery(job.plan, job.settings, job.quoted, job.sizer->read_size(),
+                                    job.last_ts, job.last_ctid, &params)
+                      : PageQuery(job.plan, job.settings, job.quoted, job.sizer->read_size(),
+                                  job.last_ts, job.last_ctid, /*lock=*/!ctx_->dry_run(), &params);
     SLUICE_ASSIGN_OR_RETURN(auto read, LockAndRead(job, sql, params, /*begin_lock=*/false));
     auto& [conn, rows] = read;
     if (rows.batch->num_rows() == 0) {
@@ -430,7 +482,10 @@ class ArchiveSource final : public Source {
     ctx_->stats()->SetGauge("batch_size_target_rows", static_cast<double>(job.sizer->read_size()));
     job.last_ts = rows.last_ts;
     job.last_ctid = rows.last_ctid;
-    return Admit(job, std::move(conn), std::move(rows), seq, UtcDate(), nullptr);
+    const bool deleted = job.exclusive;
+    auto batch = Admit(job, std::move(conn), std::move(rows), seq, UtcDate(), nullptr);
+    if (batch.ok() && deleted) in_flight_[seq].deleted = true;
+    return batch;
   }
 
   /// Read the next page of `job` on the replica (no locks), then lock exactly those keys on the
@@ -539,7 +594,6 @@ class ArchiveSource final : public Source {
 
   /// Look up the batches a killed run left recorded and not deleted, oldest first.
   Status LoadIntents(TableJob& job) {
-    job.recovered = true;
     if (state_ == nullptr || ctx_->dry_run()) return Status::OK();
     Database& db = databases_[job.database];
     auto intents = state_->Load(db.control.get(), job.settings.table);
