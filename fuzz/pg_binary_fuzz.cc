@@ -125,7 +125,9 @@ void FuzzStream(const uint8_t* data, size_t size) {
   for (int c = 0; c < columns; ++c) {
     const PgCodec codec = kCodecs[data[c] % kNumCodecs];
     codecs.push_back(codec);
-    fields.push_back({"c" + std::to_string(c), sluice::pg::DefaultTypeFor(codec), true});
+    std::string name = "c";  // appended in two steps: `"c" + ...` trips GCC 12's -Wrestrict
+    name += std::to_string(c);
+    fields.push_back({std::move(name), sluice::pg::DefaultTypeFor(codec), true});
   }
   data += columns;
   size -= static_cast<size_t>(columns);
