@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The archiver end to end against real servers: PostgreSQL -> gzip JSONL objects in S3
 # (s3rver), verified, then deleted; checked with awscli + zcat, then restored and compared.
+# A user column named `_meta` is archived and restored like any other; objects are named by
+# database and table, and the run's one manifest is complete and records the column types.
 # Also: S3 unreachable mid-run deletes nothing; a rerun completes exactly once; a missing
 # bucket and a refused access key fail at once (no retries) with one line saying what to check.
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,11 +15,12 @@ trap 'psql -qc "DROP TABLE IF EXISTS audit_log_$tag, orig_$tag, restored_$tag" >
 
 psql -q <<SQL
 CREATE TABLE audit_log_$tag (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text,
-                             action text, payload jsonb);
+                             action text, payload jsonb, _meta text);
 INSERT INTO audit_log_$tag
 SELECT g, now() - (g % 365) * interval '1 day', 'user-' || (g % 97),
        (ARRAY['login','read','update'])[1 + g % 3],
-       jsonb_build_object('n', g, 'quote', 'say "hi"', 'pad', repeat('z', 300))
+       jsonb_build_object('n', g, 'quote', 'say "hi"', 'pad', repeat('z', 300)),
+       CASE WHEN g % 5 = 0 THEN NULL ELSE 'meta-' || g END
 FROM generate_series(1, 100000) g;
 CREATE INDEX ON audit_log_$tag (created_at, id);
 CREATE TABLE orig_$tag AS SELECT * FROM audit_log_$tag WHERE created_at < now() - interval '90 days';
@@ -57,7 +60,8 @@ for case in bucket key; do
     grep -q "NoSuchBucket.*check that bucket 'sluice-no-bucket-$tag' exists at $SLUICE_S3_ENDPOINT" err \
       || fail "bucket: message: $(cat err)"
   else
-    grep -q "InvalidAccessKeyId.*check the credentials.*may write to bucket '$SLUICE_S3_BUCKET'" err \
+    # (The sink's first request is a HEAD — is the key free? — whose answer has no error code.)
+    grep -q "HTTP 403.*check the credentials.*may write to bucket '$SLUICE_S3_BUCKET'" err \
       || fail "key: message: $(cat err)"
   fi
   check_eq "$(jq '[.nodes[] | select(.id == "upload") | .counters.retries // 0] | add' report.json)" 0 \
@@ -78,12 +82,31 @@ find dl -path '*/_manifests/*' -delete
 ids=$(archived_ids dl | wc -l)
 check_eq "$ids" "$old" "rows in objects (awscli + zcat)"
 check_eq "$(archived_ids dl | uniq -d | wc -l)" 0 "rows in two objects"
-manifest=$(aws s3 ls --recursive "s3://$SLUICE_S3_BUCKET/$tag/_manifests/" | wc -l)
-[ "$manifest" -ge 1 ] || fail "no manifest object"
+# The user's `_meta` column is in the objects, value for value (NULL as null).
+meta_archived=$(find dl -name '*.jsonl.gz' -print0 | xargs -0 zcat | jq -r '"\(.id) \(._meta // "NULL")"' | sort -n | md5sum)
+meta_orig=$(psql -qAtc "SELECT id || ' ' || coalesce(_meta, 'NULL') FROM orig_$tag ORDER BY id" | md5sum)
+check_eq "$meta_archived" "$meta_orig" "_meta values in the objects"
+# Objects are named <database>/<table>/<date>/<batch id>.
+check_eq "$(find dl -name '*.jsonl.gz' | grep -cv "^dl/main/audit_log_$tag/[0-9-]*/[^/]*\.jsonl\.gz\$")" 0 \
+  "objects outside main/audit_log_$tag/<date>/"
+# One manifest for the one run that stored objects (the failed runs above stored none): unique
+# name, complete, listing every archived row, with the columns' PostgreSQL types.
+aws s3 cp --quiet --recursive "s3://$SLUICE_S3_BUCKET/$tag/_manifests/" manifests/
+check_eq "$(ls manifests | wc -l)" 1 "manifests"
+m=manifests/$(ls manifests)
+[[ "$(basename "$m")" =~ ^[0-9]{8}T[0-9]{6}Z-upload-[0-9a-f]{16}\.json$ ]] || fail "manifest name: $m"
+check_eq "$(jq .complete "$m")" true "manifest complete"
+check_eq "$(jq '[.objects[].rows] | add' "$m")" "$old" "rows listed in the manifest"
+check_eq "$(jq '.objects | length' "$m")" "$(find dl -name '*.jsonl.gz' | wc -l)" "objects listed in the manifest"
+check_eq "$(jq -c '[.objects[0].columns[] | [.name, .pg_type]]' "$m")" \
+  '[["id","bigint"],["created_at","timestamp with time zone"],["actor","text"],["action","text"],["payload","jsonb"],["_meta","text"]]' \
+  "columns in the manifest"
 
 # 3. Restore into a fresh table: it equals the archived rows.
-sed -e "s|/archive|/$tag|" "$root/examples/restore-audit-logs.yaml" > restore.yaml
+sed -e "s|/archive|/$tag|" -e "s|payload: json}|payload: json, _meta: string}|" \
+  "$root/examples/restore-audit-logs.yaml" > restore.yaml
+grep -q "_meta: string" restore.yaml || fail "could not adapt the restore example"
 RESTORE_TABLE=restored_$tag "$sluice" run -q restore.yaml
-digest() { psql -qAtc "SELECT md5(string_agg(id || '|' || created_at || '|' || actor || '|' || action || '|' || payload::text, ',' ORDER BY id)) FROM $1"; }
+digest() { psql -qAtc "SELECT md5(string_agg(id || '|' || created_at || '|' || actor || '|' || action || '|' || payload::text || '|' || coalesce(_meta, 'NULL'), ',' ORDER BY id)) FROM $1"; }
 check_eq "$(digest restored_$tag)" "$(digest orig_$tag)" "restored rows equal the originals"
 echo "s3 archive: ok ($old rows archived, verified, deleted and restored)"
