@@ -103,7 +103,7 @@ check_eq "$(jq -c '[.objects[0].columns[] | [.name, .pg_type]]' "$m")" \
   "columns in the manifest"
 
 # 3. Restore into a fresh table: it equals the archived rows.
-sed -e "s|/archive|/$tag|" -e "s|payload: json}|payload: json, _meta: string}|" \
+sed -e "s|/archive|/$tag|" -e "s|payload: string}|payload: string, _meta: string}|" \
   "$root/examples/restore-audit-logs.yaml" > restore.yaml
 grep -q "_meta: string" restore.yaml || fail "could not adapt the restore example"
 RESTORE_TABLE=restored_$tag "$sluice" run -q restore.yaml
