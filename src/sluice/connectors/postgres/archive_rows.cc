@@ -1,5 +1,6 @@
 #include "sluice/connectors/postgres/archive_rows.h"
 
+#include <algorithm>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -15,13 +16,14 @@ namespace {
 // The text columns every page starts with, before the table's own.
 constexpr int kCtidColumn = 0;
 constexpr int kKeyColumn = 1;
-constexpr int kTsColumn = 2;
-constexpr int kPrefixColumns = 3;
+constexpr int kTsColumn = 2;     // as text: a parameter of the keyset bound
+constexpr int kTsRawColumn = 3;  // in binary: the row's place in the batch order
+constexpr int kPrefixColumns = 4;
 
 // Queries name the table `src` and qualify ORDER BY with it: an output column (the prefix's
 // or the user's own) could otherwise carry the same name and make ORDER BY ambiguous.
 std::string Prefix(const TablePlan& plan) {
-  return fmt::format("src.ctid::text, src.{}::text, src.{}::text, ", plan.quoted_key,
+  return fmt::format("src.ctid::text, src.{0}::text, src.{1}::text, src.{1}, ", plan.quoted_key,
                      plan.quoted_ts);
 }
 
@@ -84,6 +86,35 @@ Result<TablePlan> PlanTable(pg::PgConnection* conn, const std::string& quoted_ta
   return plan;
 }
 
+namespace {
+
+/// Return a row's position in (timestamp, ctid) order: the timestamp as sent in binary (int8
+/// µs for timestamp and timestamptz, int4 days for date; ±infinity sort at the ends) and the
+/// ctid's block and offset.
+struct RowOrder {
+  int64_t ts = 0;
+  uint64_t ctid = 0;
+  bool operator<(const RowOrder& o) const { return ts != o.ts ? ts < o.ts : ctid < o.ctid; }
+};
+
+int64_t BigEndian(std::string_view v) {
+  uint64_t x = 0;
+  for (unsigned char c : v) x = (x << 8) | c;
+  if (v.size() == 4) return static_cast<int32_t>(static_cast<uint32_t>(x));
+  return static_cast<int64_t>(x);
+}
+
+uint64_t CtidOrder(std::string_view ctid) {  // "(block,offset)"
+  uint64_t block = 0;
+  uint64_t offset = 0;
+  size_t i = 1;
+  for (; i < ctid.size() && ctid[i] != ','; ++i) block = block * 10 + (ctid[i] - '0');
+  for (++i; i < ctid.size() && ctid[i] != ')'; ++i) offset = offset * 10 + (ctid[i] - '0');
+  return (block << 16) | offset;
+}
+
+}  // namespace
+
 Result<RowsRead> DecodeRows(const TablePlan& plan, const pg::PgResult& result,
                             std::string* scratch) {
   const int rows = result.num_rows();
@@ -93,16 +124,35 @@ Result<RowsRead> DecodeRows(const TablePlan& plan, const pg::PgResult& result,
   }
   std::vector<pg::PgCodec> codecs;
   codecs.reserve(kPrefixColumns + plan.codecs.size());
-  for (int i = 0; i < kPrefixColumns; ++i) codecs.push_back(pg::PgCodec::kText);
+  for (int i = 0; i < kPrefixColumns; ++i) codecs.push_back(pg::PgCodec::kBytea);
   for (pg::PgCodec c : plan.codecs) codecs.push_back(c);
   std::vector<ColumnBuilder> builders;
   builders.reserve(codecs.size());
-  for (int i = 0; i < kPrefixColumns; ++i) builders.emplace_back(TypeId::kString, 0);
+  for (int i = 0; i < kPrefixColumns; ++i) builders.emplace_back(TypeId::kBytes, 0);
   for (const auto& f : plan.schema->fields()) builders.emplace_back(f.type, rows);
   RowsRead out;
+  std::vector<RowOrder> order(static_cast<size_t>(rows));
+  bool sorted = true;
+  for (int r = 0; r < rows; ++r) {
+    if (result.IsNull(r, kTsRawColumn)) return Status::Internal("a row without a timestamp");
+    order[static_cast<size_t>(r)] = {BigEndian(result.Value(r, kTsRawColumn)),
+                                     CtidOrder(result.Value(r, kCtidColumn))};
+    if (r > 0 && order[static_cast<size_t>(r)] < order[static_cast<size_t>(r - 1)]) {
+      sorted = false;
+    }
+  }
+  // Batches are in (timestamp, ctid) order whatever order the server sent them in, so a batch
+  // redone after a crash has the same content, and the keyset bound is its last row.
+  std::vector<int32_t> perm(static_cast<size_t>(rows));
+  for (int r = 0; r < rows; ++r) perm[static_cast<size_t>(r)] = r;
+  if (!sorted) {
+    std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) {
+      return order[static_cast<size_t>(a)] < order[static_cast<size_t>(b)];
+    });
+  }
   out.ctids.reserve(static_cast<size_t>(rows));
   out.keys.reserve(static_cast<size_t>(rows));
-  for (int r = 0; r < rows; ++r) {
+  for (int32_t r : perm) {
     out.ctids.emplace_back(result.Value(r, kCtidColumn));
     if (result.IsNull(r, kKeyColumn)) {
       out.keys.emplace_back(std::nullopt);
@@ -111,8 +161,8 @@ Result<RowsRead> DecodeRows(const TablePlan& plan, const pg::PgResult& result,
     }
   }
   if (rows > 0) {
-    out.first_ts = std::string(result.Value(0, kTsColumn));
-    out.last_ts = std::string(result.Value(rows - 1, kTsColumn));
+    out.first_ts = std::string(result.Value(perm.front(), kTsColumn));
+    out.last_ts = std::string(result.Value(perm.back(), kTsColumn));
     out.last_ctid = out.ctids.back();
   }
   SLUICE_RETURN_NOT_OK(pg::AppendResultRows(result, codecs, &builders, scratch));
@@ -120,6 +170,7 @@ Result<RowsRead> DecodeRows(const TablePlan& plan, const pg::PgResult& result,
   cols.reserve(plan.codecs.size());
   for (size_t i = kPrefixColumns; i < builders.size(); ++i) cols.push_back(builders[i].Finish());
   out.batch = Batch::MakeUnchecked(plan.schema, std::move(cols), rows);
+  if (!sorted) out.batch = out.batch->Take(perm);
   return out;
 }
 
@@ -146,16 +197,6 @@ std::string PageQuery(const TablePlan& plan, const TableSettings& settings,
       lock ? " FOR UPDATE SKIP LOCKED" : "");
 }
 
-namespace {
-
-/// Return `base`, with underscores appended until no column of `plan` has that name.
-std::string UnusedName(const TablePlan& plan, std::string base) {
-  while (plan.Find(base) >= 0) base += '_';
-  return base;
-}
-
-}  // namespace
-
 std::string DeleteQuery(const TablePlan& plan, const TableSettings& settings,
                         const std::string& quoted_table, int64_t limit, const std::string& last_ts,
                         const std::string& last_ctid, pg::PgParams* params) {
@@ -167,22 +208,14 @@ std::string DeleteQuery(const TablePlan& plan, const TableSettings& settings,
     bound = fmt::format(" AND {0} >= $2 AND ({0}, ctid) > ($2, $3::tid)", plan.quoted_ts);
   }
   // The page is chosen in (timestamp, ctid) order by a plain read; the DELETE then takes
-  // exactly those rows by ctid (a TID scan), re-checking the cutoff on the version it deletes,
-  // and the rows come back in page order. The prefix columns get names no user column has;
-  // ORDER BY names them qualified, or it would sort by the output columns (their text).
-  const std::string c = QuoteColumn(UnusedName(plan, "sluice_ctid"));
-  const std::string k = QuoteColumn(UnusedName(plan, "sluice_key"));
-  const std::string t = QuoteColumn(UnusedName(plan, "sluice_ts"));
-  std::string names;
-  for (const auto& col : plan.columns) names += ", " + QuoteColumn(col.name);
+  // exactly those rows by ctid (a TID scan), re-checking the cutoff on the version it deletes.
+  // The server returns them in its own order; DecodeRows puts them in page order (sorting
+  // them here would cost a sort of the whole rows on the server).
   return fmt::format(
       "WITH page AS MATERIALIZED (SELECT ctid FROM {0} WHERE {1} < $1::timestamptz{2} ORDER BY "
-      "{1}, ctid LIMIT {3}), gone AS (DELETE FROM {0} AS src WHERE src.ctid = ANY (ARRAY(SELECT "
-      "ctid FROM page)) AND src.{1} < $1::timestamptz RETURNING src.ctid AS {4}, src.{5}::text "
-      "AS {6}, src.{1} AS {7}, {8}) SELECT {4}::text, {6}, {7}::text{9} FROM gone ORDER BY "
-      "gone.{7}, gone.{4}",
-      quoted_table, plan.quoted_ts, bound, limit, c, plan.quoted_key, k, t, plan.select_list,
-      names);
+      "{1}, ctid LIMIT {3}) DELETE FROM {0} AS src WHERE src.ctid = ANY (ARRAY(SELECT ctid FROM "
+      "page)) AND src.{1} < $1::timestamptz RETURNING {4}{5}",
+      quoted_table, plan.quoted_ts, bound, limit, Prefix(plan), plan.select_list);
 }
 
 std::string RecoveryQuery(const TablePlan& plan, const TableSettings& settings,

@@ -260,8 +260,6 @@ class ArchiveSource final : public Source {
   /// Set up a new connection: exact text output for every type, and the statement timeout.
   Status Prepare(PgConnection* conn) {
     SLUICE_RETURN_NOT_OK(pg::ApplyExactTextSettings(conn));
-    // A page is returned sorted (DeleteQuery): keep that sort of a few MB in memory.
-    SLUICE_RETURN_NOT_OK(conn->Exec("SET work_mem = '256MB'").status());
     if (options_.statement_timeout_ms > 0) {
       SLUICE_RETURN_NOT_OK(conn->SetStatementTimeout(options_.statement_timeout_ms));
     }
