@@ -115,28 +115,21 @@ uint64_t CtidOrder(std::string_view ctid) {  // "(block,offset)"
 
 }  // namespace
 
-Result<RowsRead> DecodeRows(const TablePlan& plan, const pg::PgResult& result,
-                            std::string* scratch) {
-  const int rows = result.num_rows();
-  if (result.num_columns() != kPrefixColumns + static_cast<int>(plan.codecs.size())) {
-    return Status::Internal("expected {} columns, the query returned {}",
-                            kPrefixColumns + plan.codecs.size(), result.num_columns());
-  }
-  std::vector<pg::PgCodec> codecs;
-  codecs.reserve(kPrefixColumns + plan.codecs.size());
-  for (int i = 0; i < kPrefixColumns; ++i) codecs.push_back(pg::PgCodec::kBytea);
-  for (pg::PgCodec c : plan.codecs) codecs.push_back(c);
-  std::vector<ColumnBuilder> builders;
-  builders.reserve(codecs.size());
-  for (int i = 0; i < kPrefixColumns; ++i) builders.emplace_back(TypeId::kBytes, 0);
-  for (const auto& f : plan.schema->fields()) builders.emplace_back(f.type, rows);
+namespace {
+
+/// Return the rows whose prefix (ctid, key and timestamp as text, timestamp in binary, all as
+/// bytes) and table columns are `all`, in (timestamp, ctid) order.
+Result<RowsRead> RowsFromColumns(const TablePlan& plan, std::vector<Column> all, int64_t rows) {
+  const Column& ctid = all[kCtidColumn];
+  const Column& key = all[kKeyColumn];
+  const Column& ts = all[kTsColumn];
+  const Column& ts_raw = all[kTsRawColumn];
   RowsRead out;
   std::vector<RowOrder> order(static_cast<size_t>(rows));
   bool sorted = true;
-  for (int r = 0; r < rows; ++r) {
-    if (result.IsNull(r, kTsRawColumn)) return Status::Internal("a row without a timestamp");
-    order[static_cast<size_t>(r)] = {BigEndian(result.Value(r, kTsRawColumn)),
-                                     CtidOrder(result.Value(r, kCtidColumn))};
+  for (int64_t r = 0; r < rows; ++r) {
+    if (ts_raw.IsNull(r)) return Status::Internal("a row without a timestamp");
+    order[static_cast<size_t>(r)] = {BigEndian(ts_raw.GetView(r)), CtidOrder(ctid.GetView(r))};
     if (r > 0 && order[static_cast<size_t>(r)] < order[static_cast<size_t>(r - 1)]) {
       sorted = false;
     }
@@ -144,7 +137,7 @@ Result<RowsRead> DecodeRows(const TablePlan& plan, const pg::PgResult& result,
   // Batches are in (timestamp, ctid) order whatever order the server sent them in, so a batch
   // redone after a crash has the same content, and the keyset bound is its last row.
   std::vector<int32_t> perm(static_cast<size_t>(rows));
-  for (int r = 0; r < rows; ++r) perm[static_cast<size_t>(r)] = r;
+  for (int64_t r = 0; r < rows; ++r) perm[static_cast<size_t>(r)] = static_cast<int32_t>(r);
   if (!sorted) {
     std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) {
       return order[static_cast<size_t>(a)] < order[static_cast<size_t>(b)];
@@ -153,25 +146,79 @@ Result<RowsRead> DecodeRows(const TablePlan& plan, const pg::PgResult& result,
   out.ctids.reserve(static_cast<size_t>(rows));
   out.keys.reserve(static_cast<size_t>(rows));
   for (int32_t r : perm) {
-    out.ctids.emplace_back(result.Value(r, kCtidColumn));
-    if (result.IsNull(r, kKeyColumn)) {
+    out.ctids.emplace_back(ctid.GetView(r));
+    if (key.IsNull(r)) {
       out.keys.emplace_back(std::nullopt);
     } else {
-      out.keys.emplace_back(std::string(result.Value(r, kKeyColumn)));
+      out.keys.emplace_back(std::string(key.GetView(r)));
     }
   }
   if (rows > 0) {
-    out.first_ts = std::string(result.Value(perm.front(), kTsColumn));
-    out.last_ts = std::string(result.Value(perm.back(), kTsColumn));
+    out.first_ts = std::string(ts.GetView(perm.front()));
+    out.last_ts = std::string(ts.GetView(perm.back()));
     out.last_ctid = out.ctids.back();
   }
-  SLUICE_RETURN_NOT_OK(pg::AppendResultRows(result, codecs, &builders, scratch));
-  std::vector<Column> cols;
-  cols.reserve(plan.codecs.size());
-  for (size_t i = kPrefixColumns; i < builders.size(); ++i) cols.push_back(builders[i].Finish());
-  out.batch = Batch::MakeUnchecked(plan.schema, std::move(cols), rows);
+  all.erase(all.begin(), all.begin() + kPrefixColumns);
+  out.batch = Batch::MakeUnchecked(plan.schema, std::move(all), rows);
   if (!sorted) out.batch = out.batch->Take(perm);
   return out;
+}
+
+/// Return the codecs and builders for a result of the plan's queries (prefix, then columns).
+std::vector<pg::PgCodec> Codecs(const TablePlan& plan) {
+  std::vector<pg::PgCodec> codecs;
+  codecs.reserve(kPrefixColumns + plan.codecs.size());
+  for (int i = 0; i < kPrefixColumns; ++i) codecs.push_back(pg::PgCodec::kBytea);
+  for (pg::PgCodec c : plan.codecs) codecs.push_back(c);
+  return codecs;
+}
+
+std::vector<Field> Fields(const TablePlan& plan) {
+  std::vector<Field> fields;
+  fields.reserve(kPrefixColumns + plan.codecs.size());
+  for (int i = 0; i < kPrefixColumns; ++i) fields.push_back({"", TypeId::kBytes, true});
+  for (const auto& f : plan.schema->fields()) fields.push_back(f);
+  return fields;
+}
+
+}  // namespace
+
+Result<RowsRead> DecodeRows(const TablePlan& plan, const pg::PgResult& result,
+                            std::string* scratch) {
+  const int rows = result.num_rows();
+  if (result.num_columns() != kPrefixColumns + static_cast<int>(plan.codecs.size())) {
+    return Status::Internal("expected {} columns, the query returned {}",
+                            kPrefixColumns + plan.codecs.size(), result.num_columns());
+  }
+  std::vector<ColumnBuilder> builders;
+  for (const auto& f : Fields(plan)) builders.emplace_back(f.type, rows);
+  SLUICE_RETURN_NOT_OK(pg::AppendResultRows(result, Codecs(plan), &builders, scratch));
+  std::vector<Column> all;
+  all.reserve(builders.size());
+  for (auto& b : builders) all.push_back(b.Finish());
+  return RowsFromColumns(plan, std::move(all), rows);
+}
+
+Result<RowsRead> CopyRows(pg::PgConnection* conn, const TablePlan& plan, const std::string& query,
+                          int64_t expected_rows) {
+  SLUICE_RETURN_NOT_OK(conn->BeginCopyOut("COPY (" + query + ") TO STDOUT (FORMAT binary)"));
+  const std::vector<Field> fields = Fields(plan);
+  pg::CopyBinaryDecoder decoder(MakeSchema(fields), Codecs(plan));
+  std::vector<ColumnBuilder> builders;
+  for (const auto& f : fields) builders.emplace_back(f.type, expected_rows);
+  int64_t rows = 0;
+  std::string_view chunk;
+  while (true) {
+    auto more = conn->ReadCopyData(&chunk);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    SLUICE_RETURN_NOT_OK(decoder.Consume(chunk, &builders, &rows));
+  }
+  if (!decoder.finished()) return Status::Internal("the COPY stream ended without its trailer");
+  std::vector<Column> all;
+  all.reserve(builders.size());
+  for (auto& b : builders) all.push_back(b.Finish());
+  return RowsFromColumns(plan, std::move(all), rows);
 }
 
 std::string PageQuery(const TablePlan& plan, const TableSettings& settings,
@@ -199,23 +246,24 @@ std::string PageQuery(const TablePlan& plan, const TableSettings& settings,
 
 std::string DeleteQuery(const TablePlan& plan, const TableSettings& settings,
                         const std::string& quoted_table, int64_t limit, const std::string& last_ts,
-                        const std::string& last_ctid, pg::PgParams* params) {
-  *params = {FormatTimestamp(settings.cutoff_us)};
+                        const std::string& last_ctid) {
+  // COPY takes no parameters: the values are quoted literals.
+  const std::string cutoff =
+      pg_internal::QuoteLiteral(FormatTimestamp(settings.cutoff_us)) + "::timestamptz";
   std::string bound;
   if (!last_ts.empty()) {
-    params->push_back(last_ts);
-    params->push_back(last_ctid);
-    bound = fmt::format(" AND {0} >= $2 AND ({0}, ctid) > ($2, $3::tid)", plan.quoted_ts);
+    bound = fmt::format(" AND {0} >= {1} AND ({0}, ctid) > ({1}, {2}::tid)", plan.quoted_ts,
+                        pg_internal::QuoteLiteral(last_ts), pg_internal::QuoteLiteral(last_ctid));
   }
   // The page is chosen in (timestamp, ctid) order by a plain read; the DELETE then takes
   // exactly those rows by ctid (a TID scan), re-checking the cutoff on the version it deletes.
-  // The server returns them in its own order; DecodeRows puts them in page order (sorting
+  // The server returns them in its own order; RowsFromColumns puts them in page order (sorting
   // them here would cost a sort of the whole rows on the server).
   return fmt::format(
-      "WITH page AS MATERIALIZED (SELECT ctid FROM {0} WHERE {1} < $1::timestamptz{2} ORDER BY "
-      "{1}, ctid LIMIT {3}) DELETE FROM {0} AS src WHERE src.ctid = ANY (ARRAY(SELECT ctid FROM "
-      "page)) AND src.{1} < $1::timestamptz RETURNING {4}{5}",
-      quoted_table, plan.quoted_ts, bound, limit, Prefix(plan), plan.select_list);
+      "WITH page AS MATERIALIZED (SELECT ctid FROM {0} WHERE {1} < {2}{3} ORDER BY {1}, ctid "
+      "LIMIT {4}) DELETE FROM {0} AS src WHERE src.ctid = ANY (ARRAY(SELECT ctid FROM page)) AND "
+      "src.{1} < {2} RETURNING {5}{6}",
+      quoted_table, plan.quoted_ts, cutoff, bound, limit, Prefix(plan), plan.select_list);
 }
 
 std::string RecoveryQuery(const TablePlan& plan, const TableSettings& settings,

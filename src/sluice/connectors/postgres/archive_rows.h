@@ -54,13 +54,18 @@ std::string PageQuery(const TablePlan& plan, const TableSettings& settings,
                       const std::string& last_ctid, bool lock, pg::PgParams* params);
 
 /// Return the statement that deletes up to `limit` rows older than the cutoff after the keyset
-/// bound, in (timestamp, ctid) order, and returns them as PageQuery's rows are returned
-/// (ordered the same way): one statement reads, locks and deletes a batch, writing each row
-/// once. Only for a table no other archiver reads at the same time (rows another transaction
-/// holds are waited for, not skipped). Fills `params`.
+/// bound, chosen in (timestamp, ctid) order, and returns them with PageQuery's columns: one
+/// statement reads, locks and deletes a batch, writing each row once. Only for a table no
+/// other archiver reads at the same time (rows another transaction holds are waited for, not
+/// skipped). Values are inlined as quoted literals, so it can run inside COPY (CopyRows).
 std::string DeleteQuery(const TablePlan& plan, const TableSettings& settings,
                         const std::string& quoted_table, int64_t limit, const std::string& last_ts,
-                        const std::string& last_ctid, pg::PgParams* params);
+                        const std::string& last_ctid);
+
+/// Run `query` (one PageQuery or DeleteQuery made) as COPY (query) TO STDOUT (FORMAT binary)
+/// on `conn` and decode the rows as they stream in; `expected_rows` sizes the builders.
+Result<RowsRead> CopyRows(pg::PgConnection* conn, const TablePlan& plan, const std::string& query,
+                          int64_t expected_rows);
 
 /// Return the SELECT that locks (waiting) the rows `intent` recorded that are still older
 /// than the cutoff: by ctid, or by key for records of older versions. Fills `params`.

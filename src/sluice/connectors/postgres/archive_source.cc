@@ -435,43 +435,66 @@ class ArchiveSource final : public Source {
     return std::move(*conn);
   }
 
-  /// Run `sql` (a page of `job`, rows prefixed by ctid, key and timestamp as text) in a new
-  /// transaction on a pooled connection and decode it. The transaction stays open on success.
+  /// Run `sql` (a page of `job`: PageQuery, DeleteQuery or RecoveryQuery) in a new transaction
+  /// on a pooled connection and decode its rows; with `copy`, as COPY ... (FORMAT binary),
+  /// decoding while the rows stream in. `lock_timeout` ("": the server's) bounds waits for row
+  /// locks. The transaction stays open on success.
   Result<std::pair<PgLease, RowsRead>> LockAndRead(TableJob& job, const std::string& sql,
-                                                   const pg::PgParams& params, bool begin_lock) {
+                                                   const pg::PgParams& params, bool copy,
+                                                   const char* lock_timeout) {
     SLUICE_ASSIGN_OR_RETURN(PgLease conn, Lease(job.database));
     const int64_t t0 = NowNs();
-    Status begun = conn->Begin();
-    if (begun.ok() && begin_lock) begun = conn->Exec("SET LOCAL lock_timeout = '60s'").status();
-    auto result = begun.ok() ? conn->ExecParams(sql, params, pg::PgFormat::kBinary)
-                             : Result<pg::PgResult>(begun);
-    if (!result.ok()) {
-      (void)conn->Rollback();
-      return result.status().WithContext("node '{}': database '{}' table '{}'", id_,
-                                         databases_[job.database].settings.name,
-                                         job.settings.table);
+    Status st = conn->Begin();
+    if (st.ok() && *lock_timeout != '\0') {
+      st = conn->Exec(fmt::format("SET LOCAL lock_timeout = '{}'", lock_timeout)).status();
     }
-    const int64_t query_ns = NowNs() - t0;
-    RecordRequest("query", query_ns);
-    auto rows = DecodeRows(job.plan, *result, &scratch_);
+    Result<RowsRead> rows = st;
+    if (st.ok() && copy) {
+      rows = CopyRows(conn.get(), job.plan, sql, job.sizer->read_size());
+    } else if (st.ok()) {
+      auto result = conn->ExecParams(sql, params, pg::PgFormat::kBinary);
+      rows = result.ok() ? DecodeRows(job.plan, *result, &scratch_)
+                         : Result<RowsRead>(result.status());
+    }
     if (!rows.ok()) {
-      (void)conn->Rollback();
-      return rows.status().WithContext("node '{}': table '{}'", id_, job.settings.table);
+      (void)conn->Rollback();  // a connection left inside COPY is closed by the lease instead
+      return rows.status().WithContext("node '{}': database '{}' table '{}'", id_,
+                                       databases_[job.database].settings.name, job.settings.table);
     }
-    rows->query_ns = query_ns;
+    rows->query_ns = NowNs() - t0;
+    RecordRequest("query", rows->query_ns);
     return std::make_pair(std::move(conn), std::move(*rows));
   }
 
-  /// Lock and read the next batch of `job` on the primary; null when the table has no more rows.
+  /// Read the next batch of `job` on the primary, its rows locked (or, holding the table,
+  /// deleted) in the batch's open transaction; null when the table has no more rows.
   Result<BatchPtr> ReadBatch(TableJob& job, uint64_t seq) {
-    pg::PgParams params;
-    const std::string sql =
-        job.exclusive ? DeleteQuery(job.plan, job.settings, job.quoted, job.sizer->read_size(),
-                                    job.last_ts, job.last_ctid, &params)
-                      : PageQuery(job.plan, job.settings, job.quoted, job.sizer->read_size(),
-                                  job.last_ts, job.last_ctid, /*lock=*/!ctx_->dry_run(), &params);
-    SLUICE_ASSIGN_OR_RETURN(auto read, LockAndRead(job, sql, params, /*begin_lock=*/false));
-    auto& [conn, rows] = read;
+    const int64_t limit = job.sizer->read_size();
+    Result<std::pair<PgLease, RowsRead>> read = Status::OK();
+    bool deleted = false;
+    if (job.exclusive) {
+      // A row another session holds (an application's long transaction) would stall the
+      // DELETE: after a few seconds give the table up to the locking reads, which skip it.
+      read = LockAndRead(
+          job, DeleteQuery(job.plan, job.settings, job.quoted, limit, job.last_ts, job.last_ctid),
+          {}, /*copy=*/true, "5s");
+      deleted = read.ok();
+      if (!read.ok() && pg::SqlState(read.status()) == "55P03") {
+        Log(LogLevel::kWarn,
+            "node '{}': table '{}': a row is locked by another session; this run now locks its "
+            "pages (FOR UPDATE SKIP LOCKED) and leaves locked rows for a later run",
+            id_, job.settings.table);
+        ReleaseTable(job);
+      }
+    }
+    if (!job.exclusive) {
+      pg::PgParams params;
+      const std::string sql = PageQuery(job.plan, job.settings, job.quoted, limit, job.last_ts,
+                                        job.last_ctid, /*lock=*/!ctx_->dry_run(), &params);
+      read = LockAndRead(job, sql, params, /*copy=*/false, "");
+    }
+    if (!read.ok()) return read.status();
+    auto& [conn, rows] = *read;
     if (rows.batch->num_rows() == 0) {
       (void)conn->Rollback();
       return BatchPtr{};
@@ -480,7 +503,6 @@ class ArchiveSource final : public Source {
     ctx_->stats()->SetGauge("batch_size_target_rows", static_cast<double>(job.sizer->read_size()));
     job.last_ts = rows.last_ts;
     job.last_ctid = rows.last_ctid;
-    const bool deleted = job.exclusive;
     auto batch = Admit(job, std::move(conn), std::move(rows), seq, UtcDate(), nullptr);
     if (batch.ok() && deleted) in_flight_[seq].deleted = true;
     return batch;
@@ -620,7 +642,9 @@ class ArchiveSource final : public Source {
     // let a later read archive them under another key.
     pg::PgParams params;
     const std::string sql = RecoveryQuery(job.plan, job.settings, job.quoted, intent, &params);
-    SLUICE_ASSIGN_OR_RETURN(auto read, LockAndRead(job, sql, params, /*begin_lock=*/true));
+    // Waits for locks (see above), but not forever.
+    SLUICE_ASSIGN_OR_RETURN(auto read,
+                            LockAndRead(job, sql, params, /*copy=*/false, /*lock_timeout=*/"60s"));
     auto& [conn, rows] = read;
     const int64_t found = rows.batch->num_rows();
     const int64_t matching = KeepRecordedRows(intent, &rows);
