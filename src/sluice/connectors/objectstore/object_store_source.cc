@@ -1,10 +1,15 @@
 // The `object_store` source: list objects under a prefix and stream each one, decompressed and
-// decoded, into batches in constant memory.
+// decoded, into batches in constant memory. Each object is decoded with the columns and types
+// the manifest of the run that wrote it records (or with the `schema` option), its batches
+// tagged with the recorded PostgreSQL types, database and table so that a `postgres` sink can
+// recreate the table; an object a manifest lists is checked against its recorded size and
+// SHA-256 as it streams.
 
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -12,6 +17,8 @@
 #include "sluice/connectors/objectstore/local_store.h"
 #include "sluice/connectors/objectstore/objectstore.h"
 #include "sluice/connectors/objectstore/objectstore_internal.h"
+#include "sluice/core/json_text.h"
+#include "sluice/core/log.h"
 #include "sluice/io/format.h"
 #include "sluice/io/stream.h"
 
@@ -35,7 +42,7 @@ struct SourceConfig {
   std::string prefix;                // URL prefix + the `prefix` option
   std::optional<io::Format> format;  // nullopt: by extension
   std::optional<io::Codec> codec;    // nullopt: by extension
-  SchemaPtr schema;                  // null: inferred from the first object with rows
+  SchemaPtr schema;                  // null: each object's columns from its manifest
   int64_t batch_rows = kDefaultBatchRows;
 };
 
@@ -68,12 +75,60 @@ bool IsManifestKey(std::string_view key) {
   return key.starts_with("_manifests/") || key.find("/_manifests/") != std::string_view::npos;
 }
 
+/// What a manifest records about one object.
+struct RecordedObject {
+  std::string manifest;  // the key of the manifest that lists it
+  nlohmann::json columns;
+  std::string database;
+  std::string table;
+  std::string sha256;  // empty: not recorded
+  int64_t bytes = -1;  // -1: not recorded
+};
+
+/// Return the folders a manifest of objects under `prefix` may be in, besides those under the
+/// prefix itself: `<ancestor>/_manifests/` for every ancestor folder of `prefix`, since a sink
+/// writes its manifests at the top of its own prefix and a restore may read a deeper one.
+std::vector<std::string> AncestorManifestPrefixes(const std::string& prefix) {
+  std::vector<std::string> out = {"_manifests/"};
+  for (size_t slash = prefix.find('/'); slash != std::string::npos;
+       slash = prefix.find('/', slash + 1)) {
+    // A prefix ending in '/' names a folder whose manifests its own listing finds.
+    if (slash + 1 < prefix.size()) out.push_back(prefix.substr(0, slash + 1) + "_manifests/");
+  }
+  return out;
+}
+
+/// Return the key under which a reader of this store finds an object that the manifest at
+/// `manifest_key` lists as `key`, written by a sink whose prefix was `sink_prefix`: the
+/// manifest sits at `<sink prefix>/_manifests/`, so keys are taken relative to where it is now
+/// (an archive copied to another bucket or folder keeps its manifests valid).
+std::string ReaderKey(const std::string& manifest_key, const std::string& sink_prefix,
+                      const std::string& key) {
+  const size_t at = manifest_key.rfind("_manifests/");
+  std::string base = manifest_key.substr(0, at);
+  if (!base.empty() && base.back() == '/') base.pop_back();
+  if (sink_prefix.empty()) return JoinKey(base, key);
+  if (key.size() > sink_prefix.size() && key.starts_with(sink_prefix) &&
+      key[sink_prefix.size()] == '/') {
+    return JoinKey(base, std::string_view(key).substr(sink_prefix.size() + 1));
+  }
+  return key;
+}
+
 /// Turn the push-style ObjectStore::Get into a pull-style stream: a thread runs the download
-/// and hands chunks over through a queue bounded to kMaxBuffered bytes.
+/// and hands chunks over through a queue bounded to kMaxBuffered bytes. When `expected_sha256`
+/// is not empty, the download is hashed as it goes and ends in DataLoss (naming `manifest`,
+/// which recorded it) unless the object has `expected_bytes` bytes and that SHA-256.
 class ObjectInputStream final : public io::InputStream {
  public:
-  ObjectInputStream(ObjectStore* store, std::string key)
-      : store_(store), key_(std::move(key)), thread_([this] { Run(); }) {}
+  ObjectInputStream(ObjectStore* store, std::string key, std::string expected_sha256 = "",
+                    int64_t expected_bytes = -1, std::string manifest = "")
+      : store_(store),
+        key_(std::move(key)),
+        expected_sha256_(std::move(expected_sha256)),
+        expected_bytes_(expected_bytes),
+        manifest_(std::move(manifest)),
+        thread_([this] { Run(); }) {}
 
   ~ObjectInputStream() override {
     {
@@ -106,7 +161,11 @@ class ObjectInputStream final : public io::InputStream {
 
  private:
   void Run() {
-    Status st = store_->Get(key_, [this](std::string_view chunk) -> Status {
+    Sha256 hash;
+    int64_t read = 0;
+    Status st = store_->Get(key_, [&](std::string_view chunk) -> Status {
+      if (!expected_sha256_.empty()) hash.Update(chunk);
+      read += static_cast<int64_t>(chunk.size());
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return buffered_ < kMaxBuffered || closed_; });
       if (closed_) return Status::Cancelled("download of {} no longer wanted", key_);
@@ -115,6 +174,17 @@ class ObjectInputStream final : public io::InputStream {
       cv_.notify_all();
       return Status::OK();
     });
+    if (st.ok() && !expected_sha256_.empty()) {
+      // The last chunk is handed over before this check: the decoder sees the error when it
+      // asks for more, before its last rows are made into a batch.
+      if (expected_bytes_ >= 0 && read != expected_bytes_) {
+        st = Status::DataLoss("{}: {} bytes read, {} recorded in manifest {}", key_, read,
+                              expected_bytes_, manifest_);
+      } else if (const std::string got = hash.HexDigest(); got != expected_sha256_) {
+        st = Status::DataLoss("{}: SHA-256 {}, but manifest {} records {}", key_, got, manifest_,
+                              expected_sha256_);
+      }
+    }
     std::lock_guard<std::mutex> lock(mu_);
     status_ = std::move(st);
     done_ = true;
@@ -123,6 +193,9 @@ class ObjectInputStream final : public io::InputStream {
 
   ObjectStore* const store_;
   const std::string key_;
+  const std::string expected_sha256_;
+  const int64_t expected_bytes_;
+  const std::string manifest_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> chunks_;  // guarded by mu_
@@ -152,17 +225,31 @@ class ObjectStoreSource final : public Source {
     // Retries, backoff sleeps and stalled transfers end as soon as the run is cancelled.
     if (relay_ != nullptr && ctx != nullptr) relay_->Watch(ctx);
     auto listed = store_->List(config_.prefix);
-    if (!listed.ok())
-      return ExplainStoreError(listed.status(), id_, config_.store, "list and read");
+    if (!listed.ok()) return Explain(listed.status());
+    std::vector<std::string> manifests;
     for (auto& info : *listed) {
-      if (IsManifestKey(info.key)) continue;
-      objects_.push_back(std::move(info));
+      if (IsManifestKey(info.key)) {
+        manifests.push_back(info.key);
+      } else {
+        objects_.emplace_back().info = std::move(info);
+      }
     }
     if (objects_.empty()) {
       return Status::NotFound("node '{}': no object under {}", id_,
                               JoinKey(store_->Describe(), config_.prefix) + "*");
     }
-    return Status::OK();
+    for (const std::string& prefix : AncestorManifestPrefixes(config_.prefix)) {
+      auto more = store_->List(prefix);
+      // A key may be allowed to list only its own prefix, not the folders above it.
+      if (!more.ok() && more.status().code() == StatusCode::kPermissionDenied) continue;
+      if (!more.ok()) return Explain(more.status());
+      for (const ObjectInfo& info : *more) manifests.push_back(info.key);
+    }
+    std::sort(manifests.begin(), manifests.end());
+    manifests.erase(std::unique(manifests.begin(), manifests.end()), manifests.end());
+    std::map<std::string, RecordedObject> recorded;
+    for (const std::string& key : manifests) SLUICE_RETURN_NOT_OK(ReadManifest(key, &recorded));
+    return PlanObjects(recorded);
   }
 
   Result<BatchPtr> Next(uint64_t seq) override {
@@ -182,12 +269,9 @@ class ObjectStoreSource final : public Source {
       if (!st.ok()) return st;
       for (auto& b : batches) {
         object_rows_ += b->num_rows();
-        ready_.push_back(std::move(b));
+        ready_.push_back(tags_.empty() ? std::move(b) : b->WithTags(tags_));
       }
       if (*n == 0) {
-        // Later objects are decoded with the schema of the first one that had rows, so that
-        // every batch has the same schema.
-        if (config_.schema == nullptr && object_rows_ > 0) config_.schema = decoder_->schema();
         stream_.reset();
         decoder_.reset();
       }
@@ -206,10 +290,137 @@ class ObjectStoreSource final : public Source {
   SchemaPtr schema() const override { return config_.schema; }
 
  private:
+  /// One object under the prefix, with what its manifest recorded.
+  struct ObjectToRead {
+    ObjectInfo info;
+    SchemaPtr schema;                          // the columns to decode it with
+    BatchTags tags;                            // pg_types, database, table (as recorded)
+    const RecordedObject* recorded = nullptr;  // into recorded_; null: in no manifest
+  };
+
+  Status Explain(const Status& st) const {
+    return ExplainStoreError(st, id_, config_.store, "list and read");
+  }
+
+  // Reads the manifest at `key` into `recorded` (keyed by the object's key in this store). A
+  // later manifest's entry replaces an earlier one's: a rerun lists an object it found stored.
+  Status ReadManifest(const std::string& key, std::map<std::string, RecordedObject>* recorded) {
+    const std::string where = JoinKey(store_->Describe(), key);
+    std::string text;
+    Status st = store_->Get(key, [&](std::string_view chunk) {
+      text.append(chunk);
+      return Status::OK();
+    });
+    if (!st.ok())
+      return Explain(st.message().find(key) != std::string::npos
+                         ? st
+                         : st.WithContext("reading manifest {}", where));
+    const auto manifest = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    auto bad = [&](std::string_view what) {
+      return Status::Invalid("node '{}': manifest {}: {}", id_, where, what);
+    };
+    if (!manifest.is_object() || !manifest.contains("objects") || !manifest["objects"].is_array()) {
+      return bad("not a manifest (a JSON object with \"objects\": [...])");
+    }
+    const auto prefix = manifest.value("prefix", nlohmann::json(""));
+    if (!prefix.is_string()) return bad("\"prefix\" is not a string");
+    if (!manifest.value("complete", false)) {
+      // A run that failed or was killed lists only objects it verified: they are whole.
+      Log(LogLevel::kInfo,
+          "node '{}': manifest {} is incomplete (its run did not end cleanly); the objects it "
+          "lists were verified when stored",
+          id_, where);
+    }
+    for (const auto& o : manifest["objects"]) {
+      if (!o.is_object() || !o.contains("key") || !o["key"].is_string()) {
+        return bad("an object without a \"key\"");
+      }
+      RecordedObject r;
+      r.manifest = where;
+      r.columns = o.value("columns", nlohmann::json::array());
+      if (!r.columns.is_array()) return bad("\"columns\" of an object is not an array");
+      auto text_of = [&](const char* name) {
+        const auto it = o.find(name);
+        return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      r.database = text_of("database");
+      r.table = text_of("table");
+      r.sha256 = text_of("sha256");
+      if (const auto it = o.find("bytes"); it != o.end() && it->is_number_integer()) {
+        r.bytes = it->get<int64_t>();
+      }
+      (*recorded)[ReaderKey(key, prefix.get<std::string>(), o["key"].get<std::string>())] =
+          std::move(r);
+    }
+    return Status::OK();
+  }
+
+  // Gives every object the schema to decode it with and its tags, from `recorded` or the
+  // `schema` option.
+  Status PlanObjects(std::map<std::string, RecordedObject>& recorded) {
+    recorded_ = std::move(recorded);
+    std::map<std::string, SchemaPtr> schemas;  // by the columns' JSON text: one per column set
+    std::vector<std::string> unlisted;
+    for (ObjectToRead& object : objects_) {
+      const auto it = recorded_.find(object.info.key);
+      if (it != recorded_.end()) object.recorded = &it->second;
+      if (object.recorded == nullptr || object.recorded->columns.empty()) {
+        if (config_.schema == nullptr) unlisted.push_back(object.info.key);
+        object.schema = config_.schema;
+        continue;
+      }
+      const RecordedObject& r = *object.recorded;
+      std::vector<BatchTags::Entry> tags;
+      if (!r.database.empty()) tags.emplace_back(tag::kDatabase, r.database);
+      if (!r.table.empty()) tags.emplace_back(tag::kTable, r.table);
+      nlohmann::json pg_types = nlohmann::json::object();
+      std::vector<Field> fields;
+      for (const auto& c : r.columns) {
+        const auto name = c.is_object() ? c.value("name", nlohmann::json()) : nlohmann::json();
+        const auto type = c.is_object() ? c.value("type", nlohmann::json()) : nlohmann::json();
+        if (!name.is_string() || !type.is_string()) {
+          return Status::Invalid(
+              "node '{}': manifest {}: a column of {} has no \"name\" and \"type\" strings: {}",
+              id_, r.manifest, object.info.key, JsonText(c).substr(0, 200));
+        }
+        auto parsed = ParseTypeName(type.get<std::string>());
+        if (!parsed.ok()) {
+          return parsed.status().WithContext("node '{}': manifest {}: column '{}' of {}", id_,
+                                             r.manifest, name.get<std::string>(), object.info.key);
+        }
+        fields.push_back(Field{name.get<std::string>(), *parsed, true});
+        const auto pg_type = c.value("pg_type", nlohmann::json());
+        if (pg_type.is_string()) pg_types[name.get<std::string>()] = pg_type;
+      }
+      if (!pg_types.empty()) tags.emplace_back(tag::kPgTypes, JsonText(pg_types));
+      object.tags = BatchTags(std::move(tags));
+      if (config_.schema != nullptr) {
+        object.schema = config_.schema;  // the option overrides what was recorded
+        continue;
+      }
+      SchemaPtr& schema = schemas[JsonText(r.columns)];
+      if (schema == nullptr) schema = MakeSchema(std::move(fields));
+      object.schema = schema;
+    }
+    if (!unlisted.empty()) {
+      return Status::ConfigError(
+          "node '{}': {} object{} under {}* {} listed in no manifest with its columns (first: "
+          "{}), so the types to read {} with are unknown; give option 'schema' (column name -> "
+          "type, see docs/ARCHIVE_FORMAT.md), or read only objects an object_store sink wrote "
+          "(option 'prefix')",
+          id_, unlisted.size(), unlisted.size() == 1 ? "" : "s",
+          JoinKey(store_->Describe(), config_.prefix), unlisted.size() == 1 ? "is" : "are",
+          JoinKey(store_->Describe(), unlisted.front()), unlisted.size() == 1 ? "it" : "them");
+    }
+    return Status::OK();
+  }
+
   Status OpenNextObject() {
-    const ObjectInfo& info = objects_[next_object_++];
+    const ObjectToRead& object = objects_[next_object_++];
+    const ObjectInfo& info = object.info;
     key_ = info.key;
     where_ = JoinKey(store_->Describe(), key_);
+    tags_ = object.tags;
     io::Format format;
     if (config_.format.has_value()) {
       format = *config_.format;
@@ -222,11 +433,17 @@ class ObjectStoreSource final : public Source {
     }
     const io::Codec codec = config_.codec.value_or(io::CodecFromPath(key_));
     io::DecodeOptions options;
-    options.schema = config_.schema;
+    options.schema = object.schema;
     options.batch_rows = config_.batch_rows;
     options.source_name = where_;
     SLUICE_ASSIGN_OR_RETURN(decoder_, io::MakeDecoder(format, std::move(options)));
-    auto raw = std::make_unique<ObjectInputStream>(store_.get(), key_);
+    std::unique_ptr<ObjectInputStream> raw;
+    if (object.recorded != nullptr && !object.recorded->sha256.empty()) {
+      raw = std::make_unique<ObjectInputStream>(store_.get(), key_, object.recorded->sha256,
+                                                object.recorded->bytes, object.recorded->manifest);
+    } else {
+      raw = std::make_unique<ObjectInputStream>(store_.get(), key_);
+    }
     SLUICE_ASSIGN_OR_RETURN(stream_, io::MakeDecompressingStream(std::move(raw), codec));
     object_rows_ = 0;
     if (ctx_ != nullptr) {
@@ -239,7 +456,7 @@ class ObjectStoreSource final : public Source {
   Status WithObject(const Status& st) const {
     const Status named =
         st.message().find(key_) != std::string::npos ? st : st.WithContext("{}", where_);
-    return ExplainStoreError(named, id_, config_.store, "list and read");
+    return Explain(named);
   }
 
   std::string id_;
@@ -247,10 +464,12 @@ class ObjectStoreSource final : public Source {
   std::unique_ptr<CancelRelay> relay_;  // before store_, which watches its flag
   std::shared_ptr<ObjectStore> store_;
   NodeContext* ctx_ = nullptr;
-  std::vector<ObjectInfo> objects_;
+  std::map<std::string, RecordedObject> recorded_;  // by key in this store
+  std::vector<ObjectToRead> objects_;
   size_t next_object_ = 0;
   std::string key_;    // the object being read
   std::string where_;  // ... with its store
+  BatchTags tags_;     // ... and its batches' tags
   std::unique_ptr<io::Decoder> decoder_;
   std::unique_ptr<io::InputStream> stream_;  // after decoder_: destroyed first
   int64_t object_rows_ = 0;
@@ -286,7 +505,9 @@ const OptionSchema& ObjectStoreSourceOptions() {
         {"schema",
          OptionType::kMap,
          "",
-         "Column name -> type; when absent, types are inferred from the first 1000 records.",
+         "Column name -> type, for every object (overrides the manifests); when absent, each "
+         "object is read with the columns its run's manifest records (an object listed in no "
+         "manifest is an error).",
          false,
          {}},
         {"batch_rows", OptionType::kInt, "8192", "Rows per batch.", false, {}},

@@ -5,10 +5,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -1065,6 +1067,136 @@ TEST_F(ObjectStoreNodeTest, SourceReadsBackWhatTheSinkWroteSkippingManifests) {
 
   EXPECT_THAT(ReadAll({{"url", dir_.string()}, {"prefix", "nothing/"}}),
               StatusIs(StatusCode::kNotFound, HasSubstr("no object under file://")));
+}
+
+// Values that inference would change: NaN and infinite floats, infinite timestamps, numeric
+// text, bytes with a zero byte, SQL NULL beside the JSON text "null".
+BatchPtr ExactRows() {
+  SchemaPtr schema = MakeSchema({{"id", TypeId::kInt64},
+                                 {"f", TypeId::kFloat64},
+                                 {"ts", TypeId::kTimestamp},
+                                 {"n", TypeId::kString},
+                                 {"b", TypeId::kBytes},
+                                 {"j", TypeId::kString},
+                                 {"_meta", TypeId::kString}});
+  ColumnBuilder id(TypeId::kInt64), f(TypeId::kFloat64), ts(TypeId::kTimestamp);
+  ColumnBuilder n(TypeId::kString), b(TypeId::kBytes), j(TypeId::kString), meta(TypeId::kString);
+  const double floats[] = {std::numeric_limits<double>::quiet_NaN(),
+                           std::numeric_limits<double>::infinity(), -0.0, 0.1};
+  const int64_t stamps[] = {INT64_MAX, INT64_MIN, 0, 1'700'000'000'123'456};
+  const char* numerics[] = {"12345678901234567890.1234567890", "NaN", "-Infinity", "1.10"};
+  for (int i = 0; i < 4; ++i) {
+    id.AppendInt64(i + 1);
+    f.AppendFloat64(floats[i]);
+    ts.AppendTimestamp(stamps[i]);
+    n.AppendString(numerics[i]);
+    b.AppendString(std::string_view("\x00\xff", 2));
+    if (i == 3) {
+      j.AppendNull();
+      meta.AppendNull();
+    } else {
+      j.AppendString("null");
+      meta.AppendString("12");
+    }
+  }
+  return Batch::MakeUnchecked(
+      schema,
+      {id.Finish(), f.Finish(), ts.Finish(), n.Finish(), b.Finish(), j.Finish(), meta.Finish()}, 4,
+      BatchTags(
+          {{"database", "main"},
+           {"table", "t"},
+           {"date", "2026-01-02"},
+           {"pg_types", R"j({"id":"integer","f":"double precision","ts":"timestamp with time )j"
+                        R"j(zone","n":"numeric(30,10)","b":"bytea","j":"json"})j"}}));
+}
+
+// Without a schema, each object is read with the columns its manifest records: every value as
+// it was written (no inference), each batch tagged with the recorded PostgreSQL types, database
+// and table, so that a postgres sink can recreate the table.
+TEST_F(ObjectStoreNodeTest, SourceReadsEachObjectWithTheColumnsItsManifestRecords) {
+  const BatchPtr rows = ExactRows();
+  ASSERT_OK_AND_ASSIGN(auto sink,
+                       OpenSink(SinkOptions({{"key", "{database}/{table}/{first_key}{ext}"}})));
+  ASSERT_OK(sink->Write(rows, AckSet()));
+  ASSERT_OK(sink->Close());
+  for (const std::string prefix : {"", "main/", "main/t/1", "main/t/"}) {
+    SCOPED_TRACE("prefix " + prefix);
+    ASSERT_OK_AND_ASSIGN(auto batches, ReadAll({{"url", dir_.string()}, {"prefix", prefix}}));
+    ASSERT_EQ(batches.size(), 1u);
+    EXPECT_EQ(*batches[0]->schema(), *rows->schema());
+    EXPECT_EQ(batches[0]->ToString(), rows->ToString());
+    EXPECT_TRUE(std::isnan(batches[0]->column(1).GetFloat64(0)));
+    EXPECT_TRUE(std::signbit(batches[0]->column(1).GetFloat64(2)));
+    EXPECT_TRUE(batches[0]->column(5).IsNull(3));
+    EXPECT_EQ(batches[0]->column(5).GetView(0), "null");
+    EXPECT_EQ(batches[0]->tags().Get(tag::kDatabase), "main");
+    EXPECT_EQ(batches[0]->tags().Get(tag::kTable), "t");
+    EXPECT_EQ(nlohmann::json::parse(batches[0]->tags().Get(tag::kPgTypes)),
+              nlohmann::json::parse(rows->tags().Get(tag::kPgTypes)));
+  }
+
+  // A copy of the archive in another folder keeps its manifests valid: keys are taken
+  // relative to where the manifest is.
+  fs::create_directories(dir_ / "copy");
+  fs::copy(dir_ / "main", dir_ / "copy/main", fs::copy_options::recursive);
+  fs::copy(dir_ / "_manifests", dir_ / "copy/_manifests", fs::copy_options::recursive);
+  ASSERT_OK_AND_ASSIGN(auto copied, ReadAll({{"url", (dir_ / "copy").string()}}));
+  ASSERT_EQ(copied.size(), 1u);
+  EXPECT_EQ(copied[0]->ToString(), rows->ToString());
+}
+
+TEST_F(ObjectStoreNodeTest, SourceRefusesObjectsInNoManifestUnlessGivenASchema) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions({{"key", "{first_key}{ext}"}})));
+  ASSERT_OK(sink->Write(AuditRows(1, 4), AckSet()));
+  ASSERT_OK(sink->Close());
+  fs::create_directories(dir_ / "extra");
+  fs::copy_file(dir_ / "1.jsonl.gz", dir_ / "extra/1.jsonl.gz");
+  EXPECT_THAT(ReadAll({{"url", dir_.string()}}),
+              StatusIs(StatusCode::kConfigError,
+                       AllOf(HasSubstr("node 'src': 1 object under file://"),
+                             HasSubstr("is listed in no manifest"), HasSubstr("extra/1.jsonl.gz"),
+                             HasSubstr("give option 'schema'"))));
+  // The `schema` option reads every object, overriding what manifests record.
+  ASSERT_OK_AND_ASSIGN(
+      auto batches, ReadAll({{"url", dir_.string()},
+                             {"schema", {{"id", "int64"}, {"msg", "string"}, {"ts", "string"}}}}));
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[0]->ToString(), batches[1]->ToString());
+  EXPECT_EQ(batches[0]->schema()->ToString(), "id:int64, msg:string, ts:string");
+  // Without the option, objects that a manifest lists are read.
+  ASSERT_OK_AND_ASSIGN(auto listed, ReadAll({{"url", dir_.string()}, {"prefix", "1"}}));
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]->ToString(), AuditRows(1, 4)->ToString());
+}
+
+// The objects of a run that failed are listed in a manifest marked incomplete: they were
+// verified when stored, so they are read like any other.
+TEST_F(ObjectStoreNodeTest, SourceReadsTheObjectsOfAnIncompleteManifest) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions({{"key", "{first_key}{ext}"}})));
+  ASSERT_OK(sink->Write(AuditRows(1, 4), AckSet()));
+  cancelled_ = true;  // the run was cancelled: Close writes the manifest incomplete
+  ASSERT_OK(sink->Close());
+  cancelled_ = false;
+  const auto manifest = nlohmann::json::parse(ReadFile(dir_ / "_manifests/run1.json"));
+  ASSERT_EQ(manifest["complete"], false);
+  ASSERT_OK_AND_ASSIGN(auto batches, ReadAll({{"url", dir_.string()}}));
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0]->ToString(), AuditRows(1, 4)->ToString());
+}
+
+// An object is checked against the size and SHA-256 its manifest records as it streams.
+TEST_F(ObjectStoreNodeTest, SourceFailsOnAnObjectThatDiffersFromItsManifest) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions({{"key", "{first_key}{ext}"}})));
+  ASSERT_OK(sink->Write(AuditRows(1, 4), AckSet()));
+  ASSERT_OK(sink->Write(AuditRows(4, 7), AckSet()));
+  ASSERT_OK(sink->Close());
+  // Another valid object of the same size under the first one's key.
+  fs::copy_file(dir_ / "4.jsonl.gz", dir_ / "1.jsonl.gz", fs::copy_options::overwrite_existing);
+  ASSERT_EQ(fs::file_size(dir_ / "1.jsonl.gz"), fs::file_size(dir_ / "4.jsonl.gz"));
+  EXPECT_THAT(ReadAll({{"url", dir_.string()}}),
+              StatusIs(StatusCode::kDataLoss, AllOf(HasSubstr("1.jsonl.gz: SHA-256"),
+                                                    HasSubstr("manifest file://" + dir_.string() +
+                                                              "/_manifests/run1.json"))));
 }
 
 TEST_F(ObjectStoreNodeTest, OptionsAreCheckedWhenTheNodeIsBuilt) {
