@@ -99,10 +99,13 @@ class CopyStream {
 /// type that keeps every value (numeric and json as exact strings, ...); columns of types
 /// without a binary codec (interval, arrays, inet, ...) are read as their text form.
 ///
-/// With `parallel: N`, the range min(key)..max(key) is split into N ranges, each streamed by
-/// its own connection and thread; every connection reads the same exported snapshot
-/// (REPEATABLE READ), so together they see one consistent state of the table. Batches arrive
-/// in no particular order then.
+/// With `parallel: N`, the range min(key)..max(key) of an integer key column (smallint,
+/// integer, bigint, or a domain over one) is split into N ranges, each streamed by its own
+/// connection and thread; the rows whose key is NULL are read by the last reader after its
+/// range, so every row is read exactly once. A key of any other type is refused when the
+/// source opens: ranges of integers would skip the values between them. Every connection reads
+/// the same exported snapshot (REPEATABLE READ), so together they see one consistent state of
+/// the table. Batches arrive in no particular order then.
 ///
 /// Open, Next and Close are called from the source's thread.
 class PostgresSource final : public Source {
@@ -128,9 +131,12 @@ class PostgresSource final : public Source {
   /// on the key) if given.
   std::string CopySql(const std::string& range) const;
   Status PlanColumns();
+  /// Check that `key` is an integer column of the relation planned in `plan` (all columns).
+  Status CheckKey(const pg::RelationPlan& plan) const;
   Status EstimateRows();
   Status StartParallel();
-  void ReadRange(int reader, CopyStream* stream);
+  /// Stream every batch of `streams`, one after the other, into queue_.
+  void ReadRanges(int reader, std::vector<std::unique_ptr<CopyStream>>* streams);
   void StopReaders();
 
   const std::string id_;
@@ -144,7 +150,8 @@ class PostgresSource final : public Source {
 
   // parallel > 1: readers push batches to queue_; Next() pops them.
   std::vector<std::unique_ptr<PgConnection>> reader_conns_;
-  std::vector<std::unique_ptr<CopyStream>> reader_streams_;
+  // One list per reader, read in order on the reader's connection.
+  std::vector<std::vector<std::unique_ptr<CopyStream>>> reader_streams_;
   std::vector<std::thread> readers_;
   std::mutex mu_;
   std::condition_variable changed_;
@@ -205,6 +212,8 @@ Status PostgresSource::PlanColumns() {
   if (plan_.columns.empty()) {
     return Status::ConfigError("{}: the query returns no columns", Context());
   }
+  // Before 'columns' narrows the plan: the key need not be one of the columns read.
+  if (config_.parallel > 1) SLUICE_RETURN_NOT_OK(CheckKey(plan_));
   if (!config_.columns.empty()) {
     Status st = plan_.Keep(config_.columns);
     if (!st.ok()) {
@@ -225,6 +234,24 @@ Status PostgresSource::PlanColumns() {
     }
   }
   schema_ = plan_.schema;
+  return Status::OK();
+}
+
+Status PostgresSource::CheckKey(const pg::RelationPlan& plan) const {
+  const int i = plan.Find(config_.key);
+  if (i < 0) {
+    return Status::ConfigError(
+        "{}: option 'key': '{}' is not a column of {}", Context(), config_.key,
+        config_.table.empty() ? "the query" : "table '" + config_.table + "'");
+  }
+  const pg::PgColumnPlan& column = plan.columns[static_cast<size_t>(i)];
+  if (column.type_oid != pg::oids::kInt2 && column.type_oid != pg::oids::kInt4 &&
+      column.type_oid != pg::oids::kInt8) {
+    return Status::ConfigError(
+        "{}: option 'key': column '{}' is {}, but 'parallel' splits the rows by ranges of an "
+        "integer key (smallint, integer or bigint); name an integer column or set parallel: 1",
+        Context(), config_.key, column.pg_type);
+  }
   return Status::OK();
 }
 
@@ -265,6 +292,7 @@ Status PostgresSource::StartParallel() {
   const std::string snapshot_id(snapshot.Value(0, 0));
   const std::string key = config_.query.empty() ? pg_internal::QuoteName(config_.key)
                                                 : "sluice_q." + pg_internal::QuoteName(config_.key);
+  // The key is an integer column (CheckKey): min and max are exact as int8.
   const std::string bounds_sql =
       "SELECT min(" + key + ")::int8, max(" + key + ")::int8" + FromWhereSql("");
   auto bounds = conn_->Exec(bounds_sql);
@@ -272,7 +300,12 @@ Status PostgresSource::StartParallel() {
     return bounds.status().WithContext("{}: option 'key': finding the range of '{}'", Context(),
                                        config_.key);
   }
-  if (bounds->IsNull(0, 0)) return Status::OK();  // no rows: Next() ends at once
+  const std::string null_range = key + " IS NULL";
+  if (bounds->IsNull(0, 0)) {
+    // No row has a key: the rows there are (if any) are read as one stream.
+    stream_ = std::make_unique<CopyStream>(conn_.get(), CopySql(null_range), schema_, plan_.codecs);
+    return Status::OK();
+  }
   int64_t lo = 0;
   int64_t hi = 0;
   std::from_chars(bounds->Value(0, 0).data(),
@@ -280,17 +313,23 @@ Status PostgresSource::StartParallel() {
   std::from_chars(bounds->Value(0, 1).data(),
                   bounds->Value(0, 1).data() + bounds->Value(0, 1).size(), hi);
   // Split [lo, hi] into `parallel` ranges of near-equal width (in unsigned arithmetic: the
-  // width of the full int64 range overflows a signed one).
+  // width of the full int64 range overflows a signed one). Range i is
+  // [lo + span*i/n, lo + span*(i+1)/n - 1]: each begins one past the end of the one before, the
+  // last ends at hi, and none is empty since n <= span.
   const auto span = static_cast<unsigned __int128>(static_cast<__int128>(hi) - lo) + 1;
   const int n = static_cast<int>(std::min<unsigned __int128>(span, config_.parallel));
-  std::vector<std::string> ranges;
+  std::vector<std::vector<std::string>> ranges(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     const auto begin =
         static_cast<int64_t>(static_cast<__int128>(lo) + static_cast<__int128>(span * i / n));
     const auto end = static_cast<int64_t>(static_cast<__int128>(lo) +
                                           static_cast<__int128>(span * (i + 1) / n) - 1);
-    ranges.push_back(fmt::format("{} BETWEEN {} AND {}", key, begin, end));
+    // Quoted literals: a bare -9223372036854775808 is the negation of a numeric.
+    ranges[static_cast<size_t>(i)].push_back(
+        fmt::format("{} BETWEEN '{}'::int8 AND '{}'::int8", key, begin, end));
   }
+  // BETWEEN is never true for a NULL key: the last reader reads those rows after its range.
+  ranges.back().push_back(null_range);
   reader_conns_.push_back(nullptr);  // reader 0 uses conn_
   for (int i = 1; i < n; ++i) {
     SLUICE_ASSIGN_OR_RETURN(auto conn, Connect());
@@ -303,38 +342,46 @@ Status PostgresSource::StartParallel() {
             .WithContext("{}: sharing the snapshot of the first reader", Context()));
     reader_conns_.push_back(std::move(conn));
   }
+  reader_streams_.resize(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     PgConnection* conn = i == 0 ? conn_.get() : reader_conns_[static_cast<size_t>(i)].get();
-    reader_streams_.push_back(std::make_unique<CopyStream>(
-        conn, CopySql(ranges[static_cast<size_t>(i)]), schema_, plan_.codecs));
+    for (const std::string& range : ranges[static_cast<size_t>(i)]) {
+      reader_streams_[static_cast<size_t>(i)].push_back(
+          std::make_unique<CopyStream>(conn, CopySql(range), schema_, plan_.codecs));
+    }
   }
   running_ = n;
   num_readers_ = static_cast<size_t>(n);
   for (int i = 0; i < n; ++i) {
-    readers_.emplace_back(&PostgresSource::ReadRange, this, i,
-                          reader_streams_[static_cast<size_t>(i)].get());
+    readers_.emplace_back(&PostgresSource::ReadRanges, this, i,
+                          &reader_streams_[static_cast<size_t>(i)]);
   }
   return Status::OK();
 }
 
-void PostgresSource::ReadRange(int reader, CopyStream* stream) {
+void PostgresSource::ReadRanges(int reader, std::vector<std::unique_ptr<CopyStream>>* streams) {
   auto stopped = [this] { return stop_.load(std::memory_order_relaxed) || ctx_->cancelled(); };
   Status st;
-  for (;;) {
-    const auto start = std::chrono::steady_clock::now();
-    auto batch = stream->Next(config_.batch_rows, stopped);
-    if (ctx_->stats() != nullptr) ctx_->stats()->AddPhase("read", pg_internal::ElapsedNanos(start));
-    if (!batch.ok()) {
-      st = batch.status().WithContext("{}: reader {}", Context(), reader);
-      break;
+  for (size_t s = 0; s < streams->size() && st.ok() && !stop_; ++s) {
+    CopyStream* stream = (*streams)[s].get();
+    for (;;) {
+      const auto start = std::chrono::steady_clock::now();
+      auto batch = stream->Next(config_.batch_rows, stopped);
+      if (ctx_->stats() != nullptr) {
+        ctx_->stats()->AddPhase("read", pg_internal::ElapsedNanos(start));
+      }
+      if (!batch.ok()) {
+        st = batch.status().WithContext("{}: reader {}", Context(), reader);
+        break;
+      }
+      if (*batch == nullptr) break;
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock,
+                    [&] { return stop_ || queue_.size() < kBatchesAheadPerReader * num_readers_; });
+      if (stop_) break;
+      queue_.push_back(std::move(batch).ValueOrDie());
+      changed_.notify_all();
     }
-    if (*batch == nullptr) break;
-    std::unique_lock<std::mutex> lock(mu_);
-    changed_.wait(lock,
-                  [&] { return stop_ || queue_.size() < kBatchesAheadPerReader * num_readers_; });
-    if (stop_) break;
-    queue_.push_back(std::move(batch).ValueOrDie());
-    changed_.notify_all();
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!st.ok() && reader_error_.ok() && !stop_) reader_error_ = st;
@@ -436,13 +483,15 @@ const OptionSchema& PostgresSourceOptions() {
       {"parallel",
        OptionType::kInt,
        "1",
-       "Read N key ranges concurrently on N connections sharing one snapshot (needs 'key').",
+       "Read N key ranges concurrently on N connections sharing one snapshot (needs 'key'); "
+       "rows with a NULL key are read too.",
        false,
        {}},
       {"key",
        OptionType::kString,
        "",
-       "Integer column whose min..max range 'parallel' splits.",
+       "Integer column (smallint, integer, bigint) whose min..max range 'parallel' splits; "
+       "a key of another type is refused.",
        false,
        {}},
       {"schema",

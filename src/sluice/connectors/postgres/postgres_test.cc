@@ -2,6 +2,7 @@
 
 #include "sluice/connectors/postgres/postgres.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -288,6 +289,70 @@ TEST_F(PostgresNodesTest, EveryValueRoundTripsExactlyThroughSourceAndSinkInEvery
   }
 }
 
+// With create_table, the table is made with the PostgreSQL types of the batches' pg_types tag
+// (what postgres_archive sets and an archive's manifest records), so a restore into a table
+// sluice creates has the original's column types and every row's text form.
+TEST_F(PostgresNodesTest, CreateTableUsesTheRecordedPostgresTypes) {
+  const std::string from = NewName("from");
+  for (const char* type : {"_mood", "_pos", "_pair"}) types_.push_back(from + type);
+  for (const std::string& sql : EveryValueTableSql(from)) Exec(sql);
+  ASSERT_OK_AND_ASSIGN(auto conn, pg::PgConnection::Connect(dsn_));
+  ASSERT_OK_AND_ASSIGN(pg::RelationPlan plan, pg::PlanRelation(conn.get(), "\"" + from + "\""));
+  nlohmann::json pg_types = nlohmann::json::object();
+  for (const pg::PgColumnPlan& c : plan.columns) pg_types[c.name] = c.pg_type;
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource({{"table", from}, {"batch_rows", 2}}));
+  std::vector<BatchPtr> batches;
+  ReadAll(source.get(), &batches);
+  ASSERT_FALSE(batches.empty());
+
+  const std::string to = NewName("to");
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", to}, {"create_table", true}}));
+  for (const BatchPtr& b : batches) {
+    ASSERT_THAT(sink->Write(b->WithTags(b->tags().With(tag::kPgTypes, pg_types.dump())), AckSet()),
+                IsOk());
+  }
+  ASSERT_THAT(sink->Close(), IsOk());
+  const std::string types =
+      "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY "
+      "attnum) FROM pg_attribute WHERE attnum > 0 AND NOT attisdropped AND attrelid = ";
+  EXPECT_EQ(Text(types + "'" + to + "'::regclass"), Text(types + "'" + from + "'::regclass"));
+  EXPECT_THAT(Text(types + "'" + to + "'::regclass"),
+              AllOf(HasSubstr("n30 numeric(30,10)"), HasSubstr("arr integer[]"),
+                    HasSubstr("dom " + from + "_pos"), HasSubstr("vc character varying(10)")));
+  const std::string digest = "SELECT md5(string_agg(t::text, E'\\n' ORDER BY id)) FROM ";
+  EXPECT_EQ(Text(digest + to + " t"), Text(digest + from + " t"));
+
+  // Without the tag, types come from the sluice types.
+  const std::string plain = NewName("plain");
+  ASSERT_OK_AND_ASSIGN(sink, OpenSink({{"table", plain}, {"create_table", true}}));
+  ASSERT_THAT(sink->Write(batches[0], AckSet()), IsOk());
+  EXPECT_THAT(Text(types + "'" + plain + "'::regclass"),
+              AllOf(HasSubstr("n30 text"), HasSubstr("id bigint")));
+}
+
+TEST_F(PostgresNodesTest, CreateTableRefusesARecordedTypeTheDatabaseLacks) {
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch,
+                       BatchFromJson(MakeSchema({{"id", TypeId::kInt64}, {"e", TypeId::kString}}),
+                                     R"([[1, "happy"]])"));
+  const std::string table = NewName();
+  ASSERT_OK_AND_ASSIGN(
+      auto sink, OpenSink({{"table", table}, {"create_table", true}, {"retry_max_attempts", 1}}));
+  EXPECT_THAT(
+      sink->Write(batch->WithTags({{"pg_types", R"({"id":"integer","e":"sluice_no_such_mood"})"}}),
+                  AckSet()),
+      StatusIs(StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("node 'out': creating table '" + table + "'"),
+                     HasSubstr("column 'e' had type sluice_no_such_mood"),
+                     HasSubstr("create it first"))));
+  // A type text is a type name and nothing else.
+  for (const char* bad : {"int); DROP TABLE x; --", "int -- x", "int /* x */", "int)"}) {
+    SCOPED_TRACE(bad);
+    const nlohmann::json tag = {{"id", "integer"}, {"e", bad}};
+    EXPECT_THAT(sink->Write(batch->WithTags({{"pg_types", tag.dump()}}), AckSet()), Not(IsOk()));
+  }
+  EXPECT_EQ(Int("SELECT count(*) FROM pg_class WHERE relname = '" + table + "'"), 0);
+}
+
 TEST_F(PostgresNodesTest, PlanRelationNamesTypesForRestoreAndSelectsTextForms) {
   const std::string table = NewName();
   for (const char* type : {"_mood", "_pos", "_pair"}) types_.push_back(table + type);
@@ -408,6 +473,105 @@ TEST_F(PostgresNodesTest, ParallelReadSplitsKeyRangesWithoutLosingOrRepeatingRow
   EXPECT_THAT(MakePostgresSource(
                   NodeOptions::ForTest("src", {{"dsn", dsn_}, {"table", table}, {"parallel", 2}})),
               StatusIs(StatusCode::kConfigError, HasSubstr("integer 'key'")));
+}
+
+// The label column (by name) of every row of every batch, sorted: a row read twice or not at
+// all shows as a difference, not only as a different count.
+std::vector<std::string> SortedLabels(const std::vector<BatchPtr>& batches) {
+  std::vector<std::string> labels;
+  for (const auto& b : batches) {
+    const int c = b->schema()->FieldIndex("label");
+    EXPECT_GE(c, 0);
+    if (c < 0) return labels;
+    for (int64_t r = 0; r < b->num_rows(); ++r) labels.emplace_back(b->column(c).GetView(r));
+  }
+  std::sort(labels.begin(), labels.end());
+  return labels;
+}
+
+TEST_F(PostgresNodesTest, ParallelReadKeepsRowsWithNullNegativeAndExtremeKeys) {
+  const std::string table = NewName();
+  Exec("CREATE TABLE " + table + " (id int8, label text)");
+  Exec("INSERT INTO " + table +
+       " VALUES (-9223372036854775808, 'min'), (-9223372036854775807, 'min+1'), "
+       "(-3, 'm3'), (-1, 'm1'), (0, 'zero'), (1, 'one'), (2, 'two'), "
+       "(9223372036854775806, 'max-1'), (9223372036854775807, 'max'), "
+       "(NULL, 'null-a'), (NULL, 'null-b'), (NULL, 'null-c')");
+  const std::string all = Text("SELECT string_agg(label, ',' ORDER BY label) FROM " + table);
+  auto read_labels = [&](OptionJson options) {
+    std::vector<std::string> labels;
+    auto source = OpenSource(std::move(options));
+    EXPECT_THAT(source, IsOk());
+    if (!source.ok()) return labels;
+    std::vector<BatchPtr> batches;
+    ReadAll(source->get(), &batches);
+    EXPECT_THAT((*source)->Close(), IsOk());
+    return SortedLabels(batches);
+  };
+  auto expected = [&](const std::string& where) {
+    const std::string text = Text("SELECT string_agg(label, ',' ORDER BY label) FROM " + table +
+                                  (where.empty() ? "" : " WHERE " + where));
+    std::vector<std::string> labels;
+    for (size_t begin = 0; begin < text.size();) {
+      const size_t end = std::min(text.find(',', begin), text.size());
+      labels.push_back(text.substr(begin, end - begin));
+      begin = end + 1;
+    }
+    std::sort(labels.begin(), labels.end());
+    return labels;
+  };
+  ASSERT_EQ(expected("").size(), 12u) << all;
+  // The full int64 range split in 4, 3 and 64 ranges; one row per batch so that every reader's
+  // batches interleave.
+  for (int parallel : {2, 3, 4, 64}) {
+    EXPECT_EQ(
+        read_labels({{"table", table}, {"parallel", parallel}, {"key", "id"}, {"batch_rows", 1}}),
+        expected(""))
+        << "parallel " << parallel;
+  }
+  // The key need not be read; 'where' keeps some NULL-key rows; a query with an int4 key
+  // (OFFSET 0 keeps the cast from seeing the filtered-out ids).
+  EXPECT_EQ(read_labels({{"table", table},
+                         {"columns", {"label"}},
+                         {"where", "label <> 'null-b' AND label <> 'zero'"},
+                         {"parallel", 4},
+                         {"key", "id"}}),
+            expected("label <> 'null-b' AND label <> 'zero'"));
+  EXPECT_EQ(read_labels({{"query", "SELECT id::int4 AS k, label FROM (SELECT * FROM " + table +
+                                       " WHERE id IS NULL OR id BETWEEN -3 AND 2 OFFSET 0) AS f"},
+                         {"parallel", 8},
+                         {"key", "k"}}),
+            expected("id IS NULL OR id BETWEEN -3 AND 2"));
+  // Only NULL keys: no range to split, every row still read.
+  EXPECT_EQ(
+      read_labels({{"table", table}, {"where", "id IS NULL"}, {"parallel", 4}, {"key", "id"}}),
+      expected("id IS NULL"));
+  // No rows at all.
+  EXPECT_EQ(read_labels({{"table", table}, {"where", "false"}, {"parallel", 4}, {"key", "id"}}),
+            std::vector<std::string>{});
+}
+
+TEST_F(PostgresNodesTest, ParallelReadRefusesAKeyThatIsNotAnIntegerColumn) {
+  const std::string table = NewName();
+  // Keys between the integers: ranges of integers would skip them.
+  Exec("CREATE TABLE " + table +
+       " AS SELECT g / 2.0 AS n, g::text AS s, g AS i, 'row ' || g AS label "
+       "FROM generate_series(1, 20) g");
+  EXPECT_THAT(OpenSource({{"table", table}, {"parallel", 4}, {"key", "n"}}),
+              StatusIs(StatusCode::kConfigError,
+                       AllOf(HasSubstr("node 'src'"), HasSubstr("option 'key'"),
+                             HasSubstr("column 'n' is numeric"), HasSubstr("parallel: 1"))));
+  EXPECT_THAT(
+      OpenSource({{"query", "SELECT s, label FROM " + table}, {"parallel", 2}, {"key", "s"}}),
+      StatusIs(StatusCode::kConfigError, HasSubstr("column 's' is text")));
+  EXPECT_THAT(OpenSource({{"table", table}, {"parallel", 2}, {"key", "nope"}}),
+              StatusIs(StatusCode::kConfigError,
+                       HasSubstr("option 'key': 'nope' is not a column of table '" + table)));
+  // One reader reads any table whatever 'key' names.
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource({{"table", table}, {"key", "n"}}));
+  std::vector<BatchPtr> batches;
+  ReadAll(source.get(), &batches);
+  EXPECT_EQ(SortedLabels(batches).size(), 20u);
 }
 
 TEST_F(PostgresNodesTest, UpsertUpdatesExistingKeysAndKeepsTheLastRowOfABatch) {
