@@ -102,6 +102,10 @@ class PostgresSink final : public Sink {
   Status CreateTable(PgConnection* conn, const Schema& schema);
   Status ResolveTargets(PgConnection* conn, const SchemaPtr& schema);
   Status EnsurePartitions(const Batch& batch);
+  /// Upsert: fail with kInvalidArgument, naming the key columns and counting the rows, when a row
+  /// of `batch` has a NULL key column (no unique index matches it: it would be inserted again on
+  /// every run, or several would collapse into one).
+  Status CheckUpsertKeys(const Batch& batch) const;
   Status WriteOnce(const Batch& batch);
   Status WriteInTransaction(PgConnection* conn, const Batch& batch);
   Result<int64_t> CopyRows(PgConnection* conn, const std::string& copy_sql, const Batch& batch);
@@ -184,6 +188,7 @@ Status PostgresSink::Write(const BatchPtr& batch, AckSet acks) {
     SLUICE_RETURN_NOT_OK(WithRetry([&] { return PrepareTarget(batch->schema()); }));
     table_ready_ = true;
   }
+  if (config_.mode == SinkMode::kUpsert) SLUICE_RETURN_NOT_OK(CheckUpsertKeys(*batch));
   if (partition_column_ >= 0) {
     SLUICE_RETURN_NOT_OK(WithRetry([&] { return EnsurePartitions(*batch); }));
   }
@@ -341,8 +346,12 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
         key_exprs.push_back(insert_exprs[i]);
       }
       const std::string keys = fmt::format("{}", fmt::join(key_exprs, ", "));
-      // DISTINCT ON keeps the last row of the batch for each key: ON CONFLICT may not update a
-      // row twice in one statement.
+      // ON CONFLICT may not update a row twice in one statement, so DISTINCT ON keeps one row
+      // per key: the batch's last, as if its rows were upserted one by one. ctid order is the
+      // batch's order: the staging table is empty when the COPY starts (ON COMMIT DELETE ROWS
+      // truncates it at every commit, and a failed write discards its session, temp table and
+      // all), so COPY appends the rows in order from block 0. NULL keys never get here
+      // (CheckUpsertKeys).
       upsert_sql_ += "(SELECT DISTINCT ON (" + keys + ") " + QuotedList(names) + " FROM " + stage +
                      " ORDER BY " + keys + ", ctid DESC) AS sluice_s ON CONFLICT (" +
                      QuotedList(config_.key) + ") DO ";
@@ -367,6 +376,30 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
   }
   schema_ = schema;
   return Status::OK();
+}
+
+Status PostgresSink::CheckUpsertKeys(const Batch& batch) const {
+  int64_t rows = 0;  // with a NULL in any key column
+  std::vector<std::string> null_columns;
+  std::vector<const Column*> keys;
+  for (const std::string& k : config_.key) {
+    const Column& col = batch.column(batch.schema()->FieldIndex(k));  // ResolveTargets checked
+    if (col.null_count() == 0) continue;
+    null_columns.push_back(k);
+    keys.push_back(&col);
+  }
+  if (keys.empty()) return Status::OK();
+  for (int64_t r = 0; r < batch.num_rows(); ++r) {
+    if (std::any_of(keys.begin(), keys.end(), [r](const Column* c) { return c->IsNull(r); })) {
+      ++rows;
+    }
+  }
+  return Status::Invalid(
+      "{}: upsert into table '{}': {} of the batch's {} rows have a NULL key (column{} '{}'); "
+      "a row without its key cannot be matched ON CONFLICT, so nothing of the batch was "
+      "written: fill the key or filter those rows out before this node",
+      Context(), config_.table, rows, batch.num_rows(), null_columns.size() > 1 ? "s" : "",
+      fmt::join(null_columns, "', '"));
 }
 
 Status PostgresSink::EnsurePartitions(const Batch& batch) {
@@ -667,7 +700,8 @@ const OptionSchema& PostgresSinkOptions() {
       {"key",
        OptionType::kStringList,
        "",
-       "Columns of the unique key upsert matches on (the primary key when creating).",
+       "Columns of the unique key upsert matches on (the primary key when creating); a batch "
+       "with a NULL key fails whole, and of rows with the same key the batch's last wins.",
        false,
        {}},
       {"indexes",

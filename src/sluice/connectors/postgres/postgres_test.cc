@@ -574,6 +574,78 @@ TEST_F(PostgresNodesTest, ParallelReadRefusesAKeyThatIsNotAnIntegerColumn) {
   EXPECT_EQ(SortedLabels(batches).size(), 20u);
 }
 
+TEST_F(PostgresNodesTest, UpsertRefusesABatchWithNullKeysAndWritesNothingOfIt) {
+  const std::string table = NewName();
+  // A unique key on nullable columns: NULLs never conflict, so a NULL-key row would be
+  // inserted again on every run (and DISTINCT ON would keep one of several).
+  Exec("CREATE TABLE " + table + " (id int8, part text, name text, UNIQUE (id, part))");
+  Exec("INSERT INTO " + table + " VALUES (1, 'x', 'old')");
+  auto schema =
+      MakeSchema({{"id", TypeId::kInt64}, {"part", TypeId::kString}, {"name", TypeId::kString}});
+  ASSERT_OK_AND_ASSIGN(auto sink,
+                       OpenSink({{"table", table}, {"mode", "upsert"}, {"key", {"id", "part"}}}));
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch,
+                       BatchFromJson(schema, R"([[1, "x", "new"], [null, "x", "a"], [2, "x", "b"],
+                                [null, "x", "c"], [3, null, "d"]])"));
+  EXPECT_THAT(sink->Write(batch, AckSet()),
+              StatusIs(StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("node 'out'"), HasSubstr(table),
+                             HasSubstr("3 of the batch's 5 rows have a NULL key"),
+                             HasSubstr("columns 'id', 'part'"))));
+  EXPECT_EQ(Text("SELECT string_agg(coalesce(id::text, '-') || part || name, ',' ORDER BY id) "
+                 "FROM " +
+                 table),
+            "1xold");
+  // The sink stays usable: a batch with keys is written.
+  ASSERT_OK_AND_ASSIGN(BatchPtr good, BatchFromJson(schema, R"([[1, "x", "new"], [2, "y", "b"]])"));
+  ASSERT_THAT(sink->Write(good, AckSet()), IsOk());
+  EXPECT_EQ(Text("SELECT string_agg(id || part || name, ',' ORDER BY id) FROM " + table),
+            "1xnew,2yb");
+  ASSERT_THAT(sink->Close(), IsOk());
+
+  // A created table's primary key: the same message, not the server's NOT NULL violation.
+  const std::string created = NewName();
+  ASSERT_OK_AND_ASSIGN(
+      auto sink2,
+      OpenSink({{"table", created}, {"create_table", true}, {"mode", "upsert"}, {"key", {"id"}}}));
+  ASSERT_OK_AND_ASSIGN(BatchPtr one_null,
+                       BatchFromJson(schema, R"([[1, "x", "a"], [null, "y", "b"]])"));
+  EXPECT_THAT(sink2->Write(one_null, AckSet()),
+              StatusIs(StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("1 of the batch's 2 rows have a NULL key (column 'id')"))));
+  EXPECT_EQ(Int("SELECT count(*) FROM " + created), 0);
+}
+
+TEST_F(PostgresNodesTest, UpsertKeepsTheLastOfDuplicateKeysAcrossALargeBatch) {
+  const std::string table = NewName();
+  auto schema = MakeSchema({{"id", TypeId::kInt64}, {"label", TypeId::kString}});
+  ASSERT_OK_AND_ASSIGN(
+      auto sink,
+      OpenSink({{"table", table}, {"create_table", true}, {"mode", "upsert"}, {"key", {"id"}}}));
+  // 30,000 rows over 1,000 keys, each key's rows spread over the whole batch (many pages of the
+  // staging table); key k's last row is row 29000 + k. Written twice: the second batch's staging
+  // table reuses the truncated one.
+  for (int round = 0; round < 2; ++round) {
+    std::vector<ColumnBuilder> builders;
+    builders.emplace_back(TypeId::kInt64, 30000);
+    builders.emplace_back(TypeId::kString, 30000);
+    for (int64_t r = 0; r < 30000; ++r) {
+      builders[0].AppendInt64(r % 1000);
+      builders[1].AppendString(fmt::format("round {} row {} {}", round, r, std::string(40, 'x')));
+    }
+    std::vector<Column> columns;
+    for (auto& b : builders) columns.push_back(b.Finish());
+    ASSERT_OK_AND_ASSIGN(BatchPtr batch, Batch::Make(schema, std::move(columns)));
+    ASSERT_THAT(sink->Write(batch, AckSet()), IsOk());
+    EXPECT_EQ(Int("SELECT count(*) FROM " + table), 1000);
+    EXPECT_EQ(Int("SELECT count(*) FROM " + table + " WHERE label = format('round %s row %s %s', " +
+                  std::to_string(round) + ", 29000 + id, repeat('x', 40))"),
+              1000)
+        << "round " << round;
+  }
+  ASSERT_THAT(sink->Close(), IsOk());
+}
+
 TEST_F(PostgresNodesTest, UpsertUpdatesExistingKeysAndKeepsTheLastRowOfABatch) {
   const std::string table = NewName();
   auto schema =
