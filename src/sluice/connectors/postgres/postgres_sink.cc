@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "sluice/connectors/postgres/pg_pool.h"
@@ -98,8 +99,14 @@ class PostgresSink final : public Sink {
   template <typename F>
   Status WithRetry(F&& op);
   Result<pg::PgLease> Lease();
-  Status PrepareTarget(const SchemaPtr& schema);
-  Status CreateTable(PgConnection* conn, const Schema& schema);
+  Status PrepareTarget(const Batch& batch);
+  /// Create the table (if absent) with a column per field of `batch`, typed as the batch's
+  /// `pg_types` tag records (the source's own types, e.g. from an archive's manifest), else by
+  /// the sluice type.
+  Status CreateTable(PgConnection* conn, const Batch& batch);
+  /// Return the column types the `pg_types` tag of `batch` gives, checked to be type names
+  /// this database knows.
+  Result<std::map<std::string, std::string>> RecordedTypes(PgConnection* conn, const Batch& batch);
   Status ResolveTargets(PgConnection* conn, const SchemaPtr& schema);
   Status EnsurePartitions(const Batch& batch);
   /// Upsert: fail with kInvalidArgument, naming the key columns and counting the rows, when a row
@@ -185,7 +192,7 @@ Status PostgresSink::Write(const BatchPtr& batch, AckSet acks) {
   if (ctx_->dry_run() || batch->num_rows() == 0) return Status::OK();
   if (!table_ready_ || (schema_ != batch->schema() && !(*schema_ == *batch->schema()))) {
     table_ready_ = false;
-    SLUICE_RETURN_NOT_OK(WithRetry([&] { return PrepareTarget(batch->schema()); }));
+    SLUICE_RETURN_NOT_OK(WithRetry([&] { return PrepareTarget(*batch); }));
     table_ready_ = true;
   }
   if (config_.mode == SinkMode::kUpsert) SLUICE_RETURN_NOT_OK(CheckUpsertKeys(*batch));
@@ -197,16 +204,57 @@ Status PostgresSink::Write(const BatchPtr& batch, AckSet acks) {
   return Status::OK();
 }
 
-Status PostgresSink::PrepareTarget(const SchemaPtr& schema) {
+Status PostgresSink::PrepareTarget(const Batch& batch) {
   SLUICE_ASSIGN_OR_RETURN(pg::PgLease lease, Lease());
   Status st;
-  if (config_.create_table) st = CreateTable(lease.get(), *schema);
-  if (st.ok()) st = ResolveTargets(lease.get(), schema);
+  if (config_.create_table) st = CreateTable(lease.get(), batch);
+  if (st.ok()) st = ResolveTargets(lease.get(), batch.schema());
   if (!st.ok() && !lease->IsHealthy()) lease.Discard();
   return st;
 }
 
-Status PostgresSink::CreateTable(PgConnection* conn, const Schema& schema) {
+Result<std::map<std::string, std::string>> PostgresSink::RecordedTypes(PgConnection* conn,
+                                                                       const Batch& batch) {
+  std::map<std::string, std::string> types;
+  const std::string_view tag_text = batch.tags().Get(tag::kPgTypes);
+  if (tag_text.empty()) return types;
+  const auto recorded = nlohmann::json::parse(tag_text, nullptr, /*allow_exceptions=*/false);
+  if (!recorded.is_object()) {
+    return Status::Invalid("{}: batch tag '{}' is not a JSON object: {}", Context(), tag::kPgTypes,
+                           tag_text.substr(0, 200));
+  }
+  for (const Field& f : batch.schema()->fields()) {
+    const auto it = recorded.find(f.name);
+    if (it == recorded.end() || !it->is_string()) continue;
+    const std::string type = it->get<std::string>();
+    // The text goes into the CREATE TABLE as written (format_type's output: "numeric(30,10)",
+    // "integer[]", a user type's name); to_regtype reads it as nothing but a type name, and
+    // no comment or statement separator can hide in one.
+    if (type.find(";") != std::string::npos || type.find("--") != std::string::npos ||
+        type.find("/*") != std::string::npos) {
+      return Status::Invalid("{}: creating table '{}': column '{}': '{}' is not a type name",
+                             Context(), config_.table, f.name, type);
+    }
+    auto known = conn->ExecParams("SELECT to_regtype($1) IS NOT NULL", {type});
+    if (!known.ok()) {
+      return known.status().WithContext("{}: creating table '{}': type '{}' of column '{}'",
+                                        Context(), config_.table, type, f.name);
+    }
+    if (known->Value(0, 0) != "t") {
+      return Status::Invalid(
+          "{}: creating table '{}': column '{}' had type {} where the rows came from (batch tag "
+          "'{}'), and this database has no such type; create it first (enums, domains and "
+          "composite types are not archived with the rows) or create the table yourself",
+          Context(), config_.table, f.name, type, tag::kPgTypes);
+    }
+    types[f.name] = type;
+  }
+  return types;
+}
+
+Status PostgresSink::CreateTable(PgConnection* conn, const Batch& batch) {
+  const Schema& schema = *batch.schema();
+  SLUICE_ASSIGN_OR_RETURN(const auto recorded, RecordedTypes(conn, batch));
   for (const std::string& k : config_.key) {
     if (schema.FieldIndex(k) < 0) {
       return Status::ConfigError("{}: option 'key': '{}' is not a column of the input", Context(),
@@ -217,7 +265,9 @@ Status PostgresSink::CreateTable(PgConnection* conn, const Schema& schema) {
   for (int i = 0; i < schema.num_fields(); ++i) {
     const Field& f = schema.field(i);
     if (i > 0) ddl += ", ";
-    ddl += pg_internal::QuoteName(f.name) + " " + std::string(pg::PgTypeNameFor(f.type));
+    const auto it = recorded.find(f.name);
+    ddl += pg_internal::QuoteName(f.name) + " " +
+           (it != recorded.end() ? it->second : std::string(pg::PgTypeNameFor(f.type)));
     if (!f.nullable) ddl += " NOT NULL";
   }
   if (!config_.key.empty()) ddl += ", PRIMARY KEY (" + QuotedList(config_.key) + ")";
@@ -687,7 +737,9 @@ const OptionSchema& PostgresSinkOptions() {
       {"create_table",
        OptionType::kBool,
        "false",
-       "Create the table from the first batch's schema if it does not exist.",
+       "Create the table from the first batch's schema if it does not exist, with the "
+       "PostgreSQL types the batch records (tag pg_types: from postgres_archive or an archive's "
+       "manifest), else types mapped from the sluice types.",
        false,
        {}},
       {"mode",
