@@ -14,6 +14,7 @@ source "$(dirname "$0")/lib.sh"
 psql -qAtc 'select 1' >/dev/null || fail "PostgreSQL at $PGHOST:$PGPORT does not answer"
 p="keys_$$"
 cleanup() {
+  psql -qAtc "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sluice_test_locker'" >/dev/null 2>&1 || true
   psql -qc "DROP TABLE IF EXISTS ${p}_int, ${p}_ts, ${p}_uuid, ${p}_num" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -127,4 +128,38 @@ for engine in parallel sequential; do
   { for t in int ts uuid num; do labels ${p}_$t; done; } | LC_ALL=C sort > left2.labels
   same left2.labels kept.labels "$engine: rows left after the rerun"
 done
+# A row another session holds locked (an application's open transaction) must not stall the
+# run: the archiver gives the table up to locking reads (SKIP LOCKED) after lock_timeout, leaves
+# that row, archives every other old row once; the next run archives the row.
+seed
+labels ${p}_int "created_at < now() - interval '90 days'" > old_int.labels
+PGAPPNAME=sluice_test_locker psql -qAt >/dev/null 2>&1 <<SQL &
+BEGIN;
+SELECT label FROM ${p}_int WHERE label = 'int-old-1' FOR UPDATE;
+SELECT pg_sleep(120);
+SQL
+locker=$!
+for _ in $(seq 1 100); do
+  held=$(psql -qAtc "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = '${p}_int' AND l.mode = 'RowShareLock' AND l.granted")
+  [ "$held" != 0 ] && break
+  sleep 0.1
+done
+[ "$held" != 0 ] || fail "the locking session did not start"
+sed "s/${p}_ts: {key_column: created_at, cutoff: 30d}//; s/${p}_uuid: {timestamp_column: at, key_column: id}//; s/${p}_num: {}//" archive.yaml > locked.yaml
+rm -rf out3
+OUTDIR=out3 timeout 120 "$sluice" run -q locked.yaml 2>log || fail "run with a locked row failed or hung: $(tail -5 log)"
+grep -q "locked by another session" log || fail "no log line about the locked row: $(tail -3 log)"
+archived_labels out3 > locked_run.labels
+grep -vx int-old-1 old_int.labels > want.labels
+same locked_run.labels want.labels "rows archived around a locked row"
+check_eq "$(labels ${p}_int "label = 'int-old-1'")" int-old-1 "the locked row stays"
+# End the locking session (its backend sleeps on without noticing its client is gone).
+psql -qAtc "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sluice_test_locker'" >/dev/null
+rc=0
+wait "$locker" || rc=$?
+[ "$rc" != 0 ] || fail "the locking session ended normally; it should have been terminated"
+rm -rf out4
+OUTDIR=out4 "$sluice" run -q locked.yaml 2>log || fail "rerun after the lock failed: $(tail -5 log)"
+check_eq "$(archived_labels out4 | tr '\n' ' ')" "int-old-1 " "the rerun archives the row that was locked"
+
 echo "archive keys: ok ($(wc -l <old.labels) rows archived, $(wc -l <kept.labels) kept, per engine)"

@@ -73,6 +73,9 @@ OptionSchema ArchiveOptionSchema() {
                   table_fields, /*required=*/true, /*names_as_list=*/true),
           },
           /*required=*/true),
+      {"read_lanes", OptionType::kInt, "2",
+       "Timestamp ranges of a table read at once, each on its own pooled connection (at most "
+       "pool_size - 1), when this run holds the table alone; 1 reads one page at a time."},
       {"max_parallel_databases", OptionType::kInt, "1",
        "Databases archived at once (each with its own pool); their batches interleave. The "
        "tables of one database go one after another."},
@@ -108,6 +111,9 @@ Result<ArchiveOptions> ParseArchiveOptions(const NodeOptions& o, int64_t now_us)
   const int64_t parallel = o.GetInt("max_parallel_databases");
   if (parallel < 1) return o.ErrorAt("max_parallel_databases", "must be at least 1");
   out.max_parallel_databases = static_cast<int>(parallel);
+  const int64_t lanes = o.GetInt("read_lanes");
+  if (lanes < 1 || lanes > 64) return o.ErrorAt("read_lanes", "must be 1..64");
+  out.read_lanes = static_cast<int>(lanes);
 
   const OptionJson& defaults = o.GetJson("defaults");
   const OptionJson& dbs = o.GetJson("databases");

@@ -36,6 +36,7 @@ struct DatabaseSettings {
 struct ArchiveOptions {
   std::vector<DatabaseSettings> databases;
   int max_parallel_databases = 1;
+  int read_lanes = 2;       ///< Timestamp ranges of one table read at once (when held alone).
   std::string state_table;  ///< "" when off (`state_table: none`).
   int64_t statement_timeout_ms = 0;
   int64_t connect_timeout_us = 10'000'000;

@@ -118,7 +118,8 @@ uint64_t CtidOrder(std::string_view ctid) {  // "(block,offset)"
 namespace {
 
 /// Return the rows whose prefix (ctid, key and timestamp as text, timestamp in binary, all as
-/// bytes) and table columns are `all`, in (timestamp, ctid) order.
+/// bytes) and table columns are `all`, in ctid order, with the keyset bound of the page: its
+/// last row in (timestamp, ctid) order.
 Result<RowsRead> RowsFromColumns(const TablePlan& plan, std::vector<Column> all, int64_t rows) {
   const Column& ctid = all[kCtidColumn];
   const Column& key = all[kKeyColumn];
@@ -126,21 +127,24 @@ Result<RowsRead> RowsFromColumns(const TablePlan& plan, std::vector<Column> all,
   const Column& ts_raw = all[kTsRawColumn];
   RowsRead out;
   std::vector<RowOrder> order(static_cast<size_t>(rows));
-  bool sorted = true;
+  bool sorted = true;  // by ctid
+  int64_t last = 0;    // the greatest (timestamp, ctid)
   for (int64_t r = 0; r < rows; ++r) {
     if (ts_raw.IsNull(r)) return Status::Internal("a row without a timestamp");
-    order[static_cast<size_t>(r)] = {BigEndian(ts_raw.GetView(r)), CtidOrder(ctid.GetView(r))};
-    if (r > 0 && order[static_cast<size_t>(r)] < order[static_cast<size_t>(r - 1)]) {
-      sorted = false;
+    RowOrder& o = order[static_cast<size_t>(r)];
+    o = {BigEndian(ts_raw.GetView(r)), CtidOrder(ctid.GetView(r))};
+    if (r > 0) {
+      if (o.ctid < order[static_cast<size_t>(r - 1)].ctid) sorted = false;
+      if (order[static_cast<size_t>(last)] < o) last = r;
     }
   }
-  // Batches are in (timestamp, ctid) order whatever order the server sent them in, so a batch
-  // redone after a crash has the same content, and the keyset bound is its last row.
+  // A batch is in ctid order whatever order the server sent it in (the DELETE's TID scan
+  // already sends it so), so a batch redone after a crash has the same content.
   std::vector<int32_t> perm(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) perm[static_cast<size_t>(r)] = static_cast<int32_t>(r);
   if (!sorted) {
-    std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) {
-      return order[static_cast<size_t>(a)] < order[static_cast<size_t>(b)];
+    std::sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) {
+      return order[static_cast<size_t>(a)].ctid < order[static_cast<size_t>(b)].ctid;
     });
   }
   out.ctids.reserve(static_cast<size_t>(rows));
@@ -155,8 +159,8 @@ Result<RowsRead> RowsFromColumns(const TablePlan& plan, std::vector<Column> all,
   }
   if (rows > 0) {
     out.first_ts = std::string(ts.GetView(perm.front()));
-    out.last_ts = std::string(ts.GetView(perm.back()));
-    out.last_ctid = out.ctids.back();
+    out.last_ts = std::string(ts.GetView(last));
+    out.last_ctid = std::string(ctid.GetView(last));
   }
   all.erase(all.begin(), all.begin() + kPrefixColumns);
   out.batch = Batch::MakeUnchecked(plan.schema, std::move(all), rows);
@@ -246,18 +250,25 @@ std::string PageQuery(const TablePlan& plan, const TableSettings& settings,
 
 std::string DeleteQuery(const TablePlan& plan, const TableSettings& settings,
                         const std::string& quoted_table, int64_t limit, const std::string& last_ts,
-                        const std::string& last_ctid) {
+                        const std::string& last_ctid, const std::string& lower,
+                        const std::string& upper) {
   // COPY takes no parameters: the values are quoted literals.
   const std::string cutoff =
       pg_internal::QuoteLiteral(FormatTimestamp(settings.cutoff_us)) + "::timestamptz";
   std::string bound;
+  if (!lower.empty()) {
+    bound += fmt::format(" AND {} >= {}", plan.quoted_ts, pg_internal::QuoteLiteral(lower));
+  }
+  if (!upper.empty()) {
+    bound += fmt::format(" AND {} < {}", plan.quoted_ts, pg_internal::QuoteLiteral(upper));
+  }
   if (!last_ts.empty()) {
-    bound = fmt::format(" AND {0} >= {1} AND ({0}, ctid) > ({1}, {2}::tid)", plan.quoted_ts,
-                        pg_internal::QuoteLiteral(last_ts), pg_internal::QuoteLiteral(last_ctid));
+    bound += fmt::format(" AND {0} >= {1} AND ({0}, ctid) > ({1}, {2}::tid)", plan.quoted_ts,
+                         pg_internal::QuoteLiteral(last_ts), pg_internal::QuoteLiteral(last_ctid));
   }
   // The page is chosen in (timestamp, ctid) order by a plain read; the DELETE then takes
   // exactly those rows by ctid (a TID scan), re-checking the cutoff on the version it deletes.
-  // The server returns them in its own order; RowsFromColumns puts them in page order (sorting
+  // The server returns them in its own order; RowsFromColumns puts them in ctid order (sorting
   // them here would cost a sort of the whole rows on the server).
   return fmt::format(
       "WITH page AS MATERIALIZED (SELECT ctid FROM {0} WHERE {1} < {2}{3} ORDER BY {1}, ctid "
@@ -272,8 +283,8 @@ std::string RecoveryQuery(const TablePlan& plan, const TableSettings& settings,
   const bool by_ctid = !intent.ctids.empty();
   *params = {by_ctid ? intent.ctids : intent.keys, FormatTimestamp(settings.cutoff_us)};
   return fmt::format(
-      "SELECT {0}{1} FROM {2} AS src WHERE {3} AND src.{4} < $2::timestamptz ORDER BY src.{4}, "
-      "src.ctid FOR UPDATE",
+      "SELECT {0}{1} FROM {2} AS src WHERE {3} AND src.{4} < $2::timestamptz ORDER BY src.ctid "
+      "FOR UPDATE",
       Prefix(plan), plan.select_list, quoted_table,
       by_ctid ? std::string("src.ctid = ANY($1::tid[])")
               : fmt::format("src.{}::text = ANY($1::text[])", plan.quoted_key),

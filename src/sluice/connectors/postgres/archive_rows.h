@@ -58,9 +58,11 @@ std::string PageQuery(const TablePlan& plan, const TableSettings& settings,
 /// statement reads, locks and deletes a batch, writing each row once. Only for a table no
 /// other archiver reads at the same time (rows another transaction holds are waited for, not
 /// skipped). Values are inlined as quoted literals, so it can run inside COPY (CopyRows).
+/// `lower` and `upper` ("" for none) restrict the page to timestamps in [lower, upper).
 std::string DeleteQuery(const TablePlan& plan, const TableSettings& settings,
                         const std::string& quoted_table, int64_t limit, const std::string& last_ts,
-                        const std::string& last_ctid);
+                        const std::string& last_ctid, const std::string& lower = "",
+                        const std::string& upper = "");
 
 /// Run `query` (one PageQuery or DeleteQuery made) as COPY (query) TO STDOUT (FORMAT binary)
 /// on `conn` and decode the rows as they stream in; `expected_rows` sizes the builders.

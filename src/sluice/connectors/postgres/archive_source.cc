@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sluice/connectors/postgres/archive_committer.h"
+#include "sluice/connectors/postgres/archive_lanes.h"
 #include "sluice/connectors/postgres/archive_options.h"
 #include "sluice/connectors/postgres/archive_rows.h"
 #include "sluice/connectors/postgres/archive_state.h"
@@ -76,6 +77,8 @@ struct TableJob {
   // This run holds the table's advisory lock: no other archiver reads it, so each batch is
   // deleted as it is read (DeleteQuery) instead of being locked, then deleted at its ack.
   bool exclusive = false;
+  // While exclusive: the threads reading its timestamp ranges (null before the first read).
+  std::unique_ptr<LaneReader> lanes;
 };
 
 struct Database {
@@ -207,6 +210,7 @@ class ArchiveSource final : public Source {
   }
 
   ~ArchiveSource() override {
+    for (auto& job : jobs_) job.lanes.reset();
     if (committer_ != nullptr) committer_->Stop();
   }
 
@@ -229,6 +233,7 @@ class ArchiveSource final : public Source {
   }
 
   Status Close() override {
+    for (auto& job : jobs_) job.lanes.reset();  // pages read and not handed out roll back
     if (committer_ != nullptr) committer_->Stop();
     for (auto& [seq, f] : in_flight_) {
       if (f.conn) (void)f.conn->Rollback();
@@ -441,7 +446,8 @@ class ArchiveSource final : public Source {
   /// locks. The transaction stays open on success.
   Result<std::pair<PgLease, RowsRead>> LockAndRead(TableJob& job, const std::string& sql,
                                                    const pg::PgParams& params, bool copy,
-                                                   const char* lock_timeout) {
+                                                   const char* lock_timeout,
+                                                   int64_t expected_rows = 0) {
     SLUICE_ASSIGN_OR_RETURN(PgLease conn, Lease(job.database));
     const int64_t t0 = NowNs();
     Status st = conn->Begin();
@@ -450,7 +456,7 @@ class ArchiveSource final : public Source {
     }
     Result<RowsRead> rows = st;
     if (st.ok() && copy) {
-      rows = CopyRows(conn.get(), job.plan, sql, job.sizer->read_size());
+      rows = CopyRows(conn.get(), job.plan, sql, expected_rows);
     } else if (st.ok()) {
       auto result = conn->ExecParams(sql, params, pg::PgFormat::kBinary);
       rows = result.ok() ? DecodeRows(job.plan, *result, &scratch_)
@@ -471,20 +477,37 @@ class ArchiveSource final : public Source {
   Result<BatchPtr> ReadBatch(TableJob& job, uint64_t seq) {
     const int64_t limit = job.sizer->read_size();
     Result<std::pair<PgLease, RowsRead>> read = Status::OK();
-    bool deleted = false;
     if (job.exclusive) {
-      // A row another session holds (an application's long transaction) would stall the
-      // DELETE: after a few seconds give the table up to the locking reads, which skip it.
-      read = LockAndRead(
-          job, DeleteQuery(job.plan, job.settings, job.quoted, limit, job.last_ts, job.last_ctid),
-          {}, /*copy=*/true, "5s");
-      deleted = read.ok();
-      if (!read.ok() && pg::SqlState(read.status()) == "55P03") {
-        Log(LogLevel::kWarn,
-            "node '{}': table '{}': a row is locked by another session; this run now locks its "
-            "pages (FOR UPDATE SKIP LOCKED) and leaves locked rows for a later run",
-            id_, job.settings.table);
-        ReleaseTable(job);
+      if (job.lanes == nullptr) StartLanes(job);
+      while (true) {
+        bool done = false;
+        auto page = job.lanes->Next(/*wait_ms=*/100, &done);
+        if (!page.ok() && pg::SqlState(page.status()) == "55P03") {
+          // A row another session holds (an application's long transaction) stalled a
+          // DELETE: give the table up to the locking reads, which skip such rows. Pages
+          // already read were handed out; the locking reads skip their rows (ours, locked).
+          Log(LogLevel::kWarn,
+              "node '{}': table '{}': a row is locked by another session; this run now locks "
+              "its pages (FOR UPDATE SKIP LOCKED) and leaves locked rows for a later run",
+              id_, job.settings.table);
+          job.lanes.reset();
+          ReleaseTable(job);
+          job.last_ts.clear();
+          job.last_ctid.clear();
+          break;
+        }
+        if (!page.ok()) return page.status();
+        if (page->has_value()) {
+          LanePage& p = **page;
+          auto batch = Admit(job, std::move(p.conn), std::move(p.rows), seq, UtcDate(), nullptr);
+          if (batch.ok()) in_flight_[seq].deleted = true;
+          return batch;
+        }
+        if (done) {
+          job.lanes.reset();
+          return BatchPtr{};
+        }
+        if (ctx_->cancelled()) return Status::Cancelled("node '{}': cancelled", id_);
       }
     }
     if (!job.exclusive) {
@@ -503,9 +526,55 @@ class ArchiveSource final : public Source {
     ctx_->stats()->SetGauge("batch_size_target_rows", static_cast<double>(job.sizer->read_size()));
     job.last_ts = rows.last_ts;
     job.last_ctid = rows.last_ctid;
-    auto batch = Admit(job, std::move(conn), std::move(rows), seq, UtcDate(), nullptr);
-    if (batch.ok() && deleted) in_flight_[seq].deleted = true;
-    return batch;
+    return Admit(job, std::move(conn), std::move(rows), seq, UtcDate(), nullptr);
+  }
+
+  /// Start reading `job`, held alone, over up to `read_lanes` timestamp ranges at once: the
+  /// span of its old rows split evenly (audit rows are spread over time), each range on its
+  /// own thread and pooled connection, deleting as it reads.
+  void StartLanes(TableJob& job) {
+    const int want = std::min(options_.read_lanes, databases_[job.database].settings.pool_size - 1);
+    std::vector<std::string> cuts;  // the ranges' boundaries
+    if (want > 1) {
+      auto conn = Lease(job.database);
+      // Infinite bounds fail the arithmetic; equal bounds or no rows give no cut: one range.
+      auto r = conn.ok()
+                   ? (*conn)->ExecParams(
+                         fmt::format("WITH b AS (SELECT min({0}) AS lo, max({0}) AS hi FROM {1} "
+                                     "WHERE {0} < $1::timestamptz) SELECT (lo + (hi - lo) * k / "
+                                     "$2::int)::text FROM b, generate_series(1, $2::int - 1) AS k "
+                                     "WHERE lo < hi ORDER BY k",
+                                     job.plan.quoted_ts, job.quoted),
+                         {FormatTimestamp(job.settings.cutoff_us), std::to_string(want)})
+                   : Result<pg::PgResult>(conn.status());
+      if (r.ok()) {
+        for (int i = 0; i < r->num_rows(); ++i) cuts.emplace_back(r->Value(i, 0));
+      }
+    }
+    std::vector<Lane> lanes(cuts.size() + 1);
+    for (size_t k = 0; k < lanes.size(); ++k) {
+      if (k > 0) lanes[k].lower = cuts[k - 1];
+      if (k < cuts.size()) lanes[k].upper = cuts[k];
+      lanes[k].sizer = std::make_unique<AdaptiveBatchSizer>(job.settings.sizing);
+    }
+    job.lanes = std::make_unique<LaneReader>(
+        std::move(lanes), [this, &job](Lane& lane) -> Result<std::optional<LanePage>> {
+          const int64_t limit = lane.sizer->read_size();
+          auto read = LockAndRead(job,
+                                  DeleteQuery(job.plan, job.settings, job.quoted, limit,
+                                              lane.last_ts, lane.last_ctid, lane.lower, lane.upper),
+                                  {}, /*copy=*/true, /*lock_timeout=*/"5s", limit);
+          if (!read.ok()) return read.status();
+          auto& [conn, rows] = *read;
+          if (rows.batch->num_rows() == 0) {
+            (void)conn->Rollback();
+            return std::optional<LanePage>();
+          }
+          lane.sizer->Observe(rows.batch->num_rows(), rows.query_ns / 1000);
+          lane.last_ts = rows.last_ts;
+          lane.last_ctid = rows.last_ctid;
+          return std::optional<LanePage>(LanePage{std::move(conn), std::move(rows)});
+        });
   }
 
   /// Read the next page of `job` on the replica (no locks), then lock exactly those keys on the
