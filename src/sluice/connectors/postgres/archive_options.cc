@@ -15,7 +15,7 @@ std::vector<OptionSpec> TableFields() {
        "Rows whose value here is older than the cutoff are archived (timestamptz, timestamp or "
        "date; rows where it is NULL are never archived)."},
       {"key_column", OptionType::kString, "id",
-       "Orders rows of equal timestamp and names objects ({first_key}); any type, NULLs and "
+       "Names objects ({first_key}) and checks a redone batch's rows; any type, NULLs and "
        "duplicates allowed (rows are locked and deleted by their physical identity)."},
       {"cutoff", OptionType::kString, "90d", "An age (90d, 12h) or a timestamp (2026-01-01)."},
       {"batch_size", OptionType::kInt, "", "Rows in the first batch (node option by default)."},
