@@ -248,7 +248,15 @@ class ObjectStoreSource final : public Source {
     std::sort(manifests.begin(), manifests.end());
     manifests.erase(std::unique(manifests.begin(), manifests.end()), manifests.end());
     std::map<std::string, RecordedObject> recorded;
-    for (const std::string& key : manifests) SLUICE_RETURN_NOT_OK(ReadManifest(key, &recorded));
+    for (const std::string& key : manifests) {
+      Status st = ReadManifest(key, &recorded);
+      if (!st.ok() && st.code() == StatusCode::kInvalidArgument && config_.schema != nullptr) {
+        // The `schema` option says how to read every object; a manifest is not needed.
+        Log(LogLevel::kWarn, "{}; ignored, since option 'schema' is given", st.message());
+        continue;
+      }
+      SLUICE_RETURN_NOT_OK(st);
+    }
     return PlanObjects(recorded);
   }
 

@@ -1169,6 +1169,37 @@ TEST_F(ObjectStoreNodeTest, SourceRefusesObjectsInNoManifestUnlessGivenASchema) 
   EXPECT_EQ(listed[0]->ToString(), AuditRows(1, 4)->ToString());
 }
 
+// A manifest that cannot be read as one fails the restore that needs it, naming it; with the
+// `schema` option no manifest is needed, and such a one is ignored.
+TEST_F(ObjectStoreNodeTest, SourceNamesAManifestItCannotRead) {
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink(SinkOptions({{"key", "{first_key}{ext}"}})));
+  ASSERT_OK(sink->Write(AuditRows(1, 4), AckSet()));
+  ASSERT_OK(sink->Close());
+  {
+    std::ofstream out(dir_ / "_manifests/z-broken.json");
+    out << "{\"objects\": [{\"key\": \"1.jsonl.gz\", \"columns\": [{\"name\": \"id\", \"type\": "
+           "\"int65\"}]}]}";
+  }
+  EXPECT_THAT(ReadAll({{"url", dir_.string()}}),
+              StatusIs(StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("node 'src': manifest file://"),
+                             HasSubstr("_manifests/z-broken.json: column 'id' of 1.jsonl.gz"),
+                             HasSubstr("int65"))));
+  {
+    std::ofstream out(dir_ / "_manifests/z-broken.json");
+    out << "not json";
+  }
+  EXPECT_THAT(ReadAll({{"url", dir_.string()}}),
+              StatusIs(StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("_manifests/z-broken.json: not a manifest"))));
+  ASSERT_OK_AND_ASSIGN(
+      auto batches,
+      ReadAll({{"url", dir_.string()},
+               {"schema", {{"id", "int64"}, {"ts", "timestamp"}, {"msg", "string"}}}}));
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0]->num_rows(), 3);
+}
+
 // The objects of a run that failed are listed in a manifest marked incomplete: they were
 // verified when stored, so they are read like any other.
 TEST_F(ObjectStoreNodeTest, SourceReadsTheObjectsOfAnIncompleteManifest) {
