@@ -56,7 +56,12 @@ Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options,
 
 /// Build an `object_store` source: lists the objects under the URL's prefix plus `prefix`
 /// (skipping `_manifests/`), in key order, and streams each one (decompressed, decoded) into
-/// batches in constant memory. Objects are not consumed: Commit and Abandon do nothing.
+/// batches in constant memory. Without the `schema` option, each object is decoded with the
+/// columns (name, sluice type) that a sink's manifest under the prefix or in a `_manifests/`
+/// folder above it records, and its batches are tagged with the recorded `pg_types`,
+/// `database` and `table`; Open fails with kConfigError when an object is in no manifest.
+/// An object a manifest lists is checked against its recorded size and SHA-256 as it streams
+/// (DataLoss). Objects are not consumed: Commit and Abandon do nothing.
 Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options);
 /// Build the source over `store` instead of the one the options name.
 Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options,
