@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "sluice/connectors/objectstore/local_store.h"
@@ -75,10 +76,11 @@ bool IsManifestKey(std::string_view key) {
   return key.starts_with("_manifests/") || key.find("/_manifests/") != std::string_view::npos;
 }
 
-/// What a manifest records about one object.
+/// What a manifest records about one object. The texts shared by many objects point into
+/// sets the source keeps (an archive of 100,000 objects has a few distinct column lists).
 struct RecordedObject {
-  std::string manifest;  // the key of the manifest that lists it
-  nlohmann::json columns;
+  const std::string* manifest = nullptr;  // where the manifest that lists it is
+  const std::string* columns = nullptr;   // the "columns" array, as JSON text
   std::string database;
   std::string table;
   std::string sha256;  // empty: not recorded
@@ -234,6 +236,8 @@ class ObjectStoreSource final : public Source {
         objects_.emplace_back().info = std::move(info);
       }
     }
+    std::sort(objects_.begin(), objects_.end(),
+              [](const ObjectToRead& a, const ObjectToRead& b) { return a.info.key < b.info.key; });
     if (objects_.empty()) {
       return Status::NotFound("node '{}': no object under {}", id_,
                               JoinKey(store_->Describe(), config_.prefix) + "*");
@@ -306,6 +310,9 @@ class ObjectStoreSource final : public Source {
     const RecordedObject* recorded = nullptr;  // into recorded_; null: in no manifest
   };
 
+  static const std::string& KeyOf(const ObjectToRead& o) { return o.info.key; }
+  static const std::string& KeyOf(const std::string& key) { return key; }
+
   Status Explain(const Status& st) const {
     return ExplainStoreError(st, id_, config_.store, "list and read");
   }
@@ -343,10 +350,17 @@ class ObjectStoreSource final : public Source {
       if (!o.is_object() || !o.contains("key") || !o["key"].is_string()) {
         return bad("an object without a \"key\"");
       }
+      std::string object_key =
+          ReaderKey(key, prefix.get<std::string>(), o["key"].get<std::string>());
+      if (!std::binary_search(objects_.begin(), objects_.end(), object_key,
+                              [](const auto& a, const auto& b) { return KeyOf(a) < KeyOf(b); })) {
+        continue;  // not under this source's prefix
+      }
       RecordedObject r;
-      r.manifest = where;
-      r.columns = o.value("columns", nlohmann::json::array());
-      if (!r.columns.is_array()) return bad("\"columns\" of an object is not an array");
+      r.manifest = &*manifest_names_.insert(where).first;
+      const auto columns = o.value("columns", nlohmann::json::array());
+      if (!columns.is_array()) return bad("\"columns\" of an object is not an array");
+      r.columns = &*column_lists_.insert(JsonText(columns)).first;
       auto text_of = [&](const char* name) {
         const auto it = o.find(name);
         return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
@@ -357,8 +371,7 @@ class ObjectStoreSource final : public Source {
       if (const auto it = o.find("bytes"); it != o.end() && it->is_number_integer()) {
         r.bytes = it->get<int64_t>();
       }
-      (*recorded)[ReaderKey(key, prefix.get<std::string>(), o["key"].get<std::string>())] =
-          std::move(r);
+      (*recorded)[std::move(object_key)] = std::move(r);
     }
     return Status::OK();
   }
@@ -367,48 +380,54 @@ class ObjectStoreSource final : public Source {
   // `schema` option.
   Status PlanObjects(std::map<std::string, RecordedObject>& recorded) {
     recorded_ = std::move(recorded);
-    std::map<std::string, SchemaPtr> schemas;  // by the columns' JSON text: one per column set
+    // One schema and one set of tags per distinct column list, database and table.
+    std::map<std::string, std::pair<SchemaPtr, BatchTags>> planned;
     std::vector<std::string> unlisted;
     for (ObjectToRead& object : objects_) {
       const auto it = recorded_.find(object.info.key);
       if (it != recorded_.end()) object.recorded = &it->second;
-      if (object.recorded == nullptr || object.recorded->columns.empty()) {
+      if (object.recorded == nullptr || *object.recorded->columns == "[]") {
         if (config_.schema == nullptr) unlisted.push_back(object.info.key);
         object.schema = config_.schema;
         continue;
       }
       const RecordedObject& r = *object.recorded;
+      auto& [planned_schema, planned_tags] =
+          planned[*r.columns + '\n' + r.database + '\n' + r.table];
+      if (planned_schema != nullptr) {
+        object.schema = config_.schema != nullptr ? config_.schema : planned_schema;
+        object.tags = planned_tags;
+        continue;
+      }
       std::vector<BatchTags::Entry> tags;
       if (!r.database.empty()) tags.emplace_back(tag::kDatabase, r.database);
       if (!r.table.empty()) tags.emplace_back(tag::kTable, r.table);
       nlohmann::json pg_types = nlohmann::json::object();
       std::vector<Field> fields;
-      for (const auto& c : r.columns) {
+      const auto columns = nlohmann::json::parse(*r.columns, nullptr, /*allow_exceptions=*/false);
+      for (const auto& c : columns) {
         const auto name = c.is_object() ? c.value("name", nlohmann::json()) : nlohmann::json();
         const auto type = c.is_object() ? c.value("type", nlohmann::json()) : nlohmann::json();
         if (!name.is_string() || !type.is_string()) {
           return Status::Invalid(
               "node '{}': manifest {}: a column of {} has no \"name\" and \"type\" strings: {}",
-              id_, r.manifest, object.info.key, JsonText(c).substr(0, 200));
+              id_, *r.manifest, object.info.key, JsonText(c).substr(0, 200));
         }
         auto parsed = ParseTypeName(type.get<std::string>());
         if (!parsed.ok()) {
           return parsed.status().WithContext("node '{}': manifest {}: column '{}' of {}", id_,
-                                             r.manifest, name.get<std::string>(), object.info.key);
+                                             *r.manifest, name.get<std::string>(), object.info.key);
         }
         fields.push_back(Field{name.get<std::string>(), *parsed, true});
         const auto pg_type = c.value("pg_type", nlohmann::json());
         if (pg_type.is_string()) pg_types[name.get<std::string>()] = pg_type;
       }
       if (!pg_types.empty()) tags.emplace_back(tag::kPgTypes, JsonText(pg_types));
-      object.tags = BatchTags(std::move(tags));
-      if (config_.schema != nullptr) {
-        object.schema = config_.schema;  // the option overrides what was recorded
-        continue;
-      }
-      SchemaPtr& schema = schemas[JsonText(r.columns)];
-      if (schema == nullptr) schema = MakeSchema(std::move(fields));
-      object.schema = schema;
+      planned_tags = BatchTags(std::move(tags));
+      planned_schema = MakeSchema(std::move(fields));
+      object.tags = planned_tags;
+      // The option overrides what was recorded.
+      object.schema = config_.schema != nullptr ? config_.schema : planned_schema;
     }
     if (!unlisted.empty()) {
       return Status::ConfigError(
@@ -448,7 +467,7 @@ class ObjectStoreSource final : public Source {
     std::unique_ptr<ObjectInputStream> raw;
     if (object.recorded != nullptr && !object.recorded->sha256.empty()) {
       raw = std::make_unique<ObjectInputStream>(store_.get(), key_, object.recorded->sha256,
-                                                object.recorded->bytes, object.recorded->manifest);
+                                                object.recorded->bytes, *object.recorded->manifest);
     } else {
       raw = std::make_unique<ObjectInputStream>(store_.get(), key_);
     }
@@ -472,6 +491,8 @@ class ObjectStoreSource final : public Source {
   std::unique_ptr<CancelRelay> relay_;  // before store_, which watches its flag
   std::shared_ptr<ObjectStore> store_;
   NodeContext* ctx_ = nullptr;
+  std::set<std::string> manifest_names_;            // RecordedObject::manifest
+  std::set<std::string> column_lists_;              // RecordedObject::columns
   std::map<std::string, RecordedObject> recorded_;  // by key in this store
   std::vector<ObjectToRead> objects_;
   size_t next_object_ = 0;
