@@ -1,5 +1,6 @@
 #include "sluice/core/column.h"
 
+#include <algorithm>
 #include <bit>
 #include <cassert>
 #include <cstring>
@@ -136,6 +137,12 @@ Column ColumnBuilder::Finish() {
   }
   Column out;
   if (IsVarWidth(type_)) {
+    // The bytes grew by doubling: a batch keeps its buffers as long as it lives, so give back
+    // a large unused tail (one copy) rather than hold up to twice the data in memory.
+    constexpr size_t kMaxSlackBytes = 1 << 20;
+    if (data_.capacity() - data_.size() > std::max(kMaxSlackBytes, data_.size() / 4)) {
+      data_.shrink_to_fit();
+    }
     out = Column(type_, length_, null_count_, validity, Buffer::FromVector(std::move(offsets_)),
                  Buffer::FromVector(std::move(data_)));
     offsets_ = {0};

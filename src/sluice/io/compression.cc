@@ -286,6 +286,9 @@ Result<std::string> Compress(Codec codec, std::string_view data, int level) {
     case Codec::kGzip: {
       SLUICE_ASSIGN_OR_RETURN(DeflatePtr c, MakeDeflate(level));
       SLUICE_RETURN_NOT_OK(AppendGzipMember(c.get(), data, &out));
+      // The buffer was sized for the worst case (about the input's size); the result lives on
+      // (an object in flight to the store), so keep only its bytes.
+      out.shrink_to_fit();
       return out;
     }
     case Codec::kZstd: {
@@ -294,6 +297,7 @@ Result<std::string> Compress(Codec codec, std::string_view data, int level) {
       const size_t n = ZSTD_compress2(c.get(), out.data(), out.size(), data.data(), data.size());
       if (ZSTD_isError(n)) return Status::Internal("zstd: {}", ZSTD_getErrorName(n));
       out.resize(n);
+      out.shrink_to_fit();
       return out;
     }
   }
