@@ -109,7 +109,7 @@ for engine in parallel sequential; do
   table_ids > table.ids
   same_ids table.ids new.ids "$engine: rows in the table after the rerun"
   check_no_loss "$engine after rerun"
-  grep -qE "database=main table=$table batch=[0-9.-]+ records=" log || fail "$engine: no per-batch log line: $(head -3 log)"
+  grep -qE "database=main table=$table batch=[0-9a-f.-]+ records=" log || fail "$engine: no per-batch log line: $(head -3 log)"
 done
 
 # 4. Two archivers at once on the same table: SKIP LOCKED means no row is archived twice.

@@ -7,6 +7,7 @@ namespace sluice::pg_archive {
 LaneReader::LaneReader(std::vector<Lane> lanes, ReadPage read)
     : lanes_(std::move(lanes)), read_(std::move(read)), queued_(lanes_.size(), 0) {
   running_ = lanes_.size();
+  for (auto& lane : lanes_) lane.stop = &stopping_;
   for (size_t k = 0; k < lanes_.size(); ++k) threads_.emplace_back([this, k] { Loop(k); });
 }
 
@@ -20,8 +21,9 @@ void LaneReader::Loop(size_t k) {
     auto page = read_(lanes_[k]);
     std::lock_guard<std::mutex> lock(mu_);
     if (!page.ok()) {
-      if (error_.ok()) error_ = page.status();
+      if (error_.ok() && !stop_) error_ = page.status();  // not the Cancelled of a stop
       stop_ = true;
+      stopping_ = true;
       break;
     }
     if (!page->has_value()) break;  // the lane is read to its end
@@ -57,6 +59,7 @@ void LaneReader::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+    stopping_ = true;
   }
   cv_.notify_all();
   for (auto& t : threads_) {

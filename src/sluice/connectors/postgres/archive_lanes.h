@@ -6,6 +6,7 @@
 // advisory lock): the ranges are disjoint, so no lane ever waits for another's rows. Private
 // to connectors/postgres/.
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -29,6 +30,7 @@ struct Lane {
   std::string last_ts;  ///< The keyset bound: the last row read so far in this lane.
   std::string last_ctid;
   std::unique_ptr<AdaptiveBatchSizer> sizer;
+  const std::atomic<bool>* stop = nullptr;  ///< Set when the reader stops: end waits early.
 };
 
 /// A page read, its rows deleted in the transaction still open on `conn`.
@@ -65,12 +67,13 @@ class LaneReader {
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<LanePage> queue_;  // guarded by mu_
-  std::vector<int> queued_;     // guarded by mu_: pages of each lane in queue_
-  std::deque<size_t> owner_;    // guarded by mu_: the lane of each page in queue_
-  size_t running_ = 0;          // guarded by mu_
-  bool stop_ = false;           // guarded by mu_
-  Status error_;                // guarded by mu_
+  std::deque<LanePage> queue_;         // guarded by mu_
+  std::vector<int> queued_;            // guarded by mu_: pages of each lane in queue_
+  std::deque<size_t> owner_;           // guarded by mu_: the lane of each page in queue_
+  size_t running_ = 0;                 // guarded by mu_
+  bool stop_ = false;                  // guarded by mu_
+  std::atomic<bool> stopping_{false};  // stop_, readable without mu_ (a lane's waits)
+  Status error_;                       // guarded by mu_
 };
 
 }  // namespace sluice::pg_archive

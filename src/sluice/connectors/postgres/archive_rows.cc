@@ -63,6 +63,22 @@ Result<TablePlan> PlanTable(pg::PgConnection* conn, const std::string& quoted_ta
         "batches, e.g. the primary key)",
         settings.key_column);
   }
+  // A ctid names a row only within one table: a partitioned table or one with inheritance
+  // children would match the same ctid in several of them.
+  auto kind = conn->ExecParams(
+      "SELECT c.relkind::text, EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid) "
+      "FROM pg_class c WHERE c.oid = $1::regclass",
+      {quoted_table});
+  if (!kind.ok()) return kind.status();
+  if (kind->num_rows() == 1 && (kind->Value(0, 0) != "r" || kind->Value(0, 1) == "t")) {
+    return Status::ConfigError(
+        "it is {}: the archiver deletes rows by their physical id, which is only unique within "
+        "one table; list its partitions (or child tables) under `tables:` instead",
+        kind->Value(0, 0) == "p" ? "a partitioned table"
+        : kind->Value(0, 0) != "r"
+            ? "not a plain table (relkind " + std::string(kind->Value(0, 0)) + ")"
+            : "a table with inheritance children");
+  }
   plan.quoted_ts = QuoteColumn(settings.timestamp_column);
   plan.quoted_key = QuoteColumn(settings.key_column);
   if (unique_key) {
@@ -310,16 +326,22 @@ void KeepMasked(const std::vector<uint8_t>& mask, int64_t kept, RowsRead* rows) 
 
 }  // namespace
 
-int64_t KeepRecordedRows(const Intent& intent, RowsRead* rows) {
+Result<int64_t> KeepRecordedRows(const Intent& intent, RowsRead* rows) {
   const auto n = static_cast<int64_t>(rows->ctids.size());
   if (intent.ctids.empty()) return n;  // an older record: the keys selected the rows
   auto ctids = ParseArrayLiteral(intent.ctids);
   auto keys = ParseArrayLiteral(intent.keys);
+  // A record we cannot read must not pass as "none of its rows left": the record would be
+  // forgotten and its rows archived a second time.
+  if (!ctids.ok() || !keys.ok() || ctids->size() != keys->size()) {
+    return Status::DataLoss(
+        "the state record of batch {} cannot be read (ctids or keys "
+        "malformed); fix or delete it by hand",
+        intent.batch_id);
+  }
   std::map<std::string, std::optional<std::string>> recorded;
-  if (ctids.ok() && keys.ok() && ctids->size() == keys->size()) {
-    for (size_t i = 0; i < ctids->size(); ++i) {
-      if ((*ctids)[i]) recorded[*(*ctids)[i]] = (*keys)[i];
-    }
+  for (size_t i = 0; i < ctids->size(); ++i) {
+    if ((*ctids)[i]) recorded[*(*ctids)[i]] = (*keys)[i];
   }
   std::vector<uint8_t> mask(static_cast<size_t>(n), 0);
   int64_t kept = 0;
@@ -352,10 +374,29 @@ int64_t KeepLockedRows(const pg::PgResult& locked, RowsRead* page) {
     ++kept;
   }
   KeepMasked(mask, kept, page);
+  // Put the batch in the primary's ctid order, as a redo of it reads it there.
+  std::vector<int32_t> perm(page->ctids.size());
+  for (size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<int32_t>(i);
+  auto by_ctid = [&](int32_t a, int32_t b) {
+    return CtidOrder(page->ctids[static_cast<size_t>(a)]) <
+           CtidOrder(page->ctids[static_cast<size_t>(b)]);
+  };
+  if (!std::is_sorted(perm.begin(), perm.end(), by_ctid)) {
+    std::sort(perm.begin(), perm.end(), by_ctid);
+    page->batch = page->batch->Take(perm);
+    std::vector<std::string> ctids;
+    std::vector<std::optional<std::string>> keys;
+    for (int32_t i : perm) {
+      ctids.push_back(std::move(page->ctids[static_cast<size_t>(i)]));
+      keys.push_back(std::move(page->keys[static_cast<size_t>(i)]));
+    }
+    page->ctids = std::move(ctids);
+    page->keys = std::move(keys);
+  }
   return kept;
 }
 
-std::string BatchId(const RowsRead& rows) {
+std::string BatchId(const RowsRead& rows, const std::string& run_token) {
   // The first row's timestamp (its digits) and ctid: unique among open batches (a row is in
   // one batch at a time), and readable in an object key: "20250101103000123456-412.7".
   std::string id;
@@ -370,6 +411,8 @@ std::string BatchId(const RowsRead& rows) {
       id += '.';
     }
   }
+  id += '-';
+  id += run_token;
   return id;
 }
 

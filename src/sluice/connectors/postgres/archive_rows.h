@@ -77,14 +77,18 @@ std::string RecoveryQuery(const TablePlan& plan, const TableSettings& settings,
 
 /// Keep the rows of `rows` whose key is the one `intent` recorded at their ctid (a ctid
 /// reused by another row since is left out); return how many were kept.
-int64_t KeepRecordedRows(const Intent& intent, RowsRead* rows);
+/// kDataLoss when the record cannot be read.
+Result<int64_t> KeepRecordedRows(const Intent& intent, RowsRead* rows);
 
 /// Keep the rows of `page` (read on a replica) whose key is among the rows `locked` on the
 /// primary (ctid, key, ...), and take the primary's ctids; return how many were kept.
 int64_t KeepLockedRows(const pg::PgResult& locked, RowsRead* page);
 
-/// Return a deterministic id for a batch from its first row: its timestamp and ctid.
-std::string BatchId(const RowsRead& rows);
+/// Return an id for a new batch: its first row's timestamp digits and ctid, then `run_token`
+/// (unique per run), so that a later batch can never get the same id as an archived one even
+/// when VACUUM hands the ctid to a row with the same timestamp. A redone batch keeps the id its
+/// state record holds.
+std::string BatchId(const RowsRead& rows, const std::string& run_token);
 
 /// Return `values` as a PostgreSQL array literal ({"a","b",NULL}).
 std::string TextArrayLiteral(const std::vector<std::optional<std::string>>& values);

@@ -36,11 +36,11 @@ TEST(ArchiveRowsTest, TidArrayQuotesEachCtid) {
   EXPECT_EQ(TidArrayLiteral({}), "{}");
 }
 
-TEST(ArchiveRowsTest, BatchIdIsTheFirstRowsTimestampAndCtid) {
+TEST(ArchiveRowsTest, BatchIdIsTheFirstRowsTimestampCtidAndRun) {
   RowsRead rows;
   rows.first_ts = "2025-01-01 10:30:00.123456+00";
   rows.ctids = {"(412,7)", "(412,8)"};
-  EXPECT_EQ(BatchId(rows), "2025010110300012345600-412.7");
+  EXPECT_EQ(BatchId(rows, "a1b2c3"), "2025010110300012345600-412.7-a1b2c3");
 }
 
 Intent RecordOf(const std::vector<std::string>& ctids,
@@ -67,7 +67,8 @@ TEST(ArchiveRowsTest, RecoveryKeepsOnlyRowsWhoseRecordedKeyIsStillAtTheirCtid) {
   // (0,2) now holds another row (its slot was reused): it is left out, NULL keys match NULL.
   const Intent intent = RecordOf({"(0,1)", "(0,2)", "(0,3)"}, {"7", "8", std::nullopt});
   RowsRead rows = Rows({"(0,1)", "(0,2)", "(0,3)"}, {"7", "99", std::nullopt});
-  EXPECT_EQ(KeepRecordedRows(intent, &rows), 2);
+  ASSERT_OK_AND_ASSIGN(int64_t kept, KeepRecordedRows(intent, &rows));
+  EXPECT_EQ(kept, 2);
   EXPECT_THAT(rows.ctids, ElementsAre("(0,1)", "(0,3)"));
   EXPECT_EQ(rows.batch->ToString(), "[[0],[2]]");
 }
@@ -76,7 +77,17 @@ TEST(ArchiveRowsTest, RecoveryOfAnOlderRecordKeepsWhatTheKeysSelected) {
   Intent intent;
   intent.keys = "{7,8}";
   RowsRead rows = Rows({"(0,1)", "(0,2)"}, {"7", "8"});
-  EXPECT_EQ(KeepRecordedRows(intent, &rows), 2);
+  ASSERT_OK_AND_ASSIGN(int64_t kept, KeepRecordedRows(intent, &rows));
+  EXPECT_EQ(kept, 2);
+}
+
+TEST(ArchiveRowsTest, AnUnreadableRecordIsAnErrorNotAnEmptyBatch) {
+  // Taking it for "no rows left" would forget the record and archive its rows again.
+  Intent intent = RecordOf({"(0,1)", "(0,2)"}, {"7", "8"});
+  intent.keys = "{\"7\"";  // truncated
+  RowsRead rows = Rows({"(0,1)", "(0,2)"}, {"7", "8"});
+  EXPECT_THAT(KeepRecordedRows(intent, &rows),
+              StatusIs(StatusCode::kDataLoss, HasSubstr("cannot be read")));
 }
 
 }  // namespace

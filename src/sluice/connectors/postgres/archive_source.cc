@@ -29,8 +29,10 @@
 #include "sluice/connectors/postgres/archive_source.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <random>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -123,6 +125,7 @@ class ArchiveSource final : public Source {
 
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
+    run_token_ = fmt::format("{:06x}", std::random_device{}() & 0xffffff);
     // Connect to every database and plan every table now: a bad DSN, a missing table or
     // column fails before any thread runs or any row is locked.
     for (size_t d = 0; d < databases_.size(); ++d) {
@@ -130,7 +133,8 @@ class ArchiveSource final : public Source {
       pg::PgPoolOptions pool_options;
       pool_options.max_size = db.settings.pool_size;
       pool_options.connect_timeout_us = options_.connect_timeout_us;
-      pool_options.acquire_timeout_us = 3'600'000'000;  // the engine bounds what is in flight
+      // Waits are retried by Lease, which notices a cancelled run or a stopping lane between.
+      pool_options.acquire_timeout_us = 200'000;
       pool_options.on_connect = [this](PgConnection* conn) { return Prepare(conn); };
       auto pool = pg::PgPool::Make(db.settings.dsn, pool_options);
       if (!pool.ok())
@@ -186,10 +190,16 @@ class ArchiveSource final : public Source {
     // finished) are out. Connections held by the committers come back without any ack, so
     // waiting for them cannot deadlock a sink that holds acks until asked to flush.
     int bound = 0;
-    for (const auto& db : databases_) {
-      bound += db.slot >= 0 ? db.settings.pool_size : db.handed_out;
-    }
+    for (const auto& db : databases_) bound += db.slot >= 0 ? InFlightLimit(db) : db.handed_out;
     return std::max(bound, 1);
+  }
+
+  /// Return how many batches of `db` may be out at once: its pool, less the connections its
+  /// read lanes may hold beyond one (a lane holds one while reading or with a page read ahead),
+  /// so that while fewer are out a lane always has a connection to read with.
+  int InFlightLimit(const Database& db) const {
+    const int lanes = std::max(1, std::min(options_.read_lanes, db.settings.pool_size - 1));
+    return db.settings.pool_size - (lanes - 1);
   }
   bool ConsumesInput() const override { return true; }
 
@@ -197,7 +207,12 @@ class ArchiveSource final : public Source {
     if (committer_ != nullptr) SLUICE_RETURN_NOT_OK(committer_->error());
     while (true) {
       const int slot = PickSlot();
-      if (slot < 0) return BatchPtr{};
+      if (slot == -1) return BatchPtr{};
+      // Every database being archived has all the batches out it may: the engine's bound
+      // shrank while this call finished another database. Reading now could wait for a
+      // connection that only an ack gives back, and acks need this thread: hand out nothing
+      // (an empty batch, settled at once) so the engine waits for acks instead.
+      if (slot == -2) return Batch::MakeUnchecked(MakeSchema({}), {}, 0);
       const size_t d = static_cast<size_t>(slots_[static_cast<size_t>(slot)]);
       next_slot_ = static_cast<size_t>(slot) + 1;
       SLUICE_ASSIGN_OR_RETURN(auto batch, NextOfDatabase(d, seq));
@@ -210,6 +225,7 @@ class ArchiveSource final : public Source {
   }
 
   ~ArchiveSource() override {
+    in_flight_.clear();  // their connections close (rolled back), so no lane waits for one
     for (auto& job : jobs_) job.lanes.reset();
     if (committer_ != nullptr) committer_->Stop();
   }
@@ -265,6 +281,10 @@ class ArchiveSource final : public Source {
   /// Set up a new connection: exact text output for every type, and the statement timeout.
   Status Prepare(PgConnection* conn) {
     SLUICE_RETURN_NOT_OK(pg::ApplyExactTextSettings(conn));
+    // Text forms of timestamptz values (a key, a range, an array) and the comparison of a
+    // `timestamp` column with the cutoff depend on the session's zone: pin it, so that a rerun
+    // reads a redone batch exactly as the killed run did, whatever PGTZ or role defaults say.
+    SLUICE_RETURN_NOT_OK(conn->Exec("SET TimeZone = 'UTC'").status());
     if (options_.statement_timeout_ms > 0) {
       SLUICE_RETURN_NOT_OK(conn->SetStatementTimeout(options_.statement_timeout_ms));
     }
@@ -280,18 +300,18 @@ class ArchiveSource final : public Source {
   }
 
   /// Return the slot to read from next: the first, round-robin from the one after the last
-  /// used, whose database has a pooled connection not held by a batch in flight (any occupied
-  /// slot when none has); -1 when every database is done.
+  /// used, whose database has fewer batches out than InFlightLimit; -2 when every database
+  /// being archived is at its limit; -1 when every database is done.
   int PickSlot() const {
-    int fallback = -1;
+    int full = -1;
     for (size_t i = 0; i < slots_.size(); ++i) {
       const size_t k = (next_slot_ + i) % slots_.size();
       if (slots_[k] < 0) continue;
       const Database& db = databases_[static_cast<size_t>(slots_[k])];
-      if (db.handed_out < db.settings.pool_size) return static_cast<int>(k);
-      if (fallback < 0) fallback = static_cast<int>(k);
+      if (db.handed_out < InFlightLimit(db)) return static_cast<int>(k);
+      full = -2;
     }
-    return fallback;
+    return full;
   }
 
   /// Return the next batch of database `d`, its tables one after another; null when done.
@@ -419,13 +439,20 @@ class ArchiveSource final : public Source {
   }
 
   /// Borrow a connection to the primary of database `d`.
-  Result<PgLease> Lease(size_t d) {
-    auto lease = databases_[d].pool->Acquire();
-    if (!lease.ok()) {
-      return lease.status().WithContext("node '{}': database '{}'", id_,
-                                        databases_[d].settings.name);
+  /// Wait for a pooled connection, giving up when the run is cancelled or `*stop` is set (a
+  /// lane being stopped: its wait must not outlast the source thread that waits for it).
+  Result<PgLease> Lease(size_t d, const std::atomic<bool>* stop = nullptr) {
+    while (true) {
+      auto lease = databases_[d].pool->Acquire();
+      if (lease.ok()) return lease;
+      if (lease.status().code() != StatusCode::kTimeout) {
+        return lease.status().WithContext("node '{}': database '{}'", id_,
+                                          databases_[d].settings.name);
+      }
+      if (ctx_->cancelled() || (stop != nullptr && stop->load())) {
+        return Status::Cancelled("node '{}': stopped while waiting for a connection", id_);
+      }
     }
-    return lease;
   }
 
   /// Open a connection outside the pool (state table, replica), set up like pooled ones.
@@ -447,8 +474,9 @@ class ArchiveSource final : public Source {
   Result<std::pair<PgLease, RowsRead>> LockAndRead(TableJob& job, const std::string& sql,
                                                    const pg::PgParams& params, bool copy,
                                                    const char* lock_timeout,
-                                                   int64_t expected_rows = 0) {
-    SLUICE_ASSIGN_OR_RETURN(PgLease conn, Lease(job.database));
+                                                   int64_t expected_rows = 0,
+                                                   const std::atomic<bool>* stop = nullptr) {
+    SLUICE_ASSIGN_OR_RETURN(PgLease conn, Lease(job.database, stop));
     const int64_t t0 = NowNs();
     Status st = conn->Begin();
     if (st.ok() && *lock_timeout != '\0') {
@@ -482,7 +510,8 @@ class ArchiveSource final : public Source {
       while (true) {
         bool done = false;
         auto page = job.lanes->Next(/*wait_ms=*/100, &done);
-        if (!page.ok() && pg::SqlState(page.status()) == "55P03") {
+        const std::string state = page.ok() ? "" : pg::SqlState(page.status());
+        if (state == "55P03" || state == "40P01") {
           // A row another session holds (an application's long transaction) stalled a
           // DELETE: give the table up to the locking reads, which skip such rows. Pages
           // already read were handed out; the locking reads skip their rows (ours, locked).
@@ -563,7 +592,7 @@ class ArchiveSource final : public Source {
           auto read = LockAndRead(job,
                                   DeleteQuery(job.plan, job.settings, job.quoted, limit,
                                               lane.last_ts, lane.last_ctid, lane.lower, lane.upper),
-                                  {}, /*copy=*/true, /*lock_timeout=*/"5s", limit);
+                                  {}, /*copy=*/true, /*lock_timeout=*/"5s", limit, lane.stop);
           if (!read.ok()) return read.status();
           auto& [conn, rows] = *read;
           if (rows.batch->num_rows() == 0) {
@@ -655,7 +684,7 @@ class ArchiveSource final : public Source {
     f.bytes = rows.batch->ByteSize();
     f.query_ns = rows.query_ns;
     f.ctids = TidArrayLiteral(rows.ctids);
-    f.batch_id = intent != nullptr ? intent->batch_id : BatchId(rows);
+    f.batch_id = intent != nullptr ? intent->batch_id : BatchId(rows, run_token_);
     if (state_ != nullptr && !ctx_->dry_run()) {
       f.recorded = true;
       if (intent == nullptr) {
@@ -716,7 +745,12 @@ class ArchiveSource final : public Source {
                             LockAndRead(job, sql, params, /*copy=*/false, /*lock_timeout=*/"60s"));
     auto& [conn, rows] = read;
     const int64_t found = rows.batch->num_rows();
-    const int64_t matching = KeepRecordedRows(intent, &rows);
+    auto kept = KeepRecordedRows(intent, &rows);
+    if (!kept.ok()) {
+      (void)conn->Rollback();
+      return kept.status().WithContext("node '{}': table '{}'", id_, job.settings.table);
+    }
+    const int64_t matching = *kept;
     if (matching < found) {
       Log(LogLevel::kWarn,
           "node '{}': table={} batch {}: {} row(s) at its recorded places now hold other rows; "
@@ -730,14 +764,24 @@ class ArchiveSource final : public Source {
       if (!forgot.ok()) return forgot.WithContext("node '{}'", id_);
       return BatchPtr{};
     }
-    if (matching != intent.rows) {
-      Log(LogLevel::kWarn,
-          "node '{}': table={} batch {}: {} of its {} rows remain; its object is rewritten with "
-          "those",
-          id_, job.settings.table, intent.batch_id, matching, intent.rows);
-    }
     ctx_->stats()->AddCounter("redone_batches", 1);
     const std::string date = intent.date;
+    if (matching != intent.rows) {
+      // Its object (if the killed run wrote it) holds other rows too, and an object is never
+      // replaced by other content: send what remains as a new batch under a new id, and
+      // forget the old record first (a crash between the two leaves the rows in the table,
+      // at worst archived twice, never lost).
+      Log(LogLevel::kWarn,
+          "node '{}': table={} batch {}: {} of its {} rows remain; they go out as a new batch "
+          "(an object the earlier run may have written under the old id keeps its copy)",
+          id_, job.settings.table, intent.batch_id, matching, intent.rows);
+      Status forgot = state_->Forget(db.control.get(), job.settings.table, intent.batch_id);
+      if (!forgot.ok()) {
+        (void)conn->Rollback();
+        return forgot.WithContext("node '{}'", id_);
+      }
+      return Admit(job, std::move(conn), std::move(rows), seq, date, nullptr);
+    }
     return Admit(job, std::move(conn), std::move(rows), seq, date, &intent);
   }
 
@@ -754,6 +798,7 @@ class ArchiveSource final : public Source {
   std::map<uint64_t, InFlight> in_flight_;
   std::string scratch_;
   std::unique_ptr<Committer> committer_;
+  std::string run_token_;  // unique per run: the last part of every new batch id
 };
 
 }  // namespace
