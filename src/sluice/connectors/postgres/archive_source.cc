@@ -79,6 +79,7 @@ struct TableJob {
   // This run holds the table's advisory lock: no other archiver reads it, so each batch is
   // deleted as it is read (DeleteQuery) instead of being locked, then deleted at its ack.
   bool exclusive = false;
+  bool locked = false;  // this run holds the table's advisory lock
   // While exclusive: the threads reading its timestamp ranges (null before the first read).
   std::unique_ptr<LaneReader> lanes;
 };
@@ -321,10 +322,14 @@ class ArchiveSource final : public Source {
       TableJob& job = jobs_[db.jobs[db.next_job]];
       if (job.sizer == nullptr) {
         job.sizer = std::make_unique<AdaptiveBatchSizer>(job.settings.sizing);
-        SLUICE_RETURN_NOT_OK(LoadIntents(job));
+        SLUICE_RETURN_NOT_OK(ClaimTable(job));
+        // The unfinished batches in the state table are a dead run's only when no live run
+        // holds the table (a run's advisory lock ends with its session): redo them then.
+        if (job.locked) SLUICE_RETURN_NOT_OK(LoadIntents(job));
         // Redone batches stay locked while in flight, and a delete-as-you-read page could take
-        // their rows and wait for them: a run that redoes batches locks the pages it reads.
-        if (job.pending.empty()) SLUICE_RETURN_NOT_OK(ClaimTable(job));
+        // their rows and wait for them: a run that redoes batches locks the pages it reads
+        // (keeping the advisory lock, so no other run takes the table meanwhile).
+        job.exclusive = job.locked && job.pending.empty() && db.replica == nullptr;
       }
       if (!job.pending.empty()) {
         SLUICE_ASSIGN_OR_RETURN(auto batch, RecoverBatch(job, seq));
@@ -350,12 +355,12 @@ class ArchiveSource final : public Source {
   }
 
   /// Take the table's advisory lock on the control connection, if no other archiver holds it:
-  /// then this run reads the table alone and deletes each batch as it reads it. Otherwise (or
-  /// under --dry-run, or with a replica) batches are locked with FOR UPDATE SKIP LOCKED, which
-  /// lets several archivers share a table.
+  /// then this run redoes what a dead run left, and (without a replica) reads the table alone,
+  /// deleting each batch as it reads it. Otherwise (or under --dry-run) batches are locked with
+  /// FOR UPDATE SKIP LOCKED, which lets several archivers share a table.
   Status ClaimTable(TableJob& job) {
     Database& db = databases_[job.database];
-    if (ctx_->dry_run() || db.replica != nullptr || db.control == nullptr) return Status::OK();
+    if (ctx_->dry_run() || db.control == nullptr) return Status::OK();
     auto r = db.control->ExecParams(
         "SELECT pg_try_advisory_lock((hashtext('sluice_archive')::bigint << 32) | "
         "$1::regclass::oid::bigint)",
@@ -364,8 +369,8 @@ class ArchiveSource final : public Source {
       return r.status().WithContext("node '{}': database '{}': advisory lock on '{}'", id_,
                                     db.settings.name, job.settings.table);
     }
-    job.exclusive = r->Value(0, 0) == "t";
-    if (!job.exclusive) {
+    job.locked = r->Value(0, 0) == "t";
+    if (!job.locked) {
       Log(LogLevel::kInfo,
           "node '{}': another archiver is reading table '{}'; this run takes the rows it does "
           "not hold (FOR UPDATE SKIP LOCKED)",
@@ -376,8 +381,9 @@ class ArchiveSource final : public Source {
 
   /// Give the table's advisory lock back once the table is read to the end.
   void ReleaseTable(TableJob& job) {
-    if (!job.exclusive) return;
     job.exclusive = false;
+    if (!job.locked) return;
+    job.locked = false;
     (void)databases_[job.database].control->ExecParams(
         "SELECT pg_advisory_unlock((hashtext('sluice_archive')::bigint << 32) | "
         "$1::regclass::oid::bigint)",
