@@ -42,7 +42,7 @@ nodes:
   slow:
     type: fault_inject
     inputs: [gen]
-    delay: 20ms
+    delay: 40ms  # 150 batches: a 6 s run, long enough to scrape it on a slow machine
   sink:
     type: "null"
     inputs: [slow]
