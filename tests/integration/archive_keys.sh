@@ -14,8 +14,8 @@ source "$(dirname "$0")/lib.sh"
 psql -qAtc 'select 1' >/dev/null || fail "PostgreSQL at $PGHOST:$PGPORT does not answer"
 p="keys_$$"
 cleanup() {
-  psql -qAtc "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sluice_test_locker'" >/dev/null 2>&1 || true
-  psql -qc "DROP TABLE IF EXISTS ${p}_int, ${p}_ts, ${p}_uuid, ${p}_num" >/dev/null 2>&1 || true
+  psql -qAtc "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sluice_test_locker'" >/dev/null || echo "cleanup: could not end the locking session" >&2
+  psql -qc "DROP TABLE IF EXISTS ${p}_int, ${p}_ts, ${p}_uuid, ${p}_num" >/dev/null || echo "cleanup: could not drop the test tables" >&2
   rm -rf "$work"
 }
 trap cleanup EXIT

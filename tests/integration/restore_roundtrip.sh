@@ -18,7 +18,7 @@ aws() { /usr/bin/aws --endpoint-url "$SLUICE_S3_ENDPOINT" "$@"; }
 t="restore_rt_$$"
 cleanup() {
   psql -qc "DROP TABLE IF EXISTS $t, ${t}_copy, ${t}_like, ${t}_made, ${t}_wrong;
-            DROP TYPE IF EXISTS ${t}_mood, ${t}_pair; DROP DOMAIN IF EXISTS ${t}_pos" >/dev/null 2>&1 || true
+            DROP TYPE IF EXISTS ${t}_mood, ${t}_pair; DROP DOMAIN IF EXISTS ${t}_pos" >/dev/null || echo "cleanup: could not drop the test objects" >&2
   rm -rf "$work"
 }
 trap cleanup EXIT
