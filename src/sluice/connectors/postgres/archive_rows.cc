@@ -27,16 +27,6 @@ std::string Prefix(const TablePlan& plan) {
                      plan.quoted_ts);
 }
 
-/// Quote a column name; unlike a table name, a dot in it is part of the name.
-std::string QuoteColumn(std::string_view name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 bool IsTimestampType(std::string_view pg_type) {
   return pg_type.starts_with("timestamp") || pg_type == "date";
 }
@@ -79,8 +69,8 @@ Result<TablePlan> PlanTable(pg::PgConnection* conn, const std::string& quoted_ta
             ? "not a plain table (relkind " + std::string(kind->Value(0, 0)) + ")"
             : "a table with inheritance children");
   }
-  plan.quoted_ts = QuoteColumn(settings.timestamp_column);
-  plan.quoted_key = QuoteColumn(settings.key_column);
+  plan.quoted_ts = pg_internal::QuoteName(settings.timestamp_column);
+  plan.quoted_key = pg_internal::QuoteName(settings.key_column);
   if (unique_key) {
     auto r = conn->ExecParams(
         "SELECT a.attnotnull, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid "
