@@ -1,6 +1,8 @@
 #include "sluice/connectors/objectstore/objectstore.h"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "sluice/connectors/objectstore/objectstore_internal.h"
 #include "sluice/core/time.h"
@@ -268,11 +270,16 @@ nlohmann::json ManifestToJson(const Manifest& m) {
           {"objects", std::move(objects)}};
 }
 
-Status VerifyObject(ObjectStore* store, const std::string& key, int64_t expected_size,
-                    const std::string& expected_sha256) {
-  const std::string where = JoinKey(store->Describe(), key);
+namespace {
+
+/// One look at the stored object: DataLoss when it differs from what was uploaded, with
+/// `*shorter` set when it is shorter (the store may still be writing it).
+Status VerifyOnce(ObjectStore* store, const std::string& key, const std::string& where,
+                  int64_t expected_size, const std::string& expected_sha256, bool* shorter) {
+  *shorter = false;
   SLUICE_ASSIGN_OR_RETURN(ObjectInfo info, store->Head(key));
   if (info.size != expected_size) {
+    *shorter = info.size < expected_size;
     return Status::DataLoss("verifying {}: {} bytes stored, {} uploaded", where, info.size,
                             expected_size);
   }
@@ -284,6 +291,7 @@ Status VerifyObject(ObjectStore* store, const std::string& key, int64_t expected
     return Status::OK();
   }));
   if (read != expected_size) {
+    *shorter = read < expected_size;
     return Status::DataLoss("verifying {}: {} bytes read back, {} uploaded", where, read,
                             expected_size);
   }
@@ -293,6 +301,25 @@ Status VerifyObject(ObjectStore* store, const std::string& key, int64_t expected
                             got, expected_sha256);
   }
   return Status::OK();
+}
+
+}  // namespace
+
+Status VerifyObject(ObjectStore* store, const std::string& key, int64_t expected_size,
+                    const std::string& expected_sha256) {
+  const std::string where = JoinKey(store->Describe(), key);
+  // A store that answers a PUT before the object is whole on its disk (s3rver resolves on the
+  // request stream's end, not the file's) shows a shorter object for a moment: look again a
+  // few times, 20 ms to 160 ms apart (0.3 s in all), before calling it lost. Any other
+  // difference fails at once.
+  Status st;
+  bool shorter = false;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20 << (attempt - 1)));
+    st = VerifyOnce(store, key, where, expected_size, expected_sha256, &shorter);
+    if (!shorter) return st;
+  }
+  return Status::DataLoss("{} (still, 0.3 s after the upload)", st.message());
 }
 
 namespace objectstore_internal {

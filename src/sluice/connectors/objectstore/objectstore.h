@@ -141,7 +141,9 @@ nlohmann::json ManifestToJson(const Manifest& manifest);
 
 /// Check that the object at `key` is exactly `expected_size` bytes (HEAD) and that its content
 /// hashes to `expected_sha256` (GET, hashed as it streams). DataLoss naming the object when
-/// either differs; errors of the store as they are.
+/// either differs; errors of the store as they are. An object found shorter than uploaded is
+/// looked at again for up to 0.3 s first: some S3-compatible stores (s3rver) answer a PUT
+/// before the object is whole on their disk.
 Status VerifyObject(ObjectStore* store, const std::string& key, int64_t expected_size,
                     const std::string& expected_sha256);
 

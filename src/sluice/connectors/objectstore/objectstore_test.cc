@@ -568,7 +568,13 @@ class FaultyStore final : public ObjectStore {
     ++puts[key];
     return inner_->Put(key, data);
   }
-  Result<ObjectInfo> Head(const std::string& key) override { return inner_->Head(key); }
+  Result<ObjectInfo> Head(const std::string& key) override {
+    ++heads;
+    SLUICE_ASSIGN_OR_RETURN(ObjectInfo info, inner_->Head(key));
+    if (heads <= short_heads) --info.size;  // as a store still writing the object shows it
+    if (long_heads) ++info.size;
+    return info;
+  }
   Status Get(const std::string& key, const std::function<Status(std::string_view)>& sink) override {
     return inner_->Get(key, [&](std::string_view chunk) {
       if (!corrupt_gets) return sink(chunk);
@@ -586,6 +592,9 @@ class FaultyStore final : public ObjectStore {
 
   bool fail_puts = false;
   bool corrupt_gets = false;
+  int short_heads = 0;  // the first HEADs find the object one byte short
+  bool long_heads = false;
+  int heads = 0;
   std::map<std::string, int> puts;  // key -> PUTs that reached the inner store
 
  private:
@@ -1003,6 +1012,28 @@ TEST_F(ObjectStoreNodeTest, DryRunEncodesAndCountsButWritesNothing) {
   EXPECT_EQ(stats_.Counters()["objects"], 2);
   EXPECT_TRUE(stats_.Phases().count("compress"));
   EXPECT_FALSE(stats_.Phases().count("upload"));
+}
+
+TEST_F(ObjectStoreNodeTest, VerifyWaitsBrieflyForAnObjectTheStoreIsStillWriting) {
+  ASSERT_OK_AND_ASSIGN(auto local, LocalStore::Make(dir_.string()));
+  auto faulty = std::make_shared<FaultyStore>(std::shared_ptr<ObjectStore>(std::move(local)));
+  ASSERT_OK(faulty->Put("a.bin", "0123456789"));
+  const std::string sha = Sha256Hex("0123456789");
+  faulty->short_heads = 2;  // whole at the third look
+  EXPECT_OK(VerifyObject(faulty.get(), "a.bin", 10, sha));
+  EXPECT_EQ(faulty->heads, 3);
+  faulty->heads = 0;
+  faulty->short_heads = 1000;  // never whole: lost, after a few looks
+  EXPECT_THAT(VerifyObject(faulty.get(), "a.bin", 10, sha),
+              StatusIs(StatusCode::kDataLoss,
+                       AllOf(HasSubstr("9 bytes stored, 10 uploaded"), HasSubstr("still"))));
+  EXPECT_EQ(faulty->heads, 5);
+  faulty->heads = 0;
+  faulty->short_heads = 0;
+  faulty->long_heads = true;  // longer than uploaded: lost at once
+  EXPECT_THAT(VerifyObject(faulty.get(), "a.bin", 10, sha),
+              StatusIs(StatusCode::kDataLoss, HasSubstr("11 bytes stored, 10 uploaded")));
+  EXPECT_EQ(faulty->heads, 1);
 }
 
 TEST_F(ObjectStoreNodeTest, AnObjectThatReadsBackWrongFailsTheBatch) {
