@@ -278,30 +278,45 @@ class NoneDecompressor final : public Decompressor {
 
 }  // namespace
 
-Result<std::string> Compress(Codec codec, std::string_view data, int level) {
-  std::string out;
-  switch (codec) {
-    case Codec::kNone:
-      return std::string(data);
-    case Codec::kGzip: {
-      SLUICE_ASSIGN_OR_RETURN(DeflatePtr c, MakeDeflate(level));
-      SLUICE_RETURN_NOT_OK(AppendGzipMember(c.get(), data, &out));
-      // The buffer was sized for the worst case (about the input's size); the result lives on
-      // (an object in flight to the store), so keep only its bytes.
-      out.shrink_to_fit();
-      return out;
+struct BufferCompressor::Contexts {
+  DeflatePtr deflate;
+  CCtxPtr zstd;
+};
+
+BufferCompressor::BufferCompressor(Codec codec, int level) : codec_(codec), level_(level) {}
+BufferCompressor::~BufferCompressor() = default;
+
+Result<std::string> BufferCompressor::Compress(std::string_view data) {
+  if (codec_ == Codec::kNone) return std::string(data);
+  if (contexts_ == nullptr) {
+    auto made = std::make_unique<Contexts>();
+    if (codec_ == Codec::kGzip) {
+      SLUICE_ASSIGN_OR_RETURN(made->deflate, MakeDeflate(level_));
+    } else {
+      SLUICE_ASSIGN_OR_RETURN(made->zstd, MakeCCtx(level_));
     }
-    case Codec::kZstd: {
-      SLUICE_ASSIGN_OR_RETURN(CCtxPtr c, MakeCCtx(level));
-      out.resize(ZSTD_compressBound(data.size()));
-      const size_t n = ZSTD_compress2(c.get(), out.data(), out.size(), data.data(), data.size());
-      if (ZSTD_isError(n)) return Status::Internal("zstd: {}", ZSTD_getErrorName(n));
-      out.resize(n);
-      out.shrink_to_fit();
-      return out;
-    }
+    contexts_ = std::move(made);
   }
-  return Status::Internal("unknown codec");
+  const size_t bound = codec_ == Codec::kGzip
+                           ? libdeflate_gzip_compress_bound(contexts_->deflate.get(), data.size())
+                           : ZSTD_compressBound(data.size());
+  // Grown, never shrunk: only its first growth to a size touches (zero-fills) new pages.
+  if (scratch_.size() < bound) scratch_.resize(bound);
+  size_t n = 0;
+  if (codec_ == Codec::kGzip) {
+    n = libdeflate_gzip_compress(contexts_->deflate.get(), data.data(), data.size(),
+                                 scratch_.data(), bound);
+    if (n == 0)
+      return Status::Internal("libdeflate: gzip compression of {} bytes failed", data.size());
+  } else {
+    n = ZSTD_compress2(contexts_->zstd.get(), scratch_.data(), bound, data.data(), data.size());
+    if (ZSTD_isError(n)) return Status::Internal("zstd: {}", ZSTD_getErrorName(n));
+  }
+  return std::string(scratch_.data(), n);
+}
+
+Result<std::string> Compress(Codec codec, std::string_view data, int level) {
+  return BufferCompressor(codec, level).Compress(data);
 }
 
 Result<std::string> Decompress(Codec codec, std::string_view data) {

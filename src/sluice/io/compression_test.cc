@@ -71,6 +71,21 @@ TEST_P(CodecRoundTrip, WholeBuffer) {
   }
 }
 
+TEST_P(CodecRoundTrip, BufferCompressorReusedForBuffersOfEverySize) {
+  // Its output buffer is kept between calls: a smaller buffer after a larger one must not
+  // carry the larger one's bytes, and each result is exactly what Compress makes.
+  BufferCompressor compressor(GetParam(), 6);
+  for (size_t n : {size_t{3} << 20, size_t{10}, size_t{0}, size_t{1} << 20, size_t{5} << 20}) {
+    const std::string text = SampleText(n);
+    ASSERT_OK_AND_ASSIGN(std::string packed, compressor.Compress(text));
+    ASSERT_OK_AND_ASSIGN(std::string alone, Compress(GetParam(), text, 6));
+    EXPECT_EQ(packed, alone) << "size " << n;
+    ASSERT_OK_AND_ASSIGN(std::string unpacked, Decompress(GetParam(), packed));
+    EXPECT_EQ(unpacked, text) << "size " << n;
+    EXPECT_LE(packed.capacity(), packed.size() + 64) << "a result holds only its bytes";
+  }
+}
+
 TEST_P(CodecRoundTrip, StreamingCompressorInPieces) {
   const std::string text = SampleText(5 << 20);
   ASSERT_OK_AND_ASSIGN(auto c, Compressor::Make(GetParam()));

@@ -149,11 +149,7 @@ Status ObjectEncoder::Encode(const Batch& batch, EncodedObject* out) {
   encoder_->Begin(&raw_);
   encoder_->Encode(batch, &raw_);
   const int64_t t1 = NowNs();
-  if (encoding_.codec == Codec::kNone) {
-    out->bytes = raw_;
-  } else {
-    SLUICE_ASSIGN_OR_RETURN(out->bytes, Compress(encoding_.codec, raw_, encoding_.level));
-  }
+  SLUICE_ASSIGN_OR_RETURN(out->bytes, compressor_.Compress(raw_));
   out->serialize_ns = t1 - t0;
   out->compress_ns = NowNs() - t1;
   out->rows = batch.num_rows();

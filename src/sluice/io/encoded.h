@@ -88,6 +88,7 @@ class ObjectEncoder {
   nlohmann::json columns_;  // for schema_ and pg_types_
   std::string pg_types_;    // the tag columns_ was made with
   std::string raw_;         // reused between batches
+  BufferCompressor compressor_{encoding_.codec, encoding_.level};
 };
 
 /// Return the columns of a batch of `schema` as the manifest records them (see
