@@ -7,7 +7,9 @@
 #   2. while its upload hangs on an S3 endpoint that never answers;
 #   3. after objects were uploaded and verified, while their DELETEs wait for a lock: the rows
 #      stay, their objects exist, and the rerun must rewrite those objects, not add copies;
-#   4. twice more in the middle of unhindered runs, after a given number of batches.
+#   4. twice more in the middle of unhindered runs, after a given number of batches;
+#   0. (first) holding the table alone, reading by heap blocks, after objects were verified
+#      while their commits wait: the rerun redoes the batches its state table recorded by blocks.
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$(dirname "$0")/lib.sh"
 [ -n "${SLUICE_PG_DSN:-}" ] && [ -n "${SLUICE_S3_ENDPOINT:-}" ] \
@@ -85,13 +87,46 @@ kill_run() {
   wait "$run_pid" 2>/dev/null || true
 }
 
+# 0. Killed holding the table alone (its batches read by heap blocks and deleted as read),
+#    after objects were uploaded and verified, while the commits that end their batches wait:
+#    a trigger on the state table sleeps in each batch's transaction. The rows come back (the
+#    transactions roll back); the state table remembers the batches by their blocks, and the
+#    rerun below must rewrite those same objects, not add copies.
+psql -q <<SQL
+CREATE TABLE IF NOT EXISTS sluice_archive_batches (table_name text NOT NULL, first_key text NOT NULL,
+  batch_date text NOT NULL, rows bigint NOT NULL, keys text NOT NULL, node text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(), ctids text, PRIMARY KEY (table_name, first_key));
+CREATE FUNCTION stall_$tag() RETURNS trigger LANGUAGE plpgsql AS
+  \$\$ BEGIN PERFORM pg_sleep(60); RETURN OLD; END \$\$;
+CREATE TRIGGER stall_$tag AFTER DELETE ON sluice_archive_batches FOR EACH ROW
+  WHEN (OLD.table_name = '$table') EXECUTE FUNCTION stall_$tag();
+SQL
+start
+for _ in $(seq 300); do
+  [ "$(objects)" -ge 2 ] && [ "$(psql -qAtc "SELECT count(*) FROM pg_stat_activity
+                                  WHERE query LIKE 'DELETE FROM %sluice_archive_batches%'
+                                  AND state = 'active'")" -ge 1 ] && break
+  sleep 0.1
+done
+kill_run
+# The server notices a lost client only when its statement ends: end the sleeping ones now.
+psql -qAtc "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE query LIKE 'DELETE FROM %sluice_archive_batches%' AND pid <> pg_backend_pid()" \
+  > /dev/null
+psql -qc "DROP TRIGGER stall_$tag ON sluice_archive_batches; DROP FUNCTION stall_$tag()"
+before=$(objects)
+[ "$before" -ge 2 ] || fail "point 0: fewer than 2 objects written before the kill"
+check_eq "$(psql -qAtc "SELECT count(*) FROM $table")" "$((old + newer))" "point 0: rows after kill"
+[ "$(psql -qAtc "SELECT count(*) FROM sluice_archive_batches WHERE table_name = '$table'
+                 AND blocks IS NOT NULL")" -ge 2 ] || fail "point 0: no batch recorded by its blocks"
+
 # 1. Killed while its first read waits for a lock: nothing read, nothing written.
 hold_lock "ACCESS EXCLUSIVE" AccessExclusiveLock
 start
 wait_for_blocked "SELECT"
 kill_run
 release_lock
-check_eq "$(objects)" 0 "point 1: objects"
+check_eq "$(objects)" "$before" "point 1: objects"
 
 # 2. Killed while an upload hangs on an endpoint that accepts and never answers.
 /usr/bin/python3 -c 'import socket, time

@@ -64,6 +64,7 @@ nodes:
     batch_size: 4000
     min_batch_size: 1000
     max_batch_size: 5000
+    read_order: physical
   fault: {type: fault_inject, inputs: [old], fail_at_batch: -1}
   files: {type: file, inputs: [fault], path: "\${OUTDIR}/part-{n}.jsonl.gz", roll_rows: 4000}
 YAML
@@ -82,7 +83,11 @@ check_no_loss() {  # check_no_loss WHAT: after a run that may have failed, files
   new_ids > left_new.ids
   same_ids left_new.ids new.ids "$what: newer rows in the table"
 }
-for engine in parallel sequential; do
+# Each executor with one of the two read orders of a table held alone (heap blocks, timestamps).
+for run in "parallel physical" "sequential time"; do
+  read -r engine order <<< "$run"
+  sed -i "s/^    read_order: .*/    read_order: $order/" archive.yaml
+  grep -q "read_order: $order" archive.yaml || fail "could not set read_order"
   seed
   snapshot_ids
   rm -rf out
@@ -109,10 +114,25 @@ for engine in parallel sequential; do
   table_ids > table.ids
   same_ids table.ids new.ids "$engine: rows in the table after the rerun"
   check_no_loss "$engine after rerun"
-  grep -qE "database=main table=$table batch=[0-9a-f.-]+ records=" log || fail "$engine: no per-batch log line: $(head -3 log)"
+  grep -qE "database=main table=$table batch=[0-9a-z.-]+ records=" log || fail "$engine: no per-batch log line: $(head -3 log)"
+  # 4. A run that finds no batch left unfinished holds the table alone and reads it in the
+  #    order asked: by heap blocks (batch ids "blocks<first>-<end>-<run>") or by timestamps.
+  seed
+  snapshot_ids
+  rm -rf out
+  OUTDIR=out/d "$sluice" run -q --engine $engine archive.yaml 2>log
+  if [ "$order" = physical ]; then
+    grep -qE "batch=blocks[0-9]+-[0-9]+-[0-9a-f]+ records=" log || fail "$engine: not read by blocks: $(head -3 log)"
+  else
+    grep -qE "batch=[0-9]+-[0-9]+\.[0-9]+-[0-9a-f]+ records=" log || fail "$engine: not read by time: $(head -3 log)"
+  fi
+  archived_id_list out/d > all.ids
+  same_ids all.ids old.ids "$engine $order: rows archived by a run holding the table"
+  table_ids > table.ids
+  same_ids table.ids new.ids "$engine $order: rows in the table after it"
 done
 
-# 4. Two archivers at once on the same table: SKIP LOCKED means no row is archived twice.
+# 5. Two archivers at once on the same table: SKIP LOCKED means no row is archived twice.
 seed
 snapshot_ids
 OUTDIR=out2/x "$sluice" run -q archive.yaml 2>/dev/null &
@@ -126,7 +146,7 @@ same_ids both.ids old.ids "two archivers: rows archived (each exactly once)"
 table_ids > table.ids
 same_ids table.ids new.ids "two archivers: rows in the table"
 
-# 5. Errors name the node and the system, exit 1 or 2, and never hang.
+# 6. Errors name the node and the system, exit 1 or 2, and never hang.
 sed "s|\${SLUICE_PG_DSN}|host=127.0.0.1 port=1 user=postgres dbname=sluice connect_timeout=2|" archive.yaml > bad_dsn.yaml
 set +e
 OUTDIR=out/bad timeout 30 "$sluice" run -q bad_dsn.yaml 2>err; code=$?
@@ -146,7 +166,7 @@ set -e
 [ "$code" = 1 ] || [ "$code" = 2 ] || fail "unreachable replica: exit $code"
 grep -q "node 'old'" err && grep -q "database 'main' (replica)" err || fail "unreachable replica message: $(cat err)"
 
-# 6. A read replica: the same server, reached as a role that may only SELECT (so a lock or a
+# 7. A read replica: the same server, reached as a role that may only SELECT (so a lock or a
 #    DELETE sent to the "replica" would fail), and for which row-level security hides row 40
 #    (a replica that has not caught up with it yet). Another session holds rows 10, 20 and 30
 #    FOR UPDATE on the primary during the first run.
@@ -194,7 +214,7 @@ archived_id_list out3 > got.ids
 same_ids got.ids old.ids "replica: rows archived in all (each exactly once)"
 psql -qc "DROP TABLE $table" && psql -qc "DROP ROLE $reader"
 
-# 7. Two databases at once (max_parallel_databases: 2), each with its own pool of 2; the ids of
+# 8. Two databases at once (max_parallel_databases: 2), each with its own pool of 2; the ids of
 #    the second are offset by a million so that the files tell them apart.
 psql -qc "CREATE DATABASE $db2"
 seed

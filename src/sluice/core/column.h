@@ -94,6 +94,12 @@ class ColumnBuilder {
   /// Append every row of `source`, which must have this builder's type.
   void AppendColumn(const Column& source);
   void Reserve(int64_t rows);
+  /// Reserve room for `bytes` of values in a variable-width column (no-op for others).
+  void ReserveBytes(int64_t bytes) {
+    if (bytes > 0) data_.reserve(static_cast<size_t>(bytes));
+  }
+  /// Bytes of values appended so far to a variable-width column.
+  int64_t data_bytes() const { return static_cast<int64_t>(data_.size()); }
 
   /// Return the column and reset the builder to empty.
   Column Finish();

@@ -1,6 +1,6 @@
 #pragma once
 
-// Reading one table over several timestamp ranges at once ("lanes"), each on its own pooled
+// Reading one table over several ranges at once ("lanes"), each on its own pooled
 // connection and thread, so that the server deletes and streams two pages at a time while the
 // source thread hands out the pages already read. Only for a table this run holds alone (its
 // advisory lock): the ranges are disjoint, so no lane ever waits for another's rows. Private
@@ -23,12 +23,18 @@
 
 namespace sluice::pg_archive {
 
-/// One range of timestamps, [lower, upper) ("" for no bound), read page after page.
+/// One range of the table read page after page: timestamps [lower, upper) ("" for no bound)
+/// in (timestamp, ctid) order, or with `by_blocks` the heap blocks [next_block, end_block).
 struct Lane {
   std::string lower;
   std::string upper;
   std::string last_ts;  ///< The keyset bound: the last row read so far in this lane.
   std::string last_ctid;
+  bool by_blocks = false;
+  uint32_t next_block = 0;  ///< The first block not read yet.
+  uint32_t end_block = 0;
+  double rows_per_block = 1;  ///< Old rows per block seen so far: sizes the next page.
+  RowSizes sizes;             ///< The last page's bytes per row: sizes the next one's buffers.
   std::unique_ptr<AdaptiveBatchSizer> sizer;
   const std::atomic<bool>* stop = nullptr;  ///< Set when the reader stops: end waits early.
 };

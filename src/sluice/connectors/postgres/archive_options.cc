@@ -28,6 +28,12 @@ std::vector<OptionSpec> TableFields() {
        "After the run, if rows were archived.",
        false,
        {"analyze", "full", "none"}},
+      {"read_order",
+       OptionType::kEnum,
+       "",
+       "Order of batches in a table this run holds alone (node option by default).",
+       false,
+       {"physical", "time"}},
   };
 }
 
@@ -93,6 +99,16 @@ OptionSchema ArchiveOptionSchema() {
        "After the run, per table archived from.",
        false,
        {"analyze", "full", "none"}},
+      {"read_order",
+       OptionType::kEnum,
+       "physical",
+       "How a table this run holds alone is cut into batches. physical: ranges of its heap "
+       "blocks, each deleted in one pass (every page written once; an object holds the old rows "
+       "of its blocks, of any age). time: (timestamp, ctid) order, each object a contiguous "
+       "span of time; slower when rows are not stored in time order (each batch touches pages "
+       "all over the table). Shared and replica reads are always in time order.",
+       false,
+       {"physical", "time"}},
       {"statement_timeout", OptionType::kDuration, "0s", "Per statement; 0 = none."},
       {"connect_timeout", OptionType::kDuration, "10s", "Per connection attempt."},
       {"state_table", OptionType::kString, "sluice_archive_batches",
@@ -176,6 +192,7 @@ Result<ArchiveOptions> ParseArchiveOptions(const NodeOptions& o, int64_t now_us)
                         table, t.sizing.min_rows, t.sizing.max_rows, t.sizing.initial_rows));
       }
       t.vacuum = text("vacuum", o.GetString("vacuum"));
+      t.by_blocks = text("read_order", o.GetString("read_order")) == "physical";
       db.tables.push_back(std::move(t));
     }
     out.databases.push_back(std::move(db));

@@ -21,6 +21,9 @@ struct TableSettings {
   std::string cutoff_text;       ///< As written ("90d", "2026-01-01"), for messages.
   AdaptiveBatchSizerOptions sizing;
   std::string vacuum;  ///< "analyze", "full" or "none": after the run, if rows were archived.
+  /// read_order: physical. Held alone, the table is read and deleted by ranges of heap blocks
+  /// (else in (timestamp, ctid) order).
+  bool by_blocks = true;
 };
 
 /// One entry of `databases:`.

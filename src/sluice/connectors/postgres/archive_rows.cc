@@ -1,6 +1,7 @@
 #include "sluice/connectors/postgres/archive_rows.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -123,10 +124,51 @@ uint64_t CtidOrder(std::string_view ctid) {  // "(block,offset)"
 
 namespace {
 
+int PrefixColumns(RowsPrefix prefix) { return prefix == RowsPrefix::kCtid ? 1 : kPrefixColumns; }
+
+/// Return the rows whose binary ctid (block uint32, offset uint16, big-endian) and table
+/// columns are `all`, in ctid order.
+Result<RowsRead> RowsFromCtidColumns(const TablePlan& plan, std::vector<Column> all, int64_t rows) {
+  const Column& ctid = all[kCtidColumn];
+  RowsRead out;
+  std::vector<uint64_t> order(static_cast<size_t>(rows));
+  bool sorted = true;
+  for (int64_t r = 0; r < rows; ++r) {
+    std::string_view v = ctid.IsNull(r) ? std::string_view() : ctid.GetView(r);
+    if (v.size() != 6) return Status::Internal("a ctid of {} bytes", v.size());
+    const auto block = static_cast<uint64_t>(BigEndian(v.substr(0, 4))) & 0xffffffffu;
+    const auto offset = static_cast<uint64_t>(BigEndian(v.substr(4, 2))) & 0xffffu;
+    order[static_cast<size_t>(r)] = (block << 16) | offset;
+    if (r > 0 && order[static_cast<size_t>(r)] < order[static_cast<size_t>(r - 1)]) sorted = false;
+  }
+  std::vector<int32_t> perm(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) perm[static_cast<size_t>(r)] = static_cast<int32_t>(r);
+  if (!sorted) {
+    std::sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) {
+      return order[static_cast<size_t>(a)] < order[static_cast<size_t>(b)];
+    });
+    std::vector<uint64_t> sorted_order(order.size());
+    for (size_t i = 0; i < perm.size(); ++i) {
+      sorted_order[i] = order[static_cast<size_t>(perm[i])];
+    }
+    order = std::move(sorted_order);
+  }
+  out.ctids.reserve(static_cast<size_t>(rows));
+  for (uint64_t o : order) out.ctids.push_back(fmt::format("({},{})", o >> 16, o & 0xffff));
+  out.ctid_digest = CtidDigest(order);
+  if (rows > 0) out.last_ctid = out.ctids.back();
+  all.erase(all.begin());
+  out.batch = Batch::MakeUnchecked(plan.schema, std::move(all), rows);
+  if (!sorted) out.batch = out.batch->Take(perm);
+  return out;
+}
+
 /// Return the rows whose prefix (ctid, key and timestamp as text, timestamp in binary, all as
 /// bytes) and table columns are `all`, in ctid order, with the keyset bound of the page: its
 /// last row in (timestamp, ctid) order.
-Result<RowsRead> RowsFromColumns(const TablePlan& plan, std::vector<Column> all, int64_t rows) {
+Result<RowsRead> RowsFromColumns(const TablePlan& plan, std::vector<Column> all, int64_t rows,
+                                 RowsPrefix prefix) {
+  if (prefix == RowsPrefix::kCtid) return RowsFromCtidColumns(plan, std::move(all), rows);
   const Column& ctid = all[kCtidColumn];
   const Column& key = all[kKeyColumn];
   const Column& ts = all[kTsColumn];
@@ -155,6 +197,10 @@ Result<RowsRead> RowsFromColumns(const TablePlan& plan, std::vector<Column> all,
   }
   out.ctids.reserve(static_cast<size_t>(rows));
   out.keys.reserve(static_cast<size_t>(rows));
+  std::vector<uint64_t> ctid_order;
+  ctid_order.reserve(static_cast<size_t>(rows));
+  for (int32_t r : perm) ctid_order.push_back(order[static_cast<size_t>(r)].ctid);
+  out.ctid_digest = CtidDigest(ctid_order);
   for (int32_t r : perm) {
     out.ctids.emplace_back(ctid.GetView(r));
     if (key.IsNull(r)) {
@@ -175,47 +221,54 @@ Result<RowsRead> RowsFromColumns(const TablePlan& plan, std::vector<Column> all,
 }
 
 /// Return the codecs and builders for a result of the plan's queries (prefix, then columns).
-std::vector<pg::PgCodec> Codecs(const TablePlan& plan) {
+std::vector<pg::PgCodec> Codecs(const TablePlan& plan, RowsPrefix prefix) {
   std::vector<pg::PgCodec> codecs;
   codecs.reserve(kPrefixColumns + plan.codecs.size());
-  for (int i = 0; i < kPrefixColumns; ++i) codecs.push_back(pg::PgCodec::kBytea);
+  for (int i = 0; i < PrefixColumns(prefix); ++i) codecs.push_back(pg::PgCodec::kBytea);
   for (pg::PgCodec c : plan.codecs) codecs.push_back(c);
   return codecs;
 }
 
-std::vector<Field> Fields(const TablePlan& plan) {
+std::vector<Field> Fields(const TablePlan& plan, RowsPrefix prefix) {
   std::vector<Field> fields;
   fields.reserve(kPrefixColumns + plan.codecs.size());
-  for (int i = 0; i < kPrefixColumns; ++i) fields.push_back({"", TypeId::kBytes, true});
+  for (int i = 0; i < PrefixColumns(prefix); ++i) fields.push_back({"", TypeId::kBytes, true});
   for (const auto& f : plan.schema->fields()) fields.push_back(f);
   return fields;
 }
 
 }  // namespace
 
-Result<RowsRead> DecodeRows(const TablePlan& plan, const pg::PgResult& result,
-                            std::string* scratch) {
+Result<RowsRead> DecodeRows(const TablePlan& plan, const pg::PgResult& result, std::string* scratch,
+                            RowsPrefix prefix) {
   const int rows = result.num_rows();
-  if (result.num_columns() != kPrefixColumns + static_cast<int>(plan.codecs.size())) {
-    return Status::Internal("expected {} columns, the query returned {}",
-                            kPrefixColumns + plan.codecs.size(), result.num_columns());
+  const int want = PrefixColumns(prefix) + static_cast<int>(plan.codecs.size());
+  if (result.num_columns() != want) {
+    return Status::Internal("expected {} columns, the query returned {}", want,
+                            result.num_columns());
   }
   std::vector<ColumnBuilder> builders;
-  for (const auto& f : Fields(plan)) builders.emplace_back(f.type, rows);
-  SLUICE_RETURN_NOT_OK(pg::AppendResultRows(result, Codecs(plan), &builders, scratch));
+  for (const auto& f : Fields(plan, prefix)) builders.emplace_back(f.type, rows);
+  SLUICE_RETURN_NOT_OK(pg::AppendResultRows(result, Codecs(plan, prefix), &builders, scratch));
   std::vector<Column> all;
   all.reserve(builders.size());
   for (auto& b : builders) all.push_back(b.Finish());
-  return RowsFromColumns(plan, std::move(all), rows);
+  return RowsFromColumns(plan, std::move(all), rows, prefix);
 }
 
 Result<RowsRead> CopyRows(pg::PgConnection* conn, const TablePlan& plan, const std::string& query,
-                          int64_t expected_rows) {
+                          int64_t expected_rows, RowsPrefix prefix, RowSizes* sizes) {
   SLUICE_RETURN_NOT_OK(conn->BeginCopyOut("COPY (" + query + ") TO STDOUT (FORMAT binary)"));
-  const std::vector<Field> fields = Fields(plan);
-  pg::CopyBinaryDecoder decoder(MakeSchema(fields), Codecs(plan));
+  const std::vector<Field> fields = Fields(plan, prefix);
+  pg::CopyBinaryDecoder decoder(MakeSchema(fields), Codecs(plan, prefix));
   std::vector<ColumnBuilder> builders;
   for (const auto& f : fields) builders.emplace_back(f.type, expected_rows);
+  if (sizes != nullptr && sizes->bytes_per_row.size() == builders.size()) {
+    for (size_t i = 0; i < builders.size(); ++i) {  // a little over what the last page held
+      builders[i].ReserveBytes(static_cast<int64_t>(sizes->bytes_per_row[i] * 1.05 *
+                                                    static_cast<double>(expected_rows)));
+    }
+  }
   int64_t rows = 0;
   std::string_view chunk;
   while (true) {
@@ -225,10 +278,17 @@ Result<RowsRead> CopyRows(pg::PgConnection* conn, const TablePlan& plan, const s
     SLUICE_RETURN_NOT_OK(decoder.Consume(chunk, &builders, &rows));
   }
   if (!decoder.finished()) return Status::Internal("the COPY stream ended without its trailer");
+  if (sizes != nullptr && rows > 0) {
+    sizes->bytes_per_row.resize(builders.size());
+    for (size_t i = 0; i < builders.size(); ++i) {
+      sizes->bytes_per_row[i] =
+          static_cast<double>(builders[i].data_bytes()) / static_cast<double>(rows);
+    }
+  }
   std::vector<Column> all;
   all.reserve(builders.size());
   for (auto& b : builders) all.push_back(b.Finish());
-  return RowsFromColumns(plan, std::move(all), rows);
+  return RowsFromColumns(plan, std::move(all), rows, prefix);
 }
 
 std::string PageQuery(const TablePlan& plan, const TableSettings& settings,
@@ -283,9 +343,41 @@ std::string DeleteQuery(const TablePlan& plan, const TableSettings& settings,
       quoted_table, plan.quoted_ts, cutoff, bound, limit, Prefix(plan), plan.select_list);
 }
 
+namespace {
+
+std::string BlockRange(uint32_t first_block, uint32_t end_block) {
+  return fmt::format("src.ctid >= '({},0)'::tid AND src.ctid < '({},0)'::tid", first_block,
+                     end_block);
+}
+
+}  // namespace
+
+std::string BlockDeleteQuery(const TablePlan& plan, const TableSettings& settings,
+                             const std::string& quoted_table, uint32_t first_block,
+                             uint32_t end_block) {
+  // A TID range scan: the blocks in order, each row's cutoff checked on the version deleted.
+  return fmt::format(
+      "DELETE FROM {0} AS src WHERE {1} AND src.{2} < {3}::timestamptz RETURNING src.ctid, {4}",
+      quoted_table, BlockRange(first_block, end_block), plan.quoted_ts,
+      pg_internal::QuoteLiteral(FormatTimestamp(settings.cutoff_us)), plan.select_list);
+}
+
 std::string RecoveryQuery(const TablePlan& plan, const TableSettings& settings,
                           const std::string& quoted_table, const Intent& intent,
-                          pg::PgParams* params) {
+                          pg::PgParams* params, RowsPrefix* prefix) {
+  uint32_t first_block = 0;
+  uint32_t end_block = 0;
+  if (!intent.blocks.empty() &&
+      std::sscanf(intent.blocks.c_str(), "%u-%u", &first_block, &end_block) == 2) {
+    *prefix = RowsPrefix::kCtid;
+    const std::string current = FormatTimestamp(settings.cutoff_us);
+    *params = {intent.cutoff.empty() ? current : intent.cutoff, current};
+    return fmt::format(
+        "SELECT src.ctid, {0} FROM {1} AS src WHERE {2} AND src.{3} < least($1::timestamptz, "
+        "$2::timestamptz) ORDER BY src.ctid FOR UPDATE",
+        plan.select_list, quoted_table, BlockRange(first_block, end_block), plan.quoted_ts);
+  }
+  *prefix = RowsPrefix::kKeyset;
   const bool by_ctid = !intent.ctids.empty();
   *params = {by_ctid ? intent.ctids : intent.keys, FormatTimestamp(settings.cutoff_us)};
   return fmt::format(
@@ -316,9 +408,17 @@ void KeepMasked(const std::vector<uint8_t>& mask, int64_t kept, RowsRead* rows) 
 
 }  // namespace
 
-Result<int64_t> KeepRecordedRows(const Intent& intent, RowsRead* rows) {
+Result<int64_t> KeepRecordedRows(const Intent& intent, RowsRead* rows, bool* identical) {
   const auto n = static_cast<int64_t>(rows->ctids.size());
-  if (intent.ctids.empty()) return n;  // an older record: the keys selected the rows
+  if (!intent.blocks.empty()) {
+    *identical = n == intent.rows && fmt::format("{:016x}", rows->ctid_digest) == intent.digest;
+    return n;
+  }
+  *identical = false;
+  if (intent.ctids.empty()) {  // an older record: the keys selected the rows
+    *identical = n == intent.rows;
+    return n;
+  }
   auto ctids = ParseArrayLiteral(intent.ctids);
   auto keys = ParseArrayLiteral(intent.keys);
   // A record we cannot read must not pass as "none of its rows left": the record would be
@@ -343,6 +443,7 @@ Result<int64_t> KeepRecordedRows(const Intent& intent, RowsRead* rows) {
     }
   }
   KeepMasked(mask, kept, rows);
+  *identical = kept == intent.rows;
   return kept;
 }
 
@@ -386,7 +487,21 @@ int64_t KeepLockedRows(const pg::PgResult& locked, RowsRead* page) {
   return kept;
 }
 
+uint64_t CtidDigest(const std::vector<uint64_t>& ctids) {
+  uint64_t h = 14695981039346656037ull;
+  for (uint64_t c : ctids) {
+    for (int i = 0; i < 6; ++i) {
+      h ^= (c >> (8 * i)) & 0xff;
+      h *= 1099511628211ull;
+    }
+  }
+  return h;
+}
+
 std::string BatchId(const RowsRead& rows, const std::string& run_token) {
+  if (rows.end_block > 0) {
+    return fmt::format("blocks{}-{}-{}", rows.first_block, rows.end_block, run_token);
+  }
   // The first row's timestamp (its digits) and ctid: unique among open batches (a row is in
   // one batch at a time), and readable in an object key: "20250101103000123456-412.7".
   std::string id;

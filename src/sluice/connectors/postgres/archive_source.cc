@@ -477,11 +477,10 @@ class ArchiveSource final : public Source {
   /// on a pooled connection and decode its rows; with `copy`, as COPY ... (FORMAT binary),
   /// decoding while the rows stream in. `lock_timeout` ("": the server's) bounds waits for row
   /// locks. The transaction stays open on success.
-  Result<std::pair<PgLease, RowsRead>> LockAndRead(TableJob& job, const std::string& sql,
-                                                   const pg::PgParams& params, bool copy,
-                                                   const char* lock_timeout,
-                                                   int64_t expected_rows = 0,
-                                                   const std::atomic<bool>* stop = nullptr) {
+  Result<std::pair<PgLease, RowsRead>> LockAndRead(
+      TableJob& job, const std::string& sql, const pg::PgParams& params, bool copy,
+      const char* lock_timeout, int64_t expected_rows = 0, const std::atomic<bool>* stop = nullptr,
+      RowsPrefix prefix = RowsPrefix::kKeyset, RowSizes* sizes = nullptr) {
     SLUICE_ASSIGN_OR_RETURN(PgLease conn, Lease(job.database, stop));
     const int64_t t0 = NowNs();
     Status st = conn->Begin();
@@ -490,10 +489,10 @@ class ArchiveSource final : public Source {
     }
     Result<RowsRead> rows = st;
     if (st.ok() && copy) {
-      rows = CopyRows(conn.get(), job.plan, sql, expected_rows);
+      rows = CopyRows(conn.get(), job.plan, sql, expected_rows, prefix, sizes);
     } else if (st.ok()) {
       auto result = conn->ExecParams(sql, params, pg::PgFormat::kBinary);
-      rows = result.ok() ? DecodeRows(job.plan, *result, &scratch_)
+      rows = result.ok() ? DecodeRows(job.plan, *result, &scratch_, prefix)
                          : Result<RowsRead>(result.status());
     }
     if (!rows.ok()) {
@@ -512,7 +511,7 @@ class ArchiveSource final : public Source {
     const int64_t limit = job.sizer->read_size();
     Result<std::pair<PgLease, RowsRead>> read = Status::OK();
     if (job.exclusive) {
-      if (job.lanes == nullptr) StartLanes(job);
+      if (job.lanes == nullptr) SLUICE_RETURN_NOT_OK(StartLanes(job));
       while (true) {
         bool done = false;
         auto page = job.lanes->Next(/*wait_ms=*/100, &done);
@@ -534,9 +533,8 @@ class ArchiveSource final : public Source {
         if (!page.ok()) return page.status();
         if (page->has_value()) {
           LanePage& p = **page;
-          auto batch = Admit(job, std::move(p.conn), std::move(p.rows), seq, UtcDate(), nullptr);
-          if (batch.ok()) in_flight_[seq].deleted = true;
-          return batch;
+          return Admit(job, std::move(p.conn), std::move(p.rows), seq, UtcDate(), nullptr,
+                       /*deleted=*/true);
         }
         if (done) {
           job.lanes.reset();
@@ -564,11 +562,13 @@ class ArchiveSource final : public Source {
     return Admit(job, std::move(conn), std::move(rows), seq, UtcDate(), nullptr);
   }
 
-  /// Start reading `job`, held alone, over up to `read_lanes` timestamp ranges at once: the
-  /// span of its old rows split evenly (audit rows are spread over time), each range on its
-  /// own thread and pooled connection, deleting as it reads.
-  void StartLanes(TableJob& job) {
+  /// Start reading `job`, held alone, over up to `read_lanes` ranges at once, each on its own
+  /// thread and pooled connection, deleting as it reads: its heap blocks split evenly
+  /// (read_order: physical), or the span of its old rows' timestamps (audit rows are spread
+  /// over time).
+  Status StartLanes(TableJob& job) {
     const int want = std::min(options_.read_lanes, databases_[job.database].settings.pool_size - 1);
+    if (job.settings.by_blocks) return StartBlockLanes(job, std::max(want, 1));
     std::vector<std::string> cuts;  // the ranges' boundaries
     if (want > 1) {
       auto conn = Lease(job.database);
@@ -598,7 +598,8 @@ class ArchiveSource final : public Source {
           auto read = LockAndRead(job,
                                   DeleteQuery(job.plan, job.settings, job.quoted, limit,
                                               lane.last_ts, lane.last_ctid, lane.lower, lane.upper),
-                                  {}, /*copy=*/true, /*lock_timeout=*/"5s", limit, lane.stop);
+                                  {}, /*copy=*/true, /*lock_timeout=*/"5s", limit, lane.stop,
+                                  RowsPrefix::kKeyset, &lane.sizes);
           if (!read.ok()) return read.status();
           auto& [conn, rows] = *read;
           if (rows.batch->num_rows() == 0) {
@@ -610,6 +611,83 @@ class ArchiveSource final : public Source {
           lane.last_ctid = rows.last_ctid;
           return std::optional<LanePage>(LanePage{std::move(conn), std::move(rows)});
         });
+    return Status::OK();
+  }
+
+  /// Start reading `job` by heap blocks: the table's blocks as it is now split into `want`
+  /// contiguous ranges, one lane each. Pages added after this (new rows, in practice newer
+  /// than the cutoff) are left for a later run.
+  Status StartBlockLanes(TableJob& job, int want) {
+    SLUICE_ASSIGN_OR_RETURN(PgLease conn, Lease(job.database));
+    auto r = conn->ExecParams(
+        "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int8, c.reltuples, "
+        "c.relpages FROM pg_class c WHERE c.oid = $1::regclass",
+        {job.quoted});
+    if (!r.ok()) {
+      return r.status().WithContext("node '{}': database '{}' table '{}': its size", id_,
+                                    databases_[job.database].settings.name, job.settings.table);
+    }
+    const int64_t blocks = std::stoll(std::string(r->Value(0, 0)));
+    const double tuples = std::stod(std::string(r->Value(0, 1)));
+    const double pages = std::stod(std::string(r->Value(0, 2)));
+    // The first page assumes every row is old (from the planner's statistics when there are
+    // some): at most the batch size; each page after sizes itself on what its lane found.
+    const double rows_per_block = tuples > 0 && pages > 0 ? tuples / pages : 50;
+    const int64_t lanes = std::clamp<int64_t>(want, 1, std::max<int64_t>(blocks, 1));
+    std::vector<Lane> ranges(static_cast<size_t>(lanes));
+    for (int64_t k = 0; k < lanes; ++k) {
+      Lane& lane = ranges[static_cast<size_t>(k)];
+      lane.by_blocks = true;
+      lane.next_block = static_cast<uint32_t>(blocks * k / lanes);
+      lane.end_block = static_cast<uint32_t>(blocks * (k + 1) / lanes);
+      lane.rows_per_block = std::max(rows_per_block, 0.01);
+      lane.sizer = std::make_unique<AdaptiveBatchSizer>(job.settings.sizing);
+    }
+    conn = PgLease{};
+    job.lanes = std::make_unique<LaneReader>(
+        std::move(ranges), [this, &job](Lane& lane) -> Result<std::optional<LanePage>> {
+          return ReadBlocks(job, lane);
+        });
+    return Status::OK();
+  }
+
+  /// Read, lock and delete the next page of blocks of `lane` that holds old rows; nullopt when
+  /// the lane is read to its end. A page is sized to hold about the batch size the lane's
+  /// sizer asks for; one that found more than max_batch_size rows is rolled back and read
+  /// again smaller, so a batch never exceeds it (unless one block holds more).
+  Result<std::optional<LanePage>> ReadBlocks(TableJob& job, Lane& lane) {
+    while (lane.next_block < lane.end_block) {
+      const int64_t limit = lane.sizer->read_size();
+      const auto left = static_cast<double>(lane.end_block - lane.next_block);
+      const auto blocks = static_cast<uint32_t>(
+          std::clamp(static_cast<double>(limit) / lane.rows_per_block, 1.0, left));
+      const uint32_t first = lane.next_block;
+      auto read = LockAndRead(
+          job, BlockDeleteQuery(job.plan, job.settings, job.quoted, first, first + blocks), {},
+          /*copy=*/true, /*lock_timeout=*/"5s", limit, lane.stop, RowsPrefix::kCtid, &lane.sizes);
+      if (!read.ok()) return read.status();
+      auto& [conn, rows] = *read;
+      const int64_t n = rows.batch->num_rows();
+      const double seen = static_cast<double>(n) / blocks;
+      if (n > job.settings.sizing.max_rows && blocks > 1) {
+        (void)conn->Rollback();
+        ctx_->stats()->AddCounter("pages_read_again", 1);
+        lane.rows_per_block = seen;
+        continue;
+      }
+      // Grow pages at most fourfold at a time through blocks without old rows.
+      lane.rows_per_block = std::max(seen, lane.rows_per_block / 4);
+      lane.next_block = first + blocks;
+      if (n == 0) {
+        (void)conn->Rollback();
+        continue;
+      }
+      lane.sizer->Observe(n, rows.query_ns / 1000);
+      rows.first_block = first;
+      rows.end_block = first + blocks;
+      return std::optional<LanePage>(LanePage{std::move(conn), std::move(rows)});
+    }
+    return std::optional<LanePage>();
   }
 
   /// Read the next page of `job` on the replica (no locks), then lock exactly those keys on the
@@ -680,7 +758,7 @@ class ArchiveSource final : public Source {
   /// record them in the state table unless they are the redo of `intent`, and keep the
   /// transaction in flight until the ack. On error the transaction is rolled back.
   Result<BatchPtr> Admit(TableJob& job, PgLease conn, RowsRead rows, uint64_t seq,
-                         const std::string& date, const Intent* intent) {
+                         const std::string& date, const Intent* intent, bool deleted = false) {
     Database& db = databases_[job.database];
     InFlight f;
     f.database = job.database;
@@ -689,12 +767,23 @@ class ArchiveSource final : public Source {
     f.rows = rows.batch->num_rows();
     f.bytes = rows.batch->ByteSize();
     f.query_ns = rows.query_ns;
-    f.ctids = TidArrayLiteral(rows.ctids);
+    f.deleted = deleted;
+    // Rows deleted as they were read by blocks need no list of ctids (recorded or deleted).
+    if (!deleted || rows.end_block == 0) f.ctids = TidArrayLiteral(rows.ctids);
     f.batch_id = intent != nullptr ? intent->batch_id : BatchId(rows, run_token_);
     if (state_ != nullptr && !ctx_->dry_run()) {
       f.recorded = true;
       if (intent == nullptr) {
-        Intent record{f.batch_id, date, f.ctids, TextArrayLiteral(rows.keys), f.rows};
+        Intent record{f.batch_id, date, f.ctids, TextArrayLiteral(rows.keys), f.rows, "", "", ""};
+        if (rows.end_block > 0) {
+          // Where the rows were, not each row: the record stays small.
+          record.ctids.clear();
+          record.keys = "{}";
+          record.blocks = fmt::format("{}-{}", rows.first_block, rows.end_block);
+          record.cutoff =
+              rows.cutoff.empty() ? FormatTimestamp(job.settings.cutoff_us) : rows.cutoff;
+          record.digest = fmt::format("{:016x}", rows.ctid_digest);
+        }
         Status st = state_->Record(db.control.get(), job.settings.table, record);
         if (!st.ok()) {
           if (conn) (void)conn->Rollback();
@@ -745,13 +834,17 @@ class ArchiveSource final : public Source {
     // noticed its client is gone (it rolls back: we then read them). Skipping them instead could
     // let a later read archive them under another key.
     pg::PgParams params;
-    const std::string sql = RecoveryQuery(job.plan, job.settings, job.quoted, intent, &params);
+    RowsPrefix prefix = RowsPrefix::kKeyset;
+    const std::string sql =
+        RecoveryQuery(job.plan, job.settings, job.quoted, intent, &params, &prefix);
     // Waits for locks (see above), but not forever.
     SLUICE_ASSIGN_OR_RETURN(auto read,
-                            LockAndRead(job, sql, params, /*copy=*/false, /*lock_timeout=*/"60s"));
+                            LockAndRead(job, sql, params, /*copy=*/false, /*lock_timeout=*/"60s",
+                                        /*expected_rows=*/0, /*stop=*/nullptr, prefix));
     auto& [conn, rows] = read;
     const int64_t found = rows.batch->num_rows();
-    auto kept = KeepRecordedRows(intent, &rows);
+    bool identical = false;
+    auto kept = KeepRecordedRows(intent, &rows, &identical);
     if (!kept.ok()) {
       (void)conn->Rollback();
       return kept.status().WithContext("node '{}': table '{}'", id_, job.settings.table);
@@ -772,15 +865,21 @@ class ArchiveSource final : public Source {
     }
     ctx_->stats()->AddCounter("redone_batches", 1);
     const std::string date = intent.date;
-    if (matching != intent.rows) {
+    if (!identical) {
       // Its object (if the killed run wrote it) holds other rows too, and an object is never
       // replaced by other content: send what remains as a new batch under a new id, and
       // forget the old record first (a crash between the two leaves the rows in the table,
       // at worst archived twice, never lost).
       Log(LogLevel::kWarn,
-          "node '{}': table={} batch {}: {} of its {} rows remain; they go out as a new batch "
-          "(an object the earlier run may have written under the old id keeps its copy)",
+          "node '{}': table={} batch {}: {} row(s) of it remain, not exactly the {} it "
+          "recorded; they go out as a new batch (an object the earlier run may have written "
+          "under the old id keeps its copy)",
           id_, job.settings.table, intent.batch_id, matching, intent.rows);
+      if (!intent.blocks.empty()) {  // recorded again by blocks, with the cutoff read with
+        std::sscanf(intent.blocks.c_str(), "%u-%u", &rows.first_block, &rows.end_block);
+        const std::string current = FormatTimestamp(job.settings.cutoff_us);
+        rows.cutoff = intent.cutoff.empty() ? current : std::min(intent.cutoff, current);
+      }
       Status forgot = state_->Forget(db.control.get(), job.settings.table, intent.batch_id);
       if (!forgot.ok()) {
         (void)conn->Rollback();

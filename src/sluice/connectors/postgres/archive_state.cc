@@ -26,10 +26,14 @@ Status StateTable::Create(pg::PgConnection* conn) const {
         "state_table: none)",
         name_);
   }
-  auto altered =
-      conn->Exec(fmt::format("ALTER TABLE {} ADD COLUMN IF NOT EXISTS ctids text", quoted_));
-  if (!altered.ok() && pg::SqlState(altered.status()) != "42701") {
-    return altered.status().WithContext("adding column ctids to the state table '{}'", name_);
+  // Columns added by later versions (a table made by an earlier one lacks them).
+  for (const char* column : {"ctids", "blocks", "cutoff", "digest"}) {
+    auto altered =
+        conn->Exec(fmt::format("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} text", quoted_, column));
+    if (!altered.ok() && pg::SqlState(altered.status()) != "42701") {
+      return altered.status().WithContext("adding column {} to the state table '{}'", column,
+                                          name_);
+    }
   }
   return Status::OK();
 }
@@ -37,13 +41,15 @@ Status StateTable::Create(pg::PgConnection* conn) const {
 Status StateTable::Record(pg::PgConnection* conn, const std::string& table,
                           const Intent& intent) const {
   auto r = conn->ExecParams(
-      fmt::format("INSERT INTO {} (table_name, first_key, batch_date, rows, keys, ctids, node) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (table_name, first_key) DO "
+      fmt::format("INSERT INTO {} (table_name, first_key, batch_date, rows, keys, ctids, node, "
+                  "blocks, cutoff, digest) VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), "
+                  "nullif($9, ''), nullif($10, '')) ON CONFLICT (table_name, first_key) DO "
                   "UPDATE SET batch_date = EXCLUDED.batch_date, rows = EXCLUDED.rows, "
-                  "keys = EXCLUDED.keys, ctids = EXCLUDED.ctids",
+                  "keys = EXCLUDED.keys, ctids = EXCLUDED.ctids, blocks = EXCLUDED.blocks, "
+                  "cutoff = EXCLUDED.cutoff, digest = EXCLUDED.digest",
                   quoted_),
       {table, intent.batch_id, intent.date, std::to_string(intent.rows), intent.keys, intent.ctids,
-       node_});
+       node_, intent.blocks, intent.cutoff, intent.digest});
   if (!r.ok()) return r.status().WithContext("recording a batch in '{}'", name_);
   return Status::OK();
 }
@@ -51,7 +57,8 @@ Status StateTable::Record(pg::PgConnection* conn, const std::string& table,
 Result<std::deque<Intent>> StateTable::Load(pg::PgConnection* conn,
                                             const std::string& table) const {
   auto r = conn->ExecParams(
-      fmt::format("SELECT first_key, batch_date, keys, rows, coalesce(ctids, '') FROM {} WHERE "
+      fmt::format("SELECT first_key, batch_date, keys, rows, coalesce(ctids, ''), "
+                  "coalesce(blocks, ''), coalesce(cutoff, ''), coalesce(digest, '') FROM {} WHERE "
                   "table_name = $1 ORDER BY created_at, first_key",
                   quoted_),
       {table});
@@ -64,6 +71,9 @@ Result<std::deque<Intent>> StateTable::Load(pg::PgConnection* conn,
     intent.keys = std::string(r->Value(i, 2));
     intent.rows = std::stoll(std::string(r->Value(i, 3)));
     intent.ctids = std::string(r->Value(i, 4));
+    intent.blocks = std::string(r->Value(i, 5));
+    intent.cutoff = std::string(r->Value(i, 6));
+    intent.digest = std::string(r->Value(i, 7));
     out.push_back(std::move(intent));
   }
   return out;

@@ -24,6 +24,12 @@ struct Intent {
                          ///< records of sluice versions before 0.2 (then `keys` identify them).
   std::string keys;      ///< Each row's key as text, a text[] literal in the order of `ctids`.
   int64_t rows = 0;
+  // A batch read by heap blocks (read_order: physical) records where it was read instead of
+  // each row: the rows older than `cutoff` in blocks [first, end), whose ctids in order hash to
+  // `digest`. `blocks` is "" for batches recorded row by row.
+  std::string blocks;  ///< "first-end"
+  std::string cutoff;  ///< The cutoff the batch was read with, as a timestamptz literal.
+  std::string digest;  ///< CtidDigest of its rows, in hex.
 };
 
 /// The state table of one node in one database. Statements run on the connection given, so
