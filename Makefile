@@ -41,7 +41,7 @@ demo: release
 	$(SLUICE) run examples/quickstart.yaml
 
 # Everything CI checks: unit and pipeline tests under ASan+UBSan, integration tests against
-# throwaway PostgreSQL and S3 servers (ASan+UBSan too), release-build tests that measure
+# throwaway PostgreSQL, S3 and Redis servers (ASan+UBSan too), release-build tests that measure
 # memory, and every fuzzer for $(FUZZ_SECONDS) s.
 test: asan test-integration test-release fuzz
 	@echo "make test: all passed"
