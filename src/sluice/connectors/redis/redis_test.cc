@@ -1,0 +1,167 @@
+// URL parsing and redaction, and the classification of error replies: no server needed.
+
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "sluice/connectors/redis/redis_client.h"
+#include "sluice/connectors/redis/redis_url.h"
+#include "sluice/testing/matchers.h"
+
+namespace sluice::redis {
+namespace {
+
+using ::sluice::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+TEST(ParseRedisUrlTest, HostAlone) {
+  ASSERT_OK_AND_ASSIGN(RedisUrl url, ParseRedisUrl("redis://cache.internal"));
+  EXPECT_EQ(url.host, "cache.internal");
+  EXPECT_EQ(url.port, 6379);
+  EXPECT_EQ(url.db, 0);
+  EXPECT_EQ(url.user, "");
+  EXPECT_EQ(url.password, "");
+}
+
+TEST(ParseRedisUrlTest, EveryPart) {
+  ASSERT_OK_AND_ASSIGN(RedisUrl url, ParseRedisUrl("redis://app:s3cret@10.0.0.5:6380/7"));
+  EXPECT_EQ(url.host, "10.0.0.5");
+  EXPECT_EQ(url.port, 6380);
+  EXPECT_EQ(url.db, 7);
+  EXPECT_EQ(url.user, "app");
+  EXPECT_EQ(url.password, "s3cret");
+}
+
+TEST(ParseRedisUrlTest, PasswordWithoutUser) {
+  ASSERT_OK_AND_ASSIGN(RedisUrl url, ParseRedisUrl("redis://:pw@127.0.0.1:1234/0"));
+  EXPECT_EQ(url.user, "");
+  EXPECT_EQ(url.password, "pw");
+  EXPECT_EQ(url.port, 1234);
+}
+
+TEST(ParseRedisUrlTest, UserWithoutPassword) {
+  ASSERT_OK_AND_ASSIGN(RedisUrl url, ParseRedisUrl("redis://reader@h/2"));
+  EXPECT_EQ(url.user, "reader");
+  EXPECT_EQ(url.password, "");
+  EXPECT_EQ(url.host, "h");
+  EXPECT_EQ(url.db, 2);
+}
+
+TEST(ParseRedisUrlTest, PercentEncodedAndUnescapedPasswordCharacters) {
+  ASSERT_OK_AND_ASSIGN(RedisUrl encoded, ParseRedisUrl("redis://u%40x:p%3Aw%2F%40d@h:1/0"));
+  EXPECT_EQ(encoded.user, "u@x");
+  EXPECT_EQ(encoded.password, "p:w/@d");
+  // The last '@' ends the userinfo, so '@', ':' and '/' in a password need no escape.
+  ASSERT_OK_AND_ASSIGN(RedisUrl raw, ParseRedisUrl("redis://:a@b:c/d@h:2/3"));
+  EXPECT_EQ(raw.password, "a@b:c/d");
+  EXPECT_EQ(raw.host, "h");
+  EXPECT_EQ(raw.port, 2);
+  EXPECT_EQ(raw.db, 3);
+}
+
+TEST(ParseRedisUrlTest, Ipv6HostAndTrailingSlash) {
+  ASSERT_OK_AND_ASSIGN(RedisUrl url, ParseRedisUrl("redis://[::1]:7000/"));
+  EXPECT_EQ(url.host, "::1");
+  EXPECT_EQ(url.port, 7000);
+  EXPECT_EQ(url.db, 0);
+  ASSERT_OK_AND_ASSIGN(RedisUrl no_port, ParseRedisUrl("redis://[fe80::2]/4"));
+  EXPECT_EQ(no_port.host, "fe80::2");
+  EXPECT_EQ(no_port.port, 6379);
+  EXPECT_EQ(no_port.db, 4);
+}
+
+TEST(ParseRedisUrlTest, EveryErrorIsAConfigErrorSayingWhatIsWrong) {
+  const struct {
+    const char* url;
+    const char* why;
+  } cases[] = {
+      {"rediss://h:6379/0", "TLS (rediss://) is not supported"},
+      {"unix:///tmp/redis.sock", "expected redis://"},
+      {"http://h:6379", "expected redis://"},
+      {"h:6379", "expected redis://"},
+      {"", "expected redis://"},
+      {"redis://", "no host"},
+      {"redis://:pw@/0", "no host"},
+      {"redis://h:/0", "empty port"},
+      {"redis://h:abc/0", "port 'abc' is not a number in 1..65535"},
+      {"redis://h:0/0", "port '0' is not a number in 1..65535"},
+      {"redis://h:65536/0", "port '65536' is not a number in 1..65535"},
+      {"redis://h:-1/0", "port '-1' is not a number"},
+      {"redis://h:63 79/0", "port '63 79' is not a number"},
+      {"redis://h:6379/x", "database 'x' is not a number"},
+      {"redis://h:6379/-1", "database '-1' is not a number"},
+      {"redis://h:6379/1/2", "database '1/2' is not a number"},
+      {"redis://h:6379/0?timeout=1", "query strings and fragments are not supported"},
+      {"redis://h/0#frag", "query strings and fragments are not supported"},
+      {"redis://[::1/0", "unterminated '['"},
+      {"redis://[::1]x/0", "expected ':port' after ']'"},
+      {"redis://[::1]:/0", "empty port"},
+      {"redis://u%4:pw@h/0", "bad percent escape in the user name"},
+      {"redis://u:p%zz@h/0", "bad percent escape in the password"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.url);
+    EXPECT_THAT(ParseRedisUrl(c.url), StatusIs(StatusCode::kConfigError,
+                                               AllOf(HasSubstr("Redis URL '"), HasSubstr(c.why))));
+  }
+}
+
+TEST(ParseRedisUrlTest, ErrorsNeverShowThePassword) {
+  for (const char* url : {"redis://app:TopSecret9@h:99999/0", "rediss://:TopSecret9@h/0",
+                          "redis://:TopSecret9@h/zz", "redis://:TopSecret9@h/0?x=1"}) {
+    SCOPED_TRACE(url);
+    const auto parsed = ParseRedisUrl(url);
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_THAT(parsed.status().message(), AllOf(Not(HasSubstr("TopSecret9")), HasSubstr("***")));
+  }
+}
+
+TEST(RedactUrlTest, MasksThePasswordOnly) {
+  EXPECT_EQ(RedactUrl("redis://app:s3cret@h:6380/7"), "redis://app:***@h:6380/7");
+  EXPECT_EQ(RedactUrl("redis://:s3cret@h"), "redis://:***@h");
+  EXPECT_EQ(RedactUrl("redis://:a@b:c/d@h:2/3"), "redis://:***@h:2/3");
+  EXPECT_EQ(RedactUrl("rediss://u:pw@h/0"), "rediss://u:***@h/0");
+}
+
+TEST(RedactUrlTest, LeavesUrlsWithoutPasswordAlone) {
+  EXPECT_EQ(RedactUrl("redis://h:6379/0"), "redis://h:6379/0");
+  EXPECT_EQ(RedactUrl("redis://reader@h:6379/0"), "redis://reader@h:6379/0");
+  EXPECT_EQ(RedactUrl("redis://[::1]:6379/0"), "redis://[::1]:6379/0");
+  EXPECT_EQ(RedactUrl("not a url"), "not a url");
+  EXPECT_EQ(RedactUrl(""), "");
+}
+
+TEST(ClassifyRedisErrorTest, ByFirstWord) {
+  EXPECT_EQ(ClassifyRedisError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ClassifyRedisError("ERR unknown command 'FOO'"), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ClassifyRedisError("BUSYGROUP Consumer Group name already exists"),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ClassifyRedisError("NOGROUP No such key 's' or consumer group 'g'"),
+            StatusCode::kNotFound);
+  EXPECT_EQ(ClassifyRedisError("WRONGPASS invalid username-password pair"),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(ClassifyRedisError("NOAUTH Authentication required."), StatusCode::kPermissionDenied);
+  EXPECT_EQ(ClassifyRedisError("NOPERM this user has no permissions"),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(ClassifyRedisError("LOADING Redis is loading the dataset in memory"),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(ClassifyRedisError("BUSY Redis is busy running a script"), StatusCode::kUnavailable);
+  EXPECT_EQ(ClassifyRedisError("TRYAGAIN"), StatusCode::kUnavailable);
+  EXPECT_EQ(ClassifyRedisError("MASTERDOWN Link with MASTER is down"), StatusCode::kUnavailable);
+  EXPECT_EQ(ClassifyRedisError(""), StatusCode::kInvalidArgument);
+}
+
+TEST(RedisClientTest, MakeRejectsABadUrlBeforeConnecting) {
+  RedisOptions options;
+  options.url = "rediss://:hunter2@h:6379/0";
+  auto client = RedisClient::Make(options);
+  EXPECT_THAT(client, StatusIs(StatusCode::kConfigError, AllOf(HasSubstr("rediss://:***@h:6379/0"),
+                                                               Not(HasSubstr("hunter2")))));
+}
+
+}  // namespace
+}  // namespace sluice::redis
