@@ -16,3 +16,54 @@ archived_ids() {
   [ -d "$1" ] || return 0
   find "$1" -name '*.jsonl.gz' -print0 | sort -z | xargs -0 -r zcat | jq -r .id | sort -n
 }
+
+# A Redis server of the test's own (scripts/services runs a shared one, $SLUICE_REDIS_URL), for
+# tests that need other settings or must restart it:
+#   port=$(start_redis DIR [redis-server args...])   e.g. --requirepass pw, --appendonly yes
+#   stop_redis DIR
+# Later arguments override the defaults (no persistence). A DIR that held a server before keeps
+# its port, so stop_redis + start_redis is a restart at the same address (with --appendonly yes
+# it reloads its data from DIR). Every server still running is stopped when the script exits.
+# (The list of servers is a file: `port=$(start_redis ...)` runs in a subshell.)
+trap 'if [ -f "$work/redis.dirs" ]; then while read -r d; do stop_redis "$d"; done <"$work/redis.dirs"; fi; rm -rf "$work"' EXIT
+
+start_redis() {
+  local dir=$1 port; shift
+  mkdir -p "$dir"
+  if [ -f "$dir/redis.port" ]; then
+    port=$(cat "$dir/redis.port")
+  else
+    for _ in $(seq 1 50); do
+      port=$((20000 + RANDOM % 20000))
+      (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || break
+    done
+    echo "$port" > "$dir/redis.port"
+  fi
+  echo "$dir" >> "$work/redis.dirs"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "$@" >&2 \
+    || fail "redis-server did not start: $(tail -5 "$dir/redis.log")"
+  # Up once it answers at all (with --requirepass, PING answers NOAUTH).
+  for _ in $(seq 1 300); do
+    if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q 'PONG\|NOAUTH'; then
+      echo "$port"
+      return 0
+    fi
+    sleep 0.1
+  done
+  fail "redis-server on port $port did not answer within 30s: $(tail -5 "$dir/redis.log")"
+}
+
+# Stop the server of start_redis DIR at once (SIGKILL when it does not exit within 10 s); a
+# server already gone is fine. Its data stays in DIR.
+stop_redis() {
+  local dir=$1 pid
+  [ -f "$dir/redis.pid" ] || return 0  # the server deletes it when it exits
+  pid=$(cat "$dir/redis.pid")
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid"
+}
