@@ -33,4 +33,48 @@ check_eq "$(head -1 ten)" '{"id":2,"value":247535}' "first row (deterministic ge
 grep -q "pipeline 'tiny': ok" summary || fail "summary: $(cat summary)"
 check_eq "$(jq -r '.nodes[] | select(.id=="even") | .rows_out' r.json)" 500 "report rows_out"
 check_eq "$(jq -r .status r.json)" ok "report status"
+# Signals: the first SIGTERM stops gracefully — the source ends, everything read is written and
+# committed, exit 0; a second signal cancels at once (130). --until-idle needs a duration.
+cat > slow.yaml <<YAML
+pipeline: slow
+nodes:
+  src: {type: generate, shape: narrow, rows: 100000000, batch_rows: 100, rate: 20000}
+  out: {type: file, inputs: [src], path: "out-{n}.jsonl", roll_rows: 1000}
+YAML
+"$sluice" run -q --report stop.json slow.yaml 2>stop.err & pid=$!
+for _ in $(seq 200); do [ -s out-00001.jsonl ] && break; sleep 0.05; done
+[ -s out-00001.jsonl ] || fail "the slow run wrote nothing"
+kill -TERM "$pid"
+set +e
+wait "$pid"; code=$?
+set -e
+check_eq "$code" 0 "exit code after one SIGTERM ($(cat stop.err))"
+check_eq "$(jq -r .stopped stop.json)" signal "report: stopped"
+written=$(cat out-*.jsonl | wc -l)
+[ "$written" -gt 0 ] || fail "nothing written before the stop"
+check_eq "$(jq -r '.nodes[] | select(.id=="src") | .rows_out' stop.json)" "$written" \
+  "rows read = rows written after a stop"
+check_eq "$(jq -r '.nodes[] | select(.id=="src") | .abandoned_batches' stop.json)" 0 \
+  "batches abandoned by a stop"
+# Draining takes a while here (every batch waits 100 ms), so the second signal finds it running.
+rm -f out-*.jsonl
+cat > drain.yaml <<YAML
+pipeline: drain
+nodes:
+  src: {type: generate, shape: narrow, rows: 100000000, batch_rows: 100}
+  wait: {type: fault_inject, inputs: [src], delay: 100ms}
+  out: {type: file, inputs: [wait], path: "out-{n}.jsonl", roll_rows: 100}
+YAML
+"$sluice" run -q drain.yaml 2>/dev/null & pid=$!
+for _ in $(seq 200); do [ -s out-00001.jsonl ] && break; sleep 0.05; done
+kill -INT "$pid"
+sleep 0.2
+kill -INT "$pid"
+set +e
+wait "$pid"; code=$?
+"$sluice" run -q --until-idle soon slow.yaml 2>err; idle_code=$?
+set -e
+check_eq "$code" 130 "exit code after two SIGINTs"
+check_eq "$idle_code" 2 "--until-idle with a bad duration"
+grep -q "not a duration" err || fail "--until-idle message: $(cat err)"
 echo "cli basics: ok"

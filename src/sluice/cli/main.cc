@@ -22,6 +22,7 @@
 #include "sluice/core/json_text.h"
 #include "sluice/core/log.h"
 #include "sluice/core/time.h"
+#include "sluice/core/units.h"
 #include "sluice/engine/executor.h"
 #include "sluice/history/run_history.h"
 #include "sluice/report/bottleneck.h"
@@ -35,10 +36,13 @@ constexpr int kExitUsage = 2;
 constexpr int kExitAlert = 3;  // --fail-on-alert: the run succeeded but an alert fired
 constexpr int kExitInterrupted = 130;
 
-std::atomic<bool> g_interrupted{false};
+std::atomic<bool> g_stop{false};         // the first SIGINT/SIGTERM: stop gracefully
+std::atomic<bool> g_interrupted{false};  // the second: cancel, abandoning what is in flight
 
 void OnSignal(int) {
-  if (g_interrupted.exchange(true)) _exit(kExitInterrupted);  // second ^C: stop now
+  if (!g_stop.exchange(true)) return;
+  if (!g_interrupted.exchange(true)) return;
+  _exit(kExitInterrupted);  // a third: leave now
 }
 
 void InstallSignalHandlers() {
@@ -87,6 +91,7 @@ struct RunArgs {
   bool no_history = false;
   bool fail_on_alert = false;
   bool no_metrics = false;
+  std::string until_idle;  // --until-idle: a duration, "" for none
 };
 
 /// Record the run in the history; a failure to record is a warning, never a failed run.
@@ -104,6 +109,16 @@ void RecordHistory(const RunArgs& args, const PipelineSpec& spec, const nlohmann
 }
 
 int CmdRun(const CommonArgs& common, const NodeRegistry& registry, const RunArgs& args) {
+  int64_t until_idle_us = 0;
+  if (!args.until_idle.empty()) {
+    auto d = ParseDurationMicros(args.until_idle);
+    if (!d.ok() || *d <= 0) {
+      std::fprintf(stderr, "sluice: --until-idle: '%s' is not a duration like 5s or 500ms\n",
+                   args.until_idle.c_str());
+      return kExitUsage;
+    }
+    until_idle_us = *d;
+  }
   auto built = LoadAndBuild(common, registry, args.engine);
   if (!built.ok()) {
     PrintError(built.status());
@@ -115,6 +130,8 @@ int CmdRun(const CommonArgs& common, const NodeRegistry& registry, const RunArgs
   options.dry_run = args.dry_run;
   options.histograms = !args.no_metrics;
   options.interrupt = &g_interrupted;
+  options.stop = &g_stop;
+  options.until_idle_us = until_idle_us;
   PipelineRun run(pipeline.get(), options);
   const std::string run_id = NewRunId();
 
@@ -305,6 +322,8 @@ int Main(int argc, char** argv) {
                   "$SLUICE_HISTORY, else ~/.local/state/sluice/runs.db)");
   run->add_flag("--no-history", ra.no_history, "Do not record the run");
   run->add_flag("--fail-on-alert", ra.fail_on_alert, "Exit 3 when an alert fired");
+  run->add_option("--until-idle", ra.until_idle,
+                  "End the run gracefully once no source has produced a row for this long (5s)");
   run->add_flag("--no-metrics", ra.no_metrics,
                 "No histograms, time series, alerts or metrics server (to measure their cost)");
 

@@ -55,7 +55,8 @@ std::string FormatRunSummary(PipelineRun& run, const Status& status) {
   std::string out;
   out += fmt::format(
       "pipeline '{}': {} in {} — {} rows read, {} rows/s\n", run.pipeline()->name(),
-      status.ok() ? "ok" : (status.code() == StatusCode::kCancelled ? "interrupted" : "FAILED"),
+      status.ok() ? (run.stopping() ? "ok, stopped (" + run.stop_reason() + ")" : std::string("ok"))
+                  : (status.code() == StatusCode::kCancelled ? "interrupted" : "FAILED"),
       Seconds(elapsed), WithCommas(rows),
       WithCommas(elapsed > 0 ? static_cast<int64_t>(static_cast<double>(rows) / elapsed) : 0));
   size_t id_width = 4;
@@ -123,6 +124,7 @@ nlohmann::json RunReportJson(PipelineRun& run, const Status& status, const std::
   j["status"] =
       status.ok() ? "ok" : (status.code() == StatusCode::kCancelled ? "interrupted" : "failed");
   if (!status.ok()) j["error"] = status.ToString();
+  if (run.stopping()) j["stopped"] = run.stop_reason();  // "signal" or "until-idle"
   j["engine"] =
       run.pipeline()->spec().settings.engine == EngineKind::kSequential ? "sequential" : "parallel";
   j["duration_s"] = elapsed;

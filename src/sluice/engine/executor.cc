@@ -140,6 +140,7 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
       contexts_.push_back(std::make_unique<NodeContext>(n.spec.id, n.spec.type, stats_[i].get(),
                                                         &cancelled_, options_.dry_run));
       contexts_.back()->set_instance(k);
+      contexts_.back()->set_stopping(&stopping_);
       node_contexts_.back().push_back(contexts_.back().get());
     }
   }
@@ -169,6 +170,20 @@ int64_t PipelineRun::EstimatedRows() const {
     total += e;
   }
   return total;
+}
+
+void PipelineRun::Stop(const std::string& why) {
+  {
+    std::lock_guard lock(error_mu_);
+    if (stopping_.load(std::memory_order_acquire)) return;
+    stop_reason_ = why;
+  }
+  stopping_.store(true, std::memory_order_release);
+}
+
+std::string PipelineRun::stop_reason() const {
+  std::lock_guard lock(error_mu_);
+  return stop_reason_;
 }
 
 void PipelineRun::Cancel(const Status& why) {
@@ -258,15 +273,22 @@ Status PipelineRun::Execute() {
   start_ = std::chrono::steady_clock::now();
   Status st = OpenNodes();
   if (st.ok()) {
-    // Watch for an interrupt (SIGINT/SIGTERM) while the executor runs.
+    // Watch for a stop or an interrupt (SIGINT/SIGTERM) and for an idle stream while the
+    // executor runs.
     std::atomic<bool> done{false};
     std::thread watcher;
-    if (options_.interrupt != nullptr) {
+    if (options_.interrupt != nullptr || options_.stop != nullptr || options_.until_idle_us > 0) {
       watcher = std::thread([&] {
         while (!done.load()) {
-          if (options_.interrupt->load()) {
+          if (options_.interrupt != nullptr && options_.interrupt->load()) {
             Cancel(Status::Cancelled("interrupted"));
             return;
+          }
+          if (options_.stop != nullptr && options_.stop->load()) Stop("signal");
+          if (options_.until_idle_us > 0 &&
+              ElapsedMicros() - last_rows_us_.load(std::memory_order_relaxed) >=
+                  options_.until_idle_us) {
+            Stop("until-idle");
           }
           std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
@@ -377,10 +399,12 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
   std::vector<uint64_t> pending;
   uint64_t seq = 0;
   int64_t estimate = 0;
-  while (!cancelled()) {
+  // A stop ends the loop as the end of the input would: what was handed out drains, is
+  // flushed and committed.
+  while (!cancelled() && !stopping()) {
     SettleAcks(node, 0, &pending);
     WaitForInFlightRoom(node, sequential, &pending);
-    if (cancelled()) break;
+    if (cancelled() || stopping()) break;
     if (!budget_.Acquire(estimate)) break;  // cancelled while waiting for memory
     Result<BatchPtr> next = Status::Internal("unset");
     AcquireSlot();
@@ -406,6 +430,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
       break;
     }
     if (stats.histograms) stats.batch_rows.Record(batch->num_rows());
+    if (batch->num_rows() > 0) last_rows_us_.store(ElapsedMicros(), std::memory_order_relaxed);
     const int64_t size = batch->ByteSize();
     budget_.Adjust(size - estimate);
     estimate = size;

@@ -17,8 +17,15 @@ namespace sluice {
 /// How to run a pipeline, beyond what its file says.
 struct RunOptions {
   bool dry_run = false;
-  /// Set asynchronously (e.g. by a SIGINT handler) to stop the run; may be null.
+  /// Set asynchronously (the second SIGINT/SIGTERM) to cancel the run at once: what is in
+  /// flight is abandoned (a rerun delivers it again); may be null.
   const std::atomic<bool>* interrupt = nullptr;
+  /// Set asynchronously (the first SIGINT/SIGTERM) to stop gracefully: the sources end as if
+  /// their input had ended, and what is in flight is finished, flushed and committed; may be
+  /// null.
+  const std::atomic<bool>* stop = nullptr;
+  /// Stop gracefully once no source has produced a row for this long (µs; 0: never).
+  int64_t until_idle_us = 0;
   /// Record the per-batch histograms (latency, rows). Off only to measure their own cost.
   bool histograms = true;
 };
@@ -39,6 +46,13 @@ class PipelineRun {
   /// Stop the run because of `why` (the first call wins). Thread-safe.
   void Cancel(const Status& why);
   bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+  /// End the run gracefully because of `why` ("signal", "until-idle"; the first call wins):
+  /// sources stop asking for batches, and the rest of the pipeline drains as at the end of
+  /// its input. Execute() then returns OK unless something failed. Thread-safe.
+  void Stop(const std::string& why);
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+  /// Why the run was stopped, or "" when it was not.
+  std::string stop_reason() const;
 
   Pipeline* pipeline() const { return pipeline_; }
   /// Per-node counters, indexed like pipeline()->nodes(). Safe to read while running.
@@ -82,8 +96,12 @@ class PipelineRun {
   Pipeline* pipeline_;
   RunOptions options_;
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> stopping_{false};
+  std::string stop_reason_;  // guarded by error_mu_
+  // When a source last produced rows, in µs since start_ (for until_idle_us).
+  std::atomic<int64_t> last_rows_us_{0};
   std::atomic<bool> finished_{false};
-  std::mutex error_mu_;
+  mutable std::mutex error_mu_;
   Status first_error_;  // guarded by error_mu_
   MemoryBudget budget_;
   std::vector<std::unique_ptr<NodeStats>> stats_;

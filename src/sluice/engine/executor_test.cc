@@ -1,5 +1,7 @@
 #include "sluice/engine/executor.h"
 
+#include <algorithm>
+#include <chrono>
 #include <set>
 #include <thread>
 
@@ -37,10 +39,20 @@ SchemaPtr IdSchema() { return MakeSchema({{"id", TypeId::kInt64}}); }
 /// Emits `rows` ids in batches of `batch` rows.
 class CountingSource : public Source {
  public:
-  CountingSource(std::string id, int64_t rows, int64_t batch, int max_in_flight = 0)
-      : id_(std::move(id)), rows_(rows), batch_(batch), max_in_flight_(max_in_flight) {}
+  CountingSource(std::string id, int64_t rows, int64_t batch, int max_in_flight = 0,
+                 bool quiet = false)
+      : id_(std::move(id)),
+        rows_(rows),
+        batch_(batch),
+        max_in_flight_(max_in_flight),
+        quiet_(quiet) {}
   int MaxInFlight() const override { return max_in_flight_; }
   Result<BatchPtr> Next(uint64_t seq) override {
+    if (next_ >= rows_ && quiet_) {
+      // A stream with nothing new: "nothing yet" (an empty batch) after a short wait.
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      return Batch::MakeUnchecked(IdSchema(), {ColumnBuilder(TypeId::kInt64).Finish()}, 0);
+    }
     if (next_ >= rows_) return BatchPtr{};
     ColumnBuilder b(TypeId::kInt64);
     const int64_t start = next_;
@@ -50,6 +62,7 @@ class CountingSource : public Source {
     return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, end - start);
   }
   Status Commit(uint64_t seq) override {
+    if (!first_id_.count(seq)) return Status::OK();  // an empty batch, settled at once
     std::lock_guard l(g_journal->mu);
     g_journal->committed[id_].insert(seq);
     g_journal->events.push_back({Event::Kind::kCommit, first_id_.at(seq)});
@@ -66,6 +79,7 @@ class CountingSource : public Source {
   std::string id_;
   int64_t rows_, batch_, next_ = 0;
   int max_in_flight_;
+  bool quiet_;  // after its rows: empty batches forever instead of the end
   std::map<uint64_t, int64_t> first_id_;  // seq -> first id of its batch (source thread only)
 };
 
@@ -132,7 +146,8 @@ NodeRegistry TestRegistry() {
   NodeRegistry r;
   r.AddSource("count", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Source>> {
     return std::unique_ptr<Source>(new CountingSource(o.id(), o.GetInt("rows"), o.GetInt("batch"),
-                                                      static_cast<int>(o.GetInt("max_in_flight"))));
+                                                      static_cast<int>(o.GetInt("max_in_flight")),
+                                                      o.Has("quiet") && o.GetBool("quiet")));
   });
   r.AddTransform(
       "add", "test", {},
@@ -322,6 +337,56 @@ TEST_P(ExecutorTest, OrderedParallelTransformKeepsOrder) {
   auto& rows = journal_.rows["out"];
   ASSERT_EQ(rows.size(), 5000u);
   for (int64_t i = 0; i < 5000; ++i) ASSERT_EQ(rows[static_cast<size_t>(i)], i);
+}
+
+TEST_P(ExecutorTest, StopDrainsFlushesAndCommitsEverythingHandedOut) {
+  // An endless source into a sink that holds every ack until it flushes: a graceful stop ends
+  // the source, and every batch it handed out is written, flushed and committed — none is
+  // abandoned (an interrupt, below, abandons them instead).
+  PipelineSpec spec;
+  spec.settings.engine = GetParam();
+  spec.nodes = {Node("src", "count", {}, {{"rows", int64_t{1} << 40}, {"batch", 100}}),
+                Node("plus", "add", {"src"}, {{"add", 0}}),
+                Node("out", "record", {"plus"}, {{"hold", true}})};
+  auto registry = TestRegistry();
+  auto p = Pipeline::Build(std::move(spec), registry);
+  ASSERT_OK(p.status());
+  PipelineRun run(p->get(), RunOptions{});
+  std::thread stopper([&] {
+    while (run.stats(0).batches_out.load() < 30 && !run.finished()) std::this_thread::yield();
+    run.Stop("test");
+  });
+  ASSERT_OK(run.Execute());
+  stopper.join();
+  EXPECT_EQ(run.stop_reason(), "test");
+  const auto handed_out = static_cast<size_t>(run.stats(0).batches_out.load());
+  EXPECT_GE(handed_out, 30u);
+  EXPECT_EQ(journal_.committed["src"], Seqs(handed_out));
+  EXPECT_TRUE(journal_.abandoned["src"].empty());
+  std::vector<int64_t> want(handed_out * 100);
+  for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<int64_t>(i);
+  std::vector<int64_t> got = journal_.rows["out"];
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, want);
+  EXPECT_GE(CheckCommitsFollowFlushes(), 1);
+}
+
+TEST_P(ExecutorTest, UntilIdleEndsARunWhoseSourceWentQuiet) {
+  // The source delivers 10 batches, then only "nothing yet": the run ends on its own once no
+  // row has come for the idle time, with every row written and every batch committed.
+  PipelineSpec spec;
+  spec.settings.engine = GetParam();
+  spec.nodes = {Node("src", "count", {}, {{"rows", 1000}, {"batch", 100}, {"quiet", true}}),
+                Node("out", "record", {"src"}, {{"hold", true}})};
+  auto registry = TestRegistry();
+  auto p = Pipeline::Build(std::move(spec), registry);
+  ASSERT_OK(p.status());
+  PipelineRun run(p->get(), RunOptions{.until_idle_us = 100'000});
+  ASSERT_OK(run.Execute());
+  EXPECT_EQ(run.stop_reason(), "until-idle");
+  EXPECT_EQ(journal_.committed["src"], Seqs(10));
+  EXPECT_EQ(journal_.rows["out"].size(), 1000u);
+  EXPECT_TRUE(journal_.abandoned["src"].empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ExecutorTest,

@@ -30,6 +30,12 @@ class NodeContext {
   NodeStats* stats() const { return stats_; }
   /// Return true once the run is being cancelled; long loops should check it.
   bool cancelled() const { return cancelled_->load(std::memory_order_acquire); }
+  /// Return true once the run is asked to stop gracefully (a signal, --until-idle): a source
+  /// that waits for input should return soon; it is asked for no more batches after that.
+  bool stopping() const {
+    return stopping_ != nullptr && stopping_->load(std::memory_order_acquire);
+  }
+  void set_stopping(const std::atomic<bool>* stopping) { stopping_ = stopping; }
   /// Return true under `sluice run --dry-run`: count and describe, touch nothing.
   bool dry_run() const { return dry_run_; }
   /// Which instance this is (0..parallelism-1), for transforms run in parallel.
@@ -41,6 +47,7 @@ class NodeContext {
   std::string type_;
   NodeStats* stats_;
   const std::atomic<bool>* cancelled_;
+  const std::atomic<bool>* stopping_ = nullptr;
   bool dry_run_;
   int instance_ = 0;
 };
