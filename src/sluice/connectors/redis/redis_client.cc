@@ -21,9 +21,7 @@ timeval ToTimeval(int64_t micros) {
 // error with errno EAGAIN; a connect that ran out of time as ETIMEDOUT.
 bool IsTimeoutErrno(int e) { return e == EAGAIN || e == EWOULDBLOCK || e == ETIMEDOUT; }
 
-std::string_view CommandName(const std::vector<std::string_view>& argv) {
-  return argv.empty() ? std::string_view("(empty)") : argv.front();
-}
+std::string_view CommandName(const std::vector<std::string_view>& argv) { return argv.front(); }
 
 }  // namespace
 
@@ -159,6 +157,7 @@ Status RedisClient::ReplyError(const RedisReply& reply, std::string_view command
 }
 
 Result<RedisReply> RedisClient::Command(const std::vector<std::string_view>& argv) {
+  if (argv.empty()) return Status::Invalid("{}: empty command", where_);
   const std::string_view name = CommandName(argv);
   if (pending() > 0) {
     return Status::Internal("{}: {} called with {} pipelined replies unread", where_, name,
@@ -175,6 +174,7 @@ Result<RedisReply> RedisClient::Command(const std::vector<std::string_view>& arg
 }
 
 Status RedisClient::Append(const std::vector<std::string_view>& argv) {
+  if (argv.empty()) return Status::Invalid("{}: empty command", where_);
   SLUICE_RETURN_NOT_OK(EnsureConnected());
   FillArgv(argv);
   if (redisAppendCommandArgv(context_, static_cast<int>(argv_.size()), argv_.data(),
@@ -182,6 +182,14 @@ Status RedisClient::Append(const std::vector<std::string_view>& argv) {
     return ConnectionError(CommandName(argv), errno);
   }
   pending_names_.emplace_back(CommandName(argv));
+  return Status::OK();
+}
+
+Status RedisClient::Ping() {
+  SLUICE_ASSIGN_OR_RETURN(RedisReply reply, Command({"PING"}));
+  if (reply.str() != "PONG") {
+    return Status::Unavailable("{}: PING: unexpected reply '{}'", where_, reply.str());
+  }
   return Status::OK();
 }
 

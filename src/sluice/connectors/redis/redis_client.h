@@ -5,7 +5,8 @@
 // it is worth retrying: a lost connection (I/O error, EOF) is kUnavailable and a command that
 // got no reply in time kTimeout, both retryable, and the connection is dropped so that the
 // next call connects again; an error reply from the server (-WRONGTYPE, -NOGROUP, ...) is
-// permanent (see ClassifyRedisError).
+// permanent and leaves the connection open, except the few that say the server will answer
+// soon (-LOADING after a restart, -BUSY, ...: see ClassifyRedisError).
 
 #include <hiredis/hiredis.h>
 
@@ -120,7 +121,8 @@ class RedisClient {
   /// Send one command (argv[0] is its name; every argument binary-safe) and return its reply.
   /// Connects first when the connection was dropped. An error reply becomes a Status (see
   /// ClassifyRedisError) naming the command; nil, arrays etc. are returned as they are. Must
-  /// not be called while appended commands await their replies (kInternal).
+  /// not be called while appended commands await their replies (kInternal); an empty `argv` is
+  /// kInvalidArgument.
   Result<RedisReply> Command(const std::vector<std::string_view>& argv);
 
   /// Queue one command for a pipeline, without sending it yet (connects first when needed).
@@ -142,7 +144,8 @@ class RedisClient {
   /// client's CircuitBreaker: a retryable failure (the connection was lost or timed out, and
   /// dropped) sleeps the backoff and tries again, connecting anew. `op` must be safe to run
   /// again: idempotent commands, or pipelines that append everything anew (a command whose
-  /// reply was lost may have run). Error replies are not retried.
+  /// reply was lost may have run). Error replies are not retried, except those
+  /// ClassifyRedisError calls kUnavailable (-LOADING, -BUSY, ...).
   template <class F>
   auto WithRetry(F&& op) -> std::invoke_result_t<F&> {
     using R = std::invoke_result_t<F&>;
@@ -163,6 +166,9 @@ class RedisClient {
         },
         &retry_stats_, cancelled_);
   }
+
+  /// Send PING (one attempt): OK when the server answers PONG.
+  Status Ping();
 
   /// Return true while a connection is open (it may still turn out to be dead on use).
   bool connected() const { return context_ != nullptr; }

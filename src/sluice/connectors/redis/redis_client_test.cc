@@ -162,6 +162,9 @@ TEST(RedisClientTest, PipelinedErrorRepliesComeBackInPlace) {
 TEST(RedisClientTest, CommandRefusedWhilePipelinedRepliesAreUnread) {
   auto client = Connect();
   ASSERT_NE(client, nullptr);
+  EXPECT_THAT(client->Command({}), StatusIs(StatusCode::kInvalidArgument, HasSubstr("empty")));
+  EXPECT_THAT(client->Append({}), StatusIs(StatusCode::kInvalidArgument, HasSubstr("empty")));
+  EXPECT_EQ(client->pending(), 0u);
   ASSERT_OK(client->Append({"PING"}));
   EXPECT_THAT(client->Command({"PING"}),
               StatusIs(StatusCode::kInternal, HasSubstr("1 pipelined replies unread")));
@@ -196,8 +199,7 @@ TEST(RedisClientTest, ALostConnectionIsUnavailableAndTheNextCommandReconnects) {
       client->Command({"PING"}),
       StatusIs(StatusCode::kUnavailable, AllOf(HasSubstr(client->where()), HasSubstr("PING: "))));
   EXPECT_FALSE(client->connected());
-  ASSERT_OK_AND_ASSIGN(RedisReply pong, client->Command({"PING"}));
-  EXPECT_EQ(pong.str(), "PONG");
+  EXPECT_OK(client->Ping());
   EXPECT_EQ(client->connects(), 2);
 }
 
@@ -232,6 +234,32 @@ TEST(RedisClientTest, WithRetryReconnectsAfterTheServerKillsTheConnection) {
   EXPECT_EQ(get.str(), "after-kill");
   ASSERT_OK_AND_ASSIGN(RedisReply last, other->Command({"GET", key + ":99"}));
   EXPECT_EQ(last.str(), "p");
+}
+
+TEST(RedisClientTest, WithRetryStopsAtTheBreakerAndProbesAfterRecoveryTimeout) {
+  RedisOptions options = TestOptions();
+  options.retry.max_attempts = 4;
+  options.breaker.failure_threshold = 2;
+  options.breaker.recovery_timeout_us = 1'000'000;
+  FakeClock clock;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisClient> client, RedisClient::Make(options, &clock));
+  int calls = 0;
+  const Status failed = client->WithRetry([&] {
+    ++calls;
+    return Status::Unavailable("injected");
+  });
+  // Two real failures open the breaker; the last two attempts are refused without calling op.
+  EXPECT_EQ(calls, 2);
+  EXPECT_THAT(failed, StatusIs(StatusCode::kUnavailable,
+                               AllOf(HasSubstr("giving up after 4 attempts"),
+                                     HasSubstr("circuit breaker open after 2 failures"))));
+  EXPECT_EQ(client->breaker().state(), CircuitBreaker::State::kOpen);
+
+  clock.Advance(1'000'000);  // recovery timeout: the next attempt is the probe
+  auto pong = client->WithRetry([&] { return client->Command({"PING"}); });
+  ASSERT_THAT(pong, IsOk());
+  EXPECT_EQ(pong->str(), "PONG");
+  EXPECT_EQ(client->breaker().state(), CircuitBreaker::State::kClosed);
 }
 
 TEST(RedisClientTest, ACommandTimeoutIsRetryableAndTheClientWorksAfterwards) {
