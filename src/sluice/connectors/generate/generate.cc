@@ -31,7 +31,7 @@ class Rng {
   uint64_t state_;
 };
 
-enum class Shape : uint8_t { kAudit, kNarrow, kCustom };
+enum class Shape : uint8_t { kAudit, kNarrow, kMeter, kCustom };
 
 const char* const kActions[] = {"login", "logout", "create", "update", "delete",
                                 "read",  "export", "grant",  "revoke", "password_reset"};
@@ -82,6 +82,17 @@ class GenerateSource final : public Source {
     } else if (shape == "narrow") {
       s->shape_ = Shape::kNarrow;
       fields = {{"id", TypeId::kInt64, false}, {"value", TypeId::kInt64, false}};
+    } else if (shape == "meter") {
+      s->shape_ = Shape::kMeter;
+      s->meters_ = o.GetInt("meters");
+      s->interval_us_ = o.GetDurationMicros("interval");
+      if (s->meters_ < 1 || s->meters_ > 999'999) {
+        return o.ErrorAt("meters", "must be between 1 and 999999");
+      }
+      if (s->interval_us_ < 1) return o.ErrorAt("interval", "must be positive");
+      fields = {{"meter_id", TypeId::kString, false}, {"ts", TypeId::kTimestamp, false},
+                {"kwh", TypeId::kFloat64, false},     {"voltage", TypeId::kFloat64, false},
+                {"current", TypeId::kFloat64, false}, {"power_factor", TypeId::kFloat64, false}};
     } else {
       s->shape_ = Shape::kCustom;
       const auto& cols = o.GetJson("columns");
@@ -121,6 +132,9 @@ class GenerateSource final : public Source {
         break;
       case Shape::kNarrow:
         out = MakeNarrow(n);
+        break;
+      case Shape::kMeter:
+        out = MakeMeter(n, &rng);
         break;
       case Shape::kCustom:
         out = MakeCustom(n, &rng);
@@ -199,6 +213,39 @@ class GenerateSource final : public Source {
     return Batch::MakeUnchecked(schema_, std::move(cols), n);
   }
 
+  // Row r is meter (r % meters) + 1 at round r / meters: every meter reports once per
+  // `interval`, rounds starting at `end`. Voltage 230 V ± 4 %, current 0-40 A, power factor
+  // 0.80-1.00, and kwh the energy of that power over the interval.
+  BatchPtr MakeMeter(int64_t n, Rng* rng) {
+    ColumnBuilder id(TypeId::kString, n), ts(TypeId::kTimestamp, n), kwh(TypeId::kFloat64, n),
+        voltage(TypeId::kFloat64, n), current(TypeId::kFloat64, n), pf(TypeId::kFloat64, n);
+    char name[16];
+    const double hours = static_cast<double>(interval_us_) / 3.6e9;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t row = produced_ + i;
+      const int64_t meter = row % meters_;
+      const int64_t round = row / meters_;
+      const auto len = fmt::format_to_n(name, sizeof(name), "m-{:06}", meter + 1).size;
+      id.AppendString(std::string_view(name, len));
+      ts.AppendTimestamp(end_us_ + round * interval_us_);
+      const double v = 230.0 * (0.96 + 0.08 * rng->Unit());
+      const double a = 40.0 * rng->Unit();
+      const double f = 0.8 + 0.2 * rng->Unit();
+      voltage.AppendFloat64(v);
+      current.AppendFloat64(a);
+      pf.AppendFloat64(f);
+      kwh.AppendFloat64(v * a * f * hours / 1000.0);
+    }
+    std::vector<Column> cols;
+    cols.push_back(id.Finish());
+    cols.push_back(ts.Finish());
+    cols.push_back(kwh.Finish());
+    cols.push_back(voltage.Finish());
+    cols.push_back(current.Finish());
+    cols.push_back(pf.Finish());
+    return Batch::MakeUnchecked(schema_, std::move(cols), n);
+  }
+
   BatchPtr MakeCustom(int64_t n, Rng* rng) {
     std::vector<Column> cols;
     for (const auto& f : schema_->fields()) {
@@ -256,6 +303,8 @@ class GenerateSource final : public Source {
   int64_t start_id_ = 1;
   int64_t end_us_ = 0;
   int64_t span_us_ = 0;
+  int64_t meters_ = 1000;
+  int64_t interval_us_ = 1'000'000;
   int64_t produced_ = 0;
   std::chrono::steady_clock::time_point started_;
 };
@@ -271,9 +320,10 @@ void RegisterGenerateNodes(NodeRegistry* registry) {
            OptionType::kEnum,
            "audit",
            "audit: id, created_at, actor, action, ~500-byte JSON payload; narrow: id, value "
-           "(int64); custom: the types in `columns`.",
+           "(int64); meter: meter_id, ts, kwh, voltage, current, power_factor (smart-meter "
+           "readings); custom: the types in `columns`.",
            false,
-           {"audit", "narrow", "custom"}},
+           {"audit", "narrow", "meter", "custom"}},
           {"rows", OptionType::kInt, "1000000", "Rows to produce in total.", false, {}},
           {"batch_rows", OptionType::kInt, "8192", "Rows per batch.", false, {}},
           {"seed", OptionType::kInt, "42", "Seed: the same seed gives the same rows.", false, {}},
@@ -291,6 +341,18 @@ void RegisterGenerateNodes(NodeRegistry* registry) {
            false,
            {}},
           {"span", OptionType::kDuration, "365d", "How far back timestamps reach.", false, {}},
+          {"meters",
+           OptionType::kInt,
+           "1000",
+           "For shape meter: how many meters (m-000001 ...) report in turn.",
+           false,
+           {}},
+          {"interval",
+           OptionType::kDuration,
+           "1s",
+           "For shape meter: time between two readings of one meter; readings start at `end`.",
+           false,
+           {}},
           {"columns", OptionType::kMap, "", "For shape custom: column name -> type.", false, {}},
           {"null_ratio",
            OptionType::kFloat,
