@@ -6,6 +6,7 @@
 #include "sluice/connectors/objectstore/objectstore.h"
 #include "sluice/connectors/postgres/archive_source.h"
 #include "sluice/connectors/postgres/postgres.h"
+#include "sluice/connectors/redis/redis.h"
 #include "sluice/connectors/sqlite/sqlite.h"
 #include "sluice/faults/fault_inject.h"
 #include "sluice/transforms/transforms.h"
@@ -20,6 +21,7 @@ void RegisterBuiltinNodes(NodeRegistry* registry) {
   RegisterPostgresNodes(registry);
   RegisterPostgresArchiveNode(registry);
   RegisterObjectStoreNodes(registry);
+  RegisterRedisNodes(registry);
   RegisterTransformNodes(registry);
   RegisterFaultNodes(registry);
 }

@@ -7,6 +7,8 @@
 
 #include "sluice/connectors/redis/redis_client.h"
 #include "sluice/connectors/redis/redis_url.h"
+#include "sluice/connectors/redis/stream_sink.h"
+#include "sluice/core/time.h"
 #include "sluice/testing/matchers.h"
 
 namespace sluice::redis {
@@ -161,6 +163,41 @@ TEST(RedisClientTest, MakeRejectsABadUrlBeforeConnecting) {
   auto client = RedisClient::Make(options);
   EXPECT_THAT(client, StatusIs(StatusCode::kConfigError, AllOf(HasSubstr("rediss://:***@h:6379/0"),
                                                                Not(HasSubstr("hunter2")))));
+}
+
+std::string FieldText(ColumnBuilder b) {
+  Column c = b.Finish();
+  std::string out;
+  AppendFieldText(c, 0, &out);
+  return out;
+}
+
+TEST(AppendFieldTextTest, EachTypeAsItsText) {
+  ColumnBuilder i(TypeId::kInt64);
+  i.AppendInt64(-42);
+  EXPECT_EQ(FieldText(std::move(i)), "-42");
+  ColumnBuilder f(TypeId::kFloat64);
+  f.AppendFloat64(0.1);
+  EXPECT_EQ(FieldText(std::move(f)), "0.1");
+  ColumnBuilder f2(TypeId::kFloat64);
+  f2.AppendFloat64(1.0 / 3.0);
+  EXPECT_EQ(std::stod(FieldText(std::move(f2))), 1.0 / 3.0);  // shortest round trip
+  ColumnBuilder b(TypeId::kBool);
+  b.AppendBool(true);
+  EXPECT_EQ(FieldText(std::move(b)), "true");
+  ColumnBuilder s(TypeId::kString);
+  s.AppendString(std::string_view("a\0b", 3));
+  EXPECT_EQ(FieldText(std::move(s)), std::string("a\0b", 3));
+  ColumnBuilder t(TypeId::kTimestamp);
+  ASSERT_OK_AND_ASSIGN(int64_t at, ParseTimestamp("2026-01-02T03:04:05.000006Z"));
+  t.AppendTimestamp(at);
+  EXPECT_EQ(FieldText(std::move(t)), "2026-01-02T03:04:05.000006Z");
+  ColumnBuilder whole(TypeId::kTimestamp);
+  whole.AppendTimestamp(at - 6);
+  EXPECT_EQ(FieldText(std::move(whole)), "2026-01-02T03:04:05.000000Z");
+  ColumnBuilder before(TypeId::kTimestamp);
+  before.AppendTimestamp(-1);
+  EXPECT_EQ(FieldText(std::move(before)), "1969-12-31T23:59:59.999999Z");
 }
 
 }  // namespace
