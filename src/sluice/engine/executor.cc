@@ -118,7 +118,10 @@ class PipelineRun::TransformEmitter final : public Emitter {
 };
 
 PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
-    : pipeline_(pipeline), options_(options), budget_(pipeline->spec().settings.memory_limit) {
+    : pipeline_(pipeline),
+      options_(options),
+      budget_(pipeline->spec().settings.memory_limit),
+      clock_(options.clock != nullptr ? options.clock : SystemClock()) {
   const auto& nodes = pipeline_->nodes();
   for (size_t i = 0; i < nodes.size(); ++i) {
     const auto& n = nodes[i];
@@ -141,6 +144,7 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
                                                         &cancelled_, options_.dry_run));
       contexts_.back()->set_instance(k);
       contexts_.back()->set_stopping(&stopping_);
+      contexts_.back()->set_clock(clock_);
       node_contexts_.back().push_back(contexts_.back().get());
     }
   }
@@ -425,6 +429,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
       break;
     }
     BatchPtr batch = std::move(*next);
+    if (sequential) RunDueTimersSequential();
     if (batch == nullptr) {
       budget_.Release(estimate);
       break;
@@ -505,6 +510,58 @@ void PipelineRun::NodeInstanceDone(size_t node) {
   }
 }
 
+bool PipelineRun::TimerDue(const NodeContext& ctx, int64_t now, TimerState* state) {
+  const NodeContext::TimerSetting t = ctx.timer();
+  if (t.generation != state->generation) {  // set (or changed) since the last look
+    state->generation = t.generation;
+    state->next_due = t.period_us > 0 ? t.set_at_us + t.period_us : -1;
+  }
+  if (state->next_due < 0 || now < state->next_due) return false;
+  state->next_due += t.period_us;
+  if (state->next_due <= now) state->next_due = now + t.period_us;  // far behind: one call
+  return true;
+}
+
+int PipelineRun::WaitMs(int64_t now, const TimerState& state) {
+  if (state.next_due < 0) return 50;
+  return static_cast<int>(std::clamp<int64_t>((state.next_due - now + 999) / 1000, 1, 50));
+}
+
+Status PipelineRun::FireTransformTimer(size_t node, int instance, int64_t now, bool sequential) {
+  auto& n = pipeline_->nodes()[node];
+  TransformEmitter emitter(
+      this, node, sequential ? TransformEmitter::Mode::kSequential : TransformEmitter::Mode::kPush);
+  Status st;
+  {
+    BusyTimer busy(stats_[node].get());
+    st = n.transforms[static_cast<size_t>(instance)]->OnTimer(now, &emitter);
+  }
+  if (st.ok() || (st.code() == StatusCode::kCancelled && cancelled())) return st;
+  stats_[node]->CountError(st.code());
+  return st.WithContext("node '{}' ({}): timer", n.spec.id, n.spec.type);
+}
+
+void PipelineRun::RunDueTimersSequential() {
+  auto& nodes = pipeline_->nodes();
+  for (size_t i = 0; i < nodes.size() && !cancelled(); ++i) {
+    if (nodes[i].kind() == NodeKind::kSource) continue;
+    const NodeContext& ctx = *node_contexts_[i][0];
+    const int64_t now = clock_->NowMicros();
+    if (!TimerDue(ctx, now, &sequential_timers_[i])) continue;
+    Status st;
+    if (nodes[i].kind() == NodeKind::kTransform) {
+      st = FireTransformTimer(i, 0, now, /*sequential=*/true);
+    } else {
+      BusyTimer busy(stats_[i].get());
+      st = nodes[i].sink->OnTimer(now);
+      if (!st.ok()) {
+        st = st.WithContext("node '{}' ({}): timer", nodes[i].spec.id, nodes[i].spec.type);
+      }
+    }
+    if (!st.ok()) Cancel(st);
+  }
+}
+
 void PipelineRun::RunTransformInstance(size_t node, int instance) {
   auto& n = pipeline_->nodes()[node];
   Transform* t = n.transforms[static_cast<size_t>(instance)].get();
@@ -514,8 +571,26 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
       this, node, ordered ? TransformEmitter::Mode::kCollect : TransformEmitter::Mode::kPush);
   Reorderer& reorder = *reorderers_[node];
   Channel& in = *channels_[node];
+  const NodeContext& ctx = *node_contexts_[node][static_cast<size_t>(instance)];
+  TimerState timer;
   while (true) {
-    std::optional<Message> m = in.Pop();
+    const int64_t now = clock_->NowMicros();
+    if (TimerDue(ctx, now, &timer)) {
+      Status st = FireTransformTimer(node, instance, now, /*sequential=*/false);
+      if (!st.ok()) {
+        if (st.code() != StatusCode::kCancelled || !cancelled()) Cancel(st);
+        break;
+      }
+      continue;
+    }
+    std::optional<Message> m;
+    if (timer.next_due >= 0) {
+      bool timed_out = false;
+      m = in.PopFor(WaitMs(now, timer), &timed_out);
+      if (timed_out) continue;
+    } else {
+      m = in.Pop();
+    }
     if (!m) break;
     stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
     stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);
@@ -576,9 +651,21 @@ void PipelineRun::RunSink(size_t node) {
   NodeStats& stats = *stats_[node];
   Channel& in = *channels_[node];
   int64_t flushed_generation = 0;
+  const NodeContext& ctx = *node_contexts_[node][0];
+  TimerState timer;
   while (true) {
+    const int64_t now = clock_->NowMicros();
+    if (TimerDue(ctx, now, &timer)) {
+      BusyTimer busy(&stats);
+      Status st = n.sink->OnTimer(now);
+      if (!st.ok()) {
+        stats.CountError(st.code());
+        Cancel(st.WithContext("node '{}' ({}): timer", n.spec.id, n.spec.type));
+        break;
+      }
+    }
     bool timed_out = false;
-    std::optional<Message> m = in.PopFor(50, &timed_out);
+    std::optional<Message> m = in.PopFor(WaitMs(now, timer), &timed_out);
     if (timed_out) {
       // Idle: a source waiting at its in-flight limit may need the acks this sink holds.
       const int64_t gen = flush_generation_.load(std::memory_order_acquire);
@@ -708,6 +795,7 @@ Status PipelineRun::DeliverSequential(size_t node, Message m) {
 Status PipelineRun::ExecuteSequential() {
   auto& nodes = pipeline_->nodes();
   sequential_pending_.assign(nodes.size(), {});
+  sequential_timers_.assign(nodes.size(), TimerState{});
   for (size_t i = 0; i < nodes.size() && !cancelled(); ++i) {
     if (nodes[i].kind() == NodeKind::kSource) RunSourceLoop(i, /*sequential=*/true);
   }

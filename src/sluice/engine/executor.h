@@ -26,6 +26,8 @@ struct RunOptions {
   const std::atomic<bool>* stop = nullptr;
   /// Stop gracefully once no source has produced a row for this long (µs; 0: never).
   int64_t until_idle_us = 0;
+  /// The clock of node timers (NodeContext::clock); null: the system's steady clock.
+  Clock* clock = nullptr;
   /// Record the per-batch histograms (latency, rows). Off only to measure their own cost.
   bool histograms = true;
 };
@@ -92,6 +94,21 @@ class PipelineRun {
   // Sequential executor: deliver `m` into `node` and everything downstream, depth first.
   Status DeliverSequential(size_t node, Message m);
   Status EmitSequential(size_t node, Message m);
+  // Run the timers of transforms and sinks that are due, in topological order.
+  void RunDueTimersSequential();
+
+  // Timers (both executors). A node loop's view of its timer: when it next fires.
+  struct TimerState {
+    int64_t generation = 0;  // of the NodeContext::TimerSetting it follows
+    int64_t next_due = -1;   // -1: no timer
+  };
+  // Return true, moving `*state` on, when `ctx`'s timer is due at `now`.
+  static bool TimerDue(const NodeContext& ctx, int64_t now, TimerState* state);
+  // Return how long a node loop may wait for input before its timer is due (ms, 1..50).
+  static int WaitMs(int64_t now, const TimerState& state);
+  // Call a transform instance's OnTimer, its output pushed downstream (or, `sequential`,
+  // delivered depth first).
+  Status FireTransformTimer(size_t node, int instance, int64_t now, bool sequential);
 
   Pipeline* pipeline_;
   RunOptions options_;
@@ -112,6 +129,8 @@ class PipelineRun {
   std::vector<std::unique_ptr<Reorderer>> reorderers_;
   std::vector<std::unique_ptr<std::atomic<int>>> live_instances_;
   std::vector<std::vector<uint64_t>> sequential_pending_;  // per source, sequential executor
+  std::vector<TimerState> sequential_timers_;              // per node, sequential executor
+  Clock* clock_;
   // Raised by a source waiting at its MaxInFlight limit; idle sinks flush when it changes.
   std::atomic<int64_t> flush_generation_{0};
   std::chrono::steady_clock::time_point start_;

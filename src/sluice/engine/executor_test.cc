@@ -142,6 +142,49 @@ class RecordingSink : public Sink {
   std::vector<AckSet> held_;
 };
 
+/// Emits one row holding the clock's time at every tick of its timer (100 ms).
+class TickTransform : public Transform {
+ public:
+  Status Open(NodeContext* ctx) override {
+    ctx->SetTimer(100'000);
+    std::lock_guard l(g_journal->mu);
+    g_journal->rows["opened"].push_back(1);
+    return Status::OK();
+  }
+  Status Process(const BatchPtr&, int, Emitter*) override { return Status::OK(); }
+  Status OnTimer(int64_t now_us, Emitter* out) override {
+    ColumnBuilder b(TypeId::kInt64);
+    b.AppendInt64(now_us);
+    return out->Emit(Batch::MakeUnchecked(IdSchema(), {b.Finish()}, 1));
+  }
+};
+
+/// Records its timer's ticks (every 250 ms) in the journal under "<id>.ticks".
+class TickSink : public Sink {
+ public:
+  explicit TickSink(std::string id) : id_(std::move(id)) {}
+  Status Open(NodeContext* ctx) override {
+    ctx->SetTimer(250'000);
+    std::lock_guard l(g_journal->mu);
+    g_journal->rows["opened"].push_back(2);
+    return Status::OK();
+  }
+  Status Write(const BatchPtr& batch, AckSet) override {
+    std::lock_guard l(g_journal->mu);
+    auto& v = g_journal->rows[id_];
+    for (int64_t i = 0; i < batch->num_rows(); ++i) v.push_back(batch->column(0).GetInt64(i));
+    return Status::OK();
+  }
+  Status OnTimer(int64_t now_us) override {
+    std::lock_guard l(g_journal->mu);
+    g_journal->rows[id_ + ".ticks"].push_back(now_us);
+    return Status::OK();
+  }
+
+ private:
+  std::string id_;
+};
+
 NodeRegistry TestRegistry() {
   NodeRegistry r;
   r.AddSource("count", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Source>> {
@@ -161,6 +204,15 @@ NodeRegistry TestRegistry() {
         return std::unique_ptr<Transform>(new AddTransform(0));
       },
       /*stateless=*/true, 1, -1);
+  r.AddTransform(
+      "tick", "test", {},
+      [](const NodeOptions&) -> Result<std::unique_ptr<Transform>> {
+        return std::unique_ptr<Transform>(new TickTransform());
+      },
+      /*stateless=*/false);
+  r.AddSink("tick_sink", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
+    return std::unique_ptr<Sink>(new TickSink(o.id()));
+  });
   r.AddSink("record", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
     return std::unique_ptr<Sink>(
         new RecordingSink(o.id(), o.Has("fail_at") ? o.GetInt("fail_at") : -1, o.GetBool("hold")));
@@ -387,6 +439,48 @@ TEST_P(ExecutorTest, UntilIdleEndsARunWhoseSourceWentQuiet) {
   EXPECT_EQ(journal_.committed["src"], Seqs(10));
   EXPECT_EQ(journal_.rows["out"].size(), 1000u);
   EXPECT_TRUE(journal_.abandoned["src"].empty());
+}
+
+TEST_P(ExecutorTest, TimersFireByTheRunsClockWithoutInput) {
+  // A source with nothing to say, a transform that emits a row every 100 ms of the run's clock
+  // and a sink that ticks every 250 ms. The clock moves only when the test moves it: each step
+  // of 50 ms is waited for until its ticks arrived, so the exact sequence is known.
+  PipelineSpec spec;
+  spec.settings.engine = GetParam();
+  spec.nodes = {Node("src", "count", {}, {{"rows", 0}, {"batch", 1}, {"quiet", true}}),
+                Node("clock", "tick", {"src"}), Node("out", "tick_sink", {"clock"})};
+  auto registry = TestRegistry();
+  auto p = Pipeline::Build(std::move(spec), registry);
+  ASSERT_OK(p.status());
+  FakeClock clock(1'000'000);
+  PipelineRun run(p->get(), RunOptions{.clock = &clock});
+  std::vector<int64_t> want_rows, want_ticks;
+  std::thread driver([&] {
+    auto count = [&](const std::string& key) {
+      std::lock_guard l(journal_.mu);
+      return journal_.rows[key].size();
+    };
+    // Both nodes set their timers at t = 1 s (in Open) before the clock moves.
+    for (int i = 0; i < 2000 && count("opened") < 2; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    for (int step = 1; step <= 12; ++step) {
+      clock.Advance(50'000);
+      const int64_t now = 1'000'000 + step * 50'000;
+      if (step % 2 == 0) want_rows.push_back(now);
+      if (step % 5 == 0) want_ticks.push_back(now);
+      for (int i = 0; i < 2000 && !run.finished() &&
+                      (count("out") < want_rows.size() || count("out.ticks") < want_ticks.size());
+           ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    run.Stop("test");
+  });
+  ASSERT_OK(run.Execute());
+  driver.join();
+  EXPECT_EQ(journal_.rows["out"], want_rows);
+  EXPECT_EQ(journal_.rows["out.ticks"], want_ticks);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ExecutorTest,

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "sluice/core/result.h"
 #include "sluice/engine/ack.h"
 #include "sluice/engine/node_stats.h"
+#include "sluice/resilience/clock.h"
 
 namespace sluice {
 
@@ -36,6 +38,25 @@ class NodeContext {
     return stopping_ != nullptr && stopping_->load(std::memory_order_acquire);
   }
   void set_stopping(const std::atomic<bool>* stopping) { stopping_ = stopping; }
+  /// The run's clock (a FakeClock in tests): timers and waits go by it.
+  Clock* clock() const { return clock_; }
+  void set_clock(Clock* clock) { clock_ = clock; }
+  /// Ask to be called back (Transform::OnTimer, Sink::OnTimer) every `period_us` of the run's
+  /// clock, with or without input; 0 turns it off. Call from Open or from the node's own calls.
+  /// The first call comes one period after this call.
+  void SetTimer(int64_t period_us) {
+    std::lock_guard lock(timer_mu_);
+    timer_ = {period_us, clock_->NowMicros(), timer_.generation + 1};
+  }
+  struct TimerSetting {
+    int64_t period_us = 0;  ///< 0: no timer.
+    int64_t set_at_us = 0;  ///< When SetTimer was called, by clock().
+    int64_t generation = 0;
+  };
+  TimerSetting timer() const {
+    std::lock_guard lock(timer_mu_);
+    return timer_;
+  }
   /// Return true under `sluice run --dry-run`: count and describe, touch nothing.
   bool dry_run() const { return dry_run_; }
   /// Which instance this is (0..parallelism-1), for transforms run in parallel.
@@ -48,6 +69,9 @@ class NodeContext {
   NodeStats* stats_;
   const std::atomic<bool>* cancelled_;
   const std::atomic<bool>* stopping_ = nullptr;
+  Clock* clock_ = SystemClock();
+  mutable std::mutex timer_mu_;
+  TimerSetting timer_;  // guarded by timer_mu_
   bool dry_run_;
   int instance_ = 0;
 };
@@ -110,6 +134,10 @@ class Transform {
   virtual Status Process(const BatchPtr& batch, int input, Emitter* out) = 0;
   /// Emit what is left once every input has ended.
   virtual Status Finish(Emitter* out) { return Status::OK(); }
+  /// Called every period the node asked for (NodeContext::SetTimer), between Process calls,
+  /// with the clock's time; what it emits carries no input's acks (pass held ones with
+  /// Emit(batch, acks)). In the sequential executor timers run between source batches.
+  virtual Status OnTimer(int64_t now_us, Emitter* out) { return Status::OK(); }
   virtual Status Close() { return Status::OK(); }
   /// Return why this transform, as configured, does not pass on every value it receives
   /// ("drops the rows where `where` is not true"), or "" when it keeps them all. Called after
@@ -128,6 +156,8 @@ class Sink {
   virtual Status Write(const BatchPtr& batch, AckSet acks) = 0;
   /// Make everything written so far durable and release the acks still held.
   virtual Status Flush() { return Status::OK(); }
+  /// Called every period the sink asked for (NodeContext::SetTimer), between Write calls.
+  virtual Status OnTimer(int64_t now_us) { return Status::OK(); }
   virtual Status Close() { return Status::OK(); }
   /// Return why this sink, as configured, does not keep every row it acknowledges ("discards
   /// every row", "prints only the first 10 rows"), or "" when it keeps them. See
