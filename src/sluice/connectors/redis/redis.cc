@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "sluice/connectors/redis/stream_sink.h"
+#include "sluice/connectors/redis/stream_source.h"
 
 namespace sluice {
 namespace redis {
@@ -49,6 +50,12 @@ void RegisterRedisNodes(NodeRegistry* registry) {
                     "Append each row to a Redis stream (pipelined XADD, one field per column; "
                     "NULLs left out), acknowledged once every reply of the batch is OK.",
                     redis::StreamSinkOptionSpecs(), &redis::MakeStreamSink);
+  registry->AddSource(
+      "redis_stream",
+      "Read a Redis stream in a consumer group (XREADGROUP): the consumer's own pending entries "
+      "first, then new ones, entries idle too long on other consumers claimed (XAUTOCLAIM); "
+      "XACK once every sink has made the batch durable. Unbounded.",
+      redis::StreamSourceOptionSpecs(), &redis::MakeStreamSource);
 }
 
 }  // namespace sluice

@@ -7,6 +7,7 @@
 
 #include "sluice/connectors/redis/redis_client.h"
 #include "sluice/connectors/redis/redis_url.h"
+#include "sluice/connectors/redis/stream_decode.h"
 #include "sluice/connectors/redis/stream_sink.h"
 #include "sluice/core/time.h"
 #include "sluice/testing/matchers.h"
@@ -198,6 +199,104 @@ TEST(AppendFieldTextTest, EachTypeAsItsText) {
   ColumnBuilder before(TypeId::kTimestamp);
   before.AppendTimestamp(-1);
   EXPECT_EQ(FieldText(std::move(before)), "1969-12-31T23:59:59.999999Z");
+}
+
+// A hand-built flat field array [name, value, ...], as XREADGROUP returns an entry's fields.
+class FakeFields {
+ public:
+  explicit FakeFields(std::vector<std::string> texts) : texts_(std::move(texts)) {
+    items_.resize(texts_.size());
+    for (size_t i = 0; i < texts_.size(); ++i) {
+      items_[i] = redisReply{};
+      items_[i].type = REDIS_REPLY_STRING;
+      items_[i].str = texts_[i].data();
+      items_[i].len = texts_[i].size();
+      pointers_.push_back(&items_[i]);
+    }
+    array_ = redisReply{};
+    array_.type = REDIS_REPLY_ARRAY;
+    array_.elements = pointers_.size();
+    array_.element = pointers_.data();
+  }
+  RedisValue value() const { return RedisValue(&array_); }
+
+ private:
+  std::vector<std::string> texts_;
+  std::vector<redisReply> items_;
+  std::vector<redisReply*> pointers_;
+  redisReply array_;
+};
+
+SchemaPtr ReadingSchema() {
+  return MakeSchema({{"meter_id", TypeId::kString, true},
+                     {"ts", TypeId::kTimestamp, true},
+                     {"kwh", TypeId::kFloat64, true},
+                     {"n", TypeId::kInt64, true},
+                     {"ok", TypeId::kBool, true}});
+}
+
+TEST(EntryDecoderTest, FieldsByNameInAnyOrderMissingIsNullExtraIgnored) {
+  EntryDecoder d(ReadingSchema());
+  FakeFields a({"kwh", "0.25", "meter_id", "m-000001", "ts", "2026-01-02T03:04:05.000006Z", "n",
+                "-7", "ok", "true", "extra", "x"});
+  FakeFields b({"meter_id", "m-000002"});
+  ASSERT_OK(d.Append(a.value()));
+  ASSERT_OK(d.Append(b.value()));
+  BatchPtr batch = d.Finish();
+  ASSERT_EQ(batch->num_rows(), 2);
+  EXPECT_EQ(batch->column(0).GetView(0), "m-000001");
+  ASSERT_OK_AND_ASSIGN(int64_t ts, ParseTimestamp("2026-01-02T03:04:05.000006Z"));
+  EXPECT_EQ(batch->column(1).GetInt64(0), ts);
+  EXPECT_EQ(batch->column(2).GetFloat64(0), 0.25);
+  EXPECT_EQ(batch->column(3).GetInt64(0), -7);
+  EXPECT_TRUE(batch->column(4).GetBool(0));
+  EXPECT_EQ(batch->column(0).GetView(1), "m-000002");
+  for (int c = 1; c < 5; ++c) EXPECT_TRUE(batch->column(c).IsNull(1)) << c;
+  EXPECT_EQ(d.Finish()->num_rows(), 0);  // Finish starts anew
+}
+
+TEST(EntryDecoderTest, ABadValueNamesTheFieldAndAppendsNothing) {
+  EntryDecoder d(ReadingSchema());
+  FakeFields bad_float({"meter_id", "m-1", "kwh", "12x"});
+  FakeFields bad_int({"n", "1.5"});
+  FakeFields bad_ts({"ts", "yesterday"});
+  FakeFields bad_bool({"ok", "yes"});
+  FakeFields empty_float({"kwh", ""});
+  EXPECT_THAT(d.Append(bad_float.value()),
+              StatusIs(StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("field 'kwh'"), HasSubstr("'12x'"), HasSubstr("float64"))));
+  EXPECT_THAT(d.Append(bad_int.value()),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("field 'n'")));
+  EXPECT_THAT(d.Append(bad_ts.value()),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("field 'ts'")));
+  EXPECT_THAT(d.Append(bad_bool.value()),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("field 'ok'")));
+  EXPECT_THAT(d.Append(empty_float.value()),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("field 'kwh'")));
+  EXPECT_EQ(d.rows(), 0);
+  FakeFields good({"meter_id", "m-2", "kwh", "1e-3"});
+  ASSERT_OK(d.Append(good.value()));
+  BatchPtr batch = d.Finish();
+  ASSERT_EQ(batch->num_rows(), 1);
+  EXPECT_EQ(batch->column(0).GetView(0), "m-2");
+  EXPECT_EQ(batch->column(2).GetFloat64(0), 0.001);
+}
+
+TEST(EntryDecoderTest, SinkTextsDecodeToTheSameValues) {
+  // What the sink writes, the source reads back exactly (floats and µs timestamps).
+  ColumnBuilder f(TypeId::kFloat64), t(TypeId::kTimestamp);
+  f.AppendFloat64(221.09897510897426);
+  t.AppendTimestamp(1'796'331'329'794'081);
+  Column fc = f.Finish(), tc = t.Finish();
+  std::string ftext, ttext;
+  AppendFieldText(fc, 0, &ftext);
+  AppendFieldText(tc, 0, &ttext);
+  EntryDecoder d(ReadingSchema());
+  FakeFields e({"kwh", ftext, "ts", ttext});
+  ASSERT_OK(d.Append(e.value()));
+  BatchPtr batch = d.Finish();
+  EXPECT_EQ(batch->column(2).GetFloat64(0), 221.09897510897426);
+  EXPECT_EQ(batch->column(1).GetInt64(0), 1'796'331'329'794'081);
 }
 
 }  // namespace

@@ -1,0 +1,116 @@
+#include "sluice/connectors/redis/stream_decode.h"
+
+#include <charconv>
+
+#include "sluice/core/time.h"
+
+namespace sluice::redis {
+
+EntryDecoder::EntryDecoder(SchemaPtr schema)
+    : schema_(std::move(schema)), row_(schema_->fields().size()) {
+  Reset();
+}
+
+void EntryDecoder::Reset() {
+  builders_.clear();
+  for (const auto& f : schema_->fields()) builders_.emplace_back(f.type);
+  rows_ = 0;
+}
+
+Status EntryDecoder::Parse(size_t column, std::string_view text, Parsed* out) const {
+  const Field& f = schema_->fields()[column];
+  const char* end = text.data() + text.size();
+  out->present = true;
+  switch (f.type) {
+    case TypeId::kInt64: {
+      auto r = std::from_chars(text.data(), end, out->i);
+      if (r.ec != std::errc() || r.ptr != end || text.empty()) break;
+      return Status::OK();
+    }
+    case TypeId::kFloat64: {
+      auto r = std::from_chars(text.data(), end, out->d);
+      if (r.ec != std::errc() || r.ptr != end || text.empty()) break;
+      return Status::OK();
+    }
+    case TypeId::kBool:
+      if (text == "true" || text == "1") {
+        out->i = 1;
+        return Status::OK();
+      }
+      if (text == "false" || text == "0") {
+        out->i = 0;
+        return Status::OK();
+      }
+      break;
+    case TypeId::kTimestamp: {
+      auto t = ParseTimestamp(text);
+      if (!t.ok()) break;
+      out->i = *t;
+      return Status::OK();
+    }
+    case TypeId::kString:
+    case TypeId::kJson:
+    case TypeId::kBytes:
+    case TypeId::kGeometry:
+      out->s = text;
+      return Status::OK();
+  }
+  constexpr size_t kShown = 64;
+  return Status::Invalid("field '{}': '{}{}' is not a {}", f.name, text.substr(0, kShown),
+                         text.size() > kShown ? "..." : "", TypeName(f.type));
+}
+
+Status EntryDecoder::Append(RedisValue fields) {
+  for (auto& p : row_) p = Parsed{};
+  const auto& schema_fields = schema_->fields();
+  const size_t n = fields.is_array() ? fields.size() : 0;
+  for (size_t k = 0; k + 1 < n; k += 2) {
+    const std::string_view name = fields[k].str();
+    for (size_t c = 0; c < schema_fields.size(); ++c) {
+      if (schema_fields[c].name != name) continue;
+      SLUICE_RETURN_NOT_OK(Parse(c, fields[k + 1].str(), &row_[c]));
+      break;
+    }
+  }
+  for (size_t c = 0; c < schema_fields.size(); ++c) {
+    ColumnBuilder& b = builders_[c];
+    const Parsed& p = row_[c];
+    if (!p.present) {
+      b.AppendNull();
+      continue;
+    }
+    switch (schema_fields[c].type) {
+      case TypeId::kInt64:
+        b.AppendInt64(p.i);
+        break;
+      case TypeId::kTimestamp:
+        b.AppendTimestamp(p.i);
+        break;
+      case TypeId::kFloat64:
+        b.AppendFloat64(p.d);
+        break;
+      case TypeId::kBool:
+        b.AppendBool(p.i != 0);
+        break;
+      case TypeId::kString:
+      case TypeId::kJson:
+      case TypeId::kBytes:
+      case TypeId::kGeometry:
+        b.AppendString(p.s);
+        break;
+    }
+  }
+  ++rows_;
+  return Status::OK();
+}
+
+BatchPtr EntryDecoder::Finish() {
+  std::vector<Column> cols;
+  cols.reserve(builders_.size());
+  for (auto& b : builders_) cols.push_back(b.Finish());
+  BatchPtr batch = Batch::MakeUnchecked(schema_, std::move(cols), rows_);
+  Reset();
+  return batch;
+}
+
+}  // namespace sluice::redis

@@ -1,0 +1,48 @@
+#pragma once
+
+// Stream entries (field/value pairs) into typed columns, by a declared schema.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/connectors/redis/redis_client.h"
+#include "sluice/core/batch.h"
+#include "sluice/core/column.h"
+#include "sluice/core/schema.h"
+
+namespace sluice::redis {
+
+/// Builds one batch from stream entries. Each schema column takes the entry's field of the
+/// same name: a missing field is NULL; a value that does not parse as the column's type
+/// (int64 and float64 by std::from_chars over the whole text, bool true/false/1/0,
+/// timestamp ISO-8601) is an error, and then nothing of that entry is appended. Strings,
+/// JSON and bytes are taken as they are. Fields not in the schema are ignored.
+class EntryDecoder {
+ public:
+  explicit EntryDecoder(SchemaPtr schema);
+
+  /// Append the entry whose fields are the flat array `fields` ([name, value, name, value,
+  /// ...]) as the next row. Errors (kInvalidArgument) name the field and the value.
+  Status Append(RedisValue fields);
+  int64_t rows() const { return rows_; }
+  /// Return the rows appended since the last Finish (possibly none) and start anew.
+  BatchPtr Finish();
+
+ private:
+  struct Parsed {
+    bool present = false;
+    int64_t i = 0;
+    double d = 0;
+    std::string_view s;
+  };
+  Status Parse(size_t column, std::string_view text, Parsed* out) const;
+  void Reset();
+
+  SchemaPtr schema_;
+  std::vector<ColumnBuilder> builders_;
+  std::vector<Parsed> row_;
+  int64_t rows_ = 0;
+};
+
+}  // namespace sluice::redis

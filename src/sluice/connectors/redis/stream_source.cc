@@ -1,0 +1,343 @@
+#include "sluice/connectors/redis/stream_source.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "sluice/connectors/redis/redis.h"
+#include "sluice/connectors/redis/redis_client.h"
+#include "sluice/connectors/redis/stream_decode.h"
+
+namespace sluice::redis {
+
+namespace {
+
+enum class OnError : uint8_t { kFail, kSkip };
+
+/// How often entries idle on any consumer longer than claim_idle are claimed (XAUTOCLAIM).
+constexpr int64_t kClaimIntervalUs = 5'000'000;
+
+struct SourceConfig {
+  RedisOptions redis;
+  std::string stream;
+  std::string group;
+  std::string consumer;
+  bool create_group = true;
+  std::string start_id;
+  SchemaPtr schema;
+  int64_t batch_rows = 10000;
+  int64_t linger_us = 200'000;
+  int64_t block_us = 100'000;
+  int64_t claim_idle_us = 60'000'000;
+  OnError on_error = OnError::kFail;
+};
+
+int64_t SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+class StreamSource final : public Source {
+ public:
+  explicit StreamSource(SourceConfig c) : c_(std::move(c)), decoder_(c_.schema) {}
+
+  Status Open(NodeContext* ctx) override {
+    ctx_ = ctx;
+    if (ctx->dry_run()) return Status::OK();
+    SLUICE_ASSIGN_OR_RETURN(client_, RedisClient::Make(c_.redis, ctx->clock()));
+    if (c_.create_group) {
+      auto r = client_->WithRetry([&] {
+        return client_->Command({"XGROUP", "CREATE", c_.stream, c_.group, c_.start_id, "MKSTREAM"});
+      });
+      if (!r.ok() && r.status().message().find("BUSYGROUP") == std::string::npos) {
+        return r.status().WithContext("stream '{}': creating group '{}'", c_.stream, c_.group);
+      }
+    }
+    next_claim_us_ = SteadyMicros();  // claim once at the start, then every kClaimIntervalUs
+    return Status::OK();
+  }
+
+  Result<BatchPtr> Next(uint64_t seq) override {
+    if (ctx_->dry_run() || ctx_->cancelled()) return BatchPtr{};
+    if (ctx_->stopping()) return BatchPtr{};
+    ids_.clear();
+    batch_ids_.clear();
+    int64_t first_row_us = -1;
+    bool waited_empty = false;
+    while (!ctx_->cancelled()) {
+      const int64_t left = c_.batch_rows - decoder_.rows();
+      if (left <= 0) break;
+      size_t got = 0;
+      if (reading_pending_) {
+        SLUICE_ASSIGN_OR_RETURN(got, ReadPending(left));
+      } else if (SteadyMicros() >= next_claim_us_) {
+        SLUICE_ASSIGN_OR_RETURN(got, Claim(left));
+      } else {
+        int64_t wait = c_.block_us;
+        if (first_row_us >= 0) {
+          wait = std::min(wait, first_row_us + c_.linger_us - SteadyMicros());
+        }
+        if (wait < 1000) break;  // linger is up
+        SLUICE_ASSIGN_OR_RETURN(got, ReadNew(left, wait));
+        if (got == 0 && decoder_.rows() == 0 && ids_.empty()) waited_empty = true;
+      }
+      if (got > 0 && first_row_us < 0) first_row_us = SteadyMicros();
+      if (waited_empty || ctx_->stopping()) break;
+      if (first_row_us >= 0 && SteadyMicros() - first_row_us >= c_.linger_us) break;
+    }
+    if (ctx_->cancelled()) return BatchPtr{};
+    if (!ids_.empty()) {
+      for (const auto& id : ids_) held_.insert(id);
+      in_flight_[seq] = std::move(ids_);
+      ids_.clear();
+    }
+    return decoder_.Finish();  // possibly empty: "nothing yet"
+  }
+
+  Status Commit(uint64_t seq) override {
+    auto it = in_flight_.find(seq);
+    if (it == in_flight_.end()) return Status::OK();
+    std::vector<std::string_view> argv = {"XACK", c_.stream, c_.group};
+    for (const auto& id : it->second) argv.push_back(id);
+    auto r = client_->WithRetry([&] { return client_->Command(argv); });
+    if (!r.ok()) {
+      return r.status().WithContext("stream '{}': XACK of {} entries of batch {}", c_.stream,
+                                    it->second.size(), seq);
+    }
+    Forget(it);
+    return Status::OK();
+  }
+
+  void Abandon(uint64_t seq) override {
+    auto it = in_flight_.find(seq);
+    if (it != in_flight_.end()) Forget(it);  // they stay pending: a rerun reads them first
+  }
+
+  SchemaPtr schema() const override { return c_.schema; }
+  int64_t EstimatedRows() const override { return -1; }
+  bool ConsumesInput() const override { return false; }  // XACK leaves entries in the stream
+
+ private:
+  using InFlight = std::map<uint64_t, std::vector<std::string>>;
+
+  void Forget(InFlight::iterator it) {
+    for (const auto& id : it->second) held_.erase(id);
+    in_flight_.erase(it);
+  }
+
+  // Decode entries (array of [id, fields]) into the batch; ids of entries dropped because
+  // they are already held are skipped. Return how many entries were taken.
+  Result<size_t> Take(RedisValue entries, bool claimed) {
+    size_t taken = 0;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      RedisValue entry = entries[i];
+      if (!entry.is_array() || entry.size() < 2) continue;
+      std::string id(entry[0].str());
+      if (claimed && (held_.count(id) > 0 || batch_ids_.count(id) > 0)) continue;
+      ++taken;
+      ctx_->stats()->AddCounter("entries_read", 1);
+      if (claimed) ctx_->stats()->AddCounter("claimed_entries", 1);
+      if (entry[1].is_nil()) {
+        // Deleted or trimmed while pending: nothing to deliver, only to acknowledge.
+        ctx_->stats()->AddCounter("trimmed_pending", 1);
+      } else {
+        Status st = decoder_.Append(entry[1]);
+        if (!st.ok()) {
+          if (c_.on_error == OnError::kFail) {
+            return st.WithContext("stream '{}' entry {}", c_.stream, id);
+          }
+          ctx_->stats()->AddCounter("skipped_records", 1);
+        }
+      }
+      batch_ids_.insert(id);
+      ids_.push_back(std::move(id));
+    }
+    return taken;
+  }
+
+  // XREADGROUP's reply: nil, or [[stream, entries]]. Return the entries (possibly none).
+  static std::optional<RedisValue> EntriesOf(const RedisReply& reply) {
+    if (!reply.is_array() || reply.size() == 0) return std::nullopt;
+    RedisValue s = reply[0];
+    if (!s.is_array() || s.size() < 2) return std::nullopt;
+    return s[1];
+  }
+
+  // Phase 1: this consumer's own pending entries, paging by the last id returned.
+  Result<size_t> ReadPending(int64_t count) {
+    const std::string n = std::to_string(count);
+    SLUICE_ASSIGN_OR_RETURN(RedisReply reply, client_->WithRetry([&] {
+      return client_->Command({"XREADGROUP", "GROUP", c_.group, c_.consumer, "COUNT", n, "STREAMS",
+                               c_.stream, pending_cursor_});
+    }));
+    auto entries = EntriesOf(reply);
+    if (!entries || entries->size() == 0) {
+      reading_pending_ = false;
+      return 0;
+    }
+    pending_cursor_ = std::string((*entries)[entries->size() - 1][0].str());
+    return Take(*entries, false);
+  }
+
+  Result<size_t> ReadNew(int64_t count, int64_t wait_us) {
+    const std::string n = std::to_string(count);
+    const std::string block = std::to_string(std::max<int64_t>(1, wait_us / 1000));
+    SLUICE_ASSIGN_OR_RETURN(RedisReply reply, client_->WithRetry([&] {
+      return client_->Command({"XREADGROUP", "GROUP", c_.group, c_.consumer, "BLOCK", block,
+                               "COUNT", n, "STREAMS", c_.stream, ">"});
+    }));
+    auto entries = EntriesOf(reply);
+    if (!entries) return 0;
+    return Take(*entries, false);
+  }
+
+  // Entries idle longer than claim_idle on any consumer (a dead worker's, or our own held
+  // ones, which are dropped: they are in flight here already).
+  Result<size_t> Claim(int64_t count) {
+    const std::string n = std::to_string(count);
+    const std::string idle = std::to_string(c_.claim_idle_us / 1000);
+    SLUICE_ASSIGN_OR_RETURN(RedisReply reply, client_->WithRetry([&] {
+      return client_->Command(
+          {"XAUTOCLAIM", c_.stream, c_.group, c_.consumer, idle, claim_cursor_, "COUNT", n});
+    }));
+    size_t got = 0;
+    if (reply.is_array() && reply.size() >= 2) {
+      claim_cursor_ = std::string(reply[0].str());
+      SLUICE_ASSIGN_OR_RETURN(got, Take(reply[1], true));
+      if (reply.size() >= 3 && reply[2].size() > 0) {
+        // Ids deleted from the stream while pending: acknowledge them now.
+        std::vector<std::string_view> argv = {"XACK", c_.stream, c_.group};
+        for (size_t i = 0; i < reply[2].size(); ++i) argv.push_back(reply[2][i].str());
+        SLUICE_RETURN_NOT_OK(client_->WithRetry([&] { return client_->Command(argv); }).status());
+        ctx_->stats()->AddCounter("trimmed_pending", static_cast<int64_t>(reply[2].size()));
+      }
+    } else {
+      claim_cursor_ = "0-0";
+    }
+    // A full round done: wait for the next interval; else continue the round next time.
+    if (claim_cursor_ == "0-0") next_claim_us_ = SteadyMicros() + kClaimIntervalUs;
+    return got;
+  }
+
+  const SourceConfig c_;
+  NodeContext* ctx_ = nullptr;
+  std::unique_ptr<RedisClient> client_;
+  EntryDecoder decoder_;
+  bool reading_pending_ = true;
+  std::string pending_cursor_ = "0";
+  std::string claim_cursor_ = "0-0";
+  int64_t next_claim_us_ = 0;
+  std::vector<std::string> ids_;               // the batch being built
+  std::unordered_set<std::string> batch_ids_;  // the same, for lookups; cleared per batch
+  InFlight in_flight_;                         // handed out, not yet committed or abandoned
+  std::unordered_set<std::string> held_;       // every id of in_flight_
+};
+
+std::string DefaultConsumer() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "host");
+  return fmt::format("{}-{}", host, getpid());
+}
+
+}  // namespace
+
+OptionSchema StreamSourceOptionSpecs() {
+  OptionSchema o = ConnectionOptionSpecs();
+  const OptionSchema own = {
+      {"stream", OptionType::kString, "", "The stream key to read.", true, {}},
+      {"group", OptionType::kString, "", "The consumer group.", true, {}},
+      {"consumer",
+       OptionType::kString,
+       "",
+       "This reader's name in the group; default <hostname>-<pid>. A rerun with the same name "
+       "reads its own pending entries first.",
+       false,
+       {}},
+      {"create_group",
+       OptionType::kBool,
+       "true",
+       "Create the group (and the stream) when missing: XGROUP CREATE ... start_id MKSTREAM.",
+       false,
+       {}},
+      {"start_id",
+       OptionType::kString,
+       "$",
+       "Where a group created here starts: $ (new entries only) or 0 (the whole stream).",
+       false,
+       {}},
+      {"schema",
+       OptionType::kMap,
+       "",
+       "Field name -> column type; a missing field is NULL, fields not listed are ignored.",
+       true,
+       {}},
+      {"batch_rows", OptionType::kInt, "10000", "Most entries per batch.", false, {}},
+      {"linger",
+       OptionType::kDuration,
+       "200ms",
+       "Close a batch this long after its first entry even when not full.",
+       false,
+       {}},
+      {"block",
+       OptionType::kDuration,
+       "100ms",
+       "Longest wait for new entries in one XREADGROUP; nothing in that time ends the call "
+       "with \"nothing yet\".",
+       false,
+       {}},
+      {"claim_idle",
+       OptionType::kDuration,
+       "60s",
+       "Claim entries pending on any consumer for longer than this (XAUTOCLAIM, every 5 s).",
+       false,
+       {}},
+      {"on_error",
+       OptionType::kEnum,
+       "fail",
+       "An entry whose field does not parse as its column's type: fail the run (naming the "
+       "entry id), or skip it (counted in skipped_records, acknowledged with its batch).",
+       false,
+       {"fail", "skip"}},
+  };
+  o.insert(o.end(), own.begin(), own.end());
+  return o;
+}
+
+Result<std::unique_ptr<Source>> MakeStreamSource(const NodeOptions& o) {
+  SourceConfig c;
+  SLUICE_ASSIGN_OR_RETURN(c.redis, ConnectionOptionsFrom(o));
+  c.stream = o.GetString("stream");
+  if (c.stream.empty()) return o.ErrorAt("stream", "must not be empty");
+  c.group = o.GetString("group");
+  if (c.group.empty()) return o.ErrorAt("group", "must not be empty");
+  c.consumer = o.GetString("consumer");
+  if (c.consumer.empty()) c.consumer = DefaultConsumer();
+  c.create_group = o.GetBool("create_group");
+  c.start_id = o.Has("start_id") ? o.GetString("start_id") : std::string("$");
+  if (c.start_id.empty()) return o.ErrorAt("start_id", "must be $, 0 or an entry id");
+  SLUICE_ASSIGN_OR_RETURN(c.schema, o.GetSchema("schema"));
+  if (c.schema == nullptr || c.schema->fields().empty()) {
+    return o.ErrorAt("schema", "declare the columns to read: field name -> type");
+  }
+  c.batch_rows = o.GetInt("batch_rows");
+  if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
+  c.linger_us = o.GetDurationMicros("linger");
+  c.block_us = o.GetDurationMicros("block");
+  if (c.block_us < 1000) return o.ErrorAt("block", "must be at least 1ms");
+  c.claim_idle_us = o.GetDurationMicros("claim_idle");
+  if (c.claim_idle_us < 1000) return o.ErrorAt("claim_idle", "must be at least 1ms");
+  if (c.redis.command_timeout_us > 0 && c.redis.command_timeout_us <= c.block_us) {
+    return o.ErrorAt("timeout", "must be longer than `block`");
+  }
+  c.on_error = o.GetString("on_error") == "skip" ? OnError::kSkip : OnError::kFail;
+  return std::unique_ptr<Source>(new StreamSource(std::move(c)));
+}
+
+}  // namespace sluice::redis
