@@ -585,6 +585,8 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
         n.parallelism = static_cast<int>(j.get<int64_t>());
       } else if (key == "ordered") {
         n.ordered = j.get<bool>();
+      } else if (key == "partition_by") {
+        n.partition_by = j.get<std::string>();
       } else if (key == "queue_batches") {
         if (j.get<int64_t>() < 1)
           return ErrorAt(file, opt.second.Mark(), ctx + "queue_batches must be >= 1");

@@ -128,12 +128,22 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
     stats_.push_back(std::make_unique<NodeStats>());
     stats_.back()->histograms = options_.histograms;
     ack_queues_.push_back(std::make_shared<AckQueue>());
-    if (n.kind() == NodeKind::kSource) {
-      channels_.push_back(nullptr);
-    } else {
-      channels_.push_back(std::make_unique<Channel>(static_cast<size_t>(n.spec.queue_batches),
-                                                    n.spec.queue_bytes,
-                                                    static_cast<int>(n.inputs.size())));
+    channels_.emplace_back();
+    partitioners_.emplace_back();
+    if (n.kind() != NodeKind::kSource) {
+      // A keyed transform's instances each read their own channel: the rows of their keys.
+      const bool keyed = n.kind() == NodeKind::kTransform && n.spec.parallelism > 1 &&
+                         !n.spec.partition_by.empty();
+      if (keyed) {
+        auto made = KeyPartitioner::Make(n.spec.partition_by, n.spec.parallelism);
+        if (made.ok()) partitioners_.back() = std::move(*made);  // Build checked that it parses
+      }
+      const int count = partitioners_.back() != nullptr ? n.spec.parallelism : 1;
+      for (int k = 0; k < count; ++k) {
+        channels_.back().push_back(
+            std::make_unique<Channel>(static_cast<size_t>(n.spec.queue_batches), n.spec.queue_bytes,
+                                      static_cast<int>(n.inputs.size())));
+      }
     }
     reorderers_.push_back(std::make_unique<Reorderer>());
     const int instances = n.kind() == NodeKind::kTransform ? n.spec.parallelism : 1;
@@ -155,7 +165,9 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
 PipelineRun::~PipelineRun() = default;
 
 size_t PipelineRun::QueueDepth(size_t node) const {
-  return channels_[node] ? channels_[node]->depth() : 0;
+  size_t depth = 0;
+  for (const auto& c : channels_[node]) depth += c->depth();
+  return depth;
 }
 
 int64_t PipelineRun::ElapsedMicros() const {
@@ -200,8 +212,8 @@ void PipelineRun::Cancel(const Status& why) {
   // channels are about to discard) counts as not delivered.
   for (auto& q : ack_queues_) q->Cancel();
   budget_.Cancel();
-  for (auto& c : channels_) {
-    if (c) c->Cancel();
+  for (auto& node_channels : channels_) {
+    for (auto& c : node_channels) c->Cancel();
   }
   { std::lock_guard lock(slot_mu_); }
   slot_cv_.notify_all();
@@ -495,8 +507,30 @@ bool PipelineRun::PushDownstream(size_t node, Message m) {
   for (size_t k = 0; k < fan; ++k) {
     Message copy = (k + 1 == fan) ? std::move(m) : m;
     copy.input = n.output_ports[k];
+    const auto to = static_cast<size_t>(n.outputs[k]);
     int64_t blocked = 0;
-    const bool ok = channels_[static_cast<size_t>(n.outputs[k])]->Push(std::move(copy), &blocked);
+    bool ok = true;
+    if (partitioners_[to] == nullptr) {
+      ok = channels_[to][0]->Push(std::move(copy), &blocked);
+    } else {
+      // Each instance of a keyed consumer gets the rows of its keys, with the same acks.
+      auto parts = partitioners_[to]->Split(*copy.batch);
+      if (!parts.ok()) {
+        const auto& consumer = pipeline_->nodes()[to].spec;
+        Cancel(
+            parts.status().WithContext("node '{}' ({}): partition_by", consumer.id, consumer.type));
+        return false;
+      }
+      for (size_t instance = 0; ok && instance < parts->size(); ++instance) {
+        const auto& rows = (*parts)[instance];
+        if (rows.empty()) continue;
+        Message part = copy;
+        if (rows.size() != static_cast<size_t>(copy.batch->num_rows())) {
+          part.batch = copy.batch->Take(rows);
+        }
+        ok = channels_[to][instance]->Push(std::move(part), &blocked);
+      }
+    }
     if (blocked > 0) stats.blocked_ns.fetch_add(blocked, std::memory_order_relaxed);
     if (!ok) return false;
   }
@@ -506,7 +540,7 @@ bool PipelineRun::PushDownstream(size_t node, Message m) {
 void PipelineRun::NodeInstanceDone(size_t node) {
   if (live_instances_[node]->fetch_sub(1) != 1) return;
   for (int o : pipeline_->nodes()[node].outputs) {
-    channels_[static_cast<size_t>(o)]->ProducerDone();
+    for (auto& c : channels_[static_cast<size_t>(o)]) c->ProducerDone();
   }
 }
 
@@ -566,11 +600,13 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
   auto& n = pipeline_->nodes()[node];
   Transform* t = n.transforms[static_cast<size_t>(instance)].get();
   NodeStats& stats = *stats_[node];
-  const bool ordered = n.spec.parallelism > 1 && n.spec.ordered;
+  const bool keyed = partitioners_[node] != nullptr;
+  // Keyed instances keep each key's order (its rows come through one channel), not the input's.
+  const bool ordered = n.spec.parallelism > 1 && n.spec.ordered && !keyed;
   TransformEmitter emitter(
       this, node, ordered ? TransformEmitter::Mode::kCollect : TransformEmitter::Mode::kPush);
   Reorderer& reorder = *reorderers_[node];
-  Channel& in = *channels_[node];
+  Channel& in = *channels_[node][keyed ? static_cast<size_t>(instance) : 0];
   const NodeContext& ctx = *node_contexts_[node][static_cast<size_t>(instance)];
   TimerState timer;
   while (true) {
@@ -649,7 +685,7 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
 void PipelineRun::RunSink(size_t node) {
   auto& n = pipeline_->nodes()[node];
   NodeStats& stats = *stats_[node];
-  Channel& in = *channels_[node];
+  Channel& in = *channels_[node][0];
   int64_t flushed_generation = 0;
   const NodeContext& ctx = *node_contexts_[node][0];
   TimerState timer;

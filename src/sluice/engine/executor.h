@@ -10,6 +10,7 @@
 #include "sluice/core/memory_budget.h"
 #include "sluice/engine/ack.h"
 #include "sluice/engine/channel.h"
+#include "sluice/engine/partition.h"
 #include "sluice/engine/pipeline.h"
 
 namespace sluice {
@@ -125,7 +126,9 @@ class PipelineRun {
   std::vector<std::unique_ptr<NodeContext>> contexts_;  // one per node instance, see ctx_index_
   std::vector<std::vector<NodeContext*>> node_contexts_;
   std::vector<std::shared_ptr<AckQueue>> ack_queues_;  // per node; used by sources
-  std::vector<std::unique_ptr<Channel>> channels_;     // per node; null for sources
+  // Per node: its input channel (none for sources), or with partition_by one per instance.
+  std::vector<std::vector<std::unique_ptr<Channel>>> channels_;
+  std::vector<std::unique_ptr<KeyPartitioner>> partitioners_;  // per node; null if not keyed
   std::vector<std::unique_ptr<Reorderer>> reorderers_;
   std::vector<std::unique_ptr<std::atomic<int>>> live_instances_;
   std::vector<std::vector<uint64_t>> sequential_pending_;  // per source, sequential executor

@@ -13,6 +13,7 @@
 namespace sluice {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::StatusIs;
@@ -30,7 +31,9 @@ struct Journal {
   std::map<std::string, std::vector<int64_t>> rows;     // sink id -> ids written (durable)
   std::map<std::string, std::set<uint64_t>> committed;  // source id -> seqs committed
   std::map<std::string, std::set<uint64_t>> abandoned;
-  std::vector<Event> events;  // holds, flushes and commits, in order
+  std::vector<Event> events;                          // holds, flushes and commits, in order
+  std::map<int64_t, std::set<int>> owners;            // key -> instances that saw it
+  std::map<int64_t, std::vector<int64_t>> key_order;  // key -> its ids, in the order seen
 };
 Journal* g_journal = nullptr;
 
@@ -142,6 +145,31 @@ class RecordingSink : public Sink {
   std::vector<AckSet> held_;
 };
 
+/// A stateful transform: notes which instance saw each key (id % 7) and in which order, and
+/// passes rows on.
+class OwnerTransform : public Transform {
+ public:
+  Status Open(NodeContext* ctx) override {
+    instance_ = ctx->instance();
+    return Status::OK();
+  }
+  Status Process(const BatchPtr& in, int, Emitter* out) override {
+    {
+      std::lock_guard l(g_journal->mu);
+      for (int64_t i = 0; i < in->num_rows(); ++i) {
+        const int64_t id = in->column(0).GetInt64(i);
+        g_journal->owners[id % 7].insert(instance_);
+        g_journal->key_order[id % 7].push_back(id);
+      }
+    }
+    return out->Emit(in);
+  }
+  Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& in) override { return in[0]; }
+
+ private:
+  int instance_ = 0;
+};
+
 /// Emits one row holding the clock's time at every tick of its timer (100 ms).
 class TickTransform : public Transform {
  public:
@@ -210,6 +238,12 @@ NodeRegistry TestRegistry() {
         return std::unique_ptr<Transform>(new TickTransform());
       },
       /*stateless=*/false);
+  r.AddTransform(
+      "own", "test", {},
+      [](const NodeOptions&) -> Result<std::unique_ptr<Transform>> {
+        return std::unique_ptr<Transform>(new OwnerTransform());
+      },
+      /*stateless=*/false);
   r.AddSink("tick_sink", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
     return std::unique_ptr<Sink>(new TickSink(o.id()));
   });
@@ -221,10 +255,13 @@ NodeRegistry TestRegistry() {
 }
 
 NodeSpec Node(std::string id, std::string type, std::vector<std::string> inputs,
-              nlohmann::json opts = nlohmann::json::object()) {
+              nlohmann::json opts = nlohmann::json::object(), int parallelism = 1,
+              std::string partition_by = "") {
   NodeSpec n;
   n.id = id;
   n.type = type;
+  n.parallelism = parallelism;
+  n.partition_by = std::move(partition_by);
   n.inputs = std::move(inputs);
   n.options = NodeOptions::ForTest(id, std::move(opts), type);
   n.location = "test.yaml:1:1";
@@ -481,6 +518,67 @@ TEST_P(ExecutorTest, TimersFireByTheRunsClockWithoutInput) {
   driver.join();
   EXPECT_EQ(journal_.rows["out"], want_rows);
   EXPECT_EQ(journal_.rows["out.ticks"], want_ticks);
+}
+
+TEST_P(ExecutorTest, KeyedInstancesEachOwnTheirKeysInOrder) {
+  // A stateful transform on 4 instances, rows partitioned by id % 7: every key is seen by one
+  // instance only, in the order the source produced it, and every row arrives once.
+  PipelineSpec spec;
+  spec.nodes = {Node("src", "count", {}, {{"rows", 10000}, {"batch", 100}}),
+                Node("own", "own", {"src"}, nlohmann::json::object(), 4, "id % 7"),
+                Node("out", "record", {"own"})};
+  ASSERT_OK(RunSpec(std::move(spec)));
+  std::vector<int64_t> got = journal_.rows["out"];
+  std::sort(got.begin(), got.end());
+  ASSERT_EQ(got.size(), 10000u);
+  for (int64_t i = 0; i < 10000; ++i) ASSERT_EQ(got[static_cast<size_t>(i)], i);
+  ASSERT_EQ(journal_.owners.size(), 7u);
+  std::set<int> used;
+  for (const auto& [key, instances] : journal_.owners) {
+    EXPECT_EQ(instances.size(), 1u) << "key " << key << " went to several instances";
+    used.insert(instances.begin(), instances.end());
+    const auto& ids = journal_.key_order[key];
+    EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << "key " << key << " out of order";
+    EXPECT_EQ(ids.size(), key < 10000 % 7 ? 1429u : 1428u);
+  }
+  if (GetParam() == EngineKind::kParallel) {
+    EXPECT_GE(used.size(), 2u) << "every key on one instance";
+  }
+  EXPECT_EQ(journal_.committed["src"], Seqs(100));
+}
+
+TEST(PipelineBuildTest, AStatefulTransformRunsInParallelOnlyWithPartitionBy) {
+  auto registry = TestRegistry();
+  PipelineSpec spec;
+  spec.nodes = {Node("src", "count", {}, {{"rows", 10}, {"batch", 1}}),
+                Node("own", "own", {"src"}, nlohmann::json::object(), 4),
+                Node("out", "record", {"own"})};
+  EXPECT_THAT(Pipeline::Build(std::move(spec), registry).status(),
+              StatusIs(StatusCode::kConfigError,
+                       AllOf(HasSubstr("test.yaml:1:1"), HasSubstr("partition_by"))));
+  PipelineSpec bad;
+  bad.nodes = {Node("src", "count", {}, {{"rows", 10}, {"batch", 1}}),
+               Node("own", "own", {"src"}, nlohmann::json::object(), 4, "id %"),
+               Node("out", "record", {"own"})};
+  EXPECT_THAT(Pipeline::Build(std::move(bad), registry).status(),
+              StatusIs(StatusCode::kConfigError, HasSubstr("partition_by: expression 'id %'")));
+}
+
+TEST(ExecutorKeyedTest, AnUnknownKeyFieldFailsTheRunNamingTheNode) {
+  Journal journal;
+  g_journal = &journal;
+  auto registry = TestRegistry();
+  PipelineSpec spec;
+  spec.nodes = {Node("src", "count", {}, {{"rows", 100}, {"batch", 10}}),
+                Node("own", "own", {"src"}, nlohmann::json::object(), 2, "meter_id"),
+                Node("out", "record", {"own"})};
+  auto p = Pipeline::Build(std::move(spec), registry);
+  ASSERT_OK(p.status());
+  PipelineRun run(p->get(), RunOptions{});
+  EXPECT_THAT(run.Execute(), StatusIs(StatusCode::kInvalidArgument,
+                                      AllOf(HasSubstr("node 'own' (own): partition_by"),
+                                            HasSubstr("unknown field 'meter_id'"))));
+  g_journal = nullptr;
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, ExecutorTest,

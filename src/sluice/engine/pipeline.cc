@@ -1,5 +1,7 @@
 #include "sluice/engine/pipeline.h"
 
+#include "sluice/expr/expr.h"
+
 #include <algorithm>
 #include <map>
 #include <queue>
@@ -99,9 +101,26 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
       }
     }
     if (n.parallelism < 1) return NodeError(n, "parallelism must be at least 1");
-    if (n.parallelism > 1 && !(node.info->kind == NodeKind::kTransform && node.info->stateless)) {
+    if (!n.partition_by.empty()) {
+      if (node.info->kind != NodeKind::kTransform) {
+        return NodeError(n,
+                         "partition_by applies to transforms (it spreads their input over "
+                         "their instances)");
+      }
+      auto parsed = ParseExpr(n.partition_by);
+      if (!parsed.ok()) {
+        return NodeError(n, "partition_by: " + std::string(parsed.status().message()));
+      }
+    }
+    if (n.parallelism > 1 && !(node.info->kind == NodeKind::kTransform &&
+                               (node.info->stateless || !n.partition_by.empty()))) {
       return NodeError(
-          n, fmt::format("parallelism > 1 needs a stateless transform; '{}' is not", n.type));
+          n,
+          fmt::format(
+              "parallelism > 1 needs a stateless transform, or partition_by so that "
+              "each instance owns its keys; '{}' is not stateless{}",
+              n.type,
+              node.info->kind == NodeKind::kTransform ? " (add partition_by: <key column>)" : ""));
     }
     for (int port = 0; port < ninputs; ++port) {
       const std::string& in = n.inputs[static_cast<size_t>(port)];

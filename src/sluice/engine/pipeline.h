@@ -28,6 +28,9 @@ struct NodeSpec {
   std::vector<std::string> inputs;
   int parallelism = 1;
   bool ordered = true;
+  /// With parallelism > 1: an expression whose value picks the instance of each row, so each
+  /// instance owns its keys (what a stateful transform needs to run in parallel). "" = none.
+  std::string partition_by;
   int64_t queue_batches = 8;
   int64_t queue_bytes = 64LL << 20;
   NodeOptions options;

@@ -95,13 +95,22 @@ const OptionSchema& CommonNodeOptions() {
       {"parallelism",
        OptionType::kInt,
        "1",
-       "Instances of a stateless transform that run at once, sharing one input.",
+       "Instances of a transform that run at once: sharing one input (stateless), or each "
+       "owning the keys partition_by gives it.",
        false,
        {}},
       {"ordered",
        OptionType::kBool,
        "true",
        "With parallelism > 1, keep output in input order.",
+       false,
+       {}},
+      {"partition_by",
+       OptionType::kExpr,
+       "",
+       "With parallelism > 1: an expression (usually a key column) whose value picks the "
+       "instance of each row, so every row of one key goes to the same instance, in order. A "
+       "stateful transform runs in parallel only with it; output order is kept per key only.",
        false,
        {}},
       {"queue_batches",
