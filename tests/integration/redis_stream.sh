@@ -5,13 +5,16 @@
 #   2. a consumer group reads it into a file (--until-idle): every entry, nothing left pending;
 #   3. a reader killed with kill -9 mid-run, then rerun under the same consumer name: its pending
 #      entries come first, every entry is delivered, nothing left pending;
-#   4. entries with a bad kwh: on_error skip counts and acknowledges them, fail names the entry.
+#   4. entries with a bad kwh: on_error skip counts and acknowledges them, fail names the entry;
+#   5. entries left pending by a dead consumer are claimed after claim_idle (XAUTOCLAIM);
+#   6. maxlen trims the stream to about that many entries;
+#   7. a server with a password: taken from REDIS_PASSWORD, shown in no output or report.
 source "$(dirname "$0")/lib.sh"
 [ -n "${SLUICE_REDIS_URL:-}" ] \
   || fail "SLUICE_REDIS_URL is unset: run scripts/services start and eval \"\$(scripts/services env)\" first"
 rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
 tag="t$$"
-streams=("$tag-load" "$tag-bad")
+streams=("$tag-load" "$tag-bad" "$tag-claim" "$tag-trim")
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do if kill -0 "$p" 2>/dev/null; then kill -9 "$p"; fi; done
@@ -194,5 +197,64 @@ check_eq "$(rcli XPENDING "$tag-bad" gs | head -1)" 0 "entries pending after on_
 check_eq "$code" 1 "exit code under on_error fail ($(tail -3 fail.out))"
 grep -q "entry $first_bad" fail.out || fail "the error does not name entry $first_bad: $(tail -3 fail.out)"
 grep -q "field 'kwh'" fail.out || fail "the error does not name the field: $(tail -3 fail.out)"
+
+# --- 5. a dead consumer's pending entries are claimed --------------------------------------------
+rcli XGROUP CREATE "$tag-claim" gc 0 MKSTREAM >/dev/null
+for i in $(seq 1 150); do echo "XADD $tag-claim * meter_id m-$i ts 2026-01-01T00:00:00Z kwh 1.5"; done \
+  | rcli >/dev/null
+# 'dead' takes the first 100 and never acknowledges them.
+rcli XREADGROUP GROUP gc dead COUNT 100 STREAMS "$tag-claim" '>' >/dev/null
+check_eq "$(rcli XPENDING "$tag-claim" gc | head -1)" 100 "entries pending on the dead consumer"
+sleep 1.2
+cat > claim.yaml <<YAML
+pipeline: claim
+nodes:
+  src:
+    type: redis_stream
+    url: \${SLUICE_REDIS_URL}
+    stream: $tag-claim
+    group: gc
+    consumer: alive
+    claim_idle: 1s
+    schema: {meter_id: string, ts: timestamp, kwh: float64}
+  out: {type: file, inputs: [src], path: claim.jsonl, format: jsonl}
+YAML
+"$sluice" run --until-idle 2s --report claim.json claim.yaml >claim.out 2>&1 \
+  || fail "claiming run: $(tail -5 claim.out)"
+check_eq "$(jq '.nodes[] | select(.id == "src") | .counters.claimed_entries' claim.json)" 100 \
+  "claimed_entries in the report"
+check_eq "$(jq -r .meter_id claim.jsonl | sort | tr '\n' ' ')" \
+  "$(seq 1 150 | sed 's/^/m-/' | sort | tr '\n' ' ')" "entries read by the claiming consumer"
+check_eq "$(rcli XPENDING "$tag-claim" gc | head -1)" 0 "entries pending after the claim"
+
+# --- 6. maxlen ----------------------------------------------------------------------------------
+cat > trim.yaml <<YAML
+pipeline: trim
+nodes:
+  readings: {type: generate, shape: meter, rows: 20000}
+  stream: {type: redis_stream, inputs: [readings], url: "\${SLUICE_REDIS_URL}", stream: $tag-trim,
+           maxlen: 1000}
+YAML
+"$sluice" run trim.yaml >trim.out 2>&1 || fail "maxlen run: $(tail -5 trim.out)"
+len=$(rcli XLEN "$tag-trim")
+[ "$len" -ge 1000 ] && [ "$len" -le 1200 ] || fail "XLEN with maxlen 1000: $len (want about 1000)"
+
+# --- 7. a password from REDIS_PASSWORD, never shown ---------------------------------------------
+secret="pw-$tag-s3cret"
+port=$(start_redis "$work/redis-auth" --requirepass "$secret")
+cat > auth.yaml <<YAML
+pipeline: auth
+nodes:
+  readings: {type: generate, shape: meter, rows: 500}
+  stream: {type: redis_stream, inputs: [readings], url: "redis://127.0.0.1:$port/0", stream: s}
+YAML
+REDIS_PASSWORD=$secret "$sluice" -v run --report auth.json auth.yaml >auth.out 2>&1 \
+  || fail "run with REDIS_PASSWORD: $(tail -5 auth.out)"
+check_eq "$(REDISCLI_AUTH=$secret redis-cli -p "$port" XLEN s)" 500 "entries written with the password"
+if grep -q "$secret" auth.out auth.json; then fail "the password appears in the output or report"; fi
+REDIS_PASSWORD=wrong "$sluice" run auth.yaml >noauth.out 2>&1 && code=0 || code=$?
+[ "$code" -ne 0 ] || fail "a wrong password did not fail the run"
+grep -q WRONGPASS noauth.out || fail "a wrong password failed otherwise: $(tail -3 noauth.out)"
+if grep -q wrong noauth.out; then fail "the wrong password appears in the output"; fi
 
 echo "redis_stream: OK"
