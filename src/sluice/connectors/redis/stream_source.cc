@@ -136,29 +136,33 @@ class StreamSource final : public Source {
   // they are already held are skipped. Return how many entries were taken.
   Result<size_t> Take(RedisValue entries, bool claimed) {
     size_t taken = 0;
+    int64_t trimmed = 0, skipped = 0;
     for (size_t i = 0; i < entries.size(); ++i) {
       RedisValue entry = entries[i];
       if (!entry.is_array() || entry.size() < 2) continue;
       std::string id(entry[0].str());
       if (claimed && (held_.count(id) > 0 || batch_ids_.count(id) > 0)) continue;
       ++taken;
-      ctx_->stats()->AddCounter("entries_read", 1);
-      if (claimed) ctx_->stats()->AddCounter("claimed_entries", 1);
       if (entry[1].is_nil()) {
         // Deleted or trimmed while pending: nothing to deliver, only to acknowledge.
-        ctx_->stats()->AddCounter("trimmed_pending", 1);
+        ++trimmed;
       } else {
         Status st = decoder_.Append(entry[1]);
         if (!st.ok()) {
           if (c_.on_error == OnError::kFail) {
             return st.WithContext("stream '{}' entry {}", c_.stream, id);
           }
-          ctx_->stats()->AddCounter("skipped_records", 1);
+          ++skipped;
         }
       }
       batch_ids_.insert(id);
       ids_.push_back(std::move(id));
     }
+    NodeStats* stats = ctx_->stats();
+    if (taken > 0) stats->AddCounter("entries_read", static_cast<int64_t>(taken));
+    if (taken > 0 && claimed) stats->AddCounter("claimed_entries", static_cast<int64_t>(taken));
+    if (trimmed > 0) stats->AddCounter("trimmed_pending", trimmed);
+    if (skipped > 0) stats->AddCounter("skipped_records", skipped);
     return taken;
   }
 
