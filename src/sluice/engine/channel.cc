@@ -1,5 +1,6 @@
 #include "sluice/engine/channel.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace sluice {
@@ -10,11 +11,24 @@ Channel::Channel(size_t max_batches, int64_t max_bytes, int producers)
       producers_(producers) {}
 
 bool Channel::Push(Message message, int64_t* blocked_ns) {
-  const int64_t size = message.batch ? message.batch->ByteSize() : 0;
+  if (message.is_watermark()) {
+    {
+      std::lock_guard lock(mu_);
+      if (cancelled_) return false;
+      if (!queue_.empty() && queue_.back().is_watermark() && queue_.back().input == message.input) {
+        queue_.back().watermark = std::max(queue_.back().watermark, message.watermark);
+        return true;
+      }
+      queue_.push_back(std::move(message));
+    }
+    not_empty_.notify_one();
+    return true;
+  }
+  const int64_t size = message.batch->ByteSize();
   std::unique_lock lock(mu_);
   auto has_room = [&] {
-    return cancelled_ || queue_.empty() ||
-           (queue_.size() < max_batches_ && (max_bytes_ <= 0 || bytes_ + size <= max_bytes_));
+    return cancelled_ || batches_ == 0 ||
+           (batches_ < max_batches_ && (max_bytes_ <= 0 || bytes_ + size <= max_bytes_));
   };
   if (!has_room()) {
     const auto start = std::chrono::steady_clock::now();
@@ -27,6 +41,7 @@ bool Channel::Push(Message message, int64_t* blocked_ns) {
   }
   if (cancelled_) return false;
   bytes_ += size;
+  ++batches_;
   queue_.push_back(std::move(message));
   lock.unlock();
   not_empty_.notify_one();
@@ -39,7 +54,10 @@ std::optional<Message> Channel::Pop() {
   if (cancelled_ || queue_.empty()) return std::nullopt;
   Message m = std::move(queue_.front());
   queue_.pop_front();
-  bytes_ -= m.batch ? m.batch->ByteSize() : 0;
+  if (!m.is_watermark()) {
+    bytes_ -= m.batch->ByteSize();
+    --batches_;
+  }
   m.seq = next_seq_++;
   lock.unlock();
   not_full_.notify_all();
@@ -54,7 +72,10 @@ std::optional<Message> Channel::PopFor(int timeout_ms, bool* timed_out) {
   if (*timed_out || cancelled_ || queue_.empty()) return std::nullopt;
   Message m = std::move(queue_.front());
   queue_.pop_front();
-  bytes_ -= m.batch ? m.batch->ByteSize() : 0;
+  if (!m.is_watermark()) {
+    bytes_ -= m.batch->ByteSize();
+    --batches_;
+  }
   m.seq = next_seq_++;
   lock.unlock();
   not_full_.notify_all();
@@ -76,6 +97,7 @@ void Channel::Cancel() {
     cancelled_ = true;
     dropped.swap(queue_);
     bytes_ = 0;
+    batches_ = 0;
   }
   for (auto& m : dropped) m.acks.Fail();
   not_full_.notify_all();
@@ -84,7 +106,7 @@ void Channel::Cancel() {
 
 size_t Channel::depth() const {
   std::lock_guard lock(mu_);
-  return queue_.size();
+  return batches_;
 }
 
 int64_t Channel::bytes() const {

@@ -20,7 +20,9 @@ class Channel {
   Channel(size_t max_batches, int64_t max_bytes, int producers);
 
   /// Block until there is room, then enqueue; return false if the channel was cancelled.
-  /// Adds the time spent waiting to `*blocked_ns`.
+  /// Adds the time spent waiting to `*blocked_ns`. A watermark marker never waits and takes no
+  /// room; one that follows a marker of the same input at the back of the queue replaces it
+  /// (the later watermark says all the earlier one did), so markers cannot pile up.
   bool Push(Message message, int64_t* blocked_ns);
   /// Block until a message arrives; return nullopt at the end of the stream (every producer is
   /// done and the queue is empty) or when cancelled. Messages are numbered in pop order.
@@ -42,6 +44,7 @@ class Channel {
   std::condition_variable not_full_;
   std::condition_variable not_empty_;
   std::deque<Message> queue_;  // guarded by mu_
+  size_t batches_ = 0;         // guarded by mu_: messages in queue_ that are not markers
   int64_t bytes_ = 0;          // guarded by mu_
   int producers_;              // guarded by mu_
   bool cancelled_ = false;     // guarded by mu_

@@ -34,6 +34,50 @@ TEST(ChannelTest, BoundedByBytesAdmitsOversizedIntoEmpty) {
   EXPECT_FALSE(ch.Pop().has_value());
 }
 
+Message Marker(int64_t watermark, int input = 0) {
+  Message m = Message::Watermark(watermark);
+  m.input = input;
+  return m;
+}
+
+TEST(ChannelTest, WatermarksTakeNoRoomKeepTheirPlaceAndCoalescePerInput) {
+  Channel ch(1, 0, 1);
+  int64_t blocked = 0;
+  ASSERT_TRUE(ch.Push(MakeMessage(1), &blocked));
+  // The channel is full (one batch), yet markers go in at once, behind the batch.
+  ASSERT_TRUE(ch.Push(Marker(10), &blocked));
+  ASSERT_TRUE(ch.Push(Marker(20), &blocked));     // replaces 10: same input, at the back
+  ASSERT_TRUE(ch.Push(Marker(15, 1), &blocked));  // another input: its own marker
+  ASSERT_TRUE(ch.Push(Marker(30, 1), &blocked));  // replaces 15
+  EXPECT_EQ(blocked, 0);
+  EXPECT_EQ(ch.depth(), 1u) << "depth counts batches only";
+  ch.ProducerDone();
+  auto a = ch.Pop();
+  ASSERT_TRUE(a.has_value());
+  EXPECT_FALSE(a->is_watermark());
+  auto b = ch.Pop();
+  ASSERT_TRUE(b.has_value() && b->is_watermark());
+  EXPECT_EQ(b->watermark, 20);
+  EXPECT_EQ(b->input, 0);
+  auto c = ch.Pop();
+  ASSERT_TRUE(c.has_value() && c->is_watermark());
+  EXPECT_EQ(c->watermark, 30);
+  EXPECT_EQ(c->input, 1);
+  EXPECT_FALSE(ch.Pop().has_value());
+}
+
+TEST(ChannelTest, AWatermarkNeverOvertakesABatchPushedBeforeIt) {
+  Channel ch(8, 0, 1);
+  int64_t blocked = 0;
+  ASSERT_TRUE(ch.Push(Marker(5), &blocked));
+  ASSERT_TRUE(ch.Push(MakeMessage(2), &blocked));
+  ASSERT_TRUE(ch.Push(Marker(9), &blocked));  // not merged into 5: a batch lies between
+  ch.ProducerDone();
+  std::vector<int64_t> order;  // -1 for the batch
+  while (auto m = ch.Pop()) order.push_back(m->is_watermark() ? m->watermark : -1);
+  EXPECT_EQ(order, (std::vector<int64_t>{5, -1, 9}));
+}
+
 TEST(ChannelTest, CancelWakesBlockedProducer) {
   Channel ch(1, 0, 1);
   int64_t blocked = 0;

@@ -64,7 +64,23 @@ struct PipelineRun::Reorderer {
   std::mutex mu;
   uint64_t next = 0;                                 // guarded by mu
   std::map<uint64_t, std::vector<Message>> pending;  // guarded by mu
+  // Watermarks, guarded by mu. Instances sharing one channel see each marker once, in pop
+  // order after everything popped before it: the node keeps each input's watermark here.
+  std::vector<int64_t> input_wm;
+  std::vector<int64_t> instance_wm;  // keyed nodes: what each instance passed on
+  int64_t forwarded = kNoWatermark;  // the node's output watermark so far
 };
+
+namespace {
+
+/// Raise `(*wm)[input]` to `watermark` and return the smallest over every input.
+int64_t RaiseInput(std::vector<int64_t>* wm, int input, int64_t watermark) {
+  int64_t& w = (*wm)[static_cast<size_t>(input)];
+  w = std::max(w, watermark);
+  return *std::min_element(wm->begin(), wm->end());
+}
+
+}  // namespace
 
 /// Emitter for transforms: attaches the input's acks, lease and (to untagged outputs) tags to
 /// outputs, and either pushes them downstream at once, collects them (ordered parallel), or
@@ -146,6 +162,10 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
       }
     }
     reorderers_.push_back(std::make_unique<Reorderer>());
+    reorderers_.back()->input_wm.assign(std::max<size_t>(n.inputs.size(), 1), kNoWatermark);
+    reorderers_.back()->instance_wm.assign(
+        static_cast<size_t>(n.kind() == NodeKind::kTransform ? n.spec.parallelism : 1),
+        kNoWatermark);
     const int instances = n.kind() == NodeKind::kTransform ? n.spec.parallelism : 1;
     live_instances_.push_back(std::make_unique<std::atomic<int>>(instances));
     node_contexts_.emplace_back();
@@ -415,6 +435,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
   std::vector<uint64_t> pending;
   uint64_t seq = 0;
   int64_t estimate = 0;
+  int64_t last_wm = kNoWatermark;  // the source's watermark last passed on
   // A stop ends the loop as the end of the input would: what was handed out drains, is
   // flushed and committed.
   while (!cancelled() && !stopping()) {
@@ -460,6 +481,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
         Cancel(st.WithContext("node '{}': committing batch {}", n.spec.id, this_seq));
         break;
       }
+      if (!PassSourceWatermark(node, sequential, &last_wm)) break;
       continue;
     }
     if (sequential) {  // the parallel path counts in PushDownstream
@@ -481,6 +503,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
     } else if (!PushDownstream(node, std::move(m))) {
       break;
     }
+    if (!PassSourceWatermark(node, sequential, &last_wm)) break;
   }
   if (!sequential) NodeInstanceDone(node);
   if (!sequential) FinishSourceAcks(node, &pending);
@@ -497,12 +520,38 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
 // ---------------------------------------------------------------------------------------------
 // Parallel executor.
 
+bool PipelineRun::PassSourceWatermark(size_t node, bool sequential, int64_t* last) {
+  const int64_t wm = pipeline_->nodes()[node].source->Watermark();
+  if (wm <= *last) return true;
+  *last = wm;
+  stats_[node]->watermark_us.store(wm, std::memory_order_relaxed);
+  if (!sequential) return PushDownstream(node, Message::Watermark(wm));
+  Status st = EmitSequential(node, Message::Watermark(wm));
+  if (!st.ok()) Cancel(st);
+  return st.ok();
+}
+
+bool PipelineRun::ForwardWatermark(size_t node, int64_t watermark) {
+  Reorderer& r = *reorderers_[node];
+  {
+    std::lock_guard lock(r.mu);
+    if (watermark <= r.forwarded) return true;
+    r.forwarded = watermark;
+  }
+  stats_[node]->watermark_us.store(watermark, std::memory_order_relaxed);
+  // Markers never wait for room, so pushing cannot block; two instances racing may pass on
+  // two rising values out of order, which the consumer's max absorbs.
+  return PushDownstream(node, Message::Watermark(watermark));
+}
+
 bool PipelineRun::PushDownstream(size_t node, Message m) {
   auto& n = pipeline_->nodes()[node];
   NodeStats& stats = *stats_[node];
-  stats.rows_out.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
-  stats.bytes_out.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
-  stats.batches_out.fetch_add(1, std::memory_order_relaxed);
+  if (!m.is_watermark()) {
+    stats.rows_out.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
+    stats.bytes_out.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
+    stats.batches_out.fetch_add(1, std::memory_order_relaxed);
+  }
   const size_t fan = n.outputs.size();
   for (size_t k = 0; k < fan; ++k) {
     Message copy = (k + 1 == fan) ? std::move(m) : m;
@@ -510,7 +559,9 @@ bool PipelineRun::PushDownstream(size_t node, Message m) {
     const auto to = static_cast<size_t>(n.outputs[k]);
     int64_t blocked = 0;
     bool ok = true;
-    if (partitioners_[to] == nullptr) {
+    if (copy.is_watermark()) {
+      for (auto& c : channels_[to]) ok = c->Push(copy, &blocked) && ok;  // every instance
+    } else if (partitioners_[to] == nullptr) {
       ok = channels_[to][0]->Push(std::move(copy), &blocked);
     } else {
       // Each instance of a keyed consumer gets the rows of its keys, with the same acks.
@@ -596,6 +647,68 @@ void PipelineRun::RunDueTimersSequential() {
   }
 }
 
+bool PipelineRun::DrainInOrder(size_t node, uint64_t seq, std::vector<Message> outputs) {
+  Reorderer& r = *reorderers_[node];
+  std::vector<int64_t> rises;  // node watermarks to pass on, in order
+  bool ok = true;
+  {
+    std::lock_guard lock(r.mu);
+    r.pending[seq] = std::move(outputs);
+    while (ok && !r.pending.empty() && r.pending.begin()->first == r.next) {
+      for (auto& out : r.pending.begin()->second) {
+        if (out.is_watermark()) {
+          const int64_t min = RaiseInput(&r.input_wm, out.input, out.watermark);
+          if (min > r.forwarded && (rises.empty() || min > rises.back())) rises.push_back(min);
+        } else if (!PushDownstream(node, std::move(out))) {
+          ok = false;
+        }
+      }
+      r.pending.erase(r.pending.begin());
+      ++r.next;
+    }
+  }
+  for (int64_t w : rises) ok = ok && ForwardWatermark(node, w);
+  return ok;
+}
+
+bool PipelineRun::TransformWatermark(size_t node, int instance, const Message& marker,
+                                     std::vector<int64_t>* own_wm, int64_t* own_min) {
+  auto& n = pipeline_->nodes()[node];
+  if (n.spec.parallelism > 1 && partitioners_[node] == nullptr) {
+    // Shared channel: the node-level view, once everything popped before it is done.
+    std::vector<Message> entry;
+    entry.push_back(marker);
+    return DrainInOrder(node, marker.seq, std::move(entry));
+  }
+  const int64_t min = RaiseInput(own_wm, marker.input, marker.watermark);
+  if (min <= *own_min) return true;
+  *own_min = min;
+  Transform* t = n.transforms[static_cast<size_t>(instance)].get();
+  TransformEmitter emitter(this, node, TransformEmitter::Mode::kPush);
+  Status st;
+  {
+    BusyTimer busy(stats_[node].get());
+    st = t->OnWatermark(min, &emitter);
+  }
+  if (!st.ok()) {
+    if (st.code() != StatusCode::kCancelled || !cancelled()) {
+      stats_[node]->CountError(st.code());
+      Cancel(st.WithContext("node '{}' ({}): watermark", n.spec.id, n.spec.type));
+    }
+    return false;
+  }
+  int64_t out = t->OutputWatermark(min);
+  if (partitioners_[node] != nullptr) {
+    // Keyed: the node is as far as its slowest instance.
+    Reorderer& r = *reorderers_[node];
+    std::lock_guard lock(r.mu);
+    int64_t& mine = r.instance_wm[static_cast<size_t>(instance)];
+    mine = std::max(mine, out);
+    out = *std::min_element(r.instance_wm.begin(), r.instance_wm.end());
+  }
+  return ForwardWatermark(node, out);
+}
+
 void PipelineRun::RunTransformInstance(size_t node, int instance) {
   auto& n = pipeline_->nodes()[node];
   Transform* t = n.transforms[static_cast<size_t>(instance)].get();
@@ -603,6 +716,11 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
   const bool keyed = partitioners_[node] != nullptr;
   // Keyed instances keep each key's order (its rows come through one channel), not the input's.
   const bool ordered = n.spec.parallelism > 1 && n.spec.ordered && !keyed;
+  // Instances sharing one channel: every pop goes through the reorder buffer (see DrainInOrder).
+  const bool gated = n.spec.parallelism > 1 && !keyed;
+  // A single or keyed instance's own view of its inputs' watermarks.
+  std::vector<int64_t> own_wm(std::max<size_t>(n.inputs.size(), 1), kNoWatermark);
+  int64_t own_min = kNoWatermark;
   TransformEmitter emitter(
       this, node, ordered ? TransformEmitter::Mode::kCollect : TransformEmitter::Mode::kPush);
   Reorderer& reorder = *reorderers_[node];
@@ -628,6 +746,10 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
       m = in.Pop();
     }
     if (!m) break;
+    if (m->is_watermark()) {
+      if (!TransformWatermark(node, instance, *m, &own_wm, &own_min)) break;
+      continue;
+    }
     stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
     stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);
     stats.batches_in.fetch_add(1, std::memory_order_relaxed);
@@ -650,19 +772,11 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
       }
       break;
     }
-    if (ordered) {
-      std::lock_guard lock(reorder.mu);
-      reorder.pending[m->seq] = std::move(emitter.collected());
+    if (gated) {
+      // Ordered: the outputs wait for their turn. Unordered: they went out already; the entry
+      // only marks this pop as done, so that a watermark popped later waits for it.
+      if (!DrainInOrder(node, m->seq, std::move(emitter.collected()))) break;
       emitter.collected().clear();
-      bool ok = true;
-      while (ok && !reorder.pending.empty() && reorder.pending.begin()->first == reorder.next) {
-        for (auto& out : reorder.pending.begin()->second) {
-          if (!PushDownstream(node, std::move(out))) ok = false;
-        }
-        reorder.pending.erase(reorder.pending.begin());
-        ++reorder.next;
-      }
-      if (!ok) break;
     }
   }
   if (!cancelled()) {
@@ -718,6 +832,7 @@ void PipelineRun::RunSink(size_t node) {
       continue;
     }
     if (!m) break;
+    if (m->is_watermark()) continue;  // sinks write rows; time is for transforms
     stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
     stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);
     stats.batches_in.fetch_add(1, std::memory_order_relaxed);
@@ -779,7 +894,7 @@ Status PipelineRun::ExecuteParallel() {
 
 Status PipelineRun::EmitSequential(size_t node, Message m) {
   auto& n = pipeline_->nodes()[node];
-  if (n.kind() == NodeKind::kTransform) {
+  if (n.kind() == NodeKind::kTransform && !m.is_watermark()) {
     NodeStats& stats = *stats_[node];
     stats.rows_out.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
     stats.bytes_out.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
@@ -798,6 +913,24 @@ Status PipelineRun::DeliverSequential(size_t node, Message m) {
   if (cancelled()) return Status::Cancelled("run cancelled");
   auto& n = pipeline_->nodes()[node];
   NodeStats& stats = *stats_[node];
+  if (m.is_watermark()) {
+    if (n.kind() != NodeKind::kTransform) return Status::OK();
+    Reorderer& r = *reorderers_[node];  // one instance: its view is the node's
+    const int64_t min = RaiseInput(&r.input_wm, m.input, m.watermark);
+    if (min <= r.forwarded) return Status::OK();
+    Transform* t = n.transforms[0].get();
+    TransformEmitter emitter(this, node, TransformEmitter::Mode::kSequential);
+    Status st = t->OnWatermark(min, &emitter);
+    if (!st.ok()) {
+      if (st.code() == StatusCode::kCancelled && cancelled()) return st;
+      stats.CountError(st.code());
+      return st.WithContext("node '{}' ({}): watermark", n.spec.id, n.spec.type);
+    }
+    const int64_t out = t->OutputWatermark(min);
+    r.forwarded = std::max(r.forwarded, min);
+    stats.watermark_us.store(out, std::memory_order_relaxed);
+    return EmitSequential(node, Message::Watermark(out));
+  }
   stats.rows_in.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
   stats.bytes_in.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
   stats.batches_in.fetch_add(1, std::memory_order_relaxed);

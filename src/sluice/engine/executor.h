@@ -84,6 +84,13 @@ class PipelineRun {
   void FinishSourceAcks(size_t node, std::vector<uint64_t>* pending);
   void WaitForInFlightRoom(size_t node, bool sequential, std::vector<uint64_t>* pending);
 
+  // Watermarks (see docs/ARCHITECTURE.md, "Time").
+  bool PassSourceWatermark(size_t node, bool sequential, int64_t* last);
+  bool ForwardWatermark(size_t node, int64_t watermark);
+  bool DrainInOrder(size_t node, uint64_t seq, std::vector<Message> outputs);
+  bool TransformWatermark(size_t node, int instance, const Message& marker,
+                          std::vector<int64_t>* own_wm, int64_t* own_min);
+
   // Parallel executor.
   bool PushDownstream(size_t node, Message m);
   void RunTransformInstance(size_t node, int instance);

@@ -43,13 +43,16 @@ SchemaPtr IdSchema() { return MakeSchema({{"id", TypeId::kInt64}}); }
 class CountingSource : public Source {
  public:
   CountingSource(std::string id, int64_t rows, int64_t batch, int max_in_flight = 0,
-                 bool quiet = false)
+                 bool quiet = false, bool watermarks = false)
       : id_(std::move(id)),
         rows_(rows),
         batch_(batch),
         max_in_flight_(max_in_flight),
-        quiet_(quiet) {}
+        quiet_(quiet),
+        watermarks_(watermarks) {}
   int MaxInFlight() const override { return max_in_flight_; }
+  // Ids are event times: every id below the next one was emitted.
+  int64_t Watermark() const override { return watermarks_ ? next_ : INT64_MIN; }
   Result<BatchPtr> Next(uint64_t seq) override {
     if (next_ >= rows_ && quiet_) {
       // A stream with nothing new: "nothing yet" (an empty batch) after a short wait.
@@ -83,6 +86,7 @@ class CountingSource : public Source {
   int64_t rows_, batch_, next_ = 0;
   int max_in_flight_;
   bool quiet_;  // after its rows: empty batches forever instead of the end
+  bool watermarks_;
   std::map<uint64_t, int64_t> first_id_;  // seq -> first id of its batch (source thread only)
 };
 
@@ -170,6 +174,33 @@ class OwnerTransform : public Transform {
   int instance_ = 0;
 };
 
+/// Checks event time against watermarks: records each watermark it is given (journal
+/// "<id>.wm") and every row older than the watermark it had already been given ("<id>.late").
+class WatermarkCheck : public Transform {
+ public:
+  explicit WatermarkCheck(std::string id) : id_(std::move(id)) {}
+  Status Process(const BatchPtr& in, int, Emitter* out) override {
+    {
+      std::lock_guard l(g_journal->mu);
+      for (int64_t i = 0; i < in->num_rows(); ++i) {
+        if (in->column(0).GetInt64(i) < wm_) g_journal->rows[id_ + ".late"].push_back(i);
+      }
+    }
+    return out->Emit(in);  // not under the lock: it may wait for the sink, which takes it
+  }
+  Status OnWatermark(int64_t watermark, Emitter*) override {
+    wm_ = watermark;
+    std::lock_guard l(g_journal->mu);
+    g_journal->rows[id_ + ".wm"].push_back(watermark);
+    return Status::OK();
+  }
+  Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& in) override { return in[0]; }
+
+ private:
+  std::string id_;
+  int64_t wm_ = INT64_MIN;
+};
+
 /// Emits one row holding the clock's time at every tick of its timer (100 ms).
 class TickTransform : public Transform {
  public:
@@ -216,9 +247,9 @@ class TickSink : public Sink {
 NodeRegistry TestRegistry() {
   NodeRegistry r;
   r.AddSource("count", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Source>> {
-    return std::unique_ptr<Source>(new CountingSource(o.id(), o.GetInt("rows"), o.GetInt("batch"),
-                                                      static_cast<int>(o.GetInt("max_in_flight")),
-                                                      o.Has("quiet") && o.GetBool("quiet")));
+    return std::unique_ptr<Source>(new CountingSource(
+        o.id(), o.GetInt("rows"), o.GetInt("batch"), static_cast<int>(o.GetInt("max_in_flight")),
+        o.Has("quiet") && o.GetBool("quiet"), o.Has("watermarks") && o.GetBool("watermarks")));
   });
   r.AddTransform(
       "add", "test", {},
@@ -244,6 +275,12 @@ NodeRegistry TestRegistry() {
         return std::unique_ptr<Transform>(new OwnerTransform());
       },
       /*stateless=*/false);
+  r.AddTransform(
+      "wmcheck", "test", {},
+      [](const NodeOptions& o) -> Result<std::unique_ptr<Transform>> {
+        return std::unique_ptr<Transform>(new WatermarkCheck(o.id()));
+      },
+      /*stateless=*/false, 1, -1);
   r.AddSink("tick_sink", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
     return std::unique_ptr<Sink>(new TickSink(o.id()));
   });
@@ -580,6 +617,67 @@ TEST(ExecutorKeyedTest, AnUnknownKeyFieldFailsTheRunNamingTheNode) {
                                             HasSubstr("unknown field 'meter_id'"))));
   g_journal = nullptr;
 }
+
+class WatermarkTest : public ExecutorTest {
+ protected:
+  /// Check that "check" saw rising watermarks ending at `last`, and no row behind one.
+  void ExpectWatermarksHeld(int64_t last) {
+    const auto& wm = journal_.rows["check.wm"];
+    EXPECT_GE(wm.size(), 5u) << "too few watermarks to show anything";
+    EXPECT_TRUE(std::is_sorted(wm.begin(), wm.end()));
+    EXPECT_EQ(std::adjacent_find(wm.begin(), wm.end()), wm.end()) << "a watermark repeated";
+    ASSERT_FALSE(wm.empty());
+    EXPECT_EQ(wm.back(), last);
+    EXPECT_TRUE(journal_.rows["check.late"].empty())
+        << journal_.rows["check.late"].size() << " rows came after a watermark that passed them";
+  }
+};
+
+TEST_P(WatermarkTest, AWatermarkNeverOvertakesRowsThroughUnorderedParallelInstances) {
+  PipelineSpec spec;
+  spec.nodes = {Node("src", "count", {}, {{"rows", 20000}, {"batch", 100}, {"watermarks", true}}),
+                Node("plus", "add", {"src"}, {{"add", 0}}, 4), Node("check", "wmcheck", {"plus"}),
+                Node("out", "record", {"check"})};
+  spec.nodes[1].ordered = false;
+  ASSERT_OK(RunSpec(std::move(spec)));
+  ExpectWatermarksHeld(20000);
+  EXPECT_EQ(journal_.rows["out"].size(), 20000u);
+}
+
+TEST_P(WatermarkTest, KeyedInstancesPassOnTheSlowestInstancesWatermark) {
+  PipelineSpec spec;
+  spec.nodes = {Node("src", "count", {}, {{"rows", 20000}, {"batch", 100}, {"watermarks", true}}),
+                Node("own", "own", {"src"}, nlohmann::json::object(), 4, "id % 7"),
+                Node("check", "wmcheck", {"own"}), Node("out", "record", {"check"})};
+  ASSERT_OK(RunSpec(std::move(spec)));
+  ExpectWatermarksHeld(20000);
+}
+
+TEST_P(WatermarkTest, ANodesWatermarkIsTheSmallestOfItsInputs) {
+  // Two sources at different batch sizes into one check: it may never pass a watermark the
+  // slower input has not reached.
+  PipelineSpec spec;
+  spec.nodes = {Node("fast", "count", {}, {{"rows", 20000}, {"batch", 1000}, {"watermarks", true}}),
+                Node("slow", "count", {}, {{"rows", 20000}, {"batch", 100}, {"watermarks", true}}),
+                Node("check", "wmcheck", {"fast", "slow"}), Node("out", "record", {"check"})};
+  ASSERT_OK(RunSpec(std::move(spec)));
+  ExpectWatermarksHeld(20000);
+  EXPECT_EQ(journal_.rows["out"].size(), 40000u);
+}
+
+TEST_P(WatermarkTest, SourcesWithoutWatermarksSendNone) {
+  PipelineSpec spec;
+  spec.nodes = {Node("src", "count", {}, {{"rows", 1000}, {"batch", 100}}),
+                Node("check", "wmcheck", {"src"}), Node("out", "record", {"check"})};
+  ASSERT_OK(RunSpec(std::move(spec)));
+  EXPECT_TRUE(journal_.rows["check.wm"].empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, WatermarkTest,
+                         ::testing::Values(EngineKind::kParallel, EngineKind::kSequential),
+                         [](const auto& info) {
+                           return info.param == EngineKind::kParallel ? "Parallel" : "Sequential";
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Engines, ExecutorTest,
                          ::testing::Values(EngineKind::kParallel, EngineKind::kSequential),

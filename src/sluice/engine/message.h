@@ -27,14 +27,26 @@ class MemoryLease {
   int64_t bytes_;
 };
 
+/// "No watermark yet": smaller than every event time.
+inline constexpr int64_t kNoWatermark = INT64_MIN;
+
 /// What flows along an edge of the DAG: a batch, the acks of the source batches it came from,
-/// and the memory lease that accounts for it.
+/// and the memory lease that accounts for it — or, with no batch, a watermark: no row older
+/// than `watermark` (event time, µs) will follow on this input.
 struct Message {
   BatchPtr batch;
   AckSet acks;
   std::shared_ptr<MemoryLease> lease;
   int input = 0;     ///< Index of the consumer's input this arrived on.
   uint64_t seq = 0;  ///< Order of arrival at the consumer (for ordered parallel transforms).
+  int64_t watermark = kNoWatermark;  ///< A watermark marker's time (when `batch` is null).
+
+  bool is_watermark() const { return batch == nullptr; }
+  static Message Watermark(int64_t watermark) {
+    Message m;
+    m.watermark = watermark;
+    return m;
+  }
 };
 
 }  // namespace sluice

@@ -106,6 +106,10 @@ class Source {
   /// reached the engine waits for acks instead of calling Next(), and asks sinks that hold
   /// acks (a file not yet rolled) to flush early, so the limit cannot deadlock a pipeline.
   virtual int MaxInFlight() const { return 0; }
+  /// Return the source's event-time watermark (µs): no row older than this will follow, e.g.
+  /// the largest event time seen less the lateness allowed; kNoWatermark (INT64_MIN) for none.
+  /// Read after every Next; when it rises it travels downstream behind the batches before it.
+  virtual int64_t Watermark() const { return INT64_MIN; }
 };
 
 /// Where a transform sends its output. Outputs carry the acknowledgements of the input being
@@ -138,6 +142,15 @@ class Transform {
   /// with the clock's time; what it emits carries no input's acks (pass held ones with
   /// Emit(batch, acks)). In the sequential executor timers run between source batches.
   virtual Status OnTimer(int64_t now_us, Emitter* out) { return Status::OK(); }
+  /// Called when the watermark of this instance's input — the smallest over its inputs — rises
+  /// to `watermark` (every row older than it has been processed): a window closes here. What it
+  /// emits goes downstream before the watermark. Not called for the instances of a stateless
+  /// transform sharing one input (they hold nothing).
+  virtual Status OnWatermark(int64_t watermark, Emitter* out) { return Status::OK(); }
+  /// Return the watermark to pass downstream once the input's is `input_watermark`: the same
+  /// by default; a transform whose output rows are older than its input (a window emitting its
+  /// start time) may hold it back.
+  virtual int64_t OutputWatermark(int64_t input_watermark) const { return input_watermark; }
   virtual Status Close() { return Status::OK(); }
   /// Return why this transform, as configured, does not pass on every value it receives
   /// ("drops the rows where `where` is not true"), or "" when it keeps them all. Called after

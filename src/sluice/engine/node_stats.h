@@ -14,6 +14,8 @@ namespace sluice {
 /// Counters one node instance updates as it runs; read by the progress line and the summary.
 /// Counters are relaxed atomics: cheap on the hot path, exact once the run has ended.
 struct NodeStats {
+  /// The event-time watermark the node last passed on (µs; INT64_MIN: none yet).
+  std::atomic<int64_t> watermark_us{INT64_MIN};
   std::atomic<int64_t> rows_in{0};
   std::atomic<int64_t> rows_out{0};
   std::atomic<int64_t> bytes_in{0};
