@@ -3,6 +3,7 @@
 #   1. meter readings XADDed and written to a JSONL file by one pipeline (fan-out): the stream
 #      holds every row, and sampled entries equal the file's rows field by field;
 #   2. a consumer group reads it into a file (--until-idle): every entry, nothing left pending;
+#      with event_time, the source's watermark is the newest reading less the lateness;
 #   3. a reader killed with kill -9 mid-run, then rerun under the same consumer name: its pending
 #      entries come first, every entry is delivered, nothing left pending;
 #   4. entries with a bad kwh: on_error skip counts and acknowledges them, fail names the entry;
@@ -107,6 +108,20 @@ cmp -s all.keys r1.keys || fail "rows read differ from the rows loaded: $(diff a
 check_eq "$(rcli XPENDING "$tag-load" g1 | head -1)" 0 "entries pending after the read"
 check_eq "$(jq '.nodes[] | select(.id == "src") | .counters.entries_read' read.json)" 20000 \
   "entries_read in the report"
+
+# --- 2b. event time: the source's watermark is the newest reading less the lateness -------------
+"$sluice" run --until-idle 2s --report wm.json \
+  "$(reader gw c1 rw "    event_time: ts
+    lateness: 10s")" >wm.out 2>&1 || fail "watermark run: $(tail -5 wm.out)"
+jq -r '.nodes[] | select(.id == "src") | .watermark' wm.json > wm.txt
+python3 - <<'PY' || fail "watermark: $(cat wm.txt)"
+import datetime, json
+def ts(s):
+    return datetime.datetime.fromisoformat(s.strip().replace("Z", "+00:00"))
+newest = max(ts(json.loads(l)["ts"]) for l in open("loaded.jsonl"))
+got = ts(open("wm.txt").read())
+assert got == newest - datetime.timedelta(seconds=10), (got, newest)
+PY
 
 # --- 3. kill -9 mid-read, rerun with the same consumer -------------------------------------------
 # fault_inject slows the run down (40 batches of 500, 0.15 s each) so that it dies in the middle.

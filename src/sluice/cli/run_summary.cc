@@ -156,6 +156,9 @@ nlohmann::json RunReportJson(PipelineRun& run, const Status& status, const std::
     n["discarded_rows"] = s.discarded_rows.load();
     n["committed_batches"] = s.committed_batches.load();
     n["abandoned_batches"] = s.abandoned_batches.load();
+    // The event-time watermark the node last passed on, when it has one.
+    if (const int64_t wm = s.watermark_us.load(); wm != INT64_MIN)
+      n["watermark"] = FormatTimestamp(wm);
     nlohmann::json phases = nlohmann::json::object();
     for (const auto& [k, v] : s.Phases()) phases[k] = static_cast<double>(v) / 1e9;
     n["phases_s"] = phases;

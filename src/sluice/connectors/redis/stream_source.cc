@@ -13,6 +13,7 @@
 #include "sluice/connectors/redis/redis.h"
 #include "sluice/connectors/redis/redis_client.h"
 #include "sluice/connectors/redis/stream_decode.h"
+#include "sluice/core/time.h"
 
 namespace sluice::redis {
 
@@ -36,6 +37,9 @@ struct SourceConfig {
   int64_t block_us = 100'000;
   int64_t claim_idle_us = 60'000'000;
   OnError on_error = OnError::kFail;
+  int event_time = -1;  // the schema's column of event times; -1: no watermark
+  int64_t lateness_us = 0;
+  int64_t idle_timeout_us = 0;  // 0: an idle stream's watermark stays where it is
 };
 
 int64_t SteadyMicros() {
@@ -98,7 +102,21 @@ class StreamSource final : public Source {
       in_flight_[seq] = std::move(ids_);
       ids_.clear();
     }
-    return decoder_.Finish();  // possibly empty: "nothing yet"
+    BatchPtr batch = decoder_.Finish();  // possibly empty: "nothing yet"
+    if (c_.event_time >= 0) TrackEventTime(*batch);
+    return batch;
+  }
+
+  /// The largest event time seen less `lateness`; after `idle_timeout` without entries, the
+  /// wall clock less `lateness` (an idle stream must not hold windows open forever).
+  int64_t Watermark() const override {
+    if (c_.event_time < 0) return INT64_MIN;
+    int64_t wm = max_event_us_ == INT64_MIN ? INT64_MIN : max_event_us_ - c_.lateness_us;
+    if (c_.idle_timeout_us > 0 && last_entry_us_ >= 0 &&
+        SteadyMicros() - last_entry_us_ >= c_.idle_timeout_us) {
+      wm = std::max(wm, NowMicros() - c_.lateness_us);
+    }
+    return wm;
   }
 
   Status Commit(uint64_t seq) override {
@@ -126,6 +144,18 @@ class StreamSource final : public Source {
 
  private:
   using InFlight = std::map<uint64_t, std::vector<std::string>>;
+
+  void TrackEventTime(const Batch& batch) {
+    if (batch.num_rows() == 0) {
+      if (last_entry_us_ < 0) last_entry_us_ = SteadyMicros();  // idle since the start
+      return;
+    }
+    last_entry_us_ = SteadyMicros();
+    const Column& ts = batch.column(c_.event_time);
+    for (int64_t r = 0; r < batch.num_rows(); ++r) {
+      if (!ts.IsNull(r)) max_event_us_ = std::max(max_event_us_, ts.GetInt64(r));
+    }
+  }
 
   void Forget(InFlight::iterator it) {
     for (const auto& id : it->second) held_.erase(id);
@@ -234,6 +264,8 @@ class StreamSource final : public Source {
   NodeContext* ctx_ = nullptr;
   std::unique_ptr<RedisClient> client_;
   EntryDecoder decoder_;
+  int64_t max_event_us_ = INT64_MIN;  // the largest event time read so far
+  int64_t last_entry_us_ = -1;        // steady µs of the last batch with entries
   bool reading_pending_ = true;
   std::string pending_cursor_ = "0";
   std::string claim_cursor_ = "0-0";
@@ -309,6 +341,26 @@ OptionSchema StreamSourceOptionSpecs() {
        "entry id), or skip it (counted in skipped_records, acknowledged with its batch).",
        false,
        {"fail", "skip"}},
+      {"event_time",
+       OptionType::kString,
+       "",
+       "A timestamp column of `schema` holding each entry's event time: the source's watermark "
+       "is the largest seen less `lateness` (windows downstream close by it). Empty: none.",
+       false,
+       {}},
+      {"lateness",
+       OptionType::kDuration,
+       "0s",
+       "How far behind the newest event time an entry may still come (out of order).",
+       false,
+       {}},
+      {"idle_timeout",
+       OptionType::kDuration,
+       "0s",
+       "After this long without entries the watermark follows the wall clock (less lateness); "
+       "0: it waits for entries.",
+       false,
+       {}},
   };
   o.insert(o.end(), own.begin(), own.end());
   return o;
@@ -341,6 +393,17 @@ Result<std::unique_ptr<Source>> MakeStreamSource(const NodeOptions& o) {
     return o.ErrorAt("timeout", "must be longer than `block`");
   }
   c.on_error = o.GetString("on_error") == "skip" ? OnError::kSkip : OnError::kFail;
+  if (const std::string et = o.GetString("event_time"); !et.empty()) {
+    c.event_time = c.schema->FieldIndex(et);
+    if (c.event_time < 0 || c.schema->field(c.event_time).type != TypeId::kTimestamp) {
+      return o.ErrorAt("event_time", fmt::format("'{}' is not a timestamp column of `schema`", et));
+    }
+  }
+  c.lateness_us = o.GetDurationMicros("lateness");
+  c.idle_timeout_us = o.GetDurationMicros("idle_timeout");
+  if (c.lateness_us < 0 || c.idle_timeout_us < 0) {
+    return o.ErrorAt(c.lateness_us < 0 ? "lateness" : "idle_timeout", "must not be negative");
+  }
   return std::unique_ptr<Source>(new StreamSource(std::move(c)));
 }
 
