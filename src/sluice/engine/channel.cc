@@ -82,9 +82,18 @@ std::optional<Message> Channel::PopFor(int timeout_ms, bool* timed_out) {
   return m;
 }
 
-void Channel::ProducerDone() {
+void Channel::ProducerDone(int input) {
   {
     std::lock_guard lock(mu_);
+    if (input >= 0 && !cancelled_) {
+      if (!queue_.empty() && queue_.back().is_watermark() && queue_.back().input == input) {
+        queue_.back().watermark = INT64_MAX;
+      } else {
+        Message end = Message::Watermark(INT64_MAX);
+        end.input = input;
+        queue_.push_back(std::move(end));
+      }
+    }
     --producers_;
   }
   not_empty_.notify_all();

@@ -29,8 +29,10 @@ class Channel {
   std::optional<Message> Pop();
   /// Like Pop, but give up after `timeout_ms` with nullopt and `*timed_out` set.
   std::optional<Message> PopFor(int timeout_ms, bool* timed_out);
-  /// Record that one producer has finished.
-  void ProducerDone();
+  /// Record that one producer has finished. With `input` >= 0 (the consumer's input it fed),
+  /// a watermark marker of INT64_MAX follows its last message: that input has ended, so it
+  /// no longer holds back the consumer's watermark.
+  void ProducerDone(int input = -1);
   /// Wake every waiter and drop queued messages; later Push and Pop fail at once.
   void Cancel();
 

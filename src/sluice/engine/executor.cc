@@ -505,6 +505,11 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
     }
     if (!PassSourceWatermark(node, sequential, &last_wm)) break;
   }
+  if (sequential && !cancelled()) {
+    // The source has ended: its outputs' inputs no longer hold back their watermarks.
+    Status st = EmitSequential(node, Message::Watermark(INT64_MAX));
+    if (!st.ok()) Cancel(st);
+  }
   if (!sequential) NodeInstanceDone(node);
   if (!sequential) FinishSourceAcks(node, &pending);
   // The sequential executor settles acks after the downstream Finish/Flush (see below), so it
@@ -590,8 +595,9 @@ bool PipelineRun::PushDownstream(size_t node, Message m) {
 
 void PipelineRun::NodeInstanceDone(size_t node) {
   if (live_instances_[node]->fetch_sub(1) != 1) return;
-  for (int o : pipeline_->nodes()[node].outputs) {
-    for (auto& c : channels_[static_cast<size_t>(o)]) c->ProducerDone();
+  const auto& n = pipeline_->nodes()[node];
+  for (size_t k = 0; k < n.outputs.size(); ++k) {
+    for (auto& c : channels_[static_cast<size_t>(n.outputs[k])]) c->ProducerDone(n.output_ports[k]);
   }
 }
 
@@ -658,7 +664,10 @@ bool PipelineRun::DrainInOrder(size_t node, uint64_t seq, std::vector<Message> o
       for (auto& out : r.pending.begin()->second) {
         if (out.is_watermark()) {
           const int64_t min = RaiseInput(&r.input_wm, out.input, out.watermark);
-          if (min > r.forwarded && (rises.empty() || min > rises.back())) rises.push_back(min);
+          // Every input ended (INT64_MAX): nothing to pass on, Finish follows.
+          if (min > r.forwarded && min != INT64_MAX && (rises.empty() || min > rises.back())) {
+            rises.push_back(min);
+          }
         } else if (!PushDownstream(node, std::move(out))) {
           ok = false;
         }
@@ -681,7 +690,7 @@ bool PipelineRun::TransformWatermark(size_t node, int instance, const Message& m
     return DrainInOrder(node, marker.seq, std::move(entry));
   }
   const int64_t min = RaiseInput(own_wm, marker.input, marker.watermark);
-  if (min <= *own_min) return true;
+  if (min <= *own_min || min == INT64_MAX) return true;  // all ended: Finish follows
   *own_min = min;
   Transform* t = n.transforms[static_cast<size_t>(instance)].get();
   TransformEmitter emitter(this, node, TransformEmitter::Mode::kPush);
@@ -917,7 +926,7 @@ Status PipelineRun::DeliverSequential(size_t node, Message m) {
     if (n.kind() != NodeKind::kTransform) return Status::OK();
     Reorderer& r = *reorderers_[node];  // one instance: its view is the node's
     const int64_t min = RaiseInput(&r.input_wm, m.input, m.watermark);
-    if (min <= r.forwarded) return Status::OK();
+    if (min <= r.forwarded || min == INT64_MAX) return Status::OK();  // all ended: Finish
     Transform* t = n.transforms[0].get();
     TransformEmitter emitter(this, node, TransformEmitter::Mode::kSequential);
     Status st = t->OnWatermark(min, &emitter);
