@@ -108,6 +108,13 @@ cmp -s all.keys r1.keys || fail "rows read differ from the rows loaded: $(diff a
 check_eq "$(rcli XPENDING "$tag-load" g1 | head -1)" 0 "entries pending after the read"
 check_eq "$(jq '.nodes[] | select(.id == "src") | .counters.entries_read' read.json)" 20000 \
   "entries_read in the report"
+# What closed each batch is counted: every batch, most of them full (batch_rows 500).
+closed=$(jq '.nodes[] | select(.id == "src") | [.counters | to_entries[]
+             | select(.key | startswith("batches_closed_")) | .value] | add' read.json)
+check_eq "$closed" "$(jq '.nodes[] | select(.id == "src") | .batches_out' read.json)" \
+  "batches counted by what closed them"
+[ "$(jq '.nodes[] | select(.id == "src") | .counters.batches_closed_rows' read.json)" -ge 30 ] \
+  || fail "few batches closed full: $(jq -c '.nodes[] | select(.id == "src") | .counters' read.json)"
 
 # --- 2b. event time: the source's watermark is the newest reading less the lateness -------------
 "$sluice" run --until-idle 2s --report wm.json \

@@ -75,9 +75,13 @@ class StreamSource final : public Source {
     batch_ids_.clear();
     int64_t first_row_us = -1;
     bool waited_empty = false;
+    const char* closed_by = "linger";  // what closed the batch: rows, linger or a stop
     while (!ctx_->cancelled()) {
       const int64_t left = c_.batch_rows - decoder_.rows();
-      if (left <= 0) break;
+      if (left <= 0) {
+        closed_by = "rows";
+        break;
+      }
       size_t got = 0;
       if (reading_pending_) {
         SLUICE_ASSIGN_OR_RETURN(got, ReadPending(left));
@@ -93,6 +97,7 @@ class StreamSource final : public Source {
         if (got == 0 && decoder_.rows() == 0 && ids_.empty()) waited_empty = true;
       }
       if (got > 0 && first_row_us < 0) first_row_us = SteadyMicros();
+      if (ctx_->stopping()) closed_by = "stop";
       if (waited_empty || ctx_->stopping()) break;
       if (first_row_us >= 0 && SteadyMicros() - first_row_us >= c_.linger_us) break;
     }
@@ -103,6 +108,8 @@ class StreamSource final : public Source {
       ids_.clear();
     }
     BatchPtr batch = decoder_.Finish();  // possibly empty: "nothing yet"
+    if (batch->num_rows() > 0)
+      ctx_->stats()->AddCounter(std::string("batches_closed_") + closed_by, 1);
     if (c_.event_time >= 0) TrackEventTime(*batch);
     return batch;
   }
