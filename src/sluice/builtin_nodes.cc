@@ -8,7 +8,6 @@
 #include "sluice/connectors/postgres/postgres.h"
 #include "sluice/connectors/redis/redis.h"
 #include "sluice/connectors/sqlite/sqlite.h"
-#include "sluice/faults/fault_inject.h"
 #include "sluice/transforms/transforms.h"
 
 namespace sluice {
@@ -23,7 +22,6 @@ void RegisterBuiltinNodes(NodeRegistry* registry) {
   RegisterObjectStoreNodes(registry);
   RegisterRedisNodes(registry);
   RegisterTransformNodes(registry);
-  RegisterFaultNodes(registry);
 }
 
 }  // namespace sluice

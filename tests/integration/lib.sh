@@ -25,7 +25,14 @@ archived_ids() {
 # its port, so stop_redis + start_redis is a restart at the same address (with --appendonly yes
 # it reloads its data from DIR). Every server still running is stopped when the script exits.
 # (The list of servers is a file: `port=$(start_redis ...)` runs in a subshell.)
-trap 'if [ -f "$work/redis.dirs" ]; then while read -r d; do stop_redis "$d"; done <"$work/redis.dirs"; fi; rm -rf "$work"' EXIT
+# A script with a cleanup of its own calls lib_cleanup at its end (its trap replaces this one).
+lib_cleanup() {
+  if [ -f "$work/redis.dirs" ]; then
+    while read -r d; do stop_redis "$d"; done <"$work/redis.dirs"
+  fi
+  rm -rf "$work"
+}
+trap lib_cleanup EXIT
 
 start_redis() {
   local dir=$1 port; shift

@@ -21,7 +21,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do if kill -0 "$p" 2>/dev/null; then kill -9 "$p"; fi; done
   rcli DEL "${streams[@]}" >/dev/null || echo "cleanup: DEL ${streams[*]} failed" >&2
-  rm -rf "$work"
+  lib_cleanup  # stops the servers start_redis started, removes $work
 }
 trap cleanup EXIT
 schema='{meter_id: string, ts: timestamp, kwh: float64, voltage: float64, current: float64, power_factor: float64}'

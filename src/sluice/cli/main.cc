@@ -24,6 +24,9 @@
 #include "sluice/core/time.h"
 #include "sluice/core/units.h"
 #include "sluice/engine/executor.h"
+#ifdef SLUICE_WITH_FAULT_NODES
+#include "sluice/faults/fault_inject.h"
+#endif
 #include "sluice/history/run_history.h"
 #include "sluice/report/bottleneck.h"
 
@@ -293,6 +296,9 @@ int Main(int argc, char** argv) {
 #endif
   NodeRegistry registry;
   RegisterBuiltinNodes(&registry);
+#ifdef SLUICE_WITH_FAULT_NODES
+  RegisterFaultNodes(&registry);  // sluice-testing only
+#endif
 
   CLI::App app{
       "sluice: move and process records between databases, files and object storage, "

@@ -5,6 +5,7 @@
 
 #include "sluice/builtin_nodes.h"
 #include "sluice/config/loader.h"
+#include "sluice/faults/fault_inject.h"
 #include "sluice/testing/matchers.h"
 
 namespace sluice {
@@ -15,7 +16,10 @@ using testing::StatusIs;
 
 class RunMonitorTest : public ::testing::Test {
  protected:
-  RunMonitorTest() { RegisterBuiltinNodes(&registry_); }
+  RunMonitorTest() {
+    RegisterBuiltinNodes(&registry_);
+    RegisterFaultNodes(&registry_);  // tests break runs on purpose
+  }
 
   std::unique_ptr<Pipeline> Build(const std::string& yaml) {
     auto spec = LoadPipelineText(yaml, "test.yaml", registry_, {});
