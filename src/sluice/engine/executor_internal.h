@@ -1,0 +1,115 @@
+#pragma once
+
+// What the executor's files share (executor.cc: construction, the parallel and sequential
+// executors; executor_sources.cc: source loops and acks; executor_time.cc: timers and
+// watermarks). Private to engine/.
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "sluice/engine/executor.h"
+
+namespace sluice {
+namespace executor_internal {
+
+inline int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Measures busy time of a node call into its stats; a call that handles one batch also goes
+/// into the node's batch-latency histogram.
+class BusyTimer {
+ public:
+  enum Kind { kOther, kBatch };
+  explicit BusyTimer(NodeStats* stats, Kind kind = kOther)
+      : stats_(stats), kind_(kind), start_(NowNs()) {}
+  ~BusyTimer() {
+    const int64_t elapsed = NowNs() - start_;
+    stats_->busy_ns.fetch_add(elapsed, std::memory_order_relaxed);
+    if (kind_ == kBatch && stats_->histograms) stats_->batch_latency.Record(elapsed);
+  }
+
+ private:
+  NodeStats* stats_;
+  Kind kind_;
+  int64_t start_;
+};
+
+/// Raise `(*wm)[input]` to `watermark` and return the smallest over every input.
+inline int64_t RaiseInput(std::vector<int64_t>* wm, int input, int64_t watermark) {
+  int64_t& w = (*wm)[static_cast<size_t>(input)];
+  w = std::max(w, watermark);
+  return *std::min_element(wm->begin(), wm->end());
+}
+
+}  // namespace executor_internal
+
+/// Restores input order after a transform ran on several instances at once.
+struct PipelineRun::Reorderer {
+  std::mutex mu;
+  uint64_t next = 0;                                 // guarded by mu
+  std::map<uint64_t, std::vector<Message>> pending;  // guarded by mu
+  // Watermarks, guarded by mu. Instances sharing one channel see each marker once, in pop
+  // order after everything popped before it: the node keeps each input's watermark here.
+  std::vector<int64_t> input_wm;
+  std::vector<int64_t> instance_wm;  // keyed nodes: what each instance passed on
+  int64_t forwarded = kNoWatermark;  // the node's output watermark so far
+};
+
+/// Emitter for transforms: attaches the input's acks, lease and (to untagged outputs) tags to
+/// outputs, and either pushes them downstream at once, collects them (ordered parallel), or
+/// delivers them depth-first (sequential executor).
+class PipelineRun::TransformEmitter final : public Emitter {
+ public:
+  enum class Mode { kPush, kCollect, kSequential };
+  TransformEmitter(PipelineRun* run, size_t node, Mode mode)
+      : run_(run), node_(node), mode_(mode) {}
+
+  void SetInput(const Message* input) { input_ = input; }
+  std::vector<Message>& collected() { return collected_; }
+
+  Status Emit(BatchPtr batch) override {
+    AckSet acks = input_ != nullptr ? input_->acks : AckSet();
+    return Emit(std::move(batch), std::move(acks));
+  }
+  Status Emit(BatchPtr batch, AckSet acks) override {
+    if (batch == nullptr || batch->num_rows() == 0) return Status::OK();
+    // The input's tags (database, table, ...) describe what the transform made of it too, so
+    // a transform that builds new batches need not copy them itself.
+    if (batch->tags().empty() && input_ != nullptr && !input_->batch->tags().empty()) {
+      batch = batch->WithTags(input_->batch->tags());
+    }
+    Message m;
+    m.batch = std::move(batch);
+    m.acks = std::move(acks);
+    if (input_ != nullptr) m.lease = input_->lease;
+    switch (mode_) {
+      case Mode::kCollect:
+        collected_.push_back(std::move(m));
+        return Status::OK();
+      case Mode::kPush:
+        if (!run_->PushDownstream(node_, std::move(m))) {
+          return Status::Cancelled("run cancelled");
+        }
+        return Status::OK();
+      case Mode::kSequential:
+        return run_->EmitSequential(node_, std::move(m));
+    }
+    return Status::OK();
+  }
+  AckSet HoldAcks() override { return input_ != nullptr ? input_->acks : AckSet(); }
+
+ private:
+  PipelineRun* run_;
+  size_t node_;
+  Mode mode_;
+  const Message* input_ = nullptr;
+  std::vector<Message> collected_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,196 @@
+// The source side of both executors: each source's loop, and how its batches' acks settle
+// into Commit or Abandon.
+#include <algorithm>
+#include <thread>
+
+#include "sluice/engine/executor.h"
+#include "sluice/engine/executor_internal.h"
+
+namespace sluice {
+
+using executor_internal::BusyTimer;
+
+// ---------------------------------------------------------------------------------------------
+// Sources and acknowledgements (both executors).
+
+void PipelineRun::SettleAcks(size_t node, int max_wait_ms, std::vector<uint64_t>* pending) {
+  std::vector<AckQueue::Event> events;
+  ack_queues_[node]->Drain(&events, max_wait_ms);
+  if (events.empty()) return;
+  auto& n = pipeline_->nodes()[node];
+  NodeStats& stats = *stats_[node];
+  for (const auto& e : events) {
+    auto it = std::find(pending->begin(), pending->end(), e.seq);
+    if (it == pending->end()) continue;  // already settled (abandoned on cancel)
+    pending->erase(it);
+    // `delivered` was decided when the last reference dropped, before any cancellation: the
+    // rows are durable, so the commit happens even if the run has been cancelled since.
+    if (e.delivered) {
+      BusyTimer busy(&stats);
+      Status st = n.source->Commit(e.seq);
+      if (!st.ok()) {
+        stats.CountError(st.code());
+        Cancel(
+            st.WithContext("node '{}' ({}): committing batch {}", n.spec.id, n.spec.type, e.seq));
+        continue;
+      }
+      stats.committed_batches.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      n.source->Abandon(e.seq);
+      stats.abandoned_batches.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+void PipelineRun::FinishSourceAcks(size_t node, std::vector<uint64_t>* pending) {
+  // Wait for every batch to be settled. Once the run is cancelled, nothing still pending can
+  // be delivered any more (cancellation wins), so it is abandoned at once instead of waiting
+  // for every downstream reference to be dropped.
+  while (!pending->empty()) {
+    SettleAcks(node, 50, pending);
+    if (cancelled() && !pending->empty()) {
+      SettleAcks(node, 0, pending);
+      auto& n = pipeline_->nodes()[node];
+      for (uint64_t seq : *pending) {
+        n.source->Abandon(seq);
+        stats_[node]->abandoned_batches.fetch_add(1, std::memory_order_relaxed);
+      }
+      pending->clear();
+    }
+  }
+}
+
+void PipelineRun::WaitForInFlightRoom(size_t node, bool sequential,
+                                      std::vector<uint64_t>* pending) {
+  const int limit = pipeline_->nodes()[node].source->MaxInFlight();
+  if (limit <= 0) return;
+  int idle_rounds = 0;
+  while (!cancelled() && static_cast<int>(pending->size()) >= limit) {
+    const size_t before = pending->size();
+    SettleAcks(node, 20, pending);
+    if (pending->size() < before) {
+      idle_rounds = 0;
+      continue;
+    }
+    // No ack for a while: the batches may sit in a sink that holds acks until it flushes.
+    if (++idle_rounds < 3) continue;
+    idle_rounds = 0;
+    if (sequential) {
+      for (size_t i = 0; i < pipeline_->nodes().size(); ++i) {
+        auto& n = pipeline_->nodes()[i];
+        if (n.kind() != NodeKind::kSink) continue;
+        Status st = n.sink->Flush();
+        if (!st.ok()) Cancel(st.WithContext("node '{}' ({}): flushing", n.spec.id, n.spec.type));
+      }
+    } else {
+      flush_generation_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
+void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
+  auto& n = pipeline_->nodes()[node];
+  NodeStats& stats = *stats_[node];
+  const std::shared_ptr<AckQueue>& queue = ack_queues_[node];
+  std::vector<uint64_t> pending;
+  uint64_t seq = 0;
+  int64_t estimate = 0;
+  int64_t last_wm = kNoWatermark;  // the source's watermark last passed on
+  // A stop ends the loop as the end of the input would: what was handed out drains, is
+  // flushed and committed.
+  while (!cancelled() && !stopping()) {
+    SettleAcks(node, 0, &pending);
+    WaitForInFlightRoom(node, sequential, &pending);
+    if (cancelled() || stopping()) break;
+    if (!budget_.Acquire(estimate)) break;  // cancelled while waiting for memory
+    Result<BatchPtr> next = Status::Internal("unset");
+    AcquireSlot();
+    {
+      BusyTimer busy(&stats, BusyTimer::kBatch);
+      next = n.source->Next(seq);
+    }
+    ReleaseSlot();
+    if (!next.ok()) {
+      budget_.Release(estimate);
+      stats.CountError(next.status().code());
+      Status st = next.status();
+      if (st.code() != StatusCode::kCancelled || !cancelled()) {
+        Cancel(st.message().find("node '") == std::string::npos
+                   ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
+                   : st);
+      }
+      break;
+    }
+    BatchPtr batch = std::move(*next);
+    if (sequential) RunDueTimersSequential();
+    if (batch == nullptr) {
+      budget_.Release(estimate);
+      break;
+    }
+    if (stats.histograms) stats.batch_rows.Record(batch->num_rows());
+    if (batch->num_rows() > 0) last_rows_us_.store(ElapsedMicros(), std::memory_order_relaxed);
+    const int64_t size = batch->ByteSize();
+    budget_.Adjust(size - estimate);
+    estimate = size;
+    auto lease = std::make_shared<MemoryLease>(&budget_, size);
+    const uint64_t this_seq = seq++;
+    if (batch->num_rows() == 0) {
+      // Nothing to deliver: settled at once.
+      Status st = n.source->Commit(this_seq);
+      if (!st.ok()) {
+        Cancel(st.WithContext("node '{}': committing batch {}", n.spec.id, this_seq));
+        break;
+      }
+      if (!PassSourceWatermark(node, sequential, &last_wm)) break;
+      continue;
+    }
+    if (sequential) {  // the parallel path counts in PushDownstream
+      stats.rows_out.fetch_add(batch->num_rows(), std::memory_order_relaxed);
+      stats.bytes_out.fetch_add(size, std::memory_order_relaxed);
+      stats.batches_out.fetch_add(1, std::memory_order_relaxed);
+    }
+    pending.push_back(this_seq);
+    Message m;
+    m.batch = std::move(batch);
+    m.acks = AckSet(std::make_shared<AckHandle>(queue, this_seq));
+    m.lease = std::move(lease);
+    if (sequential) {
+      Status st = EmitSequential(node, std::move(m));
+      if (!st.ok()) {
+        Cancel(st);
+        break;
+      }
+    } else if (!PushDownstream(node, std::move(m))) {
+      break;
+    }
+    if (!PassSourceWatermark(node, sequential, &last_wm)) break;
+  }
+  if (sequential && !cancelled()) {
+    // The source has ended: its outputs' inputs no longer hold back their watermarks.
+    Status st = EmitSequential(node, Message::Watermark(INT64_MAX));
+    if (!st.ok()) Cancel(st);
+  }
+  if (!sequential) NodeInstanceDone(node);
+  if (!sequential) FinishSourceAcks(node, &pending);
+  // The sequential executor settles acks after the downstream Finish/Flush (see below), so it
+  // hands `pending` over by leaving it in the source's queue.
+  if (sequential) {
+    sequential_pending_[node] = std::move(pending);
+    return;
+  }
+  Status st = n.source->Close();
+  if (!st.ok()) Cancel(st.WithContext("node '{}': closing", n.spec.id));
+}
+
+bool PipelineRun::PassSourceWatermark(size_t node, bool sequential, int64_t* last) {
+  const int64_t wm = pipeline_->nodes()[node].source->Watermark();
+  if (wm <= *last) return true;
+  *last = wm;
+  stats_[node]->watermark_us.store(wm, std::memory_order_relaxed);
+  if (!sequential) return PushDownstream(node, Message::Watermark(wm));
+  Status st = EmitSequential(node, Message::Watermark(wm));
+  if (!st.ok()) Cancel(st);
+  return st.ok();
+}
+
+}  // namespace sluice
