@@ -240,10 +240,19 @@ TEST(EntryDecoderTest, FieldsByNameInAnyOrderMissingIsNullExtraIgnored) {
   FakeFields a({"kwh", "0.25", "meter_id", "m-000001", "ts", "2026-01-02T03:04:05.000006Z", "n",
                 "-7", "ok", "true", "extra", "x"});
   FakeFields b({"meter_id", "m-000002"});
+  // a's order again after b's, and a's places holding other fields.
+  FakeFields c(
+      {"kwh", "1.5", "meter_id", "m-000003", "n", "4", "ts", "2026-01-02T03:04:05.000006Z"});
   ASSERT_OK(d.Append(a.value()));
   ASSERT_OK(d.Append(b.value()));
+  ASSERT_OK(d.Append(c.value()));
   BatchPtr batch = d.Finish();
-  ASSERT_EQ(batch->num_rows(), 2);
+  ASSERT_EQ(batch->num_rows(), 3);
+  EXPECT_EQ(batch->column(0).GetView(2), "m-000003");
+  EXPECT_EQ(batch->column(2).GetFloat64(2), 1.5);
+  EXPECT_EQ(batch->column(3).GetInt64(2), 4);
+  EXPECT_EQ(batch->column(1).GetInt64(2), batch->column(1).GetInt64(0));
+  EXPECT_TRUE(batch->column(4).IsNull(2));
   EXPECT_EQ(batch->column(0).GetView(0), "m-000001");
   ASSERT_OK_AND_ASSIGN(int64_t ts, ParseTimestamp("2026-01-02T03:04:05.000006Z"));
   EXPECT_EQ(batch->column(1).GetInt64(0), ts);

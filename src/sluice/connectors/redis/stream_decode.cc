@@ -66,11 +66,18 @@ Status EntryDecoder::Append(RedisValue fields) {
   const size_t n = fields.is_array() ? fields.size() : 0;
   for (size_t k = 0; k + 1 < n; k += 2) {
     const std::string_view name = fields[k].str();
-    for (size_t c = 0; c < schema_fields.size(); ++c) {
-      if (schema_fields[c].name != name) continue;
-      SLUICE_RETURN_NOT_OK(Parse(c, fields[k + 1].str(), &row_[c]));
-      break;
+    // Entries of one producer list their fields in one order: try the column that came at this
+    // place in the last entry before searching the schema.
+    const size_t place = k / 2;
+    if (place >= column_at_.size()) column_at_.resize(place + 1, 0);
+    size_t c = column_at_[place];
+    if (c >= schema_fields.size() || schema_fields[c].name != name) {
+      c = 0;
+      while (c < schema_fields.size() && schema_fields[c].name != name) ++c;
+      if (c == schema_fields.size()) continue;  // a field the schema does not read
+      column_at_[place] = c;
     }
+    SLUICE_RETURN_NOT_OK(Parse(c, fields[k + 1].str(), &row_[c]));
   }
   for (size_t c = 0; c < schema_fields.size(); ++c) {
     ColumnBuilder& b = builders_[c];

@@ -42,6 +42,7 @@ class EntryDecoder {
   SchemaPtr schema_;
   std::vector<ColumnBuilder> builders_;
   std::vector<Parsed> row_;
+  std::vector<size_t> column_at_;  // the column of each field place in the last entry
   int64_t rows_ = 0;
 };
 
