@@ -512,6 +512,9 @@ TEST_P(ExecutorTest, UntilIdleEndsARunWhoseSourceWentQuiet) {
   EXPECT_EQ(run.stop_reason(), "until-idle");
   EXPECT_EQ(journal_.committed["src"], Seqs(10));
   EXPECT_EQ(journal_.rows["out"].size(), 1000u);
+  std::vector<int64_t> want(1000);
+  for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<int64_t>(i);
+  EXPECT_EQ(journal_.rows["out"], want) << "every id once, in order";
   EXPECT_TRUE(journal_.abandoned["src"].empty());
 }
 
@@ -644,6 +647,9 @@ TEST_P(WatermarkTest, AWatermarkNeverOvertakesRowsThroughUnorderedParallelInstan
   ASSERT_OK(RunSpec(std::move(spec)));
   ExpectWatermarksHeld(20000, 10000);
   EXPECT_EQ(journal_.rows["out"].size(), 20000u);
+  std::vector<int64_t> got = journal_.rows["out"];
+  std::sort(got.begin(), got.end());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], static_cast<int64_t>(i));
 }
 
 TEST_P(WatermarkTest, KeyedInstancesPassOnTheSlowestInstancesWatermark) {
@@ -665,6 +671,11 @@ TEST_P(WatermarkTest, ANodesWatermarkIsTheSmallestOfItsInputs) {
   ASSERT_OK(RunSpec(std::move(spec)));
   ExpectWatermarksHeld(20000, 10000);
   EXPECT_EQ(journal_.rows["out"].size(), 40000u);
+  std::vector<int64_t> got = journal_.rows["out"];
+  std::sort(got.begin(), got.end());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i], static_cast<int64_t>(i / 2)) << "each id once from each source";
+  }
 }
 
 TEST_P(WatermarkTest, AnInputThatEndedNoLongerHoldsBackTheWatermark) {
