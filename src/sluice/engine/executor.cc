@@ -13,6 +13,7 @@
 namespace sluice {
 
 using executor_internal::BusyTimer;
+using executor_internal::LastConsumer;
 using executor_internal::NowNs;
 using executor_internal::RaiseInput;
 
@@ -262,14 +263,16 @@ Status PipelineRun::Execute() {
 bool PipelineRun::PushDownstream(size_t node, Message m) {
   auto& n = pipeline_->nodes()[node];
   NodeStats& stats = *stats_[node];
-  if (!m.is_watermark()) {
+  if (!m.is_watermark() && m.port == 0) {
     stats.rows_out.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
     stats.bytes_out.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
     stats.batches_out.fetch_add(1, std::memory_order_relaxed);
   }
-  const size_t fan = n.outputs.size();
-  for (size_t k = 0; k < fan; ++k) {
-    Message copy = (k + 1 == fan) ? std::move(m) : m;
+  // A batch goes to the consumers of the output it left on; a watermark to every consumer.
+  const size_t last = LastConsumer(n, m);
+  for (size_t k = 0; k <= last && k < n.outputs.size(); ++k) {
+    if (!m.is_watermark() && n.output_from[k] != m.port) continue;
+    Message copy = (k == last) ? std::move(m) : m;
     copy.input = n.output_ports[k];
     const auto to = static_cast<size_t>(n.outputs[k]);
     int64_t blocked = 0;
@@ -324,7 +327,8 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
   std::vector<int64_t> own_wm(std::max<size_t>(n.inputs.size(), 1), kNoWatermark);
   int64_t own_min = kNoWatermark;
   TransformEmitter emitter(
-      this, node, ordered ? TransformEmitter::Mode::kCollect : TransformEmitter::Mode::kPush);
+      this, node, ordered ? TransformEmitter::Mode::kCollect : TransformEmitter::Mode::kPush,
+      instance);
   Reorderer& reorder = *reorderers_[node];
   Channel& in = *channels_[node][keyed ? static_cast<size_t>(instance) : 0];
   const NodeContext& ctx = *node_contexts_[node][static_cast<size_t>(instance)];
@@ -362,6 +366,7 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
     {
       BusyTimer busy(&stats, BusyTimer::kBatch);
       st = t->Process(m->batch, m->input, &emitter);
+      if (st.ok()) st = emitter.SendDeadLetters();
     }
     ReleaseSlot();
     if (!st.ok()) {
@@ -383,11 +388,12 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
   }
   if (!cancelled()) {
     emitter.SetInput(nullptr);
-    TransformEmitter finish_emitter(this, node, TransformEmitter::Mode::kPush);
+    TransformEmitter finish_emitter(this, node, TransformEmitter::Mode::kPush, instance);
     Status st;
     {
       BusyTimer busy(&stats);
       st = t->Finish(&finish_emitter);
+      if (st.ok()) st = finish_emitter.SendDeadLetters();
     }
     if (!st.ok()) Cancel(st.WithContext("node '{}' ({}): finishing", n.spec.id, n.spec.type));
   }
@@ -496,15 +502,16 @@ Status PipelineRun::ExecuteParallel() {
 
 Status PipelineRun::EmitSequential(size_t node, Message m) {
   auto& n = pipeline_->nodes()[node];
-  if (n.kind() == NodeKind::kTransform && !m.is_watermark()) {
+  if (n.kind() == NodeKind::kTransform && !m.is_watermark() && m.port == 0) {
     NodeStats& stats = *stats_[node];
     stats.rows_out.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
     stats.bytes_out.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
     stats.batches_out.fetch_add(1, std::memory_order_relaxed);
   }
-  const size_t fan = n.outputs.size();
-  for (size_t k = 0; k < fan; ++k) {
-    Message copy = (k + 1 == fan) ? std::move(m) : m;
+  const size_t last = LastConsumer(n, m);
+  for (size_t k = 0; k <= last && k < n.outputs.size(); ++k) {
+    if (!m.is_watermark() && n.output_from[k] != m.port) continue;
+    Message copy = (k == last) ? std::move(m) : m;
     copy.input = n.output_ports[k];
     SLUICE_RETURN_NOT_OK(DeliverSequential(static_cast<size_t>(n.outputs[k]), std::move(copy)));
   }
@@ -523,6 +530,7 @@ Status PipelineRun::DeliverSequential(size_t node, Message m) {
     Transform* t = n.transforms[0].get();
     TransformEmitter emitter(this, node, TransformEmitter::Mode::kSequential);
     Status st = t->OnWatermark(min, &emitter);
+    if (st.ok()) st = emitter.SendDeadLetters();
     if (!st.ok()) {
       if (st.code() == StatusCode::kCancelled && cancelled()) return st;
       stats.CountError(st.code());
@@ -544,6 +552,7 @@ Status PipelineRun::DeliverSequential(size_t node, Message m) {
     emitter.SetInput(&m);
     const int64_t t0 = NowNs();
     st = n.transforms[0]->Process(m.batch, m.input, &emitter);
+    if (st.ok()) st = emitter.SendDeadLetters();
     // Busy time of a transform excludes the downstream work its emits ran; approximate by
     // charging it all here, which is what a single thread spends on this node's behalf.
     stats.busy_ns.fetch_add(NowNs() - t0, std::memory_order_relaxed);
@@ -576,6 +585,7 @@ Status PipelineRun::ExecuteSequential() {
     if (n.kind() == NodeKind::kTransform) {
       TransformEmitter emitter(this, i, TransformEmitter::Mode::kSequential);
       st = n.transforms[0]->Finish(&emitter);
+      if (st.ok()) st = emitter.SendDeadLetters();
     } else if (n.kind() == NodeKind::kSink) {
       BusyTimer busy(stats_[i].get());
       st = n.sink->Flush();

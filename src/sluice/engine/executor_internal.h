@@ -47,6 +47,16 @@ inline int64_t RaiseInput(std::vector<int64_t>* wm, int input, int64_t watermark
   return *std::min_element(wm->begin(), wm->end());
 }
 
+/// Return the index of the last output of `n` that `m` goes to (its output's consumers, or
+/// every consumer for a watermark), so that one gets the message moved rather than copied;
+/// n.outputs.size() when none does.
+inline size_t LastConsumer(const PipelineNode& n, const Message& m) {
+  for (size_t k = n.outputs.size(); k-- > 0;) {
+    if (m.is_watermark() || n.output_from[k] == m.port) return k;
+  }
+  return n.outputs.size();
+}
+
 }  // namespace executor_internal
 
 /// Restores input order after a transform ran on several instances at once.
@@ -67,8 +77,11 @@ struct PipelineRun::Reorderer {
 class PipelineRun::TransformEmitter final : public Emitter {
  public:
   enum class Mode { kPush, kCollect, kSequential };
-  TransformEmitter(PipelineRun* run, size_t node, Mode mode)
-      : run_(run), node_(node), mode_(mode) {}
+  TransformEmitter(PipelineRun* run, size_t node, Mode mode, int instance = 0)
+      : run_(run),
+        node_(node),
+        mode_(mode),
+        ctx_(run->node_contexts_[node][static_cast<size_t>(instance)]) {}
 
   void SetInput(const Message* input) { input_ = input; }
   std::vector<Message>& collected() { return collected_; }
@@ -88,6 +101,29 @@ class PipelineRun::TransformEmitter final : public Emitter {
     m.batch = std::move(batch);
     m.acks = std::move(acks);
     if (input_ != nullptr) m.lease = input_->lease;
+    return Send(std::move(m));
+  }
+  AckSet HoldAcks() override { return input_ != nullptr ? input_->acks : AckSet(); }
+
+  /// Send what the node rejected during the call just made (NodeContext::DeadLetter) on its
+  /// dead_letter output, with the acks of the input being processed. Call after every call
+  /// into the transform.
+  Status SendDeadLetters() {
+    BatchPtr dead = ctx_->dead_letters()->Take();
+    if (dead == nullptr) return Status::OK();
+    ctx_->stats()->AddCounter("dead_letter_records", dead->num_rows());
+    Message m;
+    m.batch = std::move(dead);
+    m.port = kDeadLetterOutput;
+    if (input_ != nullptr) {
+      m.acks = input_->acks;
+      m.lease = input_->lease;
+    }
+    return Send(std::move(m));
+  }
+
+ private:
+  Status Send(Message m) {
     switch (mode_) {
       case Mode::kCollect:
         collected_.push_back(std::move(m));
@@ -102,12 +138,11 @@ class PipelineRun::TransformEmitter final : public Emitter {
     }
     return Status::OK();
   }
-  AckSet HoldAcks() override { return input_ != nullptr ? input_->acks : AckSet(); }
 
- private:
   PipelineRun* run_;
   size_t node_;
   Mode mode_;
+  NodeContext* ctx_;
   const Message* input_ = nullptr;
   std::vector<Message> collected_;
 };

@@ -122,19 +122,23 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
       break;
     }
     BatchPtr batch = std::move(*next);
+    // Records the source rejected while reading this batch go out with its acks.
+    BatchPtr dead = node_contexts_[node][0]->dead_letters()->Take();
     if (sequential) RunDueTimersSequential();
-    if (batch == nullptr) {
+    const bool ended = batch == nullptr;
+    if (ended && dead == nullptr) {
       budget_.Release(estimate);
       break;
     }
-    if (stats.histograms) stats.batch_rows.Record(batch->num_rows());
-    if (batch->num_rows() > 0) last_rows_us_.store(ElapsedMicros(), std::memory_order_relaxed);
-    const int64_t size = batch->ByteSize();
+    const int64_t rows = ended ? 0 : batch->num_rows();  // ended: only dead letters this time
+    if (stats.histograms && !ended) stats.batch_rows.Record(rows);
+    if (rows > 0) last_rows_us_.store(ElapsedMicros(), std::memory_order_relaxed);
+    const int64_t size = (ended ? 0 : batch->ByteSize()) + (dead != nullptr ? dead->ByteSize() : 0);
     budget_.Adjust(size - estimate);
     estimate = size;
     auto lease = std::make_shared<MemoryLease>(&budget_, size);
     const uint64_t this_seq = seq++;
-    if (batch->num_rows() == 0) {
+    if (rows == 0 && dead == nullptr) {
       // Nothing to deliver: settled at once.
       Status st = n.source->Commit(this_seq);
       if (!st.ok()) {
@@ -144,25 +148,44 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
       if (!PassSourceWatermark(node, sequential, &last_wm)) break;
       continue;
     }
-    if (sequential) {  // the parallel path counts in PushDownstream
-      stats.rows_out.fetch_add(batch->num_rows(), std::memory_order_relaxed);
-      stats.bytes_out.fetch_add(size, std::memory_order_relaxed);
+    if (sequential && rows > 0) {  // the parallel path counts in PushDownstream
+      stats.rows_out.fetch_add(rows, std::memory_order_relaxed);
+      stats.bytes_out.fetch_add(batch->ByteSize(), std::memory_order_relaxed);
       stats.batches_out.fetch_add(1, std::memory_order_relaxed);
     }
     pending.push_back(this_seq);
-    Message m;
-    m.batch = std::move(batch);
-    m.acks = AckSet(std::make_shared<AckHandle>(queue, this_seq));
-    m.lease = std::move(lease);
-    if (sequential) {
-      Status st = EmitSequential(node, std::move(m));
-      if (!st.ok()) {
-        Cancel(st);
+    AckSet acks(std::make_shared<AckHandle>(queue, this_seq));
+    std::vector<Message> out;
+    if (rows > 0) {
+      out.emplace_back();
+      out.back().batch = std::move(batch);
+      out.back().acks = acks;
+      out.back().lease = lease;
+    }
+    if (dead != nullptr) {
+      stats.AddCounter("dead_letter_records", dead->num_rows());
+      out.emplace_back();
+      out.back().batch = std::move(dead);
+      out.back().port = kDeadLetterOutput;
+      out.back().acks = acks;
+      out.back().lease = lease;
+    }
+    acks = AckSet();  // the messages hold the batch's acks now
+    bool sent = true;
+    for (auto& m : out) {
+      if (sequential) {
+        Status st = EmitSequential(node, std::move(m));
+        if (!st.ok()) {
+          Cancel(st);
+          sent = false;
+          break;
+        }
+      } else if (!PushDownstream(node, std::move(m))) {
+        sent = false;
         break;
       }
-    } else if (!PushDownstream(node, std::move(m))) {
-      break;
     }
+    if (!sent || ended) break;
     if (!PassSourceWatermark(node, sequential, &last_wm)) break;
   }
   if (sequential && !cancelled()) {

@@ -43,11 +43,13 @@ int PipelineRun::WaitMs(int64_t now, const TimerState& state) {
 Status PipelineRun::FireTransformTimer(size_t node, int instance, int64_t now, bool sequential) {
   auto& n = pipeline_->nodes()[node];
   TransformEmitter emitter(
-      this, node, sequential ? TransformEmitter::Mode::kSequential : TransformEmitter::Mode::kPush);
+      this, node, sequential ? TransformEmitter::Mode::kSequential : TransformEmitter::Mode::kPush,
+      instance);
   Status st;
   {
     BusyTimer busy(stats_[node].get());
     st = n.transforms[static_cast<size_t>(instance)]->OnTimer(now, &emitter);
+    if (st.ok()) st = emitter.SendDeadLetters();
   }
   if (st.ok() || (st.code() == StatusCode::kCancelled && cancelled())) return st;
   stats_[node]->CountError(st.code());
@@ -115,11 +117,12 @@ bool PipelineRun::TransformWatermark(size_t node, int instance, const Message& m
   if (min <= *own_min || min == INT64_MAX) return true;  // all ended: Finish follows
   *own_min = min;
   Transform* t = n.transforms[static_cast<size_t>(instance)].get();
-  TransformEmitter emitter(this, node, TransformEmitter::Mode::kPush);
+  TransformEmitter emitter(this, node, TransformEmitter::Mode::kPush, instance);
   Status st;
   {
     BusyTimer busy(stats_[node].get());
     st = t->OnWatermark(min, &emitter);
+    if (st.ok()) st = emitter.SendDeadLetters();
   }
   if (!st.ok()) {
     if (st.code() != StatusCode::kCancelled || !cancelled()) {

@@ -38,6 +38,7 @@ struct Message {
   AckSet acks;
   std::shared_ptr<MemoryLease> lease;
   int input = 0;     ///< Index of the consumer's input this arrived on.
+  int port = 0;      ///< The producer's output it left on: 0 its rows, 1 its dead letters.
   uint64_t seq = 0;  ///< Order of arrival at the consumer (for ordered parallel transforms).
   int64_t watermark = kNoWatermark;  ///< A watermark marker's time (when `batch` is null).
 

@@ -9,6 +9,7 @@
 #include "sluice/core/batch.h"
 #include "sluice/core/result.h"
 #include "sluice/engine/ack.h"
+#include "sluice/engine/dead_letter.h"
 #include "sluice/engine/node_stats.h"
 #include "sluice/resilience/clock.h"
 
@@ -62,6 +63,15 @@ class NodeContext {
   /// Which instance this is (0..parallelism-1), for transforms run in parallel.
   int instance() const { return instance_; }
   void set_instance(int i) { instance_ = i; }
+  /// Send one record this node rejects to its dead_letter output (for a node configured with
+  /// `on_error: dead_letter`): it goes downstream with the acks of the call in progress (Next,
+  /// Process, ...), so its source data is settled only once the dead-letter sink has it.
+  /// `position` says where it was (entry id, file:line), `record` what it held.
+  void DeadLetter(std::string_view position, std::string_view error, std::string_view record) {
+    dead_letters_.Add(id_, position, error, record);
+  }
+  /// What DeadLetter collected during the current call; the executor takes it afterwards.
+  DeadLetters* dead_letters() { return &dead_letters_; }
 
  private:
   std::string id_;
@@ -74,6 +84,7 @@ class NodeContext {
   TimerSetting timer_;  // guarded by timer_mu_
   bool dry_run_;
   int instance_ = 0;
+  DeadLetters dead_letters_;
 };
 
 /// Produce batches. Every method is called from the source's own thread.
@@ -110,6 +121,9 @@ class Source {
   /// the largest event time seen less the lateness allowed; kNoWatermark (INT64_MIN) for none.
   /// Read after every Next; when it rises it travels downstream behind the batches before it.
   virtual int64_t Watermark() const { return INT64_MIN; }
+  /// Return true for a source that never ends by itself (a stream): its Next answers "nothing
+  /// yet" with an empty batch after a short wait, and the run ends on a stop or --until-idle.
+  virtual bool Unbounded() const { return false; }
 };
 
 /// Where a transform sends its output. Outputs carry the acknowledgements of the input being

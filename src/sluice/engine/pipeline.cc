@@ -41,6 +41,13 @@ Status AsConfigError(const NodeSpec& n, const Status& st) {
   return NodeError(n, st.message());
 }
 
+/// Return true when node `n` sends the records it rejects to a dead_letter output.
+bool RoutesDeadLetters(const NodeSpec& n) {
+  const OptionJson& v = n.options.values();
+  return v.contains("on_error") && v["on_error"].is_string() &&
+         v["on_error"].get<std::string>() == kDeadLetterPort;
+}
+
 }  // namespace
 
 std::string SuggestNearest(const std::string& word, const std::vector<std::string>& candidates) {
@@ -124,19 +131,44 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
     }
     for (int port = 0; port < ninputs; ++port) {
       const std::string& in = n.inputs[static_cast<size_t>(port)];
+      // `<id>.dead_letter` is the records node <id> rejected (unless a node is called that).
       auto it = index.find(in);
+      int from = 0;
+      const size_t dot = in.rfind('.');
+      if (it == index.end() && dot != std::string::npos) {
+        const std::string up = in.substr(0, dot), output = in.substr(dot + 1);
+        it = index.find(up);
+        if (it != index.end()) {
+          if (output != kDeadLetterPort) {
+            return NodeError(n, fmt::format("input '{}': node '{}' has no output '{}' (a node's "
+                                            "outputs are its rows, '{}', and with on_error: "
+                                            "dead_letter, '{}.dead_letter')",
+                                            in, up, output, up, up));
+          }
+          if (!RoutesDeadLetters(spec.nodes[static_cast<size_t>(it->second)])) {
+            return NodeError(n, fmt::format("input '{}': node '{}' sends the records it rejects "
+                                            "to '{}' only with `on_error: dead_letter`; set it "
+                                            "there",
+                                            in, up, in));
+          }
+          from = kDeadLetterOutput;
+        }
+      }
       if (it == index.end()) {
         std::string hint = SuggestNearest(in, ids);
         return NodeError(n, fmt::format("unknown input '{}'{}", in,
                                         hint.empty() ? "" : " — did you mean '" + hint + "'?"));
       }
       if (it->second == static_cast<int>(i)) return NodeError(n, "a node cannot be its own input");
-      if (std::find(node.inputs.begin(), node.inputs.end(), it->second) != node.inputs.end()) {
-        return NodeError(n, fmt::format("input '{}' is listed twice (it would deliver every row "
-                                        "twice); list it once",
-                                        in));
+      for (size_t k = 0; k < node.inputs.size(); ++k) {
+        if (node.inputs[k] == it->second && node.input_from[k] == from) {
+          return NodeError(n, fmt::format("input '{}' is listed twice (it would deliver every "
+                                          "row twice); list it once",
+                                          in));
+        }
       }
       node.inputs.push_back(it->second);
+      node.input_from.push_back(from);
     }
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -144,13 +176,29 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
       auto& up = nodes[static_cast<size_t>(nodes[i].inputs[port])];
       up.outputs.push_back(static_cast<int>(i));
       up.output_ports.push_back(static_cast<int>(port));
+      up.output_from.push_back(nodes[i].input_from[port]);
     }
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
-    if (nodes[i].info->kind != NodeKind::kSink && nodes[i].outputs.empty()) {
+    const auto& from = nodes[i].output_from;
+    const bool rows_used = std::count(from.begin(), from.end(), 0) > 0;
+    const bool dead_used = std::count(from.begin(), from.end(), kDeadLetterOutput) > 0;
+    if (nodes[i].info->kind != NodeKind::kSink && !rows_used) {
       return NodeError(spec.nodes[i],
                        "its output is not used by any node: add it to a sink's `inputs` or "
                        "remove it");
+    }
+    if (RoutesDeadLetters(spec.nodes[i]) && !dead_used) {
+      if (nodes[i].info->kind == NodeKind::kSink) {
+        return NodeError(spec.nodes[i],
+                         "on_error: dead_letter needs an output, and a sink has none; use "
+                         "fail or skip");
+      }
+      return NodeError(spec.nodes[i],
+                       fmt::format("on_error: dead_letter, but no node takes '{}.dead_letter' "
+                                   "as input: add a sink with `inputs: [{}.dead_letter]` (or use "
+                                   "on_error: skip to count and drop them)",
+                                   spec.nodes[i].id, spec.nodes[i].id));
     }
   }
 
@@ -218,8 +266,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
         }
         std::vector<SchemaPtr> in_schemas;
         bool all_known = true;
-        for (int in : node.inputs) {
-          const SchemaPtr& s = p->nodes_[static_cast<size_t>(in)].output_schema;
+        for (size_t k = 0; k < node.inputs.size(); ++k) {
+          const SchemaPtr& s = node.input_from[k] == kDeadLetterOutput
+                                   ? DeadLetterSchema()
+                                   : p->nodes_[static_cast<size_t>(node.inputs[k])].output_schema;
           all_known = all_known && s != nullptr;
           in_schemas.push_back(s);
         }
@@ -238,6 +288,25 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
         node.sink = std::move(*made);
         break;
       }
+    }
+  }
+  // The sequential executor runs its sources one after another: a stream would keep every
+  // source after it from ever starting.
+  if (spec.settings.engine == EngineKind::kSequential) {
+    int sources = 0;
+    const PipelineNode* stream = nullptr;
+    for (const auto& node : p->nodes_) {
+      if (node.kind() != NodeKind::kSource) continue;
+      ++sources;
+      if (node.source->Unbounded() && stream == nullptr) stream = &node;
+    }
+    if (sources > 1 && stream != nullptr) {
+      return NodeError(stream->spec,
+                       fmt::format("'{}' never ends by itself, and the sequential engine runs "
+                                   "sources one after another: the other {} source(s) would "
+                                   "never start. Use the parallel engine (settings: engine: "
+                                   "parallel, the default) or `--engine parallel`",
+                                   stream->spec.type, sources - 1));
     }
   }
   // A source that deletes what it read must not feed a node that loses data: the source
@@ -285,9 +354,10 @@ std::string Pipeline::ToDot() const {
     out += fmt::format("  \"{}\" [shape={}, label=\"{}\"];\n", n.spec.id, shape, label);
   }
   for (const auto& n : nodes_) {
-    for (int o : n.outputs) {
-      out +=
-          fmt::format("  \"{}\" -> \"{}\";\n", n.spec.id, nodes_[static_cast<size_t>(o)].spec.id);
+    for (size_t k = 0; k < n.outputs.size(); ++k) {
+      out += fmt::format(
+          "  \"{}\" -> \"{}\"{};\n", n.spec.id, nodes_[static_cast<size_t>(n.outputs[k])].spec.id,
+          n.output_from[k] == kDeadLetterOutput ? " [style=dashed, label=\"dead_letter\"]" : "");
     }
   }
   out += "}\n";

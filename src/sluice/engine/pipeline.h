@@ -54,11 +54,18 @@ struct PipelineNode {
   std::vector<std::unique_ptr<Transform>> transforms;  ///< One per parallel instance.
   std::unique_ptr<Sink> sink;
   std::vector<int> inputs;        ///< Indices of upstream nodes, in declared order.
+  std::vector<int> input_from;    ///< For each input: which output of that node it takes.
   std::vector<int> outputs;       ///< Indices of downstream nodes.
   std::vector<int> output_ports;  ///< For each output: which input of that node this feeds.
-  SchemaPtr output_schema;        ///< Known before the run when every upstream schema is.
+  /// For each output: which of this node's outputs feeds it — 0 its rows, kDeadLetterOutput
+  /// the records it rejected (an input written `<id>.dead_letter`).
+  std::vector<int> output_from;
+  SchemaPtr output_schema;  ///< Known before the run when every upstream schema is.
   NodeKind kind() const { return info->kind; }
 };
+
+/// The output of a node that carries its rejected records (Message::port).
+inline constexpr int kDeadLetterOutput = 1;
 
 /// A validated DAG with instantiated nodes, in topological order (every node after its inputs).
 class Pipeline {
