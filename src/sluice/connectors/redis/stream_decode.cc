@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "sluice/core/json_text.h"
 #include "sluice/core/time.h"
 
 namespace sluice::redis {
@@ -118,6 +119,14 @@ BatchPtr EntryDecoder::Finish() {
   BatchPtr batch = Batch::MakeUnchecked(schema_, std::move(cols), rows_);
   Reset();
   return batch;
+}
+
+std::string FieldsAsJson(RedisValue fields) {
+  nlohmann::json object = nlohmann::json::object();
+  for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+    object[std::string(fields[i].str())] = std::string(fields[i + 1].str());
+  }
+  return JsonText(object);
 }
 
 }  // namespace sluice::redis

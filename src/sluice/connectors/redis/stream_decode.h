@@ -46,4 +46,8 @@ class EntryDecoder {
   int64_t rows_ = 0;
 };
 
+/// Return an entry's fields ([name, value, ...]) as the text of a JSON object of strings, for
+/// a dead-letter record; bytes that are not UTF-8 become U+FFFD.
+std::string FieldsAsJson(RedisValue fields);
+
 }  // namespace sluice::redis

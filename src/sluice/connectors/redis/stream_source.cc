@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -19,7 +20,7 @@ namespace sluice::redis {
 
 namespace {
 
-enum class OnError : uint8_t { kFail, kSkip };
+enum class OnError : uint8_t { kFail, kSkip, kDeadLetter };
 
 /// How often entries idle on any consumer longer than claim_idle are claimed (XAUTOCLAIM).
 constexpr int64_t kClaimIntervalUs = 5'000'000;
@@ -37,7 +38,8 @@ struct SourceConfig {
   int64_t block_us = 100'000;
   int64_t claim_idle_us = 60'000'000;
   OnError on_error = OnError::kFail;
-  int event_time = -1;  // the schema's column of event times; -1: no watermark
+  int64_t max_deliveries = 0;  // 0: no limit
+  int event_time = -1;         // the schema's column of event times; -1: no watermark
   int64_t lateness_us = 0;
   int64_t idle_timeout_us = 0;  // 0: an idle stream's watermark stays where it is
 };
@@ -71,6 +73,7 @@ class StreamSource final : public Source {
   Result<BatchPtr> Next(uint64_t seq) override {
     if (ctx_->dry_run() || ctx_->cancelled()) return BatchPtr{};
     if (ctx_->stopping()) return BatchPtr{};
+    if (SteadyMicros() >= next_gauges_us_) SLUICE_RETURN_NOT_OK(UpdateGroupGauges());
     ids_.clear();
     batch_ids_.clear();
     int64_t first_row_us = -1;
@@ -148,9 +151,29 @@ class StreamSource final : public Source {
   SchemaPtr schema() const override { return c_.schema; }
   int64_t EstimatedRows() const override { return -1; }
   bool ConsumesInput() const override { return false; }  // XACK leaves entries in the stream
+  bool Unbounded() const override { return true; }
 
  private:
   using InFlight = std::map<uint64_t, std::vector<std::string>>;
+  using Deliveries = std::unordered_map<std::string, int64_t>;
+
+  // How many times each pending entry of `entries` (an array of [id, fields], in id order)
+  // has been delivered, by XPENDING over their id range; empty without max_deliveries.
+  Result<Deliveries> DeliveriesOf(RedisValue entries, const std::string& consumer) {
+    Deliveries out;
+    if (c_.max_deliveries <= 0 || entries.size() == 0) return out;
+    const std::string first(entries[0][0].str());
+    const std::string last(entries[entries.size() - 1][0].str());
+    const std::string n = std::to_string(entries.size());
+    SLUICE_ASSIGN_OR_RETURN(RedisReply reply, client_->WithRetry([&] {
+      return client_->Command({"XPENDING", c_.stream, c_.group, first, last, n, consumer});
+    }));
+    for (size_t i = 0; i < reply.size(); ++i) {
+      RedisValue e = reply[i];
+      if (e.is_array() && e.size() >= 4) out[std::string(e[0].str())] = e[3].integer();
+    }
+    return out;
+  }
 
   void TrackEventTime(const Batch& batch) {
     if (batch.num_rows() == 0) {
@@ -170,26 +193,43 @@ class StreamSource final : public Source {
   }
 
   // Decode entries (array of [id, fields]) into the batch; ids of entries dropped because
-  // they are already held are skipped. Return how many entries were taken.
-  Result<size_t> Take(RedisValue entries, bool claimed) {
+  // they are already held are skipped. `deliveries` (id -> times delivered, this time
+  // included) is known for redelivered entries when max_deliveries is set. Return how many
+  // entries were taken.
+  Result<size_t> Take(RedisValue entries, bool claimed, const Deliveries& deliveries = {}) {
     size_t taken = 0;
-    int64_t trimmed = 0, skipped = 0;
+    int64_t trimmed = 0, skipped = 0, over = 0;
     for (size_t i = 0; i < entries.size(); ++i) {
       RedisValue entry = entries[i];
       if (!entry.is_array() || entry.size() < 2) continue;
       std::string id(entry[0].str());
       if (claimed && (held_.count(id) > 0 || batch_ids_.count(id) > 0)) continue;
       ++taken;
+      Status st;
       if (entry[1].is_nil()) {
         // Deleted or trimmed while pending: nothing to deliver, only to acknowledge.
         ++trimmed;
+      } else if (auto d = deliveries.find(id);
+                 d != deliveries.end() && d->second > c_.max_deliveries) {
+        // A poison entry: every reader that took it died or gave it up.
+        ++over;
+        st = Status::Invalid(
+            "delivered {} times, more than max_deliveries ({}); every reader before failed or "
+            "stopped with it",
+            d->second, c_.max_deliveries);
       } else {
-        Status st = decoder_.Append(entry[1]);
-        if (!st.ok()) {
-          if (c_.on_error == OnError::kFail) {
+        st = decoder_.Append(entry[1]);
+      }
+      if (!st.ok()) {
+        switch (c_.on_error) {
+          case OnError::kFail:
             return st.WithContext("stream '{}' entry {}", c_.stream, id);
-          }
-          ++skipped;
+          case OnError::kSkip:
+            ++skipped;
+            break;
+          case OnError::kDeadLetter:
+            ctx_->DeadLetter(id, st.message(), FieldsAsJson(entry[1]));
+            break;
         }
       }
       batch_ids_.insert(id);
@@ -200,6 +240,7 @@ class StreamSource final : public Source {
     if (taken > 0 && claimed) stats->AddCounter("claimed_entries", static_cast<int64_t>(taken));
     if (trimmed > 0) stats->AddCounter("trimmed_pending", trimmed);
     if (skipped > 0) stats->AddCounter("skipped_records", skipped);
+    if (over > 0) stats->AddCounter("over_max_deliveries", over);
     return taken;
   }
 
@@ -224,7 +265,8 @@ class StreamSource final : public Source {
       return 0;
     }
     pending_cursor_ = std::string((*entries)[entries->size() - 1][0].str());
-    return Take(*entries, false);
+    SLUICE_ASSIGN_OR_RETURN(Deliveries deliveries, DeliveriesOf(*entries, c_.consumer));
+    return Take(*entries, false, deliveries);
   }
 
   Result<size_t> ReadNew(int64_t count, int64_t wait_us) {
@@ -251,7 +293,8 @@ class StreamSource final : public Source {
     size_t got = 0;
     if (reply.is_array() && reply.size() >= 2) {
       claim_cursor_ = std::string(reply[0].str());
-      SLUICE_ASSIGN_OR_RETURN(got, Take(reply[1], true));
+      SLUICE_ASSIGN_OR_RETURN(Deliveries deliveries, DeliveriesOf(reply[1], c_.consumer));
+      SLUICE_ASSIGN_OR_RETURN(got, Take(reply[1], true, deliveries));
       if (reply.size() >= 3 && reply[2].size() > 0) {
         // Ids deleted from the stream while pending: acknowledge them now.
         std::vector<std::string_view> argv = {"XACK", c_.stream, c_.group};
@@ -267,8 +310,34 @@ class StreamSource final : public Source {
     return got;
   }
 
+  // The group's `lag` (entries not yet delivered to any consumer) and `pending` (delivered, not
+  // acknowledged) from XINFO GROUPS, as gauges of the node; every kClaimIntervalUs.
+  Status UpdateGroupGauges() {
+    next_gauges_us_ = SteadyMicros() + kClaimIntervalUs;
+    SLUICE_ASSIGN_OR_RETURN(RedisReply reply, client_->WithRetry([&] {
+      return client_->Command({"XINFO", "GROUPS", c_.stream});
+    }));
+    for (size_t g = 0; g < reply.size(); ++g) {
+      RedisValue group = reply[g];
+      std::map<std::string_view, RedisValue> info;
+      for (size_t i = 0; i + 1 < group.size(); i += 2) info.emplace(group[i].str(), group[i + 1]);
+      auto name = info.find("name");
+      if (name == info.end() || name->second.str() != c_.group) continue;
+      NodeStats* stats = ctx_->stats();
+      if (auto p = info.find("pending"); p != info.end()) {
+        stats->SetGauge("pending", static_cast<double>(p->second.integer()));
+      }
+      // nil when Redis cannot tell (entries deleted in the middle of the stream).
+      if (auto l = info.find("lag"); l != info.end() && !l->second.is_nil()) {
+        stats->SetGauge("lag", static_cast<double>(l->second.integer()));
+      }
+    }
+    return Status::OK();
+  }
+
   const SourceConfig c_;
   NodeContext* ctx_ = nullptr;
+  int64_t next_gauges_us_ = 0;
   std::unique_ptr<RedisClient> client_;
   EntryDecoder decoder_;
   int64_t max_event_us_ = INT64_MIN;  // the largest event time read so far
@@ -344,10 +413,20 @@ OptionSchema StreamSourceOptionSpecs() {
       {"on_error",
        OptionType::kEnum,
        "fail",
-       "An entry whose field does not parse as its column's type: fail the run (naming the "
-       "entry id), or skip it (counted in skipped_records, acknowledged with its batch).",
+       "An entry whose field does not parse as its column's type (or delivered more than "
+       "max_deliveries times): fail the run (naming the entry id), skip it (counted in "
+       "skipped_records), or send it to the `<id>.dead_letter` output (entry id, error, "
+       "fields as JSON). Skipped and routed entries are acknowledged with their batch.",
        false,
-       {"fail", "skip"}},
+       {"fail", "skip", "dead_letter"}},
+      {"max_deliveries",
+       OptionType::kInt,
+       "0",
+       "An entry read again (own pending, or claimed) after this many deliveries is not "
+       "delivered again but handled by on_error: a poison entry that kills every reader stops "
+       "circulating. 0: no limit.",
+       false,
+       {}},
       {"event_time",
        OptionType::kString,
        "",
@@ -399,7 +478,12 @@ Result<std::unique_ptr<Source>> MakeStreamSource(const NodeOptions& o) {
   if (c.redis.command_timeout_us > 0 && c.redis.command_timeout_us <= c.block_us) {
     return o.ErrorAt("timeout", "must be longer than `block`");
   }
-  c.on_error = o.GetString("on_error") == "skip" ? OnError::kSkip : OnError::kFail;
+  const std::string on_error = o.GetString("on_error");
+  c.on_error = on_error == "skip"          ? OnError::kSkip
+               : on_error == "dead_letter" ? OnError::kDeadLetter
+                                           : OnError::kFail;
+  c.max_deliveries = o.GetInt("max_deliveries");
+  if (c.max_deliveries < 0) return o.ErrorAt("max_deliveries", "must be 0 (no limit) or more");
   if (const std::string et = o.GetString("event_time"); !et.empty()) {
     c.event_time = c.schema->FieldIndex(et);
     if (c.event_time < 0 || c.schema->field(c.event_time).type != TypeId::kTimestamp) {
