@@ -335,11 +335,13 @@ class CsvDecoder::Impl {
           break;
         }
         ++skipped_;
+        if (options_.on_skip) options_.on_skip(line_, error_, RecordText(pos, next));
         line_ += newlines;
         pos = next;
         continue;
       }
       const int64_t record_line = line_;
+      const size_t record_start = pos;
       line_ += newlines;
       pos = next;
       const size_t num_fields = fields_.size() - field_mark;
@@ -366,15 +368,18 @@ class CsvDecoder::Impl {
         fields_.resize(field_mark);
         scratch_.resize(scratch_mark);
         if (blank) continue;
+        Status wrong = LineError(options_.source_name, record_line,
+                                 fmt::format("expected {} fields, got {}", ncols_, num_fields));
         if (options_.on_error == OnError::kFail) {
-          status = LineError(options_.source_name, record_line,
-                             fmt::format("expected {} fields, got {}", ncols_, num_fields));
+          status = std::move(wrong);
           break;
         }
         ++skipped_;
+        if (options_.on_skip) options_.on_skip(record_line, wrong, RecordText(record_start, next));
         continue;
       }
       row_lines_.push_back(record_line);
+      if (options_.on_skip) row_spans_.emplace_back(record_start, next);
       if (batch_rows_ + static_cast<int64_t>(row_lines_.size()) >= options_.batch_rows ||
           pos - round_start >= kMaxRoundBytes) {
         SLUICE_RETURN_NOT_OK(ConvertRows(out));
@@ -387,6 +392,13 @@ class CsvDecoder::Impl {
     buf_.erase(0, pos);
     if (pending_) pending_scan_ -= pos;
     return CheckRecordLength();
+  }
+
+  // The text of the record at buf_[begin, end), without its line end.
+  std::string_view RecordText(size_t begin, size_t end) const {
+    std::string_view text(buf_.data() + begin, end - begin);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+    return text;
   }
 
   Status CheckRecordLength() const {
@@ -727,6 +739,11 @@ class CsvDecoder::Impl {
 
   // Records that row `r` of the current round is bad; keeps the message of the earliest one.
   void MarkBad(size_t r, int c, std::string_view value, std::string_view what) {
+    if (options_.on_skip && bad_[r] == 0) {  // the row's first error, for its dead letter
+      bad_why_.emplace_back(r, LineError(options_.source_name, row_lines_[r],
+                                         fmt::format("expected {} for '{}', got '{}'", what,
+                                                     schema_->field(c).name, Excerpt(value))));
+    }
     bad_[r] = 1;
     if (options_.on_error == OnError::kFail &&
         (bad_first_ < 0 || static_cast<int64_t>(r) < bad_first_)) {
@@ -886,11 +903,21 @@ class CsvDecoder::Impl {
       if (num_bad > 0 && options_.on_error == OnError::kFail) return error_;
       for (int c = 0; c < nc; ++c) AppendColumn(c, num_bad > 0);
       skipped_ += num_bad;
+      if (options_.on_skip) {
+        std::sort(bad_why_.begin(), bad_why_.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (const auto& [r, why] : bad_why_) {
+          options_.on_skip(row_lines_[r], why,
+                           RecordText(row_spans_[r].first, row_spans_[r].second));
+        }
+      }
       batch_rows_ += static_cast<int64_t>(rows) - num_bad;
     }
     fields_.clear();
     scratch_.clear();
     row_lines_.clear();
+    row_spans_.clear();
+    bad_why_.clear();
     if (batch_rows_ >= options_.batch_rows || (batch_rows_ > 0 && batch_bytes_ >= kMaxBatchBytes)) {
       FinishBatch(out);
     }
@@ -935,6 +962,9 @@ class CsvDecoder::Impl {
 
   // Conversion state, reused across rounds.
   std::vector<uint8_t> bad_;
+  // With on_skip only: each round row's record in buf_, and the first error of each bad row.
+  std::vector<std::pair<size_t, size_t>> row_spans_;
+  std::vector<std::pair<size_t, Status>> bad_why_;
   int64_t bad_first_ = -1;
   std::vector<std::vector<int64_t>> values_;
   std::vector<std::vector<uint8_t>> nulls_;

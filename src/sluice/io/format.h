@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,6 +41,9 @@ struct DecodeOptions {
   /// How many records inference looks at (all of them when the input is shorter).
   int64_t infer_rows = 1000;
   OnError on_error = OnError::kFail;
+  /// With on_error: kSkip, called for each record skipped with its line, why, and its text
+  /// (without the line end) — a file source sends them to its dead-letter output. May be empty.
+  std::function<void(int64_t line, const Status& error, std::string_view record)> on_skip;
   /// Prefix of error messages: "<source_name>:17: ..."; when empty, "line 17: ...".
   std::string source_name;
   char delimiter = ',';  ///< CSV field separator.

@@ -384,6 +384,7 @@ class JsonlDecoder::Impl {
       if (!status.ok()) {
         if (options_.on_error == OnError::kFail) break;
         ++skipped_;
+        if (options_.on_skip) options_.on_skip(line_no, status, line);
         status = Status::OK();
       }
       if (batch_rows_ >= options_.batch_rows || batch_bytes_ >= kMaxBatchBytes) FinishBatch(out);

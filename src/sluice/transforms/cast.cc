@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -7,6 +8,7 @@
 
 #include "sluice/core/time.h"
 #include "sluice/expr/expr.h"
+#include "sluice/io/format.h"
 #include "sluice/transforms/transforms_internal.h"
 
 namespace sluice::transforms_internal {
@@ -114,33 +116,46 @@ std::string ShowValue(const Column& c, int64_t row) {
   }
 }
 
+/// What a value that cannot be converted does: fail the batch; become null (counted in
+/// `failures`); or, with `bad_rows`, mark its row (row, why) for the dead-letter output.
+struct CastErrors {
+  bool null_on_error = false;
+  int64_t* failures = nullptr;
+  std::vector<std::pair<int64_t, std::string>>* bad_rows = nullptr;
+};
+
 /// Convert one column; `convert(row, out)` appends the converted value and returns true, or
 /// returns false when the value cannot be converted.
 template <typename Convert>
-Result<Column> Run(const Column& in, TypeId to, bool null_on_error, const std::string& name,
-                   int64_t* failures, Convert convert) {
+Result<Column> Run(const Column& in, TypeId to, const CastErrors& errors, const std::string& name,
+                   Convert convert) {
   ColumnBuilder out(to, in.length());
   for (int64_t i = 0; i < in.length(); ++i) {
     if (in.IsNull(i)) {
       out.AppendNull();
     } else if (!convert(i, &out)) {
-      if (!null_on_error) {
+      if (errors.bad_rows != nullptr) {
+        errors.bad_rows->emplace_back(
+            i, fmt::format("column '{}': cannot convert {} {} to {}", name, TypeName(in.type()),
+                           ShowValue(in, i), TypeName(to)));
+      } else if (!errors.null_on_error) {
         return Status::Invalid(
             "column '{}' row {}: cannot convert {} {} to {} (set on_error: null to turn such "
-            "values into nulls)",
+            "values into nulls, or dead_letter to route their rows)",
             name, i, TypeName(in.type()), ShowValue(in, i), TypeName(to));
+      } else {
+        ++*errors.failures;
       }
       out.AppendNull();
-      ++*failures;
     }
   }
   return out.Finish();
 }
 
-Result<Column> CastColumn(const Column& in, TypeId to, bool null_on_error, const std::string& name,
-                          int64_t* failures) {
+Result<Column> CastColumn(const Column& in, TypeId to, const CastErrors& errors,
+                          const std::string& name) {
   const TypeId from = in.type();
-  auto run = [&](auto convert) { return Run(in, to, null_on_error, name, failures, convert); };
+  auto run = [&](auto convert) { return Run(in, to, errors, name, convert); };
   auto copy_bytes = [&](int64_t i, ColumnBuilder* o) {
     o->AppendString(in.GetView(i));
     return true;
@@ -248,9 +263,10 @@ Result<Column> CastColumn(const Column& in, TypeId to, bool null_on_error, const
 /// Convert the listed columns to other types.
 class CastTransform final : public Transform {
  public:
+  enum class OnError : uint8_t { kFail, kNull, kDeadLetter };
   CastTransform(NodeOptions options, std::vector<std::pair<std::string, TypeId>> casts,
-                bool null_on_error)
-      : options_(std::move(options)), casts_(std::move(casts)), null_on_error_(null_on_error) {}
+                OnError on_error)
+      : options_(std::move(options)), casts_(std::move(casts)), on_error_(on_error) {}
 
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
@@ -267,19 +283,28 @@ class CastTransform final : public Transform {
     SLUICE_ASSIGN_OR_RETURN(const Plan* plan, PlanFor(batch->schema()));
     std::vector<Column> columns = batch->columns();
     int64_t failures = 0;
+    bad_rows_.clear();
+    CastErrors errors{on_error_ == OnError::kNull, &failures,
+                      on_error_ == OnError::kDeadLetter ? &bad_rows_ : nullptr};
     for (const auto& [index, to] : plan->casts) {
       Column& c = columns[static_cast<size_t>(index)];
-      auto converted =
-          CastColumn(c, to, null_on_error_, batch->schema()->field(index).name, &failures);
+      auto converted = CastColumn(c, to, errors, batch->schema()->field(index).name);
       if (!converted.ok()) return converted.status().WithContext("node '{}'", options_.id());
       c = std::move(*converted);
     }
     if (failures > 0 && ctx_ != nullptr) ctx_->stats()->AddCounter("cast_nulls", failures);
-    return out->Emit(Batch::MakeUnchecked(plan->output, std::move(columns), batch->num_rows()));
+    const int64_t first_row = rows_seen_;
+    rows_seen_ += batch->num_rows();
+    BatchPtr cast = Batch::MakeUnchecked(plan->output, std::move(columns), batch->num_rows());
+    if (bad_rows_.empty()) return out->Emit(std::move(cast));
+    SLUICE_RETURN_NOT_OK(DeadLetterBadRows(*batch, first_row));
+    return out->Emit(cast->Take(RowsWithout(batch->num_rows())));
   }
 
   std::string LossyBecause() const override {
-    return null_on_error_ ? "turns values it cannot convert into nulls (on_error: null)" : "";
+    return on_error_ == OnError::kNull
+               ? "turns values it cannot convert into nulls (on_error: null)"
+               : "";
   }
 
  private:
@@ -303,17 +328,58 @@ class CastTransform final : public Transform {
         if (f.type == to) continue;
         plan.casts.emplace_back(i, to);
         f.type = to;
-        if (null_on_error_) f.nullable = true;
+        if (on_error_ == OnError::kNull) f.nullable = true;
       }
       plan.output = MakeSchema(std::move(fields));
       return plan;
     });
   }
 
+  // Send each row of bad_rows_ (first error only), as the input had it, to the dead-letter
+  // output; `first_row` is the batch's first row number in this instance's input.
+  Status DeadLetterBadRows(const Batch& input, int64_t first_row) {
+    std::stable_sort(bad_rows_.begin(), bad_rows_.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    bad_rows_.erase(std::unique(bad_rows_.begin(), bad_rows_.end(),
+                                [](const auto& a, const auto& b) { return a.first == b.first; }),
+                    bad_rows_.end());
+    std::vector<int32_t> rows;
+    for (const auto& bad : bad_rows_) rows.push_back(static_cast<int32_t>(bad.first));
+    SLUICE_ASSIGN_OR_RETURN(auto encoder, io::MakeEncoder(io::Format::kJsonl, input.schema()));
+    std::string text;
+    std::vector<size_t> ends;
+    encoder->Encode(*input.Take(rows), &text, &ends);
+    size_t begin = 0;
+    for (size_t k = 0; k < bad_rows_.size(); ++k) {
+      const std::string_view line(text.data() + begin, ends[k] - begin - 1);  // without '\n'
+      ctx_->DeadLetter(fmt::format("row {}", first_row + bad_rows_[k].first), bad_rows_[k].second,
+                       line);
+      begin = ends[k];
+    }
+    return Status::OK();
+  }
+
+  // The rows of a batch of `num_rows` rows that are not in bad_rows_ (sorted, unique).
+  std::vector<int32_t> RowsWithout(int64_t num_rows) const {
+    std::vector<int32_t> keep;
+    keep.reserve(static_cast<size_t>(num_rows) - bad_rows_.size());
+    size_t next_bad = 0;
+    for (int64_t r = 0; r < num_rows; ++r) {
+      if (next_bad < bad_rows_.size() && bad_rows_[next_bad].first == r) {
+        ++next_bad;
+      } else {
+        keep.push_back(static_cast<int32_t>(r));
+      }
+    }
+    return keep;
+  }
+
   NodeOptions options_;
   std::vector<std::pair<std::string, TypeId>> casts_;
-  bool null_on_error_;
+  OnError on_error_;
   NodeContext* ctx_ = nullptr;
+  int64_t rows_seen_ = 0;  // rows of this instance's input before the current batch
+  std::vector<std::pair<int64_t, std::string>> bad_rows_;  // (row, why) of the current batch
   SchemaCache<Plan> cache_;
 };
 
@@ -332,11 +398,18 @@ Result<std::unique_ptr<Transform>> MakeCast(const NodeOptions& options) {
     casts.emplace_back(name, *type);
   }
   const std::string on_error = options.Has("on_error") ? options.GetString("on_error") : "fail";
-  if (on_error != "fail" && on_error != "null") {
-    return options.ErrorAt("on_error", fmt::format("must be fail or null, got '{}'", on_error));
+  using OnError = CastTransform::OnError;
+  OnError mode = OnError::kFail;
+  if (on_error == "null") {
+    mode = OnError::kNull;
+  } else if (on_error == "dead_letter") {
+    mode = OnError::kDeadLetter;
+  } else if (on_error != "fail") {
+    return options.ErrorAt("on_error",
+                           fmt::format("must be fail, null or dead_letter, got '{}'", on_error));
   }
   return std::unique_ptr<Transform>(
-      std::make_unique<CastTransform>(options, std::move(casts), on_error == "null"));
+      std::make_unique<CastTransform>(options, std::move(casts), mode));
 }
 
 }  // namespace sluice::transforms_internal

@@ -121,9 +121,11 @@ void RegisterTransformNodes(NodeRegistry* registry) {
           {"on_error",
            OptionType::kEnum,
            "fail",
-           "A value that cannot be converted fails the batch (fail) or becomes null (null).",
+           "A value that cannot be converted fails the batch (fail), becomes null (null), or "
+           "sends its row to the `<id>.dead_letter` output (row number, error, the row as "
+           "JSON) while the other rows go on.",
            false,
-           {"fail", "null"}},
+           {"fail", "null", "dead_letter"}},
       },
       &MakeCast, /*stateless=*/true);
   registry->AddTransform(

@@ -357,7 +357,8 @@ TEST(Cast, FailsWithTheRowOrMakesNull) {
       R"([["12", 0, 0, true, 0], ["x12", 0, 0, true, 0], ["", 0, 0, true, 0]])";
   EXPECT_EQ(CastOne("s", "int64", rows),
             "invalid argument: node 't': column 's' row 1: cannot convert string 'x12' to int64 "
-            "(set on_error: null to turn such values into nulls)");
+            "(set on_error: null to turn such values into nulls, or dead_letter to route their "
+            "rows)");
   EXPECT_EQ(CastOne("s", "int64", rows, "null"), "[12,null,null]");
   EXPECT_THAT(CastOne("f", "int64", R"([["", 0, 1e300, true, 0]])"),
               HasSubstr("row 0: cannot convert float64 1e+300 to int64"));
@@ -372,7 +373,7 @@ TEST(Cast, ChecksTypesWhenBinding) {
               StatusIs(StatusCode::kConfigError,
                        HasSubstr("option 'columns': column 's': unknown type 'integr'")));
   EXPECT_THAT(MakeTransform("cast", {{"columns", {{"s", "int"}}}, {"on_error", "skip"}}),
-              StatusIs(StatusCode::kConfigError, HasSubstr("must be fail or null")));
+              StatusIs(StatusCode::kConfigError, HasSubstr("must be fail, null or dead_letter")));
   ASSERT_OK_AND_ASSIGN(auto t, MakeTransform("cast", {{"columns", {{"b", "timestamp"}}}}));
   EXPECT_THAT(
       t->Bind({TextSchema()}),

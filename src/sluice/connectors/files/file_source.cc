@@ -33,6 +33,7 @@ struct SourceConfig {
   char delimiter = ',';
   bool header = true;
   io::OnError on_error = io::OnError::kFail;
+  bool dead_letter = false;  // on_error: dead_letter — skipped records go to that output
 };
 
 Result<SourceConfig> ParseSourceOptions(const NodeOptions& o) {
@@ -46,10 +47,12 @@ Result<SourceConfig> ParseSourceOptions(const NodeOptions& o) {
   SLUICE_ASSIGN_OR_RETURN(c.delimiter, files_internal::ParseDelimiterOption(o));
   c.header = BoolOr(o, "header", true);
   const std::string on_error = StringOr(o, "on_error", "fail");
-  if (on_error == "skip") {
+  if (on_error == "skip" || on_error == "dead_letter") {
     c.on_error = io::OnError::kSkip;
+    c.dead_letter = on_error == "dead_letter";
   } else if (on_error != "fail") {
-    return o.ErrorAt("on_error", fmt::format("'{}' is not one of fail, skip", on_error));
+    return o.ErrorAt("on_error",
+                     fmt::format("'{}' is not one of fail, skip, dead_letter", on_error));
   }
   SLUICE_ASSIGN_OR_RETURN(c.schema, o.GetSchema("schema"));
   return c;
@@ -123,6 +126,13 @@ class FileSource final : public Source {
     options.schema = config_.schema;
     options.batch_rows = config_.batch_rows;
     options.on_error = config_.on_error;
+    if (config_.dead_letter && ctx_ != nullptr) {
+      // Sent with the batch of the Next call that read the record (file reads need no ack).
+      options.on_skip = [ctx = ctx_, path = path_](int64_t line, const Status& error,
+                                                   std::string_view record) {
+        ctx->DeadLetter(fmt::format("{}:{}", path, line), error.message(), record);
+      };
+    }
     options.source_name = path_;
     options.delimiter = config_.delimiter;
     options.header = config_.header;
@@ -223,9 +233,11 @@ const OptionSchema& FileSourceOptions() {
       {"on_error",
        OptionType::kEnum,
        "fail",
-       "What to do with a malformed record: fail the run, or skip it and count it as discarded.",
+       "What to do with a malformed record (or a value that does not fit `schema`): fail the "
+       "run, skip it and count it as discarded, or send it to the `<id>.dead_letter` output "
+       "(position path:line, the error, the record's text) and count it.",
        false,
-       {"fail", "skip"}},
+       {"fail", "skip", "dead_letter"}},
   };
   return kOptions;
 }
