@@ -167,10 +167,11 @@ int CmdRun(const CommonArgs& common, const NodeRegistry& registry, const RunArgs
   const bool tty = !args.quiet && isatty(STDERR_FILENO);
   if (tty) {
     progress = std::thread([&] {
+      ProgressWindow window;
       while (!done.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(250));
         if (done.load()) break;
-        std::fprintf(stderr, "\r\033[K%s", FormatProgressLine(run).c_str());
+        std::fprintf(stderr, "\r\033[K%s", FormatProgressLine(run, &window).c_str());
         std::fflush(stderr);
       }
       std::fprintf(stderr, "\r\033[K");

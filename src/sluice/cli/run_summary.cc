@@ -1,5 +1,6 @@
 #include "sluice/cli/run_summary.h"
 
+#include <algorithm>
 #include <map>
 
 #include "sluice/core/time.h"
@@ -33,10 +34,20 @@ std::string Bytes(int64_t b) {
 
 }  // namespace
 
-std::string FormatProgressLine(PipelineRun& run) {
+std::string FormatProgressLine(PipelineRun& run, ProgressWindow* window) {
   const int64_t rows = SourceRows(run);
-  const double elapsed = static_cast<double>(run.ElapsedMicros()) / 1e6;
-  const double rate = elapsed > 0 ? static_cast<double>(rows) / elapsed : 0;
+  const int64_t now_us = run.ElapsedMicros();
+  const double elapsed = static_cast<double>(now_us) / 1e6;
+  double rate = elapsed > 0 ? static_cast<double>(rows) / elapsed : 0;
+  if (window != nullptr) {
+    auto& samples = window->samples;
+    samples.emplace_back(now_us, rows);
+    while (samples.size() > 2 && now_us - samples[1].first >= 5'000'000) samples.pop_front();
+    const auto& [then_us, then_rows] = samples.front();
+    if (now_us > then_us) {
+      rate = static_cast<double>(rows - then_rows) * 1e6 / static_cast<double>(now_us - then_us);
+    }
+  }
   std::string line = fmt::format("{} rows  {} rows/s  {} elapsed", WithCommas(rows),
                                  WithCommas(static_cast<int64_t>(rate)), Seconds(elapsed));
   const int64_t total = run.EstimatedRows();
@@ -45,6 +56,24 @@ std::string FormatProgressLine(PipelineRun& run) {
                         100.0 * static_cast<double>(rows) / static_cast<double>(total),
                         Seconds(static_cast<double>(total - rows) / rate));
   }
+  // A stream has no end to estimate: what its sources have not read yet (their `lag` gauge,
+  // e.g. a Redis consumer group's) says how far behind the run is. Records set aside follow.
+  const auto& nodes = run.pipeline()->nodes();
+  double lag = -1;
+  int64_t dead = 0, skipped = 0;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    NodeStats& stats = run.stats(i);
+    if (nodes[i].kind() == NodeKind::kSource) {
+      const auto gauges = stats.Gauges();
+      if (auto it = gauges.find("lag"); it != gauges.end()) lag = std::max(lag, 0.0) + it->second;
+    }
+    const auto counters = stats.Counters();
+    if (auto it = counters.find("dead_letter_records"); it != counters.end()) dead += it->second;
+    if (auto it = counters.find("skipped_records"); it != counters.end()) skipped += it->second;
+  }
+  if (lag >= 0) line += fmt::format("  lag {}", WithCommas(static_cast<int64_t>(lag)));
+  if (dead > 0) line += fmt::format("  {} dead letters", WithCommas(dead));
+  if (skipped > 0) line += fmt::format("  {} skipped", WithCommas(skipped));
   return line;
 }
 
@@ -165,6 +194,8 @@ nlohmann::json RunReportJson(PipelineRun& run, const Status& status, const std::
     nlohmann::json counters = nlohmann::json::object();
     for (const auto& [k, v] : s.Counters()) counters[k] = v;
     n["counters"] = counters;
+    // Last values of the node's state gauges (a stream source's lag and pending), if any.
+    if (auto gauges = s.Gauges(); !gauges.empty()) n["gauges"] = gauges;
     arr.push_back(n);
   }
   j["nodes"] = arr;
