@@ -71,7 +71,7 @@ inline bool SameRows(const std::vector<BatchPtr>& a, const std::vector<BatchPtr>
 
 template <typename Traits>
 bool Decode(const DecodeOptions& options, std::string_view first, std::string_view second,
-            std::vector<BatchPtr>* out) {
+            std::vector<BatchPtr>* out, int64_t* skipped = nullptr) {
   auto dec = Traits::Decoder::Make(options);
   if (!dec.ok()) __builtin_trap();
   if (!(*dec)->Feed(first, out).ok()) return false;
@@ -81,7 +81,26 @@ bool Decode(const DecodeOptions& options, std::string_view first, std::string_vi
     if (b->num_rows() == 0 || b->num_rows() > options.batch_rows) __builtin_trap();
     if (b->schema() != (*dec)->schema()) __builtin_trap();
   }
+  if (skipped != nullptr) *skipped = (*dec)->skipped_rows();
   return true;
+}
+
+// With on_error skip, every record skipped is reported once to on_skip (what a dead-letter
+// output gets), with a line number and text that are the input's.
+template <typename Traits>
+void CheckSkipsReported(DecodeOptions options, std::string_view first, std::string_view second) {
+  const std::string input = std::string(first) + std::string(second);
+  int64_t reported = 0;
+  options.on_skip = [&](int64_t line, const sluice::Status& error, std::string_view record) {
+    ++reported;
+    if (line < 1 || error.ok()) __builtin_trap();
+    if (input.find(record) == std::string::npos) __builtin_trap();
+  };
+  std::vector<BatchPtr> out;
+  int64_t skipped = -1;
+  if (Decode<Traits>(options, first, second, &out, &skipped) && reported != skipped) {
+    __builtin_trap();
+  }
 }
 
 template <typename Traits>
@@ -114,6 +133,7 @@ int FuzzTextCodec(const uint8_t* data, size_t size) {
   options.header = false;
   std::vector<BatchPtr> declared;
   const bool declared_ok = Decode<Traits>(options, first, second, &declared);
+  if (options.on_error == OnError::kSkip) CheckSkipsReported<Traits>(options, first, second);
 
   // Encoding whatever was decoded must work, whatever the values.
   for (const auto* list : {&inferred, &declared}) {
