@@ -46,6 +46,8 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
       budget_(pipeline->spec().settings.memory_limit),
       clock_(options.clock != nullptr ? options.clock : SystemClock()) {
   const auto& nodes = pipeline_->nodes();
+  idle_since_us_ = std::make_unique<std::atomic<int64_t>[]>(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) idle_since_us_[i].store(-1);
   for (size_t i = 0; i < nodes.size(); ++i) {
     const auto& n = nodes[i];
     stats_.push_back(std::make_unique<NodeStats>());
@@ -212,6 +214,18 @@ Status PipelineRun::CloseNodes() {
   return first;
 }
 
+bool PipelineRun::SourcesIdle() const {
+  const auto& nodes = pipeline_->nodes();
+  int64_t latest = INT64_MIN;  // the most recent start of an idle streak
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].kind() != NodeKind::kSource) continue;
+    const int64_t since = idle_since_us_[i].load(std::memory_order_relaxed);
+    if (since == -1) return false;
+    latest = std::max(latest, since);
+  }
+  return latest == INT64_MIN || ElapsedMicros() - latest >= options_.until_idle_us;
+}
+
 Status PipelineRun::Execute() {
   start_ = std::chrono::steady_clock::now();
   Status st = OpenNodes();
@@ -228,11 +242,7 @@ Status PipelineRun::Execute() {
             return;
           }
           if (options_.stop != nullptr && options_.stop->load()) Stop("signal");
-          if (options_.until_idle_us > 0 &&
-              ElapsedMicros() - last_rows_us_.load(std::memory_order_relaxed) >=
-                  options_.until_idle_us) {
-            Stop("until-idle");
-          }
+          if (options_.until_idle_us > 0 && SourcesIdle()) Stop("until-idle");
           std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
       });

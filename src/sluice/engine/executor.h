@@ -123,8 +123,13 @@ class PipelineRun {
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> stopping_{false};
   std::string stop_reason_;  // guarded by error_mu_
-  // When a source last produced rows, in µs since start_ (for until_idle_us).
-  std::atomic<int64_t> last_rows_us_{0};
+  // For until_idle_us, per node: since when (µs since start_) a source's calls have answered
+  // "nothing yet" (INT64_MIN once it has ended); -1 while its last call returned rows, or
+  // before its first. A source busy for long in one call, or held back by backpressure, is not
+  // idle; only sources that keep finding nothing are.
+  std::unique_ptr<std::atomic<int64_t>[]> idle_since_us_;
+  // Return true when every source has found nothing for at least until_idle_us.
+  bool SourcesIdle() const;
   std::atomic<bool> finished_{false};
   mutable std::mutex error_mu_;
   Status first_error_;  // guarded by error_mu_

@@ -132,7 +132,12 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
     }
     const int64_t rows = ended ? 0 : batch->num_rows();  // ended: only dead letters this time
     if (stats.histograms && !ended) stats.batch_rows.Record(rows);
-    if (rows > 0) last_rows_us_.store(ElapsedMicros(), std::memory_order_relaxed);
+    std::atomic<int64_t>& idle_since = idle_since_us_[node];
+    if (rows > 0 || dead != nullptr) {
+      idle_since.store(-1, std::memory_order_relaxed);
+    } else if (idle_since.load(std::memory_order_relaxed) == -1) {
+      idle_since.store(ElapsedMicros(), std::memory_order_relaxed);  // "nothing yet" begins
+    }
     const int64_t size = (ended ? 0 : batch->ByteSize()) + (dead != nullptr ? dead->ByteSize() : 0);
     budget_.Adjust(size - estimate);
     estimate = size;
@@ -188,6 +193,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
     if (!sent || ended) break;
     if (!PassSourceWatermark(node, sequential, &last_wm)) break;
   }
+  idle_since_us_[node].store(INT64_MIN, std::memory_order_relaxed);  // ended: idle for good
   if (sequential && !cancelled()) {
     // The source has ended: its outputs' inputs no longer hold back their watermarks.
     Status st = EmitSequential(node, Message::Watermark(INT64_MAX));

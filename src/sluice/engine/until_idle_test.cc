@@ -1,0 +1,93 @@
+// --until-idle ends a run once its sources keep finding nothing — not while a source is slow
+// to produce what it has.
+
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "sluice/engine/executor.h"
+#include "sluice/testing/matchers.h"
+
+namespace sluice {
+namespace {
+
+SchemaPtr IdSchema() { return MakeSchema({{"id", TypeId::kInt64}}); }
+
+std::vector<int64_t>* g_written = nullptr;
+
+/// Each call takes `call_ms` and returns the next 10 ids, `batches` times; then "nothing yet"
+/// (an empty batch after 2 ms) forever, as a drained stream does.
+class SlowSource : public Source {
+ public:
+  SlowSource(int64_t batches, int64_t call_ms) : batches_(batches), call_ms_(call_ms) {}
+  Result<BatchPtr> Next(uint64_t) override {
+    ColumnBuilder b(TypeId::kInt64);
+    if (done_ >= batches_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, 0);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(call_ms_));
+    for (int64_t i = 0; i < 10; ++i) b.AppendInt64(done_ * 10 + i);
+    ++done_;
+    return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, 10);
+  }
+  SchemaPtr schema() const override { return IdSchema(); }
+  bool Unbounded() const override { return true; }
+
+ private:
+  int64_t batches_, call_ms_, done_ = 0;
+};
+
+class WriteSink : public Sink {
+ public:
+  Status Write(const BatchPtr& batch, AckSet) override {
+    for (int64_t i = 0; i < batch->num_rows(); ++i) {
+      g_written->push_back(batch->column(0).GetInt64(i));
+    }
+    return Status::OK();
+  }
+};
+
+class UntilIdleTest : public ::testing::TestWithParam<EngineKind> {};
+
+TEST_P(UntilIdleTest, ASourceSlowerThanTheIdleTimeIsNotIdle) {
+  // Every call of the source takes 3x the idle time yet returns rows: the run must read all 5
+  // batches before it ends (it used to end after the first, counting from the last rows).
+  std::vector<int64_t> written;
+  g_written = &written;
+  NodeRegistry r;
+  r.AddSource("slow", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
+    return std::unique_ptr<Source>(new SlowSource(5, 150));
+  });
+  r.AddSink("write", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
+    return std::unique_ptr<Sink>(new WriteSink());
+  });
+  PipelineSpec spec;
+  spec.name = "idle";
+  spec.file = "test.yaml";
+  spec.settings.engine = GetParam();
+  for (auto [id, type] : {std::pair{"src", "slow"}, std::pair{"out", "write"}}) {
+    NodeSpec n;
+    n.id = id;
+    n.type = type;
+    if (std::string(id) == "out") n.inputs = {"src"};
+    n.options = NodeOptions::ForTest(id, nlohmann::json::object(), type);
+    spec.nodes.push_back(std::move(n));
+  }
+  auto p = Pipeline::Build(std::move(spec), r);
+  ASSERT_OK(p.status());
+  PipelineRun run(p->get(), RunOptions{.until_idle_us = 50'000});
+  ASSERT_OK(run.Execute());
+  EXPECT_EQ(run.stop_reason(), "until-idle");
+  std::vector<int64_t> want(50);
+  for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<int64_t>(i);
+  EXPECT_EQ(written, want);
+  g_written = nullptr;
+}
+
+INSTANTIATE_TEST_SUITE_P(BothExecutors, UntilIdleTest,
+                         ::testing::Values(EngineKind::kParallel, EngineKind::kSequential));
+
+}  // namespace
+}  // namespace sluice
