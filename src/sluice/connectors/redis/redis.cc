@@ -48,7 +48,8 @@ Result<RedisOptions> ConnectionOptionsFrom(const NodeOptions& o) {
 void RegisterRedisNodes(NodeRegistry* registry) {
   registry->AddSink("redis_stream",
                     "Append each row to a Redis stream (pipelined XADD, one field per column; "
-                    "NULLs left out), acknowledged once every reply of the batch is OK.",
+                    "NULLs left out), acknowledged once every reply of the batch is OK. Rows "
+                    "whose replies a lost connection cut off are sent again: at least once.",
                     redis::StreamSinkOptionSpecs(), &redis::MakeStreamSink);
   registry->AddSource(
       "redis_stream",

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <utility>
 
+#include "sluice/core/log.h"
+
 namespace sluice::redis {
 
 namespace {
@@ -101,6 +103,12 @@ Status RedisClient::Connect() {
     const std::string db = std::to_string(url_.db);
     SLUICE_RETURN_NOT_OK(SetupCommand({"SELECT", db}, "SELECT " + db));
   }
+  if (!lost_.empty()) {
+    ++reconnects_;
+    Log(LogLevel::kWarn, "{}: reconnected {} ms after: {}", where_,
+        (clock_->NowMicros() - lost_at_us_) / 1000, lost_);
+    lost_.clear();
+  }
   return Status::OK();
 }
 
@@ -147,6 +155,8 @@ Status RedisClient::ConnectionError(std::string_view command, int saved_errno) {
     st = Status::Unavailable("{}: {}: {}", where_, command, context_->errstr);
   }
   Disconnect();
+  lost_ = st.message().substr(st.message().starts_with(where_) ? where_.size() + 2 : 0);
+  lost_at_us_ = clock_->NowMicros();
   return st;
 }
 
@@ -200,21 +210,33 @@ Result<std::vector<RedisReply>> RedisClient::Replies(size_t n) {
   std::vector<RedisReply> replies;
   replies.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    void* raw = nullptr;
-    errno = 0;
-    if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
-      const std::string command =
-          fmt::format("{} (reply {} of {} pipelined)", pending_names_[pending_read_], i + 1, n);
-      return ConnectionError(command, errno);
-    }
-    replies.emplace_back(static_cast<redisReply*>(raw));
-    ++pending_read_;
+    SLUICE_ASSIGN_OR_RETURN(RedisReply reply, ReadReply());
+    replies.push_back(std::move(reply));
   }
-  if (pending() == 0) {
+  return replies;
+}
+
+Result<RedisReply> RedisClient::Reply() {
+  if (pending() == 0) return Status::Internal("{}: a reply asked for, no command appended", where_);
+  return ReadReply();
+}
+
+Result<RedisReply> RedisClient::ReadReply() {
+  void* raw = nullptr;
+  errno = 0;
+  if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
+    const int saved_errno = errno;
+    const std::string command =
+        fmt::format("{} (reply {} of {} pipelined)", pending_names_[pending_read_],
+                    pending_read_ + 1, pending_names_.size());
+    return ConnectionError(command, saved_errno);
+  }
+  RedisReply reply(static_cast<redisReply*>(raw));
+  if (++pending_read_ == pending_names_.size()) {
     pending_names_.clear();
     pending_read_ = 0;
   }
-  return replies;
+  return reply;
 }
 
 }  // namespace sluice::redis

@@ -91,11 +91,14 @@ struct RedisOptions {
   int64_t connect_timeout_us = 5'000'000;   ///< Per connection attempt.
   int64_t command_timeout_us = 10'000'000;  ///< Per reply read or request written; 0: none.
   std::string password;                     ///< When non-empty, used instead of the URL's.
-  /// Retries of WithRetry. The defaults give up after 6 attempts, about 3 s in all.
-  RetryPolicy retry = {.initial_us = 100'000, .max_us = 2'000'000, .max_attempts = 6};
-  /// The breaker of WithRetry: after 5 failed attempts in a row, calls fail at once (as
-  /// kUnavailable, so callers keep retrying) until one probe per recovery_timeout succeeds.
-  CircuitBreakerOptions breaker = {.failure_threshold = 5, .recovery_timeout_us = 5'000'000};
+  /// Retries of WithRetry. The defaults ride out a server restart or failover of up to about
+  /// 30 s (waits of 0.1, 0.2, 0.4, 0.8, 1.6 s, then 2 s each; 20 attempts in all).
+  RetryPolicy retry = {.initial_us = 100'000, .max_us = 2'000'000, .max_attempts = 20};
+  /// The breaker of WithRetry: after 5 failed attempts in a row, attempts are refused at once
+  /// (as kUnavailable) until one probe per recovery_timeout succeeds. Shorter than the
+  /// backoff by then (1.6 s, 2 s), so that each of WithRetry's later attempts is a probe and
+  /// a server that is back is found at the next one, not one refused wait later.
+  CircuitBreakerOptions breaker = {.failure_threshold = 5, .recovery_timeout_us = 1'000'000};
 };
 
 /// One connection to a Redis server (RAII over redisContext*), reconnecting on demand.
@@ -126,7 +129,7 @@ class RedisClient {
   Result<RedisReply> Command(const std::vector<std::string_view>& argv);
 
   /// Queue one command for a pipeline, without sending it yet (connects first when needed).
-  /// Its reply is read by Replies(). The arguments are copied.
+  /// Its reply is read by Replies() or Reply(). The arguments are copied.
   Status Append(const std::vector<std::string_view>& argv);
   /// Send every appended command and read the replies of the first `n` (in order; n <= the
   /// number appended and not yet read). Error replies are returned in place as replies, so
@@ -134,6 +137,10 @@ class RedisClient {
   /// connection-level failure the connection is dropped with every command still awaiting a
   /// reply: the caller appends them again.
   Result<std::vector<RedisReply>> Replies(size_t n);
+  /// Send every appended command and read the reply of the next one, as Replies(1) does: for
+  /// callers that keep what was answered before a connection-level failure (every command
+  /// from this one on is then dropped unanswered, and may or may not have run).
+  Result<RedisReply> Reply();
   /// Return the number of appended commands whose replies have not been read.
   size_t pending() const { return pending_names_.size() - pending_read_; }
 
@@ -176,6 +183,9 @@ class RedisClient {
   const std::string& where() const { return where_; }
   /// Return how many connections were opened, the first included.
   int64_t connects() const { return connects_; }
+  /// Return how many of them replaced a connection that was lost or timed out (each is
+  /// logged as a warning: "<url>: reconnected <n> ms after: <what was lost>").
+  int64_t reconnects() const { return reconnects_; }
   const RetryStats& retry_stats() const { return retry_stats_; }
   const CircuitBreaker& breaker() const { return breaker_; }
 
@@ -190,6 +200,8 @@ class RedisClient {
   /// Run one command on the open connection during connection set-up (AUTH, SELECT).
   Status SetupCommand(const std::vector<std::string_view>& argv, std::string_view shown);
   void FillArgv(const std::vector<std::string_view>& argv);
+  /// Read the reply of the next appended command (pending() > 0).
+  Result<RedisReply> ReadReply();
 
   const RedisOptions options_;
   const RedisUrl url_;
@@ -200,6 +212,11 @@ class RedisClient {
   RetryStats retry_stats_;
   redisContext* context_ = nullptr;
   int64_t connects_ = 0;
+  int64_t reconnects_ = 0;
+  // Why and when (clock_) the last connection was dropped (a ConnectionError's message);
+  // cleared on reconnect.
+  std::string lost_;
+  int64_t lost_at_us_ = 0;
   // Names of the appended commands (for messages), and how many of them Replies has read.
   std::vector<std::string> pending_names_;
   size_t pending_read_ = 0;

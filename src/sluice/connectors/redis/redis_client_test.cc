@@ -201,6 +201,7 @@ TEST(RedisClientTest, ALostConnectionIsUnavailableAndTheNextCommandReconnects) {
   EXPECT_FALSE(client->connected());
   EXPECT_OK(client->Ping());
   EXPECT_EQ(client->connects(), 2);
+  EXPECT_EQ(client->reconnects(), 1);
 }
 
 TEST(RedisClientTest, WithRetryReconnectsAfterTheServerKillsTheConnection) {
@@ -259,6 +260,26 @@ TEST(RedisClientTest, WithRetryStopsAtTheBreakerAndProbesAfterRecoveryTimeout) {
   auto pong = client->WithRetry([&] { return client->Command({"PING"}); });
   ASSERT_THAT(pong, IsOk());
   EXPECT_EQ(pong->str(), "PONG");
+  EXPECT_EQ(client->breaker().state(), CircuitBreaker::State::kClosed);
+}
+
+TEST(RedisClientTest, WithRetryByDefaultRidesOutAServerDownForTwentySeconds) {
+  RedisOptions options;  // the default retry and breaker, as the nodes use them
+  options.url = TestUrl();
+  FakeClock clock;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisClient> client, RedisClient::Make(options, &clock));
+  constexpr int64_t kBackAtUs = 20'000'000;  // a restart that reloads a large AOF
+  int64_t answered_at_us = -1;
+  auto pong = client->WithRetry([&]() -> Result<RedisReply> {
+    if (clock.NowMicros() < kBackAtUs) return Status::Unavailable("injected: server down");
+    answered_at_us = clock.NowMicros();
+    return client->Command({"PING"});
+  });
+  ASSERT_THAT(pong, IsOk());
+  EXPECT_EQ(pong->str(), "PONG");
+  // Found by the first attempt after it is back (waits are at most 2 s plus 10% jitter): the
+  // open breaker lets every attempt of WithRetry through as a probe, refusing none.
+  EXPECT_LE(answered_at_us - kBackAtUs, 2'200'000);
   EXPECT_EQ(client->breaker().state(), CircuitBreaker::State::kClosed);
 }
 

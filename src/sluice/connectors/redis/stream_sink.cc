@@ -39,57 +39,91 @@ class StreamSink final : public Sink {
 
   Status Write(const BatchPtr& batch, AckSet acks) override {
     if (ctx_->dry_run() || batch->num_rows() == 0) return Status::OK();
-    const auto& fields = batch->schema()->fields();
-    std::vector<std::string> values(fields.size());
-    std::vector<std::string_view> argv;
+    const int64_t reconnects_before = client_->reconnects();
+    const int64_t retries_before = client_->retry_stats().retries;
+    int64_t resent = 0;
     for (int64_t start = 0; start < batch->num_rows(); start += kChunkRows) {
       const int64_t end = std::min(batch->num_rows(), start + kChunkRows);
-      for (int64_t row = start; row < end; ++row) {
-        argv.clear();
-        argv.push_back("XADD");
-        argv.push_back(stream_);
-        if (maxlen_ > 0) {
-          argv.push_back("MAXLEN");
-          argv.push_back("~");
-          argv.push_back(maxlen_text_);
-        }
-        argv.push_back("*");
-        for (size_t c = 0; c < fields.size(); ++c) {
-          const Column& col = batch->column(static_cast<int>(c));
-          if (col.IsNull(row)) continue;
-          values[c].clear();
-          AppendFieldText(col, row, &values[c]);
-          argv.push_back(fields[c].name);
-          argv.push_back(values[c]);
-        }
-        if (argv.size() == (maxlen_ > 0 ? 5u : 2u) + 1) {
-          // Every field NULL: XADD needs one pair; an empty field name says "no value".
-          argv.push_back("");
-          argv.push_back("");
-        }
-        SLUICE_RETURN_NOT_OK(client_->Append(argv));
-      }
-      SLUICE_ASSIGN_OR_RETURN(std::vector<RedisReply> replies,
-                              client_->Replies(static_cast<size_t>(end - start)));
-      for (size_t i = 0; i < replies.size(); ++i) {
-        Status st = client_->ReplyError(replies[i], "XADD");
-        if (!st.ok()) {
-          return Status(st.code(), fmt::format("stream '{}' row {} of the batch: {}", stream_,
-                                               start + static_cast<int64_t>(i), st.message()));
-        }
-      }
+      int64_t next = start;  // the first row of the chunk not answered OK
+      bool sent = false;     // whether the last attempt sent [next, end)
+      SLUICE_RETURN_NOT_OK(client_->WithRetry([&] {
+        if (sent) resent += end - next;
+        sent = false;
+        return AddRows(*batch, &next, end, &sent);
+      }));
     }
-    ctx_->stats()->AddCounter("entries_added", batch->num_rows());
+    NodeStats* stats = ctx_->stats();
+    stats->AddCounter("entries_added", batch->num_rows());
+    if (client_->reconnects() > reconnects_before) {
+      stats->AddCounter("reconnects", client_->reconnects() - reconnects_before);
+    }
+    if (client_->retry_stats().retries > retries_before) {
+      stats->AddCounter("retries", client_->retry_stats().retries - retries_before);
+    }
+    if (resent > 0) stats->AddCounter("resent_entries", resent);
     return Status::OK();  // every reply OK: `acks` is released here
   }
 
  private:
+  // Pipeline one XADD per row of [*next, end) and read their replies in order, moving *next
+  // past each row answered OK while every reply before it was OK too. After a lost connection
+  // or a reply saying the server will answer soon (-LOADING after a restart) the caller sends
+  // [*next, end) again: rows whose reply was lost (or that followed a refused one) may have
+  // been added already, and are then added twice. Any other error reply fails the batch.
+  // `*sent` is set once the rows are handed to the connection.
+  Status AddRows(const Batch& batch, int64_t* next, int64_t end, bool* sent) {
+    const auto& fields = batch.schema()->fields();
+    values_.resize(fields.size());
+    for (int64_t row = *next; row < end; ++row) {
+      argv_.clear();
+      argv_.push_back("XADD");
+      argv_.push_back(stream_);
+      if (maxlen_ > 0) {
+        argv_.push_back("MAXLEN");
+        argv_.push_back("~");
+        argv_.push_back(maxlen_text_);
+      }
+      argv_.push_back("*");
+      const size_t head = argv_.size();
+      for (size_t c = 0; c < fields.size(); ++c) {
+        const Column& col = batch.column(static_cast<int>(c));
+        if (col.IsNull(row)) continue;
+        values_[c].clear();
+        AppendFieldText(col, row, &values_[c]);
+        argv_.push_back(fields[c].name);
+        argv_.push_back(values_[c]);
+      }
+      if (argv_.size() == head) {
+        // Every field NULL: XADD needs one pair; an empty field name says "no value".
+        argv_.push_back("");
+        argv_.push_back("");
+      }
+      SLUICE_RETURN_NOT_OK(client_->Append(argv_));
+    }
+    *sent = true;
+    // Every reply is read, even after an error reply, so that the connection stays in step.
+    Status first_error;
+    for (int64_t row = *next; row < end; ++row) {
+      SLUICE_ASSIGN_OR_RETURN(RedisReply reply, client_->Reply());
+      Status st = client_->ReplyError(reply, "XADD");
+      if (!st.ok() && first_error.ok()) {
+        first_error = Status(st.code(), fmt::format("stream '{}' row {} of the batch: {}", stream_,
+                                                    row, st.message()));
+      }
+      if (first_error.ok()) *next = row + 1;
+    }
+    return first_error;
+  }
+
   NodeContext* ctx_ = nullptr;
   const RedisOptions options_;
   const std::string stream_;
   const int64_t maxlen_;
   std::string maxlen_text_;
   std::unique_ptr<RedisClient> client_;
+  // Scratch for AddChunk: one row's field texts and the XADD arguments (views of them).
+  std::vector<std::string> values_;
+  std::vector<std::string_view> argv_;
 };
 
 }  // namespace
