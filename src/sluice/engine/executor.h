@@ -25,7 +25,7 @@ struct RunOptions {
   /// their input had ended, and what is in flight is finished, flushed and committed; may be
   /// null.
   const std::atomic<bool>* stop = nullptr;
-  /// Stop gracefully once no source has produced a row for this long (µs; 0: never).
+  /// Stop gracefully once every source has answered "nothing yet" for this long (µs; 0: never).
   int64_t until_idle_us = 0;
   /// The clock of node timers (NodeContext::clock); null: the system's steady clock.
   Clock* clock = nullptr;

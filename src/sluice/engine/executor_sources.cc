@@ -97,11 +97,13 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
   int64_t estimate = 0;
   int64_t last_wm = kNoWatermark;  // the source's watermark last passed on
   // A stop ends the loop as the end of the input would: what was handed out drains, is
-  // flushed and committed.
-  while (!cancelled() && !stopping()) {
+  // flushed and committed. A source still holding input it read ahead (Buffered) is called
+  // until it has handed that out.
+  const auto stopped = [&] { return stopping() && !n.source->Buffered(); };
+  while (!cancelled() && !stopped()) {
     SettleAcks(node, 0, &pending);
     WaitForInFlightRoom(node, sequential, &pending);
-    if (cancelled() || stopping()) break;
+    if (cancelled() || stopped()) break;
     if (!budget_.Acquire(estimate)) break;  // cancelled while waiting for memory
     Result<BatchPtr> next = Status::Internal("unset");
     AcquireSlot();

@@ -124,6 +124,11 @@ class Source {
   /// Return true for a source that never ends by itself (a stream): its Next answers "nothing
   /// yet" with an empty batch after a short wait, and the run ends on a stop or --until-idle.
   virtual bool Unbounded() const { return false; }
+  /// Return true while the source holds input it has read ahead and not yet handed out (a
+  /// stream's prefetched reads, already delivered to this reader). After a stop, Next is
+  /// called — with NodeContext::stopping() true — until this is false, so that such input goes
+  /// downstream and is acknowledged rather than left unread.
+  virtual bool Buffered() const { return false; }
 };
 
 /// Where a transform sends its output. Outputs carry the acknowledgements of the input being

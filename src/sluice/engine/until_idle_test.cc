@@ -1,6 +1,7 @@
-// --until-idle ends a run once its sources keep finding nothing — not while a source is slow
-// to produce what it has.
+// Ending a stream run: --until-idle ends it once its sources keep finding nothing — not while a
+// source is slow to produce what it has; after a stop, a source hands out what it read ahead.
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -83,6 +84,77 @@ TEST_P(UntilIdleTest, ASourceSlowerThanTheIdleTimeIsNotIdle) {
   std::vector<int64_t> want(50);
   for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<int64_t>(i);
   EXPECT_EQ(written, want);
+  g_written = nullptr;
+}
+
+/// Reads ahead like a stream consumer: each call hands out the 10 ids read by the call before
+/// and reads the next 10 — unless the run is stopping. It asks for the stop itself after 3
+/// batches. `read` is every id it took from its "stream".
+class ReadAheadSource : public Source {
+ public:
+  ReadAheadSource(std::atomic<bool>* stop, std::vector<int64_t>* read) : stop_(stop), read_(read) {}
+  Status Open(NodeContext* ctx) override {
+    ctx_ = ctx;
+    return Status::OK();
+  }
+  Result<BatchPtr> Next(uint64_t) override {
+    if (ahead_.empty() && !ctx_->stopping()) ReadTen();  // the first call
+    ColumnBuilder b(TypeId::kInt64);
+    for (int64_t id : ahead_) b.AppendInt64(id);
+    const auto n = static_cast<int64_t>(ahead_.size());
+    ahead_.clear();
+    if (!ctx_->stopping()) ReadTen();
+    if (++calls_ == 3) stop_->store(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, n);
+  }
+  bool Buffered() const override { return !ahead_.empty(); }
+  SchemaPtr schema() const override { return IdSchema(); }
+  bool Unbounded() const override { return true; }
+
+ private:
+  void ReadTen() {
+    for (int64_t i = 0; i < 10; ++i) ahead_.push_back(next_++);
+    read_->insert(read_->end(), ahead_.end() - 10, ahead_.end());
+  }
+  std::atomic<bool>* stop_;
+  std::vector<int64_t>* read_;
+  NodeContext* ctx_ = nullptr;
+  std::vector<int64_t> ahead_;
+  int64_t next_ = 0;
+  int calls_ = 0;
+};
+
+TEST_P(UntilIdleTest, AfterAStopASourceHandsOutWhatItReadAhead) {
+  std::vector<int64_t> written, read;
+  g_written = &written;
+  std::atomic<bool> stop{false};
+  NodeRegistry r;
+  r.AddSource("ahead", "test", {}, [&](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
+    return std::unique_ptr<Source>(new ReadAheadSource(&stop, &read));
+  });
+  r.AddSink("write", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
+    return std::unique_ptr<Sink>(new WriteSink());
+  });
+  PipelineSpec spec;
+  spec.name = "ahead";
+  spec.file = "test.yaml";
+  spec.settings.engine = GetParam();
+  for (auto [id, type] : {std::pair{"src", "ahead"}, std::pair{"out", "write"}}) {
+    NodeSpec n;
+    n.id = id;
+    n.type = type;
+    if (std::string(id) == "out") n.inputs = {"src"};
+    n.options = NodeOptions::ForTest(id, nlohmann::json::object(), type);
+    spec.nodes.push_back(std::move(n));
+  }
+  auto p = Pipeline::Build(std::move(spec), r);
+  ASSERT_OK(p.status());
+  PipelineRun run(p->get(), RunOptions{.stop = &stop});
+  ASSERT_OK(run.Execute());
+  EXPECT_EQ(run.stop_reason(), "signal");
+  ASSERT_GE(read.size(), 30u);
+  EXPECT_EQ(written, read) << "every id read, the ones read ahead too, written once in order";
   g_written = nullptr;
 }
 

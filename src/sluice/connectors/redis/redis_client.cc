@@ -3,7 +3,9 @@
 #include <sys/time.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #include "sluice/core/log.h"
@@ -55,6 +57,10 @@ Result<std::unique_ptr<RedisClient>> RedisClient::Make(const RedisOptions& optio
                                                        const std::atomic<bool>* cancelled) {
   SLUICE_ASSIGN_OR_RETURN(RedisUrl url, ParseRedisUrl(options.url));
   if (!options.password.empty()) url.password = options.password;
+  // hiredis writes with write(2): a request sent to a server that has just gone away would
+  // raise SIGPIPE and kill the process instead of failing the write (EPIPE), which is retried.
+  static std::once_flag ignore_sigpipe;
+  std::call_once(ignore_sigpipe, [] { std::signal(SIGPIPE, SIG_IGN); });
   std::unique_ptr<RedisClient> client(new RedisClient(options, std::move(url), clock, cancelled));
   SLUICE_RETURN_NOT_OK(client->Connect());
   return client;
@@ -214,6 +220,19 @@ Result<std::vector<RedisReply>> RedisClient::Replies(size_t n) {
     replies.push_back(std::move(reply));
   }
   return replies;
+}
+
+Status RedisClient::Send() {
+  if (context_ == nullptr) return Status::Unavailable("{}: not connected", where_);
+  int done = 0;
+  while (done == 0) {
+    errno = 0;
+    if (redisBufferWrite(context_, &done) != REDIS_OK) {
+      const int saved_errno = errno;
+      return ConnectionError(pending_names_.empty() ? "send" : pending_names_.back(), saved_errno);
+    }
+  }
+  return Status::OK();
 }
 
 Result<RedisReply> RedisClient::Reply() {

@@ -141,6 +141,10 @@ class RedisClient {
   /// callers that keep what was answered before a connection-level failure (every command
   /// from this one on is then dropped unanswered, and may or may not have run).
   Result<RedisReply> Reply();
+  /// Send every appended command now, without reading a reply (read them later with Reply or
+  /// Replies): for commands whose answer can wait while the caller goes on (XACK). On a
+  /// connection-level failure the connection is dropped with every command awaiting a reply.
+  Status Send();
   /// Return the number of appended commands whose replies have not been read.
   size_t pending() const { return pending_names_.size() - pending_read_; }
 

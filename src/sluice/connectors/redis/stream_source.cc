@@ -1,9 +1,8 @@
 #include "sluice/connectors/redis/stream_source.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -14,34 +13,42 @@
 #include "sluice/connectors/redis/redis.h"
 #include "sluice/connectors/redis/redis_client.h"
 #include "sluice/connectors/redis/stream_decode.h"
+#include "sluice/connectors/redis/stream_source_internal.h"
 #include "sluice/core/time.h"
 
 namespace sluice::redis {
 
 namespace {
 
-enum class OnError : uint8_t { kFail, kSkip, kDeadLetter };
-
 /// How often entries idle on any consumer longer than claim_idle are claimed (XAUTOCLAIM).
 constexpr int64_t kClaimIntervalUs = 5'000'000;
+/// Reads of new entries kept in flight on the connection while streaming: Redis prepares the
+/// next reply while this thread decodes the last one.
+constexpr int kReadDepth = 2;
+/// XACKs sent and not yet answered, at most (their replies are read a few commits later).
+constexpr size_t kAcksInFlight = 4;
 
-struct SourceConfig {
-  RedisOptions redis;
-  std::string stream;
-  std::string group;
-  std::string consumer;
-  bool create_group = true;
-  std::string start_id;
-  SchemaPtr schema;
-  int64_t batch_rows = 10000;
-  int64_t linger_us = 200'000;
-  int64_t block_us = 100'000;
-  int64_t claim_idle_us = 60'000'000;
-  OnError on_error = OnError::kFail;
-  int64_t max_deliveries = 0;  // 0: no limit
-  int event_time = -1;         // the schema's column of event times; -1: no watermark
-  int64_t lateness_us = 0;
-  int64_t idle_timeout_us = 0;  // 0: an idle stream's watermark stays where it is
+/// Entry ids packed in one buffer: one allocation per batch rather than one per entry.
+class IdList {
+ public:
+  void Add(std::string_view id) {
+    bytes_.append(id);
+    ends_.push_back(bytes_.size());
+  }
+  size_t size() const { return ends_.size(); }
+  bool empty() const { return ends_.empty(); }
+  std::string_view operator[](size_t i) const {
+    const size_t begin = i == 0 ? 0 : ends_[i - 1];
+    return {bytes_.data() + begin, ends_[i] - begin};
+  }
+  void clear() {
+    bytes_.clear();
+    ends_.clear();
+  }
+
+ private:
+  std::string bytes_;
+  std::vector<size_t> ends_;
 };
 
 int64_t SteadyMicros() {
@@ -58,6 +65,8 @@ class StreamSource final : public Source {
     ctx_ = ctx;
     if (ctx->dry_run()) return Status::OK();
     SLUICE_ASSIGN_OR_RETURN(client_, RedisClient::Make(c_.redis, ctx->clock()));
+    // XACKs go on a connection of their own: their replies are read a few commits later.
+    SLUICE_ASSIGN_OR_RETURN(ack_client_, RedisClient::Make(c_.redis, ctx->clock()));
     if (c_.create_group) {
       auto r = client_->WithRetry([&] {
         return client_->Command({"XGROUP", "CREATE", c_.stream, c_.group, c_.start_id, "MKSTREAM"});
@@ -72,10 +81,9 @@ class StreamSource final : public Source {
 
   Result<BatchPtr> Next(uint64_t seq) override {
     if (ctx_->dry_run() || ctx_->cancelled()) return BatchPtr{};
-    if (ctx_->stopping()) return BatchPtr{};
+    if (ctx_->stopping() && counts_.empty()) return BatchPtr{};
     if (SteadyMicros() >= next_gauges_us_) SLUICE_RETURN_NOT_OK(UpdateGroupGauges());
     ids_.clear();
-    batch_ids_.clear();
     int64_t first_row_us = -1;
     bool waited_empty = false;
     const char* closed_by = "linger";  // what closed the batch: rows, linger or a stop
@@ -88,15 +96,13 @@ class StreamSource final : public Source {
       size_t got = 0;
       if (reading_pending_) {
         SLUICE_ASSIGN_OR_RETURN(got, ReadPending(left));
-      } else if (SteadyMicros() >= next_claim_us_) {
+      } else if (SteadyMicros() >= next_claim_us_ && counts_.empty()) {
         SLUICE_ASSIGN_OR_RETURN(got, Claim(left));
       } else {
-        int64_t wait = c_.block_us;
-        if (first_row_us >= 0) {
-          wait = std::min(wait, first_row_us + c_.linger_us - SteadyMicros());
+        if (first_row_us >= 0 && first_row_us + c_.linger_us - SteadyMicros() < 1000) {
+          break;  // linger is up (a read in flight waits at most `block`)
         }
-        if (wait < 1000) break;  // linger is up
-        SLUICE_ASSIGN_OR_RETURN(got, ReadNew(left, wait));
+        SLUICE_ASSIGN_OR_RETURN(got, ReadNew(left));
         if (got == 0 && decoder_.rows() == 0 && ids_.empty()) waited_empty = true;
       }
       if (got > 0 && first_row_us < 0) first_row_us = SteadyMicros();
@@ -105,10 +111,21 @@ class StreamSource final : public Source {
       if (first_row_us >= 0 && SteadyMicros() - first_row_us >= c_.linger_us) break;
     }
     if (ctx_->cancelled()) return BatchPtr{};
+    if (std::string_view(closed_by) == "rows" && MaySendReads()) {
+      SLUICE_RETURN_NOT_OK(SendReads(c_.batch_rows));  // the next batch's, read ahead
+    } else {
+      // What the reads still in flight deliver is pending on this consumer: it goes out with
+      // this batch (it fits: no more was requested than the room left).
+      while (!counts_.empty()) SLUICE_RETURN_NOT_OK(ReadNew(0).status());
+    }
     if (!ids_.empty()) {
-      for (const auto& id : ids_) held_.insert(id);
       in_flight_[seq] = std::move(ids_);
       ids_.clear();
+    }
+    const int64_t reconnects = client_->reconnects() + ack_client_->reconnects();
+    if (reconnects > reconnects_counted_) {
+      ctx_->stats()->AddCounter("reconnects", reconnects - reconnects_counted_);
+      reconnects_counted_ = reconnects;
     }
     BatchPtr batch = decoder_.Finish();  // possibly empty: "nothing yet"
     if (batch->num_rows() > 0)
@@ -129,17 +146,23 @@ class StreamSource final : public Source {
     return wm;
   }
 
+  // The batch's XACK is sent at once and its reply read a few commits later (or at Close): the
+  // source thread goes on reading meanwhile. XACK is idempotent, so when the connection is lost
+  // with XACKs unanswered they are sent again.
   Status Commit(uint64_t seq) override {
     auto it = in_flight_.find(seq);
     if (it == in_flight_.end()) return Status::OK();
-    std::vector<std::string_view> argv = {"XACK", c_.stream, c_.group};
-    for (const auto& id : it->second) argv.push_back(id);
-    auto r = client_->WithRetry([&] { return client_->Command(argv); });
-    if (!r.ok()) {
-      return r.status().WithContext("stream '{}': XACK of {} entries of batch {}", c_.stream,
-                                    it->second.size(), seq);
-    }
-    Forget(it);
+    acking_.emplace_back(seq, std::move(it->second));
+    in_flight_.erase(it);
+    Status st = ack_client_->Append(XackArgv(acking_.back().second));
+    if (st.ok()) st = ack_client_->Send();
+    if (!st.ok()) return AckAgain(st);
+    while (acking_.size() > kAcksInFlight) SLUICE_RETURN_NOT_OK(ConfirmOldestAck());
+    return Status::OK();
+  }
+
+  Status Close() override {
+    while (!acking_.empty()) SLUICE_RETURN_NOT_OK(ConfirmOldestAck());
     return Status::OK();
   }
 
@@ -152,9 +175,10 @@ class StreamSource final : public Source {
   int64_t EstimatedRows() const override { return -1; }
   bool ConsumesInput() const override { return false; }  // XACK leaves entries in the stream
   bool Unbounded() const override { return true; }
+  bool Buffered() const override { return !counts_.empty(); }
 
  private:
-  using InFlight = std::map<uint64_t, std::vector<std::string>>;
+  using InFlight = std::map<uint64_t, IdList>;
   using Deliveries = std::unordered_map<std::string, int64_t>;
 
   // How many times each pending entry of `entries` (an array of [id, fields], in id order)
@@ -187,29 +211,83 @@ class StreamSource final : public Source {
     }
   }
 
-  void Forget(InFlight::iterator it) {
-    for (const auto& id : it->second) held_.erase(id);
-    in_flight_.erase(it);
+  void Forget(InFlight::iterator it) { in_flight_.erase(it); }
+
+  std::vector<std::string_view> XackArgv(const IdList& ids) const {
+    std::vector<std::string_view> argv = {"XACK", c_.stream, c_.group};
+    argv.reserve(3 + ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) argv.push_back(ids[i]);
+    return argv;
   }
 
-  // Decode entries (array of [id, fields]) into the batch; ids of entries dropped because
-  // they are already held are skipped. `deliveries` (id -> times delivered, this time
-  // included) is known for redelivered entries when max_deliveries is set. Return how many
-  // entries were taken.
-  Result<size_t> Take(RedisValue entries, bool claimed, const Deliveries& deliveries = {}) {
+  // Read the reply to the oldest XACK sent.
+  Status ConfirmOldestAck() {
+    Result<RedisReply> reply = ack_client_->Reply();
+    if (!reply.ok()) return AckAgain(reply.status());
+    const auto& [seq, ids] = acking_.front();
+    Status st = ack_client_->ReplyError(*reply, "XACK");
+    if (!st.ok()) {
+      return st.WithContext("stream '{}': XACK of {} entries of batch {}", c_.stream, ids.size(),
+                            seq);
+    }
+    acking_.pop_front();
+    return Status::OK();
+  }
+
+  // The ack connection failed with XACKs unanswered (they may or may not have run): send each
+  // again and wait for it, reconnecting with backoff.
+  Status AckAgain(const Status& failure) {
+    if (!failure.IsRetryable()) return failure.WithContext("stream '{}': XACK", c_.stream);
+    for (const auto& [seq, ids] : acking_) {
+      const auto argv = XackArgv(ids);
+      auto r = ack_client_->WithRetry([&] { return ack_client_->Command(argv); });
+      if (!r.ok()) {
+        return r.status().WithContext("stream '{}': XACK of {} entries of batch {}", c_.stream,
+                                      ids.size(), seq);
+      }
+    }
+    acking_.clear();
+    return Status::OK();
+  }
+
+  // Every id handed out and not yet settled, and those of the batch being built: a claim, or
+  // a re-read of this consumer's pending entries, must not deliver them a second time.
+  std::unordered_set<std::string> HeldIds() const {
+    std::unordered_set<std::string> held;
+    for (const auto& [seq, ids] : in_flight_) {
+      for (size_t i = 0; i < ids.size(); ++i) held.emplace(ids[i]);
+    }
+    for (const auto& [seq, ids] : acking_) {
+      for (size_t i = 0; i < ids.size(); ++i) held.emplace(ids[i]);
+    }
+    for (size_t i = 0; i < ids_.size(); ++i) held.emplace(ids_[i]);
+    return held;
+  }
+
+  // Decode entries [begin, end) of `entries` (an array of [id, fields]) into the batch. A
+  // claim (or a re-read of own pending entries after a lost connection) skips ids already
+  // held here. `deliveries` (id -> times delivered, this time included) is known for
+  // redelivered entries when max_deliveries is set. Return how many entries were taken.
+  Result<size_t> Take(RedisValue entries, bool claimed, const Deliveries& deliveries = {},
+                      size_t begin = 0, size_t end = SIZE_MAX) {
     size_t taken = 0;
     int64_t trimmed = 0, skipped = 0, over = 0;
-    for (size_t i = 0; i < entries.size(); ++i) {
+    end = std::min(end, entries.size());
+    const bool skip_held = claimed || rereading_pending_;
+    std::unordered_set<std::string> held;
+    if (skip_held && begin < end) held = HeldIds();
+    for (size_t i = begin; i < end; ++i) {
       RedisValue entry = entries[i];
       if (!entry.is_array() || entry.size() < 2) continue;
-      std::string id(entry[0].str());
-      if (claimed && (held_.count(id) > 0 || batch_ids_.count(id) > 0)) continue;
+      const std::string_view id = entry[0].str();
+      // Held here already, or twice in one reply.
+      if (skip_held && !held.emplace(id).second) continue;
       ++taken;
       Status st;
       if (entry[1].is_nil()) {
         // Deleted or trimmed while pending: nothing to deliver, only to acknowledge.
         ++trimmed;
-      } else if (auto d = deliveries.find(id);
+      } else if (auto d = deliveries.empty() ? deliveries.end() : deliveries.find(std::string(id));
                  d != deliveries.end() && d->second > c_.max_deliveries) {
         // A poison entry: every reader that took it died or gave it up.
         ++over;
@@ -232,8 +310,7 @@ class StreamSource final : public Source {
             break;
         }
       }
-      batch_ids_.insert(id);
-      ids_.push_back(std::move(id));
+      ids_.Add(id);
     }
     NodeStats* stats = ctx_->stats();
     if (taken > 0) stats->AddCounter("entries_read", static_cast<int64_t>(taken));
@@ -262,6 +339,7 @@ class StreamSource final : public Source {
     auto entries = EntriesOf(reply);
     if (!entries || entries->size() == 0) {
       reading_pending_ = false;
+      rereading_pending_ = false;
       return 0;
     }
     pending_cursor_ = std::string((*entries)[entries->size() - 1][0].str());
@@ -269,16 +347,59 @@ class StreamSource final : public Source {
     return Take(*entries, false, deliveries);
   }
 
-  Result<size_t> ReadNew(int64_t count, int64_t wait_us) {
-    const std::string n = std::to_string(count);
-    const std::string block = std::to_string(std::max<int64_t>(1, wait_us / 1000));
-    SLUICE_ASSIGN_OR_RETURN(RedisReply reply, client_->WithRetry([&] {
-      return client_->Command({"XREADGROUP", "GROUP", c_.group, c_.consumer, "BLOCK", block,
-                               "COUNT", n, "STREAMS", c_.stream, ">"});
-    }));
-    auto entries = EntriesOf(reply);
+  // Phase 2: new entries (">"). Up to kReadDepth reads are in flight on client_, each for a
+  // share of the room in the batch, so that Redis prepares the next reply while this thread
+  // decodes one; what is requested never exceeds the room (`left`). A full batch leaves the
+  // next batch's reads in flight (Buffered); otherwise Next receives every read it sent
+  // before it returns, so that a claim finds none in flight.
+  Status SendReads(int64_t left) {
+    const int64_t share = std::max<int64_t>(1, (c_.batch_rows + 3) / 4);
+    while (static_cast<int>(counts_.size()) < kReadDepth && requested_ < left) {
+      const int64_t count = std::min(share, left - requested_);
+      const std::string n = std::to_string(count);
+      SLUICE_RETURN_NOT_OK(
+          Lost(client_->Append({"XREADGROUP", "GROUP", c_.group, c_.consumer, "BLOCK", block_ms_,
+                                "COUNT", n, "STREAMS", c_.stream, ">"})));
+      if (reading_pending_) return Status::OK();  // the connection was lost
+      counts_.push_back(count);
+      requested_ += count;
+    }
+    return Lost(client_->Send());
+  }
+
+  bool MaySendReads() const {
+    return !reading_pending_ && !ctx_->stopping() && SteadyMicros() < next_claim_us_;
+  }
+
+  Result<size_t> ReadNew(int64_t left) {
+    if (MaySendReads()) SLUICE_RETURN_NOT_OK(SendReads(left));
+    if (counts_.empty()) return 0;
+    Result<RedisReply> reply = client_->Reply();
+    SLUICE_RETURN_NOT_OK(Lost(reply.status()));
+    if (reading_pending_) return 0;
+    requested_ -= counts_.front();
+    counts_.pop_front();
+    SLUICE_RETURN_NOT_OK(client_->ReplyError(*reply, "XREADGROUP"));
+    auto entries = EntriesOf(*reply);
     if (!entries) return 0;
     return Take(*entries, false);
+  }
+
+  // After a connection-level failure of a pipelined read (the client dropped the connection and
+  // every read on it): OK, and this consumer's pending entries are read again from the start —
+  // what the lost reads delivered is pending here — skipping those already held, once
+  // ReadPending has reconnected (with backoff). Any other error is returned.
+  Status Lost(const Status& st) {
+    if (st.ok()) return st;
+    if (!st.IsRetryable()) return st.WithContext("stream '{}': XREADGROUP", c_.stream);
+    counts_.clear();
+    requested_ = 0;
+    reading_pending_ = true;
+    rereading_pending_ = true;
+    pending_cursor_.clear();  // "0": from the start (GCC 12 warns wrongly on = "0" here)
+    pending_cursor_.push_back('0');
+    ctx_->stats()->AddCounter("reads_lost", 1);
+    return Status::OK();
   }
 
   // Entries idle longer than claim_idle on any consumer (a dead worker's, or our own held
@@ -314,8 +435,10 @@ class StreamSource final : public Source {
   // acknowledged) from XINFO GROUPS, as gauges of the node; every kClaimIntervalUs.
   Status UpdateGroupGauges() {
     next_gauges_us_ = SteadyMicros() + kClaimIntervalUs;
-    SLUICE_ASSIGN_OR_RETURN(RedisReply reply, client_->WithRetry([&] {
-      return client_->Command({"XINFO", "GROUPS", c_.stream});
+    // On the ack connection (reads may be in flight on the other), once its XACKs are answered.
+    while (!acking_.empty()) SLUICE_RETURN_NOT_OK(ConfirmOldestAck());
+    SLUICE_ASSIGN_OR_RETURN(RedisReply reply, ack_client_->WithRetry([&] {
+      return ack_client_->Command({"XINFO", "GROUPS", c_.stream});
     }));
     for (size_t g = 0; g < reply.size(); ++g) {
       RedisValue group = reply[g];
@@ -336,6 +459,8 @@ class StreamSource final : public Source {
   }
 
   const SourceConfig c_;
+  const std::string block_ms_ = std::to_string(std::max<int64_t>(1, c_.block_us / 1000));
+  const std::string batch_rows_ = std::to_string(c_.batch_rows);
   NodeContext* ctx_ = nullptr;
   int64_t next_gauges_us_ = 0;
   std::unique_ptr<RedisClient> client_;
@@ -346,156 +471,19 @@ class StreamSource final : public Source {
   std::string pending_cursor_ = "0";
   std::string claim_cursor_ = "0-0";
   int64_t next_claim_us_ = 0;
-  std::vector<std::string> ids_;               // the batch being built
-  std::unordered_set<std::string> batch_ids_;  // the same, for lookups; cleared per batch
-  InFlight in_flight_;                         // handed out, not yet committed or abandoned
-  std::unordered_set<std::string> held_;       // every id of in_flight_
+  IdList ids_;                                      // the batch being built
+  InFlight in_flight_;                              // handed out, not yet committed or abandoned
+  std::unique_ptr<RedisClient> ack_client_;         // XACK, XINFO (acks confirmed first)
+  std::deque<std::pair<uint64_t, IdList>> acking_;  // XACK sent, reply not yet read
+  std::deque<int64_t> counts_;                      // COUNT of each XREADGROUP > awaiting its reply
+  int64_t requested_ = 0;
+  int64_t reconnects_counted_ = 0;  // of both clients, in the node's counters so far // their sum
+  bool rereading_pending_ = false;  // own pending again, after a lost connection
 };
-
-std::string DefaultConsumer() {
-  char host[256] = {0};
-  if (gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "host");
-  return fmt::format("{}-{}", host, getpid());
-}
-
 }  // namespace
 
-OptionSchema StreamSourceOptionSpecs() {
-  OptionSchema o = ConnectionOptionSpecs();
-  const OptionSchema own = {
-      {"stream", OptionType::kString, "", "The stream key to read.", true, {}},
-      {"group", OptionType::kString, "", "The consumer group.", true, {}},
-      {"consumer",
-       OptionType::kString,
-       "",
-       "This reader's name in the group; default <hostname>-<pid>. A rerun with the same name "
-       "reads its own pending entries first.",
-       false,
-       {}},
-      {"create_group",
-       OptionType::kBool,
-       "true",
-       "Create the group (and the stream) when missing: XGROUP CREATE ... start_id MKSTREAM.",
-       false,
-       {}},
-      {"start_id",
-       OptionType::kString,
-       "$",
-       "Where a group created here starts: $ (new entries only) or 0 (the whole stream).",
-       false,
-       {}},
-      {"schema",
-       OptionType::kMap,
-       "",
-       "Field name -> column type; a missing field is NULL, fields not listed are ignored.",
-       true,
-       {}},
-      {"batch_rows", OptionType::kInt, "10000", "Most entries per batch.", false, {}},
-      {"linger",
-       OptionType::kDuration,
-       "200ms",
-       "Close a batch this long after its first entry even when not full.",
-       false,
-       {}},
-      {"block",
-       OptionType::kDuration,
-       "100ms",
-       "Longest wait for new entries in one XREADGROUP; nothing in that time ends the call "
-       "with \"nothing yet\".",
-       false,
-       {}},
-      {"claim_idle",
-       OptionType::kDuration,
-       "60s",
-       "Claim entries pending on any consumer for longer than this (XAUTOCLAIM, every 5 s).",
-       false,
-       {}},
-      {"on_error",
-       OptionType::kEnum,
-       "fail",
-       "An entry whose field does not parse as its column's type (or delivered more than "
-       "max_deliveries times): fail the run (naming the entry id), skip it (counted in "
-       "skipped_records), or send it to the `<id>.dead_letter` output (entry id, error, "
-       "fields as JSON). Skipped and routed entries are acknowledged with their batch.",
-       false,
-       {"fail", "skip", "dead_letter"}},
-      {"max_deliveries",
-       OptionType::kInt,
-       "0",
-       "An entry read again (own pending, or claimed) after this many deliveries is not "
-       "delivered again but handled by on_error: a poison entry that kills every reader stops "
-       "circulating. 0: no limit.",
-       false,
-       {}},
-      {"event_time",
-       OptionType::kString,
-       "",
-       "A timestamp column of `schema` holding each entry's event time: the source's watermark "
-       "is the largest seen less `lateness` (windows downstream close by it). Empty: none.",
-       false,
-       {}},
-      {"lateness",
-       OptionType::kDuration,
-       "0s",
-       "How far behind the newest event time an entry may still come (out of order).",
-       false,
-       {}},
-      {"idle_timeout",
-       OptionType::kDuration,
-       "0s",
-       "After this long without entries the watermark follows the wall clock (less lateness); "
-       "0: it waits for entries.",
-       false,
-       {}},
-  };
-  o.insert(o.end(), own.begin(), own.end());
-  return o;
-}
-
-Result<std::unique_ptr<Source>> MakeStreamSource(const NodeOptions& o) {
-  SourceConfig c;
-  SLUICE_ASSIGN_OR_RETURN(c.redis, ConnectionOptionsFrom(o));
-  c.stream = o.GetString("stream");
-  if (c.stream.empty()) return o.ErrorAt("stream", "must not be empty");
-  c.group = o.GetString("group");
-  if (c.group.empty()) return o.ErrorAt("group", "must not be empty");
-  c.consumer = o.GetString("consumer");
-  if (c.consumer.empty()) c.consumer = DefaultConsumer();
-  c.create_group = o.GetBool("create_group");
-  c.start_id = o.Has("start_id") ? o.GetString("start_id") : std::string("$");
-  if (c.start_id.empty()) return o.ErrorAt("start_id", "must be $, 0 or an entry id");
-  SLUICE_ASSIGN_OR_RETURN(c.schema, o.GetSchema("schema"));
-  if (c.schema == nullptr || c.schema->fields().empty()) {
-    return o.ErrorAt("schema", "declare the columns to read: field name -> type");
-  }
-  c.batch_rows = o.GetInt("batch_rows");
-  if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
-  c.linger_us = o.GetDurationMicros("linger");
-  c.block_us = o.GetDurationMicros("block");
-  if (c.block_us < 1000) return o.ErrorAt("block", "must be at least 1ms");
-  c.claim_idle_us = o.GetDurationMicros("claim_idle");
-  if (c.claim_idle_us < 1000) return o.ErrorAt("claim_idle", "must be at least 1ms");
-  if (c.redis.command_timeout_us > 0 && c.redis.command_timeout_us <= c.block_us) {
-    return o.ErrorAt("timeout", "must be longer than `block`");
-  }
-  const std::string on_error = o.GetString("on_error");
-  c.on_error = on_error == "skip"          ? OnError::kSkip
-               : on_error == "dead_letter" ? OnError::kDeadLetter
-                                           : OnError::kFail;
-  c.max_deliveries = o.GetInt("max_deliveries");
-  if (c.max_deliveries < 0) return o.ErrorAt("max_deliveries", "must be 0 (no limit) or more");
-  if (const std::string et = o.GetString("event_time"); !et.empty()) {
-    c.event_time = c.schema->FieldIndex(et);
-    if (c.event_time < 0 || c.schema->field(c.event_time).type != TypeId::kTimestamp) {
-      return o.ErrorAt("event_time", fmt::format("'{}' is not a timestamp column of `schema`", et));
-    }
-  }
-  c.lateness_us = o.GetDurationMicros("lateness");
-  c.idle_timeout_us = o.GetDurationMicros("idle_timeout");
-  if (c.lateness_us < 0 || c.idle_timeout_us < 0) {
-    return o.ErrorAt(c.lateness_us < 0 ? "lateness" : "idle_timeout", "must not be negative");
-  }
-  return std::unique_ptr<Source>(new StreamSource(std::move(c)));
+std::unique_ptr<Source> NewStreamSource(SourceConfig config) {
+  return std::unique_ptr<Source>(new StreamSource(std::move(config)));
 }
 
 }  // namespace sluice::redis
