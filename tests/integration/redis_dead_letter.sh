@@ -4,14 +4,16 @@
 #      JSON equal to what was XADDed — the rest to the main sink; all acknowledged;
 #   2. max_deliveries: entries delivered too often before (own pending after a restart, and a
 #      dead consumer's, claimed) are routed instead of delivered again; the others are
-#      delivered; nothing is left pending.
+#      delivered; nothing is left pending;
+#   3. json_field: the columns come from one JSON field; an entry whose JSON is cut off or holds
+#      a value of the wrong type is routed with the field as it was.
 source "$(dirname "$0")/lib.sh"
 [ -n "${SLUICE_REDIS_URL:-}" ] \
   || fail "SLUICE_REDIS_URL is unset: run scripts/services start and eval \"\$(scripts/services env)\" first"
 rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
 tag="dl$$"
 cleanup() {
-  rcli DEL "$tag-bad" "$tag-poison" >/dev/null || echo "cleanup: DEL failed" >&2
+  rcli DEL "$tag-bad" "$tag-poison" "$tag-json" >/dev/null || echo "cleanup: DEL failed" >&2
   lib_cleanup
 }
 trap cleanup EXIT
@@ -95,4 +97,24 @@ check_eq "$(jq -r 'select(.position == "'"$(sed -n 1p poison.ids)"'") | .record'
 check_eq "$(rcli XPENDING "$tag-poison" gp | head -1)" 0 "entries pending after the run"
 check_eq "$(jq '.nodes[] | select(.id == "src") | .counters.over_max_deliveries' poison.json)" 8 \
   "over_max_deliveries in the report"
+
+# --- 3. json_field: the columns in one JSON field; entries that are not such JSON are routed ----
+{
+  for i in 1 2 4 5 7; do
+    printf 'XADD %s * payload "{\\"meter_id\\":\\"j-%s\\",\\"ts\\":\\"2026-01-01T00:00:00Z\\",\\"kwh\\":%s.25,\\"x\\":[1]}"\n' \
+      "$tag-json" "$i" "$i"
+  done
+  printf 'XADD %s * payload "{\\"meter_id\\": \\"j-3\\", \\"kwh\\":"\n' "$tag-json"
+  printf 'XADD %s * payload "{\\"meter_id\\":\\"j-6\\",\\"kwh\\":\\"lots\\"}"\n' "$tag-json"
+} | rcli > json.ids
+check_eq "$(rcli XLEN "$tag-json")" 7 "entries in the JSON stream"
+"$sluice" run --until-idle 2s "$(reader "$tag-json" gj c1 "    json_field: payload")" >json.out 2>&1 \
+  || fail "json_field run: $(tail -5 json.out)"
+check_eq "$(jq -c '[.meter_id, .kwh]' gj.jsonl | tr '\n' ' ')" \
+  '["j-1",1.25] ["j-2",2.25] ["j-4",4.25] ["j-5",5.25] ["j-7",7.25] ' "rows read from the JSON field"
+check_eq "$(jq -r .position gj-dead.jsonl | tr '\n' ' ')" "$(sed -n '6p;7p' json.ids | tr '\n' ' ')" \
+  "entries whose JSON field did not decode"
+check_eq "$(jq -r '.record | fromjson | .payload' gj-dead.jsonl | sed -n 1p)" '{"meter_id": "j-3", "kwh":' \
+  "a routed entry's field as it was"
+check_eq "$(rcli XPENDING "$tag-json" gj | head -1)" 0 "entries pending after the JSON read"
 echo "redis_dead_letter: OK"

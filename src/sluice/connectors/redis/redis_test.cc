@@ -308,5 +308,47 @@ TEST(EntryDecoderTest, SinkTextsDecodeToTheSameValues) {
   EXPECT_EQ(batch->column(1).GetInt64(0), 1'796'331'329'794'081);
 }
 
+TEST(EntryDecoderTest, AJsonFieldHoldsTheColumns) {
+  EntryDecoder d(MakeSchema({{"meter_id", TypeId::kString, true},
+                             {"ts", TypeId::kTimestamp, true},
+                             {"kwh", TypeId::kFloat64, true},
+                             {"n", TypeId::kInt64, true},
+                             {"ok", TypeId::kBool, true},
+                             {"tags", TypeId::kJson, true}}),
+                 "payload");
+  FakeFields a(
+      {"source", "x", "payload",
+       R"({"meter_id":"m-ü1","ts":"2026-01-02T03:04:05.000006Z","kwh":0.1,"n":-9007199254740993,)"
+       R"("ok":true,"tags":{"a":[1,"b"]},"other":5})"});
+  FakeFields b({"payload", R"({"kwh":null,"meter_id":"m-2"})"});
+  ASSERT_OK(d.Append(a.value()));
+  ASSERT_OK(d.Append(b.value()));
+  BatchPtr batch = d.Finish();
+  ASSERT_EQ(batch->num_rows(), 2);
+  EXPECT_EQ(batch->column(0).GetView(0), "m-ü1");
+  ASSERT_OK_AND_ASSIGN(int64_t ts, ParseTimestamp("2026-01-02T03:04:05.000006Z"));
+  EXPECT_EQ(batch->column(1).GetInt64(0), ts);
+  EXPECT_EQ(batch->column(2).GetFloat64(0), 0.1);
+  EXPECT_EQ(batch->column(3).GetInt64(0), -9007199254740993);  // not through a double
+  EXPECT_TRUE(batch->column(4).GetBool(0));
+  EXPECT_EQ(batch->column(5).GetView(0), R"({"a":[1,"b"]})");
+  EXPECT_EQ(batch->column(0).GetView(1), "m-2");
+  for (int c = 1; c < 6; ++c) EXPECT_TRUE(batch->column(c).IsNull(1)) << c;
+
+  FakeFields missing({"other", "{}"});
+  FakeFields not_json({"payload", "{oops"});
+  FakeFields not_object({"payload", "[1]"});
+  FakeFields bad_value({"payload", R"({"n":"seven"})"});
+  EXPECT_THAT(d.Append(missing.value()),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("no field 'payload'")));
+  EXPECT_THAT(d.Append(not_json.value()),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("not JSON")));
+  EXPECT_THAT(d.Append(not_object.value()),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("not a JSON object")));
+  EXPECT_THAT(d.Append(bad_value.value()),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("field 'n'")));
+  EXPECT_EQ(d.rows(), 0);
+}
+
 }  // namespace
 }  // namespace sluice::redis

@@ -7,9 +7,46 @@
 
 namespace sluice::redis {
 
-EntryDecoder::EntryDecoder(SchemaPtr schema)
-    : schema_(std::move(schema)), row_(schema_->fields().size()) {
+EntryDecoder::EntryDecoder(SchemaPtr schema, std::string json_field)
+    : schema_(std::move(schema)),
+      row_(schema_->fields().size()),
+      json_field_(std::move(json_field)) {
+  if (!json_field_.empty()) {
+    json_ = std::make_unique<simdjson::dom::parser>();
+    json_text_.resize(schema_->fields().size());
+  }
   Reset();
+}
+
+Status EntryDecoder::ParseJson(std::string_view text) {
+  simdjson::dom::element doc;
+  if (auto error = json_->parse(text.data(), text.size()).get(doc); error) {
+    return Status::Invalid("field '{}': not JSON ({})", json_field_,
+                           simdjson::error_message(error));
+  }
+  simdjson::dom::object object;
+  if (doc.get_object().get(object) != simdjson::SUCCESS) {
+    return Status::Invalid("field '{}': not a JSON object", json_field_);
+  }
+  for (auto [key, value] : object) {
+    const int c = schema_->FieldIndex(key);
+    if (c < 0) continue;  // a key the schema does not read
+    const auto column = static_cast<size_t>(c);
+    std::string& out = json_text_[column];
+    switch (value.type()) {
+      case simdjson::dom::element_type::NULL_VALUE:
+        row_[column] = Parsed{};
+        continue;
+      case simdjson::dom::element_type::STRING:
+        out.assign(value.get_string().value_unsafe());
+        break;
+      default:  // numbers and booleans as written; objects and arrays as JSON text
+        out = simdjson::minify(value);
+        break;
+    }
+    SLUICE_RETURN_NOT_OK(Parse(column, out, &row_[column]));
+  }
+  return Status::OK();
 }
 
 void EntryDecoder::Reset() {
@@ -65,7 +102,13 @@ Status EntryDecoder::Append(RedisValue fields) {
   for (auto& p : row_) p = Parsed{};
   const auto& schema_fields = schema_->fields();
   const size_t n = fields.is_array() ? fields.size() : 0;
-  for (size_t k = 0; k + 1 < n; k += 2) {
+  if (json_ != nullptr) {
+    size_t k = 0;
+    while (k + 1 < n && fields[k].str() != json_field_) k += 2;
+    if (k + 1 >= n) return Status::Invalid("no field '{}' (json_field)", json_field_);
+    SLUICE_RETURN_NOT_OK(ParseJson(fields[k + 1].str()));
+  }
+  for (size_t k = 0; json_ == nullptr && k + 1 < n; k += 2) {
     const std::string_view name = fields[k].str();
     // Entries of one producer list their fields in one order: try the column that came at this
     // place in the last entry before searching the schema.

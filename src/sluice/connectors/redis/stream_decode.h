@@ -2,9 +2,12 @@
 
 // Stream entries (field/value pairs) into typed columns, by a declared schema.
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <simdjson.h>
 
 #include "sluice/connectors/redis/redis_client.h"
 #include "sluice/core/batch.h"
@@ -18,9 +21,15 @@ namespace sluice::redis {
 /// (int64 and float64 by std::from_chars over the whole text, bool true/false/1/0,
 /// timestamp ISO-8601) is an error, and then nothing of that entry is appended. Strings,
 /// JSON and bytes are taken as they are. Fields not in the schema are ignored.
+///
+/// With `json_field`, an entry carries its columns in that one field, as a JSON object with a
+/// key per column (a missing key or null is NULL; other keys are ignored): strings are taken
+/// as their text, numbers and booleans as JSON writes them, objects and arrays as JSON text
+/// (for json and string columns); the texts are then parsed as above. An entry without the
+/// field, or whose field is not a JSON object, is an error.
 class EntryDecoder {
  public:
-  explicit EntryDecoder(SchemaPtr schema);
+  explicit EntryDecoder(SchemaPtr schema, std::string json_field = "");
 
   /// Append the entry whose fields are the flat array `fields` ([name, value, name, value,
   /// ...]) as the next row. Errors (kInvalidArgument) name the field and the value.
@@ -37,6 +46,8 @@ class EntryDecoder {
     std::string_view s;
   };
   Status Parse(size_t column, std::string_view text, Parsed* out) const;
+  // Fill row_ from the JSON object `text` (json_field mode).
+  Status ParseJson(std::string_view text);
   void Reset();
 
   SchemaPtr schema_;
@@ -44,6 +55,9 @@ class EntryDecoder {
   std::vector<Parsed> row_;
   std::vector<size_t> column_at_;  // the column of each field place in the last entry
   int64_t rows_ = 0;
+  std::string json_field_;
+  std::unique_ptr<simdjson::dom::parser> json_;  // json_field mode only
+  std::vector<std::string> json_text_;           // per column: its text in the current entry
 };
 
 /// Return an entry's fields ([name, value, ...]) as the text of a JSON object of strings, for

@@ -59,7 +59,7 @@ int64_t SteadyMicros() {
 
 class StreamSource final : public Source {
  public:
-  explicit StreamSource(SourceConfig c) : c_(std::move(c)), decoder_(c_.schema) {}
+  explicit StreamSource(SourceConfig c) : c_(std::move(c)), decoder_(c_.schema, c_.json_field) {}
 
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;

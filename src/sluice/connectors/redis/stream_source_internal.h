@@ -24,6 +24,7 @@ struct SourceConfig {
   bool create_group = true;
   std::string start_id;
   SchemaPtr schema;
+  std::string json_field;  // "": a field per column
   int64_t batch_rows = 10000;
   int64_t linger_us = 200'000;
   int64_t block_us = 100'000;

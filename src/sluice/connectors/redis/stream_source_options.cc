@@ -49,6 +49,13 @@ OptionSchema StreamSourceOptionSpecs() {
        "Field name -> column type; a missing field is NULL, fields not listed are ignored.",
        true,
        {}},
+      {"json_field",
+       OptionType::kString,
+       "",
+       "Read the columns from this one field of each entry, a JSON object with a key per "
+       "column of `schema` (missing or null: NULL), instead of a field per column.",
+       false,
+       {}},
       {"batch_rows", OptionType::kInt, "10000", "Most entries per batch.", false, {}},
       {"linger",
        OptionType::kDuration,
@@ -127,6 +134,7 @@ Result<std::unique_ptr<Source>> MakeStreamSource(const NodeOptions& o) {
   if (c.schema == nullptr || c.schema->fields().empty()) {
     return o.ErrorAt("schema", "declare the columns to read: field name -> type");
   }
+  c.json_field = o.GetString("json_field");
   c.batch_rows = o.GetInt("batch_rows");
   if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
   c.linger_us = o.GetDurationMicros("linger");
