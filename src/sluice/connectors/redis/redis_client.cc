@@ -172,6 +172,12 @@ Status RedisClient::ReplyError(const RedisReply& reply, std::string_view command
                 fmt::format("{}: {}: {}", where_, command, reply.str()));
 }
 
+Status RedisClient::ReplyError(const FlatReply& reply, std::string_view command) const {
+  if (reply.error().empty()) return Status::OK();
+  return Status(ClassifyRedisError(reply.error()),
+                fmt::format("{}: {}: {}", where_, command, reply.error()));
+}
+
 Result<RedisReply> RedisClient::Command(const std::vector<std::string_view>& argv) {
   if (argv.empty()) return Status::Invalid("{}: empty command", where_);
   const std::string_view name = CommandName(argv);
@@ -238,6 +244,29 @@ Status RedisClient::Send() {
 Result<RedisReply> RedisClient::Reply() {
   if (pending() == 0) return Status::Internal("{}: a reply asked for, no command appended", where_);
   return ReadReply();
+}
+
+Status RedisClient::ReplyFlat(FlatReply* out) {
+  if (pending() == 0) return Status::Internal("{}: a reply asked for, no command appended", where_);
+  void* raw = nullptr;
+  errno = 0;
+  int rc;
+  {
+    FlatReply::Filling filling(context_->reader, out);
+    rc = redisGetReply(context_, &raw);
+  }
+  if (rc != REDIS_OK || raw == nullptr) {
+    const int saved_errno = errno;
+    const std::string command =
+        fmt::format("{} (reply {} of {} pipelined)", pending_names_[pending_read_],
+                    pending_read_ + 1, pending_names_.size());
+    return ConnectionError(command, saved_errno);
+  }
+  if (++pending_read_ == pending_names_.size()) {
+    pending_names_.clear();
+    pending_read_ = 0;
+  }
+  return Status::OK();
 }
 
 Result<RedisReply> RedisClient::ReadReply() {

@@ -19,6 +19,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "sluice/connectors/redis/flat_reply.h"
 #include "sluice/connectors/redis/redis_url.h"
 #include "sluice/core/result.h"
 #include "sluice/resilience/circuit_breaker.h"
@@ -141,6 +142,11 @@ class RedisClient {
   /// callers that keep what was answered before a connection-level failure (every command
   /// from this one on is then dropped unanswered, and may or may not have run).
   Result<RedisReply> Reply();
+  /// Read the reply of the next appended command into `out` as a flat list of tokens, with no
+  /// allocation per element (for large replies: stream reads). Otherwise as Reply(): an error
+  /// reply is returned in place (FlatReply::error), a connection-level failure drops the
+  /// connection with every command awaiting a reply.
+  Status ReplyFlat(FlatReply* out);
   /// Send every appended command now, without reading a reply (read them later with Reply or
   /// Replies): for commands whose answer can wait while the caller goes on (XACK). On a
   /// connection-level failure the connection is dropped with every command awaiting a reply.
@@ -150,6 +156,7 @@ class RedisClient {
 
   /// Return the Status for `reply` when it is an error reply to `command`, else OK.
   Status ReplyError(const RedisReply& reply, std::string_view command) const;
+  Status ReplyError(const FlatReply& reply, std::string_view command) const;
 
   /// Call `op` (returning Status or Result<T>) until it succeeds, through RetryPolicy and the
   /// client's CircuitBreaker: a retryable failure (the connection was lost or timed out, and

@@ -350,5 +350,57 @@ TEST(EntryDecoderTest, AJsonFieldHoldsTheColumns) {
   EXPECT_EQ(d.rows(), 0);
 }
 
+TEST(FlatReplyTest, TokensOfAStreamReplyFedByteByByte) {
+  // An XREADGROUP reply as Redis sends it: one stream, an entry with fields (a value holding
+  // CR LF, an empty one) and an entry deleted while pending (nil fields).
+  const std::string bytes =
+      "*1\r\n*2\r\n$7\r\nreading\r\n*2\r\n"
+      "*2\r\n$3\r\n1-1\r\n*4\r\n$3\r\nkwh\r\n$4\r\n1\r\n5\r\n$4\r\nnote\r\n$0\r\n\r\n"
+      "*2\r\n$3\r\n1-2\r\n*-1\r\n"
+      ":7\r\n";  // and the start of the next reply
+  redisReader* reader = redisReaderCreateWithFunctions(FlatReply::Functions());
+  FlatReply flat;
+  void* root = nullptr;
+  {
+    FlatReply::Filling filling(reader, &flat);
+    for (char c : bytes) {
+      ASSERT_EQ(redisReaderFeed(reader, &c, 1), REDIS_OK);
+      if (root == nullptr) {
+        ASSERT_EQ(redisReaderGetReply(reader, &root), REDIS_OK);
+      }
+    }
+  }
+  ASSERT_NE(root, nullptr);
+  const auto& t = flat.tokens();
+  ASSERT_EQ(t.size(), 14u);
+  EXPECT_EQ(t[0].type, REDIS_REPLY_ARRAY);
+  EXPECT_EQ(t[0].value, 1);
+  EXPECT_EQ(flat.text(2), "reading");
+  EXPECT_EQ(t[3].value, 2);  // entries
+  EXPECT_EQ(flat.text(5), "1-1");
+  EXPECT_EQ(t[6].value, 4);
+  EXPECT_EQ(flat.text(8), "1\r\n5");
+  EXPECT_EQ(flat.text(9), "note");
+  EXPECT_EQ(t[10].type, REDIS_REPLY_STRING);
+  EXPECT_EQ(flat.text(10), "");
+  EXPECT_EQ(flat.text(12), "1-2");
+  EXPECT_EQ(t[13].type, REDIS_REPLY_NIL);
+  EXPECT_TRUE(flat.error().empty());
+  // The next reply, an error, is its own.
+  FlatReply next;
+  {
+    FlatReply::Filling filling(reader, &next);
+    const std::string err = "-NOGROUP No such key\r\n";
+    ASSERT_EQ(redisReaderFeed(reader, err.data(), err.size()), REDIS_OK);
+    ASSERT_EQ(redisReaderGetReply(reader, &root), REDIS_OK);
+    ASSERT_EQ(next.tokens().size(), 1u);
+    EXPECT_EQ(next.tokens()[0].value, 7);
+    ASSERT_EQ(redisReaderGetReply(reader, &root), REDIS_OK);
+  }
+  EXPECT_EQ(next.tokens().size(), 2u);
+  EXPECT_EQ(next.text(1), "NOGROUP No such key");
+  redisReaderFree(reader);
+}
+
 }  // namespace
 }  // namespace sluice::redis

@@ -98,31 +98,23 @@ Status EntryDecoder::Parse(size_t column, std::string_view text, Parsed* out) co
                          text.size() > kShown ? "..." : "", TypeName(f.type));
 }
 
-Status EntryDecoder::Append(RedisValue fields) {
-  for (auto& p : row_) p = Parsed{};
+Status EntryDecoder::ParseField(size_t place, std::string_view name, std::string_view value) {
   const auto& schema_fields = schema_->fields();
-  const size_t n = fields.is_array() ? fields.size() : 0;
-  if (json_ != nullptr) {
-    size_t k = 0;
-    while (k + 1 < n && fields[k].str() != json_field_) k += 2;
-    if (k + 1 >= n) return Status::Invalid("no field '{}' (json_field)", json_field_);
-    SLUICE_RETURN_NOT_OK(ParseJson(fields[k + 1].str()));
+  // Entries of one producer list their fields in one order: try the column that came at this
+  // place in the last entry before searching the schema.
+  if (place >= column_at_.size()) column_at_.resize(place + 1, 0);
+  size_t c = column_at_[place];
+  if (c >= schema_fields.size() || schema_fields[c].name != name) {
+    c = 0;
+    while (c < schema_fields.size() && schema_fields[c].name != name) ++c;
+    if (c == schema_fields.size()) return Status::OK();  // a field the schema does not read
+    column_at_[place] = c;
   }
-  for (size_t k = 0; json_ == nullptr && k + 1 < n; k += 2) {
-    const std::string_view name = fields[k].str();
-    // Entries of one producer list their fields in one order: try the column that came at this
-    // place in the last entry before searching the schema.
-    const size_t place = k / 2;
-    if (place >= column_at_.size()) column_at_.resize(place + 1, 0);
-    size_t c = column_at_[place];
-    if (c >= schema_fields.size() || schema_fields[c].name != name) {
-      c = 0;
-      while (c < schema_fields.size() && schema_fields[c].name != name) ++c;
-      if (c == schema_fields.size()) continue;  // a field the schema does not read
-      column_at_[place] = c;
-    }
-    SLUICE_RETURN_NOT_OK(Parse(c, fields[k + 1].str(), &row_[c]));
-  }
+  return Parse(c, value, &row_[c]);
+}
+
+void EntryDecoder::AppendRow() {
+  const auto& schema_fields = schema_->fields();
   for (size_t c = 0; c < schema_fields.size(); ++c) {
     ColumnBuilder& b = builders_[c];
     const Parsed& p = row_[c];
@@ -152,7 +144,6 @@ Status EntryDecoder::Append(RedisValue fields) {
     }
   }
   ++rows_;
-  return Status::OK();
 }
 
 BatchPtr EntryDecoder::Finish() {
@@ -164,11 +155,9 @@ BatchPtr EntryDecoder::Finish() {
   return batch;
 }
 
-std::string FieldsAsJson(RedisValue fields) {
+std::string FieldsAsJson(const std::vector<std::pair<std::string_view, std::string_view>>& fields) {
   nlohmann::json object = nlohmann::json::object();
-  for (size_t i = 0; i + 1 < fields.size(); i += 2) {
-    object[std::string(fields[i].str())] = std::string(fields[i + 1].str());
-  }
+  for (const auto& [name, value] : fields) object[std::string(name)] = std::string(value);
   return JsonText(object);
 }
 

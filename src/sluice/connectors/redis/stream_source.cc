@@ -51,6 +51,68 @@ class IdList {
   std::vector<size_t> ends_;
 };
 
+/// Stream entries in a reply ([[id, fields], ...]) as Take reads them.
+struct ValueEntries {
+  RedisValue entries;
+  size_t size() const { return entries.size(); }
+  bool valid(size_t i) const { return entries[i].is_array() && entries[i].size() >= 2; }
+  std::string_view id(size_t i) const { return entries[i][0].str(); }
+  bool nil(size_t i) const { return entries[i][1].is_nil(); }
+  RedisValue fields(size_t i) const { return entries[i][1]; }
+};
+
+/// The same over a FlatReply of XREADGROUP: nil, or [[stream, [[id, [field, value, ...] or
+/// nil], ...]]] — the entries indexed once per reply.
+class FlatEntries {
+ public:
+  Status Index(const FlatReply& reply) {
+    reply_ = &reply;
+    entries_.clear();
+    const auto& t = reply.tokens();
+    if (t.size() == 1 && t[0].type == REDIS_REPLY_NIL) return Status::OK();  // BLOCK ran out
+    const auto is = [&](size_t i, int type) { return i < t.size() && t[i].type == type; };
+    if (!is(0, REDIS_REPLY_ARRAY) || !is(1, REDIS_REPLY_ARRAY) || !is(2, REDIS_REPLY_STRING) ||
+        !is(3, REDIS_REPLY_ARRAY)) {
+      return Shape();
+    }
+    size_t i = 4;
+    for (int64_t e = 0; e < t[3].value; ++e) {
+      if (!is(i, REDIS_REPLY_ARRAY) || t[i].value != 2 || !is(i + 1, REDIS_REPLY_STRING)) {
+        return Shape();
+      }
+      if (is(i + 2, REDIS_REPLY_NIL)) {
+        entries_.push_back({i + 1, 0, 0, true});
+        i += 3;
+        continue;
+      }
+      if (!is(i + 2, REDIS_REPLY_ARRAY)) return Shape();
+      const auto n = static_cast<size_t>(t[i + 2].value);
+      if (i + 3 + n > t.size()) return Shape();
+      entries_.push_back({i + 1, i + 3, n, false});
+      i += 3 + n;
+    }
+    return Status::OK();
+  }
+  size_t size() const { return entries_.size(); }
+  bool valid(size_t) const { return true; }
+  std::string_view id(size_t i) const { return reply_->text(entries_[i].id); }
+  bool nil(size_t i) const { return entries_[i].nil; }
+  FlatFields fields(size_t i) const {
+    return FlatFields(reply_, entries_[i].first_field, entries_[i].fields);
+  }
+
+ private:
+  struct Entry {
+    size_t id;           // token of the id
+    size_t first_field;  // token of the first field name
+    size_t fields;       // names and values
+    bool nil;
+  };
+  static Status Shape() { return Status::Internal("XREADGROUP: a reply of an unexpected shape"); }
+  const FlatReply* reply_ = nullptr;
+  std::vector<Entry> entries_;
+};
+
 int64_t SteadyMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -264,27 +326,25 @@ class StreamSource final : public Source {
     return held;
   }
 
-  // Decode entries [begin, end) of `entries` (an array of [id, fields]) into the batch. A
-  // claim (or a re-read of own pending entries after a lost connection) skips ids already
-  // held here. `deliveries` (id -> times delivered, this time included) is known for
-  // redelivered entries when max_deliveries is set. Return how many entries were taken.
-  Result<size_t> Take(RedisValue entries, bool claimed, const Deliveries& deliveries = {},
-                      size_t begin = 0, size_t end = SIZE_MAX) {
+  // Decode `entries` (ValueEntries or FlatEntries) into the batch. A claim (or a re-read of
+  // own pending entries after a lost connection) skips ids already held here. `deliveries`
+  // (id -> times delivered, this time included) is known for redelivered entries when
+  // max_deliveries is set. Return how many entries were taken.
+  template <class Entries>
+  Result<size_t> Take(const Entries& entries, bool claimed, const Deliveries& deliveries = {}) {
     size_t taken = 0;
     int64_t trimmed = 0, skipped = 0, over = 0;
-    end = std::min(end, entries.size());
     const bool skip_held = claimed || rereading_pending_;
     std::unordered_set<std::string> held;
-    if (skip_held && begin < end) held = HeldIds();
-    for (size_t i = begin; i < end; ++i) {
-      RedisValue entry = entries[i];
-      if (!entry.is_array() || entry.size() < 2) continue;
-      const std::string_view id = entry[0].str();
+    if (skip_held && entries.size() > 0) held = HeldIds();
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (!entries.valid(i)) continue;
+      const std::string_view id = entries.id(i);
       // Held here already, or twice in one reply.
       if (skip_held && !held.emplace(id).second) continue;
       ++taken;
       Status st;
-      if (entry[1].is_nil()) {
+      if (entries.nil(i)) {
         // Deleted or trimmed while pending: nothing to deliver, only to acknowledge.
         ++trimmed;
       } else if (auto d = deliveries.empty() ? deliveries.end() : deliveries.find(std::string(id));
@@ -296,7 +356,7 @@ class StreamSource final : public Source {
             "stopped with it",
             d->second, c_.max_deliveries);
       } else {
-        st = decoder_.Append(entry[1]);
+        st = decoder_.Append(entries.fields(i));
       }
       if (!st.ok()) {
         switch (c_.on_error) {
@@ -306,7 +366,7 @@ class StreamSource final : public Source {
             ++skipped;
             break;
           case OnError::kDeadLetter:
-            ctx_->DeadLetter(id, st.message(), FieldsAsJson(entry[1]));
+            ctx_->DeadLetter(id, st.message(), FieldsAsJson(entries.fields(i)));
             break;
         }
       }
@@ -344,7 +404,7 @@ class StreamSource final : public Source {
     }
     pending_cursor_ = std::string((*entries)[entries->size() - 1][0].str());
     SLUICE_ASSIGN_OR_RETURN(Deliveries deliveries, DeliveriesOf(*entries, c_.consumer));
-    return Take(*entries, false, deliveries);
+    return Take(ValueEntries{*entries}, false, deliveries);
   }
 
   // Phase 2: new entries (">"). Up to kReadDepth reads are in flight on client_, each for a
@@ -374,15 +434,13 @@ class StreamSource final : public Source {
   Result<size_t> ReadNew(int64_t left) {
     if (MaySendReads()) SLUICE_RETURN_NOT_OK(SendReads(left));
     if (counts_.empty()) return 0;
-    Result<RedisReply> reply = client_->Reply();
-    SLUICE_RETURN_NOT_OK(Lost(reply.status()));
+    SLUICE_RETURN_NOT_OK(Lost(client_->ReplyFlat(&flat_)));
     if (reading_pending_) return 0;
     requested_ -= counts_.front();
     counts_.pop_front();
-    SLUICE_RETURN_NOT_OK(client_->ReplyError(*reply, "XREADGROUP"));
-    auto entries = EntriesOf(*reply);
-    if (!entries) return 0;
-    return Take(*entries, false);
+    SLUICE_RETURN_NOT_OK(client_->ReplyError(flat_, "XREADGROUP"));
+    SLUICE_RETURN_NOT_OK(flat_entries_.Index(flat_));
+    return Take(flat_entries_, false);
   }
 
   // After a connection-level failure of a pipelined read (the client dropped the connection and
@@ -415,7 +473,7 @@ class StreamSource final : public Source {
     if (reply.is_array() && reply.size() >= 2) {
       claim_cursor_ = std::string(reply[0].str());
       SLUICE_ASSIGN_OR_RETURN(Deliveries deliveries, DeliveriesOf(reply[1], c_.consumer));
-      SLUICE_ASSIGN_OR_RETURN(got, Take(reply[1], true, deliveries));
+      SLUICE_ASSIGN_OR_RETURN(got, Take(ValueEntries{reply[1]}, true, deliveries));
       if (reply.size() >= 3 && reply[2].size() > 0) {
         // Ids deleted from the stream while pending: acknowledge them now.
         std::vector<std::string_view> argv = {"XACK", c_.stream, c_.group};
@@ -477,6 +535,8 @@ class StreamSource final : public Source {
   std::deque<std::pair<uint64_t, IdList>> acking_;  // XACK sent, reply not yet read
   std::deque<int64_t> counts_;                      // COUNT of each XREADGROUP > awaiting its reply
   int64_t requested_ = 0;
+  FlatReply flat_;                  // the last reply to a read of new entries, as tokens
+  FlatEntries flat_entries_;        // its entries
   int64_t reconnects_counted_ = 0;  // of both clients, in the node's counters so far // their sum
   bool rereading_pending_ = false;  // own pending again, after a lost connection
 };
