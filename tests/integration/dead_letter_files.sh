@@ -58,6 +58,21 @@ PY
 check_eq "$(jq '.nodes[] | select(.id == "src") | .counters.dead_letter_records' jsonl.json)" \
   "$(jq length bad.json)" "dead_letter_records of the JSONL source"
 
+# A file of nothing but bad lines (3 MB: the source reads 1 MiB at a time): its dead letters go
+# out as they are found rather than pile up in memory until the end of the file.
+python3 -c '
+for i in range(1, 2501):
+    print("{\"id\": %d, \"pad\": \"%s\"," % (i, "x" * 1200))' > all_bad.jsonl
+sed 's/in.jsonl/all_bad.jsonl/; s/out.jsonl/all_bad_out.jsonl/; s/dead.jsonl/all_bad_dead.jsonl/' \
+  jsonl.yaml > all_bad.yaml
+"$sluice" run --report all_bad.json all_bad.yaml >all_bad.out 2>&1 || fail "all-bad run: $(tail -5 all_bad.out)"
+check_eq "$(jq -r .position all_bad_dead.jsonl | sed 's/.*://' | tr '\n' ' ')" "$(seq 1 2500 | tr '\n' ' ')" \
+  "every line of the all-bad file, in order"
+batches=$(jq '.nodes[] | select(.id == "dead") | .batches_in' all_bad.json)
+[ "$batches" -ge 3 ] || fail "2,500 dead letters arrived in $batches batch(es): held back until the end?"
+check_eq "$(jq '.nodes[] | select(.id == "src") | .discarded_rows' all_bad.json)" 0 \
+  "routed records are not counted as discarded"
+
 # --- 2. CSV -----------------------------------------------------------------------------------
 python3 - <<'PY'
 import random

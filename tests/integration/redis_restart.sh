@@ -155,6 +155,9 @@ for line in out.splitlines():
     got[(m, int(us))] = tuple(float(v) for v in vals)
 assert got == want, (len(got), len(want))
 PY
+# The upsert would hide a reading written twice: the sink must have been given each once.
+check_eq "$(jq '.nodes[] | select(.id == "db") | .rows_in' read.json)" "$rows" \
+  "rows the sink was given (a duplicate would show here, not in the table)"
 check_eq "$(jq '.nodes[] | select(.id == "src") | .counters.claimed_entries // 0' read.json)" 0 \
   "entries claimed (none: what lost reads delivered is read again, not claimed)"
 echo "source: $rows readings once each across a restart at $acked acknowledged," \

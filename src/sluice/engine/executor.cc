@@ -47,7 +47,11 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
       clock_(options.clock != nullptr ? options.clock : SystemClock()) {
   const auto& nodes = pipeline_->nodes();
   idle_since_us_ = std::make_unique<std::atomic<int64_t>[]>(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) idle_since_us_[i].store(-1);
+  in_call_since_us_ = std::make_unique<std::atomic<int64_t>[]>(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    idle_since_us_[i].store(-1);
+    in_call_since_us_[i].store(-1);
+  }
   for (size_t i = 0; i < nodes.size(); ++i) {
     const auto& n = nodes[i];
     stats_.push_back(std::make_unique<NodeStats>());
@@ -221,6 +225,8 @@ bool PipelineRun::SourcesIdle() const {
     if (nodes[i].kind() != NodeKind::kSource) continue;
     const int64_t since = idle_since_us_[i].load(std::memory_order_relaxed);
     if (since == -1) return false;
+    const int64_t call = in_call_since_us_[i].load(std::memory_order_relaxed);
+    if (call != -1 && ElapsedMicros() - call >= options_.until_idle_us) return false;
     latest = std::max(latest, since);
   }
   return latest == INT64_MIN || ElapsedMicros() - latest >= options_.until_idle_us;

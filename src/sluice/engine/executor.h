@@ -128,6 +128,9 @@ class PipelineRun {
   // before its first. A source busy for long in one call, or held back by backpressure, is not
   // idle; only sources that keep finding nothing are.
   std::unique_ptr<std::atomic<int64_t>[]> idle_since_us_;
+  // Per node: since when a source's current Next call has run (-1: not in a call). A call that
+  // has run for the idle time is busy (reconnecting, a slow query), whatever came before.
+  std::unique_ptr<std::atomic<int64_t>[]> in_call_since_us_;
   // Return true when every source has found nothing for at least until_idle_us.
   bool SourcesIdle() const;
   std::atomic<bool> finished_{false};

@@ -109,7 +109,9 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
     AcquireSlot();
     {
       BusyTimer busy(&stats, BusyTimer::kBatch);
+      in_call_since_us_[node].store(ElapsedMicros(), std::memory_order_relaxed);
       next = n.source->Next(seq);
+      in_call_since_us_[node].store(-1, std::memory_order_relaxed);
     }
     ReleaseSlot();
     if (!next.ok()) {

@@ -33,6 +33,8 @@ class NodeContext {
   NodeStats* stats() const { return stats_; }
   /// Return true once the run is being cancelled; long loops should check it.
   bool cancelled() const { return cancelled_->load(std::memory_order_acquire); }
+  /// The flag behind cancelled(), for waits that take one (retries): they end when it is set.
+  const std::atomic<bool>* cancelled_flag() const { return cancelled_; }
   /// Return true once the run is asked to stop gracefully (a signal, --until-idle): a source
   /// that waits for input should return soon; it is asked for no more batches after that.
   bool stopping() const {

@@ -75,6 +75,11 @@ class FileSource final : public Source {
 
   Result<BatchPtr> Next(uint64_t seq) override {
     while (ready_.empty()) {
+      // A file of bad records must not pile up its dead letters in memory until a good row
+      // comes: hand them out (with no rows) a batch's worth at a time.
+      if (ctx_ != nullptr && ctx_->dead_letters()->size() >= config_.batch_rows) {
+        return Batch::MakeUnchecked(MakeSchema({}), {}, 0);
+      }
       if (ctx_ != nullptr && ctx_->cancelled())
         return Status::Cancelled("node '{}': cancelled", id_);
       if (stream_ == nullptr) {
@@ -154,7 +159,8 @@ class FileSource final : public Source {
   void CountSkipped() {
     if (decoder_ == nullptr) return;
     const int64_t skipped = decoder_->skipped_rows();
-    if (ctx_ != nullptr && skipped > skipped_reported_) {
+    // Routed records are counted as dead_letter_records by the engine, not as discarded.
+    if (ctx_ != nullptr && skipped > skipped_reported_ && !config_.dead_letter) {
       ctx_->stats()->discarded_rows.fetch_add(skipped - skipped_reported_,
                                               std::memory_order_relaxed);
     }

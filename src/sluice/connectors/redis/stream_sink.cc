@@ -33,7 +33,8 @@ class StreamSink final : public Sink {
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
     if (ctx->dry_run()) return Status::OK();
-    SLUICE_ASSIGN_OR_RETURN(client_, RedisClient::Make(options_, ctx->clock()));
+    SLUICE_ASSIGN_OR_RETURN(client_,
+                            RedisClient::Make(options_, ctx->clock(), ctx->cancelled_flag()));
     return Status::OK();
   }
 

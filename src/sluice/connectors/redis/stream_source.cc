@@ -126,9 +126,11 @@ class StreamSource final : public Source {
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
     if (ctx->dry_run()) return Status::OK();
-    SLUICE_ASSIGN_OR_RETURN(client_, RedisClient::Make(c_.redis, ctx->clock()));
+    SLUICE_ASSIGN_OR_RETURN(client_,
+                            RedisClient::Make(c_.redis, ctx->clock(), ctx->cancelled_flag()));
     // XACKs go on a connection of their own: their replies are read a few commits later.
-    SLUICE_ASSIGN_OR_RETURN(ack_client_, RedisClient::Make(c_.redis, ctx->clock()));
+    SLUICE_ASSIGN_OR_RETURN(ack_client_,
+                            RedisClient::Make(c_.redis, ctx->clock(), ctx->cancelled_flag()));
     if (c_.create_group) {
       auto r = client_->WithRetry([&] {
         return client_->Command({"XGROUP", "CREATE", c_.stream, c_.group, c_.start_id, "MKSTREAM"});
@@ -165,6 +167,7 @@ class StreamSource final : public Source {
           break;  // linger is up (a read in flight waits at most `block`)
         }
         SLUICE_ASSIGN_OR_RETURN(got, ReadNew(left));
+        if (reading_pending_) continue;  // a read was lost: read own pending entries again now
         if (got == 0 && decoder_.rows() == 0 && ids_.empty()) waited_empty = true;
       }
       if (got > 0 && first_row_us < 0) first_row_us = SteadyMicros();
@@ -245,12 +248,18 @@ class StreamSource final : public Source {
 
   // How many times each pending entry of `entries` (an array of [id, fields], in id order)
   // has been delivered, by XPENDING over their id range; empty without max_deliveries.
+  // Not after a lost connection: re-reading own pending entries counts as a delivery in Redis,
+  // though the lost read's entries never reached anyone.
   Result<Deliveries> DeliveriesOf(RedisValue entries, const std::string& consumer) {
     Deliveries out;
-    if (c_.max_deliveries <= 0 || entries.size() == 0) return out;
+    if (c_.max_deliveries <= 0 || entries.size() == 0 || rereading_pending_) return out;
     const std::string first(entries[0][0].str());
     const std::string last(entries[entries.size() - 1][0].str());
-    const std::string n = std::to_string(entries.size());
+    // The range may also hold entries pending here that were not in this reply (held ones).
+    size_t held = ids_.size();
+    for (const auto& [seq, ids] : in_flight_) held += ids.size();
+    for (const auto& [seq, ids] : acking_) held += ids.size();
+    const std::string n = std::to_string(entries.size() + held);
     SLUICE_ASSIGN_OR_RETURN(RedisReply reply, client_->WithRetry([&] {
       return client_->Command({"XPENDING", c_.stream, c_.group, first, last, n, consumer});
     }));
