@@ -59,7 +59,9 @@ services-start: deps
 services-stop:
 	scripts/services stop
 
-test-release: release
+# Only what the release-labelled tests run (the binaries), not every unit test again.
+test-release: deps $(RELEASE_DIR)/build.ninja
+	cmake --build $(RELEASE_DIR) -j $(JOBS) --target sluice sluice-testing
 	cd $(RELEASE_DIR) && ctest --output-on-failure -L release
 
 fuzz: deps
