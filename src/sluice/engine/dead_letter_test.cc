@@ -216,6 +216,15 @@ TEST_P(DeadLetterTest, RejectedRecordsReachTheDeadLetterSinkAndTheRestGoOn) {
     }
   }
   for (int64_t id = 903; id < 1000; id += 10) want_dead.push_back(fmt::format("src/id {}", id));
+  // The transform's 4 instances keep input order (ordered: true): its rows, and its dead
+  // letters among themselves, arrive in id order.
+  EXPECT_TRUE(std::is_sorted(seen_.rows.begin(), seen_.rows.end()));
+  std::vector<int64_t> t_dead;
+  for (const auto& p : seen_.positions) {
+    if (p.starts_with("t/id ")) t_dead.push_back(std::stoll(p.substr(5)));
+  }
+  EXPECT_EQ(t_dead.size(), 90u);
+  EXPECT_TRUE(std::is_sorted(t_dead.begin(), t_dead.end()));
   std::sort(seen_.rows.begin(), seen_.rows.end());
   std::sort(seen_.positions.begin(), seen_.positions.end());
   std::sort(want_dead.begin(), want_dead.end());
