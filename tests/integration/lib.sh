@@ -17,6 +17,30 @@ archived_ids() {
   find "$1" -name '*.jsonl.gz' -print0 | sort -z | xargs -0 -r zcat | jq -r .id | sort -n
 }
 
+# Fail unless PostgreSQL table $1 holds exactly the meter readings of the JSONL file $2 (one row
+# per (meter_id, ts), with kwh, voltage, current and power_factor equal to the file's).
+check_readings_table() {
+  python3 - "$1" "$2" <<'PY' || fail "the readings of table $1 differ from those of $2"
+import datetime, json, subprocess, sys
+def ts(s):
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+want = {}
+for line in open(sys.argv[2]):
+    r = json.loads(line)
+    want[(r["meter_id"], round(ts(r["ts"]) * 1e6))] = (r["kwh"], r["voltage"], r["current"],
+                                                       r["power_factor"])
+out = subprocess.run(["psql", "-qAtF", "\t", "-c",
+                      "SELECT meter_id, (extract(epoch FROM ts) * 1e6)::bigint, kwh::text, "
+                      f"voltage::text, current::text, power_factor::text FROM {sys.argv[1]}"],
+                     check=True, capture_output=True, text=True).stdout
+got = {}
+for line in out.splitlines():
+    m, us, *vals = line.split("\t")
+    got[(m, int(us))] = tuple(float(v) for v in vals)
+assert got == want, (len(got), len(want))
+PY
+}
+
 # A Redis server of the test's own (scripts/services runs a shared one, $SLUICE_REDIS_URL), for
 # tests that need other settings or must restart it:
 #   port=$(start_redis DIR [redis-server args...])   e.g. --requirepass pw, --appendonly yes

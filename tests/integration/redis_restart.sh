@@ -136,25 +136,7 @@ pending=$(rcli XPENDING readings loaders | head -1)
 check_eq "$(group_field lag)" 0 "the group's lag after the run"
 # Every reading exactly once (the primary key forbids twice), with its values.
 check_eq "$(psql -qAtc "SELECT count(*) FROM $table")" "$rows" "rows in the table"
-python3 - "$table" <<'PY' || fail "the table's readings differ from the loaded ones"
-import datetime, json, subprocess, sys
-def ts(s):
-    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-want = {}
-for line in open("loaded.jsonl"):
-    r = json.loads(line)
-    want[(r["meter_id"], round(ts(r["ts"]) * 1e6))] = (r["kwh"], r["voltage"], r["current"],
-                                                       r["power_factor"])
-out = subprocess.run(["psql", "-qAtF", "\t", "-c",
-                      "SELECT meter_id, (extract(epoch FROM ts) * 1e6)::bigint, kwh::text, "
-                      f"voltage::text, current::text, power_factor::text FROM {sys.argv[1]}"],
-                     check=True, capture_output=True, text=True).stdout
-got = {}
-for line in out.splitlines():
-    m, us, *vals = line.split("\t")
-    got[(m, int(us))] = tuple(float(v) for v in vals)
-assert got == want, (len(got), len(want))
-PY
+check_readings_table "$table" loaded.jsonl
 # The upsert would hide a reading written twice: the sink must have been given each once.
 check_eq "$(jq '.nodes[] | select(.id == "db") | .rows_in' read.json)" "$rows" \
   "rows the sink was given (a duplicate would show here, not in the table)"

@@ -13,13 +13,16 @@
 
 #include "sluice/engine/executor.h"
 #include "sluice/testing/matchers.h"
+#include "sluice/testing/pipelines.h"
 
 namespace sluice {
 namespace {
 
+using testing::BuildTestPipeline;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using testing::StatusIs;
+using testing::TestNode;
 
 SchemaPtr IdSchema() { return MakeSchema({{"id", TypeId::kInt64}}); }
 
@@ -147,18 +150,6 @@ NodeRegistry Registry() {
   return r;
 }
 
-NodeSpec Node(std::string id, std::string type, std::vector<std::string> inputs,
-              nlohmann::json opts = nlohmann::json::object(), int parallelism = 1) {
-  NodeSpec n;
-  n.id = id;
-  n.type = type;
-  n.parallelism = parallelism;
-  n.inputs = std::move(inputs);
-  n.options = NodeOptions::ForTest(id, std::move(opts), type);
-  n.location = "test.yaml:1:1";
-  return n;
-}
-
 nlohmann::json DeadLetterOpts(nlohmann::json o = nlohmann::json::object()) {
   o["on_error"] = "dead_letter";
   return o;
@@ -169,14 +160,8 @@ class DeadLetterTest : public ::testing::TestWithParam<EngineKind> {
   void SetUp() override { g_seen = &seen_; }
   void TearDown() override { g_seen = nullptr; }
 
-  Status Run(std::vector<NodeSpec> nodes, PipelineRun** out_run = nullptr) {
-    PipelineSpec spec;
-    spec.name = "dl";
-    spec.file = "test.yaml";
-    spec.settings.engine = GetParam();
-    spec.nodes = std::move(nodes);
-    auto registry = Registry();
-    auto p = Pipeline::Build(std::move(spec), registry);
+  Status Run(std::vector<NodeSpec> nodes) {
+    auto p = BuildTestPipeline(std::move(nodes), registry_, GetParam());
     if (!p.ok()) return p.status();
     pipeline_ = std::move(*p);
     run_ = std::make_unique<PipelineRun>(pipeline_.get(), RunOptions{});
@@ -195,15 +180,17 @@ class DeadLetterTest : public ::testing::TestWithParam<EngineKind> {
   }
 
   Seen seen_;
+  NodeRegistry registry_ = Registry();  // outlives the pipeline, which points into it
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<PipelineRun> run_;
 };
 
 TEST_P(DeadLetterTest, RejectedRecordsReachTheDeadLetterSinkAndTheRestGoOn) {
   // 1,000 ids in batches of 100: the source rejects x3, the transform (4 instances) x7.
-  ASSERT_OK(Run({Node("src", "rejecting", {}, DeadLetterOpts({{"rows", 1000}, {"batch", 100}})),
-                 Node("t", "reject7", {"src"}, DeadLetterOpts(), 4), Node("rows", "seen", {"t"}),
-                 Node("dead", "seen", {"src.dead_letter", "t.dead_letter"})}));
+  ASSERT_OK(
+      Run({TestNode("src", "rejecting", {}, DeadLetterOpts({{"rows", 1000}, {"batch", 100}})),
+           TestNode("t", "reject7", {"src"}, DeadLetterOpts(), 4), TestNode("rows", "seen", {"t"}),
+           TestNode("dead", "seen", {"src.dead_letter", "t.dead_letter"})}));
   std::vector<int64_t> want_rows;
   std::vector<std::string> want_dead;
   for (int64_t id = 0; id < 900; ++id) {  // the last batch of ids ends with the source
@@ -242,9 +229,10 @@ TEST_P(DeadLetterTest, RejectedRecordsReachTheDeadLetterSinkAndTheRestGoOn) {
 TEST_P(DeadLetterTest, AFailingDeadLetterSinkKeepsTheSourceBatchesUncommitted) {
   // The dead-letter sink fails its first batch: the batch it came from must not be committed,
   // although its good rows were written (their source data would be lost otherwise).
-  Status st = Run({Node("src", "rejecting", {}, DeadLetterOpts({{"rows", 1000}, {"batch", 100}})),
-                   Node("rows", "seen", {"src"}),
-                   Node("dead", "seen", {"src.dead_letter"}, {{"fail_at", 0}})});
+  Status st =
+      Run({TestNode("src", "rejecting", {}, DeadLetterOpts({{"rows", 1000}, {"batch", 100}})),
+           TestNode("rows", "seen", {"src"}),
+           TestNode("dead", "seen", {"src.dead_letter"}, {{"fail_at", 0}})});
   EXPECT_THAT(st, StatusIs(StatusCode::kIOError, HasSubstr("dead-letter table full")));
   EXPECT_EQ(seen_.committed.count(0), 0u);
   EXPECT_GE(seen_.abandoned.count(0), 1u);
@@ -255,45 +243,43 @@ INSTANTIATE_TEST_SUITE_P(BothExecutors, DeadLetterTest,
 
 // --- the graph: which configurations are refused -------------------------------------------
 
-Status BuildOnly(std::vector<NodeSpec> nodes, EngineKind engine = EngineKind::kParallel) {
-  PipelineSpec spec;
-  spec.name = "dl";
-  spec.file = "test.yaml";
-  spec.settings.engine = engine;
-  spec.nodes = std::move(nodes);
-  auto registry = Registry();
-  return Pipeline::Build(std::move(spec), registry).status();
+Status BuildOnly(std::vector<NodeSpec> nodes) {
+  const NodeRegistry registry = Registry();
+  return BuildTestPipeline(std::move(nodes), registry, EngineKind::kParallel).status();
 }
 
 TEST(DeadLetterGraph, RoutingWithoutAConsumerIsRefused) {
   EXPECT_THAT(
-      BuildOnly({Node("src", "rejecting", {}, DeadLetterOpts({{"rows", 1}, {"batch", 1}})),
-                 Node("rows", "seen", {"src"})}),
+      BuildOnly({TestNode("src", "rejecting", {}, DeadLetterOpts({{"rows", 1}, {"batch", 1}})),
+                 TestNode("rows", "seen", {"src"})}),
       StatusIs(StatusCode::kConfigError, HasSubstr("no node takes 'src.dead_letter' as input")));
 }
 
 TEST(DeadLetterGraph, ADeadLetterInputNeedsOnErrorDeadLetter) {
-  EXPECT_THAT(BuildOnly({Node("src", "rejecting", {}, {{"rows", 1}, {"batch", 1}}),
-                         Node("rows", "seen", {"src"}), Node("dead", "seen", {"src.dead_letter"})}),
-              StatusIs(StatusCode::kConfigError, HasSubstr("only with `on_error: dead_letter`")));
+  EXPECT_THAT(
+      BuildOnly({TestNode("src", "rejecting", {}, {{"rows", 1}, {"batch", 1}}),
+                 TestNode("rows", "seen", {"src"}), TestNode("dead", "seen", {"src.dead_letter"})}),
+      StatusIs(StatusCode::kConfigError, HasSubstr("only with `on_error: dead_letter`")));
 }
 
 TEST(DeadLetterGraph, AnUnknownOutputIsRefused) {
   EXPECT_THAT(
-      BuildOnly({Node("src", "rejecting", {}, DeadLetterOpts({{"rows", 1}, {"batch", 1}})),
-                 Node("rows", "seen", {"src"}), Node("dead", "seen", {"src.dead_lettr"})}),
+      BuildOnly({TestNode("src", "rejecting", {}, DeadLetterOpts({{"rows", 1}, {"batch", 1}})),
+                 TestNode("rows", "seen", {"src"}), TestNode("dead", "seen", {"src.dead_lettr"})}),
       StatusIs(StatusCode::kConfigError, HasSubstr("node 'src' has no output 'dead_lettr'")));
 }
 
 TEST(DeadLetterGraph, OnlyDeadLettersUsedLeavesTheRowsUnused) {
-  EXPECT_THAT(BuildOnly({Node("src", "rejecting", {}, DeadLetterOpts({{"rows", 1}, {"batch", 1}})),
-                         Node("dead", "seen", {"src.dead_letter"})}),
-              StatusIs(StatusCode::kConfigError, HasSubstr("its output is not used")));
+  EXPECT_THAT(
+      BuildOnly({TestNode("src", "rejecting", {}, DeadLetterOpts({{"rows", 1}, {"batch", 1}})),
+                 TestNode("dead", "seen", {"src.dead_letter"})}),
+      StatusIs(StatusCode::kConfigError, HasSubstr("its output is not used")));
 }
 
 TEST(DeadLetterGraph, RowsAndDeadLettersOfOneNodeMayFeedOneSink) {
-  EXPECT_OK(BuildOnly({Node("src", "rejecting", {}, DeadLetterOpts({{"rows", 1}, {"batch", 1}})),
-                       Node("both", "seen", {"src", "src.dead_letter"})}));
+  EXPECT_OK(
+      BuildOnly({TestNode("src", "rejecting", {}, DeadLetterOpts({{"rows", 1}, {"batch", 1}})),
+                 TestNode("both", "seen", {"src", "src.dead_letter"})}));
 }
 
 }  // namespace

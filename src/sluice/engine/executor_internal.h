@@ -47,6 +47,19 @@ inline int64_t RaiseInput(std::vector<int64_t>* wm, int input, int64_t watermark
   return *std::min_element(wm->begin(), wm->end());
 }
 
+/// Return the message that carries a node's dead letters `dead` on its dead_letter output, with
+/// the acks and lease of what the node was handling, and count them in its stats.
+inline Message DeadLetterMessage(NodeStats* stats, BatchPtr dead, AckSet acks,
+                                 std::shared_ptr<MemoryLease> lease) {
+  stats->AddCounter("dead_letter_records", dead->num_rows());
+  Message m;
+  m.batch = std::move(dead);
+  m.port = kDeadLetterOutput;
+  m.acks = std::move(acks);
+  m.lease = std::move(lease);
+  return m;
+}
+
 /// Return the index of the last output of `n` that `m` goes to (its output's consumers, or
 /// every consumer for a watermark), so that one gets the message moved rather than copied;
 /// n.outputs.size() when none does.
@@ -111,15 +124,9 @@ class PipelineRun::TransformEmitter final : public Emitter {
   Status SendDeadLetters() {
     BatchPtr dead = ctx_->dead_letters()->Take();
     if (dead == nullptr) return Status::OK();
-    ctx_->stats()->AddCounter("dead_letter_records", dead->num_rows());
-    Message m;
-    m.batch = std::move(dead);
-    m.port = kDeadLetterOutput;
-    if (input_ != nullptr) {
-      m.acks = input_->acks;
-      m.lease = input_->lease;
-    }
-    return Send(std::move(m));
+    return Send(executor_internal::DeadLetterMessage(ctx_->stats(), std::move(dead),
+                                                     input_ != nullptr ? input_->acks : AckSet(),
+                                                     input_ != nullptr ? input_->lease : nullptr));
   }
 
  private:

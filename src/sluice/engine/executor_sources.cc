@@ -172,12 +172,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
       out.back().lease = lease;
     }
     if (dead != nullptr) {
-      stats.AddCounter("dead_letter_records", dead->num_rows());
-      out.emplace_back();
-      out.back().batch = std::move(dead);
-      out.back().port = kDeadLetterOutput;
-      out.back().acks = acks;
-      out.back().lease = lease;
+      out.push_back(executor_internal::DeadLetterMessage(&stats, std::move(dead), acks, lease));
     }
     acks = AckSet();  // the messages hold the batch's acks now
     bool sent = true;

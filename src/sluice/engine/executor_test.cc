@@ -9,9 +9,12 @@
 #include <gtest/gtest.h>
 
 #include "sluice/testing/matchers.h"
+#include "sluice/testing/pipelines.h"
 
 namespace sluice {
 namespace {
+
+using testing::TestNode;
 
 using ::testing::AllOf;
 using ::testing::ElementsAre;
@@ -291,20 +294,6 @@ NodeRegistry TestRegistry() {
   return r;
 }
 
-NodeSpec Node(std::string id, std::string type, std::vector<std::string> inputs,
-              nlohmann::json opts = nlohmann::json::object(), int parallelism = 1,
-              std::string partition_by = "") {
-  NodeSpec n;
-  n.id = id;
-  n.type = type;
-  n.parallelism = parallelism;
-  n.partition_by = std::move(partition_by);
-  n.inputs = std::move(inputs);
-  n.options = NodeOptions::ForTest(id, std::move(opts), type);
-  n.location = "test.yaml:1:1";
-  return n;
-}
-
 class ExecutorTest : public ::testing::TestWithParam<EngineKind> {
  protected:
   void SetUp() override { g_journal = &journal_; }
@@ -363,8 +352,9 @@ class ExecutorTest : public ::testing::TestWithParam<EngineKind> {
 
 TEST_P(ExecutorTest, LinearPipelineDeliversAndCommitsEverything) {
   PipelineSpec spec;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 1000}, {"batch", 64}}),
-                Node("plus", "add", {"src"}, {{"add", 1}}), Node("out", "record", {"plus"})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 1000}, {"batch", 64}}),
+                TestNode("plus", "add", {"src"}, {{"add", 1}}),
+                TestNode("out", "record", {"plus"})};
   ASSERT_OK(RunSpec(spec));
   auto& rows = journal_.rows["out"];
   ASSERT_EQ(rows.size(), 1000u);
@@ -375,12 +365,12 @@ TEST_P(ExecutorTest, LinearPipelineDeliversAndCommitsEverything) {
 
 TEST_P(ExecutorTest, DiamondFanOutFanIn) {
   PipelineSpec spec;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 500}, {"batch", 50}}),
-                Node("a", "add", {"src"}, {{"add", 1000}}),
-                Node("b", "add", {"src"}, {{"add", 2000}}),
-                Node("m", "merge", {"a", "b"}),
-                Node("out", "record", {"m"}),
-                Node("raw", "record", {"src"})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 500}, {"batch", 50}}),
+                TestNode("a", "add", {"src"}, {{"add", 1000}}),
+                TestNode("b", "add", {"src"}, {{"add", 2000}}),
+                TestNode("m", "merge", {"a", "b"}),
+                TestNode("out", "record", {"m"}),
+                TestNode("raw", "record", {"src"})};
   ASSERT_OK(RunSpec(spec));
   auto rows = journal_.rows["out"];
   std::sort(rows.begin(), rows.end());
@@ -393,8 +383,8 @@ TEST_P(ExecutorTest, DiamondFanOutFanIn) {
 
 TEST_P(ExecutorTest, FailingSinkCommitsOnlyWhatWasWrittenBeforeIt) {
   PipelineSpec spec;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 1000}, {"batch", 10}}),
-                Node("out", "record", {"src"}, {{"fail_at", 7}})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 1000}, {"batch", 10}}),
+                TestNode("out", "record", {"src"}, {{"fail_at", 7}})};
   EXPECT_THAT(RunSpec(spec), StatusIs(StatusCode::kIOError, HasSubstr("node 'out'")));
   // Batches 0..6 were written and acked; batch 7 failed; nothing after it may be committed.
   EXPECT_EQ(journal_.committed["src"], Seqs(7));
@@ -406,8 +396,8 @@ TEST_P(ExecutorTest, FailingSinkCommitsOnlyWhatWasWrittenBeforeIt) {
 TEST_P(ExecutorTest, SinkThatHoldsAcksCommitsOnlyAfterFlush) {
   PipelineSpec spec;
   spec.settings.memory_limit = 4096;  // far less than the held batches: must not deadlock
-  spec.nodes = {Node("src", "count", {}, {{"rows", 2000}, {"batch", 100}}),
-                Node("out", "record", {"src"}, {{"hold", true}})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 2000}, {"batch", 100}}),
+                TestNode("out", "record", {"src"}, {{"hold", true}})};
   ASSERT_OK(RunSpec(spec));
   EXPECT_EQ(journal_.rows["out"].size(), 2000u);
   EXPECT_EQ(journal_.committed["src"], Seqs(20));
@@ -419,8 +409,8 @@ TEST_P(ExecutorTest, InFlightLimitWithAckHoldingSinkDoesNotDeadlock) {
   // The sink releases acks only when flushed; the source may have 3 batches unacknowledged.
   // The engine must ask the sink to flush early instead of waiting forever.
   PipelineSpec spec;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 500}, {"batch", 10}, {"max_in_flight", 3}}),
-                Node("out", "record", {"src"}, {{"hold", true}})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 500}, {"batch", 10}, {"max_in_flight", 3}}),
+                TestNode("out", "record", {"src"}, {{"hold", true}})};
   ASSERT_OK(RunSpec(spec));
   EXPECT_EQ(journal_.rows["out"].size(), 500u);
   EXPECT_EQ(journal_.committed["src"], Seqs(50));
@@ -431,8 +421,9 @@ TEST_P(ExecutorTest, InFlightLimitWithAckHoldingSinkDoesNotDeadlock) {
 TEST_P(ExecutorTest, MemoryBudgetBoundsBytesInFlight) {
   PipelineSpec spec;
   spec.settings.memory_limit = 3 * 800;  // three batches of 100 int64s
-  spec.nodes = {Node("src", "count", {}, {{"rows", 20000}, {"batch", 100}}),
-                Node("plus", "add", {"src"}, {{"add", 1}}), Node("out", "record", {"plus"})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 20000}, {"batch", 100}}),
+                TestNode("plus", "add", {"src"}, {{"add", 1}}),
+                TestNode("out", "record", {"plus"})};
   ASSERT_OK(RunSpec(spec));
   EXPECT_EQ(journal_.rows["out"].size(), 20000u);
   EXPECT_LE(peak_budget_, 3 * 800);
@@ -442,10 +433,10 @@ TEST_P(ExecutorTest, MemoryBudgetBoundsBytesInFlight) {
 TEST_P(ExecutorTest, MaxParallelNodesOneStillCompletes) {
   PipelineSpec spec;
   spec.settings.max_parallel_nodes = 1;
-  NodeSpec plus = Node("plus", "add", {"src"}, {{"add", 1}});
+  NodeSpec plus = TestNode("plus", "add", {"src"}, {{"add", 1}});
   plus.parallelism = 3;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 3000}, {"batch", 10}}), plus,
-                Node("a", "record", {"plus"}), Node("b", "record", {"src"})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 3000}, {"batch", 10}}), plus,
+                TestNode("a", "record", {"plus"}), TestNode("b", "record", {"src"})};
   ASSERT_OK(RunSpec(spec));
   EXPECT_EQ(journal_.rows["a"].size(), 3000u);
   EXPECT_EQ(journal_.rows["b"].size(), 3000u);
@@ -454,11 +445,11 @@ TEST_P(ExecutorTest, MaxParallelNodesOneStillCompletes) {
 
 TEST_P(ExecutorTest, OrderedParallelTransformKeepsOrder) {
   PipelineSpec spec;
-  NodeSpec plus = Node("plus", "add", {"src"}, {{"add", 0}});
+  NodeSpec plus = TestNode("plus", "add", {"src"}, {{"add", 0}});
   plus.parallelism = 4;
   plus.ordered = true;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 5000}, {"batch", 7}}), plus,
-                Node("out", "record", {"plus"})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 5000}, {"batch", 7}}), plus,
+                TestNode("out", "record", {"plus"})};
   ASSERT_OK(RunSpec(spec));
   auto& rows = journal_.rows["out"];
   ASSERT_EQ(rows.size(), 5000u);
@@ -471,9 +462,9 @@ TEST_P(ExecutorTest, StopDrainsFlushesAndCommitsEverythingHandedOut) {
   // abandoned (an interrupt, below, abandons them instead).
   PipelineSpec spec;
   spec.settings.engine = GetParam();
-  spec.nodes = {Node("src", "count", {}, {{"rows", int64_t{1} << 40}, {"batch", 100}}),
-                Node("plus", "add", {"src"}, {{"add", 0}}),
-                Node("out", "record", {"plus"}, {{"hold", true}})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", int64_t{1} << 40}, {"batch", 100}}),
+                TestNode("plus", "add", {"src"}, {{"add", 0}}),
+                TestNode("out", "record", {"plus"}, {{"hold", true}})};
   auto registry = TestRegistry();
   auto p = Pipeline::Build(std::move(spec), registry);
   ASSERT_OK(p.status());
@@ -502,8 +493,8 @@ TEST_P(ExecutorTest, UntilIdleEndsARunWhoseSourceWentQuiet) {
   // row has come for the idle time, with every row written and every batch committed.
   PipelineSpec spec;
   spec.settings.engine = GetParam();
-  spec.nodes = {Node("src", "count", {}, {{"rows", 1000}, {"batch", 100}, {"quiet", true}}),
-                Node("out", "record", {"src"}, {{"hold", true}})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 1000}, {"batch", 100}, {"quiet", true}}),
+                TestNode("out", "record", {"src"}, {{"hold", true}})};
   auto registry = TestRegistry();
   auto p = Pipeline::Build(std::move(spec), registry);
   ASSERT_OK(p.status());
@@ -524,8 +515,8 @@ TEST_P(ExecutorTest, TimersFireByTheRunsClockWithoutInput) {
   // of 50 ms is waited for until its ticks arrived, so the exact sequence is known.
   PipelineSpec spec;
   spec.settings.engine = GetParam();
-  spec.nodes = {Node("src", "count", {}, {{"rows", 0}, {"batch", 1}, {"quiet", true}}),
-                Node("clock", "tick", {"src"}), Node("out", "tick_sink", {"clock"})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 0}, {"batch", 1}, {"quiet", true}}),
+                TestNode("clock", "tick", {"src"}), TestNode("out", "tick_sink", {"clock"})};
   auto registry = TestRegistry();
   auto p = Pipeline::Build(std::move(spec), registry);
   ASSERT_OK(p.status());
@@ -564,9 +555,9 @@ TEST_P(ExecutorTest, KeyedInstancesEachOwnTheirKeysInOrder) {
   // A stateful transform on 4 instances, rows partitioned by id % 7: every key is seen by one
   // instance only, in the order the source produced it, and every row arrives once.
   PipelineSpec spec;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 10000}, {"batch", 100}}),
-                Node("own", "own", {"src"}, nlohmann::json::object(), 4, "id % 7"),
-                Node("out", "record", {"own"})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 10000}, {"batch", 100}}),
+                TestNode("own", "own", {"src"}, nlohmann::json::object(), 4, "id % 7"),
+                TestNode("out", "record", {"own"})};
   ASSERT_OK(RunSpec(std::move(spec)));
   std::vector<int64_t> got = journal_.rows["out"];
   std::sort(got.begin(), got.end());
@@ -590,16 +581,16 @@ TEST_P(ExecutorTest, KeyedInstancesEachOwnTheirKeysInOrder) {
 TEST(PipelineBuildTest, AStatefulTransformRunsInParallelOnlyWithPartitionBy) {
   auto registry = TestRegistry();
   PipelineSpec spec;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 10}, {"batch", 1}}),
-                Node("own", "own", {"src"}, nlohmann::json::object(), 4),
-                Node("out", "record", {"own"})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 10}, {"batch", 1}}),
+                TestNode("own", "own", {"src"}, nlohmann::json::object(), 4),
+                TestNode("out", "record", {"own"})};
   EXPECT_THAT(Pipeline::Build(std::move(spec), registry).status(),
               StatusIs(StatusCode::kConfigError,
                        AllOf(HasSubstr("test.yaml:1:1"), HasSubstr("partition_by"))));
   PipelineSpec bad;
-  bad.nodes = {Node("src", "count", {}, {{"rows", 10}, {"batch", 1}}),
-               Node("own", "own", {"src"}, nlohmann::json::object(), 4, "id %"),
-               Node("out", "record", {"own"})};
+  bad.nodes = {TestNode("src", "count", {}, {{"rows", 10}, {"batch", 1}}),
+               TestNode("own", "own", {"src"}, nlohmann::json::object(), 4, "id %"),
+               TestNode("out", "record", {"own"})};
   EXPECT_THAT(Pipeline::Build(std::move(bad), registry).status(),
               StatusIs(StatusCode::kConfigError, HasSubstr("partition_by: expression 'id %'")));
 }
@@ -609,9 +600,9 @@ TEST(ExecutorKeyedTest, AnUnknownKeyFieldFailsTheRunNamingTheNode) {
   g_journal = &journal;
   auto registry = TestRegistry();
   PipelineSpec spec;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 100}, {"batch", 10}}),
-                Node("own", "own", {"src"}, nlohmann::json::object(), 2, "meter_id"),
-                Node("out", "record", {"own"})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 100}, {"batch", 10}}),
+                TestNode("own", "own", {"src"}, nlohmann::json::object(), 2, "meter_id"),
+                TestNode("out", "record", {"own"})};
   auto p = Pipeline::Build(std::move(spec), registry);
   ASSERT_OK(p.status());
   PipelineRun run(p->get(), RunOptions{});
@@ -640,9 +631,10 @@ class WatermarkTest : public ExecutorTest {
 
 TEST_P(WatermarkTest, AWatermarkNeverOvertakesRowsThroughUnorderedParallelInstances) {
   PipelineSpec spec;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 20000}, {"batch", 100}, {"watermarks", true}}),
-                Node("plus", "add", {"src"}, {{"add", 0}}, 4), Node("check", "wmcheck", {"plus"}),
-                Node("out", "record", {"check"})};
+  spec.nodes = {
+      TestNode("src", "count", {}, {{"rows", 20000}, {"batch", 100}, {"watermarks", true}}),
+      TestNode("plus", "add", {"src"}, {{"add", 0}}, 4), TestNode("check", "wmcheck", {"plus"}),
+      TestNode("out", "record", {"check"})};
   spec.nodes[1].ordered = false;
   ASSERT_OK(RunSpec(std::move(spec)));
   ExpectWatermarksHeld(20000, 10000);
@@ -654,9 +646,10 @@ TEST_P(WatermarkTest, AWatermarkNeverOvertakesRowsThroughUnorderedParallelInstan
 
 TEST_P(WatermarkTest, KeyedInstancesPassOnTheSlowestInstancesWatermark) {
   PipelineSpec spec;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 20000}, {"batch", 100}, {"watermarks", true}}),
-                Node("own", "own", {"src"}, nlohmann::json::object(), 4, "id % 7"),
-                Node("check", "wmcheck", {"own"}), Node("out", "record", {"check"})};
+  spec.nodes = {
+      TestNode("src", "count", {}, {{"rows", 20000}, {"batch", 100}, {"watermarks", true}}),
+      TestNode("own", "own", {"src"}, nlohmann::json::object(), 4, "id % 7"),
+      TestNode("check", "wmcheck", {"own"}), TestNode("out", "record", {"check"})};
   ASSERT_OK(RunSpec(std::move(spec)));
   ExpectWatermarksHeld(20000, 10000);
 }
@@ -665,9 +658,10 @@ TEST_P(WatermarkTest, ANodesWatermarkIsTheSmallestOfItsInputs) {
   // Two sources at different batch sizes into one check: it may never pass a watermark the
   // slower input has not reached.
   PipelineSpec spec;
-  spec.nodes = {Node("fast", "count", {}, {{"rows", 20000}, {"batch", 1000}, {"watermarks", true}}),
-                Node("slow", "count", {}, {{"rows", 20000}, {"batch", 100}, {"watermarks", true}}),
-                Node("check", "wmcheck", {"fast", "slow"}), Node("out", "record", {"check"})};
+  spec.nodes = {
+      TestNode("fast", "count", {}, {{"rows", 20000}, {"batch", 1000}, {"watermarks", true}}),
+      TestNode("slow", "count", {}, {{"rows", 20000}, {"batch", 100}, {"watermarks", true}}),
+      TestNode("check", "wmcheck", {"fast", "slow"}), TestNode("out", "record", {"check"})};
   ASSERT_OK(RunSpec(std::move(spec)));
   ExpectWatermarksHeld(20000, 10000);
   EXPECT_EQ(journal_.rows["out"].size(), 40000u);
@@ -682,17 +676,18 @@ TEST_P(WatermarkTest, AnInputThatEndedNoLongerHoldsBackTheWatermark) {
   // The short source ends at 1,000; the long one goes on to 20,000, and so does the watermark
   // (held at 1,000 if the ended input still counted).
   PipelineSpec spec;
-  spec.nodes = {Node("short", "count", {}, {{"rows", 1000}, {"batch", 100}, {"watermarks", true}}),
-                Node("long", "count", {}, {{"rows", 20000}, {"batch", 100}, {"watermarks", true}}),
-                Node("check", "wmcheck", {"short", "long"}), Node("out", "record", {"check"})};
+  spec.nodes = {
+      TestNode("short", "count", {}, {{"rows", 1000}, {"batch", 100}, {"watermarks", true}}),
+      TestNode("long", "count", {}, {{"rows", 20000}, {"batch", 100}, {"watermarks", true}}),
+      TestNode("check", "wmcheck", {"short", "long"}), TestNode("out", "record", {"check"})};
   ASSERT_OK(RunSpec(std::move(spec)));
   ExpectWatermarksHeld(20000, 10000);
 }
 
 TEST_P(WatermarkTest, SourcesWithoutWatermarksSendNone) {
   PipelineSpec spec;
-  spec.nodes = {Node("src", "count", {}, {{"rows", 1000}, {"batch", 100}}),
-                Node("check", "wmcheck", {"src"}), Node("out", "record", {"check"})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 1000}, {"batch", 100}}),
+                TestNode("check", "wmcheck", {"src"}), TestNode("out", "record", {"check"})};
   ASSERT_OK(RunSpec(std::move(spec)));
   EXPECT_TRUE(journal_.rows["check.wm"].empty());
 }
@@ -717,22 +712,22 @@ TEST(PipelineBuildTest, ReportsGraphErrorsWithLocations) {
     spec.nodes = std::move(nodes);
     return Pipeline::Build(std::move(spec), registry).status();
   };
-  EXPECT_THAT(build({Node("src", "count", {}), Node("out", "recrod", {"src"})}),
+  EXPECT_THAT(build({TestNode("src", "count", {}), TestNode("out", "recrod", {"src"})}),
               StatusIs(StatusCode::kConfigError,
                        HasSubstr("test.yaml:1:1: node 'out': unknown node type 'recrod' — did "
                                  "you mean 'record'?")));
-  EXPECT_THAT(build({Node("source", "count", {}), Node("out", "record", {"sorce"})}),
+  EXPECT_THAT(build({TestNode("source", "count", {}), TestNode("out", "record", {"sorce"})}),
               StatusIs(StatusCode::kConfigError,
                        HasSubstr("unknown input 'sorce' — did you mean 'source'?")));
-  EXPECT_THAT(build({Node("src", "count", {}), Node("a", "add", {"b"}),
-                     Node("b", "merge", {"a", "src"}), Node("out", "record", {"b"})}),
+  EXPECT_THAT(build({TestNode("src", "count", {}), TestNode("a", "add", {"b"}),
+                     TestNode("b", "merge", {"a", "src"}), TestNode("out", "record", {"b"})}),
               StatusIs(StatusCode::kConfigError, HasSubstr("cycle through nodes 'a', 'b'")));
-  EXPECT_THAT(
-      build({Node("src", "count", {}), Node("a", "add", {"src"}), Node("out", "record", {"src"})}),
-      StatusIs(StatusCode::kConfigError, HasSubstr("node 'a': its output is not used")));
-  EXPECT_THAT(build({Node("src", "count", {}), Node("out", "record", {})}),
+  EXPECT_THAT(build({TestNode("src", "count", {}), TestNode("a", "add", {"src"}),
+                     TestNode("out", "record", {"src"})}),
+              StatusIs(StatusCode::kConfigError, HasSubstr("node 'a': its output is not used")));
+  EXPECT_THAT(build({TestNode("src", "count", {}), TestNode("out", "record", {})}),
               StatusIs(StatusCode::kConfigError, HasSubstr("needs 1 input")));
-  EXPECT_THAT(build({Node("src", "count", {}), Node("src", "record", {"src"})}),
+  EXPECT_THAT(build({TestNode("src", "count", {}), TestNode("src", "record", {"src"})}),
               StatusIs(StatusCode::kConfigError, HasSubstr("duplicate node id")));
 }
 
@@ -741,8 +736,8 @@ TEST(ExecutorInterruptTest, InterruptStopsTheRunAndAbandonsInFlightBatches) {
   g_journal = &journal;
   auto registry = TestRegistry();
   PipelineSpec spec;
-  spec.nodes = {Node("src", "count", {}, {{"rows", int64_t{1} << 40}, {"batch", 100}}),
-                Node("out", "record", {"src"}, {{"hold", true}})};
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", int64_t{1} << 40}, {"batch", 100}}),
+                TestNode("out", "record", {"src"}, {{"hold", true}})};
   auto p = Pipeline::Build(std::move(spec), registry);
   ASSERT_OK(p.status());
   std::atomic<bool> interrupt{false};

@@ -5,10 +5,12 @@
 #include <chrono>
 #include <thread>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "sluice/engine/executor.h"
 #include "sluice/testing/matchers.h"
+#include "sluice/testing/pipelines.h"
 
 namespace sluice {
 namespace {
@@ -50,6 +52,23 @@ class WriteSink : public Sink {
   }
 };
 
+/// Run `source` (a registered source type) into a WriteSink with `options`; return the run's
+/// status and, in `stop_reason`, why it stopped.
+Status RunIntoWriter(NodeRegistry registry, EngineKind engine, RunOptions options,
+                     std::string* stop_reason) {
+  registry.AddSink("write", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
+    return std::unique_ptr<Sink>(new WriteSink());
+  });
+  auto p = testing::BuildTestPipeline(
+      {testing::TestNode("src", "source", {}), testing::TestNode("out", "write", {"src"})},
+      registry, engine);
+  if (!p.ok()) return p.status();
+  PipelineRun run(p->get(), options);
+  Status st = run.Execute();
+  *stop_reason = run.stop_reason();
+  return st;
+}
+
 class UntilIdleTest : public ::testing::TestWithParam<EngineKind> {};
 
 TEST_P(UntilIdleTest, ASourceSlowerThanTheIdleTimeIsNotIdle) {
@@ -58,29 +77,13 @@ TEST_P(UntilIdleTest, ASourceSlowerThanTheIdleTimeIsNotIdle) {
   std::vector<int64_t> written;
   g_written = &written;
   NodeRegistry r;
-  r.AddSource("slow", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
+  r.AddSource("source", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
     return std::unique_ptr<Source>(new SlowSource(5, 150));
   });
-  r.AddSink("write", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
-    return std::unique_ptr<Sink>(new WriteSink());
-  });
-  PipelineSpec spec;
-  spec.name = "idle";
-  spec.file = "test.yaml";
-  spec.settings.engine = GetParam();
-  for (auto [id, type] : {std::pair{"src", "slow"}, std::pair{"out", "write"}}) {
-    NodeSpec n;
-    n.id = id;
-    n.type = type;
-    if (std::string(id) == "out") n.inputs = {"src"};
-    n.options = NodeOptions::ForTest(id, nlohmann::json::object(), type);
-    spec.nodes.push_back(std::move(n));
-  }
-  auto p = Pipeline::Build(std::move(spec), r);
-  ASSERT_OK(p.status());
-  PipelineRun run(p->get(), RunOptions{.until_idle_us = 50'000});
-  ASSERT_OK(run.Execute());
-  EXPECT_EQ(run.stop_reason(), "until-idle");
+  std::string stop_reason;
+  ASSERT_OK(
+      RunIntoWriter(std::move(r), GetParam(), RunOptions{.until_idle_us = 50'000}, &stop_reason));
+  EXPECT_EQ(stop_reason, "until-idle");
   std::vector<int64_t> want(50);
   for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<int64_t>(i);
   EXPECT_EQ(written, want);
@@ -130,32 +133,42 @@ TEST_P(UntilIdleTest, AfterAStopASourceHandsOutWhatItReadAhead) {
   g_written = &written;
   std::atomic<bool> stop{false};
   NodeRegistry r;
-  r.AddSource("ahead", "test", {}, [&](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
+  r.AddSource("source", "test", {}, [&](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
     return std::unique_ptr<Source>(new ReadAheadSource(&stop, &read));
+  });
+  std::string stop_reason;
+  ASSERT_OK(RunIntoWriter(std::move(r), GetParam(), RunOptions{.stop = &stop}, &stop_reason));
+  EXPECT_EQ(stop_reason, "signal");
+  ASSERT_GE(read.size(), 30u);
+  EXPECT_EQ(written, read) << "every id read, the ones read ahead too, written once in order";
+  g_written = nullptr;
+}
+
+TEST(UnboundedSources, TheSequentialEngineRefusesAStreamBesideAnotherSource) {
+  // It runs sources one after another: the second would never start.
+  NodeRegistry r;
+  r.AddSource("stream", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
+    return std::unique_ptr<Source>(new SlowSource(1, 1));
   });
   r.AddSink("write", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
     return std::unique_ptr<Sink>(new WriteSink());
   });
-  PipelineSpec spec;
-  spec.name = "ahead";
-  spec.file = "test.yaml";
-  spec.settings.engine = GetParam();
-  for (auto [id, type] : {std::pair{"src", "ahead"}, std::pair{"out", "write"}}) {
-    NodeSpec n;
-    n.id = id;
-    n.type = type;
-    if (std::string(id) == "out") n.inputs = {"src"};
-    n.options = NodeOptions::ForTest(id, nlohmann::json::object(), type);
-    spec.nodes.push_back(std::move(n));
-  }
-  auto p = Pipeline::Build(std::move(spec), r);
-  ASSERT_OK(p.status());
-  PipelineRun run(p->get(), RunOptions{.stop = &stop});
-  ASSERT_OK(run.Execute());
-  EXPECT_EQ(run.stop_reason(), "signal");
-  ASSERT_GE(read.size(), 30u);
-  EXPECT_EQ(written, read) << "every id read, the ones read ahead too, written once in order";
-  g_written = nullptr;
+  const auto nodes = [] {
+    return std::vector<NodeSpec>{testing::TestNode("a", "stream", {}),
+                                 testing::TestNode("b", "stream", {}),
+                                 testing::TestNode("out", "write", {"a", "b"})};
+  };
+  EXPECT_THAT(testing::BuildTestPipeline(nodes(), r, EngineKind::kSequential).status(),
+              testing::StatusIs(StatusCode::kConfigError,
+                                ::testing::AllOf(::testing::HasSubstr("node 'a'"),
+                                                 ::testing::HasSubstr("never ends by itself"),
+                                                 ::testing::HasSubstr("parallel"))));
+  EXPECT_OK(testing::BuildTestPipeline(nodes(), r, EngineKind::kParallel).status());
+  // Alone, a stream is fine for the sequential engine.
+  EXPECT_OK(testing::BuildTestPipeline(
+                {testing::TestNode("a", "stream", {}), testing::TestNode("out", "write", {"a"})}, r,
+                EngineKind::kSequential)
+                .status());
 }
 
 INSTANTIATE_TEST_SUITE_P(BothExecutors, UntilIdleTest,

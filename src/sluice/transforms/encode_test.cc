@@ -9,10 +9,13 @@
 #include "sluice/engine/pipeline.h"
 #include "sluice/io/compression.h"
 #include "sluice/testing/matchers.h"
+#include "sluice/testing/pipelines.h"
 #include "sluice/transforms/transforms.h"
 
 namespace sluice {
 namespace {
+
+using testing::TestNode;
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -158,17 +161,6 @@ class TagPropagationTest : public ::testing::TestWithParam<EngineKind> {
     g_seen = nullptr;
   }
 
-  static NodeSpec Node(std::string id, std::string type, std::vector<std::string> inputs,
-                       nlohmann::json options = nlohmann::json::object()) {
-    NodeSpec n;
-    n.id = id;
-    n.type = type;
-    n.inputs = std::move(inputs);
-    n.options = NodeOptions::ForTest(id, std::move(options), type);
-    n.location = "test.yaml:1:1";
-    return n;
-  }
-
   Status Run(std::vector<NodeSpec> nodes) {
     NodeRegistry registry;
     RegisterTransformNodes(&registry);
@@ -190,13 +182,14 @@ class TagPropagationTest : public ::testing::TestWithParam<EngineKind> {
 };
 
 TEST_P(TagPropagationTest, FilterSelectMapCastAndEncodeKeepTheInputsTags) {
-  ASSERT_OK(Run({Node("src", "tagged", {}), Node("keep", "filter", {"src"}, {{"where", "id != 2"}}),
-                 Node("pick", "select", {"keep"}, {{"columns", {"_meta", "id"}}}),
-                 Node("calc", "map", {"pick"}, {{"columns", {{"twice", "id * 2"}}}}),
-                 Node("str", "cast", {"calc"}, {{"columns", {{"twice", "string"}}}}),
-                 Node("enc", "encode", {"str"},
-                      {{"format", "jsonl"}, {"compression", "none"}, {"key_column", "id"}}),
-                 Node("out", "seen", {"enc"})}));
+  ASSERT_OK(Run({TestNode("src", "tagged", {}),
+                 TestNode("keep", "filter", {"src"}, {{"where", "id != 2"}}),
+                 TestNode("pick", "select", {"keep"}, {{"columns", {"_meta", "id"}}}),
+                 TestNode("calc", "map", {"pick"}, {{"columns", {{"twice", "id * 2"}}}}),
+                 TestNode("str", "cast", {"calc"}, {{"columns", {{"twice", "string"}}}}),
+                 TestNode("enc", "encode", {"str"},
+                          {{"format", "jsonl"}, {"compression", "none"}, {"key_column", "id"}}),
+                 TestNode("out", "seen", {"enc"})}));
   ASSERT_EQ(seen_.size(), 2u);
   std::sort(seen_.begin(), seen_.end(), [](const BatchPtr& a, const BatchPtr& b) {
     return a->tags().Get("table") < b->tags().Get("table");
