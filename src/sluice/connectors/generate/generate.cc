@@ -5,6 +5,7 @@
 
 #include "sluice/core/time.h"
 #include "sluice/core/units.h"
+#include "sluice/engine/message.h"
 
 namespace sluice {
 
@@ -90,6 +91,19 @@ class GenerateSource final : public Source {
         return o.ErrorAt("meters", "must be between 1 and 999999");
       }
       if (s->interval_us_ < 1) return o.ErrorAt("interval", "must be positive");
+      s->anomalies_ = o.GetFloat("anomalies");
+      s->late_ = o.GetFloat("late");
+      s->lateness_us_ = o.GetDurationMicros("lateness");
+      if (!(s->anomalies_ >= 0 && s->anomalies_ <= 1)) {
+        return o.ErrorAt("anomalies", "must be a share between 0 and 1");
+      }
+      if (!(s->late_ >= 0 && s->late_ <= 1)) {
+        return o.ErrorAt("late", "must be a share between 0 and 1");
+      }
+      if (s->lateness_us_ < 0) return o.ErrorAt("lateness", "must not be negative");
+      if (s->late_ > 0 && s->lateness_us_ == 0) {
+        return o.ErrorAt("lateness", "must be positive when `late` is above 0");
+      }
       fields = {{"meter_id", TypeId::kString, false}, {"ts", TypeId::kTimestamp, false},
                 {"kwh", TypeId::kFloat64, false},     {"voltage", TypeId::kFloat64, false},
                 {"current", TypeId::kFloat64, false}, {"power_factor", TypeId::kFloat64, false}};
@@ -146,6 +160,13 @@ class GenerateSource final : public Source {
 
   SchemaPtr schema() const override { return schema_; }
   int64_t EstimatedRows() const override { return rows_; }
+
+  // Every row still to come is at a round no earlier than the last one emitted, and a row's ts
+  // is at most `lateness` before its round's time: so none is older than this.
+  int64_t Watermark() const override {
+    if (shape_ != Shape::kMeter || produced_ == 0) return kNoWatermark;
+    return end_us_ + (produced_ - 1) / meters_ * interval_us_ - lateness_us_;
+  }
 
  private:
   void Pace(int64_t target_rows) {
@@ -215,7 +236,9 @@ class GenerateSource final : public Source {
 
   // Row r is meter (r % meters) + 1 at round r / meters: every meter reports once per
   // `interval`, rounds starting at `end`. Voltage 230 V ± 4 %, current 0-40 A, power factor
-  // 0.80-1.00, and kwh the energy of that power over the interval.
+  // 0.80-1.00, and kwh the energy of that power over the interval. The draws for anomalies and
+  // late rows are made only when those options are on, so that with both at 0 a seed gives the
+  // same rows as before they existed.
   BatchPtr MakeMeter(int64_t n, Rng* rng) {
     ColumnBuilder id(TypeId::kString, n), ts(TypeId::kTimestamp, n), kwh(TypeId::kFloat64, n),
         voltage(TypeId::kFloat64, n), current(TypeId::kFloat64, n), pf(TypeId::kFloat64, n);
@@ -227,14 +250,26 @@ class GenerateSource final : public Source {
       const int64_t round = row / meters_;
       const auto len = fmt::format_to_n(name, sizeof(name), "m-{:06}", meter + 1).size;
       id.AppendString(std::string_view(name, len));
-      ts.AppendTimestamp(end_us_ + round * interval_us_);
       const double v = 230.0 * (0.96 + 0.08 * rng->Unit());
       const double a = 40.0 * rng->Unit();
       const double f = 0.8 + 0.2 * rng->Unit();
-      voltage.AppendFloat64(v);
-      current.AppendFloat64(a);
+      double e = v * a * f * hours / 1000.0;
+      if (anomalies_ > 0 && rng->Unit() < anomalies_) {
+        const double factor = 8.0 + 4.0 * rng->Unit();
+        voltage.AppendFloat64(280.0 + 40.0 * rng->Unit());
+        current.AppendFloat64(a * factor);
+        e *= factor;
+      } else {
+        voltage.AppendFloat64(v);
+        current.AppendFloat64(a);
+      }
       pf.AppendFloat64(f);
-      kwh.AppendFloat64(v * a * f * hours / 1000.0);
+      kwh.AppendFloat64(e);
+      int64_t t = end_us_ + round * interval_us_;
+      if (late_ > 0 && rng->Unit() < late_) {
+        t -= 1 + static_cast<int64_t>(rng->Below(static_cast<uint64_t>(lateness_us_)));
+      }
+      ts.AppendTimestamp(t);
     }
     std::vector<Column> cols;
     cols.push_back(id.Finish());
@@ -305,6 +340,9 @@ class GenerateSource final : public Source {
   int64_t span_us_ = 0;
   int64_t meters_ = 1000;
   int64_t interval_us_ = 1'000'000;
+  double anomalies_ = 0;
+  double late_ = 0;
+  int64_t lateness_us_ = 0;
   int64_t produced_ = 0;
   std::chrono::steady_clock::time_point started_;
 };
@@ -314,7 +352,8 @@ class GenerateSource final : public Source {
 void RegisterGenerateNodes(NodeRegistry* registry) {
   registry->AddSource(
       "generate",
-      "Produce seeded synthetic rows (the audit-log shape, narrow rows, or typed columns).",
+      "Produce seeded synthetic rows (the audit-log shape, narrow rows, smart-meter readings, or "
+      "typed columns).",
       {
           {"shape",
            OptionType::kEnum,
@@ -351,6 +390,29 @@ void RegisterGenerateNodes(NodeRegistry* registry) {
            OptionType::kDuration,
            "1s",
            "For shape meter: time between two readings of one meter; readings start at `end`.",
+           false,
+           {}},
+          {"anomalies",
+           OptionType::kFloat,
+           "0",
+           "For shape meter: share of readings that are outliers, drawn from the seed: such a "
+           "reading's current and kwh are multiplied by one factor uniform in [8, 12) and its "
+           "voltage is uniform in [280, 320) V (normal: 220.8-239.2 V, 0-40 A).",
+           false,
+           {}},
+          {"late",
+           OptionType::kFloat,
+           "0",
+           "For shape meter: share of readings delivered out of order, drawn from the seed: "
+           "such a reading's ts is its round's time less a random amount in (0, `lateness`].",
+           false,
+           {}},
+          {"lateness",
+           OptionType::kDuration,
+           "30s",
+           "For shape meter: how far before its round's time a late reading may be. The "
+           "watermark is the latest round's time emitted so far less `lateness`: no later "
+           "reading is older.",
            false,
            {}},
           {"columns", OptionType::kMap, "", "For shape custom: column name -> type.", false, {}},

@@ -3,9 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "sluice/core/time.h"
+#include "sluice/engine/message.h"
 #include "sluice/testing/matchers.h"
 
 namespace sluice {
@@ -29,9 +31,24 @@ OptionJson MeterOptions(int64_t rows, int64_t seed) {
           {"null_ratio", 0.0}};
 }
 
+constexpr int64_t kMinute = 60'000'000;
+
+// 300 meters reporting every minute, batches of 700 rows: a batch straddles two or three rounds.
+OptionJson DisorderedMeterOptions(int64_t rows, int64_t seed, double anomalies, double late) {
+  OptionJson o = MeterOptions(rows, seed);
+  o["meters"] = 300;
+  o["interval"] = kMinute;
+  o["anomalies"] = anomalies;
+  o["late"] = late;
+  o["lateness"] = 30'000'000;
+  return o;
+}
+
 struct Generated {
   SchemaPtr schema;
   std::vector<BatchPtr> batches;
+  int64_t watermark_before = 0;     // Watermark() after Open, before the first Next
+  std::vector<int64_t> watermarks;  // Watermark() after each Next that returned a batch
 };
 
 Generated Read(const OptionJson& values) {
@@ -46,12 +63,13 @@ Generated Read(const OptionJson& values) {
   std::atomic<bool> cancelled{false};
   NodeContext ctx("g", "generate", &stats, &cancelled, false);
   EXPECT_THAT(source->Open(&ctx), IsOk());
-  Generated run{source->schema(), {}};
+  Generated run{source->schema(), {}, source->Watermark(), {}};
   for (uint64_t seq = 0;; ++seq) {
     auto batch = source->Next(seq);
     EXPECT_THAT(batch, IsOk());
     if (!batch.ok() || *batch == nullptr) break;
     run.batches.push_back(*batch);
+    run.watermarks.push_back(source->Watermark());
   }
   return run;
 }
@@ -131,6 +149,144 @@ TEST(GenerateMeterTest, BadMetersOrIntervalIsAConfigError) {
   bad["interval"] = 0;
   EXPECT_THAT(info->make_source(NodeOptions::ForTest("g", bad, "generate")),
               testing::StatusIs(StatusCode::kConfigError, ::testing::HasSubstr("interval")));
+}
+
+TEST(GenerateMeterTest, AnomaliesAndLateRowsFollowTheSeed) {
+  const auto a = Rows(Read(DisorderedMeterOptions(5000, 7, 0.05, 0.2)));
+  const auto b = Rows(Read(DisorderedMeterOptions(5000, 7, 0.05, 0.2)));
+  const auto c = Rows(Read(DisorderedMeterOptions(5000, 8, 0.05, 0.2)));
+  ASSERT_EQ(a.size(), 5000u);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST(GenerateMeterTest, WithoutAnomaliesOrLateRowsTheRowsAreUnchanged) {
+  // The extra draws happen only when the options are on: the plain rows stay what they were.
+  OptionJson plain = MeterOptions(3000, 5);
+  OptionJson zero = MeterOptions(3000, 5);
+  zero["anomalies"] = 0.0;
+  zero["late"] = 0.0;
+  zero["lateness"] = 30'000'000;
+  EXPECT_EQ(Rows(Read(plain)), Rows(Read(zero)));
+  // Pinned: row 0 of seed 5 as the generator made it before these options (a SplitMix64
+  // replica in Python gives the same), so existing seeds keep their rows.
+  EXPECT_EQ(Rows(Read(plain))[0],
+            fmt::format("m-000001|{}|0.0012229737599765023|230.5437148732263|22.860078846603876|"
+                        "0.8353887623412662",
+                        kEnd));
+}
+
+TEST(GenerateMeterTest, AnomaliesAreTheOutlierShareAndFollowTheRule) {
+  constexpr int64_t kRows = 100'000;
+  Generated run = Read(DisorderedMeterOptions(kRows, 11, 0.02, 0.0));
+  const double hours = 1.0 / 60.0;
+  int64_t outliers = 0, row = 0;
+  for (const auto& b : run.batches) {
+    for (int64_t i = 0; i < b->num_rows(); ++i, ++row) {
+      const double kwh = b->column(2).GetFloat64(i);
+      const double volts = b->column(3).GetFloat64(i);
+      const double amps = b->column(4).GetFloat64(i);
+      const double pf = b->column(5).GetFloat64(i);
+      EXPECT_EQ(b->column(1).GetInt64(i), kEnd + (row / 300) * kMinute);  // late is 0
+      if (volts >= 280.0) {
+        ++outliers;
+        EXPECT_LT(volts, 320.0);
+        EXPECT_LT(amps, 480.0);
+        // kwh and current carry the same factor, so their ratio is a normal reading's V·pf·h.
+        if (amps > 0) {
+          EXPECT_GE(kwh / amps, 220.8 * 0.8 * hours / 1000.0 - 1e-15);
+          EXPECT_LE(kwh / amps, 239.2 * pf * hours / 1000.0 + 1e-15);
+        }
+      } else {
+        EXPECT_GE(volts, 220.8);
+        EXPECT_LE(volts, 239.2);
+        EXPECT_LE(amps, 40.0);
+        EXPECT_NEAR(kwh, volts * amps * pf * hours / 1000.0, 1e-12);
+      }
+    }
+  }
+  ASSERT_EQ(row, kRows);
+  // Binomial(100000, 0.02): mean 2000, sd 44; ±6 sd. Seeded, so the same count every run.
+  EXPECT_GT(outliers, 1735);
+  EXPECT_LT(outliers, 2265);
+}
+
+TEST(GenerateMeterTest, LateRowsAreTheLateShareWithinLatenessOfTheirRound) {
+  constexpr int64_t kRows = 100'000;
+  constexpr int64_t kLateness = 30'000'000;
+  Generated run = Read(DisorderedMeterOptions(kRows, 13, 0.0, 0.1));
+  int64_t late = 0, row = 0, max_delay = 0;
+  for (const auto& b : run.batches) {
+    for (int64_t i = 0; i < b->num_rows(); ++i, ++row) {
+      EXPECT_EQ(b->column(0).GetView(i), fmt::format("m-{:06}", row % 300 + 1));
+      const int64_t round_ts = kEnd + (row / 300) * kMinute;
+      const int64_t delay = round_ts - b->column(1).GetInt64(i);
+      EXPECT_GE(delay, 0);
+      EXPECT_LE(delay, kLateness);
+      EXPECT_LT(b->column(3).GetFloat64(i), 240.0);  // anomalies is 0
+      if (delay > 0) ++late;
+      max_delay = std::max(max_delay, delay);
+    }
+  }
+  ASSERT_EQ(row, kRows);
+  // Binomial(100000, 0.1): mean 10000, sd 95; ±6 sd.
+  EXPECT_GT(late, 9430);
+  EXPECT_LT(late, 10570);
+  // The delays spread over (0, lateness]: 10 k uniform draws reach its last 1 %.
+  EXPECT_GT(max_delay, kLateness * 99 / 100);
+}
+
+TEST(GenerateMeterTest, WatermarkIsTheLatestRoundLessLatenessAndAPromise) {
+  constexpr int64_t kRows = 20'000;
+  constexpr int64_t kLateness = 30'000'000;
+  Generated run = Read(DisorderedMeterOptions(kRows, 17, 0.01, 0.5));
+  EXPECT_EQ(run.watermark_before, kNoWatermark);
+  ASSERT_EQ(run.watermarks.size(), run.batches.size());
+  int64_t emitted = 0, promised = kNoWatermark, min_margin = INT64_MAX;
+  for (size_t k = 0; k < run.batches.size(); ++k) {
+    const BatchPtr& b = run.batches[k];
+    for (int64_t i = 0; i < b->num_rows(); ++i) {
+      // No row is older than the watermark read after the previous Next.
+      const int64_t ts = b->column(1).GetInt64(i);
+      EXPECT_GE(ts, promised) << "batch " << k << " row " << i;
+      if (k > 0) min_margin = std::min(min_margin, ts - promised);
+    }
+    emitted += b->num_rows();
+    const int64_t want = kEnd + (emitted - 1) / 300 * kMinute - kLateness;
+    EXPECT_EQ(run.watermarks[k], want) << "after batch " << k;
+    EXPECT_GE(run.watermarks[k], promised);
+    promised = run.watermarks[k];
+  }
+  EXPECT_EQ(emitted, kRows);
+  // It rises with the rounds, to the last round less lateness, and is not needlessly loose: some
+  // late row comes within a second of the watermark announced before it.
+  EXPECT_EQ(run.watermarks.front(), kEnd + 699 / 300 * kMinute - kLateness);
+  EXPECT_EQ(run.watermarks.back(), kEnd + (kRows - 1) / 300 * kMinute - kLateness);
+  EXPECT_LT(min_margin, 1'000'000);
+}
+
+TEST(GenerateMeterTest, OtherShapesHaveNoWatermark) {
+  OptionJson narrow = MeterOptions(1000, 1);
+  narrow["shape"] = "narrow";
+  Generated run = Read(narrow);
+  ASSERT_FALSE(run.watermarks.empty());
+  for (int64_t w : run.watermarks) EXPECT_EQ(w, kNoWatermark);
+}
+
+TEST(GenerateMeterTest, BadAnomaliesLateOrLatenessIsAConfigError) {
+  NodeRegistry registry;
+  RegisterGenerateNodes(&registry);
+  const NodeTypeInfo* info = registry.Resolve("generate", false);
+  OptionJson bad = DisorderedMeterOptions(10, 1, 1.5, 0.0);
+  EXPECT_THAT(info->make_source(NodeOptions::ForTest("g", bad, "generate")),
+              testing::StatusIs(StatusCode::kConfigError, ::testing::HasSubstr("anomalies")));
+  bad = DisorderedMeterOptions(10, 1, 0.0, -0.1);
+  EXPECT_THAT(info->make_source(NodeOptions::ForTest("g", bad, "generate")),
+              testing::StatusIs(StatusCode::kConfigError, ::testing::HasSubstr("late")));
+  bad = DisorderedMeterOptions(10, 1, 0.0, 0.1);
+  bad["lateness"] = 0;
+  EXPECT_THAT(info->make_source(NodeOptions::ForTest("g", bad, "generate")),
+              testing::StatusIs(StatusCode::kConfigError, ::testing::HasSubstr("lateness")));
 }
 
 }  // namespace
