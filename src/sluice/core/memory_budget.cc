@@ -14,7 +14,8 @@ bool MemoryBudget::Acquire(int64_t bytes) {
     bool waited = false;
     cv_.wait(lock, [&] {
       const int64_t used = used_.load(std::memory_order_relaxed);
-      const bool fits = cancelled_ || used == 0 || used + bytes <= limit_;
+      const bool fits =
+          cancelled_ || used == held_.load(std::memory_order_relaxed) || used + bytes <= limit_;
       if (!fits) waited = true;
       return fits;
     });
@@ -27,6 +28,13 @@ bool MemoryBudget::Acquire(int64_t bytes) {
 
 void MemoryBudget::Adjust(int64_t bytes) {
   std::lock_guard lock(mu_);
+  NotePeak(used_.fetch_add(bytes, std::memory_order_relaxed) + bytes);
+  if (bytes < 0) cv_.notify_all();
+}
+
+void MemoryBudget::Hold(int64_t bytes) {
+  std::lock_guard lock(mu_);
+  held_.fetch_add(bytes, std::memory_order_relaxed);
   NotePeak(used_.fetch_add(bytes, std::memory_order_relaxed) + bytes);
   if (bytes < 0) cv_.notify_all();
 }

@@ -21,6 +21,12 @@ class MemoryBudget {
   /// Add `bytes` (may be negative) without waiting: corrects an estimate after the fact.
   void Adjust(int64_t bytes);
   void Release(int64_t bytes);
+  /// Add `bytes` (may be negative) of state a node keeps across batches (a window's open
+  /// groups), without waiting. It counts against the limit like batches do, but Acquire still
+  /// grants a request when nothing but such state is held, so that held state slows sources
+  /// down without ever stopping the run: the batches that let it be released must flow.
+  void Hold(int64_t bytes);
+  int64_t held() const { return held_.load(std::memory_order_relaxed); }
   /// Wake every waiter; later Acquire calls return false at once.
   void Cancel();
 
@@ -39,6 +45,7 @@ class MemoryBudget {
   bool cancelled_ = false;  // guarded by mu_
   std::atomic<int64_t> used_{0};
   std::atomic<int64_t> peak_{0};
+  std::atomic<int64_t> held_{0};
   std::atomic<int64_t> waits_{0};
 };
 

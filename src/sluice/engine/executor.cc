@@ -88,6 +88,7 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
       contexts_.back()->set_instance(k);
       contexts_.back()->set_stopping(&stopping_);
       contexts_.back()->set_clock(clock_);
+      contexts_.back()->set_memory(&budget_);
       node_contexts_.back().push_back(contexts_.back().get());
     }
   }

@@ -117,6 +117,15 @@ class PipelineRun::TransformEmitter final : public Emitter {
     return Send(std::move(m));
   }
   AckSet HoldAcks() override { return input_ != nullptr ? input_->acks : AckSet(); }
+  Status EmitOn(int output, BatchPtr batch) override {
+    if (batch == nullptr || batch->num_rows() == 0) return Status::OK();
+    Message m;
+    m.batch = std::move(batch);
+    m.acks = input_ != nullptr ? input_->acks : AckSet();
+    if (input_ != nullptr) m.lease = input_->lease;
+    m.port = output;
+    return Send(std::move(m));
+  }
 
   /// Send what the node rejected during the call just made (NodeContext::DeadLetter) on its
   /// dead_letter output, with the acks of the input being processed. Call after every call

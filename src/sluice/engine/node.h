@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "sluice/core/batch.h"
+#include "sluice/core/memory_budget.h"
 #include "sluice/core/result.h"
 #include "sluice/engine/ack.h"
 #include "sluice/engine/dead_letter.h"
@@ -14,8 +15,6 @@
 #include "sluice/resilience/clock.h"
 
 namespace sluice {
-
-class MemoryBudget;
 
 /// What a node may use while it runs. Owned by the executor; outlives the node's Open..Close.
 class NodeContext {
@@ -74,6 +73,15 @@ class NodeContext {
   }
   /// What DeadLetter collected during the current call; the executor takes it afterwards.
   DeadLetters* dead_letters() { return &dead_letters_; }
+  /// Count `delta` bytes (may be negative) of state this node keeps across calls — a window's
+  /// open groups — against the run's memory budget (MemoryBudget::Hold); a node releases all
+  /// of it by Close.
+  void HoldMemory(int64_t delta) {
+    if (memory_ != nullptr && delta != 0) memory_->Hold(delta);
+  }
+  /// The run's memory budget in bytes (settings.memory); 0: unlimited or none.
+  int64_t memory_limit() const { return memory_ != nullptr ? memory_->limit() : 0; }
+  void set_memory(MemoryBudget* memory) { memory_ = memory; }
 
  private:
   std::string id_;
@@ -87,6 +95,7 @@ class NodeContext {
   bool dry_run_;
   int instance_ = 0;
   DeadLetters dead_letters_;
+  MemoryBudget* memory_ = nullptr;
 };
 
 /// Produce batches. Every method is called from the source's own thread.
@@ -144,6 +153,11 @@ class Emitter {
   /// Return the acks of the input being processed, for a transform that keeps rows past
   /// Process() (windows, buffers); the input is then not done until those acks are released.
   virtual AckSet HoldAcks() = 0;
+  /// Emit `batch` with the input's acks on another output of the node: kLateOutput (a
+  /// window's late rows, taken as `<id>.late`). Only for outputs the pipeline wired.
+  virtual Status EmitOn(int output, BatchPtr batch) {
+    return Status::NotImplemented("this emitter has only one output (asked for {})", output);
+  }
 };
 
 /// Map batches to batches. Instances of a stateless transform may run in parallel, each with

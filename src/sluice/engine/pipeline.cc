@@ -48,6 +48,12 @@ bool RoutesDeadLetters(const NodeSpec& n) {
          v["on_error"].get<std::string>() == kDeadLetterPort;
 }
 
+/// Return true when node `n` sends rows that came too late to a `late` output.
+bool RoutesLate(const NodeSpec& n) {
+  const OptionJson& v = n.options.values();
+  return v.contains("late") && v["late"].is_string() && v["late"].get<std::string>() == "output";
+}
+
 }  // namespace
 
 std::string SuggestNearest(const std::string& word, const std::vector<std::string>& candidates) {
@@ -139,19 +145,29 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
         const std::string up = in.substr(0, dot), output = in.substr(dot + 1);
         it = index.find(up);
         if (it != index.end()) {
-          if (output != kDeadLetterPort) {
+          const NodeSpec& up_spec = spec.nodes[static_cast<size_t>(it->second)];
+          if (output == kLatePort) {
+            if (!RoutesLate(up_spec)) {
+              return NodeError(n, fmt::format("input '{}': node '{}' sends rows that come after "
+                                              "their window fired to '{}' only with `late: "
+                                              "output`; set it there",
+                                              in, up, in));
+            }
+            from = kLateOutput;
+          } else if (output != kDeadLetterPort) {
             return NodeError(n, fmt::format("input '{}': node '{}' has no output '{}' (a node's "
-                                            "outputs are its rows, '{}', and with on_error: "
-                                            "dead_letter, '{}.dead_letter')",
-                                            in, up, output, up, up));
-          }
-          if (!RoutesDeadLetters(spec.nodes[static_cast<size_t>(it->second)])) {
+                                            "outputs are its rows, '{}', with on_error: "
+                                            "dead_letter '{}.dead_letter', and for a window with "
+                                            "late: output '{}.late')",
+                                            in, up, output, up, up, up));
+          } else if (!RoutesDeadLetters(up_spec)) {
             return NodeError(n, fmt::format("input '{}': node '{}' sends the records it rejects "
                                             "to '{}' only with `on_error: dead_letter`; set it "
                                             "there",
                                             in, up, in));
+          } else {
+            from = kDeadLetterOutput;
           }
-          from = kDeadLetterOutput;
         }
       }
       if (it == index.end()) {
@@ -183,6 +199,14 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
     const auto& from = nodes[i].output_from;
     const bool rows_used = std::count(from.begin(), from.end(), 0) > 0;
     const bool dead_used = std::count(from.begin(), from.end(), kDeadLetterOutput) > 0;
+    const bool late_used = std::count(from.begin(), from.end(), kLateOutput) > 0;
+    if (RoutesLate(spec.nodes[i]) && !late_used) {
+      return NodeError(spec.nodes[i],
+                       fmt::format("late: output, but no node takes '{}.late' as input: add a "
+                                   "sink with `inputs: [{}.late]` (or use late: drop to count and "
+                                   "drop them)",
+                                   spec.nodes[i].id, spec.nodes[i].id));
+    }
     if (nodes[i].info->kind != NodeKind::kSink && !rows_used) {
       return NodeError(spec.nodes[i],
                        "its output is not used by any node: add it to a sink's `inputs` or "
@@ -357,7 +381,9 @@ std::string Pipeline::ToDot() const {
     for (size_t k = 0; k < n.outputs.size(); ++k) {
       out += fmt::format(
           "  \"{}\" -> \"{}\"{};\n", n.spec.id, nodes_[static_cast<size_t>(n.outputs[k])].spec.id,
-          n.output_from[k] == kDeadLetterOutput ? " [style=dashed, label=\"dead_letter\"]" : "");
+          n.output_from[k] == kDeadLetterOutput ? " [style=dashed, label=\"dead_letter\"]"
+          : n.output_from[k] == kLateOutput     ? " [style=dashed, label=\"late\"]"
+                                                : "");
     }
   }
   out += "}\n";

@@ -66,6 +66,10 @@ struct PipelineNode {
 
 /// The output of a node that carries its rejected records (Message::port).
 inline constexpr int kDeadLetterOutput = 1;
+/// The output of a window that carries the rows that came after their windows fired
+/// (`late: output`), taken as `<id>.late`.
+inline constexpr int kLateOutput = 2;
+inline constexpr std::string_view kLatePort = "late";
 
 /// A validated DAG with instantiated nodes, in topological order (every node after its inputs).
 class Pipeline {

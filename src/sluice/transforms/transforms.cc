@@ -140,6 +140,7 @@ void RegisterTransformNodes(NodeRegistry* registry) {
            {}},
       },
       &MakeUnion, /*stateless=*/false, /*min_inputs=*/1, /*max_inputs=*/-1);
+  RegisterWindowNode(registry);
 }
 
 }  // namespace sluice

@@ -11,6 +11,7 @@
 #include "sluice/core/schema.h"
 #include "sluice/engine/node.h"
 #include "sluice/engine/options.h"
+#include "sluice/engine/registry.h"
 
 namespace sluice::transforms_internal {
 
@@ -68,5 +69,7 @@ Result<std::unique_ptr<Transform>> MakeSelect(const NodeOptions& options);
 Result<std::unique_ptr<Transform>> MakeRename(const NodeOptions& options);
 Result<std::unique_ptr<Transform>> MakeCast(const NodeOptions& options);
 Result<std::unique_ptr<Transform>> MakeUnion(const NodeOptions& options);
+Result<std::unique_ptr<Transform>> MakeWindow(const NodeOptions& options);
+void RegisterWindowNode(NodeRegistry* registry);
 
 }  // namespace sluice::transforms_internal

@@ -1,0 +1,449 @@
+#include "sluice/transforms/aggregate.h"
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace sluice::window_internal {
+
+namespace {
+
+struct FunctionInfo {
+  const char* name;
+  AggKind kind;
+};
+
+constexpr FunctionInfo kFunctions[] = {
+    {"count", AggKind::kCount}, {"sum", AggKind::kSum},   {"min", AggKind::kMin},
+    {"max", AggKind::kMax},     {"avg", AggKind::kAvg},   {"stddev", AggKind::kStddev},
+    {"first", AggKind::kFirst}, {"last", AggKind::kLast},
+};
+
+int CellsOf(AggKind kind) {
+  switch (kind) {
+    case AggKind::kCountRows:
+    case AggKind::kCount:
+    case AggKind::kQuantile:
+      return 1;
+    case AggKind::kSum:
+    case AggKind::kMin:
+    case AggKind::kMax:
+    case AggKind::kAvg:
+      return 2;
+    case AggKind::kStddev:
+    case AggKind::kFirst:
+    case AggKind::kLast:
+      return 3;
+  }
+  return 1;
+}
+
+/// a > b, with NaN above every number (PostgreSQL's order for floats).
+bool PgGreater(double a, double b) {
+  if (std::isnan(a)) return !std::isnan(b);
+  if (std::isnan(b)) return false;
+  return a > b;
+}
+
+std::string Trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+}  // namespace
+
+Result<AggSpec> ParseAggregate(const std::string& output, const std::string& text) {
+  const std::string t = Trim(text);
+  const size_t open = t.find('(');
+  if (open == std::string::npos || t.back() != ')') {
+    return Status::ConfigError("'{}: {}': expected fn(column), e.g. avg(voltage); functions: {}",
+                               output, text, kAggregateFunctions);
+  }
+  const std::string fn = Trim(t.substr(0, open));
+  AggSpec spec;
+  spec.output = output;
+  spec.column = Trim(t.substr(open + 1, t.size() - open - 2));
+  bool known = false;
+  for (const auto& f : kFunctions) {
+    if (fn == f.name) {
+      spec.kind = f.kind;
+      known = true;
+    }
+  }
+  if (!known && fn.size() >= 2 && fn[0] == 'p' &&
+      fn.find_first_not_of("0123456789", 1) == std::string::npos) {
+    // pNN: the digits after "p" are the fraction's decimals (p95 = 0.95, p999 = 0.999).
+    spec.kind = AggKind::kQuantile;
+    spec.q = std::stod("0." + fn.substr(1));
+    known = true;
+  }
+  if (!known) {
+    return Status::ConfigError("'{}: {}': unknown function '{}'; functions: {}", output, text, fn,
+                               kAggregateFunctions);
+  }
+  if (spec.column.empty()) {
+    if (spec.kind != AggKind::kCount) {
+      return Status::ConfigError("'{}: {}': {}() needs a column, e.g. {}(kwh)", output, text, fn,
+                                 fn);
+    }
+    spec.kind = AggKind::kCountRows;
+  }
+  return spec;
+}
+
+int64_t AggStore::Bytes() const {
+  return static_cast<int64_t>(cells.capacity() * sizeof(Cell) +
+                              sketches.capacity() * sizeof(QuantileSketch)) +
+         sketch_heap;
+}
+
+Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int time_col) {
+  specs_ = std::move(specs);
+  time_col_ = time_col;
+  width_ = 0;
+  for (auto& s : specs_) {
+    s.offset = width_;
+    width_ += CellsOf(s.kind);
+    if (s.kind == AggKind::kCountRows) {
+      s.output_type = TypeId::kInt64;
+      continue;
+    }
+    s.input = schema.FieldIndex(s.column);
+    if (s.input < 0) {
+      return Status::ConfigError("aggregate '{}': no column '{}' in the input", s.output, s.column);
+    }
+    s.input_type = schema.field(s.input).type;
+    const bool numeric = s.input_type == TypeId::kInt64 || s.input_type == TypeId::kFloat64;
+    const bool ordered = numeric || s.input_type == TypeId::kTimestamp;
+    switch (s.kind) {
+      case AggKind::kCountRows:
+      case AggKind::kCount:
+        s.output_type = TypeId::kInt64;
+        break;
+      case AggKind::kSum:
+        if (!numeric) break;
+        s.output_type = s.input_type;
+        break;
+      case AggKind::kAvg:
+      case AggKind::kStddev:
+      case AggKind::kQuantile:
+        s.output_type = TypeId::kFloat64;
+        break;
+      case AggKind::kMin:
+      case AggKind::kMax:
+      case AggKind::kFirst:
+      case AggKind::kLast:
+        s.output_type = s.input_type;
+        break;
+    }
+    const bool needs_numeric = s.kind == AggKind::kSum || s.kind == AggKind::kAvg ||
+                               s.kind == AggKind::kStddev || s.kind == AggKind::kQuantile;
+    if ((needs_numeric && !numeric) || (s.kind != AggKind::kCount && !ordered)) {
+      return Status::ConfigError(
+          "aggregate '{}': column '{}' is {}; {} needs {}", s.output, s.column,
+          TypeName(s.input_type), needs_numeric ? "this function" : "min/max/first/last",
+          needs_numeric ? "int64 or float64" : "int64, float64 or timestamp");
+    }
+  }
+  return Status::OK();
+}
+
+int32_t AggLayout::AddGroup(AggStore* store) const {
+  const size_t base = store->cells.size();
+  store->cells.resize(base + static_cast<size_t>(width_));
+  Cell* c = store->cells.data() + base;
+  for (int k = 0; k < width_; ++k) c[k].i = 0;
+  for (const auto& s : specs_) {
+    if (s.kind == AggKind::kQuantile) {
+      c[s.offset].i = static_cast<int64_t>(store->sketches.size());
+      store->sketches.emplace_back();
+    }
+  }
+  return store->groups++;
+}
+
+namespace {
+
+/// Fold value `r` of a non-null column (int64s `iv` or doubles `dv`) at time `t` into the
+/// cells `c` of aggregate `s`.
+inline void Fold(const AggSpec& s, Cell* c, const int64_t* iv, const double* dv, int64_t r,
+                 int64_t t, AggStore* store, bool* overflow) {
+  const bool is_float = dv != nullptr;
+  switch (s.kind) {
+    case AggKind::kCountRows:
+    case AggKind::kCount:
+      ++c[0].i;
+      break;
+    case AggKind::kSum:
+      if (is_float) {
+        c[0].d += dv[r];
+      } else {
+        *overflow |= __builtin_add_overflow(c[0].i, iv[r], &c[0].i);
+      }
+      ++c[1].i;
+      break;
+    case AggKind::kAvg:
+      c[0].d += is_float ? dv[r] : static_cast<double>(iv[r]);
+      ++c[1].i;
+      break;
+    case AggKind::kMin:
+    case AggKind::kMax: {
+      const bool is_max = s.kind == AggKind::kMax;
+      if (is_float) {
+        const double v = dv[r];
+        if (c[1].i == 0 || (is_max ? PgGreater(v, c[0].d) : PgGreater(c[0].d, v))) c[0].d = v;
+      } else {
+        const int64_t v = iv[r];
+        if (c[1].i == 0 || (is_max ? v > c[0].i : v < c[0].i)) c[0].i = v;
+      }
+      ++c[1].i;
+      break;
+    }
+    case AggKind::kStddev: {
+      // Welford: count, mean, sum of squared deviations from the mean.
+      const double v = is_float ? dv[r] : static_cast<double>(iv[r]);
+      const int64_t n = ++c[0].i;
+      const double delta = v - c[1].d;
+      c[1].d += delta / static_cast<double>(n);
+      c[2].d += delta * (v - c[1].d);
+      break;
+    }
+    case AggKind::kFirst:
+    case AggKind::kLast: {
+      // Ties keep the first row to arrive for first, the last for last.
+      const bool take = c[2].i == 0 || (s.kind == AggKind::kFirst ? t < c[1].i : t >= c[1].i);
+      if (take) {
+        if (is_float) {
+          c[0].d = dv[r];
+        } else {
+          c[0].i = iv[r];
+        }
+        c[1].i = t;
+      }
+      ++c[2].i;
+      break;
+    }
+    case AggKind::kQuantile: {
+      QuantileSketch& sk = store->sketches[static_cast<size_t>(c[0].i)];
+      const int64_t before = sk.HeapBytes();
+      sk.Add(is_float ? dv[r] : static_cast<double>(iv[r]));
+      store->sketch_heap += sk.HeapBytes() - before;
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+Status AggLayout::Update(const Batch& batch, const Column& time,
+                         const std::vector<AggStore*>& store_of,
+                         const std::vector<int32_t>& group_of) const {
+  const int64_t rows = batch.num_rows();
+  // Each row's first cell, found once (the stores do not grow while aggregates update).
+  std::vector<Cell*> base(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    AggStore* st = store_of[static_cast<size_t>(r)];
+    base[static_cast<size_t>(r)] =
+        st == nullptr
+            ? nullptr
+            : st->cells.data() + static_cast<ptrdiff_t>(group_of[static_cast<size_t>(r)]) * width_;
+  }
+  const int64_t* ts = time.int64s();
+  bool overflow = false;
+  for (const auto& s : specs_) {
+    const int o = s.offset;
+    if (s.kind == AggKind::kCountRows) {
+      for (int64_t r = 0; r < rows; ++r) {
+        if (Cell* c = base[static_cast<size_t>(r)]) ++c[o].i;
+      }
+      continue;
+    }
+    const Column& col = batch.column(s.input);
+    const bool has_nulls = col.null_count() > 0;
+    const bool is_float = s.input_type == TypeId::kFloat64;
+    const int64_t* iv = is_float ? nullptr : col.int64s();
+    const double* dv = is_float ? col.float64s() : nullptr;
+    for (int64_t r = 0; r < rows; ++r) {
+      Cell* c = base[static_cast<size_t>(r)];
+      if (c == nullptr || (has_nulls && col.IsNull(r))) continue;
+      Fold(s, c + o, iv, dv, r, ts[r], store_of[static_cast<size_t>(r)], &overflow);
+    }
+    if (overflow) {
+      return Status::Invalid("aggregate '{}': the sum of '{}' overflows int64", s.output, s.column);
+    }
+  }
+  return Status::OK();
+}
+
+Status AggLayout::UpdateRow(const Batch& batch, const Column& time, int64_t r, AggStore* store,
+                            int32_t g) const {
+  Cell* c = store->cells.data() + static_cast<ptrdiff_t>(g) * width_;
+  bool overflow = false;
+  for (const auto& s : specs_) {
+    if (s.kind == AggKind::kCountRows) {
+      ++c[s.offset].i;
+      continue;
+    }
+    const Column& col = batch.column(s.input);
+    if (col.IsNull(r)) continue;
+    const bool is_float = s.input_type == TypeId::kFloat64;
+    Fold(s, c + s.offset, is_float ? nullptr : col.int64s(), is_float ? col.float64s() : nullptr, r,
+         time.GetInt64(r), store, &overflow);
+    if (overflow) {
+      return Status::Invalid("aggregate '{}': the sum of '{}' overflows int64", s.output, s.column);
+    }
+  }
+  return Status::OK();
+}
+
+bool AggLayout::Merge(AggStore* to, int32_t dst, const AggStore& from, int32_t src) const {
+  bool ok = true;
+  Cell* d = to->cells.data() + static_cast<ptrdiff_t>(dst) * width_;
+  const Cell* f = from.cells.data() + static_cast<ptrdiff_t>(src) * width_;
+  for (const auto& s : specs_) {
+    Cell* a = d + s.offset;
+    const Cell* b = f + s.offset;
+    const bool is_float = s.input_type == TypeId::kFloat64;
+    switch (s.kind) {
+      case AggKind::kCountRows:
+      case AggKind::kCount:
+        a[0].i += b[0].i;
+        break;
+      case AggKind::kSum:
+        if (is_float) {
+          a[0].d += b[0].d;
+        } else {
+          ok &= !__builtin_add_overflow(a[0].i, b[0].i, &a[0].i);
+        }
+        a[1].i += b[1].i;
+        break;
+      case AggKind::kAvg:
+        a[0].d += b[0].d;
+        a[1].i += b[1].i;
+        break;
+      case AggKind::kMin:
+      case AggKind::kMax: {
+        if (b[1].i == 0) break;
+        const bool is_max = s.kind == AggKind::kMax;
+        bool take = a[1].i == 0;
+        if (!take && is_float)
+          take = is_max ? PgGreater(b[0].d, a[0].d) : PgGreater(a[0].d, b[0].d);
+        if (!take && !is_float) take = is_max ? b[0].i > a[0].i : b[0].i < a[0].i;
+        if (take) a[0] = b[0];
+        a[1].i += b[1].i;
+        break;
+      }
+      case AggKind::kStddev: {
+        // Chan et al.: combine two (count, mean, M2) summaries.
+        if (b[0].i == 0) break;
+        if (a[0].i == 0) {
+          a[0] = b[0];
+          a[1] = b[1];
+          a[2] = b[2];
+          break;
+        }
+        const auto na = static_cast<double>(a[0].i), nb = static_cast<double>(b[0].i);
+        const double delta = b[1].d - a[1].d;
+        const double n = na + nb;
+        a[1].d += delta * nb / n;
+        a[2].d += b[2].d + delta * delta * na * nb / n;
+        a[0].i += b[0].i;
+        break;
+      }
+      case AggKind::kFirst:
+      case AggKind::kLast: {
+        if (b[2].i == 0) break;
+        const bool take =
+            a[2].i == 0 || (s.kind == AggKind::kFirst ? b[1].i < a[1].i : b[1].i >= a[1].i);
+        if (take) {
+          a[0] = b[0];
+          a[1] = b[1];
+        }
+        a[2].i += b[2].i;
+        break;
+      }
+      case AggKind::kQuantile: {
+        QuantileSketch& sk = to->sketches[static_cast<size_t>(a[0].i)];
+        const int64_t before = sk.HeapBytes();
+        sk.Merge(from.sketches[static_cast<size_t>(b[0].i)]);
+        to->sketch_heap += sk.HeapBytes() - before;
+        break;
+      }
+    }
+  }
+  return ok;
+}
+
+std::vector<ColumnBuilder> AggLayout::MakeBuilders(int64_t capacity) const {
+  std::vector<ColumnBuilder> out;
+  out.reserve(specs_.size());
+  for (const auto& s : specs_) out.emplace_back(s.output_type, capacity);
+  return out;
+}
+
+void AggLayout::Append(const AggStore& store, int32_t g,
+                       std::vector<ColumnBuilder>* builders) const {
+  const Cell* c = store.cells.data() + static_cast<ptrdiff_t>(g) * width_;
+  for (size_t k = 0; k < specs_.size(); ++k) {
+    const AggSpec& s = specs_[k];
+    ColumnBuilder& b = (*builders)[k];
+    const Cell* a = c + s.offset;
+    auto append_value = [&](Cell v) {
+      if (s.output_type == TypeId::kFloat64) {
+        b.AppendFloat64(v.d);
+      } else {
+        b.AppendInt64(v.i);  // int64 and timestamp share the representation
+      }
+    };
+    switch (s.kind) {
+      case AggKind::kCountRows:
+      case AggKind::kCount:
+        b.AppendInt64(a[0].i);
+        break;
+      case AggKind::kSum:
+      case AggKind::kMin:
+      case AggKind::kMax:
+        if (a[1].i == 0) {
+          b.AppendNull();
+        } else {
+          append_value(a[0]);
+        }
+        break;
+      case AggKind::kAvg:
+        if (a[1].i == 0) {
+          b.AppendNull();
+        } else {
+          b.AppendFloat64(a[0].d / static_cast<double>(a[1].i));
+        }
+        break;
+      case AggKind::kStddev:
+        if (a[0].i < 2) {
+          b.AppendNull();
+        } else {
+          b.AppendFloat64(std::sqrt(a[2].d / static_cast<double>(a[0].i - 1)));
+        }
+        break;
+      case AggKind::kFirst:
+      case AggKind::kLast:
+        if (a[2].i == 0) {
+          b.AppendNull();
+        } else {
+          append_value(a[0]);
+        }
+        break;
+      case AggKind::kQuantile: {
+        const QuantileSketch& sk = store.sketches[static_cast<size_t>(a[0].i)];
+        if (sk.count() == 0) {
+          b.AppendNull();
+        } else {
+          b.AppendFloat64(sk.Quantile(s.q));
+        }
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace sluice::window_internal

@@ -1,0 +1,101 @@
+#pragma once
+
+// Aggregates for the window transform: parsing `name: fn(column)`, and the per-group state
+// they keep, laid out as a fixed number of 8-byte cells per group so that a window's groups
+// live in one flat vector.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sluice/core/batch.h"
+#include "sluice/core/result.h"
+#include "sluice/transforms/quantile_sketch.h"
+
+namespace sluice::window_internal {
+
+enum class AggKind : uint8_t {
+  kCountRows,  ///< count(): every row
+  kCount,      ///< count(col): rows where col is not null
+  kSum,
+  kMin,
+  kMax,
+  kAvg,
+  kStddev,  ///< sample standard deviation, as PostgreSQL's stddev
+  kFirst,   ///< the value at the earliest event time
+  kLast,    ///< the value at the latest event time
+  kQuantile,
+};
+
+/// One output column of a window: `output: fn(column)`.
+struct AggSpec {
+  std::string output;
+  AggKind kind = AggKind::kCountRows;
+  std::string column;  ///< "" for count()
+  double q = 0;        ///< for kQuantile: 0.95 for p95
+  // Set by AggLayout::Bind:
+  int input = -1;  ///< index of `column` in the input schema
+  TypeId input_type = TypeId::kInt64;
+  TypeId output_type = TypeId::kInt64;
+  int offset = 0;  ///< first cell of this aggregate in a group's cells
+};
+
+/// Parse "sum(kwh)", "count()", "p95(current)" for output column `output`. Errors say what
+/// functions exist.
+Result<AggSpec> ParseAggregate(const std::string& output, const std::string& text);
+
+/// The functions ParseAggregate knows, for documentation and messages.
+inline constexpr const char* kAggregateFunctions =
+    "count(), count(col), sum, min, max, avg, stddev, first, last, p50/p90/p95/p99 (any pNN)";
+
+union Cell {
+  int64_t i;
+  double d;
+};
+
+/// The state of some groups: `width` cells per group, plus the quantile sketches some cells
+/// point at.
+struct AggStore {
+  std::vector<Cell> cells;
+  std::vector<QuantileSketch> sketches;
+  int32_t groups = 0;
+  int64_t sketch_heap = 0;  ///< bytes the sketches hold on the heap
+
+  /// Return the bytes held, roughly (for the memory budget).
+  int64_t Bytes() const;
+};
+
+/// How a window's aggregates lay out their cells, and the operations on them.
+class AggLayout {
+ public:
+  /// Resolve each spec's column in `schema` (with `time_col` the event-time column for
+  /// first/last), check types and assign cells. Errors name the aggregate.
+  Status Bind(std::vector<AggSpec> specs, const Schema& schema, int time_col);
+
+  const std::vector<AggSpec>& specs() const { return specs_; }
+  int width() const { return width_; }
+
+  /// Add a group to `store` with every aggregate empty; return its index.
+  int32_t AddGroup(AggStore* store) const;
+  /// Fold the rows of `batch` in: row r goes to group group_of[r] of store_of[r]; rows whose
+  /// store is null are skipped. `time` is the event-time column. Fails on an int64 sum
+  /// overflow.
+  Status Update(const Batch& batch, const Column& time, const std::vector<AggStore*>& store_of,
+                const std::vector<int32_t>& group_of) const;
+  /// Fold row `r` of `batch` into group `g` of `store` (the row-at-a-time Update).
+  Status UpdateRow(const Batch& batch, const Column& time, int64_t r, AggStore* store,
+                   int32_t g) const;
+  /// Fold group `src` of `from` into group `dst` of `to`; false when an int64 sum overflows.
+  bool Merge(AggStore* to, int32_t dst, const AggStore& from, int32_t src) const;
+  /// Make one builder per aggregate, of its output type.
+  std::vector<ColumnBuilder> MakeBuilders(int64_t capacity) const;
+  /// Append the result of group `g` of `store` to `builders`.
+  void Append(const AggStore& store, int32_t g, std::vector<ColumnBuilder>* builders) const;
+
+ private:
+  std::vector<AggSpec> specs_;
+  int time_col_ = -1;
+  int width_ = 0;
+};
+
+}  // namespace sluice::window_internal

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace sluice {
+
+/// An approximate quantile sketch with a relative error bound (the DDSketch idea: values fall
+/// into logarithmic buckets of ratio gamma = (1 + a) / (1 - a); a bucket's midpoint is within
+/// `a` of every value in it, relative). Quantile(q) returns a value within kRelativeError of
+/// the sample at rank floor(q * (n - 1)) in sorted order. Mergeable (windows built from
+/// slices), compact for the few values a key sees in one window (a sorted list of the buckets
+/// used, not an array of every possible one). Zero, negatives, infinities and NaN are kept
+/// exactly: NaN sorts above +infinity, as PostgreSQL orders it.
+class QuantileSketch {
+ public:
+  static constexpr double kRelativeError = 0.01;
+
+  void Add(double v);
+  void Merge(const QuantileSketch& other);
+  /// Return the estimate of quantile `q` in [0, 1]; NaN when empty.
+  double Quantile(double q) const;
+  int64_t count() const { return count_; }
+  /// Return the bytes this sketch uses beyond sizeof(*this).
+  int64_t HeapBytes() const {
+    return static_cast<int64_t>(pos_.capacity() + neg_.capacity()) *
+           static_cast<int64_t>(sizeof(Bucket));
+  }
+
+ private:
+  /// (bucket index, count), sorted by index.
+  using Bucket = std::pair<int32_t, uint32_t>;
+  static void AddTo(std::vector<Bucket>* store, int32_t index, uint32_t n);
+  static void MergeInto(std::vector<Bucket>* store, const std::vector<Bucket>& other);
+
+  std::vector<Bucket> pos_;  // values > 0, by index of the value
+  std::vector<Bucket> neg_;  // values < 0, by index of -value
+  int64_t zeros_ = 0;
+  int64_t neg_inf_ = 0;
+  int64_t pos_inf_ = 0;
+  int64_t nans_ = 0;
+  int64_t count_ = 0;
+};
+
+}  // namespace sluice

@@ -1,0 +1,499 @@
+// The `window` transform: event-time windows (tumbling, hopping, session) per group key, with
+// aggregates, lateness policies, and the acks of absorbed rows held until the window's row is
+// durable downstream.
+
+#include <cstring>
+#include <numeric>
+
+#include "sluice/engine/pipeline.h"
+#include "sluice/engine/registry.h"
+#include "sluice/transforms/transforms_internal.h"
+#include "sluice/transforms/window_internal.h"
+
+namespace sluice::transforms_internal {
+
+using namespace window_internal;  // NOLINT(google-build-using-namespace)
+
+namespace {
+
+/// Append group key values to `out` as bytes that compare equal exactly when the values do
+/// (null, or a tag and the value's bytes), and read them back.
+void EncodeKey(const Batch& batch, const std::vector<int>& cols, int64_t r, std::string* out) {
+  out->clear();
+  for (const int c : cols) {
+    const Column& col = batch.column(c);
+    if (col.IsNull(r)) {
+      out->push_back('\0');
+      continue;
+    }
+    out->push_back('\1');
+    if (IsVarWidth(col.type())) {
+      const std::string_view v = col.GetView(r);
+      const auto n = static_cast<uint32_t>(v.size());
+      out->append(reinterpret_cast<const char*>(&n), sizeof(n));
+      out->append(v);
+    } else if (col.type() == TypeId::kBool) {
+      out->push_back(col.GetBool(r) ? '\1' : '\0');
+    } else {
+      const int64_t v = col.GetInt64(r);  // int64, timestamp, and float64's bits
+      out->append(reinterpret_cast<const char*>(&v), sizeof(v));
+    }
+  }
+}
+
+void DecodeKey(std::string_view key, std::vector<ColumnBuilder>* builders) {
+  size_t p = 0;
+  for (auto& b : *builders) {
+    if (key[p++] == '\0') {
+      b.AppendNull();
+      continue;
+    }
+    if (IsVarWidth(b.type())) {
+      uint32_t n;
+      std::memcpy(&n, key.data() + p, sizeof(n));
+      b.AppendString(key.substr(p + sizeof(n), n));
+      p += sizeof(n) + n;
+    } else if (b.type() == TypeId::kBool) {
+      b.AppendBool(key[p++] != '\0');
+    } else {
+      int64_t v;
+      std::memcpy(&v, key.data() + p, sizeof(v));
+      if (b.type() == TypeId::kFloat64) {
+        double d;
+        std::memcpy(&d, &v, sizeof(d));
+        b.AppendFloat64(d);
+      } else {
+        b.AppendInt64(v);
+      }
+      p += sizeof(v);
+    }
+  }
+}
+
+/// Builds output batches from window rows: keys, window_start, window_end, aggregates,
+/// late_rows.
+class OutputRows final : public RowSink {
+ public:
+  OutputRows(SchemaPtr schema, const AggLayout* layout, int num_keys)
+      : schema_(std::move(schema)), layout_(layout), num_keys_(num_keys) {
+    Reset();
+  }
+  void set_emitter(Emitter* out) { out_ = out; }
+
+  Status Add(const WindowRow& row) override {
+    DecodeKey(row.key, &keys_);
+    start_.AppendTimestamp(row.start);
+    end_.AppendTimestamp(row.end);
+    layout_->Append(*row.store, row.group, &aggs_);
+    late_.AppendInt64(row.late);
+    ++rows_;
+    return Status::OK();
+  }
+
+  Status Flush(const AckSet& acks) override {
+    if (rows_ == 0) return Status::OK();
+    std::vector<Column> cols;
+    cols.reserve(static_cast<size_t>(schema_->num_fields()));
+    for (auto& b : keys_) cols.push_back(b.Finish());
+    cols.push_back(start_.Finish());
+    cols.push_back(end_.Finish());
+    for (auto& b : aggs_) cols.push_back(b.Finish());
+    cols.push_back(late_.Finish());
+    const int64_t rows = rows_;
+    Reset();
+    return out_->Emit(Batch::MakeUnchecked(schema_, std::move(cols), rows), acks);
+  }
+
+ private:
+  void Reset() {
+    keys_.clear();
+    for (int k = 0; k < num_keys_; ++k) keys_.emplace_back(schema_->field(k).type);
+    aggs_ = layout_->MakeBuilders(0);
+    rows_ = 0;
+  }
+
+  SchemaPtr schema_;
+  const AggLayout* layout_;
+  int num_keys_;
+  Emitter* out_ = nullptr;
+  std::vector<ColumnBuilder> keys_;
+  ColumnBuilder start_{TypeId::kTimestamp};
+  ColumnBuilder end_{TypeId::kTimestamp};
+  std::vector<ColumnBuilder> aggs_;
+  ColumnBuilder late_{TypeId::kInt64};
+  int64_t rows_ = 0;
+};
+
+enum class OnError : uint8_t { kFail, kSkip, kDeadLetter };
+
+class WindowTransform final : public Transform {
+ public:
+  WindowTransform(NodeOptions options, WindowConfig config, std::string time,
+                  std::vector<std::string> group_by, std::vector<AggSpec> aggs, OnError on_error)
+      : options_(std::move(options)),
+        c_(config),
+        time_name_(std::move(time)),
+        group_by_(std::move(group_by)),
+        aggs_(std::move(aggs)),
+        on_error_(on_error) {}
+
+  Status Open(NodeContext* ctx) override {
+    ctx_ = ctx;
+    return Status::OK();
+  }
+
+  Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& inputs) override {
+    if (inputs.empty() || inputs[0] == nullptr) return SchemaPtr{};
+    SLUICE_RETURN_NOT_OK(BindTo(inputs[0]));
+    return output_schema_;
+  }
+
+  Status Process(const BatchPtr& batch, int input, Emitter* out) override {
+    SLUICE_RETURN_NOT_OK(BindTo(batch->schema()));
+    ++calls_;
+    output_->set_emitter(out);
+    const AckSet acks = out->HoldAcks();
+    const Column& time = batch->column(time_col_);
+    const int64_t n = batch->num_rows();
+    store_of_.assign(static_cast<size_t>(n), nullptr);
+    group_of_.assign(static_cast<size_t>(n), 0);
+    late_mask_.assign(static_cast<size_t>(n), 0);
+    touched_.clear();
+    int64_t late = 0, late_folded = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      if (time.IsNull(r)) {
+        SLUICE_RETURN_NOT_OK(Reject(*batch, r));
+        continue;
+      }
+      const int64_t t = time.GetInt64(r);
+      EncodeKey(*batch, key_cols_, r, &key_);
+      if (sessions_ != nullptr) {
+        AggStore* st = sessions_->Assign(key_, t, watermark_, acks, calls_);
+        if (st == nullptr) {
+          late_mask_[static_cast<size_t>(r)] = 1;
+          ++late;
+          continue;
+        }
+        SLUICE_RETURN_NOT_OK(layout_.UpdateRow(*batch, time, r, st, 0));
+        continue;
+      }
+      const SliceWindows::Fate fate = slices_->Classify(t, watermark_);
+      if (fate == SliceWindows::Fate::kLate) {
+        late_mask_[static_cast<size_t>(r)] = 1;
+        ++late;
+        continue;
+      }
+      const int32_t key = slices_->keys()->Intern(key_);
+      Slice* slice = slices_->SliceFor(t, acks, calls_);
+      const int32_t g = slice->GroupFor(key, layout_);
+      store_of_[static_cast<size_t>(r)] = &slice->store;
+      group_of_[static_cast<size_t>(r)] = g;
+      if (fate == SliceWindows::Fate::kFoldLate) {
+        ++slice->late_of_group[static_cast<size_t>(g)];
+        touched_.emplace_back(FloorDiv(t, c_.pane_us) * c_.pane_us, key);
+        ++late_folded;
+      }
+    }
+    if (slices_ != nullptr) {
+      SLUICE_RETURN_NOT_OK(Context(layout_.Update(*batch, time, store_of_, group_of_)));
+      if (!touched_.empty()) {
+        SLUICE_RETURN_NOT_OK(Context(slices_->Refire(touched_, watermark_, output_.get())));
+      }
+    }
+    if (late_folded > 0) ctx_->stats()->AddCounter("late_updates", late_folded);
+    if (late > 0) SLUICE_RETURN_NOT_OK(HandleLate(batch, late, out));
+    return AccountState();
+  }
+
+  Status OnWatermark(int64_t watermark, Emitter* out) override {
+    watermark_ = std::max(watermark_, watermark);
+    return FireAll(out);
+  }
+
+  Status Finish(Emitter* out) override {
+    watermark_ = INT64_MAX;  // the input ended: every window is complete
+    return FireAll(out);
+  }
+
+  int64_t OutputWatermark(int64_t input_watermark) const override {
+    // Rows re-emitted for late: update end up to allowed_lateness before the watermark.
+    return SatAdd(input_watermark, -c_.lateness_us);
+  }
+
+  Status Close() override {
+    if (ctx_ != nullptr && held_ != 0) ctx_->HoldMemory(-held_);
+    held_ = 0;
+    return Status::OK();
+  }
+
+  std::string LossyBecause() const override {
+    return "replaces its input rows by one aggregate row per window and key";
+  }
+
+ private:
+  Status BindTo(const SchemaPtr& schema) {
+    if (input_schema_ != nullptr) {
+      if (schema == input_schema_ || *schema == *input_schema_) return Status::OK();
+      return Status::Invalid("node '{}': the input's columns changed during the run",
+                             options_.id());
+    }
+    time_col_ = schema->FieldIndex(time_name_);
+    if (time_col_ < 0 || schema->field(time_col_).type != TypeId::kTimestamp) {
+      return options_.ErrorAt(
+          "time", fmt::format("'{}' is not a timestamp column of the input", time_name_));
+    }
+    std::vector<Field> fields;
+    key_cols_.clear();
+    for (const auto& g : group_by_) {
+      const int c = schema->FieldIndex(g);
+      if (c < 0) return options_.ErrorAt("group_by", fmt::format("no column '{}' in the input", g));
+      key_cols_.push_back(c);
+      fields.push_back({g, schema->field(c).type, true});
+    }
+    auto st = layout_.Bind(aggs_, *schema, time_col_);
+    if (!st.ok()) return options_.ErrorAt("aggregates", st.message());
+    fields.push_back({"window_start", TypeId::kTimestamp, false});
+    fields.push_back({"window_end", TypeId::kTimestamp, false});
+    for (const auto& a : layout_.specs()) fields.push_back({a.output, a.output_type, true});
+    fields.push_back({"late_rows", TypeId::kInt64, false});
+    for (size_t i = 0; i < fields.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (fields[i].name == fields[j].name) {
+          return options_.ErrorAt(
+              "aggregates",
+              fmt::format("two output columns are called '{}' (the group_by columns, "
+                          "window_start, window_end, the aggregates and late_rows share one "
+                          "row); rename the aggregate",
+                          fields[i].name));
+        }
+      }
+    }
+    output_schema_ = MakeSchema(std::move(fields));
+    input_schema_ = schema;
+    output_ =
+        std::make_unique<OutputRows>(output_schema_, &layout_, static_cast<int>(key_cols_.size()));
+    if (c_.kind == WindowKind::kSession) {
+      sessions_ = std::make_unique<SessionWindows>(c_, &layout_);
+    } else {
+      slices_ = std::make_unique<SliceWindows>(c_, &layout_);
+    }
+    return Status::OK();
+  }
+
+  Status FireAll(Emitter* out) {
+    if (input_schema_ == nullptr) return Status::OK();  // nothing ever arrived
+    output_->set_emitter(out);
+    SLUICE_RETURN_NOT_OK(Context(sessions_ != nullptr ? sessions_->Fire(watermark_, output_.get())
+                                                      : slices_->Fire(watermark_, output_.get())));
+    return AccountState();
+  }
+
+  /// A row without an event time cannot go to any window.
+  Status Reject(const Batch& batch, int64_t r) {
+    const std::string error = fmt::format("'{}' is null: the row has no event time", time_name_);
+    switch (on_error_) {
+      case OnError::kFail:
+        return Status::Invalid(
+            "node '{}': row {}: {} (set on_error: skip or dead_letter to go "
+            "on without it)",
+            options_.id(), r, error);
+      case OnError::kSkip:
+        ctx_->stats()->AddCounter("skipped", 1);
+        return Status::OK();
+      case OnError::kDeadLetter: {
+        auto one = batch.Slice(r, 1);
+        ctx_->DeadLetter(fmt::format("row {}", r), error, one->ToString());
+        return Status::OK();
+      }
+    }
+    return Status::OK();
+  }
+
+  Status HandleLate(const BatchPtr& batch, int64_t late, Emitter* out) {
+    if (c_.late == LatePolicy::kOutput) {
+      ctx_->stats()->AddCounter("late_output", late);
+      return out->EmitOn(kLateOutput, batch->Filter(late_mask_.data()));
+    }
+    ctx_->stats()->AddCounter("late_dropped", late);
+    return Status::OK();
+  }
+
+  /// Count the state against the run's memory budget, and refuse to hold more than all of it.
+  Status AccountState() {
+    const int64_t bytes = slices_ != nullptr ? slices_->Bytes() : sessions_->Bytes();
+    ctx_->HoldMemory(bytes - held_);
+    held_ = bytes;
+    ctx_->stats()->SetGauge("open_windows",
+                            static_cast<double>(slices_ != nullptr ? slices_->open_slices()
+                                                                   : sessions_->open_sessions()));
+    ctx_->stats()->SetGauge("state_bytes", static_cast<double>(bytes));
+    const int64_t limit = ctx_->memory_limit();
+    if (limit > 0 && bytes > limit) {
+      return Status(StatusCode::kResourceExhausted,
+                    fmt::format("node '{}': its open windows hold {} MiB, more than the run's "
+                                "memory budget of {} MiB; raise settings.memory, make windows "
+                                "shorter, or spread keys with parallelism and partition_by",
+                                options_.id(), bytes >> 20, limit >> 20));
+    }
+    return Status::OK();
+  }
+
+  Status Context(Status st) const {
+    return st.ok() ? st : st.WithContext("node '{}'", options_.id());
+  }
+
+  NodeOptions options_;
+  WindowConfig c_;
+  std::string time_name_;
+  std::vector<std::string> group_by_;
+  std::vector<AggSpec> aggs_;
+  OnError on_error_;
+  NodeContext* ctx_ = nullptr;
+
+  SchemaPtr input_schema_;
+  SchemaPtr output_schema_;
+  int time_col_ = -1;
+  std::vector<int> key_cols_;
+  AggLayout layout_;
+  std::unique_ptr<OutputRows> output_;
+  std::unique_ptr<SliceWindows> slices_;
+  std::unique_ptr<SessionWindows> sessions_;
+  int64_t watermark_ = INT64_MIN;
+  uint64_t calls_ = 0;
+  int64_t held_ = 0;
+  // Scratch reused across Process calls.
+  std::string key_;
+  std::vector<AggStore*> store_of_;
+  std::vector<int32_t> group_of_;
+  std::vector<uint8_t> late_mask_;
+  std::vector<std::pair<int64_t, int32_t>> touched_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Transform>> MakeWindow(const NodeOptions& o) {
+  WindowConfig c;
+  const bool has_size = o.Has("size"), has_gap = o.Has("gap");
+  if (has_size == has_gap) {
+    return o.ErrorAt(has_size ? "gap" : "size",
+                     "set exactly one of `size` (tumbling, or hopping with `slide`) and `gap` "
+                     "(session windows)");
+  }
+  if (has_size) {
+    c.size_us = o.GetDurationMicros("size");
+    if (c.size_us <= 0) return o.ErrorAt("size", "must be positive");
+    c.kind = o.Has("slide") ? WindowKind::kHopping : WindowKind::kTumbling;
+    c.slide_us = o.Has("slide") ? o.GetDurationMicros("slide") : c.size_us;
+    if (c.slide_us <= 0 || c.slide_us > c.size_us) {
+      return o.ErrorAt("slide", "must be positive and at most `size`");
+    }
+    c.pane_us = std::gcd(c.size_us, c.slide_us);
+  } else {
+    if (o.Has("slide")) return o.ErrorAt("slide", "applies to `size` windows, not sessions");
+    c.kind = WindowKind::kSession;
+    c.gap_us = o.GetDurationMicros("gap");
+    if (c.gap_us <= 0) return o.ErrorAt("gap", "must be positive");
+  }
+  c.lateness_us = o.GetDurationMicros("allowed_lateness");
+  const std::string late = o.GetString("late");
+  c.late = late == "output"   ? LatePolicy::kOutput
+           : late == "update" ? LatePolicy::kUpdate
+                              : LatePolicy::kDrop;
+  if (c.late == LatePolicy::kUpdate && c.kind == WindowKind::kSession) {
+    return o.ErrorAt("late",
+                     "update is not offered for sessions: a late row can move a session's "
+                     "start, which is its key downstream; use drop or output");
+  }
+  if (c.late == LatePolicy::kUpdate && c.lateness_us <= 0) {
+    return o.ErrorAt("late",
+                     "update needs allowed_lateness: how long a fired window is kept to "
+                     "fold late rows into");
+  }
+  if (c.late != LatePolicy::kUpdate && c.lateness_us > 0) {
+    return o.ErrorAt("allowed_lateness",
+                     "keeps fired windows for late rows, which only late: update folds in; set "
+                     "late: update, or remove allowed_lateness");
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto pairs, ReadPairs(o, "aggregates"));
+  if (pairs.empty()) return o.ErrorAt("aggregates", "needs at least one `name: fn(column)`");
+  std::vector<AggSpec> aggs;
+  for (const auto& [name, text] : pairs) {
+    auto spec = ParseAggregate(name, text);
+    if (!spec.ok()) return o.ErrorAt("aggregates", spec.status().message());
+    aggs.push_back(std::move(*spec));
+  }
+  const std::string on_error = o.GetString("on_error");
+  const OnError oe = on_error == "skip"          ? OnError::kSkip
+                     : on_error == "dead_letter" ? OnError::kDeadLetter
+                                                 : OnError::kFail;
+  return std::unique_ptr<Transform>(std::make_unique<WindowTransform>(
+      o, c, o.GetString("time"), o.GetStringList("group_by"), std::move(aggs), oe));
+}
+
+void RegisterWindowNode(NodeRegistry* registry) {
+  registry->AddTransform(
+      "window",
+      "Aggregate rows per key over event-time windows (tumbling, hopping, session); a window's "
+      "row comes out when the watermark passes its end.",
+      {
+          {"time", OptionType::kString, "", "The event-time column (timestamp).", true, {}},
+          {"group_by",
+           OptionType::kStringList,
+           "",
+           "Key columns: one output row per window and key. Empty: one row per window.",
+           false,
+           {}},
+          {"size",
+           OptionType::kDuration,
+           "",
+           "Window length; windows align to the Unix epoch (as date_bin with origin "
+           "1970-01-01).",
+           false,
+           {}},
+          {"slide",
+           OptionType::kDuration,
+           "",
+           "With size: a new window every `slide` (hopping windows); absent: tumbling.",
+           false,
+           {}},
+          {"gap",
+           OptionType::kDuration,
+           "",
+           "Session windows: rows of a key less than `gap` apart share a window (instead of "
+           "size).",
+           false,
+           {}},
+          {"aggregates",
+           OptionType::kMap,
+           "",
+           std::string("Output column -> function(column). Functions: ") + kAggregateFunctions +
+               ". Nulls are skipped; pNN are approximate (within 1 % of the value at that "
+               "rank).",
+           true,
+           {}},
+          {"late",
+           OptionType::kEnum,
+           "drop",
+           "A row whose windows have all fired: drop (counted as late_dropped), output (sent to "
+           "`<id>.late`), or update (folded in and the window's row emitted again, within "
+           "allowed_lateness).",
+           false,
+           {"drop", "output", "update"}},
+          {"allowed_lateness",
+           OptionType::kDuration,
+           "0s",
+           "With late: update: how long after firing a window is kept for late rows.",
+           false,
+           {}},
+          {"on_error",
+           OptionType::kEnum,
+           "fail",
+           "A row whose time is null fails the run (fail), is counted and dropped (skip), or "
+           "goes to `<id>.dead_letter`.",
+           false,
+           {"fail", "skip", "dead_letter"}},
+      },
+      &MakeWindow, /*stateless=*/false);
+}
+
+}  // namespace sluice::transforms_internal

@@ -1,0 +1,219 @@
+#pragma once
+
+// Private to the window transform (window.cc): its configuration, the key index, and the two
+// kinds of state — time slices (tumbling and hopping windows) and per-key sessions.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <queue>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "sluice/engine/ack.h"
+#include "sluice/transforms/aggregate.h"
+
+namespace sluice::window_internal {
+
+enum class WindowKind : uint8_t { kTumbling, kHopping, kSession };
+enum class LatePolicy : uint8_t { kDrop, kOutput, kUpdate };
+
+struct WindowConfig {
+  WindowKind kind = WindowKind::kTumbling;
+  int64_t size_us = 0;
+  int64_t slide_us = 0;  ///< == size_us for tumbling
+  int64_t gap_us = 0;    ///< sessions
+  int64_t pane_us = 0;   ///< gcd(size, slide): the slices windows are built from
+  int64_t lateness_us = 0;
+  LatePolicy late = LatePolicy::kDrop;
+};
+
+/// Return floor(a / b) for b > 0 (timestamps before 1970 are negative).
+inline int64_t FloorDiv(int64_t a, int64_t b) {
+  const int64_t q = a / b;
+  return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+/// a + b, clamped to the int64 range (watermarks are INT64_MIN before the first and INT64_MAX
+/// at the end of input).
+inline int64_t SatAdd(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+/// Gives each distinct group key (the group_by values, encoded as bytes) a dense id, so that a
+/// slice can find a key's group by index. Rebuilt (Compact) when most ids belong to keys no
+/// open window holds, so that memory follows the open windows, not the stream's history.
+class KeyIndex {
+ public:
+  int32_t Intern(std::string_view key) {
+    auto it = ids_.find(key);
+    if (it != ids_.end()) return it->second;
+    const auto id = static_cast<int32_t>(keys_.size());
+    auto [pos, inserted] = ids_.emplace(std::string(key), id);
+    keys_.push_back(&pos->first);
+    bytes_ += static_cast<int64_t>(key.size()) + 64;
+    return id;
+  }
+  std::string_view key(int32_t id) const { return *keys_[static_cast<size_t>(id)]; }
+  int32_t size() const { return static_cast<int32_t>(keys_.size()); }
+  int64_t Bytes() const { return bytes_; }
+  void Clear() {
+    ids_.clear();
+    keys_.clear();
+    bytes_ = 0;
+  }
+
+ private:
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> ids_;
+  std::vector<const std::string*> keys_;
+  int64_t bytes_ = 0;
+};
+
+/// One pane of time [start, start + pane): the groups of every key with rows in it.
+struct Slice {
+  AggStore store;
+  std::vector<int32_t> group_of_key;  ///< by key id; -1: none
+  std::vector<int32_t> key_of_group;
+  std::vector<int64_t> late_of_group;  ///< rows folded in after a window holding them fired
+  AckSet acks;                         ///< of every input batch with rows here
+  uint64_t acks_call = 0;              ///< the Process call whose acks were last merged
+
+  int32_t GroupFor(int32_t key, const AggLayout& layout) {
+    if (static_cast<size_t>(key) >= group_of_key.size()) {
+      group_of_key.resize(std::max<size_t>(static_cast<size_t>(key) + 1, group_of_key.size() * 2),
+                          -1);
+    }
+    int32_t& g = group_of_key[static_cast<size_t>(key)];
+    if (g < 0) {
+      g = layout.AddGroup(&store);
+      key_of_group.push_back(key);
+      late_of_group.push_back(0);
+    }
+    return g;
+  }
+  int64_t Bytes() const {
+    return store.Bytes() +
+           static_cast<int64_t>(group_of_key.capacity() * 4 + key_of_group.capacity() * 4 +
+                                late_of_group.capacity() * 8);
+  }
+};
+
+/// One result row: a key's aggregates over [start, end).
+struct WindowRow {
+  std::string_view key;
+  int64_t start = 0;
+  int64_t end = 0;
+  const AggStore* store = nullptr;
+  int32_t group = 0;
+  int64_t late = 0;
+};
+
+/// Receives the rows a firing produces, with the acks of the input behind them.
+class RowSink {
+ public:
+  virtual ~RowSink() = default;
+  virtual Status Add(const WindowRow& row) = 0;
+  /// Send the rows added so far downstream carrying `acks`.
+  virtual Status Flush(const AckSet& acks) = 0;
+};
+
+/// Tumbling and hopping windows, kept as slices of gcd(size, slide): a row is folded into one
+/// slice, and a window's result merges the slices it covers, so a small slide costs a merge
+/// per window and key rather than a fold per window and row.
+class SliceWindows {
+ public:
+  SliceWindows(const WindowConfig& config, const AggLayout* layout) : c_(config), layout_(layout) {}
+
+  /// What becomes of a row at event time `t` given the watermark so far.
+  enum class Fate : uint8_t { kFold, kFoldLate, kLate };
+  Fate Classify(int64_t t, int64_t watermark) const;
+  /// Return the slice for time `t`, made if needed, with `acks` (of Process call `call`)
+  /// merged in.
+  Slice* SliceFor(int64_t t, const AckSet& acks, uint64_t call);
+  KeyIndex* keys() { return &keys_; }
+
+  /// Fire every window that ends at or before `watermark` and has not fired, then drop the
+  /// slices no window can use any more.
+  Status Fire(int64_t watermark, RowSink* out);
+  /// Re-emit, for late: update, the fired windows still kept that hold each (slice start,
+  /// key id) in `touched` — only those keys' rows, once per window and key.
+  Status Refire(const std::vector<std::pair<int64_t, int32_t>>& touched, int64_t watermark,
+                RowSink* out);
+
+  int64_t Bytes() const;
+  int64_t open_slices() const { return static_cast<int64_t>(slices_.size()); }
+
+ private:
+  /// The end of the first and of the last window holding the slice that starts at `s`.
+  int64_t FirstEnd(int64_t s) const {
+    return SatAdd((FloorDiv(SatAdd(s, -c_.size_us), c_.slide_us) + 1) * c_.slide_us, c_.size_us);
+  }
+  int64_t LastEnd(int64_t s) const {
+    return SatAdd(FloorDiv(s, c_.slide_us) * c_.slide_us, c_.size_us);
+  }
+  /// How long a slice outlives its last window: allowed_lateness under late: update.
+  int64_t Retention() const { return c_.late == LatePolicy::kUpdate ? c_.lateness_us : 0; }
+  Status EmitWindow(int64_t end, RowSink* out, const std::vector<int32_t>* only_keys);
+  void Compact();
+
+  WindowConfig c_;
+  const AggLayout* layout_;
+  KeyIndex keys_;
+  std::map<int64_t, Slice> slices_;    // by start
+  int64_t fired_through_ = INT64_MIN;  // every window ending at or before this has fired
+  // Scratch for merging slices into windows.
+  AggStore merged_;
+  std::vector<int32_t> merged_group_;  // by key id; -1: none
+  std::vector<int32_t> merged_keys_;
+  std::vector<int64_t> merged_late_;
+  std::vector<int32_t> only_group_;  // scratch for Refire: by key id, 1 when asked for
+};
+
+/// Session windows: per key, runs of rows less than `gap` apart. A row can extend a session or
+/// join two; a session fires when the watermark passes its last row plus the gap.
+class SessionWindows {
+ public:
+  SessionWindows(const WindowConfig& config, const AggLayout* layout)
+      : c_(config), layout_(layout) {}
+
+  /// Return the session that takes a row of `key` at `t` (extended or merged as needed), or
+  /// null when that session would already have fired (the row is late). The pointer is valid
+  /// until the next call: fold the row in at once.
+  AggStore* Assign(std::string_view key, int64_t t, int64_t watermark, const AckSet& acks,
+                   uint64_t call);
+  Status Fire(int64_t watermark, RowSink* out);
+  int64_t Bytes() const { return bytes_; }
+  int64_t open_sessions() const { return open_; }
+
+ private:
+  struct Session {
+    int64_t start = 0;
+    int64_t last = 0;  ///< latest row time; the session ends at last + gap
+    AggStore store;    ///< one group
+    AckSet acks;
+    uint64_t acks_call = 0;
+  };
+  int64_t SessionBytes(std::string_view key) const {
+    return static_cast<int64_t>(sizeof(Session) + key.size()) + 64 + layout_->width() * 8;
+  }
+  WindowConfig c_;
+  const AggLayout* layout_;
+  std::unordered_map<std::string, std::vector<Session>, StringHash, std::equal_to<>> by_key_;
+  /// (end, key) of every session end set; stale entries are skipped when popped.
+  using Due = std::pair<int64_t, std::string>;
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;
+  int64_t bytes_ = 0;
+  int64_t open_ = 0;
+};
+
+}  // namespace sluice::window_internal

@@ -1,0 +1,267 @@
+// The state of the window transform: time slices for tumbling and hopping windows, and
+// per-key sessions. See window_internal.h.
+
+#include <algorithm>
+#include <set>
+
+#include "sluice/transforms/window_internal.h"
+
+namespace sluice::window_internal {
+
+// ---- SliceWindows ----
+
+SliceWindows::Fate SliceWindows::Classify(int64_t t, int64_t watermark) const {
+  const int64_t s = FloorDiv(t, c_.pane_us) * c_.pane_us;
+  if (FirstEnd(s) > watermark) return Fate::kFold;  // no window holding it has fired
+  if (c_.late == LatePolicy::kUpdate) {
+    return SatAdd(LastEnd(s), c_.lateness_us) > watermark ? Fate::kFoldLate : Fate::kLate;
+  }
+  // Windows that fired do not see it, but a later window holding the slice still will.
+  return LastEnd(s) > watermark ? Fate::kFold : Fate::kLate;
+}
+
+Slice* SliceWindows::SliceFor(int64_t t, const AckSet& acks, uint64_t call) {
+  const int64_t s = FloorDiv(t, c_.pane_us) * c_.pane_us;
+  Slice& slice = slices_[s];
+  if (slice.acks_call != call) {
+    slice.acks.Merge(acks);
+    slice.acks_call = call;
+  }
+  return &slice;
+}
+
+Status SliceWindows::Fire(int64_t watermark, RowSink* out) {
+  if (watermark <= fired_through_) return Status::OK();
+  std::set<int64_t> ends;
+  for (const auto& [s, slice] : slices_) {
+    int64_t e = FirstEnd(s);
+    if (e <= fired_through_) {
+      // Skip the windows that fired already: the first end after fired_through_.
+      const int64_t behind = fired_through_ - e;
+      e = SatAdd(e, (behind / c_.slide_us + 1) * c_.slide_us);
+    }
+    for (const int64_t last = LastEnd(s); e <= last && e <= watermark; e = SatAdd(e, c_.slide_us)) {
+      ends.insert(e);
+      if (e == INT64_MAX) break;
+    }
+  }
+  for (const int64_t e : ends) SLUICE_RETURN_NOT_OK(EmitWindow(e, out, nullptr));
+  fired_through_ = watermark;
+  const int64_t keep = Retention();
+  for (auto it = slices_.begin(); it != slices_.end();) {
+    it = SatAdd(LastEnd(it->first), keep) <= watermark ? slices_.erase(it) : std::next(it);
+  }
+  Compact();
+  return Status::OK();
+}
+
+Status SliceWindows::Refire(const std::vector<std::pair<int64_t, int32_t>>& touched,
+                            int64_t watermark, RowSink* out) {
+  std::map<int64_t, std::vector<int32_t>> keys_by_end;
+  for (const auto& [s, key] : touched) {
+    for (int64_t e = FirstEnd(s), last = LastEnd(s); e <= last; e = SatAdd(e, c_.slide_us)) {
+      // Fired (e <= watermark) and still kept: re-emit; not fired yet: it will be.
+      if (e <= watermark && SatAdd(e, c_.lateness_us) > watermark) keys_by_end[e].push_back(key);
+      if (e == INT64_MAX) break;
+    }
+  }
+  for (auto& [e, keys] : keys_by_end) {
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    SLUICE_RETURN_NOT_OK(EmitWindow(e, out, &keys));
+  }
+  return Status::OK();
+}
+
+Status SliceWindows::EmitWindow(int64_t end, RowSink* out, const std::vector<int32_t>* only_keys) {
+  const int64_t start = end - c_.size_us;
+  const auto first = slices_.lower_bound(start);
+  const auto last = slices_.lower_bound(end);
+  if (first == last) return Status::OK();
+  WindowRow row;
+  row.start = start;
+  row.end = end;
+  if (std::next(first) == last && only_keys == nullptr) {
+    // One slice is the whole window (tumbling): its groups are the rows.
+    const Slice& slice = first->second;
+    row.store = &slice.store;
+    for (int32_t g = 0; g < slice.store.groups; ++g) {
+      row.key = keys_.key(slice.key_of_group[static_cast<size_t>(g)]);
+      row.group = g;
+      row.late = slice.late_of_group[static_cast<size_t>(g)];
+      SLUICE_RETURN_NOT_OK(out->Add(row));
+    }
+    return out->Flush(slice.acks);
+  }
+  // Merge the slices' groups per key into merged_.
+  if (merged_group_.size() < static_cast<size_t>(keys_.size())) {
+    merged_group_.resize(static_cast<size_t>(keys_.size()), -1);
+  }
+  AckSet acks;
+  bool ok = true;
+  auto merge_group = [&](const Slice& slice, int32_t g) {
+    const int32_t key = slice.key_of_group[static_cast<size_t>(g)];
+    int32_t& mg = merged_group_[static_cast<size_t>(key)];
+    if (mg < 0) {
+      mg = layout_->AddGroup(&merged_);
+      merged_keys_.push_back(key);
+      merged_late_.push_back(0);
+    }
+    ok &= layout_->Merge(&merged_, mg, slice.store, g);
+    merged_late_[static_cast<size_t>(mg)] += slice.late_of_group[static_cast<size_t>(g)];
+  };
+  for (auto it = first; it != last; ++it) {
+    const Slice& slice = it->second;
+    acks.Merge(slice.acks);
+    if (only_keys == nullptr) {
+      for (int32_t g = 0; g < slice.store.groups; ++g) merge_group(slice, g);
+    } else {
+      for (const int32_t key : *only_keys) {
+        if (static_cast<size_t>(key) >= slice.group_of_key.size()) continue;
+        const int32_t g = slice.group_of_key[static_cast<size_t>(key)];
+        if (g >= 0) merge_group(slice, g);
+      }
+    }
+  }
+  Status st = ok ? Status::OK()
+                 : Status::Invalid("an int64 sum of the window [{}, {}) overflows", start, end);
+  row.store = &merged_;
+  for (size_t mg = 0; st.ok() && mg < merged_keys_.size(); ++mg) {
+    row.key = keys_.key(merged_keys_[mg]);
+    row.group = static_cast<int32_t>(mg);
+    row.late = merged_late_[mg];
+    st = out->Add(row);
+  }
+  if (st.ok()) st = out->Flush(acks);
+  for (const int32_t key : merged_keys_) merged_group_[static_cast<size_t>(key)] = -1;
+  merged_keys_.clear();
+  merged_late_.clear();
+  merged_ = AggStore();
+  return st;
+}
+
+void SliceWindows::Compact() {
+  if (slices_.empty()) {
+    keys_.Clear();
+    merged_group_.clear();
+    return;
+  }
+  int64_t live = 0;
+  for (const auto& [s, slice] : slices_) live += slice.store.groups;
+  if (keys_.size() < 4096 || keys_.size() <= 2 * live) return;
+  // Most ids belong to keys no open slice holds: give the live keys new, dense ids.
+  KeyIndex fresh;
+  for (auto& [s, slice] : slices_) {
+    std::vector<int32_t> group_of_key;
+    for (size_t g = 0; g < slice.key_of_group.size(); ++g) {
+      const int32_t id = fresh.Intern(keys_.key(slice.key_of_group[g]));
+      if (static_cast<size_t>(id) >= group_of_key.size()) {
+        group_of_key.resize(static_cast<size_t>(id) + 1, -1);
+      }
+      group_of_key[static_cast<size_t>(id)] = static_cast<int32_t>(g);
+      slice.key_of_group[g] = id;
+    }
+    slice.group_of_key = std::move(group_of_key);
+  }
+  keys_ = std::move(fresh);
+  merged_group_.assign(static_cast<size_t>(keys_.size()), -1);
+}
+
+int64_t SliceWindows::Bytes() const {
+  int64_t n = keys_.Bytes() + merged_.Bytes() + static_cast<int64_t>(merged_group_.capacity() * 4);
+  for (const auto& [s, slice] : slices_) n += slice.Bytes() + 64;
+  return n;
+}
+
+// ---- SessionWindows ----
+
+AggStore* SessionWindows::Assign(std::string_view key, int64_t t, int64_t watermark,
+                                 const AckSet& acks, uint64_t call) {
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) {
+    if (SatAdd(t, c_.gap_us) <= watermark) return nullptr;  // its session would have fired
+    it = by_key_.emplace(std::string(key), std::vector<Session>()).first;
+  }
+  std::vector<Session>& list = it->second;
+  // The sessions this row touches: rows less than `gap` apart share a session.
+  size_t first = list.size(), count = 0;
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (t > SatAdd(list[i].start, -c_.gap_us) && t < SatAdd(list[i].last, c_.gap_us)) {
+      if (first == list.size()) first = i;
+      ++count;
+    }
+  }
+  if (count == 0) {
+    if (SatAdd(t, c_.gap_us) <= watermark) {
+      if (list.empty()) by_key_.erase(it);
+      return nullptr;
+    }
+    auto pos = std::lower_bound(list.begin(), list.end(), t,
+                                [](const Session& s, int64_t v) { return s.start < v; });
+    pos = list.insert(pos, Session{});
+    pos->start = pos->last = t;
+    layout_->AddGroup(&pos->store);
+    first = static_cast<size_t>(pos - list.begin());
+    bytes_ += SessionBytes(key);
+    ++open_;
+  }
+  Session& s = list[first];
+  // A row can bridge sessions: fold the later ones into the first (they are consecutive).
+  for (size_t k = 1; k < count; ++k) {
+    Session& next = list[first + k];
+    layout_->Merge(&s.store, 0, next.store, 0);
+    s.acks.Merge(next.acks);
+    s.last = std::max(s.last, next.last);
+    bytes_ -= SessionBytes(key);
+    --open_;
+  }
+  if (count > 1) {
+    list.erase(list.begin() + static_cast<ptrdiff_t>(first + 1),
+               list.begin() + static_cast<ptrdiff_t>(first + count));
+  }
+  const int64_t old_end = count == 0 ? INT64_MIN : SatAdd(s.last, c_.gap_us);
+  s.start = std::min(s.start, t);
+  s.last = std::max(s.last, t);
+  if (const int64_t end = SatAdd(s.last, c_.gap_us); end != old_end) {
+    due_.emplace(end, std::string(key));
+  }
+  if (s.acks_call != call) {
+    s.acks.Merge(acks);
+    s.acks_call = call;
+  }
+  return &s.store;
+}
+
+Status SessionWindows::Fire(int64_t watermark, RowSink* out) {
+  AckSet acks;
+  bool any = false;
+  while (!due_.empty() && due_.top().first <= watermark) {
+    const std::string key = due_.top().second;
+    due_.pop();
+    auto it = by_key_.find(key);
+    if (it == by_key_.end()) continue;  // fired through an earlier entry
+    std::vector<Session>& list = it->second;
+    for (auto s = list.begin(); s != list.end();) {
+      const int64_t end = SatAdd(s->last, c_.gap_us);
+      if (end > watermark) {
+        ++s;
+        continue;
+      }
+      WindowRow row;
+      row.key = it->first;
+      row.start = s->start;
+      row.end = end;
+      row.store = &s->store;
+      SLUICE_RETURN_NOT_OK(out->Add(row));
+      acks.Merge(s->acks);
+      any = true;
+      bytes_ -= SessionBytes(key);
+      --open_;
+      s = list.erase(s);
+    }
+    if (list.empty()) by_key_.erase(it);
+  }
+  return any ? out->Flush(acks) : Status::OK();
+}
+
+}  // namespace sluice::window_internal
