@@ -1,0 +1,599 @@
+// The window transform, driven directly: batches in, watermarks by hand, rows out. Results are
+// compared with a brute-force computation over the same rows.
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <optional>
+#include <random>
+#include <tuple>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "sluice/engine/pipeline.h"
+#include "sluice/testing/matchers.h"
+#include "sluice/transforms/quantile_sketch.h"
+#include "sluice/transforms/transforms.h"
+
+namespace sluice {
+namespace {
+
+using ::sluice::testing::StatusIs;
+using ::testing::HasSubstr;
+
+constexpr int64_t kMin = 60'000'000;  // one minute in µs
+using J = nlohmann::json;
+
+/// Collects what a transform emits, by output, with the acks each batch carries.
+class Collector final : public Emitter {
+ public:
+  Status Emit(BatchPtr batch) override { return Emit(std::move(batch), input_acks); }
+  Status Emit(BatchPtr batch, AckSet acks) override {
+    if (batch != nullptr && batch->num_rows() > 0) {
+      rows.push_back(std::move(batch));
+      row_acks.push_back(std::move(acks));
+    }
+    return Status::OK();
+  }
+  AckSet HoldAcks() override { return input_acks; }
+  Status EmitOn(int output, BatchPtr batch) override {
+    if (output != kLateOutput) return Status::Invalid("unexpected output {}", output);
+    late.push_back(std::move(batch));
+    return Status::OK();
+  }
+
+  AckSet input_acks;
+  std::vector<BatchPtr> rows;
+  std::vector<AckSet> row_acks;
+  std::vector<BatchPtr> late;
+};
+
+int64_t Counter(const NodeStats& stats, const std::string& name) {
+  const auto counters = stats.Counters();
+  auto it = counters.find(name);
+  return it == counters.end() ? 0 : it->second;
+}
+
+double Gauge(const NodeStats& stats, const std::string& name) {
+  const auto gauges = stats.Gauges();
+  auto it = gauges.find(name);
+  return it == gauges.end() ? -1 : it->second;
+}
+
+const NodeRegistry& Registry() {
+  static const NodeRegistry* registry = [] {
+    auto* r = new NodeRegistry();
+    RegisterTransformNodes(r);
+    return r;
+  }();
+  return *registry;
+}
+
+SchemaPtr ReadingSchema() {
+  return MakeSchema({{"meter", TypeId::kString},
+                     {"ts", TypeId::kTimestamp},
+                     {"v", TypeId::kFloat64},
+                     {"n", TypeId::kInt64}});
+}
+
+struct Reading {
+  std::string meter;
+  int64_t ts;
+  double v;
+  int64_t n;
+};
+
+BatchPtr Readings(const std::vector<Reading>& rows) {
+  ColumnBuilder m(TypeId::kString), t(TypeId::kTimestamp), v(TypeId::kFloat64), n(TypeId::kInt64);
+  for (const auto& r : rows) {
+    m.AppendString(r.meter);
+    t.AppendTimestamp(r.ts);
+    v.AppendFloat64(r.v);
+    n.AppendInt64(r.n);
+  }
+  std::vector<Column> cols;
+  cols.push_back(m.Finish());
+  cols.push_back(t.Finish());
+  cols.push_back(v.Finish());
+  cols.push_back(n.Finish());
+  return Batch::MakeUnchecked(ReadingSchema(), std::move(cols), static_cast<int64_t>(rows.size()));
+}
+
+/// A window transform bound to ReadingSchema, opened on a context of its own.
+struct Harness {
+  explicit Harness(nlohmann::json options, MemoryBudget* memory = nullptr)
+      : ctx("w", "window", &stats, &cancelled, false) {
+    if (!options.contains("time")) options["time"] = "ts";
+    if (!options.contains("group_by")) options["group_by"] = {"meter"};
+    if (!options.contains("aggregates")) {
+      options["aggregates"] = nlohmann::json::array({{{"cnt", "count()"}},
+                                                     {{"total", "sum(v)"}},
+                                                     {{"lo", "min(v)"}},
+                                                     {{"hi", "max(v)"}},
+                                                     {{"nsum", "sum(n)"}}});
+    }
+    ctx.set_memory(memory);
+    const NodeTypeInfo* info = Registry().Find("window");
+    auto made = info->make_transform(NodeOptions::ForTest("w", std::move(options), "window"));
+    status = made.status();
+    if (!made.ok()) return;
+    t = std::move(*made);
+    status = t->Open(&ctx);
+    if (!status.ok()) return;
+    auto bound = t->Bind({ReadingSchema()});
+    status = bound.status();
+    if (bound.ok()) schema = *bound;
+  }
+
+  Status Push(const std::vector<Reading>& rows) { return t->Process(Readings(rows), 0, &out); }
+  Status Watermark(int64_t wm) { return t->OnWatermark(wm, &out); }
+
+  /// Every row emitted so far as "meter@start-end: col=value ..." in emission order.
+  std::vector<std::string> Lines(const std::vector<BatchPtr>& batches) const {
+    std::vector<std::string> lines;
+    for (const auto& b : batches) {
+      for (int64_t r = 0; r < b->num_rows(); ++r) {
+        std::string line;
+        for (int c = 0; c < b->num_columns(); ++c) {
+          const Column& col = b->column(c);
+          line += c == 0 ? "" : " ";
+          line += b->schema()->field(c).name + "=";
+          if (col.IsNull(r)) {
+            line += "null";
+          } else if (col.type() == TypeId::kString) {
+            line += std::string(col.GetView(r));
+          } else if (col.type() == TypeId::kFloat64) {
+            line += fmt::format("{}", col.GetFloat64(r));
+          } else {
+            int64_t v = col.GetInt64(r);
+            line += col.type() == TypeId::kTimestamp ? fmt::format("{}m", v / kMin)
+                                                     : fmt::format("{}", v);
+          }
+        }
+        lines.push_back(line);
+      }
+    }
+    return lines;
+  }
+  std::vector<std::string> Lines() const { return Lines(out.rows); }
+
+  NodeStats stats;
+  std::atomic<bool> cancelled{false};
+  NodeContext ctx;
+  std::unique_ptr<Transform> t;
+  SchemaPtr schema;
+  Status status;
+  Collector out;
+};
+
+TEST(WindowTest, TumblingFiresWhenTheWatermarkPassesTheEnd) {
+  Harness h(J{{"size", "5m"}});
+  ASSERT_TRUE(h.status.ok()) << h.status.ToString();
+  EXPECT_EQ(h.schema->ToString(),
+            "meter:string, window_start:timestamp, window_end:timestamp, cnt:int64, "
+            "total:float64, lo:float64, hi:float64, nsum:int64, late_rows:int64");
+  // Out of order inside windows; two keys; a row at exactly the end belongs to the next.
+  ASSERT_TRUE(h.Push({{"a", 3 * kMin, 1.5, 1},
+                      {"b", 1 * kMin, -2, 2},
+                      {"a", 0, 4, 3},
+                      {"a", 5 * kMin, 10, 4},
+                      {"a", 4 * kMin + kMin - 1, 0.5, 5}})
+                  .ok());
+  ASSERT_TRUE(h.Watermark(5 * kMin - 1).ok());
+  EXPECT_TRUE(h.Lines().empty());  // [0, 5m) is still open
+  ASSERT_TRUE(h.Watermark(5 * kMin).ok());
+  EXPECT_EQ(h.Lines(), (std::vector<std::string>{
+                           "meter=a window_start=0m window_end=5m cnt=3 total=6 lo=0.5 hi=4 "
+                           "nsum=9 late_rows=0",
+                           "meter=b window_start=0m window_end=5m cnt=1 total=-2 lo=-2 hi=-2 "
+                           "nsum=2 late_rows=0"}));
+  ASSERT_TRUE(h.t->Finish(&h.out).ok());
+  EXPECT_EQ(h.Lines().back(),
+            "meter=a window_start=5m window_end=10m cnt=1 total=10 lo=10 hi=10 nsum=4 "
+            "late_rows=0");
+}
+
+/// (meter, window start) -> count, sum of v, min, max, sum of n.
+using Expected =
+    std::map<std::pair<std::string, int64_t>, std::tuple<int64_t, double, double, double, int64_t>>;
+
+int64_t FloorDivision(int64_t a, int64_t b) { return a / b - ((a % b != 0) && (a < 0)); }
+
+Expected BruteForce(const std::vector<Reading>& rows, int64_t size, int64_t slide) {
+  Expected e;
+  for (const auto& r : rows) {
+    for (int64_t k = FloorDivision(r.ts - size, slide) + 1; k * slide <= r.ts; ++k) {
+      auto [it, added] = e.try_emplace({r.meter, k * slide}, 0, 0.0, r.v, r.v, 0);
+      auto& [cnt, sum, lo, hi, nsum] = it->second;
+      ++cnt;
+      sum += r.v;
+      lo = std::min(lo, r.v);
+      hi = std::max(hi, r.v);
+      nsum += r.n;
+    }
+  }
+  return e;
+}
+
+Expected FromOutput(const std::vector<BatchPtr>& batches, int64_t size) {
+  Expected e;
+  for (const auto& b : batches) {
+    for (int64_t r = 0; r < b->num_rows(); ++r) {
+      const std::string meter(b->column(0).GetView(r));
+      const int64_t start = b->column(1).GetInt64(r);
+      EXPECT_EQ(b->column(2).GetInt64(r), start + size);
+      auto [it, added] = e.try_emplace({meter, start}, b->column(3).GetInt64(r),
+                                       b->column(4).GetFloat64(r), b->column(5).GetFloat64(r),
+                                       b->column(6).GetFloat64(r), b->column(7).GetInt64(r));
+      EXPECT_TRUE(added) << "window emitted twice: " << meter << " " << start;
+    }
+  }
+  return e;
+}
+
+void ExpectSame(const Expected& want, const Expected& got) {
+  ASSERT_EQ(want.size(), got.size());
+  for (const auto& [k, w] : want) {
+    auto it = got.find(k);
+    ASSERT_NE(it, got.end()) << k.first << " " << k.second;
+    EXPECT_EQ(std::get<0>(w), std::get<0>(it->second));
+    EXPECT_NEAR(std::get<1>(w), std::get<1>(it->second), 1e-9 * (1 + std::abs(std::get<1>(w))));
+    EXPECT_EQ(std::get<2>(w), std::get<2>(it->second));
+    EXPECT_EQ(std::get<3>(w), std::get<3>(it->second));
+    EXPECT_EQ(std::get<4>(w), std::get<4>(it->second));
+  }
+}
+
+/// Random readings over 3 hours for 50 meters (some before 1970), out of order within 2
+/// minutes, pushed in batches with a watermark after each that keeps the promise; every
+/// window must come out once, equal to the brute force.
+void RandomRun(const std::string& size, const std::string& slide, int64_t size_us,
+               int64_t slide_us) {
+  nlohmann::json options = {{"size", size}};
+  if (!slide.empty()) options["slide"] = slide;
+  Harness h(options);
+  ASSERT_TRUE(h.status.ok()) << h.status.ToString();
+  std::mt19937_64 rng(7);
+  std::vector<Reading> all;
+  const int64_t origin = -90 * kMin;  // crosses the epoch: floor division must hold
+  int64_t max_ts = INT64_MIN;
+  for (int b = 0; b < 60; ++b) {
+    std::vector<Reading> batch;
+    for (int i = 0; i < 100; ++i) {
+      const int64_t base = origin + (b * 3 * kMin);
+      const int64_t ts = base + static_cast<int64_t>(rng() % (2 * kMin));
+      batch.push_back({fmt::format("m{}", rng() % 50), ts,
+                       static_cast<double>(rng() % 2000) / 8.0 - 100,
+                       static_cast<int64_t>(rng() % 1000)});
+      max_ts = std::max(max_ts, ts);
+    }
+    all.insert(all.end(), batch.begin(), batch.end());
+    ASSERT_TRUE(h.Push(batch).ok());
+    // Next batch's rows are >= its base, which is above this.
+    ASSERT_TRUE(h.Watermark(origin + (b + 1) * 3 * kMin).ok());
+  }
+  ASSERT_TRUE(h.t->Finish(&h.out).ok());
+  ExpectSame(BruteForce(all, size_us, slide_us), FromOutput(h.out.rows, size_us));
+  EXPECT_EQ(Counter(h.stats, "late_dropped"), 0);
+}
+
+TEST(WindowTest, TumblingEqualsBruteForce) { RandomRun("15m", "", 15 * kMin, 15 * kMin); }
+TEST(WindowTest, HoppingEqualsBruteForce) { RandomRun("15m", "5m", 15 * kMin, 5 * kMin); }
+TEST(WindowTest, HoppingWithSlideNotDividingSizeEqualsBruteForce) {
+  RandomRun("10m", "4m", 10 * kMin, 4 * kMin);  // panes of gcd = 2m
+}
+
+TEST(WindowTest, LateRowsAreDroppedAndCounted) {
+  Harness h(J{{"size", "5m"}});
+  ASSERT_TRUE(h.Push({{"a", 1 * kMin, 1, 1}}).ok());
+  ASSERT_TRUE(h.Watermark(6 * kMin).ok());
+  ASSERT_TRUE(h.Push({{"a", 2 * kMin, 100, 1}, {"a", 7 * kMin, 2, 1}}).ok());
+  ASSERT_TRUE(h.t->Finish(&h.out).ok());
+  EXPECT_EQ(Counter(h.stats, "late_dropped"), 1);
+  EXPECT_EQ(h.Lines(),
+            (std::vector<std::string>{
+                "meter=a window_start=0m window_end=5m cnt=1 total=1 lo=1 hi=1 nsum=1 late_rows=0",
+                "meter=a window_start=5m window_end=10m cnt=1 total=2 lo=2 hi=2 nsum=1 "
+                "late_rows=0"}));
+}
+
+TEST(WindowTest, LateRowsGoToTheLateOutput) {
+  Harness h(J{{"size", "5m"}, {"late", "output"}});
+  ASSERT_TRUE(h.Push({{"a", 1 * kMin, 1, 1}}).ok());
+  ASSERT_TRUE(h.Watermark(6 * kMin).ok());
+  ASSERT_TRUE(h.Push({{"a", 2 * kMin, 100, 7}, {"a", 7 * kMin, 2, 1}, {"b", 0, 3, 8}}).ok());
+  ASSERT_EQ(h.out.late.size(), 1u);
+  EXPECT_EQ(h.out.late[0]->ToString(),
+            Readings({{"a", 2 * kMin, 100, 7}, {"b", 0, 3, 8}})->ToString());
+  EXPECT_EQ(Counter(h.stats, "late_output"), 2);
+}
+
+TEST(WindowTest, LateUpdateReemitsTheCorrectedWindowWithinAllowedLateness) {
+  Harness h(J{{"size", "5m"}, {"late", "update"}, {"allowed_lateness", "10m"}});
+  ASSERT_TRUE(h.status.ok()) << h.status.ToString();
+  ASSERT_TRUE(h.Push({{"a", 1 * kMin, 1, 1}, {"b", 2 * kMin, 5, 1}}).ok());
+  ASSERT_TRUE(h.Watermark(6 * kMin).ok());
+  ASSERT_EQ(h.Lines().size(), 2u);
+  // 4 minutes late: folded in, [0, 5m) of a emitted again with both rows; b is untouched.
+  ASSERT_TRUE(h.Push({{"a", 3 * kMin, 2, 1}}).ok());
+  ASSERT_EQ(h.Lines().size(), 3u);
+  EXPECT_EQ(h.Lines()[2],
+            "meter=a window_start=0m window_end=5m cnt=2 total=3 lo=1 hi=2 nsum=2 late_rows=1");
+  // Past allowed lateness (window end 5m + 10m <= 16m): dropped and counted.
+  ASSERT_TRUE(h.Watermark(16 * kMin).ok());
+  ASSERT_TRUE(h.Push({{"a", 4 * kMin, 50, 1}}).ok());
+  EXPECT_EQ(h.Lines().size(), 3u);
+  EXPECT_EQ(Counter(h.stats, "late_dropped"), 1);
+  EXPECT_EQ(Counter(h.stats, "late_updates"), 1);
+  EXPECT_EQ(h.t->OutputWatermark(16 * kMin), 6 * kMin);
+}
+
+TEST(WindowTest, SessionsSplitOnGapsAndMergeWhenARowBridgesThem) {
+  Harness h(J{{"gap", "10m"}});
+  ASSERT_TRUE(h.status.ok()) << h.status.ToString();
+  // a: 0, 5 | 30 ; then 20 bridges nothing (30-20 = 10 is not < 10) ... 25 bridges 5..30? no:
+  // 25 - 5 = 20. Then 14 joins 5 (9 apart) and 22 joins 14 and 30: one session 0..30.
+  ASSERT_TRUE(h.Push({{"a", 0, 1, 1}, {"a", 5 * kMin, 2, 1}, {"a", 30 * kMin, 3, 1}}).ok());
+  ASSERT_TRUE(h.Push({{"a", 14 * kMin, 4, 1}, {"a", 22 * kMin, 5, 1}}).ok());
+  ASSERT_TRUE(h.Push({{"b", 0, 7, 1}, {"b", 50 * kMin, 8, 1}}).ok());
+  ASSERT_TRUE(h.Watermark(40 * kMin).ok());  // a's session ends 30 + 10 = 40; b's first 10
+  EXPECT_EQ(h.Lines(), (std::vector<std::string>{
+                           "meter=a window_start=0m window_end=40m cnt=5 total=15 lo=1 hi=5 "
+                           "nsum=5 late_rows=0",
+                           "meter=b window_start=0m window_end=10m cnt=1 total=7 lo=7 hi=7 "
+                           "nsum=1 late_rows=0"}));
+  // A row for a's closed session is late; one for b's open one joins it.
+  ASSERT_TRUE(h.Push({{"a", 29 * kMin, 1, 1}, {"b", 55 * kMin, 1, 1}}).ok());
+  EXPECT_EQ(Counter(h.stats, "late_dropped"), 1);
+  ASSERT_TRUE(h.t->Finish(&h.out).ok());
+  EXPECT_EQ(h.Lines().back(),
+            "meter=b window_start=50m window_end=65m cnt=2 total=9 lo=1 hi=8 nsum=2 late_rows=0");
+}
+
+TEST(WindowTest, AggregatesFollowSqlOnNullsNaNAndInfinity) {
+  const SchemaPtr schema =
+      MakeSchema({{"k", TypeId::kInt64}, {"ts", TypeId::kTimestamp}, {"x", TypeId::kFloat64}});
+  NodeStats stats;
+  std::atomic<bool> cancelled{false};
+  NodeContext ctx("w", "window", &stats, &cancelled, false);
+  auto t = Registry().Find("window")->make_transform(
+      NodeOptions::ForTest("w",
+                           {{"time", "ts"},
+                            {"group_by", {"k"}},
+                            {"size", "1m"},
+                            {"aggregates", nlohmann::json::array({{{"c", "count(x)"}},
+                                                                  {{"rows", "count()"}},
+                                                                  {{"s", "sum(x)"}},
+                                                                  {{"lo", "min(x)"}},
+                                                                  {{"hi", "max(x)"}},
+                                                                  {{"mean", "avg(x)"}},
+                                                                  {{"sd", "stddev(x)"}},
+                                                                  {{"f", "first(x)"}},
+                                                                  {{"l", "last(x)"}}})}},
+                           "window"));
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_TRUE((*t)->Open(&ctx).ok());
+  // k=1: nulls are skipped; k=2: NaN is above every number (max NaN, min the number), and
+  // sums with it are NaN; k=3: infinities; k=null is a group of its own; k=4: only nulls.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  struct In {
+    std::optional<int64_t> k;
+    int64_t ts;
+    std::optional<double> x;
+  };
+  const std::vector<In> in = {{1, 0, {}},   {1, 1, 2.0}, {1, 2, 4.0},  {1, 3, {}},
+                              {2, 0, 1.0},  {2, 1, nan}, {2, 2, 3.0},  {3, 0, inf},
+                              {3, 1, -inf}, {3, 2, 5.0}, {{}, 0, 8.0}, {4, 0, {}}};
+  ColumnBuilder kb(TypeId::kInt64), tb(TypeId::kTimestamp), xb(TypeId::kFloat64);
+  for (const auto& r : in) {
+    r.k ? kb.AppendInt64(*r.k) : kb.AppendNull();
+    tb.AppendTimestamp(r.ts);
+    r.x ? xb.AppendFloat64(*r.x) : xb.AppendNull();
+  }
+  auto batch = Batch::MakeUnchecked(schema, {kb.Finish(), tb.Finish(), xb.Finish()},
+                                    static_cast<int64_t>(in.size()));
+  Collector out;
+  ASSERT_TRUE((*t)->Process(batch, 0, &out).ok());
+  ASSERT_TRUE((*t)->Finish(&out).ok());
+  ASSERT_EQ(out.rows.size(), 1u);
+  const Batch& b = *out.rows[0];
+  ASSERT_EQ(b.num_rows(), 5);
+  // columns: k, start, end, c, rows, s, lo, hi, mean, sd, f, l, late_rows
+  auto row = [&](std::optional<int64_t> key) -> int64_t {
+    for (int64_t r = 0; r < b.num_rows(); ++r) {
+      if (key ? (b.column(0).IsValid(r) && b.column(0).GetInt64(r) == *key)
+              : b.column(0).IsNull(r)) {
+        return r;
+      }
+    }
+    ADD_FAILURE() << "no row for the key";
+    return 0;
+  };
+  auto f = [&](int64_t r, int c) { return b.column(c).GetFloat64(r); };
+  auto i = [&](int64_t r, int c) { return b.column(c).GetInt64(r); };
+  const int64_t r1 = row(1);
+  EXPECT_EQ(i(r1, 3), 2);
+  EXPECT_EQ(i(r1, 4), 4);
+  EXPECT_EQ(f(r1, 5), 6.0);
+  EXPECT_EQ(f(r1, 6), 2.0);
+  EXPECT_EQ(f(r1, 7), 4.0);
+  EXPECT_EQ(f(r1, 8), 3.0);
+  EXPECT_NEAR(f(r1, 9), std::sqrt(2.0), 1e-12);
+  EXPECT_EQ(f(r1, 10), 2.0);  // the first non-null value by time
+  EXPECT_EQ(f(r1, 11), 4.0);
+  const int64_t r2 = row(2);
+  EXPECT_TRUE(std::isnan(f(r2, 5)));
+  EXPECT_EQ(f(r2, 6), 1.0);
+  EXPECT_TRUE(std::isnan(f(r2, 7)));
+  const int64_t r3 = row(3);
+  EXPECT_EQ(f(r3, 6), -inf);
+  EXPECT_EQ(f(r3, 7), inf);
+  EXPECT_TRUE(std::isnan(f(r3, 5)));  // inf + -inf
+  EXPECT_EQ(i(row(std::nullopt), 4), 1);
+  const int64_t r4 = row(4);
+  EXPECT_EQ(i(r4, 3), 0);
+  EXPECT_EQ(i(r4, 4), 1);
+  for (int c : {5, 6, 7, 8, 9, 10, 11}) EXPECT_TRUE(b.column(c).IsNull(r4)) << c;
+}
+
+TEST(WindowTest, Int64SumOverflowIsAnErrorNotAWrongNumber) {
+  Harness h(J{{"size", "5m"}});
+  const Status st = h.Push({{"a", 0, 1, std::numeric_limits<int64_t>::max()}, {"a", 1, 1, 1}});
+  EXPECT_THAT(st, StatusIs(StatusCode::kInvalidArgument, HasSubstr("overflows int64")));
+}
+
+TEST(WindowTest, NullEventTimeFollowsOnError) {
+  const SchemaPtr schema = MakeSchema({{"meter", TypeId::kString},
+                                       {"ts", TypeId::kTimestamp},
+                                       {"v", TypeId::kFloat64},
+                                       {"n", TypeId::kInt64}});
+  auto batch = BatchFromJson(schema, R"([["a", 0, 1.0, 1], ["a", null, 2.0, 2]])");
+  ASSERT_TRUE(batch.ok());
+  {
+    Harness h(J{{"size", "5m"}});
+    EXPECT_THAT(h.t->Process(*batch, 0, &h.out),
+                StatusIs(StatusCode::kInvalidArgument, HasSubstr("'ts' is null")));
+  }
+  {
+    Harness h(J{{"size", "5m"}, {"on_error", "skip"}});
+    ASSERT_TRUE(h.t->Process(*batch, 0, &h.out).ok());
+    EXPECT_EQ(Counter(h.stats, "skipped"), 1);
+  }
+  {
+    Harness h(J{{"size", "5m"}, {"on_error", "dead_letter"}});
+    ASSERT_TRUE(h.t->Process(*batch, 0, &h.out).ok());
+    auto dead = h.ctx.dead_letters()->Take();
+    ASSERT_NE(dead, nullptr);
+    EXPECT_THAT(dead->ToString(), HasSubstr("row 1"));
+    EXPECT_THAT(dead->ToString(), HasSubstr("has no event time"));
+  }
+}
+
+TEST(WindowTest, RefusesConfigurationsThatCannotWork) {
+  auto error_of = [](nlohmann::json options) {
+    Harness h(std::move(options));
+    return h.status.ToString();
+  };
+  EXPECT_THAT(error_of({{"size", "5m"}, {"gap", "1m"}}), HasSubstr("exactly one of `size`"));
+  EXPECT_THAT(error_of(nlohmann::json::object()), HasSubstr("exactly one of `size`"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"slide", "6m"}}), HasSubstr("at most `size`"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"late", "update"}}), HasSubstr("needs allowed_lateness"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"allowed_lateness", "1m"}}),
+              HasSubstr("only late: update"));
+  EXPECT_THAT(error_of({{"gap", "5m"}, {"late", "update"}, {"allowed_lateness", "1m"}}),
+              HasSubstr("not offered for sessions"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"x", "median(v)"}}}}),
+              HasSubstr("unknown function 'median'"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"x", "sum(meter)"}}}}),
+              HasSubstr("column 'meter' is string"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"x", "avg(volts)"}}}}),
+              HasSubstr("no column 'volts'"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"window_end", "count()"}}}}),
+              HasSubstr("two output columns are called 'window_end'"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"time", "v"}}), HasSubstr("not a timestamp column"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"x", "sum()"}}}}),
+              HasSubstr("needs a column"));
+}
+
+TEST(WindowTest, HoldsTheAcksOfAbsorbedRowsUntilItsRowIsReleased) {
+  auto queue = std::make_shared<AckQueue>();
+  Harness h(J{{"size", "5m"}});
+  h.out.input_acks = AckSet(std::make_shared<AckHandle>(queue, 0));
+  ASSERT_TRUE(h.Push({{"a", 1 * kMin, 1, 1}}).ok());
+  h.out.input_acks = AckSet(std::make_shared<AckHandle>(queue, 1));
+  ASSERT_TRUE(h.Push({{"a", 6 * kMin, 1, 1}}).ok());
+  h.out.input_acks = AckSet();  // the executor is done with both inputs
+  std::vector<AckQueue::Event> events;
+  queue->Drain(&events, 0);
+  EXPECT_TRUE(events.empty()) << "acked before any window row was emitted";
+  ASSERT_TRUE(h.Watermark(5 * kMin).ok());
+  ASSERT_EQ(h.out.row_acks.size(), 1u);
+  EXPECT_EQ(h.out.row_acks[0].size(), 1u);  // batch 0 only
+  queue->Drain(&events, 0);
+  EXPECT_TRUE(events.empty()) << "acked while the window's row is not yet durable";
+  h.out.row_acks.clear();  // the sink made [0, 5m) durable
+  queue->Drain(&events, 0);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].seq, 0u);
+  EXPECT_TRUE(events[0].delivered);
+}
+
+TEST(WindowTest, StateCountsAgainstTheMemoryBudgetAndIsReleased) {
+  MemoryBudget budget(1 << 20);
+  {
+    Harness h(J{{"size", "5m"}}, &budget);
+    std::vector<Reading> rows;
+    for (int i = 0; i < 1000; ++i) rows.push_back({fmt::format("meter-{}", i), 0, 1, 1});
+    ASSERT_TRUE(h.Push(rows).ok());
+    EXPECT_GT(budget.held(), 1000 * 40);
+    EXPECT_EQ(budget.held(), budget.used());
+    EXPECT_EQ(Gauge(h.stats, "open_windows"), 1);
+    ASSERT_TRUE(h.t->Finish(&h.out).ok());
+    ASSERT_TRUE(h.t->Close().ok());
+    EXPECT_EQ(budget.held(), 0);
+  }
+  // State beyond the whole budget is an error that says what to do, not a stall.
+  MemoryBudget small(16 << 10);
+  Harness h(J{{"size", "5m"}}, &small);
+  std::vector<Reading> rows;
+  for (int i = 0; i < 1000; ++i) rows.push_back({fmt::format("meter-{}", i), 0, 1, 1});
+  EXPECT_THAT(h.Push(rows), StatusIs(StatusCode::kResourceExhausted,
+                                     HasSubstr("more than the run's memory budget")));
+  ASSERT_TRUE(h.t->Close().ok());
+  EXPECT_EQ(small.held(), 0);
+}
+
+TEST(WindowTest, KeyIdsOfClosedWindowsAreForgotten) {
+  MemoryBudget budget(0);
+  Harness h(J{{"size", "1m"}}, &budget);
+  // Every window has 5,000 new keys: held state must follow the open window, not history.
+  int64_t first = 0;
+  for (int w = 0; w < 20; ++w) {
+    std::vector<Reading> rows;
+    for (int i = 0; i < 5000; ++i) rows.push_back({fmt::format("k{}-{}", w, i), w * kMin, 1, 1});
+    ASSERT_TRUE(h.Push(rows).ok());
+    if (w == 1) first = budget.held();
+    ASSERT_TRUE(h.Watermark((w + 1) * kMin).ok());
+  }
+  EXPECT_LT(budget.held(), 2 * first);
+  EXPECT_EQ(h.out.rows.size(), 20u);
+}
+
+TEST(QuantileSketchTest, WithinOnePercentOfTheExactSampleAtThatRank) {
+  std::mt19937_64 rng(11);
+  std::lognormal_distribution<double> lognormal(0, 2);
+  for (int trial = 0; trial < 3; ++trial) {
+    QuantileSketch sk, a, b;
+    std::vector<double> values;
+    for (int i = 0; i < 5000; ++i) {
+      double v = lognormal(rng);
+      if (trial == 1 && i % 3 == 0) v = -v;
+      if (trial == 2 && i % 7 == 0) v = 0;
+      values.push_back(v);
+      sk.Add(v);
+      (i % 2 == 0 ? a : b).Add(v);
+    }
+    a.Merge(b);  // merged halves answer like the whole
+    std::sort(values.begin(), values.end());
+    for (double q : {0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0}) {
+      const double exact = values[static_cast<size_t>(q * (values.size() - 1))];
+      EXPECT_LE(std::abs(sk.Quantile(q) - exact), 0.01 * std::abs(exact) + 1e-12)
+          << "trial " << trial << " q " << q;
+      EXPECT_EQ(sk.Quantile(q), a.Quantile(q));
+    }
+  }
+  QuantileSketch special;
+  for (double v : {std::nan(""), 1.0, std::numeric_limits<double>::infinity(),
+                   -std::numeric_limits<double>::infinity()}) {
+    special.Add(v);
+  }
+  EXPECT_EQ(special.Quantile(0), -std::numeric_limits<double>::infinity());
+  EXPECT_TRUE(std::isnan(special.Quantile(1)));  // NaN sorts last, as in PostgreSQL
+  EXPECT_TRUE(std::isnan(QuantileSketch().Quantile(0.5)));
+}
+
+}  // namespace
+}  // namespace sluice
