@@ -48,6 +48,8 @@ struct SinkConfig {
   std::string table;
   bool create_table = false;
   SinkMode mode = SinkMode::kInsert;
+  /// Upsert with on_conflict: keep — a key already in the table keeps its row.
+  bool keep_existing = false;
   std::vector<std::string> key;
   std::vector<std::string> indexes;
   std::string partition_by;
@@ -402,17 +404,19 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
       // truncates it at every commit, and a failed write discards its session, temp table and
       // all), so COPY appends the rows in order from block 0. NULL keys never get here
       // (CheckUpsertKeys).
+      // With on_conflict: keep, the batch's first row per key, as if inserted one by one.
       upsert_sql_ += "(SELECT DISTINCT ON (" + keys + ") " + QuotedList(names) + " FROM " + stage +
-                     " ORDER BY " + keys + ", ctid DESC) AS sluice_s ON CONFLICT (" +
-                     QuotedList(config_.key) + ") DO ";
+                     " ORDER BY " + keys + ", ctid " + (config_.keep_existing ? "ASC" : "DESC") +
+                     ") AS sluice_s ON CONFLICT (" + QuotedList(config_.key) + ") DO ";
       std::vector<std::string> updates;
       for (const std::string& n : names) {
         if (std::find(config_.key.begin(), config_.key.end(), n) == config_.key.end()) {
           updates.push_back(pg_internal::QuoteName(n) + " = EXCLUDED." + pg_internal::QuoteName(n));
         }
       }
-      upsert_sql_ +=
-          updates.empty() ? "NOTHING" : "UPDATE SET " + fmt::format("{}", fmt::join(updates, ", "));
+      upsert_sql_ += updates.empty() || config_.keep_existing
+                         ? "NOTHING"
+                         : "UPDATE SET " + fmt::format("{}", fmt::join(updates, ", "));
     }
   }
   partition_column_ = -1;
@@ -681,6 +685,10 @@ Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
       return o.ErrorAt("mode", "must be insert, upsert or insert_batch");
     }
   }
+  c.keep_existing = o.GetString("on_conflict") == "keep";
+  if (c.keep_existing && c.mode != SinkMode::kUpsert) {
+    return o.ErrorAt("on_conflict", "applies to mode: upsert");
+  }
   c.key = o.GetStringList("key");
   if (c.mode == SinkMode::kUpsert && c.key.empty()) {
     return o.ErrorAt("key", "upsert needs 'key': the columns of the unique index ON CONFLICT uses");
@@ -749,6 +757,14 @@ const OptionSchema& PostgresSinkOptions() {
        "(multi-row INSERTs).",
        false,
        {"insert", "upsert", "insert_batch"}},
+      {"on_conflict",
+       OptionType::kEnum,
+       "update",
+       "For upsert, a row whose key is already in the table: update it, or keep the row "
+       "there (first write wins — what a window's results need across restarts, where a "
+       "window recomputed from part of its rows must not overwrite the complete one).",
+       false,
+       {"update", "keep"}},
       {"key",
        OptionType::kStringList,
        "",
