@@ -25,7 +25,7 @@ time_cmd() {
 # ratio = peer_s / sluice_s (above 1: sluice is faster).
 result() {
   local ratio
-  ratio=$(echo "scale=3; $5 / $3" | bc -l)
+  ratio=$(printf '%.3f' "$(echo "$5 / $3" | bc -l)")  # printf: 0.5, not bc's .5 (not JSON)
   printf '{"bench":"%s","rows":%s,"sluice_s":%s,"peer":"%s","peer_s":%s,"ratio":%s,"peak_rss_mb":%s}\n' \
     "$1" "$2" "$3" "$4" "$5" "$ratio" "$6"
 }

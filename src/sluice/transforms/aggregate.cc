@@ -157,8 +157,13 @@ int32_t AggLayout::AddGroup(AggStore* store) const {
   for (int k = 0; k < width_; ++k) c[k].i = 0;
   for (const auto& s : specs_) {
     if (s.kind == AggKind::kQuantile) {
-      c[s.offset].i = static_cast<int64_t>(store->sketches.size());
-      store->sketches.emplace_back();
+      c[s.offset].i = static_cast<int64_t>(store->sketches_used);
+      if (store->sketches_used < store->sketches.size()) {
+        store->sketches[store->sketches_used].Clear();
+      } else {
+        store->sketches.emplace_back();
+      }
+      ++store->sketches_used;
     }
   }
   return store->groups++;

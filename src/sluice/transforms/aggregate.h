@@ -59,7 +59,15 @@ struct AggStore {
   std::vector<Cell> cells;
   std::vector<QuantileSketch> sketches;
   int32_t groups = 0;
-  int64_t sketch_heap = 0;  ///< bytes the sketches hold on the heap
+  int64_t sketch_heap = 0;   ///< bytes the sketches hold on the heap
+  size_t sketches_used = 0;  ///< sketches [0, sketches_used) belong to groups; the rest are spare
+
+  /// Drop every group, keeping the memory (cells, sketches) for the next ones.
+  void Reset() {
+    cells.clear();
+    groups = 0;
+    sketches_used = 0;
+  }
 
   /// Return the bytes held, roughly (for the memory budget).
   int64_t Bytes() const;

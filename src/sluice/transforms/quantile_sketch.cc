@@ -33,7 +33,11 @@ void QuantileSketch::AddTo(std::vector<Bucket>* store, int32_t index, uint32_t n
 void QuantileSketch::MergeInto(std::vector<Bucket>* store, const std::vector<Bucket>& other) {
   if (other.empty()) return;
   if (store->empty()) {
-    *store = other;
+    store->assign(other.begin(), other.end());
+    return;
+  }
+  if (other.size() <= 4) {  // the usual case: a slice saw a key a few times; no allocation
+    for (const auto& [index, n] : other) AddTo(store, index, n);
     return;
   }
   std::vector<Bucket> merged;
@@ -82,8 +86,9 @@ void QuantileSketch::Merge(const QuantileSketch& other) {
 double QuantileSketch::Quantile(double q) const {
   if (count_ == 0) return std::numeric_limits<double>::quiet_NaN();
   q = std::clamp(q, 0.0, 1.0);
-  // The rank of the sample asked for, 0-based, in ascending order (NaN last).
-  auto rank = static_cast<int64_t>(std::floor(q * static_cast<double>(count_ - 1)));
+  // The rank of the sample asked for, 0-based, in ascending order (NaN last): percentile_disc's.
+  auto rank =
+      std::max<int64_t>(0, static_cast<int64_t>(std::ceil(q * static_cast<double>(count_))) - 1);
   if (rank < neg_inf_) return -std::numeric_limits<double>::infinity();
   rank -= neg_inf_;
   for (auto it = neg_.rbegin(); it != neg_.rend(); ++it) {  // most negative first

@@ -9,7 +9,8 @@ namespace sluice {
 /// An approximate quantile sketch with a relative error bound (the DDSketch idea: values fall
 /// into logarithmic buckets of ratio gamma = (1 + a) / (1 - a); a bucket's midpoint is within
 /// `a` of every value in it, relative). Quantile(q) returns a value within kRelativeError of
-/// the sample at rank floor(q * (n - 1)) in sorted order. Mergeable (windows built from
+/// PostgreSQL's percentile_disc(q): the first sample, in sorted order, at or above which lies a
+/// fraction q of them (0-based rank ceil(q * n) - 1). Mergeable (windows built from
 /// slices), compact for the few values a key sees in one window (a sorted list of the buckets
 /// used, not an array of every possible one). Zero, negatives, infinities and NaN are kept
 /// exactly: NaN sorts above +infinity, as PostgreSQL orders it.
@@ -19,6 +20,12 @@ class QuantileSketch {
 
   void Add(double v);
   void Merge(const QuantileSketch& other);
+  /// Forget every value, keeping the memory for reuse.
+  void Clear() {
+    pos_.clear();
+    neg_.clear();
+    zeros_ = neg_inf_ = pos_inf_ = nans_ = count_ = 0;
+  }
   /// Return the estimate of quantile `q` in [0, 1]; NaN when empty.
   double Quantile(double q) const;
   int64_t count() const { return count_; }

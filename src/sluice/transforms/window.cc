@@ -467,8 +467,8 @@ void RegisterWindowNode(NodeRegistry* registry) {
            OptionType::kMap,
            "",
            std::string("Output column -> function(column). Functions: ") + kAggregateFunctions +
-               ". Nulls are skipped; pNN are approximate (within 1 % of the value at that "
-               "rank).",
+               ". Nulls are skipped; pNN are approximate: within 1 % of PostgreSQL's "
+               "percentile_disc.",
            true,
            {}},
           {"late",

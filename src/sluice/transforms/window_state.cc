@@ -136,7 +136,7 @@ Status SliceWindows::EmitWindow(int64_t end, RowSink* out, const std::vector<int
   for (const int32_t key : merged_keys_) merged_group_[static_cast<size_t>(key)] = -1;
   merged_keys_.clear();
   merged_late_.clear();
-  merged_ = AggStore();
+  merged_.Reset();
   return st;
 }
 
@@ -146,9 +146,18 @@ void SliceWindows::Compact() {
     merged_group_.clear();
     return;
   }
-  int64_t live = 0;
-  for (const auto& [s, slice] : slices_) live += slice.store.groups;
-  if (keys_.size() < 4096 || keys_.size() <= 2 * live) return;
+  int64_t most = 0;  // a lower bound of the live keys, cheap to find
+  for (const auto& [s, slice] : slices_) most = std::max<int64_t>(most, slice.store.groups);
+  if (keys_.size() < 4096 || keys_.size() <= 2 * most) return;
+  std::vector<uint8_t> live(static_cast<size_t>(keys_.size()), 0);
+  int64_t distinct = 0;
+  for (const auto& [s, slice] : slices_) {
+    for (const int32_t k : slice.key_of_group) {
+      distinct += live[static_cast<size_t>(k)] == 0;
+      live[static_cast<size_t>(k)] = 1;
+    }
+  }
+  if (keys_.size() <= 2 * distinct) return;
   // Most ids belong to keys no open slice holds: give the live keys new, dense ids.
   KeyIndex fresh;
   for (auto& [s, slice] : slices_) {
