@@ -331,7 +331,7 @@ class WindowTransform final : public Transform {
     if (limit > 0 && bytes > limit) {
       return Status(StatusCode::kResourceExhausted,
                     fmt::format("node '{}': its open windows hold {} MiB, more than the run's "
-                                "memory budget of {} MiB; raise settings.memory, make windows "
+                                "memory budget of {} MiB; raise settings.memory_limit, make windows "
                                 "shorter, or spread keys with parallelism and partition_by",
                                 options_.id(), bytes >> 20, limit >> 20));
     }
