@@ -329,11 +329,12 @@ class WindowTransform final : public Transform {
     ctx_->stats()->SetGauge("state_bytes", static_cast<double>(bytes));
     const int64_t limit = ctx_->memory_limit();
     if (limit > 0 && bytes > limit) {
-      return Status(StatusCode::kResourceExhausted,
-                    fmt::format("node '{}': its open windows hold {} MiB, more than the run's "
-                                "memory budget of {} MiB; raise settings.memory_limit, make windows "
-                                "shorter, or spread keys with parallelism and partition_by",
-                                options_.id(), bytes >> 20, limit >> 20));
+      return Status(
+          StatusCode::kResourceExhausted,
+          fmt::format("node '{}': its open windows hold {} MiB, more than the run's "
+                      "memory budget of {} MiB; raise settings.memory_limit, make windows "
+                      "shorter, or spread keys with parallelism and partition_by",
+                      options_.id(), bytes >> 20, limit >> 20));
     }
     return Status::OK();
   }
