@@ -141,6 +141,7 @@ void RegisterTransformNodes(NodeRegistry* registry) {
       },
       &MakeUnion, /*stateless=*/false, /*min_inputs=*/1, /*max_inputs=*/-1);
   RegisterWindowNode(registry);
+  RegisterAnomalyNode(registry);
 }
 
 }  // namespace sluice

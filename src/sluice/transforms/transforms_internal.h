@@ -71,5 +71,7 @@ Result<std::unique_ptr<Transform>> MakeCast(const NodeOptions& options);
 Result<std::unique_ptr<Transform>> MakeUnion(const NodeOptions& options);
 Result<std::unique_ptr<Transform>> MakeWindow(const NodeOptions& options);
 void RegisterWindowNode(NodeRegistry* registry);
+Result<std::unique_ptr<Transform>> MakeAnomaly(const NodeOptions& options);
+void RegisterAnomalyNode(NodeRegistry* registry);
 
 }  // namespace sluice::transforms_internal
