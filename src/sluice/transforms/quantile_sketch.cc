@@ -12,75 +12,81 @@ constexpr double kGamma =
     (1 + QuantileSketch::kRelativeError) / (1 - QuantileSketch::kRelativeError);
 const double kInvLogGamma = 1.0 / std::log(kGamma);
 
+// Keys of the special values and the bases of the bucket ranges. A finite double's bucket index
+// is within +-40,000 (log(1.8e308) / log(gamma) ~ 35,500), far from the bases' 2^24.
+constexpr int32_t kNegInf = INT32_MIN;
+constexpr int32_t kNegBase = -(1 << 24);
+constexpr int32_t kZero = 0;
+constexpr int32_t kPosBase = 1 << 24;
+constexpr int32_t kPosInf = INT32_MAX - 1;
+constexpr int32_t kNaN = INT32_MAX;
+
 /// The bucket of a finite x > 0: the i with gamma^(i-1) < x <= gamma^i.
 int32_t IndexOf(double x) { return static_cast<int32_t>(std::ceil(std::log(x) * kInvLogGamma)); }
 
 /// The value that stands for bucket i: within kRelativeError of every value in it.
 double ValueOf(int32_t i) { return 2.0 * std::pow(kGamma, i) / (kGamma + 1.0); }
 
-}  // namespace
-
-void QuantileSketch::AddTo(std::vector<Bucket>* store, int32_t index, uint32_t n) {
-  auto it = std::lower_bound(store->begin(), store->end(), index,
-                             [](const Bucket& b, int32_t i) { return b.first < i; });
-  if (it != store->end() && it->first == index) {
-    it->second += n;
-  } else {
-    store->insert(it, {index, n});
-  }
+int32_t KeyOf(double v) {
+  if (std::isnan(v)) return kNaN;
+  if (v == 0) return kZero;
+  if (std::isinf(v)) return v > 0 ? kPosInf : kNegInf;
+  return v > 0 ? kPosBase + IndexOf(v) : kNegBase - IndexOf(-v);
 }
 
-void QuantileSketch::MergeInto(std::vector<Bucket>* store, const std::vector<Bucket>& other) {
-  if (other.empty()) return;
-  if (store->empty()) {
-    store->assign(other.begin(), other.end());
-    return;
+double ValueOfKey(int32_t key) {
+  if (key == kNaN) return std::numeric_limits<double>::quiet_NaN();
+  if (key == kPosInf) return std::numeric_limits<double>::infinity();
+  if (key == kNegInf) return -std::numeric_limits<double>::infinity();
+  if (key == kZero) return 0.0;
+  return key > kZero ? ValueOf(key - kPosBase) : -ValueOf(kNegBase - key);
+}
+
+}  // namespace
+
+void QuantileSketch::AddTo(std::vector<Bucket>* store, int32_t key, uint32_t n) {
+  auto it = std::lower_bound(store->begin(), store->end(), key,
+                             [](const Bucket& b, int32_t k) { return b.first < k; });
+  if (it != store->end() && it->first == key) {
+    it->second += n;
+  } else {
+    store->insert(it, {key, n});
   }
-  if (other.size() <= 4) {  // the usual case: a slice saw a key a few times; no allocation
-    for (const auto& [index, n] : other) AddTo(store, index, n);
-    return;
-  }
-  std::vector<Bucket> merged;
-  merged.reserve(store->size() + other.size());
-  auto a = store->begin();
-  auto b = other.begin();
-  while (a != store->end() || b != other.end()) {
-    if (b == other.end() || (a != store->end() && a->first < b->first)) {
-      merged.push_back(*a++);
-    } else if (a == store->end() || b->first < a->first) {
-      merged.push_back(*b++);
-    } else {
-      merged.emplace_back(a->first, a->second + b->second);
-      ++a;
-      ++b;
-    }
-  }
-  *store = std::move(merged);
 }
 
 void QuantileSketch::Add(double v) {
   ++count_;
-  if (std::isnan(v)) {
-    ++nans_;
-  } else if (v == 0) {
-    ++zeros_;
-  } else if (std::isinf(v)) {
-    ++(v > 0 ? pos_inf_ : neg_inf_);
-  } else if (v > 0) {
-    AddTo(&pos_, IndexOf(v), 1);
-  } else {
-    AddTo(&neg_, IndexOf(-v), 1);
-  }
+  AddTo(&buckets_, KeyOf(v), 1);
 }
 
 void QuantileSketch::Merge(const QuantileSketch& other) {
-  MergeInto(&pos_, other.pos_);
-  MergeInto(&neg_, other.neg_);
-  zeros_ += other.zeros_;
-  neg_inf_ += other.neg_inf_;
-  pos_inf_ += other.pos_inf_;
-  nans_ += other.nans_;
   count_ += other.count_;
+  const auto& b = other.buckets_;
+  if (b.empty()) return;
+  if (buckets_.empty()) {
+    buckets_.assign(b.begin(), b.end());
+    return;
+  }
+  if (b.size() <= 4) {  // the usual case: a slice saw a key a few times; no allocation
+    for (const auto& [key, n] : b) AddTo(&buckets_, key, n);
+    return;
+  }
+  std::vector<Bucket> merged;
+  merged.reserve(buckets_.size() + b.size());
+  auto x = buckets_.begin();
+  auto y = b.begin();
+  while (x != buckets_.end() || y != b.end()) {
+    if (y == b.end() || (x != buckets_.end() && x->first < y->first)) {
+      merged.push_back(*x++);
+    } else if (x == buckets_.end() || y->first < x->first) {
+      merged.push_back(*y++);
+    } else {
+      merged.emplace_back(x->first, x->second + y->second);
+      ++x;
+      ++y;
+    }
+  }
+  buckets_ = std::move(merged);
 }
 
 double QuantileSketch::Quantile(double q) const {
@@ -89,20 +95,11 @@ double QuantileSketch::Quantile(double q) const {
   // The rank of the sample asked for, 0-based, in ascending order (NaN last): percentile_disc's.
   auto rank =
       std::max<int64_t>(0, static_cast<int64_t>(std::ceil(q * static_cast<double>(count_))) - 1);
-  if (rank < neg_inf_) return -std::numeric_limits<double>::infinity();
-  rank -= neg_inf_;
-  for (auto it = neg_.rbegin(); it != neg_.rend(); ++it) {  // most negative first
-    if (rank < it->second) return -ValueOf(it->first);
-    rank -= it->second;
-  }
-  if (rank < zeros_) return 0.0;
-  rank -= zeros_;
-  for (const auto& [index, n] : pos_) {
-    if (rank < n) return ValueOf(index);
+  for (const auto& [key, n] : buckets_) {
+    if (rank < n) return ValueOfKey(key);
     rank -= n;
   }
-  if (rank < pos_inf_) return std::numeric_limits<double>::infinity();
-  return std::numeric_limits<double>::quiet_NaN();
+  return ValueOfKey(buckets_.back().first);
 }
 
 }  // namespace sluice

@@ -22,31 +22,22 @@ class QuantileSketch {
   void Merge(const QuantileSketch& other);
   /// Forget every value, keeping the memory for reuse.
   void Clear() {
-    pos_.clear();
-    neg_.clear();
-    zeros_ = neg_inf_ = pos_inf_ = nans_ = count_ = 0;
+    buckets_.clear();
+    count_ = 0;
   }
   /// Return the estimate of quantile `q` in [0, 1]; NaN when empty.
   double Quantile(double q) const;
   int64_t count() const { return count_; }
   /// Return the bytes this sketch uses beyond sizeof(*this).
-  int64_t HeapBytes() const {
-    return static_cast<int64_t>(pos_.capacity() + neg_.capacity()) *
-           static_cast<int64_t>(sizeof(Bucket));
-  }
+  int64_t HeapBytes() const { return static_cast<int64_t>(buckets_.capacity() * sizeof(Bucket)); }
 
  private:
-  /// (bucket index, count), sorted by index.
+  /// (key, count), sorted by key; keys sort as their values do: -infinity, negative values
+  /// (by bucket of -value, largest first), zero, positive values (by bucket), +infinity, NaN.
   using Bucket = std::pair<int32_t, uint32_t>;
-  static void AddTo(std::vector<Bucket>* store, int32_t index, uint32_t n);
-  static void MergeInto(std::vector<Bucket>* store, const std::vector<Bucket>& other);
+  static void AddTo(std::vector<Bucket>* store, int32_t key, uint32_t n);
 
-  std::vector<Bucket> pos_;  // values > 0, by index of the value
-  std::vector<Bucket> neg_;  // values < 0, by index of -value
-  int64_t zeros_ = 0;
-  int64_t neg_inf_ = 0;
-  int64_t pos_inf_ = 0;
-  int64_t nans_ = 0;
+  std::vector<Bucket> buckets_;
   int64_t count_ = 0;
 };
 

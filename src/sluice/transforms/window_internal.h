@@ -164,6 +164,15 @@ class SliceWindows {
   /// How long a slice outlives its last window: allowed_lateness under late: update.
   int64_t Retention() const { return c_.late == LatePolicy::kUpdate ? c_.lateness_us : 0; }
   Status EmitWindow(int64_t end, RowSink* out, const std::vector<int32_t>* only_keys);
+  /// Emit hopping window [end - size, end) as suffix(start) of its block merged with the next
+  /// block's prefix up to `end` (blocks are `size` long, aligned to the epoch).
+  Status EmitHopping(int64_t end, RowSink* out);
+  /// Build the suffix aggregates of the block starting at `block`: for each window start s in
+  /// it, the merge of its slices from s to the block's end.
+  Status BuildSuffixes(int64_t block);
+  /// Fold every group of `src` (and its acks) into `dst`; false on an int64 sum overflow.
+  bool MergeSliceInto(Slice* dst, const Slice& src) const;
+  void DropShared();
   void Compact();
 
   WindowConfig c_;
@@ -176,7 +185,19 @@ class SliceWindows {
   std::vector<int32_t> merged_group_;  // by key id; -1: none
   std::vector<int32_t> merged_keys_;
   std::vector<int64_t> merged_late_;
-  std::vector<int32_t> only_group_;  // scratch for Refire: by key id, 1 when asked for
+  // Hopping windows share merges: per block of `size`, suffix aggregates by window start, and
+  // a running prefix of the next block. Built from the slices; dropped (and rebuilt when
+  // needed) when a late row changes a slice they cover, or key ids are compacted.
+  int64_t suffix_block_ = INT64_MIN;
+  std::map<int64_t, Slice> suffixes_;  // by window start; each used by its one window
+  int64_t prefix_block_ = INT64_MIN;
+  int64_t prefix_end_ = INT64_MIN;  // prefix_ holds the slices in [prefix_block_, prefix_end_)
+  Slice prefix_;
+  /// Slices starting before this are covered by suffixes_ or prefix_.
+  int64_t shared_horizon() const {
+    return std::max(suffix_block_ == INT64_MIN ? INT64_MIN : suffix_block_ + c_.size_us,
+                    prefix_end_);
+  }
 };
 
 /// Session windows: per key, runs of rows less than `gap` apart. A row can extend a session or

@@ -22,6 +22,7 @@ SliceWindows::Fate SliceWindows::Classify(int64_t t, int64_t watermark) const {
 
 Slice* SliceWindows::SliceFor(int64_t t, const AckSet& acks, uint64_t call) {
   const int64_t s = FloorDiv(t, c_.pane_us) * c_.pane_us;
+  if (s < shared_horizon()) DropShared();  // a late row changes what they were built from
   Slice& slice = slices_[s];
   if (slice.acks_call != call) {
     slice.acks.Merge(acks);
@@ -45,7 +46,10 @@ Status SliceWindows::Fire(int64_t watermark, RowSink* out) {
       if (e == INT64_MAX) break;
     }
   }
-  for (const int64_t e : ends) SLUICE_RETURN_NOT_OK(EmitWindow(e, out, nullptr));
+  for (const int64_t e : ends) {
+    SLUICE_RETURN_NOT_OK(c_.slide_us < c_.size_us ? EmitHopping(e, out)
+                                                  : EmitWindow(e, out, nullptr));
+  }
   fired_through_ = watermark;
   const int64_t keep = Retention();
   for (auto it = slices_.begin(); it != slices_.end();) {
@@ -140,9 +144,94 @@ Status SliceWindows::EmitWindow(int64_t end, RowSink* out, const std::vector<int
   return st;
 }
 
+bool SliceWindows::MergeSliceInto(Slice* dst, const Slice& src) const {
+  bool ok = true;
+  for (int32_t g = 0; g < src.store.groups; ++g) {
+    const int32_t dg = dst->GroupFor(src.key_of_group[static_cast<size_t>(g)], *layout_);
+    ok &= layout_->Merge(&dst->store, dg, src.store, g);
+    dst->late_of_group[static_cast<size_t>(dg)] += src.late_of_group[static_cast<size_t>(g)];
+  }
+  dst->acks.Merge(src.acks);
+  return ok;
+}
+
+void SliceWindows::DropShared() {
+  suffixes_.clear();
+  suffix_block_ = INT64_MIN;
+  prefix_ = Slice();
+  prefix_block_ = INT64_MIN;
+  prefix_end_ = INT64_MIN;
+}
+
+Status SliceWindows::BuildSuffixes(int64_t block) {
+  suffixes_.clear();
+  suffix_block_ = block;
+  const auto lo = slices_.lower_bound(block);
+  auto it = slices_.lower_bound(SatAdd(block, c_.size_us));
+  Slice acc;
+  bool ok = true;
+  // Window starts in the block, last first; acc holds the slices from the start to the end.
+  for (int64_t s = FloorDiv(SatAdd(block, c_.size_us - 1), c_.slide_us) * c_.slide_us; s >= block;
+       s -= c_.slide_us) {
+    while (it != lo && std::prev(it)->first >= s) {
+      --it;
+      ok &= MergeSliceInto(&acc, it->second);
+    }
+    if (SatAdd(s, c_.size_us) <= fired_through_) break;  // this window and earlier ones fired
+    if (s == block) {
+      suffixes_.emplace(s, std::move(acc));
+      break;
+    }
+    suffixes_.emplace(s, acc);
+  }
+  if (!ok) return Status::Invalid("an int64 sum in the block at {} overflows", block);
+  return Status::OK();
+}
+
+Status SliceWindows::EmitHopping(int64_t end, RowSink* out) {
+  const int64_t start = end - c_.size_us;
+  const int64_t block = FloorDiv(start, c_.size_us) * c_.size_us;
+  const int64_t next = block + c_.size_us;
+  if (suffix_block_ != block || !suffixes_.contains(start))
+    SLUICE_RETURN_NOT_OK(BuildSuffixes(block));
+  auto it = suffixes_.find(start);
+  if (it == suffixes_.end()) return Status::OK();  // fired before (cannot happen: ends rise)
+  Slice& window = it->second;
+  if (end > next) {
+    // Extend the next block's prefix to the window's end, then fold it into the suffix.
+    if (prefix_block_ != next) {
+      prefix_ = Slice();
+      prefix_block_ = next;
+      prefix_end_ = next;
+    }
+    bool ok = true;
+    for (auto s = slices_.lower_bound(prefix_end_); s != slices_.end() && s->first < end; ++s) {
+      ok &= MergeSliceInto(&prefix_, s->second);
+    }
+    prefix_end_ = std::max(prefix_end_, end);
+    ok &= MergeSliceInto(&window, prefix_);
+    if (!ok) return Status::Invalid("an int64 sum of the window [{}, {}) overflows", start, end);
+  }
+  WindowRow row;
+  row.start = start;
+  row.end = end;
+  row.store = &window.store;
+  Status st;
+  for (int32_t g = 0; st.ok() && g < window.store.groups; ++g) {
+    row.key = keys_.key(window.key_of_group[static_cast<size_t>(g)]);
+    row.group = g;
+    row.late = window.late_of_group[static_cast<size_t>(g)];
+    st = out->Add(row);
+  }
+  if (st.ok()) st = out->Flush(window.acks);
+  suffixes_.erase(it);
+  return st;
+}
+
 void SliceWindows::Compact() {
   if (slices_.empty()) {
     keys_.Clear();
+    DropShared();
     merged_group_.clear();
     return;
   }
@@ -173,11 +262,14 @@ void SliceWindows::Compact() {
     slice.group_of_key = std::move(group_of_key);
   }
   keys_ = std::move(fresh);
+  DropShared();  // they hold the old key ids
   merged_group_.assign(static_cast<size_t>(keys_.size()), -1);
 }
 
 int64_t SliceWindows::Bytes() const {
-  int64_t n = keys_.Bytes() + merged_.Bytes() + static_cast<int64_t>(merged_group_.capacity() * 4);
+  int64_t n = keys_.Bytes() + merged_.Bytes() + static_cast<int64_t>(merged_group_.capacity() * 4) +
+              prefix_.Bytes();
+  for (const auto& [s, suffix] : suffixes_) n += suffix.Bytes() + 64;
   for (const auto& [s, slice] : slices_) n += slice.Bytes() + 64;
   return n;
 }
