@@ -264,7 +264,6 @@ Result<std::unique_ptr<Transform>> MakeAnomaly(const NodeOptions& o) {
   c.ewma = o.GetString("method") == "ewma";
   c.alpha = o.Has("alpha") ? o.GetFloat("alpha") : 0.05;
   if (!(c.alpha > 0 && c.alpha < 1)) return o.ErrorAt("alpha", "must be between 0 and 1");
-  if (o.Has("alpha") && !c.ewma) return o.ErrorAt("alpha", "applies to method: ewma");
   c.threshold = o.Has("threshold") ? o.GetFloat("threshold") : 3.0;
   if (!(c.threshold > 0)) return o.ErrorAt("threshold", "must be positive");
   c.min_samples = o.Has("min_samples") ? o.GetInt("min_samples") : 30;

@@ -232,7 +232,7 @@ TEST(AnomalyTest, RefusesConfigurationsThatCannotWork) {
   auto error_of = [](J options) { return Harness(std::move(options)).status.ToString(); };
   EXPECT_THAT(error_of(J{{"value", "meter"}}), HasSubstr("not an int64 or float64 column"));
   EXPECT_THAT(error_of(J{{"state", "/tmp/x.db"}, {"time", ""}}), HasSubstr("needs `time`"));
-  EXPECT_THAT(error_of(J{{"alpha", 0.5}}), HasSubstr("applies to method: ewma"));
+  EXPECT_THAT(error_of(J{{"method", "ewma"}, {"alpha", 1.5}}), HasSubstr("between 0 and 1"));
   EXPECT_THAT(error_of(J{{"bounds", "kwh + 1"}}), HasSubstr("bounds needs a bool"));
   EXPECT_THAT(error_of(J{{"min_samples", 1}}), HasSubstr("at least 2"));
   EXPECT_THAT(error_of(J{{"state", "/nonexistent/dir/x.db"}}), HasSubstr("baseline state"));
