@@ -187,6 +187,10 @@ class Transform {
   /// start time) may hold it back.
   virtual int64_t OutputWatermark(int64_t input_watermark) const { return input_watermark; }
   virtual Status Close() { return Status::OK(); }
+  /// Return true when the transform keeps the acks of its input until its event time moves on
+  /// (a window until it fires), i.e. until more input arrives. A source that stops handing out
+  /// batches at MaxInFlight may not feed it: neither could go on (Pipeline::Build refuses it).
+  virtual bool HoldsAcksUntilWatermark() const { return false; }
   /// Return why this transform, as configured, does not pass on every value it receives
   /// ("drops the rows where `where` is not true"), or "" when it keeps them all. Called after
   /// Bind, before the run: a source that deletes what it read (ConsumesInput) may not feed a

@@ -333,6 +333,30 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
                                    stream->spec.type, sources - 1));
     }
   }
+  // A source that stops at MaxInFlight batches without acks must not feed a transform that
+  // keeps acks until more input moves its watermark: each would wait for the other.
+  for (const auto& node : p->nodes_) {
+    if (node.kind() != NodeKind::kSource || node.source->MaxInFlight() <= 0) continue;
+    std::vector<int> stack(node.outputs.begin(), node.outputs.end());
+    std::vector<bool> seen(p->nodes_.size());
+    while (!stack.empty()) {
+      const auto i = static_cast<size_t>(stack.back());
+      stack.pop_back();
+      if (seen[i]) continue;
+      seen[i] = true;
+      const PipelineNode& down = p->nodes_[i];
+      if (down.kind() == NodeKind::kTransform && down.transforms[0]->HoldsAcksUntilWatermark()) {
+        return NodeError(down.spec,
+                         fmt::format("'{}' keeps the acknowledgements of the rows it holds until "
+                                     "its watermark moves on, but source '{}' hands out at most "
+                                     "{} batches before it needs acknowledgements back: neither "
+                                     "could go on. Feed it from a source without that limit, or "
+                                     "write the source's rows somewhere first",
+                                     down.spec.id, node.spec.id, node.source->MaxInFlight()));
+      }
+      stack.insert(stack.end(), down.outputs.begin(), down.outputs.end());
+    }
+  }
   // A source that deletes what it read must not feed a node that loses data: the source
   // would delete rows (or values) that were never written anywhere.
   for (const auto& node : p->nodes_) {

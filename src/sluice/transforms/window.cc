@@ -176,6 +176,7 @@ class WindowTransform final : public Transform {
   std::string LossyBecause() const override {
     return "replaces its input rows by one aggregate row per window and key";
   }
+  bool HoldsAcksUntilWatermark() const override { return true; }
 
  private:
   Status BindTo(const SchemaPtr& schema) {

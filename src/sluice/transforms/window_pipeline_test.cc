@@ -67,6 +67,8 @@ class MinuteSource final : public Source {
     g_seen->abandoned.push_back(seq);
   }
   SchemaPtr schema() const override { return ReadingSchema(); }
+  int MaxInFlight() const override { return max_in_flight_; }
+  int max_in_flight_ = 0;
 
  private:
   int batch_ = 0;
@@ -99,6 +101,11 @@ NodeRegistry Registry() {
   RegisterTransformNodes(&r);
   r.AddSource("minutes", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
     return std::unique_ptr<Source>(new MinuteSource());
+  });
+  r.AddSource("leased", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
+    auto s = std::make_unique<MinuteSource>();
+    s->max_in_flight_ = 4;  // like postgres_archive's transactions
+    return std::unique_ptr<Source>(std::move(s));
   });
   r.AddSink("collect", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
     return std::unique_ptr<Sink>(new CollectSink(o.id()));
@@ -175,6 +182,19 @@ TEST(WindowPipelineBuildTest, LateOutputMustBeWiredAndAskedFor) {
               HasSubstr("only with `late: output`"));
   EXPECT_THAT(build(WindowOptions(), {"win.lates"}).ToString(), HasSubstr("has no output 'lates'"));
   EXPECT_TRUE(build(WindowOptions({{"late", "output"}}), {"win.late"}).ok());
+}
+
+TEST(WindowPipelineBuildTest, RefusesASourceThatStopsAtMaxInFlight) {
+  const NodeRegistry registry = Registry();
+  // The window would hold the acks of every batch of its open windows; the source would stop
+  // after 4 of them waiting for acks: refused before anything runs.
+  auto st =
+      BuildTestPipeline(
+          {TestNode("src", "leased", {}), TestNode("f", "filter", {"src"}, {{"where", "true"}}),
+           TestNode("win", "window", {"f"}, WindowOptions()), TestNode("out", "collect", {"win"})},
+          registry, EngineKind::kParallel)
+          .status();
+  EXPECT_THAT(st.ToString(), HasSubstr("source 'src' hands out at most 4 batches"));
 }
 
 }  // namespace
