@@ -14,7 +14,6 @@
 
 #include "sluice/engine/pipeline.h"
 #include "sluice/testing/matchers.h"
-#include "sluice/transforms/quantile_sketch.h"
 #include "sluice/transforms/transforms.h"
 
 namespace sluice {
@@ -584,41 +583,6 @@ TEST(WindowTest, KeyIdsOfClosedWindowsAreForgotten) {
   }
   EXPECT_LT(budget.held(), 2 * first);
   EXPECT_EQ(h.out.rows.size(), 20u);
-}
-
-TEST(QuantileSketchTest, WithinOnePercentOfPercentileDisc) {
-  std::mt19937_64 rng(11);
-  std::lognormal_distribution<double> lognormal(0, 2);
-  for (int trial = 0; trial < 3; ++trial) {
-    QuantileSketch sk, a, b;
-    std::vector<double> values;
-    for (int i = 0; i < 5000; ++i) {
-      double v = lognormal(rng);
-      if (trial == 1 && i % 3 == 0) v = -v;
-      if (trial == 2 && i % 7 == 0) v = 0;
-      values.push_back(v);
-      sk.Add(v);
-      (i % 2 == 0 ? a : b).Add(v);
-    }
-    a.Merge(b);  // merged halves answer like the whole
-    std::sort(values.begin(), values.end());
-    for (double q : {0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0}) {
-      // percentile_disc: the first value with a fraction q of them at or below it.
-      const auto n = static_cast<double>(values.size());
-      const double exact = values[static_cast<size_t>(std::max(0.0, std::ceil(q * n) - 1))];
-      EXPECT_LE(std::abs(sk.Quantile(q) - exact), 0.01 * std::abs(exact) + 1e-12)
-          << "trial " << trial << " q " << q;
-      EXPECT_EQ(sk.Quantile(q), a.Quantile(q));
-    }
-  }
-  QuantileSketch special;
-  for (double v : {std::nan(""), 1.0, std::numeric_limits<double>::infinity(),
-                   -std::numeric_limits<double>::infinity()}) {
-    special.Add(v);
-  }
-  EXPECT_EQ(special.Quantile(0), -std::numeric_limits<double>::infinity());
-  EXPECT_TRUE(std::isnan(special.Quantile(1)));  // NaN sorts last, as in PostgreSQL
-  EXPECT_TRUE(std::isnan(QuantileSketch().Quantile(0.5)));
 }
 
 }  // namespace
