@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "sluice/connectors/http/http_post.h"
 #include "sluice/core/json_text.h"
 #include "sluice/core/units.h"
 #include "sluice/engine/pipeline.h"
@@ -157,8 +158,12 @@ Result<AlertRule> ParseRule(size_t index, const nlohmann::ordered_json& entry,
     auto url = NonEmptyString(*webhook);
     if (!url.ok()) return wrap("webhook", url.status());
     if (!url->starts_with("http://") && !url->starts_with("https://")) {
-      return FieldError(index, "webhook",
-                        fmt::format("expected an http:// or https:// URL, got '{}'", *url));
+      return FieldError(
+          index, "webhook",
+          fmt::format("expected an http:// or https:// URL, got {}", http::RedactUrl(*url)));
+    }
+    if (http::RedactUrl(*url) == "<invalid URL>") {
+      return FieldError(index, "webhook", "not a valid URL (expected http(s)://host[:port]/path)");
     }
     rule.webhook = *url;
   }

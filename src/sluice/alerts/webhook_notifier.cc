@@ -1,42 +1,15 @@
 #include "sluice/alerts/webhook_notifier.h"
 
-#include <curl/curl.h>
-
 #include <chrono>
 
+#include "sluice/connectors/http/http_post.h"
 #include "sluice/core/json_text.h"
 #include "sluice/core/log.h"
 #include "sluice/core/time.h"
 
 namespace sluice::alerts {
 
-namespace {
-
-void GlobalInitCurl() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-size_t DiscardBody(char*, size_t size, size_t nmemb, void*) { return size * nmemb; }
-
-/// Abort the transfer once the notifier is being destroyed.
-int AbortWhenStopping(void* stopping, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return static_cast<std::atomic<bool>*>(stopping)->load(std::memory_order_relaxed) ? 1 : 0;
-}
-
-}  // namespace
-
-std::string RedactUrl(std::string_view url) {
-  const size_t scheme = url.find("://");
-  if (scheme == std::string_view::npos) return std::string(url);
-  const size_t start = scheme + 3;
-  const size_t end = std::min(url.find_first_of("/?#", start), url.size());
-  const size_t at = url.substr(0, end).rfind('@');
-  if (at == std::string_view::npos || at < start) return std::string(url);
-  const size_t colon = url.substr(0, at).find(':', start);
-  if (colon == std::string_view::npos) return std::string(url);
-  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
-}
+using http::RedactUrl;
 
 WebhookNotifier::WebhookNotifier(WebhookOptions options) : options_(std::move(options)) {}
 
@@ -76,7 +49,6 @@ void WebhookNotifier::Post(std::string url, std::string json_body) {
     }
     queue_.push_back(Request{std::move(url), std::move(json_body)});
     if (!worker_.joinable()) {
-      GlobalInitCurl();
       worker_ = std::thread([this] { Run(); });
     }
   }
@@ -114,46 +86,22 @@ void WebhookNotifier::Run() {
 }
 
 bool WebhookNotifier::Send(const Request& request) {
-  CURL* h = curl_easy_init();
-  if (h == nullptr) {
-    Log(LogLevel::kWarn, "alert webhook {}: cannot create a curl handle", RedactUrl(request.url));
+  http::PostOptions options;
+  options.connect_timeout_us = options_.connect_timeout_us;
+  options.total_timeout_us = options_.total_timeout_us;
+  options.user_agent = "sluice-alerts";
+  // Errors of the client name the URL only as RedactUrl() shows it.
+  Result<int> answered = poster_.Post(request.url, request.body, options);
+  if (!answered.ok()) {
+    if (answered.status().code() == StatusCode::kCancelled) {
+      Log(LogLevel::kWarn, "alert webhook {}: abandoned (shutting down)", RedactUrl(request.url));
+    } else {
+      Log(LogLevel::kWarn, "alert webhook: {}", answered.status().message());
+    }
     return false;
   }
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  char error[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "sluice-alerts");
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::max<int64_t>(options_.connect_timeout_us / 1000, 1)));
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(std::max<int64_t>(options_.total_timeout_us / 1000, 1)));
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &DiscardBody);
-  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &AbortWhenStopping);
-  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &stopping_);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
-  // A webhook is one POST: do not follow redirects to somewhere else.
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  const CURLcode rc = curl_easy_perform(h);
-  long http_status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http_status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(h);
-  if (rc == CURLE_ABORTED_BY_CALLBACK) {
-    Log(LogLevel::kWarn, "alert webhook {}: abandoned (shutting down)", RedactUrl(request.url));
-    return false;
-  }
-  if (rc != CURLE_OK) {
-    Log(LogLevel::kWarn, "alert webhook {}: {}", RedactUrl(request.url),
-        error[0] != '\0' ? error : curl_easy_strerror(rc));
-    return false;
-  }
-  if (http_status < 200 || http_status >= 300) {
-    Log(LogLevel::kWarn, "alert webhook {}: HTTP status {}", RedactUrl(request.url), http_status);
+  if (Status st = http::StatusFromHttp(*answered, request.url); !st.ok()) {
+    Log(LogLevel::kWarn, "alert webhook: {}", st.message());
     return false;
   }
   return true;

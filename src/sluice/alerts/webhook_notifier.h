@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "sluice/alerts/alerts.h"
+#include "sluice/connectors/http/http_post.h"
 
 namespace sluice::alerts {
 
@@ -23,7 +24,8 @@ struct WebhookOptions {
 /// Post alert events as JSON to their webhooks from a background thread, so that the caller
 /// (the run's sampler) never waits on the network. Each request has connect and total timeouts
 /// and is tried once; a failure (unreachable, timeout, non-2xx status) is logged as a warning
-/// naming the URL (password masked) and counted, never thrown or returned. Thread-safe.
+/// naming the URL only as http::RedactUrl shows it (scheme and host: webhook URLs carry tokens)
+/// and counted, never thrown or returned. Posts go through http::HttpPoster. Thread-safe.
 class WebhookNotifier {
  public:
   explicit WebhookNotifier(WebhookOptions options = {});
@@ -68,10 +70,8 @@ class WebhookNotifier {
   std::atomic<int64_t> delivered_{0};
   std::atomic<int64_t> failed_{0};
   std::atomic<int64_t> dropped_{0};
-  std::thread worker_;  // started by the first post
+  http::HttpPoster poster_{&stopping_};  // used by the worker only; aborts once stopping_
+  std::thread worker_;                   // started by the first post
 };
-
-/// Return `url` with the password of its user-info replaced by "***".
-std::string RedactUrl(std::string_view url);
 
 }  // namespace sluice::alerts

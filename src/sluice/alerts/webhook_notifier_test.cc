@@ -18,6 +18,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 // Bounds for waits that end as soon as the awaited thing happens; they only matter when
@@ -217,12 +218,32 @@ TEST(WebhookNotifierTest, DestroyingAbortsTheRequestInFlightAndDropsTheQueue) {
   notifier.reset();
 }
 
-TEST(RedactUrlTest, MasksOnlyThePassword) {
-  EXPECT_EQ(RedactUrl("https://user:s3cret@hooks.example.com/x?a=b"),
-            "https://user:***@hooks.example.com/x?a=b");
-  EXPECT_EQ(RedactUrl("http://127.0.0.1:9000/hook"), "http://127.0.0.1:9000/hook");
-  EXPECT_EQ(RedactUrl("http://host/path@x:y"), "http://host/path@x:y");
-  EXPECT_EQ(RedactUrl("http://token@host/"), "http://token@host/");
+// Webhook URLs are secrets: what a failure logs shows the scheme and host, never the user-info,
+// the path or the query.
+TEST(WebhookNotifierTest, FailuresLogNoPathQueryOrPassword) {
+  Receiver receiver;
+  ASSERT_TRUE(receiver.running());
+  const int closed = ClosedPort();
+  ASSERT_GT(closed, 0);
+  const std::string answered_500 =
+      receiver.Url("/fail?token=Q1secret").insert(7, "hookuser:pw-S3cret@");
+  const std::string refused = fmt::format(
+      "http://hookuser:pw-S3cret@127.0.0.1:{}/services/T0/B1/XYZsecret?token=abc", closed);
+  ::testing::internal::CaptureStderr();
+  {
+    WebhookNotifier notifier;
+    notifier.Notify(FiredEvent(answered_500));
+    notifier.Notify(FiredEvent(refused));
+    ASSERT_TRUE(notifier.Flush(kFlushBoundUs));
+    EXPECT_EQ(notifier.failed(), 2);
+  }
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(log, HasSubstr(fmt::format("HTTP 500 from {}", http::RedactUrl(answered_500))));
+  EXPECT_THAT(log, HasSubstr(fmt::format("http://127.0.0.1:{}/…", closed)));
+  for (const char* secret :
+       {"hookuser", "pw-S3cret", "/fail", "Q1secret", "services", "XYZsecret", "token", "abc"}) {
+    EXPECT_THAT(log, Not(HasSubstr(secret))) << log;
+  }
 }
 
 }  // namespace
