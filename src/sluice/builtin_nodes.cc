@@ -3,6 +3,7 @@
 #include "sluice/connectors/console/console.h"
 #include "sluice/connectors/files/files.h"
 #include "sluice/connectors/generate/generate.h"
+#include "sluice/connectors/http/webhook_sink.h"
 #include "sluice/connectors/objectstore/objectstore.h"
 #include "sluice/connectors/postgres/archive_source.h"
 #include "sluice/connectors/postgres/postgres.h"
@@ -21,6 +22,7 @@ void RegisterBuiltinNodes(NodeRegistry* registry) {
   RegisterPostgresArchiveNode(registry);
   RegisterObjectStoreNodes(registry);
   RegisterRedisNodes(registry);
+  RegisterHttpNodes(registry);
   RegisterTransformNodes(registry);
 }
 
