@@ -41,7 +41,7 @@ struct AlertRule {
   std::optional<std::string> webhook;  ///< An http(s) URL to POST events to.
 };
 
-/// Return the metric names a rule may watch (docs/METRICS.md, "Alerts"); `sluice run` serves
+/// Return the metric names a rule may watch (docs/ALERTS.md); `sluice run` serves
 /// their values. With a `node`, the value of that node; without, the run-wide value.
 const std::vector<std::string>& StandardAlertMetrics();
 
