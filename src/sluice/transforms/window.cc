@@ -107,14 +107,28 @@ class WindowTransform final : public Transform {
     late_mask_.assign(static_cast<size_t>(n), 0);
     touched_.clear();
     int64_t late = 0, late_folded = 0;
+    if (sessions_ == nullptr) {
+      // Encode and hash every key first, so that each lookup's slot can be prefetched a few
+      // rows ahead.
+      key_bytes_.clear();
+      key_ends_.resize(static_cast<size_t>(n));
+      key_hashes_.resize(static_cast<size_t>(n));
+      for (int64_t r = 0; r < n; ++r) {
+        EncodeKey(*batch, key_cols_, r, &key_);
+        key_hashes_[static_cast<size_t>(r)] = KeyIndex::Hash(key_);
+        key_bytes_.append(key_);
+        key_ends_[static_cast<size_t>(r)] = key_bytes_.size();
+      }
+    }
+    constexpr int64_t kAhead = 16;
     for (int64_t r = 0; r < n; ++r) {
       if (time.IsNull(r)) {
         SLUICE_RETURN_NOT_OK(Reject(*batch, r));
         continue;
       }
       const int64_t t = time.GetInt64(r);
-      EncodeKey(*batch, key_cols_, r, &key_);
       if (sessions_ != nullptr) {
+        EncodeKey(*batch, key_cols_, r, &key_);
         AggStore* st = sessions_->Assign(key_, t, watermark_, acks, calls_);
         if (st == nullptr) {
           late_mask_[static_cast<size_t>(r)] = 1;
@@ -124,13 +138,17 @@ class WindowTransform final : public Transform {
         SLUICE_RETURN_NOT_OK(layout_.UpdateRow(*batch, time, r, st, 0));
         continue;
       }
+      if (r + kAhead < n) slices_->keys()->Prefetch(key_hashes_[static_cast<size_t>(r + kAhead)]);
       const SliceWindows::Fate fate = slices_->Classify(t, watermark_);
       if (fate == SliceWindows::Fate::kLate) {
         late_mask_[static_cast<size_t>(r)] = 1;
         ++late;
         continue;
       }
-      const int32_t key = slices_->keys()->Intern(key_);
+      const size_t begin = r == 0 ? 0 : key_ends_[static_cast<size_t>(r - 1)];
+      const int32_t key = slices_->keys()->Intern(
+          std::string_view(key_bytes_).substr(begin, key_ends_[static_cast<size_t>(r)] - begin),
+          key_hashes_[static_cast<size_t>(r)]);
       Slice* slice = slices_->SliceFor(t, acks, calls_);
       const int32_t g = slice->GroupFor(key, layout_);
       store_of_[static_cast<size_t>(r)] = &slice->store;
@@ -312,6 +330,9 @@ class WindowTransform final : public Transform {
   int64_t held_ = 0;
   // Scratch reused across Process calls.
   std::string key_;
+  std::string key_bytes_;         // the batch's keys, one after another
+  std::vector<size_t> key_ends_;  // where row r's key ends in key_bytes_
+  std::vector<uint64_t> key_hashes_;
   std::vector<AggStore*> store_of_;
   std::vector<int32_t> group_of_;
   std::vector<uint8_t> late_mask_;
