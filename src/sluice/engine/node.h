@@ -132,6 +132,9 @@ class Source {
   /// the largest event time seen less the lateness allowed; kNoWatermark (INT64_MIN) for none.
   /// Read after every Next; when it rises it travels downstream behind the batches before it.
   virtual int64_t Watermark() const { return INT64_MIN; }
+  /// Return true when, as configured, this source sets a watermark (Watermark can rise).
+  /// Checked before the run: an unbounded source without one would never close a window.
+  virtual bool HasWatermark() const { return false; }
   /// Return true for a source that never ends by itself (a stream): its Next answers "nothing
   /// yet" with an empty batch after a short wait, and the run ends on a stop or --until-idle.
   virtual bool Unbounded() const { return false; }

@@ -334,9 +334,12 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
     }
   }
   // A source that stops at MaxInFlight batches without acks must not feed a transform that
-  // keeps acks until more input moves its watermark: each would wait for the other.
+  // keeps acks until more input moves its watermark: each would wait for the other. And a
+  // stream without a watermark would never let such a transform (a window) emit anything.
   for (const auto& node : p->nodes_) {
-    if (node.kind() != NodeKind::kSource || node.source->MaxInFlight() <= 0) continue;
+    if (node.kind() != NodeKind::kSource) continue;
+    const bool endless = node.source->Unbounded() && !node.source->HasWatermark();
+    if (node.source->MaxInFlight() <= 0 && !endless) continue;
     std::vector<int> stack(node.outputs.begin(), node.outputs.end());
     std::vector<bool> seen(p->nodes_.size());
     while (!stack.empty()) {
@@ -345,7 +348,17 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
       if (seen[i]) continue;
       seen[i] = true;
       const PipelineNode& down = p->nodes_[i];
-      if (down.kind() == NodeKind::kTransform && down.transforms[0]->HoldsAcksUntilWatermark()) {
+      if (endless && down.kind() == NodeKind::kTransform &&
+          down.transforms[0]->HoldsAcksUntilWatermark()) {
+        return NodeError(down.spec,
+                         fmt::format("'{}' emits a window once the watermark passes its end, but "
+                                     "source '{}' never ends and sets no watermark: nothing "
+                                     "would ever come out. Give the source its event-time column "
+                                     "(redis_stream: `event_time: <column>`)",
+                                     down.spec.id, node.spec.id));
+      }
+      if (node.source->MaxInFlight() > 0 && down.kind() == NodeKind::kTransform &&
+          down.transforms[0]->HoldsAcksUntilWatermark()) {
         return NodeError(down.spec,
                          fmt::format("'{}' keeps the acknowledgements of the rows it holds until "
                                      "its watermark moves on, but source '{}' hands out at most "

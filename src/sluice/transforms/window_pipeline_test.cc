@@ -68,7 +68,10 @@ class MinuteSource final : public Source {
   }
   SchemaPtr schema() const override { return ReadingSchema(); }
   int MaxInFlight() const override { return max_in_flight_; }
+  bool Unbounded() const override { return unbounded_; }
+  bool HasWatermark() const override { return true; }
   int max_in_flight_ = 0;
+  bool unbounded_ = false;
 
  private:
   int batch_ = 0;
@@ -106,6 +109,16 @@ NodeRegistry Registry() {
     auto s = std::make_unique<MinuteSource>();
     s->max_in_flight_ = 4;  // like postgres_archive's transactions
     return std::unique_ptr<Source>(std::move(s));
+  });
+  r.AddSource("stream", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
+    // Endless and without a watermark: a window behind it would never fire.
+    class NoTime final : public Source {
+     public:
+      Result<BatchPtr> Next(uint64_t) override { return BatchPtr(); }
+      bool Unbounded() const override { return true; }
+      SchemaPtr schema() const override { return ReadingSchema(); }
+    };
+    return std::unique_ptr<Source>(new NoTime());
   });
   r.AddSink("collect", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
     return std::unique_ptr<Sink>(new CollectSink(o.id()));
@@ -195,6 +208,16 @@ TEST(WindowPipelineBuildTest, RefusesASourceThatStopsAtMaxInFlight) {
           registry, EngineKind::kParallel)
           .status();
   EXPECT_THAT(st.ToString(), HasSubstr("source 'src' hands out at most 4 batches"));
+}
+
+TEST(WindowPipelineBuildTest, RefusesAStreamWithoutAWatermark) {
+  const NodeRegistry registry = Registry();
+  auto st = BuildTestPipeline(
+                {TestNode("src", "stream", {}), TestNode("win", "window", {"src"}, WindowOptions()),
+                 TestNode("out", "collect", {"win"})},
+                registry, EngineKind::kParallel)
+                .status();
+  EXPECT_THAT(st.ToString(), HasSubstr("never ends and sets no watermark"));
 }
 
 }  // namespace

@@ -163,6 +163,7 @@ class GenerateSource final : public Source {
 
   // Every row still to come is at a round no earlier than the last one emitted, and a row's ts
   // is at most `lateness` before its round's time: so none is older than this.
+  bool HasWatermark() const override { return shape_ == Shape::kMeter; }
   int64_t Watermark() const override {
     if (shape_ != Shape::kMeter || produced_ == 0) return kNoWatermark;
     return end_us_ + (produced_ - 1) / meters_ * interval_us_ - lateness_us_;

@@ -201,6 +201,7 @@ class StreamSource final : public Source {
 
   /// The largest event time seen less `lateness`; after `idle_timeout` without entries, the
   /// wall clock less `lateness` (an idle stream must not hold windows open forever).
+  bool HasWatermark() const override { return c_.event_time >= 0; }
   int64_t Watermark() const override {
     if (c_.event_time < 0) return INT64_MIN;
     int64_t wm = max_event_us_ == INT64_MIN ? INT64_MIN : max_event_us_ - c_.lateness_us;
