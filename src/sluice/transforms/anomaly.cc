@@ -323,7 +323,7 @@ void RegisterAnomalyNode(NodeRegistry* registry) {
           {"threshold",
            OptionType::kFloat,
            "3",
-           "|z| above this is an anomaly, z = (value - mean) / stddev of the baseline before "
+           "abs(z) above this is an anomaly, z = (value - mean) / stddev of the baseline before "
            "the reading.",
            false,
            {}},
