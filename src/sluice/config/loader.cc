@@ -554,8 +554,14 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
       for (const auto& o : CommonNodeOptions()) {
         if (o.name == key) spec_for = &o;
       }
+      // A type's own option of the same name as an engine-level one (the postgres sink's
+      // partition_by: the table's partition column) is the type's.
+      bool own = false;
       for (const auto& o : info->options) {
-        if (o.name == key) spec_for = &o;
+        if (o.name == key) {
+          spec_for = &o;
+          own = true;
+        }
       }
       if (spec_for == nullptr) {
         return ErrorAt(file, opt.first.Mark(),
@@ -567,7 +573,9 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
       if (key == "type") continue;  // validated above (it may be a YAML null)
       SLUICE_ASSIGN_OR_RETURN(OptionJson j,
                               ConvertOption(*spec_for, opt.second, file, ctx, key, &locations));
-      if (key == "inputs") {
+      if (own) {
+        values[key] = std::move(j);
+      } else if (key == "inputs") {
         for (const auto& e : j) {
           const std::string input = e.get<std::string>();
           if (std::find(n.inputs.begin(), n.inputs.end(), input) != n.inputs.end()) {

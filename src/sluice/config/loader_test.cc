@@ -29,6 +29,12 @@ NodeRegistry TestRegistry() {
   r.AddSink("null", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
     return Status::NotImplemented("test");
   });
+  // A sink with an option named like an engine-level one (the postgres sink's partition_by).
+  r.AddSink("table", "test",
+            {{"partition_by", OptionType::kString, "", "The partition column.", false, {}}},
+            [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
+              return Status::NotImplemented("test");
+            });
   // Nested options, as postgres_archive declares them.
   std::vector<OptionSpec> table = {
       {"cutoff", OptionType::kString, "90d", "Age."},
@@ -95,6 +101,17 @@ TEST(LoaderTest, LoadsSettingsNodesDefaultsAndEnv) {
   EXPECT_EQ(o.LocationOf("rows"), "p.yaml:9:11");
   EXPECT_EQ(spec.nodes[1].inputs, std::vector<std::string>{"src"});
   EXPECT_EQ(spec.nodes[1].location, "p.yaml:12:3");
+}
+
+TEST(LoaderTest, ATypesOwnOptionWinsOverTheEngineLevelOneOfTheSameName) {
+  auto registry = TestRegistry();
+  ASSERT_OK_AND_ASSIGN(PipelineSpec spec,
+                       LoadPipelineText("nodes:\n  src: {type: generate, path: x}\n"
+                                        "  out: {type: table, inputs: [src], partition_by: at}\n",
+                                        "p.yaml", registry, Env({})));
+  ASSERT_EQ(spec.nodes.size(), 2u);
+  EXPECT_EQ(spec.nodes[1].options.GetString("partition_by"), "at");
+  EXPECT_EQ(spec.nodes[1].partition_by, "");  // not the engine's keyed parallelism
 }
 
 TEST(LoaderTest, SetOverridesWin) {

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Workload 3 as the README runs it (scripts/services' Redis and PostgreSQL, a webhook receiver of
+# its own): examples/meter-load.yaml fills a stream with 30,000 readings of 1,000 meters, 1 % of
+# them outliers; examples/meter-streams.yaml reads them in a consumer group, writes 15-minute
+# windows per meter into PostgreSQL and sends the anomalies to a Redis alerts stream and to the
+# webhook. Checks: the table equals GROUP BY meter_id, date_bin('15 min', ts) over the readings;
+# the alerts stream and the webhook each got exactly the outliers (by meter and time, with their
+# voltage); the webhook URL's token appears nowhere in the run's output.
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/lib.sh"
+[ -n "${SLUICE_REDIS_URL:-}" ] && [ -n "${SLUICE_PG_DSN:-}" ] \
+  || fail "run scripts/services start and eval \"\$(scripts/services env)\" first"
+examples="$here/../../examples"
+rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
+tag="e$$"
+export STREAM="$tag-readings" ALERTS_STREAM="$tag-alerts" STATE_DIR="$work"
+table="meter_15min_$tag"
+receiver_pid=""
+cleanup() {
+  if [ -n "$receiver_pid" ]; then kill "$receiver_pid"; fi
+  rcli DEL "$STREAM" "$ALERTS_STREAM" >/dev/null || echo "cleanup: DEL failed" >&2
+  psql -qc "DROP TABLE IF EXISTS $table, raw_$tag" >/dev/null || echo "cleanup: DROP failed" >&2
+  lib_cleanup
+}
+trap cleanup EXIT
+
+python3 "$here/webhook_receiver.py" port hooks.jsonl &
+receiver_pid=$!
+for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
+[ -s port ] || fail "the webhook receiver did not start"
+export WEBHOOK_URL="http://127.0.0.1:$(cat port)/services/T0/B1/secret-token-$tag"
+
+rows=30000
+ROWS=$rows "$sluice" run -q --set nodes.readings.anomalies=0.01 \
+  --set 'nodes.readings.end="2026-05-01T00:00:00Z"' "$examples/meter-load.yaml" 2>load.err \
+  || fail "load: $(tail -3 load.err)"
+check_eq "$(rcli XLEN "$STREAM")" "$rows" "XLEN after the load"
+# The same readings into a table of their own, for the ground truth.
+psql -qc "CREATE TABLE raw_$tag (meter_id text, ts timestamptz, kwh float8, voltage float8,
+          current float8, power_factor float8)"
+cat > raw.yaml <<YAML
+nodes:
+  src: {type: redis_stream, url: "\${SLUICE_REDIS_URL}", stream: $STREAM, group: raw,
+        create_group: true, start_id: "0",
+        schema: {meter_id: string, ts: timestamp, kwh: float64, voltage: float64,
+                 current: float64, power_factor: float64}}
+  db: {type: postgres, inputs: [src], dsn: "\${SLUICE_PG_DSN}", table: raw_$tag}
+YAML
+"$sluice" run -q --until-idle 2s raw.yaml 2>raw.err || fail "raw copy: $(tail -3 raw.err)"
+check_eq "$(psql -qAtc "SELECT count(*) FROM raw_$tag")" "$rows" "readings copied"
+
+"$sluice" run --until-idle 3s --report report.json --set "nodes.meter_15min.table=$table" \
+  "$examples/meter-streams.yaml" >run.out 2>&1 || fail "meter-streams: $(tail -5 run.out)"
+
+diff_rows=$(psql -qAtc "
+  WITH truth AS (
+    SELECT meter_id, date_bin('15 minutes', ts, '1970-01-01 00:00:00+00') AS window_start,
+           count(*) AS readings, sum(kwh) AS kwh, min(voltage) AS vmin, max(voltage) AS vmax
+      FROM raw_$tag GROUP BY 1, 2)
+  SELECT count(*) FROM truth FULL OUTER JOIN $table w USING (meter_id, window_start)
+   WHERE truth.readings IS DISTINCT FROM w.readings OR w.kwh IS NULL
+      OR abs(truth.kwh - w.kwh) > 1e-9 * abs(truth.kwh)
+      OR truth.vmin IS DISTINCT FROM w.voltage_min OR truth.vmax IS DISTINCT FROM w.voltage_max")
+check_eq "$diff_rows" 0 "window rows that differ from GROUP BY date_bin"
+
+psql -qAtF ' ' -c "SELECT meter_id, (extract(epoch FROM ts) * 1e6)::bigint, voltage FROM raw_$tag
+                   WHERE voltage > 253 OR voltage < 207 ORDER BY 1, 2" > want_alerts.txt
+outliers=$(wc -l < want_alerts.txt)
+[ "$outliers" -gt 100 ] || fail "only $outliers outliers were injected"
+# The alerts stream, read back by sluice itself into JSONL.
+cat > alerts.yaml <<YAML
+nodes:
+  src: {type: redis_stream, url: "\${SLUICE_REDIS_URL}", stream: $ALERTS_STREAM, group: check,
+        create_group: true, start_id: "0",
+        schema: {meter_id: string, ts: timestamp, voltage: float64, anomaly_reason: string}}
+  out: {type: file, inputs: [src], path: alerts.jsonl, format: jsonl}
+YAML
+"$sluice" run -q --until-idle 2s alerts.yaml 2>alerts.err || fail "alerts: $(tail -3 alerts.err)"
+python3 - want_alerts.txt alerts.jsonl hooks.jsonl <<'PY' || fail "the alerts differ from the injected outliers"
+import datetime, json, sys
+def us(v):
+    return round(datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1e6)
+want = sorted((m, int(t), float(v)) for m, t, v in (l.split() for l in open(sys.argv[1])))
+stream = [json.loads(l) for l in open(sys.argv[2])]
+assert all("bounds" in a["anomaly_reason"] for a in stream), stream[:3]
+got = sorted((a["meter_id"], us(a["ts"]), a["voltage"]) for a in stream)
+assert got == want, ("stream", len(got), len(want), got[:3], want[:3])
+hooks = []
+for line in open(sys.argv[3]):
+    r = json.loads(line)
+    assert r["status"] == 200, r
+    hooks.extend(json.loads(r["body"]))
+got = sorted((a["meter_id"], us(a["ts"]), a["voltage"]) for a in hooks)
+assert got == want, ("webhook", len(got), len(want), got[:3], want[:3])
+PY
+if grep -q "secret-token" run.out report.json; then fail "the webhook URL's token was printed"; fi
+echo "meter-streams example: ok ($(psql -qAtc "SELECT count(*) FROM $table") windows equal GROUP BY; $outliers outliers in the alerts stream and at the webhook)"
