@@ -78,8 +78,8 @@ class WebhookSink final : public Sink {
       request.rows = end - start;
       request.body = JsonArray(start, end);
       request.idempotency_key = IdempotencyKey(request.body);
-      // The last request of the batch takes the caller's reference, the others share it.
-      request.acks = end == rows ? std::move(acks) : acks;
+      // Every request shares the batch's acks; the caller's reference goes when Write returns.
+      request.acks = acks;
       SLUICE_RETURN_NOT_OK(Enqueue(std::move(request)));
     }
     return Status::OK();
@@ -301,7 +301,9 @@ Result<std::vector<std::string>> HeaderLines(const NodeOptions& o) {
     if (text.find_first_of("\r\n") != std::string::npos || text.find('\0') != std::string::npos) {
       return o.ErrorAt("headers", fmt::format("the value of '{}' holds a line break or NUL", name));
     }
-    lines.push_back(name + ": " + text);
+    std::string line = name;
+    line.append(": ").append(text);
+    lines.push_back(std::move(line));
   }
   return lines;
 }

@@ -232,6 +232,7 @@ BatchPtr WithValues(const BatchPtr& batch, const std::vector<double>& values) {
   ColumnBuilder builder(TypeId::kFloat64);
   for (double v : values) builder.AppendFloat64(v);
   std::vector<Column> columns;
+  columns.reserve(static_cast<size_t>(batch->num_columns()));
   for (int c = 0; c < batch->num_columns(); ++c) columns.push_back(batch->column(c));
   columns[2] = builder.Finish();
   auto made = Batch::Make(batch->schema(), std::move(columns));
