@@ -41,6 +41,10 @@ class OutputRows final : public RowSink {
     if (rows_ == 0) return Status::OK();
     std::vector<Column> cols;
     cols.reserve(static_cast<size_t>(schema_->num_fields()));
+    // The next window is likely as big: size the builders for it, not by doubling.
+    last_rows_ = rows_;
+    last_key_bytes_.clear();
+    for (auto& b : keys_) last_key_bytes_.push_back(b.data_bytes());
     for (auto& b : keys_) cols.push_back(b.Finish());
     cols.push_back(start_.Finish());
     cols.push_back(end_.Finish());
@@ -54,8 +58,16 @@ class OutputRows final : public RowSink {
  private:
   void Reset() {
     keys_.clear();
-    for (int k = 0; k < num_keys_; ++k) keys_.emplace_back(schema_->field(k).type);
-    aggs_ = layout_->MakeBuilders(0);
+    for (int k = 0; k < num_keys_; ++k) {
+      keys_.emplace_back(schema_->field(k).type, last_rows_);
+      if (static_cast<size_t>(k) < last_key_bytes_.size()) {
+        keys_.back().ReserveBytes(last_key_bytes_[static_cast<size_t>(k)]);
+      }
+    }
+    start_.Reserve(last_rows_);
+    end_.Reserve(last_rows_);
+    late_.Reserve(last_rows_);
+    aggs_ = layout_->MakeBuilders(last_rows_);
     rows_ = 0;
   }
 
@@ -69,6 +81,8 @@ class OutputRows final : public RowSink {
   std::vector<ColumnBuilder> aggs_;
   ColumnBuilder late_{TypeId::kInt64};
   int64_t rows_ = 0;
+  int64_t last_rows_ = 0;
+  std::vector<int64_t> last_key_bytes_;
 };
 
 enum class OnError : uint8_t { kFail, kSkip, kDeadLetter };
