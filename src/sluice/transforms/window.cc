@@ -424,7 +424,8 @@ void RegisterWindowNode(NodeRegistry* registry) {
           {"group_by",
            OptionType::kStringList,
            "",
-           "Key columns: one output row per window and key. Empty: one row per window.",
+           "Key columns: one output row per window and key (a computed key: make it a column "
+           "with `map` first). Empty: one row per window.",
            false,
            {}},
           {"size",
