@@ -43,6 +43,8 @@ class AnomalyTransform final : public Transform {
     if (!store.ok()) return store.status().WithContext("node '{}'", options_.id());
     store_ = std::move(*store);
     SLUICE_RETURN_NOT_OK(store_->Load(&baselines_));
+    for (const auto& [key, b] : baselines_) key_bytes_ += static_cast<int64_t>(key.size());
+    AccountState();
     ctx_->stats()->AddCounter("baselines_loaded", static_cast<int64_t>(baselines_.size()));
     ctx_->SetTimer(c_.snapshot_every_us);
     return Status::OK();
@@ -74,6 +76,7 @@ class AnomalyTransform final : public Transform {
     for (int64_t r = 0; r < n; ++r) {
       EncodeKey(*batch, key_cols_, r, &key_);
       auto [it, added] = baselines_.try_emplace(key_);
+      if (added) key_bytes_ += static_cast<int64_t>(key_.size());
       Baseline& b = it->second;
       const bool has_value = value.IsValid(r);
       const double x = !has_value                         ? 0
@@ -122,6 +125,7 @@ class AnomalyTransform final : public Transform {
     }
     if (anomalies > 0) ctx_->stats()->AddCounter("anomalies", anomalies);
     ctx_->stats()->SetGauge("keys", static_cast<double>(baselines_.size()));
+    AccountState();
     if (!c_.emit_all && keep.empty()) return Status::OK();
     std::vector<Column> cols = batch->columns();
     cols.push_back(score.Finish());
@@ -135,6 +139,11 @@ class AnomalyTransform final : public Transform {
   }
 
   Status OnTimer(int64_t now_us, Emitter* out) override { return Snapshot(); }
+  Status Close() override {
+    if (ctx_ != nullptr && held_bytes_ != 0) ctx_->HoldMemory(-held_bytes_);
+    held_bytes_ = 0;
+    return Status::OK();
+  }
   Status Finish(Emitter* out) override { return Snapshot(); }
 
   std::string LossyBecause() const override {
@@ -142,6 +151,14 @@ class AnomalyTransform final : public Transform {
   }
 
  private:
+  /// Count the baselines against the run's memory budget (one hash-map node and key each).
+  void AccountState() {
+    const int64_t bytes =
+        static_cast<int64_t>(baselines_.size() * (sizeof(Baseline) + 64)) + key_bytes_;
+    ctx_->HoldMemory(bytes - held_bytes_);
+    held_bytes_ = bytes;
+  }
+
   double StdDev(const Baseline& b) const {
     if (c_.ewma) return b.n > 1 ? std::sqrt(b.m2) : 0;
     return b.n > 1 ? std::sqrt(b.m2 / static_cast<double>(b.n - 1)) : 0;
@@ -252,6 +269,8 @@ class AnomalyTransform final : public Transform {
   std::vector<const std::pair<const std::string, Baseline>*> dirty_;
   AckSet held_;
   std::string key_;
+  int64_t key_bytes_ = 0;   // bytes of the keys in baselines_
+  int64_t held_bytes_ = 0;  // what this node counts against the memory budget
 };
 
 }  // namespace

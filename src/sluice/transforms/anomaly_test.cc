@@ -228,6 +228,20 @@ TEST(AnomalyTest, BaselinesSurviveARestartAndRedeliveredReadingsAreNotFoldedTwic
   std::filesystem::remove(path);
 }
 
+TEST(AnomalyTest, BaselinesCountAgainstTheMemoryBudgetUntilClose) {
+  MemoryBudget budget(0);
+  {
+    Harness h(J{{"emit", "all"}});
+    h.ctx.set_memory(&budget);
+    std::vector<Reading> rows;
+    for (int i = 0; i < 1000; ++i) rows.push_back({fmt::format("meter-{}", i), 1, 1.0});
+    ASSERT_TRUE(h.Push(rows).ok());
+    EXPECT_GE(budget.held(), 1000 * 64);
+    ASSERT_TRUE(h.t->Close().ok());
+  }
+  EXPECT_EQ(budget.held(), 0);
+}
+
 TEST(AnomalyTest, RefusesConfigurationsThatCannotWork) {
   auto error_of = [](J options) { return Harness(std::move(options)).status.ToString(); };
   EXPECT_THAT(error_of(J{{"value", "meter"}}), HasSubstr("not an int64 or float64 column"));
