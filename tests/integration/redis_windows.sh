@@ -68,6 +68,7 @@ nodes:
     batch_rows: 170
     linger: 20ms
     event_time: ts
+    idle_timeout: 1s   # then the wall clock closes the last windows, before --until-idle stops
     schema: {meter_id: string, ts: timestamp, kwh: float64, voltage: float64, current: float64,
              power_factor: float64}
   slow: {type: fault_inject, inputs: [src], delay: 25ms}

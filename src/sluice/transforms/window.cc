@@ -190,6 +190,14 @@ class WindowTransform final : public Transform {
   }
 
   Status Finish(Emitter* out) override {
+    if (ctx_ != nullptr && ctx_->stopping() && input_schema_ != nullptr) {
+      // A stop (a signal, --until-idle) is not the end of the input: the open windows are
+      // incomplete. Emit none of them, and give up the acknowledgements of the rows they hold,
+      // so that the source keeps those rows for the next run, which completes the windows.
+      const int64_t open = slices_ != nullptr ? slices_->AbandonOpen() : sessions_->AbandonOpen();
+      if (open > 0) ctx_->stats()->AddCounter("windows_abandoned", open);
+      return AccountState();
+    }
     watermark_ = INT64_MAX;  // the input ended: every window is complete
     return FireAll(out);
   }
@@ -218,15 +226,17 @@ class WindowTransform final : public Transform {
                              options_.id());
     }
     time_col_ = schema->FieldIndex(time_name_);
-    if (time_col_ < 0 || schema->field(time_col_).type != TypeId::kTimestamp) {
+    if (time_col_ < 0) return options_.ErrorAt("time", NoColumn(time_name_, *schema));
+    if (schema->field(time_col_).type != TypeId::kTimestamp) {
       return options_.ErrorAt(
-          "time", fmt::format("'{}' is not a timestamp column of the input", time_name_));
+          "time", fmt::format("'{}' is {}, and the event time must be a timestamp (cast it first)",
+                              time_name_, TypeName(schema->field(time_col_).type)));
     }
     std::vector<Field> fields;
     key_cols_.clear();
     for (const auto& g : group_by_) {
       const int c = schema->FieldIndex(g);
-      if (c < 0) return options_.ErrorAt("group_by", fmt::format("no column '{}' in the input", g));
+      if (c < 0) return options_.ErrorAt("group_by", NoColumn(g, *schema));
       key_cols_.push_back(c);
       fields.push_back({g, schema->field(c).type, true});
     }
@@ -445,15 +455,21 @@ void RegisterWindowNode(NodeRegistry* registry) {
            OptionType::kDuration,
            "",
            "Session windows: rows of a key less than `gap` apart share a window (instead of "
-           "size).",
+           "size); window_start is its first row's time, window_end its last row's time plus "
+           "gap.",
            false,
            {}},
           {"aggregates",
            OptionType::kMap,
            "",
-           std::string("Output column -> function(column). Functions: ") + kAggregateFunctions +
-               ". Nulls are skipped; pNN are approximate: within 1 % of PostgreSQL's "
-               "percentile_disc.",
+           std::string("Output column -> function(column), as a mapping or a list of one-entry "
+                       "mappings (`- kwh: sum(kwh)`, kept in that order). Functions: ") +
+               kAggregateFunctions +
+               ". count(*) is count(). stddev is the sample standard deviation (PostgreSQL's "
+               "stddev_samp); first/last are the values at the earliest/latest event time. "
+               "sum, avg, stddev and pNN take int64 or float64 columns; min, max, first and last "
+               "also timestamps. Nulls are skipped; pNN are approximate: within 1 % of "
+               "PostgreSQL's percentile_disc.",
            true,
            {}},
           {"late",

@@ -206,6 +206,9 @@ class SliceWindows {
 
   int64_t Bytes() const;
   int64_t open_slices() const { return static_cast<int64_t>(slices_.size()); }
+  /// Drop every open slice and fail the acknowledgements it holds (a stop, not the end of
+  /// the input: the source keeps those rows for the next run). Return how many were open.
+  int64_t AbandonOpen();
 
  private:
   /// The end of the first and of the last window holding the slice that starts at `s`.
@@ -269,6 +272,8 @@ class SessionWindows {
   Status Fire(int64_t watermark, RowSink* out);
   int64_t Bytes() const { return bytes_; }
   int64_t open_sessions() const { return open_; }
+  /// Drop every open session and fail the acknowledgements it holds. Return how many.
+  int64_t AbandonOpen();
 
  private:
   struct Session {

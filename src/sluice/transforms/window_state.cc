@@ -228,6 +228,16 @@ Status SliceWindows::EmitHopping(int64_t end, RowSink* out) {
   return st;
 }
 
+int64_t SliceWindows::AbandonOpen() {
+  const auto open = static_cast<int64_t>(slices_.size());
+  for (auto& [s, slice] : slices_) slice.acks.Fail();
+  slices_.clear();
+  DropShared();
+  keys_.Clear();
+  merged_group_.clear();
+  return open;
+}
+
 void SliceWindows::Compact() {
   if (slices_.empty()) {
     keys_.Clear();
@@ -331,6 +341,18 @@ AggStore* SessionWindows::Assign(std::string_view key, int64_t t, int64_t waterm
     s.acks_call = call;
   }
   return &s.store;
+}
+
+int64_t SessionWindows::AbandonOpen() {
+  const int64_t open = open_;
+  for (auto& [key, list] : by_key_) {
+    for (auto& s : list) s.acks.Fail();
+  }
+  by_key_.clear();
+  due_ = {};
+  bytes_ = 0;
+  open_ = 0;
+  return open;
 }
 
 Status SessionWindows::Fire(int64_t watermark, RowSink* out) {

@@ -14,6 +14,7 @@
 
 #include "sluice/engine/pipeline.h"
 #include "sluice/testing/matchers.h"
+#include "sluice/transforms/aggregate.h"
 #include "sluice/transforms/transforms.h"
 
 namespace sluice {
@@ -495,6 +496,25 @@ TEST(WindowTest, NullEventTimeFollowsOnError) {
   }
 }
 
+TEST(WindowTest, ParsesAggregatesAsSqlUsersWriteThem) {
+  using window_internal::AggKind;
+  using window_internal::ParseAggregate;
+  auto parsed = [](const std::string& text) {
+    auto spec = ParseAggregate("x", text);
+    EXPECT_TRUE(spec.ok()) << text << ": " << spec.status().ToString();
+    return spec.ok() ? *spec : window_internal::AggSpec();
+  };
+  EXPECT_EQ(parsed("count(*)").kind, AggKind::kCountRows);
+  EXPECT_EQ(parsed(" count( ) ").kind, AggKind::kCountRows);
+  EXPECT_EQ(parsed("count(v)").kind, AggKind::kCount);
+  EXPECT_EQ(parsed("p5(v)").q, 0.05);
+  EXPECT_EQ(parsed("p50(v)").q, 0.5);
+  EXPECT_EQ(parsed("p0(v)").q, 0.0);
+  EXPECT_EQ(parsed("p999(v)").q, 0.999);
+  EXPECT_EQ(parsed("p9999(v)").q, 0.9999);
+  EXPECT_EQ(parsed("avg( v )").column, "v");
+}
+
 TEST(WindowTest, RefusesConfigurationsThatCannotWork) {
   auto error_of = [](nlohmann::json options) {
     Harness h(std::move(options));
@@ -509,14 +529,24 @@ TEST(WindowTest, RefusesConfigurationsThatCannotWork) {
   EXPECT_THAT(error_of({{"gap", "5m"}, {"late", "update"}, {"allowed_lateness", "1m"}}),
               HasSubstr("not offered for sessions"));
   EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"x", "median(v)"}}}}),
-              HasSubstr("unknown function 'median'"));
+              HasSubstr("unknown function 'median' — did you mean 'p50'?"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"x", "avgg(v)"}}}}),
+              HasSubstr("did you mean 'avg'?"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"x", "p101(v)"}}}}),
+              HasSubstr("'p101' is not a percentile"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"x", "sum(v, n)"}}}}),
+              HasSubstr("takes one column"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"group_by", {"meterr"}}}),
+              HasSubstr("no column 'meterr' in the input — did you mean 'meter'?"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"time", "tss"}}), HasSubstr("did you mean 'ts'?"));
   EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"x", "sum(meter)"}}}}),
               HasSubstr("column 'meter' is string"));
   EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"x", "avg(volts)"}}}}),
-              HasSubstr("no column 'volts'"));
+              HasSubstr("no column 'volts' in the input (its columns: meter, ts, v, n)"));
   EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"window_end", "count()"}}}}),
               HasSubstr("two output columns are called 'window_end'"));
-  EXPECT_THAT(error_of({{"size", "5m"}, {"time", "v"}}), HasSubstr("not a timestamp column"));
+  EXPECT_THAT(error_of({{"size", "5m"}, {"time", "v"}}),
+              HasSubstr("'v' is float64, and the event time must be a timestamp"));
   EXPECT_THAT(error_of({{"size", "5m"}, {"aggregates", {{"x", "sum()"}}}}),
               HasSubstr("needs a column"));
 }
@@ -542,6 +572,33 @@ TEST(WindowTest, HoldsTheAcksOfAbsorbedRowsUntilItsRowIsReleased) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].seq, 0u);
   EXPECT_TRUE(events[0].delivered);
+}
+
+TEST(WindowTest, AStopEmitsNoOpenWindowAndGivesUpItsRowsForTheNextRun) {
+  for (const J& kind : {J{{"size", "5m"}}, J{{"gap", "5m"}}}) {
+    auto queue = std::make_shared<AckQueue>();
+    Harness h(kind);
+    std::atomic<bool> stopping{true};
+    h.ctx.set_stopping(&stopping);
+    h.out.input_acks = AckSet(std::make_shared<AckHandle>(queue, 0));
+    ASSERT_TRUE(h.Push({{"a", 1 * kMin, 1, 1}}).ok());
+    h.out.input_acks = AckSet(std::make_shared<AckHandle>(queue, 1));
+    ASSERT_TRUE(h.Push({{"a", 20 * kMin, 2, 1}}).ok());
+    h.out.input_acks = AckSet();
+    ASSERT_TRUE(h.Watermark(10 * kMin).ok());  // the first window (or session) fires
+    ASSERT_EQ(h.Lines().size(), 1u) << kind;
+    h.out.row_acks.clear();                 // written
+    ASSERT_TRUE(h.t->Finish(&h.out).ok());  // stopped: the one at 20m is still open
+    EXPECT_EQ(h.Lines().size(), 1u) << "an incomplete window came out at the stop";
+    std::vector<AckQueue::Event> events;
+    queue->Drain(&events, 0);
+    ASSERT_EQ(events.size(), 2u);
+    std::sort(events.begin(), events.end(),
+              [](const auto& a, const auto& b) { return a.seq < b.seq; });
+    EXPECT_TRUE(events[0].delivered);   // its window was written
+    EXPECT_FALSE(events[1].delivered);  // kept by the source for the next run
+    EXPECT_EQ(Counter(h.stats, "windows_abandoned"), 1);
+  }
 }
 
 TEST(WindowTest, StateCountsAgainstTheMemoryBudgetAndIsReleased) {
