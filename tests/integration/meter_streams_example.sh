@@ -49,7 +49,7 @@ YAML
 "$sluice" run -q --until-idle 2s raw.yaml 2>raw.err || fail "raw copy: $(tail -3 raw.err)"
 check_eq "$(psql -qAtc "SELECT count(*) FROM raw_$tag")" "$rows" "readings copied"
 
-"$sluice" run --until-idle 3s --report report.json --set "nodes.meter_15min.table=$table" \
+"$sluice" run --until-idle 8s --report report.json --set "nodes.meter_15min.table=$table" \
   "$examples/meter-streams.yaml" >run.out 2>&1 || fail "meter-streams: $(tail -5 run.out)"
 
 diff_rows=$(psql -qAtc "

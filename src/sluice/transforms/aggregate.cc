@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "sluice/engine/pipeline.h"
+#include "sluice/transforms/transforms_internal.h"
+
 namespace sluice::window_internal {
 
 namespace {
@@ -74,14 +77,45 @@ Result<AggSpec> ParseAggregate(const std::string& output, const std::string& tex
   }
   if (!known && fn.size() >= 2 && fn[0] == 'p' &&
       fn.find_first_not_of("0123456789", 1) == std::string::npos) {
-    // pNN: the digits after "p" are the fraction's decimals (p95 = 0.95, p999 = 0.999).
+    // pNN: p0..p99 are percents (p5 = 0.05, p95 = 0.95); longer ones continue the nines
+    // (p999 = 0.999, p9999 = 0.9999).
+    const std::string digits = fn.substr(1);
+    if (digits.size() <= 2) {
+      spec.q = std::stoi(digits) / 100.0;
+    } else if (digits.starts_with("99")) {
+      spec.q = std::stod("0." + digits);
+    } else {
+      return Status::ConfigError(
+          "'{}: {}': '{}' is not a percentile: write p0 to p99 (p95 = the 95th), or p999, "
+          "p9999 for the 99.9th, 99.99th; max() is the largest value",
+          output, text, fn);
+    }
     spec.kind = AggKind::kQuantile;
-    spec.q = std::stod("0." + fn.substr(1));
     known = true;
   }
   if (!known) {
-    return Status::ConfigError("'{}: {}': unknown function '{}'; functions: {}", output, text, fn,
+    // Names from SQL and other tools, then the nearest spelling.
+    static const std::pair<const char*, const char*> kAliases[] = {
+        {"average", "avg"},    {"mean", "avg"},           {"median", "p50"},
+        {"stdev", "stddev"},   {"std", "stddev"},         {"stddev_samp", "stddev"},
+        {"total", "sum"},      {"minimum", "min"},        {"maximum", "max"},
+        {"percentile", "p95"}, {"percentile_disc", "p95"}};
+    std::string hint;
+    for (const auto& [alias, name] : kAliases) {
+      if (fn == alias) hint = name;
+    }
+    if (hint.empty()) {
+      std::vector<std::string> names = {"p50", "p95", "p99"};
+      for (const auto& f : kFunctions) names.emplace_back(f.name);
+      hint = SuggestNearest(fn, names);
+    }
+    return Status::ConfigError("'{}: {}': unknown function '{}'{}; functions: {}", output, text, fn,
+                               hint.empty() ? "" : " — did you mean '" + hint + "'?",
                                kAggregateFunctions);
+  }
+  if (spec.column == "*" && spec.kind == AggKind::kCount) spec.column.clear();  // SQL's count(*)
+  if (spec.column.find(',') != std::string::npos) {
+    return Status::ConfigError("'{}: {}': {}() takes one column", output, text, fn);
   }
   if (spec.column.empty()) {
     if (spec.kind != AggKind::kCount) {
@@ -112,7 +146,8 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
     }
     s.input = schema.FieldIndex(s.column);
     if (s.input < 0) {
-      return Status::ConfigError("aggregate '{}': no column '{}' in the input", s.output, s.column);
+      return Status::ConfigError("aggregate '{}': {}", s.output,
+                                 transforms_internal::NoColumn(s.column, schema));
     }
     s.input_type = schema.field(s.input).type;
     const bool numeric = s.input_type == TypeId::kInt64 || s.input_type == TypeId::kFloat64;

@@ -46,7 +46,8 @@ Result<AggSpec> ParseAggregate(const std::string& output, const std::string& tex
 
 /// The functions ParseAggregate knows, for documentation and messages.
 inline constexpr const char* kAggregateFunctions =
-    "count(), count(col), sum, min, max, avg, stddev, first, last, p50/p90/p95/p99 (any pNN)";
+    "count(), count(col), sum, min, max, avg, stddev, first, last, p0 to p99 (p95: the 95th "
+    "percentile), p999, p9999";
 
 union Cell {
   int64_t i;

@@ -206,20 +206,22 @@ class AnomalyTransform final : public Transform {
                              options_.id());
     }
     value_col_ = schema->FieldIndex(c_.value);
-    if (value_col_ < 0 || !IsNumeric(schema->field(value_col_).type)) {
+    if (value_col_ < 0) return options_.ErrorAt("value", NoColumn(c_.value, *schema));
+    if (!IsNumeric(schema->field(value_col_).type)) {
       return options_.ErrorAt(
           "value", fmt::format("'{}' is not an int64 or float64 column of the input", c_.value));
     }
     key_cols_.clear();
     for (const auto& g : c_.group_by) {
       const int k = schema->FieldIndex(g);
-      if (k < 0) return options_.ErrorAt("group_by", fmt::format("no column '{}' in the input", g));
+      if (k < 0) return options_.ErrorAt("group_by", NoColumn(g, *schema));
       key_cols_.push_back(k);
     }
     time_col_ = -1;
     if (!c_.time.empty()) {
       time_col_ = schema->FieldIndex(c_.time);
-      if (time_col_ < 0 || schema->field(time_col_).type != TypeId::kTimestamp) {
+      if (time_col_ < 0) return options_.ErrorAt("time", NoColumn(c_.time, *schema));
+      if (schema->field(time_col_).type != TypeId::kTimestamp) {
         return options_.ErrorAt(
             "time", fmt::format("'{}' is not a timestamp column of the input", c_.time));
       }

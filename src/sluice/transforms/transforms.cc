@@ -1,6 +1,7 @@
 #include "sluice/transforms/transforms.h"
 
 #include "sluice/core/json_text.h"
+#include "sluice/engine/pipeline.h"
 #include "sluice/transforms/encode.h"
 
 #include "sluice/transforms/transforms_internal.h"
@@ -50,6 +51,15 @@ Result<std::vector<std::pair<std::string, std::string>>> ReadPairs(const NodeOpt
     return out;
   }
   return options.ErrorAt(name, fmt::format("expected a mapping, got {}", JsonText(v)));
+}
+
+std::string NoColumn(const std::string& name, const Schema& schema) {
+  std::vector<std::string> names;
+  for (const auto& f : schema.fields()) names.push_back(f.name);
+  const std::string hint = SuggestNearest(name, names);
+  return fmt::format("no column '{}' in the input{}", name,
+                     hint.empty() ? fmt::format(" (its columns: {})", fmt::join(names, ", "))
+                                  : fmt::format(" — did you mean '{}'?", hint));
 }
 
 Column NullColumn(TypeId type, int64_t rows) {

@@ -60,6 +60,10 @@ Result<std::vector<std::pair<std::string, std::string>>> ReadPairs(const NodeOpt
                                                                    const std::string& name,
                                                                    bool* ordered = nullptr);
 
+/// Return "no column 'x' in the input" with the nearest column name as a suggestion, for
+/// option errors of nodes that name columns.
+std::string NoColumn(const std::string& name, const Schema& schema);
+
 /// Return a column of `rows` nulls of `type`.
 Column NullColumn(TypeId type, int64_t rows);
 
