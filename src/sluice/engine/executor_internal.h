@@ -29,12 +29,16 @@ class BusyTimer {
   explicit BusyTimer(NodeStats* stats, Kind kind = kOther)
       : stats_(stats), kind_(kind), start_(NowNs()) {}
   ~BusyTimer() {
+    if (waited_) return;
     const int64_t elapsed = NowNs() - start_;
     stats_->busy_ns.fetch_add(elapsed, std::memory_order_relaxed);
     if (kind_ == kBatch && stats_->histograms) stats_->batch_latency.Record(elapsed);
   }
+  /// The call only waited (a stream's Next that found nothing yet): not busy time.
+  void Waited() { waited_ = true; }
 
  private:
+  bool waited_ = false;
   NodeStats* stats_;
   Kind kind_;
   int64_t start_;

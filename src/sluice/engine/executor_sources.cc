@@ -96,6 +96,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
   uint64_t seq = 0;
   int64_t estimate = 0;
   int64_t last_wm = kNoWatermark;  // the source's watermark last passed on
+  const bool unbounded = n.source->Unbounded();
   // A stop ends the loop as the end of the input would: what was handed out drains, is
   // flushed and committed. A source still holding input it read ahead (Buffered) is called
   // until it has handed that out.
@@ -112,6 +113,12 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
       in_call_since_us_[node].store(ElapsedMicros(), std::memory_order_relaxed);
       next = n.source->Next(seq);
       in_call_since_us_[node].store(-1, std::memory_order_relaxed);
+      // A stream's "nothing yet" was a wait for input, not work: the summary's busy share and
+      // bottleneck would otherwise blame an idle stream.
+      if (unbounded && next.ok() && *next != nullptr && (*next)->num_rows() == 0 &&
+          node_contexts_[node][0]->dead_letters()->size() == 0) {
+        busy.Waited();
+      }
     }
     ReleaseSlot();
     if (!next.ok()) {

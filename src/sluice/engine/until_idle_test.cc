@@ -71,6 +71,31 @@ Status RunIntoWriter(NodeRegistry registry, EngineKind engine, RunOptions option
 
 class UntilIdleTest : public ::testing::TestWithParam<EngineKind> {};
 
+TEST_P(UntilIdleTest, AStreamThatOnlyWaitsIsNotBusy) {
+  // Every call answers "nothing yet" after a wait: none of that is the source's work, so the
+  // summary must not show it busy (nor name it the bottleneck).
+  std::vector<int64_t> written;
+  g_written = &written;
+  NodeRegistry registry;
+  registry.AddSource("source", "test", {},
+                     [](const NodeOptions&) -> Result<std::unique_ptr<Source>> {
+                       return std::unique_ptr<Source>(new SlowSource(0, 0));
+                     });
+  registry.AddSink("write", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
+    return std::unique_ptr<Sink>(new WriteSink());
+  });
+  auto p = testing::BuildTestPipeline(
+      {testing::TestNode("src", "source", {}), testing::TestNode("out", "write", {"src"})},
+      registry, GetParam());
+  ASSERT_OK(p.status());
+  PipelineRun run(p->get(), RunOptions{.until_idle_us = 30'000});
+  ASSERT_OK(run.Execute());
+  EXPECT_EQ(run.stop_reason(), "until-idle");
+  EXPECT_EQ(run.stats(0).busy_ns.load(), 0);
+  EXPECT_TRUE(written.empty());
+  g_written = nullptr;
+}
+
 TEST_P(UntilIdleTest, ASourceSlowerThanTheIdleTimeIsNotIdle) {
   // Every call of the source takes 3x the idle time yet returns rows: the run must read all 5
   // batches before it ends (it used to end after the first, counting from the last rows).
