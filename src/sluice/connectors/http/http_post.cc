@@ -128,6 +128,28 @@ std::string RedactUrl(std::string_view url) {
   return out;
 }
 
+std::string UrlProblem(std::string_view url) {
+  if (url.find_first_of(" \t\r\n") != std::string_view::npos) {
+    return "it has a space or a line break: percent-encode it (%20)";
+  }
+  CURLU* h = curl_url();
+  if (h == nullptr) return "";
+  const std::string text(url);
+  const CURLUcode rc = curl_url_set(h, CURLUPART_URL, text.c_str(), 0);
+  curl_url_cleanup(h);
+  switch (rc) {
+    case CURLUE_OK:
+      return "";
+    case CURLUE_BAD_PORT_NUMBER:
+      return "the port is not a number from 1 to 65535";
+    case CURLUE_BAD_HOSTNAME:
+    case CURLUE_NO_HOST:
+      return "the host is missing or not a valid name";
+    default:
+      return fmt::format("libcurl cannot parse it ({})", curl_url_strerror(rc));
+  }
+}
+
 std::string ScrubUrl(std::string message, std::string_view url) {
   if (url.empty()) return message;
   ReplaceAll(&message, url, RedactUrl(url));

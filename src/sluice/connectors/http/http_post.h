@@ -23,6 +23,11 @@ namespace sluice::http {
 /// plausible host gives "<invalid URL>", never the text itself. Pure; thread-safe.
 std::string RedactUrl(std::string_view url);
 
+/// Return why libcurl would refuse `url` ("the port is not a number from 1 to 65535", "it has
+/// a space: percent-encode it as %20"), or "" when it parses. Never quotes the URL. For
+/// checking a configured URL before the run rather than at the first request.
+std::string UrlProblem(std::string_view url);
+
 /// Return `message` with every occurrence of `url`, of its user-info and of what follows its
 /// host (path, query, fragment) replaced: the full URL by RedactUrl(url), the others (when at
 /// least 4 bytes long) by "…".

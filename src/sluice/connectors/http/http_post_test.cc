@@ -69,6 +69,22 @@ TEST(RedactUrlTest, BadUrlsShowNothingOfThemselves) {
   }
 }
 
+TEST(UrlProblemTest, SaysWhatIsWrongWithoutQuotingTheUrl) {
+  EXPECT_EQ(UrlProblem("https://hooks.example.com/T0/B1/secret"), "");
+  EXPECT_EQ(UrlProblem("http://127.0.0.1:8080/alerts?token=abc"), "");
+  EXPECT_EQ(UrlProblem("http://[::1]:9/x"), "");
+  EXPECT_EQ(UrlProblem("http://127.0.0.1:99999/secret"),
+            "the port is not a number from 1 to 65535");
+  EXPECT_EQ(UrlProblem("http://host/a secret"),
+            "it has a space or a line break: percent-encode it (%20)");
+  for (const char* bad :
+       {"http://127.0.0.1:99999/secret", "http://ho st/secret", "http://127.0.0.1:0x50/secret"}) {
+    const std::string problem = UrlProblem(bad);
+    EXPECT_FALSE(problem.empty()) << bad;
+    EXPECT_EQ(problem.find("secret"), std::string::npos) << problem;
+  }
+}
+
 TEST(ScrubUrlTest, ReplacesTheUrlAndItsSecretParts) {
   const std::string url = "https://bot:pw9@hooks.example.com:8443/services/T0/XYZ?token=abc";
   EXPECT_EQ(ScrubUrl("failed: " + url, url), "failed: https://hooks.example.com:8443/…");

@@ -360,6 +360,9 @@ Result<std::unique_ptr<Sink>> MakeWebhookSink(const NodeOptions& o) {
   if (RedactUrl(s.url) == "<invalid URL>") {
     return o.ErrorAt("url", "not a valid URL (expected http(s)://host[:port]/path)");
   }
+  if (const std::string problem = UrlProblem(s.url); !problem.empty()) {
+    return o.ErrorAt("url", fmt::format("{} is not a valid URL: {}", RedactUrl(s.url), problem));
+  }
   SLUICE_ASSIGN_OR_RETURN(s.post.headers, HeaderLines(o));
   s.post.user_agent = "sluice-webhook";
   s.post.total_timeout_us = o.GetDurationMicros("timeout");
