@@ -10,6 +10,16 @@ export SLUICE_HISTORY="${SLUICE_HISTORY:-$work/runs.db}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 check_eq() { [ "$1" == "$2" ] || fail "$3: got '$1', want '$2'"; }
 
+# require_services VAR...: fail unless scripts/services' variables (SLUICE_REDIS_URL,
+# SLUICE_PG_DSN, ...) are set, saying how to set them.
+require_services() {
+  for v in "$@"; do
+    [ -n "${!v:-}" ] || fail "$v is not set: run scripts/services start and eval \"\$(scripts/services env)\" first"
+  done
+}
+# redis-cli against scripts/services' Redis.
+rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
+
 # ids archived in gzip JSONL files under $1, one per line, sorted (duplicates kept).
 # A run that failed before publishing any file has no folder: that is zero rows, not an error.
 archived_ids() {

@@ -8,10 +8,8 @@
 # voltage); the webhook URL's token appears nowhere in the run's output.
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/lib.sh"
-[ -n "${SLUICE_REDIS_URL:-}" ] && [ -n "${SLUICE_PG_DSN:-}" ] \
-  || fail "run scripts/services start and eval \"\$(scripts/services env)\" first"
+require_services SLUICE_REDIS_URL SLUICE_PG_DSN
 examples="$here/../../examples"
-rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
 tag="e$$"
 export STREAM="$tag-readings" ALERTS_STREAM="$tag-alerts" STATE_DIR="$work"
 table="meter_15min_$tag"

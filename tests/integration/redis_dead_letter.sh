@@ -8,9 +8,7 @@
 #   3. json_field: the columns come from one JSON field; an entry whose JSON is cut off or holds
 #      a value of the wrong type is routed with the field as it was.
 source "$(dirname "$0")/lib.sh"
-[ -n "${SLUICE_REDIS_URL:-}" ] \
-  || fail "SLUICE_REDIS_URL is unset: run scripts/services start and eval \"\$(scripts/services env)\" first"
-rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
+require_services SLUICE_REDIS_URL
 tag="dl$$"
 cleanup() {
   rcli DEL "$tag-bad" "$tag-poison" "$tag-json" >/dev/null || echo "cleanup: DEL failed" >&2

@@ -6,9 +6,7 @@
 # reading ever passed — fires while the worker is still running (it stops only after 30 s idle),
 # not at the end of the run. Checked: every window row is in the table while the worker runs.
 source "$(dirname "$0")/lib.sh"
-[ -n "${SLUICE_REDIS_URL:-}" ] && [ -n "${SLUICE_PG_DSN:-}" ] \
-  || fail "run scripts/services start and eval \"\$(scripts/services env)\" first"
-rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
+require_services SLUICE_REDIS_URL SLUICE_PG_DSN
 tag="i$$"
 stream="$tag-readings"
 table="idle_$tag"

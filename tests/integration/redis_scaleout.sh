@@ -6,9 +6,7 @@
 # the table exactly once with its values, nothing is pending in the group, and the survivors'
 # reports count the claimed entries.
 source "$(dirname "$0")/lib.sh"
-[ -n "${SLUICE_REDIS_URL:-}" ] && [ -n "${SLUICE_PG_DSN:-}" ] \
-  || fail "run scripts/services start and eval \"\$(scripts/services env)\" first"
-rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
+require_services SLUICE_REDIS_URL SLUICE_PG_DSN
 tag="s$$"
 stream="$tag-readings"
 table="readings_$tag"

@@ -12,9 +12,7 @@
 #   7. a server with a password: taken from REDIS_PASSWORD, shown in no output or report;
 #   8. SIGTERM mid-read: exit 0, everything read written and acknowledged, nothing pending.
 source "$(dirname "$0")/lib.sh"
-[ -n "${SLUICE_REDIS_URL:-}" ] \
-  || fail "SLUICE_REDIS_URL is unset: run scripts/services start and eval \"\$(scripts/services env)\" first"
-rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
+require_services SLUICE_REDIS_URL
 tag="t$$"
 streams=("$tag-load" "$tag-bad" "$tag-claim" "$tag-trim")
 pids=()

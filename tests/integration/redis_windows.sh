@@ -17,9 +17,7 @@
 # and recomputes the written window from its few rows; with on_conflict: update that partial row
 # overwrote the complete one (160 of 1,000 windows wrong when this test was written).
 source "$(dirname "$0")/lib.sh"
-[ -n "${SLUICE_REDIS_URL:-}" ] && [ -n "${SLUICE_PG_DSN:-}" ] \
-  || fail "run scripts/services start and eval \"\$(scripts/services env)\" first"
-rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
+require_services SLUICE_REDIS_URL SLUICE_PG_DSN
 tag="w$$"
 stream="$tag-readings"
 raw="raw_$tag"

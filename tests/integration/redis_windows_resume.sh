@@ -7,9 +7,7 @@
 # out complete (5 readings per meter), and so does 00:20-00:25. The table always equals
 # PostgreSQL's GROUP BY over the readings of the windows that closed.
 source "$(dirname "$0")/lib.sh"
-[ -n "${SLUICE_REDIS_URL:-}" ] && [ -n "${SLUICE_PG_DSN:-}" ] \
-  || fail "run scripts/services start and eval \"\$(scripts/services env)\" first"
-rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
+require_services SLUICE_REDIS_URL SLUICE_PG_DSN
 tag="r$$"
 stream="$tag-readings"
 table="resume_$tag"

@@ -11,7 +11,10 @@ command -v jq >/dev/null || fail "jq is missing: run scripts/install-deps"
 
 receivers=()
 cleanup() {
-  for pid in "${receivers[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # A receiver may have exited already (the test kills some); only live ones are stopped.
+  for pid in "${receivers[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then kill "$pid"; fi
+  done
   lib_cleanup
 }
 trap cleanup EXIT
