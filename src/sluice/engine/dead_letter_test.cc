@@ -161,28 +161,15 @@ class DeadLetterTest : public ::testing::TestWithParam<EngineKind> {
   void TearDown() override { g_seen = nullptr; }
 
   Status Run(std::vector<NodeSpec> nodes) {
-    auto p = BuildTestPipeline(std::move(nodes), registry_, GetParam());
-    if (!p.ok()) return p.status();
-    pipeline_ = std::move(*p);
-    run_ = std::make_unique<PipelineRun>(pipeline_.get(), RunOptions{});
-    return run_->Execute();
+    return run_.Run(std::move(nodes), registry_, GetParam());
   }
-
-  int64_t Counter(const std::string& node, const std::string& name) {
-    const auto& nodes = pipeline_->nodes();
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      if (nodes[i].spec.id != node) continue;
-      const auto c = run_->stats(i).Counters();
-      auto it = c.find(name);
-      return it == c.end() ? 0 : it->second;
-    }
-    return -1;
+  int64_t Counter(const std::string& node, const std::string& name) const {
+    return run_.Counter(node, name);
   }
 
   Seen seen_;
   NodeRegistry registry_ = Registry();  // outlives the pipeline, which points into it
-  std::unique_ptr<Pipeline> pipeline_;
-  std::unique_ptr<PipelineRun> run_;
+  ::sluice::testing::TestRun run_;
 };
 
 TEST_P(DeadLetterTest, RejectedRecordsReachTheDeadLetterSinkAndTheRestGoOn) {

@@ -174,7 +174,11 @@ class Transform {
   virtual Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& inputs) { return SchemaPtr{}; }
   /// Process one input batch; `input` is the index of the input it came from.
   virtual Status Process(const BatchPtr& batch, int input, Emitter* out) = 0;
-  /// Emit what is left once every input has ended.
+  /// Emit what is left once every input has ended. When the run is stopping
+  /// (NodeContext::stopping(): a signal, --until-idle), the inputs ended because their sources
+  /// stopped, not because the data did: a transform holding incomplete results (an open
+  /// window) emits none of them and fails the acks it holds (AckSet::Fail), so the sources
+  /// keep those rows for the next run.
   virtual Status Finish(Emitter* out) { return Status::OK(); }
   /// Called every period the node asked for (NodeContext::SetTimer), between Process calls,
   /// with the clock's time; what it emits carries no input's acks (pass held ones with

@@ -84,14 +84,12 @@ TEST_P(UntilIdleTest, AStreamThatOnlyWaitsIsNotBusy) {
   registry.AddSink("write", "test", {}, [](const NodeOptions&) -> Result<std::unique_ptr<Sink>> {
     return std::unique_ptr<Sink>(new WriteSink());
   });
-  auto p = testing::BuildTestPipeline(
-      {testing::TestNode("src", "source", {}), testing::TestNode("out", "write", {"src"})},
-      registry, GetParam());
-  ASSERT_OK(p.status());
-  PipelineRun run(p->get(), RunOptions{.until_idle_us = 30'000});
-  ASSERT_OK(run.Execute());
-  EXPECT_EQ(run.stop_reason(), "until-idle");
-  EXPECT_EQ(run.stats(0).busy_ns.load(), 0);
+  testing::TestRun test;
+  ASSERT_OK(
+      test.Run({testing::TestNode("src", "source", {}), testing::TestNode("out", "write", {"src"})},
+               registry, GetParam(), RunOptions{.until_idle_us = 30'000}));
+  EXPECT_EQ(test.run().stop_reason(), "until-idle");
+  EXPECT_EQ(test.run().stats(0).busy_ns.load(), 0);
   EXPECT_TRUE(written.empty());
   g_written = nullptr;
 }

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sluice/engine/executor.h"
 #include "sluice/engine/pipeline.h"
 
 namespace sluice::testing {
@@ -38,5 +39,35 @@ inline Result<std::unique_ptr<Pipeline>> BuildTestPipeline(std::vector<NodeSpec>
   spec.nodes = std::move(nodes);
   return Pipeline::Build(std::move(spec), registry);
 }
+
+/// A pipeline built from test nodes and run once, kept for inspecting its stats afterwards.
+/// The registry must outlive it (the pipeline points into it).
+class TestRun {
+ public:
+  Status Run(std::vector<NodeSpec> nodes, const NodeRegistry& registry, EngineKind engine,
+             RunOptions options = {}) {
+    auto p = BuildTestPipeline(std::move(nodes), registry, engine);
+    if (!p.ok()) return p.status();
+    pipeline_ = std::move(*p);
+    run_ = std::make_unique<PipelineRun>(pipeline_.get(), std::move(options));
+    return run_->Execute();
+  }
+  /// Return node `node`'s counter `name` (0 when never counted, -1 for an unknown node).
+  int64_t Counter(const std::string& node, const std::string& name) const {
+    const auto& nodes = pipeline_->nodes();
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (nodes[i].spec.id != node) continue;
+      const auto c = run_->stats(i).Counters();
+      auto it = c.find(name);
+      return it == c.end() ? 0 : it->second;
+    }
+    return -1;
+  }
+  PipelineRun& run() { return *run_; }
+
+ private:
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<PipelineRun> run_;
+};
 
 }  // namespace sluice::testing

@@ -74,6 +74,7 @@ class AnomalyTransform final : public Transform {
     std::vector<int32_t> keep;
     int64_t anomalies = 0;
     for (int64_t r = 0; r < n; ++r) {
+      key_.clear();
       EncodeKey(*batch, key_cols_, r, &key_);
       auto [it, added] = baselines_.try_emplace(key_);
       if (added) key_bytes_ += static_cast<int64_t>(key_.size());

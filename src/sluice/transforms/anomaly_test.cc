@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "sluice/testing/emitter.h"
 #include "sluice/testing/matchers.h"
 #include "sluice/transforms/transforms.h"
 
@@ -20,17 +21,7 @@ using J = nlohmann::json;
 
 constexpr int64_t kSec = 1'000'000;
 
-class Collector final : public Emitter {
- public:
-  Status Emit(BatchPtr batch) override { return Emit(std::move(batch), input_acks); }
-  Status Emit(BatchPtr batch, AckSet acks) override {
-    if (batch != nullptr && batch->num_rows() > 0) rows.push_back(std::move(batch));
-    return Status::OK();
-  }
-  AckSet HoldAcks() override { return input_acks; }
-  AckSet input_acks;
-  std::vector<BatchPtr> rows;
-};
+using Collector = ::sluice::testing::CollectingEmitter;
 
 const NodeRegistry& Registry() {
   static const NodeRegistry* registry = [] {
@@ -198,7 +189,8 @@ TEST(AnomalyTest, BaselinesSurviveARestartAndRedeliveredReadingsAreNotFoldedTwic
     h.out.input_acks = AckSet(std::make_shared<AckHandle>(queue, 0));
     ASSERT_TRUE(h.Push(first).ok());
     h.out.input_acks = AckSet();
-    h.out.rows.clear();  // the sink has the rows
+    h.out.rows.clear();  // the sink has the rows, durably
+    h.out.row_acks.clear();
     std::vector<AckQueue::Event> events;
     queue->Drain(&events, 0);
     EXPECT_TRUE(events.empty()) << "acknowledged before its baseline was saved";

@@ -8,6 +8,7 @@
 #include "sluice/engine/executor.h"
 #include "sluice/engine/pipeline.h"
 #include "sluice/io/compression.h"
+#include "sluice/testing/emitter.h"
 #include "sluice/testing/matchers.h"
 #include "sluice/testing/pipelines.h"
 #include "sluice/transforms/transforms.h"
@@ -21,16 +22,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::StatusIs;
 
-class CollectingEmitter final : public Emitter {
- public:
-  Status Emit(BatchPtr batch) override {
-    out.push_back(std::move(batch));
-    return Status::OK();
-  }
-  Status Emit(BatchPtr batch, AckSet) override { return Emit(std::move(batch)); }
-  AckSet HoldAcks() override { return AckSet(); }
-  std::vector<BatchPtr> out;
-};
+using ::sluice::testing::CollectingEmitter;
 
 std::unique_ptr<Transform> MakeEncode(OptionJson options) {
   NodeRegistry registry;
@@ -63,8 +55,8 @@ TEST(EncodeTest, OneCompressedObjectPerBatchWithEveryColumnAndTheInputsTags) {
   EXPECT_TRUE(encoded::IsEncoded(*bound));
   CollectingEmitter out;
   ASSERT_OK(encode->Process(in, 0, &out));
-  ASSERT_EQ(out.out.size(), 1u);
-  const Batch& b = *out.out[0];
+  ASSERT_EQ(out.rows.size(), 1u);
+  const Batch& b = *out.rows[0];
   EXPECT_TRUE(encoded::IsEncoded(*b.schema()));
   EXPECT_EQ(b.tags(), in->tags());
   ASSERT_EQ(b.num_rows(), 1);
@@ -93,7 +85,7 @@ TEST(EncodeTest, CsvZstdAndTimestampKeys) {
   auto encode = MakeEncode({{"format", "csv"}, {"compression", "zstd"}, {"key_column", "at"}});
   CollectingEmitter out;
   ASSERT_OK(encode->Process(in, 0, &out));
-  const Batch& b = *out.out[0];
+  const Batch& b = *out.rows[0];
   ASSERT_OK_AND_ASSIGN(io::EncodedObject o, encoded::ObjectAt(b, 0));
   EXPECT_EQ(o.first_key, "20240102T030405Z");
   EXPECT_EQ(o.min_key, "2024-01-02T03:04:05Z");

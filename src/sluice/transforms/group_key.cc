@@ -5,7 +5,6 @@
 namespace sluice::transforms_internal {
 
 void EncodeKey(const Batch& batch, const std::vector<int>& cols, int64_t r, std::string* out) {
-  out->clear();
   for (const int c : cols) {
     const Column& col = batch.column(c);
     if (col.IsNull(r)) {

@@ -11,8 +11,8 @@
 
 namespace sluice::transforms_internal {
 
-/// Set `out` to the key of row `r`: for each of `cols`, a null tag, or a tag and the value's
-/// bytes. Two rows get equal keys exactly when their key values are equal (NaN and -0.0 by
+/// Append the key of row `r` to `out`: for each of `cols`, a null tag, or a tag and the
+/// value's bytes. Two rows get equal keys exactly when their key values are equal (NaN and -0.0 by
 /// their bits).
 void EncodeKey(const Batch& batch, const std::vector<int>& cols, int64_t r, std::string* out);
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "sluice/testing/emitter.h"
 #include "sluice/testing/matchers.h"
 
 namespace sluice {
@@ -13,18 +14,7 @@ using ::sluice::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-/// Collect what a transform emits.
-class CollectingEmitter final : public Emitter {
- public:
-  Status Emit(BatchPtr batch) override {
-    batches.push_back(std::move(batch));
-    return Status::OK();
-  }
-  Status Emit(BatchPtr batch, AckSet acks) override { return Emit(std::move(batch)); }
-  AckSet HoldAcks() override { return AckSet(); }
-
-  std::vector<BatchPtr> batches;
-};
+using ::sluice::testing::CollectingEmitter;
 
 const NodeRegistry& Registry() {
   static const NodeRegistry* registry = [] {
@@ -64,7 +54,7 @@ std::vector<BatchPtr> Process(Transform* t, const BatchPtr& batch, int input = 0
   CollectingEmitter out;
   Status st = t->Process(batch, input, &out);
   EXPECT_TRUE(st.ok()) << st.ToString();
-  return out.batches;
+  return out.rows;
 }
 
 TEST(RegisterTransformNodes, RegistersEveryTransformWithItsOptions) {
@@ -317,10 +307,10 @@ std::string CastOne(const std::string& column, const std::string& type, const st
   Status st = (*t)->Process(*batch, 0, &out);
   if (!st.ok()) return st.ToString();
   const int index = TextSchema()->FieldIndex(column);
-  auto rows_json = nlohmann::json::parse(out.batches.at(0)->ToString());
+  auto rows_json = nlohmann::json::parse(out.rows.at(0)->ToString());
   nlohmann::json values = nlohmann::json::array();
   for (const auto& r : rows_json) values.push_back(r[static_cast<size_t>(index)]);
-  EXPECT_EQ(out.batches[0]->schema()->field(index).type, *ParseTypeName(type));
+  EXPECT_EQ(out.rows[0]->schema()->field(index).type, *ParseTypeName(type));
   return values.dump();
 }
 

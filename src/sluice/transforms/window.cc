@@ -128,9 +128,10 @@ class WindowTransform final : public Transform {
       key_ends_.resize(static_cast<size_t>(n));
       key_hashes_.resize(static_cast<size_t>(n));
       for (int64_t r = 0; r < n; ++r) {
-        EncodeKey(*batch, key_cols_, r, &key_);
-        key_hashes_[static_cast<size_t>(r)] = KeyIndex::Hash(key_);
-        key_bytes_.append(key_);
+        const size_t begin = key_bytes_.size();
+        EncodeKey(*batch, key_cols_, r, &key_bytes_);
+        key_hashes_[static_cast<size_t>(r)] =
+            KeyIndex::Hash(std::string_view(key_bytes_).substr(begin));
         key_ends_[static_cast<size_t>(r)] = key_bytes_.size();
       }
     }
@@ -142,6 +143,7 @@ class WindowTransform final : public Transform {
       }
       const int64_t t = time.GetInt64(r);
       if (sessions_ != nullptr) {
+        key_.clear();
         EncodeKey(*batch, key_cols_, r, &key_);
         AggStore* st = sessions_->Assign(key_, t, watermark_, acks, calls_);
         if (st == nullptr) {

@@ -139,17 +139,12 @@ class WindowPipelineTest : public ::testing::TestWithParam<EngineKind> {
   void TearDown() override { g_seen = nullptr; }
 
   Status Run(std::vector<NodeSpec> nodes) {
-    auto p = BuildTestPipeline(std::move(nodes), registry_, GetParam());
-    if (!p.ok()) return p.status();
-    pipeline_ = std::move(*p);
-    run_ = std::make_unique<PipelineRun>(pipeline_.get(), RunOptions{});
-    return run_->Execute();
+    return run_.Run(std::move(nodes), registry_, GetParam());
   }
 
   Seen seen_;
-  NodeRegistry registry_ = Registry();
-  std::unique_ptr<Pipeline> pipeline_;
-  std::unique_ptr<PipelineRun> run_;
+  NodeRegistry registry_ = Registry();  // outlives the pipeline, which points into it
+  ::sluice::testing::TestRun run_;
 };
 
 TEST_P(WindowPipelineTest, KeyedInstancesFireOnWatermarksAndRouteLateRows) {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sluice/engine/pipeline.h"
+#include "sluice/testing/emitter.h"
 #include "sluice/testing/matchers.h"
 #include "sluice/transforms/aggregate.h"
 #include "sluice/transforms/transforms.h"
@@ -26,29 +27,7 @@ using ::testing::HasSubstr;
 constexpr int64_t kMin = 60'000'000;  // one minute in µs
 using J = nlohmann::json;
 
-/// Collects what a transform emits, by output, with the acks each batch carries.
-class Collector final : public Emitter {
- public:
-  Status Emit(BatchPtr batch) override { return Emit(std::move(batch), input_acks); }
-  Status Emit(BatchPtr batch, AckSet acks) override {
-    if (batch != nullptr && batch->num_rows() > 0) {
-      rows.push_back(std::move(batch));
-      row_acks.push_back(std::move(acks));
-    }
-    return Status::OK();
-  }
-  AckSet HoldAcks() override { return input_acks; }
-  Status EmitOn(int output, BatchPtr batch) override {
-    if (output != kLateOutput) return Status::Invalid("unexpected output {}", output);
-    late.push_back(std::move(batch));
-    return Status::OK();
-  }
-
-  AckSet input_acks;
-  std::vector<BatchPtr> rows;
-  std::vector<AckSet> row_acks;
-  std::vector<BatchPtr> late;
-};
+using Collector = ::sluice::testing::CollectingEmitter;
 
 int64_t Counter(const NodeStats& stats, const std::string& name) {
   const auto counters = stats.Counters();

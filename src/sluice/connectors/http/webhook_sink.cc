@@ -1,7 +1,5 @@
 #include "sluice/connectors/http/webhook_sink.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -13,6 +11,7 @@
 #include "sluice/connectors/http/http_post.h"
 #include "sluice/core/log.h"
 #include "sluice/io/jsonl.h"
+#include "sluice/io/sha256.h"
 #include "sluice/resilience/circuit_breaker.h"
 #include "sluice/resilience/retry_policy.h"
 
@@ -310,18 +309,7 @@ Result<std::vector<std::string>> HeaderLines(const NodeOptions& o) {
 
 }  // namespace
 
-std::string IdempotencyKey(std::string_view body) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(body.data(), body.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(size_t{len} * 2, '0');
-  for (size_t i = 0; i < len; ++i) {
-    out[2 * i] = kHex[digest[i] >> 4];
-    out[2 * i + 1] = kHex[digest[i] & 15];
-  }
-  return out;
-}
+std::string IdempotencyKey(std::string_view body) { return Sha256Hex(body); }
 
 OptionSchema WebhookSinkOptionSpecs() {
   return {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sluice/core/result.h"
+#include "sluice/io/sha256.h"
 #include "sluice/resilience/circuit_breaker.h"
 #include "sluice/resilience/clock.h"
 #include "sluice/resilience/retry_policy.h"
@@ -134,25 +135,5 @@ struct ObjectStoreOptions {
 /// Open the store `options.url` points at: an S3 client, or a local directory (created by the
 /// first Put). InvalidArgument for a bad URL, ConfigError for missing S3 credentials.
 Result<std::unique_ptr<ObjectStore>> MakeObjectStore(const ObjectStoreOptions& options);
-
-/// Return the SHA-256 of `data` as 64 lower-case hex digits.
-std::string Sha256Hex(std::string_view data);
-
-/// Compute a SHA-256 over data given in pieces. Not thread-safe.
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
-  /// Add `data` to the digest.
-  void Update(std::string_view data);
-  /// Return the digest as 64 lower-case hex digits; the object is then reset for reuse.
-  std::string HexDigest();
-
- private:
-  void* ctx_;  // EVP_MD_CTX*
-};
 
 }  // namespace sluice
