@@ -133,6 +133,18 @@ int64_t AggStore::Bytes() const {
          sketch_heap;
 }
 
+void AggStore::CopyFrom(const AggStore& o) {
+  cells = o.cells;
+  groups = o.groups;
+  if (sketches.size() < o.sketches_used) sketches.resize(o.sketches_used);
+  sketch_heap = 0;
+  for (size_t i = 0; i < sketches.size(); ++i) {
+    if (i < o.sketches_used) sketches[i] = o.sketches[i];
+    sketch_heap += sketches[i].HeapBytes();
+  }
+  sketches_used = o.sketches_used;
+}
+
 Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int time_col) {
   specs_ = std::move(specs);
   time_col_ = time_col;

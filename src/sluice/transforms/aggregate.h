@@ -70,6 +70,10 @@ struct AggStore {
     sketches_used = 0;
   }
 
+  /// Become a copy of `o`, reusing this store's cells and sketches (no allocation once they
+  /// are large enough).
+  void CopyFrom(const AggStore& o);
+
   /// Return the bytes held, roughly (for the memory budget).
   int64_t Bytes() const;
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 
 namespace sluice {
@@ -79,26 +80,32 @@ void QuantileSketch::Merge(const QuantileSketch& other) {
     buckets_.assign(b.begin(), b.end());
     return;
   }
-  if (b.size() <= 4) {  // the usual case: a slice saw a key a few times; no allocation
+  if (b.size() <= 4) {  // the usual case: a slice saw a key a few times
     for (const auto& [key, n] : b) AddTo(&buckets_, key, n);
     return;
   }
-  std::vector<Bucket> merged;
-  merged.reserve(buckets_.size() + b.size());
-  auto x = buckets_.begin();
-  auto y = b.begin();
-  while (x != buckets_.end() || y != b.end()) {
-    if (y == b.end() || (x != buckets_.end() && x->first < y->first)) {
-      merged.push_back(*x++);
-    } else if (x == buckets_.end() || y->first < x->first) {
-      merged.push_back(*y++);
+  // Merge from the back into the tail of buckets_ grown by b's size (no allocation once the
+  // capacity is there), then close the gap equal keys left.
+  const size_t n = buckets_.size();
+  buckets_.resize(n + b.size());
+  size_t i = n, j = b.size(), k = n + b.size();
+  while (j > 0) {
+    if (i > 0 && buckets_[i - 1].first > b[j - 1].first) {
+      buckets_[--k] = buckets_[--i];
+    } else if (i > 0 && buckets_[i - 1].first == b[j - 1].first) {
+      buckets_[--k] = {b[j - 1].first, buckets_[i - 1].second + b[j - 1].second};
+      --i;
+      --j;
     } else {
-      merged.emplace_back(x->first, x->second + y->second);
-      ++x;
-      ++y;
+      buckets_[--k] = b[--j];
     }
   }
-  buckets_ = std::move(merged);
+  // buckets_[0, i) are in place; the merged rest starts at k >= i.
+  if (k > i) {
+    std::copy(buckets_.begin() + static_cast<std::ptrdiff_t>(k), buckets_.end(),
+              buckets_.begin() + static_cast<std::ptrdiff_t>(i));
+    buckets_.resize(buckets_.size() - (k - i));
+  }
 }
 
 double QuantileSketch::Quantile(double q) const {

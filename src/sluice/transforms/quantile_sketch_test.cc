@@ -46,5 +46,42 @@ TEST(QuantileSketchTest, WithinOnePercentOfPercentileDisc) {
   EXPECT_TRUE(std::isnan(QuantileSketch().Quantile(0.5)));
 }
 
+// Merging is exact: any split of the values into sketches, merged in any order, answers every
+// quantile as the one sketch of them all does (merges of small and large sketches, shared
+// buckets, special values, and merges into a sketch whose memory is reused after Clear).
+TEST(QuantileSketchTest, MergeOfAnySplitEqualsOneSketch) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> normal(230, 3);
+  QuantileSketch acc;
+  for (int trial = 0; trial < 200; ++trial) {
+    QuantileSketch whole;
+    std::vector<QuantileSketch> parts(1 + rng() % 16);
+    const int n = static_cast<int>(rng() % 200);
+    for (int i = 0; i < n; ++i) {
+      double v = normal(rng);
+      if (i % 17 == 0) v = -v;
+      if (i % 29 == 0) v = std::numeric_limits<double>::infinity();
+      if (i % 31 == 0) v = std::nan("");
+      whole.Add(v);
+      parts[rng() % parts.size()].Add(v);
+    }
+    acc.Clear();
+    if (trial % 2 == 0) {
+      for (const auto& p : parts) acc.Merge(p);
+    } else {  // the other way round: each part takes the accumulator so far
+      for (auto& p : parts) {
+        p.Merge(acc);
+        acc = p;
+      }
+    }
+    ASSERT_EQ(acc.count(), whole.count());
+    for (int k = 0; k <= 100; ++k) {
+      const double q = k / 100.0, want = whole.Quantile(q), got = acc.Quantile(q);
+      ASSERT_TRUE(got == want || (std::isnan(got) && std::isnan(want)))
+          << "trial " << trial << " q " << q << ": " << got << " vs " << want;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sluice

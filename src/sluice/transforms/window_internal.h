@@ -160,6 +160,28 @@ struct Slice {
            static_cast<int64_t>(group_of_key.capacity() * 4 + key_of_group.capacity() * 4 +
                                 late_of_group.capacity() * 8);
   }
+  /// Forget every group and release the acks, keeping the memory for the next use.
+  void Reset() {
+    for (const int32_t k : key_of_group) group_of_key[static_cast<size_t>(k)] = -1;
+    key_of_group.clear();
+    late_of_group.clear();
+    store.Reset();
+    acks.Release();
+    acks_call = 0;
+  }
+  /// Become a copy of `o`, in this slice's memory where it is large enough.
+  void CopyFrom(const Slice& o) {
+    Reset();
+    store.CopyFrom(o.store);
+    if (group_of_key.size() < o.group_of_key.size()) group_of_key.resize(o.group_of_key.size(), -1);
+    for (size_t g = 0; g < o.key_of_group.size(); ++g) {
+      group_of_key[static_cast<size_t>(o.key_of_group[g])] = static_cast<int32_t>(g);
+    }
+    key_of_group = o.key_of_group;
+    late_of_group = o.late_of_group;
+    acks.Merge(o.acks);
+    acks_call = o.acks_call;
+  }
 };
 
 /// One result row: a key's aggregates over [start, end).
@@ -231,6 +253,10 @@ class SliceWindows {
   bool MergeSliceInto(Slice* dst, const Slice& src) const;
   void DropShared();
   void Compact();
+  /// A reset slice, from the spares when there is one (its memory already grown).
+  Slice TakeSpare();
+  /// Keep `slice`'s memory for a later TakeSpare (up to a window's worth of slices).
+  void Recycle(Slice&& slice);
 
   WindowConfig c_;
   const AggLayout* layout_;
@@ -250,6 +276,7 @@ class SliceWindows {
   int64_t prefix_block_ = INT64_MIN;
   int64_t prefix_end_ = INT64_MIN;  // prefix_ holds the slices in [prefix_block_, prefix_end_)
   Slice prefix_;
+  std::vector<Slice> spare_;  // reset slices whose memory the next ones reuse
   /// Slices starting before this are covered by suffixes_ or prefix_.
   int64_t shared_horizon() const {
     return std::max(suffix_block_ == INT64_MIN ? INT64_MIN : suffix_block_ + c_.size_us,

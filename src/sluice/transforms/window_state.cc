@@ -23,7 +23,9 @@ SliceWindows::Fate SliceWindows::Classify(int64_t t, int64_t watermark) const {
 Slice* SliceWindows::SliceFor(int64_t t, const AckSet& acks, uint64_t call) {
   const int64_t s = FloorDiv(t, c_.pane_us) * c_.pane_us;
   if (s < shared_horizon()) DropShared();  // a late row changes what they were built from
-  Slice& slice = slices_[s];
+  auto it = slices_.find(s);
+  if (it == slices_.end()) it = slices_.emplace(s, TakeSpare()).first;
+  Slice& slice = it->second;
   if (slice.acks_call != call) {
     slice.acks.Merge(acks);
     slice.acks_call = call;
@@ -53,7 +55,12 @@ Status SliceWindows::Fire(int64_t watermark, RowSink* out) {
   fired_through_ = watermark;
   const int64_t keep = Retention();
   for (auto it = slices_.begin(); it != slices_.end();) {
-    it = SatAdd(LastEnd(it->first), keep) <= watermark ? slices_.erase(it) : std::next(it);
+    if (SatAdd(LastEnd(it->first), keep) > watermark) {
+      ++it;
+      continue;
+    }
+    Recycle(std::move(it->second));
+    it = slices_.erase(it);
   }
   Compact();
   return Status::OK();
@@ -155,10 +162,25 @@ bool SliceWindows::MergeSliceInto(Slice* dst, const Slice& src) const {
   return ok;
 }
 
+Slice SliceWindows::TakeSpare() {
+  if (spare_.empty()) return Slice();
+  Slice s = std::move(spare_.back());
+  spare_.pop_back();
+  return s;
+}
+
+void SliceWindows::Recycle(Slice&& slice) {
+  const int64_t most = std::min<int64_t>(2 * (c_.size_us / c_.pane_us) + 4, 128);
+  if (static_cast<int64_t>(spare_.size()) >= most) return;
+  slice.Reset();
+  spare_.push_back(std::move(slice));
+}
+
 void SliceWindows::DropShared() {
+  for (auto& [s, suffix] : suffixes_) Recycle(std::move(suffix));
   suffixes_.clear();
   suffix_block_ = INT64_MIN;
-  prefix_ = Slice();
+  prefix_.Reset();
   prefix_block_ = INT64_MIN;
   prefix_end_ = INT64_MIN;
 }
@@ -168,7 +190,7 @@ Status SliceWindows::BuildSuffixes(int64_t block) {
   suffix_block_ = block;
   const auto lo = slices_.lower_bound(block);
   auto it = slices_.lower_bound(SatAdd(block, c_.size_us));
-  Slice acc;
+  Slice acc = TakeSpare();
   bool ok = true;
   // Window starts in the block, last first; acc holds the slices from the start to the end.
   for (int64_t s = FloorDiv(SatAdd(block, c_.size_us - 1), c_.slide_us) * c_.slide_us; s >= block;
@@ -180,10 +202,14 @@ Status SliceWindows::BuildSuffixes(int64_t block) {
     if (SatAdd(s, c_.size_us) <= fired_through_) break;  // this window and earlier ones fired
     if (s == block) {
       suffixes_.emplace(s, std::move(acc));
+      acc = TakeSpare();
       break;
     }
-    suffixes_.emplace(s, acc);
+    Slice copy = TakeSpare();
+    copy.CopyFrom(acc);
+    suffixes_.emplace(s, std::move(copy));
   }
+  Recycle(std::move(acc));
   if (!ok) return Status::Invalid("an int64 sum in the block at {} overflows", block);
   return Status::OK();
 }
@@ -200,7 +226,7 @@ Status SliceWindows::EmitHopping(int64_t end, RowSink* out) {
   if (end > next) {
     // Extend the next block's prefix to the window's end, then fold it into the suffix.
     if (prefix_block_ != next) {
-      prefix_ = Slice();
+      prefix_.Reset();
       prefix_block_ = next;
       prefix_end_ = next;
     }
@@ -224,6 +250,7 @@ Status SliceWindows::EmitHopping(int64_t end, RowSink* out) {
     st = out->Add(row);
   }
   if (st.ok()) st = out->Flush(window.acks);
+  Recycle(std::move(window));
   suffixes_.erase(it);
   return st;
 }
@@ -281,6 +308,7 @@ int64_t SliceWindows::Bytes() const {
               prefix_.Bytes();
   for (const auto& [s, suffix] : suffixes_) n += suffix.Bytes() + 64;
   for (const auto& [s, slice] : slices_) n += slice.Bytes() + 64;
+  for (const Slice& slice : spare_) n += slice.Bytes();
   return n;
 }
 
