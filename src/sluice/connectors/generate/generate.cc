@@ -1,7 +1,10 @@
 #include "sluice/connectors/generate/generate.h"
 
 #include <chrono>
+#include <cmath>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "sluice/core/time.h"
 #include "sluice/core/units.h"
@@ -30,6 +33,55 @@ class Rng {
 
  private:
   uint64_t state_;
+};
+
+/// Draw ranks 0..n-1 with P(k) proportional to (k + 1)^-s (Zipf's law) in O(1) a draw:
+/// Vose's alias table, built once. Draw k uniformly; keep it with its column's probability,
+/// else take the column's alias. Deterministic for a given Rng.
+class ZipfTable {
+ public:
+  ZipfTable(int64_t n, double s) : columns_(static_cast<size_t>(n)) {
+    std::vector<double> scaled(columns_.size());
+    double total = 0;
+    for (size_t k = 0; k < scaled.size(); ++k) {
+      scaled[k] = std::pow(static_cast<double>(k + 1), -s);
+      total += scaled[k];
+    }
+    for (double& p : scaled) p *= static_cast<double>(n) / total;  // mean 1
+    std::vector<uint32_t> small, large;
+    for (uint32_t k = 0; k < scaled.size(); ++k) (scaled[k] < 1.0 ? small : large).push_back(k);
+    while (!small.empty() && !large.empty()) {
+      const uint32_t under = small.back();
+      small.pop_back();
+      const uint32_t over = large.back();
+      columns_[under] = {KeepThreshold(scaled[under]), over};
+      scaled[over] -= 1.0 - scaled[under];
+      if (scaled[over] < 1.0) {
+        large.pop_back();
+        small.push_back(over);
+      }
+    }
+    // Whatever is left holds 1 up to rounding: the column always keeps its own rank.
+    for (uint32_t k : large) columns_[k] = {0, k};
+    for (uint32_t k : small) columns_[k] = {0, k};
+  }
+
+  int64_t Draw(Rng* rng) const {
+    const uint64_t k = rng->Below(columns_.size());
+    const Column& c = columns_[k];
+    return (rng->Next() >> 32) < c.keep ? static_cast<int64_t>(k) : c.alias;
+  }
+
+ private:
+  struct Column {
+    uint32_t keep;   // keep the drawn rank when a 32-bit uniform is below this
+    uint32_t alias;  // else this rank
+  };
+  static uint32_t KeepThreshold(double p) {
+    if (p <= 0) return 0;
+    return p >= 1 ? UINT32_MAX : static_cast<uint32_t>(p * 0x1.0p32);
+  }
+  std::vector<Column> columns_;
 };
 
 enum class Shape : uint8_t { kAudit, kNarrow, kMeter, kCustom };
@@ -101,6 +153,11 @@ class GenerateSource final : public Source {
         return o.ErrorAt("late", "must be a share between 0 and 1");
       }
       if (s->lateness_us_ < 0) return o.ErrorAt("lateness", "must not be negative");
+      const double zipf = o.GetFloat("meter_zipf");
+      if (!(zipf >= 0 && std::isfinite(zipf))) {
+        return o.ErrorAt("meter_zipf", "must be 0 (the meters take turns) or a positive exponent");
+      }
+      if (zipf > 0) s->zipf_.emplace(s->meters_, zipf);
       if (s->late_ > 0 && s->lateness_us_ == 0) {
         return o.ErrorAt("lateness", "must be positive when `late` is above 0");
       }
@@ -138,7 +195,8 @@ class GenerateSource final : public Source {
     if (produced_ >= rows_) return BatchPtr{};
     const int64_t n = std::min(batch_rows_, rows_ - produced_);
     if (rate_ > 0) Pace(produced_ + n);
-    Rng rng(seed_ * 0x100000001b3ULL + seq);
+    const uint64_t batch_seed = seed_ * 0x100000001b3ULL + seq;
+    Rng rng(batch_seed);
     BatchPtr out;
     switch (shape_) {
       case Shape::kAudit:
@@ -148,7 +206,7 @@ class GenerateSource final : public Source {
         out = MakeNarrow(n);
         break;
       case Shape::kMeter:
-        out = MakeMeter(n, &rng);
+        out = MakeMeter(n, &rng, batch_seed);
         break;
       case Shape::kCustom:
         out = MakeCustom(n, &rng);
@@ -236,18 +294,21 @@ class GenerateSource final : public Source {
   }
 
   // Row r is meter (r % meters) + 1 at round r / meters: every meter reports once per
-  // `interval`, rounds starting at `end`. Voltage 230 V ± 4 %, current 0-40 A, power factor
+  // `interval`, rounds starting at `end`. With `meter_zipf`, row r's meter is drawn instead, from
+  // a second generator, so that the rounds and the readings' values stay those of the same seed
+  // without it. Voltage 230 V ± 4 %, current 0-40 A, power factor
   // 0.80-1.00, and kwh the energy of that power over the interval. The draws for anomalies and
   // late rows are made only when those options are on, so that with both at 0 a seed gives the
   // same rows as before they existed.
-  BatchPtr MakeMeter(int64_t n, Rng* rng) {
+  BatchPtr MakeMeter(int64_t n, Rng* rng, uint64_t batch_seed) {
     ColumnBuilder id(TypeId::kString, n), ts(TypeId::kTimestamp, n), kwh(TypeId::kFloat64, n),
         voltage(TypeId::kFloat64, n), current(TypeId::kFloat64, n), pf(TypeId::kFloat64, n);
     char name[16];
     const double hours = static_cast<double>(interval_us_) / 3.6e9;
+    Rng meter_rng(Rng(~batch_seed).Next());
     for (int64_t i = 0; i < n; ++i) {
       const int64_t row = produced_ + i;
-      const int64_t meter = row % meters_;
+      const int64_t meter = zipf_ ? zipf_->Draw(&meter_rng) : row % meters_;
       const int64_t round = row / meters_;
       const auto len = fmt::format_to_n(name, sizeof(name), "m-{:06}", meter + 1).size;
       id.AppendString(std::string_view(name, len));
@@ -344,6 +405,7 @@ class GenerateSource final : public Source {
   double anomalies_ = 0;
   double late_ = 0;
   int64_t lateness_us_ = 0;
+  std::optional<ZipfTable> zipf_;  // shape meter with meter_zipf > 0
   int64_t produced_ = 0;
   std::chrono::steady_clock::time_point started_;
 };
@@ -414,6 +476,15 @@ void RegisterGenerateNodes(NodeRegistry* registry) {
            "For shape meter: how far before its round's time a late reading may be. The "
            "watermark is the latest round's time emitted so far less `lateness`: no later "
            "reading is older.",
+           false,
+           {}},
+          {"meter_zipf",
+           OptionType::kFloat,
+           "0",
+           "For shape meter: 0 = the meters take turns; above 0, each reading's meter is drawn "
+           "from the seed by Zipf's law with this exponent s: meter k (m-000001 the most "
+           "frequent) with a probability proportional to 1/k^s. The times still advance one "
+           "`interval` every `meters` readings.",
            false,
            {}},
           {"columns", OptionType::kMap, "", "For shape custom: column name -> type.", false, {}},

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <map>
 
 #include "sluice/core/time.h"
 #include "sluice/engine/message.h"
@@ -263,6 +265,92 @@ TEST(GenerateMeterTest, WatermarkIsTheLatestRoundLessLatenessAndAPromise) {
   EXPECT_EQ(run.watermarks.front(), kEnd + 699 / 300 * kMinute - kLateness);
   EXPECT_EQ(run.watermarks.back(), kEnd + (kRows - 1) / 300 * kMinute - kLateness);
   EXPECT_LT(min_margin, 1'000'000);
+}
+
+OptionJson ZipfMeterOptions(int64_t rows, int64_t seed, double s) {
+  OptionJson o = MeterOptions(rows, seed);
+  o["batch_rows"] = 8192;
+  o["meters"] = 1000;
+  o["meter_zipf"] = s;
+  return o;
+}
+
+// How many readings each meter has.
+std::map<std::string, int64_t> CountByMeter(const Generated& run) {
+  std::map<std::string, int64_t> counts;
+  for (const auto& b : run.batches) {
+    for (int64_t i = 0; i < b->num_rows(); ++i) ++counts[std::string(b->column(0).GetView(i))];
+  }
+  return counts;
+}
+
+TEST(GenerateMeterTest, ZipfMetersFollowZipfsLaw) {
+  constexpr int64_t kRows = 200'000;
+  constexpr int kMeters = 1000;
+  constexpr double kS = 1.1;
+  const Generated run = Read(ZipfMeterOptions(kRows, 42, kS));
+  const auto counts = CountByMeter(run);
+  double harmonic = 0;  // the generalised harmonic number H(1000, 1.1)
+  for (int k = 1; k <= kMeters; ++k) harmonic += std::pow(k, -kS);
+  int64_t total = 0;
+  for (const auto& [meter, n] : counts) total += n;
+  ASSERT_EQ(total, kRows);
+  // Binomial(200000, p) for rank k: within 6 sd of its mean (seeded: the same counts every run).
+  for (int k : {1, 2, 3, 5, 10, 100, 1000}) {
+    const double p = std::pow(k, -kS) / harmonic;
+    const double mean = kRows * p, sd = std::sqrt(kRows * p * (1 - p));
+    const auto it = counts.find(fmt::format("m-{:06}", k));
+    const int64_t got = it == counts.end() ? 0 : it->second;
+    EXPECT_NEAR(static_cast<double>(got), mean, 6 * sd) << "rank " << k << ", p " << p;
+  }
+  // m-000001 has about 1/H = 17.8 % of the readings.
+  EXPECT_NEAR(static_cast<double>(counts.at("m-000001")) / kRows, 1 / harmonic, 0.005);
+  // The most frequent meters are ranks 1..5, in that order.
+  std::vector<std::pair<int64_t, std::string>> by_count;
+  for (const auto& [meter, n] : counts) by_count.emplace_back(-n, meter);
+  std::sort(by_count.begin(), by_count.end());
+  ASSERT_GE(by_count.size(), 5u);
+  for (int k = 0; k < 5; ++k) EXPECT_EQ(by_count[k].second, fmt::format("m-{:06}", k + 1));
+  // Every name is one of the 1000 meters; with 200 k draws nearly all of them appear.
+  EXPECT_EQ(counts.begin()->first, "m-000001");
+  EXPECT_LE(counts.rbegin()->first, "m-001000");
+  EXPECT_GT(counts.size(), 990u);
+}
+
+TEST(GenerateMeterTest, ZipfMetersFollowTheSeedAndLeaveTimesAndValuesAlone) {
+  const auto a = Rows(Read(ZipfMeterOptions(20'000, 7, 1.1)));
+  const auto b = Rows(Read(ZipfMeterOptions(20'000, 7, 1.1)));
+  const auto c = Rows(Read(ZipfMeterOptions(20'000, 8, 1.1)));
+  OptionJson plain_options = ZipfMeterOptions(20'000, 7, 1.1);
+  plain_options["meter_zipf"] = 0.0;
+  const auto plain = Rows(Read(plain_options));
+  ASSERT_EQ(a.size(), 20'000u);
+  EXPECT_EQ(a, b);
+  ASSERT_EQ(c.size(), a.size());
+  ASSERT_EQ(plain.size(), a.size());
+  int64_t same_meter_as_other_seed = 0;
+  for (size_t r = 0; r < a.size(); ++r) {
+    const size_t cut = a[r].find('|');
+    // Only the meter differs from the plain rows: the times (rounds of 1000) and the values not.
+    ASSERT_EQ(a[r].substr(cut), plain[r].substr(cut)) << "row " << r;
+    EXPECT_EQ(plain[r].substr(0, cut), fmt::format("m-{:06}", r % 1000 + 1));
+    if (a[r].substr(0, cut) == c[r].substr(0, cut)) ++same_meter_as_other_seed;
+  }
+  // Another seed draws other meters: they agree about as often as two independent draws
+  // (sum of p_k^2, about 5 % for s = 1.1 over 1000 meters), not always.
+  EXPECT_LT(same_meter_as_other_seed, 2'000);
+}
+
+TEST(GenerateMeterTest, BadMeterZipfIsAConfigError) {
+  NodeRegistry registry;
+  RegisterGenerateNodes(&registry);
+  const NodeTypeInfo* info = registry.Resolve("generate", false);
+  for (double bad : {-0.5, std::nan(""), HUGE_VAL}) {
+    OptionJson o = ZipfMeterOptions(10, 1, bad);
+    EXPECT_THAT(info->make_source(NodeOptions::ForTest("g", o, "generate")),
+                testing::StatusIs(StatusCode::kConfigError, ::testing::HasSubstr("meter_zipf")))
+        << bad;
+  }
 }
 
 TEST(GenerateMeterTest, OtherShapesHaveNoWatermark) {
