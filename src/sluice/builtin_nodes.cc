@@ -9,6 +9,7 @@
 #include "sluice/connectors/postgres/postgres.h"
 #include "sluice/connectors/redis/redis.h"
 #include "sluice/connectors/sqlite/sqlite.h"
+#include "sluice/transforms/lookup/lookup.h"
 #include "sluice/transforms/transforms.h"
 
 namespace sluice {
@@ -24,6 +25,7 @@ void RegisterBuiltinNodes(NodeRegistry* registry) {
   RegisterRedisNodes(registry);
   RegisterHttpNodes(registry);
   RegisterTransformNodes(registry);
+  lookup::RegisterLookupNode(registry);
 }
 
 }  // namespace sluice

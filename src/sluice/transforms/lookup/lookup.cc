@@ -1,0 +1,534 @@
+// The `lookup` transform: adds columns to each row from a reference keyed by some of its
+// columns, through three levels — an in-process cache (lookup_cache.h), Redis, and the
+// database, asked once per batch for every key the levels above did not have.
+
+#include "sluice/transforms/lookup/lookup.h"
+
+#include <chrono>
+#include <unordered_map>
+
+#include "sluice/transforms/group_key.h"
+#include "sluice/transforms/lookup/lookup_cache.h"
+#include "sluice/transforms/lookup/lookup_levels.h"
+#include "sluice/transforms/transforms_internal.h"
+
+namespace sluice::lookup {
+
+namespace {
+
+using transforms_internal::DecodeKey;
+using transforms_internal::EncodeKey;
+using transforms_internal::NoColumn;
+
+enum class OnMiss : uint8_t { kNull, kSkip, kFail };
+
+struct LookupConfig {
+  std::vector<std::string> key;
+  ReferenceOptions ref;
+  std::string cache_name;
+  CacheOptions cache;
+  std::optional<RedisLevelOptions> redis;
+  OnMiss on_miss = OnMiss::kNull;
+  std::string prefix;  // before the added columns' names
+};
+
+int64_t NanosSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+      .count();
+}
+
+class LookupTransform final : public Transform {
+ public:
+  LookupTransform(NodeOptions options, LookupConfig config)
+      : options_(std::move(options)), c_(std::move(config)) {}
+
+  Status Open(NodeContext* ctx) override {
+    ctx_ = ctx;
+    std::string error;
+    cache_ = CacheRegistry::Global()->Get(c_.cache_name, c_.cache, ctx->clock(), &error);
+    if (cache_ == nullptr) return options_.ErrorAt("cache", error);
+    return Status::OK();
+  }
+
+  Status Process(const BatchPtr& batch, int input, Emitter* out) override {
+    SLUICE_RETURN_NOT_OK(BindTo(batch->schema()));
+    const int64_t n = batch->num_rows();
+    // Each row's key, and the distinct keys of the batch (looked up once each).
+    keys_.clear();
+    key_end_.assign(static_cast<size_t>(n), 0);
+    slot_of_row_.assign(static_cast<size_t>(n), -1);
+    for (int64_t r = 0; r < n; ++r) {
+      bool null_key = false;
+      for (const int k : key_cols_) null_key |= !batch->column(k).IsValid(r);
+      if (!null_key) EncodeKey(*batch, key_cols_, r, &keys_);
+      key_end_[static_cast<size_t>(r)] = keys_.size();
+      if (null_key) key_end_[static_cast<size_t>(r)] = SIZE_MAX;  // never matches
+    }
+    distinct_.clear();
+    distinct_rows_.clear();
+    slots_.clear();
+    size_t start = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      const size_t end = key_end_[static_cast<size_t>(r)];
+      if (end == SIZE_MAX) continue;
+      const std::string_view key(keys_.data() + start, end - start);
+      start = end;
+      auto [it, added] = slots_.try_emplace(key, static_cast<int32_t>(distinct_.size()));
+      if (added) {
+        distinct_.push_back(key);
+        distinct_rows_.push_back(static_cast<int32_t>(r));
+      }
+      slot_of_row_[static_cast<size_t>(r)] = it->second;
+    }
+    SLUICE_RETURN_NOT_OK(Resolve(*batch));
+    return Emit(batch, out);
+  }
+
+  Status Close() override {
+    cache_.reset();
+    return Status::OK();
+  }
+
+  std::string LossyBecause() const override {
+    return c_.on_miss == OnMiss::kSkip ? "on_miss: skip drops the rows whose key the reference "
+                                         "does not have"
+                                       : "";
+  }
+
+ private:
+  /// Find every distinct key of the batch: level 1, then (for the keys this instance claims)
+  /// Redis and the database; keys another instance is fetching are awaited, then read from
+  /// level 1.
+  Status Resolve(const Batch& batch) {
+    cache_->GetMany(distinct_, &probes_, &values_);
+    level_.assign(distinct_.size(), 1);
+    std::vector<std::string_view> missing;
+    std::vector<size_t> missing_slot;
+    for (size_t i = 0; i < distinct_.size(); ++i) {
+      if (probes_[i] != Probe::kMiss) continue;
+      missing.push_back(distinct_[i]);
+      missing_slot.push_back(i);
+    }
+    if (missing.empty()) return Status::OK();
+    std::vector<uint8_t> mine;
+    cache_->Claim(missing, &mine);
+    std::vector<std::string_view> fetch, wait;
+    std::vector<size_t> fetch_slot, wait_slot;
+    for (size_t i = 0; i < missing.size(); ++i) {
+      (mine[i] ? fetch : wait).push_back(missing[i]);
+      (mine[i] ? fetch_slot : wait_slot).push_back(missing_slot[i]);
+    }
+    Status st = Fetch(batch, fetch, fetch_slot);
+    cache_->Done(fetch);
+    SLUICE_RETURN_NOT_OK(st);
+    if (wait.empty()) return Status::OK();
+    cache_->AwaitFetches(wait);
+    ctx_->stats()->AddCounter("coalesced_keys", static_cast<int64_t>(wait.size()));
+    std::vector<Probe> probes;
+    std::vector<std::string> values;
+    cache_->GetMany(wait, &probes, &values);
+    std::vector<std::string_view> again;
+    std::vector<size_t> again_slot;
+    for (size_t i = 0; i < wait.size(); ++i) {
+      const size_t slot = wait_slot[i];
+      probes_[slot] = probes[i];
+      values_[slot] = std::move(values[i]);
+      if (probes[i] == Probe::kMiss) {  // the other fetch failed, or it was evicted since
+        again.push_back(wait[i]);
+        again_slot.push_back(slot);
+      }
+    }
+    return Fetch(batch, again, again_slot);
+  }
+
+  /// Fetch `keys` (distinct slots `slots`) from Redis, then the database; fill the levels.
+  Status Fetch(const Batch& batch, const std::vector<std::string_view>& keys,
+               const std::vector<size_t>& slots) {
+    if (keys.empty()) return Status::OK();
+    std::vector<std::string_view> db_keys;
+    std::vector<size_t> db_slots;
+    if (redis_ != nullptr) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const bool answered = redis_->Get(keys, &redis_rows_, &redis_absent_);
+      ctx_->stats()->request_latency.Record(NanosSince(t0));
+      for (size_t i = 0; i < keys.size(); ++i) {
+        const size_t slot = slots[i];
+        if (redis_rows_[i].has_value()) {
+          probes_[slot] = Probe::kFound;
+          values_[slot] = std::move(*redis_rows_[i]);
+          level_[slot] = 2;
+          cache_->Put(keys[i], values_[slot]);
+        } else if (redis_absent_[i]) {
+          probes_[slot] = Probe::kAbsent;
+          level_[slot] = 2;
+          cache_->Put(keys[i], std::nullopt);
+        } else {
+          db_keys.push_back(keys[i]);
+          db_slots.push_back(slot);
+        }
+      }
+      if (!answered)
+        ctx_->stats()->AddCounter("redis_skipped_keys", static_cast<int64_t>(keys.size()));
+    } else {
+      db_keys = keys;
+      db_slots = slots;
+    }
+    if (db_keys.empty()) return Status::OK();
+    // One query for all of them: a batch of their key values, taken from the rows that have them.
+    std::vector<int32_t> rows;
+    for (const size_t slot : db_slots) rows.push_back(distinct_rows_[slot]);
+    std::vector<Column> key_columns;
+    const BatchPtr taken = batch.Take(rows);
+    for (const int k : key_cols_) key_columns.push_back(taken->column(k));
+    const BatchPtr key_batch = Batch::MakeUnchecked(key_schema_, std::move(key_columns),
+                                                    static_cast<int64_t>(rows.size()), {});
+    found_.clear();
+    const auto t0 = std::chrono::steady_clock::now();
+    Status st = ref_->Fetch(*key_batch, &found_);
+    const int64_t took = NanosSince(t0);
+    ctx_->stats()->request_latency.Record(took);
+    ctx_->stats()->AddPhase("database", took);
+    ctx_->stats()->AddCounter("db_queries", 1);
+    ctx_->stats()->AddCounter("db_keys", static_cast<int64_t>(rows.size()));
+    if (!st.ok()) return st.WithContext("node '{}': lookup of {} keys", options_.id(), rows.size());
+    std::unordered_map<std::string_view, size_t> slot_of;
+    for (size_t i = 0; i < db_keys.size(); ++i) slot_of.emplace(db_keys[i], db_slots[i]);
+    std::vector<uint8_t> got(db_keys.size(), 0);
+    for (const Found& f : found_) {
+      auto it = slot_of.find(f.key);
+      if (it == slot_of.end()) continue;  // cannot happen: the query asked for these keys
+      probes_[it->second] = Probe::kFound;
+      values_[it->second] = f.value;
+      level_[it->second] = 3;
+      cache_->Put(f.key, f.value);
+    }
+    absent_.clear();
+    for (size_t i = 0; i < db_keys.size(); ++i) {
+      const size_t slot = db_slots[i];
+      if (probes_[slot] == Probe::kFound) continue;
+      probes_[slot] = Probe::kAbsent;
+      level_[slot] = 3;
+      cache_->Put(db_keys[i], std::nullopt);
+      absent_.push_back(db_keys[i]);
+    }
+    if (redis_ != nullptr) redis_->Put(found_, absent_);
+    return Status::OK();
+  }
+
+  Status Emit(const BatchPtr& batch, Emitter* out) {
+    const int64_t n = batch->num_rows();
+    std::vector<ColumnBuilder> builders;
+    for (const auto& f : value_schema_->fields()) builders.emplace_back(f.type, n);
+    std::vector<int32_t> keep;
+    int64_t by_level[4] = {0, 0, 0, 0};  // rows found at level 1, 2, 3; [0]: no row
+    for (int64_t r = 0; r < n; ++r) {
+      const int32_t slot = slot_of_row_[static_cast<size_t>(r)];
+      const bool found = slot >= 0 && probes_[static_cast<size_t>(slot)] == Probe::kFound;
+      ++by_level[found ? level_[static_cast<size_t>(slot)] : 0];
+      if (found) {
+        DecodeKey(values_[static_cast<size_t>(slot)], &builders);
+        keep.push_back(static_cast<int32_t>(r));
+        continue;
+      }
+      if (c_.on_miss == OnMiss::kFail) {
+        return Status::Invalid(
+            "node '{}': row {} has a key the reference does not have{} "
+            "(on_miss: fail)",
+            options_.id(), r, slot < 0 ? " (a null key)" : "");
+      }
+      if (c_.on_miss == OnMiss::kNull) {
+        for (auto& b : builders) b.AppendNull();
+        keep.push_back(static_cast<int32_t>(r));
+      }
+    }
+    NodeStats* stats = ctx_->stats();
+    stats->AddCounter("l1_hits", by_level[1]);
+    stats->AddCounter("l2_hits", by_level[2]);
+    stats->AddCounter("db_hits", by_level[3]);
+    stats->AddCounter("not_found", by_level[0]);
+    for (int l = 0; l < 4; ++l) rows_by_level_[l] += by_level[l];
+    const int64_t total =
+        rows_by_level_[0] + rows_by_level_[1] + rows_by_level_[2] + rows_by_level_[3];
+    if (total > 0) {
+      stats->SetGauge("l1_hit_rate",
+                      static_cast<double>(rows_by_level_[1]) / static_cast<double>(total));
+    }
+    if (c_.on_miss == OnMiss::kSkip && by_level[0] > 0) {
+      stats->AddCounter("rows_skipped", by_level[0]);
+      stats->discarded_rows.fetch_add(by_level[0], std::memory_order_relaxed);
+    }
+    const CacheStats cs = cache_->stats();
+    stats->SetGauge("cache_entries", static_cast<double>(cs.entries));
+    stats->SetGauge("cache_bytes", static_cast<double>(cs.bytes));
+    stats->SetGauge("cache_evictions", static_cast<double>(cs.evictions));
+    if (redis_ != nullptr) {
+      stats->SetGauge("redis_failures", static_cast<double>(redis_->failures()));
+      stats->SetGauge("redis_breaker_trips", static_cast<double>(redis_->trips()));
+    }
+    BatchPtr rows = static_cast<int64_t>(keep.size()) == n ? batch : batch->Take(keep);
+    std::vector<Column> cols = rows->columns();
+    for (auto& b : builders) cols.push_back(b.Finish());
+    return out->Emit(
+        Batch::MakeUnchecked(output_schema_, std::move(cols), rows->num_rows(), batch->tags()));
+  }
+
+  Status BindTo(const SchemaPtr& schema) {
+    if (input_schema_ != nullptr) {
+      if (schema == input_schema_ || *schema == *input_schema_) return Status::OK();
+      return Status::Invalid("node '{}': the input's columns changed during the run",
+                             options_.id());
+    }
+    key_cols_.clear();
+    std::vector<TypeId> key_types;
+    std::vector<Field> key_fields;
+    for (const auto& k : c_.key) {
+      const int i = schema->FieldIndex(k);
+      if (i < 0) return options_.ErrorAt("key", NoColumn(k, *schema));
+      key_cols_.push_back(i);
+      key_types.push_back(schema->field(i).type);
+      key_fields.push_back(schema->field(i));
+    }
+    key_schema_ = MakeSchema(std::move(key_fields));
+    auto ref = PgReference::Open(c_.ref, key_types);
+    if (!ref.ok()) {
+      return ref.status().code() == StatusCode::kConfigError
+                 ? options_.ErrorAt("from", ref.status().message())
+                 : ref.status().WithContext("node '{}': reference", options_.id());
+    }
+    ref_ = std::move(*ref);
+    std::vector<Field> fields = schema->fields();
+    std::vector<Field> values;
+    std::string fingerprint;
+    for (auto f : ref_->value_schema()->fields()) {
+      fingerprint += f.name + ":" + std::string(TypeName(f.type)) + ",";
+      f.name = c_.prefix + f.name;
+      f.nullable = true;
+      if (schema->FieldIndex(f.name) >= 0) {
+        return options_.ErrorAt("from", fmt::format("the input already has a column '{}', which "
+                                                    "the lookup adds; set `prefix` or rename it",
+                                                    f.name));
+      }
+      fields.push_back(f);
+      values.push_back(f);
+    }
+    value_schema_ = MakeSchema(std::move(values));
+    output_schema_ = MakeSchema(std::move(fields));
+    if (c_.redis.has_value()) {
+      char hex[17];
+      fmt::format_to_n(hex, sizeof(hex), "{:016x}", KeyHash(fingerprint));
+      auto level = RedisLevel::Open(*c_.redis, std::string_view(hex, 16), ctx_->clock());
+      if (!level.ok()) return options_.ErrorAt("redis", level.status().message());
+      redis_ = std::move(*level);
+    }
+    input_schema_ = schema;
+    return Status::OK();
+  }
+
+  static uint64_t KeyHash(std::string_view s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char ch : s) h = (h ^ static_cast<uint8_t>(ch)) * 0x100000001b3ULL;
+    return h;
+  }
+
+  NodeOptions options_;
+  LookupConfig c_;
+  NodeContext* ctx_ = nullptr;
+  std::shared_ptr<LookupCache> cache_;
+  std::unique_ptr<PgReference> ref_;
+  std::unique_ptr<RedisLevel> redis_;
+  SchemaPtr input_schema_, key_schema_, value_schema_, output_schema_;
+  std::vector<int> key_cols_;
+  // Per batch:
+  std::string keys_;                  // every row's encoded key, back to back
+  std::vector<size_t> key_end_;       // where row r's key ends in keys_; SIZE_MAX: a null key
+  std::vector<int32_t> slot_of_row_;  // the row's distinct key; -1: a null key
+  std::unordered_map<std::string_view, int32_t> slots_;
+  std::vector<std::string_view> distinct_;
+  std::vector<int32_t> distinct_rows_;  // a row holding each distinct key
+  std::vector<Probe> probes_;
+  std::vector<std::string> values_;
+  std::vector<uint8_t> level_;  // where each distinct key was found: 1, 2 or 3
+  std::vector<std::optional<std::string>> redis_rows_;
+  std::vector<uint8_t> redis_absent_;
+  std::vector<Found> found_;
+  std::vector<std::string_view> absent_;
+  int64_t rows_by_level_[4] = {0, 0, 0, 0};  // over the run: not found, levels 1, 2, 3
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Transform>> MakeLookup(const NodeOptions& o) {
+  LookupConfig c;
+  c.key = o.GetStringList("key");
+  if (c.key.empty()) return o.ErrorAt("key", "name at least one column of the input");
+  const OptionJson& from = o.GetJson("from");
+  c.ref.dsn = from.value("postgres", "");
+  if (c.ref.dsn.empty())
+    return o.ErrorAt("from", "needs `postgres: <dsn>` (the reference's database)");
+  c.ref.table = from.value("table", "");
+  c.ref.query = from.value("query", "");
+  if (c.ref.table.empty() == c.ref.query.empty()) {
+    return o.ErrorAt("from", "needs exactly one of `table` and `query`");
+  }
+  auto list = [&](const OptionJson& j, const char* name) {
+    std::vector<std::string> out;
+    if (j.contains(name) && j[name].is_array()) {
+      for (const auto& v : j[name]) out.push_back(v.get<std::string>());
+    } else if (j.contains(name) && j[name].is_string()) {
+      out.push_back(j[name].get<std::string>());
+    }
+    return out;
+  };
+  c.ref.key = list(from, "key");
+  if (c.ref.key.empty()) c.ref.key = c.key;
+  if (c.ref.key.size() != c.key.size()) {
+    return o.ErrorAt("from.key", fmt::format("has {} columns and `key` {}: they pair up in order",
+                                             c.ref.key.size(), c.key.size()));
+  }
+  c.ref.columns = list(from, "columns");
+  if (from.contains("timeout")) c.ref.timeout_us = from["timeout"].get<int64_t>();
+  if (o.Has("cache")) {
+    const OptionJson& cache = o.GetJson("cache");
+    c.cache_name = cache.value("name", "");
+    if (cache.contains("ttl")) c.cache.ttl_us = cache["ttl"].get<int64_t>();
+    if (cache.contains("negative_ttl"))
+      c.cache.negative_ttl_us = cache["negative_ttl"].get<int64_t>();
+    if (cache.contains("max_bytes")) c.cache.max_bytes = cache["max_bytes"].get<int64_t>();
+  }
+  // The instances of one node (parallelism) share its cache unless it is named.
+  if (c.cache_name.empty()) c.cache_name = "node:" + o.id();
+  if (c.cache.ttl_us <= 0) return o.ErrorAt("cache.ttl", "must be positive");
+  if (c.cache.negative_ttl_us < 0) return o.ErrorAt("cache.negative_ttl", "must not be negative");
+  if (c.cache.max_bytes < (1 << 16)) return o.ErrorAt("cache.max_bytes", "must be at least 64KiB");
+  if (o.Has("redis")) {
+    const OptionJson& r = o.GetJson("redis");
+    RedisLevelOptions ro;
+    ro.url = r.value("url", "");
+    if (ro.url.empty()) return o.ErrorAt("redis", "needs `url: redis://host:port`");
+    ro.prefix =
+        r.value("prefix", "sluice:lookup:" + (c.ref.table.empty() ? o.id() : c.ref.table) + ":");
+    if (r.contains("ttl")) ro.ttl_us = r["ttl"].get<int64_t>();
+    ro.negative_ttl_us = c.cache.negative_ttl_us;
+    if (r.contains("negative_ttl")) ro.negative_ttl_us = r["negative_ttl"].get<int64_t>();
+    if (r.contains("timeout")) ro.timeout_us = r["timeout"].get<int64_t>();
+    if (ro.ttl_us < 1000) return o.ErrorAt("redis.ttl", "must be at least 1ms");
+    if (ro.timeout_us <= 0) return o.ErrorAt("redis.timeout", "must be positive");
+    c.redis = ro;
+  }
+  const std::string miss = o.GetString("on_miss");
+  c.on_miss = miss == "skip" ? OnMiss::kSkip : miss == "fail" ? OnMiss::kFail : OnMiss::kNull;
+  c.prefix = o.GetString("prefix");
+  return std::unique_ptr<Transform>(std::make_unique<LookupTransform>(o, std::move(c)));
+}
+
+void RegisterLookupNode(NodeRegistry* registry) {
+  registry->AddTransform(
+      "lookup",
+      "Add columns to each row from a reference table keyed by some of its columns, through an "
+      "in-process cache, optionally Redis, and the database (one query per batch of misses).",
+      {
+          {"key", OptionType::kStringList, "", "The input's key columns.", true, {}},
+          OptionSpec::Record(
+              "from", "The reference: a PostgreSQL table or query.",
+              {
+                  {"postgres",
+                   OptionType::kString,
+                   "",
+                   "The database (libpq DSN or URL).",
+                   true,
+                   {}},
+                  {"table",
+                   OptionType::kString,
+                   "",
+                   "A table or view (or use `query`).",
+                   false,
+                   {}},
+                  {"query",
+                   OptionType::kString,
+                   "",
+                   "A query whose rows are the reference.",
+                   false,
+                   {}},
+                  {"key",
+                   OptionType::kStringList,
+                   "",
+                   "The reference's key columns, paired in order with `key` (default: the same "
+                   "names).",
+                   false,
+                   {}},
+                  {"columns",
+                   OptionType::kStringList,
+                   "",
+                   "The columns to add (default: every column but the key).",
+                   false,
+                   {}},
+                  {"timeout", OptionType::kDuration, "30s", "Per query.", false, {}},
+              },
+              /*required=*/true),
+          OptionSpec::Record(
+              "cache", "Level 1, in process (S3-FIFO eviction).",
+              {
+                  {"name",
+                   OptionType::kString,
+                   "",
+                   "Lookups naming the same cache share it (same ttl, negative_ttl and "
+                   "max_bytes). Default: a cache of this node's own, shared by its instances.",
+                   false,
+                   {}},
+                  {"ttl", OptionType::kDuration, "5m", "How long a row is kept.", false, {}},
+                  {"negative_ttl",
+                   OptionType::kDuration,
+                   "30s",
+                   "How long a key the reference does not have is remembered.",
+                   false,
+                   {}},
+                  {"max_bytes",
+                   OptionType::kByteSize,
+                   "64MiB",
+                   "Keys, rows and bookkeeping held at most.",
+                   false,
+                   {}},
+              }),
+          OptionSpec::Record(
+              "redis", "Level 2 (optional): a Redis shared by every process.",
+              {
+                  {"url",
+                   OptionType::kString,
+                   "",
+                   "redis://[user:password@]host:port[/db]",
+                   true,
+                   {}},
+                  {"prefix",
+                   OptionType::kString,
+                   "sluice:lookup:<table>:",
+                   "Before every key (a fingerprint of the columns follows it).",
+                   false,
+                   {}},
+                  {"ttl", OptionType::kDuration, "1h", "How long a row is kept.", false, {}},
+                  {"negative_ttl",
+                   OptionType::kDuration,
+                   "",
+                   "How long an absent key is kept (default: cache.negative_ttl).",
+                   false,
+                   {}},
+                  {"timeout",
+                   OptionType::kDuration,
+                   "200ms",
+                   "Per command; slower is a failure. Three failures in a row open a breaker: "
+                   "lookups go to the database until a probe a second later finds Redis back.",
+                   false,
+                   {}},
+              }),
+          {"on_miss",
+           OptionType::kEnum,
+           "null",
+           "A row whose key the reference does not have (or a null key): null (the added "
+           "columns are null), skip (the row is dropped, counted), fail.",
+           false,
+           {"null", "skip", "fail"}},
+          {"prefix", OptionType::kString, "", "Before the added columns' names.", false, {}},
+      },
+      &MakeLookup, /*stateless=*/true);
+}
+
+}  // namespace sluice::lookup
