@@ -88,6 +88,24 @@ cmp -s a.jsonl b.jsonl || fail "the run served by Redis differs from the run ser
 check_eq "$(counter b.json db_queries)" 0 "database queries of the run served by Redis"
 check_eq "$(( $(counter b.json l1_hits) + $(counter b.json l2_hits) + $(counter b.json not_found) ))" 20000 "rows by level"
 
+# A value in Redis that is not a row this lookup wrote (garbage under one of its keys) is not
+# trusted: that key is read from the database, and counted.
+python3 - "$redis_port" "t$$:" <<'PY' || fail "could not corrupt a Redis value"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def cmd(*args):
+    msg = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    s.sendall(msg)
+    return s.recv(1 << 20)
+reply = cmd(b"KEYS", sys.argv[2].encode() + b"*m-000007")
+key = reply.split(b"\r\n")[2]
+assert cmd(b"SET", key, b"V\x01\xff\xff\xff\x7fgarbage").startswith(b"+OK"), reply
+PY
+"$sluice" run -q --report b2.json "$(pipeline b2 20000 "redis: {url: \"$redis_url\", prefix: \"t$$:\"}")"
+cmp -s a.jsonl b2.jsonl || fail "a corrupted Redis value changed the output"
+check_eq "$(counter b2.json redis_bad_values)" 1 "Redis values refused"
+check_eq "$(counter b2.json db_keys)" 1 "keys read from the database instead"
+
 # 2. Redis killed mid-run: the breaker sends lookups to the database; nothing is lost or wrong.
 #    A small level 1 (64 KiB) makes every batch ask level 2.
 opts="cache: {max_bytes: 64KiB}

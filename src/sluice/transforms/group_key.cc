@@ -55,4 +55,29 @@ void DecodeKey(std::string_view key, std::vector<ColumnBuilder>* builders) {
   }
 }
 
+bool KeyEncodingValid(std::string_view bytes, const std::vector<TypeId>& types) {
+  size_t p = 0;
+  for (const TypeId t : types) {
+    if (p >= bytes.size()) return false;
+    const char tag = bytes[p++];
+    if (tag == '\0') continue;
+    if (tag != '\1') return false;
+    if (IsVarWidth(t)) {
+      uint32_t n;
+      if (bytes.size() - p < sizeof(n)) return false;
+      std::memcpy(&n, bytes.data() + p, sizeof(n));
+      p += sizeof(n);
+      if (bytes.size() - p < n) return false;
+      p += n;
+    } else if (t == TypeId::kBool) {
+      if (p >= bytes.size() || (bytes[p] != '\0' && bytes[p] != '\1')) return false;
+      ++p;
+    } else {
+      if (bytes.size() - p < sizeof(int64_t)) return false;
+      p += sizeof(int64_t);
+    }
+  }
+  return p == bytes.size();
+}
+
 }  // namespace sluice::transforms_internal

@@ -16,6 +16,7 @@
 
 #include "sluice/engine/ack.h"
 #include "sluice/transforms/aggregate.h"
+#include "sluice/transforms/group_key.h"
 
 namespace sluice::window_internal {
 
@@ -58,23 +59,7 @@ struct StringHash {
 /// keys no open window holds, so that memory follows the open windows, not the stream's history.
 class KeyIndex {
  public:
-  static uint64_t Hash(std::string_view key) {
-    // FNV-1a over 8-byte words, then a finalizer that mixes every bit into the low ones.
-    uint64_t h = 0xcbf29ce484222325ULL ^ key.size();
-    size_t i = 0;
-    for (; i + 8 <= key.size(); i += 8) {
-      uint64_t w;
-      std::memcpy(&w, key.data() + i, 8);
-      h = (h ^ w) * 0x100000001b3ULL;
-    }
-    uint64_t tail = 0;
-    std::memcpy(&tail, key.data() + i, key.size() - i);
-    h = (h ^ tail) * 0x100000001b3ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
-  }
+  static uint64_t Hash(std::string_view key) { return transforms_internal::KeyHash(key); }
   void Prefetch(uint64_t hash) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);
   }

@@ -300,6 +300,18 @@ class GenerateSource final : public Source {
   // 0.80-1.00, and kwh the energy of that power over the interval. The draws for anomalies and
   // late rows are made only when those options are on, so that with both at 0 a seed gives the
   // same rows as before they existed.
+  /// "m-000042" for meter 42 (six digits, zero-padded; meters <= 999999): written by hand, as
+  /// fmt's "m-{:06}" was a third of a lookup bench's time.
+  static std::string_view MeterName(int64_t meter, char (&out)[16]) {
+    out[0] = 'm';
+    out[1] = '-';
+    for (int d = 7; d >= 2; --d) {
+      out[d] = static_cast<char>('0' + meter % 10);
+      meter /= 10;
+    }
+    return std::string_view(out, 8);
+  }
+
   BatchPtr MakeMeter(int64_t n, Rng* rng, uint64_t batch_seed) {
     ColumnBuilder id(TypeId::kString, n), ts(TypeId::kTimestamp, n), kwh(TypeId::kFloat64, n),
         voltage(TypeId::kFloat64, n), current(TypeId::kFloat64, n), pf(TypeId::kFloat64, n);
@@ -310,8 +322,7 @@ class GenerateSource final : public Source {
       const int64_t row = produced_ + i;
       const int64_t meter = zipf_ ? zipf_->Draw(&meter_rng) : row % meters_;
       const int64_t round = row / meters_;
-      const auto len = fmt::format_to_n(name, sizeof(name), "m-{:06}", meter + 1).size;
-      id.AppendString(std::string_view(name, len));
+      id.AppendString(MeterName(meter + 1, name));
       const double v = 230.0 * (0.96 + 0.08 * rng->Unit());
       const double a = 40.0 * rng->Unit();
       const double f = 0.8 + 0.2 * rng->Unit();

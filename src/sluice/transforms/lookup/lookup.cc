@@ -18,6 +18,7 @@ namespace {
 
 using transforms_internal::DecodeKey;
 using transforms_internal::EncodeKey;
+using transforms_internal::KeyEncodingValid;
 using transforms_internal::NoColumn;
 
 enum class OnMiss : uint8_t { kNull, kSkip, kFail };
@@ -64,22 +65,38 @@ class LookupTransform final : public Transform {
       key_end_[static_cast<size_t>(r)] = keys_.size();
       if (null_key) key_end_[static_cast<size_t>(r)] = SIZE_MAX;  // never matches
     }
+    // Group the rows by key in an open-addressing table (hash, distinct slot), sized for the
+    // batch and cleared slot by slot: the hashes go on to the cache.
     distinct_.clear();
     distinct_rows_.clear();
-    slots_.clear();
+    hashes_.clear();
+    size_t cap = 1024;
+    while (cap < static_cast<size_t>(n) * 2) cap *= 2;
+    if (table_.size() < cap) table_.assign(cap, -1);
+    const size_t mask = cap - 1;
     size_t start = 0;
     for (int64_t r = 0; r < n; ++r) {
       const size_t end = key_end_[static_cast<size_t>(r)];
       if (end == SIZE_MAX) continue;
       const std::string_view key(keys_.data() + start, end - start);
       start = end;
-      auto [it, added] = slots_.try_emplace(key, static_cast<int32_t>(distinct_.size()));
-      if (added) {
+      const uint64_t h = transforms_internal::KeyHash(key);
+      size_t i = h & mask;
+      while (table_[i] >= 0 && (hashes_[static_cast<size_t>(table_[i])] != h ||
+                                distinct_[static_cast<size_t>(table_[i])] != key)) {
+        i = (i + 1) & mask;
+      }
+      if (table_[i] < 0) {
+        table_[i] = static_cast<int32_t>(distinct_.size());
         distinct_.push_back(key);
         distinct_rows_.push_back(static_cast<int32_t>(r));
+        hashes_.push_back(h);
+        used_.push_back(i);
       }
-      slot_of_row_[static_cast<size_t>(r)] = it->second;
+      slot_of_row_[static_cast<size_t>(r)] = table_[i];
     }
+    for (const size_t i : used_) table_[i] = -1;
+    used_.clear();
     SLUICE_RETURN_NOT_OK(Resolve(*batch));
     return Emit(batch, out);
   }
@@ -100,7 +117,7 @@ class LookupTransform final : public Transform {
   /// Redis and the database; keys another instance is fetching are awaited, then read from
   /// level 1.
   Status Resolve(const Batch& batch) {
-    cache_->GetMany(distinct_, &probes_, &values_);
+    cache_->GetMany(distinct_, hashes_, &probes_, &values_);
     level_.assign(distinct_.size(), 1);
     std::vector<std::string_view> missing;
     std::vector<size_t> missing_slot;
@@ -119,14 +136,16 @@ class LookupTransform final : public Transform {
       (mine[i] ? fetch_slot : wait_slot).push_back(missing_slot[i]);
     }
     Status st = Fetch(batch, fetch, fetch_slot);
-    cache_->Done(fetch);
+    if (!fetch.empty()) cache_->Done(fetch);
     SLUICE_RETURN_NOT_OK(st);
     if (wait.empty()) return Status::OK();
     cache_->AwaitFetches(wait);
     ctx_->stats()->AddCounter("coalesced_keys", static_cast<int64_t>(wait.size()));
     std::vector<Probe> probes;
     std::vector<std::string> values;
-    cache_->GetMany(wait, &probes, &values);
+    std::vector<uint64_t> hashes;
+    for (const size_t slot : wait_slot) hashes.push_back(hashes_[slot]);
+    cache_->GetMany(wait, hashes, &probes, &values);
     std::vector<std::string_view> again;
     std::vector<size_t> again_slot;
     for (size_t i = 0; i < wait.size(); ++i) {
@@ -153,6 +172,12 @@ class LookupTransform final : public Transform {
       ctx_->stats()->request_latency.Record(NanosSince(t0));
       for (size_t i = 0; i < keys.size(); ++i) {
         const size_t slot = slots[i];
+        if (redis_rows_[i].has_value() && !KeyEncodingValid(*redis_rows_[i], value_types_)) {
+          // Not a row this lookup wrote (another writer, a corrupted value): ask the database.
+          ctx_->stats()->AddCounter("redis_bad_values", 1);
+          redis_rows_[i].reset();
+          redis_absent_[i] = 0;
+        }
         if (redis_rows_[i].has_value()) {
           probes_[slot] = Probe::kFound;
           values_[slot] = std::move(*redis_rows_[i]);
@@ -217,16 +242,29 @@ class LookupTransform final : public Transform {
 
   Status Emit(const BatchPtr& batch, Emitter* out) {
     const int64_t n = batch->num_rows();
+    // Each distinct key's row decoded once, plus a last row of nulls; the output's added
+    // columns gather from them (a hot key repeated in the batch is decoded once, not per row).
+    const auto null_row = static_cast<int32_t>(distinct_.size());
     std::vector<ColumnBuilder> builders;
-    for (const auto& f : value_schema_->fields()) builders.emplace_back(f.type, n);
-    std::vector<int32_t> keep;
+    for (const auto& f : value_schema_->fields()) builders.emplace_back(f.type, null_row + 1);
+    for (size_t slot = 0; slot < distinct_.size(); ++slot) {
+      if (probes_[slot] == Probe::kFound) {
+        DecodeKey(values_[slot], &builders);
+      } else {
+        for (auto& b : builders) b.AppendNull();
+      }
+    }
+    for (auto& b : builders) b.AppendNull();
+    std::vector<int32_t> keep, gather;
+    keep.reserve(static_cast<size_t>(n));
+    gather.reserve(static_cast<size_t>(n));
     int64_t by_level[4] = {0, 0, 0, 0};  // rows found at level 1, 2, 3; [0]: no row
     for (int64_t r = 0; r < n; ++r) {
       const int32_t slot = slot_of_row_[static_cast<size_t>(r)];
       const bool found = slot >= 0 && probes_[static_cast<size_t>(slot)] == Probe::kFound;
       ++by_level[found ? level_[static_cast<size_t>(slot)] : 0];
       if (found) {
-        DecodeKey(values_[static_cast<size_t>(slot)], &builders);
+        gather.push_back(slot);
         keep.push_back(static_cast<int32_t>(r));
         continue;
       }
@@ -237,10 +275,15 @@ class LookupTransform final : public Transform {
             options_.id(), r, slot < 0 ? " (a null key)" : "");
       }
       if (c_.on_miss == OnMiss::kNull) {
-        for (auto& b : builders) b.AppendNull();
+        gather.push_back(null_row);
         keep.push_back(static_cast<int32_t>(r));
       }
     }
+    std::vector<Column> distinct_cols;
+    for (auto& b : builders) distinct_cols.push_back(b.Finish());
+    const BatchPtr values =
+        Batch::MakeUnchecked(value_schema_, std::move(distinct_cols), null_row + 1, {})
+            ->Take(gather);
     NodeStats* stats = ctx_->stats();
     stats->AddCounter("l1_hits", by_level[1]);
     stats->AddCounter("l2_hits", by_level[2]);
@@ -267,7 +310,7 @@ class LookupTransform final : public Transform {
     }
     BatchPtr rows = static_cast<int64_t>(keep.size()) == n ? batch : batch->Take(keep);
     std::vector<Column> cols = rows->columns();
-    for (auto& b : builders) cols.push_back(b.Finish());
+    for (const Column& c : values->columns()) cols.push_back(c);
     return out->Emit(
         Batch::MakeUnchecked(output_schema_, std::move(cols), rows->num_rows(), batch->tags()));
   }
@@ -310,6 +353,7 @@ class LookupTransform final : public Transform {
       }
       fields.push_back(f);
       values.push_back(f);
+      value_types_.push_back(f.type);
     }
     value_schema_ = MakeSchema(std::move(values));
     output_schema_ = MakeSchema(std::move(fields));
@@ -338,11 +382,14 @@ class LookupTransform final : public Transform {
   std::unique_ptr<RedisLevel> redis_;
   SchemaPtr input_schema_, key_schema_, value_schema_, output_schema_;
   std::vector<int> key_cols_;
+  std::vector<TypeId> value_types_;  // of the added columns
   // Per batch:
   std::string keys_;                  // every row's encoded key, back to back
   std::vector<size_t> key_end_;       // where row r's key ends in keys_; SIZE_MAX: a null key
   std::vector<int32_t> slot_of_row_;  // the row's distinct key; -1: a null key
-  std::unordered_map<std::string_view, int32_t> slots_;
+  std::vector<int32_t> table_;        // grouping: open addressing, distinct slot or -1
+  std::vector<size_t> used_;          // table_ entries set in this batch
+  std::vector<uint64_t> hashes_;      // of each distinct key
   std::vector<std::string_view> distinct_;
   std::vector<int32_t> distinct_rows_;  // a row holding each distinct key
   std::vector<Probe> probes_;

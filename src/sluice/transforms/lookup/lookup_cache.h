@@ -55,9 +55,10 @@ class LookupCache {
  public:
   LookupCache(CacheOptions options, Clock* clock);
 
-  /// For each of `keys`: Found (value copied to (*values)[i]), Absent or Miss.
-  void GetMany(const std::vector<std::string_view>& keys, std::vector<Probe>* probes,
-               std::vector<std::string>* values);
+  /// For each of `keys`: Found (value copied to (*values)[i]), Absent or Miss. `hashes`
+  /// are the keys' KeyHash (the caller has them from grouping its batch).
+  void GetMany(const std::vector<std::string_view>& keys, const std::vector<uint64_t>& hashes,
+               std::vector<Probe>* probes, std::vector<std::string>* values);
   /// Store the row `value` of `key`, or (nullopt) that the reference has no such key.
   void Put(std::string_view key, std::optional<std::string_view> value);
 
@@ -75,18 +76,30 @@ class LookupCache {
 
  private:
   struct Entry {
-    const std::string* key = nullptr;  // the map node's key
-    std::string value;
+    std::string data;  // the key's bytes, then the value's
+    uint32_t key_size = 0;
+    uint64_t hash = 0;
     int64_t expires_us = 0;
     uint8_t freq = 0;  // reads since insertion or the last look, up to 3
     bool absent = false;
     bool main = false;  // in the main queue (else the small one)
+    std::string_view key() const { return std::string_view(data).substr(0, key_size); }
+    std::string_view value() const { return std::string_view(data).substr(key_size); }
   };
-  using Map = std::unordered_map<std::string, Entry>;
+  /// An open-addressing slot (linear probing, at most half full): the hash and the entry.
+  struct Slot {
+    uint64_t hash = 0;
+    int32_t entry = -1;
+  };
 
-  static int64_t EntryBytes(std::string_view key, std::string_view value) {
-    return static_cast<int64_t>(key.size() + value.size()) + 96;
+  static int64_t EntryBytes(const Entry& e) {
+    return static_cast<int64_t>(e.data.size()) + static_cast<int64_t>(sizeof(Entry) + 32);
   }
+  /// Return the entry of `key`, or -1.
+  int32_t FindLocked(std::string_view key, uint64_t hash) const;
+  int32_t InsertLocked(std::string_view key, uint64_t hash);
+  void EraseLocked(int32_t entry);
+  void GrowLocked();
   int64_t Jitter(int64_t ttl_us);
   void EvictLocked();
   void RememberGhostLocked(uint64_t hash);
@@ -95,15 +108,20 @@ class LookupCache {
   Clock* const clock_;
   mutable std::mutex mu_;
   std::condition_variable fetched_;
-  Map map_;
-  // Queues of keys (pointers into map_'s nodes). Every entry is in exactly one queue, and
-  // leaves the map only when eviction pops it: an expired entry stays (a miss) until then,
-  // and a Put of a key already held updates it in place.
-  std::deque<const std::string*> small_, main_;
+  std::vector<Slot> slots_;  // a power of two
+  size_t mask_ = 0;
+  std::vector<Entry> entries_;  // by index; free ones listed in free_
+  std::vector<int32_t> free_;
+  int64_t count_ = 0;
+  // Queues of entries. Every entry is in exactly one queue, and is erased only when eviction
+  // pops it: an expired entry stays (a miss) until then, and a Put of a key already held
+  // updates it in place.
+  std::deque<int32_t> small_, main_;
   int64_t small_bytes_ = 0, main_bytes_ = 0;
   std::deque<uint64_t> ghost_;  // hashes of keys evicted from the small queue
   std::unordered_set<uint64_t> ghost_set_;
   std::unordered_set<std::string> in_flight_;
+  std::vector<int32_t> found_;  // GetMany's scratch
   uint64_t jitter_state_ = 0x9e3779b97f4a7c15ULL;
   CacheStats stats_;
 };

@@ -1,5 +1,7 @@
 #include "sluice/transforms/lookup/lookup_cache.h"
 
+#include "sluice/transforms/group_key.h"
+
 #include <cmath>
 #include <random>
 #include <thread>
@@ -19,7 +21,7 @@ std::string Key(int i) {
 Probe Get(LookupCache* cache, const std::string& key, std::string* value = nullptr) {
   std::vector<Probe> probes;
   std::vector<std::string> values;
-  cache->GetMany({key}, &probes, &values);
+  cache->GetMany({key}, {transforms_internal::KeyHash(key)}, &probes, &values);
   if (value != nullptr) *value = values[0];
   return probes[0];
 }
@@ -121,7 +123,9 @@ TEST(LookupCacheTest, ConcurrentMissesOfOneKeyMakeOneFetch) {
       const std::vector<std::string_view> keys = {"x", "y"};
       std::vector<Probe> probes;
       std::vector<std::string> values;
-      cache.GetMany(keys, &probes, &values);
+      const std::vector<uint64_t> hashes = {transforms_internal::KeyHash("x"),
+                                            transforms_internal::KeyHash("y")};
+      cache.GetMany(keys, hashes, &probes, &values);
       std::vector<uint8_t> mine;
       cache.Claim(keys, &mine);
       std::vector<std::string_view> fetched, waited;
@@ -135,7 +139,7 @@ TEST(LookupCacheTest, ConcurrentMissesOfOneKeyMakeOneFetch) {
       }
       cache.Done(fetched);
       cache.AwaitFetches(waited);
-      cache.GetMany(keys, &probes, &values);
+      cache.GetMany(keys, hashes, &probes, &values);
       got[static_cast<size_t>(t)] = values[0];
       got[static_cast<size_t>(t)].append(",").append(values[1]);
     });
