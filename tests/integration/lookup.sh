@@ -5,7 +5,7 @@
 # mid-run: the run goes on through the database and every row is still enriched correctly; a
 # row changed in the database is seen once its TTL has passed, not before (and an absent key
 # added later likewise, after the negative TTL); four instances sharing the cache fetch each
-# key once; on_miss skip and fail.
+# key once; on_miss skip and fail; an unreachable database is retried, then named in the error.
 source "$(dirname "$0")/lib.sh"
 require_services SLUICE_PG_DSN SLUICE_REDIS_URL
 command -v jq >/dev/null || fail "jq is missing: run scripts/install-deps"
@@ -157,3 +157,13 @@ rc=$?
 set -e
 check_eq "$rc" 1 "exit code of on_miss: fail"
 grep -q "the reference does not have" x.err || fail "on_miss: fail said: $(cat x.err)"
+
+# 6. An unreachable database: retried (from.retries), then the run fails naming it.
+sed "s/postgres: \"[^\"]*\"/postgres: \"host=127.0.0.1 port=1 connect_timeout=1\"/; s/key: \[id\],/key: [id], retries: 2,/" \
+  "$(pipeline y 100 "")" > y2.yaml
+set +e
+"$sluice" run -q y2.yaml 2> y.err
+rc=$?
+set -e
+check_eq "$rc" 1 "exit code with the database unreachable"
+grep -q "giving up after 3 attempts.*127.0.0.1:1" y.err || fail "unreachable database said: $(cat y.err)"

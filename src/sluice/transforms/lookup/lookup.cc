@@ -7,6 +7,7 @@
 #include <chrono>
 #include <unordered_map>
 
+#include "sluice/resilience/retry_policy.h"
 #include "sluice/transforms/group_key.h"
 #include "sluice/transforms/lookup/lookup_cache.h"
 #include "sluice/transforms/lookup/lookup_levels.h"
@@ -31,6 +32,7 @@ struct LookupConfig {
   std::optional<RedisLevelOptions> redis;
   OnMiss on_miss = OnMiss::kNull;
   std::string prefix;  // before the added columns' names
+  RetryPolicy db_retry = {.initial_us = 200'000, .max_us = 5'000'000, .max_attempts = 6};
 };
 
 int64_t NanosSince(std::chrono::steady_clock::time_point t0) {
@@ -209,7 +211,19 @@ class LookupTransform final : public Transform {
                                                     static_cast<int64_t>(rows.size()), {});
     found_.clear();
     const auto t0 = std::chrono::steady_clock::now();
-    Status st = ref_->Fetch(*key_batch, &found_);
+    // A lost connection or an unavailable server is retried (the reference connects again);
+    // a permanent error (no such column, a duplicate key) is not.
+    const int64_t retries_before = retry_stats_.retries;
+    Status st = Retry(
+        c_.db_retry, ctx_->clock(),
+        [&] {
+          found_.clear();
+          return ref_->Fetch(*key_batch, &found_);
+        },
+        &retry_stats_, ctx_->cancelled_flag());
+    if (retry_stats_.retries > retries_before) {
+      ctx_->stats()->AddCounter("db_retries", retry_stats_.retries - retries_before);
+    }
     const int64_t took = NanosSince(t0);
     ctx_->stats()->request_latency.Record(took);
     ctx_->stats()->AddPhase("database", took);
@@ -332,7 +346,9 @@ class LookupTransform final : public Transform {
       key_fields.push_back(schema->field(i));
     }
     key_schema_ = MakeSchema(std::move(key_fields));
-    auto ref = PgReference::Open(c_.ref, key_types);
+    auto ref = Retry(
+        c_.db_retry, ctx_->clock(), [&] { return PgReference::Open(c_.ref, key_types); },
+        &retry_stats_, ctx_->cancelled_flag());
     if (!ref.ok()) {
       return ref.status().code() == StatusCode::kConfigError
                  ? options_.ErrorAt("from", ref.status().message())
@@ -380,6 +396,7 @@ class LookupTransform final : public Transform {
   std::shared_ptr<LookupCache> cache_;
   std::unique_ptr<PgReference> ref_;
   std::unique_ptr<RedisLevel> redis_;
+  RetryStats retry_stats_;
   SchemaPtr input_schema_, key_schema_, value_schema_, output_schema_;
   std::vector<int> key_cols_;
   std::vector<TypeId> value_types_;  // of the added columns
@@ -434,6 +451,11 @@ Result<std::unique_ptr<Transform>> MakeLookup(const NodeOptions& o) {
   }
   c.ref.columns = list(from, "columns");
   if (from.contains("timeout")) c.ref.timeout_us = from["timeout"].get<int64_t>();
+  if (from.contains("retries")) {
+    const auto retries = from["retries"].get<int64_t>();
+    if (retries < 0 || retries > 100) return o.ErrorAt("from.retries", "must be 0..100");
+    c.db_retry.max_attempts = static_cast<int>(retries) + 1;
+  }
   if (o.Has("cache")) {
     const OptionJson& cache = o.GetJson("cache");
     c.cache_name = cache.value("name", "");
@@ -510,6 +532,13 @@ void RegisterLookupNode(NodeRegistry* registry) {
                    false,
                    {}},
                   {"timeout", OptionType::kDuration, "30s", "Per query.", false, {}},
+                  {"retries",
+                   OptionType::kInt,
+                   "5",
+                   "Retries of a query that failed because the server is unreachable or the "
+                   "connection was lost (backoff from 0.2 s to 5 s); then the run fails.",
+                   false,
+                   {}},
               },
               /*required=*/true),
           OptionSpec::Record(
