@@ -3,7 +3,10 @@
 # its own): examples/meter-load.yaml fills a stream with 30,000 readings of 1,000 meters, 1 % of
 # them outliers; examples/meter-streams.yaml reads them in a consumer group, writes 15-minute
 # windows per meter into PostgreSQL and sends the anomalies to a Redis alerts stream and to the
-# webhook. Checks: the table equals GROUP BY meter_id, date_bin('15 min', ts) over the readings;
+# webhook, every reading enriched first with its meter's region, tariff and capacity from the
+# meters table of examples/meters.sql (a lookup through a cache and Redis; m-001000 is not in
+# it). Checks: the table equals GROUP BY meter_id, date_bin('15 min', ts) over the readings, and
+# each window's region and tariff are its meter's (null for m-001000);
 # the alerts stream and the webhook each got exactly the outliers (by meter and time, with their
 # voltage); the webhook URL's token appears nowhere in the run's output.
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -12,12 +15,14 @@ require_services SLUICE_REDIS_URL SLUICE_PG_DSN
 examples="$here/../../examples"
 tag="e$$"
 export STREAM="$tag-readings" ALERTS_STREAM="$tag-alerts" STATE_DIR="$work"
+export METERS_TABLE="meters_$tag"
 table="meter_15min_$tag"
 receiver_pid=""
 cleanup() {
   if [ -n "$receiver_pid" ]; then kill "$receiver_pid"; fi
   rcli DEL "$STREAM" "$ALERTS_STREAM" >/dev/null || echo "cleanup: DEL failed" >&2
-  psql -qc "DROP TABLE IF EXISTS $table, raw_$tag" >/dev/null || echo "cleanup: DROP failed" >&2
+  psql -qc "DROP TABLE IF EXISTS $table, raw_$tag, $METERS_TABLE" >/dev/null \
+    || echo "cleanup: DROP failed" >&2
   lib_cleanup
 }
 trap cleanup EXIT
@@ -27,6 +32,11 @@ receiver_pid=$!
 for _ in $(seq 100); do [ -s port ] && break; sleep 0.05; done
 [ -s port ] || fail "the webhook receiver did not start"
 export WEBHOOK_URL="http://127.0.0.1:$(cat port)/services/T0/B1/secret-token-$tag"
+
+sed -e "s/TABLE IF NOT EXISTS meters /TABLE IF NOT EXISTS $METERS_TABLE /" \
+    -e "s/^INSERT INTO meters$/INSERT INTO $METERS_TABLE/" "$examples/meters.sql" \
+  | psql -q -v ON_ERROR_STOP=1 >/dev/null
+check_eq "$(psql -qAtc "SELECT count(*) FROM $METERS_TABLE")" 999 "meters of examples/meters.sql"
 
 rows=30000
 ROWS=$rows "$sluice" run -q --set nodes.readings.anomalies=0.01 \
@@ -60,6 +70,11 @@ diff_rows=$(psql -qAtc "
       OR abs(truth.kwh - w.kwh) > 1e-9 * abs(truth.kwh)
       OR truth.vmin IS DISTINCT FROM w.voltage_min OR truth.vmax IS DISTINCT FROM w.voltage_max")
 check_eq "$diff_rows" 0 "window rows that differ from GROUP BY date_bin"
+check_eq "$(psql -qAtc "SELECT count(*) FROM $table w LEFT JOIN $METERS_TABLE m ON m.id = w.meter_id
+                        WHERE w.region IS DISTINCT FROM m.region OR w.tariff IS DISTINCT FROM m.tariff")" \
+  0 "windows whose region or tariff is not their meter's"
+check_eq "$(psql -qAtc "SELECT count(DISTINCT meter_id) FROM $table WHERE region IS NULL")" 1 \
+  "meters without metadata (m-001000)"
 
 psql -qAtF ' ' -c "SELECT meter_id, (extract(epoch FROM ts) * 1e6)::bigint, voltage FROM raw_$tag
                    WHERE voltage > 253 OR voltage < 207 ORDER BY 1, 2" > want_alerts.txt
@@ -74,7 +89,8 @@ nodes:
   out: {type: file, inputs: [src], path: alerts.jsonl, format: jsonl}
 YAML
 "$sluice" run -q --until-idle 2s alerts.yaml 2>alerts.err || fail "alerts: $(tail -3 alerts.err)"
-python3 - want_alerts.txt alerts.jsonl hooks.jsonl <<'PY' || fail "the alerts differ from the injected outliers"
+psql -qAtF ' ' -c "SELECT id, region FROM $METERS_TABLE" > regions.txt
+python3 - want_alerts.txt alerts.jsonl hooks.jsonl regions.txt <<'PY' || fail "the alerts differ from the injected outliers"
 import datetime, json, sys
 def us(v):
     return round(datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() * 1e6)
@@ -90,6 +106,9 @@ for line in open(sys.argv[3]):
     hooks.extend(json.loads(r["body"]))
 got = sorted((a["meter_id"], us(a["ts"]), a["voltage"]) for a in hooks)
 assert got == want, ("webhook", len(got), len(want), got[:3], want[:3])
+region = dict(l.split() for l in open(sys.argv[4]))
+wrong = [a for a in hooks if a["region"] != region.get(a["meter_id"])]
+assert not wrong, ("alerts whose region is not their meter's", wrong[:3])
 PY
 if grep -q "secret-token" run.out report.json; then fail "the webhook URL's token was printed"; fi
 echo "meter-streams example: ok ($(psql -qAtc "SELECT count(*) FROM $table") windows equal GROUP BY; $outliers outliers in the alerts stream and at the webhook)"

@@ -357,7 +357,12 @@ class LookupTransform final : public Transform {
     ref_ = std::move(*ref);
     std::vector<Field> fields = schema->fields();
     std::vector<Field> values;
-    std::string fingerprint;
+    // What a cached row depends on: where the reference is (database, table or query, key)
+    // and the columns it gives — another database's `meters`, or another column list, is
+    // another set of Redis keys.
+    std::string fingerprint = c_.ref.dsn + "\n" + c_.ref.table + "\n" + c_.ref.query + "\n";
+    for (const auto& k : c_.ref.key) fingerprint += k + ",";
+    fingerprint += "\n";
     for (auto f : ref_->value_schema()->fields()) {
       fingerprint += f.name + ":" + std::string(TypeName(f.type)) + ",";
       f.name = c_.prefix + f.name;
@@ -577,7 +582,9 @@ void RegisterLookupNode(NodeRegistry* registry) {
                   {"prefix",
                    OptionType::kString,
                    "sluice:lookup:<table>:",
-                   "Before every key (a fingerprint of the columns follows it).",
+                   "Before every key; a fingerprint of the reference (database, table or query, "
+                   "key, "
+                   "columns) follows it.",
                    false,
                    {}},
                   {"ttl", OptionType::kDuration, "1h", "How long a row is kept.", false, {}},
