@@ -1,8 +1,11 @@
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 
 #include "sluice/connectors/sqlite/sqlite_internal.h"
+#include "sluice/core/time.h"
 
 namespace sluice::sqlite_internal {
 
@@ -214,6 +217,114 @@ std::string_view DeclaredTypeFor(TypeId type) {
       return "TIMESTAMP";
   }
   return "BLOB";
+}
+
+std::string_view ColumnText(sqlite3_stmt* stmt, int c) {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, c));
+  const int n = sqlite3_column_bytes(stmt, c);
+  return p == nullptr ? std::string_view() : std::string_view(p, static_cast<size_t>(n));
+}
+
+std::string_view ColumnBlob(sqlite3_stmt* stmt, int c) {
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt, c));
+  const int n = sqlite3_column_bytes(stmt, c);
+  return p == nullptr ? std::string_view() : std::string_view(p, static_cast<size_t>(n));
+}
+
+bool ParseBoolText(std::string_view s, bool* out) {
+  if (s == "1" || s == "true" || s == "TRUE" || s == "True" || s == "t" || s == "T") {
+    *out = true;
+    return true;
+  }
+  if (s == "0" || s == "false" || s == "FALSE" || s == "False" || s == "f" || s == "F") {
+    *out = false;
+    return true;
+  }
+  return false;
+}
+
+bool AppendCell(sqlite3_stmt* stmt, int c, TypeId type, ColumnBuilder* b, std::string_view* why) {
+  *why = "";
+  const int storage = sqlite3_column_type(stmt, c);
+  if (storage == SQLITE_NULL) {
+    b->AppendNull();
+    return true;
+  }
+  switch (type) {
+    case TypeId::kInt64:
+      if (storage == SQLITE_INTEGER) {
+        b->AppendInt64(sqlite3_column_int64(stmt, c));
+        return true;
+      }
+      if (storage == SQLITE_FLOAT) {
+        const double d = sqlite3_column_double(stmt, c);
+        if (d == std::trunc(d) && d >= -9.2e18 && d <= 9.2e18) {
+          b->AppendInt64(static_cast<int64_t>(d));
+          return true;
+        }
+      } else if (storage == SQLITE_TEXT) {
+        const std::string_view s = ColumnText(stmt, c);
+        int64_t v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec == std::errc() && end == s.data() + s.size() && !s.empty()) {
+          b->AppendInt64(v);
+          return true;
+        }
+      }
+      return false;
+    case TypeId::kFloat64:
+      if (storage == SQLITE_INTEGER || storage == SQLITE_FLOAT) {
+        b->AppendFloat64(sqlite3_column_double(stmt, c));
+        return true;
+      }
+      if (storage == SQLITE_TEXT) {
+        const std::string_view s = ColumnText(stmt, c);
+        double v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec == std::errc() && end == s.data() + s.size() && !s.empty()) {
+          b->AppendFloat64(v);
+          return true;
+        }
+      }
+      return false;
+    case TypeId::kBool:
+      if (storage == SQLITE_INTEGER || storage == SQLITE_FLOAT) {
+        b->AppendBool(sqlite3_column_double(stmt, c) != 0.0);
+        return true;
+      }
+      if (storage == SQLITE_TEXT) {
+        bool v = false;
+        if (ParseBoolText(ColumnText(stmt, c), &v)) {
+          b->AppendBool(v);
+          return true;
+        }
+      }
+      *why = " (expected 0/1 or true/false)";
+      return false;
+    case TypeId::kTimestamp:
+      if (storage == SQLITE_INTEGER) {
+        b->AppendTimestamp(sqlite3_column_int64(stmt, c));
+        return true;
+      }
+      if (storage == SQLITE_TEXT) {
+        auto ts = ParseTimestamp(ColumnText(stmt, c));
+        if (ts.ok()) {
+          b->AppendTimestamp(*ts);
+          return true;
+        }
+      }
+      *why = " (expected ISO-8601 text or integer microseconds)";
+      return false;
+    case TypeId::kString:
+    case TypeId::kJson:
+      b->AppendString(storage == SQLITE_BLOB ? ColumnBlob(stmt, c) : ColumnText(stmt, c));
+      return true;
+    case TypeId::kBytes:
+    case TypeId::kGeometry:
+      b->AppendString(ColumnBlob(stmt, c));
+      return true;
+  }
+  return false;
 }
 
 }  // namespace sluice::sqlite_internal

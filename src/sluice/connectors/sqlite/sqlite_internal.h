@@ -1,7 +1,8 @@
 #pragma once
 
-// Private to src/sluice/connectors/sqlite/: thin RAII wrappers over the SQLite C API and the
-// mapping of its result codes onto sluice's Status codes.
+// Shared by the SQLite connector (src/sluice/connectors/sqlite/) and the lookup transform's SQLite
+// reference: thin RAII wrappers over the SQLite C API, the mapping of its result codes onto
+// sluice's Status codes, and reading a result cell as a sluice type.
 
 #include <sqlite3.h>
 
@@ -10,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "sluice/core/column.h"
 #include "sluice/core/result.h"
 #include "sluice/core/types.h"
 
@@ -61,5 +63,17 @@ std::optional<TypeId> TypeFromDeclared(const char* declared);
 
 /// Return the declared type the sink writes for a sluice column type.
 std::string_view DeclaredTypeFor(TypeId type);
+
+/// Return the bytes of column `c` of the current row as text (or as a blob).
+std::string_view ColumnText(sqlite3_stmt* stmt, int c);
+std::string_view ColumnBlob(sqlite3_stmt* stmt, int c);
+/// Read 1/0, true/false, t/f (any case of those) into `out`; false for anything else.
+bool ParseBoolText(std::string_view s, bool* out);
+
+/// Append column `c` of `stmt`'s current row to `b` as `type`: NULL as null; integers, reals
+/// and their exact text forms as int64/float64; 0/1 or true/false as bool; integer
+/// microseconds or ISO-8601 text as timestamp; any value as string. Return false when the value
+/// cannot be read as `type`, with `*why` the explanation's tail (" (expected ...)", or "").
+bool AppendCell(sqlite3_stmt* stmt, int c, TypeId type, ColumnBuilder* b, std::string_view* why);
 
 }  // namespace sluice::sqlite_internal

@@ -60,30 +60,6 @@ TypeId TypeFromStorageClass(int storage_class) {
   }
 }
 
-std::string_view ColumnText(sqlite3_stmt* stmt, int c) {
-  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, c));
-  const int n = sqlite3_column_bytes(stmt, c);
-  return p == nullptr ? std::string_view() : std::string_view(p, static_cast<size_t>(n));
-}
-
-std::string_view ColumnBlob(sqlite3_stmt* stmt, int c) {
-  const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt, c));
-  const int n = sqlite3_column_bytes(stmt, c);
-  return p == nullptr ? std::string_view() : std::string_view(p, static_cast<size_t>(n));
-}
-
-bool ParseBoolText(std::string_view s, bool* out) {
-  if (s == "1" || s == "true" || s == "TRUE" || s == "True" || s == "t" || s == "T") {
-    *out = true;
-    return true;
-  }
-  if (s == "0" || s == "false" || s == "FALSE" || s == "False" || s == "f" || s == "F") {
-    *out = false;
-    return true;
-  }
-  return false;
-}
-
 struct SourceConfig {
   std::string path;
   std::string query;
@@ -388,92 +364,16 @@ Status SqliteSource::ResolveSchema() {
 Status SqliteSource::CellError(int c, TypeId type, int64_t row, std::string_view why) const {
   const int storage = sqlite3_column_type(select_.get(), c);
   std::string_view preview;
-  if (storage == SQLITE_TEXT) preview = ColumnText(select_.get(), c).substr(0, 40);
+  if (storage == SQLITE_TEXT) preview = sqlite_internal::ColumnText(select_.get(), c).substr(0, 40);
   return Status::Invalid("{}: row {}, column '{}': cannot read {} value '{}' as {}{}", Context(),
                          row, schema_->field(c).name, StorageClassName(storage), preview,
                          TypeName(type), why);
 }
 
 Status SqliteSource::AppendCell(int c, TypeId type, ColumnBuilder* b, int64_t row) {
-  sqlite3_stmt* stmt = select_.get();
-  const int storage = sqlite3_column_type(stmt, c);
-  if (storage == SQLITE_NULL) {
-    b->AppendNull();
-    return Status::OK();
-  }
-  switch (type) {
-    case TypeId::kInt64:
-      if (storage == SQLITE_INTEGER) {
-        b->AppendInt64(sqlite3_column_int64(stmt, c));
-        return Status::OK();
-      }
-      if (storage == SQLITE_FLOAT) {
-        const double d = sqlite3_column_double(stmt, c);
-        if (d == std::trunc(d) && d >= -9.2e18 && d <= 9.2e18) {
-          b->AppendInt64(static_cast<int64_t>(d));
-          return Status::OK();
-        }
-      } else if (storage == SQLITE_TEXT) {
-        const std::string_view s = ColumnText(stmt, c);
-        int64_t v = 0;
-        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec == std::errc() && end == s.data() + s.size() && !s.empty()) {
-          b->AppendInt64(v);
-          return Status::OK();
-        }
-      }
-      return CellError(c, type, row, "");
-    case TypeId::kFloat64:
-      if (storage == SQLITE_INTEGER || storage == SQLITE_FLOAT) {
-        b->AppendFloat64(sqlite3_column_double(stmt, c));
-        return Status::OK();
-      }
-      if (storage == SQLITE_TEXT) {
-        const std::string_view s = ColumnText(stmt, c);
-        double v = 0;
-        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec == std::errc() && end == s.data() + s.size() && !s.empty()) {
-          b->AppendFloat64(v);
-          return Status::OK();
-        }
-      }
-      return CellError(c, type, row, "");
-    case TypeId::kBool:
-      if (storage == SQLITE_INTEGER || storage == SQLITE_FLOAT) {
-        b->AppendBool(sqlite3_column_double(stmt, c) != 0.0);
-        return Status::OK();
-      }
-      if (storage == SQLITE_TEXT) {
-        bool v = false;
-        if (ParseBoolText(ColumnText(stmt, c), &v)) {
-          b->AppendBool(v);
-          return Status::OK();
-        }
-      }
-      return CellError(c, type, row, " (expected 0/1 or true/false)");
-    case TypeId::kTimestamp:
-      if (storage == SQLITE_INTEGER) {
-        b->AppendTimestamp(sqlite3_column_int64(stmt, c));
-        return Status::OK();
-      }
-      if (storage == SQLITE_TEXT) {
-        auto ts = ParseTimestamp(ColumnText(stmt, c));
-        if (ts.ok()) {
-          b->AppendTimestamp(*ts);
-          return Status::OK();
-        }
-      }
-      return CellError(c, type, row, " (expected ISO-8601 text or integer microseconds)");
-    case TypeId::kString:
-    case TypeId::kJson:
-      b->AppendString(storage == SQLITE_BLOB ? ColumnBlob(stmt, c) : ColumnText(stmt, c));
-      return Status::OK();
-    case TypeId::kBytes:
-    case TypeId::kGeometry:
-      b->AppendString(ColumnBlob(stmt, c));
-      return Status::OK();
-  }
-  return CellError(c, type, row, "");
+  std::string_view why;
+  if (sqlite_internal::AppendCell(select_.get(), c, type, b, &why)) return Status::OK();
+  return CellError(c, type, row, why);
 }
 
 Result<BatchPtr> SqliteSource::Next(uint64_t seq) {

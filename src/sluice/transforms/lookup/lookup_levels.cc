@@ -149,15 +149,20 @@ Status PgReference::Fetch(const Batch& keys, std::vector<Found>* found) {
   for (auto& b : builders) cols.push_back(b.Finish());
   const int64_t n = result->num_rows();
   BatchPtr rows = Batch::MakeUnchecked(row_schema_, std::move(cols), n, {});
+  return EncodeFound(*rows, options_.key.size(), options_.key, found);
+}
+
+Status EncodeFound(const Batch& rows, size_t key_count, const std::vector<std::string>& key_names,
+                   std::vector<Found>* found) {
   std::vector<int> key_cols, value_cols;
-  for (int c = 0; c < row_schema_->num_fields(); ++c) {
-    (c < static_cast<int>(options_.key.size()) ? key_cols : value_cols).push_back(c);
+  for (int c = 0; c < rows.num_columns(); ++c) {
+    (c < static_cast<int>(key_count) ? key_cols : value_cols).push_back(c);
   }
   const size_t first = found->size();
-  for (int64_t r = 0; r < n; ++r) {
+  for (int64_t r = 0; r < rows.num_rows(); ++r) {
     Found f;
-    transforms_internal::EncodeKey(*rows, key_cols, r, &f.key);
-    transforms_internal::EncodeKey(*rows, value_cols, r, &f.value);
+    transforms_internal::EncodeKey(rows, key_cols, r, &f.key);
+    transforms_internal::EncodeKey(rows, value_cols, r, &f.value);
     found->push_back(std::move(f));
   }
   // One row per key: a reference with duplicates cannot say which row a reading gets.
@@ -166,11 +171,19 @@ Status PgReference::Fetch(const Batch& keys, std::vector<Found>* found) {
   std::sort(seen.begin(), seen.end());
   if (auto dup = std::adjacent_find(seen.begin(), seen.end()); dup != seen.end()) {
     return Status::Invalid(
-        "the reference has more than one row for a key (key columns {}); "
-        "make the key unique, or look up by a query that picks one row",
-        fmt::join(options_.key, ", "));
+        "the reference has more than one row for a key (key columns {}); make the key unique, "
+        "or look up by a query that picks one row",
+        fmt::join(key_names, ", "));
   }
   return Status::OK();
+}
+
+Result<std::unique_ptr<Reference>> OpenReference(const ReferenceOptions& options,
+                                                 const std::vector<TypeId>& key_types) {
+  if (!options.sqlite.empty()) return OpenSqliteReference(options, key_types);
+  auto pg = PgReference::Open(options, key_types);
+  if (!pg.ok()) return pg.status();
+  return std::unique_ptr<Reference>(std::move(*pg));
 }
 
 // ---- RedisLevel ----

@@ -33,7 +33,8 @@ struct Found {
 
 /// Where the reference rows are and which of their columns to use.
 struct ReferenceOptions {
-  std::string dsn;                   ///< PostgreSQL
+  std::string dsn;                   ///< PostgreSQL, or
+  std::string sqlite;                ///< a SQLite file
   std::string table;                 ///< a table or view name (schema-qualified allowed), or
   std::string query;                 ///< a query whose rows are the reference
   std::vector<std::string> key;      ///< reference key columns, matching the input's in order
@@ -41,20 +42,44 @@ struct ReferenceOptions {
   int64_t timeout_us = 30'000'000;   ///< per query (statement_timeout)
 };
 
-/// The database level: one query per batch of keys, `WHERE (key) IN (unnest of the keys)`.
-class PgReference {
+/// The database level: the reference's rows by key, one query per batch of keys.
+class Reference {
  public:
-  ~PgReference();
+  virtual ~Reference() = default;
+  /// The added columns (names and types, all nullable).
+  virtual const SchemaPtr& value_schema() const = 0;
+  /// Fetch the rows of the keys in `keys` (a batch of the key columns, distinct, none null);
+  /// append one Found per reference row found (a key absent from the reference gets none).
+  /// A reference with two rows for one key is an error naming the key columns.
+  virtual Status Fetch(const Batch& keys, std::vector<Found>* found) = 0;
+};
+
+/// Open the reference `options` names (PostgreSQL or SQLite). `key_types` are the input's key
+/// column types: the reference's key columns are read as those types, so that equal values
+/// encode equally.
+Result<std::unique_ptr<Reference>> OpenReference(const ReferenceOptions& options,
+                                                 const std::vector<TypeId>& key_types);
+
+/// SQLite (lookup_sqlite.cc): `WHERE key IN (SELECT value FROM json_each(?1))`, the keys a
+/// JSON array; string and int64 keys.
+Result<std::unique_ptr<Reference>> OpenSqliteReference(const ReferenceOptions& options,
+                                                       const std::vector<TypeId>& key_types);
+
+/// Append a Found for each row of `rows` (the key columns first, `key_count` of them, then the
+/// added ones); an error when two rows share a key.
+Status EncodeFound(const Batch& rows, size_t key_count, const std::vector<std::string>& key_names,
+                   std::vector<Found>* found);
+
+/// PostgreSQL: `WHERE (key) IN (SELECT * FROM unnest($1::type[], ...))`, read in binary.
+class PgReference final : public Reference {
+ public:
+  ~PgReference() override;
   /// Connect and describe the reference. `key_types` are the input's key column types: the
   /// reference's key columns are read as those types, so that equal values encode equally.
   static Result<std::unique_ptr<PgReference>> Open(const ReferenceOptions& options,
                                                    const std::vector<TypeId>& key_types);
-  /// The added columns (names and types, all nullable).
-  const SchemaPtr& value_schema() const { return value_schema_; }
-  /// Fetch the rows of the keys in `keys` (a batch of the key columns, distinct, none null);
-  /// append one Found per reference row found (a key absent from the reference gets none).
-  /// A reference with two rows for one key is an error naming the key.
-  Status Fetch(const Batch& keys, std::vector<Found>* found);
+  const SchemaPtr& value_schema() const override { return value_schema_; }
+  Status Fetch(const Batch& keys, std::vector<Found>* found) override;
   int64_t queries() const { return queries_; }
 
  private:
