@@ -5,7 +5,8 @@
 # mid-run: the run goes on through the database and every row is still enriched correctly; a
 # row changed in the database is seen once its TTL has passed, not before (and an absent key
 # added later likewise, after the negative TTL); four instances sharing the cache fetch each
-# key once; on_miss skip and fail; an unreachable database is retried, then named in the error.
+# key once; on_miss skip and fail; Redis hashes as the reference; an unreachable database is
+# retried, then named in the error.
 source "$(dirname "$0")/lib.sh"
 require_services SLUICE_PG_DSN SLUICE_REDIS_URL
 command -v jq >/dev/null || fail "jq is missing: run scripts/install-deps"
@@ -158,7 +159,60 @@ set -e
 check_eq "$rc" 1 "exit code of on_miss: fail"
 grep -q "the reference does not have" x.err || fail "on_miss: fail said: $(cat x.err)"
 
-# 6. An unreachable database: retried (from.retries), then the run fails naming it.
+# 6. Redis hashes as the reference (one hash per meter, fields parsed by `schema`).
+python3 - "$redis_port" "h$$:" > hashes.json <<'PY' || fail "could not write the hashes"
+import json, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def cmd(*args):
+    args = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+    assert s.recv(1 << 16)[:1] in (b":", b"+"), args
+want = {}
+for i in range(1, 301):
+    m = f"m-{i:06d}"
+    row = {"region": f"reg {i % 4} ünï \"q\"", "capacity_kw": i * 0.5, "phases": i % 3 or None}
+    if i == 7:
+        row["capacity_kw"] = float("inf")
+    fields = [(k, v if k != "capacity_kw" or v != float("inf") else "inf")
+              for k, v in row.items() if v is not None]
+    cmd("HSET", sys.argv[2] + m, *[x for kv in fields for x in kv])
+    want[m] = {**row, "capacity_kw": "Infinity" if i == 7 else row["capacity_kw"]}
+print(json.dumps(want))
+PY
+cat > hashes.yaml <<YAML
+nodes:
+  readings: {type: generate, shape: meter, rows: 5000, meters: 500, interval: 60s,
+             end: "2026-01-01T00:00:00Z", seed: 4}
+  enrich:
+    type: lookup
+    inputs: [readings]
+    key: [meter_id]
+    from: {redis: "$redis_url", key_prefix: "h$$:", schema: {region: string, capacity_kw: float64, phases: int64}}
+  out: {type: file, inputs: [enrich], path: "$work/hashes.jsonl", fsync: false}
+YAML
+"$sluice" run -q hashes.yaml
+python3 - hashes.jsonl hashes.json <<'PY' || fail "rows enriched from Redis hashes differ from the hashes"
+import json, sys
+want = json.load(open(sys.argv[2]))
+n = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    n += 1
+    w = want.get(r["meter_id"], {"region": None, "capacity_kw": None, "phases": None})
+    got = {k: r[k] for k in ("region", "capacity_kw", "phases")}
+    assert got == w, (r["meter_id"], got, w)
+assert n == 5000, n
+PY
+redis-cli -p "$redis_port" HSET "h$$:m-000009" capacity_kw "lots" >/dev/null
+set +e
+"$sluice" run -q hashes.yaml 2> hashes.err
+rc=$?
+set -e
+check_eq "$rc" 1 "exit code for a hash field that is not a float64"
+grep -q "Redis hash 'h$$:m-000009', field 'capacity_kw': 'lots' is not a float64" hashes.err \
+  || fail "a bad hash field said: $(cat hashes.err)"
+
+# 7. An unreachable database: retried (from.retries), then the run fails naming it.
 sed "s/postgres: \"[^\"]*\"/postgres: \"host=127.0.0.1 port=1 connect_timeout=1\"/; s/key: \[id\],/key: [id], retries: 2,/" \
   "$(pipeline y 100 "")" > y2.yaml
 set +e

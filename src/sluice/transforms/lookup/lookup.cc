@@ -347,7 +347,8 @@ class LookupTransform final : public Transform {
     // What a cached row depends on: where the reference is (database, table or query, key)
     // and the columns it gives — another database's `meters`, or another column list, is
     // another set of Redis keys.
-    std::string fingerprint = c_.ref.dsn + "\n" + c_.ref.table + "\n" + c_.ref.query + "\n";
+    std::string fingerprint = c_.ref.dsn + c_.ref.sqlite + c_.ref.redis + "\n" + c_.ref.table +
+                              "\n" + c_.ref.query + "\n" + c_.ref.key_prefix + "\n";
     for (const auto& k : c_.ref.key) fingerprint += k + ",";
     fingerprint += "\n";
     for (auto f : ref_->value_schema()->fields()) {

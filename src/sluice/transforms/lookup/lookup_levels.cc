@@ -181,6 +181,7 @@ Status EncodeFound(const Batch& rows, size_t key_count, const std::vector<std::s
 Result<std::unique_ptr<Reference>> OpenReference(const ReferenceOptions& options,
                                                  const std::vector<TypeId>& key_types) {
   if (!options.sqlite.empty()) return OpenSqliteReference(options, key_types);
+  if (!options.redis.empty()) return OpenRedisHashReference(options, key_types);
   auto pg = PgReference::Open(options, key_types);
   if (!pg.ok()) return pg.status();
   return std::unique_ptr<Reference>(std::move(*pg));

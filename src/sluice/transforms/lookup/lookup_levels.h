@@ -34,7 +34,10 @@ struct Found {
 /// Where the reference rows are and which of their columns to use.
 struct ReferenceOptions {
   std::string dsn;                   ///< PostgreSQL, or
-  std::string sqlite;                ///< a SQLite file
+  std::string sqlite;                ///< a SQLite file, or
+  std::string redis;                 ///< a Redis server holding one hash per key
+  std::string key_prefix;            ///< redis: before the key's value in the hash's name
+  std::vector<Field> hash_fields;    ///< redis: the fields to add, with their types
   std::string table;                 ///< a table or view name (schema-qualified allowed), or
   std::string query;                 ///< a query whose rows are the reference
   std::vector<std::string> key;      ///< reference key columns, matching the input's in order
@@ -64,6 +67,12 @@ Result<std::unique_ptr<Reference>> OpenReference(const ReferenceOptions& options
 /// JSON array; string and int64 keys.
 Result<std::unique_ptr<Reference>> OpenSqliteReference(const ReferenceOptions& options,
                                                        const std::vector<TypeId>& key_types);
+
+/// Redis hashes (lookup_redis_hash.cc): the row of key k is the hash `key_prefix + k`, its
+/// fields `hash_fields` read by one pipelined HMGET per key (parsed from their text as their
+/// types); a key whose hash has none of them is absent. One key column, string or int64.
+Result<std::unique_ptr<Reference>> OpenRedisHashReference(const ReferenceOptions& options,
+                                                          const std::vector<TypeId>& key_types);
 
 /// Append a Found for each row of `rows` (the key columns first, `key_count` of them, then the
 /// added ones); an error when two rows share a key.

@@ -13,15 +13,42 @@ Result<std::unique_ptr<Transform>> MakeLookup(const NodeOptions& o) {
   const OptionJson& from = o.GetJson("from");
   c.ref.dsn = from.value("postgres", "");
   c.ref.sqlite = from.value("sqlite", "");
-  if (c.ref.dsn.empty() == c.ref.sqlite.empty()) {
+  c.ref.redis = from.value("redis", "");
+  if (!c.ref.dsn.empty() + !c.ref.sqlite.empty() + !c.ref.redis.empty() != 1) {
     return o.ErrorAt("from",
-                     "needs exactly one of `postgres: <dsn>` and `sqlite: <file>` (the "
-                     "reference's database)");
+                     "needs exactly one of `postgres: <dsn>`, `sqlite: <file>` and `redis: <url>` "
+                     "(where the reference is)");
   }
   c.ref.table = from.value("table", "");
   c.ref.query = from.value("query", "");
-  if (c.ref.table.empty() == c.ref.query.empty()) {
-    return o.ErrorAt("from", "needs exactly one of `table` and `query`");
+  if (!c.ref.redis.empty()) {
+    if (!c.ref.table.empty() || !c.ref.query.empty() || from.contains("columns")) {
+      return o.ErrorAt("from",
+                       "a Redis reference takes `key_prefix` and `schema`, not `table`, "
+                       "`query` or `columns`");
+    }
+    c.ref.key_prefix = from.value("key_prefix", "");
+    if (!from.contains("schema") || !from["schema"].is_object() || from["schema"].empty()) {
+      return o.ErrorAt("from",
+                       "a Redis reference needs `schema`: the hash fields to add and "
+                       "their types, e.g. {region: string, capacity_kw: float64}");
+    }
+    for (const auto& [name, type] : from["schema"].items()) {
+      auto t = type.is_string() ? ParseTypeName(type.get<std::string>())
+                                : Result<TypeId>(Status::ConfigError("expected a type name"));
+      if (!t.ok()) return o.ErrorAt("from.schema", name + ": " + t.status().message());
+      c.ref.hash_fields.push_back({name, *t, true});
+    }
+  } else {
+    if (from.contains("key_prefix") || from.contains("schema")) {
+      return o.ErrorAt("from",
+                       "`key_prefix` and `schema` are for a Redis reference; a database "
+                       "reference names a `table` or `query` (its columns' types are "
+                       "the database's)");
+    }
+    if (c.ref.table.empty() == c.ref.query.empty()) {
+      return o.ErrorAt("from", "needs exactly one of `table` and `query`");
+    }
   }
   auto list = [&](const OptionJson& j, const char* name) {
     std::vector<std::string> out;
@@ -98,7 +125,27 @@ void RegisterLookupNode(NodeRegistry* registry) {
                   {"sqlite",
                    OptionType::kString,
                    "",
-                   "a SQLite file (opened read-only; string or int64 keys).",
+                   "a SQLite file (opened read-only; string or int64 keys), or",
+                   false,
+                   {}},
+                  {"redis",
+                   OptionType::kString,
+                   "",
+                   "a Redis server with one hash per key (redis://host:port; with key_prefix "
+                   "and schema).",
+                   false,
+                   {}},
+                  {"key_prefix",
+                   OptionType::kString,
+                   "",
+                   "For redis: the hash of key k is key_prefix + k (e.g. `meter:`).",
+                   false,
+                   {}},
+                  {"schema",
+                   OptionType::kMap,
+                   "",
+                   "For redis: the hash fields to add and their types, e.g. {region: string, "
+                   "capacity_kw: float64}.",
                    false,
                    {}},
                   {"table",
