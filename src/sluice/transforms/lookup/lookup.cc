@@ -259,11 +259,14 @@ class LookupTransform final : public Transform {
     std::vector<int32_t> keep, gather;
     keep.reserve(static_cast<size_t>(n));
     gather.reserve(static_cast<size_t>(n));
-    int64_t by_level[4] = {0, 0, 0, 0};  // rows found at level 1, 2, 3; [0]: no row
+    // Rows answered by level 1, 2, 3 (a row or "no such key"); [0]: rows without a reference
+    // row (absent or a null key), whichever level said so.
+    int64_t by_level[4] = {0, 0, 0, 0};
     for (int64_t r = 0; r < n; ++r) {
       const int32_t slot = slot_of_row_[static_cast<size_t>(r)];
       const bool found = slot >= 0 && probes_[static_cast<size_t>(slot)] == Probe::kFound;
-      ++by_level[found ? level_[static_cast<size_t>(slot)] : 0];
+      if (slot >= 0) ++by_level[level_[static_cast<size_t>(slot)]];
+      if (!found) ++by_level[0];
       if (found) {
         gather.push_back(slot);
         keep.push_back(static_cast<int32_t>(r));
@@ -291,8 +294,7 @@ class LookupTransform final : public Transform {
     stats->AddCounter("db_hits", by_level[3]);
     stats->AddCounter("not_found", by_level[0]);
     for (int l = 0; l < 4; ++l) rows_by_level_[l] += by_level[l];
-    const int64_t total =
-        rows_by_level_[0] + rows_by_level_[1] + rows_by_level_[2] + rows_by_level_[3];
+    const int64_t total = rows_by_level_[1] + rows_by_level_[2] + rows_by_level_[3];
     if (total > 0) {
       stats->SetGauge("l1_hit_rate",
                       static_cast<double>(rows_by_level_[1]) / static_cast<double>(total));
@@ -409,7 +411,7 @@ class LookupTransform final : public Transform {
   std::vector<uint8_t> redis_absent_;
   std::vector<Found> found_;
   std::vector<std::string_view> absent_;
-  int64_t rows_by_level_[4] = {0, 0, 0, 0};  // over the run: not found, levels 1, 2, 3
+  int64_t rows_by_level_[4] = {0, 0, 0, 0};  // over the run: as by_level in Emit
 };
 
 }  // namespace
