@@ -564,20 +564,24 @@ Status PipelineRun::DeliverSequential(size_t node, Message m) {
   if (stats.histograms) stats.batch_rows.Record(m.batch->num_rows());
   AckSet keep = m.acks;
   Status st;
+  // The node's own time: this delivery's, less the deliveries downstream that its emits ran
+  // inline (each adds its whole time to sequential_delivered_ns_), as the parallel executor,
+  // whose nodes run on threads of their own, measures it.
+  const int64_t t0 = NowNs();
+  const int64_t delivered0 = sequential_delivered_ns_;
   if (n.kind() == NodeKind::kTransform) {
     TransformEmitter emitter(this, node, TransformEmitter::Mode::kSequential);
     emitter.SetInput(&m);
-    const int64_t t0 = NowNs();
     st = n.transforms[0]->Process(m.batch, m.input, &emitter);
     if (st.ok()) st = emitter.SendDeadLetters();
-    // Busy time of a transform excludes the downstream work its emits ran; approximate by
-    // charging it all here, which is what a single thread spends on this node's behalf.
-    stats.busy_ns.fetch_add(NowNs() - t0, std::memory_order_relaxed);
-    if (stats.histograms) stats.batch_latency.Record(NowNs() - t0);
   } else {
-    BusyTimer busy(&stats, BusyTimer::kBatch);
     st = n.sink->Write(m.batch, std::move(m.acks));
   }
+  const int64_t elapsed = NowNs() - t0;
+  const int64_t own = elapsed - (sequential_delivered_ns_ - delivered0);
+  sequential_delivered_ns_ = delivered0 + elapsed;
+  stats.busy_ns.fetch_add(own, std::memory_order_relaxed);
+  if (stats.histograms) stats.batch_latency.Record(own);
   if (!st.ok()) {
     keep.Fail();
     if (st.code() == StatusCode::kCancelled && cancelled()) return st;

@@ -148,6 +148,9 @@ class PipelineRun {
   std::vector<std::unique_ptr<std::atomic<int>>> live_instances_;
   std::vector<std::vector<uint64_t>> sequential_pending_;  // per source, sequential executor
   std::vector<TimerState> sequential_timers_;              // per node, sequential executor
+  // Sequential executor: time spent in deliveries so far, so that a transform's busy time
+  // leaves out the downstream work its emits ran inline (DeliverSequential).
+  int64_t sequential_delivered_ns_ = 0;
   Clock* clock_;
   // Raised by a source waiting at its MaxInFlight limit; idle sinks flush when it changes.
   std::atomic<int64_t> flush_generation_{0};
