@@ -170,7 +170,7 @@ Slice SliceWindows::TakeSpare() {
 }
 
 void SliceWindows::Recycle(Slice&& slice) {
-  const int64_t most = std::min<int64_t>(2 * (c_.size_us / c_.pane_us) + 4, 128);
+  const int64_t most = std::min<int64_t>(c_.size_us / c_.pane_us + 2, 64);
   if (static_cast<int64_t>(spare_.size()) >= most) return;
   slice.Reset();
   spare_.push_back(std::move(slice));

@@ -91,6 +91,8 @@ class LookupTransform final : public Transform {
   }
 
   Status Close() override {
+    if (ctx_ != nullptr && held_bytes_ != 0) ctx_->HoldMemory(-held_bytes_);
+    held_bytes_ = 0;
     cache_.reset();
     return Status::OK();
   }
@@ -303,6 +305,11 @@ class LookupTransform final : public Transform {
       stats->AddCounter("rows_skipped", by_level[0]);
       stats->discarded_rows.fetch_add(by_level[0], std::memory_order_relaxed);
     }
+    // The cache's growth counts against settings.memory_limit (its own cap is cache.max_bytes).
+    if (const int64_t delta = cache_->TakeBytesDelta(); delta != 0) {
+      ctx_->HoldMemory(delta);
+      held_bytes_ += delta;
+    }
     const CacheStats cs = cache_->stats();
     stats->SetGauge("cache_entries", static_cast<double>(cs.entries));
     stats->SetGauge("cache_bytes", static_cast<double>(cs.bytes));
@@ -392,6 +399,7 @@ class LookupTransform final : public Transform {
   std::unique_ptr<Reference> ref_;
   std::unique_ptr<RedisLevel> redis_;
   RetryStats retry_stats_;
+  int64_t held_bytes_ = 0;  // what this instance counts against the memory budget
   SchemaPtr input_schema_, key_schema_, value_schema_, output_schema_;
   std::vector<int> key_cols_;
   std::vector<TypeId> value_types_;  // of the added columns

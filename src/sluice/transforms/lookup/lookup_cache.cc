@@ -243,6 +243,13 @@ CacheStats LookupCache::stats() const {
   return s;
 }
 
+int64_t LookupCache::TakeBytesDelta() {
+  std::lock_guard lock(mu_);
+  const int64_t delta = small_bytes_ + main_bytes_ - reported_bytes_;
+  reported_bytes_ += delta;
+  return delta;
+}
+
 CacheRegistry* CacheRegistry::Global() {
   static CacheRegistry* registry = new CacheRegistry();
   return registry;

@@ -72,6 +72,10 @@ class LookupCache {
   void AwaitFetches(const std::vector<std::string_view>& keys);
 
   CacheStats stats() const;
+  /// Return how much the bytes held changed since the last call (by any caller): the callers
+  /// count it against the run's memory budget, so that a cache shared by instances or nodes
+  /// is counted once.
+  int64_t TakeBytesDelta();
   const CacheOptions& options() const { return options_; }
 
  private:
@@ -123,6 +127,7 @@ class LookupCache {
   std::unordered_set<std::string> in_flight_;
   std::vector<int32_t> found_;  // GetMany's scratch
   uint64_t jitter_state_ = 0x9e3779b97f4a7c15ULL;
+  int64_t reported_bytes_ = 0;  // the sum of TakeBytesDelta's answers
   CacheStats stats_;
 };
 

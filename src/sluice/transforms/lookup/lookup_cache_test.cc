@@ -64,6 +64,12 @@ TEST(LookupCacheTest, StaysUnderItsByteCap) {
   LookupCache cache({.max_bytes = 100'000}, &clock);
   for (int i = 0; i < 10'000; ++i) cache.Put(Key(i), std::string(100, 'x'));
   const CacheStats s = cache.stats();
+  // What the callers count against the memory budget adds up to what the cache holds.
+  const int64_t first = cache.TakeBytesDelta();
+  EXPECT_EQ(first, s.bytes);
+  EXPECT_EQ(cache.TakeBytesDelta(), 0);
+  for (int i = 0; i < 10; ++i) cache.Put(Key(i), std::string(1000, 'y'));
+  EXPECT_EQ(first + cache.TakeBytesDelta(), cache.stats().bytes);
   EXPECT_LE(s.bytes, 100'000);
   EXPECT_GT(s.bytes, 80'000);
   EXPECT_EQ(s.evictions, 10'000 - s.entries);
