@@ -152,6 +152,7 @@ void RegisterTransformNodes(NodeRegistry* registry) {
       &MakeUnion, /*stateless=*/false, /*min_inputs=*/1, /*max_inputs=*/-1);
   RegisterWindowNode(registry);
   RegisterAnomalyNode(registry);
+  RegisterReplicateNode(registry);
 }
 
 }  // namespace sluice

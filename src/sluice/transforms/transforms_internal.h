@@ -77,5 +77,6 @@ Result<std::unique_ptr<Transform>> MakeWindow(const NodeOptions& options);
 void RegisterWindowNode(NodeRegistry* registry);
 Result<std::unique_ptr<Transform>> MakeAnomaly(const NodeOptions& options);
 void RegisterAnomalyNode(NodeRegistry* registry);
+void RegisterReplicateNode(NodeRegistry* registry);
 
 }  // namespace sluice::transforms_internal
