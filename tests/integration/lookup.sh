@@ -90,6 +90,10 @@ check_eq "$(counter b.json db_queries)" 0 "database queries of the run served by
 check_eq "$(( $(counter b.json l1_hits) + $(counter b.json l2_hits) ))" 20000 "rows answered by the two cache levels"
 check_eq "$(counter b.json not_found)" 4000 "rows without a meter, answered from Redis's negative entries"
 
+# Level 2's keys are readable: prefix, fingerprint, then the meter id as text.
+check_eq "$(redis-cli -p "$redis_port" --scan --pattern "t$$:*:m-000001" | wc -l)" 1 \
+  "Redis keys of meter m-000001"
+
 # A value in Redis that is not a row this lookup wrote (garbage under one of its keys) is not
 # trusted: that key is read from the database, and counted.
 python3 - "$redis_port" "t$$:" <<'PY' || fail "could not corrupt a Redis value"
@@ -144,6 +148,11 @@ check_join f
 #    instance asks first.
 "$sluice" run -q --report g.json "$(pipeline g 40000 "parallelism: 4" 250 parallel)"
 check_eq "$(counter g.json db_keys)" 5000 "keys fetched by four instances"
+# The hit rate is the node's, over its four instances.
+check_eq "$(jq -r '.nodes[] | select(.id == "enrich") | (.counters.l1_hits / (.counters.l1_hits
+           + (.counters.l2_hits // 0) + .counters.db_hits) * 1e6 | round)' g.json)" \
+  "$(jq -r '.nodes[] | select(.id == "enrich") | .gauges.l1_hit_rate * 1e6 | round' g.json)" \
+  "l1_hit_rate of four instances"
 sort g.jsonl > g.sorted
 "$sluice" run -q "$(pipeline h 40000 "" 250)"
 sort h.jsonl | cmp -s - g.sorted || fail "four instances enriched differently from one"
@@ -158,7 +167,7 @@ set +e
 rc=$?
 set -e
 check_eq "$rc" 1 "exit code of on_miss: fail"
-grep -q "the reference does not have" x.err || fail "on_miss: fail said: $(cat x.err)"
+grep -q "no reference row for meter_id = 'm-00....' (on_miss: fail" x.err || fail "on_miss: fail said: $(cat x.err)"
 
 # 6. Redis hashes as the reference (one hash per meter, fields parsed by `schema`).
 python3 - "$redis_port" "h$$:" > hashes.json <<'PY' || fail "could not write the hashes"
@@ -213,7 +222,29 @@ check_eq "$rc" 1 "exit code for a hash field that is not a float64"
 grep -q "Redis hash 'h$$:m-000009', field 'capacity_kw': 'lots' is not a float64" hashes.err \
   || fail "a bad hash field said: $(cat hashes.err)"
 
-# 7. An unreachable database: retried (from.retries), then the run fails naming it.
+# 7. Mistakes found before the first row: a missing table, a string key against an integer
+#    reference key (exit 2, naming the option's place and what to do).
+for bad in "table: no_such_table_$$, key: [id]|does not exist" \
+           "query: \"SELECT id::int AS n, region FROM $table\", key: [n]|cast one of them"; do
+  opts=${bad%|*}
+  want=${bad#*|}
+  cat > bad.yaml <<YAML
+nodes:
+  readings: {type: generate, shape: meter, rows: 10, meters: 5, seed: 4}
+  enrich: {type: lookup, inputs: [readings], key: [meter_id],
+           from: {postgres: "$SLUICE_PG_DSN", $opts}}
+  out: {type: "null", inputs: [enrich]}
+YAML
+  set +e
+  "$sluice" run -q bad.yaml 2> bad.err
+  rc=$?
+  set -e
+  check_eq "$rc" 2 "exit code for: $opts"
+  grep -q "bad.yaml:[0-9]*:[0-9]*: node 'enrich': option 'from': .*$want" bad.err \
+    || fail "$opts said: $(cat bad.err)"
+done
+
+# 8. An unreachable database: retried (from.retries), then the run fails naming it.
 sed "s/postgres: \"[^\"]*\"/postgres: \"host=127.0.0.1 port=1 connect_timeout=1\"/; s/key: \[id\],/key: [id], retries: 2,/" \
   "$(pipeline y 100 "")" > y2.yaml
 set +e

@@ -81,3 +81,13 @@ rc=$?
 set -e
 check_eq "$rc" 2 "exit code for a column the reference lacks"
 grep -q "no column 'regoin'; the reference has: id, region" c.err || fail "missing column said: $(cat c.err)"
+
+# A string key against an INTEGER reference key would match nothing, silently: refused.
+sqlite3 ref.db "CREATE TABLE by_number (n INTEGER PRIMARY KEY, label TEXT); INSERT INTO by_number VALUES (1, 'one')"
+set +e
+"$sluice" run -q "$(pipeline n "table: by_number, key: [n]")" 2> n.err
+rc=$?
+set -e
+check_eq "$rc" 2 "exit code for a string key against an INTEGER reference key"
+grep -q "reference key 'n' is declared int64, but the input's key column 1 is string" n.err \
+  || fail "key type mismatch said: $(cat n.err)"

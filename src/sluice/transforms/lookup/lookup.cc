@@ -7,6 +7,8 @@
 #include <chrono>
 #include <unordered_map>
 
+#include "sluice/core/log.h"
+#include "sluice/core/time.h"
 #include "sluice/resilience/retry_policy.h"
 #include "sluice/transforms/group_key.h"
 #include "sluice/transforms/lookup/lookup_cache.h"
@@ -239,7 +241,11 @@ class LookupTransform final : public Transform {
       cache_->Put(db_keys[i], std::nullopt);
       absent_.push_back(db_keys[i]);
     }
-    if (redis_ != nullptr) redis_->Put(found_, absent_);
+    if (redis_ != nullptr) {
+      const auto t1 = std::chrono::steady_clock::now();
+      redis_->Put(found_, absent_);
+      ctx_->stats()->request_latency.Record(NanosSince(t1));
+    }
     return Status::OK();
   }
 
@@ -276,9 +282,10 @@ class LookupTransform final : public Transform {
       }
       if (c_.on_miss == OnMiss::kFail) {
         return Status::Invalid(
-            "node '{}': row {} has a key the reference does not have{} "
-            "(on_miss: fail)",
-            options_.id(), r, slot < 0 ? " (a null key)" : "");
+            "node '{}': row {}: {} (on_miss: fail; `null` or `skip` let it "
+            "through)",
+            options_.id(), r,
+            slot < 0 ? "its key is null" : "no reference row for " + KeyText(*batch, r));
       }
       if (c_.on_miss == OnMiss::kNull) {
         gather.push_back(null_row);
@@ -295,11 +302,17 @@ class LookupTransform final : public Transform {
     stats->AddCounter("l2_hits", by_level[2]);
     stats->AddCounter("db_hits", by_level[3]);
     stats->AddCounter("not_found", by_level[0]);
-    for (int l = 0; l < 4; ++l) rows_by_level_[l] += by_level[l];
-    const int64_t total = rows_by_level_[1] + rows_by_level_[2] + rows_by_level_[3];
-    if (total > 0) {
-      stats->SetGauge("l1_hit_rate",
-                      static_cast<double>(rows_by_level_[1]) / static_cast<double>(total));
+    // The node's counters add up its instances (parallelism): the rate comes from them, not
+    // from this instance's share.
+    const auto counters = stats->Counters();
+    auto count = [&](const char* name) {
+      const auto it = counters.find(name);
+      return it == counters.end() ? int64_t{0} : it->second;
+    };
+    const int64_t l1 = count("l1_hits");
+    const int64_t answered = l1 + count("l2_hits") + count("db_hits");
+    if (answered > 0) {
+      stats->SetGauge("l1_hit_rate", static_cast<double>(l1) / static_cast<double>(answered));
     }
     if (c_.on_miss == OnMiss::kSkip && by_level[0] > 0) {
       stats->AddCounter("rows_skipped", by_level[0]);
@@ -313,10 +326,20 @@ class LookupTransform final : public Transform {
     const CacheStats cs = cache_->stats();
     stats->SetGauge("cache_entries", static_cast<double>(cs.entries));
     stats->SetGauge("cache_bytes", static_cast<double>(cs.bytes));
-    stats->SetGauge("cache_evictions", static_cast<double>(cs.evictions));
+    // Running totals are counters (deltas since this instance's last batch).
+    stats->AddCounter("cache_evictions", cache_->TakeEvictionsDelta());
     if (redis_ != nullptr) {
-      stats->SetGauge("redis_failures", static_cast<double>(redis_->failures()));
-      stats->SetGauge("redis_breaker_trips", static_cast<double>(redis_->trips()));
+      const int64_t failures = redis_->failures(), trips = redis_->trips();
+      stats->AddCounter("redis_failures", failures - redis_failures_seen_);
+      stats->AddCounter("redis_breaker_trips", trips - redis_trips_seen_);
+      if (failures > redis_failures_seen_ && redis_failures_seen_ == 0) {
+        Log(LogLevel::kWarn,
+            "node '{}': Redis (level 2) is not answering: {}; lookups go to the database, and "
+            "Redis is tried again every second (counters redis_failures, redis_skipped_keys)",
+            options_.id(), redis_->last_error());
+      }
+      redis_failures_seen_ = failures;
+      redis_trips_seen_ = trips;
     }
     BatchPtr rows = static_cast<int64_t>(keep.size()) == n ? batch : batch->Take(keep);
     std::vector<Column> cols = rows->columns();
@@ -378,12 +401,35 @@ class LookupTransform final : public Transform {
     if (c_.redis.has_value()) {
       char hex[17];
       fmt::format_to_n(hex, sizeof(hex), "{:016x}", KeyHash(fingerprint));
-      auto level = RedisLevel::Open(*c_.redis, std::string_view(hex, 16), ctx_->clock());
+      auto level = RedisLevel::Open(*c_.redis, std::string_view(hex, 16), key_types, ctx_->clock());
       if (!level.ok()) return options_.ErrorAt("redis", level.status().message());
       redis_ = std::move(*level);
     }
     input_schema_ = schema;
     return Status::OK();
+  }
+
+  /// "meter_id = 'm-000042'" (and ", ..." for more key columns), for messages.
+  std::string KeyText(const Batch& batch, int64_t r) const {
+    // fmt::format_to, not "+": GCC 12's -Wrestrict misfires on string concatenation at -O3.
+    std::string out;
+    auto it = std::back_inserter(out);
+    for (size_t k = 0; k < key_cols_.size(); ++k) {
+      const Column& c = batch.column(key_cols_[k]);
+      fmt::format_to(it, "{}{} = ", k ? ", " : "", c_.key[k]);
+      if (c.type() == TypeId::kString) {
+        fmt::format_to(it, "'{}'", c.GetView(r).substr(0, 80));
+      } else if (c.type() == TypeId::kFloat64) {
+        fmt::format_to(it, "{}", c.GetFloat64(r));
+      } else if (c.type() == TypeId::kBool) {
+        fmt::format_to(it, "{}", c.GetBool(r));
+      } else if (c.type() == TypeId::kTimestamp) {
+        fmt::format_to(it, "{}", FormatTimestamp(c.GetInt64(r)));
+      } else {
+        fmt::format_to(it, "{}", c.GetInt64(r));
+      }
+    }
+    return out;
   }
 
   static uint64_t KeyHash(std::string_view s) {
@@ -419,7 +465,7 @@ class LookupTransform final : public Transform {
   std::vector<uint8_t> redis_absent_;
   std::vector<Found> found_;
   std::vector<std::string_view> absent_;
-  int64_t rows_by_level_[4] = {0, 0, 0, 0};  // over the run: as by_level in Emit
+  int64_t redis_failures_seen_ = 0, redis_trips_seen_ = 0;
 };
 
 }  // namespace

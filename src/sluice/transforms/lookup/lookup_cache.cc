@@ -250,6 +250,13 @@ int64_t LookupCache::TakeBytesDelta() {
   return delta;
 }
 
+int64_t LookupCache::TakeEvictionsDelta() {
+  std::lock_guard lock(mu_);
+  const int64_t delta = stats_.evictions - reported_evictions_;
+  reported_evictions_ += delta;
+  return delta;
+}
+
 CacheRegistry* CacheRegistry::Global() {
   static CacheRegistry* registry = new CacheRegistry();
   return registry;

@@ -76,6 +76,8 @@ class LookupCache {
   /// count it against the run's memory budget, so that a cache shared by instances or nodes
   /// is counted once.
   int64_t TakeBytesDelta();
+  /// Return how many entries were evicted since the last call (by any caller).
+  int64_t TakeEvictionsDelta();
   const CacheOptions& options() const { return options_; }
 
  private:
@@ -127,7 +129,8 @@ class LookupCache {
   std::unordered_set<std::string> in_flight_;
   std::vector<int32_t> found_;  // GetMany's scratch
   uint64_t jitter_state_ = 0x9e3779b97f4a7c15ULL;
-  int64_t reported_bytes_ = 0;  // the sum of TakeBytesDelta's answers
+  int64_t reported_bytes_ = 0;      // the sum of TakeBytesDelta's answers
+  int64_t reported_evictions_ = 0;  // the sum of TakeEvictionsDelta's answers
   CacheStats stats_;
 };
 

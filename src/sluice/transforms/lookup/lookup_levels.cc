@@ -1,6 +1,7 @@
 #include "sluice/transforms/lookup/lookup_levels.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "sluice/connectors/postgres/pg_connection.h"
 #include "sluice/connectors/postgres/pg_types.h"
@@ -73,7 +74,13 @@ Result<std::unique_ptr<PgReference>> PgReference::Open(const ReferenceOptions& o
   const std::string relation = !options.query.empty() ? "(" + options.query + ") AS reference"
                                                       : pg_internal::QuoteName(options.table);
   auto plan = pg::PlanRelation(ref->conn_.get(), relation);
-  if (!plan.ok()) return plan.status();
+  if (!plan.ok()) {
+    // No such table or column, a syntax error in the query: the configuration's fault.
+    if (pg::SqlState(plan.status()).starts_with("42")) {
+      return Status::ConfigError("{}", plan.status().message());
+    }
+    return plan.status();
+  }
   std::vector<std::string> keep = options.key;
   std::vector<std::string> values = options.columns;
   if (values.empty()) {
@@ -97,6 +104,14 @@ Result<std::unique_ptr<PgReference>> PgReference::Open(const ReferenceOptions& o
           "key column {} is {}; a lookup key is a string, int64, float64, "
           "bool or timestamp",
           k + 1, TypeName(t));
+    }
+    const int natural = plan->Find(options.key[k]);
+    if (t == TypeId::kString && natural >= 0 &&
+        plan->columns[static_cast<size_t>(natural)].type != TypeId::kString) {
+      return Status::ConfigError(
+          "reference key '{}' is {} in PostgreSQL, but the input's key column {} is a string: "
+          "cast one of them (a `map` before the lookup, or a `query` with ::text)",
+          options.key[k], plan->columns[static_cast<size_t>(natural)].pg_type, k + 1);
     }
     if (Status st = plan->Retype(options.key[k], t); !st.ok()) {
       return Status::ConfigError(
@@ -197,8 +212,10 @@ RedisLevel::RedisLevel(RedisLevelOptions options, Clock* clock)
 RedisLevel::~RedisLevel() = default;
 
 Result<std::unique_ptr<RedisLevel>> RedisLevel::Open(const RedisLevelOptions& options,
-                                                     std::string_view fingerprint, Clock* clock) {
+                                                     std::string_view fingerprint,
+                                                     std::vector<TypeId> key_types, Clock* clock) {
   std::unique_ptr<RedisLevel> level(new RedisLevel(options, clock));
+  level->key_types_ = std::move(key_types);
   level->prefix_ = options.prefix + std::string(fingerprint) + ":";
   // A URL that does not parse is a config error now; an unreachable server is only a level
   // that misses until it is back.
@@ -213,15 +230,41 @@ Result<std::unique_ptr<RedisLevel>> RedisLevel::Open(const RedisLevelOptions& op
              client.status().code() == StatusCode::kPermissionDenied) {
     return client.status();
   } else {
-    level->Failed();
+    level->Failed(client.status());
   }
   return level;
 }
 
+std::string RedisLevel::RedisKey(std::string_view encoded) const {
+  // Readable names for the usual one-column keys (`redis-cli --scan`, DEL of one meter's
+  // entry): the string itself, or the integer in decimal; other keys as hex of their encoding.
+  std::string out = prefix_;
+  if (key_types_.size() == 1 && !encoded.empty() && encoded[0] == '\1') {
+    if (key_types_[0] == TypeId::kString && encoded.size() >= 5) {
+      out.append(encoded.substr(5));
+      return out;
+    }
+    if (key_types_[0] == TypeId::kInt64 && encoded.size() == 9) {
+      int64_t v;
+      std::memcpy(&v, encoded.data() + 1, sizeof(v));
+      out.append(fmt::format_int(v).str());
+      return out;
+    }
+  }
+  static const char* kHex = "0123456789abcdef";
+  out.append("x");
+  for (const char ch : encoded) {
+    out.push_back(kHex[static_cast<uint8_t>(ch) >> 4]);
+    out.push_back(kHex[static_cast<uint8_t>(ch) & 15]);
+  }
+  return out;
+}
+
 std::string_view RedisLevel::state() const { return CircuitStateName(breaker_.state()); }
 
-void RedisLevel::Failed() {
+void RedisLevel::Failed(const Status& why) {
   ++failures_;
+  last_error_ = why.message();
   breaker_.RecordFailure();
 }
 
@@ -232,7 +275,10 @@ bool RedisLevel::Connected() {
   ro.connect_timeout_us = options_.timeout_us;
   ro.command_timeout_us = options_.timeout_us;
   auto client = redis::RedisClient::Make(ro, clock_);
-  if (!client.ok()) return false;
+  if (!client.ok()) {
+    Failed(client.status());
+    return false;
+  }
   client_ = std::move(*client);
   return true;
 }
@@ -243,18 +289,15 @@ bool RedisLevel::Get(const std::vector<std::string_view>& keys,
   absent->assign(keys.size(), 0);
   if (keys.empty()) return true;
   if (!breaker_.Allow()) return false;
-  if (!Connected()) {
-    Failed();
-    return false;
-  }
+  if (!Connected()) return false;
   scratch_keys_.clear();
   std::vector<std::string_view> argv{"MGET"};
-  for (const auto k : keys) scratch_keys_.push_back(prefix_ + std::string(k));
+  for (const auto k : keys) scratch_keys_.push_back(RedisKey(k));
   for (const auto& k : scratch_keys_) argv.push_back(k);
   auto reply = client_->Command(argv);
   if (!reply.ok()) {
     if (reply.status().IsRetryable()) client_.reset();
-    Failed();
+    Failed(reply.status());
     return false;
   }
   breaker_.RecordSuccess();
@@ -273,10 +316,7 @@ bool RedisLevel::Get(const std::vector<std::string_view>& keys,
 void RedisLevel::Put(const std::vector<Found>& found, const std::vector<std::string_view>& absent) {
   if (found.empty() && absent.empty()) return;
   if (!breaker_.Allow()) return;
-  if (!Connected()) {
-    Failed();
-    return;
-  }
+  if (!Connected()) return;
   const std::string ttl = std::to_string(std::max<int64_t>(1, options_.ttl_us / 1000));
   const std::string negative_ttl =
       std::to_string(std::max<int64_t>(1, options_.negative_ttl_us / 1000));
@@ -284,14 +324,14 @@ void RedisLevel::Put(const std::vector<Found>& found, const std::vector<std::str
   size_t n = 0;
   Status st;
   for (const auto& f : found) {
-    key = prefix_ + f.key;
+    key = RedisKey(f.key);
     value = "V" + f.value;
     st = client_->Append({"SET", key, value, "PX", ttl});
     if (!st.ok()) break;
     ++n;
   }
   for (size_t i = 0; st.ok() && i < absent.size(); ++i) {
-    key = prefix_ + std::string(absent[i]);
+    key = RedisKey(absent[i]);
     st = client_->Append({"SET", key, "N", "PX", negative_ttl});
     if (st.ok()) ++n;
   }
@@ -304,7 +344,7 @@ void RedisLevel::Put(const std::vector<Found>& found, const std::vector<std::str
     st = replies.status();
   }
   client_.reset();  // appended commands may be left unanswered: start afresh
-  Failed();
+  Failed(st);
 }
 
 }  // namespace sluice::lookup

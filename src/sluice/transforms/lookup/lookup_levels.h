@@ -115,14 +115,17 @@ struct RedisLevelOptions {
 };
 
 /// Level 2: `MGET prefix+key ...` for a batch, `SET prefix+key value PX ttl` (pipelined) to
-/// fill. Values are "V" + the encoded row, or "N" for a key the reference does not have.
-/// Failures open a breaker: the lookup then goes to the database directly (and counts it)
-/// until a probe finds Redis back.
+/// fill. The key part is the key's text for one string or int64 column (`meter:m-000001`),
+/// hex of its encoding otherwise. Values are "V" + the encoded row, or "N" for a key the reference
+/// does not have. Failures open a breaker: the lookup then goes to the database directly (and
+/// counts it) until a probe finds Redis back.
 class RedisLevel {
  public:
   ~RedisLevel();
+  /// `key_types`: the key columns' types, for readable Redis key names.
   static Result<std::unique_ptr<RedisLevel>> Open(const RedisLevelOptions& options,
-                                                  std::string_view fingerprint, Clock* clock);
+                                                  std::string_view fingerprint,
+                                                  std::vector<TypeId> key_types, Clock* clock);
   /// For each of `keys`: a row (value), absent (empty optional in `absent`), or unknown.
   /// Returns false (and leaves everything unknown) when Redis is unavailable or refused by
   /// the breaker.
@@ -131,13 +134,17 @@ class RedisLevel {
   /// Store rows and absences; failures only count (the rows are in level 1 anyway).
   void Put(const std::vector<Found>& found, const std::vector<std::string_view>& absent);
   int64_t failures() const { return failures_; }
+  /// The last failure's message ("" before any).
+  const std::string& last_error() const { return last_error_; }
   int64_t trips() const { return breaker_.trips(); }
   std::string_view state() const;
 
  private:
   RedisLevel(RedisLevelOptions options, Clock* clock);
   bool Connected();
-  void Failed();
+  /// The Redis key of an encoded lookup key: prefix, then the key as text.
+  std::string RedisKey(std::string_view encoded) const;
+  void Failed(const Status& why);
 
   RedisLevelOptions options_;
   std::string prefix_;
@@ -146,6 +153,8 @@ class RedisLevel {
   std::unique_ptr<redis::RedisClient> client_;
   std::vector<std::string> scratch_keys_;
   int64_t failures_ = 0;
+  std::string last_error_;
+  std::vector<TypeId> key_types_;
 };
 
 }  // namespace sluice::lookup

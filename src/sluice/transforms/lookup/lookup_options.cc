@@ -109,8 +109,9 @@ Result<std::unique_ptr<Transform>> MakeLookup(const NodeOptions& o) {
 void RegisterLookupNode(NodeRegistry* registry) {
   registry->AddTransform(
       "lookup",
-      "Add columns to each row from a reference table keyed by some of its columns, through an "
-      "in-process cache, optionally Redis, and the database (one query per batch of misses).",
+      "Add columns to each row from a reference keyed by some of its columns (a PostgreSQL or "
+      "SQLite table or query, or Redis hashes), through an in-process cache, optionally Redis, "
+      "and the reference (one query per batch of misses).",
       {
           {"key", OptionType::kStringList, "", "The input's key columns.", true, {}},
           OptionSpec::Record(

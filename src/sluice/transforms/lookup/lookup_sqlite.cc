@@ -100,10 +100,12 @@ class SqliteReference final : public Reference {
         sq::Prepare(ref->db_.get(), "SELECT * FROM " + relation + " LIMIT 0", ref->context_);
     if (!probe.ok()) return probe.status();
     std::vector<std::pair<std::string, TypeId>> columns;
+    std::vector<bool> declared_type;  // the column's type came from its declaration
     for (int c = 0; c < sqlite3_column_count(probe->get()); ++c) {
       const auto declared = sq::TypeFromDeclared(sqlite3_column_decltype(probe->get(), c));
       columns.emplace_back(sqlite3_column_name(probe->get(), c),
                            declared.value_or(TypeId::kString));
+      declared_type.push_back(declared.has_value());
     }
     auto find = [&](const std::string& name) -> const std::pair<std::string, TypeId>* {
       for (const auto& c : columns) {
@@ -118,6 +120,17 @@ class SqliteReference final : public Reference {
       if (find(o.key[k]) == nullptr) {
         return Status::ConfigError("{}: no column '{}'; the reference has: {}", ref->context_,
                                    o.key[k], names);
+      }
+      // SQLite compares 1 and '1' as different values: a key of another type than the
+      // reference's declared one would match nothing, silently.
+      const auto* ref_key = find(o.key[k]);
+      const size_t index = static_cast<size_t>(ref_key - columns.data());
+      if (declared_type[index] && ref_key->second != key_types[k]) {
+        return Status::ConfigError(
+            "{}: reference key '{}' is declared {}, but the input's key column {} is {}: they "
+            "would never be equal; cast one of them (a `map` before the lookup, or a `query` "
+            "with CAST)",
+            ref->context_, o.key[k], TypeName(ref_key->second), k + 1, TypeName(key_types[k]));
       }
       if (key_types[k] != TypeId::kString && key_types[k] != TypeId::kInt64) {
         return Status::ConfigError(
