@@ -1,6 +1,7 @@
 #include "sluice/cli/run_summary.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "sluice/core/time.h"
@@ -114,6 +115,13 @@ std::string FormatRunSummary(PipelineRun& run, const Status& status) {
     for (const auto& [k, v] : phases)
       extra += fmt::format(" {}={}", k, Seconds(static_cast<double>(v) / 1e9));
     for (const auto& [k, v] : counters) extra += fmt::format(" {}={}", k, WithCommas(v));
+    // The node's state at the end (a lookup's hit rate and cache size, a window's open
+    // windows): whole numbers with commas, fractions to four significant digits.
+    for (const auto& [k, v] : s.Gauges()) {
+      const bool whole = v == std::floor(v) && std::abs(v) < 1e15;
+      extra += whole ? fmt::format(" {}={}", k, WithCommas(static_cast<int64_t>(v)))
+                     : fmt::format(" {}={:.4g}", k, v);
+    }
     if (s.discarded_rows.load() > 0)
       extra += fmt::format(" discarded_rows={}", WithCommas(s.discarded_rows.load()));
     if (s.committed_batches.load() + s.abandoned_batches.load() > 0) {
