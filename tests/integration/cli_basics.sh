@@ -2,11 +2,18 @@
 # The CLI's contract: versions, help, listing, validation, DOT output and exit codes.
 source "$(dirname "$0")/lib.sh"
 
-"$sluice" --version | grep -q '^sluice [0-9]' || fail "--version"
-"$sluice" --help | grep -q 'run' || fail "--help lists subcommands"
-"$sluice" run --help | grep -q -- '--dry-run' || fail "run --help"
-"$sluice" nodes | grep -q '^generate' || fail "nodes lists generate"
-"$sluice" nodes generate | grep -q 'batch_rows' || fail "nodes generate lists options"
+# Outputs are captured whole before grep -q: grep leaving at its first match would close a pipe
+# sluice is still writing to, and SIGPIPE would fail the pipeline (pipefail) now and then.
+out=$("$sluice" --version)
+grep -q '^sluice [0-9]' <<<"$out" || fail "--version"
+out=$("$sluice" --help)
+grep -q 'run' <<<"$out" || fail "--help lists subcommands"
+out=$("$sluice" run --help)
+grep -q -- '--dry-run' <<<"$out" || fail "run --help"
+out=$("$sluice" nodes)
+grep -q '^generate' <<<"$out" || fail "nodes lists generate"
+out=$("$sluice" nodes generate)
+grep -q 'batch_rows' <<<"$out" || fail "nodes generate lists options"
 set +e
 "$sluice" nodes genrate 2>err; check_eq $? 2 "unknown node type exit code"
 grep -q "did you mean 'generate'" err || fail "nodes suggestion"
@@ -23,8 +30,10 @@ nodes:
   even: {type: filter, inputs: [src], where: "id % 2 = 0"}
   out: {type: stdout, inputs: [even]}
 YAML
-"$sluice" validate p.yaml | grep -q "ok (3 nodes)" || fail "validate"
-"$sluice" graph p.yaml | grep -q '"src" -> "even"' || fail "graph"
+out=$("$sluice" validate p.yaml)
+grep -q "ok (3 nodes)" <<<"$out" || fail "validate"
+out=$("$sluice" graph p.yaml)
+grep -q '"src" -> "even"' <<<"$out" || fail "graph"
 rows=$("$sluice" run -q p.yaml | wc -l); check_eq "$rows" 500 "stdout rows"
 "$sluice" run -q --set nodes.src.rows=10 p.yaml | jq -c . > ten
 check_eq "$(wc -l < ten)" 5 "--set override"
