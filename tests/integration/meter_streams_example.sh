@@ -8,7 +8,8 @@
 # it). Checks: the table equals GROUP BY meter_id, date_bin('15 min', ts) over the readings, and
 # each window's region and tariff are its meter's (null for m-001000);
 # the alerts stream and the webhook each got exactly the outliers (by meter and time, with their
-# voltage); the webhook URL's token appears nowhere in the run's output.
+# voltage); the webhook URL's token appears nowhere in the run's output; a later run's readings
+# for windows the first run wrote are counted late (the window's state file), not lost.
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/lib.sh"
 require_services SLUICE_REDIS_URL SLUICE_PG_DSN
@@ -111,4 +112,17 @@ wrong = [a for a in hooks if a["region"] != region.get(a["meter_id"])]
 assert not wrong, ("alerts whose region is not their meter's", wrong[:3])
 PY
 if grep -q "secret-token" run.out report.json; then fail "the webhook URL's token was printed"; fi
-echo "meter-streams example: ok ($(psql -qAtc "SELECT count(*) FROM $table") windows equal GROUP BY; $outliers outliers in the alerts stream and at the webhook)"
+# A later run gets one more reading per meter for the windows the first run wrote: they are late
+# (the window's state file kept how far the written windows go) — dropped and counted, not
+# made into a window of one reading that the upsert would silently keep out.
+before=$(psql -qAtc "SELECT sum(readings), count(*) FROM $table")
+ROWS=1000 "$sluice" run -q --set nodes.readings.anomalies=0 \
+  --set 'nodes.readings.end="2026-05-01T00:00:05Z"' "$examples/meter-load.yaml" 2>load2.err \
+  || fail "second load: $(tail -3 load2.err)"
+"$sluice" run --until-idle 8s --report report2.json --set "nodes.meter_15min.table=$table" \
+  "$examples/meter-streams.yaml" >run2.out 2>&1 || fail "meter-streams, second run: $(tail -5 run2.out)"
+check_eq "$(jq -r '.nodes[] | select(.id == "per_meter") | .counters.late_dropped' report2.json)" 1000 \
+  "readings of already written windows, counted late in the second run"
+check_eq "$(psql -qAtc "SELECT sum(readings), count(*) FROM $table")" "$before" "the table after the second run"
+
+echo "meter-streams example: ok ($(psql -qAtc "SELECT count(*) FROM $table") windows equal GROUP BY; $outliers outliers in the alerts stream and at the webhook; 1000 readings of written windows late in a later run)"

@@ -28,6 +28,9 @@ Result<std::unique_ptr<BaselineStore>> BaselineStore::Open(const std::string& pa
       store->Exec("CREATE TABLE IF NOT EXISTS sluice_baselines (node TEXT NOT NULL, key BLOB NOT "
                   "NULL, n INTEGER NOT NULL, mean REAL NOT NULL, m2 REAL NOT NULL, last_us "
                   "INTEGER NOT NULL, PRIMARY KEY (node, key))"));
+  SLUICE_RETURN_NOT_OK(
+      store->Exec("CREATE TABLE IF NOT EXISTS sluice_marks (node TEXT NOT NULL, name TEXT NOT "
+                  "NULL, value INTEGER NOT NULL, PRIMARY KEY (node, name))"));
   return store;
 }
 
@@ -41,6 +44,35 @@ Status BaselineStore::Error(int rc, const char* what) const {
 Status BaselineStore::Exec(const char* sql) {
   const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
   return rc == SQLITE_OK ? Status::OK() : Error(rc, sql);
+}
+
+Result<std::optional<int64_t>> BaselineStore::LoadMark(const std::string& prefix) {
+  Stmt st;
+  int rc = sqlite3_prepare_v2(
+      db_, "SELECT min(value) FROM sluice_marks WHERE node = ? AND substr(name, 1, ?) = ?", -1,
+      &st.s, nullptr);
+  if (rc != SQLITE_OK) return Error(rc, "read");
+  sqlite3_bind_text(st.s, 1, node_.data(), static_cast<int>(node_.size()), SQLITE_STATIC);
+  sqlite3_bind_int(st.s, 2, static_cast<int>(prefix.size()));
+  sqlite3_bind_text(st.s, 3, prefix.data(), static_cast<int>(prefix.size()), SQLITE_STATIC);
+  rc = sqlite3_step(st.s);
+  if (rc != SQLITE_ROW) return Error(rc, "read");
+  if (sqlite3_column_type(st.s, 0) == SQLITE_NULL) return std::optional<int64_t>();
+  return std::optional<int64_t>(sqlite3_column_int64(st.s, 0));
+}
+
+Status BaselineStore::SaveMark(const std::string& name, int64_t value) {
+  Stmt st;
+  int rc = sqlite3_prepare_v2(db_,
+                              "INSERT INTO sluice_marks (node, name, value) VALUES (?, ?, ?) "
+                              "ON CONFLICT (node, name) DO UPDATE SET value = excluded.value",
+                              -1, &st.s, nullptr);
+  if (rc != SQLITE_OK) return Error(rc, "write");
+  sqlite3_bind_text(st.s, 1, node_.data(), static_cast<int>(node_.size()), SQLITE_STATIC);
+  sqlite3_bind_text(st.s, 2, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(st.s, 3, value);
+  rc = sqlite3_step(st.s);
+  return rc == SQLITE_DONE ? Status::OK() : Error(rc, "write");
 }
 
 Status BaselineStore::Load(std::unordered_map<std::string, Baseline>* out) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -37,6 +38,11 @@ class BaselineStore {
 
   /// Read every baseline the node saved.
   Status Load(std::unordered_map<std::string, Baseline>* out);
+  /// The smallest value saved under a name starting with `prefix` (every instance of the node
+  /// saves its own), or nullopt when there is none.
+  Result<std::optional<int64_t>> LoadMark(const std::string& prefix);
+  /// Save `value` under `name`, durably.
+  Status SaveMark(const std::string& name, int64_t value);
   /// Write `entries` (key, baseline) in one transaction, durably (synchronous=FULL).
   Status Save(const std::vector<std::pair<const std::string*, const Baseline*>>& entries);
 

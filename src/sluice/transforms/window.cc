@@ -5,11 +5,13 @@
 #include <cstring>
 #include <numeric>
 
+#include "sluice/core/time.h"
 #include "sluice/engine/pipeline.h"
 #include "sluice/engine/registry.h"
 #include "sluice/transforms/group_key.h"
 #include "sluice/transforms/transforms_internal.h"
 #include "sluice/transforms/window_internal.h"
+#include "sluice/transforms/window_marks.h"
 
 namespace sluice::transforms_internal {
 
@@ -26,6 +28,8 @@ class OutputRows final : public RowSink {
     Reset();
   }
   void set_emitter(Emitter* out) { out_ = out; }
+  /// Acks sent with every batch from now on besides the windows' own (the durable mark's).
+  void set_extra_acks(AckSet acks) { extra_ = std::move(acks); }
 
   Status Add(const WindowRow& row) override {
     DecodeKey(row.key, &keys_);
@@ -52,7 +56,9 @@ class OutputRows final : public RowSink {
     cols.push_back(late_.Finish());
     const int64_t rows = rows_;
     Reset();
-    return out_->Emit(Batch::MakeUnchecked(schema_, std::move(cols), rows), acks);
+    AckSet all = acks;
+    all.Merge(extra_);
+    return out_->Emit(Batch::MakeUnchecked(schema_, std::move(cols), rows), std::move(all));
   }
 
  private:
@@ -83,6 +89,7 @@ class OutputRows final : public RowSink {
   int64_t rows_ = 0;
   int64_t last_rows_ = 0;
   std::vector<int64_t> last_key_bytes_;
+  AckSet extra_;
 };
 
 enum class OnError : uint8_t { kFail, kSkip, kDeadLetter };
@@ -90,16 +97,27 @@ enum class OnError : uint8_t { kFail, kSkip, kDeadLetter };
 class WindowTransform final : public Transform {
  public:
   WindowTransform(NodeOptions options, WindowConfig config, std::string time,
-                  std::vector<std::string> group_by, std::vector<AggSpec> aggs, OnError on_error)
+                  std::vector<std::string> group_by, std::vector<AggSpec> aggs, OnError on_error,
+                  std::string state)
       : options_(std::move(options)),
         c_(config),
         time_name_(std::move(time)),
         group_by_(std::move(group_by)),
         aggs_(std::move(aggs)),
-        on_error_(on_error) {}
+        on_error_(on_error),
+        state_(std::move(state)) {}
 
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
+    if (state_.empty()) return Status::OK();
+    auto marks = FiredMarks::Open(state_, options_.id(), ctx->instance());
+    if (!marks.ok()) return marks.status().WithContext("node '{}': state", options_.id());
+    marks_ = std::move(*marks);
+    if (marks_->restored().has_value()) {
+      // An earlier run wrote every window ending by here: their rows from now on are late.
+      restored_ = *marks_->restored();
+      watermark_ = std::max(watermark_, restored_);
+    }
     return Status::OK();
   }
 
@@ -142,6 +160,7 @@ class WindowTransform final : public Transform {
         continue;
       }
       const int64_t t = time.GetInt64(r);
+      max_event_us_ = std::max(max_event_us_, t);
       if (sessions_ != nullptr) {
         key_.clear();
         EncodeKey(*batch, key_cols_, r, &key_);
@@ -212,6 +231,7 @@ class WindowTransform final : public Transform {
   Status Close() override {
     if (ctx_ != nullptr && held_ != 0) ctx_->HoldMemory(-held_);
     held_ = 0;
+    if (marks_ != nullptr) return Context(marks_->Collect(NowMicros(), kMarkEveryUs, true));
     return Status::OK();
   }
 
@@ -268,6 +288,7 @@ class WindowTransform final : public Transform {
       sessions_ = std::make_unique<SessionWindows>(c_, &layout_);
     } else {
       slices_ = std::make_unique<SliceWindows>(c_, &layout_);
+      if (restored_ != INT64_MIN) slices_->RestoreFiredThrough(restored_);
     }
     return Status::OK();
   }
@@ -275,9 +296,27 @@ class WindowTransform final : public Transform {
   Status FireAll(Emitter* out) {
     if (input_schema_ == nullptr) return Status::OK();  // nothing ever arrived
     output_->set_emitter(out);
-    SLUICE_RETURN_NOT_OK(Context(sessions_ != nullptr ? sessions_->Fire(watermark_, output_.get())
-                                                      : slices_->Fire(watermark_, output_.get())));
+    if (marks_ != nullptr) {
+      // At the end of the input every window fires; the mark says only how far rows went.
+      output_->set_extra_acks(
+          marks_->Begin(watermark_ == INT64_MAX ? CoveredThrough() : watermark_));
+    }
+    Status st = Context(sessions_ != nullptr ? sessions_->Fire(watermark_, output_.get())
+                                             : slices_->Fire(watermark_, output_.get()));
+    output_->set_extra_acks(AckSet());
+    SLUICE_RETURN_NOT_OK(st);
+    if (marks_ != nullptr) {
+      SLUICE_RETURN_NOT_OK(Context(marks_->Collect(NowMicros(), kMarkEveryUs, false)));
+    }
     return AccountState();
+  }
+
+  /// The end of the last window holding the latest event time seen: every window a row so far
+  /// could be in ends by then.
+  int64_t CoveredThrough() const {
+    if (max_event_us_ == INT64_MIN) return watermark_ == INT64_MAX ? restored_ : watermark_;
+    if (c_.kind == WindowKind::kSession) return SatAdd(max_event_us_, c_.gap_us);
+    return SatAdd(FloorDiv(max_event_us_, c_.slide_us) * c_.slide_us, c_.size_us);
   }
 
   /// A row without an event time cannot go to any window.
@@ -352,6 +391,11 @@ class WindowTransform final : public Transform {
   std::unique_ptr<SliceWindows> slices_;
   std::unique_ptr<SessionWindows> sessions_;
   int64_t watermark_ = INT64_MIN;
+  int64_t max_event_us_ = INT64_MIN;  // the latest event time folded in
+  std::string state_;                 // the state file, "" for none
+  std::unique_ptr<FiredMarks> marks_;
+  int64_t restored_ = INT64_MIN;  // the mark an earlier run saved
+  static constexpr int64_t kMarkEveryUs = 1'000'000;
   uint64_t calls_ = 0;
   int64_t held_ = 0;
   // Scratch reused across Process calls.
@@ -422,8 +466,9 @@ Result<std::unique_ptr<Transform>> MakeWindow(const NodeOptions& o) {
   const OnError oe = on_error == "skip"          ? OnError::kSkip
                      : on_error == "dead_letter" ? OnError::kDeadLetter
                                                  : OnError::kFail;
-  return std::unique_ptr<Transform>(std::make_unique<WindowTransform>(
-      o, c, o.GetString("time"), o.GetStringList("group_by"), std::move(aggs), oe));
+  return std::unique_ptr<Transform>(
+      std::make_unique<WindowTransform>(o, c, o.GetString("time"), o.GetStringList("group_by"),
+                                        std::move(aggs), oe, o.GetString("state")));
 }
 
 void RegisterWindowNode(NodeRegistry* registry) {
@@ -433,6 +478,14 @@ void RegisterWindowNode(NodeRegistry* registry) {
       "row comes out when the watermark passes its end.",
       {
           {"time", OptionType::kString, "", "The event-time column (timestamp).", true, {}},
+          {"state",
+           OptionType::kString,
+           "",
+           "A SQLite file (it may be the anomaly node's) keeping, across runs, how far the "
+           "window rows are durable: a later run treats rows of windows an earlier run wrote as "
+           "late (the `late` policy) instead of making those windows again from them alone.",
+           false,
+           {}},
           {"group_by",
            OptionType::kStringList,
            "",

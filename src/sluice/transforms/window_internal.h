@@ -213,6 +213,10 @@ class SliceWindows {
 
   int64_t Bytes() const;
   int64_t open_slices() const { return static_cast<int64_t>(slices_.size()); }
+  /// Treat every window ending at or before `watermark` as fired (an earlier run wrote it).
+  void RestoreFiredThrough(int64_t watermark) {
+    fired_through_ = std::max(fired_through_, watermark);
+  }
   /// Drop every open slice and fail the acknowledgements it holds (a stop, not the end of
   /// the input: the source keeps those rows for the next run). Return how many were open.
   int64_t AbandonOpen();
