@@ -216,6 +216,7 @@ class SliceWindows {
   /// Treat every window ending at or before `watermark` as fired (an earlier run wrote it).
   void RestoreFiredThrough(int64_t watermark) {
     fired_through_ = std::max(fired_through_, watermark);
+    restored_through_ = std::max(restored_through_, watermark);
   }
   /// Drop every open slice and fail the acknowledgements it holds (a stop, not the end of
   /// the input: the source keeps those rows for the next run). Return how many were open.
@@ -252,6 +253,9 @@ class SliceWindows {
   KeyIndex keys_;
   std::map<int64_t, Slice> slices_;    // by start
   int64_t fired_through_ = INT64_MIN;  // every window ending at or before this has fired
+  // Every window ending at or before this was written by an earlier run (RestoreFiredThrough):
+  // this run holds none of its rows, so it is never re-emitted (late: update).
+  int64_t restored_through_ = INT64_MIN;
   // Scratch for merging slices into windows.
   AggStore merged_;
   std::vector<int32_t> merged_group_;  // by key id; -1: none

@@ -47,6 +47,34 @@ TEST(WindowMarksTest, AWrittenWindowStaysWrittenAcrossRuns) {
   std::remove(path.c_str());
 }
 
+// Under late: update, a window an earlier run wrote is not re-emitted from a late row alone (its
+// complete row would be replaced by one of that row): the row is late, dropped and counted.
+TEST(WindowMarksTest, LateUpdateNeverReplacesAWindowAnEarlierRunWrote) {
+  const std::string path =
+      ::testing::TempDir() + "/window-marks-up-" + std::to_string(getpid()) + ".db";
+  std::remove(path.c_str());
+  const J options{
+      {"size", "15m"}, {"state", path}, {"late", "update"}, {"allowed_lateness", "10m"}};
+  {
+    Harness h(options);
+    ASSERT_TRUE(h.status.ok()) << h.status.ToString();
+    ASSERT_TRUE(h.Push({{"a", 1 * kMin, 1, 1}, {"a", 2 * kMin, 2, 1}}).ok());
+    ASSERT_TRUE(h.Watermark(16 * kMin).ok());
+    h.out.row_acks.clear();
+    ASSERT_TRUE(h.Watermark(17 * kMin).ok());
+    ASSERT_TRUE(h.t->Close().ok());
+  }
+  {
+    Harness h(options);
+    ASSERT_TRUE(h.Push({{"a", 5 * kMin, 100, 1}}).ok());
+    ASSERT_TRUE(h.t->Finish(&h.out).ok());
+    EXPECT_EQ(Counter(h.stats, "late_dropped"), 1);
+    EXPECT_EQ(Counter(h.stats, "late_updates"), 0);
+    EXPECT_TRUE(h.Lines().empty());
+  }
+  std::remove(path.c_str());
+}
+
 // The mark moves only once the rows are acknowledged: a window fired but never made durable (the
 // run died before its sink wrote it) is made again by the next run from the redelivered rows.
 TEST(WindowMarksTest, AWindowNotYetDurableIsMadeAgain) {

@@ -14,6 +14,8 @@ SliceWindows::Fate SliceWindows::Classify(int64_t t, int64_t watermark) const {
   const int64_t s = FloorDiv(t, c_.pane_us) * c_.pane_us;
   if (FirstEnd(s) > watermark) return Fate::kFold;  // no window holding it has fired
   if (c_.late == LatePolicy::kUpdate) {
+    // Windows an earlier run wrote are not kept here: a row only they hold is late.
+    if (LastEnd(s) <= restored_through_) return Fate::kLate;
     return SatAdd(LastEnd(s), c_.lateness_us) > watermark ? Fate::kFoldLate : Fate::kLate;
   }
   // Windows that fired do not see it, but a later window holding the slice still will.
@@ -72,7 +74,9 @@ Status SliceWindows::Refire(const std::vector<std::pair<int64_t, int32_t>>& touc
   for (const auto& [s, key] : touched) {
     for (int64_t e = FirstEnd(s), last = LastEnd(s); e <= last; e = SatAdd(e, c_.slide_us)) {
       // Fired (e <= watermark) and still kept: re-emit; not fired yet: it will be.
-      if (e <= watermark && SatAdd(e, c_.lateness_us) > watermark) keys_by_end[e].push_back(key);
+      if (e <= watermark && SatAdd(e, c_.lateness_us) > watermark && e > restored_through_) {
+        keys_by_end[e].push_back(key);
+      }
       if (e == INT64_MAX) break;
     }
   }
