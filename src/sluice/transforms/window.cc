@@ -117,6 +117,7 @@ class WindowTransform final : public Transform {
       // An earlier run wrote every window ending by here: their rows from now on are late.
       restored_ = *marks_->restored();
       watermark_ = std::max(watermark_, restored_);
+      finite_watermark_ = watermark_;
     }
     return Status::OK();
   }
@@ -207,6 +208,7 @@ class WindowTransform final : public Transform {
 
   Status OnWatermark(int64_t watermark, Emitter* out) override {
     watermark_ = std::max(watermark_, watermark);
+    if (watermark_ != INT64_MAX) finite_watermark_ = watermark_;
     return FireAll(out);
   }
 
@@ -231,7 +233,9 @@ class WindowTransform final : public Transform {
   Status Close() override {
     if (ctx_ != nullptr && held_ != 0) ctx_->HoldMemory(-held_);
     held_ = 0;
-    if (marks_ != nullptr) return Context(marks_->Collect(NowMicros(), kMarkEveryUs, true));
+    if (marks_ != nullptr && !ctx_->cancelled()) {
+      return Context(marks_->Collect(NowMicros(), kMarkEveryUs, true));
+    }
     return Status::OK();
   }
 
@@ -294,21 +298,32 @@ class WindowTransform final : public Transform {
   }
 
   Status FireAll(Emitter* out) {
-    if (input_schema_ == nullptr) return Status::OK();  // nothing ever arrived
-    output_->set_emitter(out);
+    const bool any_input = input_schema_ != nullptr;
+    AckSet mark;
     if (marks_ != nullptr) {
-      // At the end of the input every window fires; the mark says only how far rows went.
-      output_->set_extra_acks(
-          marks_->Begin(watermark_ == INT64_MAX ? CoveredThrough() : watermark_));
+      // At the end of the input every window fires; the mark says only how far rows went (or
+      // the input's watermark, for an instance that had few rows or none).
+      mark = marks_->Begin(watermark_ == INT64_MAX ? std::max(CoveredThrough(), finite_watermark_)
+                                                   : watermark_);
     }
-    Status st = Context(sessions_ != nullptr ? sessions_->Fire(watermark_, output_.get())
-                                             : slices_->Fire(watermark_, output_.get()));
-    output_->set_extra_acks(AckSet());
-    SLUICE_RETURN_NOT_OK(st);
-    if (marks_ != nullptr) {
+    Status st;
+    if (any_input) {
+      output_->set_emitter(out);
+      output_->set_extra_acks(mark);
+      st = Context(sessions_ != nullptr ? sessions_->Fire(watermark_, output_.get())
+                                        : slices_->Fire(watermark_, output_.get()));
+      output_->set_extra_acks(AckSet());
+    }
+    if (!st.ok()) {
+      mark.Fail();  // some windows of this firing were not sent: the mark must not pass them
+      return st;
+    }
+    mark.Release();
+    // A cancelled run may have dropped sent rows unwritten without failing them: save nothing.
+    if (marks_ != nullptr && !ctx_->cancelled()) {
       SLUICE_RETURN_NOT_OK(Context(marks_->Collect(NowMicros(), kMarkEveryUs, false)));
     }
-    return AccountState();
+    return any_input ? AccountState() : Status::OK();
   }
 
   /// The end of the last window holding the latest event time seen: every window a row so far
@@ -391,8 +406,9 @@ class WindowTransform final : public Transform {
   std::unique_ptr<SliceWindows> slices_;
   std::unique_ptr<SessionWindows> sessions_;
   int64_t watermark_ = INT64_MIN;
-  int64_t max_event_us_ = INT64_MIN;  // the latest event time folded in
-  std::string state_;                 // the state file, "" for none
+  int64_t max_event_us_ = INT64_MIN;      // the latest event time folded in
+  int64_t finite_watermark_ = INT64_MIN;  // the input's last watermark before its end
+  std::string state_;                     // the state file, "" for none
   std::unique_ptr<FiredMarks> marks_;
   int64_t restored_ = INT64_MIN;  // the mark an earlier run saved
   static constexpr int64_t kMarkEveryUs = 1'000'000;
@@ -461,6 +477,11 @@ Result<std::unique_ptr<Transform>> MakeWindow(const NodeOptions& o) {
     auto spec = ParseAggregate(name, text);
     if (!spec.ok()) return o.ErrorAt("aggregates", spec.status().message());
     aggs.push_back(std::move(*spec));
+  }
+  if (!o.GetString("state").empty() && c.kind == WindowKind::kSession) {
+    return o.ErrorAt("state",
+                     "keeps how far tumbling and hopping windows are written; sessions are not "
+                     "supported yet (a session still open would make its earlier rows late)");
   }
   const std::string on_error = o.GetString("on_error");
   const OnError oe = on_error == "skip"          ? OnError::kSkip
