@@ -244,6 +244,25 @@ YAML
     || fail "$opts said: $(cat bad.err)"
 done
 
+# A char(n) reference key matches 'm-000001' but returns it padded: refused, not a silent miss.
+psql -qc "CREATE TABLE padded_$$ (id char(12) PRIMARY KEY, region text);
+          INSERT INTO padded_$$ VALUES ('m-000001', 'x')"
+cat > padded.yaml <<YAML
+nodes:
+  readings: {type: generate, shape: meter, rows: 10, meters: 5, seed: 4}
+  enrich: {type: lookup, inputs: [readings], key: [meter_id],
+           from: {postgres: "$SLUICE_PG_DSN", table: padded_$$, key: [id]}}
+  out: {type: "null", inputs: [enrich]}
+YAML
+set +e
+"$sluice" run -q padded.yaml 2> padded.err
+rc=$?
+set -e
+psql -qc "DROP TABLE padded_$$"
+check_eq "$rc" 1 "exit code for a char(n) reference key"
+grep -q "returned a key that is none of those asked for" padded.err \
+  || fail "a char(n) key said: $(cat padded.err)"
+
 # 8. An unreachable database: retried (from.retries), then the run fails naming it.
 sed "s/postgres: \"[^\"]*\"/postgres: \"host=127.0.0.1 port=1 connect_timeout=1\"/; s/key: \[id\],/key: [id], retries: 2,/" \
   "$(pipeline y 100 "")" > y2.yaml

@@ -36,9 +36,6 @@ class LookupTransform final : public Transform {
 
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
-    std::string error;
-    cache_ = CacheRegistry::Global()->Get(c_.cache_name, c_.cache, ctx->clock(), &error);
-    if (cache_ == nullptr) return options_.ErrorAt("cache", error);
     return Status::OK();
   }
 
@@ -226,7 +223,16 @@ class LookupTransform final : public Transform {
     std::vector<uint8_t> got(db_keys.size(), 0);
     for (const Found& f : found_) {
       auto it = slot_of.find(f.key);
-      if (it == slot_of.end()) continue;  // cannot happen: the query asked for these keys
+      if (it == slot_of.end()) {
+        // The reference matched a key asked for but returned it differently (char(n) padding,
+        // a case-insensitive collation): its row cannot be told apart, so say so.
+        return Status::Invalid(
+            "node '{}': the reference returned a key that is none of those asked for, though it "
+            "matched one: its key column compares values the input does not (char(n) padding, a "
+            "case-insensitive collation); read the key as the input has it in a `query` (e.g. "
+            "`rtrim(id) AS id`, `lower(id) AS id`)",
+            options_.id());
+      }
       probes_[it->second] = Probe::kFound;
       values_[it->second] = f.value;
       level_[it->second] = 3;
@@ -398,6 +404,11 @@ class LookupTransform final : public Transform {
     }
     value_schema_ = MakeSchema(std::move(values));
     output_schema_ = MakeSchema(std::move(fields));
+    // Level 1, shared with the lookups of the same name and the same reference only.
+    std::string error;
+    cache_ =
+        CacheRegistry::Global()->Get(c_.cache_name, c_.cache, fingerprint, ctx_->clock(), &error);
+    if (cache_ == nullptr) return options_.ErrorAt("cache", error);
     if (c_.redis.has_value()) {
       char hex[17];
       fmt::format_to_n(hex, sizeof(hex), "{:016x}", KeyHash(fingerprint));

@@ -263,12 +263,13 @@ CacheRegistry* CacheRegistry::Global() {
 }
 
 std::shared_ptr<LookupCache> CacheRegistry::Get(const std::string& name,
-                                                const CacheOptions& options, Clock* clock,
+                                                const CacheOptions& options,
+                                                const std::string& reference, Clock* clock,
                                                 std::string* error) {
   if (name.empty()) return std::make_shared<LookupCache>(options, clock);
   std::lock_guard lock(mu_);
-  std::weak_ptr<LookupCache>& slot = caches_[name];
-  if (auto cache = slot.lock()) {
+  Entry& slot = caches_[name];
+  if (auto cache = slot.cache.lock()) {
     const CacheOptions& o = cache->options();
     if (o.ttl_us != options.ttl_us || o.negative_ttl_us != options.negative_ttl_us ||
         o.max_bytes != options.max_bytes) {
@@ -276,10 +277,15 @@ std::shared_ptr<LookupCache> CacheRegistry::Get(const std::string& name,
                "negative_ttl or max_bytes: give both the same, or another name";
       return nullptr;
     }
+    if (slot.reference != reference) {
+      *error = "cache '" + name + "' is shared with another lookup of another reference (or " +
+               "other columns): their rows cannot share a cache; give it another name";
+      return nullptr;
+    }
     return cache;
   }
   auto cache = std::make_shared<LookupCache>(options, clock);
-  slot = cache;
+  slot = {cache, reference};
   return cache;
 }
 

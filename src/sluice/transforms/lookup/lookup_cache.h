@@ -140,13 +140,19 @@ class CacheRegistry {
  public:
   static CacheRegistry* Global();
   /// Return the cache `name`, made with `options` on `clock` if it does not exist yet. An
-  /// empty name makes a private cache.
+  /// empty name makes a private cache. `reference` says what its values are (where they come
+  /// from, which columns): a lookup naming a cache that holds another reference's rows gets
+  /// an error, not those rows.
   std::shared_ptr<LookupCache> Get(const std::string& name, const CacheOptions& options,
-                                   Clock* clock, std::string* error);
+                                   const std::string& reference, Clock* clock, std::string* error);
 
  private:
   std::mutex mu_;
-  std::unordered_map<std::string, std::weak_ptr<LookupCache>> caches_;
+  struct Entry {
+    std::weak_ptr<LookupCache> cache;
+    std::string reference;
+  };
+  std::unordered_map<std::string, Entry> caches_;
 };
 
 }  // namespace sluice::lookup

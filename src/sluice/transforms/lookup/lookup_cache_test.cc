@@ -157,5 +157,22 @@ TEST(LookupCacheTest, ConcurrentMissesOfOneKeyMakeOneFetch) {
   for (const auto& g : got) EXPECT_EQ(g, "row-x,row-y");
 }
 
+// A cache is shared by name only between lookups of the same reference and columns: another
+// reference's rows under the same name are an error, not wrong values.
+TEST(LookupCacheTest, ANamedCacheServesOneReference) {
+  FakeClock clock(0);
+  std::string error;
+  auto a = CacheRegistry::Global()->Get("shared-test", {}, "pg meters region", &clock, &error);
+  ASSERT_NE(a, nullptr) << error;
+  EXPECT_EQ(CacheRegistry::Global()->Get("shared-test", {}, "pg meters region", &clock, &error), a);
+  EXPECT_EQ(CacheRegistry::Global()->Get("shared-test", {}, "pg tariffs price", &clock, &error),
+            nullptr);
+  EXPECT_NE(error.find("another reference"), std::string::npos) << error;
+  EXPECT_EQ(CacheRegistry::Global()->Get("shared-test", {.ttl_us = 1}, "pg meters region", &clock,
+                                         &error),
+            nullptr);
+  EXPECT_NE(error.find("other ttl"), std::string::npos) << error;
+}
+
 }  // namespace
 }  // namespace sluice::lookup
