@@ -17,6 +17,15 @@ require_services() {
     [ -n "${!v:-}" ] || fail "$v is not set: run scripts/services start and eval \"\$(scripts/services env)\" first"
   done
 }
+# expect_failure CODE PATTERN WHAT CMD...: run CMD, its stderr kept; fail unless it exits with
+# CODE and its stderr matches the grep PATTERN (the message a user would read).
+expect_failure() {
+  local want=$1 pattern=$2 what=$3 rc=0
+  shift 3
+  "$@" 2>"$work/expect.err" || rc=$?
+  [ "$rc" = "$want" ] || fail "$what: exit $rc, want $want: $(tail -3 "$work/expect.err")"
+  grep -q -- "$pattern" "$work/expect.err" || fail "$what said: $(cat "$work/expect.err")"
+}
 # redis-cli against scripts/services' Redis.
 rcli() { redis-cli -u "$SLUICE_REDIS_URL" "$@"; }
 

@@ -162,12 +162,8 @@ sort h.jsonl | cmp -s - g.sorted || fail "four instances enriched differently fr
 check_eq "$(counter s.json rows_skipped)" "$(counter s.json not_found)" "skipped rows"
 check_eq "$(wc -l < s.jsonl)" "$(( 5000 - $(counter s.json not_found) ))" "rows kept by on_miss: skip"
 [ "$(jq -r 'select(.region == null) | .meter_id' s.jsonl | wc -l)" -le 1 ] || fail "skip kept rows without a reference row"
-set +e
-"$sluice" run -q "$(pipeline x 5000 "on_miss: fail")" 2> x.err
-rc=$?
-set -e
-check_eq "$rc" 1 "exit code of on_miss: fail"
-grep -q "no reference row for meter_id = 'm-00....' (on_miss: fail" x.err || fail "on_miss: fail said: $(cat x.err)"
+expect_failure 1 "no reference row for meter_id = 'm-00....' (on_miss: fail" "on_miss: fail" \
+  "$sluice" run -q "$(pipeline x 5000 "on_miss: fail")"
 
 # 6. Redis hashes as the reference (one hash per meter, fields parsed by `schema`).
 python3 - "$redis_port" "h$$:" > hashes.json <<'PY' || fail "could not write the hashes"
@@ -214,13 +210,8 @@ for line in open(sys.argv[1]):
 assert n == 5000, n
 PY
 redis-cli -p "$redis_port" HSET "h$$:m-000009" capacity_kw "lots" >/dev/null
-set +e
-"$sluice" run -q hashes.yaml 2> hashes.err
-rc=$?
-set -e
-check_eq "$rc" 1 "exit code for a hash field that is not a float64"
-grep -q "Redis hash 'h$$:m-000009', field 'capacity_kw': 'lots' is not a float64" hashes.err \
-  || fail "a bad hash field said: $(cat hashes.err)"
+expect_failure 1 "Redis hash 'h$$:m-000009', field 'capacity_kw': 'lots' is not a float64" "a hash field that is not a float64" \
+  "$sluice" run -q hashes.yaml
 
 # 7. Mistakes found before the first row: a missing table, a string key against an integer
 #    reference key (exit 2, naming the option's place and what to do).
@@ -235,13 +226,8 @@ nodes:
            from: {postgres: "$SLUICE_PG_DSN", $opts}}
   out: {type: "null", inputs: [enrich]}
 YAML
-  set +e
-  "$sluice" run -q bad.yaml 2> bad.err
-  rc=$?
-  set -e
-  check_eq "$rc" 2 "exit code for: $opts"
-  grep -q "bad.yaml:[0-9]*:[0-9]*: node 'enrich': option 'from': .*$want" bad.err \
-    || fail "$opts said: $(cat bad.err)"
+  expect_failure 2 "bad.yaml:[0-9]*:[0-9]*: node 'enrich': option 'from': .*$want" "exit code for: $opts" \
+    "$sluice" run -q bad.yaml
 done
 
 # A char(n) reference key matches 'm-000001' but returns it padded: refused, not a silent miss.
@@ -254,21 +240,12 @@ nodes:
            from: {postgres: "$SLUICE_PG_DSN", table: padded_$$, key: [id]}}
   out: {type: "null", inputs: [enrich]}
 YAML
-set +e
-"$sluice" run -q padded.yaml 2> padded.err
-rc=$?
-set -e
+expect_failure 1 "returned a key that is none of those asked for" "a char(n) reference key" \
+  "$sluice" run -q padded.yaml
 psql -qc "DROP TABLE padded_$$"
-check_eq "$rc" 1 "exit code for a char(n) reference key"
-grep -q "returned a key that is none of those asked for" padded.err \
-  || fail "a char(n) key said: $(cat padded.err)"
 
 # 8. An unreachable database: retried (from.retries), then the run fails naming it.
 sed "s/postgres: \"[^\"]*\"/postgres: \"host=127.0.0.1 port=1 connect_timeout=1\"/; s/key: \[id\],/key: [id], retries: 2,/" \
   "$(pipeline y 100 "")" > y2.yaml
-set +e
-"$sluice" run -q y2.yaml 2> y.err
-rc=$?
-set -e
-check_eq "$rc" 1 "exit code with the database unreachable"
-grep -q "giving up after 3 attempts.*127.0.0.1:1" y.err || fail "unreachable database said: $(cat y.err)"
+expect_failure 1 "giving up after 3 attempts.*127.0.0.1:1" "the database unreachable" \
+  "$sluice" run -q y2.yaml

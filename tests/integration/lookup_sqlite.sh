@@ -68,26 +68,13 @@ check_eq "$(jq -r '.nodes[] | select(.id == "enrich") | .counters.not_found' t.j
 "$sluice" run -q "$(pipeline q "query: \"SELECT id, region, tariff, capacity_kw, since, phases FROM meters WHERE id > ''\", key: [id]")"
 cmp -s t.jsonl q.jsonl || fail "a query as the reference gave other rows than the table"
 
-set +e
-"$sluice" run -q "$(pipeline d "table: dup, key: [id]")" 2> d.err
-rc=$?
-set -e
-check_eq "$rc" 1 "exit code with two reference rows for one key"
-grep -q "more than one row for a key (key columns id)" d.err || fail "duplicate keys said: $(cat d.err)"
+expect_failure 1 "more than one row for a key (key columns id)" "two reference rows for one key" \
+  "$sluice" run -q "$(pipeline d "table: dup, key: [id]")"
 
-set +e
-"$sluice" run -q "$(pipeline c "table: meters, key: [id], columns: [regoin]")" 2> c.err
-rc=$?
-set -e
-check_eq "$rc" 2 "exit code for a column the reference lacks"
-grep -q "no column 'regoin'; the reference has: id, region" c.err || fail "missing column said: $(cat c.err)"
+expect_failure 2 "no column 'regoin'; the reference has: id, region" "a column the reference lacks" \
+  "$sluice" run -q "$(pipeline c "table: meters, key: [id], columns: [regoin]")"
 
 # A string key against an INTEGER reference key would match nothing, silently: refused.
 sqlite3 ref.db "CREATE TABLE by_number (n INTEGER PRIMARY KEY, label TEXT); INSERT INTO by_number VALUES (1, 'one')"
-set +e
-"$sluice" run -q "$(pipeline n "table: by_number, key: [n]")" 2> n.err
-rc=$?
-set -e
-check_eq "$rc" 2 "exit code for a string key against an INTEGER reference key"
-grep -q "reference key 'n' is declared int64, but the input's key column 1 is string" n.err \
-  || fail "key type mismatch said: $(cat n.err)"
+expect_failure 2 "reference key 'n' is declared int64, but the input's key column 1 is string" "a string key against an INTEGER reference key" \
+  "$sluice" run -q "$(pipeline n "table: by_number, key: [n]")"

@@ -5,6 +5,7 @@
 // copy k are the ids its resources got in copy k, with no lookup table, and a rerun of the same
 // operation makes the same ids (an upsert sink then adds nothing).
 
+#include "sluice/transforms/group_key.h"
 #include "sluice/transforms/transforms_internal.h"
 
 namespace sluice::transforms_internal {
@@ -35,11 +36,9 @@ struct ReplicateConfig {
 class ReplicateTransform final : public Transform {
  public:
   ReplicateTransform(NodeOptions options, ReplicateConfig config)
-      : options_(std::move(options)), c_(std::move(config)) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const char ch : c_.operation) h = (h ^ static_cast<uint8_t>(ch)) * 0x100000001b3ULL;
-    operation_hash_ = Mix(h);
-  }
+      : options_(std::move(options)),
+        c_(std::move(config)),
+        operation_hash_(KeyHash(c_.operation)) {}
 
   Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& inputs) override {
     if (inputs.empty() || inputs[0] == nullptr) return SchemaPtr{};
@@ -50,18 +49,20 @@ class ReplicateTransform final : public Transform {
   Status Process(const BatchPtr& batch, int input, Emitter* out) override {
     SLUICE_RETURN_NOT_OK(BindTo(batch->schema()));
     const int64_t n = batch->num_rows();
+    // The tags every copy shares, built once per batch.
+    ColumnBuilder synthetic_b(TypeId::kBool, n), operation_b(TypeId::kString, n);
+    for (int64_t r = 0; r < n; ++r) {
+      synthetic_b.AppendBool(true);
+      operation_b.AppendString(c_.operation);
+    }
+    const Column synthetic = synthetic_b.Finish(), operation = operation_b.Finish();
     for (int64_t k = 1; k <= c_.copies; ++k) {
       std::vector<Column> cols = batch->columns();
       for (const int c : remap_cols_) cols[static_cast<size_t>(c)] = Remap(batch->column(c), k);
-      ColumnBuilder synthetic(TypeId::kBool, n), operation(TypeId::kString, n),
-          copy(TypeId::kInt64, n);
-      for (int64_t r = 0; r < n; ++r) {
-        synthetic.AppendBool(true);
-        operation.AppendString(c_.operation);
-        copy.AppendInt64(k);
-      }
-      cols.push_back(synthetic.Finish());
-      cols.push_back(operation.Finish());
+      ColumnBuilder copy(TypeId::kInt64, n);
+      for (int64_t r = 0; r < n; ++r) copy.AppendInt64(k);
+      cols.push_back(synthetic);
+      cols.push_back(operation);
       cols.push_back(batch->column(remap_cols_[0]));  // the template's id
       cols.push_back(copy.Finish());
       SLUICE_RETURN_NOT_OK(

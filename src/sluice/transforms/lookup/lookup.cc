@@ -411,7 +411,7 @@ class LookupTransform final : public Transform {
     if (cache_ == nullptr) return options_.ErrorAt("cache", error);
     if (c_.redis.has_value()) {
       char hex[17];
-      fmt::format_to_n(hex, sizeof(hex), "{:016x}", KeyHash(fingerprint));
+      fmt::format_to_n(hex, sizeof(hex), "{:016x}", transforms_internal::KeyHash(fingerprint));
       auto level = RedisLevel::Open(*c_.redis, std::string_view(hex, 16), key_types, ctx_->clock());
       if (!level.ok()) return options_.ErrorAt("redis", level.status().message());
       redis_ = std::move(*level);
@@ -441,12 +441,6 @@ class LookupTransform final : public Transform {
       }
     }
     return out;
-  }
-
-  static uint64_t KeyHash(std::string_view s) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const char ch : s) h = (h ^ static_cast<uint8_t>(ch)) * 0x100000001b3ULL;
-    return h;
   }
 
   NodeOptions options_;

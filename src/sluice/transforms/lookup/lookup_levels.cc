@@ -219,11 +219,7 @@ Result<std::unique_ptr<RedisLevel>> RedisLevel::Open(const RedisLevelOptions& op
   level->prefix_ = options.prefix + std::string(fingerprint) + ":";
   // A URL that does not parse is a config error now; an unreachable server is only a level
   // that misses until it is back.
-  redis::RedisOptions ro;
-  ro.url = options.url;
-  ro.connect_timeout_us = options.timeout_us;
-  ro.command_timeout_us = options.timeout_us;
-  auto client = redis::RedisClient::Make(ro, clock);
+  auto client = level->Connect();
   if (client.ok()) {
     level->client_ = std::move(*client);
   } else if (client.status().code() == StatusCode::kConfigError ||
@@ -268,13 +264,17 @@ void RedisLevel::Failed(const Status& why) {
   breaker_.RecordFailure();
 }
 
-bool RedisLevel::Connected() {
-  if (client_ != nullptr) return true;
+Result<std::unique_ptr<redis::RedisClient>> RedisLevel::Connect() const {
   redis::RedisOptions ro;
   ro.url = options_.url;
   ro.connect_timeout_us = options_.timeout_us;
   ro.command_timeout_us = options_.timeout_us;
-  auto client = redis::RedisClient::Make(ro, clock_);
+  return redis::RedisClient::Make(ro, clock_);
+}
+
+bool RedisLevel::Connected() {
+  if (client_ != nullptr) return true;
+  auto client = Connect();
   if (!client.ok()) {
     Failed(client.status());
     return false;

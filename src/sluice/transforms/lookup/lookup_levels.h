@@ -141,6 +141,9 @@ class RedisLevel {
 
  private:
   RedisLevel(RedisLevelOptions options, Clock* clock);
+  /// One connection attempt with the level's URL and timeouts.
+  Result<std::unique_ptr<redis::RedisClient>> Connect() const;
+  /// Connect when there is no connection; false (a failure counted) when that fails.
   bool Connected();
   /// The Redis key of an encoded lookup key: prefix, then the key as text.
   std::string RedisKey(std::string_view encoded) const;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "sluice/connectors/redis/redis_client.h"
+#include "sluice/connectors/sqlite/sqlite_internal.h"
 #include "sluice/core/time.h"
 #include "sluice/transforms/lookup/lookup_levels.h"
 
@@ -32,15 +33,12 @@ bool AppendText(std::string_view v, TypeId type, ColumnBuilder* b) {
       b->AppendFloat64(x);
       return true;
     }
-    case TypeId::kBool:
-      if (v == "1" || v == "true" || v == "t") {
-        b->AppendBool(true);
-      } else if (v == "0" || v == "false" || v == "f") {
-        b->AppendBool(false);
-      } else {
-        return false;
-      }
+    case TypeId::kBool: {
+      bool x = false;  // as the SQLite connector reads text: 1/0, true/false, t/f
+      if (!sqlite_internal::ParseBoolText(v, &x)) return false;
+      b->AppendBool(x);
       return true;
+    }
     case TypeId::kTimestamp: {
       auto t = ParseTimestamp(v);
       if (!t.ok()) return false;
