@@ -9,6 +9,7 @@
 #include "sluice/connectors/postgres/postgres.h"
 #include "sluice/connectors/redis/redis.h"
 #include "sluice/connectors/sqlite/sqlite.h"
+#include "sluice/transforms/geo/geo.h"
 #include "sluice/transforms/lookup/lookup.h"
 #include "sluice/transforms/transforms.h"
 
@@ -26,6 +27,7 @@ void RegisterBuiltinNodes(NodeRegistry* registry) {
   RegisterHttpNodes(registry);
   RegisterTransformNodes(registry);
   lookup::RegisterLookupNode(registry);
+  geo::RegisterGeoNodes(registry);
 }
 
 }  // namespace sluice
