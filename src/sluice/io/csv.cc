@@ -13,6 +13,7 @@
 
 #include "sluice/core/column.h"
 #include "sluice/core/time.h"
+#include "sluice/io/geometry.h"
 #include "sluice/io/text_internal.h"
 
 namespace sluice::io {
@@ -816,6 +817,7 @@ class CsvDecoder::Impl {
         break;
       case TypeId::kBytes:
       case TypeId::kGeometry: {
+        const bool geometry = schema_->field(c).type == TypeId::kGeometry;
         std::string& decoded = decoded_[static_cast<size_t>(c)];
         std::vector<uint32_t>& ends = decoded_ends_[static_cast<size_t>(c)];
         decoded.clear();
@@ -823,7 +825,12 @@ class CsvDecoder::Impl {
         for (size_t r = 0; r < rows; ++r) {
           if (!nulls[r]) {
             const std::string_view v = View(f[r * stride]);
-            if (internal::ParseHex(v, &hex_)) {
+            if (geometry) {
+              // Hex EWKB, or WKT/EWKT; a malformed one is a bad value like any other.
+              if (!geom::TextToEwkb(v, options_.srid, &decoded).ok()) {
+                MarkBad(r, c, v, "a geometry (hex EWKB or WKT)");
+              }
+            } else if (internal::ParseHex(v, &hex_)) {
               decoded.append(hex_);
             } else {
               MarkBad(r, c, v, "hex bytes");

@@ -49,6 +49,11 @@ struct DecodeOptions {
   char delimiter = ',';  ///< CSV field separator.
   char quote = '"';      ///< CSV quote character.
   bool header = true;    ///< CSV: the first record names the columns.
+  /// The SRID of geometries read from text that does not carry one (WKT without "SRID=n;",
+  /// GeoJSON); 0 keeps WKT without one and gives GeoJSON 4326 (or its file's "crs").
+  int32_t srid = 0;
+  /// GeoJSON: the column the features' geometries go to.
+  std::string geometry_column = "geometry";
 };
 
 /// Turn bytes into batches. Input arrives in pieces of any size: a record, or a UTF-8
