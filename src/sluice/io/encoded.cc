@@ -148,6 +148,7 @@ Status ObjectEncoder::Encode(const Batch& batch, EncodedObject* out) {
   raw_.clear();
   encoder_->Begin(&raw_);
   encoder_->Encode(batch, &raw_);
+  SLUICE_RETURN_NOT_OK(encoder_->status());
   const int64_t t1 = NowNs();
   SLUICE_ASSIGN_OR_RETURN(out->bytes, compressor_.Compress(raw_));
   out->serialize_ns = t1 - t0;

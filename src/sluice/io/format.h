@@ -14,14 +14,15 @@
 namespace sluice::io {
 
 /// A record format for files and objects.
-enum class Format : uint8_t { kJsonl, kCsv };
+enum class Format : uint8_t { kJsonl, kCsv, kGeoJson };
 
-/// Return "jsonl" or "csv".
+/// Return "jsonl", "csv" or "geojson".
 std::string_view FormatName(Format format);
-/// Parse "jsonl" (or "ndjson") or "csv".
+/// Parse "jsonl" (or "ndjson"), "csv" or "geojson".
 Result<Format> ParseFormat(std::string_view name);
 /// Return the format implied by the extension of `path`, ignoring a compression extension:
-/// ".jsonl", ".ndjson" and ".json" are JSONL, ".csv" and ".tsv" are CSV.
+/// ".jsonl", ".ndjson" and ".json" are JSONL, ".csv" and ".tsv" are CSV, ".geojson",
+/// ".geojsonl" and ".geojsons" are GeoJSON.
 Result<Format> FormatFromPath(std::string_view path);
 /// Return the file extension of `format` with its dot (".jsonl", ".csv").
 std::string_view FormatExtension(Format format);
@@ -74,10 +75,21 @@ class Decoder {
   virtual int64_t skipped_rows() const = 0;
 };
 
+/// How JSONL and CSV write geometry columns.
+enum class GeometryText : uint8_t {
+  kHex,      ///< hex EWKB, as PostgreSQL prints it (the default: exact, and read back as is)
+  kWkt,      ///< WKT, as EWKT with the SRID ("SRID=4326;POINT (1 2)")
+  kGeoJson,  ///< a GeoJSON geometry object (JSONL embeds it; CSV quotes it); M is dropped
+};
+
+/// Parse "hex", "wkt" or "geojson".
+Result<GeometryText> ParseGeometryText(std::string_view name);
+
 /// Options shared by the encoders; the CSV-only ones are ignored by JSONL.
 struct EncodeOptions {
-  char delimiter = ',';  ///< CSV field separator.
-  bool header = true;    ///< CSV: Begin() writes a header row.
+  char delimiter = ',';                        ///< CSV field separator.
+  bool header = true;                          ///< CSV: Begin() writes a header row.
+  GeometryText geometry = GeometryText::kHex;  ///< JSONL and CSV: how geometries are written
 };
 
 /// Turn batches into bytes. Made for one schema; every batch encoded must have it.
@@ -91,6 +103,10 @@ class Encoder {
   /// onto it `out->size()` after each row, so a caller can split the output at row boundaries.
   virtual void Encode(const Batch& batch, std::string* out,
                       std::vector<size_t>* row_ends = nullptr) = 0;
+  /// Return why a value could not be written, once one could not (GeoJSON cannot hold a
+  /// non-finite coordinate; its row was written with a null geometry). A sink must check it
+  /// after Encode and fail rather than keep the output.
+  virtual Status status() const { return Status::OK(); }
 };
 
 /// Return a decoder of `format`; errors for options it cannot use (e.g. a quote delimiter).

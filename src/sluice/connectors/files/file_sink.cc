@@ -40,6 +40,7 @@ struct SinkConfig {
   bool fsync = true;
   char delimiter = ',';
   bool header = true;
+  io::GeometryText geometry = io::GeometryText::kHex;
 };
 
 bool IsDirectory(const std::string& path) {
@@ -86,6 +87,9 @@ Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
   c.fsync = BoolOr(o, "fsync", true);
   SLUICE_ASSIGN_OR_RETURN(c.delimiter, files_internal::ParseDelimiterOption(o));
   c.header = BoolOr(o, "header", true);
+  auto geometry = io::ParseGeometryText(StringOr(o, "geometry", "hex"));
+  if (!geometry.ok()) return o.ErrorAt("geometry", geometry.status().message());
+  c.geometry = *geometry;
   return c;
 }
 
@@ -169,6 +173,7 @@ class FileSink final : public Sink {
       io::EncodeOptions options;
       options.delimiter = config_.delimiter;
       options.header = config_.header;
+      options.geometry = config_.geometry;
       SLUICE_ASSIGN_OR_RETURN(encoder_, io::MakeEncoder(config_.format, batch.schema(), options));
       encoder_schema_ = batch.schema();
     }
@@ -178,6 +183,9 @@ class FileSink final : public Sink {
       PhaseTimer t(stats(), "serialize");
       encoder_->Encode(batch, &encoded_, &row_ends_);
     }
+    // A value the format cannot hold (a non-finite coordinate in GeoJSON) fails the batch:
+    // nothing of it is written or acknowledged.
+    SLUICE_RETURN_NOT_OK(encoder_->status().WithContext("node '{}'", id_));
     const int64_t rows = batch.num_rows();
     int64_t row = 0;
     while (row < rows) {
@@ -431,7 +439,7 @@ Status VerifyFile(const std::string& path, io::Format format, io::Codec codec,
     bytes += static_cast<int64_t>(*n);
     const char* p = buf.data();
     const char* end = p + *n;
-    if (format == io::Format::kJsonl) {
+    if (format != io::Format::kCsv) {
       line_ends += std::count(p, end, '\n');  // the encoder escapes line breaks in values
     } else {
       for (; p < end; ++p) {
@@ -466,9 +474,11 @@ const OptionSchema& FileSinkOptions() {
       {"format",
        OptionType::kEnum,
        "auto",
-       "Record format; auto picks it by file extension.",
+       "Record format; auto picks it by file extension (.jsonl .csv .geojson). geojson writes "
+       "one feature per line: the first geometry column is its geometry, the others its "
+       "properties.",
        false,
-       {"auto", "jsonl", "csv"}},
+       {"auto", "jsonl", "csv", "geojson"}},
       {"compression",
        OptionType::kEnum,
        "auto",
@@ -512,6 +522,13 @@ const OptionSchema& FileSinkOptions() {
        false,
        {}},
       {"header", OptionType::kBool, "true", "CSV: write a header row in each file.", false, {}},
+      {"geometry",
+       OptionType::kEnum,
+       "hex",
+       "JSONL and CSV: how geometry columns are written: hex EWKB, EWKT (SRID=4326;POINT (1 2)) "
+       "or a GeoJSON geometry object.",
+       false,
+       {"hex", "wkt", "geojson"}},
   };
   return kOptions;
 }

@@ -34,6 +34,8 @@ struct SourceConfig {
   bool header = true;
   io::OnError on_error = io::OnError::kFail;
   bool dead_letter = false;  // on_error: dead_letter — skipped records go to that output
+  int32_t srid = 0;          // geometries without one: 0 keeps WKT's none, GeoJSON's 4326
+  std::string geometry_column = "geometry";
 };
 
 Result<SourceConfig> ParseSourceOptions(const NodeOptions& o) {
@@ -55,6 +57,11 @@ Result<SourceConfig> ParseSourceOptions(const NodeOptions& o) {
                      fmt::format("'{}' is not one of fail, skip, dead_letter", on_error));
   }
   SLUICE_ASSIGN_OR_RETURN(c.schema, o.GetSchema("schema"));
+  const int64_t srid = IntOr(o, "srid", 0);
+  if (srid < 0 || srid > 999999) return o.ErrorAt("srid", "must be an SRID (e.g. 4326) or 0");
+  c.srid = static_cast<int32_t>(srid);
+  c.geometry_column = StringOr(o, "geometry_column", "geometry");
+  if (c.geometry_column.empty()) return o.ErrorAt("geometry_column", "must not be empty");
   return c;
 }
 
@@ -141,6 +148,8 @@ class FileSource final : public Source {
     options.source_name = path_;
     options.delimiter = config_.delimiter;
     options.header = config_.header;
+    options.srid = config_.srid;
+    options.geometry_column = config_.geometry_column;
     SLUICE_ASSIGN_OR_RETURN(decoder_, io::MakeDecoder(format, std::move(options)));
     SLUICE_ASSIGN_OR_RETURN(auto raw, io::OpenFileStream(path_));
     SLUICE_ASSIGN_OR_RETURN(stream_, io::MakeDecompressingStream(std::move(raw), codec));
@@ -213,9 +222,10 @@ const OptionSchema& FileSourceOptions() {
       {"format",
        OptionType::kEnum,
        "auto",
-       "Record format; auto picks it by file extension.",
+       "Record format; auto picks it by file extension (.jsonl .csv .geojson). geojson reads a "
+       "FeatureCollection of any size as a stream, or one feature per line.",
        false,
-       {"auto", "jsonl", "csv"}},
+       {"auto", "jsonl", "csv", "geojson"}},
       {"compression",
        OptionType::kEnum,
        "auto",
@@ -236,6 +246,19 @@ const OptionSchema& FileSourceOptions() {
        false,
        {}},
       {"header", OptionType::kBool, "true", "CSV: the first record names the columns.", false, {}},
+      {"srid",
+       OptionType::kInt,
+       "0",
+       "SRID of geometries whose text carries none (WKT without SRID=; GeoJSON). 0: WKT keeps "
+       "none, GeoJSON takes its file's crs or 4326.",
+       false,
+       {}},
+      {"geometry_column",
+       OptionType::kString,
+       "geometry",
+       "GeoJSON: the column that holds each feature's geometry (EWKB).",
+       false,
+       {}},
       {"on_error",
        OptionType::kEnum,
        "fail",

@@ -53,10 +53,11 @@ nlohmann::json AllTypesOption() {
 }
 
 BatchPtr AllTypesBatch() {
-  auto b = BatchFromJson(
-      AllTypes(),
-      R"([[true,-42,1.5,"multi\nline, \"quoted\"","00ff","2024-05-01T12:00:00.25Z","0101",{"a":[1,2.5]}],
-          [false,9223372036854775807,3.0,"","","1969-12-31T23:59:59.999999Z","",[]],
+  auto b =
+      BatchFromJson(AllTypes(),
+                    R"([[true,-42,1.5,"multi\nline, \"quoted\"","00ff","2024-05-01T12:00:00.25Z",
+          "0101000020e6100000000000000000f03f0000000000000040",{"a":[1,2.5]}],
+          [false,9223372036854775807,3.0,"","","1969-12-31T23:59:59.999999Z","01020000000200000000000000000000000000000000000000000000000000f03f000000000000f03f",[]],
           [null,-9223372036854775808,1e-300,"日本 ok","ff","9999-12-31T00:00:00Z",null,"str"],
           [null,null,null,null,null,null,null,null]])");
   EXPECT_THAT(b, IsOk());
