@@ -119,8 +119,14 @@ std::string GeoThread::ProjError() const {
 Result<int> EpsgCodeOf(const std::string& crs) {
   GeoThread& geo = GeoThread::Get();
   PJ* pj = proj_create(geo.proj(), crs.c_str());
-  if (pj == nullptr)
-    return Status::Invalid("PROJ does not know the CRS '{}': {}", crs, geo.ProjError());
+  if (pj == nullptr) {
+    // PROJ's message for a code its database lacks is "Unknown error (code 4096)".
+    const std::string why = geo.ProjError();
+    return Status::Invalid(
+        "PROJ does not know the CRS '{}'{} (give an EPSG code such as "
+        "EPSG:4326, a WKT or a PROJ string)",
+        crs, why.starts_with("Unknown error") ? "" : ": " + why);
+  }
   int code = 0;
   if (!proj_is_crs(pj)) {
     proj_destroy(pj);
