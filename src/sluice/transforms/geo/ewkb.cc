@@ -87,16 +87,24 @@ void CircleTemplate::AppendEwkb(double x, double y, double r, int32_t srid,
   Put<uint32_t>(out, 1);  // one ring
   Put<uint32_t>(out, static_cast<uint32_t>(cos_.size() + 1));
   // The first vertex is the start point (x + r, y) GEOS adds before the fillet; the fillet's
-  // own first vertex (angle 0) is the same point, which GEOS drops as a repeat.
-  Put<double>(out, x + r);
-  Put<double>(out, y);
+  // own first vertex (angle 0) is the same point, which GEOS drops as a repeat. The vertices
+  // are written in place: this is the hot path of buffering points.
   const size_t n = cos_.size();
+  const size_t at = out->size();
+  out->resize(at + 16 * (n + 1));
+  char* p = out->data() + at;
+  auto put = [&p](double v) {
+    std::memcpy(p, &v, 8);
+    p += 8;
+  };
+  put(x + r);
+  put(y);
   for (size_t i = 1; i < n; ++i) {
-    Put<double>(out, x + r * cos_[i]);
-    Put<double>(out, y + r * sin_[i]);
+    put(x + r * cos_[i]);
+    put(y + r * sin_[i]);
   }
-  Put<double>(out, x + r);  // closed
-  Put<double>(out, y);
+  put(x + r);  // closed
+  put(y);
 }
 
 }  // namespace sluice::geo
