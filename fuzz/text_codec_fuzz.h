@@ -1,4 +1,4 @@
-// Shared by the text-codec fuzzers (csv_fuzz, jsonl_fuzz): feed arbitrary bytes to a decoder in
+// Shared by the text-codec fuzzers (csv_fuzz, jsonl_fuzz, geojson_fuzz): feed arbitrary bytes to a decoder in
 // two chunks (split where the first byte says), with an inferred and with a declared schema,
 // under both error policies; check batch bounds and schemas, that whatever decoded can be
 // encoded, and that whatever decodes with a declared schema survives an encode/decode round
@@ -129,6 +129,7 @@ int FuzzTextCodec(const uint8_t* data, size_t size) {
                                        {"b", TypeId::kBool},
                                        {"t", TypeId::kTimestamp},
                                        {"y", TypeId::kBytes},
+                                       {"g", TypeId::kGeometry},
                                        {"j", TypeId::kJson}});
   options.header = false;
   std::vector<BatchPtr> declared;

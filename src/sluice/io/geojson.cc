@@ -138,7 +138,8 @@ class GeoJsonDecoder::Impl {
                        feature_line_, out));
             feature_start_ = kNone;
           } else if (depth_ == 1 && crs_start_ != kNone) {
-            if (srid_ == 0 && !schema_frozen_) {
+            // A crs after the first feature would change the SRID mid-file: ignored.
+            if (srid_ == 0 && index_ == 0) {
               srid_ = SridOfCrs(std::string_view(b + crs_start_, pos_ + 1 - crs_start_));
             }
             crs_start_ = kNone;
@@ -259,7 +260,6 @@ class GeoJsonDecoder::Impl {
 
   void SetSchema(SchemaPtr schema) {
     schema_ = std::move(schema);
-    schema_frozen_ = true;
     rows_.SetSchema(schema_, srid_ != 0 ? srid_ : geom::kWgs84);
     geometry_ = rows_.FindColumn(options_.geometry_column, 0);
     feature_id_ = rows_.FindColumn("feature_id", 0);
@@ -342,8 +342,7 @@ class GeoJsonDecoder::Impl {
 
   DecodeOptions options_;
   SchemaPtr schema_;
-  bool schema_frozen_ = false;  // the SRID can no longer change
-  int32_t srid_ = 0;            // the option's, or the file's crs; 0: 4326
+  int32_t srid_ = 0;  // the option's, or the file's crs; 0: 4326
   simdjson::dom::parser parser_;
   internal::JsonRowBuilder rows_;
   int geometry_ = -1, feature_id_ = -1, id_ = -1;
@@ -524,6 +523,14 @@ void GeoJsonEncoder::Encode(const Batch& batch, std::string* out, std::vector<si
         out->resize(at);
         out->append("null");
         if (status_.ok()) status_ = st.WithContext("row {}", r);
+      } else if (auto info = geom::InspectEwkb(g->GetView(r));
+                 info.ok() && info->srid != 0 && info->srid != geom::kWgs84) {
+        // Not WGS 84: say so as GeoJSON 2008 did, on the feature (each line is a top-level
+        // object), so that a reader — ours — gets the SRID back.
+        fmt::format_to(
+            std::back_inserter(*out),
+            R"(,"crs":{{"type":"name","properties":{{"name":"urn:ogc:def:crs:EPSG::{}"}}}})",
+            info->srid);
       }
     }
     out->append("}\n");

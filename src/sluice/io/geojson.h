@@ -40,7 +40,9 @@ class GeoJsonDecoder final : public Decoder {
 /// Encode batches as newline-delimited GeoJSON features (GeoJSONSeq without RS separators,
 /// which ogr2ogr and our decoder read): the first geometry column is the feature's geometry
 /// (null when there is none), every other column a property, written as the JSONL encoder
-/// writes values.
+/// writes values. A geometry whose SRID is not 4326 gets a GeoJSON 2008 `crs` member on its
+/// feature ("urn:ogc:def:crs:EPSG::3857"), which our decoder reads back (from the first
+/// feature); RFC 7946 readers assume WGS 84.
 class GeoJsonEncoder final : public Encoder {
  public:
   explicit GeoJsonEncoder(SchemaPtr schema);

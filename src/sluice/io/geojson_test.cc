@@ -90,6 +90,14 @@ TEST(GeoJsonDecoderTest, ReadsAFeatureCollectionWithItsCrs) {
   EXPECT_EQ(d.Text(), kCollectionRows);
 }
 
+TEST(GeoJsonDecoderTest, TheCrsAppliesWithADeclaredSchemaToo) {
+  // The file source declares the schema it peeked at: the file's crs must still apply.
+  DecodeOptions o;
+  o.schema = MakeSchema({{"id", TypeId::kInt64}, {"geometry", TypeId::kGeometry}});
+  ASSERT_OK_AND_ASSIGN(Decoded d, Decode(kCollection, o));
+  EXPECT_THAT(d.Text(), HasSubstr("SRID=3857;POINT (1.5 -2)"));
+}
+
 TEST(GeoJsonDecoderTest, AnyChunkingGivesTheSameRows) {
   for (size_t chunk : {1, 2, 3, 7, 64}) {
     ASSERT_OK_AND_ASSIGN(Decoded d, Decode(kCollection, {}, chunk));
@@ -231,10 +239,11 @@ TEST(GeoJsonEncoderTest, WritesFeaturesThatReadBackTheSame) {
     ASSERT_OK(enc.status());
   }
   EXPECT_THAT(text, HasSubstr(R"({"type":"Feature","properties":{"id":7,"name":)"));
-  EXPECT_THAT(text, HasSubstr(R"("geometry":{"type":"Point","coordinates":[1.5,-2]}})"));
-  DecodeOptions o;
-  o.srid = 3857;  // the features carry no crs of their own
-  ASSERT_OK_AND_ASSIGN(Decoded again, Decode(text, o));
+  EXPECT_THAT(text, HasSubstr(R"("geometry":{"type":"Point","coordinates":[1.5,-2]},"crs")"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(R"("crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::3857"}})"));
+  ASSERT_OK_AND_ASSIGN(Decoded again, Decode(text));  // the SRID comes back from the crs
   EXPECT_EQ(again.Text(), kCollectionRows);
 }
 

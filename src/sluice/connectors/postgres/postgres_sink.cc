@@ -14,55 +14,14 @@
 #include <map>
 #include <set>
 
-#include "sluice/connectors/postgres/pg_pool.h"
-#include "sluice/connectors/postgres/pg_types.h"
-#include "sluice/connectors/postgres/postgres.h"
-#include "sluice/connectors/postgres/postgres_internal.h"
+#include "sluice/connectors/postgres/postgres_sink_internal.h"
 #include "sluice/core/time.h"
-#include "sluice/resilience/retry_policy.h"
 
-namespace sluice {
+namespace sluice::pg_sink {
 
-using pg::PgCodec;
-using pg::PgConnection;
 using pg_internal::QuoteIdentifier;
 
-namespace {
-
-constexpr int64_t kDefaultBatchRows = 10'000;
-constexpr int kDefaultPoolSize = 2;
-constexpr int kDefaultRetryMaxAttempts = 5;
-// Encoded COPY data is sent whenever this much has accumulated: memory stays bounded whatever
-// the size of the batch.
-constexpr size_t kCopySendBytes = 1 << 20;
-// PostgreSQL's limit on bind parameters per statement.
-constexpr int64_t kMaxParams = 65'535;
-constexpr int64_t kMaxRowsPerInsert = 1'000;
-constexpr size_t kMaxIdentifierBytes = 63;
-
-enum class SinkMode : uint8_t { kInsert, kUpsert, kInsertBatch };
-enum class PartitionInterval : uint8_t { kNone, kDay, kMonth };
-
-struct SinkConfig {
-  std::string dsn;
-  std::string table;
-  bool create_table = false;
-  SinkMode mode = SinkMode::kInsert;
-  /// Upsert with on_conflict: keep — a key already in the table keeps its row.
-  bool keep_existing = false;
-  std::vector<std::string> key;
-  std::vector<std::string> indexes;
-  std::string partition_by;
-  PartitionInterval interval = PartitionInterval::kNone;
-  int pool_size = kDefaultPoolSize;
-  int64_t batch_rows = kDefaultBatchRows;
-  int retry_max_attempts = kDefaultRetryMaxAttempts;
-  int64_t retry_initial_backoff_us = 1'000'000;
-  int64_t statement_timeout_us = 0;
-  int64_t connect_timeout_us = pg::kDefaultConnectTimeoutUs;
-};
-
-std::string QuotedList(const std::vector<std::string>& names, std::string_view prefix = "") {
+std::string QuotedList(const std::vector<std::string>& names, std::string_view prefix) {
   std::string out;
   for (size_t i = 0; i < names.size(); ++i) {
     if (i > 0) out += ", ";
@@ -71,8 +30,6 @@ std::string QuotedList(const std::vector<std::string>& names, std::string_view p
   return out;
 }
 
-/// Return `table` with its last part replaced by `name` (keeping the schema), quoted. Names
-/// are cut to PostgreSQL's 63 bytes from the table's part, so that suffixes stay distinct.
 std::string SiblingName(const std::string& table, std::string_view suffix) {
   const std::string_view base = pg_internal::BaseName(table);
   const std::string schema = table.substr(0, table.size() - base.size());
@@ -81,71 +38,6 @@ std::string SiblingName(const std::string& table, std::string_view suffix) {
   return (schema.empty() ? "" : QuoteIdentifier(schema.substr(0, schema.size() - 1)) + ".") +
          QuoteIdentifier(std::string(base.substr(0, keep)) + std::string(suffix));
 }
-
-/// Write batches to one PostgreSQL table; see the file comment. Write() is called from one
-/// thread; it uses one pooled connection at a time.
-class PostgresSink final : public Sink {
- public:
-  PostgresSink(std::string id, SinkConfig config) : id_(std::move(id)), config_(std::move(config)) {
-    policy_.initial_us = config_.retry_initial_backoff_us;
-    policy_.max_attempts = config_.retry_max_attempts;
-  }
-
-  Status Open(NodeContext* ctx) override;
-  Status Write(const BatchPtr& batch, AckSet acks) override;
-  Status Close() override;
-
- private:
-  std::string Context() const { return fmt::format("node '{}'", id_); }
-  /// Run `op` (returning Status) until it succeeds or fails permanently; count retries.
-  template <typename F>
-  Status WithRetry(F&& op);
-  Result<pg::PgLease> Lease();
-  Status PrepareTarget(const Batch& batch);
-  /// Create the table (if absent) with a column per field of `batch`, typed as the batch's
-  /// `pg_types` tag records (the source's own types, e.g. from an archive's manifest), else by
-  /// the sluice type.
-  Status CreateTable(PgConnection* conn, const Batch& batch);
-  /// Return the column types the `pg_types` tag of `batch` gives, checked to be type names
-  /// this database knows.
-  Result<std::map<std::string, std::string>> RecordedTypes(PgConnection* conn, const Batch& batch);
-  Status ResolveTargets(PgConnection* conn, const SchemaPtr& schema);
-  Status EnsurePartitions(const Batch& batch);
-  /// Upsert: fail with kInvalidArgument, naming the key columns and counting the rows, when a row
-  /// of `batch` has a NULL key column (no unique index matches it: it would be inserted again on
-  /// every run, or several would collapse into one).
-  Status CheckUpsertKeys(const Batch& batch) const;
-  Status WriteOnce(const Batch& batch);
-  Status WriteInTransaction(PgConnection* conn, const Batch& batch);
-  Result<int64_t> CopyRows(PgConnection* conn, const std::string& copy_sql, const Batch& batch);
-  Status InsertRows(PgConnection* conn, const Batch& batch);
-  void AddPhase(const char* phase, std::chrono::steady_clock::time_point start) {
-    if (ctx_->stats() != nullptr) ctx_->stats()->AddPhase(phase, pg_internal::ElapsedNanos(start));
-  }
-
-  const std::string id_;
-  const SinkConfig config_;
-  NodeContext* ctx_ = nullptr;
-  std::shared_ptr<pg::PgPool> pool_;
-  RetryPolicy policy_;
-  RetryStats retry_stats_;
-  std::unique_ptr<pg_internal::CancellableClock> clock_;
-
-  // Derived from the schema of the batches (redone if it changes).
-  SchemaPtr schema_;
-  bool table_ready_ = false;  // created (if asked) and its columns resolved
-  pg::CopyBinaryEncoder encoder_;
-  std::vector<Oid> param_types_;  // insert_batch: the target columns' OIDs
-  std::string column_list_;       // ("a", "b")
-  std::string copy_sql_;  // insert: COPY table; upsert or text input: COPY into the staging table
-  std::string create_stage_sql_;          // empty: insert mode without text input (no staging)
-  std::string upsert_sql_;                // upsert, or insert of a staged batch (text input)
-  std::vector<std::string> param_casts_;  // insert_batch: "" or "::type" per column
-  int partition_column_ = -1;
-  std::set<int64_t> partitions_made_;  // period starts (µs) whose partition exists
-  bool default_partition_made_ = false;
-  std::string buffer_;  // encoded COPY data, reused between batches
-};
 
 template <typename F>
 Status PostgresSink::WithRetry(F&& op) {
@@ -213,89 +105,6 @@ Status PostgresSink::PrepareTarget(const Batch& batch) {
   if (st.ok()) st = ResolveTargets(lease.get(), batch.schema());
   if (!st.ok() && !lease->IsHealthy()) lease.Discard();
   return st;
-}
-
-Result<std::map<std::string, std::string>> PostgresSink::RecordedTypes(PgConnection* conn,
-                                                                       const Batch& batch) {
-  std::map<std::string, std::string> types;
-  const std::string_view tag_text = batch.tags().Get(tag::kPgTypes);
-  if (tag_text.empty()) return types;
-  const auto recorded = nlohmann::json::parse(tag_text, nullptr, /*allow_exceptions=*/false);
-  if (!recorded.is_object()) {
-    return Status::Invalid("{}: batch tag '{}' is not a JSON object: {}", Context(), tag::kPgTypes,
-                           tag_text.substr(0, 200));
-  }
-  for (const Field& f : batch.schema()->fields()) {
-    const auto it = recorded.find(f.name);
-    if (it == recorded.end() || !it->is_string()) continue;
-    const std::string type = it->get<std::string>();
-    // The text goes into the CREATE TABLE as written (format_type's output: "numeric(30,10)",
-    // "integer[]", a user type's name); to_regtype reads it as nothing but a type name, and
-    // no comment or statement separator can hide in one.
-    if (type.find(";") != std::string::npos || type.find("--") != std::string::npos ||
-        type.find("/*") != std::string::npos) {
-      return Status::Invalid("{}: creating table '{}': column '{}': '{}' is not a type name",
-                             Context(), config_.table, f.name, type);
-    }
-    auto known = conn->ExecParams("SELECT to_regtype($1) IS NOT NULL", {type});
-    if (!known.ok()) {
-      return known.status().WithContext("{}: creating table '{}': type '{}' of column '{}'",
-                                        Context(), config_.table, type, f.name);
-    }
-    if (known->Value(0, 0) != "t") {
-      return Status::Invalid(
-          "{}: creating table '{}': column '{}' had type {} where the rows came from (batch tag "
-          "'{}'), and this database has no such type; create it first (enums, domains and "
-          "composite types are not archived with the rows) or create the table yourself",
-          Context(), config_.table, f.name, type, tag::kPgTypes);
-    }
-    types[f.name] = type;
-  }
-  return types;
-}
-
-Status PostgresSink::CreateTable(PgConnection* conn, const Batch& batch) {
-  const Schema& schema = *batch.schema();
-  SLUICE_ASSIGN_OR_RETURN(const auto recorded, RecordedTypes(conn, batch));
-  for (const std::string& k : config_.key) {
-    if (schema.FieldIndex(k) < 0) {
-      return Status::ConfigError("{}: option 'key': '{}' is not a column of the input", Context(),
-                                 k);
-    }
-  }
-  std::string ddl = "CREATE TABLE IF NOT EXISTS " + QuoteIdentifier(config_.table) + " (";
-  for (int i = 0; i < schema.num_fields(); ++i) {
-    const Field& f = schema.field(i);
-    if (i > 0) ddl += ", ";
-    const auto it = recorded.find(f.name);
-    ddl += pg_internal::QuoteName(f.name) + " " +
-           (it != recorded.end() ? it->second : std::string(pg::PgTypeNameFor(f.type)));
-    if (!f.nullable) ddl += " NOT NULL";
-  }
-  if (!config_.key.empty()) ddl += ", PRIMARY KEY (" + QuotedList(config_.key) + ")";
-  ddl += ")";
-  if (!config_.partition_by.empty()) {
-    ddl += " PARTITION BY RANGE (" + pg_internal::QuoteName(config_.partition_by) + ")";
-  }
-  auto created = conn->Exec(ddl);
-  if (!created.ok()) {
-    return created.status().WithContext("{}: creating table '{}'", Context(), config_.table);
-  }
-  for (const std::string& col : config_.indexes) {
-    if (schema.FieldIndex(col) < 0) {
-      return Status::ConfigError("{}: option 'indexes': '{}' is not a column of the input",
-                                 Context(), col);
-    }
-    const std::string name = std::string(pg_internal::BaseName(config_.table)) + "_" + col + "_idx";
-    auto indexed = conn->Exec(
-        "CREATE INDEX IF NOT EXISTS " + QuoteIdentifier(name.substr(0, kMaxIdentifierBytes)) +
-        " ON " + QuoteIdentifier(config_.table) + " (" + pg_internal::QuoteName(col) + ")");
-    if (!indexed.ok()) {
-      return indexed.status().WithContext("{}: indexing '{}' of table '{}'", Context(), col,
-                                          config_.table);
-    }
-  }
-  return Status::OK();
 }
 
 Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema) {
@@ -456,71 +265,6 @@ Status PostgresSink::CheckUpsertKeys(const Batch& batch) const {
       fmt::join(null_columns, "', '"));
 }
 
-Status PostgresSink::EnsurePartitions(const Batch& batch) {
-  const Column& col = batch.column(partition_column_);
-  const bool monthly = config_.interval == PartitionInterval::kMonth;
-  auto period_start = [&](int64_t micros) {
-    int64_t days = micros / kMicrosPerDay - (micros % kMicrosPerDay < 0 ? 1 : 0);
-    if (monthly) {
-      int64_t y;
-      unsigned m;
-      unsigned d;
-      CivilFromDays(days, &y, &m, &d);
-      days = DaysFromCivil(y, m, 1);
-    }
-    return days * kMicrosPerDay;
-  };
-  std::set<int64_t> needed;
-  bool nulls = false;
-  int64_t last = INT64_MIN;
-  for (int64_t r = 0; r < col.length(); ++r) {
-    if (col.IsNull(r)) {
-      nulls = true;
-      continue;
-    }
-    const int64_t start = period_start(col.GetInt64(r));
-    if (start == last) continue;
-    last = start;
-    if (partitions_made_.count(start) == 0) needed.insert(start);
-  }
-  if (needed.empty() && (!nulls || default_partition_made_)) return Status::OK();
-  SLUICE_ASSIGN_OR_RETURN(pg::PgLease lease, Lease());
-  auto fail = [&](const Status& st) {
-    if (!lease->IsHealthy()) lease.Discard();
-    return st.WithContext("{}: creating partitions of table '{}'", Context(), config_.table);
-  };
-  for (const int64_t start : needed) {
-    int64_t y;
-    unsigned m;
-    unsigned d;
-    CivilFromDays(start / kMicrosPerDay, &y, &m, &d);
-    int64_t end;
-    std::string suffix;
-    if (monthly) {
-      end = DaysFromCivil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * kMicrosPerDay;
-      suffix = fmt::format("_p{:04}{:02}", y, m);
-    } else {
-      end = start + kMicrosPerDay;
-      suffix = fmt::format("_p{:04}{:02}{:02}", y, m, d);
-    }
-    const std::string sql = "CREATE TABLE IF NOT EXISTS " + SiblingName(config_.table, suffix) +
-                            " PARTITION OF " + QuoteIdentifier(config_.table) +
-                            " FOR VALUES FROM (" +
-                            pg_internal::QuoteLiteral(FormatTimestamp(start)) + ") TO (" +
-                            pg_internal::QuoteLiteral(FormatTimestamp(end)) + ")";
-    auto made = lease->Exec(sql);
-    if (!made.ok()) return fail(made.status());
-    partitions_made_.insert(start);
-  }
-  if (nulls && !default_partition_made_) {
-    auto made = lease->Exec("CREATE TABLE IF NOT EXISTS " + SiblingName(config_.table, "_default") +
-                            " PARTITION OF " + QuoteIdentifier(config_.table) + " DEFAULT");
-    if (!made.ok()) return fail(made.status());
-    default_partition_made_ = true;
-  }
-  return Status::OK();
-}
-
 Status PostgresSink::WriteOnce(const Batch& batch) {
   SLUICE_ASSIGN_OR_RETURN(pg::PgLease lease, Lease());
   Status st = WriteInTransaction(lease.get(), batch);
@@ -662,178 +406,20 @@ Status PostgresSink::InsertRows(PgConnection* conn, const Batch& batch) {
 }
 
 Status PostgresSink::Close() {
+  Status st;
+  // A run that failed or was cancelled loaded only part of its rows: its indexes wait for the
+  // rerun (which creates them) rather than costing time now.
+  if (config_.index_after_load && !config_.indexes.empty() && pool_ != nullptr &&
+      !ctx_->dry_run() && !ctx_->cancelled()) {
+    st = WithRetry([&]() -> Status {
+      SLUICE_ASSIGN_OR_RETURN(pg::PgLease lease, Lease());
+      Status s = CreateIndexes(lease.get());
+      if (!s.ok() && !lease->IsHealthy()) lease.Discard();
+      return s;
+    });
+  }
   pool_.reset();
-  return Status::OK();
+  return st;
 }
 
-Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
-  SinkConfig c;
-  c.dsn = o.GetString("dsn");
-  if (c.dsn.empty()) return o.ErrorAt("dsn", "a PostgreSQL connection string is required");
-  c.table = o.GetString("table");
-  if (c.table.empty()) return o.ErrorAt("table", "a table name is required");
-  if (o.Has("create_table")) c.create_table = o.GetBool("create_table");
-  if (o.Has("mode")) {
-    const std::string mode = o.GetString("mode");
-    if (mode == "insert") {
-      c.mode = SinkMode::kInsert;
-    } else if (mode == "upsert") {
-      c.mode = SinkMode::kUpsert;
-    } else if (mode == "insert_batch") {
-      c.mode = SinkMode::kInsertBatch;
-    } else {
-      return o.ErrorAt("mode", "must be insert, upsert or insert_batch");
-    }
-  }
-  c.keep_existing = o.GetString("on_conflict") == "keep";
-  if (c.keep_existing && c.mode != SinkMode::kUpsert) {
-    return o.ErrorAt("on_conflict", "applies to mode: upsert");
-  }
-  c.key = o.GetStringList("key");
-  if (c.mode == SinkMode::kUpsert && c.key.empty()) {
-    return o.ErrorAt("key", "upsert needs 'key': the columns of the unique index ON CONFLICT uses");
-  }
-  c.indexes = o.GetStringList("indexes");
-  if (!c.indexes.empty() && !c.create_table) {
-    return o.ErrorAt("indexes", "indexes are created with the table; set create_table: true");
-  }
-  c.partition_by = o.GetString("partition_by");
-  const std::string interval = o.GetString("partition_interval");
-  if (!c.partition_by.empty()) {
-    if (!c.create_table) {
-      return o.ErrorAt("partition_by",
-                       "partitions are declared when creating the table; set create_table: true");
-    }
-    if (interval == "day") {
-      c.interval = PartitionInterval::kDay;
-    } else if (interval == "month" || interval.empty()) {
-      c.interval = PartitionInterval::kMonth;
-    } else {
-      return o.ErrorAt("partition_interval", "must be day or month");
-    }
-  } else if (!interval.empty()) {
-    return o.ErrorAt("partition_interval", "needs 'partition_by'");
-  }
-  if (o.Has("pool_size")) c.pool_size = static_cast<int>(o.GetInt("pool_size"));
-  if (c.pool_size < 1) return o.ErrorAt("pool_size", "must be at least 1");
-  if (o.Has("batch_rows")) c.batch_rows = o.GetInt("batch_rows");
-  if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
-  if (o.Has("retry_max_attempts")) {
-    c.retry_max_attempts = static_cast<int>(o.GetInt("retry_max_attempts"));
-  }
-  if (c.retry_max_attempts < 1) return o.ErrorAt("retry_max_attempts", "must be at least 1");
-  if (o.Has("retry_initial_backoff")) {
-    c.retry_initial_backoff_us = o.GetDurationMicros("retry_initial_backoff");
-  }
-  if (o.Has("statement_timeout")) c.statement_timeout_us = o.GetDurationMicros("statement_timeout");
-  if (o.Has("connect_timeout")) c.connect_timeout_us = o.GetDurationMicros("connect_timeout");
-  if (c.connect_timeout_us <= 0) return o.ErrorAt("connect_timeout", "must be positive");
-  return c;
-}
-
-}  // namespace
-
-const OptionSchema& PostgresSinkOptions() {
-  static const OptionSchema kOptions = {
-      {"dsn",
-       OptionType::kString,
-       "",
-       "libpq connection string or postgresql:// URI (${ENV} expands).",
-       true,
-       {}},
-      {"table", OptionType::kString, "", "Table to write (may be schema.table).", true, {}},
-      {"create_table",
-       OptionType::kBool,
-       "false",
-       "Create the table from the first batch's schema if it does not exist, with the "
-       "PostgreSQL types the batch records (tag pg_types: from postgres_archive or an archive's "
-       "manifest), else types mapped from the sluice types.",
-       false,
-       {}},
-      {"mode",
-       OptionType::kEnum,
-       "insert",
-       "insert (binary COPY), upsert (staging table + INSERT ON CONFLICT) or insert_batch "
-       "(multi-row INSERTs).",
-       false,
-       {"insert", "upsert", "insert_batch"}},
-      {"on_conflict",
-       OptionType::kEnum,
-       "update",
-       "For upsert, a row whose key is already in the table: update it, or keep the row "
-       "there (first write wins — what a window's results need across restarts, where a "
-       "window recomputed from part of its rows must not overwrite the complete one).",
-       false,
-       {"update", "keep"}},
-      {"key",
-       OptionType::kStringList,
-       "",
-       "Columns of the unique key upsert matches on (the primary key when creating); a batch "
-       "with a NULL key fails whole, and of rows with the same key the batch's last wins.",
-       false,
-       {}},
-      {"indexes",
-       OptionType::kStringList,
-       "",
-       "When creating the table: columns to index (one index each).",
-       false,
-       {}},
-      {"partition_by",
-       OptionType::kString,
-       "",
-       "When creating the table: timestamp column to range-partition by; partitions are "
-       "created for the timestamps written.",
-       false,
-       {}},
-      {"partition_interval",
-       OptionType::kEnum,
-       "",
-       "Width of each partition (default month).",
-       false,
-       {"day", "month"}},
-      {"pool_size",
-       OptionType::kInt,
-       "2",
-       "Most connections in the pool this sink uses (shared by nodes with the same dsn).",
-       false,
-       {}},
-      {"batch_rows",
-       OptionType::kInt,
-       "10000",
-       "Rows encoded at a time (COPY) or per INSERT statement (insert_batch, at most 1000).",
-       false,
-       {}},
-      {"retry_max_attempts",
-       OptionType::kInt,
-       "5",
-       "Attempts per batch, the first included, when it fails retryably.",
-       false,
-       {}},
-      {"retry_initial_backoff",
-       OptionType::kDuration,
-       "1s",
-       "Wait before the first retry; doubles each time, up to 30s.",
-       false,
-       {}},
-      {"statement_timeout",
-       OptionType::kDuration,
-       "",
-       "Cancel a statement that runs longer than this (default: the server's).",
-       false,
-       {}},
-      {"connect_timeout",
-       OptionType::kDuration,
-       "10s",
-       "Give up connecting after this long.",
-       false,
-       {}},
-  };
-  return kOptions;
-}
-
-Result<std::unique_ptr<Sink>> MakePostgresSink(const NodeOptions& options) {
-  SLUICE_ASSIGN_OR_RETURN(SinkConfig config, ParseSinkOptions(options));
-  return std::unique_ptr<Sink>(new PostgresSink(options.id(), std::move(config)));
-}
-
-}  // namespace sluice
+}  // namespace sluice::pg_sink

@@ -1,0 +1,196 @@
+// The `postgres` sink's options.
+
+#include "sluice/connectors/postgres/postgres_sink_internal.h"
+
+namespace sluice::pg_sink {
+
+Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
+  SinkConfig c;
+  c.dsn = o.GetString("dsn");
+  if (c.dsn.empty()) return o.ErrorAt("dsn", "a PostgreSQL connection string is required");
+  c.table = o.GetString("table");
+  if (c.table.empty()) return o.ErrorAt("table", "a table name is required");
+  if (o.Has("create_table")) c.create_table = o.GetBool("create_table");
+  if (o.Has("mode")) {
+    const std::string mode = o.GetString("mode");
+    if (mode == "insert") {
+      c.mode = SinkMode::kInsert;
+    } else if (mode == "upsert") {
+      c.mode = SinkMode::kUpsert;
+    } else if (mode == "insert_batch") {
+      c.mode = SinkMode::kInsertBatch;
+    } else {
+      return o.ErrorAt("mode", "must be insert, upsert or insert_batch");
+    }
+  }
+  c.keep_existing = o.GetString("on_conflict") == "keep";
+  if (c.keep_existing && c.mode != SinkMode::kUpsert) {
+    return o.ErrorAt("on_conflict", "applies to mode: upsert");
+  }
+  c.key = o.GetStringList("key");
+  if (c.mode == SinkMode::kUpsert && c.key.empty()) {
+    return o.ErrorAt("key", "upsert needs 'key': the columns of the unique index ON CONFLICT uses");
+  }
+  c.indexes = o.GetStringList("indexes");
+  if (o.Has("index_after_load")) c.index_after_load = o.GetBool("index_after_load");
+  if (!c.indexes.empty() && !c.create_table && !c.index_after_load) {
+    return o.ErrorAt("indexes",
+                     "indexes are created with the table; set create_table: true, or "
+                     "index_after_load: true to index an existing table once the load is over");
+  }
+  if (c.index_after_load && c.indexes.empty()) {
+    return o.ErrorAt("index_after_load", "needs 'indexes': the columns to index");
+  }
+  c.partition_by = o.GetString("partition_by");
+  const std::string interval = o.GetString("partition_interval");
+  if (!c.partition_by.empty()) {
+    if (!c.create_table) {
+      return o.ErrorAt("partition_by",
+                       "partitions are declared when creating the table; set create_table: true");
+    }
+    if (interval == "day") {
+      c.interval = PartitionInterval::kDay;
+    } else if (interval == "month" || interval.empty()) {
+      c.interval = PartitionInterval::kMonth;
+    } else {
+      return o.ErrorAt("partition_interval", "must be day or month");
+    }
+  } else if (!interval.empty()) {
+    return o.ErrorAt("partition_interval", "needs 'partition_by'");
+  }
+  if (o.Has("pool_size")) c.pool_size = static_cast<int>(o.GetInt("pool_size"));
+  if (c.pool_size < 1) return o.ErrorAt("pool_size", "must be at least 1");
+  if (o.Has("batch_rows")) c.batch_rows = o.GetInt("batch_rows");
+  if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
+  if (o.Has("retry_max_attempts")) {
+    c.retry_max_attempts = static_cast<int>(o.GetInt("retry_max_attempts"));
+  }
+  if (c.retry_max_attempts < 1) return o.ErrorAt("retry_max_attempts", "must be at least 1");
+  if (o.Has("retry_initial_backoff")) {
+    c.retry_initial_backoff_us = o.GetDurationMicros("retry_initial_backoff");
+  }
+  if (o.Has("statement_timeout")) c.statement_timeout_us = o.GetDurationMicros("statement_timeout");
+  if (o.Has("connect_timeout")) c.connect_timeout_us = o.GetDurationMicros("connect_timeout");
+  if (c.connect_timeout_us <= 0) return o.ErrorAt("connect_timeout", "must be positive");
+  return c;
+}
+
+}  // namespace sluice::pg_sink
+
+namespace sluice {
+
+using pg_sink::PostgresSink;
+using pg_sink::SinkConfig;
+
+const OptionSchema& PostgresSinkOptions() {
+  static const OptionSchema kOptions = {
+      {"dsn",
+       OptionType::kString,
+       "",
+       "libpq connection string or postgresql:// URI (${ENV} expands).",
+       true,
+       {}},
+      {"table", OptionType::kString, "", "Table to write (may be schema.table).", true, {}},
+      {"create_table",
+       OptionType::kBool,
+       "false",
+       "Create the table from the first batch's schema if it does not exist, with the "
+       "PostgreSQL types the batch records (tag pg_types: from postgres_archive or an archive's "
+       "manifest), else types mapped from the sluice types.",
+       false,
+       {}},
+      {"mode",
+       OptionType::kEnum,
+       "insert",
+       "insert (binary COPY), upsert (staging table + INSERT ON CONFLICT) or insert_batch "
+       "(multi-row INSERTs).",
+       false,
+       {"insert", "upsert", "insert_batch"}},
+      {"on_conflict",
+       OptionType::kEnum,
+       "update",
+       "For upsert, a row whose key is already in the table: update it, or keep the row "
+       "there (first write wins — what a window's results need across restarts, where a "
+       "window recomputed from part of its rows must not overwrite the complete one).",
+       false,
+       {"update", "keep"}},
+      {"key",
+       OptionType::kStringList,
+       "",
+       "Columns of the unique key upsert matches on (the primary key when creating); a batch "
+       "with a NULL key fails whole, and of rows with the same key the batch's last wins.",
+       false,
+       {}},
+      {"indexes",
+       OptionType::kStringList,
+       "",
+       "Columns to index, one index each: B-tree, or GiST for geometry and geography. Made "
+       "with the table (create_table), or after the load with index_after_load.",
+       false,
+       {}},
+      {"index_after_load",
+       OptionType::kBool,
+       "false",
+       "Create `indexes` once every row is written (at the end of a successful run): one "
+       "sorted build instead of an update per row; works on an existing table too.",
+       false,
+       {}},
+      {"partition_by",
+       OptionType::kString,
+       "",
+       "When creating the table: timestamp column to range-partition by; partitions are "
+       "created for the timestamps written.",
+       false,
+       {}},
+      {"partition_interval",
+       OptionType::kEnum,
+       "",
+       "Width of each partition (default month).",
+       false,
+       {"day", "month"}},
+      {"pool_size",
+       OptionType::kInt,
+       "2",
+       "Most connections in the pool this sink uses (shared by nodes with the same dsn).",
+       false,
+       {}},
+      {"batch_rows",
+       OptionType::kInt,
+       "10000",
+       "Rows encoded at a time (COPY) or per INSERT statement (insert_batch, at most 1000).",
+       false,
+       {}},
+      {"retry_max_attempts",
+       OptionType::kInt,
+       "5",
+       "Attempts per batch, the first included, when it fails retryably.",
+       false,
+       {}},
+      {"retry_initial_backoff",
+       OptionType::kDuration,
+       "1s",
+       "Wait before the first retry; doubles each time, up to 30s.",
+       false,
+       {}},
+      {"statement_timeout",
+       OptionType::kDuration,
+       "",
+       "Cancel a statement that runs longer than this (default: the server's).",
+       false,
+       {}},
+      {"connect_timeout",
+       OptionType::kDuration,
+       "10s",
+       "Give up connecting after this long.",
+       false,
+       {}},
+  };
+  return kOptions;
+}
+
+Result<std::unique_ptr<Sink>> MakePostgresSink(const NodeOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(SinkConfig config, pg_sink::ParseSinkOptions(options));
+  return std::unique_ptr<Sink>(new PostgresSink(options.id(), std::move(config)));
+}
+
+}  // namespace sluice
