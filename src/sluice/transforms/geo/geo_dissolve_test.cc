@@ -104,7 +104,9 @@ TEST(Dissolve, OverlappingSquaresBecomeOneAreaPerGroupAtTheEnd) {
 
 TEST(Dissolve, ManyGeometriesUnionAsTheyComeAndHoldTheirAcksUntilEmitted) {
   auto queue = std::make_shared<AckQueue>();
-  Harness h("dissolve", J::object());
+  // A quarter of the budget, 100 kB, is what waits before a union: ~290 squares.
+  MemoryBudget budget(400'000);
+  Harness h("dissolve", J::object(), &budget);
   std::vector<std::tuple<std::string, std::string, int>> rows;
   // 2,000 unit squares side by side: x from 0 to 2000, one strip of area 2000.
   for (int i = 0; i < 2000; ++i) {
@@ -114,6 +116,9 @@ TEST(Dissolve, ManyGeometriesUnionAsTheyComeAndHoldTheirAcksUntilEmitted) {
   h.out.input_acks = AckSet(std::make_shared<AckHandle>(queue, 0));
   ASSERT_OK(h.Run(Parcels(rows)));
   h.out.input_acks = AckSet();
+  // 2,000 squares read take ~690 kB (estimated); unioned as they came, far less.
+  EXPECT_LT(h.stats.Gauges().at("state_bytes"), 300'000);
+  EXPECT_EQ(budget.held(), static_cast<int64_t>(h.stats.Gauges().at("state_bytes")));
   std::vector<AckQueue::Event> events;
   queue->Drain(&events, 0);
   EXPECT_TRUE(events.empty());  // held by the node
@@ -122,11 +127,27 @@ TEST(Dissolve, ManyGeometriesUnionAsTheyComeAndHoldTheirAcksUntilEmitted) {
   EXPECT_EQ(h.out.rows[0]->GetColumn("count")->GetInt64(0), 2000);
   EXPECT_NEAR(Area(h.Strings("geometry").at(0)), 2000.0, 1e-9);
   ASSERT_OK(h.t->Close());
+  EXPECT_EQ(budget.held(), 0);
   h.out.rows.clear();
   h.out.row_acks.clear();
   queue->Drain(&events, 0);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_TRUE(events[0].delivered);
+}
+
+TEST(Dissolve, StateOverTheMemoryBudgetFailsTheRun) {
+  MemoryBudget budget(100'000);
+  Harness h("dissolve", J::object(), &budget);
+  std::vector<std::tuple<std::string, std::string, int>> rows;
+  for (int i = 0; i < 2000; ++i) {  // disjoint: their union is as large as they are
+    rows.emplace_back(
+        "all", fmt::format("POLYGON (({0} 0, {1} 0, {1} 1, {0} 1, {0} 0))", 2 * i, 2 * i + 1),
+        4326);
+  }
+  EXPECT_THAT(h.Run(Parcels(rows)), StatusIs(StatusCode::kResourceExhausted,
+                                             HasSubstr("more than the run's memory budget")));
+  ASSERT_OK(h.t->Close());
+  EXPECT_EQ(budget.held(), 0);
 }
 
 TEST(Dissolve, AMixOfSridsInAGroupFollowsOnError) {

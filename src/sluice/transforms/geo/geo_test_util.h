@@ -97,7 +97,9 @@ inline BatchPtr Features(const std::vector<std::pair<int64_t, std::string>>& row
 
 /// One geo transform of type `type`, opened on a context of its own.
 struct Harness {
-  Harness(const std::string& type, J options) : ctx("g", type, &stats, &cancelled, false) {
+  Harness(const std::string& type, J options, MemoryBudget* memory = nullptr)
+      : ctx("g", type, &stats, &cancelled, false) {
+    ctx.set_memory(memory);
     const NodeTypeInfo* info = Registry().Find(type);
     EXPECT_NE(info, nullptr) << type;
     auto made = info->make_transform(NodeOptions::ForTest("g", std::move(options), type));
