@@ -186,9 +186,8 @@ class DissolveTransform final : public GeoTransform {
   /// union of many geometries at once groups neighbours first (an STR tree), which is far
   /// cheaper than unioning them in arrival order: 100,000 overlapping circles took 112 s
   /// unioned 512 at a time into the union so far, 6.5 s this way. So geometries wait until
-  /// they are many; when the
-  /// unions do not shrink them (disjoint inputs), the threshold doubles, so each geometry is
-  /// unioned O(log n) times.
+  /// they are many; when the unions do not shrink them (disjoint inputs), the threshold
+  /// doubles, so each geometry is unioned O(log n) times.
   Status Compact(GeoThread& geo) {
     for (auto& group : groups_) SLUICE_RETURN_NOT_OK(Union(geo, &group));
     compact_at_ = std::max(compact_at_, 2 * bytes_);
