@@ -174,6 +174,20 @@ class Walker {
     }
     z = z || iso == 1 || iso == 3;
     m = m || iso == 2 || iso == 3;
+    if (depth > 0 && (z != parent_z_ || m != parent_m_)) {
+      // PostGIS refuses it too ("can not mix dimensionality"), and no text form could say it.
+      return Status::Invalid("a {}{} inside a {} geometry at byte {}: dimensions mixed",
+                             TypeName(type),
+                             z && m ? " ZM"
+                             : z    ? " Z"
+                             : m    ? " M"
+                                    : "",
+                             parent_z_ && parent_m_ ? "ZM"
+                             : parent_z_            ? "Z"
+                             : parent_m_            ? "M"
+                                                    : "2D",
+                             at);
+    }
     if (expect != 0 && type != expect) {
       return Status::Invalid("a {} inside a Multi{} at byte {}", TypeName(type), TypeName(expect),
                              at);
@@ -183,6 +197,8 @@ class Walker {
     out_->dims = 2 + (z ? 1 : 0) + (m ? 1 : 0);
     out_->has_m = m;
     if (place != Place::kInMulti) Header(type, z, m);
+    parent_z_ = z;  // what the elements must have (set after the check: they are at depth + 1)
+    parent_m_ = m;
     SLUICE_RETURN_NOT_OK(Body(type, depth));
     if (out_->kind == TextOut::Kind::kGeoJson && place != Place::kInMulti) out_->Append("}");
     return Status::OK();
@@ -278,6 +294,8 @@ class Walker {
   Cursor c_;
   TextOut* out_;
   bool little_ = true;
+  bool parent_z_ = false;  // the dimensions of the geometry whose elements are being read
+  bool parent_m_ = false;
 };
 
 }  // namespace

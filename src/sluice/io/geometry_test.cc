@@ -93,6 +93,7 @@ TEST(GeometryTest, WktRoundTripsEveryType) {
       "POINT M (1 2 3)",
       "POINT ZM (1 2 3 4)",
       "MULTIPOLYGON Z (((0 0 1, 1 0 1, 1 1 1, 0 0 1)))",
+      "GEOMETRYCOLLECTION M (POINT M (1 2 3), LINESTRING M (0 0 1, 1 1 2))",
       "POINT (0.1 0.30000000000000004)",
   };
   for (const char* wkt : cases) EXPECT_EQ(Wkt(Ewkb(wkt)), wkt);
@@ -107,6 +108,9 @@ TEST(GeometryTest, ReadsTheWktOtherToolsWrite) {
   EXPECT_EQ(Wkt(Ewkb("MULTIPOINT(1 2,3 4)")), "MULTIPOINT ((1 2), (3 4))");
   EXPECT_EQ(Wkt(Ewkb("MULTIPOINT (1 2 5, 3 4 6)")), "MULTIPOINT Z ((1 2 5), (3 4 6))");
   EXPECT_EQ(Wkt(Ewkb("srid=4326 ; POINT(1 2)")), "SRID=4326;POINT (1 2)");
+  // Untagged elements take the collection's dimensions.
+  EXPECT_EQ(Wkt(Ewkb("GEOMETRYCOLLECTION M (POINT (1 2 3))")),
+            "GEOMETRYCOLLECTION M (POINT M (1 2 3))");
   EXPECT_EQ(Wkt(Ewkb("POINT(1 2)", 4326), false), "POINT (1 2)");
 }
 
@@ -155,6 +159,11 @@ TEST(GeometryTest, MalformedEwkbIsAnErrorNamingTheByte) {
   // A multipoint holding a line string.
   EXPECT_THAT(InspectEwkb(Unhex("010400000001000000010200000000000000")).status(),
               Invalid("a LineString inside a MultiPoint"));
+  // A Point M inside a 2-D MultiPoint (found by fuzzing: no WKT can say it; PostGIS refuses it).
+  EXPECT_THAT(InspectEwkb(Unhex("0000000004000000010101000040000000000000f03f000000000000f03f"
+                                "0000000000000000"))
+                  .status(),
+              Invalid("a Point M inside a 2D geometry at byte 9: dimensions mixed"));
   // Collections nested deeper than 32 levels.
   std::string deep;
   for (int i = 0; i < 40; ++i) deep += "010700000001000000";
@@ -186,6 +195,9 @@ TEST(GeometryTest, MalformedWktIsAnErrorNamingTheCharacter) {
       {"SRID=x;POINT(1 2)", "expected an SRID number"},
       {"SRID=4326 POINT(1 2)", "expected ';'"},
       {"POINT Z (1 2)", "a position of 2 numbers where 3 are expected"},
+      {"GEOMETRYCOLLECTION (POINT (1 2), POINT Z (1 2 3))", "dimensions mixed"},
+      {"GEOMETRYCOLLECTION (POINT (1 2 3), POINT M (1 2 3))", "dimensions mixed"},
+      {"GEOMETRYCOLLECTION Z (POINT M (1 2 3))", "dimensions mixed"},
   };
   for (const Case& c : cases) {
     std::string out = "kept";

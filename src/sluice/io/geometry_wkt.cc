@@ -122,9 +122,20 @@ class WktParser {
         pos_ = save;
       }
     }
-    dims_ = (z || m) ? 2 + (z ? 1 : 0) + (m ? 1 : 0) : parent_dims;
-    z_ = z;
-    m_ = m;
+    const int tagged = (z || m) ? 2 + (z ? 1 : 0) + (m ? 1 : 0) : 0;
+    if (tagged != 0) {
+      // Inside a collection whose dimensions are known, a tag must agree (PostGIS refuses
+      // mixed dimensions, and EWKB could not say it either).
+      if (parent_dims != 0 && (tagged != parent_dims || z != z_ || m != m_)) {
+        return Error("dimensions mixed inside a collection");
+      }
+      dims_ = tagged;
+      z_ = z;
+      m_ = m;
+    } else {
+      dims_ = parent_dims;  // 0 at the top: the first position decides
+      if (parent_dims == 0) z_ = m_ = false;
+    }
     const size_t header = w_.size();
     w_.Header(type, z, m, srid);
     SLUICE_RETURN_NOT_OK(Body(type, depth));
