@@ -53,6 +53,15 @@ TEST(Buffer, PointsMadeWithoutGeosAreTheBytesGeosMakes) {
   }
 }
 
+TEST(Buffer, ACircleTooSmallForItsCoordinatesIsGeossEmptyPolygon) {
+  Harness h("buffer", {{"distance", 1e-12}});
+  ASSERT_OK(h.Run(Features({{1, Ewkb("POINT (1000000 1000000)")}, {2, Ewkb("POINT (0 0)")}})));
+  const auto out = h.Strings("geometry");
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(Wkt(out[0]), "POLYGON EMPTY");
+  EXPECT_NEAR(Area(out[1]), RegularPolygonArea(1e-12, 32), 1e-30);
+}
+
 TEST(Buffer, BigEndianAndIsoInputGoesThroughGeosWithTheSameResult) {
   // POINT(1 2) big-endian with SRID 4326, written by hand.
   const std::string big(

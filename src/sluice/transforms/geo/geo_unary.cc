@@ -1,7 +1,9 @@
 // The geo transforms that map each row's geometry to a value: buffer, simplify, centroid,
 // make_valid (a geometry), area and length (a number), is_valid (a bool and a reason).
 
+#include <algorithm>
 #include <cmath>
+#include <numbers>
 
 #include "sluice/transforms/geo/ewkb.h"
 #include "sluice/transforms/geo/geo_internal.h"
@@ -33,7 +35,8 @@ class BufferTransform final : public GeoTransform {
   BufferTransform(NodeOptions options, CommonConfig common, BufferConfig c)
       : GeoTransform(std::move(options), std::move(common)),
         c_(std::move(c)),
-        circle_(c_.quadrant_segments) {}
+        circle_(c_.quadrant_segments),
+        step_(std::numbers::pi / 2 / c_.quadrant_segments) {}
 
   ~BufferTransform() override { ReleaseParams(); }
 
@@ -71,7 +74,7 @@ class BufferTransform final : public GeoTransform {
     }
     Point2D p;
     if (c_.cap == GEOSBUF_CAP_ROUND && d > 0 && ReadPoint2D(wkb, &p) && std::isfinite(p.x) &&
-        std::isfinite(p.y)) {
+        std::isfinite(p.y) && d * step_ > 1e-9 * std::max({1.0, std::fabs(p.x), std::fabs(p.y)})) {
       scratch_.clear();
       circle_.AppendEwkb(p.x, p.y, d, p.srid, &scratch_);
       builders_[0].AppendString(scratch_);
@@ -95,6 +98,10 @@ class BufferTransform final : public GeoTransform {
 
   BufferConfig c_;
   CircleTemplate circle_;
+  // The angle between the circle's vertices. A circle whose vertices are too close to be told
+  // apart at its coordinates' precision goes to GEOS, which drops repeated vertices (and
+  // makes an empty polygon of a circle that collapses).
+  double step_;
   GEOSContextHandle_t params_handle_ = nullptr;
   GEOSBufferParams* params_ = nullptr;  // made on params_handle_'s thread
   std::string scratch_;
