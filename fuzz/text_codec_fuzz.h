@@ -1,6 +1,6 @@
-// Shared by the text-codec fuzzers (csv_fuzz, jsonl_fuzz, geojson_fuzz): feed arbitrary bytes to a decoder in
-// two chunks (split where the first byte says), with an inferred and with a declared schema,
-// under both error policies; check batch bounds and schemas, that whatever decoded can be
+// Shared by the text-codec fuzzers (csv_fuzz, jsonl_fuzz, geojson_fuzz): feed arbitrary bytes to a
+// decoder in two chunks (split where the first byte says), with an inferred and with a declared
+// schema, under both error policies; check batch bounds and schemas, that whatever decoded can be
 // encoded, and that whatever decodes with a declared schema survives an encode/decode round
 // trip unchanged. A codec plugs in through a traits struct:
 //   struct Traits {
