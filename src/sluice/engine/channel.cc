@@ -5,6 +5,14 @@
 
 namespace sluice {
 
+int64_t Channel::BoundBytes(int64_t declared, int64_t memory_limit, int channels) {
+  constexpr int64_t kDefault = int64_t{64} << 20;
+  constexpr int64_t kFloor = int64_t{1} << 20;
+  if (declared > 0) return declared;
+  if (memory_limit <= 0 || channels <= 0) return kDefault;
+  return std::min(kDefault, std::max(kFloor, memory_limit / (2 * int64_t{channels})));
+}
+
 Channel::Channel(size_t max_batches, int64_t max_bytes, int producers)
     : max_batches_(max_batches < 1 ? 1 : max_batches),
       max_bytes_(max_bytes),

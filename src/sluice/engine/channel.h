@@ -19,6 +19,13 @@ class Channel {
  public:
   Channel(size_t max_batches, int64_t max_bytes, int producers);
 
+  /// Return the byte bound of a node's input queue: `declared` (its queue_bytes) when set,
+  /// else 64 MiB — less under a memory limit, so that the pipeline's `channels` queues together
+  /// hold at most half of it (but at least 1 MiB each). The budget is charged for what sources
+  /// read; a transform's output can be far larger (a buffered point is 40 times its input), and
+  /// queues full of it are what the limit must also bound.
+  static int64_t BoundBytes(int64_t declared, int64_t memory_limit, int channels);
+
   /// Block until there is room, then enqueue; return false if the channel was cancelled.
   /// Adds the time spent waiting to `*blocked_ns`. A watermark marker never waits and takes no
   /// room; one that follows a marker of the same input at the back of the queue replaces it

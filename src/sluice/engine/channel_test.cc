@@ -89,4 +89,13 @@ TEST(ChannelTest, CancelWakesBlockedProducer) {
 }
 
 }  // namespace
+TEST(ChannelTest, QueuesTogetherHoldAtMostHalfTheMemoryLimit) {
+  constexpr int64_t kMiB = int64_t{1} << 20;
+  EXPECT_EQ(Channel::BoundBytes(0, 0, 7), 64 * kMiB);                  // no limit: the default
+  EXPECT_EQ(Channel::BoundBytes(0, 256 * kMiB, 8), 16 * kMiB);         // 8 queues share half of 256
+  EXPECT_EQ(Channel::BoundBytes(0, 8 * kMiB, 8), 1 * kMiB);            // never below 1 MiB
+  EXPECT_EQ(Channel::BoundBytes(0, int64_t{16} << 30, 2), 64 * kMiB);  // never above the default
+  EXPECT_EQ(Channel::BoundBytes(5 * kMiB, 256 * kMiB, 8), 5 * kMiB);   // queue_bytes wins
+}
+
 }  // namespace sluice

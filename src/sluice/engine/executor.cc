@@ -52,6 +52,12 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
     idle_since_us_[i].store(-1);
     in_call_since_us_[i].store(-1);
   }
+  for (const auto& n : nodes) {
+    if (n.kind() == NodeKind::kSource) continue;
+    const bool keyed =
+        n.kind() == NodeKind::kTransform && n.spec.parallelism > 1 && !n.spec.partition_by.empty();
+    channel_count_ += keyed ? n.spec.parallelism : 1;
+  }
   for (size_t i = 0; i < nodes.size(); ++i) {
     const auto& n = nodes[i];
     stats_.push_back(std::make_unique<NodeStats>());
@@ -69,9 +75,10 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
       }
       const int count = partitioners_.back() != nullptr ? n.spec.parallelism : 1;
       for (int k = 0; k < count; ++k) {
-        channels_.back().push_back(
-            std::make_unique<Channel>(static_cast<size_t>(n.spec.queue_batches), n.spec.queue_bytes,
-                                      static_cast<int>(n.inputs.size())));
+        channels_.back().push_back(std::make_unique<Channel>(
+            static_cast<size_t>(n.spec.queue_batches),
+            Channel::BoundBytes(n.spec.queue_bytes, budget_.limit(), channel_count_),
+            static_cast<int>(n.inputs.size())));
       }
     }
     reorderers_.push_back(std::make_unique<Reorderer>());

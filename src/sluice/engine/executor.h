@@ -137,6 +137,7 @@ class PipelineRun {
   mutable std::mutex error_mu_;
   Status first_error_;  // guarded by error_mu_
   MemoryBudget budget_;
+  int channel_count_ = 0;  // input queues of the pipeline (a keyed node has one per instance)
   std::vector<std::unique_ptr<NodeStats>> stats_;
   std::vector<std::unique_ptr<NodeContext>> contexts_;  // one per node instance, see ctx_index_
   std::vector<std::vector<NodeContext*>> node_contexts_;

@@ -32,7 +32,8 @@ struct NodeSpec {
   /// instance owns its keys (what a stateful transform needs to run in parallel). "" = none.
   std::string partition_by;
   int64_t queue_batches = 8;
-  int64_t queue_bytes = 64LL << 20;
+  /// 0: the default — 64 MiB, or less under settings.memory_limit (see ChannelBytes).
+  int64_t queue_bytes = 0;
   NodeOptions options;
   std::string location;  ///< "file:line:col" of the node's key, for messages.
 };

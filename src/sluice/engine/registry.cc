@@ -121,8 +121,9 @@ const OptionSchema& CommonNodeOptions() {
        {}},
       {"queue_bytes",
        OptionType::kByteSize,
-       "64MiB",
-       "Capacity of this node's input queue in bytes.",
+       "",
+       "Capacity of this node's input queue in bytes (a queue always takes one batch). Default "
+       "64MiB, or less with settings.memory_limit: all queues together at most half of it.",
        false,
        {}},
   };
