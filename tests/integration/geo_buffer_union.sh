@@ -6,6 +6,7 @@
 #  - Each buffer matches PostGIS's own ST_Buffer of the same input, row by row.
 #  - The malformed features go to the dead-letter file with their line and feature index.
 #  - GeoJSON -> PostGIS -> GeoJSON keeps every geometry exactly, its SRID and its attributes.
+#  - A GeoPackage written by ogr2ogr reads back (sqlite source) as the same features.
 #  - A run that fails part way builds no index; the rerun completes and builds it.
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$(dirname "$0")/lib.sh"
@@ -93,6 +94,23 @@ as_jsonl "$work/back/*.geojson" > after.txt
 check_eq "$(wc -l < after.txt)" 5000 "features back"
 grep -q 'SRID=3857;POINT (' after.txt || fail "no EPSG:3857 point came back: $(head -2 after.txt)"
 cmp -s before.txt after.txt || fail "GeoJSON -> PostGIS -> GeoJSON changed features: $(diff before.txt after.txt | head -4)"
+
+# A GeoPackage written by GDAL, read by the sqlite source: the same features, geometries and SRID.
+grep -v '"kind":"bad"' places.geojson > clean.geojson
+ogr2ogr -f GPKG places.gpkg clean.geojson -nln places -lco GEOMETRY_NAME=geometry -lco FID=id
+rm -rf "$work/jl"
+cat > gpkg.yaml <<YAML
+pipeline: geo-gpkg
+nodes:
+  in: {type: sqlite, path: "$work/places.gpkg", table: places}
+  out: {type: file, inputs: [in], path: "$work/jl/rows-{n}.jsonl", geometry: wkt}
+YAML
+"$sluice" run -q gpkg.yaml
+jq -S -c . "$work"/jl/*.jsonl | sort > from_gpkg.txt
+jq -S -c . before.txt | sort > from_geojson.txt
+check_eq "$(wc -l < from_gpkg.txt)" 5000 "features read from the GeoPackage"
+cmp -s from_gpkg.txt from_geojson.txt ||
+  fail "GeoPackage features differ from the GeoJSON's: $(diff from_gpkg.txt from_geojson.txt | head -4)"
 
 # A run that fails part way builds no index (a fault injected after the union's tenth batch;
 # fault nodes exist in the test binary only); the rerun completes and builds it.

@@ -319,4 +319,48 @@ Status AppendWkt(std::string_view wkb, bool with_srid, std::string* out) {
   return Walker(wkb, &text).Top(&info, with_srid);
 }
 
+bool IsGeoPackageBlob(std::string_view blob) { return blob.starts_with("GP"); }
+
+Status GeoPackageToEwkb(std::string_view blob, std::string* out) {
+  if (blob.size() < 8 || !IsGeoPackageBlob(blob)) {
+    return Status::Invalid("not a GeoPackage geometry (too short, or no \"GP\" magic)");
+  }
+  const auto version = static_cast<uint8_t>(blob[2]);
+  const auto flags = static_cast<uint8_t>(blob[3]);
+  if (version != 0) return Status::Invalid("GeoPackage geometry version {} (expected 0)", version);
+  if ((flags & 0x20) != 0) {
+    return Status::Invalid("an extended GeoPackage geometry type (not standard WKB)");
+  }
+  static constexpr size_t kEnvelopeBytes[] = {0, 32, 48, 48, 64};
+  const int envelope = (flags >> 1) & 7;
+  if (envelope > 4) return Status::Invalid("GeoPackage envelope code {} (expected 0-4)", envelope);
+  const size_t wkb_at = 8 + kEnvelopeBytes[envelope];
+  if (blob.size() < wkb_at + 5) {
+    return Status::Invalid("a GeoPackage geometry of {} bytes: its header needs {} and WKB",
+                           blob.size(), wkb_at);
+  }
+  Cursor header(blob.substr(4, 4));
+  int32_t srid = static_cast<int32_t>(header.U32((flags & 1) != 0));
+  if (srid < 0) srid = 0;  // -1: undefined geographic; 0: undefined Cartesian
+  // The WKB, with its top header rewritten as EWKB's (in the WKB's own byte order, which the
+  // rest of its top geometry is in): the type with Z/M flags and the SRID flag, then the SRID.
+  const std::string_view wkb = blob.substr(wkb_at);
+  SLUICE_ASSIGN_OR_RETURN(EwkbInfo info, InspectEwkb(wkb));
+  Cursor top(wkb.substr(1, 4));
+  const bool little = wkb[0] == 1;
+  const uint32_t raw = top.U32(little);
+  if ((raw & kFlagSrid) != 0) return Status::Invalid("EWKB inside a GeoPackage geometry");
+  uint32_t type = static_cast<uint32_t>(info.type) | (info.has_z ? kFlagZ : 0) |
+                  (info.has_m ? kFlagM : 0) | (srid != 0 ? kFlagSrid : 0);
+  const auto put32 = [&](uint32_t v) {
+    if (little != (std::endian::native == std::endian::little)) v = __builtin_bswap32(v);
+    out->append(reinterpret_cast<const char*>(&v), 4);
+  };
+  out->push_back(wkb[0]);
+  put32(type);
+  if (srid != 0) put32(static_cast<uint32_t>(srid));
+  out->append(wkb.substr(5));
+  return Status::OK();
+}
+
 }  // namespace sluice::io::geom

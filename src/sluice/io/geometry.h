@@ -59,6 +59,15 @@ Status AppendWkt(std::string_view wkb, bool with_srid, std::string* out);
 /// closed and have 4 or more positions, line strings 2 or more (as PostGIS requires).
 Status WktToEwkb(std::string_view wkt, int32_t srid, std::string* out);
 
+/// Return whether `blob` is a GeoPackage geometry blob (it starts with "GP").
+bool IsGeoPackageBlob(std::string_view blob);
+
+/// Append the EWKB of a GeoPackage geometry blob (the "GP" header — version 0, flags, srs_id,
+/// optional envelope — then standard WKB): its srs_id becomes the SRID (0 and -1, GeoPackage's
+/// undefined systems, give none). Errors for a malformed header, the extended geometry types
+/// of the GeoPackage extension, or malformed WKB.
+Status GeoPackageToEwkb(std::string_view blob, std::string* out);
+
 /// Append a 2D point as little-endian EWKB, with an SRID when `srid` is not 0.
 void AppendEwkbPoint(double x, double y, int32_t srid, std::string* out);
 

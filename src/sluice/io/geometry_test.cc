@@ -210,6 +210,42 @@ TEST(GeometryTest, MalformedWktIsAnErrorNamingTheCharacter) {
   EXPECT_THAT(WktToEwkb(deep, 0, &out), Invalid("too deep"));
 }
 
+TEST(GeometryTest, ReadsGeoPackageBlobs) {
+  // "GP", version 0, flags 0x03 (little-endian header, a 2-D envelope), srs_id 3857, the
+  // envelope (minx maxx miny maxy), then WKB: POINT (1 2).
+  const std::string blob = Unhex(
+      "47500003110f0000"
+      "000000000000f03f000000000000f03f00000000000000400000000000000040"
+      "0101000000000000000000f03f0000000000000040");
+  ASSERT_TRUE(IsGeoPackageBlob(blob));
+  std::string out;
+  ASSERT_OK(GeoPackageToEwkb(blob, &out));
+  EXPECT_EQ(Wkt(out), "SRID=3857;POINT (1 2)");
+  // Big-endian header without an envelope, srs_id -1 (undefined): no SRID; ISO POINT Z WKB.
+  out.clear();
+  ASSERT_OK(GeoPackageToEwkb(Unhex("4750000"
+                                   "0ffffffff"
+                                   "01e9030000000000000000f03f00000000000000400000000000000840"),
+                             &out));
+  EXPECT_EQ(Wkt(out), "POINT Z (1 2 3)");
+  out.clear();
+  EXPECT_THAT(GeoPackageToEwkb(Unhex("47500100"), &out), Invalid("not a GeoPackage"));
+  EXPECT_THAT(GeoPackageToEwkb(Unhex("4750010000000000"
+                                     "0101000000"),
+                               &out),
+              Invalid("version 1"));
+  EXPECT_THAT(GeoPackageToEwkb(Unhex("4750002100000000"
+                                     "0101000000"),
+                               &out),
+              Invalid("extended"));
+  EXPECT_THAT(GeoPackageToEwkb(Unhex("475000030000000000"), &out), Invalid("header needs 40"));
+  EXPECT_THAT(GeoPackageToEwkb(Unhex("4750000100000000"
+                                     "0101000000"),
+                               &out),
+              Invalid("truncated"));
+  EXPECT_TRUE(out.empty());
+}
+
 TEST(GeometryTest, TextIsHexEwkbOrWkt) {
   std::string out;
   ASSERT_OK(TextToEwkb(kPostgisPoint, 0, &out));

@@ -6,6 +6,7 @@
 
 #include "sluice/connectors/sqlite/sqlite_internal.h"
 #include "sluice/core/time.h"
+#include "sluice/io/geometry.h"
 
 namespace sluice::sqlite_internal {
 
@@ -188,6 +189,11 @@ std::optional<TypeId> TypeFromDeclared(const char* declared) {
   if (has("BOOL")) return TypeId::kBool;
   if (has("JSON")) return TypeId::kJson;
   if (has("GEOMETRY")) return TypeId::kGeometry;
+  // GeoPackage declares geometry columns by their geometry type (a "POINT" holds no integer).
+  for (std::string_view name : {"POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING",
+                                "MULTIPOLYGON", "GEOMETRYCOLLECTION"}) {
+    if (upper == name) return TypeId::kGeometry;
+  }
   if (has("INT")) return TypeId::kInt64;
   if (has("CHAR") || has("CLOB") || has("TEXT")) return TypeId::kString;
   if (has("BLOB")) return TypeId::kBytes;
@@ -320,9 +326,30 @@ bool AppendCell(sqlite3_stmt* stmt, int c, TypeId type, ColumnBuilder* b, std::s
       b->AppendString(storage == SQLITE_BLOB ? ColumnBlob(stmt, c) : ColumnText(stmt, c));
       return true;
     case TypeId::kBytes:
-    case TypeId::kGeometry:
       b->AppendString(ColumnBlob(stmt, c));
       return true;
+    case TypeId::kGeometry: {
+      // A GeoPackage blob (its header, then WKB), EWKB as the sqlite sink writes it, or text
+      // (WKT or hex EWKB).
+      thread_local std::string ewkb;
+      ewkb.clear();
+      const std::string_view v = storage == SQLITE_BLOB ? ColumnBlob(stmt, c) : ColumnText(stmt, c);
+      Status st;
+      if (storage != SQLITE_BLOB) {
+        st = io::geom::TextToEwkb(v, 0, &ewkb);
+      } else if (io::geom::IsGeoPackageBlob(v)) {
+        st = io::geom::GeoPackageToEwkb(v, &ewkb);
+      } else {
+        st = io::geom::InspectEwkb(v).status();
+        if (st.ok()) ewkb.assign(v);
+      }
+      if (!st.ok()) {
+        *why = " (expected a GeoPackage geometry, EWKB or WKT)";
+        return false;
+      }
+      b->AppendString(ewkb);
+      return true;
+    }
   }
   return false;
 }
