@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "sluice/core/log.h"
+#include "sluice/io/geometry.h"
 #include "sluice/testing/matchers.h"
 
 namespace sluice {
@@ -117,9 +118,11 @@ SchemaPtr AllTypesSchema() {
 
 constexpr const char* kAllTypesRows = R"([
   [true, 1, 1.5, "a", "00ff", "2024-01-02T03:04:05.123456Z", "0101000000000000000000f03f000000000000f03f", {"k": [1, 2]}],
-  [false, -9007199254740993, -0.25, "", "", "1969-12-31T23:59:59Z", "", "text"],
+  [false, -9007199254740993, -0.25, "", "", "1969-12-31T23:59:59Z",
+   "01020000000200000000000000000000000000000000000000000000000000f03f000000000000f03f", "text"],
   [null, null, null, null, null, null, null, null],
-  [true, 9223372036854775807, 1e300, "ünïcode ✓", "000102", "2262-04-11T23:47:16Z", "00", 42]
+  [true, 9223372036854775807, 1e300, "ünïcode ✓", "000102", "2262-04-11T23:47:16Z",
+   "0101000020e6100000000000000000f03f0000000000000040", 42]
 ])";
 
 TEST_F(SqliteTest, SinkThenSourceRoundTripsEveryTypeWithNulls) {
@@ -501,6 +504,31 @@ TEST_F(SqliteTest, SourceRejectsAValueThatDoesNotFitTheColumnType) {
   EXPECT_THAT(source->Next(0), StatusIs(StatusCode::kInvalidArgument,
                                         AllOf(HasSubstr("node 'src'"), HasSubstr("row 1"),
                                               HasSubstr("column 'n'"), HasSubstr("'abc'"))));
+}
+
+TEST_F(SqliteTest, GeometryColumnsReadGeoPackageEwkbAndWktAndRefuseTheRest) {
+  // A GeoPackage POINT (1 2) in EPSG:3857 (no envelope), EWKB, WKT; then a blob that is none.
+  ExecSql(path_,
+          "CREATE TABLE t (id INTEGER, geom POINT);"
+          "INSERT INTO t VALUES (1, X'4750000"
+          "1110f00000101000000000000000000f03f0000000000000040'),"
+          " (2, X'0101000020e6100000000000000000f03f0000000000000040'),"
+          " (3, 'SRID=4326;POINT (5 6)'), (4, NULL), (5, X'00ff');");
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource({{"table", "t"}, {"batch_rows", 4}}));
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch, source->Next(0));
+  ASSERT_EQ(batch->num_rows(), 4);
+  ASSERT_EQ(batch->schema()->field(1).type, TypeId::kGeometry);
+  const char* want[] = {"SRID=3857;POINT (1 2)", "SRID=4326;POINT (1 2)", "SRID=4326;POINT (5 6)"};
+  for (int r = 0; r < 3; ++r) {
+    std::string wkt;
+    ASSERT_OK(io::geom::AppendWkt(batch->column(1).GetView(r), true, &wkt));
+    EXPECT_EQ(wkt, want[r]);
+  }
+  EXPECT_TRUE(batch->column(1).IsNull(3));
+  EXPECT_THAT(source->Next(1),
+              StatusIs(StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("column 'geom'"),
+                             HasSubstr("expected a GeoPackage geometry, EWKB or WKT"))));
 }
 
 class SqliteArchiveTest : public SqliteTest {
