@@ -9,6 +9,7 @@
 #include "sluice/core/time.h"
 #include "sluice/expr/expr.h"
 #include "sluice/io/format.h"
+#include "sluice/io/geometry.h"
 #include "sluice/transforms/transforms_internal.h"
 
 namespace sluice::transforms_internal {
@@ -28,16 +29,23 @@ bool CanCast(TypeId from, TypeId to) {
   }
   switch (from) {
     case TypeId::kString:
-      return to == TypeId::kBytes || to == TypeId::kJson;
+      return to == TypeId::kBytes || to == TypeId::kJson || to == TypeId::kGeometry;
     case TypeId::kBytes:
       return to == TypeId::kString || to == TypeId::kGeometry;
     case TypeId::kJson:
       return to == TypeId::kString;
     case TypeId::kGeometry:
-      return to == TypeId::kBytes;
+      return to == TypeId::kBytes || to == TypeId::kString;
     default:
       return false;
   }
+}
+
+// A cleared string for one conversion, reused by the thread.
+std::string& Scratch() {
+  thread_local std::string scratch;
+  scratch.clear();
+  return scratch;
 }
 
 std::string_view Trim(std::string_view s) {
@@ -252,11 +260,41 @@ Result<Column> CastColumn(const Column& in, TypeId to, const CastErrors& errors,
             o->AppendString(v);
             return true;
           });
+        case TypeId::kGeometry:  // WKT, EWKT or hex EWKB
+          return run([&](int64_t i, ColumnBuilder* o) {
+            std::string& ewkb = Scratch();
+            if (!io::geom::TextToEwkb(Trim(in.GetView(i)), 0, &ewkb).ok()) return false;
+            o->AppendString(ewkb);
+            return true;
+          });
         default:
           return run(copy_bytes);
       }
+    case TypeId::kBytes:
+      if (to != TypeId::kGeometry) return run(copy_bytes);
+      // A GeoPackage geometry blob, or (E)WKB: checked, so that nothing malformed goes on.
+      return run([&](int64_t i, ColumnBuilder* o) {
+        const std::string_view v = in.GetView(i);
+        if (io::geom::IsGeoPackageBlob(v)) {
+          std::string& ewkb = Scratch();
+          if (!io::geom::GeoPackageToEwkb(v, &ewkb).ok()) return false;
+          o->AppendString(ewkb);
+          return true;
+        }
+        if (!io::geom::InspectEwkb(v).ok()) return false;
+        o->AppendString(v);
+        return true;
+      });
+    case TypeId::kGeometry:
+      if (to != TypeId::kString) return run(copy_bytes);
+      return run([&](int64_t i, ColumnBuilder* o) {  // EWKT
+        std::string& wkt = Scratch();
+        if (!io::geom::AppendWkt(in.GetView(i), /*with_srid=*/true, &wkt).ok()) return false;
+        o->AppendString(wkt);
+        return true;
+      });
     default:
-      return run(copy_bytes);  // bytes, json, geometry: the bytes are kept as they are
+      return run(copy_bytes);  // json: the bytes are kept as they are
   }
 }
 

@@ -342,6 +342,33 @@ TEST(Cast, NumbersToOtherTypes) {
   EXPECT_EQ(CastOne("t", "int64", rows), "[1704164645000000,0]");
 }
 
+TEST(Cast, GeometriesFromAndToText) {
+  // WKT, EWKT and hex EWKB read into EWKB (shown in hex); anything else is a bad value.
+  EXPECT_EQ(CastOne("s", "geometry",
+                    R"x([["POINT (1 2)", 0, 0, true, 0],
+                        [" SRID=4326;POINT(1 2) ", 0, 0, true, 0],
+                        ["0101000020e6100000000000000000f03f0000000000000040", 0, 0, true, 0]])x"),
+            R"(["0101000000000000000000f03f0000000000000040",)"
+            R"("0101000020e6100000000000000000f03f0000000000000040",)"
+            R"("0101000020e6100000000000000000f03f0000000000000040"])");
+  EXPECT_THAT(CastOne("s", "geometry", R"x([["POINT (1", 0, 0, true, 0]])x"),
+              HasSubstr("row 0: cannot convert string 'POINT (1' to geometry"));
+  EXPECT_THAT(CastOne("s", "geometry", R"([["0101", 0, 0, true, 0]])"),
+              HasSubstr("cannot convert string '0101' to geometry"));
+  // And back to text, as EWKT.
+  auto to_geometry = MakeTransform("cast", {{"columns", {{"s", "geometry"}}}});
+  auto to_text = MakeTransform("cast", {{"columns", {{"s", "string"}}}});
+  ASSERT_OK(to_geometry.status());
+  ASSERT_OK(to_text.status());
+  ASSERT_OK_AND_ASSIGN(
+      auto batch,
+      BatchFromJson(TextSchema(), R"x([["SRID=3857;LINESTRING(0 0,1 1.5)",0,0,true,0]])x"));
+  CollectingEmitter geometry, text;
+  ASSERT_OK((*to_geometry)->Process(batch, 0, &geometry));
+  ASSERT_OK((*to_text)->Process(geometry.rows.at(0), 0, &text));
+  EXPECT_EQ(text.rows.at(0)->column(0).GetView(0), "SRID=3857;LINESTRING (0 0, 1 1.5)");
+}
+
 TEST(Cast, FailsWithTheRowOrMakesNull) {
   const std::string rows =
       R"([["12", 0, 0, true, 0], ["x12", 0, 0, true, 0], ["", 0, 0, true, 0]])";
