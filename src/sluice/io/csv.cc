@@ -827,8 +827,8 @@ class CsvDecoder::Impl {
             const std::string_view v = View(f[r * stride]);
             if (geometry) {
               // Hex EWKB, or WKT/EWKT; a malformed one is a bad value like any other.
-              if (!geom::TextToEwkb(v, options_.srid, &decoded).ok()) {
-                MarkBad(r, c, v, "a geometry (hex EWKB or WKT)");
+              if (Status st = geom::TextToEwkb(v, options_.srid, &decoded); !st.ok()) {
+                MarkBad(r, c, v, fmt::format("a geometry ({})", st.message()));
               }
             } else if (internal::ParseHex(v, &hex_)) {
               decoded.append(hex_);

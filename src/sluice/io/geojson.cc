@@ -17,17 +17,41 @@ namespace {
 constexpr size_t kMaxFeatureBytes = size_t{1} << 30;
 constexpr size_t kNone = std::string::npos;
 
-// The EPSG code in a GeoJSON 2008 "crs" member ({"type":"name","properties":{"name":
-// "urn:ogc:def:crs:EPSG::3857"}} or "EPSG:3857"); 4326 for OGC's CRS84; 0 when none is found.
+// The EPSG code a GeoJSON 2008 "crs" member names: {"type":"name","properties":{"name":
+// "urn:ogc:def:crs:EPSG::3857"}}, "urn:ogc:def:crs:EPSG:6.6:3857", "EPSG:3857" or
+// "http://www.opengis.net/def/crs/EPSG/0/3857" (the code is the last number); 4326 for OGC's
+// CRS84; -1 for anything else (a crs we cannot name must not become 4326 silently).
 int32_t SridOfCrs(std::string_view crs) {
   if (crs.find("CRS84") != std::string_view::npos) return geom::kWgs84;
-  size_t at = crs.find("EPSG:");
-  if (at == std::string_view::npos) return 0;
-  at += 5;
-  while (at < crs.size() && crs[at] == ':') ++at;
+  if (crs.find("EPSG") == std::string_view::npos) return -1;
+  // The value of the key "name" (the word also appears as a value: "type": "name").
+  size_t colon = std::string_view::npos;
+  for (size_t at = crs.find("\"name\""); at != std::string_view::npos;
+       at = crs.find("\"name\"", at + 1)) {
+    size_t k = at + 6;
+    while (k < crs.size() &&
+           (crs[k] == ' ' || crs[k] == '\t' || crs[k] == '\n' || crs[k] == '\r')) {
+      ++k;
+    }
+    if (k < crs.size() && crs[k] == ':') {
+      colon = k;
+      break;
+    }
+  }
+  if (colon == std::string_view::npos) return -1;
+  const size_t open = crs.find('"', colon);
+  const size_t close = open == std::string_view::npos ? open : crs.find('"', open + 1);
+  if (close == std::string_view::npos) return -1;
+  const std::string_view value = crs.substr(open + 1, close - open - 1);
+  size_t end = value.size();
+  size_t begin = end;
+  while (begin > 0 && value[begin - 1] >= '0' && value[begin - 1] <= '9') --begin;
   int32_t srid = 0;
-  auto [p, ec] = std::from_chars(crs.data() + at, crs.data() + crs.size(), srid);
-  return ec == std::errc() && srid > 0 ? srid : 0;
+  auto [p, ec] = std::from_chars(value.data() + begin, value.data() + end, srid);
+  return ec == std::errc() && srid > 0 && begin > 0 &&
+                 (value[begin - 1] == ':' || value[begin - 1] == '/')
+             ? srid
+             : -1;
 }
 
 }  // namespace
@@ -39,19 +63,29 @@ class GeoJsonDecoder::Impl {
   explicit Impl(DecodeOptions options) : options_(std::move(options)) {
     options_.batch_rows = std::max<int64_t>(options_.batch_rows, 1);
     options_.infer_rows = std::max<int64_t>(options_.infer_rows, 1);
-    srid_ = options_.srid;
     if (options_.schema != nullptr) SetSchema(options_.schema);
   }
 
   Status Feed(std::string_view bytes, std::vector<BatchPtr>* out) {
     buf_.append(bytes);
+    if (!started_) {
+      if (buf_.size() < 3) return Status::OK();  // a byte-order mark may still be coming
+      Start();
+    }
     SLUICE_RETURN_NOT_OK(Scan(out));
     return Trim();
   }
 
   Status Finish(std::vector<BatchPtr>* out) {
+    if (!started_) Start();
     SLUICE_RETURN_NOT_OK(Scan(out));
-    if (depth_ != 0 || in_string_) {
+    if (skip_start_ != kNone) {
+      SLUICE_RETURN_NOT_OK(SkipDone(buf_.size(), out));
+    } else if (depth_ != 0 && mode_ == Mode::kRoot) {
+      // A feature of a sequence cut short: one bad record (RFC 8142 readers skip such texts).
+      SLUICE_RETURN_NOT_OK(Bad(std::string_view(buf_).substr(root_start_), root_line_,
+                               "the input ends inside this feature (truncated?)"));
+    } else if (depth_ != 0 || in_string_) {
       return Error(line_, "the input ends inside a JSON value (truncated file?)");
     }
     if (schema_ == nullptr) SLUICE_RETURN_NOT_OK(Infer(out));
@@ -69,12 +103,34 @@ class GeoJsonDecoder::Impl {
     return internal::LineError(options_.source_name, line, message);
   }
 
+  void Start() {
+    if (buf_.starts_with("\xEF\xBB\xBF")) buf_.erase(0, 3);
+    started_ = true;
+  }
+
   // Walks buf_ from pos_, completing features as their closing brace arrives.
   Status Scan(std::vector<BatchPtr>* out) {
     const char* b = buf_.data();
     const size_t n = buf_.size();
     for (; pos_ < n; ++pos_) {
       const char c = b[pos_];
+      if (skip_start_ != kNone) {  // skipping a bad line of a sequence (on_error: skip)
+        if (c == '\n' || c == '\x1e') {
+          SLUICE_RETURN_NOT_OK(SkipDone(pos_, out));
+          if (c == '\n') ++line_;
+        }
+        continue;
+      }
+      if (c == '\x1e' && depth_ > 0) {
+        // RFC 8142's record separator inside a text: the text before it was cut short. In a
+        // sequence that is one bad record; inside a collection, a broken file.
+        if (mode_ != Mode::kRoot) return Error(line_, "a record separator inside a collection");
+        SLUICE_RETURN_NOT_OK(Bad(std::string_view(b + root_start_, pos_ - root_start_), root_line_,
+                                 "a truncated GeoJSON text (a record separator "
+                                 "comes before its end)"));
+        ResetRoot();
+        continue;
+      }
       if (in_string_) {
         if (escape_) {
           escape_ = false;
@@ -85,6 +141,8 @@ class GeoJsonDecoder::Impl {
           if (depth_ == 1 && expect_key_) {
             key_.assign(b + key_start_, pos_ - key_start_);
             expect_key_ = false;
+          } else if (depth_ == 1 && value_of_ == "type") {
+            root_type_.assign(b + key_start_, pos_ - key_start_);
           }
         } else if (c == '\n') {
           ++line_;
@@ -98,24 +156,38 @@ class GeoJsonDecoder::Impl {
         case ' ':
         case '\r':
         case '\t':
-        case '\x1e':  // RFC 8142's record separator
+        case '\x1e':
           continue;
         case '"':
+          if (depth_ == 0) {
+            SLUICE_RETURN_NOT_OK(NotAnObject("a string", out));
+            continue;
+          }
+          if (depth_ == 2 && mode_ == Mode::kFeatures) {
+            return Error(line_, fmt::format("feature {} is not an object", index_));
+          }
           in_string_ = true;
           key_start_ = pos_ + 1;
-          if (depth_ == 0) return Error(line_, "expected a GeoJSON object, got a string");
           continue;
         case '{':
         case '[':
           if (depth_ == 0) {
-            if (c != '{') return Error(line_, "expected a GeoJSON object, got an array");
-            if (pos_ == 0 && !bom_checked_) bom_checked_ = true;
+            if (c != '{') {
+              SLUICE_RETURN_NOT_OK(NotAnObject("an array", out));
+              continue;
+            }
             mode_ = Mode::kRoot;
             root_start_ = pos_;
             root_line_ = line_;
+            root_srid_ = 0;
+            root_type_.clear();
             expect_key_ = true;
             key_.clear();
-          } else if (depth_ == 1 && mode_ == Mode::kRoot && value_of_ == "features") {
+            value_of_.clear();
+          } else if (depth_ == 1 && mode_ == Mode::kRoot && value_of_ == "features" &&
+                     (root_type_.empty() || root_type_ == "FeatureCollection")) {
+            // A collection's features (a Feature may have a foreign member of that name: once
+            // its type is known, it is not taken for one).
             if (c != '[') return Error(line_, "\"features\" must be an array");
             mode_ = Mode::kFeatures;
             root_start_ = kNone;  // the collection itself is not kept
@@ -130,7 +202,10 @@ class GeoJsonDecoder::Impl {
           continue;
         case '}':
         case ']':
-          if (depth_ == 0) return Error(line_, fmt::format("unexpected '{}'", c));
+          if (depth_ == 0) {
+            SLUICE_RETURN_NOT_OK(NotAnObject(fmt::format("'{}'", c), out));
+            continue;
+          }
           --depth_;
           if (depth_ == 2 && mode_ == Mode::kFeatures && feature_start_ != kNone) {
             SLUICE_RETURN_NOT_OK(
@@ -138,11 +213,14 @@ class GeoJsonDecoder::Impl {
                        feature_line_, out));
             feature_start_ = kNone;
           } else if (depth_ == 1 && crs_start_ != kNone) {
-            // A crs after the first feature would change the SRID mid-file: ignored.
-            if (srid_ == 0 && index_ == 0) {
-              srid_ = SridOfCrs(std::string_view(b + crs_start_, pos_ + 1 - crs_start_));
-            }
+            const std::string_view crs(b + crs_start_, pos_ + 1 - crs_start_);
+            root_srid_ = SridOfCrs(crs);
             crs_start_ = kNone;
+            if (root_srid_ < 0 && options_.srid == 0) {
+              return Error(line_, fmt::format("a crs that names no EPSG code ({}); set the "
+                                              "source's srid",
+                                              internal::Excerpt(crs)));
+            }
           } else if (depth_ == 1 && mode_ == Mode::kFeatures) {
             mode_ = Mode::kRoot;  // the features array ended
           } else if (depth_ == 0) {
@@ -165,12 +243,9 @@ class GeoJsonDecoder::Impl {
           continue;
         default:
           if (depth_ == 0) {
-            if (pos_ == 0 && buf_.starts_with("\xEF\xBB\xBF")) {
-              pos_ += 2;
-              continue;
-            }
-            return Error(line_, fmt::format("expected a GeoJSON object, got '{}'",
-                                            internal::Excerpt(std::string_view(b + pos_, 1))));
+            SLUICE_RETURN_NOT_OK(NotAnObject(
+                fmt::format("'{}'", internal::Excerpt(std::string_view(b + pos_, 1))), out));
+            continue;
           }
           if (depth_ == 2 && mode_ == Mode::kFeatures) {
             return Error(line_, fmt::format("feature {} is not an object", index_));
@@ -181,13 +256,48 @@ class GeoJsonDecoder::Impl {
     return Status::OK();
   }
 
+  // Something other than an object between the texts of a sequence: an error, or with
+  // on_error skip a bad record running to the end of its line (or the next separator).
+  Status NotAnObject(std::string_view what, std::vector<BatchPtr>* out) {
+    if (options_.on_error == OnError::kFail) {
+      return Error(line_, fmt::format("expected a GeoJSON object, got {}", what));
+    }
+    skip_start_ = pos_;
+    skip_line_ = line_;
+    skip_what_ = std::string(what);
+    if (buf_[pos_] == '\n') return SkipDone(pos_, out);
+    return Status::OK();
+  }
+  Status SkipDone(size_t end, std::vector<BatchPtr>* out) {
+    const std::string_view text = std::string_view(buf_).substr(skip_start_, end - skip_start_);
+    skip_start_ = kNone;
+    return Bad(text, skip_line_, fmt::format("expected a GeoJSON object, got {}", skip_what_));
+  }
+
+  // A record that is not a feature at all: failed, or skipped and reported.
+  Status Bad(std::string_view text, int64_t line, std::string_view why) {
+    const Status st = Error(line, fmt::format("feature {}: {}", index_++, why));
+    if (options_.on_error == OnError::kFail) return st;
+    ++skipped_;
+    if (options_.on_skip) options_.on_skip(line, st, text);
+    return Status::OK();
+  }
+
+  void ResetRoot() {
+    depth_ = 0;
+    in_string_ = escape_ = false;
+    mode_ = Mode::kTop;
+    root_start_ = crs_start_ = feature_start_ = kNone;
+  }
+
   // Drops the input no longer needed: everything before the record being read.
   Status Trim() {
     size_t keep = pos_;
     if (feature_start_ != kNone) keep = std::min(keep, feature_start_);
     if (root_start_ != kNone) keep = std::min(keep, root_start_);
     if (crs_start_ != kNone) keep = std::min(keep, crs_start_);
-    if (in_string_ && depth_ == 1 && expect_key_) keep = std::min(keep, key_start_);
+    if (skip_start_ != kNone) keep = std::min(keep, skip_start_);
+    if (in_string_ && depth_ == 1) keep = std::min(keep, key_start_);
     if (keep > 0) {
       buf_.erase(0, keep);
       pos_ -= keep;
@@ -197,6 +307,7 @@ class GeoJsonDecoder::Impl {
       shift(feature_start_);
       shift(root_start_);
       shift(crs_start_);
+      shift(skip_start_);
       if (key_start_ >= keep) key_start_ -= keep;
     }
     if (buf_.size() > kMaxFeatureBytes) {
@@ -208,12 +319,17 @@ class GeoJsonDecoder::Impl {
   // One feature (or geometry) text, complete.
   Status Record(std::string_view text, int64_t line, std::vector<BatchPtr>* out) {
     const int64_t index = index_++;
+    // The source's srid, else the crs of the object holding the feature (its collection, or the
+    // feature itself in a sequence), else WGS 84.
+    const int32_t srid = options_.srid != 0 ? options_.srid
+                         : root_srid_ > 0   ? root_srid_
+                                            : geom::kWgs84;
     if (schema_ == nullptr) {
-      pending_.push_back({std::string(text), line, index});
+      pending_.push_back({std::string(text), line, index, srid});
       if (static_cast<int64_t>(pending_.size()) >= options_.infer_rows) return Infer(out);
       return Status::OK();
     }
-    return Decode(text, line, index, out);
+    return Decode(text, line, index, srid, out);
   }
 
   Status Infer(std::vector<BatchPtr>* out) {
@@ -247,6 +363,11 @@ class GeoJsonDecoder::Impl {
       }
       Field id = ids.Fields()[0];
       id.name = property_id ? "feature_id" : "id";
+      if (property_id && inference.Has("feature_id")) {
+        return Error(pending_[0].line,
+                     "features have an id and properties named both id and feature_id: declare "
+                     "the source's schema (the feature id then goes to feature_id, else id)");
+      }
       fields.push_back(id);
     }
     for (Field& f : inference.Fields()) fields.push_back(std::move(f));
@@ -254,20 +375,23 @@ class GeoJsonDecoder::Impl {
     SetSchema(MakeSchema(std::move(fields)));
     std::vector<Pending> pending = std::move(pending_);
     pending_.clear();
-    for (const Pending& p : pending) SLUICE_RETURN_NOT_OK(Decode(p.text, p.line, p.index, out));
+    for (const Pending& p : pending) {
+      SLUICE_RETURN_NOT_OK(Decode(p.text, p.line, p.index, p.srid, out));
+    }
     return Status::OK();
   }
 
   void SetSchema(SchemaPtr schema) {
     schema_ = std::move(schema);
-    rows_.SetSchema(schema_, srid_ != 0 ? srid_ : geom::kWgs84);
+    rows_.SetSchema(schema_, options_.srid != 0 ? options_.srid : geom::kWgs84);
     geometry_ = rows_.FindColumn(options_.geometry_column, 0);
     feature_id_ = rows_.FindColumn("feature_id", 0);
     id_ = rows_.FindColumn("id", 0);
   }
 
-  Status Decode(std::string_view text, int64_t line, int64_t index, std::vector<BatchPtr>* out) {
-    Status st = DecodeFeature(text);
+  Status Decode(std::string_view text, int64_t line, int64_t index, int32_t srid,
+                std::vector<BatchPtr>* out) {
+    Status st = DecodeFeature(text, srid);
     if (!st.ok()) {
       st = Error(line, fmt::format("feature {}: {}", index, st.message()));
       if (options_.on_error == OnError::kFail) return st;
@@ -280,7 +404,7 @@ class GeoJsonDecoder::Impl {
     return Status::OK();
   }
 
-  Status DecodeFeature(std::string_view text) {
+  Status DecodeFeature(std::string_view text, int32_t srid) {
     simdjson::dom::element root;
     if (auto err = parser_.parse(text).get(root); err != simdjson::SUCCESS) {
       return Status::Invalid("invalid JSON: {}", simdjson::error_message(err));
@@ -290,7 +414,6 @@ class GeoJsonDecoder::Impl {
       return Status::Invalid("a GeoJSON object needs a \"type\" string");
     }
     rows_.BeginRow();
-    const int32_t srid = srid_ != 0 ? srid_ : geom::kWgs84;
     if (type != "Feature") {
       if (type == "FeatureCollection") return Status::Invalid("a FeatureCollection inside a file");
       // A bare geometry: a row with only it.
@@ -338,11 +461,11 @@ class GeoJsonDecoder::Impl {
     std::string text;
     int64_t line;
     int64_t index;
+    int32_t srid;
   };
 
   DecodeOptions options_;
   SchemaPtr schema_;
-  int32_t srid_ = 0;  // the option's, or the file's crs; 0: 4326
   simdjson::dom::parser parser_;
   internal::JsonRowBuilder rows_;
   int geometry_ = -1, feature_id_ = -1, id_ = -1;
@@ -356,7 +479,7 @@ class GeoJsonDecoder::Impl {
   int depth_ = 0;
   bool in_string_ = false;
   bool escape_ = false;
-  bool bom_checked_ = false;
+  bool started_ = false;  // a leading byte-order mark was looked for
   Mode mode_ = Mode::kTop;
   bool expect_key_ = false;
   size_t key_start_ = 0;
@@ -367,6 +490,11 @@ class GeoJsonDecoder::Impl {
   size_t feature_start_ = kNone;
   int64_t feature_line_ = 1;
   size_t crs_start_ = kNone;
+  int32_t root_srid_ = 0;      // the current root object's crs (0: none)
+  std::string root_type_;      // its "type", once read
+  size_t skip_start_ = kNone;  // the bad line being skipped
+  int64_t skip_line_ = 0;
+  std::string skip_what_;
   int64_t index_ = 0;
   int64_t skipped_ = 0;
 };

@@ -177,7 +177,7 @@ TEST(GeoJsonDecoderTest, ErrorsNameTheLineAndTheFeature) {
       {"{\"type\":\"Feature\",\"geometry\":{\"type\":\"Point\",\"coordinates\":[1]}}",
        "a position needs 2 or more numbers"},
       {"{\"type\":\"Feature\" \"x\"}", "invalid JSON"},
-      {"}", "unexpected '}'"},
+      {"}", "expected a GeoJSON object, got '}'"},
   };
   for (const Case& c : cases) {
     DecodeOptions o;
@@ -186,6 +186,111 @@ TEST(GeoJsonDecoderTest, ErrorsNameTheLineAndTheFeature) {
                 StatusIs(StatusCode::kInvalidArgument, HasSubstr(c.message)))
         << c.input;
   }
+}
+
+// geometry TEXT: the EWKT of a GeoJSON geometry read through a feature, or the error.
+std::string GeometryOf(const std::string& geometry) {
+  DecodeOptions o;
+  o.schema = MakeSchema({{"geometry", TypeId::kGeometry}});
+  auto d = Decode(R"({"type":"Feature","properties":{},"geometry":)" + geometry + "}", o);
+  if (!d.ok()) return d.status().message();
+  return d->Text();
+}
+
+TEST(GeoJsonDecoderTest, GeometriesKeepTheirDimensionsOrAreRefused) {
+  EXPECT_EQ(
+      GeometryOf(
+          R"({"type":"GeometryCollection","geometries":[{"type":"Point","coordinates":[1,2,3]}]})"),
+      "{\"geometry\":\"SRID=4326;GEOMETRYCOLLECTION Z (POINT Z (1 2 3))\"}\n");
+  EXPECT_THAT(GeometryOf(R"({"type":"LineString","coordinates":[[0,0],[1,1,9]]})"),
+              HasSubstr("a position of 3 numbers where the first had 2"));
+  EXPECT_THAT(
+      GeometryOf(
+          R"({"type":"MultiPolygon","coordinates":[[],[[[0,0,1],[1,0,1],[1,1,1],[0,0,1]]]]})"),
+      HasSubstr("dimensions mixed"));
+  EXPECT_THAT(GeometryOf(R"({"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[-0.0,0]]]})"),
+              HasSubstr("not closed"));
+  // What the writer makes of empty lines reads back.
+  EXPECT_EQ(GeometryOf(R"({"type":"LineString","coordinates":[]})"),
+            "{\"geometry\":\"SRID=4326;LINESTRING EMPTY\"}\n");
+  EXPECT_EQ(GeometryOf(R"({"type":"MultiLineString","coordinates":[[],[[1,2],[3,4]]]})"),
+            "{\"geometry\":\"SRID=4326;MULTILINESTRING (EMPTY, (1 2, 3 4))\"}\n");
+}
+
+TEST(GeoJsonDecoderTest, EachFeatureOfASequenceHasItsOwnCrs) {
+  const std::string seq =
+      "{\"type\":\"Feature\",\"properties\":{\"k\":1},\"geometry\":null}\n"
+      "{\"type\":\"Feature\",\"properties\":{\"k\":2},\"geometry\":{\"type\":\"Point\","
+      "\"coordinates\":[1,2]},\"crs\":{\"type\":\"name\",\"properties\":{\"name\":"
+      "\"urn:ogc:def:crs:EPSG:6.6:3857\"}}}\n"
+      "{\"type\":\"Feature\",\"properties\":{\"k\":3},\"geometry\":{\"type\":\"Point\","
+      "\"coordinates\":[5,6]},\"crs\":{\"type\":\"name\",\"properties\":{\"name\":"
+      "\"http://www.opengis.net/def/crs/EPSG/0/2154\"}}}\n"
+      "{\"type\":\"Feature\",\"properties\":{\"k\":4},\"geometry\":{\"type\":\"Point\","
+      "\"coordinates\":[7,8]}}\n";
+  ASSERT_OK_AND_ASSIGN(Decoded d, Decode(seq));
+  EXPECT_EQ(d.Text(),
+            "{\"k\":1,\"geometry\":null}\n"
+            "{\"k\":2,\"geometry\":\"SRID=3857;POINT (1 2)\"}\n"
+            "{\"k\":3,\"geometry\":\"SRID=2154;POINT (5 6)\"}\n"
+            "{\"k\":4,\"geometry\":\"SRID=4326;POINT (7 8)\"}\n");
+  // Written back, each keeps its SRID.
+  std::string text;
+  for (const auto& b : d.batches) {
+    GeoJsonEncoder enc(b->schema());
+    enc.Encode(*b, &text);
+  }
+  ASSERT_OK_AND_ASSIGN(Decoded again, Decode(text));
+  EXPECT_EQ(again.Text(), d.Text());
+  // A crs that names no EPSG code is an error, not WGS 84.
+  EXPECT_THAT(
+      Decode(
+          R"({"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"LOCAL_CS[x]"}},"features":[]})")
+          .status(),
+      StatusIs(StatusCode::kInvalidArgument, HasSubstr("names no EPSG code")));
+}
+
+TEST(GeoJsonDecoderTest, OddShapesFoundByReview) {
+  // A Feature with a foreign member called features is still one feature.
+  ASSERT_OK_AND_ASSIGN(
+      Decoded d,
+      Decode(
+          R"({"type":"Feature","features":[{"inner":1}],"properties":{"outer":1},"geometry":null})"));
+  EXPECT_EQ(d.Text(), "{\"outer\":1,\"geometry\":null}\n");
+  // A string among a collection's features is not skipped silently.
+  EXPECT_THAT(Decode(R"({"type":"FeatureCollection","features":["oops"]})").status(),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("feature 0 is not an object")));
+  // Properties named id and feature_id besides a feature id: refused, not two columns of a name.
+  EXPECT_THAT(
+      Decode(R"({"type":"Feature","id":"x","properties":{"id":1,"feature_id":2},"geometry":null})")
+          .status(),
+      StatusIs(StatusCode::kInvalidArgument, HasSubstr("declare the source's schema")));
+}
+
+TEST(GeoJsonDecoderTest, BadTextsOfASequenceAreSkippedUnderSkip) {
+  const std::string seq =
+      "{\"type\":\"Feature\",\"properties\":{\"k\":1},\"geometry\":null}\n"
+      "not json\n"
+      "\x1e{\"type\":\"Feature\",\"properties\":{\"k\":2}\n"  // cut short
+      "\x1e{\"type\":\"Feature\",\"properties\":{\"k\":3},\"geometry\":null}\n"
+      "{\"type\":\"Feature\",\"properties\":{\"k\":4";  // cut short at the end
+  DecodeOptions o;
+  o.on_error = OnError::kSkip;
+  for (size_t chunk : {0, 1, 5}) {
+    ASSERT_OK_AND_ASSIGN(Decoded d, Decode(seq, o, chunk));
+    EXPECT_EQ(d.Text(), "{\"k\":1,\"geometry\":null}\n{\"k\":3,\"geometry\":null}\n");
+    EXPECT_EQ(d.skipped, 3);
+    ASSERT_EQ(d.skipped_why.size(), 3u);
+    EXPECT_THAT(d.skipped_why[0],
+                HasSubstr("line 2: feature 1: expected a GeoJSON object, got 'n'"));
+    EXPECT_THAT(d.skipped_why[1], HasSubstr("line 3: feature 2: a truncated GeoJSON text"));
+    EXPECT_THAT(d.skipped_why[2],
+                HasSubstr("line 5: feature 4: the input ends inside this feature"));
+  }
+  o.on_error = OnError::kFail;
+  EXPECT_THAT(Decode(seq, o).status(),
+              StatusIs(StatusCode::kInvalidArgument,
+                       HasSubstr("line 2: expected a GeoJSON object, got 'n'")));
 }
 
 TEST(GeoJsonDecoderTest, SkipCountsAndReportsBadFeatures) {

@@ -72,6 +72,8 @@ class Cursor {
                            left());
   }
   uint8_t U8() { return static_cast<uint8_t>(*p_++); }
+  /// The `n` bytes `skip` bytes ahead, without moving (the caller checked they are there).
+  std::string_view Peek(size_t skip, size_t n) const { return std::string_view(p_ + skip, n); }
   uint32_t U32(bool little) {
     uint32_t v;
     std::memcpy(&v, p_, 4);
@@ -274,11 +276,31 @@ class Walker {
   }
 
   // A LineString's body or one ring: a count, then the positions.
+  // What PostGIS requires, checked here so that a bad value is refused where it is read, with
+  // its position, instead of failing a whole COPY: a line of 2 or more positions (or none), a
+  // ring of 4 or more whose last position is its first, byte for byte as PostGIS compares them.
   Status Positions(int dims, std::string_view what) {
     SLUICE_RETURN_NOT_OK(c_.Need(4, "a position count"));
+    const size_t at = c_.offset();
     const uint32_t n = c_.U32(little_);
     SLUICE_RETURN_NOT_OK(c_.Need(size_t{n} * static_cast<size_t>(dims) * 8,
                                  fmt::format("{} of {} positions", what, n)));
+    const bool ring = what == "a ring";
+    if (ring && n < 4) {
+      return Status::Invalid("a polygon ring of {} positions at byte {}; it needs 4 or more", n,
+                             at);
+    }
+    if (!ring && n == 1) return Status::Invalid("a LineString of 1 position at byte {}", at);
+    if (ring) {
+      const std::string_view first = c_.Peek(0, 16);
+      const std::string_view last = c_.Peek((size_t{n} - 1) * static_cast<size_t>(dims) * 8, 16);
+      if (first != last) {
+        return Status::Invalid(
+            "a polygon ring that is not closed at byte {} (its last position "
+            "is not its first)",
+            at);
+      }
+    }
     if (n == 0) return Empty();
     out_->Open();
     double xyzm[4];

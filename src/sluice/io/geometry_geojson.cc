@@ -1,5 +1,6 @@
 // Reading GeoJSON geometry objects into EWKB.
 
+#include <algorithm>
 #include <limits>
 #include "sluice/io/geometry.h"
 
@@ -58,6 +59,7 @@ class GeoJsonReader {
         ++n;
       }
       w_.PatchCount(count, n);
+      if (dims_ == 3) w_.OrType(header, 0x80000000u);
       return Status::OK();
     }
     simdjson::dom::array coordinates;
@@ -137,7 +139,9 @@ class GeoJsonReader {
       SLUICE_RETURN_NOT_OK(Position(position).WithContext("[{}]", n));
       ++n;
     }
-    if (n < min) return Status::Invalid("{} positions where {} or more are needed", n, min);
+    if (n != 0 && n < min) {  // none is an empty line (a ring is checked by CheckRing)
+      return Status::Invalid("{} positions where {} or more are needed", n, min);
+    }
     w_.PatchCount(count, n);
     return Status::OK();
   }
@@ -164,7 +168,9 @@ class GeoJsonReader {
     }
     if (k < 2) return Status::Invalid("a position needs 2 or more numbers, has {}", k);
     if (dims_ == 0) dims_ = k;
-    if (k < dims_) {
+    // Numbers past the third are ignored (RFC 7946), but a geometry is 2-D or 3-D throughout:
+    // a z that only some positions have would be dropped or invented.
+    if (std::min(k, 3) != dims_) {
       return Status::Invalid("a position of {} numbers where the first had {}", k, dims_);
     }
     for (int i = 0; i < dims_; ++i) w_.F64(v[i]);
@@ -180,6 +186,9 @@ class GeoJsonReader {
 Status GeoJsonToEwkb(element geometry, int32_t srid, std::string* out) {
   const size_t size = out->size();
   Status st = GeoJsonReader(out).Geometry(geometry, srid, 0);
+  // What the reader made is checked as any EWKB is (an empty element before a 3-D one leaves
+  // the dimensions mixed, which PostGIS refuses).
+  if (st.ok()) st = geom::InspectEwkb(std::string_view(*out).substr(size)).status();
   if (!st.ok()) out->resize(size);
   return st;
 }

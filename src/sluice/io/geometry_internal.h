@@ -51,12 +51,8 @@ class EwkbWriter {
     out_->append(reinterpret_cast<const char*>(&v), 8);
   }
   size_t size() const { return out_->size(); }
-  /// Read back a position's first coordinates written at `at` (to check rings are closed).
-  double F64At(size_t at) const {
-    double d;
-    std::memcpy(&d, out_->data() + at, 8);
-    return d;
-  }
+  /// The bytes written at `at` (to check that rings are closed).
+  const char* At(size_t at) const { return out_->data() + at; }
 
  private:
   std::string* out_;
@@ -68,7 +64,8 @@ inline Status CheckRing(const EwkbWriter& w, size_t first, uint32_t n, int dims)
   if (n < 4) return Status::Invalid("a polygon ring has {} positions; it needs 4 or more", n);
   const size_t last = first + (size_t{n} - 1) * static_cast<size_t>(dims) * 8;
   for (int d = 0; d < 2; ++d) {
-    if (w.F64At(first + d * 8) != w.F64At(last + d * 8)) {
+    // Byte for byte, as PostGIS compares them (-0.0 does not close a ring that starts at 0).
+    if (std::memcmp(w.At(first + d * 8), w.At(last + d * 8), 8) != 0) {
       return Status::Invalid("a polygon ring is not closed (its last position is not its first)");
     }
   }

@@ -171,6 +171,34 @@ TEST(GeometryTest, MalformedEwkbIsAnErrorNamingTheByte) {
   EXPECT_THAT(InspectEwkb(Unhex(deep)).status(), Invalid("nested"));
 }
 
+TEST(GeometryTest, RefusesWhatPostgisRefuses) {
+  // Found by review: each of these loaded into PostGIS fails the whole COPY, so it is refused
+  // where it is read.
+  std::string out;
+  // A ring not closed, closed only by -0.0 (PostGIS compares bytes), too short; a 1-point line.
+  EXPECT_THAT(WktToEwkb("POLYGON ((0 0, 1 0, 1 1, -0 0))", 0, &out), Invalid("not closed"));
+  EXPECT_THAT(InspectEwkb(Unhex("01030000000100000004000000"
+                                "00000000000000000000000000000000"
+                                "000000000000f03f0000000000000000"
+                                "000000000000f03f000000000000f03f"
+                                "0000000000000000000000000000f03f"))
+                  .status(),
+              Invalid("a polygon ring that is not closed at byte 9"));
+  EXPECT_THAT(InspectEwkb(Unhex("010300000001000000000000000000")).status(),
+              Invalid("a polygon ring of 0 positions"));
+  EXPECT_THAT(InspectEwkb(Unhex("01020000000100000000000000000000000000000000000000")).status(),
+              Invalid("a LineString of 1 position"));
+  // Mixed dimensions made by an empty element that comes first.
+  EXPECT_THAT(WktToEwkb("GEOMETRYCOLLECTION (LINESTRING EMPTY, POINT (1 2 3))", 0, &out),
+              Invalid("dimensions mixed"));
+  EXPECT_THAT(WktToEwkb("MULTILINESTRING (EMPTY, (1 2 3, 4 5 6))", 0, &out),
+              Invalid("dimensions mixed"));
+  EXPECT_TRUE(out.empty());
+  // An empty line is fine (PostGIS: LINESTRING EMPTY).
+  EXPECT_EQ(Wkt(Ewkb("MULTILINESTRING (EMPTY, (1 2, 3 4))")),
+            "MULTILINESTRING (EMPTY, (1 2, 3 4))");
+}
+
 TEST(GeometryTest, GeoJsonRefusesNonFiniteCoordinates) {
   std::string out;
   EXPECT_THAT(AppendGeoJson(Ewkb("POINT (1 inf)"), &out), Invalid("GeoJSON cannot hold"));

@@ -309,6 +309,9 @@ class WktParser {
 Status WktToEwkb(std::string_view wkt, int32_t srid, std::string* out) {
   const size_t size = out->size();
   Status st = WktParser(wkt, out).Parse(srid);
+  // What the parser made is checked as any EWKB is (an empty element before a 3-D one leaves
+  // the dimensions mixed, which PostGIS refuses too).
+  if (st.ok()) st = InspectEwkb(std::string_view(*out).substr(size)).status().WithContext("WKT");
   if (!st.ok()) out->resize(size);
   return st;
 }
