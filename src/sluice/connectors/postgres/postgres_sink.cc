@@ -82,14 +82,41 @@ Result<pg::PgLease> PostgresSink::Lease() {
   return lease;
 }
 
-Status PostgresSink::Write(const BatchPtr& batch, AckSet acks) {
-  if (ctx_->dry_run() || batch->num_rows() == 0) return Status::OK();
+Result<BatchPtr> PostgresSink::KeyColumns(const BatchPtr& batch) {
+  if (batch->schema() != delete_input_schema_) {
+    std::vector<Field> fields;
+    delete_key_columns_.clear();
+    for (const std::string& k : config_.key) {
+      const int c = batch->schema()->FieldIndex(k);
+      if (c < 0) {
+        return Status::ConfigError("{}: option 'key': '{}' is not a column of the input", Context(),
+                                   k);
+      }
+      delete_key_columns_.push_back(c);
+      fields.push_back(batch->schema()->field(c));
+    }
+    delete_key_schema_ = MakeSchema(std::move(fields));
+    delete_input_schema_ = batch->schema();
+  }
+  std::vector<Column> columns;
+  for (int c : delete_key_columns_) columns.push_back(batch->column(c));
+  return Batch::MakeUnchecked(delete_key_schema_, std::move(columns), batch->num_rows());
+}
+
+Status PostgresSink::Write(const BatchPtr& input, AckSet acks) {
+  if (ctx_->dry_run() || input->num_rows() == 0) return Status::OK();
+  BatchPtr batch = input;
+  if (config_.mode == SinkMode::kDelete) {
+    SLUICE_ASSIGN_OR_RETURN(batch, KeyColumns(input));
+  }
   if (!table_ready_ || (schema_ != batch->schema() && !(*schema_ == *batch->schema()))) {
     table_ready_ = false;
     SLUICE_RETURN_NOT_OK(WithRetry([&] { return PrepareTarget(*batch); }));
     table_ready_ = true;
   }
-  if (config_.mode == SinkMode::kUpsert) SLUICE_RETURN_NOT_OK(CheckUpsertKeys(*batch));
+  if (config_.mode == SinkMode::kUpsert || config_.mode == SinkMode::kDelete) {
+    SLUICE_RETURN_NOT_OK(CheckUpsertKeys(*batch));
+  }
   if (partition_column_ >= 0) {
     SLUICE_RETURN_NOT_OK(WithRetry([&] { return EnsurePartitions(*batch); }));
   }
@@ -126,6 +153,7 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
   std::vector<std::string> names;
   std::vector<std::string> stage_exprs;   // the staging table's columns
   std::vector<std::string> insert_exprs;  // what INSERT ... SELECT takes from the staging table
+  std::vector<std::string> stage_refs;    // delete: a staging column as the table's type
   bool text_input = false;
   param_types_.clear();
   param_casts_.clear();
@@ -155,6 +183,7 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
       param_casts_.emplace_back();
       stage_exprs.push_back(name);
       insert_exprs.push_back(name);
+      stage_refs.push_back("s." + name);
     } else if (f.type == TypeId::kString || f.type == TypeId::kJson) {
       // A text form: sent as text, read by the column type's input function.
       text_input = true;
@@ -163,6 +192,7 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
       param_casts_.push_back("::" + declared);
       stage_exprs.push_back(name + "::text AS " + name);
       insert_exprs.push_back(name + "::" + declared);
+      stage_refs.push_back("s." + name + "::" + declared);
     } else {
       return Status::ConfigError(
           "{}: cannot write {} column '{}' to column of type {} in table '{}'", Context(),
@@ -177,7 +207,8 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
       "COPY " + QuoteIdentifier(config_.table) + " " + column_list_ + " FROM STDIN (FORMAT binary)";
   create_stage_sql_.clear();
   upsert_sql_.clear();
-  if (config_.mode == SinkMode::kUpsert || (config_.mode == SinkMode::kInsert && text_input)) {
+  if (config_.mode == SinkMode::kUpsert || config_.mode == SinkMode::kDelete ||
+      (config_.mode == SinkMode::kInsert && text_input)) {
     for (const std::string& k : config_.key) {
       if (schema->FieldIndex(k) < 0) {
         return Status::ConfigError("{}: option 'key': '{}' is not a column of the input", Context(),
@@ -196,7 +227,16 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
     copy_sql_ = "COPY " + stage + " " + column_list_ + " FROM STDIN (FORMAT binary)";
     upsert_sql_ = "INSERT INTO " + QuoteIdentifier(config_.table) + " " + column_list_ +
                   " SELECT " + insert_list + " FROM ";
-    if (config_.mode == SinkMode::kInsert) {
+    if (config_.mode == SinkMode::kDelete) {
+      // The rows whose key is in the batch, however many times; keys compare as the table's
+      // types, also when they arrive as text.
+      std::vector<std::string> matches;
+      for (size_t i = 0; i < names.size(); ++i) {
+        matches.push_back("t." + pg_internal::QuoteName(names[i]) + " = " + stage_refs[i]);
+      }
+      upsert_sql_ = "DELETE FROM " + QuoteIdentifier(config_.table) + " AS t USING " + stage +
+                    " AS s WHERE " + fmt::format("{}", fmt::join(matches, " AND "));
+    } else if (config_.mode == SinkMode::kInsert) {
       upsert_sql_ += stage;
     } else {
       // Keys compare as the column's type, also when they arrive as text.
@@ -311,6 +351,18 @@ Status PostgresSink::WriteInTransaction(PgConnection* conn, const Batch& batch) 
       AddPhase("insert", start);
       break;
     }
+    case SinkMode::kDelete: {
+      auto start = std::chrono::steady_clock::now();
+      SLUICE_RETURN_NOT_OK(conn->Exec(create_stage_sql_).status());
+      SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch));
+      (void)rows;
+      AddPhase("copy", start);
+      start = std::chrono::steady_clock::now();
+      SLUICE_ASSIGN_OR_RETURN(pg::PgResult deleted, conn->Exec(upsert_sql_));
+      pending_deleted_ = deleted.AffectedRows();
+      AddPhase("delete", start);
+      break;
+    }
     case SinkMode::kInsertBatch: {
       const auto start = std::chrono::steady_clock::now();
       SLUICE_RETURN_NOT_OK(InsertRows(conn, batch));
@@ -321,6 +373,11 @@ Status PostgresSink::WriteInTransaction(PgConnection* conn, const Batch& batch) 
   const auto start = std::chrono::steady_clock::now();
   SLUICE_RETURN_NOT_OK(conn->Commit());
   AddPhase("commit", start);
+  if (config_.mode == SinkMode::kDelete && ctx_->stats() != nullptr) {
+    // Counted once committed: a retried batch is not counted twice. Fewer than the batch's rows
+    // when some were already gone (a rerun) or a key came twice.
+    ctx_->stats()->AddCounter("rows_deleted", pending_deleted_);
+  }
   return Status::OK();
 }
 

@@ -33,7 +33,7 @@ inline constexpr int64_t kMaxParams = 65'535;
 inline constexpr int64_t kMaxRowsPerInsert = 1'000;
 inline constexpr size_t kMaxIdentifierBytes = 63;
 
-enum class SinkMode : uint8_t { kInsert, kUpsert, kInsertBatch };
+enum class SinkMode : uint8_t { kInsert, kUpsert, kInsertBatch, kDelete };
 enum class PartitionInterval : uint8_t { kNone, kDay, kMonth };
 
 struct SinkConfig {
@@ -78,7 +78,7 @@ class PostgresSink final : public Sink {
   }
 
   Status Open(NodeContext* ctx) override;
-  Status Write(const BatchPtr& batch, AckSet acks) override;
+  Status Write(const BatchPtr& input, AckSet acks) override;
   Status Close() override;
 
  private:
@@ -104,6 +104,8 @@ class PostgresSink final : public Sink {
   /// of `batch` has a NULL key column (no unique index matches it: it would be inserted again on
   /// every run, or several would collapse into one).
   Status CheckUpsertKeys(const Batch& batch) const;
+  /// Delete: `batch` reduced to its key columns.
+  Result<BatchPtr> KeyColumns(const BatchPtr& batch);
   Status WriteOnce(const Batch& batch);
   Status WriteInTransaction(PgConnection* conn, const Batch& batch);
   Result<int64_t> CopyRows(PgConnection* conn, const std::string& copy_sql, const Batch& batch);
@@ -134,6 +136,11 @@ class PostgresSink final : public Sink {
   std::set<int64_t> partitions_made_;  // period starts (µs) whose partition exists
   bool default_partition_made_ = false;
   std::string buffer_;  // encoded COPY data, reused between batches
+  // Delete: the input's key columns (the rest of a row is not needed), for each input schema.
+  int64_t pending_deleted_ = 0;  // rows the current transaction deleted
+  SchemaPtr delete_input_schema_;
+  SchemaPtr delete_key_schema_;
+  std::vector<int> delete_key_columns_;
 };
 
 }  // namespace sluice::pg_sink

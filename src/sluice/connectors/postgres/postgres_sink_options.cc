@@ -19,8 +19,10 @@ Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
       c.mode = SinkMode::kUpsert;
     } else if (mode == "insert_batch") {
       c.mode = SinkMode::kInsertBatch;
+    } else if (mode == "delete") {
+      c.mode = SinkMode::kDelete;
     } else {
-      return o.ErrorAt("mode", "must be insert, upsert or insert_batch");
+      return o.ErrorAt("mode", "must be insert, upsert, insert_batch or delete");
     }
   }
   c.keep_existing = o.GetString("on_conflict") == "keep";
@@ -30,6 +32,12 @@ Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
   c.key = o.GetStringList("key");
   if (c.mode == SinkMode::kUpsert && c.key.empty()) {
     return o.ErrorAt("key", "upsert needs 'key': the columns of the unique index ON CONFLICT uses");
+  }
+  if (c.mode == SinkMode::kDelete && c.key.empty()) {
+    return o.ErrorAt("key", "delete needs 'key': the columns whose values name the rows to delete");
+  }
+  if (c.mode == SinkMode::kDelete && c.create_table) {
+    return o.ErrorAt("create_table", "mode delete removes rows from an existing table");
   }
   c.indexes = o.GetStringList("indexes");
   if (o.Has("index_after_load")) c.index_after_load = o.GetBool("index_after_load");
@@ -102,10 +110,11 @@ const OptionSchema& PostgresSinkOptions() {
       {"mode",
        OptionType::kEnum,
        "insert",
-       "insert (binary COPY), upsert (staging table + INSERT ON CONFLICT) or insert_batch "
-       "(multi-row INSERTs).",
+       "insert (binary COPY), upsert (staging table + INSERT ON CONFLICT), insert_batch "
+       "(multi-row INSERTs) or delete (the table's rows whose `key` is in the batch: staged by "
+       "COPY, one DELETE per batch; rows already gone are no error, counted in rows_deleted).",
        false,
-       {"insert", "upsert", "insert_batch"}},
+       {"insert", "upsert", "insert_batch", "delete"}},
       {"on_conflict",
        OptionType::kEnum,
        "update",

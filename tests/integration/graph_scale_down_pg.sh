@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Workload 4's scale_down against PostgreSQL: examples/graph-scale-down-pg.yaml deletes one
+# scale operation's rows (the postgres sink's mode: delete, by id, a batch per transaction).
+# A template of 2,000 resources and 6,000 relationships, scaled up by two operations (3 and 2
+# copies). Checks: exactly op-1's rows go; op-2's rows and the template stay byte for byte;
+# a rerun deletes nothing (rows_deleted 0) and changes nothing; a run killed (-9) part way,
+# then rerun, ends in the same state; a NULL id among the keys fails its batch, deleting none of
+# it.
+example="$(cd "$(dirname "$0")/../../examples" && pwd)/graph-scale-down-pg.yaml"
+source "$(dirname "$0")/lib.sh"
+require_services SLUICE_PG_DSN
+export PGHOST PGPORT PGUSER PGDATABASE PGOPTIONS="-c client_min_messages=warning"
+res="gsd_resources_$$" rel="gsd_relationships_$$"
+cleanup() {
+  psql -qc "DROP TABLE IF EXISTS $res, $rel"
+  lib_cleanup
+}
+trap cleanup EXIT
+export PG_DSN="$SLUICE_PG_DSN" RESOURCES=$res RELATIONSHIPS=$rel
+
+psql -q -v ON_ERROR_STOP=1 <<SQL
+CREATE TABLE $res (id bigint PRIMARY KEY, tenant_id text, type text, name text, properties jsonb,
+  synthetic bool NOT NULL DEFAULT false, scale_operation_id text, template_source_id bigint,
+  copy_number bigint);
+CREATE TABLE $rel (id bigint PRIMARY KEY, source_id bigint, target_id bigint, type text,
+  synthetic bool NOT NULL DEFAULT false, scale_operation_id text, template_source_id bigint,
+  copy_number bigint);
+INSERT INTO $res (id, tenant_id, type, name, properties)
+SELECT i, 'tenant-a', 'vm', 'résource ' || i, jsonb_build_object('cpu', i % 8) FROM generate_series(1, 2000) i;
+INSERT INTO $rel (id, source_id, target_id, type)
+SELECT i, 1 + (i * 7) % 2000, 1 + (i * 13) % 2000, 'depends_on' FROM generate_series(1, 6000) i;
+SQL
+
+# scale_up OPERATION COPIES
+scale_up() {
+  cat > up.yaml <<YAML
+pipeline: gsd-up
+nodes:
+  resources: {type: postgres, dsn: "$PG_DSN", query: "SELECT id, tenant_id, type, name, properties FROM $res WHERE NOT synthetic"}
+  relationships: {type: postgres, dsn: "$PG_DSN", query: "SELECT id, source_id, target_id, type FROM $rel WHERE NOT synthetic"}
+  rc: {type: replicate, inputs: [resources], copies: $2, operation: $1, remap: [id]}
+  lc: {type: replicate, inputs: [relationships], copies: $2, operation: $1, remap: [id, source_id, target_id]}
+  ro: {type: postgres, inputs: [rc], dsn: "$PG_DSN", table: $res, mode: upsert, key: [id], on_conflict: keep}
+  lo: {type: postgres, inputs: [lc], dsn: "$PG_DSN", table: $rel, mode: upsert, key: [id], on_conflict: keep}
+YAML
+  "$sluice" run -q up.yaml
+}
+scale_up op-1 3
+scale_up op-2 2
+check_eq "$(psql -qAtc "SELECT scale_operation_id, count(*) FROM $res GROUP BY 1 ORDER BY 1" | tr '\n' ' ')" \
+  "op-1|6000 op-2|4000 |2000 " "resources by operation before"
+# digest WHERE: every row of both tables matching WHERE, in id order.
+digest() {
+  psql -qAtc "SELECT md5(string_agg(r::text, E'\n' ORDER BY r.id)) FROM $res r WHERE $1"
+  psql -qAtc "SELECT md5(string_agg(l::text, E'\n' ORDER BY l.id)) FROM $rel l WHERE $1"
+}
+kept=$(digest "scale_operation_id IS DISTINCT FROM 'op-1'")
+
+OPERATION=op-1 "$sluice" run -q --report r1.json "$example"
+check_eq "$(psql -qAtc "SELECT count(*) FROM $res WHERE scale_operation_id = 'op-1'")" 0 "op-1 resources left"
+check_eq "$(psql -qAtc "SELECT count(*) FROM $rel WHERE scale_operation_id = 'op-1'")" 0 "op-1 relationships left"
+check_eq "$(digest "true")" "$kept" "op-2's rows and the template"
+check_eq "$(jq -r '[.nodes[] | .counters.rows_deleted // 0] | add' r1.json)" 24000 "rows_deleted"
+
+# A rerun deletes nothing.
+OPERATION=op-1 "$sluice" run -q --report r2.json "$example"
+check_eq "$(jq -r '[.nodes[] | .counters.rows_deleted // 0] | add' r2.json)" 0 "rows_deleted by a rerun"
+check_eq "$(digest "true")" "$kept" "tables after a rerun"
+
+# Killed part way (the process exits at the third batch of resource ids), then rerun.
+kept=$(digest "scale_operation_id IS DISTINCT FROM 'op-2'")
+sed -e 's/^    inputs: \[resource_ids\]$/    inputs: [die]/' "$example" > killed.yaml
+cat >> killed.yaml <<'YAML'
+  die:
+    type: fault_inject
+    inputs: [resource_ids]
+    fail_at_batch: 2
+    action: exit
+    delay: 300ms   # each batch before it reaches the sink and commits
+YAML
+grep -q "inputs: \[die\]" killed.yaml || fail "the kill pipeline was not wired: $(cat killed.yaml)"
+set +e
+OPERATION=op-2 BATCH_ROWS=500 "$sluice" run -q killed.yaml 2>kill.err
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "the killed run exited 0"
+left=$(psql -qAtc "SELECT count(*) FROM $res WHERE scale_operation_id = 'op-2'")
+[ "$left" -gt 0 ] && [ "$left" -lt 4000 ] || fail "the killed run should have deleted part of op-2's resources, left $left"
+OPERATION=op-2 BATCH_ROWS=500 "$sluice" run -q "$example"
+check_eq "$(psql -qAtc "SELECT count(*) FROM $res WHERE scale_operation_id = 'op-2'")" 0 "op-2 resources after the rerun"
+check_eq "$(psql -qAtc "SELECT count(*) FROM $rel WHERE scale_operation_id = 'op-2'")" 0 "op-2 relationships after the rerun"
+check_eq "$(digest "true")" "$kept" "the template after the rerun"
+
+# A NULL key fails its batch: nothing of it is deleted.
+psql -qc "UPDATE $rel SET scale_operation_id = 'op-3' WHERE id <= 10"
+cat > nullkey.yaml <<YAML
+pipeline: gsd-null
+nodes:
+  ids: {type: postgres, dsn: "$PG_DSN", query: "SELECT CASE WHEN id = 5 THEN NULL ELSE id END AS id FROM $rel WHERE scale_operation_id = 'op-3'"}
+  gone: {type: postgres, inputs: [ids], dsn: "$PG_DSN", table: $rel, mode: delete, key: [id]}
+YAML
+expect_failure 1 "NULL" "a NULL id among the keys" "$sluice" run -q nullkey.yaml
+check_eq "$(psql -qAtc "SELECT count(*) FROM $rel WHERE scale_operation_id = 'op-3'")" 10 "rows of the failed batch"
+echo "graph_scale_down_pg: ok"
