@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Workload 4's scale_down against PostgreSQL: examples/graph-scale-down-pg.yaml deletes one
-# scale operation's rows (the postgres sink's mode: delete, by id, a batch per transaction).
-# A template of 2,000 resources and 6,000 relationships, scaled up by two operations (3 and 2
-# copies). Checks: exactly op-1's rows go; op-2's rows and the template stay byte for byte;
+# Workload 4 against PostgreSQL with foreign keys from relationships to resources: a scale-up
+# whose relationships source waits (after:) for the resources' sink, on both executors (a
+# relationship written before its resource would violate the key), and
+# examples/graph-scale-down-pg.yaml deleting one scale operation's rows (the postgres sink's
+# mode: delete, by id, a batch per transaction; resources after the relationships pointing at
+# them). A template of 2,000 resources and 6,000 relationships, scaled up by two operations (3
+# and 2 copies). Checks: exactly op-1's rows go; op-2's rows and the template stay byte for byte;
 # a rerun deletes nothing (rows_deleted 0) and changes nothing; a run killed (-9) part way,
 # then rerun, ends in the same state; a NULL id among the keys fails its batch, deleting none of
 # it.
@@ -22,7 +25,8 @@ psql -q -v ON_ERROR_STOP=1 <<SQL
 CREATE TABLE $res (id bigint PRIMARY KEY, tenant_id text, type text, name text, properties jsonb,
   synthetic bool NOT NULL DEFAULT false, scale_operation_id text, template_source_id bigint,
   copy_number bigint);
-CREATE TABLE $rel (id bigint PRIMARY KEY, source_id bigint, target_id bigint, type text,
+CREATE TABLE $rel (id bigint PRIMARY KEY, source_id bigint REFERENCES $res (id),
+  target_id bigint REFERENCES $res (id), type text,
   synthetic bool NOT NULL DEFAULT false, scale_operation_id text, template_source_id bigint,
   copy_number bigint);
 INSERT INTO $res (id, tenant_id, type, name, properties)
@@ -31,22 +35,23 @@ INSERT INTO $rel (id, source_id, target_id, type)
 SELECT i, 1 + (i * 7) % 2000, 1 + (i * 13) % 2000, 'depends_on' FROM generate_series(1, 6000) i;
 SQL
 
-# scale_up OPERATION COPIES
+# scale_up OPERATION COPIES ENGINE: relationships (with foreign keys to resources) are read
+# only after every resource copy is written (after: [ro]).
 scale_up() {
   cat > up.yaml <<YAML
 pipeline: gsd-up
 nodes:
   resources: {type: postgres, dsn: "$PG_DSN", query: "SELECT id, tenant_id, type, name, properties FROM $res WHERE NOT synthetic"}
-  relationships: {type: postgres, dsn: "$PG_DSN", query: "SELECT id, source_id, target_id, type FROM $rel WHERE NOT synthetic"}
+  relationships: {type: postgres, dsn: "$PG_DSN", query: "SELECT id, source_id, target_id, type FROM $rel WHERE NOT synthetic", after: [ro]}
   rc: {type: replicate, inputs: [resources], copies: $2, operation: $1, remap: [id]}
   lc: {type: replicate, inputs: [relationships], copies: $2, operation: $1, remap: [id, source_id, target_id]}
   ro: {type: postgres, inputs: [rc], dsn: "$PG_DSN", table: $res, mode: upsert, key: [id], on_conflict: keep}
   lo: {type: postgres, inputs: [lc], dsn: "$PG_DSN", table: $rel, mode: upsert, key: [id], on_conflict: keep}
 YAML
-  "$sluice" run -q up.yaml
+  "$sluice" run -q --engine "$3" up.yaml
 }
-scale_up op-1 3
-scale_up op-2 2
+scale_up op-1 3 parallel
+scale_up op-2 2 sequential
 check_eq "$(psql -qAtc "SELECT scale_operation_id, count(*) FROM $res GROUP BY 1 ORDER BY 1" | tr '\n' ' ')" \
   "op-1|6000 op-2|4000 |2000 " "resources by operation before"
 # digest WHERE: every row of both tables matching WHERE, in id order.

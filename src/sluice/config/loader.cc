@@ -586,6 +586,8 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
           }
           n.inputs.push_back(input);
         }
+      } else if (key == "after") {
+        for (const auto& e : j) n.after.push_back(e.get<std::string>());
       } else if (key == "parallelism") {
         if (j.get<int64_t>() < 1 || j.get<int64_t>() > 256) {
           return ErrorAt(file, opt.second.Mark(), ctx + "parallelism must be between 1 and 256");

@@ -158,6 +158,30 @@ void PipelineRun::Cancel(const Status& why) {
   }
   { std::lock_guard lock(slot_mu_); }
   slot_cv_.notify_all();
+  { std::lock_guard lock(done_mu_); }
+  done_cv_.notify_all();
+}
+
+void PipelineRun::MarkDone(size_t node) {
+  {
+    std::lock_guard lock(done_mu_);
+    ++done_instances_[node];
+  }
+  done_cv_.notify_all();
+}
+
+void PipelineRun::WaitForAfter(size_t node) {
+  const auto& nodes = pipeline_->nodes();
+  const auto done = [&] {
+    for (int a : nodes[node].after) {
+      const auto& w = nodes[static_cast<size_t>(a)];
+      const int instances = w.kind() == NodeKind::kTransform ? w.spec.parallelism : 1;
+      if (done_instances_[static_cast<size_t>(a)] < instances) return false;
+    }
+    return true;
+  };
+  std::unique_lock lock(done_mu_);
+  done_cv_.wait(lock, [&] { return cancelled() || done(); });
 }
 
 void PipelineRun::AcquireSlot() {
@@ -500,19 +524,30 @@ void PipelineRun::RunSink(size_t node) {
 
 Status PipelineRun::ExecuteParallel() {
   auto& nodes = pipeline_->nodes();
+  done_instances_.assign(nodes.size(), 0);
   std::vector<std::thread> threads;
   for (size_t i = 0; i < nodes.size(); ++i) {
     switch (nodes[i].kind()) {
       case NodeKind::kSource:
-        threads.emplace_back([this, i] { RunSourceLoop(i, /*sequential=*/false); });
+        threads.emplace_back([this, i] {
+          if (!pipeline_->nodes()[i].after.empty()) WaitForAfter(i);
+          RunSourceLoop(i, /*sequential=*/false);
+          MarkDone(i);
+        });
         break;
       case NodeKind::kTransform:
         for (int k = 0; k < nodes[i].spec.parallelism; ++k) {
-          threads.emplace_back([this, i, k] { RunTransformInstance(i, k); });
+          threads.emplace_back([this, i, k] {
+            RunTransformInstance(i, k);
+            MarkDone(i);
+          });
         }
         break;
       case NodeKind::kSink:
-        threads.emplace_back([this, i] { RunSink(i); });
+        threads.emplace_back([this, i] {
+          RunSink(i);
+          MarkDone(i);
+        });
         break;
     }
   }
@@ -604,22 +639,34 @@ Status PipelineRun::ExecuteSequential() {
   auto& nodes = pipeline_->nodes();
   sequential_pending_.assign(nodes.size(), {});
   sequential_timers_.assign(nodes.size(), TimerState{});
-  for (size_t i = 0; i < nodes.size() && !cancelled(); ++i) {
-    if (nodes[i].kind() == NodeKind::kSource) RunSourceLoop(i, /*sequential=*/true);
-  }
-  for (size_t i = 0; i < nodes.size() && !cancelled(); ++i) {
-    auto& n = nodes[i];
-    Status st;
-    if (n.kind() == NodeKind::kTransform) {
-      TransformEmitter emitter(this, i, TransformEmitter::Mode::kSequential);
-      st = n.transforms[0]->Finish(&emitter);
-      if (st.ok()) st = emitter.SendDeadLetters();
-    } else if (n.kind() == NodeKind::kSink) {
-      BusyTimer busy(stats_[i].get());
-      st = n.sink->Flush();
+  // Finishes (a transform's Finish, a sink's last Flush) every node before `end` in
+  // topological order not finished yet. Their sources come before them and have run.
+  std::vector<char> finished(nodes.size(), 0);
+  const auto finish_before = [&](size_t end) {
+    for (size_t i = 0; i < end && !cancelled(); ++i) {
+      auto& n = nodes[i];
+      if (finished[i] || n.kind() == NodeKind::kSource) continue;
+      finished[i] = 1;
+      Status st;
+      if (n.kind() == NodeKind::kTransform) {
+        TransformEmitter emitter(this, i, TransformEmitter::Mode::kSequential);
+        st = n.transforms[0]->Finish(&emitter);
+        if (st.ok()) st = emitter.SendDeadLetters();
+      } else {
+        BusyTimer busy(stats_[i].get());
+        st = n.sink->Flush();
+      }
+      if (!st.ok()) Cancel(st.WithContext("node '{}' ({}): finishing", n.spec.id, n.spec.type));
     }
-    if (!st.ok()) Cancel(st.WithContext("node '{}' ({}): finishing", n.spec.id, n.spec.type));
+  };
+  for (size_t i = 0; i < nodes.size() && !cancelled(); ++i) {
+    if (nodes[i].kind() != NodeKind::kSource) continue;
+    // A source with `after` comes after the nodes it waits for: finish them (and everything
+    // before it in order) first.
+    if (!nodes[i].after.empty()) finish_before(i);
+    RunSourceLoop(i, /*sequential=*/true);
   }
+  finish_before(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i) {
     if (nodes[i].kind() != NodeKind::kSource) continue;
     if (!cancelled()) SettleAcks(i, 0, &sequential_pending_[i]);

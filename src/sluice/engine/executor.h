@@ -160,7 +160,13 @@ class PipelineRun {
   // max_parallel_nodes: a counting gate (0 = unlimited).
   std::mutex slot_mu_;
   std::condition_variable slot_cv_;
-  int free_slots_ = 0;  // guarded by slot_mu_
+  // `after:` — a source starts once the nodes it names are done (parallel executor).
+  void MarkDone(size_t node);
+  void WaitForAfter(size_t node);  // returns at once when cancelled
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  std::vector<int> done_instances_;  // per node: instances (threads) that ended
+  int free_slots_ = 0;               // guarded by slot_mu_
 };
 
 /// Return the process's peak resident set size in bytes (VmHWM), or 0 if unknown.

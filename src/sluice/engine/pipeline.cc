@@ -188,6 +188,23 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
     }
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
+    const NodeSpec& n = spec.nodes[i];
+    for (const std::string& a : n.after) {
+      if (nodes[i].info->kind != NodeKind::kSource) {
+        return NodeError(n, "after: applies to sources (a node downstream starts with its inputs)");
+      }
+      auto it = index.find(a);
+      if (it == index.end()) {
+        std::string hint = SuggestNearest(a, ids);
+        return NodeError(n, fmt::format("after: unknown node '{}'{}", a,
+                                        hint.empty() ? "" : " — did you mean '" + hint + "'?"));
+      }
+      if (it->second == static_cast<int>(i))
+        return NodeError(n, "after: a node cannot wait for itself");
+      nodes[i].after.push_back(it->second);
+    }
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
     for (size_t port = 0; port < nodes[i].inputs.size(); ++port) {
       auto& up = nodes[static_cast<size_t>(nodes[i].inputs[port])];
       up.outputs.push_back(static_cast<int>(i));
@@ -227,8 +244,14 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
   }
 
   // Topological order (Kahn); anything left over sits on a cycle.
+  // A source's `after` counts as an input here: it is ordered after the nodes it waits for,
+  // and a wait on its own downstream is a cycle.
   std::vector<int> indegree(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) indegree[i] = static_cast<int>(nodes[i].inputs.size());
+  std::vector<std::vector<int>> waiters(nodes.size());  // node -> the sources waiting for it
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    indegree[i] = static_cast<int>(nodes[i].inputs.size() + nodes[i].after.size());
+    for (int a : nodes[i].after) waiters[static_cast<size_t>(a)].push_back(static_cast<int>(i));
+  }
   std::queue<int> ready;
   for (size_t i = 0; i < nodes.size(); ++i) {
     if (indegree[i] == 0) ready.push(static_cast<int>(i));
@@ -241,6 +264,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
     for (int o : nodes[static_cast<size_t>(i)].outputs) {
       if (--indegree[static_cast<size_t>(o)] == 0) ready.push(o);
     }
+    for (int w : waiters[static_cast<size_t>(i)]) {
+      if (--indegree[static_cast<size_t>(w)] == 0) ready.push(w);
+    }
   }
   if (order.size() != nodes.size()) {
     std::vector<std::string> cyc;
@@ -252,8 +278,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
     size_t first = 0;
     while (indegree[first] == 0) ++first;
     return NodeError(spec.nodes[first],
-                     fmt::format("the graph has a cycle through nodes {}; a pipeline must be a "
-                                 "DAG",
+                     fmt::format("the graph has a cycle through nodes {} (counting the waits of "
+                                 "`after`); a pipeline must be a DAG",
                                  list));
   }
 
@@ -269,6 +295,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
     dst.spec = spec.nodes[old];
     for (auto& in : dst.inputs) in = new_index[static_cast<size_t>(in)];
     for (auto& out : dst.outputs) out = new_index[static_cast<size_t>(out)];
+    for (auto& a : dst.after) a = new_index[static_cast<size_t>(a)];
   }
 
   // Build the nodes and bind schemas where they are known.

@@ -26,6 +26,10 @@ struct NodeSpec {
   std::string id;
   std::string type;
   std::vector<std::string> inputs;
+  /// A source with `after`: it starts reading once every node listed has finished (a sink:
+  /// all its input written and flushed). How a pipeline loads relationships after the
+  /// resources their foreign keys point at.
+  std::vector<std::string> after;
   int parallelism = 1;
   bool ordered = true;
   /// With parallelism > 1: an expression whose value picks the instance of each row, so each
@@ -61,6 +65,7 @@ struct PipelineNode {
   /// For each output: which of this node's outputs feeds it — 0 its rows, kDeadLetterOutput
   /// the records it rejected (an input written `<id>.dead_letter`).
   std::vector<int> output_from;
+  std::vector<int> after;   ///< Indices of the nodes this source waits for (NodeSpec::after).
   SchemaPtr output_schema;  ///< Known before the run when every upstream schema is.
   NodeKind kind() const { return info->kind; }
 };

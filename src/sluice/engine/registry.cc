@@ -92,6 +92,14 @@ const OptionSchema& CommonNodeOptions() {
        "Ids of the nodes whose output this node reads.",
        false,
        {}},
+      {"after",
+       OptionType::kStringList,
+       "",
+       "Sources only: ids of nodes that must finish before this source starts reading (a sink "
+       "finishes once all its input is written and flushed), e.g. relationships after the "
+       "resources their foreign keys point at.",
+       false,
+       {}},
       {"parallelism",
        OptionType::kInt,
        "1",
