@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Workload 2 against real PostGIS, through examples/geo-buffer-union.yaml: 5,000 places (points
-# and small polygons in EPSG:3857) and 3 malformed features.
+# and small polygons in EPSG:32631) and 3 malformed features.
 #  - The parallel and the sequential executors load the same rows: identical geometries
-#    (digest of every row's EWKB), counts, ST_Area sums, all valid, SRID 3857, a GiST index.
+#    (digest of every row's EWKB), counts, ST_Area sums, all valid, SRID 32631, a GiST index.
 #  - Each buffer matches PostGIS's own ST_Buffer of the same input, row by row.
 #  - The malformed features go to the dead-letter file with their line and feature index.
 #  - GeoJSON -> PostGIS -> GeoJSON keeps every geometry exactly, its SRID and its attributes.
@@ -40,7 +40,7 @@ check_eq "$(psql -qAtc "SELECT buffer_m, count(*), count(DISTINCT id), min(id), 
   "10|5000|5000|1|5000 50|5000|5000|1|5000 " "each place once in each buffer"
 check_eq "$(psql -qAtc "SELECT bool_and(ST_IsValid(geometry)), min(ST_SRID(geometry)),
                                max(ST_SRID(geometry)), bool_and(GeometryType(geometry) = 'POLYGON')
-                        FROM $par")" "t|3857|3857|t" "valid polygons in EPSG:3857"
+                        FROM $par")" "t|32631|32631|t" "valid polygons in EPSG:32631"
 check_eq "$(psql -qAtc "SELECT round(sum(ST_Area(geometry)))::text FROM $par")" \
   "$(psql -qAtc "SELECT round(sum(ST_Area(geometry)))::text FROM $seq")" "area sums"
 check_eq "$(psql -qAtc "SELECT indexdef FROM pg_indexes WHERE tablename = '$par'")" \
@@ -92,7 +92,7 @@ YAML
 as_jsonl "$work/places.geojson" > before.txt
 as_jsonl "$work/back/*.geojson" > after.txt
 check_eq "$(wc -l < after.txt)" 5000 "features back"
-grep -q 'SRID=3857;POINT (' after.txt || fail "no EPSG:3857 point came back: $(head -2 after.txt)"
+grep -q 'SRID=32631;POINT (' after.txt || fail "no EPSG:32631 point came back: $(head -2 after.txt)"
 cmp -s before.txt after.txt || fail "GeoJSON -> PostGIS -> GeoJSON changed features: $(diff before.txt after.txt | head -4)"
 
 # A GeoPackage written by GDAL, read by the sqlite source: the same features, geometries and SRID.

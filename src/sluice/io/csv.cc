@@ -484,6 +484,7 @@ class CsvDecoder::Impl {
       bool int64 = true;
       bool float64 = true;
       bool boolean = true;
+      bool geometry = true;  // WKT/EWKT or hex EWKB
     };
     std::vector<Candidates> cols;
     int64_t ncols = -1;
@@ -532,6 +533,7 @@ class CsvDecoder::Impl {
           k.float64 = k.float64 && LooksFloat(v);
           k.boolean =
               k.boolean && (EqualsNoCase(Trim(v), "true") || EqualsNoCase(Trim(v), "false"));
+          k.geometry = k.geometry && !k.int64 && !k.float64 && geom::LooksLikeGeometryText(v);
         }
       }
       fields_.clear();
@@ -548,6 +550,8 @@ class CsvDecoder::Impl {
         t = TypeId::kFloat64;
       } else if (k.any && k.boolean) {
         t = TypeId::kBool;
+      } else if (k.any && k.geometry) {
+        t = TypeId::kGeometry;
       }
       inferred_.push_back(t);
     }

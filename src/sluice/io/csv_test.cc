@@ -156,7 +156,7 @@ TEST(CsvRoundTripTest, EveryTypeWithDeclaredSchema) {
   // Without a schema, the types that inference can see come back too.
   ASSERT_OK_AND_ASSIGN(Decoded inferred, Decode(text, DecodeOptions()));
   EXPECT_EQ(inferred.schema->ToString(),
-            "b:bool, i:int64, f:float64, s:string, y:string, t:string, g:string, j:string");
+            "b:bool, i:int64, f:float64, s:string, y:string, t:string, g:geometry, j:string");
 }
 
 TEST(CsvRoundTripTest, EverySplitPointGivesTheSameRows) {

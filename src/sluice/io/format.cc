@@ -92,6 +92,13 @@ Result<std::unique_ptr<Encoder>> MakeEncoder(Format format, SchemaPtr schema,
       SLUICE_RETURN_NOT_OK(ValidateDelimiter(options.delimiter));
       return std::unique_ptr<Encoder>(new CsvEncoder(std::move(schema), options));
     case Format::kGeoJson:
+      if (!HasGeometry(*schema)) {
+        return Status::Invalid(
+            "format geojson needs a geometry column, and the rows have none ({}): declare the "
+            "column holding WKT or hex EWKB as geometry in the source's schema, or cast it "
+            "({{type: cast, columns: {{<column>: geometry}}}})",
+            schema->ToString());
+      }
       return std::unique_ptr<Encoder>(new GeoJsonEncoder(std::move(schema)));
   }
   return Status::Internal("unknown format");

@@ -348,7 +348,7 @@ class GeoJsonDecoder::Impl {
                                              p.index, kv.key));
           }
           if (kv.key == "id") property_id = true;
-          inference.Add(kv.key, kv.value.type());
+          inference.AddValue(kv.key, kv.value);
         }
       }
       if (root["id"].error() == simdjson::SUCCESS) any_id = true;
@@ -519,6 +519,15 @@ int64_t GeoJsonDecoder::skipped_rows() const { return impl_->skipped_rows(); }
 }  // namespace sluice::io
 
 namespace sluice::io {
+
+Status GeoJsonGeometryToEwkb(std::string_view json, int32_t srid, std::string* out) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (auto err = parser.parse(json.data(), json.size()).get(root); err != simdjson::SUCCESS) {
+    return Status::Invalid("invalid JSON: {}", simdjson::error_message(err));
+  }
+  return internal::GeoJsonToEwkb(root, srid, out);
+}
 
 bool HasGeometry(const Schema& schema) {
   for (int c = 0; c < schema.num_fields(); ++c) {

@@ -63,6 +63,9 @@ class GeoJsonEncoder final : public Encoder {
   Status status_;
 };
 
+/// Append the EWKB of GeoJSON geometry object `json` (text) with `srid`.
+Status GeoJsonGeometryToEwkb(std::string_view json, int32_t srid, std::string* out);
+
 /// Return whether `schema` has a geometry column.
 bool HasGeometry(const Schema& schema);
 

@@ -352,6 +352,37 @@ TEST(GeoJsonEncoderTest, WritesFeaturesThatReadBackTheSame) {
   EXPECT_EQ(again.Text(), kCollectionRows);
 }
 
+TEST(GeometryTextTest, InferenceFindsGeometryColumns) {
+  // JSONL: WKT, hex EWKB and GeoJSON objects are geometries; a column with one value that is
+  // none stays text (or json).
+  const std::string jsonl =
+      R"x({"w":"POINT (1 2)","h":"0101000020e6100000000000000000f03f0000000000000040","o":{"type":"Point","coordinates":[1,2]},"m":"POINT (1 2)","j":{"type":"Point","coordinates":[1,2]}})x"
+      "\n"
+      R"x({"w":"SRID=3857;LINESTRING (0 0, 1 1)","h":null,"o":{"type":"LineString","coordinates":[[0,0],[1,1]]},"m":"Lyon","j":{"a":1}})x"
+      "\n";
+  ASSERT_OK_AND_ASSIGN(auto dec, MakeDecoder(Format::kJsonl, DecodeOptions()));
+  std::vector<BatchPtr> out;
+  ASSERT_OK(dec->Feed(jsonl, &out));
+  ASSERT_OK(dec->Finish(&out));
+  EXPECT_EQ(dec->schema()->ToString(), "w:geometry, h:geometry, o:geometry, m:string, j:json");
+  std::string wkt;
+  ASSERT_OK(geom::AppendWkt(out.at(0)->column(2).GetView(1), true, &wkt));
+  EXPECT_EQ(wkt, "SRID=4326;LINESTRING (0 0, 1 1)");  // a GeoJSON object is WGS 84
+  // CSV: a WKT column.
+  ASSERT_OK_AND_ASSIGN(auto csv, MakeDecoder(Format::kCsv, DecodeOptions()));
+  out.clear();
+  ASSERT_OK(csv->Feed("id,wkt,name\n1,\"POLYGON ((0 0, 1 0, 1 1, 0 0))\",a\n2,POINT (3 4),POINT\n",
+                      &out));
+  ASSERT_OK(csv->Finish(&out));
+  EXPECT_EQ(csv->schema()->ToString(), "id:int64, wkt:geometry, name:string");
+}
+
+TEST(GeoJsonEncoderTest, AGeoJsonFileNeedsAGeometryColumn) {
+  EXPECT_THAT(
+      MakeEncoder(Format::kGeoJson, MakeSchema({{"wkt", TypeId::kString}})).status(),
+      StatusIs(StatusCode::kInvalidArgument, HasSubstr("format geojson needs a geometry column")));
+}
+
 TEST(GeoJsonEncoderTest, ANonFiniteCoordinateIsAnErrorNotASilentNull) {
   std::string wkb;
   ASSERT_OK(geom::WktToEwkb("POINT (1 nan)", 4326, &wkb));

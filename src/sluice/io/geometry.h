@@ -75,6 +75,10 @@ void AppendEwkbPoint(double x, double y, int32_t srid, std::string* out);
 /// it starts with a hex digit or "\x". WKT always starts with a letter outside a-f.
 bool LooksLikeHex(std::string_view text);
 
+/// Return whether `text` is a geometry as text files hold one — WKT/EWKT, or hex EWKB of a
+/// whole well-formed geometry — for schema inference: a column of them is a geometry column.
+bool LooksLikeGeometryText(std::string_view text);
+
 /// Append the EWKB of a geometry value as text files hold it: hex EWKB, or WKT/EWKT.
 Status TextToEwkb(std::string_view text, int32_t srid, std::string* out);
 

@@ -321,6 +321,23 @@ bool LooksLikeHex(std::string_view text) {
   return !text.empty() && std::isxdigit(static_cast<unsigned char>(text[0]));
 }
 
+bool LooksLikeGeometryText(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.remove_suffix(1);
+  if (text.size() < 5) return false;
+  if (LooksLikeHex(text)) {
+    // The smallest geometry, an empty collection, is 9 bytes; anything shorter is other hex.
+    if (text.size() < 18 || text.size() % 2 != 0) return false;
+  } else if (!std::isalpha(static_cast<unsigned char>(text.front()))) {
+    return false;
+  }
+  thread_local std::string scratch;
+  scratch.clear();
+  return TextToEwkb(text, 0, &scratch).ok();
+}
+
 Status TextToEwkb(std::string_view text, int32_t srid, std::string* out) {
   if (!LooksLikeHex(text)) return WktToEwkb(text, srid, out);
   std::string bytes;

@@ -1,5 +1,7 @@
 #include "sluice/io/json_rows.h"
 
+#include <algorithm>
+
 #include "sluice/core/time.h"
 #include "sluice/io/geometry.h"
 #include "sluice/io/text_internal.h"
@@ -91,15 +93,25 @@ void AppendJson(simdjson::dom::element e, std::string* out) {
   }
 }
 
+namespace {
+
+// Whether `value` is a GeoJSON geometry object that reads into EWKB.
+bool IsGeoJsonGeometry(simdjson::dom::element value) {
+  std::string_view type;
+  if (value["type"].get_string().get(type) != simdjson::SUCCESS) return false;
+  static constexpr std::string_view kTypes[] = {
+      "Point",           "LineString",   "Polygon",           "MultiPoint",
+      "MultiLineString", "MultiPolygon", "GeometryCollection"};
+  if (std::find(std::begin(kTypes), std::end(kTypes), type) == std::end(kTypes)) return false;
+  thread_local std::string scratch;
+  scratch.clear();
+  return GeoJsonToEwkb(value, 0, &scratch).ok();
+}
+
+}  // namespace
+
 void JsonSchemaInference::Add(std::string_view key, simdjson::dom::element_type type) {
   using simdjson::dom::element_type;
-  auto it = index_.find(key);
-  if (it == index_.end()) {
-    it = index_.emplace(std::string(key), columns_.size()).first;
-    columns_.push_back({std::string(key), Seen::kNull, TypeId::kString});
-  }
-  Column& column = columns_[it->second];
-  if (column.seen == Seen::kFixed) return;
   Seen seen;
   switch (type) {
     case element_type::NULL_VALUE:
@@ -121,6 +133,29 @@ void JsonSchemaInference::Add(std::string_view key, simdjson::dom::element_type 
     default:
       seen = Seen::kJson;
   }
+  Note(key, seen);
+}
+
+void JsonSchemaInference::AddValue(std::string_view key, simdjson::dom::element value) {
+  using simdjson::dom::element_type;
+  if (value.type() == element_type::STRING &&
+      geom::LooksLikeGeometryText(value.get_string().value_unsafe())) {
+    return Note(key, Seen::kGeometry);
+  }
+  if (value.type() == element_type::OBJECT && IsGeoJsonGeometry(value)) {
+    return Note(key, Seen::kGeometry);
+  }
+  Add(key, value.type());
+}
+
+void JsonSchemaInference::Note(std::string_view key, Seen seen) {
+  auto it = index_.find(key);
+  if (it == index_.end()) {
+    it = index_.emplace(std::string(key), columns_.size()).first;
+    columns_.push_back({std::string(key), Seen::kNull, TypeId::kString});
+  }
+  Column& column = columns_[it->second];
+  if (column.seen == Seen::kFixed) return;
   const Seen a = column.seen;
   if (a == Seen::kNull || a == seen) {
     column.seen = seen;
@@ -129,13 +164,16 @@ void JsonSchemaInference::Add(std::string_view key, simdjson::dom::element_type 
   } else if ((a == Seen::kInt && seen == Seen::kFloat) ||
              (a == Seen::kFloat && seen == Seen::kInt)) {
     column.seen = Seen::kFloat;
+  } else if ((a == Seen::kGeometry && seen == Seen::kString) ||
+             (a == Seen::kString && seen == Seen::kGeometry)) {
+    column.seen = Seen::kString;  // some values are not geometries: text
   } else {
     column.seen = Seen::kJson;
   }
 }
 
 void JsonSchemaInference::AddObject(simdjson::dom::object object) {
-  for (simdjson::dom::key_value_pair kv : object) Add(kv.key, kv.value.type());
+  for (simdjson::dom::key_value_pair kv : object) AddValue(kv.key, kv.value);
 }
 
 void JsonSchemaInference::AddFixed(std::string_view key, TypeId type) {
@@ -169,6 +207,9 @@ std::vector<Field> JsonSchemaInference::Fields() const {
         break;
       case Seen::kFixed:
         type = c.fixed;
+        break;
+      case Seen::kGeometry:
+        type = TypeId::kGeometry;
         break;
       default:
         type = TypeId::kString;

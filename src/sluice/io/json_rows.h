@@ -49,7 +49,10 @@ class JsonSchemaInference {
  public:
   /// Note one value of column `key`.
   void Add(std::string_view key, simdjson::dom::element_type type);
-  /// Note every key of `object`.
+  /// Note one value of column `key`, looking at it: a string of WKT or hex EWKB, or a GeoJSON
+  /// geometry object, counts as a geometry (a column of only those is a geometry column).
+  void AddValue(std::string_view key, simdjson::dom::element value);
+  /// Note every key of `object` (AddValue).
   void AddObject(simdjson::dom::object object);
   /// Note a column whose type is fixed (a GeoJSON file's geometry).
   void AddFixed(std::string_view key, TypeId type);
@@ -58,7 +61,8 @@ class JsonSchemaInference {
   std::vector<Field> Fields() const;
 
  private:
-  enum class Seen : uint8_t { kNull, kBool, kInt, kFloat, kString, kJson, kFixed };
+  enum class Seen : uint8_t { kNull, kBool, kInt, kFloat, kString, kJson, kFixed, kGeometry };
+  void Note(std::string_view key, Seen seen);
   struct Column {
     std::string name;
     Seen seen;

@@ -9,6 +9,7 @@
 #include "sluice/core/time.h"
 #include "sluice/expr/expr.h"
 #include "sluice/io/format.h"
+#include "sluice/io/geojson.h"
 #include "sluice/io/geometry.h"
 #include "sluice/transforms/transforms_internal.h"
 
@@ -33,7 +34,7 @@ bool CanCast(TypeId from, TypeId to) {
     case TypeId::kBytes:
       return to == TypeId::kString || to == TypeId::kGeometry;
     case TypeId::kJson:
-      return to == TypeId::kString;
+      return to == TypeId::kString || to == TypeId::kGeometry;
     case TypeId::kGeometry:
       return to == TypeId::kBytes || to == TypeId::kString;
     default:
@@ -293,8 +294,17 @@ Result<Column> CastColumn(const Column& in, TypeId to, const CastErrors& errors,
         o->AppendString(wkt);
         return true;
       });
+    case TypeId::kJson:
+      if (to != TypeId::kGeometry) return run(copy_bytes);
+      // A GeoJSON geometry object (WGS 84, as RFC 7946 says).
+      return run([&](int64_t i, ColumnBuilder* o) {
+        std::string& ewkb = Scratch();
+        if (!io::GeoJsonGeometryToEwkb(in.GetView(i), io::geom::kWgs84, &ewkb).ok()) return false;
+        o->AppendString(ewkb);
+        return true;
+      });
     default:
-      return run(copy_bytes);  // json: the bytes are kept as they are
+      return run(copy_bytes);
   }
 }
 

@@ -367,6 +367,18 @@ TEST(Cast, GeometriesFromAndToText) {
   ASSERT_OK((*to_geometry)->Process(batch, 0, &geometry));
   ASSERT_OK((*to_text)->Process(geometry.rows.at(0), 0, &text));
   EXPECT_EQ(text.rows.at(0)->column(0).GetView(0), "SRID=3857;LINESTRING (0 0, 1 1.5)");
+  // A json column of GeoJSON objects (WGS 84).
+  auto to_json = MakeTransform("cast", {{"columns", {{"s", "json"}}}});
+  ASSERT_OK(to_json.status());
+  ASSERT_OK_AND_ASSIGN(
+      auto objects,
+      BatchFromJson(TextSchema(),
+                    R"([["{\"type\":\"Point\",\"coordinates\":[1,2]}",0,0,true,0]])"));
+  CollectingEmitter json, point, point_text;
+  ASSERT_OK((*to_json)->Process(objects, 0, &json));
+  ASSERT_OK((*to_geometry)->Process(json.rows.at(0), 0, &point));
+  ASSERT_OK((*to_text)->Process(point.rows.at(0), 0, &point_text));
+  EXPECT_EQ(point_text.rows.at(0)->column(0).GetView(0), "SRID=4326;POINT (1 2)");
 }
 
 TEST(Cast, FailsWithTheRowOrMakesNull) {

@@ -66,9 +66,11 @@ Result<const GeoTransform::Plan*> GeoTransform::PlanFor(const SchemaPtr& schema)
       const TypeId t = schema->field(plan.geometry).type;
       if (t != TypeId::kGeometry) {
         return options_.ErrorAt(
-            "column", fmt::format("'{}' is {}, not geometry (a bytes column of WKB becomes "
-                                  "geometry with `cast`)",
-                                  common_.column, TypeName(t)));
+            "column",
+            fmt::format("'{}' is {}, not geometry: declare it as geometry in the source's schema "
+                        "(a text column of WKT or hex EWKB, a JSONL column of GeoJSON objects), "
+                        "or convert it with {{type: cast, columns: {{{}: geometry}}}}",
+                        common_.column, TypeName(t), common_.column));
       }
     }
     if (!common_.id_column.empty()) {
