@@ -407,6 +407,21 @@ Result<PipelineSpec> LoadPipelineFile(const std::string& path, const NodeRegistr
   return LoadPipelineText(ss.str(), path, registry, options);
 }
 
+namespace {
+
+// The offset of 0-based line `line` in `text`, or npos.
+size_t LineOffset(const std::string& text, int line) {
+  size_t at = 0;
+  for (int i = 0; i < line; ++i) {
+    at = text.find('\n', at);
+    if (at == std::string::npos) return at;
+    ++at;
+  }
+  return at;
+}
+
+}  // namespace
+
 Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string& file,
                                       const NodeRegistry& registry, const LoadOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(std::string text, SubstituteEnv(raw, file, options.env));
@@ -414,7 +429,20 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
   try {
     root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
-    return ErrorAt(file, e.mark, "YAML syntax error: " + e.msg);
+    std::string hint;
+    // `{a: out/x-{n}.jsonl}`: braces in a plain value inside a { } mapping end it early.
+    const size_t line_start = e.mark.line >= 0 ? LineOffset(text, e.mark.line) : std::string::npos;
+    if (e.msg.find("end of map flow") != std::string::npos && line_start != std::string::npos) {
+      const std::string_view line = std::string_view(text).substr(
+          line_start, text.find('\n', line_start) == std::string::npos
+                          ? std::string::npos
+                          : text.find('\n', line_start) - line_start);
+      if (std::count(line.begin(), line.end(), '{') > 1) {
+        hint = " (a value holding { } inside a { } mapping must be quoted, e.g. path: "
+               "\"out/x-{n}.jsonl\")";
+      }
+    }
+    return ErrorAt(file, e.mark, "YAML syntax error: " + e.msg + hint);
   } catch (const YAML::Exception& e) {
     return ErrorAt(file, e.mark, "cannot read YAML: " + e.msg);
   }

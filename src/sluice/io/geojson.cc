@@ -4,7 +4,9 @@
 
 #include <charconv>
 #include <cstring>
+#include <set>
 
+#include "sluice/core/log.h"
 #include "sluice/io/geometry.h"
 #include "sluice/io/json_rows.h"
 #include "sluice/io/jsonl.h"
@@ -430,7 +432,10 @@ class GeoJsonDecoder::Impl {
       int expected = 0;
       for (simdjson::dom::key_value_pair kv : properties) {
         const int c = rows_.FindColumn(kv.key, expected);
-        if (c < 0 || c == geometry_) continue;
+        if (c < 0 || c == geometry_) {
+          WarnDropped(kv.key);
+          continue;
+        }
         expected = c + 1;
         if (rows_.IsSeen(c)) continue;
         SLUICE_RETURN_NOT_OK(rows_.Set(c, kv.value));
@@ -455,6 +460,18 @@ class GeoJsonDecoder::Impl {
       rows_.SetBytes(geometry_, scratch_);
     }
     return rows_.EndRow();
+  }
+
+  // A property that is not a column is dropped: say so, once per name (for the first 10).
+  void WarnDropped(std::string_view key) {
+    if (dropped_.size() >= 10 || dropped_.count(std::string(key)) != 0) return;
+    dropped_.insert(std::string(key));
+    Log(LogLevel::kWarn,
+        "{}: property '{}' is not a column{} and is dropped; declare it in the source's schema",
+        options_.source_name.empty() ? "GeoJSON" : options_.source_name, key,
+        key == options_.geometry_column ? " (it has the geometry column's name)"
+                                        : " (the schema comes from the first features read, or "
+                                          "was declared)");
   }
 
   struct Pending {
@@ -497,6 +514,7 @@ class GeoJsonDecoder::Impl {
   std::string skip_what_;
   int64_t index_ = 0;
   int64_t skipped_ = 0;
+  std::set<std::string> dropped_;  // properties warned about
 };
 
 GeoJsonDecoder::GeoJsonDecoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -571,6 +589,17 @@ class GeometryTextEncoder final : public Encoder {
         Status st = text_ == GeometryText::kWkt
                         ? geom::AppendWkt(col.GetView(r), /*with_srid=*/true, &scratch_)
                         : geom::AppendGeoJson(col.GetView(r), &scratch_);
+        if (text_ == GeometryText::kGeoJson && !warned_srid_) {
+          if (auto info = geom::InspectEwkb(col.GetView(r));
+              info.ok() && info->srid != 0 && info->srid != geom::kWgs84) {
+            warned_srid_ = true;
+            Log(LogLevel::kWarn,
+                "column '{}': GeoJSON geometry objects carry no SRID, and these are in EPSG:{}: "
+                "read back they are taken as WGS 84 (use geometry: wkt or hex to keep the SRID, "
+                "or reproject to EPSG:4326 first)",
+                batch.schema()->field(c).name, info->srid);
+          }
+        }
         if (!st.ok()) {
           if (status_.ok()) {
             status_ = st.WithContext("column '{}'", batch.schema()->field(c).name);
@@ -595,6 +624,7 @@ class GeometryTextEncoder final : public Encoder {
   SchemaPtr text_schema_;
   std::string scratch_;
   Status status_;
+  bool warned_srid_ = false;
 };
 
 }  // namespace
@@ -662,6 +692,14 @@ void GeoJsonEncoder::Encode(const Batch& batch, std::string* out, std::vector<si
         if (status_.ok()) status_ = st.WithContext("row {}", r);
       } else if (auto info = geom::InspectEwkb(g->GetView(r));
                  info.ok() && info->srid != 0 && info->srid != geom::kWgs84) {
+        if (!warned_srid_) {
+          warned_srid_ = true;
+          Log(LogLevel::kWarn,
+              "writing EPSG:{} geometries as GeoJSON: sluice reads them back with their SRID (a "
+              "crs on each feature), but RFC 7946 readers — GDAL, QGIS — take every GeoJSON "
+              "as WGS 84; reproject to EPSG:4326 first for other tools",
+              info->srid);
+        }
         // Not WGS 84: say so as GeoJSON 2008 did, on the feature (each line is a top-level
         // object), so that a reader — ours — gets the SRID back.
         fmt::format_to(

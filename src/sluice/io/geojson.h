@@ -61,6 +61,7 @@ class GeoJsonEncoder final : public Encoder {
   std::string properties_text_;
   std::vector<size_t> properties_ends_;
   Status status_;
+  bool warned_srid_ = false;
 };
 
 /// Append the EWKB of GeoJSON geometry object `json` (text) with `srid`.

@@ -1,4 +1,5 @@
 #include "sluice/transforms/geo/geo_context.h"
+#include "sluice/io/geometry.h"
 
 #include <cstdlib>
 
@@ -80,9 +81,11 @@ std::string GeoThread::TakeError(std::string_view fallback) {
 Result<const GEOSPreparedGeometry*> GeoThread::Prepared(const std::string& wkt) {
   auto it = prepared_.find(wkt);
   if (it != prepared_.end()) return it->second.prepared;
-  GEOSWKTReader* reader = GEOSWKTReader_create_r(handle_);
-  GeomPtr g(GEOSWKTReader_read_r(handle_, reader, wkt.c_str()));
-  GEOSWKTReader_destroy_r(handle_, reader);
+  // Through our reader, so that EWKT (SRID=3857;POLYGON ...) — what sluice writes — is taken
+  // too, with its SRID.
+  std::string ewkb;
+  SLUICE_RETURN_NOT_OK(io::geom::WktToEwkb(wkt, 0, &ewkb));
+  GeomPtr g = Read(ewkb);
   if (g == nullptr) return Status::Invalid("not a WKT geometry: {}", TakeError());
   const GEOSPreparedGeometry* prepared = GEOSPrepare_r(handle_, g.get());
   if (prepared == nullptr) return Status::Invalid("cannot prepare the geometry: {}", TakeError());

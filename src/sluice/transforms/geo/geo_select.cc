@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "sluice/io/geometry.h"
 #include "sluice/transforms/geo/ewkb.h"
 #include "sluice/transforms/geo/geo_internal.h"
 
@@ -58,12 +59,26 @@ class IntersectsTransform final : public GeoTransform {
     auto prepared = GeoThread::Get().Prepared(wkt_);
     if (!prepared.ok()) return options().ErrorAt("wkt", prepared.status().message());
     prepared_ = *prepared;
+    std::string ewkb;
+    if (io::geom::WktToEwkb(wkt_, 0, &ewkb).ok()) {
+      auto info = io::geom::InspectEwkb(ewkb);
+      if (info.ok()) shape_srid_ = info->srid;
+    }
     return Status::OK();
   }
 
   RowOutcome Row(GeoThread& geo, int64_t r, std::string_view wkb) override {
     GeomPtr g = ReadGeometry(geo, wkb);
     if (g == nullptr) return RowOutcome::kError;
+    // A shape in another CRS than the rows would silently match nothing.
+    const int srid = GEOSGetSRID_r(geo.handle(), g.get());
+    if (shape_srid_ != 0 && srid != 0 && srid != shape_srid_) {
+      error_ = fmt::format(
+          "the row's geometry is in EPSG:{}, `wkt` in EPSG:{}: reproject one of "
+          "them",
+          srid, shape_srid_);
+      return RowOutcome::kError;
+    }
     const char hit = GEOSPreparedIntersects_r(geo.handle(), prepared_, g.get());
     if (hit == 2) return GeosError(geo, "intersects failed");
     return hit == 1 ? RowOutcome::kKeep : RowOutcome::kDrop;
@@ -76,6 +91,7 @@ class IntersectsTransform final : public GeoTransform {
  private:
   std::string wkt_;
   const GEOSPreparedGeometry* prepared_ = nullptr;  // the current thread's, for this batch
+  int shape_srid_ = 0;                              // from EWKT; 0: any
 };
 
 struct ReprojectConfig {

@@ -211,6 +211,17 @@ TEST(Filters, IntersectsKeepsTheRowsMeetingTheGeometry) {
   EXPECT_THAT(h.Ids(), ElementsAre(1, 4, 6));
 }
 
+TEST(Filters, IntersectsTakesEwktAndRefusesRowsOfAnotherCrs) {
+  // sluice writes EWKT; a shape with an SRID is compared only with rows in that CRS.
+  Harness same("intersects", {{"wkt", "SRID=4326;POLYGON ((0 0, 2 0, 2 2, 0 2, 0 0))"}});
+  ASSERT_OK(same.Run(Features({{1, Ewkb("POINT (1 1)")}, {2, Ewkb("POINT (5 5)")}})));
+  EXPECT_THAT(same.Ids(), ElementsAre(1));
+  Harness other("intersects", {{"wkt", "SRID=3857;POLYGON ((0 0, 2 0, 2 2, 0 2, 0 0))"}});
+  EXPECT_THAT(other.Run(Features({{1, Ewkb("POINT (1 1)")}})),
+              StatusIs(StatusCode::kInvalidArgument,
+                       HasSubstr("the row's geometry is in EPSG:4326, `wkt` in EPSG:3857")));
+}
+
 TEST(OnError, MalformedWkbFailsNamingTheRowAndItsId) {
   auto batch = Features({{7, Ewkb("POINT (1 1)")}, {42, std::string("\x01\x02\x03", 3)}});
   Harness h("centroid", {{"id_column", "id"}});
@@ -260,7 +271,8 @@ TEST(Options, BadOptionsAreConfigErrorsAtTheOption) {
   EXPECT_THAT(error("buffer", J::object()),
               StatusIs(StatusCode::kConfigError, HasSubstr("option 'distance': is required")));
   EXPECT_THAT(error("intersects", {{"wkt", "POLYGON ((0 0, 1"}}),
-              StatusIs(StatusCode::kConfigError, HasSubstr("option 'wkt': not a WKT geometry")));
+              StatusIs(StatusCode::kConfigError,
+                       HasSubstr("option 'wkt': WKT: expected a position (two or more numbers)")));
   EXPECT_THAT(error("reproject", {{"to", "EPSG:999999"}}),
               StatusIs(StatusCode::kConfigError, HasSubstr("option 'to'")));
   EXPECT_THAT(error("bbox_filter", {{"xmin", 2}, {"ymin", 0}, {"xmax", 1}, {"ymax", 1}}),

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "sluice/core/log.h"
+#include "sluice/io/geometry.h"
 #include "sluice/transforms/geo/ewkb.h"
 #include "sluice/transforms/geo/geo_internal.h"
 
@@ -72,6 +74,7 @@ class BufferTransform final : public GeoTransform {
         return RowOutcome::kError;
       }
     }
+    if (!units_checked_) WarnAboutDegrees(wkb, d);
     Point2D p;
     if (c_.cap == GEOSBUF_CAP_ROUND && d > 0 && ReadPoint2D(wkb, &p) && std::isfinite(p.x) &&
         std::isfinite(p.y) && d * step_ > 1e-9 * std::max({1.0, std::fabs(p.x), std::fabs(p.y)})) {
@@ -91,6 +94,18 @@ class BufferTransform final : public GeoTransform {
   }
 
  private:
+  // Once: a distance of more than one unit on a geographic CRS (EPSG 4000-4999: degrees) is
+  // almost surely metres meant — 100 "metres" would be 100 degrees. Legal, so only a warning.
+  void WarnAboutDegrees(std::string_view wkb, double d) {
+    units_checked_ = true;
+    auto info = io::geom::InspectEwkb(wkb);
+    if (!info.ok() || info->srid < 4000 || info->srid > 4999 || std::fabs(d) <= 1) return;
+    Log(LogLevel::kWarn,
+        "buffer: distance {} on geometries in EPSG:{}, whose units are degrees; to buffer by "
+        "metres, reproject to a metric CRS first (a UTM zone)",
+        d, info->srid);
+  }
+
   void ReleaseParams() {
     if (params_ != nullptr) GEOSBufferParams_destroy_r(params_handle_, params_);
     params_ = nullptr;
@@ -105,6 +120,7 @@ class BufferTransform final : public GeoTransform {
   GEOSContextHandle_t params_handle_ = nullptr;
   GEOSBufferParams* params_ = nullptr;  // made on params_handle_'s thread
   std::string scratch_;
+  bool units_checked_ = false;
 };
 
 /// The operations that make one geometry of another: simplify, centroid, make_valid.
