@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "sluice/core/batch.h"
+#include "sluice/core/log.h"
 #include "sluice/io/format.h"
 
 namespace sluice_fuzz {
@@ -105,6 +106,10 @@ void CheckSkipsReported(DecodeOptions options, std::string_view first, std::stri
 
 template <typename Traits>
 int FuzzTextCodec(const uint8_t* data, size_t size) {
+  // Warnings (a GeoJSON written in another CRS than WGS 84, ...) are about the data, not bugs:
+  // millions of them would only slow the fuzzer down.
+  static const bool quiet = (sluice::SetLogLevel(sluice::LogLevel::kError), true);
+  (void)quiet;
   if (size == 0) return 0;
   const uint8_t control = data[0];
   const std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);

@@ -83,7 +83,7 @@ class GeoJsonDecoder::Impl {
     SLUICE_RETURN_NOT_OK(Scan(out));
     if (skip_start_ != kNone) {
       SLUICE_RETURN_NOT_OK(SkipDone(buf_.size(), out));
-    } else if (depth_ != 0 && mode_ == Mode::kRoot) {
+    } else if (depth_ != 0 && mode_ == Mode::kRoot && root_start_ != kNone) {
       // A feature of a sequence cut short: one bad record (RFC 8142 readers skip such texts).
       SLUICE_RETURN_NOT_OK(Bad(std::string_view(buf_).substr(root_start_), root_line_,
                                "the input ends inside this feature (truncated?)"));
@@ -126,7 +126,9 @@ class GeoJsonDecoder::Impl {
       if (c == '\x1e' && depth_ > 0) {
         // RFC 8142's record separator inside a text: the text before it was cut short. In a
         // sequence that is one bad record; inside a collection, a broken file.
-        if (mode_ != Mode::kRoot) return Error(line_, "a record separator inside a collection");
+        if (mode_ != Mode::kRoot || root_start_ == kNone) {
+          return Error(line_, "a record separator inside a collection");
+        }
         SLUICE_RETURN_NOT_OK(Bad(std::string_view(b + root_start_, pos_ - root_start_), root_line_,
                                  "a truncated GeoJSON text (a record separator "
                                  "comes before its end)"));

@@ -178,6 +178,10 @@ TEST(GeoJsonDecoderTest, ErrorsNameTheLineAndTheFeature) {
        "a position needs 2 or more numbers"},
       {"{\"type\":\"Feature\" \"x\"}", "invalid JSON"},
       {"}", "expected a GeoJSON object, got '}'"},
+      // Found by fuzzing: a collection cut short after its features (it crashed), and a
+      // record separator in it.
+      {"{\"features\":[],\"name\":\"x\"", "ends inside a JSON value"},
+      {"{\"features\":[],\x1e", "a record separator inside a collection"},
   };
   for (const Case& c : cases) {
     DecodeOptions o;
