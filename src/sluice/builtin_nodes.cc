@@ -7,6 +7,7 @@
 #include "sluice/connectors/objectstore/objectstore.h"
 #include "sluice/connectors/postgres/archive_source.h"
 #include "sluice/connectors/postgres/postgres.h"
+#include "sluice/connectors/procfs/procfs.h"
 #include "sluice/connectors/redis/redis.h"
 #include "sluice/connectors/sqlite/sqlite.h"
 #include "sluice/transforms/geo/geo.h"
@@ -25,6 +26,7 @@ void RegisterBuiltinNodes(NodeRegistry* registry) {
   RegisterObjectStoreNodes(registry);
   RegisterRedisNodes(registry);
   RegisterHttpNodes(registry);
+  RegisterProcfsNodes(registry);
   RegisterTransformNodes(registry);
   lookup::RegisterLookupNode(registry);
   geo::RegisterGeoNodes(registry);
