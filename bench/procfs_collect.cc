@@ -4,8 +4,10 @@
 //   procfs_collect [--root /proc] [--samples 1000] [--threads 1] [--interval-ms 0] [--print]
 //
 // Prints the median, p99 and max of the collection alone and of collection plus the batch,
-// each collector's median, and the rows of a sample. --print writes the last sample's rows
-// as JSON (one array per row) instead.
+// the CPU time a sample costs, each collector's median, and the rows of a sample. --print writes
+// the last sample's rows as JSON (one array per row) instead.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +26,14 @@ using Clock = std::chrono::steady_clock;
 
 int64_t Micros(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
+/// Return the CPU time this process has used (user + system), in microseconds.
+int64_t CpuMicros() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  const auto us = [](const timeval& t) { return int64_t{t.tv_sec} * 1'000'000 + t.tv_usec; };
+  return us(ru.ru_utime) + us(ru.ru_stime);
 }
 
 double Quantile(std::vector<int64_t> v, double q) {
@@ -80,7 +90,9 @@ int main(int argc, char** argv) {
   std::vector<std::vector<int64_t>> per_collector(sampler.results().size());
   int64_t rows = 0;
   sluice::BatchPtr batch;
+  int64_t cpu_start = 0;
   for (int s = 0; s < warmup + samples; ++s) {
+    if (s == warmup) cpu_start = CpuMicros();
     if (interval_ms > 0 && s > 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
     }
@@ -97,6 +109,7 @@ int main(int argc, char** argv) {
     }
     rows = batch->num_rows();
   }
+  const double cpu_per_sample = static_cast<double>(CpuMicros() - cpu_start) / samples;
   if (print) {
     std::printf("%s\n", batch->ToString().c_str());
     return 0;
@@ -110,6 +123,8 @@ int main(int argc, char** argv) {
   std::printf("  collect + batch   median %8.1f us  p99 %8.1f us  max %8.1f us\n",
               Quantile(total_ns, 0.5) / 1e3, Quantile(total_ns, 0.99) / 1e3,
               Quantile(total_ns, 1.0) / 1e3);
+  std::printf("  CPU time          %8.1f us a sample (user + system, every thread)\n",
+              cpu_per_sample);
   for (size_t c = 0; c < per_collector.size(); ++c) {
     const auto& r = *sampler.results()[c];
     std::printf("  %-16s  median %8.1f us  p99 %8.1f us  rows %4zu%s\n",
