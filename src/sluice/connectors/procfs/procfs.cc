@@ -69,7 +69,7 @@ class ProcfsSource final : public Source {
                                                    fmt::join(all, ", ")));
       }
     }
-    const int64_t threads = IntOr(o, "threads", 2);
+    const int64_t threads = IntOr(o, "threads", 1);
     if (threads < 1 || threads > kMaxThreads) {
       return o.ErrorAt("threads", fmt::format("must be between 1 and {}", kMaxThreads));
     }
@@ -232,8 +232,9 @@ void RegisterProcfsNodes(NodeRegistry* registry) {
            {}},
           {"threads",
            OptionType::kInt,
-           "2",
-           "Threads collecting a sample, the source's own included (1-8).",
+           "1",
+           "Threads collecting a sample, the source's own included (1-8); more run the "
+           "collectors at once (docs/AGENT.md: on a small host they do not pay).",
            false,
            {}},
           {"top_processes",
