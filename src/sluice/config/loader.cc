@@ -433,13 +433,14 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
     // `{a: out/x-{n}.jsonl}`: braces in a plain value inside a { } mapping end it early.
     const size_t line_start = e.mark.line >= 0 ? LineOffset(text, e.mark.line) : std::string::npos;
     if (e.msg.find("end of map flow") != std::string::npos && line_start != std::string::npos) {
-      const std::string_view line = std::string_view(text).substr(
-          line_start, text.find('\n', line_start) == std::string::npos
-                          ? std::string::npos
-                          : text.find('\n', line_start) - line_start);
+      const std::string_view line =
+          std::string_view(text).substr(line_start, text.find('\n', line_start) == std::string::npos
+                                                        ? std::string::npos
+                                                        : text.find('\n', line_start) - line_start);
       if (std::count(line.begin(), line.end(), '{') > 1) {
-        hint = " (a value holding { } inside a { } mapping must be quoted, e.g. path: "
-               "\"out/x-{n}.jsonl\")";
+        hint =
+            " (a value holding { } inside a { } mapping must be quoted, e.g. path: "
+            "\"out/x-{n}.jsonl\")";
       }
     }
     return ErrorAt(file, e.mark, "YAML syntax error: " + e.msg + hint);
