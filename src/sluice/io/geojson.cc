@@ -338,6 +338,7 @@ class GeoJsonDecoder::Impl {
 
   Status Infer(std::vector<BatchPtr>* out) {
     internal::JsonSchemaInference inference;
+    internal::JsonSchemaInference ids;  // the features' own ids, when they have some
     bool any_id = false;
     bool property_id = false;
     for (const Pending& p : pending_) {
@@ -355,16 +356,14 @@ class GeoJsonDecoder::Impl {
           inference.AddValue(kv.key, kv.value);
         }
       }
-      if (root["id"].error() == simdjson::SUCCESS) any_id = true;
+      simdjson::dom::element id;
+      if (root["id"].get(id) == simdjson::SUCCESS) {
+        any_id = true;
+        ids.Add("id", id.type());
+      }
     }
     std::vector<Field> fields;
     if (any_id) {
-      internal::JsonSchemaInference ids;
-      for (const Pending& p : pending_) {
-        simdjson::dom::element root, id;
-        if (parser_.parse(p.text).get(root) != simdjson::SUCCESS) continue;
-        if (root["id"].get(id) == simdjson::SUCCESS) ids.Add("id", id.type());
-      }
       Field id = ids.Fields()[0];
       id.name = property_id ? "feature_id" : "id";
       if (property_id && inference.Has("feature_id")) {
@@ -588,18 +587,18 @@ class GeometryTextEncoder final : public Encoder {
           continue;
         }
         scratch_.clear();
+        geom::EwkbInfo info;
         Status st = text_ == GeometryText::kWkt
                         ? geom::AppendWkt(col.GetView(r), /*with_srid=*/true, &scratch_)
-                        : geom::AppendGeoJson(col.GetView(r), &scratch_);
-        if (text_ == GeometryText::kGeoJson && !warned_srid_) {
-          if (auto info = geom::InspectEwkb(col.GetView(r));
-              info.ok() && info->srid != 0 && info->srid != geom::kWgs84) {
+                        : geom::AppendGeoJson(col.GetView(r), &scratch_, &info);
+        if (text_ == GeometryText::kGeoJson && !warned_srid_ && st.ok()) {
+          if (info.srid != 0 && info.srid != geom::kWgs84) {
             warned_srid_ = true;
             Log(LogLevel::kWarn,
                 "column '{}': GeoJSON geometry objects carry no SRID, and these are in EPSG:{}: "
                 "read back they are taken as WGS 84 (use geometry: wkt or hex to keep the SRID, "
                 "or reproject to EPSG:4326 first)",
-                batch.schema()->field(c).name, info->srid);
+                batch.schema()->field(c).name, info.srid);
           }
         }
         if (!st.ok()) {
@@ -687,27 +686,27 @@ void GeoJsonEncoder::Encode(const Batch& batch, std::string* out, std::vector<si
       out->append("null");
     } else {
       const size_t at = out->size();
-      Status st = geom::AppendGeoJson(g->GetView(r), out);
+      geom::EwkbInfo info;
+      Status st = geom::AppendGeoJson(g->GetView(r), out, &info);
       if (!st.ok()) {
         out->resize(at);
         out->append("null");
         if (status_.ok()) status_ = st.WithContext("row {}", r);
-      } else if (auto info = geom::InspectEwkb(g->GetView(r));
-                 info.ok() && info->srid != 0 && info->srid != geom::kWgs84) {
+      } else if (info.srid != 0 && info.srid != geom::kWgs84) {
         if (!warned_srid_) {
           warned_srid_ = true;
           Log(LogLevel::kWarn,
               "writing EPSG:{} geometries as GeoJSON: sluice reads them back with their SRID (a "
               "crs on each feature), but RFC 7946 readers — GDAL, QGIS — take every GeoJSON "
               "as WGS 84; reproject to EPSG:4326 first for other tools",
-              info->srid);
+              info.srid);
         }
         // Not WGS 84: say so as GeoJSON 2008 did, on the feature (each line is a top-level
         // object), so that a reader — ours — gets the SRID back.
         fmt::format_to(
             std::back_inserter(*out),
             R"(,"crs":{{"type":"name","properties":{{"name":"urn:ogc:def:crs:EPSG::{}"}}}})",
-            info->srid);
+            info.srid);
       }
     }
     out->append("}\n");

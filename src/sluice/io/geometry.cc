@@ -329,10 +329,10 @@ Result<EwkbInfo> InspectEwkb(std::string_view wkb) {
   return info;
 }
 
-Status AppendGeoJson(std::string_view wkb, std::string* out) {
+Status AppendGeoJson(std::string_view wkb, std::string* out, EwkbInfo* info) {
   TextOut text{TextOut::Kind::kGeoJson, out};
-  EwkbInfo info;
-  return Walker(wkb, &text).Top(&info, false);
+  EwkbInfo unused;
+  return Walker(wkb, &text).Top(info != nullptr ? info : &unused, false);
 }
 
 Status AppendWkt(std::string_view wkb, bool with_srid, std::string* out) {

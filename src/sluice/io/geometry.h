@@ -46,7 +46,8 @@ Result<EwkbInfo> InspectEwkb(std::string_view wkb);
 /// Append `wkb` as a GeoJSON geometry object ({"type":"Point","coordinates":[1,2]}). Z is
 /// kept as the third coordinate; M values are dropped (GeoJSON has none). Errors for a
 /// malformed value or a non-finite coordinate (outside an empty point), which JSON cannot hold.
-Status AppendGeoJson(std::string_view wkb, std::string* out);
+/// With `info`, also describe the value (its SRID), as InspectEwkb would, from the same walk.
+Status AppendGeoJson(std::string_view wkb, std::string* out, EwkbInfo* info = nullptr);
 
 /// Append `wkb` as WKT ("POINT (1 2)", "POLYGON Z ((...))"); with `with_srid` and an SRID in
 /// the value, as EWKT ("SRID=4326;POINT (1 2)"). Coordinates are the shortest text that reads

@@ -58,14 +58,6 @@ bool ReadPoint2D(std::string_view wkb, Point2D* p) {
   return true;
 }
 
-void AppendPointEwkb(double x, double y, int32_t srid, std::string* out) {
-  out->push_back('\x01');
-  Put<uint32_t>(out, srid != 0 ? (1u | kEwkbSrid) : 1u);
-  if (srid != 0) Put<int32_t>(out, srid);
-  Put<double>(out, x);
-  Put<double>(out, y);
-}
-
 CircleTemplate::CircleTemplate(int quadrant_segments) {
   // As OffsetSegmentGenerator::addDirectedFillet computes them for a full turn clockwise.
   const double quantum = std::numbers::pi / 2.0 / quadrant_segments;

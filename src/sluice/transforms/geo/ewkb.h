@@ -27,9 +27,6 @@ struct Point2D {
 /// order, with or without an SRID), false for anything else (which GEOS then reads).
 bool ReadPoint2D(std::string_view wkb, Point2D* p);
 
-/// Append a 2-D point as little-endian EWKB, with `srid` when it is not 0.
-void AppendPointEwkb(double x, double y, int32_t srid, std::string* out);
-
 /// The offsets of the vertices of the circle GEOS's buffer makes around a point with round
 /// caps and `quadrant_segments` segments per quarter circle, for a radius of 1: vertex i is
 /// (x + r * cos_[i], y + r * sin_[i]). The same angles, in the same order, as GEOS 3.11

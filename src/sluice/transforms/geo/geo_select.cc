@@ -204,7 +204,7 @@ class MakePointTransform final : public GeoTransform {
       return RowOutcome::kError;
     }
     scratch_.clear();
-    AppendPointEwkb(x, y, srid_, &scratch_);
+    io::geom::AppendEwkbPoint(x, y, srid_, &scratch_);
     builders_[0].AppendString(scratch_);
     return RowOutcome::kKeep;
   }
