@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 namespace sluice {
 
@@ -55,57 +57,172 @@ double ValueOfKey(int32_t key) {
   return key > kZero ? ValueOf(key - kPosBase) : -ValueOf(kNegBase - key);
 }
 
+/// Sort `n` keys into (key, count) pairs written to `out` (room for 2 * n); return the pairs.
+uint32_t SortedPairs(const int32_t* keys, uint32_t n, int32_t* out) {
+  int32_t sorted[QuantileSketch::kRawMax];
+  std::memcpy(sorted, keys, n * sizeof(int32_t));
+  std::sort(sorted, sorted + n);
+  uint32_t pairs = 0;
+  for (uint32_t i = 0; i < n;) {
+    uint32_t j = i + 1;
+    while (j < n && sorted[j] == sorted[i]) ++j;
+    out[2 * pairs] = sorted[i];
+    out[2 * pairs + 1] = static_cast<int32_t>(j - i);
+    ++pairs;
+    i = j;
+  }
+  return pairs;
+}
+
+/// Return the key at 0-based `rank` of `n` unsorted keys. The quantiles asked for most are near
+/// an end (p95 of 15 values is the largest): those keep the few keys from that end in one pass.
+int32_t KeyAtRank(const int32_t* keys, uint32_t n, uint32_t rank) {
+  constexpr uint32_t kFew = 8;
+  const bool top = rank >= n / 2;
+  const uint32_t k = top ? n - rank : rank + 1;  // the answer is the k-th from that end
+  if (k <= kFew) {
+    // best[0, kept) sorted from the end outwards: best[k - 1] is the k-th from the end.
+    int32_t best[kFew];
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      const int32_t x = keys[i];
+      auto before = [top](int32_t a, int32_t b) { return top ? a > b : a < b; };
+      if (kept == k && !before(x, best[k - 1])) continue;
+      uint32_t j = kept < k ? kept++ : k - 1;
+      for (; j > 0 && before(x, best[j - 1]); --j) best[j] = best[j - 1];
+      best[j] = x;
+    }
+    return best[k - 1];
+  }
+  int32_t copy[QuantileSketch::kRawMax];
+  std::memcpy(copy, keys, n * sizeof(int32_t));
+  std::nth_element(copy, copy + rank, copy + n);
+  return copy[rank];
+}
+
 }  // namespace
 
-void QuantileSketch::AddTo(std::vector<Bucket>* store, int32_t key, uint32_t n) {
-  auto it = std::lower_bound(store->begin(), store->end(), key,
-                             [](const Bucket& b, int32_t k) { return b.first < k; });
-  if (it != store->end() && it->first == key) {
-    it->second += n;
+QuantileSketch& QuantileSketch::operator=(const QuantileSketch& o) {
+  if (this == &o) return *this;
+  Clear();
+  const uint32_t n = o.used();
+  Reserve(n);
+  if (n > 0) std::memcpy(data(), o.data(), n * sizeof(int32_t));
+  count_ = o.count_;
+  size_ = o.size_;
+  return *this;
+}
+
+QuantileSketch& QuantileSketch::operator=(QuantileSketch&& o) noexcept {
+  if (this == &o) return *this;
+  Free();
+  if (o.on_heap()) {
+    heap_ = o.heap_;
+    cap_ = o.cap_;
+    o.cap_ = kInline;
   } else {
-    store->insert(it, {key, n});
+    std::memcpy(inline_, o.inline_, sizeof(inline_));
   }
+  count_ = o.count_;
+  size_ = o.size_;
+  o.Clear();
+  return *this;
+}
+
+void QuantileSketch::Reserve(uint32_t n) {
+  if (n <= cap_) return;
+  const uint32_t cap = std::max(n, 2 * cap_);
+  auto* p = new int32_t[cap];
+  std::memcpy(p, data(), used() * sizeof(int32_t));
+  Free();
+  heap_ = p;
+  cap_ = cap;
+}
+
+void QuantileSketch::Free() {
+  if (on_heap()) delete[] heap_;
+  cap_ = kInline;
+}
+
+void QuantileSketch::ToBuckets() {
+  int32_t pairs[2 * kRawMax];
+  const uint32_t n = SortedPairs(data(), size_, pairs);
+  Reserve(2 * n);
+  std::memcpy(data(), pairs, 2 * n * sizeof(int32_t));
+  size_ = n;
+}
+
+void QuantileSketch::MergeBuckets(const int32_t* b, uint32_t nb) {
+  // Merge from the back into the tail of the pairs grown by nb (no allocation once the
+  // capacity is there), then close the gap equal keys left.
+  const uint32_t na = size_;
+  Reserve(2 * (na + nb));
+  int32_t* a = data();
+  uint32_t i = na, j = nb, k = na + nb;
+  auto put = [a](uint32_t at, int32_t key, uint32_t n) {
+    a[2 * at] = key;
+    a[2 * at + 1] = static_cast<int32_t>(n);
+  };
+  auto count = [](const int32_t* p, uint32_t at) { return static_cast<uint32_t>(p[2 * at + 1]); };
+  while (j > 0) {
+    if (i > 0 && a[2 * (i - 1)] > b[2 * (j - 1)]) {
+      --i;
+      put(--k, a[2 * i], count(a, i));
+    } else if (i > 0 && a[2 * (i - 1)] == b[2 * (j - 1)]) {
+      --i;
+      --j;
+      put(--k, b[2 * j], count(a, i) + count(b, j));
+    } else {
+      --j;
+      put(--k, b[2 * j], count(b, j));
+    }
+  }
+  // Pairs [0, i) are in place; the merged rest starts at k >= i.
+  const uint32_t rest = na + nb - k;
+  if (k > i) std::memmove(a + 2 * i, a + 2 * k, 2 * rest * sizeof(int32_t));
+  size_ = i + rest;
 }
 
 void QuantileSketch::Add(double v) {
+  const int32_t key = KeyOf(v);
+  if (count_ < kRawMax) {  // stays raw
+    Reserve(size_ + 1);
+    data()[size_++] = key;
+    ++count_;
+    return;
+  }
+  if (count_ == kRawMax) ToBuckets();
   ++count_;
-  AddTo(&buckets_, KeyOf(v), 1);
+  const int32_t pair[2] = {key, 1};
+  MergeBuckets(pair, 1);
 }
 
 void QuantileSketch::Merge(const QuantileSketch& other) {
-  count_ += other.count_;
-  const auto& b = other.buckets_;
-  if (b.empty()) return;
-  if (buckets_.empty()) {
-    buckets_.assign(b.begin(), b.end());
+  if (&other == this) {
+    const QuantileSketch copy(other);
+    Merge(copy);
     return;
   }
-  if (b.size() <= 4) {  // the usual case: a slice saw a key a few times
-    for (const auto& [key, n] : b) AddTo(&buckets_, key, n);
+  if (other.count_ == 0) return;
+  if (count_ + other.count_ <= kRawMax) {  // both raw, and staying so: append the keys
+    Reserve(size_ + other.size_);
+    std::memcpy(data() + size_, other.data(), other.size_ * sizeof(int32_t));
+    size_ += other.size_;
+    count_ += other.count_;
     return;
   }
-  // Merge from the back into the tail of buckets_ grown by b's size (no allocation once the
-  // capacity is there), then close the gap equal keys left.
-  const size_t n = buckets_.size();
-  buckets_.resize(n + b.size());
-  size_t i = n, j = b.size(), k = n + b.size();
-  while (j > 0) {
-    if (i > 0 && buckets_[i - 1].first > b[j - 1].first) {
-      buckets_[--k] = buckets_[--i];
-    } else if (i > 0 && buckets_[i - 1].first == b[j - 1].first) {
-      buckets_[--k] = {b[j - 1].first, buckets_[i - 1].second + b[j - 1].second};
-      --i;
-      --j;
-    } else {
-      buckets_[--k] = b[--j];
-    }
+  if (count_ == 0) {
+    *this = other;  // other has more than kRawMax values: pairs
+    return;
   }
-  // buckets_[0, i) are in place; the merged rest starts at k >= i.
-  if (k > i) {
-    std::copy(buckets_.begin() + static_cast<std::ptrdiff_t>(k), buckets_.end(),
-              buckets_.begin() + static_cast<std::ptrdiff_t>(i));
-    buckets_.resize(buckets_.size() - (k - i));
+  if (raw()) ToBuckets();
+  count_ += other.count_;  // past kRawMax: pairs from here on
+  if (!other.raw()) {
+    MergeBuckets(other.data(), other.size_);
+    return;
   }
+  int32_t pairs[2 * kRawMax];
+  MergeBuckets(pairs, SortedPairs(other.data(), other.size_, pairs));
 }
 
 double QuantileSketch::Quantile(double q) const {
@@ -114,11 +231,14 @@ double QuantileSketch::Quantile(double q) const {
   // The rank of the sample asked for, 0-based, in ascending order (NaN last): percentile_disc's.
   auto rank =
       std::max<int64_t>(0, static_cast<int64_t>(std::ceil(q * static_cast<double>(count_))) - 1);
-  for (const auto& [key, n] : buckets_) {
-    if (rank < n) return ValueOfKey(key);
+  const int32_t* d = data();
+  if (raw()) return ValueOfKey(KeyAtRank(d, size_, static_cast<uint32_t>(rank)));
+  for (uint32_t b = 0; b < size_; ++b) {
+    const auto n = static_cast<uint32_t>(d[2 * b + 1]);
+    if (rank < n) return ValueOfKey(d[2 * b]);
     rank -= n;
   }
-  return ValueOfKey(buckets_.back().first);
+  return ValueOfKey(d[2 * (size_ - 1)]);
 }
 
 }  // namespace sluice

@@ -1,8 +1,6 @@
 #pragma once
 
 #include <cstdint>
-#include <utility>
-#include <vector>
 
 namespace sluice {
 
@@ -11,34 +9,64 @@ namespace sluice {
 /// `a` of every value in it, relative). Quantile(q) returns a value within kRelativeError of
 /// PostgreSQL's percentile_disc(q): the first sample, in sorted order, at or above which lies a
 /// fraction q of them (0-based rank ceil(q * n) - 1). Mergeable (windows built from
-/// slices), compact for the few values a key sees in one window (a sorted list of the buckets
-/// used, not an array of every possible one). Zero, negatives, infinities and NaN are kept
-/// exactly: NaN sorts above +infinity, as PostgreSQL orders it.
+/// slices). Zero, negatives, infinities and NaN are kept exactly: NaN sorts above +infinity,
+/// as PostgreSQL orders it.
+///
+/// Sized for the few values a key sees in one window: up to kRawMax values are kept as their
+/// bucket keys, unsorted — a merge appends, an Add is a store, and the first four live in the
+/// object itself (no heap) — and sorted only when a quantile is asked for. Past kRawMax the
+/// keys become a sorted list of (bucket, count), only of the buckets used. Both forms answer
+/// every quantile alike: the bucket of the value at the rank.
 class QuantileSketch {
  public:
   static constexpr double kRelativeError = 0.01;
+  /// Up to this many values a sketch keeps one key per value.
+  static constexpr int64_t kRawMax = 64;
+
+  QuantileSketch() = default;
+  QuantileSketch(const QuantileSketch& o) { *this = o; }
+  QuantileSketch(QuantileSketch&& o) noexcept { *this = static_cast<QuantileSketch&&>(o); }
+  QuantileSketch& operator=(const QuantileSketch& o);
+  QuantileSketch& operator=(QuantileSketch&& o) noexcept;
+  ~QuantileSketch() { Free(); }
 
   void Add(double v);
   void Merge(const QuantileSketch& other);
   /// Forget every value, keeping the memory for reuse.
   void Clear() {
-    buckets_.clear();
+    size_ = 0;
     count_ = 0;
   }
   /// Return the estimate of quantile `q` in [0, 1]; NaN when empty.
   double Quantile(double q) const;
   int64_t count() const { return count_; }
   /// Return the bytes this sketch uses beyond sizeof(*this).
-  int64_t HeapBytes() const { return static_cast<int64_t>(buckets_.capacity() * sizeof(Bucket)); }
+  int64_t HeapBytes() const { return on_heap() ? static_cast<int64_t>(cap_) * 4 : 0; }
 
  private:
-  /// (key, count), sorted by key; keys sort as their values do: -infinity, negative values
-  /// (by bucket of -value, largest first), zero, positive values (by bucket), +infinity, NaN.
-  using Bucket = std::pair<int32_t, uint32_t>;
-  static void AddTo(std::vector<Bucket>* store, int32_t key, uint32_t n);
+  static constexpr uint32_t kInline = 4;  // int32s held in the object
 
-  std::vector<Bucket> buckets_;
+  bool raw() const { return count_ <= kRawMax; }
+  bool on_heap() const { return cap_ > kInline; }
+  int32_t* data() { return on_heap() ? heap_ : inline_; }
+  const int32_t* data() const { return on_heap() ? heap_ : inline_; }
+  /// The int32s in use: a key per value (raw) or a (key, count) pair per bucket.
+  uint32_t used() const { return raw() ? size_ : 2 * size_; }
+  /// Make room for `n` int32s, keeping the first used().
+  void Reserve(uint32_t n);
+  void Free();
+  /// Turn the raw keys into sorted (key, count) pairs (count_ is about to pass kRawMax).
+  void ToBuckets();
+  /// Merge sorted (key, count) pairs `b` (nb of them) into this sketch's, in place.
+  void MergeBuckets(const int32_t* b, uint32_t nb);
+
   int64_t count_ = 0;
+  uint32_t size_ = 0;  // keys (raw) or buckets held
+  uint32_t cap_ = kInline;
+  union {
+    int32_t inline_[kInline] = {};
+    int32_t* heap_;
+  };
 };
 
 }  // namespace sluice

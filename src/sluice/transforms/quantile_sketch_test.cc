@@ -83,5 +83,42 @@ TEST(QuantileSketchTest, MergeOfAnySplitEqualsOneSketch) {
   }
 }
 
+// Up to kRawMax values a sketch keeps a key per value (four of them in the object), then
+// (bucket, count) pairs: around the switch, by Add or by Merge, copied or moved, the answers
+// are those of the values' buckets at each rank.
+TEST(QuantileSketchTest, RawKeysAndBucketsAnswerAlike) {
+  for (int64_t n : {1, 3, 4, 5, 63, 64, 65, 66, 130}) {
+    QuantileSketch added, merged, single;
+    std::vector<double> values;
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = static_cast<double>((i * 37) % 23) - 5;  // duplicates, zero, negatives
+      values.push_back(v);
+      added.Add(v);
+      single.Clear();
+      single.Add(v);
+      merged.Merge(single);
+    }
+    EXPECT_EQ(added.HeapBytes() == 0, n <= 4) << n;
+    QuantileSketch copy(added), moved(std::move(merged)), assigned;
+    assigned = copy;
+    EXPECT_EQ(merged.count(), 0);  // moved from: empty, usable
+    merged.Add(1);
+    EXPECT_NEAR(merged.Quantile(0.5), 1, 0.01);
+    std::sort(values.begin(), values.end());
+    for (int k = 0; k <= 20; ++k) {
+      const double q = k / 20.0;
+      const double exact =
+          values[static_cast<size_t>(std::max(0.0, std::ceil(q * static_cast<double>(n)) - 1))];
+      const double got = added.Quantile(q);
+      EXPECT_LE(std::abs(got - exact), 0.01 * std::abs(exact)) << n << " q " << q;
+      EXPECT_EQ(moved.Quantile(q), got) << n << " q " << q;
+      EXPECT_EQ(assigned.Quantile(q), got) << n << " q " << q;
+    }
+    assigned.Merge(assigned);  // twice every value: the same quantiles
+    EXPECT_EQ(assigned.count(), 2 * n);
+    EXPECT_EQ(assigned.Quantile(0.5), added.Quantile(0.5)) << n;
+  }
+}
+
 }  // namespace
 }  // namespace sluice
