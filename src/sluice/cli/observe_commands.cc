@@ -10,12 +10,12 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "sluice/cli/run_summary.h"
 #include "sluice/history/run_history.h"
 #include "sluice/report/html_report.h"
+#include "sluice/serve/http_client.h"
 
 namespace sluice {
 
@@ -105,14 +105,11 @@ int CmdTop(const std::string& address, int interval_ms, int iterations) {
   if (port <= 0 || port > 65535) {
     return Fail(kExitUsage, fmt::format("top: bad port in '{}' (e.g. 127.0.0.1:9464)", addr));
   }
-  httplib::Client client(host, port);
-  client.set_connection_timeout(2, 0);
-  client.set_read_timeout(5, 0);
   const bool tty = isatty(STDOUT_FILENO) != 0;
   for (int i = 0; iterations == 0 || i < iterations; ++i) {
     if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
-    auto res = client.Get("/api/v1/run");
-    if (!res || res->status != 200) {
+    auto res = serve::HttpGet(host, port, "/api/v1/run", 5'000'000);
+    if (!res.ok() || res->status != 200) {
       if (i > 0) return kExitOk;  // the run ended and its server with it
       return Fail(kExitFailed,
                   fmt::format("top: no sluice run at http://{}/api/v1/run (start one with "

@@ -49,11 +49,22 @@ Status RunMonitor::Start() {
     notifier_ = std::make_unique<alerts::WebhookNotifier>(wo);
   }
   if (!options_.metrics_listen.empty()) {
-    observe::MetricsRoutes routes;
-    routes.metrics_text = [this] { return MetricsText(); };
-    routes.run_json = [this] { return LiveJson(); };
-    SLUICE_ASSIGN_OR_RETURN(server_,
-                            observe::MetricsServer::Start(options_.metrics_listen, routes));
+    serve::HttpServerOptions so;
+    so.listen = options_.metrics_listen;
+    std::vector<serve::Route> routes;
+    routes.push_back({"/metrics", [this](const serve::Request&) {
+                        serve::Response r;
+                        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                        r.body = serve::MakeBody(MetricsText());
+                        return r;
+                      }});
+    routes.push_back({"/api/v1/run", [this](const serve::Request&) {
+                        serve::Response r;
+                        r.content_type = "application/json";
+                        r.body = serve::MakeBody(LiveJson());
+                        return r;
+                      }});
+    SLUICE_ASSIGN_OR_RETURN(server_, serve::HttpServer::Start(so, std::move(routes)));
     Log(LogLevel::kInfo, "metrics at http://{}:{}/metrics, run state at /api/v1/run",
         server_->host(), server_->port());
   }

@@ -14,8 +14,8 @@
 #include "sluice/alerts/webhook_notifier.h"
 #include "sluice/engine/executor.h"
 #include "sluice/observe/metrics.h"
-#include "sluice/observe/metrics_server.h"
 #include "sluice/resilience/clock.h"
+#include "sluice/serve/http_server.h"
 
 namespace sluice {
 
@@ -84,7 +84,7 @@ class RunMonitor {
   int64_t ended_us_ = 0;
   observe::MetricsRegistry registry_;
   int64_t collector_id_ = -1;
-  std::unique_ptr<observe::MetricsServer> server_;
+  std::unique_ptr<serve::HttpServer> server_;
   std::unique_ptr<alerts::AlertEvaluator> evaluator_;
   std::unique_ptr<alerts::WebhookNotifier> notifier_;
   Clock* clock_ = SystemClock();

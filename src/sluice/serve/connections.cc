@@ -1,0 +1,337 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "sluice/serve/connections_internal.h"
+
+namespace sluice::serve::internal {
+
+namespace {
+
+thread_local ConnectionMode t_mode = ConnectionMode::kServe;
+thread_local bool t_close_after = false;
+
+// Request line and headers together; a request beyond it is answered 400.
+constexpr size_t kMaxHeaderBytes = 64 * 1024;
+// The overflow thread waits at most this long for the request it refuses.
+constexpr int64_t kRejectReadTimeoutUs = 1'000'000;
+// After a response that left a body unread: how long and how much to drain before closing, so
+// that the client reads the response instead of a connection reset.
+constexpr int64_t kLingerUs = 500'000;
+constexpr size_t kLingerBytes = 1 << 20;
+
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int PollMs(int64_t us) {
+  if (us <= 0) return 0;
+  return static_cast<int>(std::min<int64_t>((us + 999) / 1000, 1 << 30));
+}
+
+// Set a thread-local for the duration of one call.
+class ModeScope {
+ public:
+  explicit ModeScope(ConnectionMode mode) : saved_(t_mode) { t_mode = mode; }
+  ~ModeScope() { t_mode = saved_; }
+  ModeScope(const ModeScope&) = delete;
+  ModeScope& operator=(const ModeScope&) = delete;
+
+ private:
+  ConnectionMode saved_;
+};
+
+void AddressOf(int fd, bool peer, std::string& ip, int& port) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  const int rc = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len)
+                      : getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  if (rc != 0) return;
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (addr.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+    inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text));
+    port = ntohs(a->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text));
+    port = ntohs(a->sin6_port);
+  }
+  ip = text;
+}
+
+/// A connection as httplib reads and writes it: buffered reads that stop at the request's
+/// deadline and byte budget, writes that wait at most the write timeout for the client.
+class SocketStream final : public httplib::Stream {
+ public:
+  SocketStream(int fd, int64_t write_timeout_us) : fd_(fd), write_timeout_us_(write_timeout_us) {}
+
+  /// Start reading one request: it must arrive by `deadline_us` and within `budget` bytes.
+  void StartRequest(int64_t deadline_us, size_t budget) {
+    deadline_us_ = deadline_us;
+    budget_ = budget;
+  }
+  /// Return true when bytes of a next request are already buffered (pipelining).
+  bool buffered() const { return pos_ < end_; }
+  /// Return true once a read or write failed: a timeout, a request over its budget, an error.
+  /// The connection is then closed, whatever httplib answered.
+  bool failed() const { return failed_; }
+
+  bool is_readable() const override {
+    if (buffered()) return true;
+    pollfd p{fd_, POLLIN, 0};
+    return poll(&p, 1, PollMs(deadline_us_ - NowUs())) > 0;
+  }
+  bool is_writable() const override {
+    pollfd p{fd_, POLLOUT, 0};
+    return poll(&p, 1, PollMs(write_timeout_us_)) > 0 && (p.revents & (POLLERR | POLLHUP)) == 0;
+  }
+  ssize_t read(char* ptr, size_t size) override {
+    if (budget_ == 0) {  // the request is too large: httplib answers 400
+      failed_ = true;
+      return -1;
+    }
+    size = std::min(size, budget_);
+    while (!buffered()) {
+      if (!is_readable()) {
+        failed_ = true;  // the request's deadline passed
+        return -1;
+      }
+      const ssize_t n = ::recv(fd_, buf_.data(), buf_.size(), MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n <= 0) {
+        failed_ = n < 0;
+        return n;
+      }
+      pos_ = 0;
+      end_ = static_cast<size_t>(n);
+    }
+    const size_t n = std::min(size, end_ - pos_);
+    std::memcpy(ptr, buf_.data() + pos_, n);
+    pos_ += n;
+    budget_ -= n;
+    return static_cast<ssize_t>(n);
+  }
+  // Send what the socket takes now (httplib calls again for the rest), after waiting at most
+  // the write timeout for room: a blocking send of a large body would wait for all of it.
+  ssize_t write(const char* ptr, size_t size) override {
+    while (true) {
+      if (!is_writable()) {
+        failed_ = true;
+        return -1;
+      }
+      const ssize_t n = ::send(fd_, ptr, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) return n;
+      if (errno != EAGAIN && errno != EINTR) {
+        failed_ = true;
+        return -1;
+      }
+    }
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    AddressOf(fd_, true, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    AddressOf(fd_, false, ip, port);
+  }
+  socket_t socket() const override { return fd_; }
+
+ private:
+  int fd_;
+  int64_t write_timeout_us_;
+  int64_t deadline_us_ = 0;
+  size_t budget_ = 0;
+  std::array<char, 4096> buf_{};
+  size_t pos_ = 0, end_ = 0;
+  bool failed_ = false;
+};
+
+// Close after draining what the client still sends (bounded), so that it sees the response.
+void LingeringClose(int fd) {
+  ::shutdown(fd, SHUT_WR);
+  const int64_t deadline = NowUs() + kLingerUs;
+  char sink[4096];
+  size_t drained = 0;
+  while (drained < kLingerBytes) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, PollMs(deadline - NowUs())) <= 0) break;
+    const ssize_t n = ::recv(fd, sink, sizeof(sink), 0);
+    if (n <= 0) break;
+    drained += static_cast<size_t>(n);
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
+ConnectionMode CurrentMode() { return t_mode; }
+
+ConnectionQueue::ConnectionQueue(int workers, int max_queued, Counters* counters)
+    : max_queued_(static_cast<size_t>(max_queued)), counters_(counters) {
+  waiting_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { Worker(); });
+  overflow_thread_ = std::thread([this] { Overflow(); });
+}
+
+ConnectionQueue::~ConnectionQueue() {
+  shutdown();
+  if (waiting_fd_ >= 0) ::close(waiting_fd_);
+}
+
+void ConnectionQueue::SignalLocked(bool on) {
+  if (waiting_fd_ < 0 || on == signaled_) return;
+  uint64_t value = 1;
+  if (on) {
+    [[maybe_unused]] ssize_t n = ::write(waiting_fd_, &value, sizeof(value));
+  } else {
+    [[maybe_unused]] ssize_t n = ::read(waiting_fd_, &value, sizeof(value));
+  }
+  signaled_ = on;
+}
+
+void ConnectionQueue::enqueue(std::function<void()> fn) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!shutdown_ && queue_.size() < idle_ + max_queued_) {
+    queue_.push_back(std::move(fn));
+    // No worker free to take it at once: idle kept-alive connections should let go.
+    if (queue_.size() > idle_) SignalLocked(true);
+    CountQueuedLocked();
+    lock.unlock();
+    work_cv_.notify_one();
+    return;
+  }
+  if (!shutdown_ && !overflow_busy_) {
+    overflow_busy_ = true;
+    overflow_job_ = std::move(fn);
+    lock.unlock();
+    overflow_cv_.notify_one();
+    return;
+  }
+  lock.unlock();
+  counters_->dropped.fetch_add(1, std::memory_order_relaxed);
+  ModeScope scope(ConnectionMode::kClose);
+  fn();
+}
+
+void ConnectionQueue::Worker() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    ++idle_;
+    work_cv_.wait(lock, [this] { return !queue_.empty() || shutdown_; });
+    --idle_;
+    if (queue_.empty()) return;  // shut down, nothing left
+    std::function<void()> job = std::move(queue_.front());
+    queue_.pop_front();
+    if (queue_.size() <= idle_ && !shutdown_) SignalLocked(false);
+    CountQueuedLocked();
+    const ConnectionMode mode = shutdown_ ? ConnectionMode::kClose : ConnectionMode::kServe;
+    lock.unlock();
+    {
+      ModeScope scope(mode);
+      job();
+    }
+    job = nullptr;
+    lock.lock();
+  }
+}
+
+void ConnectionQueue::Overflow() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    overflow_cv_.wait(lock, [this] { return overflow_job_ != nullptr || shutdown_; });
+    if (overflow_job_ == nullptr) return;
+    std::function<void()> job = std::move(overflow_job_);
+    overflow_job_ = nullptr;
+    const ConnectionMode mode = shutdown_ ? ConnectionMode::kClose : ConnectionMode::kReject;
+    lock.unlock();
+    {
+      ModeScope scope(mode);
+      job();
+    }
+    job = nullptr;
+    lock.lock();
+    overflow_busy_ = false;
+  }
+}
+
+void ConnectionQueue::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shutdown_) return;
+    shutdown_ = true;
+    SignalLocked(true);  // stays readable: idle connections close at once
+  }
+  work_cv_.notify_all();
+  overflow_cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  if (overflow_thread_.joinable()) overflow_thread_.join();
+}
+
+bool ConnectionQueue::Contended() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return signaled_;
+}
+
+void ConnectionQueue::CountQueuedLocked() {
+  counters_->queued.store(static_cast<int64_t>(queue_.size() > idle_ ? queue_.size() - idle_ : 0),
+                          std::memory_order_relaxed);
+}
+
+void BoundedServer::CloseAfterResponse() { t_close_after = true; }
+
+bool BoundedServer::process_and_close_socket(socket_t sock) {
+  const ConnectionMode mode = t_mode;
+  if (mode == ConnectionMode::kClose) {
+    ::close(sock);
+    return true;
+  }
+  ConnectionQueue* queue = queue_.load();
+  const int64_t read_timeout = mode == ConnectionMode::kReject
+                                   ? std::min(options_.read_timeout_us, kRejectReadTimeoutUs)
+                                   : options_.read_timeout_us;
+  SocketStream stream(sock, options_.write_timeout_us);
+  bool linger = false;
+  for (int served = 0; svr_sock_ != INVALID_SOCKET; ++served) {
+    if (!stream.buffered()) {
+      // The first request may take the read timeout to come; a next one the keep-alive
+      // timeout, unless other connections wait for this worker.
+      std::array<pollfd, 2> fds{pollfd{sock, POLLIN, 0}, pollfd{-1, POLLIN, 0}};
+      if (served > 0 && queue != nullptr) fds[1].fd = queue->waiting_fd();
+      const int64_t wait = served == 0 ? read_timeout : options_.keep_alive_timeout_us;
+      const int ready = poll(fds.data(), fds[1].fd >= 0 ? 2 : 1, PollMs(wait));
+      if (ready <= 0 || (fds[0].revents & POLLIN) == 0) break;
+      if ((fds[1].revents & POLLIN) != 0) break;  // others wait: let this idle client go
+    }
+    stream.StartRequest(NowUs() + read_timeout,
+                        kMaxHeaderBytes + static_cast<size_t>(options_.max_request_bytes));
+    const bool last = mode == ConnectionMode::kReject ||
+                      served + 1 >= options_.keep_alive_max_requests ||
+                      (queue != nullptr && queue->Contended()) || svr_sock_ == INVALID_SOCKET;
+    bool closed_by_client = false;
+    t_close_after = false;
+    const bool ok = process_request(stream, last, closed_by_client, nullptr);
+    linger = t_close_after;
+    if (!ok || last || closed_by_client || t_close_after || stream.failed()) break;
+  }
+  t_close_after = false;
+  if (linger) {
+    LingeringClose(sock);
+  } else {
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+  }
+  return true;
+}
+
+}  // namespace sluice::serve::internal
