@@ -45,7 +45,7 @@ class CpuCollector final : public Collector {
                  {{"cpu", n.view()}, {"mode", kModes[m]}});
       }
     }
-    out->Add("cpu_count", static_cast<double>(cur_.cpus.size()));
+    out->Add("cpus", static_cast<double>(cur_.cpus.size()));
     if (cur_.has_context_switches) {
       out->Add("context_switches_total", static_cast<double>(cur_.context_switches));
     }

@@ -76,7 +76,7 @@ TEST_F(SamplerTest, FirstSampleOfTheRecordedHost) {
   EXPECT_EQ(ValueOf(x, "cpu_seconds_total", R"({"mode":"user"})"), 37432.0);
   EXPECT_EQ(ValueOf(x, "cpu_seconds_total", R"({"mode":"steal"})"), 57.5);
   EXPECT_EQ(ValueOf(x, "cpu_core_seconds_total", R"({"cpu":"1","mode":"system"})"), 2989.13);
-  EXPECT_EQ(ValueOf(x, "cpu_count"), 2);
+  EXPECT_EQ(ValueOf(x, "cpus"), 2);
   EXPECT_EQ(ValueOf(x, "context_switches_total"), 39082196);
   EXPECT_EQ(ValueOf(x, "interrupts_total"), 25624317);
   EXPECT_EQ(ValueOf(x, "forks_total"), 495191);
