@@ -15,6 +15,7 @@
 #include <set>
 
 #include "sluice/connectors/postgres/postgres_sink_internal.h"
+#include "sluice/core/log.h"
 #include "sluice/core/time.h"
 
 namespace sluice::pg_sink {
@@ -266,6 +267,18 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
       upsert_sql_ += updates.empty() || config_.keep_existing
                          ? "NOTHING"
                          : "UPDATE SET " + fmt::format("{}", fmt::join(updates, ", "));
+      // A batch whose keys are all new (the usual case: a first load, a scale-up) goes
+      // straight into the table: what the upsert would do, without staging, sorting and
+      // inserting again. Only when a unique index on exactly the key makes a clash an error
+      // (without one, a rerun would add its rows twice) and no column needs a cast.
+      direct_copy_sql_.clear();
+      if (!text_input) {
+        SLUICE_ASSIGN_OR_RETURN(const bool unique, KeyIsUnique(conn));
+        if (unique) {
+          direct_copy_sql_ = "COPY " + QuoteIdentifier(config_.table) + " " + column_list_ +
+                             " FROM STDIN (FORMAT binary)";
+        }
+      }
     }
   }
   partition_column_ = -1;
@@ -279,6 +292,32 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
   }
   schema_ = schema;
   return Status::OK();
+}
+
+Result<bool> PostgresSink::KeyIsUnique(PgConnection* conn) const {
+  // A valid, immediate, non-partial unique index on the key's columns and no others: the
+  // one ON CONFLICT (key) infers, which makes a COPY of a clashing key fail.
+  std::vector<std::string> key = config_.key;
+  std::sort(key.begin(), key.end());
+  const std::string sql =
+      "SELECT count(*) FROM pg_catalog.pg_index i WHERE i.indrelid = $1::regclass AND "
+      "i.indisunique AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL AND "
+      "i.indexprs IS NULL AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) "
+      "FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid AND "
+      "a.attnum = ANY (i.indkey::int2[])) = $2::text[]";
+  std::string array = "{";
+  for (size_t i = 0; i < key.size(); ++i) {
+    array += (i == 0 ? "\"" : ",\"");
+    for (const char c : key[i]) {
+      if (c == '"' || c == '\\') array += '\\';
+      array += c;
+    }
+    array += '"';
+  }
+  array += "}";
+  SLUICE_ASSIGN_OR_RETURN(pg::PgResult found,
+                          conn->ExecParams(sql, {QuoteIdentifier(config_.table), array}));
+  return found.num_rows() == 1 && found.Value(0, 0) != "0";
 }
 
 Status PostgresSink::CheckUpsertKeys(const Batch& batch) const {
@@ -342,6 +381,23 @@ Status PostgresSink::WriteInTransaction(PgConnection* conn, const Batch& batch) 
       break;
     case SinkMode::kUpsert: {
       auto start = std::chrono::steady_clock::now();
+      if (!direct_copy_sql_.empty() && !direct_refused_) {
+        SLUICE_RETURN_NOT_OK(conn->Exec("SAVEPOINT sluice_direct").status());
+        Result<int64_t> copied = CopyRows(conn, direct_copy_sql_, batch);
+        if (copied.ok()) {
+          AddPhase("copy", start);
+          break;
+        }
+        if (pg::SqlState(copied.status()) != "23505") return copied.status();
+        // A key of the batch is in the table already, or twice in the batch: upsert it, and
+        // the batches after it (a rerun's clash again and again).
+        SLUICE_RETURN_NOT_OK(conn->Exec("ROLLBACK TO SAVEPOINT sluice_direct").status());
+        direct_refused_ = true;
+        Log(LogLevel::kInfo,
+            "{}: a key of a batch is in table '{}' already: upserting through a "
+            "staging table from here on",
+            Context(), config_.table);
+      }
       SLUICE_RETURN_NOT_OK(conn->Exec(create_stage_sql_).status());
       SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch));
       (void)rows;

@@ -104,6 +104,8 @@ class PostgresSink final : public Sink {
   /// of `batch` has a NULL key column (no unique index matches it: it would be inserted again on
   /// every run, or several would collapse into one).
   Status CheckUpsertKeys(const Batch& batch) const;
+  /// Whether a unique index on exactly the key's columns makes a COPY of a taken key fail.
+  Result<bool> KeyIsUnique(PgConnection* conn) const;
   /// Delete: `batch` reduced to its key columns.
   Result<BatchPtr> KeyColumns(const BatchPtr& batch);
   Status WriteOnce(const Batch& batch);
@@ -129,8 +131,10 @@ class PostgresSink final : public Sink {
   std::vector<Oid> param_types_;  // insert_batch: the target columns' OIDs
   std::string column_list_;       // ("a", "b")
   std::string copy_sql_;  // insert: COPY table; upsert or text input: COPY into the staging table
-  std::string create_stage_sql_;          // empty: insert mode without text input (no staging)
-  std::string upsert_sql_;                // upsert, or insert of a staged batch (text input)
+  std::string create_stage_sql_;  // empty: insert mode without text input (no staging)
+  std::string upsert_sql_;        // upsert, or insert of a staged batch (text input)
+  std::string direct_copy_sql_;   // upsert: COPY into the table, for batches of new keys only
+  bool direct_refused_ = false;   // a direct COPY clashed: stage every batch from then on
   std::vector<std::string> param_casts_;  // insert_batch: "" or "::type" per column
   int partition_column_ = -1;
   std::set<int64_t> partitions_made_;  // period starts (µs) whose partition exists

@@ -673,6 +673,51 @@ TEST_F(PostgresNodesTest, UpsertUpdatesExistingKeysAndKeepsTheLastRowOfABatch) {
               StatusIs(StatusCode::kConfigError, HasSubstr("upsert needs 'key'")));
 }
 
+// Batches of new keys are COPYed straight into the table; the first batch with a key the table
+// has (or a key twice) is upserted through the staging table, and so is every batch after it.
+// Only a unique index on exactly the key allows that: without one, nothing is written directly
+// (a rerun would add its rows twice) and the upsert fails as ON CONFLICT does.
+TEST_F(PostgresNodesTest, UpsertCopiesNewKeysStraightInAndStagesOnceAKeyClashes) {
+  auto schema = MakeSchema({{"id", TypeId::kInt64}, {"name", TypeId::kString}});
+  for (const bool keep : {true, false}) {
+    const std::string table = NewName();
+    Exec("CREATE TABLE " + table + " (id int8 PRIMARY KEY, name text)");
+    const double before = stats_.Phases()["insert"];
+    ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", table},
+                                              {"mode", "upsert"},
+                                              {"key", {"id"}},
+                                              {"on_conflict", keep ? "keep" : "update"}}));
+    ASSERT_OK_AND_ASSIGN(BatchPtr fresh, BatchFromJson(schema, R"([[1, "a"], [2, "b"]])"));
+    ASSERT_THAT(sink->Write(fresh, AckSet()), IsOk());
+    EXPECT_EQ(stats_.Phases()["insert"], before) << "new keys are not staged";
+    ASSERT_OK_AND_ASSIGN(BatchPtr clash,
+                         BatchFromJson(schema, R"([[3, "c"], [2, "B"], [4, "d"], [4, "D"]])"));
+    ASSERT_THAT(sink->Write(clash, AckSet()), IsOk());
+    EXPECT_GT(stats_.Phases()["insert"], before);
+    EXPECT_EQ(Text("SELECT string_agg(id || name, ',' ORDER BY id) FROM " + table),
+              keep ? "1a,2b,3c,4d" : "1a,2B,3c,4D");
+    ASSERT_OK_AND_ASSIGN(BatchPtr later, BatchFromJson(schema, R"([[5, "e"]])"));
+    const double staged = stats_.Phases()["insert"];
+    ASSERT_THAT(sink->Write(later, AckSet()), IsOk());
+    EXPECT_GT(stats_.Phases()["insert"], staged) << "staged after a clash";
+    EXPECT_EQ(Int("SELECT count(*) FROM " + table), 5);
+    ASSERT_THAT(sink->Close(), IsOk());
+  }
+  for (const char* index : {"", "CREATE INDEX ON {} (id)", "CREATE UNIQUE INDEX ON {} (id, name)",
+                            "CREATE UNIQUE INDEX ON {} (id) WHERE id > 0"}) {
+    const std::string table = NewName();
+    Exec("CREATE TABLE " + table + " (id int8, name text)");
+    if (*index != 0) Exec(fmt::format(fmt::runtime(index), table));
+    ASSERT_OK_AND_ASSIGN(auto sink,
+                         OpenSink({{"table", table}, {"mode", "upsert"}, {"key", {"id"}}}));
+    ASSERT_OK_AND_ASSIGN(BatchPtr fresh, BatchFromJson(schema, R"([[1, "a"], [2, "b"]])"));
+    EXPECT_THAT(sink->Write(fresh, AckSet()),
+                StatusIs(StatusCode::kInvalidArgument, HasSubstr("ON CONFLICT")))
+        << index;
+    EXPECT_EQ(Int("SELECT count(*) FROM " + table), 0) << index;
+  }
+}
+
 TEST_F(PostgresNodesTest, InsertBatchWritesThroughPreparedMultiRowInserts) {
   const std::string table = NewName();
   Exec("CREATE TABLE " + table +
