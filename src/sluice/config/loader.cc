@@ -420,6 +420,34 @@ size_t LineOffset(const std::string& text, int line) {
   return at;
 }
 
+// Check the top-level section `spec.name` of `root` (absent: every default) and return its
+// values with defaults filled in, and where each key was written.
+Result<NodeOptions> LoadSection(const OptionSpec& spec, const YAML::Node& root,
+                                const std::string& file) {
+  const YAML::Node body = root[spec.name];
+  std::map<std::string, std::string> nested;
+  OptionJson values = OptionJson::object();
+  std::string location = file;
+  if (body && !body.IsNull()) {
+    location = Loc(file, body.Mark());
+    SLUICE_ASSIGN_OR_RETURN(values, ConvertRecord(spec, body, file, "", spec.name, &nested));
+  }
+  std::map<std::string, std::string> locations;
+  for (auto& [path, loc] : nested) locations[path.substr(spec.name.size() + 1)] = loc;
+  for (const auto& f : spec.fields) {
+    if (values.contains(f.name) || f.default_value.empty()) continue;
+    const bool text = f.type == OptionType::kString || f.type == OptionType::kEnum;
+    auto j = ConvertOption(f, text ? YAML::Node(f.default_value) : YAML::Load(f.default_value),
+                           file, "");
+    if (!j.ok()) {
+      return Status::Internal("section '{}': bad default for '{}': {}", spec.name, f.name,
+                              j.status().message());
+    }
+    values[f.name] = std::move(*j);
+  }
+  return NodeOptions(spec.name, "", std::move(values), std::move(locations), location);
+}
+
 }  // namespace
 
 Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string& file,
@@ -457,13 +485,18 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
 
   PipelineSpec spec;
   spec.file = file;
+  std::vector<std::string> top_level = kTopLevelKeys;
+  for (const auto& section : options.sections) top_level.push_back(section.name);
   for (const auto& kv : root) {
     const std::string key = kv.first.Scalar();
-    if (std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), key) == kTopLevelKeys.end()) {
+    if (std::find(top_level.begin(), top_level.end(), key) == top_level.end()) {
       return ErrorAt(file, kv.first.Mark(),
                      fmt::format("unknown section '{}'{} (expected one of: {})", key,
-                                 Hint(key, kTopLevelKeys), JoinNames(kTopLevelKeys)));
+                                 Hint(key, top_level), JoinNames(top_level)));
     }
+  }
+  for (const auto& section : options.sections) {
+    SLUICE_ASSIGN_OR_RETURN(spec.sections[section.name], LoadSection(section, root, file));
   }
   if (root["pipeline"]) {
     if (!root["pipeline"].IsScalar()) {

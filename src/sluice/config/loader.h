@@ -20,6 +20,12 @@ struct LoadOptions {
   /// `--set` overrides, each "dotted.path=value" (e.g. "nodes.src.rows=5000").
   std::vector<std::string> overrides;
   EnvLookup env = ProcessEnv();
+  /// Top-level sections besides pipeline, settings, nodes and alerts that the caller accepts,
+  /// each an OptionSpec::Record (`sluice agent`'s `agent:`). Their keys are checked as node
+  /// options are (an unknown key is an error at its line with the nearest valid one; types;
+  /// defaults filled in); the result is PipelineSpec::sections[name], present even when the
+  /// file has no such section.
+  std::vector<OptionSpec> sections;
 };
 
 /// Substitute `${VAR}` and `${VAR:-default}` in `text` (`$${` stays a literal `${`). Errors

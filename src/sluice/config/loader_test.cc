@@ -103,6 +103,53 @@ TEST(LoaderTest, LoadsSettingsNodesDefaultsAndEnv) {
   EXPECT_EQ(spec.nodes[1].location, "p.yaml:12:3");
 }
 
+LoadOptions WithSection() {
+  LoadOptions o = Env({});
+  o.sections.push_back(
+      OptionSpec::Record("agent", "The agent.",
+                         {{"listen", OptionType::kString, "127.0.0.1:9108", "Where."},
+                          {"workers", OptionType::kInt, "2", "Threads."},
+                          {"read_timeout", OptionType::kDuration, "5s", "A duration."},
+                          {"source", OptionType::kString, "", "A node."}}));
+  return o;
+}
+
+TEST(LoaderTest, ACallersSectionIsCheckedWithDefaultsAndLocations) {
+  auto registry = TestRegistry();
+  const std::string nodes =
+      "nodes:\n  src: {type: generate, path: x}\n  out: {type: null, "
+      "inputs: [src]}\n";
+  ASSERT_OK_AND_ASSIGN(PipelineSpec spec, LoadPipelineText("agent:\n  workers: 4\n" + nodes,
+                                                           "a.yaml", registry, WithSection()));
+  const NodeOptions& agent = spec.sections.at("agent");
+  EXPECT_EQ(agent.GetInt("workers"), 4);
+  EXPECT_EQ(agent.GetString("listen"), "127.0.0.1:9108");
+  EXPECT_EQ(agent.GetDurationMicros("read_timeout"), 5'000'000);
+  EXPECT_FALSE(agent.Has("source"));
+  EXPECT_EQ(agent.LocationOf("workers"), "a.yaml:2:12");
+  // Absent: every default; overridden with --set like any key.
+  LoadOptions set = WithSection();
+  set.overrides = {"agent.listen=0.0.0.0:1"};
+  ASSERT_OK_AND_ASSIGN(PipelineSpec bare, LoadPipelineText(nodes, "a.yaml", registry, set));
+  EXPECT_EQ(bare.sections.at("agent").GetString("listen"), "0.0.0.0:1");
+  EXPECT_EQ(bare.sections.at("agent").GetInt("workers"), 2);
+
+  EXPECT_THAT(LoadPipelineText("agent:\n  lisen: x\n" + nodes, "a.yaml", registry, WithSection()),
+              StatusIs(StatusCode::kConfigError,
+                       HasSubstr("a.yaml:2:3: option 'agent': unknown key 'lisen' — did you mean "
+                                 "'listen'? (keys are: listen, workers, read_timeout, source)")));
+  EXPECT_THAT(
+      LoadPipelineText("agent:\n  workers: many\n" + nodes, "a.yaml", registry, WithSection()),
+      StatusIs(StatusCode::kConfigError,
+               HasSubstr("a.yaml:2:12: option 'agent.workers' expects integer, got 'many'")));
+  EXPECT_THAT(LoadPipelineText("agnt:\n  workers: 1\n" + nodes, "a.yaml", registry, WithSection()),
+              StatusIs(StatusCode::kConfigError,
+                       HasSubstr("a.yaml:1:1: unknown section 'agnt' — did you mean 'agent'?")));
+  // Without the caller's section, the key is unknown.
+  EXPECT_THAT(LoadPipelineText("agent:\n  workers: 1\n" + nodes, "a.yaml", registry, Env({})),
+              StatusIs(StatusCode::kConfigError, HasSubstr("unknown section 'agent'")));
+}
+
 TEST(LoaderTest, ATypesOwnOptionWinsOverTheEngineLevelOneOfTheSameName) {
   auto registry = TestRegistry();
   ASSERT_OK_AND_ASSIGN(PipelineSpec spec,

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,9 @@ struct PipelineSpec {
   PipelineSettings settings;
   std::vector<NodeSpec> nodes;
   OptionJson alerts;  ///< The `alerts:` list as JSON (null when absent); checked by the loader.
+  /// Sections a command added to the format (LoadOptions::sections), checked, with defaults
+  /// filled in and where each key was written; the engine ignores them.
+  std::map<std::string, NodeOptions> sections;
 };
 
 /// One node of a built pipeline: its spec, type, instances and edges.
