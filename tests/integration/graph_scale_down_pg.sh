@@ -35,9 +35,10 @@ INSERT INTO $rel (id, source_id, target_id, type)
 SELECT i, 1 + (i * 7) % 2000, 1 + (i * 13) % 2000, 'depends_on' FROM generate_series(1, 6000) i;
 SQL
 
-# scale_up OPERATION COPIES ENGINE: relationships (with foreign keys to resources) are read
-# only after every resource copy is written (after: [ro]).
+# scale_up OPERATION COPIES ENGINE [WRITES]: relationships (with foreign keys to resources) are
+# read only after every resource copy is written (after: [ro]); WRITES: max_parallel_writes.
 scale_up() {
+  local writes=${4:-1}
   cat > up.yaml <<YAML
 pipeline: gsd-up
 nodes:
@@ -45,12 +46,12 @@ nodes:
   relationships: {type: postgres, dsn: "$PG_DSN", query: "SELECT id, source_id, target_id, type FROM $rel WHERE NOT synthetic", after: [ro]}
   rc: {type: replicate, inputs: [resources], copies: $2, operation: $1, remap: [id]}
   lc: {type: replicate, inputs: [relationships], copies: $2, operation: $1, remap: [id, source_id, target_id]}
-  ro: {type: postgres, inputs: [rc], dsn: "$PG_DSN", table: $res, mode: upsert, key: [id], on_conflict: keep}
-  lo: {type: postgres, inputs: [lc], dsn: "$PG_DSN", table: $rel, mode: upsert, key: [id], on_conflict: keep}
+  ro: {type: postgres, inputs: [rc], dsn: "$PG_DSN", table: $res, mode: upsert, key: [id], on_conflict: keep, max_parallel_writes: $writes, batch_rows: 700}
+  lo: {type: postgres, inputs: [lc], dsn: "$PG_DSN", table: $rel, mode: upsert, key: [id], on_conflict: keep, max_parallel_writes: $writes}
 YAML
   "$sluice" run -q --engine "$3" up.yaml
 }
-scale_up op-1 3 parallel
+scale_up op-1 3 parallel 3
 scale_up op-2 2 sequential
 check_eq "$(psql -qAtc "SELECT scale_operation_id, count(*) FROM $res GROUP BY 1 ORDER BY 1" | tr '\n' ' ')" \
   "op-1|6000 op-2|4000 |2000 " "resources by operation before"
@@ -106,4 +107,30 @@ nodes:
 YAML
 expect_failure 1 "NULL" "a NULL id among the keys" "$sluice" run -q nullkey.yaml
 check_eq "$(psql -qAtc "SELECT count(*) FROM $rel WHERE scale_operation_id = 'op-3'")" 10 "rows of the failed batch"
+# A scale-up killed (SIGABRT) while three batches are written at once, then rerun: every copy's
+# rows exactly once, the template untouched, every endpoint in its own copy.
+template=$(digest "NOT synthetic")
+scale_up op-4 3 parallel 3
+sed -e 's/^  lo: {type: postgres, inputs: \[lc\],/  lo: {type: postgres, inputs: [die],/' \
+    -e 's/after: \[ro\]}/after: [ro], batch_rows: 500}/' up.yaml > up-killed.yaml
+cat >> up-killed.yaml <<'YAML'
+  die: {type: fault_inject, inputs: [lc], fail_at_batch: 20, action: abort}
+YAML
+grep -q "inputs: \[die\]" up-killed.yaml && grep -q "batch_rows: 500}" up-killed.yaml \
+  || fail "the killed scale-up was not wired: $(cat up-killed.yaml)"
+psql -qc "DELETE FROM $rel WHERE scale_operation_id = 'op-4'; DELETE FROM $res WHERE scale_operation_id = 'op-4'"
+rc=0
+"$sluice" run -q up-killed.yaml 2>up-killed.err || rc=$?
+[ "$rc" = 134 ] || fail "the killed scale-up: exit $rc, want 134 (SIGABRT): $(tail -3 up-killed.err)"
+got=$(psql -qAtc "SELECT count(*) FROM $rel WHERE scale_operation_id = 'op-4'")
+[ "$got" -lt 18000 ] || fail "the killed scale-up wrote every relationship ($got)"
+"$sluice" run -q up.yaml
+check_eq "$(psql -qAtc "SELECT count(*), count(DISTINCT id), count(DISTINCT (template_source_id, copy_number)) FROM $res WHERE scale_operation_id = 'op-4'")" \
+  "6000|6000|6000" "op-4 resources after the rerun"
+check_eq "$(psql -qAtc "SELECT count(*), count(DISTINCT id), count(DISTINCT (template_source_id, copy_number)) FROM $rel WHERE scale_operation_id = 'op-4'")" \
+  "18000|18000|18000" "op-4 relationships after the rerun"
+check_eq "$(psql -qAtc "SELECT count(*) FROM $rel l JOIN $res s ON s.id = l.source_id JOIN $res d ON d.id = l.target_id
+                        WHERE l.scale_operation_id = 'op-4' AND s.copy_number = l.copy_number AND d.copy_number = l.copy_number")" \
+  18000 "op-4 relationships whose endpoints are in their copy"
+check_eq "$(digest "NOT synthetic")" "$template" "the template after the killed scale-up"
 echo "graph_scale_down_pg: ok"

@@ -42,16 +42,16 @@ std::string SiblingName(const std::string& table, std::string_view suffix) {
 
 template <typename F>
 Status PostgresSink::WithRetry(F&& op) {
-  const int64_t retries_before = retry_stats_.retries;
+  RetryStats retries;  // this call's: writing threads retry at once
   Status st = Retry(
       policy_, clock_.get(),
       [&]() -> Status {
         if (ctx_->cancelled()) return Status::Cancelled("{}: the run was cancelled", Context());
         return op();
       },
-      &retry_stats_, /*cancelled=*/nullptr);
-  if (ctx_->stats() != nullptr && retry_stats_.retries > retries_before) {
-    ctx_->stats()->AddCounter("retries", retry_stats_.retries - retries_before);
+      &retries, /*cancelled=*/nullptr);
+  if (ctx_->stats() != nullptr && retries.retries > 0) {
+    ctx_->stats()->AddCounter("retries", retries.retries);
   }
   return st;
 }
@@ -61,7 +61,7 @@ Status PostgresSink::Open(NodeContext* ctx) {
   clock_ = std::make_unique<pg_internal::CancellableClock>(ctx);
   if (ctx_->dry_run()) return Status::OK();
   pg::PgPoolOptions options;
-  options.max_size = config_.pool_size;
+  options.max_size = std::max(config_.pool_size, config_.max_parallel_writes + 1);
   options.connect_timeout_us = config_.connect_timeout_us;
   auto pool = pg::PgPool::ForDsn(config_.dsn, options);
   if (!pool.ok()) return pool.status().WithContext("{}", Context());
@@ -69,8 +69,26 @@ Status PostgresSink::Open(NodeContext* ctx) {
   // Connect now, so that a bad DSN or an unreachable server fails the run before any data
   // moves (the connection then waits in the pool for the first batch).
   SLUICE_ASSIGN_OR_RETURN(pg::PgLease lease, Lease());
+  if (config_.max_parallel_writes > 1) {
+    worker_scratch_.resize(static_cast<size_t>(config_.max_parallel_writes));
+    parallel_ = std::make_unique<ParallelWrites>(
+        config_.max_parallel_writes, [this](const Batch& batch, int worker) {
+          Scratch* scratch = &worker_scratch_[static_cast<size_t>(worker)];
+          return WithRetry([&] { return WriteOnce(batch, scratch); });
+        });
+  }
   return Status::OK();
 }
+
+pg::CopyBinaryEncoder& PostgresSink::EncoderFor(Scratch* scratch) const {
+  if (!scratch->encoder.has_value() || scratch->encoder_generation != encoder_generation_) {
+    scratch->encoder = encoder_;
+    scratch->encoder_generation = encoder_generation_;
+  }
+  return *scratch->encoder;
+}
+
+Status PostgresSink::Flush() { return parallel_ != nullptr ? parallel_->Drain() : Status::OK(); }
 
 Result<pg::PgLease> PostgresSink::Lease() {
   auto lease = pool_->Acquire();
@@ -111,6 +129,8 @@ Status PostgresSink::Write(const BatchPtr& input, AckSet acks) {
     SLUICE_ASSIGN_OR_RETURN(batch, KeyColumns(input));
   }
   if (!table_ready_ || (schema_ != batch->schema() && !(*schema_ == *batch->schema()))) {
+    // The writing threads read what PrepareTarget remakes: let them finish first.
+    if (parallel_ != nullptr) SLUICE_RETURN_NOT_OK(parallel_->Drain());
     table_ready_ = false;
     SLUICE_RETURN_NOT_OK(WithRetry([&] { return PrepareTarget(*batch); }));
     table_ready_ = true;
@@ -121,8 +141,12 @@ Status PostgresSink::Write(const BatchPtr& input, AckSet acks) {
   if (partition_column_ >= 0) {
     SLUICE_RETURN_NOT_OK(WithRetry([&] { return EnsurePartitions(*batch); }));
   }
-  SLUICE_RETURN_NOT_OK(WithRetry([&] { return WriteOnce(*batch); }));
+  // The first batch is written here, so that a clash with existing keys is known before
+  // batches of the same load run at once (and each stages its rows).
+  if (parallel_ != nullptr && wrote_one_) return parallel_->Submit(batch, std::move(acks));
+  SLUICE_RETURN_NOT_OK(WithRetry([&] { return WriteOnce(*batch, &scratch_); }));
   acks.Release();  // committed: the rows are durable
+  wrote_one_ = true;
   return Status::OK();
 }
 
@@ -202,6 +226,7 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
     names.push_back(f.name);
   }
   SLUICE_ASSIGN_OR_RETURN(encoder_, pg::CopyBinaryEncoder::Make(schema, std::move(targets)));
+  ++encoder_generation_;
 
   column_list_ = "(" + QuotedList(names) + ")";
   copy_sql_ =
@@ -344,9 +369,9 @@ Status PostgresSink::CheckUpsertKeys(const Batch& batch) const {
       fmt::join(null_columns, "', '"));
 }
 
-Status PostgresSink::WriteOnce(const Batch& batch) {
+Status PostgresSink::WriteOnce(const Batch& batch, Scratch* scratch) {
   SLUICE_ASSIGN_OR_RETURN(pg::PgLease lease, Lease());
-  Status st = WriteInTransaction(lease.get(), batch);
+  Status st = WriteInTransaction(lease.get(), batch, scratch);
   if (!st.ok()) {
     // The connection may be mid-COPY or mid-transaction, or gone: never reuse it.
     lease.Discard();
@@ -356,19 +381,20 @@ Status PostgresSink::WriteOnce(const Batch& batch) {
   return Status::OK();
 }
 
-Status PostgresSink::WriteInTransaction(PgConnection* conn, const Batch& batch) {
+Status PostgresSink::WriteInTransaction(PgConnection* conn, const Batch& batch, Scratch* scratch) {
   SLUICE_RETURN_NOT_OK(conn->Begin());
+  int64_t deleted = 0;
   switch (config_.mode) {
     case SinkMode::kInsert:
       if (create_stage_sql_.empty()) {
         const auto start = std::chrono::steady_clock::now();
-        SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch));
+        SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch, scratch));
         (void)rows;
         AddPhase("copy", start);
       } else {
         auto start = std::chrono::steady_clock::now();
         SLUICE_RETURN_NOT_OK(conn->Exec(create_stage_sql_).status());
-        SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch));
+        SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch, scratch));
         AddPhase("copy", start);
         start = std::chrono::steady_clock::now();
         SLUICE_ASSIGN_OR_RETURN(pg::PgResult inserted, conn->Exec(upsert_sql_));
@@ -383,7 +409,7 @@ Status PostgresSink::WriteInTransaction(PgConnection* conn, const Batch& batch) 
       auto start = std::chrono::steady_clock::now();
       if (!direct_copy_sql_.empty() && !direct_refused_) {
         SLUICE_RETURN_NOT_OK(conn->Exec("SAVEPOINT sluice_direct").status());
-        Result<int64_t> copied = CopyRows(conn, direct_copy_sql_, batch);
+        Result<int64_t> copied = CopyRows(conn, direct_copy_sql_, batch, scratch);
         if (copied.ok()) {
           AddPhase("copy", start);
           break;
@@ -399,7 +425,7 @@ Status PostgresSink::WriteInTransaction(PgConnection* conn, const Batch& batch) 
             Context(), config_.table);
       }
       SLUICE_RETURN_NOT_OK(conn->Exec(create_stage_sql_).status());
-      SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch));
+      SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch, scratch));
       (void)rows;
       AddPhase("copy", start);
       start = std::chrono::steady_clock::now();
@@ -410,18 +436,18 @@ Status PostgresSink::WriteInTransaction(PgConnection* conn, const Batch& batch) 
     case SinkMode::kDelete: {
       auto start = std::chrono::steady_clock::now();
       SLUICE_RETURN_NOT_OK(conn->Exec(create_stage_sql_).status());
-      SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch));
+      SLUICE_ASSIGN_OR_RETURN(int64_t rows, CopyRows(conn, copy_sql_, batch, scratch));
       (void)rows;
       AddPhase("copy", start);
       start = std::chrono::steady_clock::now();
-      SLUICE_ASSIGN_OR_RETURN(pg::PgResult deleted, conn->Exec(upsert_sql_));
-      pending_deleted_ = deleted.AffectedRows();
+      SLUICE_ASSIGN_OR_RETURN(pg::PgResult removed, conn->Exec(upsert_sql_));
+      deleted = removed.AffectedRows();
       AddPhase("delete", start);
       break;
     }
     case SinkMode::kInsertBatch: {
       const auto start = std::chrono::steady_clock::now();
-      SLUICE_RETURN_NOT_OK(InsertRows(conn, batch));
+      SLUICE_RETURN_NOT_OK(InsertRows(conn, batch, scratch));
       AddPhase("insert", start);
       break;
     }
@@ -432,32 +458,33 @@ Status PostgresSink::WriteInTransaction(PgConnection* conn, const Batch& batch) 
   if (config_.mode == SinkMode::kDelete && ctx_->stats() != nullptr) {
     // Counted once committed: a retried batch is not counted twice. Fewer than the batch's rows
     // when some were already gone (a rerun) or a key came twice.
-    ctx_->stats()->AddCounter("rows_deleted", pending_deleted_);
+    ctx_->stats()->AddCounter("rows_deleted", deleted);
   }
   return Status::OK();
 }
 
 Result<int64_t> PostgresSink::CopyRows(PgConnection* conn, const std::string& copy_sql,
-                                       const Batch& batch) {
+                                       const Batch& batch, Scratch* scratch) {
   SLUICE_RETURN_NOT_OK(conn->BeginCopyIn(copy_sql));
-  buffer_.clear();
-  pg::CopyBinaryEncoder::AppendHeader(&buffer_);
+  std::string& buffer = scratch->buffer;
+  pg::CopyBinaryEncoder& encoder = EncoderFor(scratch);
+  buffer.clear();
+  pg::CopyBinaryEncoder::AppendHeader(&buffer);
   const int64_t n = batch.num_rows();
   for (int64_t begin = 0; begin < n; begin += config_.batch_rows) {
-    Status st =
-        encoder_.AppendRows(batch, begin, std::min(n, begin + config_.batch_rows), &buffer_);
+    Status st = encoder.AppendRows(batch, begin, std::min(n, begin + config_.batch_rows), &buffer);
     if (!st.ok()) {
       conn->AbortCopyIn("sluice: " + st.message());
       return st;
     }
-    if (buffer_.size() >= kCopySendBytes) {
-      SLUICE_RETURN_NOT_OK(conn->PutCopyData(buffer_));
-      buffer_.clear();
+    if (buffer.size() >= kCopySendBytes) {
+      SLUICE_RETURN_NOT_OK(conn->PutCopyData(buffer));
+      buffer.clear();
     }
   }
-  pg::CopyBinaryEncoder::AppendTrailer(&buffer_);
-  SLUICE_RETURN_NOT_OK(conn->PutCopyData(buffer_));
-  buffer_.clear();
+  pg::CopyBinaryEncoder::AppendTrailer(&buffer);
+  SLUICE_RETURN_NOT_OK(conn->PutCopyData(buffer));
+  buffer.clear();
   SLUICE_ASSIGN_OR_RETURN(int64_t rows, conn->EndCopyIn());
   if (rows != n) {
     return Status::DataLoss("COPY stored {} rows of the {} sent", rows, n);
@@ -465,7 +492,9 @@ Result<int64_t> PostgresSink::CopyRows(PgConnection* conn, const std::string& co
   return rows;
 }
 
-Status PostgresSink::InsertRows(PgConnection* conn, const Batch& batch) {
+Status PostgresSink::InsertRows(PgConnection* conn, const Batch& batch, Scratch* scratch) {
+  std::string& buffer = scratch->buffer;
+  pg::CopyBinaryEncoder& encoder = EncoderFor(scratch);
   const int num_columns = batch.num_columns();
   const int64_t per_statement = std::max<int64_t>(
       1, std::min({config_.batch_rows, kMaxRowsPerInsert, kMaxParams / num_columns}));
@@ -493,11 +522,11 @@ Status PostgresSink::InsertRows(PgConnection* conn, const Batch& batch) {
     }
     // The binary COPY tuple of a row is its fields' lengths and send formats: exactly the
     // binary parameters, so the same encoder serves both.
-    buffer_.clear();
-    SLUICE_RETURN_NOT_OK(encoder_.AppendRows(batch, begin, begin + rows, &buffer_));
+    buffer.clear();
+    SLUICE_RETURN_NOT_OK(encoder.AppendRows(batch, begin, begin + rows, &buffer));
     values.clear();
     lengths.clear();
-    const char* p = buffer_.data();
+    const char* p = buffer.data();
     for (int64_t r = 0; r < rows; ++r) {
       p += 2;  // field count
       for (int c = 0; c < num_columns; ++c) {
@@ -519,10 +548,11 @@ Status PostgresSink::InsertRows(PgConnection* conn, const Batch& batch) {
 }
 
 Status PostgresSink::Close() {
-  Status st;
+  Status st = Flush();
+  parallel_.reset();
   // A run that failed or was cancelled loaded only part of its rows: its indexes wait for the
   // rerun (which creates them) rather than costing time now.
-  if (config_.index_after_load && !config_.indexes.empty() && pool_ != nullptr &&
+  if (st.ok() && config_.index_after_load && !config_.indexes.empty() && pool_ != nullptr &&
       !ctx_->dry_run() && !ctx_->cancelled()) {
     st = WithRetry([&]() -> Status {
       SLUICE_ASSIGN_OR_RETURN(pg::PgLease lease, Lease());

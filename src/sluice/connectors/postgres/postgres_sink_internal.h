@@ -4,13 +4,16 @@
 // postgres_sink_ddl.cc (creating the table, its partitions and indexes) and
 // postgres_sink_options.cc (options). Private to connectors/postgres.
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "sluice/connectors/postgres/parallel_writes.h"
 #include "sluice/connectors/postgres/pg_pool.h"
 #include "sluice/connectors/postgres/pg_types.h"
 #include "sluice/connectors/postgres/postgres.h"
@@ -51,6 +54,7 @@ struct SinkConfig {
   std::string partition_by;
   PartitionInterval interval = PartitionInterval::kNone;
   int pool_size = kDefaultPoolSize;
+  int max_parallel_writes = 1;  ///< batches written at once, each on its own connection
   int64_t batch_rows = kDefaultBatchRows;
   int retry_max_attempts = kDefaultRetryMaxAttempts;
   int64_t retry_initial_backoff_us = 1'000'000;
@@ -79,6 +83,7 @@ class PostgresSink final : public Sink {
 
   Status Open(NodeContext* ctx) override;
   Status Write(const BatchPtr& input, AckSet acks) override;
+  Status Flush() override;
   Status Close() override;
 
  private:
@@ -108,10 +113,19 @@ class PostgresSink final : public Sink {
   Result<bool> KeyIsUnique(PgConnection* conn) const;
   /// Delete: `batch` reduced to its key columns.
   Result<BatchPtr> KeyColumns(const BatchPtr& batch);
-  Status WriteOnce(const Batch& batch);
-  Status WriteInTransaction(PgConnection* conn, const Batch& batch);
-  Result<int64_t> CopyRows(PgConnection* conn, const std::string& copy_sql, const Batch& batch);
-  Status InsertRows(PgConnection* conn, const Batch& batch);
+  /// What a thread writing batches reuses between them: the COPY data, and its own copy of
+  /// the encoder (which keeps scratch of its own).
+  struct Scratch {
+    std::string buffer;
+    std::optional<pg::CopyBinaryEncoder> encoder;
+    uint64_t encoder_generation = 0;
+  };
+  pg::CopyBinaryEncoder& EncoderFor(Scratch* scratch) const;
+  Status WriteOnce(const Batch& batch, Scratch* scratch);
+  Status WriteInTransaction(PgConnection* conn, const Batch& batch, Scratch* scratch);
+  Result<int64_t> CopyRows(PgConnection* conn, const std::string& copy_sql, const Batch& batch,
+                           Scratch* scratch);
+  Status InsertRows(PgConnection* conn, const Batch& batch, Scratch* scratch);
   void AddPhase(const char* phase, std::chrono::steady_clock::time_point start) {
     if (ctx_->stats() != nullptr) ctx_->stats()->AddPhase(phase, pg_internal::ElapsedNanos(start));
   }
@@ -121,7 +135,6 @@ class PostgresSink final : public Sink {
   NodeContext* ctx_ = nullptr;
   std::shared_ptr<pg::PgPool> pool_;
   RetryPolicy policy_;
-  RetryStats retry_stats_;
   std::unique_ptr<pg_internal::CancellableClock> clock_;
 
   // Derived from the schema of the batches (redone if it changes).
@@ -134,14 +147,17 @@ class PostgresSink final : public Sink {
   std::string create_stage_sql_;  // empty: insert mode without text input (no staging)
   std::string upsert_sql_;        // upsert, or insert of a staged batch (text input)
   std::string direct_copy_sql_;   // upsert: COPY into the table, for batches of new keys only
-  bool direct_refused_ = false;   // a direct COPY clashed: stage every batch from then on
-  std::vector<std::string> param_casts_;  // insert_batch: "" or "::type" per column
+  std::atomic<bool> direct_refused_{false};  // a direct COPY clashed: stage every batch after
+  std::vector<std::string> param_casts_;     // insert_batch: "" or "::type" per column
   int partition_column_ = -1;
   std::set<int64_t> partitions_made_;  // period starts (µs) whose partition exists
   bool default_partition_made_ = false;
-  std::string buffer_;  // encoded COPY data, reused between batches
+  uint64_t encoder_generation_ = 0;           // bumped each time encoder_ is made
+  Scratch scratch_;                           // the sink's own thread's
+  std::vector<Scratch> worker_scratch_;       // max_parallel_writes: one per writing thread
+  std::unique_ptr<ParallelWrites> parallel_;  // max_parallel_writes > 1
+  bool wrote_one_ = false;                    // a batch was written on this thread
   // Delete: the input's key columns (the rest of a row is not needed), for each input schema.
-  int64_t pending_deleted_ = 0;  // rows the current transaction deleted
   SchemaPtr delete_input_schema_;
   SchemaPtr delete_key_schema_;
   std::vector<int> delete_key_columns_;

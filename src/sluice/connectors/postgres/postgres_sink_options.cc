@@ -1,6 +1,7 @@
 // The `postgres` sink's options.
 
 #include "sluice/connectors/postgres/postgres_sink_internal.h"
+#include "sluice/core/log.h"
 
 namespace sluice::pg_sink {
 
@@ -68,6 +69,18 @@ Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
   }
   if (o.Has("pool_size")) c.pool_size = static_cast<int>(o.GetInt("pool_size"));
   if (c.pool_size < 1) return o.ErrorAt("pool_size", "must be at least 1");
+  if (o.Has("max_parallel_writes")) {
+    const int64_t n = o.GetInt("max_parallel_writes");
+    if (n < 1 || n > 64) return o.ErrorAt("max_parallel_writes", "must be 1 to 64");
+    c.max_parallel_writes = static_cast<int>(n);
+    if (n > 1 && c.mode == SinkMode::kUpsert && !c.keep_existing) {
+      // Not an error: keys written by one batch each (a copy, a first load) lose nothing.
+      Log(LogLevel::kWarn,
+          "{}: node '{}': max_parallel_writes {} commits batches in any order: a key in several "
+          "batches keeps the row of whichever commits last, not of the last batch",
+          o.LocationOf("max_parallel_writes"), o.id(), n);
+    }
+  }
   if (o.Has("batch_rows")) c.batch_rows = o.GetInt("batch_rows");
   if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
   if (o.Has("retry_max_attempts")) {
@@ -161,6 +174,14 @@ const OptionSchema& PostgresSinkOptions() {
        OptionType::kInt,
        "2",
        "Most connections in the pool this sink uses (shared by nodes with the same dsn).",
+       false,
+       {}},
+      {"max_parallel_writes",
+       OptionType::kInt,
+       "1",
+       "Batches written at once, each in its own transaction on its own connection (1 to 64). "
+       "The first batch is written alone; after it, batches commit in any order: right for "
+       "inserts and for keys each in one batch, not for a key updated by several.",
        false,
        {}},
       {"batch_rows",

@@ -963,5 +963,79 @@ TEST_F(PostgresNodesTest, SinkReleasesAcksOnlyAfterCommitting) {
   EXPECT_EQ(Int("SELECT count(*) FROM " + table), 2);
 }
 
+// max_parallel_writes: batches after the first are written by several threads at once, each
+// in its own transaction; every row arrives once, each batch's acks are released after its
+// commit, and a batch that fails is failed (its acks too) and reported by Flush, while the
+// batches around it are committed.
+TEST_F(PostgresNodesTest, ParallelWritesCommitEveryBatchAndReportAFailure) {
+  const std::string table = NewName();
+  Exec("CREATE TABLE " + table + " (id int8 PRIMARY KEY, label text CHECK (label <> 'bad'))");
+  auto schema = MakeSchema({{"id", TypeId::kInt64}, {"label", TypeId::kString}});
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", table},
+                                            {"mode", "upsert"},
+                                            {"key", {"id"}},
+                                            {"on_conflict", "keep"},
+                                            {"max_parallel_writes", 3}}));
+  auto queue = std::make_shared<AckQueue>();
+  constexpr int kBatches = 24, kRows = 500;
+  const int bad = 17;
+  Status failed;
+  for (int b = 0; b < kBatches; ++b) {
+    std::string rows = "[";
+    for (int r = 0; r < kRows; ++r) {
+      const int id = b * kRows + r;
+      rows += fmt::format(R"({}[{}, "{}"])", r == 0 ? "" : ",", id,
+                          b == bad && r == kRows - 1 ? "bad" : fmt::format("row {}", id));
+    }
+    rows += "]";
+    ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(schema, rows));
+    Status st = sink->Write(batch, AckSet(std::make_shared<AckHandle>(queue, b)));
+    if (!st.ok()) {
+      failed = st;  // a later Write reports the failure of an earlier batch
+      break;
+    }
+  }
+  if (failed.ok()) failed = sink->Flush();
+  EXPECT_THAT(failed, StatusIs(StatusCode::kInvalidArgument, HasSubstr("check constraint")));
+  EXPECT_THAT(sink->Close(), StatusIs(StatusCode::kInvalidArgument, HasSubstr("check")));
+  std::vector<AckQueue::Event> events;
+  queue->Drain(&events, /*max_wait_ms=*/0);
+  std::set<uint64_t> delivered;
+  for (const auto& e : events) {
+    if (e.delivered) delivered.insert(e.seq);
+  }
+  EXPECT_FALSE(delivered.contains(bad));
+  EXPECT_TRUE(delivered.contains(0));
+  // Exactly the delivered batches' rows are in the table, each once, with its own label.
+  int64_t want_sum = 0;
+  for (const uint64_t b : delivered) {
+    for (int r = 0; r < kRows; ++r) want_sum += static_cast<int64_t>(b) * kRows + r;
+  }
+  EXPECT_EQ(Int("SELECT count(*) FROM " + table), static_cast<int64_t>(delivered.size()) * kRows);
+  EXPECT_EQ(Int("SELECT coalesce(sum(id), 0) FROM " + table), want_sum);
+  EXPECT_EQ(Int("SELECT count(*) FROM " + table + " WHERE label <> 'row ' || id"), 0);
+
+  // Without a failure: every batch, every row once.
+  const std::string good = NewName();
+  Exec("CREATE TABLE " + good + " (id int8 PRIMARY KEY, label text)");
+  ASSERT_OK_AND_ASSIGN(auto sink2, OpenSink({{"table", good}, {"max_parallel_writes", 4}}));
+  for (int b = 0; b < kBatches; ++b) {
+    std::string rows = "[";
+    for (int r = 0; r < kRows; ++r) {
+      rows += fmt::format(R"({}[{}, "row {}"])", r == 0 ? "" : ",", b * kRows + r, b * kRows + r);
+    }
+    ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(schema, rows + "]"));
+    ASSERT_THAT(sink2->Write(batch, AckSet(std::make_shared<AckHandle>(queue, 100 + b))), IsOk());
+  }
+  ASSERT_THAT(sink2->Close(), IsOk());
+  events.clear();
+  queue->Drain(&events, /*max_wait_ms=*/0);
+  int delivered2 = 0;
+  for (const auto& e : events) delivered2 += e.delivered && e.seq >= 100 ? 1 : 0;
+  EXPECT_EQ(delivered2, kBatches);
+  EXPECT_EQ(Int("SELECT count(DISTINCT id) FROM " + good), kBatches * kRows);
+  EXPECT_EQ(Int("SELECT count(*) FROM " + good + " WHERE label <> 'row ' || id"), 0);
+}
+
 }  // namespace
 }  // namespace sluice
