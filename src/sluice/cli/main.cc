@@ -13,8 +13,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "sluice/agent/agent.h"
 #include "sluice/alerts/alerts.h"
 #include "sluice/builtin_nodes.h"
+#include "sluice/cli/agent_command.h"
 #include "sluice/cli/observe_commands.h"
 #include "sluice/cli/run_monitor.h"
 #include "sluice/cli/run_summary.h"
@@ -79,6 +81,9 @@ Result<std::unique_ptr<Pipeline>> LoadAndBuild(const CommonArgs& args, const Nod
                                                const std::string& engine_override) {
   LoadOptions lo;
   lo.overrides = args.sets;
+  // A pipeline file may carry `sluice agent`'s section; run, validate and graph check and
+  // ignore it.
+  lo.sections = {agent::AgentSection()};
   if (!engine_override.empty()) lo.overrides.push_back("settings.engine=" + engine_override);
   SLUICE_ASSIGN_OR_RETURN(PipelineSpec spec, LoadPipelineFile(args.file, registry, lo));
   return Pipeline::Build(std::move(spec), registry);
@@ -361,6 +366,18 @@ int Main(int argc, char** argv) {
   top->add_option("--interval-ms", top_interval_ms, "Refresh period")->check(CLI::Range(50, 60000));
   top->add_option("--iterations", top_iterations, "Stop after N refreshes (0 = until the end)");
 
+  AgentArgs aa;
+  auto* agent_cmd = app.add_subcommand(
+      "agent", "Sample this host and serve it over HTTP: a live page, JSON and Prometheus metrics");
+  agent_cmd->add_option("--config", aa.config,
+                        "Pipeline file with a procfs source and an agent: section (default: a "
+                        "procfs source at 1 s, nothing else)");
+  agent_cmd->add_option("--listen", aa.listen,
+                        "Serve at HOST:PORT, or a port on loopback (default: agent.listen, "
+                        "127.0.0.1:9108)");
+  agent_cmd->add_option("--set", aa.sets, "Override a config value: PATH=VALUE (repeatable)");
+  agent_cmd->add_flag("--check", aa.check, "Check the config, print what would be served, exit");
+
   auto* validate = app.add_subcommand("validate", "Check a pipeline file without running it");
   validate->add_option("file", common.file, "Pipeline YAML file")->required();
   validate->add_option("--set", common.sets, "Override a config value: PATH=VALUE");
@@ -385,6 +402,10 @@ int Main(int argc, char** argv) {
   if (*report_cmd) return CmdReport(report_file, report_run, history_flag, report_out);
   if (*runs) return CmdRuns(history_flag, runs_pipeline, runs_status, runs_limit);
   if (*top) return CmdTop(top_addr, top_interval_ms, top_iterations);
+  if (*agent_cmd) {
+    InstallSignalHandlers();
+    return CmdAgent(aa, &registry, &g_stop, &g_interrupted);
+  }
   if (*validate || *graph) {
     auto built = LoadAndBuild(common, registry, "");
     if (!built.ok()) {
