@@ -80,6 +80,7 @@ int32_t KeyAtRank(const int32_t* keys, uint32_t n, uint32_t rank) {
   constexpr uint32_t kFew = 8;
   const bool top = rank >= n / 2;
   const uint32_t k = top ? n - rank : rank + 1;  // the answer is the k-th from that end
+  if (k == 1) return top ? *std::max_element(keys, keys + n) : *std::min_element(keys, keys + n);
   if (k <= kFew) {
     // best[0, kept) sorted from the end outwards: best[k - 1] is the k-th from the end.
     int32_t best[kFew];
