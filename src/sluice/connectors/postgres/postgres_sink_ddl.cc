@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "sluice/connectors/postgres/postgres_sink_internal.h"
+#include "sluice/core/log.h"
 #include "sluice/core/time.h"
 
 namespace sluice::pg_sink {
@@ -76,10 +77,12 @@ Status PostgresSink::CreateTable(PgConnection* conn, const Batch& batch) {
   if (!created.ok()) {
     return created.status().WithContext("{}: creating table '{}'", Context(), config_.table);
   }
-  for (const std::string& col : config_.indexes) {
-    if (schema.FieldIndex(col) < 0) {
-      return Status::ConfigError("{}: option 'indexes': '{}' is not a column of the input",
-                                 Context(), col);
+  for (const std::string& index : config_.indexes) {
+    for (const std::string_view col : SplitIndexColumns(index)) {
+      if (schema.FieldIndex(col) < 0) {
+        return Status::ConfigError("{}: option 'indexes': '{}' is not a column of the input",
+                                   Context(), col);
+      }
     }
   }
   if (!config_.index_after_load) SLUICE_RETURN_NOT_OK(CreateIndexes(conn));
@@ -100,20 +103,45 @@ Status PostgresSink::EnsurePartitions(const Batch& batch) {
     }
     return days * kMicrosPerDay;
   };
+  // The start of the period after the one starting at `start`.
+  auto next_period = [&](int64_t start) {
+    if (!monthly) return start + kMicrosPerDay;
+    int64_t y;
+    unsigned m;
+    unsigned d;
+    CivilFromDays(start / kMicrosPerDay, &y, &m, &d);
+    return DaysFromCivil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * kMicrosPerDay;
+  };
   std::set<int64_t> needed;
   bool nulls = false;
-  int64_t last = INT64_MIN;
+  int64_t last = INT64_MIN, newest = INT64_MIN;
   for (int64_t r = 0; r < col.length(); ++r) {
     if (col.IsNull(r)) {
       nulls = true;
       continue;
     }
+    newest = std::max(newest, col.GetInt64(r));
     const int64_t start = period_start(col.GetInt64(r));
     if (start == last) continue;
     last = start;
     if (partitions_made_.count(start) == 0) needed.insert(start);
   }
-  if (needed.empty() && (!nulls || default_partition_made_)) return Status::OK();
+  if (newest != INT64_MIN && !needed.empty()) {
+    int64_t ahead = period_start(newest);
+    for (int i = 0; i < config_.partitions_ahead; ++i) {
+      ahead = next_period(ahead);
+      if (partitions_made_.count(ahead) == 0) needed.insert(ahead);
+    }
+  }
+  // Retention is checked when the batch starts a period this run has not written yet (and on
+  // the first batch): partitions expire a period at a time.
+  int64_t cutoff = INT64_MIN;  // partitions ending by this hold only expired rows
+  if (config_.retention_us > 0 && newest != INT64_MIN && !needed.empty() &&
+      __builtin_sub_overflow(newest, config_.retention_us, &cutoff)) {
+    cutoff = INT64_MIN;
+  }
+  const bool expire = cutoff > expired_through_;
+  if (needed.empty() && (!nulls || default_partition_made_) && !expire) return Status::OK();
   SLUICE_ASSIGN_OR_RETURN(pg::PgLease lease, Lease());
   auto fail = [&](const Status& st) {
     if (!lease->IsHealthy()) lease.Discard();
@@ -148,35 +176,94 @@ Status PostgresSink::EnsurePartitions(const Batch& batch) {
     if (!made.ok()) return fail(made.status());
     default_partition_made_ = true;
   }
+  if (expire) {
+    Status st = DropExpiredPartitions(lease.get(), cutoff);
+    if (!st.ok()) return fail(st);
+    expired_through_ = cutoff;
+  }
+  return Status::OK();
+}
+
+Status PostgresSink::DropExpiredPartitions(PgConnection* conn, int64_t cutoff) {
+  SLUICE_ASSIGN_OR_RETURN(pg::PgResult children,
+                          conn->ExecParams("SELECT c.relname FROM pg_catalog.pg_inherits i "
+                                           "JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid "
+                                           "WHERE i.inhparent = $1::regclass ORDER BY c.relname",
+                                           {QuoteIdentifier(config_.table)}));
+  const bool monthly = config_.interval == PartitionInterval::kMonth;
+  int64_t dropped = 0;
+  for (int r = 0; r < children.num_rows(); ++r) {
+    const std::string name(children.Value(r, 0));
+    // Only names this sink gives: "_p" and 8 (day) or 6 (month) digits, after the table's.
+    const size_t at = name.rfind("_p");
+    if (at == std::string::npos) continue;
+    const std::string digits = name.substr(at + 2);
+    if (digits.size() != (monthly ? 6u : 8u) ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      continue;
+    }
+    const int64_t y = std::stoll(digits.substr(0, 4));
+    const auto m = static_cast<unsigned>(std::stoul(digits.substr(4, 2)));
+    const auto d = monthly ? 1u : static_cast<unsigned>(std::stoul(digits.substr(6, 2)));
+    if (m < 1 || m > 12 || d < 1 || d > 31) continue;
+    const std::string sibling = SiblingName(config_.table, name.substr(at));
+    if (pg_internal::BaseName(sibling) != QuoteIdentifier(name)) continue;  // another table's
+    const int64_t start = DaysFromCivil(y, m, d) * kMicrosPerDay;
+    const int64_t end =
+        monthly ? DaysFromCivil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * kMicrosPerDay
+                : start + kMicrosPerDay;
+    if (end > cutoff) continue;
+    auto gone = conn->Exec("DROP TABLE IF EXISTS " + sibling);
+    if (!gone.ok()) return gone.status().WithContext("{}: dropping partition {}", Context(), name);
+    partitions_made_.erase(start);
+    ++dropped;
+  }
+  if (dropped > 0) {
+    Log(LogLevel::kInfo, "{}: dropped {} partition{} of table '{}' ending before {} (retention)",
+        Context(), dropped, dropped == 1 ? "" : "s", config_.table, FormatTimestamp(cutoff));
+    if (ctx_->stats() != nullptr) ctx_->stats()->AddCounter("partitions_dropped", dropped);
+  }
   return Status::OK();
 }
 
 Status PostgresSink::CreateIndexes(PgConnection* conn) {
   const auto start = std::chrono::steady_clock::now();
-  for (const std::string& col : config_.indexes) {
-    // A spatial column gets a GiST index (a B-tree on geometry only sorts by bounding box).
-    auto type = conn->ExecParams(
-        "SELECT t.typname FROM pg_catalog.pg_attribute a "
-        "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-        "WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped",
-        {QuoteIdentifier(config_.table), col});
-    if (!type.ok()) {
-      return type.status().WithContext("{}: indexing '{}' of table '{}'", Context(), col,
-                                       config_.table);
+  for (const std::string& index : config_.indexes) {
+    std::vector<std::string> cols;
+    bool spatial = false;
+    for (const std::string_view c : SplitIndexColumns(index)) {
+      const std::string col(c);
+      // A spatial column gets a GiST index (a B-tree on geometry only sorts by bounding box).
+      auto type = conn->ExecParams(
+          "SELECT t.typname FROM pg_catalog.pg_attribute a "
+          "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+          "WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped",
+          {QuoteIdentifier(config_.table), col});
+      if (!type.ok()) {
+        return type.status().WithContext("{}: indexing '{}' of table '{}'", Context(), col,
+                                         config_.table);
+      }
+      if (type->num_rows() == 0) {
+        return Status::ConfigError("{}: option 'indexes': table '{}' has no column '{}'", Context(),
+                                   config_.table, col);
+      }
+      const std::string_view typname = type->Value(0, 0);
+      spatial |= typname == "geometry" || typname == "geography";
+      cols.push_back(col);
     }
-    if (type->num_rows() == 0) {
-      return Status::ConfigError("{}: option 'indexes': table '{}' has no column '{}'", Context(),
-                                 config_.table, col);
+    if (spatial && cols.size() > 1) {
+      return Status::ConfigError(
+          "{}: option 'indexes': '{}' mixes a geometry column with others; index it alone",
+          Context(), index);
     }
-    const std::string_view typname = type->Value(0, 0);
-    const bool spatial = typname == "geometry" || typname == "geography";
-    const std::string name = std::string(pg_internal::BaseName(config_.table)) + "_" + col + "_idx";
+    const std::string name = std::string(pg_internal::BaseName(config_.table)) + "_" +
+                             fmt::format("{}", fmt::join(cols, "_")) + "_idx";
     auto indexed = conn->Exec("CREATE INDEX IF NOT EXISTS " +
                               QuoteIdentifier(name.substr(0, kMaxIdentifierBytes)) + " ON " +
                               QuoteIdentifier(config_.table) + (spatial ? " USING gist" : "") +
-                              " (" + pg_internal::QuoteName(col) + ")");
+                              " (" + QuotedList(cols) + ")");
     if (!indexed.ok()) {
-      return indexed.status().WithContext("{}: indexing '{}' of table '{}'", Context(), col,
+      return indexed.status().WithContext("{}: indexing '{}' of table '{}'", Context(), index,
                                           config_.table);
     }
     if (ctx_->stats() != nullptr) ctx_->stats()->AddCounter("indexes_created", 1);

@@ -53,6 +53,9 @@ struct SinkConfig {
   bool index_after_load = false;
   std::string partition_by;
   PartitionInterval interval = PartitionInterval::kNone;
+  int partitions_ahead = 0;  ///< periods after the latest written made ahead of time
+  int64_t retention_us =
+      0;  ///< 0: keep; else drop partitions ending this long before the newest row
   int pool_size = kDefaultPoolSize;
   int max_parallel_writes = 1;  ///< batches written at once, each on its own connection
   int64_t batch_rows = kDefaultBatchRows;
@@ -68,6 +71,9 @@ std::string QuotedList(const std::vector<std::string>& names, std::string_view p
 /// Return `table` with its last part replaced by `name` (keeping the schema), quoted. Names
 /// are cut to PostgreSQL's 63 bytes from the table's part, so that suffixes stay distinct.
 std::string SiblingName(const std::string& table, std::string_view suffix);
+
+/// Return the columns of an `indexes` entry: "host, ts" -> {"host", "ts"} (trimmed).
+std::vector<std::string_view> SplitIndexColumns(std::string_view index);
 
 /// Parse and check the sink's options.
 Result<SinkConfig> ParseSinkOptions(const NodeOptions& o);
@@ -102,6 +108,9 @@ class PostgresSink final : public Sink {
   Result<std::map<std::string, std::string>> RecordedTypes(PgConnection* conn, const Batch& batch);
   Status ResolveTargets(PgConnection* conn, const SchemaPtr& schema);
   Status EnsurePartitions(const Batch& batch);
+  /// Drop the partitions this sink names (`<table>_pYYYYMMDD`, `_pYYYYMM`) that end at or
+  /// before `cutoff` (µs).
+  Status DropExpiredPartitions(PgConnection* conn, int64_t cutoff);
   /// Create the `indexes` the config asks for (if absent): B-tree, or GiST for geometry and
   /// geography columns. Counts indexes_created and times the phase 'index'.
   Status CreateIndexes(PgConnection* conn);
@@ -152,6 +161,7 @@ class PostgresSink final : public Sink {
   int partition_column_ = -1;
   std::set<int64_t> partitions_made_;  // period starts (µs) whose partition exists
   bool default_partition_made_ = false;
+  int64_t expired_through_ = INT64_MIN;       // retention: partitions ending by this are dropped
   uint64_t encoder_generation_ = 0;           // bumped each time encoder_ is made
   Scratch scratch_;                           // the sink's own thread's
   std::vector<Scratch> worker_scratch_;       // max_parallel_writes: one per writing thread

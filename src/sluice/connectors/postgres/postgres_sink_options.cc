@@ -67,6 +67,28 @@ Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
   } else if (!interval.empty()) {
     return o.ErrorAt("partition_interval", "needs 'partition_by'");
   }
+  if (o.Has("partitions_ahead")) {
+    const int64_t n = o.GetInt("partitions_ahead");
+    if (n < 0 || n > 366) return o.ErrorAt("partitions_ahead", "must be 0 to 366");
+    if (n > 0 && c.partition_by.empty()) {
+      return o.ErrorAt("partitions_ahead", "needs 'partition_by'");
+    }
+    c.partitions_ahead = static_cast<int>(n);
+  }
+  if (o.Has("retention")) {
+    if (c.partition_by.empty()) return o.ErrorAt("retention", "needs 'partition_by'");
+    c.retention_us = o.GetDurationMicros("retention");
+    if (c.retention_us <= 0) return o.ErrorAt("retention", "must be positive");
+  }
+  for (const std::string& index : c.indexes) {
+    for (std::string_view col : SplitIndexColumns(index)) {
+      if (col.empty()) {
+        return o.ErrorAt("indexes", "'" + index +
+                                        "': an empty column name (a multicolumn index is "
+                                        "written \"host, ts\")");
+      }
+    }
+  }
   if (o.Has("pool_size")) c.pool_size = static_cast<int>(o.GetInt("pool_size"));
   if (c.pool_size < 1) return o.ErrorAt("pool_size", "must be at least 1");
   if (o.Has("max_parallel_writes")) {
@@ -146,8 +168,9 @@ const OptionSchema& PostgresSinkOptions() {
       {"indexes",
        OptionType::kStringList,
        "",
-       "Columns to index, one index each: B-tree, or GiST for geometry and geography. Made "
-       "with the table (create_table), or after the load with index_after_load.",
+       "Indexes, one per entry: a column (B-tree, or GiST for geometry and geography) or "
+       "several, comma-separated (\"host, ts\": one B-tree on both). Made with the table "
+       "(create_table), or after the load with index_after_load.",
        false,
        {}},
       {"index_after_load",
@@ -170,6 +193,21 @@ const OptionSchema& PostgresSinkOptions() {
        "Width of each partition (default month).",
        false,
        {"day", "month"}},
+      {"partitions_ahead",
+       OptionType::kInt,
+       "0",
+       "Partitions made ahead of the newest row written: the next N periods (so that a new "
+       "day does not wait for DDL).",
+       false,
+       {}},
+      {"retention",
+       OptionType::kDuration,
+       "",
+       "Drop the partitions this sink made (named <table>_pYYYYMMDD or _pYYYYMM) once they "
+       "end this long before the newest row written, checked when a batch starts a new "
+       "period; other partitions are left alone.",
+       false,
+       {}},
       {"pool_size",
        OptionType::kInt,
        "2",

@@ -778,6 +778,55 @@ TEST_F(PostgresNodesTest, CreateTableDeclaresIndexesAndDailyPartitions) {
               StatusIs(StatusCode::kConfigError, HasSubstr("set create_table: true")));
 }
 
+// A samples table: day partitions made ahead of the newest row, dropped once they end more than
+// `retention` before it (only the partitions the sink names), one index on (host, ts).
+TEST_F(PostgresNodesTest, PartitionsAheadAndRetentionDropOnlyExpiredOwnPartitions) {
+  const std::string table = NewName();
+  auto schema =
+      MakeSchema({{"ts", TypeId::kTimestamp}, {"host", TypeId::kString}, {"v", TypeId::kInt64}});
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", table},
+                                            {"create_table", true},
+                                            {"indexes", {"host, ts"}},
+                                            {"partition_by", "ts"},
+                                            {"partition_interval", "day"},
+                                            {"partitions_ahead", 2},
+                                            {"retention", "3d"}}));
+  auto partitions = [&] {
+    return Text("SELECT string_agg(replace(c.relname, '" + table +
+                "', ''), ',' ORDER BY c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = "
+                "i.inhrelid WHERE i.inhparent = '" +
+                table + "'::regclass");
+  };
+  ASSERT_OK_AND_ASSIGN(BatchPtr first, BatchFromJson(schema, R"([["2024-05-01T10:00:00Z", "a", 1],
+                                                                ["2024-05-01T11:00:00Z", "b", 2]])"));
+  ASSERT_THAT(sink->Write(first, AckSet()), IsOk());
+  EXPECT_EQ(partitions(), "_p20240501,_p20240502,_p20240503");
+  // A partition someone else made (another name) is never dropped.
+  Exec("CREATE TABLE " + table + "_april PARTITION OF " + table +
+       " FOR VALUES FROM ('2024-04-01') TO ('2024-05-01')");
+  Exec("INSERT INTO " + table + " VALUES ('2024-04-02', 'old', 0)");
+  ASSERT_OK_AND_ASSIGN(BatchPtr second, BatchFromJson(schema, R"([["2024-05-03T09:00:00Z", "a", 3],
+                                                                 ["2024-05-06T12:00:00Z", "a", 4]])"));
+  ASSERT_THAT(sink->Write(second, AckSet()), IsOk());
+  // Newest row 05-06 12:00, retention 3 days: partitions ending by 05-03 12:00 go.
+  EXPECT_EQ(partitions(), "_april,_p20240503,_p20240506,_p20240507,_p20240508");
+  EXPECT_EQ(Text("SELECT string_agg(v::text, ',' ORDER BY v) FROM " + table), "0,3,4");
+  EXPECT_EQ(stats_.Counters()["partitions_dropped"], 2);
+  EXPECT_EQ(Int("SELECT count(*) FROM pg_indexes WHERE tablename = '" + table +
+                "' AND indexdef LIKE '%(host, ts)'"),
+            1);
+  ASSERT_THAT(sink->Close(), IsOk());
+
+  EXPECT_THAT(MakePostgresSink(NodeOptions::ForTest(
+                  "out", {{"dsn", dsn_}, {"table", table}, {"retention", "3d"}})),
+              StatusIs(StatusCode::kConfigError, HasSubstr("needs 'partition_by'")));
+  EXPECT_THAT(
+      MakePostgresSink(NodeOptions::ForTest(
+          "out",
+          {{"dsn", dsn_}, {"table", table}, {"create_table", true}, {"indexes", {"host,,ts"}}})),
+      StatusIs(StatusCode::kConfigError, HasSubstr("an empty column name")));
+}
+
 TEST_F(PostgresNodesTest, MonthlyPartitionsInASchemaQualifiedTable) {
   const std::string schema_name = NewName("schema");
   tables_.pop_back();
