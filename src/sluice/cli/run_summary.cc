@@ -152,6 +152,37 @@ std::string FormatRunSummary(PipelineRun& run, const Status& status) {
   return out;
 }
 
+namespace {
+
+nlohmann::json OperationJson(PipelineRun& run, const nlohmann::json& nodes, double elapsed) {
+  // Items and batches are what the sinks received; requests are the round trips nodes time
+  // (a postgres sink's transactions, an object store's uploads, a lookup's queries).
+  int64_t items = 0, batches = 0, requests = 0;
+  double request_s = 0;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i]["kind"] == "sink") {
+      items += nodes[i]["rows_in"].get<int64_t>();
+      batches += nodes[i]["batches_in"].get<int64_t>();
+    }
+    const auto latency = run.stats(i).request_latency.Snapshot();
+    requests += latency.count();
+    request_s += latency.sum();
+  }
+  nlohmann::json op;
+  op["duration_s"] = elapsed;
+  op["items"] = items;
+  op["throughput_per_s"] = elapsed > 0 ? static_cast<double>(items) / elapsed : 0.0;
+  op["batches"] = batches;
+  op["memory_bytes"] = {
+      {"start", run.rss_start_bytes()},
+      {"end", run.rss_end_bytes()},
+      {"peak", std::max({PeakRssBytes(), run.rss_start_bytes(), run.rss_end_bytes()})}};
+  op["requests"] = {{"count", requests}, {"seconds", request_s}};
+  return op;
+}
+
+}  // namespace
+
 nlohmann::json RunReportJson(PipelineRun& run, const Status& status, const std::string& run_id) {
   const auto& nodes = run.pipeline()->nodes();
   const double elapsed = static_cast<double>(run.ElapsedMicros()) / 1e6;
@@ -214,6 +245,7 @@ nlohmann::json RunReportJson(PipelineRun& run, const Status& status, const std::
     }
   }
   j["phases_s"] = totals;  // summed over nodes: the whole pipeline's split
+  j["operation"] = OperationJson(run, arr, elapsed);
   return j;
 }
 

@@ -44,5 +44,39 @@ nodes:
                     HasSubstr("1,500 skipped")));
 }
 
+// The report's operation metrics: what the sinks received, in how long, with the memory at the
+// start, the end and the peak, and the requests nodes timed.
+TEST(RunReportTest, OperationMetrics) {
+  NodeRegistry registry;
+  RegisterBuiltinNodes(&registry);
+  auto spec = LoadPipelineText(R"(
+pipeline: op
+nodes:
+  gen: {type: generate, shape: narrow, rows: 3000, batch_rows: 1000}
+  a: {type: "null", inputs: [gen]}
+  b: {type: "null", inputs: [gen]}
+)",
+                               "test.yaml", registry, {});
+  ASSERT_OK(spec.status());
+  auto p = Pipeline::Build(std::move(*spec), registry);
+  ASSERT_OK(p.status());
+  PipelineRun run(p->get(), RunOptions{});
+  ASSERT_OK(run.Execute());
+  run.stats(1).request_latency.Record(250'000'000);  // as a sink timing a transaction
+  run.stats(2).request_latency.Record(500'000'000);
+  const nlohmann::json op = RunReportJson(run, Status::OK(), "r1")["operation"];
+  EXPECT_EQ(op["items"], 6000);  // each sink's 3,000
+  EXPECT_EQ(op["batches"], 6);
+  EXPECT_EQ(op["requests"]["count"], 2);
+  EXPECT_DOUBLE_EQ(op["requests"]["seconds"].get<double>(), 0.75);
+  EXPECT_GT(op["duration_s"].get<double>(), 0);
+  EXPECT_DOUBLE_EQ(op["throughput_per_s"].get<double>(), 6000 / op["duration_s"].get<double>());
+  const auto& mem = op["memory_bytes"];
+  EXPECT_GT(mem["start"].get<int64_t>(), 0);
+  EXPECT_GT(mem["end"].get<int64_t>(), 0);
+  EXPECT_GE(mem["peak"].get<int64_t>(), mem["end"].get<int64_t>());
+  EXPECT_GE(mem["peak"].get<int64_t>(), mem["start"].get<int64_t>());
+}
+
 }  // namespace
 }  // namespace sluice

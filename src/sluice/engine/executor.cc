@@ -266,6 +266,7 @@ bool PipelineRun::SourcesIdle() const {
 
 Status PipelineRun::Execute() {
   start_ = std::chrono::steady_clock::now();
+  rss_start_bytes_ = CurrentRssBytes();
   Status st = OpenNodes();
   if (st.ok()) {
     // Watch for a stop or an interrupt (SIGINT/SIGTERM) and for an idle stream while the
@@ -301,6 +302,7 @@ Status PipelineRun::Execute() {
   elapsed_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - start_)
                     .count();
+  rss_end_bytes_ = CurrentRssBytes();
   finished_.store(true, std::memory_order_release);
   return st;
 }

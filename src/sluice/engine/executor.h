@@ -66,6 +66,9 @@ class PipelineRun {
   /// Return µs since Execute() started (or its total duration once finished).
   int64_t ElapsedMicros() const;
   bool finished() const { return finished_.load(std::memory_order_acquire); }
+  /// The process's resident memory when Execute() started and when it returned (bytes).
+  int64_t rss_start_bytes() const { return rss_start_bytes_; }
+  int64_t rss_end_bytes() const { return rss_end_bytes_; }
   /// Return the rows sources expect to produce in total, or -1 when any is unknown.
   int64_t EstimatedRows() const;
 
@@ -156,6 +159,8 @@ class PipelineRun {
   // Raised by a source waiting at its MaxInFlight limit; idle sinks flush when it changes.
   std::atomic<int64_t> flush_generation_{0};
   std::chrono::steady_clock::time_point start_;
+  int64_t rss_start_bytes_ = 0;
+  int64_t rss_end_bytes_ = 0;
   std::atomic<int64_t> elapsed_us_{0};
   // max_parallel_nodes: a counting gate (0 = unlimited).
   std::mutex slot_mu_;

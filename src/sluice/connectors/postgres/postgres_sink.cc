@@ -384,7 +384,11 @@ Status PostgresSink::CheckUpsertKeys(const Batch& batch) const {
 
 Status PostgresSink::WriteOnce(const Batch& batch, Scratch* scratch) {
   SLUICE_ASSIGN_OR_RETURN(pg::PgLease lease, Lease());
+  const auto start = std::chrono::steady_clock::now();
   Status st = WriteInTransaction(lease.get(), batch, scratch);
+  if (ctx_->stats() != nullptr) {
+    ctx_->stats()->request_latency.Record(pg_internal::ElapsedNanos(start));  // a transaction
+  }
   if (!st.ok()) {
     // The connection may be mid-COPY or mid-transaction, or gone: never reuse it.
     lease.Discard();
