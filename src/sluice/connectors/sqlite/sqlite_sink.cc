@@ -1,47 +1,35 @@
-// The `sqlite` sink: insert batches into a table with one reused prepared statement, one
-// transaction per batch (or per batch_rows rows of a larger batch).
+// The `sqlite` sink: insert (or replace) batches into a table with one reused prepared
+// statement, or delete the table's rows whose key is in the batch; one transaction per batch (or
+// per batch_rows rows of a larger batch).
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <filesystem>
 
 #include "sluice/connectors/sqlite/sqlite.h"
 #include "sluice/connectors/sqlite/sqlite_internal.h"
+#include "sluice/connectors/sqlite/sqlite_sink_internal.h"
 #include "sluice/core/durable_dir.h"
 #include "sluice/core/time.h"
 
 namespace sluice {
 
 using sqlite_internal::DbPtr;
+using sqlite_internal::QuoteIdentifier;
 using sqlite_internal::StmtPtr;
+using sqlite_sink::SinkConfig;
+using sqlite_sink::SinkMode;
 
 namespace {
 
-constexpr int64_t kDefaultTransactionRows = 50'000;
-constexpr int64_t kDefaultBusyTimeoutUs = 5'000'000;
-
-struct SinkConfig {
-  std::string path;
-  std::string table;
-  bool create_table = true;
-  std::string primary_key;           // column declared INTEGER PRIMARY KEY when creating
-  std::vector<std::string> indexes;  // columns indexed when creating
-  int64_t batch_rows = kDefaultTransactionRows;
-  bool replace = false;
-  std::string journal_mode = "wal";
-  // FULL: each commit is on disk before Write releases the acks, so a source that deletes what
-  // it read (delete_after_ack) never deletes a row that a power loss could take from here. In
-  // WAL mode NORMAL would only sync at checkpoints: the last commits could be lost.
-  std::string synchronous = "full";
-  bool timestamp_micros = false;
-  int64_t busy_timeout_us = kDefaultBusyTimeoutUs;
-};
-
-/// Insert rows into a SQLite table. Each Write commits before it returns and only then
-/// releases the batch's acks, so an acked row is on disk (to the durability `synchronous`
-/// gives). A batch larger than batch_rows is split into several transactions; if a later one
-/// fails, the earlier ones stay committed and a rerun inserts those rows again (at-least-once,
-/// unless mode: replace and a primary key make the rerun idempotent). Called from one thread.
+/// Write rows into a SQLite table (insert, replace) or delete the table's rows whose `key` is
+/// in the batch. Each Write commits before it returns and only then releases the batch's acks,
+/// so an acked row is on disk (to the durability `synchronous` gives). A batch larger than
+/// batch_rows is split into several transactions; if a later one fails, the earlier ones stay
+/// committed and a rerun writes those rows again (at-least-once, unless mode: replace and a
+/// primary key make the rerun idempotent; deletes are idempotent: a row already gone is no
+/// error). Called from one thread.
 class SqliteSink final : public Sink {
  public:
   SqliteSink(std::string id, SinkConfig config) : id_(std::move(id)), config_(std::move(config)) {}
@@ -53,15 +41,23 @@ class SqliteSink final : public Sink {
  private:
   std::string Context() const { return fmt::format("node '{}'", id_); }
   Status PrepareFor(const SchemaPtr& schema);
-  Status InsertRows(const Batch& batch, int64_t begin, int64_t end);
-  Status InsertTransaction(const Batch& batch, int64_t begin, int64_t end);
+  Status CreateTable(const Schema& schema);
+  /// Fail (kInvalidArgument) when a row of `batch` has a NULL in a key column: a NULL matches
+  /// no row, and deleting the rest would hide the bad input.
+  Status CheckDeleteKeys(const Batch& batch) const;
+  /// Run rows [begin, end) through the statement in one transaction; on success add the rows
+  /// it changed to `*changed`.
+  Status Transaction(const Batch& batch, int64_t begin, int64_t end, int64_t* changed);
+  Status StepRows(const Batch& batch, int64_t begin, int64_t end, int64_t* changed);
+  Status BindCell(const Batch& batch, int c, int64_t r, int param);
 
   const std::string id_;
   const SinkConfig config_;
   NodeContext* ctx_ = nullptr;
   DbPtr db_;
-  StmtPtr insert_;
-  SchemaPtr schema_;  // the schema insert_ was prepared for
+  StmtPtr stmt_;                    // the INSERT (OR REPLACE) or the DELETE
+  std::vector<int> bound_columns_;  // the batch columns bound to its parameters, in order
+  SchemaPtr schema_;                // the schema stmt_ was prepared for
   // One formatting buffer per column for ISO timestamps, bound with SQLITE_STATIC: each stays
   // untouched until the row it holds has been stepped.
   std::vector<std::array<char, 40>> timestamp_text_;
@@ -100,274 +96,236 @@ Status SqliteSink::Open(NodeContext* ctx) {
   return Status::OK();
 }
 
+Status SqliteSink::CreateTable(const Schema& schema) {
+  std::string ddl = "CREATE TABLE IF NOT EXISTS " + QuoteIdentifier(config_.table) + " (";
+  for (int i = 0; i < schema.num_fields(); ++i) {
+    const Field& f = schema.field(i);
+    if (i > 0) ddl += ", ";
+    ddl += QuoteIdentifier(f.name);
+    ddl += ' ';
+    if (f.name == config_.primary_key) {
+      // An integer primary key is the rowid: deletes and keyset paging by it need no index.
+      if (f.type != TypeId::kInt64) {
+        return Status::ConfigError("{}: primary_key '{}' must be an int64 column, not {}",
+                                   Context(), f.name, TypeName(f.type));
+      }
+      ddl += "INTEGER PRIMARY KEY";
+      continue;
+    }
+    // Timestamps are declared TIMESTAMP in both formats: the source reads ISO text and
+    // integer µs alike.
+    ddl += sqlite_internal::DeclaredTypeFor(f.type);
+  }
+  ddl += ")";
+  if (!config_.primary_key.empty() && schema.FieldIndex(config_.primary_key) < 0) {
+    return Status::ConfigError("{}: primary_key '{}' is not a column of the input", Context(),
+                               config_.primary_key);
+  }
+  SLUICE_RETURN_NOT_OK(sqlite_internal::Exec(db_.get(), ddl, Context()));
+  for (const auto& col : config_.indexes) {
+    if (schema.FieldIndex(col) < 0) {
+      return Status::ConfigError("{}: cannot index '{}': not a column of the input", Context(),
+                                 col);
+    }
+    SLUICE_RETURN_NOT_OK(sqlite_internal::Exec(
+        db_.get(),
+        "CREATE INDEX IF NOT EXISTS " + QuoteIdentifier(config_.table + "_" + col) + " ON " +
+            QuoteIdentifier(config_.table) + " (" + QuoteIdentifier(col) + ")",
+        Context()));
+  }
+  return Status::OK();
+}
+
 Status SqliteSink::PrepareFor(const SchemaPtr& schema) {
-  using sqlite_internal::QuoteIdentifier;
-  insert_.reset();
+  stmt_.reset();
+  bound_columns_.clear();
   const std::string table = QuoteIdentifier(config_.table);
-  if (config_.create_table) {
-    std::string ddl = "CREATE TABLE IF NOT EXISTS " + table + " (";
+  std::string sql;
+  if (config_.mode == SinkMode::kDelete) {
+    sql = "DELETE FROM " + table + " WHERE ";
+    for (size_t k = 0; k < config_.key.size(); ++k) {
+      const int c = schema->FieldIndex(config_.key[k]);
+      if (c < 0) {
+        return Status::ConfigError("{}: option 'key': '{}' is not a column of the input", Context(),
+                                   config_.key[k]);
+      }
+      if (k > 0) sql += " AND ";
+      sql += QuoteIdentifier(config_.key[k]) + " = ?";
+      bound_columns_.push_back(c);
+    }
+  } else {
+    if (config_.create_table) SLUICE_RETURN_NOT_OK(CreateTable(*schema));
+    sql = config_.mode == SinkMode::kReplace ? "INSERT OR REPLACE INTO " : "INSERT INTO ";
+    sql += table + " (";
+    std::string values;
     for (int i = 0; i < schema->num_fields(); ++i) {
-      const Field& f = schema->field(i);
-      if (i > 0) ddl += ", ";
-      ddl += QuoteIdentifier(f.name);
-      ddl += ' ';
-      if (f.name == config_.primary_key) {
-        // An integer primary key is the rowid: deletes and keyset paging by it need no index.
-        if (f.type != TypeId::kInt64) {
-          return Status::ConfigError("{}: primary_key '{}' must be an int64 column, not {}",
-                                     Context(), f.name, TypeName(f.type));
-        }
-        ddl += "INTEGER PRIMARY KEY";
-        continue;
+      if (i > 0) {
+        sql += ", ";
+        values += ", ";
       }
-      // Timestamps are declared TIMESTAMP in both formats: the source reads ISO text and
-      // integer µs alike.
-      ddl += sqlite_internal::DeclaredTypeFor(f.type);
+      sql += QuoteIdentifier(schema->field(i).name);
+      values += "?";
+      bound_columns_.push_back(i);
     }
-    ddl += ")";
-    if (!config_.primary_key.empty() && schema->FieldIndex(config_.primary_key) < 0) {
-      return Status::ConfigError("{}: primary_key '{}' is not a column of the input", Context(),
-                                 config_.primary_key);
-    }
-    SLUICE_RETURN_NOT_OK(sqlite_internal::Exec(db_.get(), ddl, Context()));
-    for (const auto& col : config_.indexes) {
-      if (schema->FieldIndex(col) < 0) {
-        return Status::ConfigError("{}: cannot index '{}': not a column of the input", Context(),
-                                   col);
-      }
-      SLUICE_RETURN_NOT_OK(sqlite_internal::Exec(
-          db_.get(),
-          "CREATE INDEX IF NOT EXISTS " + QuoteIdentifier(config_.table + "_" + col) + " ON " +
-              table + " (" + QuoteIdentifier(col) + ")",
-          Context()));
-    }
+    sql += ") VALUES (" + values + ")";
   }
-  std::string sql = config_.replace ? "INSERT OR REPLACE INTO " : "INSERT INTO ";
-  sql += table + " (";
-  std::string values;
-  for (int i = 0; i < schema->num_fields(); ++i) {
-    if (i > 0) {
-      sql += ", ";
-      values += ", ";
-    }
-    sql += QuoteIdentifier(schema->field(i).name);
-    values += "?";
-  }
-  sql += ") VALUES (" + values + ")";
-  SLUICE_ASSIGN_OR_RETURN(insert_, sqlite_internal::Prepare(db_.get(), sql, Context()));
+  SLUICE_ASSIGN_OR_RETURN(stmt_, sqlite_internal::Prepare(db_.get(), sql, Context()));
   schema_ = schema;
   timestamp_text_.assign(static_cast<size_t>(schema->num_fields()), {});
   return Status::OK();
 }
 
+Status SqliteSink::CheckDeleteKeys(const Batch& batch) const {
+  std::vector<std::string> null_columns;
+  std::vector<const Column*> keys;
+  for (size_t k = 0; k < bound_columns_.size(); ++k) {
+    const Column& col = batch.column(bound_columns_[k]);
+    if (col.null_count() == 0) continue;
+    null_columns.push_back(config_.key[k]);
+    keys.push_back(&col);
+  }
+  if (keys.empty()) return Status::OK();
+  int64_t rows = 0, first = -1;
+  for (int64_t r = 0; r < batch.num_rows(); ++r) {
+    if (std::any_of(keys.begin(), keys.end(), [r](const Column* c) { return c->IsNull(r); })) {
+      if (first < 0) first = r;
+      ++rows;
+    }
+  }
+  return Status::Invalid(
+      "{}: delete from table '{}': {} of the batch's {} rows have a NULL key (column{} '{}', "
+      "first at row {}); a NULL names no row, so nothing of the batch was deleted: fill the key "
+      "or filter those rows out before this node",
+      Context(), config_.table, rows, batch.num_rows(), null_columns.size() > 1 ? "s" : "",
+      fmt::join(null_columns, "', '"), first);
+}
+
 Status SqliteSink::Write(const BatchPtr& batch, AckSet acks) {
   if (ctx_->dry_run() || batch->num_rows() == 0) return Status::OK();
   const auto start = std::chrono::steady_clock::now();
-  if (insert_ == nullptr || (schema_ != batch->schema() && !(*schema_ == *batch->schema()))) {
+  if (stmt_ == nullptr || (schema_ != batch->schema() && !(*schema_ == *batch->schema()))) {
     SLUICE_RETURN_NOT_OK(PrepareFor(batch->schema()));
   }
+  const bool deleting = config_.mode == SinkMode::kDelete;
+  if (deleting) SLUICE_RETURN_NOT_OK(CheckDeleteKeys(*batch));
   const int64_t n = batch->num_rows();
   for (int64_t begin = 0; begin < n; begin += config_.batch_rows) {
-    SLUICE_RETURN_NOT_OK(InsertTransaction(*batch, begin, std::min(n, begin + config_.batch_rows)));
+    int64_t changed = 0;
+    SLUICE_RETURN_NOT_OK(
+        Transaction(*batch, begin, std::min(n, begin + config_.batch_rows), &changed));
+    // Counted once committed: fewer than the rows sent when some were gone already (a rerun)
+    // or a key came twice.
+    if (deleting && ctx_->stats() != nullptr) ctx_->stats()->AddCounter("rows_deleted", changed);
   }
   if (ctx_->stats() != nullptr) {
-    ctx_->stats()->AddPhase("insert", std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                          std::chrono::steady_clock::now() - start)
-                                          .count());
+    ctx_->stats()->AddPhase(deleting ? "delete" : "insert",
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now() - start)
+                                .count());
   }
   acks.Release();  // committed: the rows are durable
   return Status::OK();
 }
 
-Status SqliteSink::InsertTransaction(const Batch& batch, int64_t begin, int64_t end) {
+Status SqliteSink::Transaction(const Batch& batch, int64_t begin, int64_t end, int64_t* changed) {
   sqlite3* db = db_.get();
   // IMMEDIATE takes the write lock now, so a busy database fails before any row is bound.
   SLUICE_RETURN_NOT_OK(sqlite_internal::Exec(db, "BEGIN IMMEDIATE", Context()));
-  Status st = InsertRows(batch, begin, end);
+  int64_t n = 0;
+  Status st = StepRows(batch, begin, end, &n);
   if (st.ok()) {
     const int rc = sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-    if (rc == SQLITE_OK) return Status::OK();
-    st = sqlite_internal::SqliteError(rc, db, Context() + ": committing inserts");
+    if (rc == SQLITE_OK) {
+      *changed += n;
+      return Status::OK();
+    }
+    st = sqlite_internal::SqliteError(rc, db, Context() + ": committing");
   }
   sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
   return st;
 }
 
-Status SqliteSink::InsertRows(const Batch& batch, int64_t begin, int64_t end) {
-  sqlite3_stmt* stmt = insert_.get();
-  const int num_columns = batch.num_columns();
-  for (int64_t r = begin; r < end; ++r) {
-    for (int c = 0; c < num_columns; ++c) {
-      const Column& col = batch.column(c);
-      const int p = c + 1;
-      int rc;
-      if (col.IsNull(r)) {
-        rc = sqlite3_bind_null(stmt, p);
-      } else {
-        switch (col.type()) {
-          case TypeId::kBool:
-            rc = sqlite3_bind_int(stmt, p, col.GetBool(r) ? 1 : 0);
-            break;
-          case TypeId::kInt64:
-            rc = sqlite3_bind_int64(stmt, p, col.GetInt64(r));
-            break;
-          case TypeId::kFloat64:
-            rc = sqlite3_bind_double(stmt, p, col.GetFloat64(r));
-            break;
-          case TypeId::kTimestamp:
-            if (config_.timestamp_micros) {
-              rc = sqlite3_bind_int64(stmt, p, col.GetInt64(r));
-            } else {
-              char* buf = timestamp_text_[static_cast<size_t>(c)].data();
-              const int len = FormatTimestamp(col.GetInt64(r), buf);
-              rc = sqlite3_bind_text(stmt, p, buf, len, SQLITE_STATIC);
-            }
-            break;
-          case TypeId::kString:
-          case TypeId::kJson: {
-            // A null pointer would bind SQL NULL; an empty value must stay an empty string.
-            const std::string_view v = col.GetView(r);
-            rc = sqlite3_bind_text(stmt, p, v.empty() ? "" : v.data(), static_cast<int>(v.size()),
-                                   SQLITE_STATIC);
-            break;
-          }
-          case TypeId::kBytes:
-          case TypeId::kGeometry: {
-            const std::string_view v = col.GetView(r);
-            rc = sqlite3_bind_blob(stmt, p, v.empty() ? "" : v.data(), static_cast<int>(v.size()),
-                                   SQLITE_STATIC);
-            break;
-          }
-          default:
-            rc = SQLITE_MISMATCH;
+Status SqliteSink::BindCell(const Batch& batch, int c, int64_t r, int p) {
+  sqlite3_stmt* stmt = stmt_.get();
+  const Column& col = batch.column(c);
+  int rc;
+  if (col.IsNull(r)) {
+    rc = sqlite3_bind_null(stmt, p);
+  } else {
+    switch (col.type()) {
+      case TypeId::kBool:
+        rc = sqlite3_bind_int(stmt, p, col.GetBool(r) ? 1 : 0);
+        break;
+      case TypeId::kInt64:
+        rc = sqlite3_bind_int64(stmt, p, col.GetInt64(r));
+        break;
+      case TypeId::kFloat64:
+        rc = sqlite3_bind_double(stmt, p, col.GetFloat64(r));
+        break;
+      case TypeId::kTimestamp:
+        if (config_.timestamp_micros) {
+          rc = sqlite3_bind_int64(stmt, p, col.GetInt64(r));
+        } else {
+          char* buf = timestamp_text_[static_cast<size_t>(c)].data();
+          const int len = FormatTimestamp(col.GetInt64(r), buf);
+          rc = sqlite3_bind_text(stmt, p, buf, len, SQLITE_STATIC);
         }
+        break;
+      case TypeId::kString:
+      case TypeId::kJson: {
+        // A null pointer would bind SQL NULL; an empty value must stay an empty string.
+        const std::string_view v = col.GetView(r);
+        rc = sqlite3_bind_text(stmt, p, v.empty() ? "" : v.data(), static_cast<int>(v.size()),
+                               SQLITE_STATIC);
+        break;
       }
-      if (rc != SQLITE_OK) {
-        return sqlite_internal::SqliteError(rc, db_.get(),
-                                            fmt::format("{}: binding row {} column '{}'", Context(),
-                                                        r, batch.schema()->field(c).name));
+      case TypeId::kBytes:
+      case TypeId::kGeometry: {
+        const std::string_view v = col.GetView(r);
+        rc = sqlite3_bind_blob(stmt, p, v.empty() ? "" : v.data(), static_cast<int>(v.size()),
+                               SQLITE_STATIC);
+        break;
       }
+      default:
+        rc = SQLITE_MISMATCH;
+    }
+  }
+  if (rc == SQLITE_OK) return Status::OK();
+  return sqlite_internal::SqliteError(
+      rc, db_.get(),
+      fmt::format("{}: binding row {} column '{}'", Context(), r, batch.schema()->field(c).name));
+}
+
+Status SqliteSink::StepRows(const Batch& batch, int64_t begin, int64_t end, int64_t* changed) {
+  sqlite3_stmt* stmt = stmt_.get();
+  const bool deleting = config_.mode == SinkMode::kDelete;
+  for (int64_t r = begin; r < end; ++r) {
+    for (size_t i = 0; i < bound_columns_.size(); ++i) {
+      SLUICE_RETURN_NOT_OK(BindCell(batch, bound_columns_[i], r, static_cast<int>(i) + 1));
     }
     const int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     if (rc != SQLITE_DONE) {
       return sqlite_internal::SqliteError(
           rc, db_.get(),
-          fmt::format("{}: inserting row {} into '{}'", Context(), r, config_.table));
+          fmt::format("{}: {} row {} {} '{}'", Context(), deleting ? "deleting" : "inserting", r,
+                      deleting ? "from" : "into", config_.table));
     }
+    *changed += sqlite3_changes64(db_.get());
   }
   return Status::OK();
 }
 
 Status SqliteSink::Close() {
-  insert_.reset();
+  stmt_.reset();
   db_.reset();
   return Status::OK();
 }
 
-Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
-  SinkConfig c;
-  c.path = o.GetString("path");
-  if (c.path.empty()) return o.ErrorAt("path", "a database file is required");
-  c.table = o.GetString("table");
-  if (c.table.empty()) return o.ErrorAt("table", "a table name is required");
-  if (o.Has("create_table")) c.create_table = o.GetBool("create_table");
-  c.primary_key = o.GetString("primary_key");
-  c.indexes = o.GetStringList("indexes");
-  if (o.Has("batch_rows")) c.batch_rows = o.GetInt("batch_rows");
-  if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
-  if (o.Has("mode")) {
-    const std::string mode = o.GetString("mode");
-    if (mode != "insert" && mode != "replace") {
-      return o.ErrorAt("mode", "must be 'insert' or 'replace'");
-    }
-    c.replace = mode == "replace";
-  }
-  auto pick = [&](const std::string& name, std::string* out,
-                  std::initializer_list<std::string_view> choices) -> Status {
-    if (!o.Has(name)) return Status::OK();
-    std::string v = o.GetString(name);
-    for (auto& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    for (std::string_view choice : choices) {
-      if (v == choice) {
-        *out = v;
-        return Status::OK();
-      }
-    }
-    return o.ErrorAt(name, fmt::format("'{}' is not one of {}", v, fmt::join(choices, ", ")));
-  };
-  SLUICE_RETURN_NOT_OK(pick("journal_mode", &c.journal_mode,
-                            {"wal", "delete", "truncate", "persist", "memory", "off"}));
-  SLUICE_RETURN_NOT_OK(pick("synchronous", &c.synchronous, {"off", "normal", "full", "extra"}));
-  std::string ts_format = "iso";
-  SLUICE_RETURN_NOT_OK(pick("timestamp_format", &ts_format, {"iso", "micros"}));
-  c.timestamp_micros = ts_format == "micros";
-  if (o.Has("busy_timeout")) c.busy_timeout_us = o.GetDurationMicros("busy_timeout");
-  return c;
-}
-
 }  // namespace
 
-const OptionSchema& SqliteSinkOptions() {
-  static const OptionSchema kOptions = {
-      {"path", OptionType::kString, "", "SQLite database file (created if missing).", true, {}},
-      {"table", OptionType::kString, "", "Table to insert into.", true, {}},
-      {"primary_key",
-       OptionType::kString,
-       "",
-       "When creating the table: this int64 column becomes its INTEGER PRIMARY KEY.",
-       false,
-       {}},
-      {"indexes",
-       OptionType::kStringList,
-       "",
-       "When creating the table: columns to index (one index each).",
-       false,
-       {}},
-      {"create_table",
-       OptionType::kBool,
-       "true",
-       "Create the table from the first batch's schema if it does not exist.",
-       false,
-       {}},
-      {"batch_rows", OptionType::kInt, "50000", "Most rows per transaction.", false, {}},
-      {"mode",
-       OptionType::kEnum,
-       "insert",
-       "insert, or replace rows whose primary key or unique constraint matches.",
-       false,
-       {"insert", "replace"}},
-      {"journal_mode",
-       OptionType::kEnum,
-       "wal",
-       "SQLite journal mode set on open.",
-       false,
-       {"wal", "delete", "truncate", "persist", "memory", "off"}},
-      {"synchronous",
-       OptionType::kEnum,
-       "full",
-       "SQLite synchronous setting set on open. full (the default) puts each batch on disk "
-       "before it is acknowledged, as a source that deletes what it read needs.",
-       false,
-       {"off", "normal", "full", "extra"}},
-      {"timestamp_format",
-       OptionType::kEnum,
-       "iso",
-       "Store timestamps as ISO-8601 text or as integer microseconds.",
-       false,
-       {"iso", "micros"}},
-      {"busy_timeout",
-       OptionType::kDuration,
-       "5s",
-       "How long to wait for a locked database before failing (retryably).",
-       false,
-       {}},
-  };
-  return kOptions;
-}
-
 Result<std::unique_ptr<Sink>> MakeSqliteSink(const NodeOptions& options) {
-  SLUICE_ASSIGN_OR_RETURN(SinkConfig config, ParseSinkOptions(options));
+  SLUICE_ASSIGN_OR_RETURN(SinkConfig config, sqlite_sink::ParseSinkOptions(options));
   return std::unique_ptr<Sink>(new SqliteSink(options.id(), std::move(config)));
 }
 
