@@ -20,6 +20,7 @@
 #include "sluice/cli/observe_commands.h"
 #include "sluice/cli/run_monitor.h"
 #include "sluice/cli/run_summary.h"
+#include "sluice/cli/samples_command.h"
 #include "sluice/config/loader.h"
 #include "sluice/core/json_text.h"
 #include "sluice/core/log.h"
@@ -351,6 +352,17 @@ int Main(int argc, char** argv) {
   report_cmd->add_option("--run", report_run, "A run id from `sluice runs` instead of a file");
   report_cmd->add_option("-o,--output", report_out, "The HTML file to write (report.html)");
   report_cmd->add_option("--history", history_flag, "Where runs are recorded");
+  SamplesReportArgs samples_args;
+  report_cmd->add_option("--samples", samples_args.dsn,
+                         "Chart a host's stored samples from this PostgreSQL (the agent's "
+                         "samples table) instead of a run");
+  report_cmd->add_option("--table", samples_args.table, "With --samples: the table (samples)");
+  report_cmd->add_option("--host", samples_args.host,
+                         "With --samples: the host (needed when the table holds several)");
+  report_cmd->add_option("--since", samples_args.since,
+                         "With --samples: only this long before the newest sample (24h)");
+  report_cmd->add_option("--max-points", samples_args.max_points,
+                         "With --samples: points per series after downsampling (2000)");
 
   auto* runs = app.add_subcommand("runs", "List recorded runs, newest first");
   runs->add_option("--pipeline", runs_pipeline, "Only this pipeline");
@@ -399,7 +411,19 @@ int Main(int argc, char** argv) {
   SetLogLevel(verbose ? LogLevel::kDebug : LogLevel::kInfo);
 
   if (*run) return CmdRun(common, registry, ra);
-  if (*report_cmd) return CmdReport(report_file, report_run, history_flag, report_out);
+  if (*report_cmd) {
+    if (!samples_args.dsn.empty()) {
+      if (!report_file.empty() || !report_run.empty()) {
+        std::fprintf(stderr,
+                     "sluice: report: --samples charts stored samples, not a run: "
+                     "drop the run report file or --run\n");
+        return 2;
+      }
+      if (!report_out.empty()) samples_args.output = report_out;
+      return CmdSamplesReport(samples_args);
+    }
+    return CmdReport(report_file, report_run, history_flag, report_out);
+  }
   if (*runs) return CmdRuns(history_flag, runs_pipeline, runs_status, runs_limit);
   if (*top) return CmdTop(top_addr, top_interval_ms, top_iterations);
   if (*agent_cmd) {

@@ -384,7 +384,7 @@ std::string RenderLineChart(const LineChart& chart) {
     }
   }
   if (x_max <= 0) x_max = 1;
-  const Axis xa = MakeAxis(0, x_max, Unit::kSeconds, 10);
+  const Axis xa = MakeAxis(0, x_max, chart.x_unit, 10);
   const Axis ya = MakeAxis(y_min, y_max, chart.y_unit, 5);
 
   std::vector<LegendItem> legend;
@@ -414,8 +414,7 @@ std::string RenderLineChart(const LineChart& chart) {
                  "<text class=\"axis-label\" transform=\"translate(16 {:.1f}) rotate(-90)\" "
                  "text-anchor=\"middle\">{}</text>",
                  (top + bottom) / 2, EscapeHtml(chart.y_label));
-  Text(&out, (kLeft + kWidth - kRight) / 2, bottom + 38, "middle", "time since start",
-       "axis-label");
+  Text(&out, (kLeft + kWidth - kRight) / 2, bottom + 38, "middle", chart.x_label, "axis-label");
   out.push_back('\n');
 
   for (const auto& s : chart.series) {

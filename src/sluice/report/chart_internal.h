@@ -84,6 +84,9 @@ struct DagLayout {
 /// edge that closes it.
 DagLayout LayoutDag(const RunReport& run);
 
+/// Return the style sheet of the HTML reports (run and samples).
+const char* ReportCss();
+
 /// Return the colour of the i-th data series (a plain ten-colour palette, repeating).
 const char* SeriesColor(size_t i);
 
@@ -96,13 +99,15 @@ struct Series {
   bool dashed = false;
 };
 
-/// A line chart: x is seconds since the start of the run.
+/// A line chart: x is seconds since the start of the run, unless x_unit says otherwise.
 struct LineChart {
   std::string id;       ///< The <svg> element's id.
   std::string title;    ///< Shown above the plot and as the <svg>'s <title>.
   std::string y_label;  ///< E.g. "rows/s".
   Unit y_unit = Unit::kCount;
-  double y_min_top = 0;  ///< The y axis reaches at least this value (e.g. 100 for CPU %).
+  double y_min_top = 0;          ///< The y axis reaches at least this value (e.g. 100 for CPU %).
+  Unit x_unit = Unit::kSeconds;  ///< Of the x values (from 0).
+  std::string x_label = "time since start";  ///< Under the x axis.
   std::vector<Series> series;
 };
 

@@ -407,6 +407,8 @@ void RenderAlerts(const RunReport& r, std::string* out) {
 
 }  // namespace
 
+const char* internal::ReportCss() { return kCss; }
+
 Result<std::string> RenderHtmlReport(const nlohmann::json& run) {
   SLUICE_ASSIGN_OR_RETURN(RunReport r, ParseRunReport(run));
   Bottleneck b;
