@@ -4,11 +4,15 @@
 # relationship's endpoints exist in the same copy and are the copies of its template
 # relationship's endpoints; null targets stay null; every value but the ids is the template's;
 # a rerun of the same operation leaves both tables byte for byte as they were; another
-# operation adds another 7 copies and leaves the first ones alone.
+# operation adds another 7 copies and leaves the first ones alone. Then relationships whose
+# endpoint is not in the template (dangling): on_miss dead_letter (the example's) copies the
+# others and lists exactly the dangling ones with their id and the endpoint each lacks; skip
+# drops and counts them; fail stops the run before any relationship is loaded.
 example="$(cd "$(dirname "$0")/../../examples" && pwd)/graph-scale-up.yaml"
 source "$(dirname "$0")/lib.sh"
 command -v sqlite3 >/dev/null || fail "sqlite3 is missing: run scripts/install-deps"
-export TEMPLATE_DB="$work/template.db" OUT_DB="$work/graph.db" COPIES=7 OPERATION=op-1
+export TEMPLATE_DB="$work/template.db" OUT_DB="$work/graph.db" COPIES=7 OPERATION=op-1 \
+  DANGLING="$work/dangling.jsonl"
 
 sqlite3 template.db <<'SQL'
 CREATE TABLE resources (id INTEGER PRIMARY KEY, tenant_id TEXT, type TEXT, name TEXT,
@@ -54,6 +58,8 @@ check_eq "$(q "SELECT count(*) FROM (SELECT template_source_id FROM resources GR
                                        HAVING count(*) = 7 AND count(DISTINCT copy_number) = 7)")" \
   5000 "templates with one resource in each of the 7 copies"
 
+[ ! -s dangling.jsonl ] || fail "dangling relationships listed for a template without any: $(head -3 dangling.jsonl)"
+
 before=$(digest)
 "$sluice" run -q "$example"
 check_eq "$(digest)" "$before" "tables after rerunning the same operation"
@@ -65,3 +71,45 @@ check_eq "$(q "SELECT count(*) FROM relationships WHERE scale_operation_id = 'op
 check_eq "$(sqlite3 graph.db "SELECT * FROM resources WHERE scale_operation_id = 'op-1' ORDER BY id;
                               SELECT * FROM relationships WHERE scale_operation_id = 'op-1' ORDER BY id" \
             | sha256sum)" "$before" "the first operation's rows after the second"
+
+# Dangling relationships: 7's source, 8's target and both of 9's endpoints are no resource of
+# the template; 150 relationships have no target, which is not dangling.
+cp template.db dangling.db
+sqlite3 dangling.db "UPDATE relationships SET source_id = 99999 WHERE id = 7;
+                     UPDATE relationships SET target_id = 88888 WHERE id = 8;
+                     UPDATE relationships SET source_id = 77777, target_id = 77777 WHERE id = 9"
+export TEMPLATE_DB="$work/dangling.db" OPERATION=op-d
+OUT_DB="$work/d.db" "$sluice" run -q --report d.json "$example"
+check_eq "$(sqlite3 d.db 'SELECT count(*) FROM relationships')" $(( (15000 - 3) * 7 )) \
+  "relationships copied from a template with 3 dangling ones"
+check_eq "$(sqlite3 d.db 'SELECT count(*) FROM resources')" 35000 "resources copied"
+check_eq "$(sqlite3 d.db 'SELECT count(*) FROM relationships WHERE template_source_id IN (7, 8, 9)')" 0 \
+  "copies of dangling relationships"
+check_eq "$(jq -r '[(.record | fromjson | .id), .node, .error] | @tsv' dangling.jsonl | sort -n)" \
+  "$(printf '%s\t%s\t%s\n' 7 known_sources "no reference row for source_id = 99999" \
+                            8 known_targets "no reference row for target_id = 88888" \
+                            9 known_sources "no reference row for source_id = 77777")" \
+  "the dangling relationships listed, with the endpoint each lacks"
+counter() { jq -r --arg n "$2" --arg c "$3" '.nodes[] | select(.id == $n) | .counters[$c] // 0' "$1"; }
+check_eq "$(counter d.json known_sources dead_letter_records) $(counter d.json known_sources not_found)" \
+  "2 2" "dangling sources counted"
+check_eq "$(counter d.json known_targets dead_letter_records) $(counter d.json known_targets not_found) $(counter d.json known_targets null_keys)" \
+  "1 1 150" "dangling targets counted, relationships without a target passed"
+
+# skip and fail: the example with another on_miss and without the dead-letter file.
+variant() { sed -e "s/on_miss: dead_letter/on_miss: $1/" -e '/^  # Last, so that a variant/,$d' "$example"; }
+variant skip > skip.yaml
+OUT_DB="$work/s.db" "$sluice" run -q --report s.json skip.yaml
+check_eq "$(sqlite3 s.db 'SELECT count(*) FROM relationships')" $(( (15000 - 3) * 7 )) \
+  "relationships copied with on_miss: skip"
+check_eq "$(counter s.json known_sources rows_skipped) $(counter s.json known_targets rows_skipped)" \
+  "2 1" "dangling relationships skipped"
+check_eq "$(sqlite3 s.db "SELECT * FROM relationships ORDER BY id" | sha256sum)" \
+  "$(sqlite3 d.db "SELECT * FROM relationships ORDER BY id" | sha256sum)" \
+  "relationships copied with skip and with dead_letter"
+variant fail > fail.yaml
+expect_failure 1 "node 'known_sources': row 6: no reference row for source_id = 99999 (on_miss: fail" \
+  "a dangling relationship with on_miss: fail" env OUT_DB="$work/f.db" "$sluice" run -q fail.yaml
+check_eq "$(sqlite3 f.db "SELECT count(*) FROM sqlite_master WHERE name = 'relationships'")" 0 \
+  "relationships loaded by the run that failed"
+echo "graph_scale_up: ok"

@@ -41,12 +41,21 @@ Status AsConfigError(const NodeSpec& n, const Status& st) {
   return NodeError(n, st.message());
 }
 
-/// Return true when node `n` sends the records it rejects to a dead_letter output.
-bool RoutesDeadLetters(const NodeSpec& n) {
+/// Return the option by which node `n` sends the records it rejects to a dead_letter output
+/// — `on_error` (records it cannot process) or, for a lookup, `on_miss` (rows its reference
+/// has no row for) set to dead_letter — or "" when it sends none.
+std::string_view DeadLetterOption(const NodeSpec& n) {
   const OptionJson& v = n.options.values();
-  return v.contains("on_error") && v["on_error"].is_string() &&
-         v["on_error"].get<std::string>() == kDeadLetterPort;
+  for (const std::string_view option : {"on_error", "on_miss"}) {
+    const std::string key(option);
+    if (v.contains(key) && v[key].is_string() && v[key].get<std::string>() == kDeadLetterPort) {
+      return option;
+    }
+  }
+  return {};
 }
+
+bool RoutesDeadLetters(const NodeSpec& n) { return !DeadLetterOption(n).empty(); }
 
 /// Return true when node `n` sends rows that came too late to a `late` output.
 bool RoutesLate(const NodeSpec& n) {
@@ -162,8 +171,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
                                             in, up, output, up, up, up));
           } else if (!RoutesDeadLetters(up_spec)) {
             return NodeError(n, fmt::format("input '{}': node '{}' sends the records it rejects "
-                                            "to '{}' only with `on_error: dead_letter`; set it "
-                                            "there",
+                                            "to '{}' only with `on_error: dead_letter` (a "
+                                            "lookup: `on_miss: dead_letter`); set it there",
                                             in, up, in));
           } else {
             from = kDeadLetterOutput;
@@ -229,17 +238,19 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
                        "its output is not used by any node: add it to a sink's `inputs` or "
                        "remove it");
     }
-    if (RoutesDeadLetters(spec.nodes[i]) && !dead_used) {
+    if (const std::string_view option = DeadLetterOption(spec.nodes[i]);
+        !option.empty() && !dead_used) {
       if (nodes[i].info->kind == NodeKind::kSink) {
         return NodeError(spec.nodes[i],
-                         "on_error: dead_letter needs an output, and a sink has none; use "
-                         "fail or skip");
+                         fmt::format("{}: dead_letter needs an output, and a sink has none; use "
+                                     "fail or skip",
+                                     option));
       }
       return NodeError(spec.nodes[i],
-                       fmt::format("on_error: dead_letter, but no node takes '{}.dead_letter' "
+                       fmt::format("{}: dead_letter, but no node takes '{}.dead_letter' "
                                    "as input: add a sink with `inputs: [{}.dead_letter]` (or use "
-                                   "on_error: skip to count and drop them)",
-                                   spec.nodes[i].id, spec.nodes[i].id));
+                                   "{}: skip to count and drop them)",
+                                   option, spec.nodes[i].id, spec.nodes[i].id, option));
     }
   }
 

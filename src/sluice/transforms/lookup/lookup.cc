@@ -9,6 +9,7 @@
 
 #include "sluice/core/log.h"
 #include "sluice/core/time.h"
+#include "sluice/io/format.h"
 #include "sluice/resilience/retry_policy.h"
 #include "sluice/transforms/group_key.h"
 #include "sluice/transforms/lookup/lookup_cache.h"
@@ -276,28 +277,38 @@ class LookupTransform final : public Transform {
     // Rows answered by level 1, 2, 3 (a row or "no such key"); [0]: rows without a reference
     // row (absent or a null key), whichever level said so.
     int64_t by_level[4] = {0, 0, 0, 0};
+    int64_t null_keys = 0;  // passed on (null_key: pass)
+    std::vector<int32_t> dead;
     for (int64_t r = 0; r < n; ++r) {
       const int32_t slot = slot_of_row_[static_cast<size_t>(r)];
       const bool found = slot >= 0 && probes_[static_cast<size_t>(slot)] == Probe::kFound;
       if (slot >= 0) ++by_level[level_[static_cast<size_t>(slot)]];
-      if (!found) ++by_level[0];
-      if (found) {
-        gather.push_back(slot);
+      if (found || (slot < 0 && c_.pass_null_keys)) {
+        gather.push_back(found ? slot : null_row);
         keep.push_back(static_cast<int32_t>(r));
+        if (!found) ++null_keys;
         continue;
       }
-      if (c_.on_miss == OnMiss::kFail) {
-        return Status::Invalid(
-            "node '{}': row {}: {} (on_miss: fail; `null` or `skip` let it "
-            "through)",
-            options_.id(), r,
-            slot < 0 ? "its key is null" : "no reference row for " + KeyText(*batch, r));
-      }
-      if (c_.on_miss == OnMiss::kNull) {
-        gather.push_back(null_row);
-        keep.push_back(static_cast<int32_t>(r));
+      ++by_level[0];
+      switch (c_.on_miss) {
+        case OnMiss::kFail:
+          return Status::Invalid(
+              "node '{}': row {}: {} (on_miss: fail; `null`, `skip` or "
+              "`dead_letter` let the run go on)",
+              options_.id(), rows_seen_ + r, MissReason(*batch, r, slot));
+        case OnMiss::kNull:
+          gather.push_back(null_row);
+          keep.push_back(static_cast<int32_t>(r));
+          break;
+        case OnMiss::kDeadLetter:
+          dead.push_back(static_cast<int32_t>(r));
+          break;
+        case OnMiss::kSkip:
+          break;
       }
     }
+    if (!dead.empty()) SLUICE_RETURN_NOT_OK(DeadLetterRows(*batch, dead));
+    rows_seen_ += n;
     std::vector<Column> distinct_cols;
     for (auto& b : builders) distinct_cols.push_back(b.Finish());
     const BatchPtr values =
@@ -324,6 +335,7 @@ class LookupTransform final : public Transform {
       stats->AddCounter("rows_skipped", by_level[0]);
       stats->discarded_rows.fetch_add(by_level[0], std::memory_order_relaxed);
     }
+    if (null_keys > 0) stats->AddCounter("null_keys", null_keys);
     // The cache's growth counts against settings.memory_limit (its own cap is cache.max_bytes).
     if (const int64_t delta = cache_->TakeBytesDelta(); delta != 0) {
       ctx_->HoldMemory(delta);
@@ -420,6 +432,29 @@ class LookupTransform final : public Transform {
     return Status::OK();
   }
 
+  /// Why row `r` (distinct key `slot`, -1 for a null key) has no reference row, for messages.
+  std::string MissReason(const Batch& batch, int64_t r, int32_t slot) const {
+    return slot < 0 ? "its key is null" : "no reference row for " + KeyText(batch, r);
+  }
+
+  /// Send rows `rows` of `batch` to the dead_letter output: each as JSON, with why it has no
+  /// reference row. Positions count rows over this instance's input, as cast's do.
+  Status DeadLetterRows(const Batch& batch, const std::vector<int32_t>& rows) {
+    SLUICE_ASSIGN_OR_RETURN(auto encoder, io::MakeEncoder(io::Format::kJsonl, batch.schema()));
+    std::string text;
+    std::vector<size_t> ends;
+    encoder->Encode(*batch.Take(rows), &text, &ends);
+    size_t begin = 0;
+    for (size_t k = 0; k < rows.size(); ++k) {
+      const std::string_view line(text.data() + begin, ends[k] - begin - 1);  // without '\n'
+      const int64_t r = rows[k];
+      ctx_->DeadLetter(fmt::format("row {}", rows_seen_ + r),
+                       MissReason(batch, r, slot_of_row_[static_cast<size_t>(r)]), line);
+      begin = ends[k];
+    }
+    return Status::OK();
+  }
+
   /// "meter_id = 'm-000042'" (and ", ..." for more key columns), for messages.
   std::string KeyText(const Batch& batch, int64_t r) const {
     // fmt::format_to, not "+": GCC 12's -Wrestrict misfires on string concatenation at -O3.
@@ -451,6 +486,7 @@ class LookupTransform final : public Transform {
   std::unique_ptr<RedisLevel> redis_;
   RetryStats retry_stats_;
   int64_t held_bytes_ = 0;  // what this instance counts against the memory budget
+  int64_t rows_seen_ = 0;   // input rows of this instance before the current batch
   SchemaPtr input_schema_, key_schema_, value_schema_, output_schema_;
   std::vector<int> key_cols_;
   std::vector<TypeId> value_types_;  // of the added columns

@@ -16,7 +16,9 @@
 
 namespace sluice::lookup {
 
-enum class OnMiss : uint8_t { kNull, kSkip, kFail };
+/// What becomes of a row without a reference row: its added columns null, dropped (counted),
+/// the run failed, or sent to the node's `<id>.dead_letter` output with the reason.
+enum class OnMiss : uint8_t { kNull, kSkip, kFail, kDeadLetter };
 
 struct LookupConfig {
   std::vector<std::string> key;
@@ -25,7 +27,8 @@ struct LookupConfig {
   CacheOptions cache;
   std::optional<RedisLevelOptions> redis;
   OnMiss on_miss = OnMiss::kNull;
-  std::string prefix;  // before the added columns' names
+  bool pass_null_keys = false;  // null_key: pass — a null key is no miss; its columns are null
+  std::string prefix;           // before the added columns' names
   RetryPolicy db_retry = {.initial_us = 200'000, .max_us = 5'000'000, .max_attempts = 6};
 };
 

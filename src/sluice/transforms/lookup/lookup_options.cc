@@ -101,7 +101,11 @@ Result<std::unique_ptr<Transform>> MakeLookup(const NodeOptions& o) {
     c.redis = ro;
   }
   const std::string miss = o.GetString("on_miss");
-  c.on_miss = miss == "skip" ? OnMiss::kSkip : miss == "fail" ? OnMiss::kFail : OnMiss::kNull;
+  c.on_miss = miss == "skip"          ? OnMiss::kSkip
+              : miss == "fail"        ? OnMiss::kFail
+              : miss == "dead_letter" ? OnMiss::kDeadLetter
+                                      : OnMiss::kNull;
+  c.pass_null_keys = o.Has("null_key") && o.GetString("null_key") == "pass";
   c.prefix = o.GetString("prefix");
   return NewLookupTransform(o, std::move(c));
 }
@@ -244,9 +248,19 @@ void RegisterLookupNode(NodeRegistry* registry) {
            OptionType::kEnum,
            "null",
            "A row whose key the reference does not have (or a null key): null (the added "
-           "columns are null), skip (the row is dropped, counted), fail.",
+           "columns are null), skip (the row is dropped, counted), fail (the run stops, naming "
+           "the row and its key), or dead_letter (the row goes to the `<id>.dead_letter` "
+           "output with the key it lacks). Counted in not_found.",
            false,
-           {"null", "skip", "fail"}},
+           {"null", "skip", "fail", "dead_letter"}},
+          {"null_key",
+           OptionType::kEnum,
+           "miss",
+           "A row with a null key column: a miss (on_miss decides), or pass — it goes on with "
+           "the added columns null, counted in null_keys (an optional reference, such as a "
+           "relationship without a target).",
+           false,
+           {"miss", "pass"}},
           {"prefix", OptionType::kString, "", "Before the added columns' names.", false, {}},
       },
       &MakeLookup, /*stateless=*/true);
