@@ -212,6 +212,7 @@ void ConnectionQueue::enqueue(std::function<void()> fn) {
   }
   if (!shutdown_ && !overflow_busy_) {
     overflow_busy_ = true;
+    counters_->refusing.store(true, std::memory_order_relaxed);
     overflow_job_ = std::move(fn);
     lock.unlock();
     overflow_cv_.notify_one();
@@ -261,6 +262,7 @@ void ConnectionQueue::Overflow() {
     job = nullptr;
     lock.lock();
     overflow_busy_ = false;
+    counters_->refusing.store(false, std::memory_order_relaxed);
   }
 }
 

@@ -42,7 +42,8 @@ struct Counters {
   std::atomic<int64_t> too_large{0};
   std::atomic<int64_t> dropped{0};
   std::atomic<int64_t> gzip_responses{0};
-  std::atomic<int64_t> queued{0};  ///< Connections waiting for a worker now.
+  std::atomic<int64_t> queued{0};     ///< Connections waiting for a worker now.
+  std::atomic<bool> refusing{false};  ///< The overflow thread has a connection.
 };
 
 /// A TaskQueue of `workers` threads and at most `max_queued` waiting connections. Beyond that

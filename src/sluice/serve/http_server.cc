@@ -133,8 +133,7 @@ httplib::Server::HandlerResponse HttpServer::Impl::Dispatch(const httplib::Reque
   using HR = httplib::Server::HandlerResponse;
   if (internal::CurrentMode() == internal::ConnectionMode::kReject) {
     counters.rejected_busy.fetch_add(1, std::memory_order_relaxed);
-    res.set_header("Retry-After", "1");
-    res.set_header("Connection", "close");
+    res.set_header("Retry-After", "1");  // Connection: close comes with every refusal
     Send(res, 503, "503 busy: every worker is answering a request and the queue is full\n");
     return HR::Handled;
   }
@@ -308,6 +307,7 @@ HttpServerStats HttpServer::stats() const {
   s.dropped = c.dropped.load(std::memory_order_relaxed);
   s.gzip_responses = c.gzip_responses.load(std::memory_order_relaxed);
   s.queued = c.queued.load(std::memory_order_relaxed);
+  s.refusing = c.refusing.load(std::memory_order_relaxed);
   return s;
 }
 

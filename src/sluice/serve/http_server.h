@@ -114,6 +114,7 @@ struct HttpServerStats {
   int64_t dropped = 0;         ///< Connections closed unanswered (the 503 thread was busy).
   int64_t gzip_responses = 0;  ///< Responses sent gzip-compressed.
   int64_t queued = 0;          ///< Connections waiting for a worker right now.
+  bool refusing = false;       ///< The overflow thread is answering a connection 503 now.
 };
 
 /// Split "host:port" into its parts, checking the port is a number in 0..65535. Brackets around

@@ -279,12 +279,23 @@ TEST(HttpServerTest, OverTheConcurrencyBoundIs503NotAGrowingQueue) {
   gate.WaitEntered(1);
   auto second = std::async(std::launch::async, get);  // waits in the queue
   ASSERT_TRUE(Eventually([&] { return server->stats().queued == 1; }));
-  // The bound is reached: the next connections are refused at once.
+  // The bound is reached: the next connection is refused at once.
   ASSERT_OK_AND_ASSIGN(HttpReply third, get());
   EXPECT_EQ(third.status, 503);
   EXPECT_THAT(third.body, HasSubstr("busy"));
-  ASSERT_OK_AND_ASSIGN(HttpReply fourth, get());
-  EXPECT_EQ(fourth.status, 503);
+  EXPECT_EQ(server->stats().rejected_busy, 1);
+  // While the overflow thread waits for a silent client's request, further connections are
+  // closed unanswered.
+  ASSERT_TRUE(Eventually([&] { return !server->stats().refusing; }));
+  RawConnection silent(port);
+  ASSERT_TRUE(silent.connected());
+  ASSERT_TRUE(Eventually([&] { return server->stats().refusing; }));
+  EXPECT_THAT(get(), StatusIs(StatusCode::kUnavailable, HasSubstr("/slow")));
+  EXPECT_EQ(server->stats().dropped, 1);
+  ASSERT_TRUE(silent.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  bool closed = false;
+  EXPECT_THAT(silent.ReadToEnd(&closed), StartsWith("HTTP/1.1 503 Service Unavailable\r\n"));
+  EXPECT_TRUE(closed);
   EXPECT_EQ(server->stats().rejected_busy, 2);
 
   gate.Open();
