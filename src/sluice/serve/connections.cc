@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -27,6 +28,8 @@ constexpr int64_t kRejectReadTimeoutUs = 1'000'000;
 // that the client reads the response instead of a connection reset.
 constexpr int64_t kLingerUs = 500'000;
 constexpr size_t kLingerBytes = 1 << 20;
+// How long an idle kept-alive connection may keep its worker once other connections wait.
+constexpr int64_t kContendedGraceUs = 5'000;
 
 int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -292,6 +295,8 @@ void ConnectionQueue::CountQueuedLocked() {
 
 void BoundedServer::CloseAfterResponse() { t_close_after = true; }
 
+bool BoundedServer::SetBacklog(int backlog) { return ::listen(svr_sock_, backlog) == 0; }
+
 bool BoundedServer::process_and_close_socket(socket_t sock) {
   const ConnectionMode mode = t_mode;
   if (mode == ConnectionMode::kClose) {
@@ -302,6 +307,10 @@ bool BoundedServer::process_and_close_socket(socket_t sock) {
   const int64_t read_timeout = mode == ConnectionMode::kReject
                                    ? std::min(options_.read_timeout_us, kRejectReadTimeoutUs)
                                    : options_.read_timeout_us;
+  // Headers and body go out in separate writes: without TCP_NODELAY the body would wait for
+  // the client's delayed ACK of the headers (40 ms on Linux).
+  int one = 1;
+  setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   SocketStream stream(sock, options_.write_timeout_us);
   bool linger = false;
   for (int served = 0; svr_sock_ != INVALID_SOCKET; ++served) {
@@ -312,8 +321,16 @@ bool BoundedServer::process_and_close_socket(socket_t sock) {
       if (served > 0 && queue != nullptr) fds[1].fd = queue->waiting_fd();
       const int64_t wait = served == 0 ? read_timeout : options_.keep_alive_timeout_us;
       const int ready = poll(fds.data(), fds[1].fd >= 0 ? 2 : 1, PollMs(wait));
-      if (ready <= 0 || (fds[0].revents & POLLIN) == 0) break;
-      if ((fds[1].revents & POLLIN) != 0) break;  // others wait: let this idle client go
+      if (ready <= 0) break;
+      if ((fds[0].revents & POLLIN) == 0) {
+        // Others wait (the eventfd): let this idle client go, after a moment for a client that
+        // is about to send its next request — it would find the connection closed under it.
+        // A request that comes is answered with Connection: close (below).
+        pollfd again{sock, POLLIN, 0};
+        if (poll(&again, 1, PollMs(kContendedGraceUs)) <= 0 || (again.revents & POLLIN) == 0) {
+          break;
+        }
+      }
     }
     stream.StartRequest(NowUs() + read_timeout,
                         kMaxHeaderBytes + static_cast<size_t>(options_.max_request_bytes));

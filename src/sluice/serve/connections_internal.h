@@ -98,6 +98,10 @@ class BoundedServer final : public httplib::Server {
   /// Mark the request being handled on this thread as leaving unread bytes (a body never
   /// read): the connection is closed after the response, after draining what the client sent.
   static void CloseAfterResponse();
+  /// Set the listening socket's backlog (httplib listens with 5: a burst of connections
+  /// beyond it has its SYNs dropped and retried by the clients a second later). Call after
+  /// binding, before serving.
+  bool SetBacklog(int backlog);
 
  private:
   bool process_and_close_socket(socket_t sock) override;

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -272,6 +273,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
     return Status::IOError(
         "cannot listen on '{}': {}", options.listen,
         error != 0 ? std::strerror(error) : "address in use, not local, or host unknown");
+  }
+  // Connections the kernel holds before the accept loop takes them: about the queue's size.
+  const int backlog = std::clamp(options.workers + options.max_queued, 64, SOMAXCONN);
+  if (!impl->server.SetBacklog(backlog)) {
+    return Status::IOError("cannot listen on '{}': {}", options.listen, std::strerror(errno));
   }
   impl->thread = std::thread([raw] {
     raw->server.listen_after_bind();
