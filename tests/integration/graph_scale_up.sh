@@ -3,7 +3,8 @@
 # relationships (1 % with no target) copied 7 times. Checks: exactly 7x the rows; every
 # relationship's endpoints exist in the same copy and are the copies of its template
 # relationship's endpoints; null targets stay null; every value but the ids is the template's;
-# a rerun of the same operation leaves both tables byte for byte as they were; another
+# the tag columns indexed (indexes: [auto]) and indexes_created reporting them, none made by a
+# rerun; a rerun of the same operation leaves both tables byte for byte as they were; another
 # operation adds another 7 copies and leaves the first ones alone. Then relationships whose
 # endpoint is not in the template (dangling): on_miss dead_letter (the example's) copies the
 # others and lists exactly the dangling ones with their id and the endpoint each lacks; skip
@@ -33,7 +34,7 @@ SQL
 q() { sqlite3 graph.db "ATTACH '$work/template.db' AS t; $1"; }
 digest() { sqlite3 graph.db "SELECT * FROM resources ORDER BY id; SELECT * FROM relationships ORDER BY id" | sha256sum; }
 
-"$sluice" run -q "$example"
+"$sluice" run -q --report up1.json "$example"
 check_eq "$(q 'SELECT count(*) FROM resources')" 35000 "resources after 7 copies"
 check_eq "$(q 'SELECT count(*) FROM relationships')" 105000 "relationships after 7 copies"
 check_eq "$(q 'SELECT count(DISTINCT id) FROM resources')" 35000 "distinct resource ids"
@@ -60,9 +61,18 @@ check_eq "$(q "SELECT count(*) FROM (SELECT template_source_id FROM resources GR
 
 [ ! -s dangling.jsonl ] || fail "dangling relationships listed for a template without any: $(head -3 dangling.jsonl)"
 
+# indexes: [auto] (after the load): the tag columns, reported in indexes_created.
+check_eq "$(sqlite3 graph.db "SELECT m.name || '(' || (SELECT group_concat(name) FROM pragma_index_info(m.name)) || ')'
+                              FROM sqlite_master m WHERE type = 'index' ORDER BY name" | tr '\n' ' ')" \
+  "relationships_scale_operation_id(scale_operation_id) relationships_source_id(source_id) relationships_synthetic_scale_operation_id(synthetic,scale_operation_id) relationships_target_id(target_id) relationships_template_source_id(template_source_id) resources_scale_operation_id(scale_operation_id) resources_synthetic_scale_operation_id(synthetic,scale_operation_id) resources_template_source_id(template_source_id) resources_tenant_id(tenant_id) " \
+  "indexes after the scale-up"
+indexes_created() { jq -r '[.nodes[] | .counters.indexes_created // 0] | add' "$1"; }
+check_eq "$(indexes_created up1.json)" 9 "indexes_created"
+
 before=$(digest)
-"$sluice" run -q "$example"
+"$sluice" run -q --report up2.json "$example"
 check_eq "$(digest)" "$before" "tables after rerunning the same operation"
+check_eq "$(indexes_created up2.json)" 0 "indexes_created by the rerun"
 
 OPERATION=op-2 "$sluice" run -q "$example"
 check_eq "$(q "SELECT count(*) FROM resources")" 70000 "resources after a second operation"

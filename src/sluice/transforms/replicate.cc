@@ -5,6 +5,7 @@
 // copy k are the ids its resources got in copy k, with no lookup table, and a rerun of the same
 // operation makes the same ids (an upsert sink then adds nothing).
 
+#include "sluice/engine/scale_tags.h"
 #include "sluice/transforms/group_key.h"
 #include "sluice/transforms/transforms_internal.h"
 
@@ -12,11 +13,11 @@ namespace sluice::transforms_internal {
 
 namespace {
 
-/// The columns replicate adds to each copy.
-constexpr const char* kSynthetic = "synthetic";
-constexpr const char* kOperation = "scale_operation_id";
-constexpr const char* kTemplate = "template_source_id";
-constexpr const char* kCopy = "copy_number";
+// The columns replicate adds to each copy (the sinks' `indexes: [auto]` index them).
+using scale_tags::kCopy;
+using scale_tags::kOperation;
+using scale_tags::kSynthetic;
+using scale_tags::kTemplate;
 
 uint64_t Mix(uint64_t h) {
   h ^= h >> 33;
@@ -116,16 +117,16 @@ class ReplicateTransform final : public Transform {
     std::vector<Field> fields = schema->fields();
     const TypeId template_type = schema->field(remap_cols_[0]).type;
     for (const auto& [name, type] :
-         std::vector<std::pair<const char*, TypeId>>{{kSynthetic, TypeId::kBool},
-                                                     {kOperation, TypeId::kString},
-                                                     {kTemplate, template_type},
-                                                     {kCopy, TypeId::kInt64}}) {
+         std::vector<std::pair<std::string_view, TypeId>>{{kSynthetic, TypeId::kBool},
+                                                          {kOperation, TypeId::kString},
+                                                          {kTemplate, template_type},
+                                                          {kCopy, TypeId::kInt64}}) {
       if (schema->FieldIndex(name) >= 0) {
         return options_.ErrorAt("remap", fmt::format("the input already has a column '{}', "
                                                      "which replicate adds; rename it first",
                                                      name));
       }
-      fields.push_back({name, type, std::string_view(name) == kTemplate});
+      fields.push_back({std::string(name), type, name == kTemplate});
     }
     output_schema_ = MakeSchema(std::move(fields));
     input_schema_ = schema;

@@ -31,19 +31,6 @@ std::string QuotedList(const std::vector<std::string>& names, std::string_view p
   return out;
 }
 
-std::vector<std::string_view> SplitIndexColumns(std::string_view index) {
-  std::vector<std::string_view> cols;
-  while (true) {
-    const size_t comma = index.find(',');
-    std::string_view col = index.substr(0, comma);
-    while (!col.empty() && col.front() == ' ') col.remove_prefix(1);
-    while (!col.empty() && col.back() == ' ') col.remove_suffix(1);
-    cols.push_back(col);
-    if (comma == std::string_view::npos) return cols;
-    index.remove_prefix(comma + 1);
-  }
-}
-
 std::string SiblingName(const std::string& table, std::string_view suffix) {
   const std::string_view base = pg_internal::BaseName(table);
   const std::string schema = table.substr(0, table.size() - base.size());

@@ -78,6 +78,7 @@ Status PostgresSink::CreateTable(PgConnection* conn, const Batch& batch) {
     return created.status().WithContext("{}: creating table '{}'", Context(), config_.table);
   }
   for (const std::string& index : config_.indexes) {
+    if (index == kAutoIndexes) continue;  // the tag columns the table has, whichever they are
     for (const std::string_view col : SplitIndexColumns(index)) {
       if (schema.FieldIndex(col) < 0) {
         return Status::ConfigError("{}: option 'indexes': '{}' is not a column of the input",
@@ -228,44 +229,68 @@ Status PostgresSink::DropExpiredPartitions(PgConnection* conn, int64_t cutoff) {
 
 Status PostgresSink::CreateIndexes(PgConnection* conn) {
   const auto start = std::chrono::steady_clock::now();
-  for (const std::string& index : config_.indexes) {
-    std::vector<std::string> cols;
+  auto fail = [&](const Status& st, std::string_view what) {
+    return st.WithContext("{}: indexing '{}' of table '{}'", Context(), what, config_.table);
+  };
+  // `auto` picks the tag columns the table has: read its columns once.
+  std::set<std::string, std::less<>> columns;
+  if (HasAutoIndexes(config_.indexes)) {
+    auto names = conn->ExecParams(
+        "SELECT attname FROM pg_catalog.pg_attribute "
+        "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+        {QuoteIdentifier(config_.table)});
+    if (!names.ok()) return fail(names.status(), kAutoIndexes);
+    for (int r = 0; r < names->num_rows(); ++r) columns.emplace(names->Value(r, 0));
+    if (scale_tags::AutoIndexes([&](std::string_view c) { return columns.count(c) > 0; }).empty()) {
+      Log(LogLevel::kWarn,
+          "{}: indexes: auto found none of replicate's tag columns ({}, {}, {}, {}) in table "
+          "'{}': nothing to index for it",
+          Context(), scale_tags::kSynthetic, scale_tags::kOperation, scale_tags::kTemplate,
+          scale_tags::kTenant, config_.table);
+    }
+  }
+  const auto indexes =
+      ExpandIndexEntries(config_.indexes, [&](std::string_view c) { return columns.count(c) > 0; });
+  for (const std::vector<std::string>& cols : indexes) {
+    const std::string index = fmt::format("{}", fmt::join(cols, ", "));
     bool spatial = false;
-    for (const std::string_view c : SplitIndexColumns(index)) {
-      const std::string col(c);
+    for (const std::string& col : cols) {
       // A spatial column gets a GiST index (a B-tree on geometry only sorts by bounding box).
       auto type = conn->ExecParams(
           "SELECT t.typname FROM pg_catalog.pg_attribute a "
           "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
           "WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped",
           {QuoteIdentifier(config_.table), col});
-      if (!type.ok()) {
-        return type.status().WithContext("{}: indexing '{}' of table '{}'", Context(), col,
-                                         config_.table);
-      }
+      if (!type.ok()) return fail(type.status(), col);
       if (type->num_rows() == 0) {
         return Status::ConfigError("{}: option 'indexes': table '{}' has no column '{}'", Context(),
                                    config_.table, col);
       }
       const std::string_view typname = type->Value(0, 0);
       spatial |= typname == "geometry" || typname == "geography";
-      cols.push_back(col);
     }
     if (spatial && cols.size() > 1) {
       return Status::ConfigError(
           "{}: option 'indexes': '{}' mixes a geometry column with others; index it alone",
           Context(), index);
     }
-    const std::string name = std::string(pg_internal::BaseName(config_.table)) + "_" +
-                             fmt::format("{}", fmt::join(cols, "_")) + "_idx";
-    auto indexed = conn->Exec("CREATE INDEX IF NOT EXISTS " +
-                              QuoteIdentifier(name.substr(0, kMaxIdentifierBytes)) + " ON " +
+    const std::string name = (std::string(pg_internal::BaseName(config_.table)) + "_" +
+                              fmt::format("{}", fmt::join(cols, "_")) + "_idx")
+                                 .substr(0, kMaxIdentifierBytes);
+    // Counted only when made now: a rerun finds them and makes none. The index lives in the
+    // table's schema.
+    const std::string schema =
+        config_.table.substr(0, config_.table.size() - pg_internal::BaseName(config_.table).size());
+    auto exists = conn->ExecParams(
+        "SELECT to_regclass($1) IS NOT NULL",
+        {(schema.empty() ? "" : QuoteIdentifier(schema.substr(0, schema.size() - 1)) + ".") +
+         QuoteIdentifier(name)});
+    if (!exists.ok()) return fail(exists.status(), index);
+    if (exists->Value(0, 0) == "t") continue;
+    auto indexed = conn->Exec("CREATE INDEX IF NOT EXISTS " + QuoteIdentifier(name) + " ON " +
                               QuoteIdentifier(config_.table) + (spatial ? " USING gist" : "") +
                               " (" + QuotedList(cols) + ")");
-    if (!indexed.ok()) {
-      return indexed.status().WithContext("{}: indexing '{}' of table '{}'", Context(), index,
-                                          config_.table);
-    }
+    if (!indexed.ok()) return fail(indexed.status(), index);
     if (ctx_->stats() != nullptr) ctx_->stats()->AddCounter("indexes_created", 1);
   }
   AddPhase("index", start);

@@ -18,6 +18,7 @@
 #include "sluice/connectors/postgres/pg_types.h"
 #include "sluice/connectors/postgres/postgres.h"
 #include "sluice/connectors/postgres/postgres_internal.h"
+#include "sluice/engine/index_entries.h"
 #include "sluice/resilience/retry_policy.h"
 
 namespace sluice::pg_sink {
@@ -72,9 +73,6 @@ std::string QuotedList(const std::vector<std::string>& names, std::string_view p
 /// are cut to PostgreSQL's 63 bytes from the table's part, so that suffixes stay distinct.
 std::string SiblingName(const std::string& table, std::string_view suffix);
 
-/// Return the columns of an `indexes` entry: "host, ts" -> {"host", "ts"} (trimmed).
-std::vector<std::string_view> SplitIndexColumns(std::string_view index);
-
 /// Parse and check the sink's options.
 Result<SinkConfig> ParseSinkOptions(const NodeOptions& o);
 
@@ -111,8 +109,9 @@ class PostgresSink final : public Sink {
   /// Drop the partitions this sink names (`<table>_pYYYYMMDD`, `_pYYYYMM`) that end at or
   /// before `cutoff` (µs).
   Status DropExpiredPartitions(PgConnection* conn, int64_t cutoff);
-  /// Create the `indexes` the config asks for (if absent): B-tree, or GiST for geometry and
-  /// geography columns. Counts indexes_created and times the phase 'index'.
+  /// Create the `indexes` the config asks for (if absent; `auto`: the tag columns the table
+  /// has): B-tree, or GiST for geometry and geography columns. Counts in indexes_created the
+  /// ones made now and times the phase 'index'.
   Status CreateIndexes(PgConnection* conn);
   /// Upsert: fail with kInvalidArgument, naming the key columns and counting the rows, when a row
   /// of `batch` has a NULL key column (no unique index matches it: it would be inserted again on

@@ -168,9 +168,11 @@ const OptionSchema& PostgresSinkOptions() {
       {"indexes",
        OptionType::kStringList,
        "",
-       "Indexes, one per entry: a column (B-tree, or GiST for geometry and geography) or "
-       "several, comma-separated (\"host, ts\": one B-tree on both). Made with the table "
-       "(create_table), or after the load with index_after_load.",
+       "Indexes, one per entry: a column (B-tree, or GiST for geometry and geography), "
+       "several comma-separated (\"host, ts\": one B-tree on both), or auto: replicate's tag "
+       "columns the table has — scale_operation_id, template_source_id, tenant_id, (synthetic, "
+       "scale_operation_id). Made with the table (create_table), or after the load with "
+       "index_after_load; counted in indexes_created (those not there before).",
        false,
        {}},
       {"index_after_load",

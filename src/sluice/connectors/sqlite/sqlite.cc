@@ -7,7 +7,8 @@ void RegisterSqliteNodes(NodeRegistry* registry) {
                       "Read rows from a SQLite table or query; optionally delete them once every "
                       "sink has made them durable (archiving).",
                       SqliteSourceOptions(), &MakeSqliteSource);
-  registry->AddSink(kSqliteSinkType, "Insert rows into a SQLite table, one transaction per batch.",
+  registry->AddSink(kSqliteSinkType,
+                    "Insert, replace or delete rows of a SQLite table, one transaction per batch.",
                     SqliteSinkOptions(), &MakeSqliteSink);
 }
 

@@ -1,6 +1,6 @@
 // The `sqlite` sink: insert (or replace) batches into a table with one reused prepared
 // statement, or delete the table's rows whose key is in the batch; one transaction per batch (or
-// per batch_rows rows of a larger batch).
+// per batch_rows rows of a larger batch). Indexes are made with the table or after the load.
 
 #include <algorithm>
 #include <array>
@@ -11,7 +11,9 @@
 #include "sluice/connectors/sqlite/sqlite_internal.h"
 #include "sluice/connectors/sqlite/sqlite_sink_internal.h"
 #include "sluice/core/durable_dir.h"
+#include "sluice/core/log.h"
 #include "sluice/core/time.h"
+#include "sluice/engine/index_entries.h"
 
 namespace sluice {
 
@@ -42,6 +44,13 @@ class SqliteSink final : public Sink {
   std::string Context() const { return fmt::format("node '{}'", id_); }
   Status PrepareFor(const SchemaPtr& schema);
   Status CreateTable(const Schema& schema);
+  /// Create the indexes `indexes` asks for that the table does not have yet; count them in
+  /// indexes_created and time them as the phase 'index'.
+  Status CreateIndexes();
+  /// Return whether `schema_prefix` ("" or "\"main\".") has an index called `name`.
+  Result<bool> IndexExists(const std::string& schema_prefix, const std::string& name);
+  /// Return the table's column names; empty when there is no such table.
+  Result<std::vector<std::string>> TableColumns();
   /// Fail (kInvalidArgument) when a row of `batch` has a NULL in a key column: a NULL matches
   /// no row, and deleting the rest would hide the bad input.
   Status CheckDeleteKeys(const Batch& batch) const;
@@ -58,6 +67,7 @@ class SqliteSink final : public Sink {
   StmtPtr stmt_;                    // the INSERT (OR REPLACE) or the DELETE
   std::vector<int> bound_columns_;  // the batch columns bound to its parameters, in order
   SchemaPtr schema_;                // the schema stmt_ was prepared for
+  bool indexes_made_ = false;       // CreateIndexes ran for the table (with it, not after)
   // One formatting buffer per column for ISO timestamps, bound with SQLITE_STATIC: each stays
   // untouched until the row it holds has been stepped.
   std::vector<std::array<char, 40>> timestamp_text_;
@@ -121,19 +131,7 @@ Status SqliteSink::CreateTable(const Schema& schema) {
     return Status::ConfigError("{}: primary_key '{}' is not a column of the input", Context(),
                                config_.primary_key);
   }
-  SLUICE_RETURN_NOT_OK(sqlite_internal::Exec(db_.get(), ddl, Context()));
-  for (const auto& col : config_.indexes) {
-    if (schema.FieldIndex(col) < 0) {
-      return Status::ConfigError("{}: cannot index '{}': not a column of the input", Context(),
-                                 col);
-    }
-    SLUICE_RETURN_NOT_OK(sqlite_internal::Exec(
-        db_.get(),
-        "CREATE INDEX IF NOT EXISTS " + QuoteIdentifier(config_.table + "_" + col) + " ON " +
-            QuoteIdentifier(config_.table) + " (" + QuoteIdentifier(col) + ")",
-        Context()));
-  }
-  return Status::OK();
+  return sqlite_internal::Exec(db_.get(), ddl, Context());
 }
 
 Status SqliteSink::PrepareFor(const SchemaPtr& schema) {
@@ -155,6 +153,10 @@ Status SqliteSink::PrepareFor(const SchemaPtr& schema) {
     }
   } else {
     if (config_.create_table) SLUICE_RETURN_NOT_OK(CreateTable(*schema));
+    if (!config_.indexes.empty() && !config_.index_after_load && !indexes_made_) {
+      SLUICE_RETURN_NOT_OK(CreateIndexes());
+      indexes_made_ = true;
+    }
     sql = config_.mode == SinkMode::kReplace ? "INSERT OR REPLACE INTO " : "INSERT INTO ";
     sql += table + " (";
     std::string values;
@@ -172,6 +174,105 @@ Status SqliteSink::PrepareFor(const SchemaPtr& schema) {
   SLUICE_ASSIGN_OR_RETURN(stmt_, sqlite_internal::Prepare(db_.get(), sql, Context()));
   schema_ = schema;
   timestamp_text_.assign(static_cast<size_t>(schema->num_fields()), {});
+  return Status::OK();
+}
+
+Result<std::vector<std::string>> SqliteSink::TableColumns() {
+  // "main.t" names table t of schema main (as QuoteIdentifier reads it).
+  const size_t dot = config_.table.rfind('.');
+  const std::string name = dot == std::string::npos ? config_.table : config_.table.substr(dot + 1);
+  const std::string schema = dot == std::string::npos ? "main" : config_.table.substr(0, dot);
+  SLUICE_ASSIGN_OR_RETURN(
+      StmtPtr stmt,
+      sqlite_internal::Prepare(db_.get(), "SELECT name FROM pragma_table_info(?1, ?2)", Context()));
+  sqlite3_bind_text(stmt.get(), 1, name.c_str(), static_cast<int>(name.size()), SQLITE_STATIC);
+  sqlite3_bind_text(stmt.get(), 2, schema.c_str(), static_cast<int>(schema.size()), SQLITE_STATIC);
+  std::vector<std::string> columns;
+  int rc;
+  while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+    columns.emplace_back(sqlite_internal::ColumnText(stmt.get(), 0));
+  }
+  if (rc != SQLITE_DONE) {
+    return sqlite_internal::SqliteError(
+        rc, db_.get(),
+        fmt::format("{}: reading the columns of table '{}'", Context(), config_.table));
+  }
+  return columns;
+}
+
+Result<bool> SqliteSink::IndexExists(const std::string& schema_prefix, const std::string& name) {
+  SLUICE_ASSIGN_OR_RETURN(
+      StmtPtr stmt, sqlite_internal::Prepare(db_.get(),
+                                             "SELECT count(*) FROM " + schema_prefix +
+                                                 "sqlite_master WHERE type = 'index' AND name = ?1",
+                                             Context()));
+  sqlite3_bind_text(stmt.get(), 1, name.c_str(), static_cast<int>(name.size()), SQLITE_STATIC);
+  const int rc = sqlite3_step(stmt.get());
+  if (rc != SQLITE_ROW) {
+    return sqlite_internal::SqliteError(rc, db_.get(),
+                                        fmt::format("{}: looking for index '{}'", Context(), name));
+  }
+  // Finalized on return: a statement left stepping holds a read transaction, and a CREATE
+  // INDEX would then have to upgrade it — refused at once (SQLITE_BUSY) when another
+  // connection wrote meanwhile.
+  return sqlite3_column_int64(stmt.get(), 0) > 0;
+}
+
+Status SqliteSink::CreateIndexes() {
+  const auto start = std::chrono::steady_clock::now();
+  SLUICE_ASSIGN_OR_RETURN(const std::vector<std::string> columns, TableColumns());
+  if (columns.empty()) return Status::OK();  // no table: nothing was written, nothing to index
+  auto has = [&](std::string_view c) {
+    return std::find(columns.begin(), columns.end(), c) != columns.end();
+  };
+  if (HasAutoIndexes(config_.indexes) && scale_tags::AutoIndexes(has).empty()) {
+    Log(LogLevel::kWarn,
+        "{}: indexes: auto found none of replicate's tag columns ({}, {}, {}, {}) in table '{}': "
+        "nothing to index for it",
+        Context(), scale_tags::kSynthetic, scale_tags::kOperation, scale_tags::kTemplate,
+        scale_tags::kTenant, config_.table);
+  }
+  const std::vector<std::vector<std::string>> indexes = ExpandIndexEntries(config_.indexes, has);
+  for (const auto& cols : indexes) {
+    for (const std::string& c : cols) {
+      if (!has(c)) {
+        return Status::ConfigError("{}: option 'indexes': table '{}' has no column '{}'", Context(),
+                                   config_.table, c);
+      }
+    }
+  }
+  // An index on (synthetic, scale_operation_id) is named <table>_synthetic_scale_operation_id;
+  // one on a single column keeps the name it always had, <table>_<column>.
+  // SQLite names the schema on the index ("main"."t_id"), never on its table.
+  const size_t dot = config_.table.rfind('.');
+  const std::string schema_prefix =
+      dot == std::string::npos ? "" : QuoteIdentifier(config_.table.substr(0, dot)) + ".";
+  const std::string bare_table =
+      dot == std::string::npos ? config_.table : config_.table.substr(dot + 1);
+  int64_t created = 0;
+  for (const auto& cols : indexes) {
+    std::string name = config_.table, list;
+    for (const std::string& c : cols) {
+      name += "_" + c;
+      list += (list.empty() ? "" : ", ") + QuoteIdentifier(c);
+    }
+    // Counted only when made now: a rerun finds them and makes none.
+    const std::string bare_name = dot == std::string::npos ? name : name.substr(dot + 1);
+    SLUICE_ASSIGN_OR_RETURN(const bool exists, IndexExists(schema_prefix, bare_name));
+    if (exists) continue;
+    SLUICE_RETURN_NOT_OK(sqlite_internal::Exec(db_.get(),
+                                               "CREATE INDEX IF NOT EXISTS " +
+                                                   QuoteIdentifier(name) + " ON " +
+                                                   QuoteIdentifier(bare_table) + " (" + list + ")",
+                                               Context()));
+    ++created;
+  }
+  if (ctx_->stats() != nullptr) {
+    ctx_->stats()->AddCounter("indexes_created", created);
+    ctx_->stats()->AddPhase("index", std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now() - start)
+                                         .count());
+  }
   return Status::OK();
 }
 
@@ -318,8 +419,14 @@ Status SqliteSink::StepRows(const Batch& batch, int64_t begin, int64_t end, int6
 
 Status SqliteSink::Close() {
   stmt_.reset();
+  Status st;
+  // A run that failed or was cancelled loaded only part of its rows: its indexes wait for the
+  // rerun (which creates them) rather than costing time now.
+  if (config_.index_after_load && db_ != nullptr && !ctx_->dry_run() && !ctx_->cancelled()) {
+    st = CreateIndexes();
+  }
   db_.reset();
-  return Status::OK();
+  return st;
 }
 
 }  // namespace

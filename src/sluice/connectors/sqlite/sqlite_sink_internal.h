@@ -26,7 +26,8 @@ struct SinkConfig {
   std::string table;
   bool create_table = true;
   std::string primary_key;           // column declared INTEGER PRIMARY KEY when creating
-  std::vector<std::string> indexes;  // columns indexed when creating
+  std::vector<std::string> indexes;  // entries of `indexes`: "col", "a, b" or "auto"
+  bool index_after_load = false;
   int64_t batch_rows = kDefaultTransactionRows;
   SinkMode mode = SinkMode::kInsert;
   std::vector<std::string> key;  // delete: the columns naming the rows to delete

@@ -3,6 +3,7 @@
 
 #include "sluice/connectors/sqlite/sqlite.h"
 #include "sluice/connectors/sqlite/sqlite_sink_internal.h"
+#include "sluice/engine/index_entries.h"
 
 namespace sluice {
 
@@ -17,6 +18,19 @@ Result<SinkConfig> ParseSinkOptions(const NodeOptions& o) {
   if (o.Has("create_table")) c.create_table = o.GetBool("create_table");
   c.primary_key = o.GetString("primary_key");
   c.indexes = o.GetStringList("indexes");
+  for (const std::string& entry : c.indexes) {
+    for (const std::string_view col : SplitIndexColumns(entry)) {
+      if (col.empty()) {
+        return o.ErrorAt("indexes", "'" + entry +
+                                        "': an empty column name (a multicolumn index is "
+                                        "written \"a, b\")");
+      }
+    }
+  }
+  if (o.Has("index_after_load")) c.index_after_load = o.GetBool("index_after_load");
+  if (c.index_after_load && c.indexes.empty()) {
+    return o.ErrorAt("index_after_load", "needs 'indexes': the columns to index");
+  }
   if (o.Has("batch_rows")) c.batch_rows = o.GetInt("batch_rows");
   if (c.batch_rows < 1) return o.ErrorAt("batch_rows", "must be at least 1");
   const std::string mode = o.Has("mode") ? o.GetString("mode") : "insert";
@@ -85,7 +99,18 @@ const OptionSchema& SqliteSinkOptions() {
       {"indexes",
        OptionType::kStringList,
        "",
-       "When creating the table: columns to index (one index each).",
+       "Indexes, one per entry: a column, several comma-separated (\"a, b\": one index on "
+       "both), or auto: replicate's tag columns the table has — scale_operation_id, "
+       "template_source_id, tenant_id, (synthetic, scale_operation_id). Made at the first "
+       "batch, or after the load with index_after_load; counted in indexes_created (those not "
+       "there before).",
+       false,
+       {}},
+      {"index_after_load",
+       OptionType::kBool,
+       "false",
+       "Create `indexes` once every row is written (at the end of a successful run): one "
+       "sorted build instead of an update per row.",
        false,
        {}},
       {"create_table",

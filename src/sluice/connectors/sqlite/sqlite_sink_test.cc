@@ -1,4 +1,5 @@
-// The sqlite sink's mode: delete (graph scale_down on the embedded database).
+// The sqlite sink's mode: delete (graph scale_down on the embedded database) and its indexes
+// (multicolumn, `auto` for a scale-up's tag columns, after the load).
 
 #include <unistd.h>
 
@@ -168,6 +169,103 @@ TEST_F(SqliteSinkTest, DeleteOptionsAreChecked) {
                        AllOf(HasSubstr("option 'key'"), HasSubstr("only mode delete uses it"))));
   EXPECT_THAT(MakeError({{"table", "t"}, {"mode", "truncate"}}),
               StatusIs(StatusCode::kConfigError, HasSubstr("insert, replace or delete")));
+}
+
+// A scale-up's copies: the template's columns and the four replicate adds.
+BatchPtr Copies() {
+  auto batch =
+      BatchFromJson(MakeSchema({{"id", TypeId::kInt64},
+                                {"tenant_id", TypeId::kString},
+                                {"name", TypeId::kString},
+                                {"synthetic", TypeId::kBool},
+                                {"scale_operation_id", TypeId::kString},
+                                {"template_source_id", TypeId::kInt64},
+                                {"copy_number", TypeId::kInt64}}),
+                    R"([[11, "t", "a", true, "op", 1, 1], [12, "t", "a", true, "op", 1, 2]])");
+  EXPECT_TRUE(batch.ok()) << batch.status().ToString();
+  return *batch;
+}
+
+TEST_F(SqliteSinkTest, AutoIndexesTheTagColumnsTheTableHasOnce) {
+  ASSERT_OK_AND_ASSIGN(auto sink,
+                       OpenSink({{"table", "r"}, {"primary_key", "id"}, {"indexes", "auto"}}));
+  ASSERT_OK(sink->Write(Copies(), AckSet()));
+  ASSERT_OK(sink->Close());
+  // One index per tag column but `synthetic`, which leads the two-column index.
+  EXPECT_EQ(QueryText(path_,
+                      "SELECT m.name, group_concat(i.name, ',') FROM sqlite_master m, "
+                      "pragma_index_info(m.name) i WHERE m.type = 'index' AND m.tbl_name = 'r' "
+                      "GROUP BY m.name ORDER BY m.name"),
+            "r_scale_operation_id|scale_operation_id\n"
+            "r_synthetic_scale_operation_id|synthetic,scale_operation_id\n"
+            "r_template_source_id|template_source_id\n"
+            "r_tenant_id|tenant_id\n");
+  EXPECT_EQ(Counter("indexes_created"), 4);
+  EXPECT_GT(stats_.Phases()["index"], 0);
+  // A rerun finds them: none made, none counted.
+  ASSERT_OK_AND_ASSIGN(auto again,
+                       OpenSink({{"table", "r"}, {"mode", "replace"}, {"indexes", "auto"}}));
+  ASSERT_OK(again->Write(Copies(), AckSet()));
+  ASSERT_OK(again->Close());
+  EXPECT_EQ(Counter("indexes_created"), 4);
+  EXPECT_EQ(QueryInt(path_, "SELECT count(*) FROM r"), 2);
+}
+
+TEST_F(SqliteSinkTest, AutoSkipsTagColumnsTheTableLacks) {
+  // No tenant_id, no synthetic: two indexes.
+  auto schema = MakeSchema({{"id", TypeId::kInt64},
+                            {"scale_operation_id", TypeId::kString},
+                            {"template_source_id", TypeId::kInt64}});
+  ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(schema, R"([[1, "op", 7]])"));
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", "r"}, {"indexes", "auto"}}));
+  ASSERT_OK(sink->Write(batch, AckSet()));
+  EXPECT_EQ(QueryText(path_,
+                      "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master WHERE "
+                      "type = 'index' ORDER BY name)"),
+            "r_scale_operation_id,r_template_source_id\n");
+  EXPECT_EQ(Counter("indexes_created"), 2);
+}
+
+TEST_F(SqliteSinkTest, AMulticolumnEntryMakesOneIndexOnItsColumnsInOrder) {
+  ASSERT_OK_AND_ASSIGN(
+      auto sink,
+      OpenSink({{"table", "r"}, {"indexes", nlohmann::json::array({"copy_number , id", "name"})}}));
+  ASSERT_OK(sink->Write(Copies(), AckSet()));
+  EXPECT_EQ(
+      QueryText(path_, "SELECT group_concat(name, ',') FROM pragma_index_info('r_copy_number_id')"),
+      "copy_number,id\n");
+  EXPECT_EQ(QueryInt(path_, "SELECT count(*) FROM sqlite_master WHERE name = 'r_name'"), 1);
+  ASSERT_OK_AND_ASSIGN(auto bad, OpenSink({{"table", "r"}, {"indexes", "name, size"}}));
+  EXPECT_THAT(bad->Write(Copies(), AckSet()),
+              StatusIs(StatusCode::kConfigError,
+                       HasSubstr("option 'indexes': table 'r' has no column 'size'")));
+  EXPECT_THAT(MakeError({{"table", "r"}, {"indexes", "name,,id"}}),
+              StatusIs(StatusCode::kConfigError,
+                       AllOf(HasSubstr("option 'indexes'"), HasSubstr("an empty column name"))));
+  EXPECT_THAT(MakeError({{"table", "r"}, {"index_after_load", true}}),
+              StatusIs(StatusCode::kConfigError, HasSubstr("option 'index_after_load'")));
+}
+
+TEST_F(SqliteSinkTest, IndexAfterLoadIndexesAtCloseOfARunThatWasNotCancelled) {
+  auto count_indexes = [&] {
+    return QueryInt(path_, "SELECT count(*) FROM sqlite_master WHERE type = 'index'");
+  };
+  ASSERT_OK_AND_ASSIGN(auto sink,
+                       OpenSink({{"table", "r"}, {"indexes", "auto"}, {"index_after_load", true}}));
+  ASSERT_OK(sink->Write(Copies(), AckSet()));
+  EXPECT_EQ(count_indexes(), 0);
+  ASSERT_OK(sink->Close());
+  EXPECT_EQ(count_indexes(), 4);
+  EXPECT_EQ(Counter("indexes_created"), 4);
+
+  // A cancelled (or failed) run loaded part of its rows: the rerun indexes.
+  ExecSql(path_, "DROP TABLE r");
+  ASSERT_OK_AND_ASSIGN(auto cut,
+                       OpenSink({{"table", "r"}, {"indexes", "auto"}, {"index_after_load", true}}));
+  ASSERT_OK(cut->Write(Copies(), AckSet()));
+  cancelled_ = true;
+  ASSERT_OK(cut->Close());
+  EXPECT_EQ(count_indexes(), 0);
 }
 
 }  // namespace
