@@ -61,7 +61,7 @@ services-stop:
 
 # Only what the release-labelled tests run (the binaries), not every unit test again.
 test-release: deps $(RELEASE_DIR)/build.ninja
-	cmake --build $(RELEASE_DIR) -j $(JOBS) --target sluice sluice-testing
+	cmake --build $(RELEASE_DIR) -j $(JOBS) --target sluice sluice-testing sluice-agent
 	cd $(RELEASE_DIR) && ctest --output-on-failure -L release
 
 fuzz: deps

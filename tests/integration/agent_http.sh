@@ -20,12 +20,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_agent NAME ARGS...: start `sluice agent` on a free loopback port, stderr in NAME.err;
-# sets $pid and $url once it serves.
+# start_agent NAME ARGS...: start `sluice agent` (or what agent_cmd holds) on a free loopback
+# port, stderr in NAME.err; sets $pid and $url once it serves.
+agent_cmd=("$sluice" agent)
 start_agent() {
   local name=$1 port=""
   shift
-  "$sluice" agent --listen 127.0.0.1:0 "$@" 2>"$name.err" &
+  "${agent_cmd[@]}" --listen 127.0.0.1:0 "$@" 2>"$name.err" &
   pid=$!
   agent_pids+=("$pid")
   for _ in $(seq 300); do
@@ -184,4 +185,31 @@ cmp -s values1.txt values2.txt && fail "the page showed the same values twice: $
 cmp -s "$work/shot1.png" "$work/shot2.png" && fail "the two screenshots are identical"
 grep -q 'id="host">[^<]' dom2.html || fail "no host name on the page"
 stop_agent
+
+# 4. sluice-agent, the lean executable beside $sluice: the same agent on the recorded tree,
+# without the libraries of the connectors it does not register.
+lean="$(dirname "$sluice")/sluice-agent"
+[ -x "$lean" ] || fail "no $lean: build the sluice-agent target"
+libs=$(ldd "$lean")
+for lib in libpq libcurl libgeos libproj libsqlite3 libaws libhiredis libgnutls; do
+  if grep -q "$lib" <<<"$libs"; then fail "sluice-agent links $lib: $(grep "$lib" <<<"$libs")"; fi
+done
+agent_cmd=("$lean")
+"$lean" --config agent.yaml --check > lean-check.out
+grep -q "agent.yaml: ok (2 nodes; serving 'host' at http://127.0.0.1:9108/)" lean-check.out \
+  || fail "sluice-agent --check said: $(cat lean-check.out)"
+start_agent lean --config agent.yaml
+wait_for "/healthz 200 (sluice-agent)" 'curl -sf "$url/healthz"'
+check_eq "$(curl -sf "$url/api/v1/metrics" | jq -r .host)" recorded-host "host (sluice-agent)"
+mem_kb() { awk -v f="$1:" '$1 == f {print $2}' proc/meminfo; }
+check_eq "$(metric memory_used_bytes)" "$(( ($(mem_kb MemTotal) - $(mem_kb MemAvailable)) * 1024 ))" \
+  "memory_used_bytes (sluice-agent)"
+curl -sf "$url/metrics" | promtool check metrics || fail "promtool rejected sluice-agent's /metrics"
+stop_agent
+# A node type it does not register: exit 2, naming the type.
+sed 's/type: file/type: postgres/' agent.yaml > lean-pg.yaml
+code=0
+"$lean" --config lean-pg.yaml --check > /dev/null 2> lean-pg.err || code=$?
+check_eq "$code" 2 "sluice-agent exit code for a postgres node"
+grep -q "postgres" lean-pg.err || fail "sluice-agent did not name the postgres type: $(cat lean-pg.err)"
 echo "agent_http: ok"
