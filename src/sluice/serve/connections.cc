@@ -2,6 +2,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -28,8 +29,8 @@ constexpr int64_t kRejectReadTimeoutUs = 1'000'000;
 // that the client reads the response instead of a connection reset.
 constexpr int64_t kLingerUs = 500'000;
 constexpr size_t kLingerBytes = 1 << 20;
-// How long an idle kept-alive connection may keep its worker once other connections wait.
-constexpr int64_t kContendedGraceUs = 5'000;
+// How often the parker looks for parked connections past their keep-alive timeout.
+constexpr int kParkSweepMs = 100;
 
 int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -181,33 +182,81 @@ ConnectionMode CurrentMode() { return t_mode; }
 
 ConnectionQueue::ConnectionQueue(int workers, int max_queued, Counters* counters)
     : max_queued_(static_cast<size_t>(max_queued)), counters_(counters) {
-  waiting_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ >= 0 && wake_fd_ >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake_fd_;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+    parker_thread_ = std::thread([this] { Parker(); });
+  } else {
+    park_closed_ = true;  // without epoll, connections close between requests
+  }
   for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { Worker(); });
   overflow_thread_ = std::thread([this] { Overflow(); });
 }
 
 ConnectionQueue::~ConnectionQueue() {
   shutdown();
-  if (waiting_fd_ >= 0) ::close(waiting_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void ConnectionQueue::SignalLocked(bool on) {
-  if (waiting_fd_ < 0 || on == signaled_) return;
-  uint64_t value = 1;
-  if (on) {
-    [[maybe_unused]] ssize_t n = ::write(waiting_fd_, &value, sizeof(value));
-  } else {
-    [[maybe_unused]] ssize_t n = ::read(waiting_fd_, &value, sizeof(value));
+void ConnectionQueue::Park(int fd, int64_t idle_us, std::function<void()> resume) {
+  std::lock_guard<std::mutex> lock(park_mu_);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+  ev.data.fd = fd;
+  if (park_closed_ || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+    return;
   }
-  signaled_ = on;
+  parked_[fd] = Parked{NowUs() + idle_us, std::move(resume)};
+}
+
+void ConnectionQueue::Parker() {
+  std::array<epoll_event, 64> events{};
+  std::vector<std::function<void()>> ready;
+  while (true) {
+    const int n =
+        epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), kParkSweepMs);
+    if (n < 0 && errno != EINTR) break;
+    {
+      std::lock_guard<std::mutex> lock(park_mu_);
+      if (park_closed_) break;
+      for (int i = 0; i < n; ++i) {
+        const int fd = events[static_cast<size_t>(i)].data.fd;
+        auto it = parked_.find(fd);
+        if (fd == wake_fd_ || it == parked_.end()) continue;
+        // Removed before it is queued: the worker may park it again (with the same number).
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+        ready.push_back(std::move(it->second.resume));
+        parked_.erase(it);
+      }
+      const int64_t now = NowUs();
+      for (auto it = parked_.begin(); it != parked_.end();) {
+        if (it->second.deadline_us > now) {
+          ++it;
+          continue;
+        }
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->first, nullptr);
+        ::shutdown(it->first, SHUT_RDWR);
+        ::close(it->first);
+        it = parked_.erase(it);
+      }
+    }
+    // Readable (a request, or the client closing): a worker reads which.
+    for (auto& job : ready) enqueue(std::move(job));
+    ready.clear();
+  }
 }
 
 void ConnectionQueue::enqueue(std::function<void()> fn) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!shutdown_ && queue_.size() < idle_ + max_queued_) {
     queue_.push_back(std::move(fn));
-    // No worker free to take it at once: idle kept-alive connections should let go.
-    if (queue_.size() > idle_) SignalLocked(true);
     CountQueuedLocked();
     lock.unlock();
     work_cv_.notify_one();
@@ -236,7 +285,6 @@ void ConnectionQueue::Worker() {
     if (queue_.empty()) return;  // shut down, nothing left
     std::function<void()> job = std::move(queue_.front());
     queue_.pop_front();
-    if (queue_.size() <= idle_ && !shutdown_) SignalLocked(false);
     CountQueuedLocked();
     const ConnectionMode mode = shutdown_ ? ConnectionMode::kClose : ConnectionMode::kServe;
     lock.unlock();
@@ -274,18 +322,26 @@ void ConnectionQueue::shutdown() {
     std::lock_guard<std::mutex> lock(mu_);
     if (shutdown_) return;
     shutdown_ = true;
-    SignalLocked(true);  // stays readable: idle connections close at once
   }
+  {
+    // Parked connections close at once, and connections parked from now on as well.
+    std::lock_guard<std::mutex> lock(park_mu_);
+    park_closed_ = true;
+    for (auto& [fd, parked] : parked_) {
+      ::shutdown(fd, SHUT_RDWR);
+      ::close(fd);
+    }
+    parked_.clear();
+    uint64_t one = 1;
+    if (wake_fd_ >= 0) [[maybe_unused]]
+      ssize_t n = ::write(wake_fd_, &one, sizeof(one));
+  }
+  if (parker_thread_.joinable()) parker_thread_.join();
   work_cv_.notify_all();
   overflow_cv_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
   if (overflow_thread_.joinable()) overflow_thread_.join();
-}
-
-bool ConnectionQueue::Contended() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return signaled_;
 }
 
 void ConnectionQueue::CountQueuedLocked() {
@@ -298,45 +354,46 @@ void BoundedServer::CloseAfterResponse() { t_close_after = true; }
 bool BoundedServer::SetBacklog(int backlog) { return ::listen(svr_sock_, backlog) == 0; }
 
 bool BoundedServer::process_and_close_socket(socket_t sock) {
+  // Headers and body go out in separate writes: without TCP_NODELAY the body would wait for
+  // the client's delayed ACK of the headers (40 ms on Linux).
+  int one = 1;
+  setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  Serve(sock, 0);
+  return true;
+}
+
+void BoundedServer::Serve(socket_t sock, int served) {
   const ConnectionMode mode = t_mode;
   if (mode == ConnectionMode::kClose) {
     ::close(sock);
-    return true;
+    return;
   }
   ConnectionQueue* queue = queue_.load();
   const int64_t read_timeout = mode == ConnectionMode::kReject
                                    ? std::min(options_.read_timeout_us, kRejectReadTimeoutUs)
                                    : options_.read_timeout_us;
-  // Headers and body go out in separate writes: without TCP_NODELAY the body would wait for
-  // the client's delayed ACK of the headers (40 ms on Linux).
-  int one = 1;
-  setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   SocketStream stream(sock, options_.write_timeout_us);
   bool linger = false;
-  for (int served = 0; svr_sock_ != INVALID_SOCKET; ++served) {
+  for (bool first = true; svr_sock_ != INVALID_SOCKET; ++served, first = false) {
     if (!stream.buffered()) {
-      // The first request may take the read timeout to come; a next one the keep-alive
-      // timeout, unless other connections wait for this worker.
-      std::array<pollfd, 2> fds{pollfd{sock, POLLIN, 0}, pollfd{-1, POLLIN, 0}};
-      if (served > 0 && queue != nullptr) fds[1].fd = queue->waiting_fd();
-      const int64_t wait = served == 0 ? read_timeout : options_.keep_alive_timeout_us;
-      const int ready = poll(fds.data(), fds[1].fd >= 0 ? 2 : 1, PollMs(wait));
-      if (ready <= 0) break;
-      if ((fds[0].revents & POLLIN) == 0) {
-        // Others wait (the eventfd): let this idle client go, after a moment for a client that
-        // is about to send its next request — it would find the connection closed under it.
-        // A request that comes is answered with Connection: close (below).
-        pollfd again{sock, POLLIN, 0};
-        if (poll(&again, 1, PollMs(kContendedGraceUs)) <= 0 || (again.revents & POLLIN) == 0) {
-          break;
-        }
+      if (!first && mode == ConnectionMode::kServe && queue != nullptr) {
+        // Between two requests the connection holds no worker: it waits in the queue's epoll
+        // set and comes back as a job when its next request arrives. (A connection with a
+        // pipelined request buffered is served on: the buffer lives in this call.)
+        queue->Park(sock, options_.keep_alive_timeout_us,
+                    [this, sock, served] { Serve(sock, served); });
+        return;
       }
+      // A new connection's first request may take the read timeout to come; a parked one
+      // comes back readable.
+      pollfd p{sock, POLLIN, 0};
+      const int64_t wait = served == 0 ? read_timeout : options_.keep_alive_timeout_us;
+      if (poll(&p, 1, PollMs(wait)) <= 0) break;
     }
     stream.StartRequest(NowUs() + read_timeout,
                         kMaxHeaderBytes + static_cast<size_t>(options_.max_request_bytes));
     const bool last = mode == ConnectionMode::kReject ||
-                      served + 1 >= options_.keep_alive_max_requests ||
-                      (queue != nullptr && queue->Contended()) || svr_sock_ == INVALID_SOCKET;
+                      served + 1 >= options_.keep_alive_max_requests || svr_sock_ == INVALID_SOCKET;
     bool closed_by_client = false;
     t_close_after = false;
     const bool ok = process_request(stream, last, closed_by_client, nullptr);
@@ -350,7 +407,6 @@ bool BoundedServer::process_and_close_socket(socket_t sock) {
     ::shutdown(sock, SHUT_RDWR);
     ::close(sock);
   }
-  return true;
 }
 
 }  // namespace sluice::serve::internal

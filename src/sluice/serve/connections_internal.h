@@ -5,7 +5,8 @@
 // idle keep-alive connections every 10 ms. Here a ConnectionQueue runs connections on a fixed
 // set of workers with a bounded queue, hands the overflow to one thread that answers 503, and
 // BoundedServer replaces httplib's per-connection loop (process_and_close_socket) with one that
-// enforces the time and size limits and closes idle connections when others wait.
+// enforces the time and size limits. A kept-alive connection between two requests holds no
+// thread: it is parked in an epoll set and queued again when its next request arrives.
 
 #include <sys/socket.h>
 
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <httplib.h>
@@ -48,8 +50,8 @@ struct Counters {
 
 /// A TaskQueue of `workers` threads and at most `max_queued` waiting connections. Beyond that
 /// a connection goes to the overflow thread (which answers 503) if it is free, else it is
-/// closed on the accept thread. An eventfd is readable while connections wait (or once shut
-/// down): a worker idling on a kept-alive connection polls it and lets go.
+/// closed on the accept thread. Idle kept-alive connections wait in an epoll set watched by
+/// one more thread (Park), so 100 clients need not hold 100 workers nor reconnect.
 class ConnectionQueue final : public httplib::TaskQueue {
  public:
   ConnectionQueue(int workers, int max_queued, Counters* counters);
@@ -60,20 +62,29 @@ class ConnectionQueue final : public httplib::TaskQueue {
   /// Called by httplib when its accept loop ends: close what waits, join every thread.
   void shutdown() override;
 
-  /// Return the eventfd that is readable while connections wait for a worker.
-  int waiting_fd() const { return waiting_fd_; }
-  /// Return true while connections wait for a worker, or once shutting down.
-  bool Contended() const;
+  /// Hold the idle connection `fd` without a thread: when bytes of its next request arrive,
+  /// enqueue `resume` as for a new connection; after `idle_us` without any, or at shutdown,
+  /// close it. Called by a worker that just answered a request on `fd` and gives it up.
+  void Park(int fd, int64_t idle_us, std::function<void()> resume);
 
  private:
+  struct Parked {
+    int64_t deadline_us;
+    std::function<void()> resume;
+  };
   void Worker();
   void Overflow();
-  void SignalLocked(bool on);  // requires mu_
-  void CountQueuedLocked();    // requires mu_
+  void Parker();
+  void CountQueuedLocked();  // requires mu_
 
   const size_t max_queued_;
   Counters* counters_;
-  int waiting_fd_ = -1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // an eventfd in the epoll set: readable once shutting down
+  std::mutex park_mu_;
+  std::unordered_map<int, Parked> parked_;  // guarded by park_mu_
+  bool park_closed_ = false;                // guarded by park_mu_: Park closes at once
+  std::thread parker_thread_;
   mutable std::mutex mu_;
   std::condition_variable work_cv_;          // workers wait here
   std::condition_variable overflow_cv_;      // the overflow thread waits here
@@ -81,7 +92,6 @@ class ConnectionQueue final : public httplib::TaskQueue {
   std::function<void()> overflow_job_;       // guarded by mu_: the next connection to refuse
   bool overflow_busy_ = false;               // guarded by mu_
   size_t idle_ = 0;                          // guarded by mu_: workers waiting for work
-  bool signaled_ = false;                    // guarded by mu_: waiting_fd_ is readable
   bool shutdown_ = false;                    // guarded by mu_
   std::vector<std::thread> threads_;
   std::thread overflow_thread_;
@@ -93,7 +103,7 @@ class BoundedServer final : public httplib::Server {
   BoundedServer(const HttpServerOptions& options, Counters* counters)
       : options_(options), counters_(counters) {}
 
-  /// Set the queue whose eventfd idle connections poll (made by new_task_queue).
+  /// Set the queue that parks idle connections (made by new_task_queue).
   void set_queue(ConnectionQueue* queue) { queue_.store(queue); }
   /// Mark the request being handled on this thread as leaving unread bytes (a body never
   /// read): the connection is closed after the response, after draining what the client sent.
@@ -105,6 +115,8 @@ class BoundedServer final : public httplib::Server {
 
  private:
   bool process_and_close_socket(socket_t sock) override;
+  // Answer requests on `sock` until it is closed or parked; `served` were answered before.
+  void Serve(socket_t sock, int served);
 
   const HttpServerOptions options_;
   Counters* counters_;

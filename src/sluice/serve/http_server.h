@@ -95,8 +95,8 @@ struct HttpServerOptions {
   /// Longest wait for the client to take each part of a response: beyond it the connection is
   /// closed.
   int64_t write_timeout_us = 5'000'000;
-  /// Longest wait for a next request on a kept-alive connection. An idle connection is closed
-  /// at once when other connections wait for a worker, so idle clients cannot hold workers.
+  /// Longest wait for a next request on a kept-alive connection. An idle connection holds no
+  /// worker: it waits in an epoll set and is queued again when its next request arrives.
   int64_t keep_alive_timeout_us = 5'000'000;
   /// Requests on one connection before it is closed (Connection: close on the last one).
   int keep_alive_max_requests = 100;
