@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +30,9 @@ constexpr int64_t kRejectReadTimeoutUs = 1'000'000;
 // that the client reads the response instead of a connection reset.
 constexpr int64_t kLingerUs = 500'000;
 constexpr size_t kLingerBytes = 1 << 20;
+// A write this small (httplib writes a response's status line and headers in one) is held and
+// sent with the next one, the body: one segment and one syscall instead of two.
+constexpr size_t kCoalesceBytes = 4096;
 // How often the parker looks for parked connections past their keep-alive timeout.
 constexpr int kParkSweepMs = 100;
 
@@ -106,13 +110,18 @@ class SocketStream final : public httplib::Stream {
       return -1;
     }
     size = std::min(size, budget_);
+    // Read first and poll only when nothing is there: a parked connection comes back with its
+    // request already arrived.
     while (!buffered()) {
-      if (!is_readable()) {
-        failed_ = true;  // the request's deadline passed
-        return -1;
-      }
       const ssize_t n = ::recv(fd_, buf_.data(), buf_.size(), MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) {
+        if (!is_readable()) {
+          failed_ = true;  // the request's deadline passed
+          return -1;
+        }
+        continue;
+      }
       if (n <= 0) {
         failed_ = n < 0;
         return n;
@@ -127,20 +136,57 @@ class SocketStream final : public httplib::Stream {
     return static_cast<ssize_t>(n);
   }
   // Send what the socket takes now (httplib calls again for the rest), after waiting at most
-  // the write timeout for room: a blocking send of a large body would wait for all of it.
+  // the write timeout for room: a blocking send of a large body would wait for all of it. A
+  // small first write (the headers) is held for the next (the body) or Flush().
   ssize_t write(const char* ptr, size_t size) override {
+    if (held_.empty() && size <= kCoalesceBytes) {
+      held_.assign(ptr, size);
+      return static_cast<ssize_t>(size);
+    }
     while (true) {
-      if (!is_writable()) {
+      std::array<iovec, 2> iov{iovec{held_.data(), held_.size()},
+                               iovec{const_cast<char*>(ptr), size}};
+      msghdr msg{};
+      msg.msg_iov = held_.empty() ? &iov[1] : iov.data();
+      msg.msg_iovlen = held_.empty() ? 1 : 2;
+      const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) {
+        const size_t sent = static_cast<size_t>(n);
+        if (sent < held_.size()) {  // httplib calls again with the same bytes
+          held_.erase(0, sent);
+          return 0;
+        }
+        const size_t of_this = sent - held_.size();
+        held_.clear();
+        return static_cast<ssize_t>(of_this);
+      }
+      if (errno == EAGAIN && !is_writable()) {  // no room: wait for the client, bounded
         failed_ = true;
         return -1;
       }
-      const ssize_t n = ::send(fd_, ptr, size, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n >= 0) return n;
       if (errno != EAGAIN && errno != EINTR) {
         failed_ = true;
         return -1;
       }
     }
+  }
+  /// Send what write() still holds; false (and failed()) when the client does not take it
+  /// within the write timeout.
+  bool Flush() {
+    while (!held_.empty()) {
+      if (!is_writable()) {
+        failed_ = true;
+        return false;
+      }
+      const ssize_t n = ::send(fd_, held_.data(), held_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) {
+        held_.erase(0, static_cast<size_t>(n));
+      } else if (errno != EAGAIN && errno != EINTR) {
+        failed_ = true;
+        return false;
+      }
+    }
+    return true;
   }
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
     AddressOf(fd_, true, ip, port);
@@ -157,6 +203,7 @@ class SocketStream final : public httplib::Stream {
   size_t budget_ = 0;
   std::array<char, 4096> buf_{};
   size_t pos_ = 0, end_ = 0;
+  std::string held_;  // a small write not sent yet
   bool failed_ = false;
 };
 
@@ -208,7 +255,10 @@ void ConnectionQueue::Park(int fd, int64_t idle_us, std::function<void()> resume
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
   ev.data.fd = fd;
-  if (park_closed_ || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+  // A connection parked before stays in the set, disarmed (EPOLLONESHOT), until it is closed:
+  // re-arm it; a new one (or a number reused after a close) is added.
+  if (park_closed_ || (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+                       epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)) {
     ::shutdown(fd, SHUT_RDWR);
     ::close(fd);
     return;
@@ -230,8 +280,7 @@ void ConnectionQueue::Parker() {
         const int fd = events[static_cast<size_t>(i)].data.fd;
         auto it = parked_.find(fd);
         if (fd == wake_fd_ || it == parked_.end()) continue;
-        // Removed before it is queued: the worker may park it again (with the same number).
-        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+        // Disarmed by EPOLLONESHOT: it stays in the set until a worker parks it again.
         ready.push_back(std::move(it->second.resume));
         parked_.erase(it);
       }
@@ -384,11 +433,8 @@ void BoundedServer::Serve(socket_t sock, int served) {
                     [this, sock, served] { Serve(sock, served); });
         return;
       }
-      // A new connection's first request may take the read timeout to come; a parked one
-      // comes back readable.
-      pollfd p{sock, POLLIN, 0};
-      const int64_t wait = served == 0 ? read_timeout : options_.keep_alive_timeout_us;
-      if (poll(&p, 1, PollMs(wait)) <= 0) break;
+      // Otherwise a new connection, or a parked one that came back readable: its request
+      // must arrive within the read timeout (SocketStream::read waits for it).
     }
     stream.StartRequest(NowUs() + read_timeout,
                         kMaxHeaderBytes + static_cast<size_t>(options_.max_request_bytes));
@@ -396,7 +442,8 @@ void BoundedServer::Serve(socket_t sock, int served) {
                       served + 1 >= options_.keep_alive_max_requests || svr_sock_ == INVALID_SOCKET;
     bool closed_by_client = false;
     t_close_after = false;
-    const bool ok = process_request(stream, last, closed_by_client, nullptr);
+    bool ok = process_request(stream, last, closed_by_client, nullptr);
+    ok = stream.Flush() && ok;  // whatever it answered, a 400 as well
     linger = t_close_after;
     if (!ok || last || closed_by_client || t_close_after || stream.failed()) break;
   }
