@@ -298,8 +298,8 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
       // (without one, a rerun would add its rows twice) and no column needs a cast.
       direct_copy_sql_.clear();
       if (!text_input) {
-        SLUICE_ASSIGN_OR_RETURN(const bool unique, KeyIsUnique(conn));
-        if (unique) {
+        SLUICE_ASSIGN_OR_RETURN(const bool direct, DirectCopyAllowed(conn));
+        if (direct) {
           direct_copy_sql_ = "COPY " + QuoteIdentifier(config_.table) + " " + column_list_ +
                              " FROM STDIN (FORMAT binary)";
         }
@@ -319,17 +319,25 @@ Status PostgresSink::ResolveTargets(PgConnection* conn, const SchemaPtr& schema)
   return Status::OK();
 }
 
-Result<bool> PostgresSink::KeyIsUnique(PgConnection* conn) const {
-  // A valid, immediate, non-partial unique index on the key's columns and no others: the
-  // one ON CONFLICT (key) infers, which makes a COPY of a clashing key fail.
+Result<bool> PostgresSink::DirectCopyAllowed(PgConnection* conn) const {
+  // A COPY into the table does what the staged upsert does only when:
+  // - a valid, immediate, non-partial unique index has exactly the key as its key columns
+  //   (INCLUDE columns aside) — the index ON CONFLICT (key) infers, which makes a COPY of a
+  //   clashing key fail instead of adding it twice;
+  // - no row-level security (COPY FROM refuses it), no rules (COPY ignores them) and no
+  //   enabled BEFORE INSERT row trigger (one returning NULL stores fewer rows than sent).
   std::vector<std::string> key = config_.key;
-  std::sort(key.begin(), key.end());
+  std::sort(key.begin(), key.end());  // byte order: the SQL sorts with COLLATE "C"
   const std::string sql =
-      "SELECT count(*) FROM pg_catalog.pg_index i WHERE i.indrelid = $1::regclass AND "
+      "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND "
       "i.indisunique AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL AND "
-      "i.indexprs IS NULL AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) "
-      "FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid AND "
-      "a.attnum = ANY (i.indkey::int2[])) = $2::text[]";
+      "i.indexprs IS NULL AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text "
+      "COLLATE \"C\") FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid AND "
+      "a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1])) = $2::text[]) "
+      "AND NOT c.relrowsecurity AND NOT c.relhasrules AND NOT EXISTS (SELECT 1 FROM "
+      "pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND "
+      "t.tgenabled <> 'D' AND (t.tgtype & 7) = 7) "
+      "FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass";
   std::string array = "{";
   for (size_t i = 0; i < key.size(); ++i) {
     array += (i == 0 ? "\"" : ",\"");
@@ -342,7 +350,7 @@ Result<bool> PostgresSink::KeyIsUnique(PgConnection* conn) const {
   array += "}";
   SLUICE_ASSIGN_OR_RETURN(pg::PgResult found,
                           conn->ExecParams(sql, {QuoteIdentifier(config_.table), array}));
-  return found.num_rows() == 1 && found.Value(0, 0) != "0";
+  return found.num_rows() == 1 && found.Value(0, 0) == "t";
 }
 
 Status PostgresSink::CheckUpsertKeys(const Batch& batch) const {

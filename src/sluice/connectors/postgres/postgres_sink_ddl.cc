@@ -136,12 +136,17 @@ Status PostgresSink::EnsurePartitions(const Batch& batch) {
   }
   // Retention is checked when the batch starts a period this run has not written yet (and on
   // the first batch): partitions expire a period at a time.
+  // The newest row counts no later than this host's clock: one row from a host whose clock is
+  // years ahead must not expire every partition of the others.
   int64_t cutoff = INT64_MIN;  // partitions ending by this hold only expired rows
   if (config_.retention_us > 0 && newest != INT64_MIN && !needed.empty() &&
-      __builtin_sub_overflow(newest, config_.retention_us, &cutoff)) {
+      __builtin_sub_overflow(std::min(newest, NowMicros()), config_.retention_us, &cutoff)) {
     cutoff = INT64_MIN;
   }
   const bool expire = cutoff > expired_through_;
+  // Batches being written may hold rows of a partition about to go: written first, then
+  // dropped with it, as one at a time would (not failed for want of their partition).
+  if (expire && parallel_ != nullptr) SLUICE_RETURN_NOT_OK(parallel_->Drain());
   if (needed.empty() && (!nulls || default_partition_made_) && !expire) return Status::OK();
   SLUICE_ASSIGN_OR_RETURN(pg::PgLease lease, Lease());
   auto fail = [&](const Status& st) {
@@ -187,7 +192,8 @@ Status PostgresSink::EnsurePartitions(const Batch& batch) {
 
 Status PostgresSink::DropExpiredPartitions(PgConnection* conn, int64_t cutoff) {
   SLUICE_ASSIGN_OR_RETURN(pg::PgResult children,
-                          conn->ExecParams("SELECT c.relname FROM pg_catalog.pg_inherits i "
+                          conn->ExecParams("SELECT c.relname, c.oid::regclass::text FROM "
+                                           "pg_catalog.pg_inherits i "
                                            "JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid "
                                            "WHERE i.inhparent = $1::regclass ORDER BY c.relname",
                                            {QuoteIdentifier(config_.table)}));
@@ -210,11 +216,18 @@ Status PostgresSink::DropExpiredPartitions(PgConnection* conn, int64_t cutoff) {
     const std::string sibling = SiblingName(config_.table, name.substr(at));
     if (pg_internal::BaseName(sibling) != QuoteIdentifier(name)) continue;  // another table's
     const int64_t start = DaysFromCivil(y, m, d) * kMicrosPerDay;
+    {
+      int64_t cy;
+      unsigned cm, cd;
+      CivilFromDays(start / kMicrosPerDay, &cy, &cm, &cd);
+      if (cy != y || cm != m || cd != d) continue;  // _p20260231 is no date this sink names
+    }
     const int64_t end =
         monthly ? DaysFromCivil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * kMicrosPerDay
                 : start + kMicrosPerDay;
     if (end > cutoff) continue;
-    auto gone = conn->Exec("DROP TABLE IF EXISTS " + sibling);
+    // By the child's own name (schema included), never by a name resolved elsewhere.
+    auto gone = conn->Exec("DROP TABLE IF EXISTS " + std::string(children.Value(r, 1)));
     if (!gone.ok()) return gone.status().WithContext("{}: dropping partition {}", Context(), name);
     partitions_made_.erase(start);
     ++dropped;

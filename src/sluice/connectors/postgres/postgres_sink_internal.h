@@ -117,8 +117,10 @@ class PostgresSink final : public Sink {
   /// of `batch` has a NULL key column (no unique index matches it: it would be inserted again on
   /// every run, or several would collapse into one).
   Status CheckUpsertKeys(const Batch& batch) const;
-  /// Whether a unique index on exactly the key's columns makes a COPY of a taken key fail.
-  Result<bool> KeyIsUnique(PgConnection* conn) const;
+  /// Whether a batch of new keys may be COPYed straight into the table: a unique index on
+  /// exactly the key makes a COPY of a taken key fail, and nothing makes COPY differ from
+  /// INSERT (row-level security, rules, BEFORE INSERT row triggers).
+  Result<bool> DirectCopyAllowed(PgConnection* conn) const;
   /// Delete: `batch` reduced to its key columns.
   Result<BatchPtr> KeyColumns(const BatchPtr& batch);
   /// What a thread writing batches reuses between them: the COPY data, and its own copy of

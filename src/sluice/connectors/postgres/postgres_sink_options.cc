@@ -205,9 +205,10 @@ const OptionSchema& PostgresSinkOptions() {
       {"retention",
        OptionType::kDuration,
        "",
-       "Drop the partitions this sink made (named <table>_pYYYYMMDD or _pYYYYMM) once they "
-       "end this long before the newest row written, checked when a batch starts a new "
-       "period; other partitions are left alone.",
+       "Drop the partitions named as this sink names them (<table>_pYYYYMMDD or _pYYYYMM, a "
+       "real date) once they end this long before the newest row written (counted no later "
+       "than this host's clock), checked when a batch starts a new period; partitions of other "
+       "names are left alone.",
        false,
        {}},
       {"pool_size",

@@ -11,6 +11,7 @@
 
 #include "sluice/connectors/postgres/pg_test_util.h"
 #include "sluice/connectors/postgres/pg_types.h"
+#include "sluice/core/time.h"
 #include "sluice/testing/matchers.h"
 
 namespace sluice {
@@ -716,6 +717,51 @@ TEST_F(PostgresNodesTest, UpsertCopiesNewKeysStraightInAndStagesOnceAKeyClashes)
         << index;
     EXPECT_EQ(Int("SELECT count(*) FROM " + table), 0) << index;
   }
+  // A unique index whose INCLUDE column is part of the key is not the key's index: no direct
+  // COPY, and the upsert fails on its first batch as ON CONFLICT (id, name) does.
+  {
+    const std::string table = NewName();
+    Exec("CREATE TABLE " + table + " (id int8, name text, UNIQUE (id) INCLUDE (name))");
+    ASSERT_OK_AND_ASSIGN(auto sink,
+                         OpenSink({{"table", table}, {"mode", "upsert"}, {"key", {"id", "name"}}}));
+    ASSERT_OK_AND_ASSIGN(BatchPtr fresh, BatchFromJson(schema, R"([[1, "a"]])"));
+    EXPECT_THAT(sink->Write(fresh, AckSet()),
+                StatusIs(StatusCode::kInvalidArgument, HasSubstr("ON CONFLICT")));
+    EXPECT_EQ(Int("SELECT count(*) FROM " + table), 0);
+  }
+  // A BEFORE INSERT trigger that drops rows (COPY would count fewer rows than it sent) and a
+  // rule (COPY ignores rules): the batch is upserted through the staging table, as without
+  // the shortcut.
+  {
+    const std::string table = NewName();
+    Exec("CREATE TABLE " + table + " (id int8 PRIMARY KEY, name text)");
+    Exec("CREATE TABLE " + table + "_audit (id int8)");
+    tables_.push_back(table + "_audit");
+    Exec("CREATE FUNCTION " + table +
+         "_skip() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.name = 'skip' THEN "
+         "RETURN NULL; END IF; RETURN NEW; END $$");
+    Exec("CREATE TRIGGER skip BEFORE INSERT ON " + table + " FOR EACH ROW EXECUTE FUNCTION " +
+         table + "_skip()");
+    const double before = stats_.Phases()["insert"];
+    ASSERT_OK_AND_ASSIGN(auto sink,
+                         OpenSink({{"table", table}, {"mode", "upsert"}, {"key", {"id"}}}));
+    ASSERT_OK_AND_ASSIGN(BatchPtr rows, BatchFromJson(schema, R"([[1, "a"], [2, "skip"]])"));
+    ASSERT_THAT(sink->Write(rows, AckSet()), IsOk());
+    EXPECT_GT(stats_.Phases()["insert"], before) << "staged";
+    EXPECT_EQ(Text("SELECT string_agg(id || name, ',' ORDER BY id) FROM " + table), "1a");
+    ASSERT_THAT(sink->Close(), IsOk());
+    // With a rule, PostgreSQL refuses ON CONFLICT: the upsert says so and writes nothing (a
+    // COPY would have written the rows and skipped the rule).
+    Exec("DROP TRIGGER skip ON " + table);
+    Exec("CREATE RULE audit AS ON INSERT TO " + table + " DO ALSO INSERT INTO " + table +
+         "_audit VALUES (NEW.id)");
+    ASSERT_OK_AND_ASSIGN(auto sink2,
+                         OpenSink({{"table", table}, {"mode", "upsert"}, {"key", {"id"}}}));
+    ASSERT_OK_AND_ASSIGN(BatchPtr more, BatchFromJson(schema, R"([[3, "c"]])"));
+    EXPECT_THAT(sink2->Write(more, AckSet()),
+                StatusIs(StatusCode::kInvalidArgument, HasSubstr("rules")));
+    EXPECT_EQ(Int("SELECT count(*) FROM " + table + " WHERE id = 3"), 0);
+  }
 }
 
 TEST_F(PostgresNodesTest, InsertBatchWritesThroughPreparedMultiRowInserts) {
@@ -825,6 +871,40 @@ TEST_F(PostgresNodesTest, PartitionsAheadAndRetentionDropOnlyExpiredOwnPartition
           "out",
           {{"dsn", dsn_}, {"table", table}, {"create_table", true}, {"indexes", {"host,,ts"}}})),
       StatusIs(StatusCode::kConfigError, HasSubstr("an empty column name")));
+}
+
+// Retention counts the newest row no later than this host's clock: one row from a host whose
+// clock is decades ahead drops none of today's data. Names that are not dates are not the
+// sink's partitions.
+TEST_F(PostgresNodesTest, RetentionIgnoresRowsFromTheFutureAndNamesThatAreNotDates) {
+  const std::string table = NewName();
+  auto schema = MakeSchema({{"ts", TypeId::kTimestamp}, {"v", TypeId::kInt64}});
+  const int64_t now = NowMicros();
+  const std::string today = FormatTimestamp(now);
+  ASSERT_OK_AND_ASSIGN(auto sink, OpenSink({{"table", table},
+                                            {"create_table", true},
+                                            {"partition_by", "ts"},
+                                            {"partition_interval", "day"},
+                                            {"retention", "30d"}}));
+  ASSERT_OK_AND_ASSIGN(BatchPtr first, BatchFromJson(schema, "[[\"" + today + "\", 1]]"));
+  ASSERT_THAT(sink->Write(first, AckSet()), IsOk());
+  // Old partitions made by hand: one named as the sink names them (dropped), one whose name is
+  // no date (kept).
+  Exec("CREATE TABLE " + table + "_p20230105 PARTITION OF " + table +
+       " FOR VALUES FROM ('2023-01-05') TO ('2023-01-06')");
+  Exec("CREATE TABLE " + table + "_p20230231 PARTITION OF " + table +
+       " FOR VALUES FROM ('2023-01-10') TO ('2023-01-11')");
+  ASSERT_OK_AND_ASSIGN(BatchPtr future, BatchFromJson(schema, R"([["2099-01-01T00:00:00Z", 2]])"));
+  ASSERT_THAT(sink->Write(future, AckSet()), IsOk());
+  EXPECT_EQ(Text("SELECT string_agg(v::text, ',' ORDER BY v) FROM " + table), "1,2");
+  EXPECT_EQ(Int("SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass('" + table +
+                "_p20230231')"),
+            1);
+  EXPECT_EQ(Int("SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass('" + table +
+                "_p20230105')"),
+            0);
+  EXPECT_EQ(stats_.Counters()["partitions_dropped"], 1);
+  ASSERT_THAT(sink->Close(), IsOk());
 }
 
 TEST_F(PostgresNodesTest, MonthlyPartitionsInASchemaQualifiedTable) {
@@ -1029,6 +1109,7 @@ TEST_F(PostgresNodesTest, ParallelWritesCommitEveryBatchAndReportAFailure) {
   constexpr int kBatches = 24, kRows = 500;
   const int bad = 17;
   Status failed;
+  size_t calls = 0;  // Write calls, each with its own ack
   for (int b = 0; b < kBatches; ++b) {
     std::string rows = "[";
     for (int r = 0; r < kRows; ++r) {
@@ -1038,6 +1119,7 @@ TEST_F(PostgresNodesTest, ParallelWritesCommitEveryBatchAndReportAFailure) {
     }
     rows += "]";
     ASSERT_OK_AND_ASSIGN(BatchPtr batch, BatchFromJson(schema, rows));
+    ++calls;
     Status st = sink->Write(batch, AckSet(std::make_shared<AckHandle>(queue, b)));
     if (!st.ok()) {
       failed = st;  // a later Write reports the failure of an earlier batch
@@ -1049,6 +1131,7 @@ TEST_F(PostgresNodesTest, ParallelWritesCommitEveryBatchAndReportAFailure) {
   EXPECT_THAT(sink->Close(), StatusIs(StatusCode::kInvalidArgument, HasSubstr("check")));
   std::vector<AckQueue::Event> events;
   queue->Drain(&events, /*max_wait_ms=*/0);
+  EXPECT_EQ(events.size(), calls) << "every batch's ack is released or failed, once";
   std::set<uint64_t> delivered;
   for (const auto& e : events) {
     if (e.delivered) delivered.insert(e.seq);
@@ -1082,6 +1165,7 @@ TEST_F(PostgresNodesTest, ParallelWritesCommitEveryBatchAndReportAFailure) {
   int delivered2 = 0;
   for (const auto& e : events) delivered2 += e.delivered && e.seq >= 100 ? 1 : 0;
   EXPECT_EQ(delivered2, kBatches);
+  EXPECT_EQ(events.size(), static_cast<size_t>(kBatches));
   EXPECT_EQ(Int("SELECT count(DISTINCT id) FROM " + good), kBatches * kRows);
   EXPECT_EQ(Int("SELECT count(*) FROM " + good + " WHERE label <> 'row ' || id"), 0);
 }
