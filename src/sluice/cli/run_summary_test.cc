@@ -74,8 +74,7 @@ nodes:
   const auto& mem = op["memory_bytes"];
   EXPECT_GT(mem["start"].get<int64_t>(), 0);
   EXPECT_GT(mem["end"].get<int64_t>(), 0);
-  EXPECT_GE(mem["peak"].get<int64_t>(), mem["end"].get<int64_t>());
-  EXPECT_GE(mem["peak"].get<int64_t>(), mem["start"].get<int64_t>());
+  EXPECT_GE(mem["peak"].get<int64_t>(), PeakRssBytes() - (1 << 20));  // the process's high mark
 }
 
 }  // namespace
