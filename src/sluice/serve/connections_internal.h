@@ -100,8 +100,7 @@ class ConnectionQueue final : public httplib::TaskQueue {
 /// httplib::Server with our connection loop. The queue must outlive the server's accept loop.
 class BoundedServer final : public httplib::Server {
  public:
-  BoundedServer(const HttpServerOptions& options, Counters* counters)
-      : options_(options), counters_(counters) {}
+  BoundedServer(const HttpServerOptions& options, Counters* /*counters*/) : options_(options) {}
 
   /// Set the queue that parks idle connections (made by new_task_queue).
   void set_queue(ConnectionQueue* queue) { queue_.store(queue); }
@@ -119,7 +118,6 @@ class BoundedServer final : public httplib::Server {
   void Serve(socket_t sock, int served);
 
   const HttpServerOptions options_;
-  Counters* counters_;
   std::atomic<ConnectionQueue*> queue_{nullptr};
 };
 
