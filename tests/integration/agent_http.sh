@@ -108,11 +108,13 @@ busy=$(metric cpu_busy_ratio)
 jq -en --argjson b "$busy" '$b > 0 and $b <= 1' >/dev/null || fail "cpu_busy_ratio $busy"
 rate=$(metric network_receive_bytes_per_second '.labels.device == "lo"')
 jq -en --argjson r "$rate" '$r > 0' >/dev/null || fail "lo receive rate $rate"
-# A process of the second recording only, whose name has blanks and parentheses.
-check_eq "$(curl -sf "$url/api/v1/metrics" | jq -r '.metrics.process_resident_bytes[] | select(.labels.pid == "4242") | .labels.comm')" \
-  "my (odd) name" "process 4242's name"
-curl -sf "$url/metrics" | grep -q '^host_process_resident_bytes{comm="my (odd) name",pid="4242",' \
-  || fail "no series of process 4242 in /metrics"
+# A process of the second recording only, whose name has blanks and parentheses. The copy above
+# is not atomic: a sample taken while it ran may lack the process (its files half copied), so
+# each check waits for a sample that has it.
+wait_for "process 4242's name in the JSON" \
+  'test "$(curl -sf "$url/api/v1/metrics" | jq -r ".metrics.process_resident_bytes[] | select(.labels.pid == \"4242\") | .labels.comm")" = "my (odd) name"'
+wait_for "a series of process 4242 in /metrics" \
+  "curl -sf \"\$url/metrics\" | grep -q '^host_process_resident_bytes{comm=\"my (odd) name\",pid=\"4242\",'"
 curl -sf "$url/metrics" | promtool check metrics || fail "promtool rejected /metrics with rates"
 
 # gzip when asked, the same text inflated; plain otherwise.
