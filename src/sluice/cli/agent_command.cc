@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "sluice/agent/agent.h"
+#include "sluice/cli/exit_codes.h"
 #include "sluice/config/loader.h"
 #include "sluice/core/log.h"
 #include "sluice/engine/executor.h"
@@ -12,16 +13,12 @@ namespace sluice {
 
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitInterrupted = 130;
-
 int Fail(const Status& st) {
-  std::fprintf(stderr, "sluice: %s\n", st.message().c_str());
-  return st.code() == StatusCode::kConfigError || st.code() == StatusCode::kInvalidArgument
-             ? kExitUsage
-             : kExitFailed;
+  return sluice::Fail(
+      st.code() == StatusCode::kConfigError || st.code() == StatusCode::kInvalidArgument
+          ? kExitUsage
+          : kExitFailed,
+      st.message());
 }
 
 }  // namespace

@@ -11,13 +11,11 @@
 
 #include "sluice/agent_nodes.h"
 #include "sluice/cli/agent_command.h"
+#include "sluice/cli/exit_codes.h"
 #include "sluice/core/log.h"
 
 namespace sluice {
 namespace {
-
-constexpr int kExitInterrupted = 130;
-
 std::atomic<bool> g_stop{false};         // the first SIGINT/SIGTERM: stop gracefully
 std::atomic<bool> g_interrupted{false};  // the second: cancel, abandoning what is in flight
 

@@ -17,6 +17,7 @@
 #include "sluice/alerts/alerts.h"
 #include "sluice/builtin_nodes.h"
 #include "sluice/cli/agent_command.h"
+#include "sluice/cli/exit_codes.h"
 #include "sluice/cli/observe_commands.h"
 #include "sluice/cli/run_monitor.h"
 #include "sluice/cli/run_summary.h"
@@ -35,12 +36,6 @@
 
 namespace sluice {
 namespace {
-
-constexpr int kExitOk = 0;
-constexpr int kExitRunFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitAlert = 3;  // --fail-on-alert: the run succeeded but an alert fired
-constexpr int kExitInterrupted = 130;
 
 std::atomic<bool> g_stop{false};         // the first SIGINT/SIGTERM: stop gracefully
 std::atomic<bool> g_interrupted{false};  // the second: cancel, abandoning what is in flight
@@ -63,7 +58,7 @@ int ExitCodeFor(const Status& st) {
   if (st.ok()) return kExitOk;
   if (st.code() == StatusCode::kConfigError) return kExitUsage;
   if (st.code() == StatusCode::kCancelled && g_interrupted.load()) return kExitInterrupted;
-  return kExitRunFailed;
+  return kExitFailed;
 }
 
 void PrintError(const Status& st) { std::fprintf(stderr, "sluice: %s\n", st.message().c_str()); }
@@ -164,7 +159,7 @@ int CmdRun(const CommonArgs& common, const NodeRegistry& registry, const RunArgs
   RunMonitor monitor(&run, mo);
   if (Status st = args.no_metrics ? Status::OK() : monitor.Start(); !st.ok()) {
     PrintError(st.WithContext("--metrics-listen"));
-    return st.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitRunFailed;
+    return st.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailed;
   }
 
   // A live progress line on a terminal; nothing when piped or --quiet.
@@ -202,7 +197,7 @@ int CmdRun(const CommonArgs& common, const NodeRegistry& registry, const RunArgs
     out << JsonText(report, 2) << "\n";
     if (!out) {
       std::fprintf(stderr, "sluice: cannot write report '%s'\n", args.report.c_str());
-      if (st.ok()) return kExitRunFailed;
+      if (st.ok()) return kExitFailed;
     }
   }
   RecordHistory(args, pipeline->spec(), report);
@@ -417,7 +412,7 @@ int Main(int argc, char** argv) {
         std::fprintf(stderr,
                      "sluice: report: --samples charts stored samples, not a run: "
                      "drop the run report file or --run\n");
-        return 2;
+        return kExitUsage;
       }
       if (!report_out.empty()) samples_args.output = report_out;
       return CmdSamplesReport(samples_args);

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "sluice/cli/exit_codes.h"
 #include "sluice/cli/run_summary.h"
 #include "sluice/history/run_history.h"
 #include "sluice/report/html_report.h"
@@ -19,18 +20,7 @@
 
 namespace sluice {
 
-namespace {
-
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-
-int Fail(int code, const std::string& message) {
-  std::fprintf(stderr, "sluice: %s\n", message.c_str());
-  return code;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string HistoryLocation(const std::string& flag) {
   if (!flag.empty()) return flag;

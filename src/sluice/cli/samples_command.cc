@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "sluice/cli/exit_codes.h"
 #include "sluice/connectors/postgres/pg_connection.h"
 #include "sluice/connectors/postgres/postgres_internal.h"
 #include "sluice/core/units.h"
@@ -18,13 +19,8 @@ namespace sluice {
 
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-
-int Fail(int code, const std::string& message) {
-  std::fprintf(stderr, "sluice: report: %s\n", message.c_str());
-  return code;
+int ReportFail(int code, const std::string& message) {
+  return sluice::Fail(code, "report: " + message);
 }
 
 double ToDouble(std::string_view text) {
@@ -37,33 +33,34 @@ double ToDouble(std::string_view text) {
 
 int CmdSamplesReport(const SamplesReportArgs& args) {
   const auto started = std::chrono::steady_clock::now();
-  if (args.max_points < 3) return Fail(kExitUsage, "--max-points must be at least 3");
+  if (args.max_points < 3) return ReportFail(kExitUsage, "--max-points must be at least 3");
   int64_t since_us = 0;
   if (!args.since.empty()) {
     auto parsed = ParseDurationMicros(args.since);
     if (!parsed.ok() || *parsed <= 0) {
-      return Fail(kExitUsage,
-                  fmt::format("--since '{}': a duration such as 24h or 30m", args.since));
+      return ReportFail(kExitUsage,
+                        fmt::format("--since '{}': a duration such as 24h or 30m", args.since));
     }
     since_us = *parsed;
   }
   auto conn = pg::PgConnection::Connect(args.dsn);
-  if (!conn.ok()) return Fail(kExitFailed, conn.status().message());
+  if (!conn.ok()) return ReportFail(kExitFailed, conn.status().message());
   const std::string table = pg_internal::QuoteIdentifier(args.table);
   std::string host = args.host;
   if (host.empty()) {
     auto hosts = (*conn)->Exec("SELECT DISTINCT host FROM " + table + " ORDER BY 1 LIMIT 11");
-    if (!hosts.ok()) return Fail(kExitFailed, hosts.status().message());
+    if (!hosts.ok()) return ReportFail(kExitFailed, hosts.status().message());
     if (hosts->num_rows() == 0) {
-      return Fail(kExitFailed, fmt::format("table {} holds no samples", args.table));
+      return ReportFail(kExitFailed, fmt::format("table {} holds no samples", args.table));
     }
     if (hosts->num_rows() > 1) {
       std::string names;
       for (int r = 0; r < hosts->num_rows(); ++r) {
         names += fmt::format("{}{}", r == 0 ? "" : ", ", hosts->Value(r, 0));
       }
-      return Fail(kExitUsage, fmt::format("table {} holds several hosts ({}): name one with --host",
-                                          args.table, names));
+      return ReportFail(kExitUsage,
+                        fmt::format("table {} holds several hosts ({}): name one with --host",
+                                    args.table, names));
     }
     host = std::string(hosts->Value(0, 0));
   }
@@ -80,7 +77,7 @@ int CmdSamplesReport(const SamplesReportArgs& args) {
       table + " WHERE host = $1) - make_interval(secs => $3::float8))";
   auto rows = (*conn)->ExecParams(
       sql, {host, metrics, fmt::format("{}", static_cast<double>(since_us) / 1e6)});
-  if (!rows.ok()) return Fail(kExitFailed, rows.status().message());
+  if (!rows.ok()) return ReportFail(kExitFailed, rows.status().message());
   report::SamplesReportInput input;
   input.host = host;
   input.source = fmt::format("table {}", args.table);
@@ -108,11 +105,11 @@ int CmdSamplesReport(const SamplesReportArgs& args) {
   }
   report::SamplesReportStats stats;
   auto html = report::RenderSamplesReport(input, &stats);
-  if (!html.ok()) return Fail(kExitFailed, html.status().message());
+  if (!html.ok()) return ReportFail(kExitFailed, html.status().message());
   std::ofstream out(args.output);
   out << *html;
   out.close();
-  if (!out) return Fail(kExitFailed, fmt::format("cannot write '{}'", args.output));
+  if (!out) return ReportFail(kExitFailed, fmt::format("cannot write '{}'", args.output));
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::fprintf(stderr, "%s\n",
