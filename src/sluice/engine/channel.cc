@@ -75,8 +75,12 @@ std::optional<Message> Channel::Pop() {
 std::optional<Message> Channel::PopFor(int timeout_ms, bool* timed_out) {
   std::unique_lock lock(mu_);
   *timed_out = !not_empty_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
-    return cancelled_ || !queue_.empty() || producers_ <= 0;
+    return cancelled_ || !queue_.empty() || producers_ <= 0 || woken_;
   });
+  if (!*timed_out && !cancelled_ && queue_.empty() && producers_ > 0) {
+    woken_ = false;  // Wake: idle, as after a timeout
+    *timed_out = true;
+  }
   if (*timed_out || cancelled_ || queue_.empty()) return std::nullopt;
   Message m = std::move(queue_.front());
   queue_.pop_front();
@@ -103,6 +107,14 @@ void Channel::ProducerDone(int input) {
       }
     }
     --producers_;
+  }
+  not_empty_.notify_all();
+}
+
+void Channel::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
   }
   not_empty_.notify_all();
 }

@@ -34,8 +34,12 @@ class Channel {
   /// Block until a message arrives; return nullopt at the end of the stream (every producer is
   /// done and the queue is empty) or when cancelled. Messages are numbered in pop order.
   std::optional<Message> Pop();
-  /// Like Pop, but give up after `timeout_ms` with nullopt and `*timed_out` set.
+  /// Like Pop, but give up after `timeout_ms` with nullopt and `*timed_out` set. After Wake,
+  /// the first PopFor that finds the queue empty returns at once as if it had timed out.
   std::optional<Message> PopFor(int timeout_ms, bool* timed_out);
+  /// Make the consumer's PopFor return as timed out the next time it finds nothing queued
+  /// (now, if it is waiting), so that it does its idle work without polling for it.
+  void Wake();
   /// Record that one producer has finished. With `input` >= 0 (the consumer's input it fed),
   /// a watermark marker of INT64_MAX follows its last message: that input has ended, so it
   /// no longer holds back the consumer's watermark.
@@ -57,6 +61,7 @@ class Channel {
   int64_t bytes_ = 0;          // guarded by mu_
   int producers_;              // guarded by mu_
   bool cancelled_ = false;     // guarded by mu_
+  bool woken_ = false;         // guarded by mu_: Wake was called; the next idle PopFor returns
   uint64_t next_seq_ = 0;      // guarded by mu_
 };
 

@@ -88,6 +88,33 @@ TEST(ChannelTest, CancelWakesBlockedProducer) {
   EXPECT_FALSE(ch.Pop().has_value());
 }
 
+TEST(ChannelTest, WakeEndsTheConsumersNextIdleWaitAtOnce) {
+  // The timeouts are an hour: a Wake that did not end the wait would hang the test.
+  constexpr int kHourMs = 3'600'000;
+  Channel ch(10, 0, 1);
+  bool timed_out = false;
+  std::thread waker([&] { ch.Wake(); });
+  EXPECT_FALSE(ch.PopFor(kHourMs, &timed_out).has_value());
+  EXPECT_TRUE(timed_out) << "a woken wait reads as a timeout: idle";
+  waker.join();
+  // A Wake with a message queued: the message first, then one idle return, then a real wait.
+  int64_t blocked = 0;
+  ASSERT_TRUE(ch.Push(MakeMessage(3), &blocked));
+  ch.Wake();
+  auto m = ch.PopFor(kHourMs, &timed_out);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_FALSE(timed_out);
+  EXPECT_EQ(m->batch->num_rows(), 3);
+  EXPECT_FALSE(ch.PopFor(kHourMs, &timed_out).has_value());
+  EXPECT_TRUE(timed_out);
+  EXPECT_FALSE(ch.PopFor(1, &timed_out).has_value());
+  EXPECT_TRUE(timed_out) << "the Wake was used up: this one waited out its 1 ms";
+  // The end of the stream is not a timeout.
+  ch.ProducerDone();
+  EXPECT_FALSE(ch.PopFor(kHourMs, &timed_out).has_value());
+  EXPECT_FALSE(timed_out);
+}
+
 }  // namespace
 TEST(ChannelTest, QueuesTogetherHoldAtMostHalfTheMemoryLimit) {
   constexpr int64_t kMiB = int64_t{1} << 20;

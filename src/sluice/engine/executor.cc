@@ -1,9 +1,11 @@
 #include "sluice/engine/executor.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -270,25 +272,34 @@ Status PipelineRun::Execute() {
   Status st = OpenNodes();
   if (st.ok()) {
     // Watch for a stop or an interrupt (SIGINT/SIGTERM) and for an idle stream while the
-    // executor runs.
-    std::atomic<bool> done{false};
+    // executor runs; the end of the run wakes the watcher (done_cv) rather than waiting out
+    // its poll.
+    std::mutex done_mu;
+    std::condition_variable done_cv;
+    bool done = false;  // guarded by done_mu
     std::thread watcher;
     if (options_.interrupt != nullptr || options_.stop != nullptr || options_.until_idle_us > 0) {
-      watcher = std::thread([&] {
-        while (!done.load()) {
+      const auto poll = std::chrono::microseconds(std::max<int64_t>(options_.watch_interval_us, 1));
+      watcher = std::thread([&, poll] {
+        for (;;) {
           if (options_.interrupt != nullptr && options_.interrupt->load()) {
             Cancel(Status::Cancelled("interrupted"));
             return;
           }
           if (options_.stop != nullptr && options_.stop->load()) Stop("signal");
           if (options_.until_idle_us > 0 && SourcesIdle()) Stop("until-idle");
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          std::unique_lock lock(done_mu);
+          if (done_cv.wait_for(lock, poll, [&] { return done; })) return;
         }
       });
     }
     st = pipeline_->spec().settings.engine == EngineKind::kSequential ? ExecuteSequential()
                                                                       : ExecuteParallel();
-    done = true;
+    {
+      std::lock_guard lock(done_mu);
+      done = true;
+    }
+    done_cv.notify_all();
     if (watcher.joinable()) watcher.join();
   } else {
     Cancel(st);
@@ -309,6 +320,14 @@ Status PipelineRun::Execute() {
 
 // ---------------------------------------------------------------------------------------------
 // Parallel executor.
+
+void PipelineRun::RequestSinkFlush() {
+  flush_generation_.fetch_add(1, std::memory_order_acq_rel);
+  auto& nodes = pipeline_->nodes();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].kind() == NodeKind::kSink) channels_[i][0]->Wake();
+  }
+}
 
 bool PipelineRun::PushDownstream(size_t node, Message m) {
   auto& n = pipeline_->nodes()[node];

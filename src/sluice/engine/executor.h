@@ -27,6 +27,10 @@ struct RunOptions {
   const std::atomic<bool>* stop = nullptr;
   /// Stop gracefully once every source has answered "nothing yet" for this long (µs; 0: never).
   int64_t until_idle_us = 0;
+  /// How often the run looks at `stop`, `interrupt` and until_idle_us (µs): signal handlers
+  /// set the flags and cannot wake a thread, so a thread polls them. A long-lived process
+  /// that idles most of the time (sluice agent) polls less often to wake the host less.
+  int64_t watch_interval_us = 20'000;
   /// The clock of node timers (NodeContext::clock); null: the system's steady clock.
   Clock* clock = nullptr;
   /// Record the per-batch histograms (latency, rows). Off only to measure their own cost.
@@ -115,8 +119,13 @@ class PipelineRun {
   };
   // Return true, moving `*state` on, when `ctx`'s timer is due at `now`.
   static bool TimerDue(const NodeContext& ctx, int64_t now, TimerState* state);
-  // Return how long a node loop may wait for input before its timer is due (ms, 1..50).
+  // Return how long a node loop may wait for input before its timer is due (ms, 1..50), or
+  // kIdleWaitMs without a timer (a sink is woken for a flush: RequestSinkFlush).
   static int WaitMs(int64_t now, const TimerState& state);
+  static constexpr int kIdleWaitMs = 1000;
+  // Ask every idle sink to flush (a source waits at its in-flight limit for acks a sink may
+  // hold until it flushes), and wake those waiting for input.
+  void RequestSinkFlush();
   // Call a transform instance's OnTimer, its output pushed downstream (or, `sequential`,
   // delivered depth first).
   Status FireTransformTimer(size_t node, int instance, int64_t now, bool sequential);

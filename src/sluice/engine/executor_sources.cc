@@ -83,7 +83,7 @@ void PipelineRun::WaitForInFlightRoom(size_t node, bool sequential,
         if (!st.ok()) Cancel(st.WithContext("node '{}' ({}): flushing", n.spec.id, n.spec.type));
       }
     } else {
-      flush_generation_.fetch_add(1, std::memory_order_acq_rel);
+      RequestSinkFlush();
     }
   }
 }

@@ -509,6 +509,24 @@ TEST_P(ExecutorTest, UntilIdleEndsARunWhoseSourceWentQuiet) {
   EXPECT_TRUE(journal_.abandoned["src"].empty());
 }
 
+TEST_P(ExecutorTest, ARunEndsWithItsPipelineWhateverTheWatchInterval) {
+  // The watcher polls the stop flag once an hour here: the run must still end when its
+  // source does, not when the watcher next looks (the test would hang).
+  PipelineSpec spec;
+  spec.settings.engine = GetParam();
+  spec.nodes = {TestNode("src", "count", {}, {{"rows", 300}, {"batch", 100}}),
+                TestNode("out", "record", {"src"})};
+  auto registry = TestRegistry();
+  auto p = Pipeline::Build(std::move(spec), registry);
+  ASSERT_OK(p.status());
+  std::atomic<bool> stop{false};
+  PipelineRun run(p->get(), RunOptions{.stop = &stop, .watch_interval_us = 3'600'000'000});
+  ASSERT_OK(run.Execute());
+  EXPECT_EQ(run.stop_reason(), "");
+  EXPECT_EQ(journal_.committed["src"], Seqs(3));
+  EXPECT_EQ(journal_.rows["out"].size(), 300u);
+}
+
 TEST_P(ExecutorTest, TimersFireByTheRunsClockWithoutInput) {
   // A source with nothing to say, a transform that emits a row every 100 ms of the run's clock
   // and a sink that ticks every 250 ms. The clock moves only when the test moves it: each step

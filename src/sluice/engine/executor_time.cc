@@ -36,7 +36,7 @@ bool PipelineRun::TimerDue(const NodeContext& ctx, int64_t now, TimerState* stat
 }
 
 int PipelineRun::WaitMs(int64_t now, const TimerState& state) {
-  if (state.next_due < 0) return 50;
+  if (state.next_due < 0) return kIdleWaitMs;
   return static_cast<int>(std::clamp<int64_t>((state.next_due - now + 999) / 1000, 1, 50));
 }
 
