@@ -1,9 +1,7 @@
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -12,6 +10,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "sluice/serve/connections_internal.h"
 
@@ -20,19 +21,15 @@ namespace sluice::serve::internal {
 namespace {
 
 thread_local ConnectionMode t_mode = ConnectionMode::kServe;
-thread_local bool t_close_after = false;
 
-// Request line and headers together; a request beyond it is answered 400.
-constexpr size_t kMaxHeaderBytes = 64 * 1024;
 // The overflow thread waits at most this long for the request it refuses.
 constexpr int64_t kRejectReadTimeoutUs = 1'000'000;
 // After a response that left a body unread: how long and how much to drain before closing, so
 // that the client reads the response instead of a connection reset.
 constexpr int64_t kLingerUs = 500'000;
 constexpr size_t kLingerBytes = 1 << 20;
-// A write this small (httplib writes a response's status line and headers in one) is held and
-// sent with the next one, the body: one segment and one syscall instead of two.
-constexpr size_t kCoalesceBytes = 4096;
+// Bytes asked of the socket per read: a request line and headers usually arrive in one.
+constexpr size_t kReadChunk = 4096;
 // How often the parker looks for parked connections past their keep-alive timeout.
 constexpr int kParkSweepMs = 100;
 
@@ -59,152 +56,127 @@ class ModeScope {
   ConnectionMode saved_;
 };
 
-void AddressOf(int fd, bool peer, std::string& ip, int& port) {
-  sockaddr_storage addr{};
-  socklen_t len = sizeof(addr);
-  const int rc = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len)
-                      : getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  if (rc != 0) return;
-  char text[INET6_ADDRSTRLEN] = {0};
-  if (addr.ss_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
-    inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text));
-    port = ntohs(a->sin_port);
-  } else if (addr.ss_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
-    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text));
-    port = ntohs(a->sin6_port);
-  }
-  ip = text;
-}
-
-/// A connection as httplib reads and writes it: buffered reads that stop at the request's
-/// deadline and byte budget, writes that wait at most the write timeout for the client.
-class SocketStream final : public httplib::Stream {
+/// One connection's bytes: reads buffered and bounded by a deadline, responses written with a
+/// bounded wait for the client to take each part.
+class Connection {
  public:
-  SocketStream(int fd, int64_t write_timeout_us) : fd_(fd), write_timeout_us_(write_timeout_us) {}
+  Connection(int fd, int64_t write_timeout_us) : fd_(fd), write_timeout_us_(write_timeout_us) {}
 
-  /// Start reading one request: it must arrive by `deadline_us` and within `budget` bytes.
-  void StartRequest(int64_t deadline_us, size_t budget) {
-    deadline_us_ = deadline_us;
-    budget_ = budget;
-  }
+  /// How reading a request head ended.
+  enum class Read : uint8_t {
+    kHead,     ///< A head was read and parsed.
+    kEnd,      ///< The client closed the connection between requests.
+    kFailed,   ///< The deadline passed, the connection failed or closed within a request.
+    kInvalid,  ///< The head is malformed or too large (the HeadError says why).
+  };
+
   /// Return true when bytes of a next request are already buffered (pipelining).
-  bool buffered() const { return pos_ < end_; }
-  /// Return true once a read or write failed: a timeout, a request over its budget, an error.
-  /// The connection is then closed, whatever httplib answered.
-  bool failed() const { return failed_; }
+  bool buffered() const { return buf_.size() > start_; }
 
-  bool is_readable() const override {
-    if (buffered()) return true;
-    pollfd p{fd_, POLLIN, 0};
-    return poll(&p, 1, PollMs(deadline_us_ - NowUs())) > 0;
-  }
-  bool is_writable() const override {
-    pollfd p{fd_, POLLOUT, 0};
-    return poll(&p, 1, PollMs(write_timeout_us_)) > 0 && (p.revents & (POLLERR | POLLHUP)) == 0;
-  }
-  ssize_t read(char* ptr, size_t size) override {
-    if (budget_ == 0) {  // the request is too large: httplib answers 400
-      failed_ = true;
-      return -1;
-    }
-    size = std::min(size, budget_);
-    // Read first and poll only when nothing is there: a parked connection comes back with its
-    // request already arrived.
-    while (!buffered()) {
-      const ssize_t n = ::recv(fd_, buf_.data(), buf_.size(), MSG_DONTWAIT);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EAGAIN) {
-        if (!is_readable()) {
-          failed_ = true;  // the request's deadline passed
-          return -1;
-        }
-        continue;
-      }
-      if (n <= 0) {
-        failed_ = n < 0;
-        return n;
-      }
-      pos_ = 0;
-      end_ = static_cast<size_t>(n);
-    }
-    const size_t n = std::min(size, end_ - pos_);
-    std::memcpy(ptr, buf_.data() + pos_, n);
-    pos_ += n;
-    budget_ -= n;
-    return static_cast<ssize_t>(n);
-  }
-  // Send what the socket takes now (httplib calls again for the rest), after waiting at most
-  // the write timeout for room: a blocking send of a large body would wait for all of it. A
-  // small first write (the headers) is held for the next (the body) or Flush().
-  ssize_t write(const char* ptr, size_t size) override {
-    if (held_.empty() && size <= kCoalesceBytes) {
-      held_.assign(ptr, size);
-      return static_cast<ssize_t>(size);
-    }
+  /// Read the next request's head by `deadline_us` and parse it into `*head`, whose views stay
+  /// valid until the next call. The previous request's head is dropped from the buffer.
+  Read ReadHead(int64_t deadline_us, RequestHead* head, HeadError* error) {
+    buf_.erase(0, start_);
+    start_ = 0;
+    scanner_.Reset();
     while (true) {
-      std::array<iovec, 2> iov{iovec{held_.data(), held_.size()},
-                               iovec{const_cast<char*>(ptr), size}};
-      msghdr msg{};
-      msg.msg_iov = held_.empty() ? &iov[1] : iov.data();
-      msg.msg_iovlen = held_.empty() ? 1 : 2;
-      const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n >= 0) {
-        const size_t sent = static_cast<size_t>(n);
-        if (sent < held_.size()) {  // httplib calls again with the same bytes
-          held_.erase(0, sent);
-          return 0;
-        }
-        const size_t of_this = sent - held_.size();
-        held_.clear();
-        return static_cast<ssize_t>(of_this);
+      const size_t size = scanner_.Scan(buf_);
+      if (size > kMaxRequestHeadBytes || (size == 0 && buf_.size() >= kMaxRequestHeadBytes)) {
+        *error = {431, "request line and headers exceed 64 KiB"};
+        return Read::kInvalid;
       }
-      if (errno == EAGAIN && !is_writable()) {  // no room: wait for the client, bounded
-        failed_ = true;
-        return -1;
+      if (size > 0) {
+        start_ = size;
+        *error = ParseRequestHead(std::string_view(buf_).substr(0, size), head);
+        return error->status == 0 ? Read::kHead : Read::kInvalid;
       }
-      if (errno != EAGAIN && errno != EINTR) {
-        failed_ = true;
-        return -1;
-      }
+      if (!Fill(deadline_us)) return buf_.empty() && eof_ ? Read::kEnd : Read::kFailed;
     }
   }
-  /// Send what write() still holds; false (and failed()) when the client does not take it
-  /// within the write timeout.
-  bool Flush() {
-    while (!held_.empty()) {
-      if (!is_writable()) {
-        failed_ = true;
-        return false;
-      }
-      const ssize_t n = ::send(fd_, held_.data(), held_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n >= 0) {
-        held_.erase(0, static_cast<size_t>(n));
-      } else if (errno != EAGAIN && errno != EINTR) {
-        failed_ = true;
+
+  /// Read and drop the `length` bytes of a body by `deadline_us`, leaving the bytes after it
+  /// (a pipelined request) buffered. Return false when they do not all arrive in time.
+  bool SkipBody(int64_t length, int64_t deadline_us) {
+    auto left = static_cast<size_t>(length);
+    const size_t from_buffer = std::min(left, buf_.size() - start_);
+    buf_.erase(start_, from_buffer);  // the head before `start_` stays where it is
+    left -= from_buffer;
+    std::array<char, kReadChunk> sink{};
+    while (left > 0) {
+      const ssize_t n = ::recv(fd_, sink.data(), std::min(left, sink.size()), MSG_DONTWAIT);
+      if (n > 0) {
+        left -= static_cast<size_t>(n);
+      } else if (n == 0 || (errno != EINTR && (errno != EAGAIN || !WaitReadable(deadline_us)))) {
         return false;
       }
     }
     return true;
   }
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    AddressOf(fd_, true, ip, port);
+
+  /// Send `head` then `body` in as few sendmsg calls as the socket allows (one, unless the
+  /// client reads slowly), waiting at most the write timeout each time the socket is full.
+  /// Return false when the client does not take a part in time or the connection failed.
+  bool Write(std::string_view head, std::string_view body) {
+    const size_t total = head.size() + body.size();
+    size_t sent = 0;
+    while (sent < total) {
+      std::array<iovec, 2> iov{};
+      size_t count = 0;
+      if (sent < head.size()) {
+        iov[count++] = {const_cast<char*>(head.data() + sent), head.size() - sent};
+      }
+      const size_t body_sent = sent > head.size() ? sent - head.size() : 0;
+      if (body_sent < body.size()) {
+        iov[count++] = {const_cast<char*>(body.data() + body_sent), body.size() - body_sent};
+      }
+      msghdr msg{};
+      msg.msg_iov = iov.data();
+      msg.msg_iovlen = count;
+      const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) {
+        sent += static_cast<size_t>(n);
+      } else if (errno != EINTR && (errno != EAGAIN || !WaitWritable())) {
+        return false;
+      }
+    }
+    return true;
   }
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    AddressOf(fd_, false, ip, port);
-  }
-  socket_t socket() const override { return fd_; }
 
  private:
+  // Append what the socket has to the buffer, waiting until `deadline_us` for something.
+  // False at the deadline, on an error or at the end of the stream (eof_).
+  bool Fill(int64_t deadline_us) {
+    const size_t old = buf_.size();
+    buf_.resize(old + kReadChunk);
+    while (true) {
+      // Read first and poll only when nothing is there: a parked connection comes back with its
+      // request already arrived.
+      const ssize_t n = ::recv(fd_, buf_.data() + old, kReadChunk, MSG_DONTWAIT);
+      if (n > 0) {
+        buf_.resize(old + static_cast<size_t>(n));
+        return true;
+      }
+      if (n < 0 && (errno == EINTR || (errno == EAGAIN && WaitReadable(deadline_us)))) continue;
+      eof_ = n == 0;
+      buf_.resize(old);
+      return false;
+    }
+  }
+  bool WaitReadable(int64_t deadline_us) const {
+    pollfd p{fd_, POLLIN, 0};
+    return poll(&p, 1, PollMs(deadline_us - NowUs())) > 0;
+  }
+  bool WaitWritable() const {
+    pollfd p{fd_, POLLOUT, 0};
+    return poll(&p, 1, PollMs(write_timeout_us_)) > 0 && (p.revents & (POLLERR | POLLHUP)) == 0;
+  }
+
   int fd_;
   int64_t write_timeout_us_;
-  int64_t deadline_us_ = 0;
-  size_t budget_ = 0;
-  std::array<char, 4096> buf_{};
-  size_t pos_ = 0, end_ = 0;
-  std::string held_;  // a small write not sent yet
-  bool failed_ = false;
+  std::string buf_;   // bytes read: the current request's head, then what came after it
+  size_t start_ = 0;  // where the bytes after the current head start
+  HeadScanner scanner_;
+  bool eof_ = false;
 };
 
 // Close after draining what the client still sends (bounded), so that it sees the response.
@@ -245,7 +217,7 @@ ConnectionQueue::ConnectionQueue(int workers, int max_queued, Counters* counters
 }
 
 ConnectionQueue::~ConnectionQueue() {
-  shutdown();
+  Shutdown();
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
@@ -297,12 +269,12 @@ void ConnectionQueue::Parker() {
       }
     }
     // Readable (a request, or the client closing): a worker reads which.
-    for (auto& job : ready) enqueue(std::move(job));
+    for (auto& job : ready) Enqueue(std::move(job));
     ready.clear();
   }
 }
 
-void ConnectionQueue::enqueue(std::function<void()> fn) {
+void ConnectionQueue::Enqueue(std::function<void()> fn) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!shutdown_ && queue_.size() < idle_ + max_queued_) {
     queue_.push_back(std::move(fn));
@@ -366,7 +338,7 @@ void ConnectionQueue::Overflow() {
   }
 }
 
-void ConnectionQueue::shutdown() {
+void ConnectionQueue::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (shutdown_) return;
@@ -398,61 +370,103 @@ void ConnectionQueue::CountQueuedLocked() {
                           std::memory_order_relaxed);
 }
 
-void BoundedServer::CloseAfterResponse() { t_close_after = true; }
-
-bool BoundedServer::SetBacklog(int backlog) { return ::listen(svr_sock_, backlog) == 0; }
-
-bool BoundedServer::process_and_close_socket(socket_t sock) {
-  // Headers and body go out in separate writes: without TCP_NODELAY the body would wait for
-  // the client's delayed ACK of the headers (40 ms on Linux).
-  int one = 1;
-  setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  Serve(sock, 0);
-  return true;
+void PreparedResponse::SetText(int code, std::string message) {
+  status = code;
+  text = std::move(message);
+  body = text;
+  headers.clear();
+  AppendHeader("Content-Type", "text/plain; charset=utf-8", &headers);
+  AppendHeader("Content-Length", std::to_string(text.size()), &headers);
 }
 
-void BoundedServer::Serve(socket_t sock, int served) {
+void ConnectionLoop::Serve(int fd, int served) {
   const ConnectionMode mode = t_mode;
   if (mode == ConnectionMode::kClose) {
-    ::close(sock);
+    ::close(fd);
     return;
   }
-  ConnectionQueue* queue = queue_.load();
   const int64_t read_timeout = mode == ConnectionMode::kReject
                                    ? std::min(options_.read_timeout_us, kRejectReadTimeoutUs)
                                    : options_.read_timeout_us;
-  SocketStream stream(sock, options_.write_timeout_us);
+  Connection connection(fd, options_.write_timeout_us);
+  RequestHead head;
   bool linger = false;
-  for (bool first = true; svr_sock_ != INVALID_SOCKET; ++served, first = false) {
-    if (!stream.buffered()) {
-      if (!first && mode == ConnectionMode::kServe && queue != nullptr) {
-        // Between two requests the connection holds no worker: it waits in the queue's epoll
-        // set and comes back as a job when its next request arrives. (A connection with a
-        // pipelined request buffered is served on: the buffer lives in this call.)
-        queue->Park(sock, options_.keep_alive_timeout_us,
-                    [this, sock, served] { Serve(sock, served); });
-        return;
-      }
-      // Otherwise a new connection, or a parked one that came back readable: its request
-      // must arrive within the read timeout (SocketStream::read waits for it).
+  for (bool first = true; running_.load(); ++served, first = false) {
+    if (!connection.buffered() && !first && mode == ConnectionMode::kServe && queue_ != nullptr) {
+      // Between two requests the connection holds no worker: it waits in the queue's epoll set
+      // and comes back as a job when its next request arrives. (A connection with a pipelined
+      // request buffered is served on: the buffer lives in this call.)
+      queue_->Park(fd, options_.keep_alive_timeout_us, [this, fd, served] { Serve(fd, served); });
+      return;
     }
-    stream.StartRequest(NowUs() + read_timeout,
-                        kMaxHeaderBytes + static_cast<size_t>(options_.max_request_bytes));
-    const bool last = mode == ConnectionMode::kReject ||
-                      served + 1 >= options_.keep_alive_max_requests || svr_sock_ == INVALID_SOCKET;
-    bool closed_by_client = false;
-    t_close_after = false;
-    bool ok = process_request(stream, last, closed_by_client, nullptr);
-    ok = stream.Flush() && ok;  // whatever it answered, a 400 as well
-    linger = t_close_after;
-    if (!ok || last || closed_by_client || t_close_after || stream.failed()) break;
+    // A new connection, or a parked one that came back readable: its request must arrive
+    // within the read timeout (a deadline for the whole request, not per read).
+    const int64_t deadline = NowUs() + read_timeout;
+    HeadError error;
+    const Connection::Read read = connection.ReadHead(deadline, &head, &error);
+    if (read == Connection::Read::kEnd || read == Connection::Read::kFailed) break;
+    const bool valid = read == Connection::Read::kHead;
+    // Bytes of this request may be left unread: close only after draining them, so that the
+    // client reads the answer rather than a connection reset.
+    bool unread = !valid;
+    PreparedResponse response;
+    if (!valid) {
+      response.SetText(error.status, fmt::format("{} {}: {}\n", error.status,
+                                                 ReasonPhrase(error.status), error.reason));
+      response.close = true;
+    } else if (mode == ConnectionMode::kReject) {
+      counters_->rejected_busy.fetch_add(1, std::memory_order_relaxed);
+      response.SetText(503,
+                       "503 busy: every worker is answering a request and the queue is full\n");
+      AppendHeader("Retry-After", "1", &response.headers);
+      response.close = true;
+      unread = head.content_length > 0 || head.transfer_encoding;
+    } else if (head.transfer_encoding) {
+      response.SetText(411,
+                       "411 length required: a request body must come with a Content-Length "
+                       "(chunked bodies are not read)\n");
+      response.close = unread = true;
+    } else if (head.content_length > options_.max_request_bytes) {
+      counters_->too_large.fetch_add(1, std::memory_order_relaxed);
+      response.SetText(413, fmt::format("413 request too large: at most {} bytes\n",
+                                        options_.max_request_bytes));
+      response.close = unread = true;
+    } else {
+      if (head.content_length > 0) {
+        // Bodies within the limit are read and dropped: no route takes one.
+        if (head.expect_continue && head.minor_version == 1 &&
+            !connection.Write("HTTP/1.1 100 Continue\r\n\r\n", {})) {
+          break;
+        }
+        if (!connection.SkipBody(head.content_length, deadline)) break;
+      }
+      dispatch_(head, &response);
+    }
+    const bool keep = valid && head.keep_alive && !response.close && running_.load() &&
+                      mode == ConnectionMode::kServe &&
+                      served + 1 < options_.keep_alive_max_requests;
+    std::string wire;
+    wire.reserve(response.headers.size() + 64);
+    AppendStatusLine(response.status, &wire);
+    wire += response.headers;
+    if (!keep) {
+      AppendHeader("Connection", "close", &wire);
+    } else if (head.minor_version == 0) {
+      AppendHeader("Connection", "keep-alive", &wire);
+    }
+    wire += "\r\n";
+    const bool head_only = valid && head.method == "HEAD";
+    if (!connection.Write(wire, head_only ? std::string_view() : response.body)) break;
+    if (!keep) {
+      linger = unread;
+      break;
+    }
   }
-  t_close_after = false;
   if (linger) {
-    LingeringClose(sock);
+    LingeringClose(fd);
   } else {
-    ::shutdown(sock, SHUT_RDWR);
-    ::close(sock);
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
   }
 }
 

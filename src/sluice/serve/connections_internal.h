@@ -1,14 +1,11 @@
 #pragma once
 
-// How the server takes connections, private to serve/. cpp-httplib's accept loop hands each
-// connection to a TaskQueue; its ThreadPool queues without bound and its connection loop polls
-// idle keep-alive connections every 10 ms. Here a ConnectionQueue runs connections on a fixed
-// set of workers with a bounded queue, hands the overflow to one thread that answers 503, and
-// BoundedServer replaces httplib's per-connection loop (process_and_close_socket) with one that
-// enforces the time and size limits. A kept-alive connection between two requests holds no
-// thread: it is parked in an epoll set and queued again when its next request arrives.
-
-#include <sys/socket.h>
+// How the server takes connections, private to serve/. The accept loop (http_server.cc) hands
+// each connection to a ConnectionQueue, which runs connections on a fixed set of workers with a
+// bounded queue and hands the overflow to one thread that answers 503. ConnectionLoop reads
+// requests (http_wire.h parses them), enforces the time and size limits and writes responses.
+// A kept-alive connection between two requests holds no thread: it is parked in an epoll set
+// and queued again when its next request arrives.
 
 #include <atomic>
 #include <condition_variable>
@@ -17,13 +14,14 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
-#include <httplib.h>
-
 #include "sluice/serve/http_server.h"
+#include "sluice/serve/http_wire.h"
 
 namespace sluice::serve::internal {
 
@@ -48,19 +46,23 @@ struct Counters {
   std::atomic<bool> refusing{false};  ///< The overflow thread has a connection.
 };
 
-/// A TaskQueue of `workers` threads and at most `max_queued` waiting connections. Beyond that
+/// A queue of `workers` threads and at most `max_queued` waiting connections. Beyond that
 /// a connection goes to the overflow thread (which answers 503) if it is free, else it is
 /// closed on the accept thread. Idle kept-alive connections wait in an epoll set watched by
 /// one more thread (Park), so 100 clients need not hold 100 workers nor reconnect.
-class ConnectionQueue final : public httplib::TaskQueue {
+class ConnectionQueue final {
  public:
   ConnectionQueue(int workers, int max_queued, Counters* counters);
-  ~ConnectionQueue() override;
+  ~ConnectionQueue();
+  ConnectionQueue(const ConnectionQueue&) = delete;
+  ConnectionQueue& operator=(const ConnectionQueue&) = delete;
 
-  /// Called by httplib's accept loop, once per accepted connection.
-  void enqueue(std::function<void()> fn) override;
-  /// Called by httplib when its accept loop ends: close what waits, join every thread.
-  void shutdown() override;
+  /// Run `fn` (which serves one connection) on a worker, on the overflow thread (mode kReject)
+  /// or right here (mode kClose). Called by the accept loop, once per accepted connection.
+  void Enqueue(std::function<void()> fn);
+  /// Close what waits and join every thread; called when the accept loop has ended.
+  /// Idempotent.
+  void Shutdown();
 
   /// Hold the idle connection `fd` without a thread: when bytes of its next request arrive,
   /// enqueue `resume` as for a new connection; after `idle_us` without any, or at shutdown,
@@ -97,28 +99,47 @@ class ConnectionQueue final : public httplib::TaskQueue {
   std::thread overflow_thread_;
 };
 
-/// httplib::Server with our connection loop. The queue must outlive the server's accept loop.
-class BoundedServer final : public httplib::Server {
- public:
-  BoundedServer(const HttpServerOptions& options, Counters* /*counters*/) : options_(options) {}
+/// A response ready to be written: the status, the header lines the server and the handler
+/// chose (each ending in CRLF; Connection and the empty line are added when it is written)
+/// and the body, owned by `shared` or by `text`.
+struct PreparedResponse {
+  int status = 200;
+  std::string headers;
+  BodyPtr shared;    ///< Owns `body` when it is a shared body (or its gzip form).
+  std::string text;  ///< Owns `body` when it was made for this response.
+  std::string_view body;
+  bool close = false;  ///< Close the connection after this response.
 
-  /// Set the queue that parks idle connections (made by new_task_queue).
-  void set_queue(ConnectionQueue* queue) { queue_.store(queue); }
-  /// Mark the request being handled on this thread as leaving unread bytes (a body never
-  /// read): the connection is closed after the response, after draining what the client sent.
-  static void CloseAfterResponse();
-  /// Set the listening socket's backlog (httplib listens with 5: a burst of connections
-  /// beyond it has its SYNs dropped and retried by the clients a second later). Call after
-  /// binding, before serving.
-  bool SetBacklog(int backlog);
+  /// Make this a text/plain response of `text`, with its Content-Length.
+  void SetText(int status, std::string text);
+};
+
+/// Answer one request whose head was read and whose body (if any) was skipped.
+using Dispatcher = std::function<void(const RequestHead&, PreparedResponse*)>;
+
+/// Serve the requests of one connection after another: read a head within the read timeout,
+/// refuse what the limits forbid (431, 413, 411, 503 on the overflow thread), skip a body
+/// within the limit, let `dispatch` answer, write the response within the write timeout, and
+/// between requests park the connection in `queue`.
+class ConnectionLoop {
+ public:
+  ConnectionLoop(const HttpServerOptions& options, Counters* counters, ConnectionQueue* queue,
+                 Dispatcher dispatch)
+      : options_(options), counters_(counters), queue_(queue), dispatch_(std::move(dispatch)) {}
+
+  /// Serve `fd` until it is closed or parked (it then comes back here when readable); `served`
+  /// requests were answered on it before. Closes or parks `fd` before returning. Runs in the
+  /// mode of its thread (CurrentMode()).
+  void Serve(int fd, int served);
+  /// Answer the requests being read, then close their connections: called when stopping.
+  void Stop() { running_.store(false); }
 
  private:
-  bool process_and_close_socket(socket_t sock) override;
-  // Answer requests on `sock` until it is closed or parked; `served` were answered before.
-  void Serve(socket_t sock, int served);
-
   const HttpServerOptions options_;
-  std::atomic<ConnectionQueue*> queue_{nullptr};
+  Counters* counters_;
+  ConnectionQueue* queue_;
+  Dispatcher dispatch_;
+  std::atomic<bool> running_{true};
 };
 
 }  // namespace sluice::serve::internal

@@ -1,8 +1,15 @@
 #include "sluice/serve/http_server.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -10,8 +17,11 @@
 #include <thread>
 #include <unordered_map>
 
+#include <fmt/format.h>
+
 #include "sluice/io/compression.h"
 #include "sluice/serve/connections_internal.h"
+#include "sluice/serve/http_wire.h"
 
 namespace sluice::serve {
 
@@ -23,17 +33,6 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-bool EqualsNoCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
 }
 
 // A q-value of zero ("q=0", "q=0.000") refuses the coding.
@@ -49,9 +48,55 @@ bool QualityIsZero(std::string_view params) {
   return false;
 }
 
-void Send(httplib::Response& res, int status, std::string_view text) {
-  res.status = status;
-  res.set_content(std::string(text), "text/plain; charset=utf-8");
+// Header names a handler may not set: the server's framing and content coding.
+bool IsServerHeader(std::string_view name) {
+  for (std::string_view own : {"Content-Type", "Content-Length", "Content-Encoding", "Vary",
+                               "Connection", "Transfer-Encoding", "Keep-Alive"}) {
+    if (EqualsNoCase(name, own)) return true;
+  }
+  return false;
+}
+
+// Bind and listen on `host`:`port`, trying each address the name resolves to.
+Result<int> Listen(const std::string& host, int port, std::string_view listen, int backlog) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* addresses = nullptr;
+  const int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &addresses);
+  if (rc != 0) return Status::IOError("cannot listen on '{}': {}", listen, gai_strerror(rc));
+  int error = EADDRNOTAVAIL;
+  for (const addrinfo* a = addresses; a != nullptr; a = a->ai_next) {
+    const int fd =
+        ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0) {
+      error = errno;
+      continue;
+    }
+    // SO_REUSEADDR allows a quick restart after TIME_WAIT; SO_REUSEPORT is not set, so a second
+    // server cannot share a port already in use.
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, backlog) == 0) {
+      freeaddrinfo(addresses);
+      return fd;
+    }
+    error = errno;
+    ::close(fd);
+  }
+  freeaddrinfo(addresses);
+  return Status::IOError("cannot listen on '{}': {}", listen, std::strerror(error));
+}
+
+int BoundPort(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
+  if (addr.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&addr)->sin_port);
+  }
+  return ntohs(reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_port);
 }
 
 }  // namespace
@@ -114,103 +159,112 @@ Result<std::pair<std::string, int>> ParseListenAddress(std::string_view listen) 
 }
 
 struct HttpServer::Impl {
-  explicit Impl(const HttpServerOptions& o) : options(o), server(o, &counters) {}
+  explicit Impl(const HttpServerOptions& o) : options(o) {}
+  ~Impl() {
+    if (listen_fd >= 0) ::close(listen_fd);
+    if (wake_fd >= 0) ::close(wake_fd);
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
-  // Answer every request here, before httplib's own routing (which would read bodies and
-  // compress with brotli at its slowest setting for browsers).
-  httplib::Server::HandlerResponse Dispatch(const httplib::Request& req, httplib::Response& res);
-  void WriteBody(const httplib::Request& req, const Response& answer, httplib::Response& res);
+  // Route a request whose framing the connection loop checked, and answer it.
+  void Dispatch(const RequestHead& head, internal::PreparedResponse* out);
+  void WriteBody(const RequestHead& head, const Response& answer, internal::PreparedResponse* out);
+  // Accept connections and queue them until wake_fd is readable.
+  void AcceptLoop();
 
   HttpServerOptions options;
   internal::Counters counters;
   std::unordered_map<std::string, Handler> routes;
-  internal::BoundedServer server;
+  int listen_fd = -1;
+  int wake_fd = -1;  // an eventfd, readable once stopping
+  std::unique_ptr<internal::ConnectionQueue> queue;
+  std::unique_ptr<internal::ConnectionLoop> loop;  // uses `queue`
   std::thread thread;
-  std::atomic<bool> exited{false};  // set by `thread` when the accept loop has returned
 };
 
-httplib::Server::HandlerResponse HttpServer::Impl::Dispatch(const httplib::Request& req,
-                                                            httplib::Response& res) {
-  using HR = httplib::Server::HandlerResponse;
-  if (internal::CurrentMode() == internal::ConnectionMode::kReject) {
-    counters.rejected_busy.fetch_add(1, std::memory_order_relaxed);
-    res.set_header("Retry-After", "1");  // Connection: close comes with every refusal
-    Send(res, 503, "503 busy: every worker is answering a request and the queue is full\n");
-    return HR::Handled;
-  }
-  // Bodies are never read: one announced beyond the limit is refused; any other is skipped by
-  // closing the connection after the answer.
-  const std::string length_text = req.get_header_value("Content-Length");
-  const bool chunked = req.has_header("Transfer-Encoding");
-  if (!length_text.empty() || chunked) {
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long length = std::strtoull(length_text.c_str(), &end, 10);
-    const bool too_large = !length_text.empty() &&
-                           (errno != 0 || *end != '\0' ||
-                            length > static_cast<unsigned long long>(options.max_request_bytes));
-    if (chunked || length > 0 || too_large) {
-      internal::BoundedServer::CloseAfterResponse();
-      res.set_header("Connection", "close");
-    }
-    if (too_large) {
-      counters.too_large.fetch_add(1, std::memory_order_relaxed);
-      Send(res, 413,
-           fmt::format("413 request too large: at most {} bytes\n", options.max_request_bytes));
-      return HR::Handled;
-    }
-  }
-  auto route = routes.find(req.path);
+void HttpServer::Impl::Dispatch(const RequestHead& head, internal::PreparedResponse* out) {
+  auto route = routes.find(std::string(head.path));
   if (route == routes.end()) {
-    Send(res, 404, "404 page not found\n");
-    return HR::Handled;
+    out->SetText(404, "404 page not found\n");
+    return;
   }
-  if (req.method != "GET" && req.method != "HEAD") {
-    res.set_header("Allow", "GET, HEAD");
-    Send(res, 405, "405 method not allowed: GET or HEAD\n");
-    return HR::Handled;
+  if (head.method != "GET" && head.method != "HEAD") {
+    out->SetText(405, "405 method not allowed: GET or HEAD\n");
+    AppendHeader("Allow", "GET, HEAD", &out->headers);
+    return;
   }
   counters.requests.fetch_add(1, std::memory_order_relaxed);
   Response answer;
   try {
-    const size_t q = req.target.find('?');
-    Request request{
-        req.method, req.path,
-        q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1)};
-    answer = route->second(request);
+    answer = route->second(Request{head.method, head.path, head.query});
   } catch (const std::exception& e) {
-    Send(res, 500, std::string("500 internal error: ") + e.what() + "\n");
-    return HR::Handled;
-  }
-  WriteBody(req, answer, res);
-  return HR::Handled;
-}
-
-void HttpServer::Impl::WriteBody(const httplib::Request& req, const Response& answer,
-                                 httplib::Response& res) {
-  res.status = answer.status;
-  for (const auto& [name, value] : answer.headers) res.set_header(name, value);
-  if (answer.body == nullptr || answer.body->text().empty()) {
-    res.set_content("", answer.content_type);
+    out->SetText(500, std::string("500 internal error: ") + e.what() + "\n");
+    return;
+  } catch (...) {
+    out->SetText(500, "500 internal error: the handler threw\n");
     return;
   }
-  BodyPtr body = answer.body;
-  const std::string* bytes = &body->text();
-  if (options.gzip && IsCompressible(answer.content_type)) {
-    res.set_header("Vary", "Accept-Encoding");
-    if (bytes->size() >= options.gzip_min_bytes &&
-        AcceptsGzip(req.get_header_value("Accept-Encoding")) && !body->gzip().empty()) {
-      bytes = &body->gzip();
-      res.set_header("Content-Encoding", "gzip");
+  if (answer.status < 100 || answer.status > 599) {
+    out->SetText(
+        500, fmt::format("500 internal error: the handler answered status {}\n", answer.status));
+    return;
+  }
+  WriteBody(head, answer, out);
+}
+
+void HttpServer::Impl::WriteBody(const RequestHead& head, const Response& answer,
+                                 internal::PreparedResponse* out) {
+  out->status = answer.status;
+  out->shared = answer.body;
+  const std::string* bytes = answer.body == nullptr ? nullptr : &answer.body->text();
+  std::string& h = out->headers;
+  AppendHeader("Content-Type", answer.content_type, &h);
+  if (bytes != nullptr && !bytes->empty() && options.gzip && IsCompressible(answer.content_type)) {
+    AppendHeader("Vary", "Accept-Encoding", &h);
+    bool accepted = false;
+    for (const HttpHeader& field : head.headers) {
+      accepted =
+          accepted || (EqualsNoCase(field.name, "Accept-Encoding") && AcceptsGzip(field.value));
+    }
+    if (bytes->size() >= options.gzip_min_bytes && accepted && !answer.body->gzip().empty()) {
+      bytes = &answer.body->gzip();
+      AppendHeader("Content-Encoding", "gzip", &h);
       counters.gzip_responses.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  // A provider of known length: httplib sends it as it is (it compresses only `res.body`), and
-  // the shared bytes are not copied per request.
-  res.set_content_provider(bytes->size(), answer.content_type,
-                           [body, bytes](size_t offset, size_t length, httplib::DataSink& sink) {
-                             return sink.write(bytes->data() + offset, length);
-                           });
+  for (const auto& [name, value] : answer.headers) {
+    // A header that would break the response's framing is left out.
+    if (!IsServerHeader(name) && IsValidHeaderField(name, value)) AppendHeader(name, value, &h);
+  }
+  // The shared bytes (or their gzip form) are sent as they are, not copied per request.
+  out->body = bytes == nullptr ? std::string_view() : std::string_view(*bytes);
+  AppendHeader("Content-Length", std::to_string(out->body.size()), &h);
+}
+
+void HttpServer::Impl::AcceptLoop() {
+  std::array<pollfd, 2> fds{pollfd{listen_fd, POLLIN, 0}, pollfd{wake_fd, POLLIN, 0}};
+  while (true) {
+    const int n = poll(fds.data(), fds.size(), -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || fds[1].revents != 0) return;
+    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors or memory: the connection waits in the backlog; try again soon
+        // (or stop, if woken) rather than spinning.
+        pollfd wake{wake_fd, POLLIN, 0};
+        poll(&wake, 1, 10);
+      }
+      continue;
+    }
+    // Responses go out in one sendmsg, but a large one in several: without TCP_NODELAY the
+    // last part would wait for the client's delayed ACK (40 ms on Linux).
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    internal::ConnectionLoop* loop_ptr = loop.get();
+    queue->Enqueue([loop_ptr, fd] { loop_ptr->Serve(fd, 0); });
+  }
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
@@ -236,58 +290,24 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
       return Status::Invalid("HTTP server: path '{}' is routed twice", r.path);
     }
   }
-  Impl* raw = impl.get();
-  httplib::Server& server = impl->server;
-  // httplib sets SO_REUSEPORT by default, which would let a second server share a port that is
-  // already in use; SO_REUSEADDR alone still allows a quick restart after TIME_WAIT.
-  server.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-  server.new_task_queue = [raw] {
-    auto* queue = new internal::ConnectionQueue(raw->options.workers, raw->options.max_queued,
-                                                &raw->counters);
-    raw->server.set_queue(queue);
-    return queue;
-  };
-  server.set_payload_max_length(static_cast<size_t>(options.max_request_bytes));
-  // Socket-level backstops of the same limits (httplib sets them on each connection).
-  server.set_read_timeout(options.read_timeout_us / 1'000'000, options.read_timeout_us % 1'000'000);
-  server.set_write_timeout(options.write_timeout_us / 1'000'000,
-                           options.write_timeout_us % 1'000'000);
-  server.set_pre_routing_handler([raw](const httplib::Request& req, httplib::Response& res) {
-    return raw->Dispatch(req, res);
-  });
-
-  errno = 0;
-  int port = address.second;
-  bool bound = false;
-  if (port == 0) {
-    port = server.bind_to_any_port(address.first);
-    bound = port > 0;
-  } else {
-    bound = server.bind_to_port(address.first, port);
-  }
-  if (!bound) {
-    const int error = errno;
-    return Status::IOError(
-        "cannot listen on '{}': {}", options.listen,
-        error != 0 ? std::strerror(error) : "address in use, not local, or host unknown");
-  }
   // Connections the kernel holds before the accept loop takes them: about the queue's size.
   const int backlog = std::clamp(options.workers + options.max_queued, 64, SOMAXCONN);
-  if (!impl->server.SetBacklog(backlog)) {
+  SLUICE_ASSIGN_OR_RETURN(impl->listen_fd,
+                          Listen(address.first, address.second, options.listen, backlog));
+  const int port = BoundPort(impl->listen_fd);
+  impl->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (port < 0 || impl->wake_fd < 0) {
     return Status::IOError("cannot listen on '{}': {}", options.listen, std::strerror(errno));
   }
-  impl->thread = std::thread([raw] {
-    raw->server.listen_after_bind();
-    raw->exited.store(true);
-  });
-  // The socket already accepts connections (they wait in the backlog), but httplib's stop() is
-  // a no-op until the accept loop runs, so a Stop() right after Start() would hang the join.
-  while (!server.is_running() && !impl->exited.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  Impl* raw = impl.get();
+  impl->queue = std::make_unique<internal::ConnectionQueue>(options.workers, options.max_queued,
+                                                            &impl->counters);
+  impl->loop = std::make_unique<internal::ConnectionLoop>(
+      options, &impl->counters, impl->queue.get(),
+      [raw](const RequestHead& head, internal::PreparedResponse* out) {
+        raw->Dispatch(head, out);
+      });
+  impl->thread = std::thread([raw] { raw->AcceptLoop(); });
   return std::unique_ptr<HttpServer>(
       new HttpServer(std::move(impl), std::move(address.first), port));
 }
@@ -300,8 +320,17 @@ HttpServer::~HttpServer() { Stop(); }
 void HttpServer::Stop() {
   if (stopped_) return;
   stopped_ = true;
-  impl_->server.stop();
+  // Requests being answered finish (with Connection: close); the accept loop ends, the port
+  // closes, then the queue closes parked and waiting connections and joins its threads.
+  impl_->loop->Stop();
+  const uint64_t one = 1;
+  if (::write(impl_->wake_fd, &one, sizeof(one)) != sizeof(one)) {
+    // An eventfd write fails only when its counter would overflow: it is readable anyway.
+  }
   if (impl_->thread.joinable()) impl_->thread.join();
+  ::close(impl_->listen_fd);
+  impl_->listen_fd = -1;
+  impl_->queue->Shutdown();
 }
 
 HttpServerStats HttpServer::stats() const {

@@ -5,8 +5,9 @@
 // on exact paths with bodies the handlers share between requests, and keeps every resource a
 // client could grow bounded: a fixed number of worker threads, a bounded queue of connections
 // waiting for one (beyond it: 503), a bound on request size (beyond it: 413), and time limits
-// on reading a request, writing a response and idling between requests. cpp-httplib parses
-// and writes HTTP; how connections are queued, read and closed is ours (connections.cc).
+// on reading a request, writing a response and idling between requests. All of it is ours,
+// on plain sockets: HTTP/1.1 parsing and writing (http_wire.h), how connections are queued,
+// read and closed (connections.cc), the accept loop (http_server.cc).
 
 #include <atomic>
 #include <cstdint>
@@ -86,11 +87,13 @@ struct HttpServerOptions {
   /// most a second); when that thread is busy too, further connections are closed unanswered.
   int max_queued = 16;
   /// Largest request body, by its Content-Length: a larger one is answered 413 without being
-  /// read. Bodies are never read (only GET and HEAD are served); request line and headers
-  /// together are limited to 64 KiB (a larger request is answered 400).
+  /// read (and the connection closed); a smaller one is read and dropped (only GET and HEAD
+  /// are served). A chunked body is answered 411. Request line and headers together are
+  /// limited to 64 KiB (a larger request is answered 431).
   int64_t max_request_bytes = 16 * 1024;
-  /// Time a client has to send a whole request (line, headers) once its first byte arrived, and
-  /// to send the first request after connecting: beyond it the connection is closed.
+  /// Time a client has to send a whole request (line, headers, body) once its first byte
+  /// arrived, and to send the first request after connecting: beyond it the connection is
+  /// closed.
   int64_t read_timeout_us = 5'000'000;
   /// Longest wait for the client to take each part of a response: beyond it the connection is
   /// closed.

@@ -228,7 +228,7 @@ TEST(HttpServerTest, ABodyOverTheLimitIs413AndTheAnswerArrives) {
   EXPECT_EQ(after->status, 200);
   EXPECT_EQ(server->stats().too_large, 2);
 
-  // Headers beyond 64 KiB: refused with 400, not read forever.
+  // Headers beyond 64 KiB: refused with 431, not read forever.
   RawConnection raw(server->port());
   ASSERT_TRUE(raw.connected());
   std::string request = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
@@ -238,7 +238,9 @@ TEST(HttpServerTest, ABodyOverTheLimitIs413AndTheAnswerArrives) {
   bool closed = false;
   const std::string reply = raw.ReadToEnd(&closed);
   EXPECT_TRUE(closed);
-  EXPECT_THAT(reply, StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+  EXPECT_THAT(reply, HasSubstr("431 Request Header Fields Too Large: request line and headers "
+                               "exceed 64 KiB\n"));
 }
 
 // A handler that holds the worker until released, and says when it started.
