@@ -65,6 +65,9 @@ int CmdAgent(const AgentArgs& args, NodeRegistry* registry, const std::atomic<bo
   RunOptions ro;
   ro.stop = stop;
   ro.interrupt = interrupt;
+  // The agent idles between samples: a signal is seen within a quarter of a second, and the
+  // host is not woken 50 times a second to look for one (issue 16).
+  ro.watch_interval_us = 250'000;
   PipelineRun run(pipeline->get(), ro);
   const Status st = run.Execute();
   (*server)->Stop();
