@@ -96,6 +96,7 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
                                                         &cancelled_, options_.dry_run));
       contexts_.back()->set_instance(k);
       contexts_.back()->set_stopping(&stopping_);
+      contexts_.back()->set_stop_signal(&stop_signal_);
       contexts_.back()->set_clock(clock_);
       contexts_.back()->set_memory(&budget_);
       node_contexts_.back().push_back(contexts_.back().get());
@@ -138,6 +139,7 @@ void PipelineRun::Stop(const std::string& why) {
     stop_reason_ = why;
   }
   stopping_.store(true, std::memory_order_release);
+  stop_signal_.Notify();
 }
 
 std::string PipelineRun::stop_reason() const {
@@ -162,6 +164,7 @@ void PipelineRun::Cancel(const Status& why) {
   slot_cv_.notify_all();
   { std::lock_guard lock(done_mu_); }
   done_cv_.notify_all();
+  stop_signal_.Notify();
 }
 
 void PipelineRun::MarkDone(size_t node) {

@@ -134,6 +134,7 @@ class PipelineRun {
   RunOptions options_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> stopping_{false};
+  StopSignal stop_signal_;   // notified by Stop and Cancel, for NodeContext::WaitUnlessStopping
   std::string stop_reason_;  // guarded by error_mu_
   // For until_idle_us, per node: since when (µs since start_) a source's calls have answered
   // "nothing yet" (INT64_MIN once it has ended); -1 while its last call returned rows, or

@@ -527,6 +527,56 @@ TEST_P(ExecutorTest, ARunEndsWithItsPipelineWhateverTheWatchInterval) {
   EXPECT_EQ(journal_.rows["out"].size(), 300u);
 }
 
+/// One row, then "nothing yet" after waiting an hour for input that never comes.
+class WaitingSource final : public Source {
+ public:
+  Status Open(NodeContext* ctx) override {
+    ctx_ = ctx;
+    return Status::OK();
+  }
+  Result<BatchPtr> Next(uint64_t) override {
+    ColumnBuilder b(TypeId::kInt64);
+    if (!sent_) {
+      sent_ = true;
+      b.AppendInt64(7);
+      return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, 1);
+    }
+    ctx_->WaitUnlessStopping(3'600'000'000);
+    return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, 0);
+  }
+  SchemaPtr schema() const override { return IdSchema(); }
+  int64_t EstimatedRows() const override { return -1; }
+  bool Unbounded() const override { return true; }
+
+ private:
+  NodeContext* ctx_ = nullptr;
+  bool sent_ = false;
+};
+
+TEST_P(ExecutorTest, AStopWakesASourceWaitingForInput) {
+  // The source waits an hour between inputs: the stop must end its wait (the test would
+  // hang), and the row it sent is delivered.
+  auto registry = TestRegistry();
+  registry.AddSource("waiter", "test", {}, [](const NodeOptions&) {
+    return Result<std::unique_ptr<Source>>(std::make_unique<WaitingSource>());
+  });
+  PipelineSpec spec;
+  spec.settings.engine = GetParam();
+  spec.nodes = {TestNode("src", "waiter", {}), TestNode("out", "record", {"src"})};
+  auto p = Pipeline::Build(std::move(spec), registry);
+  ASSERT_OK(p.status());
+  std::atomic<bool> stop{false};
+  PipelineRun run(p->get(), RunOptions{.stop = &stop});
+  std::thread stopper([&] {
+    while (run.stats(0).batches_out.load() < 1 && !run.finished()) std::this_thread::yield();
+    stop = true;
+  });
+  ASSERT_OK(run.Execute());
+  stopper.join();
+  EXPECT_EQ(run.stop_reason(), "signal");
+  EXPECT_EQ(journal_.rows["out"], (std::vector<int64_t>{7}));
+}
+
 TEST_P(ExecutorTest, TimersFireByTheRunsClockWithoutInput) {
   // A source with nothing to say, a transform that emits a row every 100 ms of the run's clock
   // and a sink that ticks every 250 ms. The clock moves only when the test moves it: each step

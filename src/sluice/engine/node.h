@@ -1,6 +1,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,6 +17,27 @@
 #include "sluice/resilience/clock.h"
 
 namespace sluice {
+
+/// Wakes the nodes waiting in NodeContext::WaitUnlessStopping when the run stops or is
+/// cancelled. Owned by the run; thread-safe.
+class StopSignal {
+ public:
+  /// Wake every waiter; call after setting the flag they wait for.
+  void Notify() {
+    { std::lock_guard lock(mu_); }  // a waiter between its check and its wait sees the flag
+    cv_.notify_all();
+  }
+  /// Block for up to `micros` µs of the steady clock, less once `done()` holds.
+  template <typename Done>
+  void WaitFor(int64_t micros, Done done) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::microseconds(micros), done);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
 
 /// What a node may use while it runs. Owned by the executor; outlives the node's Open..Close.
 class NodeContext {
@@ -40,6 +63,19 @@ class NodeContext {
     return stopping_ != nullptr && stopping_->load(std::memory_order_acquire);
   }
   void set_stopping(const std::atomic<bool>* stopping) { stopping_ = stopping; }
+  /// Block for up to `micros` of the run's clock, less once the run is stopping or cancelled:
+  /// a source waiting for its next input wakes for a stop without polling for it. On a clock
+  /// other than the system's (a FakeClock in tests), or outside a run, sleep by clock().
+  void WaitUnlessStopping(int64_t micros) {
+    if (micros <= 0 || stopping() || cancelled()) return;
+    if (stop_signal_ == nullptr || clock_ != SystemClock()) {
+      clock_->SleepMicros(micros);
+      return;
+    }
+    stop_signal_->WaitFor(micros, [&] { return stopping() || cancelled(); });
+  }
+  /// Wake WaitUnlessStopping through `signal` (not owned; the run notifies it).
+  void set_stop_signal(StopSignal* signal) { stop_signal_ = signal; }
   /// The run's clock (a FakeClock in tests): timers and waits go by it.
   Clock* clock() const { return clock_; }
   void set_clock(Clock* clock) { clock_ = clock; }
@@ -89,6 +125,7 @@ class NodeContext {
   NodeStats* stats_;
   const std::atomic<bool>* cancelled_;
   const std::atomic<bool>* stopping_ = nullptr;
+  StopSignal* stop_signal_ = nullptr;
   Clock* clock_ = SystemClock();
   mutable std::mutex timer_mu_;
   TimerSetting timer_;  // guarded by timer_mu_

@@ -20,8 +20,9 @@ using procfs::Sampler;
 using procfs::SamplerOptions;
 
 /// The longest Next waits for the next sample before answering "nothing yet", so that the
-/// engine can settle acknowledgements and see a stop between samples.
-constexpr int64_t kMaxWaitUs = 100'000;
+/// engine settles acknowledgements and counts idle time (until-idle) under a long interval.
+/// A stop ends the wait at once (NodeContext::WaitUnlessStopping): the wait is not a poll.
+constexpr int64_t kMaxWaitUs = 1'000'000;
 constexpr int64_t kMinIntervalUs = 10'000;
 constexpr int kMaxThreads = 8;
 constexpr int kMaxTopProcesses = 1000;
@@ -110,7 +111,7 @@ class ProcfsSource final : public Source {
     Clock* clock = ctx_->clock();
     int64_t now = clock->NowMicros();
     if (taken_ > 0 && now < next_due_) {
-      clock->SleepMicros(std::min(next_due_ - now, kMaxWaitUs));
+      ctx_->WaitUnlessStopping(std::min(next_due_ - now, kMaxWaitUs));
       now = clock->NowMicros();
       if (now < next_due_) return empty_;
     }
