@@ -149,9 +149,8 @@ class HttpServer {
   /// every thread. Idempotent; call it from the owner only.
   void Stop();
 
-  struct Impl;  ///< Private (http_server.cc); public so that the connection code can name it.
-
  private:
+  struct Impl;  // http_server.cc
   HttpServer(std::unique_ptr<Impl> impl, std::string host, int port);
 
   std::unique_ptr<Impl> impl_;
