@@ -10,6 +10,7 @@ namespace sluice::procfs {
 
 using internal::DeviceHistory;
 using internal::HasPrefix;
+using internal::KeptFile;
 using internal::RateOf;
 using internal::ReadOrFail;
 
@@ -26,7 +27,7 @@ class DiskCollector final : public Collector {
   std::string_view name() const override { return "disk"; }
 
   Outcome Collect(int64_t now_us, SampleRows* out, Failure* why) override {
-    if (ReadOrFail(env_, path_, &buf_, why) != 0) return Outcome::kFailed;
+    if (ReadOrFail(env_, path_, &file_, &buf_, why) != 0) return Outcome::kFailed;
     if (!ParseDiskStats(buf_.view(), &disks_, why)) {
       why->Prefix(path_);
       return Outcome::kFailed;
@@ -72,6 +73,7 @@ class DiskCollector final : public Collector {
  private:
   HostEnv* env_;
   std::string path_;
+  KeptFile file_;
   std::vector<std::string> exclude_;
   FileBuffer buf_;
   std::vector<DiskLine> disks_;
@@ -87,7 +89,7 @@ class NetworkCollector final : public Collector {
   std::string_view name() const override { return "network"; }
 
   Outcome Collect(int64_t now_us, SampleRows* out, Failure* why) override {
-    if (ReadOrFail(env_, path_, &buf_, why) != 0) return Outcome::kFailed;
+    if (ReadOrFail(env_, path_, &file_, &buf_, why) != 0) return Outcome::kFailed;
     if (!ParseNetDev(buf_.view(), &devices_, why)) {
       why->Prefix(path_);
       return Outcome::kFailed;
@@ -128,6 +130,7 @@ class NetworkCollector final : public Collector {
  private:
   HostEnv* env_;
   std::string path_;
+  KeptFile file_;
   FileBuffer buf_;
   std::vector<NetLine> devices_;
   DeviceHistory<4> history_;
@@ -160,7 +163,7 @@ class FilesystemCollector final : public Collector {
   // the one statfs sees. A mount statfs refuses (gone, or not ours to see) is reported with
   // filesystem_device_error 1 and no figures; it does not fail the others.
   Outcome Collect(int64_t now_us, SampleRows* out, Failure* why) override {
-    if (ReadOrFail(env_, path_, &buf_, why) != 0) return Outcome::kFailed;
+    if (ReadOrFail(env_, path_, &file_, &buf_, why) != 0) return Outcome::kFailed;
     if (!ParseMounts(buf_.view(), &mounts_, why)) {
       why->Prefix(path_);
       return Outcome::kFailed;
@@ -217,6 +220,7 @@ class FilesystemCollector final : public Collector {
 
   HostEnv* env_;
   std::string path_;
+  KeptFile file_;
   std::vector<std::string> types_exclude_;
   std::vector<std::string> mount_points_exclude_;
   FileBuffer buf_;

@@ -14,9 +14,54 @@
 
 namespace sluice::procfs::internal {
 
-/// Read `path` into `buf`; on failure set `why` to "<path>: <reason>" and return the errno.
-inline int ReadOrFail(HostEnv* env, const std::string& path, FileBuffer* buf, Failure* why) {
-  const int err = env->ReadFile(path.c_str(), buf);
+/// A file read once a sample, kept open from one sample to the next when the env can keep it
+/// (HostEnv::Keep: a /proc file), else read by path. A kept file that fails to read is closed
+/// and read by path, so a failure is always that of a read by path. Not thread-safe.
+class KeptFile {
+ public:
+  KeptFile() = default;
+  ~KeptFile() { Close(); }
+  KeptFile(const KeptFile&) = delete;
+  KeptFile& operator=(const KeptFile&) = delete;
+
+  /// Read the whole of `path` into `out` as env->ReadFile does (ReadRecord with
+  /// `one_record`); return 0 or the errno.
+  int Read(HostEnv* env, const char* path, FileBuffer* out, bool one_record = false) {
+    if (handle_ < 0 && !by_path_) {
+      const int err = env->Keep(path, &handle_);
+      if (err == ENOTSUP) {
+        by_path_ = true;  // not a procfs file, or an env that reads by path only
+      } else if (err != 0) {
+        handle_ = -1;
+        return err;  // the open failed as a read by path would have (tried again next time)
+      } else {
+        env_ = env;
+      }
+    }
+    if (handle_ >= 0) {
+      if (env->ReadKept(handle_, out, one_record) == 0) return 0;
+      Close();
+    }
+    return one_record ? env->ReadRecord(path, out) : env->ReadFile(path, out);
+  }
+  /// Close the file if it is kept (the next Read opens it again).
+  void Close() {
+    if (handle_ >= 0) env_->Release(handle_);
+    handle_ = -1;
+  }
+  bool kept() const { return handle_ >= 0; }
+
+ private:
+  HostEnv* env_ = nullptr;  // that kept handle_
+  int handle_ = -1;
+  bool by_path_ = false;
+};
+
+/// Read `path` into `buf` through `file`; on failure set `why` to "<path>: <reason>" and
+/// return the errno.
+inline int ReadOrFail(HostEnv* env, const std::string& path, KeptFile* file, FileBuffer* buf,
+                      Failure* why) {
+  const int err = file->Read(env, path.c_str(), buf);
   if (err != 0) {
     char text[128];
     why->Set("{}: {}", path, ErrnoText(err, text, sizeof(text)));

@@ -8,6 +8,7 @@
 
 namespace sluice::procfs {
 
+using internal::KeptFile;
 using internal::RateOf;
 using internal::ReadOrFail;
 
@@ -28,7 +29,7 @@ class CpuCollector final : public Collector {
   std::string_view name() const override { return "cpu"; }
 
   Outcome Collect(int64_t now_us, SampleRows* out, Failure* why) override {
-    if (ReadOrFail(env_, path_, &buf_, why) != 0) return Outcome::kFailed;
+    if (ReadOrFail(env_, path_, &file_, &buf_, why) != 0) return Outcome::kFailed;
     if (!ParseStat(buf_.view(), &cur_, why)) {
       why->Prefix(path_);
       return Outcome::kFailed;
@@ -125,6 +126,7 @@ class CpuCollector final : public Collector {
 
   HostEnv* env_;
   std::string path_;
+  KeptFile file_;
   double hz_;
   FileBuffer buf_;
   StatFile cur_, prev_;
@@ -139,7 +141,7 @@ class MemoryCollector final : public Collector {
   std::string_view name() const override { return "memory"; }
 
   Outcome Collect(int64_t now_us, SampleRows* out, Failure* why) override {
-    if (ReadOrFail(env_, path_, &buf_, why) != 0) return Outcome::kFailed;
+    if (ReadOrFail(env_, path_, &file_, &buf_, why) != 0) return Outcome::kFailed;
     if (!ParseMemInfo(buf_.view(), &fields_, why)) {
       why->Prefix(path_);
       return Outcome::kFailed;
@@ -168,6 +170,7 @@ class MemoryCollector final : public Collector {
  private:
   HostEnv* env_;
   std::string path_;
+  KeptFile file_;
   FileBuffer buf_;
   std::vector<MemInfoField> fields_;
 };
@@ -179,7 +182,7 @@ class LoadCollector final : public Collector {
   std::string_view name() const override { return "load"; }
 
   Outcome Collect(int64_t now_us, SampleRows* out, Failure* why) override {
-    if (ReadOrFail(env_, path_, &buf_, why) != 0) return Outcome::kFailed;
+    if (ReadOrFail(env_, path_, &file_, &buf_, why) != 0) return Outcome::kFailed;
     LoadAvg load;
     if (!ParseLoadAvg(buf_.view(), &load, why)) {
       why->Prefix(path_);
@@ -194,6 +197,7 @@ class LoadCollector final : public Collector {
  private:
   HostEnv* env_;
   std::string path_;
+  KeptFile file_;
   FileBuffer buf_;
 };
 
@@ -214,7 +218,7 @@ class PressureCollector final : public Collector {
     std::array<bool, 3> present{};
     bool any = false;
     for (size_t r = 0; r < kResources.size(); ++r) {
-      const int err = env_->ReadFile(paths_[r].c_str(), &buf_);
+      const int err = files_[r].Read(env_, paths_[r].c_str(), &buf_);
       if (err == ENOENT || err == EOPNOTSUPP) continue;
       if (err != 0) {
         char text[128];
@@ -259,6 +263,7 @@ class PressureCollector final : public Collector {
 
   HostEnv* env_;
   std::array<std::string, 3> paths_;
+  std::array<KeptFile, 3> files_;
   FileBuffer buf_;
   std::array<Pressure, 3> prev_{};
   std::array<bool, 3> prev_present_{};

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -61,16 +62,42 @@ class RealEnv final : public HostEnv {
   int ReadFile(const char* path, FileBuffer* out) override { return Read(path, out, false); }
   int ReadRecord(const char* path, FileBuffer* out) override { return Read(path, out, true); }
 
+  int Keep(const char* path, int* handle) override {
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    // A regular file (a recorded tree) may be replaced or rewritten in place: read by path.
+    struct statfs s;
+    if (::fstatfs(fd, &s) != 0 || s.f_type != PROC_SUPER_MAGIC) {
+      ::close(fd);
+      return ENOTSUP;
+    }
+    *handle = fd;
+    return 0;
+  }
+  int ReadKept(int handle, FileBuffer* out, bool one_record) override {
+    out->clear();
+    return ReadFrom(handle, out, one_record, /*positioned=*/true);
+  }
+  void Release(int handle) override { ::close(handle); }
+
  private:
   static int Read(const char* path, FileBuffer* out, bool one_record) {
     out->clear();
     Fd fd(::open(path, O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return errno;
+    return ReadFrom(fd.get(), out, one_record, /*positioned=*/false);
+  }
+
+  // Read `fd` to its end into `out`; `positioned`: from offset 0 whatever was read before
+  // (pread: a procfs file read from its start again is made anew).
+  static int ReadFrom(int fd, FileBuffer* out, bool one_record, bool positioned) {
     // /proc files report size 0: read until the end, growing the buffer when it fills.
     for (;;) {
       const size_t room = std::max<size_t>(out->capacity() - out->size(), 1024);
       char* at = out->Reserve(room);
-      const ssize_t n = ::read(fd.get(), at, out->capacity() - out->size());
+      const size_t want = out->capacity() - out->size();
+      const ssize_t n = positioned ? ::pread(fd, at, want, static_cast<off_t>(out->size()))
+                                   : ::read(fd, at, want);
       if (n < 0) {
         if (errno == EINTR) continue;
         return errno;

@@ -6,6 +6,7 @@
 // (permission denied, a vanished file) or to answer statfs for a recorded tree, as LevelDB's
 // tests wrap its Env.
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -69,6 +70,17 @@ class HostEnv {
   /// Fill `out` for the filesystem mounted at `path`. May block for as long as the
   /// filesystem does (a hung network mount).
   virtual int StatFs(const char* path, FsStats* out) = 0;
+
+  /// Open `path` to read it again and again with ReadKept, which saves the open and close of
+  /// every read: set `*handle`. Only for files the kernel writes anew on each read from the
+  /// start (procfs); ENOTSUP for any other file and from an env that reads by path only (the
+  /// default), which then reads with ReadFile/ReadRecord.
+  virtual int Keep(const char* path, int* handle) { return ENOTSUP; }
+  /// Read the whole of a kept file from its start into `out`, as ReadFile does (ReadRecord's
+  /// shortcut when `one_record`). ESRCH: the process whose file it is has ended.
+  virtual int ReadKept(int handle, FileBuffer* out, bool one_record) { return ENOTSUP; }
+  /// Close a kept file.
+  virtual void Release(int handle) {}
 };
 
 /// Return the process-wide HostEnv that reads the real host. Never null; never freed.
