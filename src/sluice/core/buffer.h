@@ -3,9 +3,31 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace sluice {
+
+/// An allocator whose value-less construct leaves the value uninitialized: a vector of bytes
+/// resized ahead of the values written into it is not first filled with zeros.
+template <typename T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <typename U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
 
 /// An immutable span of bytes that keeps its owner alive. Columns share buffers, so slicing a
 /// batch or fanning it out to several consumers never copies data.
@@ -15,9 +37,9 @@ class Buffer {
       : data_(data), size_(size), owner_(std::move(owner)) {}
 
   /// Take ownership of `values` and expose its bytes.
-  template <typename T>
-  static std::shared_ptr<const Buffer> FromVector(std::vector<T>&& values) {
-    auto owner = std::make_shared<std::vector<T>>(std::move(values));
+  template <typename T, typename Alloc>
+  static std::shared_ptr<const Buffer> FromVector(std::vector<T, Alloc>&& values) {
+    auto owner = std::make_shared<std::vector<T, Alloc>>(std::move(values));
     return std::make_shared<const Buffer>(reinterpret_cast<const uint8_t*>(owner->data()),
                                           owner->size() * sizeof(T), owner);
   }

@@ -67,8 +67,13 @@ void ColumnBuilder::Reserve(int64_t rows) {
   if (IsVarWidth(type_)) {
     offsets_.reserve(static_cast<size_t>(rows) + 1);
   } else {
-    fixed_.reserve(static_cast<size_t>(rows * FixedWidth(type_)));
+    const auto bytes = static_cast<size_t>(rows * FixedWidth(type_));
+    if (fixed_len_ + bytes > fixed_.size()) GrowFixed(bytes);
   }
+}
+
+void ColumnBuilder::GrowFixed(size_t bytes) {
+  fixed_.resize(std::max({fixed_.size() * 2, fixed_len_ + bytes, size_t{64}}));
 }
 
 void ColumnBuilder::EnsureValidity() {
@@ -89,7 +94,10 @@ void ColumnBuilder::AppendNull() {
     offsets_.push_back(static_cast<int32_t>(data_.size()));
     ++length_;
   } else {
-    fixed_.insert(fixed_.end(), static_cast<size_t>(FixedWidth(type_)), 0);
+    const auto w = static_cast<size_t>(FixedWidth(type_));
+    if (fixed_len_ + w > fixed_.size()) GrowFixed(w);
+    std::memset(fixed_.data() + fixed_len_, 0, w);
+    fixed_len_ += w;
     ++length_;
   }
 }
@@ -121,7 +129,10 @@ void ColumnBuilder::AppendColumn(const Column& source) {
     for (int64_t i = 1; i <= n; ++i) offsets_.push_back(off[i] + base);
   } else {
     const uint8_t* p = source.values_buffer()->data() + source.offset() * FixedWidth(type_);
-    fixed_.insert(fixed_.end(), p, p + n * FixedWidth(type_));
+    const auto bytes = static_cast<size_t>(n * FixedWidth(type_));
+    if (fixed_len_ + bytes > fixed_.size()) GrowFixed(bytes);
+    if (bytes > 0) std::memcpy(fixed_.data() + fixed_len_, p, bytes);
+    fixed_len_ += bytes;
   }
   if (!validity_.empty()) {
     validity_.resize(static_cast<size_t>((length_ + n + 8) / 8 + 8), 0xff);
@@ -147,9 +158,11 @@ Column ColumnBuilder::Finish() {
                  Buffer::FromVector(std::move(data_)));
     offsets_ = {0};
   } else {
+    fixed_.resize(fixed_len_);  // within its capacity: nothing moves
     out = Column(type_, length_, null_count_, validity, Buffer::FromVector(std::move(fixed_)));
   }
   fixed_.clear();
+  fixed_len_ = 0;
   data_.clear();
   validity_.clear();
   length_ = 0;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -107,16 +108,23 @@ class ColumnBuilder {
  private:
   template <typename T>
   void AppendFixed(T v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    fixed_.insert(fixed_.end(), p, p + sizeof(T));
+    if (fixed_len_ + sizeof(T) > fixed_.size()) [[unlikely]]
+      GrowFixed(sizeof(T));
+    std::memcpy(fixed_.data() + fixed_len_, &v, sizeof(T));
+    fixed_len_ += sizeof(T);
     ++length_;
   }
+  /// Make room for `bytes` more after fixed_len_ (fixed_ is sized ahead, by doubling).
+  void GrowFixed(size_t bytes);
   void EnsureValidity();
 
   TypeId type_;
   int64_t length_ = 0;
   int64_t null_count_ = 0;
-  std::vector<uint8_t> fixed_;
+  // The values of a fixed-width column: the first fixed_len_ bytes (appends write into the
+  // room ahead rather than growing the vector by each value).
+  std::vector<uint8_t, UninitializedAllocator<uint8_t>> fixed_;
+  size_t fixed_len_ = 0;
   std::vector<int32_t> offsets_;
   std::vector<char> data_;
   std::vector<uint8_t> validity_;  // empty until the first null

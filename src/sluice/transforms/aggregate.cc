@@ -1,5 +1,6 @@
 #include "sluice/transforms/aggregate.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -149,9 +150,11 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
   specs_ = std::move(specs);
   time_col_ = time_col;
   width_ = 0;
+  quantile_offsets_.clear();
   for (auto& s : specs_) {
     s.offset = width_;
     width_ += CellsOf(s.kind);
+    if (s.kind == AggKind::kQuantile) quantile_offsets_.push_back(s.offset);
     if (s.kind == AggKind::kCountRows) {
       s.output_type = TypeId::kInt64;
       continue;
@@ -199,19 +202,16 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
 
 int32_t AggLayout::AddGroup(AggStore* store) const {
   const size_t base = store->cells.size();
-  store->cells.resize(base + static_cast<size_t>(width_));
+  store->cells.resize(base + static_cast<size_t>(width_));  // value-initialized: zeros
   Cell* c = store->cells.data() + base;
-  for (int k = 0; k < width_; ++k) c[k].i = 0;
-  for (const auto& s : specs_) {
-    if (s.kind == AggKind::kQuantile) {
-      c[s.offset].i = static_cast<int64_t>(store->sketches_used);
-      if (store->sketches_used < store->sketches.size()) {
-        store->sketches[store->sketches_used].Clear();
-      } else {
-        store->sketches.emplace_back();
-      }
-      ++store->sketches_used;
+  for (const int offset : quantile_offsets_) {
+    c[offset].i = static_cast<int64_t>(store->sketches_used);
+    if (store->sketches_used < store->sketches.size()) {
+      store->sketches[store->sketches_used].Clear();
+    } else {
+      store->sketches.emplace_back();
     }
+    ++store->sketches_used;
   }
   return store->groups++;
 }
@@ -350,79 +350,136 @@ Status AggLayout::UpdateRow(const Batch& batch, const Column& time, int64_t r, A
   return Status::OK();
 }
 
+namespace {
+
+/// Fold the cells `b` (of store `from`) of one aggregate of kind K into the cells `a` (of store
+/// `to`); kFloat: its input is float64. Clears *ok when an int64 sum overflows.
+template <AggKind K, bool kFloat>
+inline void MergeCells(Cell* a, const Cell* b, AggStore* to, const AggStore& from, bool* ok) {
+  if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
+    a[0].i += b[0].i;
+  } else if constexpr (K == AggKind::kSum) {
+    if constexpr (kFloat) {
+      a[0].d += b[0].d;
+    } else {
+      *ok &= !__builtin_add_overflow(a[0].i, b[0].i, &a[0].i);
+    }
+    a[1].i += b[1].i;
+  } else if constexpr (K == AggKind::kAvg) {
+    a[0].d += b[0].d;
+    a[1].i += b[1].i;
+  } else if constexpr (K == AggKind::kMin || K == AggKind::kMax) {
+    if (b[1].i == 0) return;
+    bool take = a[1].i == 0;
+    if constexpr (kFloat) {
+      take = take || (K == AggKind::kMax ? PgGreater(b[0].d, a[0].d) : PgGreater(a[0].d, b[0].d));
+    } else {
+      take = take || (K == AggKind::kMax ? b[0].i > a[0].i : b[0].i < a[0].i);
+    }
+    if (take) a[0] = b[0];
+    a[1].i += b[1].i;
+  } else if constexpr (K == AggKind::kStddev) {
+    // Chan et al.: combine two (count, mean, M2) summaries.
+    if (b[0].i == 0) return;
+    if (a[0].i == 0) {
+      a[0] = b[0];
+      a[1] = b[1];
+      a[2] = b[2];
+      return;
+    }
+    const auto na = static_cast<double>(a[0].i), nb = static_cast<double>(b[0].i);
+    const double delta = b[1].d - a[1].d;
+    const double n = na + nb;
+    a[1].d += delta * nb / n;
+    a[2].d += b[2].d + delta * delta * na * nb / n;
+    a[0].i += b[0].i;
+  } else if constexpr (K == AggKind::kFirst || K == AggKind::kLast) {
+    if (b[2].i == 0) return;
+    const bool take = a[2].i == 0 || (K == AggKind::kFirst ? b[1].i < a[1].i : b[1].i >= a[1].i);
+    if (take) {
+      a[0] = b[0];
+      a[1] = b[1];
+    }
+    a[2].i += b[2].i;
+  } else {
+    static_assert(K == AggKind::kQuantile);
+    QuantileSketch& sk = to->sketches[static_cast<size_t>(a[0].i)];
+    const int64_t before = sk.HeapBytes();
+    sk.Merge(from.sketches[static_cast<size_t>(b[0].i)]);
+    to->sketch_heap += sk.HeapBytes() - before;
+  }
+}
+
+template <AggKind K>
+using KindTag = std::integral_constant<AggKind, K>;
+
+/// Call f(KindTag<kind>, bool_constant<float input>) for aggregate `s`: the kind is decided
+/// here, once, and the merges f runs are compiled for it.
+template <typename F>
+void WithKind(const AggSpec& s, F&& f) {
+  const bool fl = s.input_type == TypeId::kFloat64;
+  auto by_input = [&](auto kind) {
+    if (fl) {
+      f(kind, std::true_type{});
+    } else {
+      f(kind, std::false_type{});
+    }
+  };
+  switch (s.kind) {
+    case AggKind::kCountRows:
+    case AggKind::kCount:
+      return f(KindTag<AggKind::kCount>{}, std::false_type{});
+    case AggKind::kSum:
+      return by_input(KindTag<AggKind::kSum>{});
+    case AggKind::kAvg:
+      return f(KindTag<AggKind::kAvg>{}, std::false_type{});
+    case AggKind::kMin:
+      return by_input(KindTag<AggKind::kMin>{});
+    case AggKind::kMax:
+      return by_input(KindTag<AggKind::kMax>{});
+    case AggKind::kStddev:
+      return f(KindTag<AggKind::kStddev>{}, std::false_type{});
+    case AggKind::kFirst:
+      return f(KindTag<AggKind::kFirst>{}, std::false_type{});
+    case AggKind::kLast:
+      return f(KindTag<AggKind::kLast>{}, std::false_type{});
+    case AggKind::kQuantile:
+      return f(KindTag<AggKind::kQuantile>{}, std::false_type{});
+  }
+}
+
+}  // namespace
+
 bool AggLayout::Merge(AggStore* to, int32_t dst, const AggStore& from, int32_t src) const {
   bool ok = true;
   Cell* d = to->cells.data() + static_cast<ptrdiff_t>(dst) * width_;
   const Cell* f = from.cells.data() + static_cast<ptrdiff_t>(src) * width_;
   for (const auto& s : specs_) {
-    Cell* a = d + s.offset;
-    const Cell* b = f + s.offset;
-    const bool is_float = s.input_type == TypeId::kFloat64;
-    switch (s.kind) {
-      case AggKind::kCountRows:
-      case AggKind::kCount:
-        a[0].i += b[0].i;
-        break;
-      case AggKind::kSum:
-        if (is_float) {
-          a[0].d += b[0].d;
-        } else {
-          ok &= !__builtin_add_overflow(a[0].i, b[0].i, &a[0].i);
+    WithKind(s, [&](auto kind, auto fl) {
+      MergeCells<decltype(kind)::value, decltype(fl)::value>(d + s.offset, f + s.offset, to, from,
+                                                             &ok);
+    });
+  }
+  return ok;
+}
+
+bool AggLayout::MergeGroups(AggStore* to, const int32_t* dst, const AggStore& from,
+                            int32_t n) const {
+  bool ok = true;
+  Cell* const d = to->cells.data();
+  const Cell* const f = from.cells.data();
+  const ptrdiff_t w = width_;
+  // In runs of groups whose cells stay in the cache while each aggregate passes over them.
+  constexpr int32_t kRun = 128;
+  for (int32_t lo = 0; lo < n; lo += kRun) {
+    const int32_t hi = std::min(n, lo + kRun);
+    for (const auto& s : specs_) {
+      WithKind(s, [&](auto kind, auto fl) {
+        for (int32_t g = lo; g < hi; ++g) {
+          MergeCells<decltype(kind)::value, decltype(fl)::value>(
+              d + dst[g] * w + s.offset, f + g * w + s.offset, to, from, &ok);
         }
-        a[1].i += b[1].i;
-        break;
-      case AggKind::kAvg:
-        a[0].d += b[0].d;
-        a[1].i += b[1].i;
-        break;
-      case AggKind::kMin:
-      case AggKind::kMax: {
-        if (b[1].i == 0) break;
-        const bool is_max = s.kind == AggKind::kMax;
-        bool take = a[1].i == 0;
-        if (!take && is_float)
-          take = is_max ? PgGreater(b[0].d, a[0].d) : PgGreater(a[0].d, b[0].d);
-        if (!take && !is_float) take = is_max ? b[0].i > a[0].i : b[0].i < a[0].i;
-        if (take) a[0] = b[0];
-        a[1].i += b[1].i;
-        break;
-      }
-      case AggKind::kStddev: {
-        // Chan et al.: combine two (count, mean, M2) summaries.
-        if (b[0].i == 0) break;
-        if (a[0].i == 0) {
-          a[0] = b[0];
-          a[1] = b[1];
-          a[2] = b[2];
-          break;
-        }
-        const auto na = static_cast<double>(a[0].i), nb = static_cast<double>(b[0].i);
-        const double delta = b[1].d - a[1].d;
-        const double n = na + nb;
-        a[1].d += delta * nb / n;
-        a[2].d += b[2].d + delta * delta * na * nb / n;
-        a[0].i += b[0].i;
-        break;
-      }
-      case AggKind::kFirst:
-      case AggKind::kLast: {
-        if (b[2].i == 0) break;
-        const bool take =
-            a[2].i == 0 || (s.kind == AggKind::kFirst ? b[1].i < a[1].i : b[1].i >= a[1].i);
-        if (take) {
-          a[0] = b[0];
-          a[1] = b[1];
-        }
-        a[2].i += b[2].i;
-        break;
-      }
-      case AggKind::kQuantile: {
-        QuantileSketch& sk = to->sketches[static_cast<size_t>(a[0].i)];
-        const int64_t before = sk.HeapBytes();
-        sk.Merge(from.sketches[static_cast<size_t>(b[0].i)]);
-        to->sketch_heap += sk.HeapBytes() - before;
-        break;
-      }
+      });
     }
   }
   return ok;
@@ -435,66 +492,81 @@ std::vector<ColumnBuilder> AggLayout::MakeBuilders(int64_t capacity) const {
   return out;
 }
 
+namespace {
+
+/// Append the result of one aggregate of kind K (`s`, its cells `a` in `store`) to `b`.
+template <AggKind K>
+inline void AppendCells(const AggSpec& s, ColumnBuilder& b, const Cell* a, const AggStore& store) {
+  auto append_value = [&](Cell v) {
+    if (s.output_type == TypeId::kFloat64) {
+      b.AppendFloat64(v.d);
+    } else {
+      b.AppendInt64(v.i);  // int64 and timestamp share the representation
+    }
+  };
+  if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
+    b.AppendInt64(a[0].i);
+  } else if constexpr (K == AggKind::kSum || K == AggKind::kMin || K == AggKind::kMax) {
+    if (a[1].i == 0) {
+      b.AppendNull();
+    } else {
+      append_value(a[0]);
+    }
+  } else if constexpr (K == AggKind::kAvg) {
+    if (a[1].i == 0) {
+      b.AppendNull();
+    } else {
+      b.AppendFloat64(a[0].d / static_cast<double>(a[1].i));
+    }
+  } else if constexpr (K == AggKind::kStddev) {
+    if (a[0].i < 2) {
+      b.AppendNull();
+    } else {
+      b.AppendFloat64(std::sqrt(a[2].d / static_cast<double>(a[0].i - 1)));
+    }
+  } else if constexpr (K == AggKind::kFirst || K == AggKind::kLast) {
+    if (a[2].i == 0) {
+      b.AppendNull();
+    } else {
+      append_value(a[0]);
+    }
+  } else {
+    static_assert(K == AggKind::kQuantile);
+    const QuantileSketch& sk = store.sketches[static_cast<size_t>(a[0].i)];
+    if (sk.count() == 0) {
+      b.AppendNull();
+    } else {
+      b.AppendFloat64(sk.Quantile(s.q));
+    }
+  }
+}
+
+}  // namespace
+
 void AggLayout::Append(const AggStore& store, int32_t g,
                        std::vector<ColumnBuilder>* builders) const {
   const Cell* c = store.cells.data() + static_cast<ptrdiff_t>(g) * width_;
   for (size_t k = 0; k < specs_.size(); ++k) {
     const AggSpec& s = specs_[k];
+    WithKind(s, [&](auto kind, auto) {
+      AppendCells<decltype(kind)::value>(s, (*builders)[k], c + s.offset, store);
+    });
+  }
+}
+
+void AggLayout::AppendGroups(const AggStore& store, int32_t n,
+                             std::vector<ColumnBuilder>* builders) const {
+  const Cell* c = store.cells.data();
+  const ptrdiff_t w = width_;
+  for (size_t k = 0; k < specs_.size(); ++k) {
+    const AggSpec& s = specs_[k];
     ColumnBuilder& b = (*builders)[k];
-    const Cell* a = c + s.offset;
-    auto append_value = [&](Cell v) {
-      if (s.output_type == TypeId::kFloat64) {
-        b.AppendFloat64(v.d);
-      } else {
-        b.AppendInt64(v.i);  // int64 and timestamp share the representation
+    b.Reserve(n);
+    WithKind(s, [&](auto kind, auto) {
+      for (int32_t g = 0; g < n; ++g) {
+        AppendCells<decltype(kind)::value>(s, b, c + g * w + s.offset, store);
       }
-    };
-    switch (s.kind) {
-      case AggKind::kCountRows:
-      case AggKind::kCount:
-        b.AppendInt64(a[0].i);
-        break;
-      case AggKind::kSum:
-      case AggKind::kMin:
-      case AggKind::kMax:
-        if (a[1].i == 0) {
-          b.AppendNull();
-        } else {
-          append_value(a[0]);
-        }
-        break;
-      case AggKind::kAvg:
-        if (a[1].i == 0) {
-          b.AppendNull();
-        } else {
-          b.AppendFloat64(a[0].d / static_cast<double>(a[1].i));
-        }
-        break;
-      case AggKind::kStddev:
-        if (a[0].i < 2) {
-          b.AppendNull();
-        } else {
-          b.AppendFloat64(std::sqrt(a[2].d / static_cast<double>(a[0].i - 1)));
-        }
-        break;
-      case AggKind::kFirst:
-      case AggKind::kLast:
-        if (a[2].i == 0) {
-          b.AppendNull();
-        } else {
-          append_value(a[0]);
-        }
-        break;
-      case AggKind::kQuantile: {
-        const QuantileSketch& sk = store.sketches[static_cast<size_t>(a[0].i)];
-        if (sk.count() == 0) {
-          b.AppendNull();
-        } else {
-          b.AppendFloat64(sk.Quantile(s.q));
-        }
-        break;
-      }
-    }
+    });
   }
 }
 

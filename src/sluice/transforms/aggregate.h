@@ -100,15 +100,22 @@ class AggLayout {
                    int32_t g) const;
   /// Fold group `src` of `from` into group `dst` of `to`; false when an int64 sum overflows.
   bool Merge(AggStore* to, int32_t dst, const AggStore& from, int32_t src) const;
+  /// Fold groups [0, n) of `from` into groups dst[0], ..., dst[n - 1] of `to` (the groups
+  /// exist): Merge for many groups, one pass per aggregate. False when an int64 sum overflows.
+  bool MergeGroups(AggStore* to, const int32_t* dst, const AggStore& from, int32_t n) const;
   /// Make one builder per aggregate, of its output type.
   std::vector<ColumnBuilder> MakeBuilders(int64_t capacity) const;
   /// Append the result of group `g` of `store` to `builders`.
   void Append(const AggStore& store, int32_t g, std::vector<ColumnBuilder>* builders) const;
+  /// Append the results of groups [0, n) of `store`: Append for many groups, one pass per
+  /// aggregate.
+  void AppendGroups(const AggStore& store, int32_t n, std::vector<ColumnBuilder>* builders) const;
 
  private:
   std::vector<AggSpec> specs_;
   int time_col_ = -1;
   int width_ = 0;
+  std::vector<int> quantile_offsets_;  ///< the cell of each quantile's sketch index
 };
 
 }  // namespace sluice::window_internal

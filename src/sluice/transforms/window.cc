@@ -41,6 +41,19 @@ class OutputRows final : public RowSink {
     return Status::OK();
   }
 
+  Status AddSlice(const Slice& slice, const KeyIndex& keys, int64_t start, int64_t end) override {
+    const int32_t n = slice.store.groups;
+    for (int32_t g = 0; g < n; ++g) {
+      DecodeKey(keys.key(slice.key_of_group[static_cast<size_t>(g)]), &keys_);
+      start_.AppendTimestamp(start);
+      end_.AppendTimestamp(end);
+      late_.AppendInt64(slice.late_of_group[static_cast<size_t>(g)]);
+    }
+    layout_->AppendGroups(slice.store, n, &aggs_);
+    rows_ += n;
+    return Status::OK();
+  }
+
   Status Flush(const AckSet& acks) override {
     if (rows_ == 0) return Status::OK();
     std::vector<Column> cols;
@@ -139,6 +152,7 @@ class WindowTransform final : public Transform {
     group_of_.assign(static_cast<size_t>(n), 0);
     late_mask_.assign(static_cast<size_t>(n), 0);
     touched_.clear();
+    also_rows_.clear();
     int64_t late = 0, late_folded = 0;
     if (sessions_ == nullptr) {
       // Encode and hash every key first, so that each lookup's slot can be prefetched a few
@@ -185,7 +199,9 @@ class WindowTransform final : public Transform {
       const int32_t key = slices_->keys()->Intern(
           std::string_view(key_bytes_).substr(begin, key_ends_[static_cast<size_t>(r)] - begin),
           key_hashes_[static_cast<size_t>(r)]);
-      Slice* slice = slices_->SliceFor(t, acks, calls_);
+      Slice* slice = slices_->SliceFor(t, acks, calls_, &also_);
+      for (Slice* other : also_)
+        also_rows_.push_back({&other->store, other->GroupFor(key, layout_), r});
       const int32_t g = slice->GroupFor(key, layout_);
       store_of_[static_cast<size_t>(r)] = &slice->store;
       group_of_[static_cast<size_t>(r)] = g;
@@ -197,6 +213,9 @@ class WindowTransform final : public Transform {
     }
     if (slices_ != nullptr) {
       SLUICE_RETURN_NOT_OK(Context(layout_.Update(*batch, time, store_of_, group_of_)));
+      for (const AlsoRow& a : also_rows_) {
+        SLUICE_RETURN_NOT_OK(Context(layout_.UpdateRow(*batch, time, a.row, a.store, a.group)));
+      }
       if (!touched_.empty()) {
         SLUICE_RETURN_NOT_OK(Context(slices_->Refire(touched_, watermark_, output_.get())));
       }
@@ -423,6 +442,14 @@ class WindowTransform final : public Transform {
   std::vector<int32_t> group_of_;
   std::vector<uint8_t> late_mask_;
   std::vector<std::pair<int64_t, int32_t>> touched_;
+  // Late rows that also go into other windows' suffixes (SliceWindows::SliceFor).
+  struct AlsoRow {
+    AggStore* store;
+    int32_t group;
+    int64_t row;
+  };
+  std::vector<Slice*> also_;
+  std::vector<AlsoRow> also_rows_;
 };
 
 }  // namespace

@@ -183,6 +183,9 @@ struct WindowRow {
 class RowSink {
  public:
   virtual ~RowSink() = default;
+  /// Add every group of `slice` as a row of window [start, end), keys from `keys`: Add for a
+  /// whole slice, each aggregate appended over all its groups in one pass.
+  virtual Status AddSlice(const Slice& slice, const KeyIndex& keys, int64_t start, int64_t end) = 0;
   virtual Status Add(const WindowRow& row) = 0;
   /// Send the rows added so far downstream carrying `acks`.
   virtual Status Flush(const AckSet& acks) = 0;
@@ -199,8 +202,10 @@ class SliceWindows {
   enum class Fate : uint8_t { kFold, kFoldLate, kLate };
   Fate Classify(int64_t t, int64_t watermark) const;
   /// Return the slice for time `t`, made if needed, with `acks` (of Process call `call`)
-  /// merged in.
-  Slice* SliceFor(int64_t t, const AckSet& acks, uint64_t call);
+  /// merged in. When the slice's block already holds suffixes (a late row under late: drop or
+  /// output), the row belongs in every open window's suffix that covers `t`: the first is
+  /// returned and the others are added to `also` (cleared first), with the acks merged in.
+  Slice* SliceFor(int64_t t, const AckSet& acks, uint64_t call, std::vector<Slice*>* also);
   KeyIndex* keys() { return &keys_; }
 
   /// Fire every window that ends at or before `watermark` and has not fired, then drop the
@@ -239,8 +244,15 @@ class SliceWindows {
   /// Build the suffix aggregates of the block starting at `block`: for each window start s in
   /// it, the merge of its slices from s to the block's end.
   Status BuildSuffixes(int64_t block);
+  /// The same in the block's own slices (no copies, no second set of slices): each slice
+  /// becomes the merge of itself and every later slice of its block, and every open window
+  /// start gets a slice. Only when no window is re-emitted from its slices (not late: update).
+  Status SuffixesInPlace(int64_t block);
+  bool in_place() const { return c_.late != LatePolicy::kUpdate; }
+  /// The slice at `s`, made if needed, with `acks` merged in once per Process call.
+  Slice* Touch(int64_t s, const AckSet& acks, uint64_t call);
   /// Fold every group of `src` (and its acks) into `dst`; false on an int64 sum overflow.
-  bool MergeSliceInto(Slice* dst, const Slice& src) const;
+  bool MergeSliceInto(Slice* dst, const Slice& src);
   void DropShared();
   void Compact();
   /// A reset slice, from the spares when there is one (its memory already grown).
@@ -261,6 +273,7 @@ class SliceWindows {
   std::vector<int32_t> merged_group_;  // by key id; -1: none
   std::vector<int32_t> merged_keys_;
   std::vector<int64_t> merged_late_;
+  std::vector<int32_t> dst_groups_;  // MergeSliceInto's: by group of the slice merged in
   // Hopping windows share merges: per block of `size`, suffix aggregates by window start, and
   // a running prefix of the next block. Built from the slices; dropped (and rebuilt when
   // needed) when a late row changes a slice they cover, or key ids are compacted.
@@ -270,6 +283,8 @@ class SliceWindows {
   int64_t prefix_end_ = INT64_MIN;  // prefix_ holds the slices in [prefix_block_, prefix_end_)
   Slice prefix_;
   std::vector<Slice> spare_;  // reset slices whose memory the next ones reuse
+  /// In place (in_place()): the block whose slices hold suffixes, not their own rows.
+  int64_t suffixed_block_ = INT64_MIN;
   /// Slices starting before this are covered by suffixes_ or prefix_.
   int64_t shared_horizon() const {
     return std::max(suffix_block_ == INT64_MIN ? INT64_MIN : suffix_block_ + c_.size_us,

@@ -22,9 +22,31 @@ SliceWindows::Fate SliceWindows::Classify(int64_t t, int64_t watermark) const {
   return LastEnd(s) > watermark ? Fate::kFold : Fate::kLate;
 }
 
-Slice* SliceWindows::SliceFor(int64_t t, const AckSet& acks, uint64_t call) {
+Slice* SliceWindows::SliceFor(int64_t t, const AckSet& acks, uint64_t call,
+                              std::vector<Slice*>* also) {
+  also->clear();
   const int64_t s = FloorDiv(t, c_.pane_us) * c_.pane_us;
+  if (suffixed_block_ != INT64_MIN && s >= suffixed_block_ &&
+      s < SatAdd(suffixed_block_, c_.size_us)) {
+    // The block's slices hold suffixes: the row goes into each open window's that covers it,
+    // those starting in the block at or before it.
+    Slice* first = nullptr;
+    for (int64_t u = FloorDiv(s, c_.slide_us) * c_.slide_us;
+         u >= suffixed_block_ && SatAdd(u, c_.size_us) > fired_through_; u -= c_.slide_us) {
+      Slice* slice = Touch(u, acks, call);
+      if (first == nullptr) {
+        first = slice;
+      } else {
+        also->push_back(slice);
+      }
+    }
+    if (first != nullptr) return first;
+  }
   if (s < shared_horizon()) DropShared();  // a late row changes what they were built from
+  return Touch(s, acks, call);
+}
+
+Slice* SliceWindows::Touch(int64_t s, const AckSet& acks, uint64_t call) {
   auto it = slices_.find(s);
   if (it == slices_.end()) it = slices_.emplace(s, TakeSpare()).first;
   Slice& slice = it->second;
@@ -99,13 +121,7 @@ Status SliceWindows::EmitWindow(int64_t end, RowSink* out, const std::vector<int
   if (std::next(first) == last && only_keys == nullptr) {
     // One slice is the whole window (tumbling): its groups are the rows.
     const Slice& slice = first->second;
-    row.store = &slice.store;
-    for (int32_t g = 0; g < slice.store.groups; ++g) {
-      row.key = keys_.key(slice.key_of_group[static_cast<size_t>(g)]);
-      row.group = g;
-      row.late = slice.late_of_group[static_cast<size_t>(g)];
-      SLUICE_RETURN_NOT_OK(out->Add(row));
-    }
+    SLUICE_RETURN_NOT_OK(out->AddSlice(slice, keys_, start, end));
     return out->Flush(slice.acks);
   }
   // Merge the slices' groups per key into merged_.
@@ -155,15 +171,16 @@ Status SliceWindows::EmitWindow(int64_t end, RowSink* out, const std::vector<int
   return st;
 }
 
-bool SliceWindows::MergeSliceInto(Slice* dst, const Slice& src) const {
-  bool ok = true;
-  for (int32_t g = 0; g < src.store.groups; ++g) {
-    const int32_t dg = dst->GroupFor(src.key_of_group[static_cast<size_t>(g)], *layout_);
-    ok &= layout_->Merge(&dst->store, dg, src.store, g);
-    dst->late_of_group[static_cast<size_t>(dg)] += src.late_of_group[static_cast<size_t>(g)];
+bool SliceWindows::MergeSliceInto(Slice* dst, const Slice& src) {
+  const auto n = static_cast<size_t>(src.store.groups);
+  dst_groups_.resize(n);
+  for (size_t g = 0; g < n; ++g) {
+    const int32_t dg = dst->GroupFor(src.key_of_group[g], *layout_);
+    dst_groups_[g] = dg;
+    dst->late_of_group[static_cast<size_t>(dg)] += src.late_of_group[g];
   }
   dst->acks.Merge(src.acks);
-  return ok;
+  return layout_->MergeGroups(&dst->store, dst_groups_.data(), src.store, src.store.groups);
 }
 
 Slice SliceWindows::TakeSpare() {
@@ -218,14 +235,44 @@ Status SliceWindows::BuildSuffixes(int64_t block) {
   return Status::OK();
 }
 
+Status SliceWindows::SuffixesInPlace(int64_t block) {
+  suffixed_block_ = block;
+  const int64_t block_end = SatAdd(block, c_.size_us);
+  // Every open window starting in the block gets a slice, to hold its suffix.
+  for (int64_t u = FloorDiv(block_end - 1, c_.slide_us) * c_.slide_us; u >= block;
+       u -= c_.slide_us) {
+    if (SatAdd(u, c_.size_us) <= fired_through_) break;
+    if (!slices_.contains(u)) slices_.emplace(u, TakeSpare());
+  }
+  const auto lo = slices_.lower_bound(block);
+  auto it = slices_.lower_bound(block_end);
+  bool ok = true;
+  // Last to first: each slice takes in the one after it, which already holds the rest.
+  while (it != lo && std::prev(it) != lo) {
+    const auto prev = std::prev(it, 2);
+    if (LastEnd(prev->first) <= fired_through_) break;  // every window holding it fired
+    ok &= MergeSliceInto(&prev->second, std::prev(it)->second);
+    --it;
+  }
+  if (!ok) return Status::Invalid("an int64 sum in the block at {} overflows", block);
+  return Status::OK();
+}
+
 Status SliceWindows::EmitHopping(int64_t end, RowSink* out) {
   const int64_t start = end - c_.size_us;
   const int64_t block = FloorDiv(start, c_.size_us) * c_.size_us;
   const int64_t next = block + c_.size_us;
-  if (suffix_block_ != block || !suffixes_.contains(start))
-    SLUICE_RETURN_NOT_OK(BuildSuffixes(block));
-  auto it = suffixes_.find(start);
-  if (it == suffixes_.end()) return Status::OK();  // fired before (cannot happen: ends rise)
+  std::map<int64_t, Slice>::iterator it;
+  if (in_place()) {
+    if (suffixed_block_ != block) SLUICE_RETURN_NOT_OK(SuffixesInPlace(block));
+    it = slices_.find(start);
+    if (it == slices_.end()) return Status::OK();  // fired before (cannot happen: ends rise)
+  } else {
+    if (suffix_block_ != block || !suffixes_.contains(start))
+      SLUICE_RETURN_NOT_OK(BuildSuffixes(block));
+    it = suffixes_.find(start);
+    if (it == suffixes_.end()) return Status::OK();  // fired before (cannot happen: ends rise)
+  }
   Slice& window = it->second;
   if (end > next) {
     // Extend the next block's prefix to the window's end, then fold it into the suffix.
@@ -242,18 +289,9 @@ Status SliceWindows::EmitHopping(int64_t end, RowSink* out) {
     ok &= MergeSliceInto(&window, prefix_);
     if (!ok) return Status::Invalid("an int64 sum of the window [{}, {}) overflows", start, end);
   }
-  WindowRow row;
-  row.start = start;
-  row.end = end;
-  row.store = &window.store;
-  Status st;
-  for (int32_t g = 0; st.ok() && g < window.store.groups; ++g) {
-    row.key = keys_.key(window.key_of_group[static_cast<size_t>(g)]);
-    row.group = g;
-    row.late = window.late_of_group[static_cast<size_t>(g)];
-    st = out->Add(row);
-  }
+  Status st = out->AddSlice(window, keys_, start, end);
   if (st.ok()) st = out->Flush(window.acks);
+  if (in_place()) return st;  // Fire drops the slice: this was the last window holding it
   Recycle(std::move(window));
   suffixes_.erase(it);
   return st;
@@ -264,6 +302,7 @@ int64_t SliceWindows::AbandonOpen() {
   for (auto& [s, slice] : slices_) slice.acks.Fail();
   slices_.clear();
   DropShared();
+  suffixed_block_ = INT64_MIN;
   keys_.Clear();
   merged_group_.clear();
   return open;
@@ -273,6 +312,7 @@ void SliceWindows::Compact() {
   if (slices_.empty()) {
     keys_.Clear();
     DropShared();
+    suffixed_block_ = INT64_MIN;
     merged_group_.clear();
     return;
   }

@@ -141,6 +141,64 @@ TEST(WindowTest, HoppingWithSlideNotDividingSizeEqualsBruteForce) {
   RandomRun("10m", "4m", 10 * kMin, 4 * kMin);  // panes of gcd = 2m
 }
 
+/// Random readings where one in eight comes up to 40 minutes behind the watermark: late for
+/// the windows that fired, on time for the later windows holding it (folded into the suffixes
+/// those windows share), or late for all of them (dropped). Every window must equal the brute
+/// force over the rows that reached it before it fired.
+void RandomLateRun(const std::string& size, const std::string& slide, int64_t size_us,
+                   int64_t slide_us) {
+  Harness h(J{{"size", size}, {"slide", slide}});
+  ASSERT_TRUE(h.status.ok()) << h.status.ToString();
+  std::mt19937_64 rng(11);
+  Expected want;
+  int64_t dropped = 0;
+  int64_t watermark = 0;
+  ASSERT_TRUE(h.Watermark(watermark).ok());
+  for (int b = 0; b < 80; ++b) {
+    std::vector<Reading> batch;
+    for (int i = 0; i < 60; ++i) {
+      const bool late = rng() % 8 == 0;
+      const int64_t ts = late ? watermark - static_cast<int64_t>(rng() % (40 * kMin))
+                              : watermark + static_cast<int64_t>(rng() % (3 * kMin));
+      const Reading r{fmt::format("m{}", rng() % 20), ts,
+                      static_cast<double>(rng() % 2000) / 8.0 - 100,
+                      static_cast<int64_t>(rng() % 1000)};
+      batch.push_back(r);
+      // The windows holding it that have not fired (end > watermark) see it.
+      bool seen = false;
+      for (const auto& [key, agg] : BruteForce({r}, size_us, slide_us)) {
+        if (key.second + size_us <= watermark) continue;
+        seen = true;
+        auto [it, added] = want.try_emplace(key, 0, 0.0, r.v, r.v, 0);
+        auto& [cnt, sum, lo, hi, nsum] = it->second;
+        ++cnt;
+        sum += r.v;
+        lo = std::min(lo, r.v);
+        hi = std::max(hi, r.v);
+        nsum += r.n;
+      }
+      dropped += !seen;
+    }
+    ASSERT_TRUE(h.Push(batch).ok());
+    watermark += static_cast<int64_t>(rng() % (4 * kMin));
+    ASSERT_TRUE(h.Watermark(watermark).ok());
+  }
+  ASSERT_TRUE(h.t->Finish(&h.out).ok());
+  ExpectSame(want, FromOutput(h.out.rows, size_us));
+  EXPECT_EQ(Counter(h.stats, "late_dropped"), dropped);
+  EXPECT_GT(dropped, 0);
+}
+
+TEST(WindowTest, HoppingWithLateRowsEqualsBruteForce) {
+  RandomLateRun("15m", "5m", 15 * kMin, 5 * kMin);
+}
+TEST(WindowTest, HoppingWithLateRowsAndSlideNotDividingSizeEqualsBruteForce) {
+  RandomLateRun("10m", "4m", 10 * kMin, 4 * kMin);
+}
+TEST(WindowTest, HoppingWithLateRowsAndOneMinuteSlideEqualsBruteForce) {
+  RandomLateRun("15m", "1m", 15 * kMin, kMin);
+}
+
 TEST(WindowTest, HoppingWindowsSeeARowThatCameLateForEarlierOnes) {
   // Hopping windows share merges built from the slices; a row that is late for the windows
   // that fired but on time for later ones changes a slice they were built from.
