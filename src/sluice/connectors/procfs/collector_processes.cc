@@ -1,8 +1,9 @@
 // The processes collector: every /proc/[pid]/stat for the counts by state and the CPU time
 // and memory of each process, then /proc/[pid]/status of the few reported by name (the top
-// `top_processes` by CPU and by resident memory). Each /proc/[pid]/stat stays open from one
-// sample to the next (up to a quarter of the descriptors the process may have): an open and a
-// close per process per sample were a third of the collector's system calls.
+// `top_processes` by CPU and by resident memory). Each /proc/[pid]/stat, and the status of
+// each process reported by name, stays open from one sample to the next (up to a quarter of the
+// descriptors the process may have): an open and a close per file per sample were two thirds
+// of the collector's system calls.
 
 #include <sys/resource.h>
 
@@ -10,6 +11,7 @@
 #include <array>
 #include <climits>
 #include <cstring>
+#include <utility>
 
 #include "sluice/connectors/procfs/collectors.h"
 #include "sluice/connectors/procfs/collectors_internal.h"
@@ -60,7 +62,8 @@ class ProcessCollector final : public Collector {
     }
   }
   ~ProcessCollector() override {
-    for (const KeptStat& k : kept_) env_->Release(k.handle);
+    for (const KeptPidFile& k : kept_) env_->Release(k.handle);
+    for (const KeptPidFile& k : status_) env_->Release(k.handle);
   }
 
   std::string_view name() const override { return "processes"; }
@@ -85,7 +88,7 @@ class ProcessCollector final : public Collector {
       release_below(pid);
       int handle = -1;
       if (k < kept_.size() && kept_[k].pid == pid) handle = kept_[k++].handle;
-      const int err = ReadStat(pid, &handle);
+      const int err = ReadPidFile(pid, "stat", &handle, next_kept_.size() < max_kept_);
       if (handle >= 0) next_kept_.push_back({pid, handle});
       // A process that ended since the directory was listed is no longer there: not an error.
       if (err == ENOENT || err == ESRCH || (err == 0 && buf_.size() == 0)) continue;
@@ -140,20 +143,20 @@ class ProcessCollector final : public Collector {
     std::string_view comm_view() const { return {comm.data(), comm_size}; }
   };
 
-  // Read /proc/<pid>/stat into buf_, its path left in path_, through `*handle` when it is
-  // kept (>= 0). Keep the file open in `*handle` when the env can and there is room; -1 when
-  // it is not kept. A kept file that fails to read belonged to a process that ended, whose
-  // pid may be another process's now: read by path.
-  int ReadStat(int32_t pid, int* handle) {
+  // Read /proc/<pid>/<file> into buf_, its path left in path_, through `*handle` when it is
+  // kept (>= 0); when it is not and `may_keep`, keep it open in `*handle` if the env can. -1
+  // when it is not kept. A kept file that fails to read belonged to a process that ended,
+  // whose pid may be another process's now: read by path.
+  int ReadPidFile(int32_t pid, std::string_view file, int* handle, bool may_keep) {
     if (*handle >= 0) {
       if (env_->ReadKept(*handle, &buf_, true) == 0 && buf_.size() > 0) {
-        return FormatPath(pid, "stat");  // for the messages about its content
+        return FormatPath(pid, file);  // for the messages about its content
       }
       env_->Release(*handle);
       *handle = -1;
     }
-    if (const int err = FormatPath(pid, "stat"); err != 0) return err;
-    if (!by_path_ && next_kept_.size() < max_kept_) {
+    if (const int err = FormatPath(pid, file); err != 0) return err;
+    if (may_keep && !by_path_) {
       int err = env_->Keep(path_, handle);
       if (err == 0) {
         err = env_->ReadKept(*handle, &buf_, true);
@@ -176,10 +179,22 @@ class ProcessCollector final : public Collector {
     return r.size >= sizeof(path_) ? ENAMETOOLONG : 0;
   }
 
-  // Read /proc/<pid>/<file> into buf_, its path left in path_ (no allocation).
-  int ReadPidFile(int32_t pid, std::string_view file) {
-    if (const int err = FormatPath(pid, file); err != 0) return err;
-    return env_->ReadRecord(path_, &buf_);
+  // Take the kept status file of `pid` from the last sample's, or -1.
+  int TakeStatus(int32_t pid) {
+    auto it = std::lower_bound(status_.begin(), status_.end(), pid,
+                               [](const KeptPidFile& k, int32_t p) { return k.pid < p; });
+    if (it == status_.end() || it->pid != pid) return -1;
+    return std::exchange(it->handle, -1);
+  }
+  // Close the status files of the processes no longer reported; keep this sample's.
+  void SettleStatus() {
+    for (const KeptPidFile& k : status_) {
+      if (k.handle >= 0) env_->Release(k.handle);
+    }
+    std::sort(next_status_.begin(), next_status_.end(),
+              [](const KeptPidFile& a, const KeptPidFile& b) { return a.pid < b.pid; });
+    std::swap(status_, next_status_);
+    next_status_.clear();
   }
 
   // The same pid with the same start time is the same process: CPU seconds per second since
@@ -222,14 +237,19 @@ class ProcessCollector final : public Collector {
          [](const Proc& p) { return p.cpu_per_second >= 0; });
     pick([](const Proc& a, const Proc& b) { return a.rss_bytes > b.rss_bytes; },
          [](const Proc&) { return true; });
+    next_status_.clear();
     for (const uint32_t i : chosen_) {
       const Proc& p = cur_[i];
       PidStatus status;
-      const int err = ReadPidFile(p.pid, "status");
+      int handle = TakeStatus(p.pid);
+      const int err =
+          ReadPidFile(p.pid, "status", &handle, kept_.size() + next_status_.size() < max_kept_);
+      if (handle >= 0) next_status_.push_back({p.pid, handle});
       if (err == ENOENT || err == ESRCH || (err == 0 && buf_.size() == 0)) continue;  // ended
       const bool has_status = err == 0;
       if (has_status && !ParsePidStatus(buf_.view(), &status, why)) {
         why->Prefix(path_);
+        SettleStatus();
         return false;
       }
       const IntText pid(p.pid), uid(status.uid);
@@ -246,11 +266,12 @@ class ProcessCollector final : public Collector {
       if (has_status)
         out->Add("process_swap_bytes", static_cast<double>(status.swap_bytes), labels);
     }
+    SettleStatus();
     return true;
   }
 
-  // A process's /proc/[pid]/stat kept open (HostEnv::Keep).
-  struct KeptStat {
+  // A process's /proc/[pid]/stat or status kept open (HostEnv::Keep).
+  struct KeptPidFile {
     int32_t pid;
     int handle;
   };
@@ -266,9 +287,10 @@ class ProcessCollector final : public Collector {
   std::vector<int32_t> pids_;
   std::vector<Proc> cur_, prev_;  // sorted by pid
   std::vector<uint32_t> order_, chosen_;
-  std::vector<KeptStat> kept_, next_kept_;  // by pid; next_kept_ is built during a sample
-  size_t max_kept_ = 256;                   // a quarter of RLIMIT_NOFILE, at most kMaxKept
-  bool by_path_ = false;                    // the env keeps no files: every read by path
+  std::vector<KeptPidFile> kept_, next_kept_;      // stat, by pid; next_ is built during a sample
+  std::vector<KeptPidFile> status_, next_status_;  // status of those reported by name, by pid
+  size_t max_kept_ = 256;  // a quarter of RLIMIT_NOFILE, at most kMaxKept: stat and status
+  bool by_path_ = false;   // the env keeps no files: every read by path
   int64_t prev_us_ = 0;
   bool has_prev_ = false;
 };

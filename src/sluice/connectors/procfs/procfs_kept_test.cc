@@ -42,12 +42,13 @@ std::multimap<std::string, int> OpenFiles() {
   return files;
 }
 
-/// Return how many open files are some process's /proc/[pid]/stat.
-size_t OpenPidStats() {
+/// Return how many open files are some process's /proc/[pid]/`file`.
+size_t OpenPidFiles(const std::string& file) {
   size_t n = 0;
   for (const auto& [f, fd] : OpenFiles()) {
-    if (f.size() > 11 && f.compare(0, 6, "/proc/") == 0 &&
-        f.compare(f.size() - 5, 5, "/stat") == 0 && f[6] >= '0' && f[6] <= '9') {
+    const std::string_view v(f);
+    if (v.size() > 7 + file.size() && v.substr(0, 6) == "/proc/" && v[6] >= '0' && v[6] <= '9' &&
+        v.substr(v.size() - file.size() - 1) == "/" + file) {
       ++n;
     }
   }
@@ -104,6 +105,12 @@ void BurnCpu(int64_t cpu_ms) {
 }
 
 std::unique_ptr<Sampler> HostSampler(std::string root, std::vector<std::string> collectors) {
+  // Room to keep every file of a busy host: the soft limit of descriptors raised to the hard.
+  struct rlimit files;
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = std::min<rlim_t>(files.rlim_max, 1 << 20);
+    EXPECT_EQ(::setrlimit(RLIMIT_NOFILE, &files), 0);
+  }
   SamplerOptions o;
   o.collectors = std::move(collectors);
   o.config.root = std::move(root);
@@ -126,7 +133,7 @@ TEST(ProcfsKeptFiles, KeptFilesAreReadAnewEachSample) {
       {"disk", {"/proc/diskstats"}},
       {"network", {self + "/net/dev"}},
       {"filesystem", {self + "/mounts"}},
-      {"processes", {self + "/stat"}}};
+      {"processes", {self + "/stat", self + "/status"}}};  // status: reported by name
   const auto open = OpenFiles();
   std::map<std::string, int> kept;  // path -> descriptor
   for (const auto& r : s->results()) {
@@ -167,26 +174,32 @@ TEST(ProcfsKeptFiles, EveryProcessCountedIsKeptAndAnEndedOneIsClosed) {
     for (;;) ::pause();
   }
   const std::string child_stat = "/proc/" + std::to_string(child) + "/stat";
+  const std::string child_status = "/proc/" + std::to_string(child) + "/status";
   const std::string child_label = "\"pid\":\"" + std::to_string(child) + "\"";
   s->Collect(0);
   ASSERT_EQ(s->results()[0]->outcome, Outcome::kOk);
   EXPECT_EQ(OpenFiles().count(child_stat), 1u);
+  EXPECT_EQ(OpenFiles().count(child_status), 1u);
   EXPECT_GE(RowValue(*s, "processes", "process_threads", child_label), 1);
   // Each process read is counted by its state and its file kept (a process that ended
   // between the listing and the read is neither).
-  EXPECT_EQ(static_cast<double>(OpenPidStats()), KeptFor(RowSum(*s, "processes", "processes")));
+  EXPECT_EQ(static_cast<double>(OpenPidFiles("stat")),
+            KeptFor(RowSum(*s, "processes", "processes")));
 
   ASSERT_EQ(::kill(child, SIGKILL), 0);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   s->Collect(1'000'000);
   ASSERT_EQ(s->results()[0]->outcome, Outcome::kOk);
-  EXPECT_EQ(OpenFiles().count(child_stat), 0u) << "the ended process's file is still open";
+  EXPECT_EQ(OpenFiles().count(child_stat), 0u) << "the ended process's stat is still open";
+  EXPECT_EQ(OpenFiles().count(child_status), 0u) << "the ended process's status is still open";
   EXPECT_EQ(RowValue(*s, "processes", "process_threads", child_label), -1);
-  EXPECT_EQ(static_cast<double>(OpenPidStats()), KeptFor(RowSum(*s, "processes", "processes")));
+  EXPECT_EQ(static_cast<double>(OpenPidFiles("stat")),
+            KeptFor(RowSum(*s, "processes", "processes")));
 
   s.reset();
-  EXPECT_EQ(OpenPidStats(), 0u) << "the sampler's end closes what it kept";
+  EXPECT_EQ(OpenPidFiles("stat"), 0u) << "the sampler's end closes what it kept";
+  EXPECT_EQ(OpenPidFiles("status"), 0u);
 }
 
 TEST(ProcfsKeptFiles, ARecordedTreeIsReadByPath) {
