@@ -57,8 +57,10 @@ class ProcessCollector final : public Collector {
         page_size_(static_cast<uint64_t>(c.page_size)),
         top_(static_cast<size_t>(std::max(c.top_processes, 0))) {
     struct rlimit files;
-    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
-      max_kept_ = std::min<size_t>(static_cast<size_t>(files.rlim_cur / 4), kMaxKept);
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0) {
+      max_kept_ = files.rlim_cur == RLIM_INFINITY
+                      ? kMaxKept
+                      : std::min<size_t>(static_cast<size_t>(files.rlim_cur / 4), kMaxKept);
     }
   }
   ~ProcessCollector() override {

@@ -59,8 +59,10 @@ size_t OpenPidFiles(const std::string& file) {
 /// `counted` processes: all, up to a quarter of the descriptors this process may have.
 double KeptFor(double counted) {
   struct rlimit files;
-  if (::getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == RLIM_INFINITY) return counted;
-  return std::min(counted, static_cast<double>(std::min<rlim_t>(files.rlim_cur / 4, 16384)));
+  if (::getrlimit(RLIMIT_NOFILE, &files) != 0) return std::min(counted, 256.0);
+  const rlim_t most =
+      files.rlim_cur == RLIM_INFINITY ? 16384 : std::min<rlim_t>(files.rlim_cur / 4, 16384);
+  return std::min(counted, static_cast<double>(most));
 }
 
 /// Return the value of the row (metric, labels containing `label_part`) of `collector`'s last
