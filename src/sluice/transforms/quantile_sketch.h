@@ -13,13 +13,17 @@ namespace sluice {
 /// as PostgreSQL orders it.
 ///
 /// Sized for the few values a key sees in one window: up to kRawMax values are kept as their
-/// bucket keys, unsorted — a merge appends, an Add is a store, and the first four live in the
-/// object itself (no heap) — and sorted only when a quantile is asked for. Past kRawMax the
+/// bucket keys, unsorted — a merge appends, an Add is a store, and the first kInline live in
+/// the object itself (no heap) — and sorted only when a quantile is asked for. Past kRawMax the
 /// keys become a sorted list of (bucket, count), only of the buckets used. Both forms answer
 /// every quantile alike: the bucket of the value at the rank.
 class QuantileSketch {
  public:
   static constexpr double kRelativeError = 0.01;
+  /// Int32s held in the object: 16 values (8 buckets) need no heap. A key's window often holds
+  /// about that many values (15 one-minute readings in 15 minutes), and hopping windows merge
+  /// them per key and window: on the heap, each merge chased a pointer and often reallocated.
+  static constexpr uint32_t kInline = 16;
   /// Up to this many values a sketch keeps one key per value.
   static constexpr int64_t kRawMax = 64;
 
@@ -44,7 +48,6 @@ class QuantileSketch {
   int64_t HeapBytes() const { return on_heap() ? static_cast<int64_t>(cap_) * 4 : 0; }
 
  private:
-  static constexpr uint32_t kInline = 4;  // int32s held in the object
 
   bool raw() const { return count_ <= kRawMax; }
   bool on_heap() const { return cap_ > kInline; }

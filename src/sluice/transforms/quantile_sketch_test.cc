@@ -87,7 +87,7 @@ TEST(QuantileSketchTest, MergeOfAnySplitEqualsOneSketch) {
 // (bucket, count) pairs: around the switch, by Add or by Merge, copied or moved, the answers
 // are those of the values' buckets at each rank.
 TEST(QuantileSketchTest, RawKeysAndBucketsAnswerAlike) {
-  for (int64_t n : {1, 3, 4, 5, 63, 64, 65, 66, 130}) {
+  for (int64_t n : {1, 3, 4, 5, 15, 16, 17, 63, 64, 65, 66, 130}) {
     QuantileSketch added, merged, single;
     std::vector<double> values;
     for (int64_t i = 0; i < n; ++i) {
@@ -98,7 +98,7 @@ TEST(QuantileSketchTest, RawKeysAndBucketsAnswerAlike) {
       single.Add(v);
       merged.Merge(single);
     }
-    EXPECT_EQ(added.HeapBytes() == 0, n <= 4) << n;
+    EXPECT_EQ(added.HeapBytes() == 0, n <= QuantileSketch::kInline) << n;
     QuantileSketch copy(added), moved(std::move(merged)), assigned;
     assigned = copy;
     EXPECT_EQ(merged.count(), 0);  // moved from: empty, usable
