@@ -48,7 +48,6 @@ class QuantileSketch {
   int64_t HeapBytes() const { return on_heap() ? static_cast<int64_t>(cap_) * 4 : 0; }
 
  private:
-
   bool raw() const { return count_ <= kRawMax; }
   bool on_heap() const { return cap_ > kInline; }
   int32_t* data() { return on_heap() ? heap_ : inline_; }
