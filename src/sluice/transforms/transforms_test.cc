@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "sluice/testing/emitter.h"
 #include "sluice/testing/matchers.h"
@@ -379,6 +380,44 @@ TEST(Cast, GeometriesFromAndToText) {
   ASSERT_OK((*to_geometry)->Process(json.rows.at(0), 0, &point));
   ASSERT_OK((*to_text)->Process(point.rows.at(0), 0, &point_text));
   EXPECT_EQ(point_text.rows.at(0)->column(0).GetView(0), "SRID=4326;POINT (1 2)");
+}
+
+TEST(Cast, SameBytesUnderAnotherTypeShareTheBuffers) {
+  // json -> string, string -> bytes, bytes -> string, geometry -> bytes: the values (and nulls)
+  // are those of the input, in the input's own buffers, also for a slice of a batch.
+  const std::vector<std::pair<TypeId, TypeId>> relabels = {{TypeId::kJson, TypeId::kString},
+                                                           {TypeId::kString, TypeId::kBytes},
+                                                           {TypeId::kBytes, TypeId::kString},
+                                                           {TypeId::kGeometry, TypeId::kBytes}};
+  for (const auto& [from, to] : relabels) {
+    SCOPED_TRACE(std::string(TypeName(from)) + " -> " + std::string(TypeName(to)));
+    ColumnBuilder b(from);
+    const std::vector<std::optional<std::string>> values = {
+        "{\"a\":1}", std::nullopt, std::string("\0\xff\x01", 3), "", "\"é\"", std::nullopt};
+    for (const auto& v : values) v ? b.AppendString(*v) : b.AppendNull();
+    std::vector<Column> cols;
+    cols.push_back(b.Finish());
+    BatchPtr whole = Batch::MakeUnchecked(MakeSchema({{"v", from}}), std::move(cols), 6);
+    BatchPtr batch = whole->Slice(1, 4);  // rows 1..4: null, bytes, empty, "é"
+    ASSERT_OK_AND_ASSIGN(auto t,
+                         MakeTransform("cast", {{"columns", {{"v", std::string(TypeName(to))}}}}));
+    CollectingEmitter out;
+    ASSERT_OK(t->Process(batch, 0, &out));
+    ASSERT_EQ(out.rows.size(), 1u);
+    const Column& c = out.rows[0]->column(0);
+    EXPECT_EQ(c.type(), to);
+    EXPECT_EQ(out.rows[0]->schema()->field(0).type, to);
+    ASSERT_EQ(c.length(), 4);
+    EXPECT_EQ(c.null_count(), 1);
+    for (int64_t i = 0; i < 4; ++i) {
+      const auto& want = values[static_cast<size_t>(i + 1)];
+      ASSERT_EQ(c.IsNull(i), !want.has_value()) << i;
+      if (want) {
+        EXPECT_EQ(c.GetView(i), *want) << i;
+      }
+    }
+    EXPECT_EQ(c.data_buffer().get(), batch->column(0).data_buffer().get());
+  }
 }
 
 TEST(Cast, FailsWithTheRowOrMakesNull) {
