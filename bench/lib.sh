@@ -10,10 +10,29 @@ trap 'rm -rf "$work"' EXIT
 # scaled N: N * SCALE, at least 1.
 scaled() { awk -v n="$1" -v s="$SCALE" 'BEGIN { v = int(n * s); print (v < 1 ? 1 : v) }'; }
 
+# wait_quiet: with QUIET=1, wait (up to 60 s) until the machine is idle — at least 95 % of both
+# cores' time idle over half a second — so that other work (a build, another bench) does not
+# land in a timing. Without QUIET it returns at once.
+wait_quiet() {
+  [ "${QUIET:-0}" = 1 ] || return 0
+  local deadline=$((SECONDS + 60)) a b idle total i
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    read -ra a < /proc/stat
+    sleep 0.5
+    read -ra b < /proc/stat
+    idle=$((b[4] - a[4]))
+    total=0
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    [ "$total" -gt 0 ] && [ $((idle * 100 / total)) -ge 95 ] && return 0
+  done
+  echo "bench: the machine did not go quiet within 60 s; timing anyway" >&2
+}
+
 # time_cmd VAR CMD...: run CMD, store wall seconds in VAR and peak RSS (MiB) in VAR_rss.
 time_cmd() {
   local var=$1; shift
   local t0 t1
+  wait_quiet
   t0=$(date +%s.%N)
   /usr/bin/time -f '%M' -o "$work/.rss" "$@"
   t1=$(date +%s.%N)
