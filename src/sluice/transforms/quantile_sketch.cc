@@ -80,7 +80,16 @@ int32_t KeyAtRank(const int32_t* keys, uint32_t n, uint32_t rank) {
   constexpr uint32_t kFew = 8;
   const bool top = rank >= n / 2;
   const uint32_t k = top ? n - rank : rank + 1;  // the answer is the k-th from that end
-  if (k == 1) return top ? *std::max_element(keys, keys + n) : *std::min_element(keys, keys + n);
+  if (k == 1) {
+    // A reduction over values (not max_element's iterator), which the compiler vectorises.
+    int32_t best = keys[0];
+    if (top) {
+      for (uint32_t i = 1; i < n; ++i) best = std::max(best, keys[i]);
+    } else {
+      for (uint32_t i = 1; i < n; ++i) best = std::min(best, keys[i]);
+    }
+    return best;
+  }
   if (k <= kFew) {
     // best[0, kept) sorted from the end outwards: best[k - 1] is the k-th from the end.
     int32_t best[kFew];
@@ -198,7 +207,7 @@ void QuantileSketch::Add(double v) {
   MergeBuckets(pair, 1);
 }
 
-void QuantileSketch::Merge(const QuantileSketch& other) {
+void QuantileSketch::MergeSlow(const QuantileSketch& other) {
   if (&other == this) {
     const QuantileSketch copy(other);
     Merge(copy);

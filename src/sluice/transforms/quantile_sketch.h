@@ -35,7 +35,18 @@ class QuantileSketch {
   ~QuantileSketch() { Free(); }
 
   void Add(double v);
-  void Merge(const QuantileSketch& other);
+  void Merge(const QuantileSketch& other) {
+    // Most merges of windows built from short slices: both hold a few values, and the sum
+    // still fits in the object. Copy them inline (no call, no memcpy of unknown size).
+    if (count_ + other.count_ <= kInline && !on_heap() && &other != this) {
+      const int32_t* src = other.data();
+      for (uint32_t i = 0; i < other.size_; ++i) inline_[size_ + i] = src[i];
+      size_ += other.size_;
+      count_ += other.count_;
+      return;
+    }
+    MergeSlow(other);
+  }
   /// Forget every value, keeping the memory for reuse.
   void Clear() {
     size_ = 0;
@@ -54,6 +65,7 @@ class QuantileSketch {
   const int32_t* data() const { return on_heap() ? heap_ : inline_; }
   /// The int32s in use: a key per value (raw) or a (key, count) pair per bucket.
   uint32_t used() const { return raw() ? size_ : 2 * size_; }
+  void MergeSlow(const QuantileSketch& other);
   /// Make room for `n` int32s, keeping the first used().
   void Reserve(uint32_t n);
   void Free();

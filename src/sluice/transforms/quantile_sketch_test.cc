@@ -120,5 +120,39 @@ TEST(QuantileSketchTest, RawKeysAndBucketsAnswerAlike) {
   }
 }
 
+// Merges of sketches of a few values each (a window built from one-minute slices) copy the
+// values inside the object while the sum fits there, and take the general path past it or into
+// a sketch whose memory is already on the heap: every way answers as one sketch of all values.
+TEST(QuantileSketchTest, SmallMergesAnswerAsOneSketch) {
+  constexpr int64_t kMax = QuantileSketch::kInline + 2;
+  for (int64_t a = 0; a <= kMax; ++a) {
+    for (int64_t b = 0; b <= kMax; ++b) {
+      for (const bool reused : {false, true}) {
+        QuantileSketch left, right, whole;
+        if (reused) {  // memory on the heap from before, values cleared
+          for (int i = 0; i < 100; ++i) left.Add(i);
+          left.Clear();
+          ASSERT_GT(left.HeapBytes(), 0);
+        }
+        for (int64_t i = 0; i < a + b; ++i) {
+          const double v = static_cast<double>((i * 7) % 11) - 3;  // duplicates, zero, negatives
+          (i < a ? left : right).Add(v);
+          whole.Add(v);
+        }
+        left.Merge(right);
+        ASSERT_EQ(left.count(), a + b);
+        if (!reused) {
+          EXPECT_EQ(left.HeapBytes() == 0, a + b <= QuantileSketch::kInline) << a << " + " << b;
+        }
+        for (int k = 0; k <= 20; ++k) {
+          const double q = k / 20.0, want = whole.Quantile(q), got = left.Quantile(q);
+          ASSERT_TRUE(got == want || (std::isnan(got) && std::isnan(want)))
+              << a << " + " << b << (reused ? " reused" : "") << " q " << q;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sluice
