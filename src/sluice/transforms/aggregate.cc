@@ -200,6 +200,11 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
   return Status::OK();
 }
 
+void AggLayout::Reserve(AggStore* store, int32_t groups) const {
+  store->cells.reserve(static_cast<size_t>(groups) * static_cast<size_t>(width_));
+  store->sketches.reserve(static_cast<size_t>(groups) * quantile_offsets_.size());
+}
+
 int32_t AggLayout::AddGroup(AggStore* store) const {
   const size_t base = store->cells.size();
   store->cells.resize(base + static_cast<size_t>(width_));  // value-initialized: zeros

@@ -90,6 +90,8 @@ class AggLayout {
 
   /// Add a group to `store` with every aggregate empty; return its index.
   int32_t AddGroup(AggStore* store) const;
+  /// Make room in `store` for `groups` groups in all (no allocation until it holds more).
+  void Reserve(AggStore* store, int32_t groups) const;
   /// Fold the rows of `batch` in: row r goes to group group_of[r] of store_of[r]; rows whose
   /// store is null are skipped. `time` is the event-time column. Fails on an int64 sum
   /// overflow.

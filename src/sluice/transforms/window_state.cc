@@ -184,7 +184,19 @@ bool SliceWindows::MergeSliceInto(Slice* dst, const Slice& src) {
 }
 
 Slice SliceWindows::TakeSpare() {
-  if (spare_.empty()) return Slice();
+  if (spare_.empty()) {
+    // Room for as many groups as the largest open slice, and some: growing by doubling would
+    // touch twice the memory and copy it (hopping windows keep a window's worth of such
+    // slices, and a suffix gains the keys of the slices after it).
+    int32_t most = 0;
+    for (const auto& [s, slice] : slices_) most = std::max(most, slice.store.groups);
+    most += most / 4;
+    Slice fresh;
+    layout_->Reserve(&fresh.store, most);
+    fresh.key_of_group.reserve(static_cast<size_t>(most));
+    fresh.late_of_group.reserve(static_cast<size_t>(most));
+    return fresh;
+  }
   Slice s = std::move(spare_.back());
   spare_.pop_back();
   return s;
