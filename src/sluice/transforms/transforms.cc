@@ -120,7 +120,9 @@ void RegisterTransformNodes(NodeRegistry* registry) {
                          },
                          &MakeRename, /*stateless=*/true);
   registry->AddTransform(
-      "cast", "Convert columns to other types.",
+      "cast",
+      "Convert columns to other types. Casts that keep the bytes (json to string, string to "
+      "bytes, bytes to string, geometry to bytes) share the column and copy nothing.",
       {
           {"columns",
            OptionType::kMap,
