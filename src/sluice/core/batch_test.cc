@@ -134,5 +134,51 @@ TEST(BatchTagsTest, ConcatenateKeepsTheTagsAllBatchesShare) {
   EXPECT_EQ(both->ToString(), "[[1],[1]]");
 }
 
+// The bulk appends write what the one-value appends would: after values and nulls already
+// there, with nulls marked afterwards, and strings continuing the offsets.
+TEST(ColumnBuilderTest, BulkAppendsEqualOneByOne) {
+  ColumnBuilder bulk(TypeId::kInt64), one(TypeId::kInt64);
+  for (ColumnBuilder* b : {&bulk, &one}) {
+    b->AppendInt64(5);
+    b->AppendNull();
+  }
+  bulk.AppendRepeated(7, 3);
+  const int64_t values[] = {1, -2, 3};
+  bulk.AppendValues(values, 3);
+  int64_t* out = bulk.AppendUninitialized<int64_t>(3);
+  out[0] = 10;
+  out[1] = 11;
+  out[2] = 12;
+  bulk.SetNull(8);
+  bulk.SetNull(8);  // twice: still one null
+  bulk.AppendInt64(13);
+  bulk.SetNull(2);  // a row among earlier ones
+  for (const int64_t v : {7, 7, 7, 1, -2, 3, 10, 11, 12, 13}) one.AppendInt64(v);
+  Column a = bulk.Finish();
+  Column b = one.Finish();
+  ASSERT_EQ(a.length(), 12);
+  EXPECT_EQ(a.null_count(), 3);
+  for (int64_t i = 0; i < 12; ++i) {
+    const bool null = i == 1 || i == 2 || i == 8;
+    EXPECT_EQ(a.IsNull(i), null) << i;
+    EXPECT_EQ(a.GetInt64(i), null ? 0 : b.GetInt64(i)) << i;
+  }
+
+  ColumnBuilder strings(TypeId::kString);
+  strings.AppendString("x");
+  strings.AppendNull();
+  const std::vector<std::string> more = {"", "meter-00042", "a string longer than sixteen bytes"};
+  strings.AppendStrings(3, [&](int64_t i) { return std::string_view(more[i]); });
+  strings.AppendStrings(0, [&](int64_t i) { return std::string_view(more[i]); });
+  strings.AppendString("y");
+  Column s = strings.Finish();
+  ASSERT_EQ(s.length(), 6);
+  EXPECT_EQ(s.null_count(), 1);
+  EXPECT_EQ(s.GetView(0), "x");
+  EXPECT_TRUE(s.IsNull(1));
+  for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(s.GetView(2 + i), more[static_cast<size_t>(i)]);
+  EXPECT_EQ(s.GetView(5), "y");
+}
+
 }  // namespace
 }  // namespace sluice

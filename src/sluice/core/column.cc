@@ -102,6 +102,18 @@ void ColumnBuilder::AppendNull() {
   }
 }
 
+void ColumnBuilder::SetNull(int64_t i) {
+  EnsureValidity();
+  if (static_cast<size_t>(i >> 3) >= validity_.size()) {
+    validity_.resize(static_cast<size_t>(i >> 3) * 2 + 8, 0xff);
+  }
+  if (!bits::Get(validity_.data(), i)) return;
+  bits::Clear(validity_.data(), i);
+  ++null_count_;
+  const auto w = static_cast<size_t>(FixedWidth(type_));
+  std::memset(fixed_.data() + static_cast<size_t>(i) * w, 0, w);
+}
+
 void ColumnBuilder::AppendFrom(const Column& source, int64_t row) {
   if (source.IsNull(row)) {
     AppendNull();

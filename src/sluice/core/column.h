@@ -90,6 +90,53 @@ class ColumnBuilder {
     offsets_.push_back(static_cast<int32_t>(data_.size()));
     ++length_;
   }
+  /// Append `n` copies of `v` to an 8-byte column (int64, timestamp, float64's bits).
+  void AppendRepeated(int64_t v, int64_t n) {
+    int64_t* out = AppendUninitialized<int64_t>(n);
+    for (int64_t i = 0; i < n; ++i) out[i] = v;
+  }
+  /// Append the `n` values at `v` to an 8-byte column (int64, timestamp, float64's bits).
+  void AppendValues(const int64_t* v, int64_t n) {
+    if (n > 0) std::memcpy(AppendUninitialized<int64_t>(n), v, static_cast<size_t>(n) * 8);
+  }
+  /// Append `n` values of a fixed-width column (T of the column's width) that the caller
+  /// writes: return where the first goes, valid until the next append. Rows the caller means
+  /// as null it marks with SetNull.
+  template <typename T>
+  T* AppendUninitialized(int64_t n) {
+    const auto bytes = static_cast<size_t>(n) * sizeof(T);
+    if (fixed_len_ + bytes > fixed_.size()) [[unlikely]]
+      GrowFixed(bytes);
+    T* out = reinterpret_cast<T*>(fixed_.data() + fixed_len_);
+    fixed_len_ += bytes;
+    length_ += n;
+    return out;
+  }
+  /// Make row `i` (appended already, to a fixed-width column) null; its value becomes zeros.
+  void SetNull(int64_t i);
+  /// Append `n` strings to a variable-width column: string i is get(i), a std::string_view.
+  /// One size check and one growth for all of them, not one per string.
+  template <typename Get>
+  void AppendStrings(int64_t n, const Get& get) {
+    if (n <= 0) return;
+    size_t bytes = 0;
+    for (int64_t i = 0; i < n; ++i) bytes += get(i).size();
+    const size_t at = data_.size();
+    const size_t first = offsets_.size();
+    data_.resize(at + bytes);
+    offsets_.resize(first + static_cast<size_t>(n));
+    char* d = data_.data() + at;
+    int32_t* off = offsets_.data() + first;
+    auto end = static_cast<int32_t>(at);
+    for (int64_t i = 0; i < n; ++i) {
+      const std::string_view v = get(i);
+      std::memcpy(d, v.data(), v.size());
+      d += v.size();
+      end += static_cast<int32_t>(v.size());
+      off[i] = end;
+    }
+    length_ += n;
+  }
   /// Append row `row` of `source`, which must have this builder's type.
   void AppendFrom(const Column& source, int64_t row);
   /// Append every row of `source`, which must have this builder's type.

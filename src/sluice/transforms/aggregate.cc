@@ -154,6 +154,7 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
   for (auto& s : specs_) {
     s.offset = width_;
     width_ += CellsOf(s.kind);
+    empty_.assign(static_cast<size_t>(width_), Cell{.i = 0});
     if (s.kind == AggKind::kQuantile) quantile_offsets_.push_back(s.offset);
     if (s.kind == AggKind::kCountRows) {
       s.output_type = TypeId::kInt64;
@@ -207,8 +208,11 @@ void AggLayout::Reserve(AggStore* store, int32_t groups) const {
 
 int32_t AggLayout::AddGroup(AggStore* store) const {
   const size_t base = store->cells.size();
-  store->cells.resize(base + static_cast<size_t>(width_));  // value-initialized: zeros
+  const auto w = static_cast<size_t>(width_);
+  store->cells.resize(base + w);  // not initialised: written here
   Cell* c = store->cells.data() + base;
+  const Cell* e = empty_.data();
+  for (size_t i = 0; i < w; ++i) c[i] = e[i];
   for (const int offset : quantile_offsets_) {
     c[offset].i = static_cast<int64_t>(store->sketches_used);
     if (store->sketches_used < store->sketches.size()) {
@@ -546,6 +550,39 @@ inline void AppendCells(const AggSpec& s, ColumnBuilder& b, const Cell* a, const
   }
 }
 
+/// The result of one aggregate of kind K (its cells `a` in `store`) into *out, as the 8 bytes
+/// of its output column (int64, timestamp or float64); false when it is null. `rank_of[n]`
+/// is a quantile's rank among n values, for n up to QuantileSketch::kRawMax.
+template <AggKind K>
+inline bool ResultOf(const AggSpec& s, const Cell* a, const AggStore& store, const int64_t* rank_of,
+                     Cell* out) {
+  if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
+    *out = a[0];
+    return true;
+  } else if constexpr (K == AggKind::kSum || K == AggKind::kMin || K == AggKind::kMax) {
+    *out = a[0];
+    return a[1].i != 0;
+  } else if constexpr (K == AggKind::kAvg) {
+    if (a[1].i == 0) return false;
+    out->d = a[0].d / static_cast<double>(a[1].i);
+    return true;
+  } else if constexpr (K == AggKind::kStddev) {
+    if (a[0].i < 2) return false;
+    out->d = std::sqrt(a[2].d / static_cast<double>(a[0].i - 1));
+    return true;
+  } else if constexpr (K == AggKind::kFirst || K == AggKind::kLast) {
+    *out = a[0];
+    return a[2].i != 0;
+  } else {
+    static_assert(K == AggKind::kQuantile);
+    const QuantileSketch& sk = store.sketches[static_cast<size_t>(a[0].i)];
+    const int64_t n = sk.count();
+    if (n == 0) return false;
+    out->d = n <= QuantileSketch::kRawMax ? sk.ValueAtRank(rank_of[n]) : sk.Quantile(s.q);
+    return true;
+  }
+}
+
 }  // namespace
 
 void AggLayout::Append(const AggStore& store, int32_t g,
@@ -563,13 +600,22 @@ void AggLayout::AppendGroups(const AggStore& store, int32_t n,
                              std::vector<ColumnBuilder>* builders) const {
   const Cell* c = store.cells.data();
   const ptrdiff_t w = width_;
+  int64_t rank_of[QuantileSketch::kRawMax + 1] = {};
   for (size_t k = 0; k < specs_.size(); ++k) {
     const AggSpec& s = specs_[k];
     ColumnBuilder& b = (*builders)[k];
-    b.Reserve(n);
+    if (s.kind == AggKind::kQuantile) {
+      for (int64_t m = 1; m <= QuantileSketch::kRawMax; ++m)
+        rank_of[m] = QuantileSketch::Rank(s.q, m);
+    }
+    // Every output type is 8 bytes wide: the values go straight into the column's memory.
+    const int64_t base = b.length();
+    Cell* out = b.AppendUninitialized<Cell>(n);
     WithKind(s, [&](auto kind, auto) {
       for (int32_t g = 0; g < n; ++g) {
-        AppendCells<decltype(kind)::value>(s, b, c + g * w + s.offset, store);
+        if (!ResultOf<decltype(kind)::value>(s, c + g * w + s.offset, store, rank_of, &out[g])) {
+          b.SetNull(base + g);
+        }
       }
     });
   }

@@ -57,7 +57,8 @@ union Cell {
 /// The state of some groups: `width` cells per group, plus the quantile sketches some cells
 /// point at.
 struct AggStore {
-  std::vector<Cell> cells;
+  /// `width` cells per group. Not zero-filled as it grows: AddGroup writes a new group's cells.
+  std::vector<Cell, UninitializedAllocator<Cell>> cells;
   std::vector<QuantileSketch> sketches;
   int32_t groups = 0;
   int64_t sketch_heap = 0;   ///< bytes the sketches hold on the heap
@@ -118,6 +119,7 @@ class AggLayout {
   int time_col_ = -1;
   int width_ = 0;
   std::vector<int> quantile_offsets_;  ///< the cell of each quantile's sketch index
+  std::vector<Cell> empty_;            ///< the cells of a group with every aggregate empty
 };
 
 }  // namespace sluice::window_internal

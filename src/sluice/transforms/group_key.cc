@@ -55,6 +55,38 @@ void DecodeKey(std::string_view key, std::vector<ColumnBuilder>* builders) {
   }
 }
 
+void DecodeKeys(std::vector<std::string_view>* keys, std::vector<ColumnBuilder>* builders) {
+  const auto n = static_cast<int64_t>(keys->size());
+  std::string_view* k = keys->data();
+  if (builders->size() == 1 && (*builders)[0].type() != TypeId::kBool) {
+    ColumnBuilder& b = (*builders)[0];
+    if (IsVarWidth(b.type())) {
+      bool any_null = false;
+      for (int64_t i = 0; i < n; ++i) any_null |= k[i][0] == '\0';
+      if (!any_null) {
+        // A tag and a uint32 length before each value's bytes.
+        constexpr size_t kHeader = 1 + sizeof(uint32_t);
+        for (int64_t i = 0; i < n; ++i) k[i].remove_prefix(kHeader);
+        b.AppendStrings(n, [k](int64_t i) { return k[i]; });
+        return;
+      }
+    } else {
+      // A tag and the value's 8 bytes (int64, timestamp, float64's bits).
+      const int64_t base = b.length();
+      int64_t* out = b.AppendUninitialized<int64_t>(n);
+      for (int64_t i = 0; i < n; ++i) {
+        if (k[i][0] == '\0') {
+          b.SetNull(base + i);
+        } else {
+          std::memcpy(&out[i], k[i].data() + 1, sizeof(int64_t));
+        }
+      }
+      return;
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) DecodeKey(k[i], builders);
+}
+
 bool KeyEncodingValid(std::string_view bytes, const std::vector<TypeId>& types) {
   size_t p = 0;
   for (const TypeId t : types) {

@@ -40,6 +40,12 @@ void EncodeKey(const Batch& batch, const std::vector<int>& cols, int64_t r, std:
 /// Append the values of `key` (made by EncodeKey) to `builders`, one per key column.
 void DecodeKey(std::string_view key, std::vector<ColumnBuilder>* builders);
 
+/// Append the values of `keys` (each made by EncodeKey) to `builders`, one per key column:
+/// DecodeKey for many keys. A single key column is written in bulk (its strings in one growth
+/// of the column, its 8-byte values straight into the column's memory) rather than row by row;
+/// other keys go row by row. `keys` may be overwritten.
+void DecodeKeys(std::vector<std::string_view>* keys, std::vector<ColumnBuilder>* builders);
+
 /// Return true when `bytes` is exactly what EncodeKey makes of one row of columns of `types`
 /// (tags, lengths, no byte left over), so that DecodeKey may read it: for bytes that come
 /// from outside the process (a cache server).

@@ -29,16 +29,18 @@ int32_t IndexOf(double x) { return static_cast<int32_t>(std::ceil(std::log(x) * 
 
 /// The value that stands for bucket i: within kRelativeError of every value in it. Buckets
 /// of values between about 1e-17 and 1e17 come from a table (pow was a few % of a window run).
+constexpr int32_t kTable = 2000;
+// At namespace scope, not a function's static: no guard checked on every lookup.
+const std::vector<double> kValueTable = [] {
+  std::vector<double> t(2 * kTable + 1);
+  for (int32_t k = -kTable; k <= kTable; ++k) {
+    t[static_cast<size_t>(k + kTable)] = 2.0 * std::pow(kGamma, k) / (kGamma + 1.0);
+  }
+  return t;
+}();
+
 double ValueOf(int32_t i) {
-  constexpr int32_t kTable = 2000;
-  static const std::vector<double> table = [] {
-    std::vector<double> t(2 * kTable + 1);
-    for (int32_t k = -kTable; k <= kTable; ++k) {
-      t[static_cast<size_t>(k + kTable)] = 2.0 * std::pow(kGamma, k) / (kGamma + 1.0);
-    }
-    return t;
-  }();
-  if (i >= -kTable && i <= kTable) return table[static_cast<size_t>(i + kTable)];
+  if (i >= -kTable && i <= kTable) return kValueTable[static_cast<size_t>(i + kTable)];
   return 2.0 * std::pow(kGamma, i) / (kGamma + 1.0);
 }
 
@@ -235,12 +237,25 @@ void QuantileSketch::MergeSlow(const QuantileSketch& other) {
   MergeBuckets(pairs, SortedPairs(other.data(), other.size_, pairs));
 }
 
-double QuantileSketch::Quantile(double q) const {
-  if (count_ == 0) return std::numeric_limits<double>::quiet_NaN();
+int64_t QuantileSketch::Rank(double q, int64_t n) {
   q = std::clamp(q, 0.0, 1.0);
-  // The rank of the sample asked for, 0-based, in ascending order (NaN last): percentile_disc's.
-  auto rank =
-      std::max<int64_t>(0, static_cast<int64_t>(std::ceil(q * static_cast<double>(count_))) - 1);
+  return std::max<int64_t>(0, static_cast<int64_t>(std::ceil(q * static_cast<double>(n))) - 1);
+}
+
+double QuantileSketch::ValueAtRank(int64_t rank) const {
+  if (!on_heap() && (rank == 0 || rank + 1 == size_) && raw()) {
+    // The smallest or the largest of the keys in the object (p95 of up to 20 values is the
+    // largest): over all kInline slots, those past size_ masked, a fixed-length reduction
+    // with no loop tail.
+    const bool top = rank != 0;
+    const int32_t pad = top ? INT32_MIN : INT32_MAX;
+    int32_t best = pad;
+    for (uint32_t i = 0; i < kInline; ++i) {
+      const int32_t x = i < size_ ? inline_[i] : pad;
+      best = top ? std::max(best, x) : std::min(best, x);
+    }
+    return ValueOfKey(best);
+  }
   const int32_t* d = data();
   if (raw()) return ValueOfKey(KeyAtRank(d, size_, static_cast<uint32_t>(rank)));
   for (uint32_t b = 0; b < size_; ++b) {

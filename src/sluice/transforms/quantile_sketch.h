@@ -53,12 +53,19 @@ class QuantileSketch {
     count_ = 0;
   }
   /// Return the estimate of quantile `q` in [0, 1]; NaN when empty.
-  double Quantile(double q) const;
+  double Quantile(double q) const { return count_ == 0 ? kNaN : ValueAtRank(Rank(q, count_)); }
+  /// Return the 0-based rank, in ascending order, of quantile `q` among `n` > 0 values: that of
+  /// percentile_disc(q), ceil(q * n) - 1.
+  static int64_t Rank(double q, int64_t n);
+  /// Return the estimate of the value at 0-based `rank` in [0, count()) in ascending order
+  /// (Quantile with the rank found once for many sketches of the same count).
+  double ValueAtRank(int64_t rank) const;
   int64_t count() const { return count_; }
   /// Return the bytes this sketch uses beyond sizeof(*this).
   int64_t HeapBytes() const { return on_heap() ? static_cast<int64_t>(cap_) * 4 : 0; }
 
  private:
+  static constexpr double kNaN = __builtin_nan("");
   bool raw() const { return count_ <= kRawMax; }
   bool on_heap() const { return cap_ > kInline; }
   int32_t* data() { return on_heap() ? heap_ : inline_; }

@@ -154,5 +154,54 @@ TEST(QuantileSketchTest, SmallMergesAnswerAsOneSketch) {
   }
 }
 
+// ValueAtRank answers every rank as the sketch of the value at that rank alone would: the
+// smallest and largest from the keys held in the object (slots past the values, left from
+// before a Clear, do not count), the others by selection, past kRawMax from the buckets.
+TEST(QuantileSketchTest, ValueAtRankIsTheBucketOfTheValueAtThatRank) {
+  const double specials[] = {std::numeric_limits<double>::quiet_NaN(),
+                             std::numeric_limits<double>::infinity(),
+                             -std::numeric_limits<double>::infinity(),
+                             0.0,
+                             -1e-300,
+                             1e300};
+  for (int64_t n = 1; n <= QuantileSketch::kRawMax + 6; ++n) {
+    for (const bool reused : {false, true}) {
+      QuantileSketch sk;
+      if (reused) {  // stale keys above and below every value in the object's slots
+        for (int i = 0; i < 8; ++i) {
+          sk.Add(std::numeric_limits<double>::infinity());
+          sk.Add(-std::numeric_limits<double>::infinity());
+        }
+        sk.Clear();
+      }
+      std::vector<double> values;
+      for (int64_t i = 0; i < n; ++i) {
+        const double v =
+            i % 9 == 4 ? specials[(i / 9) % 6] : static_cast<double>((i * 37) % 23) - 11;
+        values.push_back(v);
+        sk.Add(v);
+      }
+      // Ascending, NaN last (PostgreSQL's order).
+      std::sort(values.begin(), values.end(), [](double a, double b) {
+        return std::isnan(b) ? !std::isnan(a) : (!std::isnan(a) && a < b);
+      });
+      for (int64_t r = 0; r < n; ++r) {
+        QuantileSketch alone;
+        alone.Add(values[static_cast<size_t>(r)]);
+        const double want = alone.Quantile(0.5), got = sk.ValueAtRank(r);
+        ASSERT_TRUE(got == want || (std::isnan(got) && std::isnan(want)))
+            << "n " << n << " rank " << r << (reused ? " reused" : "") << ": " << got << " vs "
+            << want;
+      }
+      for (int k = 0; k <= 20; ++k) {
+        const double q = k / 20.0;
+        EXPECT_EQ(
+            QuantileSketch::Rank(q, n),
+            std::max<int64_t>(0, static_cast<int64_t>(std::ceil(q * static_cast<double>(n))) - 1));
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sluice

@@ -42,13 +42,17 @@ class OutputRows final : public RowSink {
   }
 
   Status AddSlice(const Slice& slice, const KeyIndex& keys, int64_t start, int64_t end) override {
+    // Column by column: a window's rows share their start and end, and its groups' keys are
+    // decoded in one pass.
     const int32_t n = slice.store.groups;
+    key_views_.resize(static_cast<size_t>(n));
     for (int32_t g = 0; g < n; ++g) {
-      DecodeKey(keys.key(slice.key_of_group[static_cast<size_t>(g)]), &keys_);
-      start_.AppendTimestamp(start);
-      end_.AppendTimestamp(end);
-      late_.AppendInt64(slice.late_of_group[static_cast<size_t>(g)]);
+      key_views_[static_cast<size_t>(g)] = keys.key(slice.key_of_group[static_cast<size_t>(g)]);
     }
+    DecodeKeys(&key_views_, &keys_);
+    start_.AppendRepeated(start, n);
+    end_.AppendRepeated(end, n);
+    late_.AppendValues(slice.late_of_group.data(), n);
     layout_->AppendGroups(slice.store, n, &aggs_);
     rows_ += n;
     return Status::OK();
@@ -95,6 +99,7 @@ class OutputRows final : public RowSink {
   int num_keys_;
   Emitter* out_ = nullptr;
   std::vector<ColumnBuilder> keys_;
+  std::vector<std::string_view> key_views_;  // AddSlice's scratch
   ColumnBuilder start_{TypeId::kTimestamp};
   ColumnBuilder end_{TypeId::kTimestamp};
   std::vector<ColumnBuilder> aggs_;
