@@ -503,56 +503,9 @@ std::vector<ColumnBuilder> AggLayout::MakeBuilders(int64_t capacity) const {
 
 namespace {
 
-/// Append the result of one aggregate of kind K (`s`, its cells `a` in `store`) to `b`.
-template <AggKind K>
-inline void AppendCells(const AggSpec& s, ColumnBuilder& b, const Cell* a, const AggStore& store) {
-  auto append_value = [&](Cell v) {
-    if (s.output_type == TypeId::kFloat64) {
-      b.AppendFloat64(v.d);
-    } else {
-      b.AppendInt64(v.i);  // int64 and timestamp share the representation
-    }
-  };
-  if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
-    b.AppendInt64(a[0].i);
-  } else if constexpr (K == AggKind::kSum || K == AggKind::kMin || K == AggKind::kMax) {
-    if (a[1].i == 0) {
-      b.AppendNull();
-    } else {
-      append_value(a[0]);
-    }
-  } else if constexpr (K == AggKind::kAvg) {
-    if (a[1].i == 0) {
-      b.AppendNull();
-    } else {
-      b.AppendFloat64(a[0].d / static_cast<double>(a[1].i));
-    }
-  } else if constexpr (K == AggKind::kStddev) {
-    if (a[0].i < 2) {
-      b.AppendNull();
-    } else {
-      b.AppendFloat64(std::sqrt(a[2].d / static_cast<double>(a[0].i - 1)));
-    }
-  } else if constexpr (K == AggKind::kFirst || K == AggKind::kLast) {
-    if (a[2].i == 0) {
-      b.AppendNull();
-    } else {
-      append_value(a[0]);
-    }
-  } else {
-    static_assert(K == AggKind::kQuantile);
-    const QuantileSketch& sk = store.sketches[static_cast<size_t>(a[0].i)];
-    if (sk.count() == 0) {
-      b.AppendNull();
-    } else {
-      b.AppendFloat64(sk.Quantile(s.q));
-    }
-  }
-}
-
 /// The result of one aggregate of kind K (its cells `a` in `store`) into *out, as the 8 bytes
 /// of its output column (int64, timestamp or float64); false when it is null. `rank_of[n]`
-/// is a quantile's rank among n values, for n up to QuantileSketch::kRawMax.
+/// is a quantile's rank among n values, for n up to QuantileSketch::kRawMax (null: none).
 template <AggKind K>
 inline bool ResultOf(const AggSpec& s, const Cell* a, const AggStore& store, const int64_t* rank_of,
                      Cell* out) {
@@ -578,7 +531,8 @@ inline bool ResultOf(const AggSpec& s, const Cell* a, const AggStore& store, con
     const QuantileSketch& sk = store.sketches[static_cast<size_t>(a[0].i)];
     const int64_t n = sk.count();
     if (n == 0) return false;
-    out->d = n <= QuantileSketch::kRawMax ? sk.ValueAtRank(rank_of[n]) : sk.Quantile(s.q);
+    out->d = rank_of != nullptr && n <= QuantileSketch::kRawMax ? sk.ValueAtRank(rank_of[n])
+                                                                : sk.Quantile(s.q);
     return true;
   }
 }
@@ -590,8 +544,14 @@ void AggLayout::Append(const AggStore& store, int32_t g,
   const Cell* c = store.cells.data() + static_cast<ptrdiff_t>(g) * width_;
   for (size_t k = 0; k < specs_.size(); ++k) {
     const AggSpec& s = specs_[k];
+    ColumnBuilder& b = (*builders)[k];
     WithKind(s, [&](auto kind, auto) {
-      AppendCells<decltype(kind)::value>(s, (*builders)[k], c + s.offset, store);
+      Cell v;
+      if (ResultOf<decltype(kind)::value>(s, c + s.offset, store, nullptr, &v)) {
+        b.AppendInt64(v.i);  // every output type is 8 bytes: int64, timestamp, float64's bits
+      } else {
+        b.AppendNull();
+      }
     });
   }
 }
