@@ -29,18 +29,23 @@ int CellsOf(AggKind kind) {
     case AggKind::kCountRows:
     case AggKind::kCount:
     case AggKind::kQuantile:
-      return 1;
-    case AggKind::kSum:
+    case AggKind::kSum:  // and a count cell shared per column (AggSpec::count)
     case AggKind::kMin:
     case AggKind::kMax:
     case AggKind::kAvg:
-      return 2;
+      return 1;
     case AggKind::kStddev:
     case AggKind::kFirst:
     case AggKind::kLast:
       return 3;
   }
   return 1;
+}
+
+/// Whether aggregate `kind` counts its column's non-null values in a shared cell.
+bool SharesCount(AggKind kind) {
+  return kind == AggKind::kSum || kind == AggKind::kAvg || kind == AggKind::kMin ||
+         kind == AggKind::kMax;
 }
 
 /// a > b, with NaN above every number (PostgreSQL's order for floats).
@@ -151,10 +156,10 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
   time_col_ = time_col;
   width_ = 0;
   quantile_offsets_.clear();
+  counts_.clear();
   for (auto& s : specs_) {
     s.offset = width_;
     width_ += CellsOf(s.kind);
-    empty_.assign(static_cast<size_t>(width_), Cell{.i = 0});
     if (s.kind == AggKind::kQuantile) quantile_offsets_.push_back(s.offset);
     if (s.kind == AggKind::kCountRows) {
       s.output_type = TypeId::kInt64;
@@ -197,6 +202,36 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
           TypeName(s.input_type), needs_numeric ? "this function" : "min/max/first/last",
           needs_numeric ? "int64 or float64" : "int64, float64 or timestamp");
     }
+    if (SharesCount(s.kind)) {
+      for (const auto& [input, cell] : counts_) {
+        if (input == s.input) s.count = cell;
+      }
+      if (s.count < 0) {
+        s.count = width_++;
+        counts_.emplace_back(s.input, s.count);
+      }
+    }
+  }
+  // An empty group: zeros, and min/max at a value every other one replaces (they keep no count
+  // of their own: the shared count says whether there is a value).
+  empty_.assign(static_cast<size_t>(width_), Cell{.i = 0});
+  for (const auto& s : specs_) {
+    Cell& e = empty_[static_cast<size_t>(s.offset)];
+    const bool fl = s.input_type == TypeId::kFloat64;
+    if (s.kind == AggKind::kMin) {
+      // NaN is above every number: the first value, NaN or not, is at or below it.
+      if (fl) {
+        e.d = std::numeric_limits<double>::quiet_NaN();
+      } else {
+        e.i = std::numeric_limits<int64_t>::max();
+      }
+    } else if (s.kind == AggKind::kMax) {
+      if (fl) {
+        e.d = -std::numeric_limits<double>::infinity();
+      } else {
+        e.i = std::numeric_limits<int64_t>::min();
+      }
+    }
   }
   return Status::OK();
 }
@@ -237,29 +272,28 @@ inline void Fold(const AggSpec& s, Cell* c, const int64_t* iv, const double* dv,
     case AggKind::kCount:
       ++c[0].i;
       break;
+    // sum, avg, min, max: the column's count is kept in its shared cell (Update, UpdateRow).
     case AggKind::kSum:
       if (is_float) {
         c[0].d += dv[r];
       } else {
         *overflow |= __builtin_add_overflow(c[0].i, iv[r], &c[0].i);
       }
-      ++c[1].i;
       break;
     case AggKind::kAvg:
       c[0].d += is_float ? dv[r] : static_cast<double>(iv[r]);
-      ++c[1].i;
       break;
     case AggKind::kMin:
     case AggKind::kMax: {
+      // An empty group holds a value the first one replaces (AggLayout::Bind).
       const bool is_max = s.kind == AggKind::kMax;
       if (is_float) {
         const double v = dv[r];
-        if (c[1].i == 0 || (is_max ? PgGreater(v, c[0].d) : PgGreater(c[0].d, v))) c[0].d = v;
+        if (is_max ? PgGreater(v, c[0].d) : PgGreater(c[0].d, v)) c[0].d = v;
       } else {
         const int64_t v = iv[r];
-        if (c[1].i == 0 || (is_max ? v > c[0].i : v < c[0].i)) c[0].i = v;
+        if (is_max ? v > c[0].i : v < c[0].i) c[0].i = v;
       }
-      ++c[1].i;
       break;
     }
     case AggKind::kStddev: {
@@ -335,6 +369,15 @@ Status AggLayout::Update(const Batch& batch, const Column& time,
       return Status::Invalid("aggregate '{}': the sum of '{}' overflows int64", s.output, s.column);
     }
   }
+  for (const auto& [input, o] : counts_) {
+    const Column& col = batch.column(input);
+    const bool has_nulls = col.null_count() > 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      Cell* c = base[static_cast<size_t>(r)];
+      if (c == nullptr || (has_nulls && col.IsNull(r))) continue;
+      ++c[o].i;
+    }
+  }
   return Status::OK();
 }
 
@@ -356,6 +399,9 @@ Status AggLayout::UpdateRow(const Batch& batch, const Column& time, int64_t r, A
       return Status::Invalid("aggregate '{}': the sum of '{}' overflows int64", s.output, s.column);
     }
   }
+  for (const auto& [input, o] : counts_) {
+    if (!batch.column(input).IsNull(r)) ++c[o].i;
+  }
   return Status::OK();
 }
 
@@ -368,25 +414,23 @@ inline void MergeCells(Cell* a, const Cell* b, AggStore* to, const AggStore& fro
   if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
     a[0].i += b[0].i;
   } else if constexpr (K == AggKind::kSum) {
+    // sum, avg, min, max: their shared count cells merge as counts (Merge, MergeGroups).
     if constexpr (kFloat) {
       a[0].d += b[0].d;
     } else {
       *ok &= !__builtin_add_overflow(a[0].i, b[0].i, &a[0].i);
     }
-    a[1].i += b[1].i;
   } else if constexpr (K == AggKind::kAvg) {
     a[0].d += b[0].d;
-    a[1].i += b[1].i;
   } else if constexpr (K == AggKind::kMin || K == AggKind::kMax) {
-    if (b[1].i == 0) return;
-    bool take = a[1].i == 0;
+    // An empty b holds a value that never replaces a's (AggLayout::Bind).
+    bool take;
     if constexpr (kFloat) {
-      take = take || (K == AggKind::kMax ? PgGreater(b[0].d, a[0].d) : PgGreater(a[0].d, b[0].d));
+      take = K == AggKind::kMax ? PgGreater(b[0].d, a[0].d) : PgGreater(a[0].d, b[0].d);
     } else {
-      take = take || (K == AggKind::kMax ? b[0].i > a[0].i : b[0].i < a[0].i);
+      take = K == AggKind::kMax ? b[0].i > a[0].i : b[0].i < a[0].i;
     }
     if (take) a[0] = b[0];
-    a[1].i += b[1].i;
   } else if constexpr (K == AggKind::kStddev) {
     // Chan et al.: combine two (count, mean, M2) summaries.
     if (b[0].i == 0) return;
@@ -469,6 +513,7 @@ bool AggLayout::Merge(AggStore* to, int32_t dst, const AggStore& from, int32_t s
                                                              &ok);
     });
   }
+  for (const auto& [input, o] : counts_) d[o].i += f[o].i;
   return ok;
 }
 
@@ -490,6 +535,9 @@ bool AggLayout::MergeGroups(AggStore* to, const int32_t* dst, const AggStore& fr
         }
       });
     }
+    for (const auto& [input, o] : counts_) {
+      for (int32_t g = lo; g < hi; ++g) d[dst[g] * w + o].i += f[g * w + o].i;
+    }
   }
   return ok;
 }
@@ -503,21 +551,24 @@ std::vector<ColumnBuilder> AggLayout::MakeBuilders(int64_t capacity) const {
 
 namespace {
 
-/// The result of one aggregate of kind K (its cells `a` in `store`) into *out, as the 8 bytes
-/// of its output column (int64, timestamp or float64); false when it is null. `rank_of[n]`
-/// is a quantile's rank among n values, for n up to QuantileSketch::kRawMax (null: none).
+/// The result of aggregate `s` of kind K (of the group whose cells start at `group`, in
+/// `store`) into *out, as the 8 bytes of its output column (int64, timestamp or float64); false
+/// when it is null. `rank_of[n]` is a quantile's rank among n values, for n up to
+/// QuantileSketch::kRawMax (null: none).
 template <AggKind K>
-inline bool ResultOf(const AggSpec& s, const Cell* a, const AggStore& store, const int64_t* rank_of,
-                     Cell* out) {
+inline bool ResultOf(const AggSpec& s, const Cell* group, const AggStore& store,
+                     const int64_t* rank_of, Cell* out) {
+  const Cell* a = group + s.offset;
   if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
     *out = a[0];
     return true;
   } else if constexpr (K == AggKind::kSum || K == AggKind::kMin || K == AggKind::kMax) {
     *out = a[0];
-    return a[1].i != 0;
+    return group[s.count].i != 0;
   } else if constexpr (K == AggKind::kAvg) {
-    if (a[1].i == 0) return false;
-    out->d = a[0].d / static_cast<double>(a[1].i);
+    const int64_t n = group[s.count].i;
+    if (n == 0) return false;
+    out->d = a[0].d / static_cast<double>(n);
     return true;
   } else if constexpr (K == AggKind::kStddev) {
     if (a[0].i < 2) return false;
@@ -547,7 +598,7 @@ void AggLayout::Append(const AggStore& store, int32_t g,
     ColumnBuilder& b = (*builders)[k];
     WithKind(s, [&](auto kind, auto) {
       Cell v;
-      if (ResultOf<decltype(kind)::value>(s, c + s.offset, store, nullptr, &v)) {
+      if (ResultOf<decltype(kind)::value>(s, c, store, nullptr, &v)) {
         b.AppendInt64(v.i);  // every output type is 8 bytes: int64, timestamp, float64's bits
       } else {
         b.AppendNull();
@@ -573,7 +624,7 @@ void AggLayout::AppendGroups(const AggStore& store, int32_t n,
     Cell* out = b.AppendUninitialized<Cell>(n);
     WithKind(s, [&](auto kind, auto) {
       for (int32_t g = 0; g < n; ++g) {
-        if (!ResultOf<decltype(kind)::value>(s, c + g * w + s.offset, store, rank_of, &out[g])) {
+        if (!ResultOf<decltype(kind)::value>(s, c + g * w, store, rank_of, &out[g])) {
           b.SetNull(base + g);
         }
       }

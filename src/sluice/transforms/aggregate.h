@@ -38,6 +38,9 @@ struct AggSpec {
   TypeId input_type = TypeId::kInt64;
   TypeId output_type = TypeId::kInt64;
   int offset = 0;  ///< first cell of this aggregate in a group's cells
+  /// sum, avg, min, max: the cell counting the column's non-null values, one shared by every
+  /// such aggregate of the column (min, max and avg of voltage count the same rows).
+  int count = -1;
 };
 
 /// Parse "sum(kwh)", "count()", "p95(current)" for output column `output`. Errors say what
@@ -120,6 +123,8 @@ class AggLayout {
   int width_ = 0;
   std::vector<int> quantile_offsets_;  ///< the cell of each quantile's sketch index
   std::vector<Cell> empty_;            ///< the cells of a group with every aggregate empty
+  /// The shared count cells (AggSpec::count): (input column, cell).
+  std::vector<std::pair<int, int>> counts_;
 };
 
 }  // namespace sluice::window_internal

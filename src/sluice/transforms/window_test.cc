@@ -429,6 +429,107 @@ TEST(WindowTest, ParsesAggregatesAsSqlUsersWriteThem) {
   EXPECT_EQ(parsed("avg( v )").column, "v");
 }
 
+// sum, avg, min and max of one column share one count, and min/max keep none of their own: an
+// empty group holds values the first real one replaces. Values equal to those (NaN for a float
+// min, -inf for a float max, the int64 extremes) and groups with only nulls must still come out
+// as SQL has them, folded row by row, merged, and merged with empty groups.
+TEST(WindowTest, AggregatesSharingACountKeepTheirValuesAtTheExtremes) {
+  using window_internal::AggLayout;
+  using window_internal::AggSpec;
+  using window_internal::AggStore;
+  using window_internal::ParseAggregate;
+  const SchemaPtr schema =
+      MakeSchema({{"ts", TypeId::kTimestamp}, {"x", TypeId::kFloat64}, {"n", TypeId::kInt64}});
+  std::vector<AggSpec> specs;
+  for (const auto& [name, text] :
+       std::vector<std::pair<std::string, std::string>>{{"xmin", "min(x)"},
+                                                        {"xmax", "max(x)"},
+                                                        {"xavg", "avg(x)"},
+                                                        {"nmin", "min(n)"},
+                                                        {"nsum", "sum(n)"},
+                                                        {"nmax", "max(n)"},
+                                                        {"xsum", "sum(x)"}}) {
+    auto spec = ParseAggregate(name, text);
+    ASSERT_TRUE(spec.ok());
+    specs.push_back(*spec);
+  }
+  AggLayout layout;
+  ASSERT_TRUE(layout.Bind(specs, *schema, 0).ok());
+  EXPECT_EQ(layout.width(), 9);  // 7 values and one count per column
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  const int64_t lo = std::numeric_limits<int64_t>::min(), hi = std::numeric_limits<int64_t>::max();
+  // Groups: 0 {x: NaN, n: hi}, 1 {x: -inf, n: lo}, 2 nulls only, 3 {x: -inf, NaN; n: lo, 0}.
+  struct In {
+    int32_t group;
+    std::optional<double> x;
+    std::optional<int64_t> n;
+  };
+  const std::vector<In> in = {{0, nan, hi},  {1, -inf, lo}, {2, {}, {}},
+                              {3, -inf, lo}, {3, nan, 0},   {3, {}, {}}};
+  ColumnBuilder tb(TypeId::kTimestamp), xb(TypeId::kFloat64), nb(TypeId::kInt64);
+  for (const auto& r : in) {
+    tb.AppendTimestamp(0);
+    r.x ? xb.AppendFloat64(*r.x) : xb.AppendNull();
+    r.n ? nb.AppendInt64(*r.n) : nb.AppendNull();
+  }
+  auto batch = Batch::MakeUnchecked(schema, {tb.Finish(), xb.Finish(), nb.Finish()},
+                                    static_cast<int64_t>(in.size()));
+  AggStore rows, folded;  // row by row; the same through Update
+  std::vector<AggStore*> store_of;
+  std::vector<int32_t> group_of;
+  for (int g = 0; g < 4; ++g) {
+    layout.AddGroup(&rows);
+    layout.AddGroup(&folded);
+  }
+  for (size_t r = 0; r < in.size(); ++r) {
+    ASSERT_TRUE(
+        layout.UpdateRow(*batch, batch->column(0), static_cast<int64_t>(r), &rows, in[r].group)
+            .ok());
+    store_of.push_back(&folded);
+    group_of.push_back(in[r].group);
+  }
+  ASSERT_TRUE(layout.Update(*batch, batch->column(0), store_of, group_of).ok());
+  // Merged: each group into an empty one and an empty one into each (groups 4..7 are empty).
+  AggStore merged;
+  for (int g = 0; g < 8; ++g) layout.AddGroup(&merged);
+  const int32_t to_first[] = {0, 1, 2, 3};
+  ASSERT_TRUE(layout.MergeGroups(&merged, to_first, rows, 4));
+  AggStore empty;
+  for (int g = 0; g < 4; ++g) layout.AddGroup(&empty);
+  ASSERT_TRUE(layout.MergeGroups(&merged, to_first, empty, 4));
+  const int32_t to_second[] = {4, 5, 6, 7};
+  ASSERT_TRUE(layout.MergeGroups(&merged, to_second, empty, 4));
+  for (const AggStore* st : {&rows, &folded, &merged}) {
+    auto builders = layout.MakeBuilders(0);
+    layout.AppendGroups(*st, 4, &builders);
+    std::vector<Column> cols;
+    for (auto& b : builders) cols.push_back(b.Finish());
+    // xmin xmax xavg nmin nsum nmax xsum
+    EXPECT_TRUE(std::isnan(cols[0].GetFloat64(0)));
+    EXPECT_TRUE(std::isnan(cols[1].GetFloat64(0)));
+    EXPECT_EQ(cols[3].GetInt64(0), hi);
+    EXPECT_EQ(cols[5].GetInt64(0), hi);
+    EXPECT_EQ(cols[0].GetFloat64(1), -inf);
+    EXPECT_EQ(cols[1].GetFloat64(1), -inf);
+    EXPECT_EQ(cols[2].GetFloat64(1), -inf);
+    EXPECT_EQ(cols[3].GetInt64(1), lo);
+    EXPECT_EQ(cols[4].GetInt64(1), lo);
+    EXPECT_EQ(cols[5].GetInt64(1), lo);
+    for (int c = 0; c < 7; ++c) EXPECT_TRUE(cols[static_cast<size_t>(c)].IsNull(2)) << c;
+    EXPECT_EQ(cols[0].GetFloat64(3), -inf);
+    EXPECT_TRUE(std::isnan(cols[1].GetFloat64(3)));
+    EXPECT_EQ(cols[3].GetInt64(3), lo);
+    EXPECT_EQ(cols[4].GetInt64(3), lo);
+    EXPECT_EQ(cols[5].GetInt64(3), 0);
+    for (int c = 0; c < 7; ++c) EXPECT_TRUE(cols[static_cast<size_t>(c)].IsValid(3)) << c;
+  }
+  // The empty groups merged with empty ones stay empty: every aggregate null.
+  auto builders = layout.MakeBuilders(0);
+  for (int32_t g = 4; g < 8; ++g) layout.Append(merged, g, &builders);
+  for (auto& b : builders) EXPECT_EQ(b.Finish().null_count(), 4);
+}
+
 TEST(WindowTest, RefusesConfigurationsThatCannotWork) {
   auto error_of = [](nlohmann::json options) {
     Harness h(std::move(options));
