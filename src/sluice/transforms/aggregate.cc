@@ -28,7 +28,6 @@ int CellsOf(AggKind kind) {
   switch (kind) {
     case AggKind::kCountRows:
     case AggKind::kCount:
-    case AggKind::kQuantile:
     case AggKind::kSum:  // and a count cell shared per column (AggSpec::count)
     case AggKind::kMin:
     case AggKind::kMax:
@@ -38,6 +37,8 @@ int CellsOf(AggKind kind) {
     case AggKind::kFirst:
     case AggKind::kLast:
       return 3;
+    case AggKind::kQuantile:  // its sketch is found by the group's index (AggSpec::sketch)
+      return 0;
   }
   return 1;
 }
@@ -155,12 +156,12 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
   specs_ = std::move(specs);
   time_col_ = time_col;
   width_ = 0;
-  quantile_offsets_.clear();
+  quantiles_ = 0;
   counts_.clear();
   for (auto& s : specs_) {
     s.offset = width_;
     width_ += CellsOf(s.kind);
-    if (s.kind == AggKind::kQuantile) quantile_offsets_.push_back(s.offset);
+    if (s.kind == AggKind::kQuantile) s.sketch = quantiles_++;
     if (s.kind == AggKind::kCountRows) {
       s.output_type = TypeId::kInt64;
       continue;
@@ -216,6 +217,7 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
   // of their own: the shared count says whether there is a value).
   empty_.assign(static_cast<size_t>(width_), Cell{.i = 0});
   for (const auto& s : specs_) {
+    if (s.kind != AggKind::kMin && s.kind != AggKind::kMax) continue;  // a quantile has no cell
     Cell& e = empty_[static_cast<size_t>(s.offset)];
     const bool fl = s.input_type == TypeId::kFloat64;
     if (s.kind == AggKind::kMin) {
@@ -238,7 +240,7 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
 
 void AggLayout::Reserve(AggStore* store, int32_t groups) const {
   store->cells.reserve(static_cast<size_t>(groups) * static_cast<size_t>(width_));
-  store->sketches.reserve(static_cast<size_t>(groups) * quantile_offsets_.size());
+  store->sketches.reserve(static_cast<size_t>(groups) * static_cast<size_t>(quantiles_));
 }
 
 int32_t AggLayout::AddGroup(AggStore* store) const {
@@ -248,8 +250,7 @@ int32_t AggLayout::AddGroup(AggStore* store) const {
   Cell* c = store->cells.data() + base;
   const Cell* e = empty_.data();
   for (size_t i = 0; i < w; ++i) c[i] = e[i];
-  for (const int offset : quantile_offsets_) {
-    c[offset].i = static_cast<int64_t>(store->sketches_used);
+  for (int j = 0; j < quantiles_; ++j) {
     if (store->sketches_used < store->sketches.size()) {
       store->sketches[store->sketches_used].Clear();
     } else {
@@ -263,9 +264,9 @@ int32_t AggLayout::AddGroup(AggStore* store) const {
 namespace {
 
 /// Fold value `r` of a non-null column (int64s `iv` or doubles `dv`) at time `t` into the
-/// cells `c` of aggregate `s`.
+/// cells `c` of aggregate `s` (a quantile: into sketch `sketch` of `store`).
 inline void Fold(const AggSpec& s, Cell* c, const int64_t* iv, const double* dv, int64_t r,
-                 int64_t t, AggStore* store, bool* overflow) {
+                 int64_t t, AggStore* store, size_t sketch, bool* overflow) {
   const bool is_float = dv != nullptr;
   switch (s.kind) {
     case AggKind::kCountRows:
@@ -321,7 +322,7 @@ inline void Fold(const AggSpec& s, Cell* c, const int64_t* iv, const double* dv,
       break;
     }
     case AggKind::kQuantile: {
-      QuantileSketch& sk = store->sketches[static_cast<size_t>(c[0].i)];
+      QuantileSketch& sk = store->sketches[sketch];
       const int64_t before = sk.HeapBytes();
       sk.Add(is_float ? dv[r] : static_cast<double>(iv[r]));
       store->sketch_heap += sk.HeapBytes() - before;
@@ -361,9 +362,14 @@ Status AggLayout::Update(const Batch& batch, const Column& time,
     const int64_t* iv = is_float ? nullptr : col.int64s();
     const double* dv = is_float ? col.float64s() : nullptr;
     for (int64_t r = 0; r < rows; ++r) {
+      // The store, not the cells, says whether the row counts: a layout of quantiles alone has
+      // no cells.
       Cell* c = base[static_cast<size_t>(r)];
-      if (c == nullptr || (has_nulls && col.IsNull(r))) continue;
-      Fold(s, c + o, iv, dv, r, ts[r], store_of[static_cast<size_t>(r)], &overflow);
+      if (store_of[static_cast<size_t>(r)] == nullptr || (has_nulls && col.IsNull(r))) continue;
+      const size_t sketch =
+          static_cast<size_t>(group_of[static_cast<size_t>(r)]) * static_cast<size_t>(quantiles_) +
+          static_cast<size_t>(s.sketch);
+      Fold(s, c + o, iv, dv, r, ts[r], store_of[static_cast<size_t>(r)], sketch, &overflow);
     }
     if (overflow) {
       return Status::Invalid("aggregate '{}': the sum of '{}' overflows int64", s.output, s.column);
@@ -394,7 +400,9 @@ Status AggLayout::UpdateRow(const Batch& batch, const Column& time, int64_t r, A
     if (col.IsNull(r)) continue;
     const bool is_float = s.input_type == TypeId::kFloat64;
     Fold(s, c + s.offset, is_float ? nullptr : col.int64s(), is_float ? col.float64s() : nullptr, r,
-         time.GetInt64(r), store, &overflow);
+         time.GetInt64(r), store,
+         static_cast<size_t>(g) * static_cast<size_t>(quantiles_) + static_cast<size_t>(s.sketch),
+         &overflow);
     if (overflow) {
       return Status::Invalid("aggregate '{}': the sum of '{}' overflows int64", s.output, s.column);
     }
@@ -408,9 +416,11 @@ Status AggLayout::UpdateRow(const Batch& batch, const Column& time, int64_t r, A
 namespace {
 
 /// Fold the cells `b` (of store `from`) of one aggregate of kind K into the cells `a` (of store
-/// `to`); kFloat: its input is float64. Clears *ok when an int64 sum overflows.
+/// `to`); a quantile: sketch `sb` of `from` into sketch `sa` of `to`. kFloat: its input is
+/// float64. Clears *ok when an int64 sum overflows.
 template <AggKind K, bool kFloat>
-inline void MergeCells(Cell* a, const Cell* b, AggStore* to, const AggStore& from, bool* ok) {
+inline void MergeCells(Cell* a, const Cell* b, AggStore* to, const AggStore& from, size_t sa,
+                       size_t sb, bool* ok) {
   if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
     a[0].i += b[0].i;
   } else if constexpr (K == AggKind::kSum) {
@@ -456,9 +466,9 @@ inline void MergeCells(Cell* a, const Cell* b, AggStore* to, const AggStore& fro
     a[2].i += b[2].i;
   } else {
     static_assert(K == AggKind::kQuantile);
-    QuantileSketch& sk = to->sketches[static_cast<size_t>(a[0].i)];
+    QuantileSketch& sk = to->sketches[sa];
     const int64_t before = sk.HeapBytes();
-    sk.Merge(from.sketches[static_cast<size_t>(b[0].i)]);
+    sk.Merge(from.sketches[sb]);
     to->sketch_heap += sk.HeapBytes() - before;
   }
 }
@@ -507,10 +517,13 @@ bool AggLayout::Merge(AggStore* to, int32_t dst, const AggStore& from, int32_t s
   bool ok = true;
   Cell* d = to->cells.data() + static_cast<ptrdiff_t>(dst) * width_;
   const Cell* f = from.cells.data() + static_cast<ptrdiff_t>(src) * width_;
+  const auto q = static_cast<size_t>(quantiles_);
   for (const auto& s : specs_) {
+    const auto j = static_cast<size_t>(s.sketch);
     WithKind(s, [&](auto kind, auto fl) {
       MergeCells<decltype(kind)::value, decltype(fl)::value>(d + s.offset, f + s.offset, to, from,
-                                                             &ok);
+                                                             static_cast<size_t>(dst) * q + j,
+                                                             static_cast<size_t>(src) * q + j, &ok);
     });
   }
   for (const auto& [input, o] : counts_) d[o].i += f[o].i;
@@ -523,15 +536,18 @@ bool AggLayout::MergeGroups(AggStore* to, const int32_t* dst, const AggStore& fr
   Cell* const d = to->cells.data();
   const Cell* const f = from.cells.data();
   const ptrdiff_t w = width_;
+  const auto q = static_cast<size_t>(quantiles_);
   // In runs of groups whose cells stay in the cache while each aggregate passes over them.
   constexpr int32_t kRun = 128;
   for (int32_t lo = 0; lo < n; lo += kRun) {
     const int32_t hi = std::min(n, lo + kRun);
     for (const auto& s : specs_) {
+      const auto j = static_cast<size_t>(s.sketch);
       WithKind(s, [&](auto kind, auto fl) {
         for (int32_t g = lo; g < hi; ++g) {
           MergeCells<decltype(kind)::value, decltype(fl)::value>(
-              d + dst[g] * w + s.offset, f + g * w + s.offset, to, from, &ok);
+              d + dst[g] * w + s.offset, f + g * w + s.offset, to, from,
+              static_cast<size_t>(dst[g]) * q + j, static_cast<size_t>(g) * q + j, &ok);
         }
       });
     }
@@ -551,12 +567,12 @@ std::vector<ColumnBuilder> AggLayout::MakeBuilders(int64_t capacity) const {
 
 namespace {
 
-/// The result of aggregate `s` of kind K (of the group whose cells start at `group`, in
-/// `store`) into *out, as the 8 bytes of its output column (int64, timestamp or float64); false
-/// when it is null. `rank_of[n]` is a quantile's rank among n values, for n up to
-/// QuantileSketch::kRawMax (null: none).
+/// The result of aggregate `s` of kind K (of the group whose cells start at `group` and whose
+/// quantile sketches start at `sketches`, in `store`) into *out, as the 8 bytes of its output
+/// column (int64, timestamp or float64); false when it is null. `rank_of[n]` is a quantile's rank
+/// among n values, for n up to QuantileSketch::kRawMax (null: none).
 template <AggKind K>
-inline bool ResultOf(const AggSpec& s, const Cell* group, const AggStore& store,
+inline bool ResultOf(const AggSpec& s, const Cell* group, const QuantileSketch* sketches,
                      const int64_t* rank_of, Cell* out) {
   const Cell* a = group + s.offset;
   if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
@@ -579,7 +595,7 @@ inline bool ResultOf(const AggSpec& s, const Cell* group, const AggStore& store,
     return a[2].i != 0;
   } else {
     static_assert(K == AggKind::kQuantile);
-    const QuantileSketch& sk = store.sketches[static_cast<size_t>(a[0].i)];
+    const QuantileSketch& sk = sketches[s.sketch];
     const int64_t n = sk.count();
     if (n == 0) return false;
     out->d = rank_of != nullptr && n <= QuantileSketch::kRawMax ? sk.ValueAtRank(rank_of[n])
@@ -593,12 +609,13 @@ inline bool ResultOf(const AggSpec& s, const Cell* group, const AggStore& store,
 void AggLayout::Append(const AggStore& store, int32_t g,
                        std::vector<ColumnBuilder>* builders) const {
   const Cell* c = store.cells.data() + static_cast<ptrdiff_t>(g) * width_;
+  const QuantileSketch* sk = store.sketches.data() + static_cast<ptrdiff_t>(g) * quantiles_;
   for (size_t k = 0; k < specs_.size(); ++k) {
     const AggSpec& s = specs_[k];
     ColumnBuilder& b = (*builders)[k];
     WithKind(s, [&](auto kind, auto) {
       Cell v;
-      if (ResultOf<decltype(kind)::value>(s, c, store, nullptr, &v)) {
+      if (ResultOf<decltype(kind)::value>(s, c, sk, nullptr, &v)) {
         b.AppendInt64(v.i);  // every output type is 8 bytes: int64, timestamp, float64's bits
       } else {
         b.AppendNull();
@@ -610,7 +627,8 @@ void AggLayout::Append(const AggStore& store, int32_t g,
 void AggLayout::AppendGroups(const AggStore& store, int32_t n,
                              std::vector<ColumnBuilder>* builders) const {
   const Cell* c = store.cells.data();
-  const ptrdiff_t w = width_;
+  const QuantileSketch* sk = store.sketches.data();
+  const ptrdiff_t w = width_, q = quantiles_;
   int64_t rank_of[QuantileSketch::kRawMax + 1] = {};
   for (size_t k = 0; k < specs_.size(); ++k) {
     const AggSpec& s = specs_[k];
@@ -624,7 +642,7 @@ void AggLayout::AppendGroups(const AggStore& store, int32_t n,
     Cell* out = b.AppendUninitialized<Cell>(n);
     WithKind(s, [&](auto kind, auto) {
       for (int32_t g = 0; g < n; ++g) {
-        if (!ResultOf<decltype(kind)::value>(s, c + g * w, store, rank_of, &out[g])) {
+        if (!ResultOf<decltype(kind)::value>(s, c + g * w, sk + g * q, rank_of, &out[g])) {
           b.SetNull(base + g);
         }
       }

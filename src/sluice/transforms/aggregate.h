@@ -41,6 +41,9 @@ struct AggSpec {
   /// sum, avg, min, max: the cell counting the column's non-null values, one shared by every
   /// such aggregate of the column (min, max and avg of voltage count the same rows).
   int count = -1;
+  /// kQuantile: which of a group's sketches is this one's (group g's is sketch
+  /// g × AggLayout::quantiles() + sketch; it keeps no cell).
+  int sketch = -1;
 };
 
 /// Parse "sum(kwh)", "count()", "p95(current)" for output column `output`. Errors say what
@@ -57,8 +60,8 @@ union Cell {
   double d;
 };
 
-/// The state of some groups: `width` cells per group, plus the quantile sketches some cells
-/// point at.
+/// The state of some groups: `width` cells per group, plus each group's quantile sketches
+/// (group g's j-th is sketches[g × quantiles + j]: AddGroup adds them in that order).
 struct AggStore {
   /// `width` cells per group. Not zero-filled as it grows: AddGroup writes a new group's cells.
   std::vector<Cell, UninitializedAllocator<Cell>> cells;
@@ -91,6 +94,8 @@ class AggLayout {
 
   const std::vector<AggSpec>& specs() const { return specs_; }
   int width() const { return width_; }
+  /// The quantile sketches each group keeps.
+  int quantiles() const { return quantiles_; }
 
   /// Add a group to `store` with every aggregate empty; return its index.
   int32_t AddGroup(AggStore* store) const;
@@ -121,8 +126,8 @@ class AggLayout {
   std::vector<AggSpec> specs_;
   int time_col_ = -1;
   int width_ = 0;
-  std::vector<int> quantile_offsets_;  ///< the cell of each quantile's sketch index
-  std::vector<Cell> empty_;            ///< the cells of a group with every aggregate empty
+  int quantiles_ = 0;        ///< sketches per group
+  std::vector<Cell> empty_;  ///< the cells of a group with every aggregate empty
   /// The shared count cells (AggSpec::count): (input column, cell).
   std::vector<std::pair<int, int>> counts_;
 };

@@ -530,6 +530,90 @@ TEST(WindowTest, AggregatesSharingACountKeepTheirValuesAtTheExtremes) {
   for (auto& b : builders) EXPECT_EQ(b.Finish().null_count(), 4);
 }
 
+// A group's quantile sketches are found by its index (g × quantiles + j), not a cell: with two
+// quantiles among other aggregates, and with quantiles alone (no cells at all), each group's
+// answers are its own values' through UpdateRow, Update, Merge, MergeGroups (into groups in
+// another order), Append and AppendGroups.
+TEST(WindowTest, QuantileSketchesFollowTheirGroups) {
+  using window_internal::AggLayout;
+  using window_internal::AggSpec;
+  using window_internal::AggStore;
+  using window_internal::ParseAggregate;
+  const SchemaPtr schema = MakeSchema({{"ts", TypeId::kTimestamp}, {"x", TypeId::kFloat64}});
+  for (const bool alone : {false, true}) {
+    std::vector<std::pair<std::string, std::string>> texts = {{"lo", "p0(x)"}, {"hi", "p99(x)"}};
+    if (!alone) texts.insert(texts.begin() + 1, {"n", "count()"});
+    if (!alone) texts.emplace_back("s", "sum(x)");
+    std::vector<AggSpec> specs;
+    for (const auto& [name, text] : texts) {
+      auto spec = ParseAggregate(name, text);
+      ASSERT_TRUE(spec.ok());
+      specs.push_back(*spec);
+    }
+    AggLayout layout;
+    ASSERT_TRUE(layout.Bind(specs, *schema, 0).ok());
+    EXPECT_EQ(layout.quantiles(), 2);
+    EXPECT_EQ(layout.width(), alone ? 0 : 3);  // count, sum and its count; no sketch cells
+    // Group g gets values 100 g + 1 .. 100 g + 3 + g (more than kInline for g = 14).
+    constexpr int kGroups = 16;
+    ColumnBuilder tb(TypeId::kTimestamp), xb(TypeId::kFloat64);
+    std::vector<AggStore*> store_of;
+    std::vector<int32_t> group_of;
+    AggStore rows, folded;
+    for (int g = 0; g < kGroups; ++g) {
+      layout.AddGroup(&rows);
+      layout.AddGroup(&folded);
+      for (int v = 1; v <= 3 + g; ++v) {
+        tb.AppendTimestamp(0);
+        xb.AppendFloat64(100.0 * g + v);
+        store_of.push_back(&folded);
+        group_of.push_back(g);
+      }
+    }
+    auto batch = Batch::MakeUnchecked(schema, {tb.Finish(), xb.Finish()},
+                                      static_cast<int64_t>(group_of.size()));
+    for (size_t r = 0; r < group_of.size(); ++r) {
+      ASSERT_TRUE(
+          layout.UpdateRow(*batch, batch->column(0), static_cast<int64_t>(r), &rows, group_of[r])
+              .ok());
+    }
+    ASSERT_TRUE(layout.Update(*batch, batch->column(0), store_of, group_of).ok());
+    // Reversed: group g of `rows` into group kGroups - 1 - g, by MergeGroups and by Merge.
+    AggStore reversed, merged;
+    std::vector<int32_t> dst;
+    for (int g = 0; g < kGroups; ++g) {
+      layout.AddGroup(&reversed);
+      layout.AddGroup(&merged);
+      dst.push_back(kGroups - 1 - g);
+    }
+    ASSERT_TRUE(layout.MergeGroups(&reversed, dst.data(), rows, kGroups));
+    for (int g = 0; g < kGroups; ++g) ASSERT_TRUE(layout.Merge(&merged, dst[g], folded, g));
+    AggStore copy;
+    copy.CopyFrom(reversed);
+    for (const AggStore* st : {&rows, &folded, &reversed, &merged, &copy}) {
+      const bool rev = st == &reversed || st == &merged || st == &copy;
+      auto bulk = layout.MakeBuilders(0), one = layout.MakeBuilders(0);
+      layout.AppendGroups(*st, kGroups, &bulk);
+      for (int g = 0; g < kGroups; ++g) layout.Append(*st, g, &one);
+      for (auto* builders : {&bulk, &one}) {
+        std::vector<Column> cols;
+        for (auto& b : *builders) cols.push_back(b.Finish());
+        const Column& lo = cols[0];
+        const Column& hi = cols[alone ? 1 : 2];
+        for (int i = 0; i < kGroups; ++i) {
+          const int g = rev ? kGroups - 1 - i : i;
+          const double first = 100.0 * g + 1, last = 100.0 * g + 3 + g;
+          EXPECT_NEAR(lo.GetFloat64(i), first, 0.01 * first) << g;
+          EXPECT_NEAR(hi.GetFloat64(i), last, 0.01 * last) << g;
+          if (!alone) {
+            EXPECT_EQ(cols[1].GetInt64(i), 3 + g) << g;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(WindowTest, RefusesConfigurationsThatCannotWork) {
   auto error_of = [](nlohmann::json options) {
     Harness h(std::move(options));
