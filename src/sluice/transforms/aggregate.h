@@ -4,6 +4,7 @@
 // they keep, laid out as a fixed number of 8-byte cells per group so that a window's groups
 // live in one flat vector.
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -131,5 +132,12 @@ class AggLayout {
   /// The shared count cells (AggSpec::count): (input column, cell).
   std::vector<std::pair<int, int>> counts_;
 };
+
+/// a > b, with NaN above every number (PostgreSQL's order for floats).
+inline bool PgGreater(double a, double b) {
+  if (std::isnan(a)) return !std::isnan(b);
+  if (std::isnan(b)) return false;
+  return a > b;
+}
 
 }  // namespace sluice::window_internal

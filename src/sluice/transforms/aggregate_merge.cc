@@ -1,0 +1,248 @@
+// Merging groups of aggregate cells (windows built from slices, sessions that meet) and writing
+// their results as output columns; the layout, parsing and folding of rows are in aggregate.cc.
+#include "sluice/transforms/aggregate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace sluice::window_internal {
+
+namespace {
+
+/// Fold the cells `b` (of store `from`) of one aggregate of kind K into the cells `a` (of store
+/// `to`); a quantile: sketch `sb` of `from` into sketch `sa` of `to`. kFloat: its input is
+/// float64. Clears *ok when an int64 sum overflows.
+template <AggKind K, bool kFloat>
+inline void MergeCells(Cell* a, const Cell* b, AggStore* to, const AggStore& from, size_t sa,
+                       size_t sb, bool* ok) {
+  if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
+    a[0].i += b[0].i;
+  } else if constexpr (K == AggKind::kSum) {
+    // sum, avg, min, max: their shared count cells merge as counts (Merge, MergeGroups).
+    if constexpr (kFloat) {
+      a[0].d += b[0].d;
+    } else {
+      *ok &= !__builtin_add_overflow(a[0].i, b[0].i, &a[0].i);
+    }
+  } else if constexpr (K == AggKind::kAvg) {
+    a[0].d += b[0].d;
+  } else if constexpr (K == AggKind::kMin || K == AggKind::kMax) {
+    // An empty b holds a value that never replaces a's (AggLayout::Bind).
+    bool take;
+    if constexpr (kFloat) {
+      take = K == AggKind::kMax ? PgGreater(b[0].d, a[0].d) : PgGreater(a[0].d, b[0].d);
+    } else {
+      take = K == AggKind::kMax ? b[0].i > a[0].i : b[0].i < a[0].i;
+    }
+    if (take) a[0] = b[0];
+  } else if constexpr (K == AggKind::kStddev) {
+    // Chan et al.: combine two (count, mean, M2) summaries.
+    if (b[0].i == 0) return;
+    if (a[0].i == 0) {
+      a[0] = b[0];
+      a[1] = b[1];
+      a[2] = b[2];
+      return;
+    }
+    const auto na = static_cast<double>(a[0].i), nb = static_cast<double>(b[0].i);
+    const double delta = b[1].d - a[1].d;
+    const double n = na + nb;
+    a[1].d += delta * nb / n;
+    a[2].d += b[2].d + delta * delta * na * nb / n;
+    a[0].i += b[0].i;
+  } else if constexpr (K == AggKind::kFirst || K == AggKind::kLast) {
+    if (b[2].i == 0) return;
+    const bool take = a[2].i == 0 || (K == AggKind::kFirst ? b[1].i < a[1].i : b[1].i >= a[1].i);
+    if (take) {
+      a[0] = b[0];
+      a[1] = b[1];
+    }
+    a[2].i += b[2].i;
+  } else {
+    static_assert(K == AggKind::kQuantile);
+    QuantileSketch& sk = to->sketches[sa];
+    const int64_t before = sk.HeapBytes();
+    sk.Merge(from.sketches[sb]);
+    to->sketch_heap += sk.HeapBytes() - before;
+  }
+}
+
+template <AggKind K>
+using KindTag = std::integral_constant<AggKind, K>;
+
+/// Call f(KindTag<kind>, bool_constant<float input>) for aggregate `s`: the kind is decided
+/// here, once, and the merges f runs are compiled for it.
+template <typename F>
+void WithKind(const AggSpec& s, F&& f) {
+  const bool fl = s.input_type == TypeId::kFloat64;
+  auto by_input = [&](auto kind) {
+    if (fl) {
+      f(kind, std::true_type{});
+    } else {
+      f(kind, std::false_type{});
+    }
+  };
+  switch (s.kind) {
+    case AggKind::kCountRows:
+    case AggKind::kCount:
+      return f(KindTag<AggKind::kCount>{}, std::false_type{});
+    case AggKind::kSum:
+      return by_input(KindTag<AggKind::kSum>{});
+    case AggKind::kAvg:
+      return f(KindTag<AggKind::kAvg>{}, std::false_type{});
+    case AggKind::kMin:
+      return by_input(KindTag<AggKind::kMin>{});
+    case AggKind::kMax:
+      return by_input(KindTag<AggKind::kMax>{});
+    case AggKind::kStddev:
+      return f(KindTag<AggKind::kStddev>{}, std::false_type{});
+    case AggKind::kFirst:
+      return f(KindTag<AggKind::kFirst>{}, std::false_type{});
+    case AggKind::kLast:
+      return f(KindTag<AggKind::kLast>{}, std::false_type{});
+    case AggKind::kQuantile:
+      return f(KindTag<AggKind::kQuantile>{}, std::false_type{});
+  }
+}
+
+}  // namespace
+
+bool AggLayout::Merge(AggStore* to, int32_t dst, const AggStore& from, int32_t src) const {
+  bool ok = true;
+  Cell* d = to->cells.data() + static_cast<ptrdiff_t>(dst) * width_;
+  const Cell* f = from.cells.data() + static_cast<ptrdiff_t>(src) * width_;
+  const auto q = static_cast<size_t>(quantiles_);
+  for (const auto& s : specs_) {
+    const auto j = static_cast<size_t>(s.sketch);
+    WithKind(s, [&](auto kind, auto fl) {
+      MergeCells<decltype(kind)::value, decltype(fl)::value>(d + s.offset, f + s.offset, to, from,
+                                                             static_cast<size_t>(dst) * q + j,
+                                                             static_cast<size_t>(src) * q + j, &ok);
+    });
+  }
+  for (const auto& [input, o] : counts_) d[o].i += f[o].i;
+  return ok;
+}
+
+bool AggLayout::MergeGroups(AggStore* to, const int32_t* dst, const AggStore& from,
+                            int32_t n) const {
+  bool ok = true;
+  Cell* const d = to->cells.data();
+  const Cell* const f = from.cells.data();
+  const ptrdiff_t w = width_;
+  const auto q = static_cast<size_t>(quantiles_);
+  // In runs of groups whose cells stay in the cache while each aggregate passes over them.
+  constexpr int32_t kRun = 128;
+  for (int32_t lo = 0; lo < n; lo += kRun) {
+    const int32_t hi = std::min(n, lo + kRun);
+    for (const auto& s : specs_) {
+      const auto j = static_cast<size_t>(s.sketch);
+      WithKind(s, [&](auto kind, auto fl) {
+        for (int32_t g = lo; g < hi; ++g) {
+          MergeCells<decltype(kind)::value, decltype(fl)::value>(
+              d + dst[g] * w + s.offset, f + g * w + s.offset, to, from,
+              static_cast<size_t>(dst[g]) * q + j, static_cast<size_t>(g) * q + j, &ok);
+        }
+      });
+    }
+    for (const auto& [input, o] : counts_) {
+      for (int32_t g = lo; g < hi; ++g) d[dst[g] * w + o].i += f[g * w + o].i;
+    }
+  }
+  return ok;
+}
+
+std::vector<ColumnBuilder> AggLayout::MakeBuilders(int64_t capacity) const {
+  std::vector<ColumnBuilder> out;
+  out.reserve(specs_.size());
+  for (const auto& s : specs_) out.emplace_back(s.output_type, capacity);
+  return out;
+}
+
+namespace {
+
+/// The result of aggregate `s` of kind K (of the group whose cells start at `group` and whose
+/// quantile sketches start at `sketches`, in `store`) into *out, as the 8 bytes of its output
+/// column (int64, timestamp or float64); false when it is null. `rank_of[n]` is a quantile's rank
+/// among n values, for n up to QuantileSketch::kRawMax (null: none).
+template <AggKind K>
+inline bool ResultOf(const AggSpec& s, const Cell* group, const QuantileSketch* sketches,
+                     const int64_t* rank_of, Cell* out) {
+  const Cell* a = group + s.offset;
+  if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
+    *out = a[0];
+    return true;
+  } else if constexpr (K == AggKind::kSum || K == AggKind::kMin || K == AggKind::kMax) {
+    *out = a[0];
+    return group[s.count].i != 0;
+  } else if constexpr (K == AggKind::kAvg) {
+    const int64_t n = group[s.count].i;
+    if (n == 0) return false;
+    out->d = a[0].d / static_cast<double>(n);
+    return true;
+  } else if constexpr (K == AggKind::kStddev) {
+    if (a[0].i < 2) return false;
+    out->d = std::sqrt(a[2].d / static_cast<double>(a[0].i - 1));
+    return true;
+  } else if constexpr (K == AggKind::kFirst || K == AggKind::kLast) {
+    *out = a[0];
+    return a[2].i != 0;
+  } else {
+    static_assert(K == AggKind::kQuantile);
+    const QuantileSketch& sk = sketches[s.sketch];
+    const int64_t n = sk.count();
+    if (n == 0) return false;
+    out->d = rank_of != nullptr && n <= QuantileSketch::kRawMax ? sk.ValueAtRank(rank_of[n])
+                                                                : sk.Quantile(s.q);
+    return true;
+  }
+}
+
+}  // namespace
+
+void AggLayout::Append(const AggStore& store, int32_t g,
+                       std::vector<ColumnBuilder>* builders) const {
+  const Cell* c = store.cells.data() + static_cast<ptrdiff_t>(g) * width_;
+  const QuantileSketch* sk = store.sketches.data() + static_cast<ptrdiff_t>(g) * quantiles_;
+  for (size_t k = 0; k < specs_.size(); ++k) {
+    const AggSpec& s = specs_[k];
+    ColumnBuilder& b = (*builders)[k];
+    WithKind(s, [&](auto kind, auto) {
+      Cell v;
+      if (ResultOf<decltype(kind)::value>(s, c, sk, nullptr, &v)) {
+        b.AppendInt64(v.i);  // every output type is 8 bytes: int64, timestamp, float64's bits
+      } else {
+        b.AppendNull();
+      }
+    });
+  }
+}
+
+void AggLayout::AppendGroups(const AggStore& store, int32_t n,
+                             std::vector<ColumnBuilder>* builders) const {
+  const Cell* c = store.cells.data();
+  const QuantileSketch* sk = store.sketches.data();
+  const ptrdiff_t w = width_, q = quantiles_;
+  int64_t rank_of[QuantileSketch::kRawMax + 1] = {};
+  for (size_t k = 0; k < specs_.size(); ++k) {
+    const AggSpec& s = specs_[k];
+    ColumnBuilder& b = (*builders)[k];
+    if (s.kind == AggKind::kQuantile) {
+      for (int64_t m = 1; m <= QuantileSketch::kRawMax; ++m)
+        rank_of[m] = QuantileSketch::Rank(s.q, m);
+    }
+    // Every output type is 8 bytes wide: the values go straight into the column's memory.
+    const int64_t base = b.length();
+    Cell* out = b.AppendUninitialized<Cell>(n);
+    WithKind(s, [&](auto kind, auto) {
+      for (int32_t g = 0; g < n; ++g) {
+        if (!ResultOf<decltype(kind)::value>(s, c + g * w, sk + g * q, rank_of, &out[g])) {
+          b.SetNull(base + g);
+        }
+      }
+    });
+  }
+}
+
+}  // namespace sluice::window_internal
