@@ -14,7 +14,11 @@ scaled() { awk -v n="$1" -v s="$SCALE" 'BEGIN { v = int(n * s); print (v < 1 ? 1
 # cores' time idle over half a second — so that other work (a build, another bench) does not
 # land in a timing. Without QUIET it returns at once.
 wait_quiet() {
-  [ "${QUIET:-0}" = 1 ] || return 0
+  case "${QUIET:-0}" in
+    0) return 0 ;;
+    1) ;;
+    *) echo "bench: QUIET must be 0 or 1, not '$QUIET'" >&2; exit 2 ;;
+  esac
   local deadline=$((SECONDS + 60)) a b idle total i
   while [ "$SECONDS" -lt "$deadline" ]; do
     read -ra a < /proc/stat

@@ -161,37 +161,16 @@ Result<Column> Run(const Column& in, TypeId to, const CastErrors& errors, const 
   return out.Finish();
 }
 
-/// True when every value of type `from` is, byte for byte, a value of type `to`: the cast only
-/// relabels the column (JSON text is a string; strings, EWKB and JSON text are bytes; bytes read
-/// as a string as they are).
-bool SameBytes(TypeId from, TypeId to) {
-  switch (from) {
-    case TypeId::kJson:
-      return to == TypeId::kString;
-    case TypeId::kString:
-      return to == TypeId::kBytes;
-    case TypeId::kBytes:
-      return to == TypeId::kString;
-    case TypeId::kGeometry:
-      return to == TypeId::kBytes;
-    default:
-      return false;
-  }
-}
-
 Result<Column> CastColumn(const Column& in, TypeId to, const CastErrors& errors,
                           const std::string& name) {
   const TypeId from = in.type();
-  if (SameBytes(from, to)) {
-    // Share the buffers: a copy would make this node a serial stage as costly as the data is
-    // large (bench/diamond's cast of 1 M JSON payloads to strings was 16 % of its work).
+  auto run = [&](auto convert) { return Run(in, to, errors, name, convert); };
+  // The same bytes under another type (JSON text as a string, a string or EWKB as bytes, bytes
+  // as a string): share the buffers. A copy made this node a serial stage as costly as the data
+  // is large (bench/diamond's cast of 1 M JSON payloads to strings was 16 % of its work).
+  auto same_bytes = [&]() -> Result<Column> {
     return Column(to, in.length(), in.null_count(), in.validity_buffer(), in.values_buffer(),
                   in.data_buffer(), in.offset());
-  }
-  auto run = [&](auto convert) { return Run(in, to, errors, name, convert); };
-  auto copy_bytes = [&](int64_t i, ColumnBuilder* o) {
-    o->AppendString(in.GetView(i));
-    return true;
   };
   switch (from) {
     case TypeId::kBool:
@@ -293,10 +272,10 @@ Result<Column> CastColumn(const Column& in, TypeId to, const CastErrors& errors,
             return true;
           });
         default:
-          return run(copy_bytes);
+          return same_bytes();
       }
     case TypeId::kBytes:
-      if (to != TypeId::kGeometry) return run(copy_bytes);
+      if (to != TypeId::kGeometry) return same_bytes();
       // A GeoPackage geometry blob, or (E)WKB: checked, so that nothing malformed goes on.
       return run([&](int64_t i, ColumnBuilder* o) {
         const std::string_view v = in.GetView(i);
@@ -311,7 +290,7 @@ Result<Column> CastColumn(const Column& in, TypeId to, const CastErrors& errors,
         return true;
       });
     case TypeId::kGeometry:
-      if (to != TypeId::kString) return run(copy_bytes);
+      if (to != TypeId::kString) return same_bytes();
       return run([&](int64_t i, ColumnBuilder* o) {  // EWKT
         std::string& wkt = Scratch();
         if (!io::geom::AppendWkt(in.GetView(i), /*with_srid=*/true, &wkt).ok()) return false;
@@ -319,7 +298,7 @@ Result<Column> CastColumn(const Column& in, TypeId to, const CastErrors& errors,
         return true;
       });
     case TypeId::kJson:
-      if (to != TypeId::kGeometry) return run(copy_bytes);
+      if (to != TypeId::kGeometry) return same_bytes();
       // A GeoJSON geometry object (WGS 84, as RFC 7946 says).
       return run([&](int64_t i, ColumnBuilder* o) {
         std::string& ewkb = Scratch();
@@ -328,7 +307,7 @@ Result<Column> CastColumn(const Column& in, TypeId to, const CastErrors& errors,
         return true;
       });
     default:
-      return run(copy_bytes);
+      return same_bytes();
   }
 }
 
