@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include <fmt/format.h>
@@ -37,8 +38,8 @@ int CellsOf(AggKind kind) {
     case AggKind::kFirst:
     case AggKind::kLast:
       return 3;
-    case AggKind::kQuantile:  // its sketch is found by the group's index (AggSpec::sketch)
-      return 0;
+    case AggKind::kQuantile:  // a SmallQuantile
+      return static_cast<int>(sizeof(SmallQuantile) / sizeof(Cell));
   }
   return 1;
 }
@@ -133,6 +134,52 @@ int64_t AggStore::Bytes() const {
          sketch_heap;
 }
 
+int32_t AggStore::NewSketch() {
+  if (sketches_used == sketches.size()) {
+    sketches.emplace_back();
+  } else {
+    sketches[sketches_used].Clear();
+  }
+  return static_cast<int32_t>(sketches_used++);
+}
+
+namespace {
+
+/// Move the values of `q` to a sketch of `store` unless they are there already; return it.
+QuantileSketch& Spill(SmallQuantile* q, AggStore* store) {
+  if (q->spill < 0) {
+    q->spill = store->NewSketch();
+    QuantileSketch& sk = store->sketches[static_cast<size_t>(q->spill)];
+    const int64_t before = sk.HeapBytes();
+    for (uint32_t i = 0; i < q->n; ++i) sk.AddKey(QuantileSketch::LongKey(q->keys[i]));
+    store->sketch_heap += sk.HeapBytes() - before;
+    q->n = 0;
+  }
+  return store->sketches[static_cast<size_t>(q->spill)];
+}
+
+}  // namespace
+
+void AddToQuantileSlow(SmallQuantile* q, int32_t key, AggStore* store) {
+  // Past kCapacity values, or one whose key needs 32 bits.
+  QuantileSketch& sk = Spill(q, store);
+  const int64_t before = sk.HeapBytes();
+  sk.AddKey(key);
+  store->sketch_heap += sk.HeapBytes() - before;
+}
+
+void MergeQuantileSlow(SmallQuantile* a, AggStore* to, const SmallQuantile& b,
+                       const AggStore& from) {
+  if (b.spill < 0) {
+    for (uint32_t i = 0; i < b.n; ++i) AddToQuantile(a, QuantileSketch::LongKey(b.keys[i]), to);
+    return;
+  }
+  QuantileSketch& sk = Spill(a, to);  // first: it may grow to->sketches, which can be from's
+  const int64_t before = sk.HeapBytes();
+  sk.Merge(from.sketches[static_cast<size_t>(b.spill)]);
+  to->sketch_heap += sk.HeapBytes() - before;
+}
+
 void AggStore::CopyFrom(const AggStore& o) {
   cells = o.cells;
   groups = o.groups;
@@ -149,12 +196,10 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
   specs_ = std::move(specs);
   time_col_ = time_col;
   width_ = 0;
-  quantiles_ = 0;
   counts_.clear();
   for (auto& s : specs_) {
     s.offset = width_;
     width_ += CellsOf(s.kind);
-    if (s.kind == AggKind::kQuantile) s.sketch = quantiles_++;
     if (s.kind == AggKind::kCountRows) {
       s.output_type = TypeId::kInt64;
       continue;
@@ -210,7 +255,12 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
   // of their own: the shared count says whether there is a value).
   empty_.assign(static_cast<size_t>(width_), Cell{.i = 0});
   for (const auto& s : specs_) {
-    if (s.kind != AggKind::kMin && s.kind != AggKind::kMax) continue;  // a quantile has no cell
+    if (s.kind == AggKind::kQuantile) {
+      const SmallQuantile none{.n = 0, .spill = -1, .keys = {}};
+      std::memcpy(&empty_[static_cast<size_t>(s.offset)], &none, sizeof(none));
+      continue;
+    }
+    if (s.kind != AggKind::kMin && s.kind != AggKind::kMax) continue;
     Cell& e = empty_[static_cast<size_t>(s.offset)];
     const bool fl = s.input_type == TypeId::kFloat64;
     if (s.kind == AggKind::kMin) {
@@ -233,33 +283,20 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
 
 void AggLayout::Reserve(AggStore* store, int32_t groups) const {
   store->cells.reserve(static_cast<size_t>(groups) * static_cast<size_t>(width_));
-  store->sketches.reserve(static_cast<size_t>(groups) * static_cast<size_t>(quantiles_));
 }
 
 int32_t AggLayout::AddGroup(AggStore* store) const {
-  const size_t base = store->cells.size();
-  const auto w = static_cast<size_t>(width_);
-  store->cells.resize(base + w);  // not initialised: written here
-  Cell* c = store->cells.data() + base;
-  const Cell* e = empty_.data();
-  for (size_t i = 0; i < w; ++i) c[i] = e[i];
-  for (int j = 0; j < quantiles_; ++j) {
-    if (store->sketches_used < store->sketches.size()) {
-      store->sketches[store->sketches_used].Clear();
-    } else {
-      store->sketches.emplace_back();
-    }
-    ++store->sketches_used;
-  }
+  // One copy of the template (not resize, which walks the new cells one by one first).
+  store->cells.insert(store->cells.end(), empty_.begin(), empty_.end());
   return store->groups++;
 }
 
 namespace {
 
 /// Fold value `r` of a non-null column (int64s `iv` or doubles `dv`) at time `t` into the
-/// cells `c` of aggregate `s` (a quantile: into sketch `sketch` of `store`).
+/// cells `c` of aggregate `s` (of a group of `store`).
 inline void Fold(const AggSpec& s, Cell* c, const int64_t* iv, const double* dv, int64_t r,
-                 int64_t t, AggStore* store, size_t sketch, bool* overflow) {
+                 int64_t t, AggStore* store, bool* overflow) {
   const bool is_float = dv != nullptr;
   switch (s.kind) {
     case AggKind::kCountRows:
@@ -314,13 +351,10 @@ inline void Fold(const AggSpec& s, Cell* c, const int64_t* iv, const double* dv,
       ++c[2].i;
       break;
     }
-    case AggKind::kQuantile: {
-      QuantileSketch& sk = store->sketches[sketch];
-      const int64_t before = sk.HeapBytes();
-      sk.Add(is_float ? dv[r] : static_cast<double>(iv[r]));
-      store->sketch_heap += sk.HeapBytes() - before;
+    case AggKind::kQuantile:
+      AddToQuantile(reinterpret_cast<SmallQuantile*>(c),
+                    QuantileSketch::KeyOf(is_float ? dv[r] : static_cast<double>(iv[r])), store);
       break;
-    }
   }
 }
 
@@ -355,14 +389,9 @@ Status AggLayout::Update(const Batch& batch, const Column& time,
     const int64_t* iv = is_float ? nullptr : col.int64s();
     const double* dv = is_float ? col.float64s() : nullptr;
     for (int64_t r = 0; r < rows; ++r) {
-      // The store, not the cells, says whether the row counts: a layout of quantiles alone has
-      // no cells.
       Cell* c = base[static_cast<size_t>(r)];
-      if (store_of[static_cast<size_t>(r)] == nullptr || (has_nulls && col.IsNull(r))) continue;
-      const size_t sketch =
-          static_cast<size_t>(group_of[static_cast<size_t>(r)]) * static_cast<size_t>(quantiles_) +
-          static_cast<size_t>(s.sketch);
-      Fold(s, c + o, iv, dv, r, ts[r], store_of[static_cast<size_t>(r)], sketch, &overflow);
+      if (c == nullptr || (has_nulls && col.IsNull(r))) continue;
+      Fold(s, c + o, iv, dv, r, ts[r], store_of[static_cast<size_t>(r)], &overflow);
     }
     if (overflow) {
       return Status::Invalid("aggregate '{}': the sum of '{}' overflows int64", s.output, s.column);
@@ -393,9 +422,7 @@ Status AggLayout::UpdateRow(const Batch& batch, const Column& time, int64_t r, A
     if (col.IsNull(r)) continue;
     const bool is_float = s.input_type == TypeId::kFloat64;
     Fold(s, c + s.offset, is_float ? nullptr : col.int64s(), is_float ? col.float64s() : nullptr, r,
-         time.GetInt64(r), store,
-         static_cast<size_t>(g) * static_cast<size_t>(quantiles_) + static_cast<size_t>(s.sketch),
-         &overflow);
+         time.GetInt64(r), store, &overflow);
     if (overflow) {
       return Status::Invalid("aggregate '{}': the sum of '{}' overflows int64", s.output, s.column);
     }

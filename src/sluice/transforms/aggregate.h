@@ -42,9 +42,6 @@ struct AggSpec {
   /// sum, avg, min, max: the cell counting the column's non-null values, one shared by every
   /// such aggregate of the column (min, max and avg of voltage count the same rows).
   int count = -1;
-  /// kQuantile: which of a group's sketches is this one's (group g's is sketch
-  /// g × AggLayout::quantiles() + sketch; it keeps no cell).
-  int sketch = -1;
 };
 
 /// Parse "sum(kwh)", "count()", "p95(current)" for output column `output`. Errors say what
@@ -61,8 +58,22 @@ union Cell {
   double d;
 };
 
-/// The state of some groups: `width` cells per group, plus each group's quantile sketches
-/// (group g's j-th is sketches[g × quantiles + j]: AddGroup adds them in that order).
+/// A quantile's state in its group's own cells: up to kCapacity values as 16-bit bucket keys
+/// (QuantileSketch::ShortKey), unsorted. A window's groups mostly hold a few values each (15
+/// one-minute readings in 15 minutes), and hopping windows merge them per key and window: kept
+/// here, a merge reads and writes the cache lines of the group's other aggregates, not a
+/// second array. With more values, or one whose key needs 32 bits, the group's values move to
+/// a QuantileSketch of its store (`spill`) for good.
+struct __attribute__((may_alias)) SmallQuantile {
+  static constexpr uint32_t kCapacity = 16;
+  uint32_t n;     ///< values in keys; 0 once spilled
+  int32_t spill;  ///< -1, or the index in AggStore::sketches of the sketch of every value
+  int16_t keys[kCapacity];
+};
+static_assert(sizeof(SmallQuantile) == 5 * sizeof(Cell));
+
+/// The state of some groups: `width` cells per group, plus the quantile sketches groups have
+/// spilled to (SmallQuantile::spill).
 struct AggStore {
   /// `width` cells per group. Not zero-filled as it grows: AddGroup writes a new group's cells.
   std::vector<Cell, UninitializedAllocator<Cell>> cells;
@@ -77,6 +88,8 @@ struct AggStore {
     groups = 0;
     sketches_used = 0;
   }
+  /// Return the index of an empty sketch for a group to spill to (a spare one when there is).
+  int32_t NewSketch();
 
   /// Become a copy of `o`, reusing this store's cells and sketches (no allocation once they
   /// are large enough).
@@ -95,8 +108,6 @@ class AggLayout {
 
   const std::vector<AggSpec>& specs() const { return specs_; }
   int width() const { return width_; }
-  /// The quantile sketches each group keeps.
-  int quantiles() const { return quantiles_; }
 
   /// Add a group to `store` with every aggregate empty; return its index.
   int32_t AddGroup(AggStore* store) const;
@@ -127,11 +138,39 @@ class AggLayout {
   std::vector<AggSpec> specs_;
   int time_col_ = -1;
   int width_ = 0;
-  int quantiles_ = 0;        ///< sketches per group
   std::vector<Cell> empty_;  ///< the cells of a group with every aggregate empty
   /// The shared count cells (AggSpec::count): (input column, cell).
   std::vector<std::pair<int, int>> counts_;
 };
+
+/// Fold the value of bucket key `key` (QuantileSketch::KeyOf) into quantile `q` of `store`.
+inline void AddToQuantile(SmallQuantile* q, int32_t key, AggStore* store);
+/// Fold quantile `b` of `from` into quantile `a` of `to`.
+inline void MergeQuantile(SmallQuantile* a, AggStore* to, const SmallQuantile& b,
+                          const AggStore& from);
+/// The slow paths of both: past the 16-bit inline form.
+void AddToQuantileSlow(SmallQuantile* q, int32_t key, AggStore* store);
+void MergeQuantileSlow(SmallQuantile* a, AggStore* to, const SmallQuantile& b,
+                       const AggStore& from);
+
+inline void AddToQuantile(SmallQuantile* q, int32_t key, AggStore* store) {
+  int16_t k;
+  if (q->spill < 0 && q->n < SmallQuantile::kCapacity && QuantileSketch::ShortKey(key, &k)) {
+    q->keys[q->n++] = k;
+    return;
+  }
+  AddToQuantileSlow(q, key, store);
+}
+
+inline void MergeQuantile(SmallQuantile* a, AggStore* to, const SmallQuantile& b,
+                          const AggStore& from) {
+  if (a->spill < 0 && b.spill < 0 && a->n + b.n <= SmallQuantile::kCapacity) {
+    for (uint32_t i = 0; i < b.n; ++i) a->keys[a->n + i] = b.keys[i];
+    a->n += b.n;
+    return;
+  }
+  MergeQuantileSlow(a, to, b, from);
+}
 
 /// a > b, with NaN above every number (PostgreSQL's order for floats).
 inline bool PgGreater(double a, double b) {

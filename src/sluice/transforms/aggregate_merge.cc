@@ -11,11 +11,9 @@ namespace sluice::window_internal {
 namespace {
 
 /// Fold the cells `b` (of store `from`) of one aggregate of kind K into the cells `a` (of store
-/// `to`); a quantile: sketch `sb` of `from` into sketch `sa` of `to`. kFloat: its input is
-/// float64. Clears *ok when an int64 sum overflows.
+/// `to`). kFloat: its input is float64. Clears *ok when an int64 sum overflows.
 template <AggKind K, bool kFloat>
-inline void MergeCells(Cell* a, const Cell* b, AggStore* to, const AggStore& from, size_t sa,
-                       size_t sb, bool* ok) {
+inline void MergeCells(Cell* a, const Cell* b, AggStore* to, const AggStore& from, bool* ok) {
   if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
     a[0].i += b[0].i;
   } else if constexpr (K == AggKind::kSum) {
@@ -61,10 +59,8 @@ inline void MergeCells(Cell* a, const Cell* b, AggStore* to, const AggStore& fro
     a[2].i += b[2].i;
   } else {
     static_assert(K == AggKind::kQuantile);
-    QuantileSketch& sk = to->sketches[sa];
-    const int64_t before = sk.HeapBytes();
-    sk.Merge(from.sketches[sb]);
-    to->sketch_heap += sk.HeapBytes() - before;
+    MergeQuantile(reinterpret_cast<SmallQuantile*>(a), to,
+                  *reinterpret_cast<const SmallQuantile*>(b), from);
   }
 }
 
@@ -112,13 +108,10 @@ bool AggLayout::Merge(AggStore* to, int32_t dst, const AggStore& from, int32_t s
   bool ok = true;
   Cell* d = to->cells.data() + static_cast<ptrdiff_t>(dst) * width_;
   const Cell* f = from.cells.data() + static_cast<ptrdiff_t>(src) * width_;
-  const auto q = static_cast<size_t>(quantiles_);
   for (const auto& s : specs_) {
-    const auto j = static_cast<size_t>(s.sketch);
     WithKind(s, [&](auto kind, auto fl) {
       MergeCells<decltype(kind)::value, decltype(fl)::value>(d + s.offset, f + s.offset, to, from,
-                                                             static_cast<size_t>(dst) * q + j,
-                                                             static_cast<size_t>(src) * q + j, &ok);
+                                                             &ok);
     });
   }
   for (const auto& [input, o] : counts_) d[o].i += f[o].i;
@@ -131,18 +124,15 @@ bool AggLayout::MergeGroups(AggStore* to, const int32_t* dst, const AggStore& fr
   Cell* const d = to->cells.data();
   const Cell* const f = from.cells.data();
   const ptrdiff_t w = width_;
-  const auto q = static_cast<size_t>(quantiles_);
   // In runs of groups whose cells stay in the cache while each aggregate passes over them.
   constexpr int32_t kRun = 128;
   for (int32_t lo = 0; lo < n; lo += kRun) {
     const int32_t hi = std::min(n, lo + kRun);
     for (const auto& s : specs_) {
-      const auto j = static_cast<size_t>(s.sketch);
       WithKind(s, [&](auto kind, auto fl) {
         for (int32_t g = lo; g < hi; ++g) {
           MergeCells<decltype(kind)::value, decltype(fl)::value>(
-              d + dst[g] * w + s.offset, f + g * w + s.offset, to, from,
-              static_cast<size_t>(dst[g]) * q + j, static_cast<size_t>(g) * q + j, &ok);
+              d + dst[g] * w + s.offset, f + g * w + s.offset, to, from, &ok);
         }
       });
     }
@@ -162,12 +152,12 @@ std::vector<ColumnBuilder> AggLayout::MakeBuilders(int64_t capacity) const {
 
 namespace {
 
-/// The result of aggregate `s` of kind K (of the group whose cells start at `group` and whose
-/// quantile sketches start at `sketches`, in `store`) into *out, as the 8 bytes of its output
-/// column (int64, timestamp or float64); false when it is null. `rank_of[n]` is a quantile's rank
-/// among n values, for n up to QuantileSketch::kRawMax (null: none).
+/// The result of aggregate `s` of kind K (of the group whose cells start at `group`, in `store`)
+/// into *out, as the 8 bytes of its output column (int64, timestamp or float64); false when it
+/// is null. `rank_of[n]` is a quantile's rank among n values, for n up to
+/// QuantileSketch::kRawMax (null: none).
 template <AggKind K>
-inline bool ResultOf(const AggSpec& s, const Cell* group, const QuantileSketch* sketches,
+inline bool ResultOf(const AggSpec& s, const Cell* group, const AggStore& store,
                      const int64_t* rank_of, Cell* out) {
   const Cell* a = group + s.offset;
   if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
@@ -190,7 +180,28 @@ inline bool ResultOf(const AggSpec& s, const Cell* group, const QuantileSketch* 
     return a[2].i != 0;
   } else {
     static_assert(K == AggKind::kQuantile);
-    const QuantileSketch& sk = sketches[s.sketch];
+    const auto* q = reinterpret_cast<const SmallQuantile*>(a);
+    if (q->spill < 0) {
+      if (q->n == 0) return false;
+      const int64_t rank = rank_of != nullptr ? rank_of[q->n] : QuantileSketch::Rank(s.q, q->n);
+      int16_t key;
+      if (rank == 0 || rank + 1 == q->n) {
+        // The smallest or the largest (p95 of up to 20 values is the largest): a reduction
+        // over all kCapacity slots, those past n masked, with no loop tail.
+        const bool top = rank != 0;
+        const int16_t pad = top ? INT16_MIN : INT16_MAX;
+        key = pad;
+        for (uint32_t i = 0; i < SmallQuantile::kCapacity; ++i) {
+          const int16_t x = i < q->n ? q->keys[i] : pad;
+          key = top ? std::max(key, x) : std::min(key, x);
+        }
+      } else {
+        key = QuantileSketch::KeyAtRank(q->keys, q->n, static_cast<uint32_t>(rank));
+      }
+      out->d = QuantileSketch::ValueOfKey(QuantileSketch::LongKey(key));
+      return true;
+    }
+    const QuantileSketch& sk = store.sketches[static_cast<size_t>(q->spill)];
     const int64_t n = sk.count();
     if (n == 0) return false;
     out->d = rank_of != nullptr && n <= QuantileSketch::kRawMax ? sk.ValueAtRank(rank_of[n])
@@ -204,13 +215,12 @@ inline bool ResultOf(const AggSpec& s, const Cell* group, const QuantileSketch* 
 void AggLayout::Append(const AggStore& store, int32_t g,
                        std::vector<ColumnBuilder>* builders) const {
   const Cell* c = store.cells.data() + static_cast<ptrdiff_t>(g) * width_;
-  const QuantileSketch* sk = store.sketches.data() + static_cast<ptrdiff_t>(g) * quantiles_;
   for (size_t k = 0; k < specs_.size(); ++k) {
     const AggSpec& s = specs_[k];
     ColumnBuilder& b = (*builders)[k];
     WithKind(s, [&](auto kind, auto) {
       Cell v;
-      if (ResultOf<decltype(kind)::value>(s, c, sk, nullptr, &v)) {
+      if (ResultOf<decltype(kind)::value>(s, c, store, nullptr, &v)) {
         b.AppendInt64(v.i);  // every output type is 8 bytes: int64, timestamp, float64's bits
       } else {
         b.AppendNull();
@@ -222,8 +232,7 @@ void AggLayout::Append(const AggStore& store, int32_t g,
 void AggLayout::AppendGroups(const AggStore& store, int32_t n,
                              std::vector<ColumnBuilder>* builders) const {
   const Cell* c = store.cells.data();
-  const QuantileSketch* sk = store.sketches.data();
-  const ptrdiff_t w = width_, q = quantiles_;
+  const ptrdiff_t w = width_;
   int64_t rank_of[QuantileSketch::kRawMax + 1] = {};
   for (size_t k = 0; k < specs_.size(); ++k) {
     const AggSpec& s = specs_[k];
@@ -237,7 +246,7 @@ void AggLayout::AppendGroups(const AggStore& store, int32_t n,
     Cell* out = b.AppendUninitialized<Cell>(n);
     WithKind(s, [&](auto kind, auto) {
       for (int32_t g = 0; g < n; ++g) {
-        if (!ResultOf<decltype(kind)::value>(s, c + g * w, sk + g * q, rank_of, &out[g])) {
+        if (!ResultOf<decltype(kind)::value>(s, c + g * w, store, rank_of, &out[g])) {
           b.SetNull(base + g);
         }
       }

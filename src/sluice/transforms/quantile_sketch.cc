@@ -22,7 +22,7 @@ constexpr int32_t kNegBase = -(1 << 24);
 constexpr int32_t kZero = 0;
 constexpr int32_t kPosBase = 1 << 24;
 constexpr int32_t kPosInf = INT32_MAX - 1;
-constexpr int32_t kNaN = INT32_MAX;
+constexpr int32_t kNaNKey = INT32_MAX;
 
 /// The bucket of a finite x > 0: the i with gamma^(i-1) < x <= gamma^i.
 int32_t IndexOf(double x) { return static_cast<int32_t>(std::ceil(std::log(x) * kInvLogGamma)); }
@@ -44,20 +44,69 @@ double ValueOf(int32_t i) {
   return 2.0 * std::pow(kGamma, i) / (kGamma + 1.0);
 }
 
-int32_t KeyOf(double v) {
-  if (std::isnan(v)) return kNaN;
+}  // namespace
+
+int32_t QuantileSketch::KeyOf(double v) {
+  if (std::isnan(v)) return kNaNKey;
   if (v == 0) return kZero;
   if (std::isinf(v)) return v > 0 ? kPosInf : kNegInf;
   return v > 0 ? kPosBase + IndexOf(v) : kNegBase - IndexOf(-v);
 }
 
-double ValueOfKey(int32_t key) {
-  if (key == kNaN) return std::numeric_limits<double>::quiet_NaN();
+double QuantileSketch::ValueOfKey(int32_t key) {
+  if (key == kNaNKey) return std::numeric_limits<double>::quiet_NaN();
   if (key == kPosInf) return std::numeric_limits<double>::infinity();
   if (key == kNegInf) return -std::numeric_limits<double>::infinity();
   if (key == kZero) return 0.0;
   return key > kZero ? ValueOf(key - kPosBase) : -ValueOf(kNegBase - key);
 }
+
+// 16-bit keys: NaN, +inf and -inf at the ends, zero at 0, positive buckets around +kShortBase
+// and negative ones around -kShortBase (mirrored, as the 32-bit keys are).
+namespace {
+constexpr int16_t kShortNaN = INT16_MAX;
+constexpr int16_t kShortPosInf = INT16_MAX - 1;
+constexpr int16_t kShortNegInf = INT16_MIN;
+constexpr int32_t kShortBase = 16384;
+static_assert(kShortBase + QuantileSketch::kShortIndex < kShortPosInf);
+static_assert(-kShortBase - QuantileSketch::kShortIndex > kShortNegInf);
+}  // namespace
+
+bool QuantileSketch::ShortKey(int32_t key, int16_t* out) {
+  int32_t s;
+  if (key == kNaNKey) {
+    s = kShortNaN;
+  } else if (key == kPosInf) {
+    s = kShortPosInf;
+  } else if (key == kNegInf) {
+    s = kShortNegInf;
+  } else if (key == kZero) {
+    s = 0;
+  } else {
+    const int32_t index = key > kZero ? key - kPosBase : kNegBase - key;
+    if (index < -kShortIndex || index > kShortIndex) return false;
+    s = key > kZero ? kShortBase + index : -kShortBase - index;
+  }
+  *out = static_cast<int16_t>(s);
+  return true;
+}
+
+int32_t QuantileSketch::LongKey(int16_t key) {
+  switch (key) {
+    case kShortNaN:
+      return kNaNKey;
+    case kShortPosInf:
+      return kPosInf;
+    case kShortNegInf:
+      return kNegInf;
+    case 0:
+      return kZero;
+    default:
+      return key > 0 ? kPosBase + (key - kShortBase) : kNegBase - (-kShortBase - key);
+  }
+}
+
+namespace {
 
 /// Sort `n` keys into (key, count) pairs written to `out` (room for 2 * n); return the pairs.
 uint32_t SortedPairs(const int32_t* keys, uint32_t n, int32_t* out) {
@@ -78,13 +127,14 @@ uint32_t SortedPairs(const int32_t* keys, uint32_t n, int32_t* out) {
 
 /// Return the key at 0-based `rank` of `n` unsorted keys. The quantiles asked for most are near
 /// an end (p95 of 15 values is the largest): those keep the few keys from that end in one pass.
-int32_t KeyAtRank(const int32_t* keys, uint32_t n, uint32_t rank) {
+template <typename Key>
+Key NthKey(const Key* keys, uint32_t n, uint32_t rank) {
   constexpr uint32_t kFew = 8;
   const bool top = rank >= n / 2;
   const uint32_t k = top ? n - rank : rank + 1;  // the answer is the k-th from that end
   if (k == 1) {
     // A reduction over values (not max_element's iterator), which the compiler vectorises.
-    int32_t best = keys[0];
+    Key best = keys[0];
     if (top) {
       for (uint32_t i = 1; i < n; ++i) best = std::max(best, keys[i]);
     } else {
@@ -94,11 +144,11 @@ int32_t KeyAtRank(const int32_t* keys, uint32_t n, uint32_t rank) {
   }
   if (k <= kFew) {
     // best[0, kept) sorted from the end outwards: best[k - 1] is the k-th from the end.
-    int32_t best[kFew];
+    Key best[kFew];
     uint32_t kept = 0;
     for (uint32_t i = 0; i < n; ++i) {
-      const int32_t x = keys[i];
-      auto before = [top](int32_t a, int32_t b) { return top ? a > b : a < b; };
+      const Key x = keys[i];
+      auto before = [top](Key a, Key b) { return top ? a > b : a < b; };
       if (kept == k && !before(x, best[k - 1])) continue;
       uint32_t j = kept < k ? kept++ : k - 1;
       for (; j > 0 && before(x, best[j - 1]); --j) best[j] = best[j - 1];
@@ -106,13 +156,21 @@ int32_t KeyAtRank(const int32_t* keys, uint32_t n, uint32_t rank) {
     }
     return best[k - 1];
   }
-  int32_t copy[QuantileSketch::kRawMax];
-  std::memcpy(copy, keys, n * sizeof(int32_t));
+  Key copy[QuantileSketch::kRawMax];
+  std::memcpy(copy, keys, n * sizeof(Key));
   std::nth_element(copy, copy + rank, copy + n);
   return copy[rank];
 }
 
 }  // namespace
+
+int32_t QuantileSketch::KeyAtRank(const int32_t* keys, uint32_t n, uint32_t rank) {
+  return NthKey(keys, n, rank);
+}
+
+int16_t QuantileSketch::KeyAtRank(const int16_t* keys, uint32_t n, uint32_t rank) {
+  return NthKey(keys, n, rank);
+}
 
 QuantileSketch& QuantileSketch::operator=(const QuantileSketch& o) {
   if (this == &o) return *this;
@@ -195,8 +253,7 @@ void QuantileSketch::MergeBuckets(const int32_t* b, uint32_t nb) {
   size_ = i + rest;
 }
 
-void QuantileSketch::Add(double v) {
-  const int32_t key = KeyOf(v);
+void QuantileSketch::AddKey(int32_t key) {
   if (count_ < kRawMax) {  // stays raw
     Reserve(size_ + 1);
     data()[size_++] = key;

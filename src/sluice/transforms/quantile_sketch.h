@@ -34,7 +34,9 @@ class QuantileSketch {
   QuantileSketch& operator=(QuantileSketch&& o) noexcept;
   ~QuantileSketch() { Free(); }
 
-  void Add(double v);
+  void Add(double v) { AddKey(KeyOf(v)); }
+  /// Add a value by its bucket key (KeyOf).
+  void AddKey(int32_t key);
   void Merge(const QuantileSketch& other) {
     // Most merges of windows built from short slices: both hold a few values, and the sum
     // still fits in the object. Copy them inline (no call, no memcpy of unknown size).
@@ -61,6 +63,20 @@ class QuantileSketch {
   /// (Quantile with the rank found once for many sketches of the same count).
   double ValueAtRank(int64_t rank) const;
   int64_t count() const { return count_; }
+
+  /// The bucket key of `v`: what a sketch keeps of it. Keys order as their values do.
+  static int32_t KeyOf(double v);
+  /// The value that stands for the bucket of `key`: within kRelativeError of every value in it.
+  static double ValueOfKey(int32_t key);
+  /// A key in 16 bits, order kept, for what most data holds: zero, the infinities, NaN, and
+  /// every value whose magnitude is within about 1e-138 to 1e138 (bucket index within
+  /// +-kShortIndex). False for the rest, which need the 32-bit key.
+  static bool ShortKey(int32_t key, int16_t* out);
+  static int32_t LongKey(int16_t key);
+  static constexpr int32_t kShortIndex = 16000;
+  /// Return the key at 0-based `rank` of `n` (up to kRawMax) unsorted keys.
+  static int32_t KeyAtRank(const int32_t* keys, uint32_t n, uint32_t rank);
+  static int16_t KeyAtRank(const int16_t* keys, uint32_t n, uint32_t rank);
   /// Return the bytes this sketch uses beyond sizeof(*this).
   int64_t HeapBytes() const { return on_heap() ? static_cast<int64_t>(cap_) * 4 : 0; }
 

@@ -46,6 +46,39 @@ TEST(QuantileSketchTest, WithinOnePercentOfPercentileDisc) {
   EXPECT_TRUE(std::isnan(QuantileSketch().Quantile(0.5)));
 }
 
+// 16-bit keys (the form window groups keep their first values in): every key that fits comes
+// back as itself, in the same order as the 32-bit keys and the values; those that do not fit
+// are the magnitudes past about 1e139 and below 1e-139, and nothing else.
+TEST(QuantileSketchTest, ShortKeysKeepKeysAndOrder) {
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> values = {-inf,    -1e138, -1e6,   -230.5, -1,  -1e-6,
+                                -1e-138, 0,      1e-138, 1e-6,   0.5, 1,
+                                2,       230.5,  1e6,    1e138,  inf, std::nan("")};
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> exponent(-138, 138);
+  for (int i = 0; i < 2000; ++i) {
+    const double v = std::pow(10.0, exponent(rng));
+    values.push_back(i % 2 == 0 ? v : -v);
+  }
+  std::vector<std::pair<int32_t, int16_t>> keys;
+  for (const double v : values) {
+    const int32_t key = QuantileSketch::KeyOf(v);
+    int16_t s = 0;
+    ASSERT_TRUE(QuantileSketch::ShortKey(key, &s)) << v;
+    EXPECT_EQ(QuantileSketch::LongKey(s), key) << v;
+    keys.emplace_back(key, s);
+  }
+  std::sort(keys.begin(), keys.end());
+  for (size_t i = 1; i < keys.size(); ++i) {
+    EXPECT_EQ(keys[i - 1].first < keys[i].first, keys[i - 1].second < keys[i].second) << i;
+  }
+  for (const double v : {1e140, -1e140, 1e-140, -1e-140, 1e300, -1e-300, 4.9e-324,
+                         std::numeric_limits<double>::max()}) {
+    int16_t s = 0;
+    EXPECT_FALSE(QuantileSketch::ShortKey(QuantileSketch::KeyOf(v), &s)) << v;
+  }
+}
+
 // Merging is exact: any split of the values into sketches, merged in any order, answers every
 // quantile as the one sketch of them all does (merges of small and large sketches, shared
 // buckets, special values, and merges into a sketch whose memory is reused after Clear).

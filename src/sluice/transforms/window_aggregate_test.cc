@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <random>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -234,10 +235,10 @@ TEST(WindowTest, AggregatesSharingACountKeepTheirValuesAtTheExtremes) {
   for (auto& b : builders) EXPECT_EQ(b.Finish().null_count(), 4);
 }
 
-// A group's quantile sketches are found by its index (g × quantiles + j), not a cell: with two
-// quantiles among other aggregates, and with quantiles alone (no cells at all), each group's
+// A group's quantiles live in its cells (SmallQuantile), and spill to sketches of the store past
+// 16 values: with two quantiles among other aggregates, and with quantiles alone, each group's
 // answers are its own values' through UpdateRow, Update, Merge, MergeGroups (into groups in
-// another order), Append and AppendGroups.
+// another order), CopyFrom, Append and AppendGroups.
 TEST(WindowTest, QuantileSketchesFollowTheirGroups) {
   using window_internal::AggLayout;
   using window_internal::AggSpec;
@@ -256,8 +257,8 @@ TEST(WindowTest, QuantileSketchesFollowTheirGroups) {
     }
     AggLayout layout;
     ASSERT_TRUE(layout.Bind(specs, *schema, 0).ok());
-    EXPECT_EQ(layout.quantiles(), 2);
-    EXPECT_EQ(layout.width(), alone ? 0 : 3);  // count, sum and its count; no sketch cells
+    // Two SmallQuantiles of 5 cells; count, sum and its count.
+    EXPECT_EQ(layout.width(), alone ? 10 : 13);
     // Group g gets values 100 g + 1 .. 100 g + 3 + g (more than kInline for g = 14).
     constexpr int kGroups = 16;
     ColumnBuilder tb(TypeId::kTimestamp), xb(TypeId::kFloat64);
@@ -311,6 +312,79 @@ TEST(WindowTest, QuantileSketchesFollowTheirGroups) {
           EXPECT_NEAR(hi.GetFloat64(i), last, 0.01 * last) << g;
           if (!alone) {
             EXPECT_EQ(cols[1].GetInt64(i), 3 + g) << g;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The inline form and the sketch it spills to answer alike: groups of special values, huge and
+// tiny magnitudes (keys past 16 bits spill at once), and up to 40 values (past 16 they spill),
+// folded row by row and merged from pieces, give each quantile exactly as a QuantileSketch of
+// the same values does.
+TEST(WindowTest, SmallQuantilesAnswerAsTheSketch) {
+  using window_internal::AggLayout;
+  using window_internal::AggSpec;
+  using window_internal::AggStore;
+  using window_internal::ParseAggregate;
+  const SchemaPtr schema = MakeSchema({{"ts", TypeId::kTimestamp}, {"x", TypeId::kFloat64}});
+  const std::vector<std::string> qs = {"p0", "p25", "p50", "p95", "p99"};
+  std::vector<AggSpec> specs;
+  for (const auto& q : qs) {
+    auto spec = ParseAggregate(q, q + "(x)");
+    ASSERT_TRUE(spec.ok());
+    specs.push_back(*spec);
+  }
+  AggLayout layout;
+  ASSERT_TRUE(layout.Bind(specs, *schema, 0).ok());
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<double> pool = {std::nan(""), inf,   -inf,  0.0,  -0.0, 1e300, -1e300, 1e-300,
+                                    5e-324,       230.1, 229.9, -4.5, 1e6,  0.001, 230.1,  17};
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int n = 1 + static_cast<int>(rng() % 40);
+    const bool ordinary = trial % 2 == 0;  // half the groups: values that fit in 16 bits
+    std::vector<double> values;
+    for (int i = 0; i < n; ++i) {
+      values.push_back(ordinary ? 200.0 + static_cast<double>(rng() % 1000) / 10
+                                : pool[rng() % pool.size()]);
+    }
+    ColumnBuilder tb(TypeId::kTimestamp), xb(TypeId::kFloat64);
+    for (const double v : values) {
+      tb.AppendTimestamp(0);
+      xb.AppendFloat64(v);
+    }
+    auto batch = Batch::MakeUnchecked(schema, {tb.Finish(), xb.Finish()}, n);
+    // Folded into one group; and into pieces of a few rows each, merged into another store.
+    AggStore whole, pieces, merged;
+    layout.AddGroup(&whole);
+    layout.AddGroup(&merged);
+    std::vector<AggStore*> store_of;
+    std::vector<int32_t> group_of;
+    int32_t piece = -1;
+    for (int r = 0; r < n; ++r) {
+      if (piece < 0 || rng() % 4 == 0) piece = layout.AddGroup(&pieces);
+      store_of.push_back(&pieces);
+      group_of.push_back(piece);
+      ASSERT_TRUE(layout.UpdateRow(*batch, batch->column(0), r, &whole, 0).ok());
+    }
+    ASSERT_TRUE(layout.Update(*batch, batch->column(0), store_of, group_of).ok());
+    for (int32_t g = 0; g < pieces.groups; ++g) ASSERT_TRUE(layout.Merge(&merged, 0, pieces, g));
+    QuantileSketch sk;
+    for (const double v : values) sk.Add(v);
+    for (const AggStore* st : {&whole, &merged}) {
+      auto one = layout.MakeBuilders(0), bulk = layout.MakeBuilders(0);
+      layout.Append(*st, 0, &one);
+      layout.AppendGroups(*st, 1, &bulk);
+      for (size_t k = 0; k < qs.size(); ++k) {
+        const double want = sk.Quantile(specs[k].q);
+        for (auto* builders : {&one, &bulk}) {
+          const double got = (*builders)[k].Finish().GetFloat64(0);
+          if (std::isnan(want)) {
+            EXPECT_TRUE(std::isnan(got)) << trial << " " << qs[k];
+          } else {
+            EXPECT_EQ(got, want) << trial << " " << qs[k];
           }
         }
       }
