@@ -320,10 +320,10 @@ inline void Fold(const AggSpec& s, Cell* c, const int64_t* iv, const double* dv,
       const bool is_max = s.kind == AggKind::kMax;
       if (is_float) {
         const double v = dv[r];
-        if (is_max ? PgGreater(v, c[0].d) : PgGreater(c[0].d, v)) c[0].d = v;
+        SelectInto(c, Cell{.d = v}, is_max ? PgGreater(v, c[0].d) : PgGreater(c[0].d, v));
       } else {
         const int64_t v = iv[r];
-        if (is_max ? v > c[0].i : v < c[0].i) c[0].i = v;
+        SelectInto(c, Cell{.i = v}, is_max ? v > c[0].i : v < c[0].i);
       }
       break;
     }

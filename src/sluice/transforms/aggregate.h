@@ -172,11 +172,17 @@ inline void MergeQuantile(SmallQuantile* a, AggStore* to, const SmallQuantile& b
   MergeQuantileSlow(a, to, b, from);
 }
 
-/// a > b, with NaN above every number (PostgreSQL's order for floats).
+/// a > b, with NaN above every number (PostgreSQL's order for floats). Without branches: min
+/// and max fold values in no order a branch predictor could learn.
 inline bool PgGreater(double a, double b) {
-  if (std::isnan(a)) return !std::isnan(b);
-  if (std::isnan(b)) return false;
-  return a > b;
+  const bool an = std::isnan(a), bn = std::isnan(b);
+  return (a > b) | (an & !bn);
+}
+
+/// *to = take ? from : *to, without a branch.
+inline void SelectInto(Cell* to, Cell from, bool take) {
+  const int64_t mask = -static_cast<int64_t>(take);
+  to->i = (from.i & mask) | (to->i & ~mask);
 }
 
 }  // namespace sluice::window_internal

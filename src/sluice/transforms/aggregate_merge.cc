@@ -33,7 +33,7 @@ inline void MergeCells(Cell* a, const Cell* b, AggStore* to, const AggStore& fro
     } else {
       take = K == AggKind::kMax ? b[0].i > a[0].i : b[0].i < a[0].i;
     }
-    if (take) a[0] = b[0];
+    SelectInto(a, b[0], take);
   } else if constexpr (K == AggKind::kStddev) {
     // Chan et al.: combine two (count, mean, M2) summaries.
     if (b[0].i == 0) return;
