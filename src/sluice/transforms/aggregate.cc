@@ -251,6 +251,38 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
       }
     }
   }
+  plan_ = MergePlan{};
+  for (size_t k = 0; k < specs_.size(); ++k) {
+    const AggSpec& s = specs_[k];
+    const bool fl = s.input_type == TypeId::kFloat64;
+    switch (s.kind) {
+      case AggKind::kCountRows:
+      case AggKind::kCount:
+        plan_.add_int.push_back(s.offset);
+        break;
+      case AggKind::kSum:
+        (fl ? plan_.add_double : plan_.add_int_sum).push_back(s.offset);
+        break;
+      case AggKind::kAvg:
+        plan_.add_double.push_back(s.offset);
+        break;
+      case AggKind::kMin:
+        (fl ? plan_.min_double : plan_.min_int).push_back(s.offset);
+        break;
+      case AggKind::kMax:
+        (fl ? plan_.max_double : plan_.max_int).push_back(s.offset);
+        break;
+      case AggKind::kQuantile:
+        plan_.quantiles.push_back(s.offset);
+        break;
+      case AggKind::kStddev:
+      case AggKind::kFirst:
+      case AggKind::kLast:
+        plan_.other.push_back(k);
+        break;
+    }
+  }
+  for (const auto& [input, cell] : counts_) plan_.add_int.push_back(cell);
   // An empty group: zeros, and min/max at a value every other one replaces (they keep no count
   // of their own: the shared count says whether there is a value).
   empty_.assign(static_cast<size_t>(width_), Cell{.i = 0});

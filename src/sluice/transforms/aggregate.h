@@ -141,6 +141,21 @@ class AggLayout {
   std::vector<Cell> empty_;  ///< the cells of a group with every aggregate empty
   /// The shared count cells (AggSpec::count): (input column, cell).
   std::vector<std::pair<int, int>> counts_;
+  /// How merging folds a group's cells, by what they hold (Bind): a merge runs each list's
+  /// short loop, of the same length for every group, rather than a pass per aggregate.
+  struct MergePlan {
+    std::vector<int> add_int;      ///< counts, the shared counts
+    std::vector<int> add_int_sum;  ///< int64 sums (overflow checked)
+    std::vector<int> add_double;   ///< float64 sums, avg's sums
+    std::vector<int> min_double, max_double;
+    std::vector<int> min_int, max_int;  ///< of int64 and timestamp columns
+    std::vector<int> quantiles;
+    std::vector<size_t> other;  ///< specs merged by kind (stddev, first, last)
+  };
+  MergePlan plan_;
+  /// Fold the group whose cells are `b` (of `from`) into the group whose cells are `a` (of
+  /// `to`); clears *ok when an int64 sum overflows.
+  void MergeGroup(Cell* a, const Cell* b, AggStore* to, const AggStore& from, bool* ok) const;
 };
 
 /// Fold the value of bucket key `key` (QuantileSketch::KeyOf) into quantile `q` of `store`.

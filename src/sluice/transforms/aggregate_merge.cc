@@ -108,17 +108,33 @@ void WithKind(const AggSpec& s, F&& f) {
 
 }  // namespace
 
-bool AggLayout::Merge(AggStore* to, int32_t dst, const AggStore& from, int32_t src) const {
-  bool ok = true;
-  Cell* d = to->cells.data() + static_cast<ptrdiff_t>(dst) * width_;
-  const Cell* f = from.cells.data() + static_cast<ptrdiff_t>(src) * width_;
-  for (const auto& s : specs_) {
+void AggLayout::MergeGroup(Cell* a, const Cell* b, AggStore* to, const AggStore& from,
+                           bool* ok) const {
+  for (const int o : plan_.add_int) a[o].i += b[o].i;
+  for (const int o : plan_.add_int_sum) *ok &= !__builtin_add_overflow(a[o].i, b[o].i, &a[o].i);
+  for (const int o : plan_.add_double) a[o].d += b[o].d;
+  // An empty b holds a value that never replaces a's (Bind).
+  for (const int o : plan_.min_double) SelectInto(a + o, b[o], PgGreater(a[o].d, b[o].d));
+  for (const int o : plan_.max_double) SelectInto(a + o, b[o], PgGreater(b[o].d, a[o].d));
+  for (const int o : plan_.min_int) SelectInto(a + o, b[o], b[o].i < a[o].i);
+  for (const int o : plan_.max_int) SelectInto(a + o, b[o], b[o].i > a[o].i);
+  for (const int o : plan_.quantiles) {
+    MergeQuantile(reinterpret_cast<SmallQuantile*>(a + o), to,
+                  *reinterpret_cast<const SmallQuantile*>(b + o), from);
+  }
+  for (const size_t k : plan_.other) {
+    const AggSpec& s = specs_[k];
     WithKind(s, [&](auto kind, auto fl) {
-      MergeCells<decltype(kind)::value, decltype(fl)::value>(d + s.offset, f + s.offset, to, from,
-                                                             &ok);
+      MergeCells<decltype(kind)::value, decltype(fl)::value>(a + s.offset, b + s.offset, to, from,
+                                                             ok);
     });
   }
-  for (const auto& [input, o] : counts_) d[o].i += f[o].i;
+}
+
+bool AggLayout::Merge(AggStore* to, int32_t dst, const AggStore& from, int32_t src) const {
+  bool ok = true;
+  MergeGroup(to->cells.data() + static_cast<ptrdiff_t>(dst) * width_,
+             from.cells.data() + static_cast<ptrdiff_t>(src) * width_, to, from, &ok);
   return ok;
 }
 
@@ -128,21 +144,12 @@ bool AggLayout::MergeGroups(AggStore* to, const int32_t* dst, const AggStore& fr
   Cell* const d = to->cells.data();
   const Cell* const f = from.cells.data();
   const ptrdiff_t w = width_;
-  // In runs of groups whose cells stay in the cache while each aggregate passes over them.
-  constexpr int32_t kRun = 128;
-  for (int32_t lo = 0; lo < n; lo += kRun) {
-    const int32_t hi = std::min(n, lo + kRun);
-    for (const auto& s : specs_) {
-      WithKind(s, [&](auto kind, auto fl) {
-        for (int32_t g = lo; g < hi; ++g) {
-          MergeCells<decltype(kind)::value, decltype(fl)::value>(
-              d + dst[g] * w + s.offset, f + g * w + s.offset, to, from, &ok);
-        }
-      });
-    }
-    for (const auto& [input, o] : counts_) {
-      for (int32_t g = lo; g < hi; ++g) d[dst[g] * w + o].i += f[g * w + o].i;
-    }
+  // Group by group: each group's cells are loaded once for all its aggregates, and a merge is
+  // a few short loops of the same lengths for every group (MergePlan) — about half the
+  // instructions of one pass per aggregate over runs of groups. (Prefetching the groups a few
+  // ahead made it slower: the accesses are sequential enough for the hardware's.)
+  for (int32_t g = 0; g < n; ++g) {
+    MergeGroup(d + dst[g] * w, f + g * w, to, from, &ok);
   }
   return ok;
 }

@@ -2,6 +2,7 @@
 // and the cell layout (shared counts, quantile sketches) through every path that folds, merges
 // and writes groups.
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -390,6 +391,142 @@ TEST(WindowTest, SmallQuantilesAnswerAsTheSketch) {
       }
     }
   }
+}
+
+// Merging is folding: for every aggregate kind over int64, float64 and timestamp columns (NaN,
+// infinities, nulls), rows folded into pieces and merged into one group — by
+// Merge and by MergeGroups, in random order, with empty groups — answer as the rows folded
+// into one group do (sums, avg and stddev of floats within rounding; the rest exactly); and an
+// int64 sum that overflows only when merged is reported.
+TEST(WindowTest, MergingPiecesEqualsFoldingTheRows) {
+  using window_internal::AggLayout;
+  using window_internal::AggSpec;
+  using window_internal::AggStore;
+  using window_internal::ParseAggregate;
+  const SchemaPtr schema = MakeSchema({{"ts", TypeId::kTimestamp},
+                                       {"i", TypeId::kInt64},
+                                       {"x", TypeId::kFloat64},
+                                       {"t", TypeId::kTimestamp}});
+  const std::vector<std::pair<std::string, std::string>> texts = {
+      {"rows", "count()"}, {"n", "count(x)"},  {"si", "sum(i)"},   {"sx", "sum(x)"},
+      {"lo_i", "min(i)"},  {"hi_i", "max(i)"}, {"lo_x", "min(x)"}, {"hi_x", "max(x)"},
+      {"lo_t", "min(t)"},  {"hi_t", "max(t)"}, {"avg", "avg(x)"},  {"sd", "stddev(x)"},
+      {"f", "first(x)"},   {"l", "last(i)"},   {"p50", "p50(x)"},  {"p95", "p95(i)"}};
+  std::vector<AggSpec> specs;
+  for (const auto& [name, text] : texts) {
+    auto spec = ParseAggregate(name, text);
+    ASSERT_TRUE(spec.ok()) << text;
+    specs.push_back(*spec);
+  }
+  AggLayout layout;
+  ASSERT_TRUE(layout.Bind(specs, *schema, 0).ok());
+  const double inf = std::numeric_limits<double>::infinity();
+  std::mt19937_64 rng(17);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int n = static_cast<int>(rng() % 30);
+    ColumnBuilder tb(TypeId::kTimestamp), ib(TypeId::kInt64), xb(TypeId::kFloat64),
+        vb(TypeId::kTimestamp);
+    for (int r = 0; r < n; ++r) {
+      // Distinct times: between rows of equal time first/last keep the one folded first or
+      // last, which merging in another order changes.
+      tb.AppendTimestamp(static_cast<int64_t>((r * 17) % 31));
+      if (rng() % 6 == 0) {
+        ib.AppendNull();
+      } else {
+        ib.AppendInt64(static_cast<int64_t>(rng() % 2001) - 1000);
+      }
+      switch (rng() % 8) {
+        case 0:
+          xb.AppendNull();
+          break;
+        case 1:
+          xb.AppendFloat64(std::nan(""));
+          break;
+        case 2:
+          xb.AppendFloat64(rng() % 2 == 0 ? inf : -inf);
+          break;
+        default:
+          xb.AppendFloat64(static_cast<double>(rng() % 100000) / 100 - 500);
+      }
+      vb.AppendTimestamp(static_cast<int64_t>(rng() % 1000000) - 500000);
+    }
+    auto batch =
+        Batch::MakeUnchecked(schema, {tb.Finish(), ib.Finish(), xb.Finish(), vb.Finish()}, n);
+    AggStore whole, pieces, by_one, by_many;
+    layout.AddGroup(&whole);
+    std::vector<AggStore*> store_of;
+    std::vector<int32_t> group_of;
+    int32_t piece = -1;
+    for (int r = 0; r < n; ++r) {
+      ASSERT_TRUE(layout.UpdateRow(*batch, batch->column(0), r, &whole, 0).ok());
+      if (piece < 0 || rng() % 3 == 0) piece = layout.AddGroup(&pieces);
+      store_of.push_back(&pieces);
+      group_of.push_back(piece);
+    }
+    ASSERT_TRUE(layout.Update(*batch, batch->column(0), store_of, group_of).ok());
+    layout.AddGroup(&pieces);  // and an empty piece
+    // Merged in a random order: one at a time, and all at once into group 1 of 2.
+    std::vector<int32_t> order(static_cast<size_t>(pieces.groups));
+    for (size_t k = 0; k < order.size(); ++k) order[k] = static_cast<int32_t>(k);
+    std::shuffle(order.begin(), order.end(), rng);
+    layout.AddGroup(&by_one);
+    for (const int32_t g : order) ASSERT_TRUE(layout.Merge(&by_one, 0, pieces, g));
+    layout.AddGroup(&by_many);
+    layout.AddGroup(&by_many);
+    for (const int32_t g : order) {
+      AggStore one;
+      layout.AddGroup(&one);
+      ASSERT_TRUE(layout.Merge(&one, 0, pieces, g));
+      const int32_t to = 1;
+      ASSERT_TRUE(layout.MergeGroups(&by_many, &to, one, 1));
+    }
+    auto want = layout.MakeBuilders(0);
+    layout.Append(whole, 0, &want);
+    std::vector<Column> w;
+    for (auto& b : want) w.push_back(b.Finish());
+    for (const auto& [st, g] : {std::pair{&by_one, 0}, std::pair{&by_many, 1}}) {
+      auto got_b = layout.MakeBuilders(0);
+      layout.Append(*st, g, &got_b);
+      for (size_t k = 0; k < specs.size(); ++k) {
+        const Column got = got_b[k].Finish();
+        const std::string what = "trial " + std::to_string(trial) + " " + specs[k].output;
+        ASSERT_EQ(got.IsNull(0), w[k].IsNull(0)) << what;
+        if (w[k].IsNull(0)) continue;
+        if (layout.specs()[k].output_type != TypeId::kFloat64) {
+          EXPECT_EQ(got.GetInt64(0), w[k].GetInt64(0)) << what;
+          continue;
+        }
+        const double a = got.GetFloat64(0), b = w[k].GetFloat64(0);
+        if (std::isnan(b) || std::isinf(b)) {
+          EXPECT_TRUE(std::isnan(b) ? std::isnan(a) : a == b) << what << ": " << a << " " << b;
+        } else {
+          EXPECT_NEAR(a, b, 1e-9 * (1 + std::abs(b))) << what;
+        }
+      }
+    }
+  }
+  // An int64 sum that overflows only once two groups are merged is reported, not wrapped.
+  ColumnBuilder tb(TypeId::kTimestamp), ib(TypeId::kInt64), xb(TypeId::kFloat64),
+      vb(TypeId::kTimestamp);
+  for (int r = 0; r < 2; ++r) {
+    tb.AppendTimestamp(0);
+    ib.AppendInt64(std::numeric_limits<int64_t>::max() - 1);
+    xb.AppendFloat64(1);
+    vb.AppendTimestamp(0);
+  }
+  auto big = Batch::MakeUnchecked(schema, {tb.Finish(), ib.Finish(), xb.Finish(), vb.Finish()}, 2);
+  AggStore two, merged;
+  layout.AddGroup(&two);
+  layout.AddGroup(&two);
+  for (int32_t g = 0; g < 2; ++g)
+    ASSERT_TRUE(layout.UpdateRow(*big, big->column(0), g, &two, g).ok());
+  layout.AddGroup(&merged);
+  EXPECT_TRUE(layout.Merge(&merged, 0, two, 0));
+  EXPECT_FALSE(layout.Merge(&merged, 0, two, 1));
+  AggStore again;
+  layout.AddGroup(&again);
+  const int32_t both[2] = {0, 0};
+  EXPECT_FALSE(layout.MergeGroups(&again, both, two, 2));
 }
 
 }  // namespace
