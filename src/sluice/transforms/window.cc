@@ -121,7 +121,7 @@ class WindowTransform final : public Transform {
       store_of_[static_cast<size_t>(r)] = &slice->store;
       group_of_[static_cast<size_t>(r)] = g;
       if (fate == SliceWindows::Fate::kFoldLate) {
-        ++slice->late_of_group[static_cast<size_t>(g)];
+        slice->AddLate(g, 1);
         touched_.emplace_back(FloorDiv(t, c_.pane_us) * c_.pane_us, key);
         ++late_folded;
       }

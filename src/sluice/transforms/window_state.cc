@@ -139,7 +139,6 @@ Status SliceWindows::EmitWindow(int64_t end, RowSink* out, const std::vector<int
       merged_late_.push_back(0);
     }
     ok &= layout_->Merge(&merged_, mg, slice.store, g);
-    merged_late_[static_cast<size_t>(mg)] += slice.late_of_group[static_cast<size_t>(g)];
   };
   for (auto it = first; it != last; ++it) {
     const Slice& slice = it->second;
@@ -152,6 +151,12 @@ Status SliceWindows::EmitWindow(int64_t end, RowSink* out, const std::vector<int
         const int32_t g = slice.group_of_key[static_cast<size_t>(key)];
         if (g >= 0) merge_group(slice, g);
       }
+    }
+    for (const auto& [g, rows] : slice.late) {
+      // Only keys merged above (all of them, or only_keys).
+      const int32_t mg =
+          merged_group_[static_cast<size_t>(slice.key_of_group[static_cast<size_t>(g)])];
+      if (mg >= 0) merged_late_[static_cast<size_t>(mg)] += rows;
     }
   }
   Status st = ok ? Status::OK()
@@ -174,11 +179,8 @@ Status SliceWindows::EmitWindow(int64_t end, RowSink* out, const std::vector<int
 bool SliceWindows::MergeSliceInto(Slice* dst, const Slice& src) {
   const auto n = static_cast<size_t>(src.store.groups);
   dst_groups_.resize(n);
-  for (size_t g = 0; g < n; ++g) {
-    const int32_t dg = dst->GroupFor(src.key_of_group[g], *layout_);
-    dst_groups_[g] = dg;
-    dst->late_of_group[static_cast<size_t>(dg)] += src.late_of_group[g];
-  }
+  for (size_t g = 0; g < n; ++g) dst_groups_[g] = dst->GroupFor(src.key_of_group[g], *layout_);
+  for (const auto& [g, rows] : src.late) dst->AddLate(dst_groups_[static_cast<size_t>(g)], rows);
   dst->acks.Merge(src.acks);
   return layout_->MergeGroups(&dst->store, dst_groups_.data(), src.store, src.store.groups);
 }
@@ -194,7 +196,6 @@ Slice SliceWindows::TakeSpare() {
     Slice fresh;
     layout_->Reserve(&fresh.store, most);
     fresh.key_of_group.reserve(static_cast<size_t>(most));
-    fresh.late_of_group.reserve(static_cast<size_t>(most));
     return fresh;
   }
   Slice s = std::move(spare_.back());

@@ -248,6 +248,35 @@ TEST(WindowTest, LateRowsGoToTheLateOutput) {
   EXPECT_EQ(Counter(h.stats, "late_output"), 2);
 }
 
+// Hopping windows under late: update: a row late for the windows that fired is folded into its
+// slice, those windows are emitted again counting it in late_rows, and so is every later window
+// built from that slice (late_rows counts the slice's late rows, merged from slice to window).
+TEST(WindowTest, LateUpdateCountsLateRowsThroughHoppingMerges) {
+  Harness h(J{{"size", "3m"},
+              {"slide", "1m"},
+              {"late", "update"},
+              {"allowed_lateness", "10m"},
+              {"aggregates", {{"total", "sum(v)"}}}});
+  ASSERT_TRUE(h.status.ok()) << h.status.ToString();
+  ASSERT_TRUE(h.Push({{"a", kMin / 2, 1, 0}, {"a", 2 * kMin + kMin / 2, 4, 0}}).ok());
+  ASSERT_TRUE(h.Watermark(2 * kMin).ok());
+  ASSERT_TRUE(h.Push({{"a", kMin / 2 + kMin / 5, 2, 0}, {"b", kMin / 2, 100, 0}}).ok());
+  ASSERT_TRUE(h.Watermark(10 * kMin).ok());
+  EXPECT_EQ(h.Lines(), (std::vector<std::string>{
+                           "meter=a window_start=-2m window_end=1m total=1 late_rows=0",
+                           "meter=a window_start=-1m window_end=2m total=1 late_rows=0",
+                           // a's late row, and b's first: the fired windows again
+                           "meter=a window_start=-2m window_end=1m total=3 late_rows=1",
+                           "meter=b window_start=-2m window_end=1m total=100 late_rows=1",
+                           "meter=a window_start=-1m window_end=2m total=3 late_rows=1",
+                           "meter=b window_start=-1m window_end=2m total=100 late_rows=1",
+                           "meter=a window_start=0m window_end=3m total=7 late_rows=1",
+                           "meter=b window_start=0m window_end=3m total=100 late_rows=1",
+                           "meter=a window_start=1m window_end=4m total=4 late_rows=0",
+                           "meter=a window_start=2m window_end=5m total=4 late_rows=0"}));
+  EXPECT_EQ(Counter(h.stats, "late_updates"), 2);
+}
+
 TEST(WindowTest, LateUpdateReemitsTheCorrectedWindowWithinAllowedLateness) {
   Harness h(J{{"size", "5m"}, {"late", "update"}, {"allowed_lateness", "10m"}});
   ASSERT_TRUE(h.status.ok()) << h.status.ToString();
