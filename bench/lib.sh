@@ -44,6 +44,22 @@ time_cmd() {
   printf -v "${var}_rss" '%.1f' "$(echo "$(cat "$work/.rss") / 1024" | bc -l)"
 }
 
+# best VAR CMD...: the least wall time of RUNS (default 3) runs of CMD into VAR, and that run's
+# peak RSS (MiB) into VAR_rss: this machine's timings are noisy.
+best() {
+  local var=$1 t t_rss best_t="" best_rss="" n=${RUNS:-3}; shift
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench: RUNS must be a positive integer, not '$n'" >&2; exit 2; }
+  for _ in $(seq "$n"); do
+    time_cmd t "$@"
+    if [ -z "$best_t" ] || [ "$(echo "$t < $best_t" | bc -l)" = 1 ]; then
+      best_t=$t
+      best_rss=$t_rss
+    fi
+  done
+  printf -v "$var" '%s' "$best_t"
+  printf -v "${var}_rss" '%s' "$best_rss"
+}
+
 # result NAME ROWS SLUICE_S PEER PEER_S RSS_MB: the one JSON line every bench ends with.
 # ratio = peer_s / sluice_s (above 1: sluice is faster).
 result() {
