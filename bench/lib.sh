@@ -47,17 +47,21 @@ time_cmd() {
 # best VAR CMD...: the least wall time of RUNS (default 3) runs of CMD into VAR, and that run's
 # peak RSS (MiB) into VAR_rss: this machine's timings are noisy.
 best() {
-  local var=$1 t t_rss best_t="" best_rss="" n=${RUNS:-3}; shift
-  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench: RUNS must be a positive integer, not '$n'" >&2; exit 2; }
-  for _ in $(seq "$n"); do
-    time_cmd t "$@"
-    if [ -z "$best_t" ] || [ "$(echo "$t < $best_t" | bc -l)" = 1 ]; then
-      best_t=$t
-      best_rss=$t_rss
+  # Locals named so as not to shadow the caller's VAR (bash scopes dynamically).
+  local _best_var=$1 _best_run _best_run_rss _best_t="" _best_rss="" _best_n=${RUNS:-3}; shift
+  [[ "$_best_n" =~ ^[1-9][0-9]*$ ]] || {
+    echo "bench: RUNS must be a positive integer, not '$_best_n'" >&2
+    exit 2
+  }
+  for _ in $(seq "$_best_n"); do
+    time_cmd _best_run "$@"
+    if [ -z "$_best_t" ] || [ "$(echo "$_best_run < $_best_t" | bc -l)" = 1 ]; then
+      _best_t=$_best_run
+      _best_rss=$_best_run_rss
     fi
   done
-  printf -v "$var" '%s' "$best_t"
-  printf -v "${var}_rss" '%s' "$best_rss"
+  printf -v "$_best_var" '%s' "$_best_t"
+  printf -v "${_best_var}_rss" '%s' "$_best_rss"
 }
 
 # result NAME ROWS SLUICE_S PEER PEER_S RSS_MB: the one JSON line every bench ends with.
