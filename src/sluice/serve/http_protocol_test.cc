@@ -102,7 +102,8 @@ TEST_F(HttpProtocolTest, Http10ClosesUnlessAskedToKeepAlive) {
 
 TEST_F(HttpProtocolTest, ConnectionCloseAndTheLastRequestCloseTheConnection) {
   RawConnection c(server_->port());
-  ASSERT_TRUE(c.Send("GET /a HTTP/1.1\r\nConnection: close\r\n\r\nGET /a HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(c.Send(
+      "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
   bool closed = false;
   EXPECT_EQ(c.ReadToEnd(&closed), OkA("close"));  // the pipelined second one is not answered
   EXPECT_TRUE(closed);
@@ -111,15 +112,18 @@ TEST_F(HttpProtocolTest, ConnectionCloseAndTheLastRequestCloseTheConnection) {
   o.keep_alive_max_requests = 2;
   ASSERT_OK_AND_ASSIGN(auto two, HttpServer::Start(o, {Text("/a", "a\n")}));
   RawConnection d(two->port());
-  ASSERT_TRUE(d.Send("GET /a HTTP/1.1\r\n\r\nGET /a HTTP/1.1\r\n\r\nGET /a HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(
+      d.Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_EQ(d.ReadToEnd(&closed), OkA() + OkA("close"));
   EXPECT_TRUE(closed);
 }
 
 TEST_F(HttpProtocolTest, ABodyWithinTheLimitIsReadAndTheConnectionKept) {
   RawConnection c(server_->port());
-  ASSERT_TRUE(c.Send(
-      "POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /a "
+             "HTTP/1.1\r\nHost: x\r\n\r\n"));
   const std::string replies = c.ReadUntil("\r\n\r\na\n");
   EXPECT_THAT(replies, StartsWith("HTTP/1.1 405 Method Not Allowed\r\n"));
   EXPECT_THAT(replies, HasSubstr("Allow: GET, HEAD\r\n"));
@@ -127,9 +131,10 @@ TEST_F(HttpProtocolTest, ABodyWithinTheLimitIsReadAndTheConnectionKept) {
   EXPECT_EQ(replies.find("Connection: close"), std::string::npos) << replies;
 
   // Expect: 100-continue is answered before the body is read.
-  ASSERT_TRUE(c.Send("POST /a HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(
+      c.Send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"));
   EXPECT_EQ(c.ReadUntil("\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
-  ASSERT_TRUE(c.Send("abcGET /a HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(c.Send("abcGET /a HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_THAT(c.ReadUntil("\r\n\r\na\n"), StartsWith("HTTP/1.1 405 Method Not Allowed\r\n"));
 }
 
@@ -139,12 +144,13 @@ TEST_F(HttpProtocolTest, RefusedRequestsAreAnsweredAndClosed) {
     std::string reply;
   };
   const std::vector<Case> cases = {
-      {"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      {"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
        "HTTP/1.1 411 Length Required\r\n"},
       {"GET /a\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},
       {"GET /a HTTP/2.0\r\n\r\n", "HTTP/1.1 505 HTTP Version Not Supported\r\n"},
       {"GET /a HTTP/1.1\r\nContent-Length: x\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},
       {"GET /a HTTP/1.1\r\n folded: x\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},
+      {"GET /a HTTP/1.1\r\nAccept: */*\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"},  // no Host
   };
   for (const Case& test : cases) {
     RawConnection c(server_->port());
@@ -156,7 +162,7 @@ TEST_F(HttpProtocolTest, RefusedRequestsAreAnsweredAndClosed) {
     EXPECT_TRUE(closed) << test.request;
   }
   RawConnection c(server_->port());
-  ASSERT_TRUE(c.Send("GET /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  ASSERT_TRUE(c.Send("GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
   bool closed = false;
   EXPECT_THAT(c.ReadToEnd(&closed),
               HasSubstr("\r\n\r\n411 length required: a request body must come with a "
@@ -166,7 +172,7 @@ TEST_F(HttpProtocolTest, RefusedRequestsAreAnsweredAndClosed) {
 
 TEST_F(HttpProtocolTest, HandlerHeadersCannotBreakTheFraming) {
   RawConnection c(server_->port());
-  ASSERT_TRUE(c.Send("GET /headers HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(c.Send("GET /headers HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_EQ(c.ReadUntil("\r\n\r\nh\n"),
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
             "Vary: Accept-Encoding\r\nX-Ok: 1\r\nContent-Length: 2\r\n\r\nh\n");

@@ -200,6 +200,7 @@ HeadError ParseRequestHead(std::string_view head, RequestHead* out) {
   if (!ParseTarget(out->target, out)) return {400, "malformed request target"};
 
   bool has_length = false;
+  int hosts = 0;
   bool close = false;
   bool keep_alive = false;
   while (true) {
@@ -233,6 +234,8 @@ HeadError ParseRequestHead(std::string_view head, RequestHead* out) {
         close = close || EqualsNoCase(option, "close");
         keep_alive = keep_alive || EqualsNoCase(option, "keep-alive");
       });
+    } else if (EqualsNoCase(h.name, "Host")) {
+      ++hosts;
     } else if (EqualsNoCase(h.name, "Expect")) {
       out->expect_continue = EqualsNoCase(h.value, "100-continue");
     }
@@ -242,6 +245,10 @@ HeadError ParseRequestHead(std::string_view head, RequestHead* out) {
   if (has_length && out->transfer_encoding) {
     return {400, "both Content-Length and Transfer-Encoding"};
   }
+  // RFC 9112 3.2: a server must answer 400 to an HTTP/1.1 request without Host, and to any
+  // with more than one.
+  if (hosts > 1) return {400, "more than one Host header field"};
+  if (hosts == 0 && minor == 1) return {400, "an HTTP/1.1 request without a Host header field"};
   out->keep_alive = !close && (minor == 1 || keep_alive);
   return {};
 }

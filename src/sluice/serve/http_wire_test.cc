@@ -53,20 +53,21 @@ TEST(HttpWireTest, AcceptsBareLineFeedsLeadingEmptyLinesAndAbsoluteTargets) {
   EXPECT_EQ(lf.path, "/metrics");
   EXPECT_EQ(lf.minor_version, 0);
   EXPECT_EQ(lf.Header("Host"), "x");
-  const RequestHead absolute = Parse("GET http://host:9108/metrics?a=1 HTTP/1.1\r\n\r\n");
+  const RequestHead absolute =
+      Parse("GET http://host:9108/metrics?a=1 HTTP/1.1\r\nHost: host:9108\r\n\r\n");
   EXPECT_EQ(absolute.path, "/metrics");
   EXPECT_EQ(absolute.query, "a=1");
-  const RequestHead bare = Parse("GET HTTPS://host?b=2 HTTP/1.1\r\n\r\n");
+  const RequestHead bare = Parse("GET HTTPS://host?b=2 HTTP/1.1\r\nHost: host\r\n\r\n");
   EXPECT_EQ(bare.path, "/");
   EXPECT_EQ(bare.query, "b=2");
-  const RequestHead star = Parse("OPTIONS * HTTP/1.1\r\n\r\n");
+  const RequestHead star = Parse("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(star.path, "*");
 }
 
 TEST(HttpWireTest, KeepAliveFollowsTheVersionAndConnection) {
-  EXPECT_TRUE(Parse("GET / HTTP/1.1\r\n\r\n").keep_alive);
-  EXPECT_FALSE(Parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive);
-  EXPECT_FALSE(Parse("GET / HTTP/1.1\r\nConnection: Upgrade, CLOSE\r\n\r\n").keep_alive);
+  EXPECT_TRUE(Parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n").keep_alive);
+  EXPECT_FALSE(Parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").keep_alive);
+  EXPECT_FALSE(Parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, CLOSE\r\n\r\n").keep_alive);
   EXPECT_FALSE(Parse("GET / HTTP/1.0\r\n\r\n").keep_alive);
   EXPECT_TRUE(Parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
   EXPECT_FALSE(Parse("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n").keep_alive);
@@ -74,14 +75,15 @@ TEST(HttpWireTest, KeepAliveFollowsTheVersionAndConnection) {
 
 TEST(HttpWireTest, ReadsBodyFraming) {
   const RequestHead post = Parse(
-      "POST /x HTTP/1.1\r\nContent-Length: 42\r\ncontent-length: 42\r\n"
+      "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 42\r\ncontent-length: 42\r\n"
       "Expect: 100-continue\r\n\r\n");
   EXPECT_EQ(post.content_length, 42);
   EXPECT_TRUE(post.expect_continue);
-  EXPECT_EQ(
-      Parse("POST /x HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n").content_length,
-      std::numeric_limits<int64_t>::max());
-  const RequestHead chunked = Parse("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  EXPECT_EQ(Parse("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n")
+                .content_length,
+            std::numeric_limits<int64_t>::max());
+  const RequestHead chunked =
+      Parse("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
   EXPECT_TRUE(chunked.transfer_encoding);
   EXPECT_EQ(chunked.content_length, 0);
 }
@@ -132,14 +134,14 @@ TEST(HttpWireTest, RefusesMalformedHeadsWithTheirStatus) {
 }
 
 TEST(HttpWireTest, LimitsTheHeadersNumberAndSize) {
-  std::string many = "GET / HTTP/1.1\r\n";
-  for (size_t i = 0; i < kMaxRequestHeaders; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+  std::string many = "GET / HTTP/1.1\r\nHost: x\r\n";
+  for (size_t i = 1; i < kMaxRequestHeaders; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
   EXPECT_EQ(Parse(many + "\r\n").headers.size(), kMaxRequestHeaders);
   const HeadError too_many = ErrorOf(many + "X-last: v\r\n\r\n");
   EXPECT_EQ(too_many.status, 431);
   EXPECT_THAT(std::string(too_many.reason), HasSubstr("more than 100 header fields"));
 
-  const std::string line = "GET / HTTP/1.1\r\n";
+  const std::string line = "GET / HTTP/1.1\r\nHost: x\r\n";
   const std::string fits =
       line + "X: " + std::string(kMaxRequestHeadBytes - line.size() - 7, 'v') + "\r\n\r\n";
   ASSERT_EQ(fits.size(), kMaxRequestHeadBytes);
@@ -148,6 +150,20 @@ TEST(HttpWireTest, LimitsTheHeadersNumberAndSize) {
       ErrorOf(line + "X: " + std::string(kMaxRequestHeadBytes, 'v') + "\r\n\r\n");
   EXPECT_EQ(too_large.status, 431);
   EXPECT_THAT(std::string(too_large.reason), HasSubstr("64 KiB"));
+}
+
+// RFC 9112 3.2: an HTTP/1.1 request needs exactly one Host (HTTP/1.0 may have none); an empty
+// Host value is allowed (an authority-less target).
+TEST(HttpWireTest, HostIsRequiredOnceInHttp11) {
+  const HeadError none = ErrorOf("GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n");
+  EXPECT_EQ(none.status, 400);
+  EXPECT_THAT(std::string(none.reason), HasSubstr("without a Host header field"));
+  const HeadError twice = ErrorOf("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n");
+  EXPECT_EQ(twice.status, 400);
+  EXPECT_THAT(std::string(twice.reason), HasSubstr("more than one Host"));
+  EXPECT_EQ(ErrorOf("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n").status, 400);
+  EXPECT_EQ(Parse("GET / HTTP/1.0\r\n\r\n").path, "/");
+  EXPECT_EQ(Parse("GET / HTTP/1.1\r\nHOST:\r\n\r\n").path, "/");
 }
 
 TEST(HttpWireTest, ScannerFindsTheHeadSplitAtEveryByte) {
