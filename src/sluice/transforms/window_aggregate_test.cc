@@ -529,5 +529,59 @@ TEST(WindowTest, MergingPiecesEqualsFoldingTheRows) {
   EXPECT_FALSE(layout.MergeGroups(&again, both, two, 2));
 }
 
+// The smallest and largest of a group's inline keys (p0 and p99 of up to 16 values: ranks 0
+// and n - 1) for every count and every position of the extreme, and groups of only -inf (their
+// largest) and only NaN (their smallest).
+TEST(WindowTest, InlineQuantileExtremesAtEveryCountAndPosition) {
+  using window_internal::AggLayout;
+  using window_internal::AggSpec;
+  using window_internal::AggStore;
+  using window_internal::ParseAggregate;
+  const SchemaPtr schema = MakeSchema({{"ts", TypeId::kTimestamp}, {"x", TypeId::kFloat64}});
+  std::vector<AggSpec> specs;
+  for (const auto& [name, text] : {std::pair{"lo", "p0(x)"}, std::pair{"hi", "p99(x)"}}) {
+    auto spec = ParseAggregate(name, text);
+    ASSERT_TRUE(spec.ok());
+    specs.push_back(*spec);
+  }
+  AggLayout layout;
+  ASSERT_TRUE(layout.Bind(specs, *schema, 0).ok());
+  const double inf = std::numeric_limits<double>::infinity();
+  auto answers = [&](const std::vector<double>& values) {
+    ColumnBuilder tb(TypeId::kTimestamp), xb(TypeId::kFloat64);
+    for (const double v : values) {
+      tb.AppendTimestamp(0);
+      xb.AppendFloat64(v);
+    }
+    auto batch = Batch::MakeUnchecked(schema, {tb.Finish(), xb.Finish()},
+                                      static_cast<int64_t>(values.size()));
+    AggStore store;
+    layout.AddGroup(&store);
+    for (int64_t r = 0; r < batch->num_rows(); ++r) {
+      EXPECT_TRUE(layout.UpdateRow(*batch, batch->column(0), r, &store, 0).ok());
+    }
+    auto builders = layout.MakeBuilders(0);
+    layout.AppendGroups(store, 1, &builders);
+    return std::pair{builders[0].Finish().GetFloat64(0), builders[1].Finish().GetFloat64(0)};
+  };
+  for (int n = 1; n <= 16; ++n) {
+    for (int at = 0; at < n; ++at) {
+      std::vector<double> high(static_cast<size_t>(n), 100.0), low = high;
+      high[static_cast<size_t>(at)] = 5000.0;
+      low[static_cast<size_t>(at)] = -5000.0;
+      // The other end: the rest (100), or with one value that value itself.
+      const double high_other = n == 1 ? 5000.0 : 100.0, low_other = n == 1 ? -5000.0 : 100.0;
+      EXPECT_NEAR(answers(high).second, 5000.0, 50.0) << n << " " << at;
+      EXPECT_NEAR(answers(high).first, high_other, 0.01 * high_other) << n << " " << at;
+      EXPECT_NEAR(answers(low).first, -5000.0, 50.0) << n << " " << at;
+      EXPECT_NEAR(answers(low).second, low_other, 0.01 * std::abs(low_other)) << n << " " << at;
+    }
+    EXPECT_EQ(answers(std::vector<double>(static_cast<size_t>(n), -inf)).second, -inf) << n;
+    EXPECT_TRUE(
+        std::isnan(answers(std::vector<double>(static_cast<size_t>(n), std::nan(""))).first))
+        << n;
+  }
+}
+
 }  // namespace
 }  // namespace sluice

@@ -11,8 +11,8 @@
 #include <queue>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "sluice/engine/ack.h"
@@ -124,19 +124,19 @@ struct Slice {
   AggStore store;
   std::vector<int32_t> group_of_key;  ///< by key id; -1: none
   std::vector<int32_t> key_of_group;
-  /// (group, rows) of the rows folded in after a window holding them fired (late: update; a
-  /// group can appear more than once): few or none, so not a count per group that every merge
-  /// and output row would carry.
-  std::vector<std::pair<int32_t, int64_t>> late;
+  /// By group: rows folded in after a window holding them fired (late: update). Empty while
+  /// the slice has none — most never do — so that new groups, merges and output rows carry no
+  /// count until then.
+  std::vector<int64_t> late_of_group;
   AckSet acks;             ///< of every input batch with rows here
   uint64_t acks_call = 0;  ///< the Process call whose acks were last merged
 
   void AddLate(int32_t g, int64_t rows) {
-    if (!late.empty() && late.back().first == g) {
-      late.back().second += rows;
-    } else {
-      late.emplace_back(g, rows);
-    }
+    if (late_of_group.empty()) late_of_group.assign(static_cast<size_t>(store.groups), 0);
+    late_of_group[static_cast<size_t>(g)] += rows;
+  }
+  int64_t LateOf(int32_t g) const {
+    return late_of_group.empty() ? 0 : late_of_group[static_cast<size_t>(g)];
   }
 
   int32_t GroupFor(int32_t key, const AggLayout& layout) {
@@ -148,19 +148,20 @@ struct Slice {
     if (g < 0) {
       g = layout.AddGroup(&store);
       key_of_group.push_back(key);
+      if (!late_of_group.empty()) late_of_group.push_back(0);
     }
     return g;
   }
   int64_t Bytes() const {
     return store.Bytes() +
            static_cast<int64_t>(group_of_key.capacity() * 4 + key_of_group.capacity() * 4 +
-                                late.capacity() * sizeof(late[0]));
+                                late_of_group.capacity() * 8);
   }
   /// Forget every group and release the acks, keeping the memory for the next use.
   void Reset() {
     for (const int32_t k : key_of_group) group_of_key[static_cast<size_t>(k)] = -1;
     key_of_group.clear();
-    late.clear();
+    late_of_group.clear();
     store.Reset();
     acks.Release();
     acks_call = 0;
@@ -174,7 +175,7 @@ struct Slice {
       group_of_key[static_cast<size_t>(o.key_of_group[g])] = static_cast<int32_t>(g);
     }
     key_of_group = o.key_of_group;
-    late = o.late;
+    late_of_group = o.late_of_group;
     acks.Merge(o.acks);
     acks_call = o.acks_call;
   }

@@ -2,8 +2,6 @@
 
 #include "sluice/transforms/window_output.h"
 
-#include <algorithm>
-
 #include "sluice/transforms/group_key.h"
 
 namespace sluice::window_internal {
@@ -37,9 +35,11 @@ Status OutputRows::AddSlice(const Slice& slice, const KeyIndex& keys, int64_t st
   DecodeKeys(&key_views_, &keys_);
   start_.AppendRepeated(start, n);
   end_.AppendRepeated(end, n);
-  int64_t* late = late_.AppendUninitialized<int64_t>(n);
-  std::fill(late, late + n, 0);
-  for (const auto& [g, rows] : slice.late) late[g] += rows;
+  if (slice.late_of_group.empty()) {
+    late_.AppendRepeated(0, n);
+  } else {
+    late_.AppendValues(slice.late_of_group.data(), n);
+  }
   layout_->AppendGroups(slice.store, n, &aggs_);
   rows_ += n;
   return Status::OK();

@@ -139,6 +139,7 @@ Status SliceWindows::EmitWindow(int64_t end, RowSink* out, const std::vector<int
       merged_late_.push_back(0);
     }
     ok &= layout_->Merge(&merged_, mg, slice.store, g);
+    merged_late_[static_cast<size_t>(mg)] += slice.LateOf(g);
   };
   for (auto it = first; it != last; ++it) {
     const Slice& slice = it->second;
@@ -151,12 +152,6 @@ Status SliceWindows::EmitWindow(int64_t end, RowSink* out, const std::vector<int
         const int32_t g = slice.group_of_key[static_cast<size_t>(key)];
         if (g >= 0) merge_group(slice, g);
       }
-    }
-    for (const auto& [g, rows] : slice.late) {
-      // Only keys merged above (all of them, or only_keys).
-      const int32_t mg =
-          merged_group_[static_cast<size_t>(slice.key_of_group[static_cast<size_t>(g)])];
-      if (mg >= 0) merged_late_[static_cast<size_t>(mg)] += rows;
     }
   }
   Status st = ok ? Status::OK()
@@ -180,7 +175,11 @@ bool SliceWindows::MergeSliceInto(Slice* dst, const Slice& src) {
   const auto n = static_cast<size_t>(src.store.groups);
   dst_groups_.resize(n);
   for (size_t g = 0; g < n; ++g) dst_groups_[g] = dst->GroupFor(src.key_of_group[g], *layout_);
-  for (const auto& [g, rows] : src.late) dst->AddLate(dst_groups_[static_cast<size_t>(g)], rows);
+  if (!src.late_of_group.empty()) {
+    for (size_t g = 0; g < n; ++g) {
+      if (src.late_of_group[g] != 0) dst->AddLate(dst_groups_[g], src.late_of_group[g]);
+    }
+  }
   dst->acks.Merge(src.acks);
   return layout_->MergeGroups(&dst->store, dst_groups_.data(), src.store, src.store.groups);
 }

@@ -1,6 +1,7 @@
 // The window transform, driven directly: batches in, watermarks by hand, rows out. Results are
 // compared with a brute-force computation over the same rows.
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -275,6 +276,66 @@ TEST(WindowTest, LateUpdateCountsLateRowsThroughHoppingMerges) {
                            "meter=a window_start=1m window_end=4m total=4 late_rows=0",
                            "meter=a window_start=2m window_end=5m total=4 late_rows=0"}));
   EXPECT_EQ(Counter(h.stats, "late_updates"), 2);
+  // Another late row of a alone: only a's windows holding its slice come out again; b's late
+  // row in the same slice is neither re-emitted nor counted in a's.
+  const size_t before = h.Lines().size();
+  ASSERT_TRUE(h.Push({{"a", kMin / 2 + kMin / 4, 8, 0}}).ok());
+  const std::vector<std::string> lines = h.Lines();
+  EXPECT_EQ(
+      std::vector<std::string>(lines.begin() + static_cast<ptrdiff_t>(before), lines.end()),
+      (std::vector<std::string>{"meter=a window_start=-2m window_end=1m total=11 late_rows=2",
+                                "meter=a window_start=-1m window_end=2m total=11 late_rows=2",
+                                "meter=a window_start=0m window_end=3m total=15 late_rows=2"}));
+}
+
+// Quantiles past the 16 values a group keeps in its cells, through hopping windows' merges
+// (suffixes in the slices, or copies under late: update) over several firings, so that slices
+// and their spilled sketches are recycled: every window's p0 and p99 are its smallest and
+// largest values (p99 of up to 100 values is the largest), within the sketch's 1 %.
+TEST(WindowTest, HoppingQuantilesPastTheInlineValues) {
+  for (const bool update : {false, true}) {
+    J options = {
+        {"size", "3m"},
+        {"slide", "1m"},
+        {"aggregates", J::array({{{"lo", "p0(v)"}}, {{"hi", "p99(v)"}}, {{"cnt", "count()"}}})}};
+    if (update) {
+      options["late"] = "update";
+      options["allowed_lateness"] = "1m";
+    }
+    Harness h(options);
+    ASSERT_TRUE(h.status.ok()) << h.status.ToString();
+    std::mt19937_64 rng(update ? 3 : 4);
+    std::map<std::pair<std::string, int64_t>, std::vector<double>> want;  // (key, start)
+    for (int64_t minute = 0; minute < 12; ++minute) {
+      std::vector<Reading> batch;
+      for (const std::string key : {"a", "b"}) {
+        const int per_minute = key == "a" ? 20 : 1 + static_cast<int>(rng() % 8);
+        for (int i = 0; i < per_minute; ++i) {
+          const double v = static_cast<double>(rng() % 100000) / 10 - 5000;
+          batch.push_back({key, minute * kMin + i, v, 0});
+          for (int64_t start = minute - 2; start <= minute; ++start) {
+            want[{key, start * kMin}].push_back(v);
+          }
+        }
+      }
+      ASSERT_TRUE(h.Push(batch).ok());
+      ASSERT_TRUE(h.Watermark(minute * kMin).ok());
+    }
+    ASSERT_TRUE(h.t->Finish(&h.out).ok());
+    size_t rows = 0;
+    for (const BatchPtr& b : h.out.rows) {
+      for (int64_t r = 0; r < b->num_rows(); ++r, ++rows) {
+        const std::string key(b->column(0).GetView(r));
+        const auto& values = want.at({key, b->column(1).GetInt64(r)});
+        const double lo = *std::min_element(values.begin(), values.end());
+        const double hi = *std::max_element(values.begin(), values.end());
+        EXPECT_NEAR(b->column(3).GetFloat64(r), lo, 0.01 * std::abs(lo)) << key << update;
+        EXPECT_NEAR(b->column(4).GetFloat64(r), hi, 0.01 * std::abs(hi)) << key << update;
+        EXPECT_EQ(b->column(5).GetInt64(r), static_cast<int64_t>(values.size())) << key;
+      }
+    }
+    EXPECT_EQ(rows, want.size()) << update;
+  }
 }
 
 TEST(WindowTest, LateUpdateReemitsTheCorrectedWindowWithinAllowedLateness) {
