@@ -32,6 +32,51 @@ bool IsFieldValue(std::string_view s) {
   return true;
 }
 
+bool IsHexDigit(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/// Whether `v` is a Host header's value (RFC 9112 3.2, RFC 3986 3.2.2): uri-host [":" port],
+/// where uri-host is an IP literal in brackets or a reg-name (IPv4 addresses are reg-names
+/// too); empty is allowed.
+bool IsHostValue(std::string_view v) {
+  auto reg_name_char = [](unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("-._~!$&'()*+,;=").find(static_cast<char>(c)) != std::string_view::npos;
+  };
+  size_t i = 0;
+  if (!v.empty() && v[0] == '[') {
+    const size_t close = v.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (const char ch : v.substr(1, close - 1)) {
+      const auto c = static_cast<unsigned char>(ch);
+      // IPv6 (hex digits, ':', '.', a zone as %25…: RFC 6874) or IPvFuture
+      if (!reg_name_char(c) && c != ':' && c != '%') return false;
+    }
+    i = close + 1;
+  } else {
+    while (i < v.size() && v[i] != ':') {
+      const auto c = static_cast<unsigned char>(v[i]);
+      if (c == '%') {
+        if (i + 2 >= v.size() || !IsHexDigit(static_cast<unsigned char>(v[i + 1])) ||
+            !IsHexDigit(static_cast<unsigned char>(v[i + 2]))) {
+          return false;
+        }
+        i += 3;
+        continue;
+      }
+      if (!reg_name_char(c)) return false;
+      ++i;
+    }
+  }
+  if (i == v.size()) return true;
+  if (v[i] != ':') return false;
+  for (++i; i < v.size(); ++i) {
+    if (v[i] < '0' || v[i] > '9') return false;
+  }
+  return true;
+}
+
 std::string_view TrimWhitespace(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -235,6 +280,7 @@ HeadError ParseRequestHead(std::string_view head, RequestHead* out) {
         keep_alive = keep_alive || EqualsNoCase(option, "keep-alive");
       });
     } else if (EqualsNoCase(h.name, "Host")) {
+      if (!IsHostValue(h.value)) return {400, "malformed Host header field"};
       ++hosts;
     } else if (EqualsNoCase(h.name, "Expect")) {
       out->expect_continue = EqualsNoCase(h.value, "100-continue");
@@ -246,7 +292,7 @@ HeadError ParseRequestHead(std::string_view head, RequestHead* out) {
     return {400, "both Content-Length and Transfer-Encoding"};
   }
   // RFC 9112 3.2: a server must answer 400 to an HTTP/1.1 request without Host, and to any
-  // with more than one.
+  // with more than one (or one whose value is not a host, above).
   if (hosts > 1) return {400, "more than one Host header field"};
   if (hosts == 0 && minor == 1) return {400, "an HTTP/1.1 request without a Host header field"};
   out->keep_alive = !close && (minor == 1 || keep_alive);

@@ -152,8 +152,8 @@ TEST(HttpWireTest, LimitsTheHeadersNumberAndSize) {
   EXPECT_THAT(std::string(too_large.reason), HasSubstr("64 KiB"));
 }
 
-// RFC 9112 3.2: an HTTP/1.1 request needs exactly one Host (HTTP/1.0 may have none); an empty
-// Host value is allowed (an authority-less target).
+// RFC 9112 3.2: an HTTP/1.1 request needs exactly one Host (HTTP/1.0 may have none), whose
+// value is a host and optional port; an empty Host value is allowed (an authority-less target).
 TEST(HttpWireTest, HostIsRequiredOnceInHttp11) {
   const HeadError none = ErrorOf("GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n");
   EXPECT_EQ(none.status, 400);
@@ -164,6 +164,17 @@ TEST(HttpWireTest, HostIsRequiredOnceInHttp11) {
   EXPECT_EQ(ErrorOf("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n").status, 400);
   EXPECT_EQ(Parse("GET / HTTP/1.0\r\n\r\n").path, "/");
   EXPECT_EQ(Parse("GET / HTTP/1.1\r\nHOST:\r\n\r\n").path, "/");
+  // Its value is uri-host [":" port].
+  for (const std::string host : {"localhost:9108", "127.0.0.1", "[::1]:9108", "[fe80::1%25]",
+                                 "exa%41mple.com", "a.b-c_d~!$&'()*+,;=", "h:"}) {
+    EXPECT_EQ(Parse("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n").path, "/") << host;
+  }
+  for (const std::string host :
+       {"a b", "x/y", "a:b", "a:1:2", "[::1", "[]", "[::1]x", "u@h", "%zz", "%4", "h?q", "h#f"}) {
+    const HeadError e = ErrorOf("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
+    EXPECT_EQ(e.status, 400) << host;
+    EXPECT_THAT(std::string(e.reason), HasSubstr("malformed Host")) << host;
+  }
 }
 
 TEST(HttpWireTest, ScannerFindsTheHeadSplitAtEveryByte) {
