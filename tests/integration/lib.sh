@@ -83,8 +83,12 @@ start_redis() {
   if [ -f "$dir/redis.port" ]; then
     port=$(cat "$dir/redis.port")
   else
+    # Below the kernel's ephemeral range (from 32768 by default): an outgoing connection's
+    # local port cannot take it while the server is down for a restart on the same port.
+    local low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     for _ in $(seq 1 50); do
-      port=$((20000 + RANDOM % 20000))
+      port=$((20000 + RANDOM % (low > 21000 ? low - 20000 : 1000)))
       (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || break
     done
     echo "$port" > "$dir/redis.port"
