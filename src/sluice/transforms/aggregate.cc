@@ -251,38 +251,7 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
       }
     }
   }
-  plan_ = MergePlan{};
-  for (size_t k = 0; k < specs_.size(); ++k) {
-    const AggSpec& s = specs_[k];
-    const bool fl = s.input_type == TypeId::kFloat64;
-    switch (s.kind) {
-      case AggKind::kCountRows:
-      case AggKind::kCount:
-        plan_.add_int.push_back(s.offset);
-        break;
-      case AggKind::kSum:
-        (fl ? plan_.add_double : plan_.add_int_sum).push_back(s.offset);
-        break;
-      case AggKind::kAvg:
-        plan_.add_double.push_back(s.offset);
-        break;
-      case AggKind::kMin:
-        (fl ? plan_.min_double : plan_.min_int).push_back(s.offset);
-        break;
-      case AggKind::kMax:
-        (fl ? plan_.max_double : plan_.max_int).push_back(s.offset);
-        break;
-      case AggKind::kQuantile:
-        plan_.quantiles.push_back(s.offset);
-        break;
-      case AggKind::kStddev:
-      case AggKind::kFirst:
-      case AggKind::kLast:
-        plan_.other.push_back(k);
-        break;
-    }
-  }
-  for (const auto& [input, cell] : counts_) plan_.add_int.push_back(cell);
+  plan_ = PlanMerges();
   // An empty group: zeros, and min/max at a value every other one replaces (they keep no count
   // of their own: the shared count says whether there is a value).
   empty_.assign(static_cast<size_t>(width_), Cell{.i = 0});
@@ -311,6 +280,45 @@ Status AggLayout::Bind(std::vector<AggSpec> specs, const Schema& schema, int tim
     }
   }
   return Status::OK();
+}
+
+AggLayout::MergePlan AggLayout::PlanMerges() const {
+  MergePlan plan;
+  for (const AggSpec& s : specs_) {
+    const bool fl = s.input_type == TypeId::kFloat64;
+    switch (s.kind) {
+      case AggKind::kCountRows:
+      case AggKind::kCount:
+        plan.add_int.push_back(s.offset);
+        break;
+      case AggKind::kSum:
+        (fl ? plan.add_double : plan.add_int_sum).push_back(s.offset);
+        break;
+      case AggKind::kAvg:
+        plan.add_double.push_back(s.offset);
+        break;
+      case AggKind::kMin:
+        (fl ? plan.min_double : plan.min_int).push_back(s.offset);
+        break;
+      case AggKind::kMax:
+        (fl ? plan.max_double : plan.max_int).push_back(s.offset);
+        break;
+      case AggKind::kQuantile:
+        plan.quantiles.push_back(s.offset);
+        break;
+      case AggKind::kStddev:
+        plan.stddev.push_back(s.offset);
+        break;
+      case AggKind::kFirst:
+        plan.first.push_back(s.offset);
+        break;
+      case AggKind::kLast:
+        plan.last.push_back(s.offset);
+        break;
+    }
+  }
+  for (const auto& [input, cell] : counts_) plan.add_int.push_back(cell);
+  return plan;
 }
 
 void AggLayout::Reserve(AggStore* store, int32_t groups) const {

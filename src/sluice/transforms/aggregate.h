@@ -150,24 +150,22 @@ class AggLayout {
     std::vector<int> min_double, max_double;
     std::vector<int> min_int, max_int;  ///< of int64 and timestamp columns
     std::vector<int> quantiles;
-    std::vector<size_t> other;  ///< specs merged by kind (stddev, first, last)
+    std::vector<int> stddev, first, last;
   };
+  /// The plan of the bound specs and shared counts.
+  MergePlan PlanMerges() const;
   MergePlan plan_;
   /// Fold the group whose cells are `b` (of `from`) into the group whose cells are `a` (of
   /// `to`); clears *ok when an int64 sum overflows.
   void MergeGroup(Cell* a, const Cell* b, AggStore* to, const AggStore& from, bool* ok) const;
 };
 
-/// Fold the value of bucket key `key` (QuantileSketch::KeyOf) into quantile `q` of `store`.
-inline void AddToQuantile(SmallQuantile* q, int32_t key, AggStore* store);
-/// Fold quantile `b` of `from` into quantile `a` of `to`.
-inline void MergeQuantile(SmallQuantile* a, AggStore* to, const SmallQuantile& b,
-                          const AggStore& from);
-/// The slow paths of both: past the 16-bit inline form.
+/// The slow paths of AddToQuantile and MergeQuantile: past the 16-bit inline form.
 void AddToQuantileSlow(SmallQuantile* q, int32_t key, AggStore* store);
 void MergeQuantileSlow(SmallQuantile* a, AggStore* to, const SmallQuantile& b,
                        const AggStore& from);
 
+/// Fold the value of bucket key `key` (QuantileSketch::KeyOf) into quantile `q` of `store`.
 inline void AddToQuantile(SmallQuantile* q, int32_t key, AggStore* store) {
   int16_t k;
   if (q->spill < 0 && q->n < SmallQuantile::kCapacity && QuantileSketch::ShortKey(key, &k)) {
@@ -177,6 +175,7 @@ inline void AddToQuantile(SmallQuantile* q, int32_t key, AggStore* store) {
   AddToQuantileSlow(q, key, store);
 }
 
+/// Fold quantile `b` of `from` into quantile `a` of `to`.
 inline void MergeQuantile(SmallQuantile* a, AggStore* to, const SmallQuantile& b,
                           const AggStore& from) {
   if (a->spill < 0 && b.spill < 0 && a->n + b.n <= SmallQuantile::kCapacity) {

@@ -14,95 +14,61 @@ namespace sluice::window_internal {
 
 namespace {
 
-/// Fold the cells `b` (of store `from`) of one aggregate of kind K into the cells `a` (of store
-/// `to`). kFloat: its input is float64. Clears *ok when an int64 sum overflows.
-template <AggKind K, bool kFloat>
-inline void MergeCells(Cell* a, const Cell* b, AggStore* to, const AggStore& from, bool* ok) {
-  if constexpr (K == AggKind::kCountRows || K == AggKind::kCount) {
-    a[0].i += b[0].i;
-  } else if constexpr (K == AggKind::kSum) {
-    // sum, avg, min, max: their shared count cells merge as counts (Merge, MergeGroups).
-    if constexpr (kFloat) {
-      a[0].d += b[0].d;
-    } else {
-      *ok &= !__builtin_add_overflow(a[0].i, b[0].i, &a[0].i);
-    }
-  } else if constexpr (K == AggKind::kAvg) {
-    a[0].d += b[0].d;
-  } else if constexpr (K == AggKind::kMin || K == AggKind::kMax) {
-    // An empty b holds a value that never replaces a's (AggLayout::Bind).
-    bool take;
-    if constexpr (kFloat) {
-      take = K == AggKind::kMax ? PgGreater(b[0].d, a[0].d) : PgGreater(a[0].d, b[0].d);
-    } else {
-      take = K == AggKind::kMax ? b[0].i > a[0].i : b[0].i < a[0].i;
-    }
-    SelectInto(a, b[0], take);
-  } else if constexpr (K == AggKind::kStddev) {
-    // Chan et al.: combine two (count, mean, M2) summaries.
-    if (b[0].i == 0) return;
-    if (a[0].i == 0) {
-      a[0] = b[0];
-      a[1] = b[1];
-      a[2] = b[2];
-      return;
-    }
-    const auto na = static_cast<double>(a[0].i), nb = static_cast<double>(b[0].i);
-    const double delta = b[1].d - a[1].d;
-    const double n = na + nb;
-    a[1].d += delta * nb / n;
-    a[2].d += b[2].d + delta * delta * na * nb / n;
-    a[0].i += b[0].i;
-  } else if constexpr (K == AggKind::kFirst || K == AggKind::kLast) {
-    if (b[2].i == 0) return;
-    const bool take = a[2].i == 0 || (K == AggKind::kFirst ? b[1].i < a[1].i : b[1].i >= a[1].i);
-    if (take) {
-      a[0] = b[0];
-      a[1] = b[1];
-    }
-    a[2].i += b[2].i;
-  } else {
-    static_assert(K == AggKind::kQuantile);
-    MergeQuantile(reinterpret_cast<SmallQuantile*>(a), to,
-                  *reinterpret_cast<const SmallQuantile*>(b), from);
+/// Fold stddev cells `b` into `a`: Chan et al.'s combination of two (count, mean, M2).
+inline void MergeStddev(Cell* a, const Cell* b) {
+  if (b[0].i == 0) return;
+  if (a[0].i == 0) {
+    a[0] = b[0];
+    a[1] = b[1];
+    a[2] = b[2];
+    return;
   }
+  const auto na = static_cast<double>(a[0].i), nb = static_cast<double>(b[0].i);
+  const double delta = b[1].d - a[1].d;
+  const double n = na + nb;
+  a[1].d += delta * nb / n;
+  a[2].d += b[2].d + delta * delta * na * nb / n;
+  a[0].i += b[0].i;
+}
+
+/// Fold first (or last) cells `b` — value, time, count — into `a`.
+inline void MergeFirstLast(Cell* a, const Cell* b, bool first) {
+  if (b[2].i == 0) return;
+  const bool take = a[2].i == 0 || (first ? b[1].i < a[1].i : b[1].i >= a[1].i);
+  if (take) {
+    a[0] = b[0];
+    a[1] = b[1];
+  }
+  a[2].i += b[2].i;
 }
 
 template <AggKind K>
 using KindTag = std::integral_constant<AggKind, K>;
 
-/// Call f(KindTag<kind>, bool_constant<float input>) for aggregate `s`: the kind is decided
-/// here, once, and the merges f runs are compiled for it.
+/// Call f(KindTag<kind>) for aggregate `s`: the kind is decided here, once, and the loop f
+/// runs is compiled for it.
 template <typename F>
 void WithKind(const AggSpec& s, F&& f) {
-  const bool fl = s.input_type == TypeId::kFloat64;
-  auto by_input = [&](auto kind) {
-    if (fl) {
-      f(kind, std::true_type{});
-    } else {
-      f(kind, std::false_type{});
-    }
-  };
   switch (s.kind) {
     case AggKind::kCountRows:
     case AggKind::kCount:
-      return f(KindTag<AggKind::kCount>{}, std::false_type{});
+      return f(KindTag<AggKind::kCount>{});
     case AggKind::kSum:
-      return by_input(KindTag<AggKind::kSum>{});
+      return f(KindTag<AggKind::kSum>{});
     case AggKind::kAvg:
-      return f(KindTag<AggKind::kAvg>{}, std::false_type{});
+      return f(KindTag<AggKind::kAvg>{});
     case AggKind::kMin:
-      return by_input(KindTag<AggKind::kMin>{});
+      return f(KindTag<AggKind::kMin>{});
     case AggKind::kMax:
-      return by_input(KindTag<AggKind::kMax>{});
+      return f(KindTag<AggKind::kMax>{});
     case AggKind::kStddev:
-      return f(KindTag<AggKind::kStddev>{}, std::false_type{});
+      return f(KindTag<AggKind::kStddev>{});
     case AggKind::kFirst:
-      return f(KindTag<AggKind::kFirst>{}, std::false_type{});
+      return f(KindTag<AggKind::kFirst>{});
     case AggKind::kLast:
-      return f(KindTag<AggKind::kLast>{}, std::false_type{});
+      return f(KindTag<AggKind::kLast>{});
     case AggKind::kQuantile:
-      return f(KindTag<AggKind::kQuantile>{}, std::false_type{});
+      return f(KindTag<AggKind::kQuantile>{});
   }
 }
 
@@ -122,13 +88,9 @@ void AggLayout::MergeGroup(Cell* a, const Cell* b, AggStore* to, const AggStore&
     MergeQuantile(reinterpret_cast<SmallQuantile*>(a + o), to,
                   *reinterpret_cast<const SmallQuantile*>(b + o), from);
   }
-  for (const size_t k : plan_.other) {
-    const AggSpec& s = specs_[k];
-    WithKind(s, [&](auto kind, auto fl) {
-      MergeCells<decltype(kind)::value, decltype(fl)::value>(a + s.offset, b + s.offset, to, from,
-                                                             ok);
-    });
-  }
+  for (const int o : plan_.stddev) MergeStddev(a + o, b + o);
+  for (const int o : plan_.first) MergeFirstLast(a + o, b + o, /*first=*/true);
+  for (const int o : plan_.last) MergeFirstLast(a + o, b + o, /*first=*/false);
 }
 
 bool AggLayout::Merge(AggStore* to, int32_t dst, const AggStore& from, int32_t src) const {
@@ -253,7 +215,7 @@ void AggLayout::Append(const AggStore& store, int32_t g,
   for (size_t k = 0; k < specs_.size(); ++k) {
     const AggSpec& s = specs_[k];
     ColumnBuilder& b = (*builders)[k];
-    WithKind(s, [&](auto kind, auto) {
+    WithKind(s, [&](auto kind) {
       Cell v;
       if (ResultOf<decltype(kind)::value>(s, c, store, nullptr, &v)) {
         b.AppendInt64(v.i);  // every output type is 8 bytes: int64, timestamp, float64's bits
@@ -279,7 +241,7 @@ void AggLayout::AppendGroups(const AggStore& store, int32_t n,
     // Every output type is 8 bytes wide: the values go straight into the column's memory.
     const int64_t base = b.length();
     Cell* out = b.AppendUninitialized<Cell>(n);
-    WithKind(s, [&](auto kind, auto) {
+    WithKind(s, [&](auto kind) {
       for (int32_t g = 0; g < n; ++g) {
         if (!ResultOf<decltype(kind)::value>(s, c + g * w, store, rank_of, &out[g])) {
           b.SetNull(base + g);

@@ -266,7 +266,7 @@ void QuantileSketch::AddKey(int32_t key) {
   MergeBuckets(pair, 1);
 }
 
-void QuantileSketch::MergeSlow(const QuantileSketch& other) {
+void QuantileSketch::Merge(const QuantileSketch& other) {
   if (&other == this) {
     const QuantileSketch copy(other);
     Merge(copy);
@@ -300,19 +300,6 @@ int64_t QuantileSketch::Rank(double q, int64_t n) {
 }
 
 double QuantileSketch::ValueAtRank(int64_t rank) const {
-  if (!on_heap() && (rank == 0 || rank + 1 == size_) && raw()) {
-    // The smallest or the largest of the keys in the object (p95 of up to 20 values is the
-    // largest): over all kInline slots, those past size_ masked, a fixed-length reduction
-    // with no loop tail.
-    const bool top = rank != 0;
-    const int32_t pad = top ? INT32_MIN : INT32_MAX;
-    int32_t best = pad;
-    for (uint32_t i = 0; i < kInline; ++i) {
-      const int32_t x = i < size_ ? inline_[i] : pad;
-      best = top ? std::max(best, x) : std::min(best, x);
-    }
-    return ValueOfKey(best);
-  }
   const int32_t* d = data();
   if (raw()) return ValueOfKey(KeyAtRank(d, size_, static_cast<uint32_t>(rank)));
   for (uint32_t b = 0; b < size_; ++b) {

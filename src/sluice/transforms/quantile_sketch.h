@@ -20,9 +20,9 @@ namespace sluice {
 class QuantileSketch {
  public:
   static constexpr double kRelativeError = 0.01;
-  /// Int32s held in the object: 16 values (8 buckets) need no heap. A key's window often holds
-  /// about that many values (15 one-minute readings in 15 minutes), and hopping windows merge
-  /// them per key and window: on the heap, each merge chased a pointer and often reallocated.
+  /// Int32s held in the object: 16 values (8 buckets) need no heap. (A window group keeps its
+  /// first 16 values in its own cells — window_internal::SmallQuantile — and a sketch only
+  /// past that, or for values whose keys need 32 bits.)
   static constexpr uint32_t kInline = 16;
   /// Up to this many values a sketch keeps one key per value.
   static constexpr int64_t kRawMax = 64;
@@ -37,18 +37,7 @@ class QuantileSketch {
   void Add(double v) { AddKey(KeyOf(v)); }
   /// Add a value by its bucket key (KeyOf).
   void AddKey(int32_t key);
-  void Merge(const QuantileSketch& other) {
-    // Most merges of windows built from short slices: both hold a few values, and the sum
-    // still fits in the object. Copy them inline (no call, no memcpy of unknown size).
-    if (count_ + other.count_ <= kInline && !on_heap() && &other != this) {
-      const int32_t* src = other.data();
-      for (uint32_t i = 0; i < other.size_; ++i) inline_[size_ + i] = src[i];
-      size_ += other.size_;
-      count_ += other.count_;
-      return;
-    }
-    MergeSlow(other);
-  }
+  void Merge(const QuantileSketch& other);
   /// Forget every value, keeping the memory for reuse.
   void Clear() {
     size_ = 0;
@@ -88,7 +77,6 @@ class QuantileSketch {
   const int32_t* data() const { return on_heap() ? heap_ : inline_; }
   /// The int32s in use: a key per value (raw) or a (key, count) pair per bucket.
   uint32_t used() const { return raw() ? size_ : 2 * size_; }
-  void MergeSlow(const QuantileSketch& other);
   /// Make room for `n` int32s, keeping the first used().
   void Reserve(uint32_t n);
   void Free();
