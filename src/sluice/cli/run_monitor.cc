@@ -192,7 +192,7 @@ std::optional<double> RunMonitor::Lookup(std::string_view metric, std::string_vi
   auto one = [&](size_t i) -> std::optional<double> {
     const NodeSample& a = latest_.nodes[i];
     const NodeSample& b = previous_.nodes[i];
-    const double par = nodes[i].spec.parallelism;
+    const double par = nodes[i].instances();
     const NodeStats& st = run_->stats(i);
     if (metric == "rows_per_s") {
       if (dt <= 0) return std::nullopt;
@@ -295,7 +295,7 @@ void RunMonitor::Collect(observe::CollectorSink& sink) const {
             st.committed_batches.load());
     counter("sluice_node_batches_abandoned_total", "Batches given up on.",
             st.abandoned_batches.load());
-    const double par = nodes[i].spec.parallelism;
+    const double par = nodes[i].instances();
     sink.AddGauge("sluice_node_utilization_ratio",
                   "Busy time over wall time since the run started, per instance (0-1).", labels,
                   elapsed > 0 ? static_cast<double>(st.busy_ns.load()) / 1e9 / elapsed / par : 0);
@@ -390,7 +390,7 @@ std::string RunMonitor::LiveJson() {
       n["id"] = nodes[i].spec.id;
       n["type"] = nodes[i].spec.type;
       n["kind"] = std::string(NodeKindName(nodes[i].kind()));
-      n["parallelism"] = nodes[i].spec.parallelism;
+      n["parallelism"] = nodes[i].instances();
       n["rows_in"] = st.rows_in.load();
       n["rows_out"] = st.rows_out.load();
       n["errors"] = st.errors.load();

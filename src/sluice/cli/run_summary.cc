@@ -99,7 +99,7 @@ std::string FormatRunSummary(PipelineRun& run, const Status& status) {
     const bool source = n.kind() == NodeKind::kSource;
     const bool sink = n.kind() == NodeKind::kSink;
     const double busy = static_cast<double>(s.busy_ns.load()) / 1e9;
-    const double util = elapsed > 0 ? busy / elapsed / n.spec.parallelism : 0;
+    const double util = elapsed > 0 ? busy / elapsed / n.instances() : 0;
     out +=
         fmt::format("  {:<{}}  {:<10} {:>12} {:>12} {:>8} {:>9} {:>9} {:>5.0f}%\n", n.spec.id,
                     id_width, n.spec.type, source ? "-" : WithCommas(s.rows_in.load()),
@@ -210,7 +210,7 @@ nlohmann::json RunReportJson(PipelineRun& run, const Status& status, const std::
     n["id"] = nodes[i].spec.id;
     n["type"] = nodes[i].spec.type;
     n["kind"] = std::string(NodeKindName(nodes[i].kind()));
-    n["parallelism"] = nodes[i].spec.parallelism;
+    n["parallelism"] = nodes[i].instances();
     n["rows_in"] = s.rows_in.load();
     n["rows_out"] = s.rows_out.load();
     n["bytes_in"] = s.bytes_in.load();
@@ -219,7 +219,7 @@ nlohmann::json RunReportJson(PipelineRun& run, const Status& status, const std::
     n["batches_out"] = s.batches_out.load();
     n["busy_s"] = busy;
     n["blocked_s"] = static_cast<double>(s.blocked_ns.load()) / 1e9;
-    n["utilization"] = elapsed > 0 ? busy / elapsed / nodes[i].spec.parallelism : 0.0;
+    n["utilization"] = elapsed > 0 ? busy / elapsed / nodes[i].instances() : 0.0;
     n["errors"] = s.errors.load();
     n["discarded_rows"] = s.discarded_rows.load();
     n["committed_batches"] = s.committed_batches.load();

@@ -327,8 +327,8 @@ Status ApplyOverride(YAML::Node root, const std::string& assignment) {
 }
 
 const std::vector<std::string> kTopLevelKeys = {"pipeline", "settings", "nodes", "alerts"};
-const std::vector<std::string> kSettingsKeys = {"engine", "max_parallel_nodes", "memory_limit",
-                                                "history", "metrics_listen"};
+const std::vector<std::string> kSettingsKeys = {
+    "engine", "max_parallel_nodes", "workers", "memory_limit", "history", "metrics_listen"};
 
 }  // namespace
 
@@ -527,6 +527,14 @@ Result<PipelineSpec> LoadPipelineText(const std::string& raw, const std::string&
         SLUICE_ASSIGN_OR_RETURN(auto j, ConvertOption(s, v, file, "settings: "));
         if (j.get<int64_t>() < 0) return ErrorAt(file, mark, "max_parallel_nodes must be >= 0");
         spec.settings.max_parallel_nodes = static_cast<int>(j.get<int64_t>());
+      } else if (key == "workers") {
+        OptionSpec s{"workers", OptionType::kInt, "", "", false, {}};
+        SLUICE_ASSIGN_OR_RETURN(auto j, ConvertOption(s, v, file, "settings: "));
+        if (j.get<int64_t>() < 0 || j.get<int64_t>() > 1024) {
+          return ErrorAt(file, mark,
+                         "workers must be 0 (one per CPU this process may use) to 1024");
+        }
+        spec.settings.workers = static_cast<int>(j.get<int64_t>());
       } else if (key == "memory_limit") {
         OptionSpec s{"memory_limit", OptionType::kByteSize, "", "", false, {}};
         SLUICE_ASSIGN_OR_RETURN(auto j, ConvertOption(s, v, file, "settings: "));

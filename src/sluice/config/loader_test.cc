@@ -71,6 +71,7 @@ settings:
   engine: sequential
   memory_limit: 512MiB
   max_parallel_nodes: 2
+  workers: 3
 nodes:
   src:
     type: generate
@@ -90,6 +91,7 @@ TEST(LoaderTest, LoadsSettingsNodesDefaultsAndEnv) {
   EXPECT_EQ(spec.settings.engine, EngineKind::kSequential);
   EXPECT_EQ(spec.settings.memory_limit, 512LL << 20);
   EXPECT_EQ(spec.settings.max_parallel_nodes, 2);
+  EXPECT_EQ(spec.settings.workers, 3);
   ASSERT_EQ(spec.nodes.size(), 2u);
   const NodeOptions& o = spec.nodes[0].options;
   EXPECT_EQ(o.GetInt("rows"), 5);
@@ -98,9 +100,9 @@ TEST(LoaderTest, LoadsSettingsNodesDefaultsAndEnv) {
   EXPECT_EQ(o.GetString("mode"), "fast");
   EXPECT_EQ(o.GetByteSize("limit"), 1 << 20);
   EXPECT_EQ(o.GetDurationMicros("every"), 500'000);
-  EXPECT_EQ(o.LocationOf("rows"), "p.yaml:9:11");
+  EXPECT_EQ(o.LocationOf("rows"), "p.yaml:10:11");
   EXPECT_EQ(spec.nodes[1].inputs, std::vector<std::string>{"src"});
-  EXPECT_EQ(spec.nodes[1].location, "p.yaml:12:3");
+  EXPECT_EQ(spec.nodes[1].location, "p.yaml:13:3");
 }
 
 LoadOptions WithSection() {
@@ -254,6 +256,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "bad.yaml:2:3: unknown setting 'engin' — did you mean 'engine'?"},
         BadCase{"setings: {}\nnodes: {}\n", "unknown section 'setings' — did you mean 'settings'?"},
         BadCase{"settings:\n  engine: turbo\nnodes: {}\n", "must be one of: parallel, sequential"},
+        BadCase{"settings:\n  workers: -1\nnodes: {}\n",
+                "bad.yaml:2:12: workers must be 0 (one per CPU this process may use) to 1024"},
+        BadCase{"settings:\n  worker: 2\nnodes: {}\n",
+                "bad.yaml:2:3: unknown setting 'worker' — did you mean 'workers'?"},
         BadCase{"nodes:\n  src:\n    type: generate\n    path: ${NOPE}\n",
                 "bad.yaml:4:11: environment variable 'NOPE' is not set"},
         BadCase{"nodes:\n  src:\n    type: generate\n    path: ${NOPE\n",

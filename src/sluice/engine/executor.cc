@@ -1,5 +1,6 @@
 #include "sluice/engine/executor.h"
 
+#include <pthread.h>
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
@@ -15,7 +16,6 @@
 namespace sluice {
 
 using executor_internal::BusyTimer;
-using executor_internal::LastConsumer;
 using executor_internal::NowNs;
 using executor_internal::RaiseInput;
 
@@ -35,6 +35,11 @@ int64_t ReadProcStatusKb(const char* key) {
   }
   std::fclose(f);
   return kb;
+}
+
+// Name the calling thread (top -H, perf, gdb show it); Linux keeps 15 bytes.
+void NameThread(const std::string& name) {
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
 }
 
 }  // namespace
@@ -88,7 +93,7 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
     reorderers_.back()->instance_wm.assign(
         static_cast<size_t>(n.kind() == NodeKind::kTransform ? n.spec.parallelism : 1),
         kNoWatermark);
-    const int instances = n.kind() == NodeKind::kTransform ? n.spec.parallelism : 1;
+    const int instances = n.instances();
     live_instances_.push_back(std::make_unique<std::atomic<int>>(instances));
     node_contexts_.emplace_back();
     for (int k = 0; k < instances; ++k) {
@@ -101,6 +106,12 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
       contexts_.back()->set_memory(&budget_);
       node_contexts_.back().push_back(contexts_.back().get());
     }
+  }
+  for (const Segment& seg : pipeline_->segments()) {
+    segment_states_.push_back(std::make_unique<SegmentState>());
+    segment_states_.back()->head_wm.assign(
+        std::max<size_t>(nodes[static_cast<size_t>(seg.head)].inputs.size(), 1), kNoWatermark);
+    segment_states_.back()->live.store(pipeline_->workers());
   }
   const int max_parallel = pipeline_->spec().settings.max_parallel_nodes;
   free_slots_ = max_parallel > 0 ? max_parallel : 0;
@@ -164,6 +175,10 @@ void PipelineRun::Cancel(const Status& why) {
   slot_cv_.notify_all();
   { std::lock_guard lock(done_mu_); }
   done_cv_.notify_all();
+  for (auto& state : segment_states_) {
+    { std::lock_guard lock(state->mu); }
+    state->behind.notify_all();
+  }
   stop_signal_.Notify();
 }
 
@@ -180,8 +195,7 @@ void PipelineRun::WaitForAfter(size_t node) {
   const auto done = [&] {
     for (int a : nodes[node].after) {
       const auto& w = nodes[static_cast<size_t>(a)];
-      const int instances = w.kind() == NodeKind::kTransform ? w.spec.parallelism : 1;
-      if (done_instances_[static_cast<size_t>(a)] < instances) return false;
+      if (done_instances_[static_cast<size_t>(a)] < w.instances()) return false;
     }
     return true;
   };
@@ -332,18 +346,37 @@ void PipelineRun::RequestSinkFlush() {
   }
 }
 
-bool PipelineRun::PushDownstream(size_t node, Message m) {
-  auto& n = pipeline_->nodes()[node];
+void PipelineRun::CountOut(size_t node, const Message& m) {
+  if (m.is_watermark() || m.port != 0) return;
   NodeStats& stats = *stats_[node];
-  if (!m.is_watermark() && m.port == 0) {
-    stats.rows_out.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
-    stats.bytes_out.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
-    stats.batches_out.fetch_add(1, std::memory_order_relaxed);
-  }
+  stats.rows_out.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
+  stats.bytes_out.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
+  stats.batches_out.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool PipelineRun::PushDownstream(size_t node, Message m) {
+  CountOut(node, m);
+  return PushOut(node, std::move(m), -1);
+}
+
+bool PipelineRun::PushOut(size_t node, Message m, int skip_segment) {
+  const auto& nodes = pipeline_->nodes();
+  auto& n = nodes[node];
+  NodeStats& stats = *stats_[node];
   // A batch goes to the consumers of the output it left on; a watermark to every consumer.
-  const size_t last = LastConsumer(n, m);
+  const auto goes = [&](size_t k) {
+    return (m.is_watermark() || n.output_from[k] == m.port) &&
+           (skip_segment < 0 || nodes[static_cast<size_t>(n.outputs[k])].segment != skip_segment);
+  };
+  size_t last = n.outputs.size();
+  for (size_t k = n.outputs.size(); k-- > 0;) {
+    if (goes(k)) {
+      last = k;
+      break;
+    }
+  }
   for (size_t k = 0; k <= last && k < n.outputs.size(); ++k) {
-    if (!m.is_watermark() && n.output_from[k] != m.port) continue;
+    if (!goes(k)) continue;
     Message copy = (k == last) ? std::move(m) : m;
     copy.input = n.output_ports[k];
     const auto to = static_cast<size_t>(n.outputs[k]);
@@ -554,14 +587,31 @@ Status PipelineRun::ExecuteParallel() {
     switch (nodes[i].kind()) {
       case NodeKind::kSource:
         threads.emplace_back([this, i] {
+          NameThread(pipeline_->nodes()[i].spec.id);
           if (!pipeline_->nodes()[i].after.empty()) WaitForAfter(i);
           RunSourceLoop(i, /*sequential=*/false);
           MarkDone(i);
         });
         break;
       case NodeKind::kTransform:
+        if (const int seg = nodes[i].segment; seg >= 0) {
+          // The segment's workers start with its head; FinishSegment marks its members done.
+          if (pipeline_->segments()[static_cast<size_t>(seg)].head != static_cast<int>(i)) break;
+          for (int w = 0; w < pipeline_->workers(); ++w) {
+            threads.emplace_back([this, seg, w, i] {
+              // "text+3/1": worker 1 of the segment of `text` and 3 more transforms.
+              const auto& members = pipeline_->segments()[static_cast<size_t>(seg)].members;
+              NameThread(
+                  fmt::format("{}+{}/{}", pipeline_->nodes()[i].spec.id, members.size() - 1, w));
+              RunSegmentWorker(static_cast<size_t>(seg), w);
+            });
+          }
+          break;
+        }
         for (int k = 0; k < nodes[i].spec.parallelism; ++k) {
           threads.emplace_back([this, i, k] {
+            NameThread(k == 0 ? pipeline_->nodes()[i].spec.id
+                              : fmt::format("{}/{}", pipeline_->nodes()[i].spec.id, k));
             RunTransformInstance(i, k);
             MarkDone(i);
           });
@@ -569,6 +619,7 @@ Status PipelineRun::ExecuteParallel() {
         break;
       case NodeKind::kSink:
         threads.emplace_back([this, i] {
+          NameThread(pipeline_->nodes()[i].spec.id);
           RunSink(i);
           MarkDone(i);
         });
@@ -576,134 +627,6 @@ Status PipelineRun::ExecuteParallel() {
     }
   }
   for (auto& t : threads) t.join();
-  std::lock_guard lock(error_mu_);
-  return first_error_;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sequential executor: one node at a time, depth first from each source batch.
-
-Status PipelineRun::EmitSequential(size_t node, Message m) {
-  auto& n = pipeline_->nodes()[node];
-  if (n.kind() == NodeKind::kTransform && !m.is_watermark() && m.port == 0) {
-    NodeStats& stats = *stats_[node];
-    stats.rows_out.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
-    stats.bytes_out.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
-    stats.batches_out.fetch_add(1, std::memory_order_relaxed);
-  }
-  const size_t last = LastConsumer(n, m);
-  for (size_t k = 0; k <= last && k < n.outputs.size(); ++k) {
-    if (!m.is_watermark() && n.output_from[k] != m.port) continue;
-    Message copy = (k == last) ? std::move(m) : m;
-    copy.input = n.output_ports[k];
-    SLUICE_RETURN_NOT_OK(DeliverSequential(static_cast<size_t>(n.outputs[k]), std::move(copy)));
-  }
-  return Status::OK();
-}
-
-Status PipelineRun::DeliverSequential(size_t node, Message m) {
-  if (cancelled()) return Status::Cancelled("run cancelled");
-  auto& n = pipeline_->nodes()[node];
-  NodeStats& stats = *stats_[node];
-  if (m.is_watermark()) {
-    if (n.kind() != NodeKind::kTransform) return Status::OK();
-    Reorderer& r = *reorderers_[node];  // one instance: its view is the node's
-    const int64_t min = RaiseInput(&r.input_wm, m.input, m.watermark);
-    if (min <= r.forwarded || min == INT64_MAX) return Status::OK();  // all ended: Finish
-    Transform* t = n.transforms[0].get();
-    TransformEmitter emitter(this, node, TransformEmitter::Mode::kSequential);
-    Status st = t->OnWatermark(min, &emitter);
-    if (st.ok()) st = emitter.SendDeadLetters();
-    if (!st.ok()) {
-      if (st.code() == StatusCode::kCancelled && cancelled()) return st;
-      stats.CountError(st.code());
-      return st.WithContext("node '{}' ({}): watermark", n.spec.id, n.spec.type);
-    }
-    const int64_t out = t->OutputWatermark(min);
-    r.forwarded = std::max(r.forwarded, min);
-    stats.watermark_us.store(out, std::memory_order_relaxed);
-    return EmitSequential(node, Message::Watermark(out));
-  }
-  stats.rows_in.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
-  stats.bytes_in.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
-  stats.batches_in.fetch_add(1, std::memory_order_relaxed);
-  if (stats.histograms) stats.batch_rows.Record(m.batch->num_rows());
-  AckSet keep = m.acks;
-  Status st;
-  // The node's own time: this delivery's, less the deliveries downstream that its emits ran
-  // inline (each adds its whole time to sequential_delivered_ns_), as the parallel executor,
-  // whose nodes run on threads of their own, measures it.
-  const int64_t t0 = NowNs();
-  const int64_t delivered0 = sequential_delivered_ns_;
-  if (n.kind() == NodeKind::kTransform) {
-    TransformEmitter emitter(this, node, TransformEmitter::Mode::kSequential);
-    emitter.SetInput(&m);
-    st = n.transforms[0]->Process(m.batch, m.input, &emitter);
-    if (st.ok()) st = emitter.SendDeadLetters();
-  } else {
-    st = n.sink->Write(m.batch, std::move(m.acks));
-  }
-  const int64_t elapsed = NowNs() - t0;
-  const int64_t own = elapsed - (sequential_delivered_ns_ - delivered0);
-  sequential_delivered_ns_ = delivered0 + elapsed;
-  stats.busy_ns.fetch_add(own, std::memory_order_relaxed);
-  if (stats.histograms) stats.batch_latency.Record(own);
-  if (!st.ok()) {
-    keep.Fail();
-    if (st.code() == StatusCode::kCancelled && cancelled()) return st;
-    stats.CountError(st.code());
-    if (st.message().find("node '") == std::string::npos) {
-      st = st.WithContext("node '{}' ({})", n.spec.id, n.spec.type);
-    }
-  }
-  return st;
-}
-
-Status PipelineRun::ExecuteSequential() {
-  auto& nodes = pipeline_->nodes();
-  sequential_pending_.assign(nodes.size(), {});
-  sequential_timers_.assign(nodes.size(), TimerState{});
-  // Finishes (a transform's Finish, a sink's last Flush) every node before `end` in
-  // topological order not finished yet. Their sources come before them and have run.
-  std::vector<char> finished(nodes.size(), 0);
-  const auto finish_before = [&](size_t end) {
-    for (size_t i = 0; i < end && !cancelled(); ++i) {
-      auto& n = nodes[i];
-      if (finished[i] || n.kind() == NodeKind::kSource) continue;
-      finished[i] = 1;
-      Status st;
-      if (n.kind() == NodeKind::kTransform) {
-        TransformEmitter emitter(this, i, TransformEmitter::Mode::kSequential);
-        st = n.transforms[0]->Finish(&emitter);
-        if (st.ok()) st = emitter.SendDeadLetters();
-      } else {
-        BusyTimer busy(stats_[i].get());
-        st = n.sink->Flush();
-      }
-      if (!st.ok()) Cancel(st.WithContext("node '{}' ({}): finishing", n.spec.id, n.spec.type));
-    }
-  };
-  for (size_t i = 0; i < nodes.size() && !cancelled(); ++i) {
-    if (nodes[i].kind() != NodeKind::kSource) continue;
-    // A source with `after` comes after the nodes it waits for: finish them (and everything
-    // before it in order) first.
-    if (!nodes[i].after.empty()) finish_before(i);
-    RunSourceLoop(i, /*sequential=*/true);
-  }
-  finish_before(nodes.size());
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (nodes[i].kind() != NodeKind::kSource) continue;
-    if (!cancelled()) SettleAcks(i, 0, &sequential_pending_[i]);
-    if (!sequential_pending_[i].empty() && !cancelled()) {
-      // Everything downstream has flushed; a batch still pending was kept by a node that never
-      // released it — a bug in that node, reported rather than hidden.
-      Cancel(Status::Internal("node '{}': {} batch(es) never acknowledged after flush",
-                              nodes[i].spec.id, sequential_pending_[i].size()));
-    }
-    FinishSourceAcks(i, &sequential_pending_[i]);
-    Status st = nodes[i].source->Close();
-    if (!st.ok()) Cancel(st.WithContext("node '{}': closing", nodes[i].spec.id));
-  }
   std::lock_guard lock(error_mu_);
   return first_error_;
 }

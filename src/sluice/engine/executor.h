@@ -100,15 +100,38 @@ class PipelineRun {
 
   // Parallel executor.
   bool PushDownstream(size_t node, Message m);
+  // Count `m` in `node`'s output stats (rows of its output 0).
+  void CountOut(size_t node, const Message& m);
+  // Push `m` (counted already) to the consumers of the output it left on, except those in
+  // segment `skip_segment` (-1: none); return false when cancelled.
+  bool PushOut(size_t node, Message m, int skip_segment);
   void RunTransformInstance(size_t node, int instance);
   void RunSink(size_t node);
   void NodeInstanceDone(size_t node);
   void AcquireSlot();
   void ReleaseSlot();
 
-  // Sequential executor: deliver `m` into `node` and everything downstream, depth first.
-  Status DeliverSequential(size_t node, Message m);
-  Status EmitSequential(size_t node, Message m);
+  // Deliver `m` into `node` and everything downstream, depth first, on the calling thread: the
+  // sequential executor (every node), a segment's worker (the segment's members; what leaves
+  // goes to scope->exits). EmitInline sends what `node` emitted.
+  struct InlineScope;
+  Status DeliverInline(size_t node, Message m, InlineScope* scope);
+  Status EmitInline(size_t node, Message m, InlineScope* scope);
+  Status EmitSequential(size_t node, Message m) {
+    return EmitInline(node, std::move(m), sequential_scope_.get());
+  }
+
+  // Segments (parallel executor): `workers` threads per segment, each taking the batches of
+  // the head's channel through every member (engine/segment.h).
+  struct SegmentState;
+  void RunSegmentWorker(size_t segment, int worker);
+  // Pass on what batch `seq` of the head's input made (`exits`) once everything before it
+  // has been; return false when cancelled.
+  bool DrainSegment(size_t segment, uint64_t seq, std::vector<std::pair<size_t, Message>> exits);
+  // Raise the head's input watermark to the marker's and pass on each member's that rose.
+  bool SegmentWatermark(size_t segment, const Message& marker);
+  // Once every worker has ended: Finish every member's instances, mark them done.
+  void FinishSegment(size_t segment);
   // Run the timers of transforms and sinks that are due, in topological order.
   void RunDueTimersSequential();
 
@@ -160,11 +183,10 @@ class PipelineRun {
   std::vector<std::unique_ptr<KeyPartitioner>> partitioners_;  // per node; null if not keyed
   std::vector<std::unique_ptr<Reorderer>> reorderers_;
   std::vector<std::unique_ptr<std::atomic<int>>> live_instances_;
-  std::vector<std::vector<uint64_t>> sequential_pending_;  // per source, sequential executor
-  std::vector<TimerState> sequential_timers_;              // per node, sequential executor
-  // Sequential executor: time spent in deliveries so far, so that a transform's busy time
-  // leaves out the downstream work its emits ran inline (DeliverSequential).
-  int64_t sequential_delivered_ns_ = 0;
+  std::vector<std::vector<uint64_t>> sequential_pending_;      // per source, sequential executor
+  std::vector<TimerState> sequential_timers_;                  // per node, sequential executor
+  std::unique_ptr<InlineScope> sequential_scope_;              // sequential executor
+  std::vector<std::unique_ptr<SegmentState>> segment_states_;  // per Pipeline::segments()
   Clock* clock_;
   // Raised by a source waiting at its MaxInFlight limit; idle sinks flush when it changes.
   std::atomic<int64_t> flush_generation_{0};

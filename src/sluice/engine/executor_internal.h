@@ -64,16 +64,6 @@ inline Message DeadLetterMessage(NodeStats* stats, BatchPtr dead, AckSet acks,
   return m;
 }
 
-/// Return the index of the last output of `n` that `m` goes to (its output's consumers, or
-/// every consumer for a watermark), so that one gets the message moved rather than copied;
-/// n.outputs.size() when none does.
-inline size_t LastConsumer(const PipelineNode& n, const Message& m) {
-  for (size_t k = n.outputs.size(); k-- > 0;) {
-    if (m.is_watermark() || n.output_from[k] == m.port) return k;
-  }
-  return n.outputs.size();
-}
-
 }  // namespace executor_internal
 
 /// Restores input order after a transform ran on several instances at once.
@@ -88,17 +78,43 @@ struct PipelineRun::Reorderer {
   int64_t forwarded = kNoWatermark;  // the node's output watermark so far
 };
 
+/// A thread delivering batches depth first (DeliverInline): the sequential executor, which
+/// delivers into every node, or a segment's worker, which delivers into the segment's members
+/// (their instance `instance`) and collects what leaves the segment.
+struct PipelineRun::InlineScope {
+  int segment = -1;  // -1: the sequential executor
+  int instance = 0;
+  // Time spent in deliveries so far, so that a transform's busy time leaves out the
+  // downstream work its emits ran inline.
+  int64_t delivered_ns = 0;
+  // A segment's worker: what members emitted to nodes outside (or the head's watermark
+  // markers), in order, for DrainSegment.
+  std::vector<std::pair<size_t, Message>> exits;
+};
+
+/// A segment's shared state: its exits in the order of the head's input, and its watermarks.
+struct PipelineRun::SegmentState {
+  std::mutex mu;
+  std::condition_variable behind;  // workers too far ahead of the drain wait here
+  uint64_t next = 0;               // guarded by mu: the head's next input to drain
+  std::map<uint64_t, std::vector<std::pair<size_t, Message>>> pending;  // guarded by mu
+  std::vector<int64_t> head_wm;  // guarded by mu: the head's inputs' watermarks
+  std::atomic<int> live{0};      // workers still running
+};
+
 /// Emitter for transforms: attaches the input's acks, lease and (to untagged outputs) tags to
 /// outputs, and either pushes them downstream at once, collects them (ordered parallel), or
 /// delivers them depth-first (sequential executor).
 class PipelineRun::TransformEmitter final : public Emitter {
  public:
-  enum class Mode { kPush, kCollect, kSequential };
-  TransformEmitter(PipelineRun* run, size_t node, Mode mode, int instance = 0)
+  enum class Mode { kPush, kCollect, kInline };
+  TransformEmitter(PipelineRun* run, size_t node, Mode mode, int instance = 0,
+                   InlineScope* scope = nullptr)
       : run_(run),
         node_(node),
         mode_(mode),
-        ctx_(run->node_contexts_[node][static_cast<size_t>(instance)]) {}
+        ctx_(run->node_contexts_[node][static_cast<size_t>(instance)]),
+        scope_(scope) {}
 
   void SetInput(const Message* input) { input_ = input; }
   std::vector<Message>& collected() { return collected_; }
@@ -153,8 +169,8 @@ class PipelineRun::TransformEmitter final : public Emitter {
           return Status::Cancelled("run cancelled");
         }
         return Status::OK();
-      case Mode::kSequential:
-        return run_->EmitSequential(node_, std::move(m));
+      case Mode::kInline:
+        return run_->EmitInline(node_, std::move(m), scope_);
     }
     return Status::OK();
   }
@@ -163,6 +179,7 @@ class PipelineRun::TransformEmitter final : public Emitter {
   size_t node_;
   Mode mode_;
   NodeContext* ctx_;
+  InlineScope* scope_;  // kInline
   const Message* input_ = nullptr;
   std::vector<Message> collected_;
 };

@@ -43,8 +43,8 @@ int PipelineRun::WaitMs(int64_t now, const TimerState& state) {
 Status PipelineRun::FireTransformTimer(size_t node, int instance, int64_t now, bool sequential) {
   auto& n = pipeline_->nodes()[node];
   TransformEmitter emitter(
-      this, node, sequential ? TransformEmitter::Mode::kSequential : TransformEmitter::Mode::kPush,
-      instance);
+      this, node, sequential ? TransformEmitter::Mode::kInline : TransformEmitter::Mode::kPush,
+      instance, sequential ? sequential_scope_.get() : nullptr);
   Status st;
   {
     BusyTimer busy(stats_[node].get());

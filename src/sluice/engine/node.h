@@ -240,6 +240,13 @@ class Transform {
   /// Bind, before the run: a source that deletes what it read (ConsumesInput) may not feed a
   /// node that loses data, since the source deletes what the node dropped.
   virtual std::string LossyBecause() const { return {}; }
+  /// Return true when this transform, as configured and bound, handles every batch on its own:
+  /// it keeps nothing from one Process call to the next, sets no timer, holds no acks, emits
+  /// nothing from Finish, passes watermarks on unchanged, and any instance made from the same
+  /// options and bound to the same schemas emits the same for the same batch. The parallel
+  /// executor then runs it fused with such neighbours, one instance per worker, each worker
+  /// taking whole batches through the chain (a segment: docs/ARCHITECTURE.md, "Executors").
+  virtual bool BatchLocal() const { return false; }
 };
 
 /// Consume batches. Called from one thread.

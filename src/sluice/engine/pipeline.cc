@@ -326,15 +326,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
           if (!made.ok()) return AsConfigError(node.spec, made.status());
           node.transforms.push_back(std::move(*made));
         }
-        std::vector<SchemaPtr> in_schemas;
         bool all_known = true;
-        for (size_t k = 0; k < node.inputs.size(); ++k) {
-          const SchemaPtr& s = node.input_from[k] == kDeadLetterOutput
-                                   ? DeadLetterSchema()
-                                   : p->nodes_[static_cast<size_t>(node.inputs[k])].output_schema;
-          all_known = all_known && s != nullptr;
-          in_schemas.push_back(s);
-        }
+        const std::vector<SchemaPtr> in_schemas = InputSchemas(p->nodes_, node, &all_known);
         if (all_known) {
           for (auto& t : node.transforms) {
             auto bound = t->Bind(in_schemas);
@@ -438,8 +431,32 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
       stack.insert(stack.end(), down.outputs.begin(), down.outputs.end());
     }
   }
+  // The parallel executor runs chains of batch-local transforms fused, on every worker.
+  if (spec.settings.engine == EngineKind::kParallel) {
+    p->workers_ = spec.settings.workers > 0 ? spec.settings.workers : AvailableCpus();
+    p->segments_ = PlanSegments(&p->nodes_);
+    for (const Segment& s : p->segments_) {
+      for (int m : s.members) {
+        Status st = AddInstances(&p->nodes_, m, p->workers_);
+        if (!st.ok()) return AsConfigError(p->nodes_[static_cast<size_t>(m)].spec, st);
+      }
+    }
+  }
   p->spec_ = std::move(spec);
   return p;
+}
+
+std::vector<SchemaPtr> InputSchemas(const std::vector<PipelineNode>& nodes,
+                                    const PipelineNode& node, bool* all_known) {
+  std::vector<SchemaPtr> schemas;
+  for (size_t k = 0; k < node.inputs.size(); ++k) {
+    SchemaPtr s = node.input_from[k] == kDeadLetterOutput
+                      ? DeadLetterSchema()
+                      : nodes[static_cast<size_t>(node.inputs[k])].output_schema;
+    *all_known = *all_known && s != nullptr;
+    schemas.push_back(std::move(s));
+  }
+  return schemas;
 }
 
 std::string Pipeline::ToDot() const {
@@ -449,7 +466,7 @@ std::string Pipeline::ToDot() const {
                         : n.kind() == NodeKind::kSink ? "house"
                                                       : "box";
     std::string label = n.spec.id + "\\n(" + n.spec.type + ")";
-    if (n.spec.parallelism > 1) label += fmt::format(" x{}", n.spec.parallelism);
+    if (n.instances() > 1) label += fmt::format(" x{}", n.instances());
     out += fmt::format("  \"{}\" [shape={}, label=\"{}\"];\n", n.spec.id, shape, label);
   }
   for (const auto& n : nodes_) {

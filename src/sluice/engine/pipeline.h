@@ -8,6 +8,7 @@
 #include "sluice/engine/node.h"
 #include "sluice/engine/options.h"
 #include "sluice/engine/registry.h"
+#include "sluice/engine/segment.h"
 
 namespace sluice {
 
@@ -17,6 +18,9 @@ enum class EngineKind : uint8_t { kParallel, kSequential };
 struct PipelineSettings {
   EngineKind engine = EngineKind::kParallel;
   int max_parallel_nodes = 0;  ///< Nodes processing a batch at the same moment; 0 = no limit.
+  /// Threads that run each segment of batch-local transforms (parallel executor); 0: one per
+  /// CPU this process may use.
+  int workers = 0;
   int64_t memory_limit = 0;    ///< Bytes of in-flight batches; 0 = no limit.
   std::string history;         ///< Run-history location: a SQLite path or a PostgreSQL DSN.
   std::string metrics_listen;  ///< host:port for /metrics and /api/v1/run; "" = off.
@@ -71,8 +75,19 @@ struct PipelineNode {
   std::vector<int> output_from;
   std::vector<int> after;   ///< Indices of the nodes this source waits for (NodeSpec::after).
   SchemaPtr output_schema;  ///< Known before the run when every upstream schema is.
+  /// The segment (Pipeline::segments) this transform runs fused in, or -1.
+  int segment = -1;
   NodeKind kind() const { return info->kind; }
+  /// How many instances run: a transform's objects (parallelism, or a segment's workers), else 1.
+  int instances() const {
+    return kind() == NodeKind::kTransform ? static_cast<int>(transforms.size()) : 1;
+  }
 };
+
+/// Return the schemas of `node`'s inputs (null where unknown before the run), setting
+/// `*all_known` false when any is.
+std::vector<SchemaPtr> InputSchemas(const std::vector<PipelineNode>& nodes,
+                                    const PipelineNode& node, bool* all_known);
 
 /// The output of a node that carries its rejected records (Message::port).
 inline constexpr int kDeadLetterOutput = 1;
@@ -93,12 +108,19 @@ class Pipeline {
   const std::string& name() const { return spec_.name; }
   std::vector<PipelineNode>& nodes() { return nodes_; }
   const std::vector<PipelineNode>& nodes() const { return nodes_; }
+  /// The chains of batch-local transforms the parallel executor runs fused (engine/segment.h);
+  /// none under the sequential executor.
+  const std::vector<Segment>& segments() const { return segments_; }
+  /// Threads per segment: settings.workers, or the CPUs this process may use.
+  int workers() const { return workers_; }
   /// Return the graph in Graphviz DOT.
   std::string ToDot() const;
 
  private:
   PipelineSpec spec_;
   std::vector<PipelineNode> nodes_;
+  std::vector<Segment> segments_;
+  int workers_ = 1;
 };
 
 /// Return the candidate closest to `word` by edit distance when it is plausibly a typo, else "".

@@ -352,6 +352,9 @@ class CastTransform final : public Transform {
     return out->Emit(cast->Take(RowsWithout(batch->num_rows())));
   }
 
+  // Dead letters number rows across the instance's batches ("row N").
+  bool BatchLocal() const override { return on_error_ != OnError::kDeadLetter; }
+
   std::string LossyBecause() const override {
     return on_error_ == OnError::kNull
                ? "turns values it cannot convert into nulls (on_error: null)"

@@ -29,6 +29,7 @@ class SelectTransform final : public Transform {
   }
 
   std::string LossyBecause() const override { return lossy_; }
+  bool BatchLocal() const override { return true; }
 
   Status Process(const BatchPtr& batch, int input, Emitter* out) override {
     SLUICE_ASSIGN_OR_RETURN(const Plan* plan, PlanFor(batch->schema()));
@@ -73,6 +74,7 @@ class RenameTransform final : public Transform {
  public:
   RenameTransform(NodeOptions options, std::vector<std::pair<std::string, std::string>> renames)
       : options_(std::move(options)), renames_(std::move(renames)) {}
+  bool BatchLocal() const override { return true; }
 
   Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& inputs) override {
     if (inputs.empty() || inputs[0] == nullptr) return SchemaPtr{};

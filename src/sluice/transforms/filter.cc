@@ -26,6 +26,7 @@ class FilterTransform final : public Transform {
     return out->Emit(std::move(*kept));
   }
 
+  bool BatchLocal() const override { return true; }
   std::string LossyBecause() const override {
     return "drops the rows for which `where` is not true";
   }

@@ -43,6 +43,7 @@ class MapTransform final : public Transform {
   }
 
   std::string LossyBecause() const override { return lossy_; }
+  bool BatchLocal() const override { return true; }
 
   Status Process(const BatchPtr& batch, int input, Emitter* out) override {
     SLUICE_ASSIGN_OR_RETURN(const Plan* plan, PlanFor(batch->schema()));

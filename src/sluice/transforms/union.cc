@@ -54,6 +54,9 @@ class UnionTransform final : public Transform {
     return output_;
   }
 
+  // Without Bind, each instance's output schema would be its own first batch's.
+  bool BatchLocal() const override { return output_ != nullptr; }
+
   Status Process(const BatchPtr& batch, int input, Emitter* out) override {
     const SchemaPtr& schema = batch->schema();
     // Without Bind (schemas unknown before the run) the first batch sets the output schema.

@@ -56,6 +56,8 @@ class DissolveTransform final : public GeoTransform {
     return output;
   }
 
+  bool BatchLocal() const override { return false; }  // it keeps groups until Finish
+
   Status Open(NodeContext* ctx) override {
     SLUICE_RETURN_NOT_OK(GeoTransform::Open(ctx));
     const int64_t limit = ctx->memory_limit();

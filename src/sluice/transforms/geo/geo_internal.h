@@ -71,6 +71,9 @@ class GeoTransform : public Transform {
   Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& inputs) override;
   Status Process(const BatchPtr& batch, int input, Emitter* out) override;
   std::string LossyBecause() const override;
+  /// Dead letters number rows across the instance's batches ("row N"): with on_error:
+  /// dead_letter the node is not fused (Transform::BatchLocal).
+  bool BatchLocal() const override { return common_.on_error != OnError::kDeadLetter; }
 
  protected:
   /// What the node does to batches of one input schema.

@@ -1,0 +1,287 @@
+// Depth-first delivery on one thread: the sequential executor, and the parallel executor's
+// segments — chains of batch-local transforms that each of `workers` threads takes whole
+// batches through, in the order of the head's input where they leave (engine/segment.h).
+#include <algorithm>
+
+#include "sluice/engine/executor.h"
+#include "sluice/engine/executor_internal.h"
+
+namespace sluice {
+
+using executor_internal::BusyTimer;
+using executor_internal::NowNs;
+using executor_internal::RaiseInput;
+
+Status PipelineRun::EmitInline(size_t node, Message m, InlineScope* scope) {
+  auto& n = pipeline_->nodes()[node];
+  if (n.kind() == NodeKind::kTransform) CountOut(node, m);
+  // A batch goes to the consumers of the output it left on, a watermark to every consumer;
+  // in a segment, only the members are delivered to here and the rest leaves through exits.
+  const auto consumes = [&](size_t k) { return m.is_watermark() || n.output_from[k] == m.port; };
+  const auto inside = [&](size_t k) {
+    return scope->segment < 0 ||
+           pipeline_->nodes()[static_cast<size_t>(n.outputs[k])].segment == scope->segment;
+  };
+  size_t last = n.outputs.size();
+  bool leaves = false;
+  for (size_t k = 0; k < n.outputs.size(); ++k) {
+    if (!consumes(k)) continue;
+    if (inside(k)) {
+      last = k;
+    } else {
+      leaves = true;
+    }
+  }
+  if (leaves) scope->exits.emplace_back(node, m);
+  for (size_t k = 0; k <= last && k < n.outputs.size(); ++k) {
+    if (!consumes(k) || !inside(k)) continue;
+    Message copy = (k == last) ? std::move(m) : m;
+    copy.input = n.output_ports[k];
+    SLUICE_RETURN_NOT_OK(DeliverInline(static_cast<size_t>(n.outputs[k]), std::move(copy), scope));
+  }
+  return Status::OK();
+}
+
+Status PipelineRun::DeliverInline(size_t node, Message m, InlineScope* scope) {
+  if (cancelled()) return Status::Cancelled("run cancelled");
+  auto& n = pipeline_->nodes()[node];
+  NodeStats& stats = *stats_[node];
+  if (m.is_watermark()) {  // the sequential executor's (a segment's pass in DrainSegment)
+    if (n.kind() != NodeKind::kTransform) return Status::OK();
+    Reorderer& r = *reorderers_[node];  // one instance: its view is the node's
+    const int64_t min = RaiseInput(&r.input_wm, m.input, m.watermark);
+    if (min <= r.forwarded || min == INT64_MAX) return Status::OK();  // all ended: Finish
+    Transform* t = n.transforms[0].get();
+    TransformEmitter emitter(this, node, TransformEmitter::Mode::kInline, 0, scope);
+    Status st = t->OnWatermark(min, &emitter);
+    if (st.ok()) st = emitter.SendDeadLetters();
+    if (!st.ok()) {
+      if (st.code() == StatusCode::kCancelled && cancelled()) return st;
+      stats.CountError(st.code());
+      return st.WithContext("node '{}' ({}): watermark", n.spec.id, n.spec.type);
+    }
+    const int64_t out = t->OutputWatermark(min);
+    r.forwarded = std::max(r.forwarded, min);
+    stats.watermark_us.store(out, std::memory_order_relaxed);
+    return EmitInline(node, Message::Watermark(out), scope);
+  }
+  stats.rows_in.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
+  stats.bytes_in.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
+  stats.batches_in.fetch_add(1, std::memory_order_relaxed);
+  if (stats.histograms) stats.batch_rows.Record(m.batch->num_rows());
+  AckSet keep = m.acks;
+  Status st;
+  // The node's own time: this delivery's, less the deliveries downstream that its emits ran
+  // inline (each adds its whole time to delivered_ns), as the parallel executor, whose nodes
+  // run on threads of their own, measures it.
+  const int64_t t0 = NowNs();
+  const int64_t delivered0 = scope->delivered_ns;
+  if (n.kind() == NodeKind::kTransform) {
+    TransformEmitter emitter(this, node, TransformEmitter::Mode::kInline, scope->instance, scope);
+    emitter.SetInput(&m);
+    st = n.transforms[static_cast<size_t>(scope->instance)]->Process(m.batch, m.input, &emitter);
+    if (st.ok()) st = emitter.SendDeadLetters();
+  } else {
+    st = n.sink->Write(m.batch, std::move(m.acks));
+  }
+  const int64_t elapsed = NowNs() - t0;
+  const int64_t own = elapsed - (scope->delivered_ns - delivered0);
+  scope->delivered_ns = delivered0 + elapsed;
+  stats.busy_ns.fetch_add(own, std::memory_order_relaxed);
+  if (stats.histograms) stats.batch_latency.Record(own);
+  if (!st.ok()) {
+    keep.Fail();
+    if (st.code() == StatusCode::kCancelled && cancelled()) return st;
+    stats.CountError(st.code());
+    if (st.message().find("node '") == std::string::npos) {
+      st = st.WithContext("node '{}' ({})", n.spec.id, n.spec.type);
+    }
+  }
+  return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Segments (parallel executor).
+
+void PipelineRun::RunSegmentWorker(size_t segment, int worker) {
+  const Segment& seg = pipeline_->segments()[segment];
+  const auto head = static_cast<size_t>(seg.head);
+  SegmentState& state = *segment_states_[segment];
+  Channel& in = *channels_[head][0];
+  InlineScope scope;
+  scope.segment = static_cast<int>(segment);
+  scope.instance = worker;
+  // A worker may run this far ahead of the oldest batch not yet drained; what it made waits
+  // in `pending` meanwhile, so this bounds that memory.
+  const uint64_t ahead = 4 * static_cast<uint64_t>(pipeline_->workers());
+  while (true) {
+    std::optional<Message> m = in.Pop();
+    if (!m) break;
+    const uint64_t seq = m->seq;
+    {
+      std::unique_lock lock(state.mu);
+      state.behind.wait(lock, [&] { return seq < state.next + ahead || cancelled(); });
+    }
+    if (cancelled()) break;
+    if (m->is_watermark()) {
+      scope.exits.emplace_back(head, std::move(*m));
+    } else {
+      AcquireSlot();
+      Status st = DeliverInline(head, std::move(*m), &scope);
+      ReleaseSlot();
+      if (!st.ok()) {
+        if (st.code() != StatusCode::kCancelled || !cancelled()) Cancel(st);
+        break;
+      }
+    }
+    if (!DrainSegment(segment, seq, std::move(scope.exits))) break;
+    scope.exits.clear();
+  }
+  if (state.live.fetch_sub(1) == 1) FinishSegment(segment);
+}
+
+bool PipelineRun::DrainSegment(size_t segment, uint64_t seq,
+                               std::vector<std::pair<size_t, Message>> exits) {
+  SegmentState& state = *segment_states_[segment];
+  const int s = static_cast<int>(segment);
+  bool ok = true;
+  {
+    std::lock_guard lock(state.mu);
+    state.pending[seq] = std::move(exits);
+    while (ok && !state.pending.empty() && state.pending.begin()->first == state.next) {
+      for (auto& [node, out] : state.pending.begin()->second) {
+        ok = ok && (out.is_watermark() ? SegmentWatermark(segment, out)
+                                       : PushOut(node, std::move(out), s));
+      }
+      state.pending.erase(state.pending.begin());
+      ++state.next;
+    }
+  }
+  state.behind.notify_all();
+  return ok;
+}
+
+bool PipelineRun::SegmentWatermark(size_t segment, const Message& marker) {
+  const Segment& seg = pipeline_->segments()[segment];
+  SegmentState& state = *segment_states_[segment];
+  const auto& nodes = pipeline_->nodes();
+  RaiseInput(&state.head_wm, marker.input, marker.watermark);
+  for (int member : seg.members) {
+    const auto i = static_cast<size_t>(member);
+    const PipelineNode& n = nodes[i];
+    int64_t in = INT64_MAX;
+    if (member == seg.head) {
+      in = *std::min_element(state.head_wm.begin(), state.head_wm.end());
+    } else {
+      for (int from : n.inputs)
+        in = std::min(in, reorderers_[static_cast<size_t>(from)]->forwarded);
+    }
+    // Every input ended (INT64_MAX): nothing to pass on, Finish follows.
+    if (in == INT64_MAX || in == kNoWatermark) continue;
+    const int64_t out = n.transforms[0]->OutputWatermark(in);
+    Reorderer& r = *reorderers_[i];
+    if (out <= r.forwarded) continue;
+    r.forwarded = out;
+    stats_[i]->watermark_us.store(out, std::memory_order_relaxed);
+    if (!PushOut(i, Message::Watermark(out), static_cast<int>(segment))) return false;
+  }
+  return true;
+}
+
+void PipelineRun::FinishSegment(size_t segment) {
+  const Segment& seg = pipeline_->segments()[segment];
+  auto& nodes = pipeline_->nodes();
+  for (int member : seg.members) {
+    const auto i = static_cast<size_t>(member);
+    auto& n = nodes[i];
+    for (int k = 0; k < n.instances() && !cancelled(); ++k) {
+      InlineScope scope;
+      scope.segment = static_cast<int>(segment);
+      scope.instance = k;
+      TransformEmitter emitter(this, i, TransformEmitter::Mode::kInline, k, &scope);
+      Status st;
+      {
+        BusyTimer busy(stats_[i].get());
+        st = n.transforms[static_cast<size_t>(k)]->Finish(&emitter);
+        if (st.ok()) st = emitter.SendDeadLetters();
+      }
+      if (!st.ok()) {
+        if (st.code() != StatusCode::kCancelled || !cancelled()) {
+          Cancel(st.WithContext("node '{}' ({}): finishing", n.spec.id, n.spec.type));
+        }
+        break;
+      }
+      for (auto& [node, out] : scope.exits) {
+        if (!PushOut(node, std::move(out), static_cast<int>(segment))) break;
+      }
+    }
+  }
+  if (cancelled()) {
+    SegmentState& state = *segment_states_[segment];
+    std::lock_guard lock(state.mu);
+    state.pending.clear();  // drop held references so their sources can settle
+  }
+  for (int member : seg.members) {
+    const auto i = static_cast<size_t>(member);
+    for (int k = 0; k < nodes[i].instances(); ++k) {
+      NodeInstanceDone(i);
+      MarkDone(i);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequential executor: one node at a time, depth first from each source batch.
+
+Status PipelineRun::ExecuteSequential() {
+  auto& nodes = pipeline_->nodes();
+  sequential_scope_ = std::make_unique<InlineScope>();
+  sequential_pending_.assign(nodes.size(), {});
+  sequential_timers_.assign(nodes.size(), TimerState{});
+  // Finishes (a transform's Finish, a sink's last Flush) every node before `end` in
+  // topological order not finished yet. Their sources come before them and have run.
+  std::vector<char> finished(nodes.size(), 0);
+  const auto finish_before = [&](size_t end) {
+    for (size_t i = 0; i < end && !cancelled(); ++i) {
+      auto& n = nodes[i];
+      if (finished[i] || n.kind() == NodeKind::kSource) continue;
+      finished[i] = 1;
+      Status st;
+      if (n.kind() == NodeKind::kTransform) {
+        TransformEmitter emitter(this, i, TransformEmitter::Mode::kInline, 0,
+                                 sequential_scope_.get());
+        st = n.transforms[0]->Finish(&emitter);
+        if (st.ok()) st = emitter.SendDeadLetters();
+      } else {
+        BusyTimer busy(stats_[i].get());
+        st = n.sink->Flush();
+      }
+      if (!st.ok()) Cancel(st.WithContext("node '{}' ({}): finishing", n.spec.id, n.spec.type));
+    }
+  };
+  for (size_t i = 0; i < nodes.size() && !cancelled(); ++i) {
+    if (nodes[i].kind() != NodeKind::kSource) continue;
+    // A source with `after` comes after the nodes it waits for: finish them (and everything
+    // before it in order) first.
+    if (!nodes[i].after.empty()) finish_before(i);
+    RunSourceLoop(i, /*sequential=*/true);
+  }
+  finish_before(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].kind() != NodeKind::kSource) continue;
+    if (!cancelled()) SettleAcks(i, 0, &sequential_pending_[i]);
+    if (!sequential_pending_[i].empty() && !cancelled()) {
+      // Everything downstream has flushed; a batch still pending was kept by a node that never
+      // released it — a bug in that node, reported rather than hidden.
+      Cancel(Status::Internal("node '{}': {} batch(es) never acknowledged after flush",
+                              nodes[i].spec.id, sequential_pending_[i].size()));
+    }
+    FinishSourceAcks(i, &sequential_pending_[i]);
+    Status st = nodes[i].source->Close();
+    if (!st.ok()) Cancel(st.WithContext("node '{}': closing", nodes[i].spec.id));
+  }
+  std::lock_guard lock(error_mu_);
+  return first_error_;
+}
+
+}  // namespace sluice

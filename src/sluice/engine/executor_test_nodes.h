@@ -1,0 +1,340 @@
+#pragma once
+
+// Test nodes of the engine's tests (executor_test.cc, segment_test.cc): a counting source, a
+// recording sink, and transforms that note what they saw in a shared Journal.
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "sluice/engine/executor.h"
+
+namespace sluice::executor_test {
+
+/// One step a test node took, in the order the nodes took them (under Journal::mu).
+struct Event {
+  enum class Kind { kHold, kFlush, kCommit };
+  Kind kind;
+  int64_t first_id;  // kHold: first id of the batch a sink holds; kCommit: of the committed batch
+};
+
+/// Shared record of what the test nodes saw, keyed by node id.
+struct Journal {
+  std::mutex mu;
+  std::map<std::string, std::vector<int64_t>> rows;     // sink id -> ids written (durable)
+  std::map<std::string, std::set<uint64_t>> committed;  // source id -> seqs committed
+  std::map<std::string, std::set<uint64_t>> abandoned;
+  std::vector<Event> events;                          // holds, flushes and commits, in order
+  std::map<int64_t, std::set<int>> owners;            // key -> instances that saw it
+  std::map<int64_t, std::vector<int64_t>> key_order;  // key -> its ids, in the order seen
+};
+inline Journal* g_journal = nullptr;
+
+inline SchemaPtr IdSchema() { return MakeSchema({{"id", TypeId::kInt64}}); }
+
+/// Emits `rows` ids in batches of `batch` rows.
+class CountingSource : public Source {
+ public:
+  CountingSource(std::string id, int64_t rows, int64_t batch, int max_in_flight = 0,
+                 bool quiet = false, bool watermarks = false)
+      : id_(std::move(id)),
+        rows_(rows),
+        batch_(batch),
+        max_in_flight_(max_in_flight),
+        quiet_(quiet),
+        watermarks_(watermarks) {}
+  int MaxInFlight() const override { return max_in_flight_; }
+  // Ids are event times: every id below the next one was emitted.
+  int64_t Watermark() const override { return watermarks_ ? next_ : INT64_MIN; }
+  Result<BatchPtr> Next(uint64_t seq) override {
+    if (next_ >= rows_ && quiet_) {
+      // A stream with nothing new: "nothing yet" (an empty batch) after a short wait.
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      return Batch::MakeUnchecked(IdSchema(), {ColumnBuilder(TypeId::kInt64).Finish()}, 0);
+    }
+    if (next_ >= rows_) return BatchPtr{};
+    ColumnBuilder b(TypeId::kInt64);
+    const int64_t start = next_;
+    const int64_t end = std::min(rows_, next_ + batch_);
+    for (; next_ < end; ++next_) b.AppendInt64(next_);
+    first_id_[seq] = start;
+    return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, end - start);
+  }
+  Status Commit(uint64_t seq) override {
+    if (!first_id_.count(seq)) return Status::OK();  // an empty batch, settled at once
+    std::lock_guard l(g_journal->mu);
+    g_journal->committed[id_].insert(seq);
+    g_journal->events.push_back({Event::Kind::kCommit, first_id_.at(seq)});
+    return Status::OK();
+  }
+  void Abandon(uint64_t seq) override {
+    std::lock_guard l(g_journal->mu);
+    g_journal->abandoned[id_].insert(seq);
+  }
+  SchemaPtr schema() const override { return IdSchema(); }
+  int64_t EstimatedRows() const override { return rows_; }
+
+ private:
+  std::string id_;
+  int64_t rows_, batch_, next_ = 0;
+  int max_in_flight_;
+  bool quiet_;  // after its rows: empty batches forever instead of the end
+  bool watermarks_;
+  std::map<uint64_t, int64_t> first_id_;  // seq -> first id of its batch (source thread only)
+};
+
+/// Adds `add` to every id; burns a little CPU so parallel instances interleave.
+class AddTransform : public Transform {
+ public:
+  explicit AddTransform(int64_t add) : add_(add) {}
+  Status Process(const BatchPtr& in, int, Emitter* out) override {
+    ColumnBuilder b(TypeId::kInt64);
+    for (int64_t i = 0; i < in->num_rows(); ++i) b.AppendInt64(in->column(0).GetInt64(i) + add_);
+    return out->Emit(Batch::MakeUnchecked(IdSchema(), {b.Finish()}, in->num_rows()));
+  }
+  Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& in) override { return in[0]; }
+
+ private:
+  int64_t add_;
+};
+
+/// Records rows; fails on batch number `fail_at` (0-based) when >= 0; may hold acks until Flush.
+class RecordingSink : public Sink {
+ public:
+  RecordingSink(std::string id, int64_t fail_at, bool hold)
+      : id_(std::move(id)), fail_at_(fail_at), hold_(hold) {}
+  Status Write(const BatchPtr& batch, AckSet acks) override {
+    if (batches_++ == fail_at_) return Status::IOError("disk full (injected)");
+    std::vector<int64_t> ids;
+    for (int64_t i = 0; i < batch->num_rows(); ++i) ids.push_back(batch->column(0).GetInt64(i));
+    if (hold_) {
+      if (!ids.empty()) {
+        std::lock_guard l(g_journal->mu);
+        g_journal->events.push_back({Event::Kind::kHold, ids.front()});
+      }
+      held_rows_.insert(held_rows_.end(), ids.begin(), ids.end());
+      held_.push_back(std::move(acks));
+      return Status::OK();
+    }
+    std::lock_guard l(g_journal->mu);
+    auto& v = g_journal->rows[id_];
+    v.insert(v.end(), ids.begin(), ids.end());
+    return Status::OK();
+  }
+  Status Flush() override {
+    {
+      std::lock_guard l(g_journal->mu);
+      auto& v = g_journal->rows[id_];
+      v.insert(v.end(), held_rows_.begin(), held_rows_.end());
+      g_journal->events.push_back({Event::Kind::kFlush, -1});
+    }
+    held_rows_.clear();
+    held_.clear();  // releases the acks: only now may the source commit these batches
+    return Status::OK();
+  }
+
+ private:
+  std::string id_;
+  int64_t fail_at_;
+  bool hold_;
+  int64_t batches_ = 0;
+  std::vector<int64_t> held_rows_;
+  std::vector<AckSet> held_;
+};
+
+/// A stateful transform: notes which instance saw each key (id % 7) and in which order, and
+/// passes rows on.
+class OwnerTransform : public Transform {
+ public:
+  Status Open(NodeContext* ctx) override {
+    instance_ = ctx->instance();
+    return Status::OK();
+  }
+  Status Process(const BatchPtr& in, int, Emitter* out) override {
+    {
+      std::lock_guard l(g_journal->mu);
+      for (int64_t i = 0; i < in->num_rows(); ++i) {
+        const int64_t id = in->column(0).GetInt64(i);
+        g_journal->owners[id % 7].insert(instance_);
+        g_journal->key_order[id % 7].push_back(id);
+      }
+    }
+    return out->Emit(in);
+  }
+  Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& in) override { return in[0]; }
+
+ private:
+  int instance_ = 0;
+};
+
+/// Checks event time against watermarks: records each watermark it is given (journal
+/// "<id>.wm") and every row older than the watermark it had already been given ("<id>.late").
+class WatermarkCheck : public Transform {
+ public:
+  explicit WatermarkCheck(std::string id) : id_(std::move(id)) {}
+  Status Process(const BatchPtr& in, int, Emitter* out) override {
+    {
+      std::lock_guard l(g_journal->mu);
+      for (int64_t i = 0; i < in->num_rows(); ++i) {
+        if (in->column(0).GetInt64(i) < wm_) g_journal->rows[id_ + ".late"].push_back(i);
+      }
+    }
+    return out->Emit(in);  // not under the lock: it may wait for the sink, which takes it
+  }
+  Status OnWatermark(int64_t watermark, Emitter*) override {
+    wm_ = watermark;
+    std::lock_guard l(g_journal->mu);
+    g_journal->rows[id_ + ".wm"].push_back(watermark);
+    return Status::OK();
+  }
+  Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& in) override { return in[0]; }
+
+ private:
+  std::string id_;
+  int64_t wm_ = INT64_MIN;
+};
+
+/// Emits one row holding the clock's time at every tick of its timer (100 ms).
+class TickTransform : public Transform {
+ public:
+  Status Open(NodeContext* ctx) override {
+    ctx->SetTimer(100'000);
+    std::lock_guard l(g_journal->mu);
+    g_journal->rows["opened"].push_back(1);
+    return Status::OK();
+  }
+  Status Process(const BatchPtr&, int, Emitter*) override { return Status::OK(); }
+  Status OnTimer(int64_t now_us, Emitter* out) override {
+    ColumnBuilder b(TypeId::kInt64);
+    b.AppendInt64(now_us);
+    return out->Emit(Batch::MakeUnchecked(IdSchema(), {b.Finish()}, 1));
+  }
+};
+
+/// Records its timer's ticks (every 250 ms) in the journal under "<id>.ticks".
+class TickSink : public Sink {
+ public:
+  explicit TickSink(std::string id) : id_(std::move(id)) {}
+  Status Open(NodeContext* ctx) override {
+    ctx->SetTimer(250'000);
+    std::lock_guard l(g_journal->mu);
+    g_journal->rows["opened"].push_back(2);
+    return Status::OK();
+  }
+  Status Write(const BatchPtr& batch, AckSet) override {
+    std::lock_guard l(g_journal->mu);
+    auto& v = g_journal->rows[id_];
+    for (int64_t i = 0; i < batch->num_rows(); ++i) v.push_back(batch->column(0).GetInt64(i));
+    return Status::OK();
+  }
+  Status OnTimer(int64_t now_us) override {
+    std::lock_guard l(g_journal->mu);
+    g_journal->rows[id_ + ".ticks"].push_back(now_us);
+    return Status::OK();
+  }
+
+ private:
+  std::string id_;
+};
+
+/// A batch-local transform (fused into segments): adds `add` to every id, after a random pause of
+/// up to `jitter_us` per batch (so that workers finish out of order); sends the rows whose id is
+/// a multiple of `reject_mod` (when > 0) to its dead-letter output; fails the batch holding id
+/// `fail_at` (when >= 0).
+class LocalAddTransform : public Transform {
+ public:
+  LocalAddTransform(int64_t add, int64_t jitter_us, int64_t reject_mod, int64_t fail_at)
+      : add_(add), jitter_us_(jitter_us), reject_mod_(reject_mod), fail_at_(fail_at) {}
+  bool BatchLocal() const override { return true; }
+  Status Open(NodeContext* ctx) override {
+    ctx_ = ctx;
+    rng_state_ = 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(ctx->instance() + 1);
+    return Status::OK();
+  }
+  Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& in) override { return in[0]; }
+  Status Process(const BatchPtr& in, int, Emitter* out) override {
+    if (jitter_us_ > 0) {
+      rng_state_ = rng_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
+      const auto pause =
+          static_cast<int64_t>((rng_state_ >> 33) % static_cast<uint64_t>(jitter_us_));
+      std::this_thread::sleep_for(std::chrono::microseconds(pause));
+    }
+    ColumnBuilder b(TypeId::kInt64);
+    for (int64_t i = 0; i < in->num_rows(); ++i) {
+      const int64_t id = in->column(0).GetInt64(i);
+      if (id == fail_at_) return Status::IOError("id {} is cursed (injected)", id);
+      if (reject_mod_ > 0 && id % reject_mod_ == 0) {
+        ctx_->DeadLetter("row", "a multiple of " + std::to_string(reject_mod_), std::to_string(id));
+        continue;
+      }
+      b.AppendInt64(id + add_);
+    }
+    const int64_t rows = b.length();
+    return out->Emit(Batch::MakeUnchecked(IdSchema(), {b.Finish()}, rows));
+  }
+
+ private:
+  int64_t add_, jitter_us_, reject_mod_, fail_at_;
+  NodeContext* ctx_ = nullptr;
+  uint64_t rng_state_ = 0;
+};
+
+inline NodeRegistry TestRegistry() {
+  NodeRegistry r;
+  r.AddSource("count", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Source>> {
+    return std::unique_ptr<Source>(new CountingSource(
+        o.id(), o.GetInt("rows"), o.GetInt("batch"), static_cast<int>(o.GetInt("max_in_flight")),
+        o.Has("quiet") && o.GetBool("quiet"), o.Has("watermarks") && o.GetBool("watermarks")));
+  });
+  r.AddTransform(
+      "add", "test", {},
+      [](const NodeOptions& o) -> Result<std::unique_ptr<Transform>> {
+        return std::unique_ptr<Transform>(new AddTransform(o.GetInt("add")));
+      },
+      /*stateless=*/true);
+  r.AddTransform(
+      "merge", "test", {},
+      [](const NodeOptions& o) -> Result<std::unique_ptr<Transform>> {
+        return std::unique_ptr<Transform>(new AddTransform(0));
+      },
+      /*stateless=*/true, 1, -1);
+  r.AddTransform(
+      "local_add", "test", {},
+      [](const NodeOptions& o) -> Result<std::unique_ptr<Transform>> {
+        const auto get = [&](const char* k, int64_t d) { return o.Has(k) ? o.GetInt(k) : d; };
+        return std::unique_ptr<Transform>(new LocalAddTransform(
+            get("add", 0), get("jitter_us", 0), get("reject_mod", 0), get("fail_at", -1)));
+      },
+      /*stateless=*/true, 1, -1);
+  r.AddTransform(
+      "tick", "test", {},
+      [](const NodeOptions&) -> Result<std::unique_ptr<Transform>> {
+        return std::unique_ptr<Transform>(new TickTransform());
+      },
+      /*stateless=*/false);
+  r.AddTransform(
+      "own", "test", {},
+      [](const NodeOptions&) -> Result<std::unique_ptr<Transform>> {
+        return std::unique_ptr<Transform>(new OwnerTransform());
+      },
+      /*stateless=*/false);
+  r.AddTransform(
+      "wmcheck", "test", {},
+      [](const NodeOptions& o) -> Result<std::unique_ptr<Transform>> {
+        return std::unique_ptr<Transform>(new WatermarkCheck(o.id()));
+      },
+      /*stateless=*/false, 1, -1);
+  r.AddSink("tick_sink", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
+    return std::unique_ptr<Sink>(new TickSink(o.id()));
+  });
+  r.AddSink("record", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
+    return std::unique_ptr<Sink>(
+        new RecordingSink(o.id(), o.Has("fail_at") ? o.GetInt("fail_at") : -1, o.GetBool("hold")));
+  });
+  return r;
+}
+
+}  // namespace sluice::executor_test

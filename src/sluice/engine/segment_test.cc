@@ -1,0 +1,278 @@
+// Segments: chains of batch-local transforms the parallel executor runs fused on every worker.
+#include "sluice/engine/segment.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "sluice/engine/executor_test_nodes.h"
+#include "sluice/testing/matchers.h"
+#include "sluice/testing/pipelines.h"
+
+namespace sluice {
+namespace executor_test {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::StatusIs;
+using testing::TestNode;
+
+/// Writes the `record` column of dead letters into the journal (ids as text).
+class DeadLetterSink : public Sink {
+ public:
+  explicit DeadLetterSink(std::string id) : id_(std::move(id)) {}
+  Status Write(const BatchPtr& batch, AckSet) override {
+    std::lock_guard l(g_journal->mu);
+    auto& v = g_journal->rows[id_];
+    const int record = batch->schema()->FieldIndex("record");
+    for (int64_t i = 0; i < batch->num_rows(); ++i) {
+      v.push_back(std::stoll(std::string(batch->column(record).GetView(i))));
+    }
+    return Status::OK();
+  }
+
+ private:
+  std::string id_;
+};
+
+NodeRegistry Registry() {
+  NodeRegistry r = TestRegistry();
+  r.AddSink("dead_letters", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
+    return std::unique_ptr<Sink>(new DeadLetterSink(o.id()));
+  });
+  return r;
+}
+
+std::vector<int64_t> Range(int64_t from, int64_t to) {
+  std::vector<int64_t> v;
+  for (int64_t i = from; i < to; ++i) v.push_back(i);
+  return v;
+}
+
+class SegmentTest : public ::testing::Test {
+ protected:
+  void SetUp() override { g_journal = &journal_; }
+  void TearDown() override { g_journal = nullptr; }
+
+  Result<std::unique_ptr<Pipeline>> Build(std::vector<NodeSpec> nodes, int workers,
+                                          EngineKind engine = EngineKind::kParallel) {
+    PipelineSpec spec;
+    spec.name = "test";
+    spec.file = "test.yaml";
+    spec.settings.engine = engine;
+    spec.settings.workers = workers;
+    spec.nodes = std::move(nodes);
+    return Pipeline::Build(std::move(spec), registry_);
+  }
+
+  /// Run `nodes` with `workers` per segment; keep the run for its stats.
+  Status Run(std::vector<NodeSpec> nodes, int workers, EngineKind engine = EngineKind::kParallel,
+             int max_parallel_nodes = 0) {
+    PipelineSpec spec;
+    spec.name = "test";
+    spec.file = "test.yaml";
+    spec.settings.engine = engine;
+    spec.settings.workers = workers;
+    spec.settings.max_parallel_nodes = max_parallel_nodes;
+    spec.nodes = std::move(nodes);
+    auto p = Pipeline::Build(std::move(spec), registry_);
+    if (!p.ok()) return p.status();
+    pipeline_ = std::move(*p);
+    run_ = std::make_unique<PipelineRun>(pipeline_.get(), RunOptions{});
+    return run_->Execute();
+  }
+
+  const PipelineNode& Node(const Pipeline& p, const std::string& id) {
+    for (const auto& n : p.nodes()) {
+      if (n.spec.id == id) return n;
+    }
+    ADD_FAILURE() << "no node " << id;
+    return p.nodes().front();
+  }
+  NodeStats& Stats(const std::string& id) {
+    const auto& nodes = pipeline_->nodes();
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (nodes[i].spec.id == id) return run_->stats(i);
+    }
+    ADD_FAILURE() << "no node " << id;
+    return run_->stats(0);
+  }
+  std::vector<std::string> Members(const Pipeline& p, size_t segment) {
+    std::vector<std::string> ids;
+    for (int m : p.segments()[segment].members) {
+      ids.push_back(p.nodes()[static_cast<size_t>(m)].spec.id);
+    }
+    return ids;
+  }
+  std::set<uint64_t> Seqs(size_t n) {
+    std::set<uint64_t> s;
+    for (uint64_t i = 0; i < n; ++i) s.insert(i);
+    return s;
+  }
+
+  // src -> a -> {b, c} -> m -> out: a diamond of batch-local transforms.
+  std::vector<NodeSpec> Diamond(int64_t rows, int64_t jitter_us) {
+    return {TestNode("src", "count", {}, {{"rows", rows}, {"batch", 50}}),
+            TestNode("a", "local_add", {"src"}, {{"add", 0}, {"jitter_us", jitter_us}}),
+            TestNode("b", "local_add", {"a"}, {{"add", 1'000'000}, {"jitter_us", jitter_us}}),
+            TestNode("c", "local_add", {"a"}, {{"add", 2'000'000}}),
+            TestNode("m", "local_add", {"b", "c"}, {{"jitter_us", jitter_us}}),
+            TestNode("out", "record", {"m"}, {{"hold", false}})};
+  }
+
+  Journal journal_;
+  NodeRegistry registry_ = Registry();
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<PipelineRun> run_;
+};
+
+TEST_F(SegmentTest, ADiamondOfBatchLocalTransformsIsOneSegmentWithAnInstancePerWorker) {
+  ASSERT_OK_AND_ASSIGN(auto p, Build(Diamond(10, 0), 3));
+  ASSERT_EQ(p->segments().size(), 1u);
+  EXPECT_THAT(Members(*p, 0), ElementsAre("a", "b", "c", "m"));
+  EXPECT_EQ(p->nodes()[static_cast<size_t>(p->segments()[0].head)].spec.id, "a");
+  EXPECT_EQ(p->workers(), 3);
+  for (const char* id : {"a", "b", "c", "m"}) {
+    EXPECT_EQ(Node(*p, id).instances(), 3) << id;
+    EXPECT_EQ(Node(*p, id).segment, 0) << id;
+  }
+  EXPECT_EQ(Node(*p, "src").segment, -1);
+  EXPECT_EQ(Node(*p, "out").segment, -1);
+  EXPECT_THAT(p->ToDot(), HasSubstr("(local_add) x3"));
+}
+
+TEST_F(SegmentTest, SegmentsEndWhereATransformIsNotBatchLocalOrTakesInputFromOutside) {
+  ASSERT_OK_AND_ASSIGN(
+      auto p, Build({TestNode("s1", "count", {}, {{"rows", 10}, {"batch", 5}}),
+                     TestNode("s2", "count", {}, {{"rows", 10}, {"batch", 5}}),
+                     TestNode("a", "local_add", {"s1"}),
+                     TestNode("own", "own", {"a"}),            // stateful: in no segment
+                     TestNode("b", "local_add", {"own"}),      // after it: a new segment
+                     TestNode("c", "local_add", {"b", "s2"}),  // an input from outside: new
+                     TestNode("d", "local_add", {"a", "c"}),   // inputs from two segments: new
+                     TestNode("e", "local_add", {"d"}, nlohmann::json::object(), 2),  // declared
+                     TestNode("out", "record", {"e"}), TestNode("out2", "record", {"own"})},
+                    2));
+  ASSERT_EQ(p->segments().size(), 4u);
+  EXPECT_THAT(Members(*p, 0), ElementsAre("a"));
+  EXPECT_THAT(Members(*p, 1), ElementsAre("b"));
+  EXPECT_THAT(Members(*p, 2), ElementsAre("c"));
+  EXPECT_THAT(Members(*p, 3), ElementsAre("d"));
+  EXPECT_EQ(Node(*p, "own").segment, -1);
+  EXPECT_EQ(Node(*p, "own").instances(), 1);
+  // `parallelism: 2` keeps its own instances and threads.
+  EXPECT_EQ(Node(*p, "e").segment, -1);
+  EXPECT_EQ(Node(*p, "e").instances(), 2);
+}
+
+TEST_F(SegmentTest, TheSequentialExecutorHasNoSegments) {
+  ASSERT_OK_AND_ASSIGN(auto p, Build(Diamond(10, 0), 3, EngineKind::kSequential));
+  EXPECT_TRUE(p->segments().empty());
+  EXPECT_EQ(Node(*p, "a").instances(), 1);
+  EXPECT_EQ(Node(*p, "a").segment, -1);
+}
+
+TEST_F(SegmentTest, ByDefaultASegmentHasAWorkerPerCpuThisProcessMayUse) {
+  ASSERT_OK_AND_ASSIGN(auto p, Build(Diamond(10, 0), 0));
+  EXPECT_EQ(p->workers(), AvailableCpus());
+  EXPECT_EQ(Node(*p, "b").instances(), AvailableCpus());
+}
+
+TEST_F(SegmentTest, WorkersGiveTheSequentialExecutorsRowsInItsOrder) {
+  // Workers pause at random, so batches finish out of order; what leaves the segment must
+  // still be in the order of its input, each batch's outputs as depth-first delivery makes them
+  // (b's rows, then c's), which is exactly the sequential executor's output.
+  ASSERT_OK(Run(Diamond(4000, 400), 1, EngineKind::kSequential));
+  const std::vector<int64_t> sequential = journal_.rows["out"];
+  ASSERT_EQ(sequential.size(), 8000u);
+  for (int workers : {1, 3, 4}) {
+    journal_.rows.clear();
+    journal_.committed.clear();
+    ASSERT_OK(Run(Diamond(4000, 400), workers));
+    EXPECT_EQ(journal_.rows["out"], sequential) << workers << " workers";
+    EXPECT_EQ(journal_.committed["src"], Seqs(80));
+    EXPECT_TRUE(journal_.abandoned["src"].empty());
+    // Each node counts its own rows, whichever worker ran it.
+    EXPECT_EQ(Stats("a").rows_in.load(), 4000);
+    EXPECT_EQ(Stats("m").rows_in.load(), 8000);
+    EXPECT_EQ(Stats("m").rows_out.load(), 8000);
+    EXPECT_EQ(Stats("m").batches_out.load(), 160);
+  }
+}
+
+TEST_F(SegmentTest, ARejectedRecordLeavesTheSegmentOnTheDeadLetterOutput) {
+  // b rejects the multiples of 7 (of its input: a's output, ids + 0); they reach the
+  // dead-letter sink, the other rows go on, and every source batch commits once both sinks
+  // have its rows.
+  std::vector<NodeSpec> nodes = {
+      TestNode("src", "count", {}, {{"rows", 3000}, {"batch", 50}}),
+      TestNode("a", "local_add", {"src"}, {{"jitter_us", 300}}),
+      TestNode("b", "local_add", {"a"},
+               {{"add", 1}, {"reject_mod", 7}, {"jitter_us", 300}, {"on_error", "dead_letter"}}),
+      TestNode("out", "record", {"b"}, {{"hold", false}}),
+      TestNode("rejected", "dead_letters", {"b.dead_letter"})};
+  ASSERT_OK(Run(nodes, 3));
+  std::vector<int64_t> kept, rejected;
+  for (int64_t id = 0; id < 3000; ++id) (id % 7 == 0 ? rejected : kept).push_back(id);
+  for (auto& id : kept) id += 1;
+  EXPECT_EQ(journal_.rows["out"], kept);
+  EXPECT_EQ(journal_.rows["rejected"], rejected);
+  EXPECT_EQ(Stats("b").Counters().at("dead_letter_records"), static_cast<int64_t>(rejected.size()));
+  EXPECT_EQ(journal_.committed["src"], Seqs(60));
+}
+
+TEST_F(SegmentTest, AFailingMemberFailsTheRunAndLosesNoRow) {
+  // b fails on id 1234 (batch 24 of 50-row batches): the run fails naming it; the sink wrote
+  // exactly the batches before it, in order (later batches finished by other workers are
+  // dropped, not written out of turn), and every batch is committed or abandoned, none both.
+  std::vector<NodeSpec> nodes = {
+      TestNode("src", "count", {}, {{"rows", 5000}, {"batch", 50}}),
+      TestNode("a", "local_add", {"src"}, {{"jitter_us", 300}}),
+      TestNode("b", "local_add", {"a"}, {{"fail_at", 1234}, {"jitter_us", 300}}),
+      TestNode("out", "record", {"b"}, {{"hold", false}})};
+  Status st = Run(nodes, 3);
+  EXPECT_THAT(st, StatusIs(StatusCode::kIOError, HasSubstr("node 'b' (local_add)")));
+  EXPECT_THAT(st.message(), HasSubstr("id 1234 is cursed"));
+  // What the sink wrote is whole batches from the start, in order, and none from the failed
+  // batch on (those queued for it when the run failed are dropped: their sources abandon them).
+  const std::vector<int64_t>& out = journal_.rows["out"];
+  EXPECT_EQ(out, Range(0, static_cast<int64_t>(out.size())));
+  EXPECT_LE(out.size(), 1200u);
+  EXPECT_EQ(out.size() % 50, 0u);
+  for (uint64_t seq : journal_.committed["src"]) {
+    EXPECT_LT(seq * 50, out.size()) << "batch " << seq << " committed but not written";
+    EXPECT_FALSE(journal_.abandoned["src"].count(seq)) << seq;
+  }
+  EXPECT_TRUE(journal_.abandoned["src"].count(24));
+}
+
+TEST_F(SegmentTest, AWatermarkLeavesTheSegmentBehindTheRowsBeforeIt) {
+  // The source's watermark is the next id: no row may reach the check after a watermark above
+  // it, however the workers interleave.
+  std::vector<NodeSpec> nodes = {
+      TestNode("src", "count", {}, {{"rows", 4000}, {"batch", 40}, {"watermarks", true}}),
+      TestNode("a", "local_add", {"src"}, {{"jitter_us", 300}}),
+      TestNode("b", "local_add", {"a"}, {{"jitter_us", 300}}), TestNode("check", "wmcheck", {"b"}),
+      TestNode("out", "record", {"check"})};
+  ASSERT_OK(Run(nodes, 3));
+  EXPECT_TRUE(journal_.rows["check.late"].empty());
+  const auto& wm = journal_.rows["check.wm"];
+  ASSERT_GE(wm.size(), 10u);
+  EXPECT_TRUE(std::adjacent_find(wm.begin(), wm.end(), std::greater_equal<>()) == wm.end())
+      << "watermarks must rise";
+  EXPECT_GE(wm.back(), 3960);  // the last batch's may be replaced by the end-of-input marker
+  EXPECT_EQ(Stats("b").watermark_us.load(), wm.back());
+  EXPECT_EQ(journal_.rows["out"], Range(0, 4000));
+}
+
+TEST_F(SegmentTest, OneNodeAtATimeStillCompletes) {
+  // max_parallel_nodes: 1 admits one batch walk through a segment at a time (not one per
+  // member, which would deadlock on the nested calls).
+  ASSERT_OK(Run(Diamond(1000, 0), 3, EngineKind::kParallel, /*max_parallel_nodes=*/1));
+  EXPECT_EQ(journal_.rows["out"].size(), 2000u);
+  EXPECT_EQ(journal_.committed["src"], Seqs(20));
+}
+
+}  // namespace
+}  // namespace executor_test
+}  // namespace sluice
