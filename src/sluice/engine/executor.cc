@@ -175,10 +175,9 @@ void PipelineRun::Cancel(const Status& why) {
   slot_cv_.notify_all();
   { std::lock_guard lock(done_mu_); }
   done_cv_.notify_all();
-  for (auto& state : segment_states_) {
-    { std::lock_guard lock(state->mu); }
-    state->behind.notify_all();
-  }
+  // Not under the segments' locks: Cancel may be called by a drain that holds one (a keyed
+  // consumer's partition_by failing); their waits time out to see the flag (RunSegmentWorker).
+  for (auto& state : segment_states_) state->behind.notify_all();
   stop_signal_.Notify();
 }
 

@@ -2,6 +2,7 @@
 // segments — chains of batch-local transforms that each of `workers` threads takes whole
 // batches through, in the order of the head's input where they leave (engine/segment.h).
 #include <algorithm>
+#include <chrono>
 
 #include "sluice/engine/executor.h"
 #include "sluice/engine/executor_internal.h"
@@ -119,8 +120,12 @@ void PipelineRun::RunSegmentWorker(size_t segment, int worker) {
     if (!m) break;
     const uint64_t seq = m->seq;
     {
+      // Cancel notifies without the lock (it may run in a drain holding it), so a wait could
+      // miss it: wake now and then to look.
       std::unique_lock lock(state.mu);
-      state.behind.wait(lock, [&] { return seq < state.next + ahead || cancelled(); });
+      while (!state.behind.wait_for(lock, std::chrono::milliseconds(50),
+                                    [&] { return seq < state.next + ahead || cancelled(); })) {
+      }
     }
     if (cancelled()) break;
     if (m->is_watermark()) {

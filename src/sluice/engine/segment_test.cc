@@ -265,6 +265,20 @@ TEST_F(SegmentTest, AWatermarkLeavesTheSegmentBehindTheRowsBeforeIt) {
   EXPECT_EQ(journal_.rows["out"], Range(0, 4000));
 }
 
+TEST_F(SegmentTest, AKeyedConsumerWhoseKeyFailsEndsTheRunWithoutHanging) {
+  // The segment's drain splits batches for a keyed consumer; its partition_by failing cancels
+  // the run from inside the drain (which holds the segment's lock), and every worker ends.
+  std::vector<NodeSpec> nodes = {
+      TestNode("src", "count", {}, {{"rows", 5000}, {"batch", 10}}),
+      TestNode("a", "local_add", {"src"}, {{"jitter_us", 200}}),
+      TestNode("own", "own", {"a"}, nlohmann::json::object(), 2, "meter_id"),
+      TestNode("out", "record", {"own"})};
+  EXPECT_THAT(Run(nodes, 3),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("node 'own' (own): partition_by")));
+  EXPECT_TRUE(journal_.rows["out"].empty());
+  EXPECT_TRUE(journal_.committed["src"].empty());
+}
+
 TEST_F(SegmentTest, OneNodeAtATimeStillCompletes) {
   // max_parallel_nodes: 1 admits one batch walk through a segment at a time (not one per
   // member, which would deadlock on the nested calls).
