@@ -23,10 +23,11 @@ bool Channel::Push(Message message, int64_t* blocked_ns) {
     {
       std::lock_guard lock(mu_);
       if (cancelled_) return false;
-      if (!queue_.empty() && queue_.back().is_watermark() && queue_.back().input == message.input) {
+      if (CanReplaceBack(message.input)) {
         queue_.back().watermark = std::max(queue_.back().watermark, message.watermark);
         return true;
       }
+      message.seq = next_seq_++;
       queue_.push_back(std::move(message));
     }
     not_empty_.notify_one();
@@ -50,10 +51,28 @@ bool Channel::Push(Message message, int64_t* blocked_ns) {
   if (cancelled_) return false;
   bytes_ += size;
   ++batches_;
+  message.seq = next_seq_++;
   queue_.push_back(std::move(message));
   lock.unlock();
   not_empty_.notify_one();
   return true;
+}
+
+Channel::Offer Channel::PushOrClaim(Message* message) {
+  const int64_t size = message->batch->ByteSize();
+  std::unique_lock lock(mu_);
+  if (cancelled_) return Offer::kCancelled;
+  message->seq = next_seq_++;
+  if (batches_ == 0 ||
+      (batches_ < max_batches_ && (max_bytes_ <= 0 || bytes_ + size <= max_bytes_))) {
+    bytes_ += size;
+    ++batches_;
+    queue_.push_back(std::move(*message));
+    lock.unlock();
+    not_empty_.notify_one();
+    return Offer::kQueued;
+  }
+  return Offer::kClaimed;
 }
 
 std::optional<Message> Channel::Pop() {
@@ -66,7 +85,6 @@ std::optional<Message> Channel::Pop() {
     bytes_ -= m.batch->ByteSize();
     --batches_;
   }
-  m.seq = next_seq_++;
   lock.unlock();
   not_full_.notify_all();
   return m;
@@ -88,7 +106,6 @@ std::optional<Message> Channel::PopFor(int timeout_ms, bool* timed_out) {
     bytes_ -= m.batch->ByteSize();
     --batches_;
   }
-  m.seq = next_seq_++;
   lock.unlock();
   not_full_.notify_all();
   return m;
@@ -98,11 +115,12 @@ void Channel::ProducerDone(int input) {
   {
     std::lock_guard lock(mu_);
     if (input >= 0 && !cancelled_) {
-      if (!queue_.empty() && queue_.back().is_watermark() && queue_.back().input == input) {
+      if (CanReplaceBack(input)) {
         queue_.back().watermark = INT64_MAX;
       } else {
         Message end = Message::Watermark(INT64_MAX);
         end.input = input;
+        end.seq = next_seq_++;
         queue_.push_back(std::move(end));
       }
     }

@@ -31,8 +31,17 @@ class Channel {
   /// room; one that follows a marker of the same input at the back of the queue replaces it
   /// (the later watermark says all the earlier one did), so markers cannot pile up.
   bool Push(Message message, int64_t* blocked_ns);
+  /// What PushOrClaim did.
+  enum class Offer : uint8_t { kQueued, kClaimed, kCancelled };
+  /// Queue `*message` if there is room now; if not, number it as the next message (after all
+  /// that are queued, as if it had been queued and popped at once: `message->seq`) and leave it
+  /// to the caller, which then handles it itself instead of waiting — a source running a full
+  /// segment's batch on its own thread. Never waits.
+  Offer PushOrClaim(Message* message);
   /// Block until a message arrives; return nullopt at the end of the stream (every producer is
-  /// done and the queue is empty) or when cancelled. Messages are numbered in pop order.
+  /// done and the queue is empty) or when cancelled. Messages are numbered (Message::seq) in
+  /// the order they were queued, which is the order they are popped; a marker that replaces
+  /// another keeps its number.
   std::optional<Message> Pop();
   /// Like Pop, but give up after `timeout_ms` with nullopt and `*timed_out` set. After Wake,
   /// the first PopFor that finds the queue empty returns at once as if it had timed out.
@@ -51,6 +60,13 @@ class Channel {
   int64_t bytes() const;
 
  private:
+  // Return true when the back of the queue is a marker of `input` that a new one may replace:
+  // the last message numbered (none was claimed after it). Call under mu_.
+  bool CanReplaceBack(int input) const {
+    return !queue_.empty() && queue_.back().is_watermark() && queue_.back().input == input &&
+           queue_.back().seq + 1 == next_seq_;
+  }
+
   const size_t max_batches_;
   const int64_t max_bytes_;
   mutable std::mutex mu_;

@@ -78,6 +78,50 @@ TEST(ChannelTest, AWatermarkNeverOvertakesABatchPushedBeforeIt) {
   EXPECT_EQ(order, (std::vector<int64_t>{5, -1, 9}));
 }
 
+TEST(ChannelTest, AClaimedMessageIsNumberedInLineWithTheQueuedOnes) {
+  // Two batches fit; the third is claimed (not queued) and numbered after them, a marker
+  // after it, a marker replacing that marker keeps its number, and the next batch follows.
+  Channel ch(2, 0, 1);
+  int64_t blocked = 0;
+  Message a = MakeMessage(1), b = MakeMessage(1), c = MakeMessage(1);
+  EXPECT_EQ(ch.PushOrClaim(&a), Channel::Offer::kQueued);
+  EXPECT_EQ(ch.PushOrClaim(&b), Channel::Offer::kQueued);
+  EXPECT_EQ(ch.PushOrClaim(&c), Channel::Offer::kClaimed);
+  EXPECT_EQ(c.seq, 2u);
+  ASSERT_NE(c.batch, nullptr);  // left to the caller
+  ASSERT_TRUE(ch.Push(Marker(5), &blocked));
+  ASSERT_TRUE(ch.Push(Marker(7), &blocked));  // replaces the marker before it
+  std::vector<uint64_t> seqs;
+  for (int k = 0; k < 3; ++k) seqs.push_back(ch.Pop()->seq);
+  Message d = MakeMessage(1);
+  EXPECT_EQ(ch.PushOrClaim(&d), Channel::Offer::kQueued);
+  ch.ProducerDone();
+  auto last = ch.Pop();
+  ASSERT_TRUE(last.has_value());
+  seqs.push_back(last->seq);
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{0, 1, 3, 4}));
+  ch.Cancel();
+  Message e = MakeMessage(1);
+  EXPECT_EQ(ch.PushOrClaim(&e), Channel::Offer::kCancelled);
+}
+
+TEST(ChannelTest, AMarkerAfterAClaimedMessageDoesNotReplaceTheOneBeforeIt) {
+  // The claimed batch comes between the two markers: folding the second into the first would
+  // put its watermark ahead of the claimed batch's rows.
+  Channel ch(1, 0, 1);
+  int64_t blocked = 0;
+  Message a = MakeMessage(1), b = MakeMessage(1);
+  EXPECT_EQ(ch.PushOrClaim(&a), Channel::Offer::kQueued);
+  ASSERT_TRUE(ch.Push(Marker(5), &blocked));
+  EXPECT_EQ(ch.PushOrClaim(&b), Channel::Offer::kClaimed);
+  EXPECT_EQ(b.seq, 2u);
+  ASSERT_TRUE(ch.Push(Marker(7), &blocked));
+  ch.ProducerDone(0);  // the end marker may replace the last one: nothing was claimed since
+  std::vector<std::pair<uint64_t, int64_t>> got;
+  while (auto m = ch.Pop()) got.emplace_back(m->seq, m->is_watermark() ? m->watermark : -1);
+  EXPECT_EQ(got, (std::vector<std::pair<uint64_t, int64_t>>{{0, -1}, {1, 5}, {3, INT64_MAX}}));
+}
+
 TEST(ChannelTest, CancelWakesBlockedProducer) {
   Channel ch(1, 0, 1);
   int64_t blocked = 0;

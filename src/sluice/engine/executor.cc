@@ -111,6 +111,7 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
     segment_states_.push_back(std::make_unique<SegmentState>());
     segment_states_.back()->head_wm.assign(
         std::max<size_t>(nodes[static_cast<size_t>(seg.head)].inputs.size(), 1), kNoWatermark);
+    // Its threads, and the source's where it runs batches (it drains the queue once it ends).
     segment_states_.back()->live.store(pipeline_->workers());
   }
   const int max_parallel = pipeline_->spec().settings.max_parallel_nodes;
@@ -383,6 +384,20 @@ bool PipelineRun::PushOut(size_t node, Message m, int skip_segment) {
     bool ok = true;
     if (copy.is_watermark()) {
       for (auto& c : channels_[to]) ok = c->Push(copy, &blocked) && ok;  // every instance
+    } else if (const int seg = nodes[to].segment;
+               seg >= 0 && n.kind() == NodeKind::kSource &&
+               pipeline_->segments()[static_cast<size_t>(seg)].source_runs) {
+      // A full segment: the source's thread takes its batch through it rather than wait.
+      switch (channels_[to][0]->PushOrClaim(&copy)) {
+        case Channel::Offer::kQueued:
+          break;
+        case Channel::Offer::kCancelled:
+          ok = false;
+          break;
+        case Channel::Offer::kClaimed:
+          ok = RunClaimed(static_cast<size_t>(seg), std::move(copy));
+          break;
+      }
     } else if (partitioners_[to] == nullptr) {
       ok = channels_[to][0]->Push(std::move(copy), &blocked);
     } else {
@@ -596,7 +611,9 @@ Status PipelineRun::ExecuteParallel() {
         if (const int seg = nodes[i].segment; seg >= 0) {
           // The segment's workers start with its head; FinishSegment marks its members done.
           if (pipeline_->segments()[static_cast<size_t>(seg)].head != static_cast<int>(i)) break;
-          for (int w = 0; w < pipeline_->workers(); ++w) {
+          const int workers =
+              pipeline_->segments()[static_cast<size_t>(seg)].Threads(pipeline_->workers());
+          for (int w = 0; w < workers; ++w) {
             threads.emplace_back([this, seg, w, i] {
               // "text+3/1": worker 1 of the segment of `text` and 3 more transforms.
               const auto& members = pipeline_->segments()[static_cast<size_t>(seg)].members;

@@ -125,6 +125,9 @@ class PipelineRun {
   // the head's channel through every member (engine/segment.h).
   struct SegmentState;
   void RunSegmentWorker(size_t segment, int worker);
+  // The source feeding `segment` found its head's queue full (Segment::source_runs): take `m`
+  // (numbered by the channel) through the segment on this thread; false when cancelled.
+  bool RunClaimed(size_t segment, Message m);
   // Pass on what batch `seq` of the head's input made (`exits`) once everything before it
   // has been; return false when cancelled.
   bool DrainSegment(size_t segment, uint64_t seq, std::vector<std::pair<size_t, Message>> exits);

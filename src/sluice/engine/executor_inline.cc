@@ -145,6 +145,23 @@ void PipelineRun::RunSegmentWorker(size_t segment, int worker) {
   if (state.live.fetch_sub(1) == 1) FinishSegment(segment);
 }
 
+bool PipelineRun::RunClaimed(size_t segment, Message m) {
+  const Segment& seg = pipeline_->segments()[segment];
+  InlineScope scope;
+  scope.segment = static_cast<int>(segment);
+  scope.instance = pipeline_->workers() - 1;  // the source's own instance: the last
+  const uint64_t seq = m.seq;
+  stats_[static_cast<size_t>(seg.head)]->AddCounter("batches_run_by_source", 1);
+  AcquireSlot();
+  Status st = DeliverInline(static_cast<size_t>(seg.head), std::move(m), &scope);
+  ReleaseSlot();
+  if (!st.ok()) {
+    if (st.code() != StatusCode::kCancelled || !cancelled()) Cancel(st);
+    return false;
+  }
+  return DrainSegment(segment, seq, std::move(scope.exits));
+}
+
 bool PipelineRun::DrainSegment(size_t segment, uint64_t seq,
                                std::vector<std::pair<size_t, Message>> exits) {
   SegmentState& state = *segment_states_[segment];

@@ -205,8 +205,20 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
     Status st = EmitSequential(node, Message::Watermark(INT64_MAX));
     if (!st.ok()) Cancel(st);
   }
-  if (!sequential) NodeInstanceDone(node);
-  if (!sequential) FinishSourceAcks(node, &pending);
+  if (!sequential) {
+    NodeInstanceDone(node);
+    // The source's thread is one of the workers of the segments it feeds alone: now that it
+    // has ended, it drains their queues with the others (rather than leave the last batches to
+    // one core) and, if last out, finishes them.
+    const auto& segments = pipeline_->segments();
+    for (size_t s = 0; s < segments.size(); ++s) {
+      const auto head = static_cast<size_t>(segments[s].head);
+      if (segments[s].source_runs && pipeline_->nodes()[head].inputs[0] == static_cast<int>(node)) {
+        RunSegmentWorker(s, pipeline_->workers() - 1);
+      }
+    }
+    FinishSourceAcks(node, &pending);
+  }
   // The sequential executor settles acks after the downstream Finish/Flush (see below), so it
   // hands `pending` over by leaving it in the source's queue.
   if (sequential) {

@@ -17,7 +17,7 @@ bool Fusable(const PipelineNode& n) {
 
 }  // namespace
 
-std::vector<Segment> PlanSegments(std::vector<PipelineNode>* nodes) {
+std::vector<Segment> PlanSegments(std::vector<PipelineNode>* nodes, int workers) {
   std::vector<Segment> segments;
   for (size_t i = 0; i < nodes->size(); ++i) {
     PipelineNode& n = (*nodes)[i];
@@ -38,6 +38,11 @@ std::vector<Segment> PlanSegments(std::vector<PipelineNode>* nodes) {
     }
     n.segment = joined;
     segments[static_cast<size_t>(joined)].members.push_back(static_cast<int>(i));
+  }
+  for (Segment& s : segments) {
+    const PipelineNode& head = (*nodes)[static_cast<size_t>(s.head)];
+    s.source_runs = workers >= 2 && head.inputs.size() == 1 && head.input_from[0] == 0 &&
+                    (*nodes)[static_cast<size_t>(head.inputs[0])].kind() == NodeKind::kSource;
   }
   return segments;
 }

@@ -17,14 +17,23 @@ struct PipelineNode;
 struct Segment {
   int head = -1;
   std::vector<int> members;  ///< Topological order, the head first.
+  /// The head's one input is a source's rows and there are 2 workers or more: the source's
+  /// thread is one of them — when the head's queue is full it takes its new batch through the
+  /// segment itself (while the batch is in its core's cache) instead of waiting, with the last
+  /// instance of every member; once it has ended it drains the queue with the others — and the
+  /// segment has one thread fewer.
+  bool source_runs = false;
+  /// The threads the segment starts: the workers, less the source's.
+  int Threads(int workers) const { return workers - (source_runs ? 1 : 0); }
 };
 
-/// Return the segments of `nodes` (in topological order, built and bound), setting each
+/// Return the segments of `nodes` (in topological order, built and bound) for `workers` threads
+/// each (the source's among them where it runs batches: Segment::source_runs), setting each
 /// member's PipelineNode::segment. A transform joins the segment of its inputs when every
 /// input is a member of that one segment; a batch-local transform that cannot (inputs from
 /// outside, from two segments, or from a node that is not batch-local) heads a new one. A
 /// transform declared with `parallelism` or `partition_by` is in none: it keeps its instances.
-std::vector<Segment> PlanSegments(std::vector<PipelineNode>* nodes);
+std::vector<Segment> PlanSegments(std::vector<PipelineNode>* nodes, int workers);
 
 /// Give transform `node` `count` instances (PipelineNode::transforms), the new ones made from
 /// its options and bound to its input schemas like the first.
