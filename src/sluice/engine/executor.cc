@@ -59,8 +59,14 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
     idle_since_us_[i].store(-1);
     in_call_since_us_[i].store(-1);
   }
-  for (const auto& n : nodes) {
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const auto& n = nodes[i];
     if (n.kind() == NodeKind::kSource) continue;
+    // A segment's members take their input from its head's channel only.
+    if (n.segment >= 0 &&
+        pipeline_->segments()[static_cast<size_t>(n.segment)].head != static_cast<int>(i)) {
+      continue;
+    }
     const bool keyed =
         n.kind() == NodeKind::kTransform && n.spec.parallelism > 1 && !n.spec.partition_by.empty();
     channel_count_ += keyed ? n.spec.parallelism : 1;
@@ -164,10 +170,12 @@ void PipelineRun::Cancel(const Status& why) {
     std::lock_guard lock(error_mu_);
     if (first_error_.ok()) first_error_ = why.ok() ? Status::Cancelled("cancelled") : why;
   }
-  if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
-  // Ack queues first: from here on, any batch whose last reference drops (including those the
-  // channels are about to discard) counts as not delivered.
+  if (cancel_started_.exchange(true, std::memory_order_acq_rel)) return;
+  // Ack queues first, and only then the flag: a thread that sees cancelled() may drop what it
+  // holds (a batch it popped, a segment's parked outputs), and from here on any batch whose
+  // last reference drops counts as not delivered.
   for (auto& q : ack_queues_) q->Cancel();
+  cancelled_.store(true, std::memory_order_release);
   budget_.Cancel();
   for (auto& node_channels : channels_) {
     for (auto& c : node_channels) c->Cancel();
@@ -359,12 +367,13 @@ bool PipelineRun::PushDownstream(size_t node, Message m) {
   return PushOut(node, std::move(m), -1);
 }
 
-bool PipelineRun::PushOut(size_t node, Message m, int skip_segment) {
+bool PipelineRun::PushOut(size_t node, Message m, int skip_segment, int only_output) {
   const auto& nodes = pipeline_->nodes();
   auto& n = nodes[node];
   NodeStats& stats = *stats_[node];
   // A batch goes to the consumers of the output it left on; a watermark to every consumer.
   const auto goes = [&](size_t k) {
+    if (only_output >= 0) return k == static_cast<size_t>(only_output);
     return (m.is_watermark() || n.output_from[k] == m.port) &&
            (skip_segment < 0 || nodes[static_cast<size_t>(n.outputs[k])].segment != skip_segment);
   };

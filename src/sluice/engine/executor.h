@@ -103,8 +103,9 @@ class PipelineRun {
   // Count `m` in `node`'s output stats (rows of its output 0).
   void CountOut(size_t node, const Message& m);
   // Push `m` (counted already) to the consumers of the output it left on, except those in
-  // segment `skip_segment` (-1: none); return false when cancelled.
-  bool PushOut(size_t node, Message m, int skip_segment);
+  // segment `skip_segment` (-1: none), or only to `node`'s output `only_output` (>= 0);
+  // return false when cancelled.
+  bool PushOut(size_t node, Message m, int skip_segment, int only_output = -1);
   void RunTransformInstance(size_t node, int instance);
   void RunSink(size_t node);
   void NodeInstanceDone(size_t node);
@@ -124,13 +125,17 @@ class PipelineRun {
   // Segments (parallel executor): `workers` threads per segment, each taking the batches of
   // the head's channel through every member (engine/segment.h).
   struct SegmentState;
+  struct SegmentExit;
   void RunSegmentWorker(size_t segment, int worker);
+  // Wait while batch `seq` is too far ahead of the oldest not yet drained (what waits in the
+  // drain is bounded); false when cancelled.
+  bool WaitForTurn(size_t segment, uint64_t seq);
   // The source feeding `segment` found its head's queue full (Segment::source_runs): take `m`
   // (numbered by the channel) through the segment on this thread; false when cancelled.
   bool RunClaimed(size_t segment, Message m);
   // Pass on what batch `seq` of the head's input made (`exits`) once everything before it
   // has been; return false when cancelled.
-  bool DrainSegment(size_t segment, uint64_t seq, std::vector<std::pair<size_t, Message>> exits);
+  bool DrainSegment(size_t segment, uint64_t seq, std::vector<SegmentExit> exits);
   // Raise the head's input watermark to the marker's and pass on each member's that rose.
   bool SegmentWatermark(size_t segment, const Message& marker);
   // Once every worker has ended: Finish every member's instances, mark them done.
@@ -158,7 +163,8 @@ class PipelineRun {
 
   Pipeline* pipeline_;
   RunOptions options_;
-  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> cancel_started_{false};  // Cancel's once-flag
+  std::atomic<bool> cancelled_{false};       // set once the ack queues are cancelled
   std::atomic<bool> stopping_{false};
   StopSignal stop_signal_;   // notified by Stop and Cancel, for NodeContext::WaitUnlessStopping
   std::string stop_reason_;  // guarded by error_mu_

@@ -16,29 +16,34 @@ using executor_internal::RaiseInput;
 Status PipelineRun::EmitInline(size_t node, Message m, InlineScope* scope) {
   auto& n = pipeline_->nodes()[node];
   if (n.kind() == NodeKind::kTransform) CountOut(node, m);
-  // A batch goes to the consumers of the output it left on, a watermark to every consumer;
-  // in a segment, only the members are delivered to here and the rest leaves through exits.
+  if (scope->segment >= 0 && !m.is_watermark() && m.port == 0 && n.output_schema != nullptr &&
+      m.batch->schema() != n.output_schema && *m.batch->schema() == *n.output_schema) {
+    // Each worker's instance made its own schema object: send the node's one, so that
+    // consumers keying caches on it (encoders, plans) do not see a new schema every batch.
+    m.batch = Batch::MakeUnchecked(n.output_schema, m.batch->columns(), m.batch->num_rows(),
+                                   m.batch->tags());
+  }
+  // A batch goes to the consumers of the output it left on, a watermark to every consumer,
+  // in the order of the node's outputs; in a segment, only the members are delivered to here,
+  // and what goes to other nodes is collected (scope->exits) in that same order.
   const auto consumes = [&](size_t k) { return m.is_watermark() || n.output_from[k] == m.port; };
-  const auto inside = [&](size_t k) {
-    return scope->segment < 0 ||
-           pipeline_->nodes()[static_cast<size_t>(n.outputs[k])].segment == scope->segment;
-  };
   size_t last = n.outputs.size();
-  bool leaves = false;
-  for (size_t k = 0; k < n.outputs.size(); ++k) {
-    if (!consumes(k)) continue;
-    if (inside(k)) {
+  for (size_t k = n.outputs.size(); k-- > 0;) {
+    if (consumes(k)) {
       last = k;
-    } else {
-      leaves = true;
+      break;
     }
   }
-  if (leaves) scope->exits.emplace_back(node, m);
   for (size_t k = 0; k <= last && k < n.outputs.size(); ++k) {
-    if (!consumes(k) || !inside(k)) continue;
+    if (!consumes(k)) continue;
     Message copy = (k == last) ? std::move(m) : m;
+    const auto to = static_cast<size_t>(n.outputs[k]);
+    if (scope->segment >= 0 && pipeline_->nodes()[to].segment != scope->segment) {
+      scope->exits.push_back(SegmentExit{node, static_cast<int>(k), std::move(copy)});
+      continue;
+    }
     copy.input = n.output_ports[k];
-    SLUICE_RETURN_NOT_OK(DeliverInline(static_cast<size_t>(n.outputs[k]), std::move(copy), scope));
+    SLUICE_RETURN_NOT_OK(DeliverInline(to, std::move(copy), scope));
   }
   return Status::OK();
 }
@@ -112,24 +117,13 @@ void PipelineRun::RunSegmentWorker(size_t segment, int worker) {
   InlineScope scope;
   scope.segment = static_cast<int>(segment);
   scope.instance = worker;
-  // A worker may run this far ahead of the oldest batch not yet drained; what it made waits
-  // in `pending` meanwhile, so this bounds that memory.
-  const uint64_t ahead = 4 * static_cast<uint64_t>(pipeline_->workers());
   while (true) {
     std::optional<Message> m = in.Pop();
     if (!m) break;
     const uint64_t seq = m->seq;
-    {
-      // Cancel notifies without the lock (it may run in a drain holding it), so a wait could
-      // miss it: wake now and then to look.
-      std::unique_lock lock(state.mu);
-      while (!state.behind.wait_for(lock, std::chrono::milliseconds(50),
-                                    [&] { return seq < state.next + ahead || cancelled(); })) {
-      }
-    }
-    if (cancelled()) break;
+    if (!WaitForTurn(segment, seq)) break;
     if (m->is_watermark()) {
-      scope.exits.emplace_back(head, std::move(*m));
+      scope.exits.push_back(SegmentExit{head, -1, std::move(*m)});
     } else {
       AcquireSlot();
       Status st = DeliverInline(head, std::move(*m), &scope);
@@ -145,12 +139,31 @@ void PipelineRun::RunSegmentWorker(size_t segment, int worker) {
   if (state.live.fetch_sub(1) == 1) FinishSegment(segment);
 }
 
+bool PipelineRun::WaitForTurn(size_t segment, uint64_t seq) {
+  const Segment& seg = pipeline_->segments()[segment];
+  SegmentState& state = *segment_states_[segment];
+  // A batch may be this far ahead of the oldest not yet drained: what it made waits in
+  // `pending` meanwhile, so this bounds that memory. The head's queue is part of it (a batch
+  // the source claims is numbered after everything queued).
+  const uint64_t ahead =
+      4 * static_cast<uint64_t>(pipeline_->workers()) +
+      static_cast<uint64_t>(pipeline_->nodes()[static_cast<size_t>(seg.head)].spec.queue_batches);
+  // Cancel notifies without the lock (it may run in a drain holding it), so a wait could miss
+  // it: wake now and then to look.
+  std::unique_lock lock(state.mu);
+  while (!state.behind.wait_for(lock, std::chrono::milliseconds(50),
+                                [&] { return seq < state.next + ahead || cancelled(); })) {
+  }
+  return !cancelled();
+}
+
 bool PipelineRun::RunClaimed(size_t segment, Message m) {
   const Segment& seg = pipeline_->segments()[segment];
   InlineScope scope;
   scope.segment = static_cast<int>(segment);
   scope.instance = pipeline_->workers() - 1;  // the source's own instance: the last
   const uint64_t seq = m.seq;
+  if (!WaitForTurn(segment, seq)) return false;
   stats_[static_cast<size_t>(seg.head)]->AddCounter("batches_run_by_source", 1);
   AcquireSlot();
   Status st = DeliverInline(static_cast<size_t>(seg.head), std::move(m), &scope);
@@ -162,8 +175,7 @@ bool PipelineRun::RunClaimed(size_t segment, Message m) {
   return DrainSegment(segment, seq, std::move(scope.exits));
 }
 
-bool PipelineRun::DrainSegment(size_t segment, uint64_t seq,
-                               std::vector<std::pair<size_t, Message>> exits) {
+bool PipelineRun::DrainSegment(size_t segment, uint64_t seq, std::vector<SegmentExit> exits) {
   SegmentState& state = *segment_states_[segment];
   const int s = static_cast<int>(segment);
   bool ok = true;
@@ -171,9 +183,9 @@ bool PipelineRun::DrainSegment(size_t segment, uint64_t seq,
     std::lock_guard lock(state.mu);
     state.pending[seq] = std::move(exits);
     while (ok && !state.pending.empty() && state.pending.begin()->first == state.next) {
-      for (auto& [node, out] : state.pending.begin()->second) {
-        ok = ok && (out.is_watermark() ? SegmentWatermark(segment, out)
-                                       : PushOut(node, std::move(out), s));
+      for (SegmentExit& out : state.pending.begin()->second) {
+        ok = ok && (out.output < 0 ? SegmentWatermark(segment, out.message)
+                                   : PushOut(out.node, std::move(out.message), s, out.output));
       }
       state.pending.erase(state.pending.begin());
       ++state.next;
@@ -233,8 +245,10 @@ void PipelineRun::FinishSegment(size_t segment) {
         }
         break;
       }
-      for (auto& [node, out] : scope.exits) {
-        if (!PushOut(node, std::move(out), static_cast<int>(segment))) break;
+      for (SegmentExit& out : scope.exits) {
+        if (!PushOut(out.node, std::move(out.message), static_cast<int>(segment), out.output)) {
+          break;
+        }
       }
     }
   }

@@ -78,6 +78,14 @@ struct PipelineRun::Reorderer {
   int64_t forwarded = kNoWatermark;  // the node's output watermark so far
 };
 
+/// A message leaving a segment: from `node` to its output `output` (an index into
+/// PipelineNode::outputs), or, for the head's watermark markers, -1.
+struct PipelineRun::SegmentExit {
+  size_t node;
+  int output;
+  Message message;
+};
+
 /// A thread delivering batches depth first (DeliverInline): the sequential executor, which
 /// delivers into every node, or a segment's worker, which delivers into the segment's members
 /// (their instance `instance`) and collects what leaves the segment.
@@ -88,8 +96,8 @@ struct PipelineRun::InlineScope {
   // downstream work its emits ran inline.
   int64_t delivered_ns = 0;
   // A segment's worker: what members emitted to nodes outside (or the head's watermark
-  // markers), in order, for DrainSegment.
-  std::vector<std::pair<size_t, Message>> exits;
+  // markers), in the order the sequential executor would deliver it, for DrainSegment.
+  std::vector<SegmentExit> exits;
 };
 
 /// A segment's shared state: its exits in the order of the head's input, and its watermarks.
@@ -97,7 +105,7 @@ struct PipelineRun::SegmentState {
   std::mutex mu;
   std::condition_variable behind;  // workers too far ahead of the drain wait here
   uint64_t next = 0;               // guarded by mu: the head's next input to drain
-  std::map<uint64_t, std::vector<std::pair<size_t, Message>>> pending;  // guarded by mu
+  std::map<uint64_t, std::vector<SegmentExit>> pending;  // guarded by mu
   std::vector<int64_t> head_wm;  // guarded by mu: the head's inputs' watermarks
   std::atomic<int> live{0};      // workers still running
 };

@@ -243,11 +243,17 @@ class TickSink : public Sink {
 /// A batch-local transform (fused into segments): adds `add` to every id, after a random pause of
 /// up to `jitter_us` per batch (so that workers finish out of order); sends the rows whose id is
 /// a multiple of `reject_mod` (when > 0) to its dead-letter output; fails the batch holding id
-/// `fail_at` (when >= 0).
+/// `fail_at` (when >= 0); sleeps `stall_ms` on the batch holding id `stall_at` (when >= 0).
 class LocalAddTransform : public Transform {
  public:
-  LocalAddTransform(int64_t add, int64_t jitter_us, int64_t reject_mod, int64_t fail_at)
-      : add_(add), jitter_us_(jitter_us), reject_mod_(reject_mod), fail_at_(fail_at) {}
+  LocalAddTransform(int64_t add, int64_t jitter_us, int64_t reject_mod, int64_t fail_at,
+                    int64_t stall_at = -1, int64_t stall_ms = 0)
+      : add_(add),
+        jitter_us_(jitter_us),
+        reject_mod_(reject_mod),
+        fail_at_(fail_at),
+        stall_at_(stall_at),
+        stall_ms_(stall_ms) {}
   bool BatchLocal() const override { return true; }
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
@@ -266,6 +272,7 @@ class LocalAddTransform : public Transform {
     for (int64_t i = 0; i < in->num_rows(); ++i) {
       const int64_t id = in->column(0).GetInt64(i);
       if (id == fail_at_) return Status::IOError("id {} is cursed (injected)", id);
+      if (id == stall_at_) std::this_thread::sleep_for(std::chrono::milliseconds(stall_ms_));
       if (reject_mod_ > 0 && id % reject_mod_ == 0) {
         ctx_->DeadLetter("row", "a multiple of " + std::to_string(reject_mod_), std::to_string(id));
         continue;
@@ -277,7 +284,7 @@ class LocalAddTransform : public Transform {
   }
 
  private:
-  int64_t add_, jitter_us_, reject_mod_, fail_at_;
+  int64_t add_, jitter_us_, reject_mod_, fail_at_, stall_at_, stall_ms_;
   NodeContext* ctx_ = nullptr;
   uint64_t rng_state_ = 0;
 };
@@ -305,8 +312,9 @@ inline NodeRegistry TestRegistry() {
       "local_add", "test", {},
       [](const NodeOptions& o) -> Result<std::unique_ptr<Transform>> {
         const auto get = [&](const char* k, int64_t d) { return o.Has(k) ? o.GetInt(k) : d; };
-        return std::unique_ptr<Transform>(new LocalAddTransform(
-            get("add", 0), get("jitter_us", 0), get("reject_mod", 0), get("fail_at", -1)));
+        return std::unique_ptr<Transform>(
+            new LocalAddTransform(get("add", 0), get("jitter_us", 0), get("reject_mod", 0),
+                                  get("fail_at", -1), get("stall_at", -1), get("stall_ms", 0)));
       },
       /*stateless=*/true, 1, -1);
   r.AddTransform(

@@ -303,6 +303,43 @@ TEST_P(SegmentQueueTest, AWatermarkLeavesTheSegmentBehindTheRowsBeforeIt) {
 
 INSTANTIATE_TEST_SUITE_P(HeadQueues, SegmentQueueTest, ::testing::Values(8, 1));
 
+TEST_F(SegmentTest, ANodeFeedingBothAMemberAndAnOutsideNodeKeepsTheSequentialOrder) {
+  // a's rows go to b (inside) and straight to `out`, which also takes b's: the sequential
+  // executor delivers in the order of a's outputs, and so must what leaves the segment.
+  const auto nodes = [] {
+    return std::vector<NodeSpec>{
+        TestNode("src", "count", {}, {{"rows", 2000}, {"batch", 50}}),
+        TestNode("a", "local_add", {"src"}, {{"jitter_us", 300}}),
+        TestNode("b", "local_add", {"a"}, {{"add", 1'000'000}, {"jitter_us", 300}}),
+        TestNode("out", "record", {"b", "a"}, {{"hold", false}})};
+  };
+  ASSERT_OK(Run(nodes(), 1, EngineKind::kSequential));
+  const std::vector<int64_t> sequential = journal_.rows["out"];
+  ASSERT_EQ(sequential.size(), 4000u);
+  journal_.rows.clear();
+  ASSERT_OK(Run(nodes(), 3));
+  EXPECT_EQ(journal_.rows["out"], sequential);
+}
+
+TEST_F(SegmentTest, TheSourceRunningBatchesStaysWithinTheDrainsBound) {
+  // The one pool worker stalls on the first batch; the source, finding the queue full, runs
+  // the next ones itself, and their outputs wait for the first to drain. It must stop at the
+  // bound (4 x workers + the head's queue) rather than read the whole input into the drain.
+  std::vector<NodeSpec> nodes = {
+      TestNode("src", "count", {}, {{"rows", 10000}, {"batch", 50}}),
+      TestNode("a", "local_add", {"src"}, {{"stall_at", 0}, {"stall_ms", 300}}),
+      TestNode("out", "record", {"a"}, {{"hold", false}})};
+  nodes[1].queue_batches = 1;
+  nodes[2].queue_batches = 1;
+  ASSERT_OK(Run(nodes, 2));
+  EXPECT_EQ(journal_.rows["out"], Range(0, 10000));
+  EXPECT_GT(Stats("a").Counters()["batches_run_by_source"], 0);
+  // A batch of 50 int64 ids is 400 bytes: at most 4 x 2 + 1 parked, one in each queue and a
+  // few in hand (without the bound: most of the 200).
+  EXPECT_LE(run_->budget().peak(), 16 * 400)
+      << "batches in flight: " << run_->budget().peak() / 400;
+}
+
 TEST_F(SegmentTest, AKeyedConsumerWhoseKeyFailsEndsTheRunWithoutHanging) {
   // The segment's drain splits batches for a keyed consumer; its partition_by failing cancels
   // the run from inside the drain (which holds the segment's lock), and every worker ends.
