@@ -4,6 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "sluice/engine/executor_test_nodes.h"
 #include "sluice/testing/matchers.h"
 #include "sluice/testing/pipelines.h"
@@ -352,6 +355,63 @@ TEST_F(SegmentTest, AKeyedConsumerWhoseKeyFailsEndsTheRunWithoutHanging) {
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("node 'own' (own): partition_by")));
   EXPECT_TRUE(journal_.rows["out"].empty());
   EXPECT_TRUE(journal_.committed["src"].empty());
+}
+
+TEST_F(SegmentTest, AnInterruptCommitsOnlyWhatTheSinkWrote) {
+  // Interrupted mid-run while workers and the source (1-batch head queue) are taking batches
+  // through the segment: every batch the source committed is in the sink, and none of the
+  // batches in flight is both committed and abandoned.
+  std::vector<NodeSpec> nodes = {
+      TestNode("src", "count", {}, {{"rows", int64_t{1} << 40}, {"batch", 50}}),
+      TestNode("a", "local_add", {"src"}, {{"jitter_us", 200}}),
+      TestNode("b", "local_add", {"a"}, {{"jitter_us", 200}}),
+      TestNode("out", "record", {"b"}, {{"hold", false}})};
+  nodes[1].queue_batches = 1;
+  PipelineSpec spec;
+  spec.name = "test";
+  spec.file = "test.yaml";
+  spec.settings.workers = 3;
+  spec.nodes = std::move(nodes);
+  ASSERT_OK_AND_ASSIGN(auto p, Pipeline::Build(std::move(spec), registry_));
+  std::atomic<bool> interrupt{false};
+  PipelineRun run(p.get(), RunOptions{.dry_run = false, .interrupt = &interrupt});
+  std::thread stopper([&] {
+    while (run.stats(3).rows_in.load() < 5000) std::this_thread::yield();
+    interrupt = true;
+  });
+  EXPECT_THAT(run.Execute(), StatusIs(StatusCode::kCancelled, HasSubstr("interrupted")));
+  stopper.join();
+  const std::vector<int64_t>& out = journal_.rows["out"];
+  EXPECT_EQ(out, Range(0, static_cast<int64_t>(out.size())));
+  ASSERT_FALSE(journal_.committed["src"].empty());
+  for (uint64_t seq : journal_.committed["src"]) {
+    EXPECT_LT(seq * 50 + 49, out.size()) << "batch " << seq << " committed but not written";
+    EXPECT_FALSE(journal_.abandoned["src"].count(seq)) << seq;
+  }
+  EXPECT_FALSE(journal_.abandoned["src"].empty());
+}
+
+TEST_F(SegmentTest, ASourceFeedingTwoSegmentsRunsBatchesInBoth) {
+  // One source, two segments it alone feeds (as the geo workload's two buffer branches): its
+  // thread is a worker of both, and drains both once it ends.
+  std::vector<NodeSpec> nodes = {
+      TestNode("src", "count", {}, {{"rows", 5000}, {"batch", 50}}),
+      TestNode("a", "local_add", {"src"}, {{"jitter_us", 300}}),
+      TestNode("b", "local_add", {"src"}, {{"add", 1'000'000}, {"jitter_us", 300}}),
+      TestNode("out_a", "record", {"a"}, {{"hold", false}}),
+      TestNode("out_b", "record", {"b"}, {{"hold", false}})};
+  nodes[1].queue_batches = 1;
+  nodes[2].queue_batches = 1;
+  ASSERT_OK(Run(nodes, 2));
+  ASSERT_EQ(pipeline_->segments().size(), 2u);
+  EXPECT_TRUE(pipeline_->segments()[0].source_runs);
+  EXPECT_TRUE(pipeline_->segments()[1].source_runs);
+  EXPECT_EQ(journal_.rows["out_a"], Range(0, 5000));
+  EXPECT_EQ(journal_.rows["out_b"], Range(1'000'000, 1'005'000));
+  EXPECT_EQ(journal_.committed["src"], Seqs(100));
+  EXPECT_GT(Stats("a").Counters()["batches_run_by_source"] +
+                Stats("b").Counters()["batches_run_by_source"],
+            0);
 }
 
 TEST_F(SegmentTest, OneNodeAtATimeStillCompletes) {
