@@ -7,6 +7,11 @@ void NodeStats::AddPhase(const std::string& phase, int64_t nanos) {
   phases_[phase] += nanos;
 }
 
+bool NodeStats::Once(const std::string& key) {
+  std::lock_guard lock(mu_);
+  return once_.insert(key).second;
+}
+
 void NodeStats::AddCounter(const std::string& name, int64_t delta) {
   std::lock_guard lock(mu_);
   counters_[name] += delta;

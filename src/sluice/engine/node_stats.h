@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "sluice/core/status.h"
@@ -41,6 +42,9 @@ struct NodeStats {
   void AddPhase(const std::string& phase, int64_t nanos);
   /// Add `delta` to a named counter specific to the node (e.g. "retries", "files").
   void AddCounter(const std::string& name, int64_t delta);
+  /// Return true the first time any instance of the node asks with `key`, false after: a
+  /// warning logged once per node however many instances (segment workers) run it.
+  bool Once(const std::string& key);
   std::map<std::string, int64_t> Phases() const;
   std::map<std::string, int64_t> Counters() const;
   /// Count one error of the node, by kind (the status code).
@@ -53,6 +57,7 @@ struct NodeStats {
 
  private:
   mutable std::mutex mu_;
+  std::set<std::string> once_;               // guarded by mu_
   std::map<std::string, int64_t> phases_;    // guarded by mu_
   std::map<std::string, int64_t> counters_;  // guarded by mu_
   std::map<std::string, int64_t> errors_;    // guarded by mu_

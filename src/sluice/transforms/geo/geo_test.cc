@@ -31,6 +31,27 @@ TEST(Buffer, PointIsTheRegularPolygonOfFourTimesQuadrantSegmentsSidesWithItsSrid
   }
 }
 
+TEST(Buffer, DegreesAreWarnedAboutOncePerNodeWhateverItsInstances) {
+  // Two instances of one node (as a segment's workers run it) share the node's stats: a
+  // distance of 100 on EPSG:4326 is warned about once, not once per instance.
+  Harness first("buffer", {{"distance", 100}});
+  Harness second("buffer", {{"distance", 100}});
+  ASSERT_OK(first.status);
+  ASSERT_OK(second.status);
+  NodeContext shared("g", "buffer", &first.stats, &first.cancelled, false);
+  ASSERT_OK(second.t->Open(&shared));
+  ::testing::internal::CaptureStderr();
+  ASSERT_OK(first.Run(Features({{1, Ewkb("POINT (10 50)", 4326)}})));
+  ASSERT_OK(second.Run(Features({{2, Ewkb("POINT (11 51)", 4326)}})));
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  size_t warnings = 0;
+  for (size_t at = err.find("whose units are degrees"); at != std::string::npos;
+       at = err.find("whose units are degrees", at + 1)) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, 1u) << err;
+}
+
 TEST(Buffer, PointsMadeWithoutGeosAreTheBytesGeosMakes) {
   GeoThread& geo = GeoThread::Get();
   std::mt19937_64 rng(7);

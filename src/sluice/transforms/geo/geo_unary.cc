@@ -94,12 +94,14 @@ class BufferTransform final : public GeoTransform {
   }
 
  private:
-  // Once: a distance of more than one unit on a geographic CRS (EPSG 4000-4999: degrees) is
-  // almost surely metres meant — 100 "metres" would be 100 degrees. Legal, so only a warning.
+  // Once per node: a distance of more than one unit on a geographic CRS (EPSG 4000-4999: degrees)
+  // is almost surely metres meant — 100 "metres" would be 100 degrees. Legal, so only a warning.
   void WarnAboutDegrees(std::string_view wkb, double d) {
     units_checked_ = true;
     auto info = io::geom::InspectEwkb(wkb);
     if (!info.ok() || info->srid < 4000 || info->srid > 4999 || std::fabs(d) <= 1) return;
+    // Once per node, not per instance (a segment runs one on every worker).
+    if (ctx_ != nullptr && !ctx_->stats()->Once("buffer: degrees")) return;
     Log(LogLevel::kWarn,
         "buffer: distance {} on geometries in EPSG:{}, whose units are degrees; to buffer by "
         "metres, reproject to a metric CRS first (a UTM zone)",
