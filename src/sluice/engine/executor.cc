@@ -377,13 +377,7 @@ bool PipelineRun::PushOut(size_t node, Message m, int skip_segment, int only_out
     return (m.is_watermark() || n.output_from[k] == m.port) &&
            (skip_segment < 0 || nodes[static_cast<size_t>(n.outputs[k])].segment != skip_segment);
   };
-  size_t last = n.outputs.size();
-  for (size_t k = n.outputs.size(); k-- > 0;) {
-    if (goes(k)) {
-      last = k;
-      break;
-    }
-  }
+  const size_t last = executor_internal::LastOutput(n, goes);
   for (size_t k = 0; k <= last && k < n.outputs.size(); ++k) {
     if (!goes(k)) continue;
     Message copy = (k == last) ? std::move(m) : m;

@@ -27,13 +27,7 @@ Status PipelineRun::EmitInline(size_t node, Message m, InlineScope* scope) {
   // in the order of the node's outputs; in a segment, only the members are delivered to here,
   // and what goes to other nodes is collected (scope->exits) in that same order.
   const auto consumes = [&](size_t k) { return m.is_watermark() || n.output_from[k] == m.port; };
-  size_t last = n.outputs.size();
-  for (size_t k = n.outputs.size(); k-- > 0;) {
-    if (consumes(k)) {
-      last = k;
-      break;
-    }
-  }
+  const size_t last = executor_internal::LastOutput(n, consumes);
   for (size_t k = 0; k <= last && k < n.outputs.size(); ++k) {
     if (!consumes(k)) continue;
     Message copy = (k == last) ? std::move(m) : m;

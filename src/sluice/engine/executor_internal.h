@@ -64,6 +64,16 @@ inline Message DeadLetterMessage(NodeStats* stats, BatchPtr dead, AckSet acks,
   return m;
 }
 
+/// Return the index of the last of `n`'s outputs for which `goes` holds — the one a message is
+/// moved to rather than copied — or n.outputs.size() when none does.
+template <typename Goes>
+size_t LastOutput(const PipelineNode& n, Goes goes) {
+  for (size_t k = n.outputs.size(); k-- > 0;) {
+    if (goes(k)) return k;
+  }
+  return n.outputs.size();
+}
+
 }  // namespace executor_internal
 
 /// Restores input order after a transform ran on several instances at once.
