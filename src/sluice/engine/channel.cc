@@ -75,6 +75,13 @@ Channel::Offer Channel::PushOrClaim(Message* message) {
   return Offer::kClaimed;
 }
 
+bool Channel::Claim(Message* message) {
+  std::lock_guard lock(mu_);
+  if (cancelled_) return false;
+  message->seq = next_seq_++;
+  return true;
+}
+
 std::optional<Message> Channel::Pop() {
   std::unique_lock lock(mu_);
   not_empty_.wait(lock, [&] { return cancelled_ || !queue_.empty() || producers_ <= 0; });

@@ -38,6 +38,10 @@ class Channel {
   /// to the caller, which then handles it itself instead of waiting — a source running a full
   /// segment's batch on its own thread. Never waits.
   Offer PushOrClaim(Message* message);
+  /// Number `*message` as the next message without queueing it, for the caller to handle at
+  /// once — a source running every batch of a segment that has no threads of its own; false
+  /// if cancelled.
+  bool Claim(Message* message);
   /// Block until a message arrives; return nullopt at the end of the stream (every producer is
   /// done and the queue is empty) or when cancelled. Messages are numbered (Message::seq) in
   /// the order they were queued, which is the order they are popped; a marker that replaces

@@ -385,11 +385,17 @@ bool PipelineRun::PushOut(size_t node, Message m, int skip_segment, int only_out
     const auto to = static_cast<size_t>(n.outputs[k]);
     int64_t blocked = 0;
     bool ok = true;
-    if (copy.is_watermark()) {
+    const int seg = nodes[to].segment;
+    const Segment* runs = (seg >= 0 && n.kind() == NodeKind::kSource &&
+                           pipeline_->segments()[static_cast<size_t>(seg)].source_runs)
+                              ? &pipeline_->segments()[static_cast<size_t>(seg)]
+                              : nullptr;
+    if (runs != nullptr && runs->Threads(pipeline_->workers()) == 0) {
+      // One worker, the source's: every batch and watermark goes through on this thread.
+      ok = RunOnSource(static_cast<size_t>(seg), std::move(copy));
+    } else if (copy.is_watermark()) {
       for (auto& c : channels_[to]) ok = c->Push(copy, &blocked) && ok;  // every instance
-    } else if (const int seg = nodes[to].segment;
-               seg >= 0 && n.kind() == NodeKind::kSource &&
-               pipeline_->segments()[static_cast<size_t>(seg)].source_runs) {
+    } else if (runs != nullptr) {
       // A full segment: the source's thread takes its batch through it rather than wait.
       switch (channels_[to][0]->PushOrClaim(&copy)) {
         case Channel::Offer::kQueued:

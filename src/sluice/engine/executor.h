@@ -133,6 +133,9 @@ class PipelineRun {
   // The source feeding `segment` found its head's queue full (Segment::source_runs): take `m`
   // (numbered by the channel) through the segment on this thread; false when cancelled.
   bool RunClaimed(size_t segment, Message m);
+  // A segment with no threads of its own (one worker: the source's): number `m` and take it
+  // through at once, a batch by RunClaimed, a watermark in its turn; false when cancelled.
+  bool RunOnSource(size_t segment, Message m);
   // Pass on what batch `seq` of the head's input made (`exits`) once everything before it
   // has been; return false when cancelled.
   bool DrainSegment(size_t segment, uint64_t seq, std::vector<SegmentExit> exits);

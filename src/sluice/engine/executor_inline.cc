@@ -169,6 +169,16 @@ bool PipelineRun::RunClaimed(size_t segment, Message m) {
   return DrainSegment(segment, seq, std::move(scope.exits));
 }
 
+bool PipelineRun::RunOnSource(size_t segment, Message m) {
+  const auto head = static_cast<size_t>(pipeline_->segments()[segment].head);
+  if (!channels_[head][0]->Claim(&m)) return false;
+  if (!m.is_watermark()) return RunClaimed(segment, std::move(m));
+  const uint64_t seq = m.seq;
+  std::vector<SegmentExit> exits;
+  exits.push_back(SegmentExit{head, -1, std::move(m)});
+  return DrainSegment(segment, seq, std::move(exits));
+}
+
 bool PipelineRun::DrainSegment(size_t segment, uint64_t seq, std::vector<SegmentExit> exits) {
   SegmentState& state = *segment_states_[segment];
   const int s = static_cast<int>(segment);

@@ -17,11 +17,12 @@ struct PipelineNode;
 struct Segment {
   int head = -1;
   std::vector<int> members;  ///< Topological order, the head first.
-  /// The head's one input is a source's rows and there are 2 workers or more: the source's
-  /// thread is one of them — when the head's queue is full it takes its new batch through the
-  /// segment itself (while the batch is in its core's cache) instead of waiting, with the last
-  /// instance of every member; once it has ended it drains the queue with the others — and the
-  /// segment has one thread fewer.
+  /// The head's one input is a source's rows: the source's thread is one of the workers —
+  /// when the head's queue is full it takes its new batch through the segment itself (while
+  /// the batch is in its core's cache) instead of waiting, with the last instance of every
+  /// member; once it has ended it drains the queue with the others — and the segment has one
+  /// thread fewer. With one worker (one CPU) the segment has no threads: the source takes
+  /// every batch and watermark through as it makes them, as the sequential executor would.
   bool source_runs = false;
   /// The threads the segment starts: the workers, less the source's.
   int Threads(int workers) const { return workers - (source_runs ? 1 : 0); }

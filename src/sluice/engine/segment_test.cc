@@ -181,11 +181,13 @@ TEST_F(SegmentTest, SegmentsEndWhereATransformIsNotBatchLocalOrTakesInputFromOut
   EXPECT_EQ(Node(*p, "e").instances(), 2);
 }
 
-TEST_F(SegmentTest, WithOneWorkerTheSourceRunsNoBatches) {
+TEST_F(SegmentTest, WithOneWorkerTheSourceIsTheSegmentsOnlyWorker) {
+  // One CPU: handing a batch to another thread buys nothing, so the segment starts none and
+  // the source takes each batch through as it makes it (while the batch is in its cache).
   ASSERT_OK_AND_ASSIGN(auto p, Build(Diamond(10, 0), 1));
   ASSERT_EQ(p->segments().size(), 1u);
-  EXPECT_FALSE(p->segments()[0].source_runs);
-  EXPECT_EQ(p->segments()[0].Threads(1), 1);
+  EXPECT_TRUE(p->segments()[0].source_runs);
+  EXPECT_EQ(p->segments()[0].Threads(1), 0);
   EXPECT_EQ(Node(*p, "m").instances(), 1);
 }
 
@@ -200,8 +202,9 @@ TEST_F(SegmentTest, ByDefaultASegmentHasAWorkerPerCpuThisProcessMayUse) {
   ASSERT_OK_AND_ASSIGN(auto p, Build(Diamond(10, 0), 0));
   EXPECT_EQ(p->workers(), AvailableCpus());
   EXPECT_EQ(Node(*p, "b").instances(), AvailableCpus());
-  // The source runs batches itself only when there is a second CPU to share them with.
-  EXPECT_EQ(p->segments()[0].source_runs, AvailableCpus() >= 2);
+  // The source is one of the workers; on one CPU, the only one.
+  EXPECT_TRUE(p->segments()[0].source_runs);
+  EXPECT_EQ(p->segments()[0].Threads(p->workers()), AvailableCpus() - 1);
 }
 
 TEST_F(SegmentTest, WorkersGiveTheSequentialExecutorsRowsInItsOrder) {
@@ -220,6 +223,11 @@ TEST_F(SegmentTest, WorkersGiveTheSequentialExecutorsRowsInItsOrder) {
       // The source ran some batches itself, numbered in line with those the workers took.
       EXPECT_GT(Stats("a").Counters()["batches_run_by_source"], 0);
     }
+    if (workers == 1) {
+      // One worker, the source's: the segment has no threads, and the source ran every batch.
+      EXPECT_EQ(pipeline_->segments()[0].Threads(1), 0);
+      EXPECT_EQ(Stats("a").Counters()["batches_run_by_source"], 80);
+    }
     EXPECT_EQ(journal_.committed["src"], Seqs(80));
     EXPECT_TRUE(journal_.abandoned["src"].empty());
     // Each node counts its own rows, whichever worker ran it.
@@ -230,9 +238,15 @@ TEST_F(SegmentTest, WorkersGiveTheSequentialExecutorsRowsInItsOrder) {
   }
 }
 
-/// The same with the head's queue at 8 batches (the default) and at 1, where the source finds
-/// it full most of the time and takes its batches through the segment itself.
-class SegmentQueueTest : public SegmentTest, public ::testing::WithParamInterface<int64_t> {};
+/// The same on 3 workers with the head's queue at 8 batches (the default) and at 1, where the
+/// source finds it full most of the time and takes its batches through the segment itself; and
+/// on 1 worker, where the segment has no threads and the source takes every batch through.
+class SegmentQueueTest : public SegmentTest,
+                         public ::testing::WithParamInterface<std::pair<int, int64_t>> {
+ protected:
+  int Workers() const { return GetParam().first; }
+  int64_t HeadQueue() const { return GetParam().second; }
+};
 
 TEST_P(SegmentQueueTest, ARejectedRecordLeavesTheSegmentOnTheDeadLetterOutput) {
   // b rejects the multiples of 7 (of its input: a's output, ids + 0); they reach the
@@ -245,8 +259,8 @@ TEST_P(SegmentQueueTest, ARejectedRecordLeavesTheSegmentOnTheDeadLetterOutput) {
                {{"add", 1}, {"reject_mod", 7}, {"jitter_us", 300}, {"on_error", "dead_letter"}}),
       TestNode("out", "record", {"b"}, {{"hold", false}}),
       TestNode("rejected", "dead_letters", {"b.dead_letter"})};
-  nodes[1].queue_batches = GetParam();
-  ASSERT_OK(Run(nodes, 3));
+  nodes[1].queue_batches = HeadQueue();
+  ASSERT_OK(Run(nodes, Workers()));
   std::vector<int64_t> kept, rejected;
   for (int64_t id = 0; id < 3000; ++id) (id % 7 == 0 ? rejected : kept).push_back(id);
   for (auto& id : kept) id += 1;
@@ -265,8 +279,8 @@ TEST_P(SegmentQueueTest, AFailingMemberFailsTheRunAndLosesNoRow) {
       TestNode("a", "local_add", {"src"}, {{"jitter_us", 300}}),
       TestNode("b", "local_add", {"a"}, {{"fail_at", 1234}, {"jitter_us", 300}}),
       TestNode("out", "record", {"b"}, {{"hold", false}})};
-  nodes[1].queue_batches = GetParam();
-  Status st = Run(nodes, 3);
+  nodes[1].queue_batches = HeadQueue();
+  Status st = Run(nodes, Workers());
   EXPECT_THAT(st, StatusIs(StatusCode::kIOError, HasSubstr("node 'b' (local_add)")));
   EXPECT_THAT(st.message(), HasSubstr("id 1234 is cursed"));
   // What the sink wrote is whole batches from the start, in order, and none from the failed
@@ -290,8 +304,8 @@ TEST_P(SegmentQueueTest, AWatermarkLeavesTheSegmentBehindTheRowsBeforeIt) {
       TestNode("a", "local_add", {"src"}, {{"jitter_us", 300}}),
       TestNode("b", "local_add", {"a"}, {{"jitter_us", 300}}), TestNode("check", "wmcheck", {"b"}),
       TestNode("out", "record", {"check"})};
-  nodes[1].queue_batches = GetParam();
-  ASSERT_OK(Run(nodes, 3));
+  nodes[1].queue_batches = HeadQueue();
+  ASSERT_OK(Run(nodes, Workers()));
   EXPECT_TRUE(journal_.rows["check.late"].empty());
   const auto& wm = journal_.rows["check.wm"];
   ASSERT_GE(wm.size(), 10u);
@@ -304,7 +318,9 @@ TEST_P(SegmentQueueTest, AWatermarkLeavesTheSegmentBehindTheRowsBeforeIt) {
   EXPECT_EQ(journal_.rows["out"], Range(0, 4000));
 }
 
-INSTANTIATE_TEST_SUITE_P(HeadQueues, SegmentQueueTest, ::testing::Values(8, 1));
+INSTANTIATE_TEST_SUITE_P(WorkersAndHeadQueues, SegmentQueueTest,
+                         ::testing::Values(std::pair{3, int64_t{8}}, std::pair{3, int64_t{1}},
+                                           std::pair{1, int64_t{8}}));
 
 TEST_F(SegmentTest, ANodeFeedingBothAMemberAndAnOutsideNodeKeepsTheSequentialOrder) {
   // a's rows go to b (inside) and straight to `out`, which also takes b's: the sequential
@@ -359,36 +375,43 @@ TEST_F(SegmentTest, AKeyedConsumerWhoseKeyFailsEndsTheRunWithoutHanging) {
 
 TEST_F(SegmentTest, AnInterruptCommitsOnlyWhatTheSinkWrote) {
   // Interrupted mid-run while workers and the source (1-batch head queue) are taking batches
-  // through the segment: every batch the source committed is in the sink, and none of the
-  // batches in flight is both committed and abandoned.
-  std::vector<NodeSpec> nodes = {
-      TestNode("src", "count", {}, {{"rows", int64_t{1} << 40}, {"batch", 50}}),
-      TestNode("a", "local_add", {"src"}, {{"jitter_us", 200}}),
-      TestNode("b", "local_add", {"a"}, {{"jitter_us", 200}}),
-      TestNode("out", "record", {"b"}, {{"hold", false}})};
-  nodes[1].queue_batches = 1;
-  PipelineSpec spec;
-  spec.name = "test";
-  spec.file = "test.yaml";
-  spec.settings.workers = 3;
-  spec.nodes = std::move(nodes);
-  ASSERT_OK_AND_ASSIGN(auto p, Pipeline::Build(std::move(spec), registry_));
-  std::atomic<bool> interrupt{false};
-  PipelineRun run(p.get(), RunOptions{.dry_run = false, .interrupt = &interrupt});
-  std::thread stopper([&] {
-    while (run.stats(3).rows_in.load() < 5000) std::this_thread::yield();
-    interrupt = true;
-  });
-  EXPECT_THAT(run.Execute(), StatusIs(StatusCode::kCancelled, HasSubstr("interrupted")));
-  stopper.join();
-  const std::vector<int64_t>& out = journal_.rows["out"];
-  EXPECT_EQ(out, Range(0, static_cast<int64_t>(out.size())));
-  ASSERT_FALSE(journal_.committed["src"].empty());
-  for (uint64_t seq : journal_.committed["src"]) {
-    EXPECT_LT(seq * 50 + 49, out.size()) << "batch " << seq << " committed but not written";
-    EXPECT_FALSE(journal_.abandoned["src"].count(seq)) << seq;
+  // through the segment — or, on one worker, the source alone: every batch the source
+  // committed is in the sink, and none of the batches in flight is both committed and
+  // abandoned.
+  for (int workers : {3, 1}) {
+    SCOPED_TRACE(::testing::Message() << workers << " workers");
+    journal_.rows.clear();
+    journal_.committed.clear();
+    journal_.abandoned.clear();
+    std::vector<NodeSpec> nodes = {
+        TestNode("src", "count", {}, {{"rows", int64_t{1} << 40}, {"batch", 50}}),
+        TestNode("a", "local_add", {"src"}, {{"jitter_us", 200}}),
+        TestNode("b", "local_add", {"a"}, {{"jitter_us", 200}}),
+        TestNode("out", "record", {"b"}, {{"hold", false}})};
+    nodes[1].queue_batches = 1;
+    PipelineSpec spec;
+    spec.name = "test";
+    spec.file = "test.yaml";
+    spec.settings.workers = workers;
+    spec.nodes = std::move(nodes);
+    ASSERT_OK_AND_ASSIGN(auto p, Pipeline::Build(std::move(spec), registry_));
+    std::atomic<bool> interrupt{false};
+    PipelineRun run(p.get(), RunOptions{.dry_run = false, .interrupt = &interrupt});
+    std::thread stopper([&] {
+      while (run.stats(3).rows_in.load() < 5000) std::this_thread::yield();
+      interrupt = true;
+    });
+    EXPECT_THAT(run.Execute(), StatusIs(StatusCode::kCancelled, HasSubstr("interrupted")));
+    stopper.join();
+    const std::vector<int64_t>& out = journal_.rows["out"];
+    EXPECT_EQ(out, Range(0, static_cast<int64_t>(out.size())));
+    ASSERT_FALSE(journal_.committed["src"].empty());
+    for (uint64_t seq : journal_.committed["src"]) {
+      EXPECT_LT(seq * 50 + 49, out.size()) << "batch " << seq << " committed but not written";
+      EXPECT_FALSE(journal_.abandoned["src"].count(seq)) << seq;
+    }
+    EXPECT_FALSE(journal_.abandoned["src"].empty());
   }
-  EXPECT_FALSE(journal_.abandoned["src"].empty());
 }
 
 TEST_F(SegmentTest, ASourceFeedingTwoSegmentsRunsBatchesInBoth) {
