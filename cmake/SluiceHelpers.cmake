@@ -21,3 +21,21 @@ function(sluice_test name)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${ARG_LABELS}")
 endfunction()
 include(GoogleTest)
+
+# sluice_dynamic(NAME TARGET DEFINE): NAME compiles against imported library TARGET's headers
+# without linking it, and gets DEFINE="<its SONAME>" to open it by (core/dynamic_library.h).
+function(sluice_dynamic name target define)
+  get_target_property(location ${target} LOCATION)
+  execute_process(COMMAND ${CMAKE_OBJDUMP} -p "${location}" OUTPUT_VARIABLE dump)
+  string(REGEX MATCH "SONAME +([^\n ]+)" _ "${dump}")
+  set(soname "${CMAKE_MATCH_1}")
+  if(NOT soname)
+    message(FATAL_ERROR "${target}: no SONAME in ${location}")
+  endif()
+  # Read now: an imported target is seen only in the directory that found it.
+  get_target_property(includes ${target} INTERFACE_INCLUDE_DIRECTORIES)
+  if(includes)
+    target_include_directories(${name} PUBLIC ${includes})
+  endif()
+  target_compile_definitions(${name} PRIVATE ${define}="${soname}")
+endfunction()

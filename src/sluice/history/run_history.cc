@@ -1,13 +1,12 @@
 #include "sluice/history/run_history.h"
 
-#include <libpq-fe.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdlib>
 
 #include <nlohmann/json.hpp>
 
+#include "sluice/connectors/postgres/pq_api.h"
 #include "sluice/core/json_text.h"
 #include "sluice/core/time.h"
 #include "sluice/core/units.h"
@@ -19,6 +18,8 @@ bool IsPostgresLocation(std::string_view location) {
   if (location.starts_with("postgres://") || location.starts_with("postgresql://")) return true;
   // A key=value DSN is whatever libpq accepts as one; a file path ("runs.db") is not.
   if (location.find('=') == std::string_view::npos) return false;
+  // Without libpq, say PostgreSQL: connecting then names the package to install.
+  if (!pg::LoadPq().ok()) return true;
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(std::string(location).c_str(), &error);
   if (error != nullptr) PQfreemem(error);

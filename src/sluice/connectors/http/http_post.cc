@@ -1,19 +1,13 @@
 #include "sluice/connectors/http/http_post.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <cctype>
-#include <mutex>
+
+#include "sluice/connectors/http/curl_api.h"
 
 namespace sluice::http {
 
 namespace {
-
-void GlobalInitCurl() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 size_t DiscardBody(char*, size_t size, size_t nmemb, void*) { return size * nmemb; }
 
@@ -58,7 +52,7 @@ Result<int> HttpPoster::Post(const std::string& url, std::string_view body,
                              const PostOptions& options) {
   const std::string shown = RedactUrl(url);
   if (curl_ == nullptr) {
-    GlobalInitCurl();
+    SLUICE_RETURN_NOT_OK(LoadCurl());
     curl_ = curl_easy_init();
     if (curl_ == nullptr) return Status::Internal("POST {}: cannot create a curl handle", shown);
   }

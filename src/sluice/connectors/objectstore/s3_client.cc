@@ -2,8 +2,6 @@
 
 #include "sluice/connectors/objectstore/s3_client.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -13,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include "sluice/connectors/http/curl_api.h"
 #include "sluice/core/log.h"
 
 namespace sluice {
@@ -247,11 +246,6 @@ constexpr std::string_view kEmptySha256 =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 constexpr size_t kMaxErrorBody = 64 << 10;
 constexpr int kMaxParts = 10'000;
-
-void InitCurlOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -646,7 +640,7 @@ class S3Client::Impl {
 };
 
 Result<std::unique_ptr<S3Client>> S3Client::Make(S3Options options) {
-  InitCurlOnce();
+  SLUICE_RETURN_NOT_OK(http::LoadCurl());
   if (options.bucket.empty()) return Status::Invalid("S3: no bucket given");
   if (options.access_key_id.empty() && options.secret_access_key.empty()) {
     options.access_key_id = EnvOr("AWS_ACCESS_KEY_ID", "");

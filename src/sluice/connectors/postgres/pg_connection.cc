@@ -56,6 +56,10 @@ DsnParts ParseDsn(const std::string& dsn) {
     parts.dbname = dsn;
     return parts;
   }
+  if (Status st = LoadPq(); !st.ok()) {
+    parts.error = st.message();
+    return parts;
+  }
   char* err = nullptr;
   PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &err);
   if (options == nullptr) {
@@ -223,6 +227,7 @@ PgConnection::~PgConnection() {
 
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& dsn,
                                                             int64_t connect_timeout_us) {
+  SLUICE_RETURN_NOT_OK(LoadPq());
   const DsnParts parts = ParseDsn(dsn);
   if (!parts.valid) {
     return Status::ConfigError("invalid PostgreSQL DSN: {}",
@@ -245,7 +250,7 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& d
     return Status(StatusCode::kResourceExhausted,
                   "PostgreSQL: out of memory starting a connection");
   }
-  std::unique_ptr<PGconn, decltype(&PQfinish)> conn(raw, &PQfinish);
+  std::unique_ptr<PGconn, void (*)(PGconn*)> conn(raw, PQfinish);
   auto fail = [&] { return ConnectError(RedactSecrets(PQerrorMessage(raw), dsn), where); };
   if (PQstatus(raw) == CONNECTION_BAD) return fail();
 

@@ -4,8 +4,6 @@
 // line, names the server (never the password) and carries the SQLSTATE as "[SQLSTATE 42P01]";
 // the code says whether it is worth retrying (see ClassifySqlState).
 
-#include <libpq-fe.h>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -14,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sluice/connectors/postgres/pq_api.h"
 #include "sluice/core/result.h"
 
 namespace sluice::pg {

@@ -3,14 +3,13 @@
 // Binary encoding and decoding between sluice columns and PostgreSQL values: the send/recv
 // formats used by binary COPY and by binary query parameters and results.
 
-#include <libpq-fe.h>
-
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "sluice/connectors/postgres/pq_api.h"
 #include "sluice/core/batch.h"
 #include "sluice/core/column.h"
 #include "sluice/core/result.h"

@@ -19,6 +19,21 @@ void IgnoreNotice(const char* message, void* userdata) {}
 
 }  // namespace
 
+DynamicLibrary& GeosLibrary() {
+  static DynamicLibrary library(SLUICE_GEOS_C_SONAME, "libgeos-c1v5");
+  return library;
+}
+
+DynamicLibrary& ProjLibrary() {
+  static DynamicLibrary library(SLUICE_PROJ_SONAME, "libproj25");
+  return library;
+}
+
+Status LoadGeoLibraries() {
+  SLUICE_RETURN_NOT_OK(GeosLibrary().Load());
+  return ProjLibrary().Load();
+}
+
 void GeomDeleter::operator()(GEOSGeometry* g) const {
   GEOSGeom_destroy_r(GeoThread::Get().handle(), g);
 }

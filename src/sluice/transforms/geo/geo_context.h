@@ -3,12 +3,6 @@
 // Private to src/sluice/transforms/geo: each thread's GEOS and PROJ state. GEOS is used through
 // its reentrant C API only, with one context per thread; PROJ with one PJ_CONTEXT per thread.
 
-#ifndef GEOS_USE_ONLY_R_API
-#define GEOS_USE_ONLY_R_API
-#endif
-#include <geos_c.h>
-#include <proj.h>
-
 #include <map>
 #include <memory>
 #include <string>
@@ -17,6 +11,7 @@
 
 #include "sluice/core/column.h"
 #include "sluice/core/result.h"
+#include "sluice/transforms/geo/geo_api.h"
 
 namespace sluice::geo {
 

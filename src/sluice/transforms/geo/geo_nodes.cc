@@ -77,6 +77,15 @@ OptionSpec AsOption(const std::string& fallback, const std::string& doc) {
 
 const char* kAsGeometry = "The output geometry column (default: replace `column`).";
 
+/// `make`, once GEOS and PROJ are open: a node made without them is an error naming the
+/// package to install, not a crash at its first geometry.
+TransformFactory Loaded(Result<std::unique_ptr<Transform>> (*make)(const NodeOptions&)) {
+  return [make](const NodeOptions& options) -> Result<std::unique_ptr<Transform>> {
+    SLUICE_RETURN_NOT_OK(LoadGeoLibraries());
+    return make(options);
+  };
+}
+
 }  // namespace
 
 void RegisterGeoNodes(NodeRegistry* registry) {
@@ -124,7 +133,7 @@ void RegisterGeoNodes(NodeRegistry* registry) {
            {}},
           AsOption("", kAsGeometry),
       }),
-      &MakeBuffer, /*stateless=*/true);
+      Loaded(&MakeBuffer), /*stateless=*/true);
   registry->AddTransform(
       "simplify", "Simplify each geometry (Douglas-Peucker) to within a distance tolerance.",
       WithCommon({
@@ -143,23 +152,25 @@ void RegisterGeoNodes(NodeRegistry* registry) {
            {}},
           AsOption("", kAsGeometry),
       }),
-      &MakeSimplify, /*stateless=*/true);
+      Loaded(&MakeSimplify), /*stateless=*/true);
   registry->AddTransform("centroid", "Replace each geometry by its centroid (a point).",
-                         WithCommon({AsOption("", kAsGeometry)}), &MakeCentroid,
+                         WithCommon({AsOption("", kAsGeometry)}), Loaded(&MakeCentroid),
                          /*stateless=*/true);
   registry->AddTransform(
       "make_valid",
       "Repair invalid geometries (a bow-tie polygon becomes two triangles); valid ones pass "
       "unchanged.",
-      WithCommon({AsOption("", kAsGeometry)}, /*column=*/true, /*validate=*/false), &MakeMakeValid,
+      WithCommon({AsOption("", kAsGeometry)}, /*column=*/true, /*validate=*/false),
+      Loaded(&MakeMakeValid),
       /*stateless=*/true);
   registry->AddTransform(
       "area", "Add a float64 column: each geometry's area, in the square of its units.",
-      WithCommon({AsOption("area", "The added column.")}), &MakeArea, /*stateless=*/true);
+      WithCommon({AsOption("area", "The added column.")}), Loaded(&MakeArea), /*stateless=*/true);
   registry->AddTransform(
       "length",
       "Add a float64 column: each geometry's length (the perimeter of polygons), in its units.",
-      WithCommon({AsOption("length", "The added column.")}), &MakeLength, /*stateless=*/true);
+      WithCommon({AsOption("length", "The added column.")}), Loaded(&MakeLength),
+      /*stateless=*/true);
   registry->AddTransform(
       "is_valid", "Add a bool column: whether each geometry is valid (OGC rules, GEOS).",
       WithCommon({AsOption("is_valid", "The added bool column."),
@@ -171,7 +182,7 @@ void RegisterGeoNodes(NodeRegistry* registry) {
                    false,
                    {}}},
                  /*column=*/true, /*validate=*/false),
-      &MakeIsValid, /*stateless=*/true);
+      Loaded(&MakeIsValid), /*stateless=*/true);
   OptionSchema box;
   for (const char* name : {"xmin", "ymin", "xmax", "ymax"}) {
     box.push_back({name,
@@ -184,7 +195,7 @@ void RegisterGeoNodes(NodeRegistry* registry) {
   registry->AddTransform("bbox_filter",
                          "Keep the rows whose geometry's bounding box meets a box (edges "
                          "included); null and empty geometries are dropped.",
-                         WithCommon(std::move(box)), &MakeBboxFilter, /*stateless=*/true);
+                         WithCommon(std::move(box)), Loaded(&MakeBboxFilter), /*stateless=*/true);
   registry->AddTransform(
       "intersects",
       "Keep the rows whose geometry intersects a fixed geometry; null geometries are dropped.",
@@ -195,7 +206,7 @@ void RegisterGeoNodes(NodeRegistry* registry) {
                    "10 10, 0 10, 0 0))`.",
                    true,
                    {}}}),
-      &MakeIntersects, /*stateless=*/true);
+      Loaded(&MakeIntersects), /*stateless=*/true);
   registry->AddTransform(
       "reproject",
       "Transform each geometry's coordinates to another CRS (PROJ; x = longitude or easting); "
@@ -211,7 +222,7 @@ void RegisterGeoNodes(NodeRegistry* registry) {
            {}},
           AsOption("", kAsGeometry),
       }),
-      &MakeReproject, /*stateless=*/true);
+      Loaded(&MakeReproject), /*stateless=*/true);
   registry->AddTransform(
       "dissolve",
       "Union the geometries of each group once the input ends: one row per group with its "
@@ -230,7 +241,7 @@ void RegisterGeoNodes(NodeRegistry* registry) {
            false,
            {}},
       }),
-      &MakeDissolve, /*stateless=*/false);
+      Loaded(&MakeDissolve), /*stateless=*/false);
   registry->AddTransform(
       "make_point", "Add a point geometry (EWKB) made of two numbers of each row.",
       WithCommon(
@@ -251,7 +262,7 @@ void RegisterGeoNodes(NodeRegistry* registry) {
               AsOption("geometry", "The added (or replaced) geometry column."),
           },
           /*column=*/false, /*validate=*/false),
-      &MakeMakePoint, /*stateless=*/true);
+      Loaded(&MakeMakePoint), /*stateless=*/true);
 }
 
 }  // namespace sluice::geo
