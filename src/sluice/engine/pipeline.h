@@ -27,6 +27,9 @@ struct PipelineSettings {
 };
 
 /// One node as declared: id, type, inputs, engine-level options and the node's own options.
+/// A node's input queue in batches unless it says otherwise (NodeSpec::queue_batches).
+inline constexpr int64_t kDefaultQueueBatches = 8;
+
 struct NodeSpec {
   std::string id;
   std::string type;
@@ -40,7 +43,10 @@ struct NodeSpec {
   /// With parallelism > 1: an expression whose value picks the instance of each row, so each
   /// instance owns its keys (what a stateful transform needs to run in parallel). "" = none.
   std::string partition_by;
-  int64_t queue_batches = 8;
+  /// 0: the default, set by Pipeline::Build — kDefaultQueueBatches, or one per worker at the
+  /// head of a segment its source feeds alone (Segment::source_runs): finding that queue full,
+  /// the source takes its batch through itself, so a deeper queue would only hold memory.
+  int64_t queue_batches = 0;
   /// 0: the default — 64 MiB, or less under settings.memory_limit (see ChannelBytes).
   int64_t queue_bytes = 0;
   NodeOptions options;

@@ -124,7 +124,9 @@ const OptionSchema& CommonNodeOptions() {
       {"queue_batches",
        OptionType::kInt,
        "8",
-       "Capacity of this node's input queue in batches.",
+       "Capacity of this node's input queue in batches. The first node of a chain of "
+       "row-by-row transforms fed by one source alone has one per worker instead (the source "
+       "runs a batch itself when it finds that queue full).",
        false,
        {}},
       {"queue_bytes",

@@ -191,6 +191,23 @@ TEST_F(SegmentTest, WithOneWorkerTheSourceIsTheSegmentsOnlyWorker) {
   EXPECT_EQ(Node(*p, "m").instances(), 1);
 }
 
+TEST_F(SegmentTest, AHeadItsSourceFeedsAloneQueuesOneBatchPerWorkerUnlessGiven) {
+  // The source runs a batch itself when it finds the head's queue full, so the queue needs
+  // only a batch for each worker; a queue_batches given is kept, and other nodes have 8.
+  ASSERT_OK_AND_ASSIGN(auto p, Build(Diamond(10, 0, /*head_queue=*/0), 3));
+  EXPECT_EQ(Node(*p, "a").spec.queue_batches, 3);
+  EXPECT_EQ(Node(*p, "out").spec.queue_batches, kDefaultQueueBatches);
+  ASSERT_OK_AND_ASSIGN(p, Build(Diamond(10, 0, /*head_queue=*/5), 3));
+  EXPECT_EQ(Node(*p, "a").spec.queue_batches, 5);
+  // Not fed by a source alone: the default.
+  std::vector<NodeSpec> two = Diamond(10, 0, /*head_queue=*/0);
+  two.push_back(TestNode("src2", "count", {}, {{"rows", 10}}));
+  two[1].inputs.push_back("src2");
+  ASSERT_OK_AND_ASSIGN(p, Build(two, 3));
+  EXPECT_FALSE(p->segments()[0].source_runs);
+  EXPECT_EQ(Node(*p, "a").spec.queue_batches, kDefaultQueueBatches);
+}
+
 TEST_F(SegmentTest, TheSequentialExecutorHasNoSegments) {
   ASSERT_OK_AND_ASSIGN(auto p, Build(Diamond(10, 0), 3, EngineKind::kSequential));
   EXPECT_TRUE(p->segments().empty());
