@@ -26,12 +26,18 @@ include(GoogleTest)
 # without linking it, and gets DEFINE="<its SONAME>" to open it by (core/dynamic_library.h).
 function(sluice_dynamic name target define)
   get_target_property(location ${target} LOCATION)
-  execute_process(COMMAND ${CMAKE_OBJDUMP} -p "${location}" OUTPUT_VARIABLE dump)
+  if(NOT CMAKE_OBJDUMP)
+    message(FATAL_ERROR "objdump is needed to read ${target}'s SONAME (apt-get install -y binutils)")
+  endif()
+  execute_process(COMMAND ${CMAKE_OBJDUMP} -p "${location}" OUTPUT_VARIABLE dump
+                  RESULT_VARIABLE failed ERROR_VARIABLE why)
   string(REGEX MATCH "SONAME +([^\n ]+)" _ "${dump}")
   set(soname "${CMAKE_MATCH_1}")
-  if(NOT soname)
-    message(FATAL_ERROR "${target}: no SONAME in ${location}")
+  if(failed OR NOT soname)
+    message(FATAL_ERROR "${target}: no SONAME in ${location} (${CMAKE_OBJDUMP} -p: ${why})")
   endif()
+  # Configure again when the library changes (an upgrade may change its SONAME).
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${location}")
   # Read now: an imported target is seen only in the directory that found it.
   get_target_property(includes ${target} INTERFACE_INCLUDE_DIRECTORIES)
   if(includes)

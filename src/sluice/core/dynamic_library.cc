@@ -19,8 +19,10 @@ Status DynamicLibrary::Load() {
     }
   });
   if (handle_ == nullptr) {
-    return Status::NotFound("cannot load {}: {} (on Debian: apt-get install -y {})", soname_,
-                            error_, package_);
+    return Status::NotFound(
+        "cannot load {}: {} (install the package that provides it; on Debian 12: apt-get "
+        "install -y {})",
+        soname_, error_, package_);
   }
   return Status::OK();
 }

@@ -22,7 +22,8 @@ namespace sluice {
 class DynamicLibrary {
  public:
   /// `soname` is what to open (the SONAME CMake read from the library built against);
-  /// `package` the Debian package that installs it, for the error.
+  /// `package` the Debian 12 package that installs it, for the error (another release may
+  /// name it differently: the error says which file is missing first).
   DynamicLibrary(const char* soname, const char* package) : soname_(soname), package_(package) {}
   DynamicLibrary(const DynamicLibrary&) = delete;
   DynamicLibrary& operator=(const DynamicLibrary&) = delete;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdlib>
 
 #include <nlohmann/json.hpp>
@@ -18,8 +19,15 @@ bool IsPostgresLocation(std::string_view location) {
   if (location.starts_with("postgres://") || location.starts_with("postgresql://")) return true;
   // A key=value DSN is whatever libpq accepts as one; a file path ("runs.db") is not.
   if (location.find('=') == std::string_view::npos) return false;
-  // Without libpq, say PostgreSQL: connecting then names the package to install.
-  if (!pg::LoadPq().ok()) return true;
+  // Without libpq to ask, a location that starts as a key=value DSN does ("host=db ..."),
+  // and connecting then names the package to install; a path with an '=' in it does not.
+  if (!pg::LoadPq().ok()) {
+    const size_t eq = location.find('=');
+    const std::string_view key = location.substr(0, eq);
+    return !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+  }
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(std::string(location).c_str(), &error);
   if (error != nullptr) PQfreemem(error);

@@ -24,6 +24,7 @@ std::string UrlProblem(std::string_view url) {
   if (url.find_first_of(" \t\r\n") != std::string_view::npos) {
     return "it has a space or a line break: percent-encode it (%20)";
   }
+  if (Status st = LoadCurl(); !st.ok()) return st.message();
   CURLU* h = curl_url();
   if (h == nullptr) return "";
   const std::string text(url);

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "sluice/connectors/http/curl_api.h"
 #include "sluice/connectors/http/http_post.h"
 #include "sluice/core/log.h"
 #include "sluice/io/jsonl.h"
@@ -339,6 +340,7 @@ OptionSchema WebhookSinkOptionSpecs() {
 }
 
 Result<std::unique_ptr<Sink>> MakeWebhookSink(const NodeOptions& o) {
+  SLUICE_RETURN_NOT_OK(LoadCurl());  // a missing libcurl: an error naming the package
   WebhookSinkOptions s;
   s.url = o.GetString("url");
   if (!s.url.starts_with("http://") && !s.url.starts_with("https://")) {
