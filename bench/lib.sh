@@ -64,6 +64,35 @@ best() {
   printf -v "${_best_var}_rss" '%s' "$_best_rss"
 }
 
+# best_turns VAR1 CMD1 VAR2 CMD2 ...: as best, for several one-word commands (scripts) taking
+# turns — run i of every one before run i+1 of any — so that a slow spell of this shared VM
+# falls on all of them alike instead of on whichever was running then.
+best_turns() {
+  local _bt_n=${RUNS:-3} _bt_i _bt_k _bt_t
+  [[ "$_bt_n" =~ ^[1-9][0-9]*$ ]] || {
+    echo "bench: RUNS must be a positive integer, not '$_bt_n'" >&2
+    exit 2
+  }
+  local -a _bt_vars=() _bt_cmds=()
+  while [ $# -gt 0 ]; do
+    _bt_vars+=("$1")
+    _bt_cmds+=("$2")
+    printf -v "$1" '%s' ""
+    shift 2
+  done
+  for _bt_i in $(seq "$_bt_n"); do
+    for _bt_k in "${!_bt_vars[@]}"; do
+      time_cmd _bt_t "${_bt_cmds[$_bt_k]}"
+      local -n _bt_best=${_bt_vars[$_bt_k]}
+      if [ -z "$_bt_best" ] || [ "$(echo "$_bt_t < $_bt_best" | bc -l)" = 1 ]; then
+        printf -v "${_bt_vars[$_bt_k]}" '%s' "$_bt_t"
+        printf -v "${_bt_vars[$_bt_k]}_rss" '%s' "$_bt_t_rss"
+      fi
+      unset -n _bt_best
+    done
+  done
+}
+
 # result NAME ROWS SLUICE_S PEER PEER_S RSS_MB: the one JSON line every bench ends with.
 # ratio = peer_s / sluice_s (above 1: sluice is faster).
 result() {
