@@ -16,5 +16,8 @@ Result<std::unique_ptr<RunHistory>> OpenPgRunHistory(const std::string& dsn);
 
 /// Return true when `location` is a PostgreSQL URI or a libpq key=value DSN.
 bool IsPostgresLocation(std::string_view location);
+/// Whether `location` starts as a key=value PostgreSQL DSN ("host=db dbname=x"): how
+/// IsPostgresLocation decides when libpq, which parses DSNs, is not installed.
+bool StartsAsKeyValueDsn(std::string_view location);
 
 }  // namespace sluice::history

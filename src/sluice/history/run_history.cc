@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cstdlib>
 
 #include <nlohmann/json.hpp>
@@ -15,19 +14,37 @@
 
 namespace sluice::history {
 
+bool StartsAsKeyValueDsn(std::string_view location) {
+  // The connection keywords a DSN starts with in practice (libpq has more; this is the guess
+  // made only when libpq is missing).
+  static constexpr std::string_view kKeywords[] = {"host",
+                                                   "hostaddr",
+                                                   "port",
+                                                   "dbname",
+                                                   "user",
+                                                   "password",
+                                                   "passfile",
+                                                   "service",
+                                                   "sslmode",
+                                                   "application_name",
+                                                   "connect_timeout",
+                                                   "options"};
+  size_t start = location.find_first_not_of(" \t");
+  if (start == std::string_view::npos) return false;
+  const size_t eq = location.find('=', start);
+  if (eq == std::string_view::npos) return false;
+  std::string_view key = location.substr(start, eq - start);
+  while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.remove_suffix(1);
+  return std::find(std::begin(kKeywords), std::end(kKeywords), key) != std::end(kKeywords);
+}
+
 bool IsPostgresLocation(std::string_view location) {
   if (location.starts_with("postgres://") || location.starts_with("postgresql://")) return true;
   // A key=value DSN is whatever libpq accepts as one; a file path ("runs.db") is not.
   if (location.find('=') == std::string_view::npos) return false;
-  // Without libpq to ask, a location that starts as a key=value DSN does ("host=db ..."),
-  // and connecting then names the package to install; a path with an '=' in it does not.
-  if (!pg::LoadPq().ok()) {
-    const size_t eq = location.find('=');
-    const std::string_view key = location.substr(0, eq);
-    return !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-    });
-  }
+  // Without libpq to ask: a location that starts as a key=value DSN does, and connecting then
+  // names the package to install.
+  if (!pg::LoadPq().ok()) return StartsAsKeyValueDsn(location);
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(std::string(location).c_str(), &error);
   if (error != nullptr) PQfreemem(error);

@@ -256,6 +256,14 @@ TEST(OpenRunHistoryTest, TellsPostgresLocationsFromPaths) {
   EXPECT_FALSE(IsPostgresLocation("runs.db"));
   EXPECT_FALSE(IsPostgresLocation("/var/lib/sluice/runs.db"));
   EXPECT_FALSE(IsPostgresLocation("/tmp/a=b/runs.db"));
+  // Without libpq: the same answers from the DSN's first keyword.
+  EXPECT_TRUE(StartsAsKeyValueDsn("host=127.0.0.1 port=5432 dbname=sluice"));
+  EXPECT_TRUE(StartsAsKeyValueDsn("dbname=sluice"));
+  EXPECT_TRUE(StartsAsKeyValueDsn("  user = me dbname=x"));
+  EXPECT_FALSE(StartsAsKeyValueDsn("runs.db"));
+  EXPECT_FALSE(StartsAsKeyValueDsn("/tmp/a=b/runs.db"));
+  EXPECT_FALSE(StartsAsKeyValueDsn("runs=3.db"));
+  EXPECT_FALSE(StartsAsKeyValueDsn("=dbname"));
   EXPECT_THAT(OpenRunHistory(""), StatusIs(StatusCode::kConfigError, HasSubstr("empty")));
 }
 
