@@ -44,15 +44,22 @@ time_cmd() {
   printf -v "${var}_rss" '%.1f' "$(echo "$(cat "$work/.rss") / 1024" | bc -l)"
 }
 
+# runs: RUNS (default 3), checked to be a positive integer.
+runs() {
+  local n=${RUNS:-3}
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || {
+    echo "bench: RUNS must be a positive integer, not '$n'" >&2
+    exit 2
+  }
+  echo "$n"
+}
+
 # best VAR CMD...: the least wall time of RUNS (default 3) runs of CMD into VAR, and that run's
 # peak RSS (MiB) into VAR_rss: this machine's timings are noisy.
 best() {
   # Locals named so as not to shadow the caller's VAR (bash scopes dynamically).
-  local _best_var=$1 _best_run _best_run_rss _best_t="" _best_rss="" _best_n=${RUNS:-3}; shift
-  [[ "$_best_n" =~ ^[1-9][0-9]*$ ]] || {
-    echo "bench: RUNS must be a positive integer, not '$_best_n'" >&2
-    exit 2
-  }
+  local _best_var=$1 _best_run _best_run_rss _best_t="" _best_rss="" _best_n; shift
+  _best_n=$(runs)
   for _ in $(seq "$_best_n"); do
     time_cmd _best_run "$@"
     if [ -z "$_best_t" ] || [ "$(echo "$_best_run < $_best_t" | bc -l)" = 1 ]; then
@@ -68,11 +75,8 @@ best() {
 # turns — run i of every one before run i+1 of any — so that a slow spell of this shared VM
 # falls on all of them alike instead of on whichever was running then.
 best_turns() {
-  local _bt_n=${RUNS:-3} _bt_i _bt_k _bt_t
-  [[ "$_bt_n" =~ ^[1-9][0-9]*$ ]] || {
-    echo "bench: RUNS must be a positive integer, not '$_bt_n'" >&2
-    exit 2
-  }
+  local _bt_n _bt_i _bt_k _bt_t
+  _bt_n=$(runs)
   local -a _bt_vars=() _bt_cmds=()
   while [ $# -gt 0 ]; do
     _bt_vars+=("$1")

@@ -89,6 +89,7 @@ grep -q "not a duration" err || fail "--until-idle message: $(cat err)"
 # GEOS, PROJ, libcurl and libpq are opened by the nodes that need them, not at start-up (they
 # were 10 of the 13 ms the loader took before main).
 LD_DEBUG=libs "$sluice" --version 2>ld >/dev/null
+grep -q 'libyaml-cpp' ld || fail "LD_DEBUG=libs listed no library loaded: $(head -3 ld)"
 if grep -qE 'libproj|libgeos|libcurl|libpq' ld; then
   fail "--version loaded a connector's library: $(grep -oE '(libproj|libgeos|libcurl|libpq)[^ ]*' ld | sort -u | tr '\n' ' ')"
 fi

@@ -35,10 +35,7 @@ bool Channel::Push(Message message, int64_t* blocked_ns) {
   }
   const int64_t size = message.batch->ByteSize();
   std::unique_lock lock(mu_);
-  auto has_room = [&] {
-    return cancelled_ || batches_ == 0 ||
-           (batches_ < max_batches_ && (max_bytes_ <= 0 || bytes_ + size <= max_bytes_));
-  };
+  auto has_room = [&] { return cancelled_ || HasRoom(size); };
   if (!has_room()) {
     const auto start = std::chrono::steady_clock::now();
     not_full_.wait(lock, has_room);
@@ -49,10 +46,7 @@ bool Channel::Push(Message message, int64_t* blocked_ns) {
     }
   }
   if (cancelled_) return false;
-  bytes_ += size;
-  ++batches_;
-  message.seq = next_seq_++;
-  queue_.push_back(std::move(message));
+  Enqueue(std::move(message), size);
   lock.unlock();
   not_empty_.notify_one();
   return true;
@@ -62,17 +56,14 @@ Channel::Offer Channel::PushOrClaim(Message* message) {
   const int64_t size = message->batch->ByteSize();
   std::unique_lock lock(mu_);
   if (cancelled_) return Offer::kCancelled;
-  message->seq = next_seq_++;
-  if (batches_ == 0 ||
-      (batches_ < max_batches_ && (max_bytes_ <= 0 || bytes_ + size <= max_bytes_))) {
-    bytes_ += size;
-    ++batches_;
-    queue_.push_back(std::move(*message));
-    lock.unlock();
-    not_empty_.notify_one();
-    return Offer::kQueued;
+  if (!HasRoom(size)) {
+    message->seq = next_seq_++;
+    return Offer::kClaimed;
   }
-  return Offer::kClaimed;
+  Enqueue(std::move(*message), size);
+  lock.unlock();
+  not_empty_.notify_one();
+  return Offer::kQueued;
 }
 
 bool Channel::Claim(Message* message) {

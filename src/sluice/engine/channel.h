@@ -71,6 +71,19 @@ class Channel {
            queue_.back().seq + 1 == next_seq_;
   }
 
+  // A batch of `size` bytes fits now (an empty queue takes any one). Call under mu_.
+  bool HasRoom(int64_t size) const {
+    return batches_ == 0 ||
+           (batches_ < max_batches_ && (max_bytes_ <= 0 || bytes_ + size <= max_bytes_));
+  }
+  // Number batch `m` of `size` bytes as the next message and queue it. Call under mu_.
+  void Enqueue(Message m, int64_t size) {
+    bytes_ += size;
+    ++batches_;
+    m.seq = next_seq_++;
+    queue_.push_back(std::move(m));
+  }
+
   const size_t max_batches_;
   const int64_t max_bytes_;
   mutable std::mutex mu_;

@@ -434,7 +434,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
   // The parallel executor runs chains of batch-local transforms fused, on every worker.
   if (spec.settings.engine == EngineKind::kParallel) {
     p->workers_ = spec.settings.workers > 0 ? spec.settings.workers : AvailableCpus();
-    p->segments_ = PlanSegments(&p->nodes_, p->workers_);
+    p->segments_ = PlanSegments(&p->nodes_);
     for (const Segment& s : p->segments_) {
       for (int m : s.members) {
         Status st = AddInstances(&p->nodes_, m, p->workers_);

@@ -17,7 +17,7 @@ bool Fusable(const PipelineNode& n) {
 
 }  // namespace
 
-std::vector<Segment> PlanSegments(std::vector<PipelineNode>* nodes, int workers) {
+std::vector<Segment> PlanSegments(std::vector<PipelineNode>* nodes) {
   std::vector<Segment> segments;
   for (size_t i = 0; i < nodes->size(); ++i) {
     PipelineNode& n = (*nodes)[i];
@@ -41,7 +41,7 @@ std::vector<Segment> PlanSegments(std::vector<PipelineNode>* nodes, int workers)
   }
   for (Segment& s : segments) {
     const PipelineNode& head = (*nodes)[static_cast<size_t>(s.head)];
-    s.source_runs = workers >= 1 && head.inputs.size() == 1 && head.input_from[0] == 0 &&
+    s.source_runs = head.inputs.size() == 1 && head.input_from[0] == 0 &&
                     (*nodes)[static_cast<size_t>(head.inputs[0])].kind() == NodeKind::kSource;
   }
   return segments;

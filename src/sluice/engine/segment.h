@@ -28,13 +28,13 @@ struct Segment {
   int Threads(int workers) const { return workers - (source_runs ? 1 : 0); }
 };
 
-/// Return the segments of `nodes` (in topological order, built and bound) for `workers` threads
-/// each (the source's among them where it runs batches: Segment::source_runs), setting each
-/// member's PipelineNode::segment. A transform joins the segment of its inputs when every
-/// input is a member of that one segment; a batch-local transform that cannot (inputs from
-/// outside, from two segments, or from a node that is not batch-local) heads a new one. A
-/// transform declared with `parallelism` or `partition_by` is in none: it keeps its instances.
-std::vector<Segment> PlanSegments(std::vector<PipelineNode>* nodes, int workers);
+/// Return the segments of `nodes` (in topological order, built and bound), setting each
+/// member's PipelineNode::segment and each segment's Segment::source_runs. A transform joins the
+/// segment of its inputs when every input is a member of that one segment; a batch-local transform
+/// that cannot (inputs from outside, from two segments, or from a node that is not batch-local)
+/// heads a new one. A transform declared with `parallelism` or `partition_by` is in none: it keeps
+/// its instances.
+std::vector<Segment> PlanSegments(std::vector<PipelineNode>* nodes);
 
 /// Give transform `node` `count` instances (PipelineNode::transforms), the new ones made from
 /// its options and bound to its input schemas like the first.

@@ -100,7 +100,7 @@ class BufferTransform final : public GeoTransform {
     units_checked_ = true;
     auto info = io::geom::InspectEwkb(wkb);
     if (!info.ok() || info->srid < 4000 || info->srid > 4999 || std::fabs(d) <= 1) return;
-    // Once per node, not per instance (a segment runs one on every worker).
+    // Not per instance: a segment runs one on every worker.
     if (ctx_ != nullptr && !ctx_->stats()->Once("buffer: degrees")) return;
     Log(LogLevel::kWarn,
         "buffer: distance {} on geometries in EPSG:{}, whose units are degrees; to buffer by "
