@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "sluice/core/time.h"
 #include "sluice/testing/matchers.h"
@@ -414,6 +415,51 @@ TEST(Evaluate, Functions) {
   EXPECT_EQ(Eval("abs(n)"), "[10,null,0,7]");
   EXPECT_EQ(Eval("abs(x)"), "[1.5,2.0,0.0,null]");
   EXPECT_EQ(Eval("lower(null)"), "[null,null,null,null]");
+}
+
+// length() counts code points: every byte but UTF-8 continuation bytes (10xxxxxx), also in
+// malformed text. Strings of every length around the 8-byte words it reads, ASCII columns (a
+// shortcut) and mixed ones, whole and sliced, against a byte-by-byte count.
+TEST(Evaluate, LengthCountsCodePointsInEveryString) {
+  std::mt19937_64 rng(7);
+  const auto reference = [](std::string_view s) {
+    int64_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+  };
+  for (const bool ascii : {true, false}) {
+    ColumnBuilder text(TypeId::kString, 300);
+    std::vector<std::string> values;
+    for (int i = 0; i < 300; ++i) {
+      std::string s;
+      const int len = static_cast<int>(rng() % 40);
+      for (int k = 0; k < len; ++k) {
+        const uint64_t r = rng();
+        if (ascii || r % 3 != 0) {
+          s += static_cast<char>(0x20 + r % 0x5F);
+        } else {
+          // Lead and continuation bytes of 2-4 byte sequences, lone continuations, 0xFF.
+          static constexpr unsigned char kHigh[] = {0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xF0,
+                                                    0x9F, 0x98, 0x80, 0xBF, 0xFF, 0x80};
+          s += static_cast<char>(kHigh[(r >> 8) % std::size(kHigh)]);
+        }
+      }
+      values.push_back(s);
+      text.AppendString(s);
+    }
+    auto batch = Batch::Make(MakeSchema({{"t", TypeId::kString}}), {text.Finish()});
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    for (const auto& [offset, length] : {std::pair<int64_t, int64_t>{0, 300}, {13, 201}}) {
+      const BatchPtr part = (*batch)->Slice(offset, length);
+      const auto got = nlohmann::json::parse(Eval("length(t)", part));
+      ASSERT_EQ(got.size(), static_cast<size_t>(length));
+      for (int64_t i = 0; i < length; ++i) {
+        const std::string& s = values[static_cast<size_t>(offset + i)];
+        EXPECT_EQ(got[static_cast<size_t>(i)].get<int64_t>(), reference(s))
+            << "ascii=" << ascii << " row " << offset + i << " of " << s.size() << " bytes";
+      }
+    }
+  }
 }
 
 TEST(Evaluate, DateTrunc) {

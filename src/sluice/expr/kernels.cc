@@ -234,11 +234,33 @@ Operand CompareVar(CmpOp op, const Operand& a, const Operand& b, int64_t rows) {
   return MakeOperand(TypeId::kBool, n, std::move(buffer), AndValidity(a, b, n), scalar);
 }
 
-// Return the number of UTF-8 code points (bytes that do not continue a sequence).
-int64_t CodePoints(std::string_view s) {
+// Return the number of UTF-8 continuation bytes (10xxxxxx) in [p, p + n): a code point is
+// every other byte. Eight bytes at a time: a byte continues a sequence when its bit 7 is set
+// and its bit 6 is not, and the multiply sums the eight bytes' flags into the top byte.
+int64_t ContinuationBytes(const char* p, int64_t n) {
   int64_t count = 0;
-  for (char c : s) count += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, sizeof w);
+    const uint64_t flags = (w & ~(w << 1) & 0x8080808080808080ULL) >> 7;
+    count += static_cast<int64_t>((flags * 0x0101010101010101ULL) >> 56);
+  }
+  for (; i < n; ++i) count += (static_cast<unsigned char>(p[i]) & 0xC0) == 0x80;
   return count;
+}
+
+// Return true when no byte of [p, p + n) is above 0x7F.
+bool IsAscii(const char* p, int64_t n) {
+  uint64_t any = 0;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, sizeof w);
+    any |= w;
+  }
+  for (; i < n; ++i) any |= static_cast<unsigned char>(p[i]);
+  return (any & 0x8080808080808080ULL) == 0;
 }
 
 Operand Logic(bool is_and, const Operand& a, const Operand& b, int64_t rows) {
@@ -472,9 +494,13 @@ Operand Length(const Operand& a) {
   const int64_t n = c.length();
   auto [out, buffer] = Allocate<int64_t>(n);
   const int32_t* off = c.offsets();
-  if (c.type() == TypeId::kString || c.type() == TypeId::kJson) {
-    for (int64_t i = 0; i < n; ++i) out[i] = CodePoints(c.GetView(i));
-  } else {
+  const bool text = c.type() == TypeId::kString || c.type() == TypeId::kJson;
+  if (text && !IsAscii(c.var_data() + off[0], off[n] - off[0])) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t bytes = off[i + 1] - off[i];
+      out[i] = bytes - ContinuationBytes(c.var_data() + off[i], bytes);
+    }
+  } else {  // bytes, geometry, or text whose every code point is one byte
     for (int64_t i = 0; i < n; ++i) out[i] = off[i + 1] - off[i];
   }
   return MakeOperand(TypeId::kInt64, n, std::move(buffer), ValidityOf(a), a.scalar);
