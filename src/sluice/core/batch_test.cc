@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "sluice/testing/matchers.h"
 
 namespace sluice {
@@ -178,6 +180,30 @@ TEST(ColumnBuilderTest, BulkAppendsEqualOneByOne) {
   EXPECT_TRUE(s.IsNull(1));
   for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(s.GetView(2 + i), more[static_cast<size_t>(i)]);
   EXPECT_EQ(s.GetView(5), "y");
+}
+
+// A string written in place takes the bytes it ended with, not the room it asked for (which
+// outgrows the bytes so far: the room moves, the strings before it with it).
+TEST(ColumnBuilderTest, StringsWrittenInPlaceKeepTheirLength) {
+  ColumnBuilder b(TypeId::kString);
+  b.AppendString("ab");
+  char* p = b.BeginString(100);
+  std::memcpy(p, "hello", 5);
+  b.EndString(5);
+  b.BeginString(3);
+  b.EndString(0);
+  b.AppendNull();
+  p = b.BeginString(4);
+  std::memcpy(p, "wxyz", 4);
+  b.EndString(4);
+  Column c = b.Finish();
+  ASSERT_EQ(c.length(), 5);
+  EXPECT_EQ(c.GetView(0), "ab");
+  EXPECT_EQ(c.GetView(1), "hello");
+  EXPECT_EQ(c.GetView(2), "");
+  EXPECT_TRUE(c.IsNull(3));
+  EXPECT_EQ(c.GetView(4), "wxyz");
+  EXPECT_EQ(c.offsets()[5] - c.offsets()[0], 2 + 5 + 4);
 }
 
 }  // namespace

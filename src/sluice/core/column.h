@@ -90,6 +90,19 @@ class ColumnBuilder {
     offsets_.push_back(static_cast<int32_t>(data_.size()));
     ++length_;
   }
+  /// Append a string to a variable-width column that the caller writes in place: return room
+  /// for `max_bytes` (uninitialized, valid until the next append), then call EndString with
+  /// the bytes written, at most `max_bytes`. Saves formatting into a scratch buffer and copying.
+  char* BeginString(size_t max_bytes) {
+    string_start_ = data_.size();
+    data_.resize(string_start_ + max_bytes);
+    return data_.data() + string_start_;
+  }
+  void EndString(size_t bytes) {
+    data_.resize(string_start_ + bytes);
+    offsets_.push_back(static_cast<int32_t>(data_.size()));
+    ++length_;
+  }
   /// Append `n` copies of `v` to an 8-byte column (int64, timestamp, float64's bits).
   void AppendRepeated(int64_t v, int64_t n) {
     int64_t* out = AppendUninitialized<int64_t>(n);
@@ -173,7 +186,8 @@ class ColumnBuilder {
   std::vector<uint8_t, UninitializedAllocator<uint8_t>> fixed_;
   size_t fixed_len_ = 0;
   std::vector<int32_t> offsets_;
-  std::vector<char> data_;
+  std::vector<char, UninitializedAllocator<char>> data_;
+  size_t string_start_ = 0;        // BeginString's row starts here
   std::vector<uint8_t> validity_;  // empty until the first null
 };
 

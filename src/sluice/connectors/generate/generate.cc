@@ -1,6 +1,5 @@
 #include "sluice/connectors/generate/generate.h"
 
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -10,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "sluice/core/decimal.h"
 #include "sluice/core/time.h"
 #include "sluice/core/units.h"
 #include "sluice/engine/message.h"
@@ -105,9 +105,6 @@ char* Put(char* p, std::string_view text) {
   std::memcpy(p, text.data(), text.size());
   return p + text.size();
 }
-
-/// Write `v` in decimal at `p`, which has room for 20 digits; return the end.
-char* PutDecimal(char* p, uint64_t v) { return std::to_chars(p, p + 20, v).ptr; }
 
 const char kLorem[] =
     "Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
@@ -270,26 +267,29 @@ class GenerateSource final : public Source {
     ColumnBuilder id(TypeId::kInt64, n), at(TypeId::kTimestamp, n), actor(TypeId::kString, n),
         action(TypeId::kString, n), payload(TypeId::kJson, n);
     // Room for the strings ahead, so that the column's bytes are not copied again each time
-    // they double. Payloads are 352-563 bytes, 447 on average: a batch's sum stays within 3 %
+    // they double. Payloads are 342-563 bytes, 447 on average: a batch's sum stays within 3 %
     // of n * 447, and a buffer that doubled past M_MMAP_THRESHOLD (4 MiB: 8192 rows' payloads
     // reserved too short) was mapped and unmapped afresh for every batch.
     actor.ReserveBytes(n * 10);
     action.ReserveBytes(n * 8);
-    payload.ReserveBytes(n * 460);
-    // Rows are written a piece at a time (memcpy and std::to_chars): this source is the serial
+    // A payload is written in place (BeginString), at most 563 bytes.
+    constexpr size_t kMaxPayload = 1024;
+    payload.ReserveBytes(n * 460 + kMaxPayload);  // the last row's room too
+    // Rows are written a piece at a time (memcpy and WriteDecimal): this source is the serial
     // stage of bench/diamond, and fmt's formatting (with FMT_COMPILE) and strlen of the
     // constants were most of its time.
-    char text[1024];  // a payload is at most 563 bytes
+    char text[32];  // an actor
     for (int64_t i = 0; i < n; ++i) {
       const int64_t row_id = start_id_ + produced_ + i;
       id.AppendInt64(row_id);
       at.AppendTimestamp(end_us_ -
                          static_cast<int64_t>(rng->Below(static_cast<uint64_t>(span_us_) + 1)));
       char* p = Put(text, "user-");
-      p = PutDecimal(p, rng->Below(5000));
+      p = WriteDecimal(p, rng->Below(5000));
       actor.AppendString(std::string_view(text, static_cast<size_t>(p - text)));
       action.AppendString(kActions[rng->Below(std::size(kActions))]);
-      p = Put(text, R"({"request_id":")");
+      char* const row = payload.BeginString(kMaxPayload);
+      p = Put(row, R"({"request_id":")");
       // 32 random hex digits: the nibbles of two draws, not a draw per digit.
       for (int half = 0; half < 2; ++half) {
         uint64_t bits = rng->Next();
@@ -298,29 +298,29 @@ class GenerateSource final : public Source {
       const uint64_t ip = rng->Next();
       const size_t lorem_len = 150 + rng->Below(100);
       p = Put(p, R"(","ip":"10.)");
-      p = PutDecimal(p, ip & 255);
+      p = WriteDecimal(p, ip & 255);
       *p++ = '.';
-      p = PutDecimal(p, (ip >> 8) & 255);
+      p = WriteDecimal(p, (ip >> 8) & 255);
       *p++ = '.';
-      p = PutDecimal(p, (ip >> 16) & 255);
+      p = WriteDecimal(p, (ip >> 16) & 255);
       p = Put(p, R"(","method":")");
       p = Put(p, (ip >> 24) % 3 == 0 ? std::string_view("POST") : std::string_view("GET"));
       p = Put(p, R"(","path":")");
       p = Put(p, kPaths[rng->Below(std::size(kPaths))]);
       *p++ = '/';
-      p = PutDecimal(p, rng->Below(100000));
+      p = WriteDecimal(p, rng->Below(100000));
       p = Put(p, R"(","status":)");
       p = Put(p, rng->Below(10) == 0 ? std::string_view("500") : std::string_view("200"));
       p = Put(p, R"(,"latency_ms":)");
-      p = PutDecimal(p, rng->Below(2000));
+      p = WriteDecimal(p, rng->Below(2000));
       p = Put(p, R"(,"user_agent":")");
       p = Put(p, kAgents[rng->Below(std::size(kAgents))]);
       p = Put(p, R"(","tenant":"tenant-)");
-      p = PutDecimal(p, rng->Below(50));
+      p = WriteDecimal(p, rng->Below(50));
       p = Put(p, R"(","details":")");
       p = Put(p, std::string_view(kLorem, lorem_len));
       p = Put(p, R"("})");
-      payload.AppendString(std::string_view(text, static_cast<size_t>(p - text)));
+      payload.EndString(static_cast<size_t>(p - row));
     }
     std::vector<Column> cols;
     cols.push_back(id.Finish());

@@ -7,6 +7,9 @@
 #include <atomic>
 #include <cmath>
 #include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "sluice/core/time.h"
 #include "sluice/engine/message.h"
@@ -87,6 +90,75 @@ std::vector<std::string> Rows(const Generated& run) {
     }
   }
   return rows;
+}
+
+OptionJson AuditOptions(int64_t rows, int64_t seed) {
+  return {{"shape", "audit"},
+          {"rows", rows},
+          {"batch_rows", 700},
+          {"seed", seed},
+          {"rate", 0.0},
+          {"start_id", 1},
+          {"end", FormatTimestamp(kEnd)},
+          {"span", 0},
+          {"null_ratio", 0.0}};
+}
+
+// A JSON number or a decimal inside text, as the audit shape writes it: digits only, no
+// leading zero, within [0, below).
+void ExpectDecimal(const std::string& text, uint64_t below, const std::string& row) {
+  ASSERT_FALSE(text.empty()) << row;
+  EXPECT_TRUE(std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      << text << " in " << row;
+  EXPECT_TRUE(text.size() == 1 || text[0] != '0') << text << " in " << row;
+  EXPECT_LT(std::stoull(text), below) << row;
+}
+
+// Every payload is a JSON object of the documented fields, its numbers written in full (the
+// shape formats them itself), 342-563 bytes; the same seed gives the same rows.
+TEST(GenerateAuditTest, PayloadsAreWellFormedAndFollowTheSeed) {
+  const Generated run = Read(AuditOptions(5000, 11));
+  const Generated again = Read(AuditOptions(5000, 11));
+  ASSERT_EQ(run.batches.size(), again.batches.size());
+  int64_t rows = 0;
+  std::set<std::string> octets;
+  for (size_t b = 0; b < run.batches.size(); ++b) {
+    const BatchPtr& batch = run.batches[b];
+    ASSERT_EQ(batch->num_columns(), 5);
+    for (int64_t i = 0; i < batch->num_rows(); ++i, ++rows) {
+      EXPECT_EQ(batch->column(0).GetInt64(i), rows + 1);
+      const std::string actor(batch->column(2).GetView(i));
+      ASSERT_EQ(actor.rfind("user-", 0), 0u) << actor;
+      ExpectDecimal(actor.substr(5), 5000, actor);
+      const std::string text(batch->column(4).GetView(i));
+      EXPECT_EQ(text, again.batches[b]->column(4).GetView(i));
+      EXPECT_GE(text.size(), 342u);
+      EXPECT_LE(text.size(), 563u);
+      const auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+      ASSERT_TRUE(doc.is_object()) << text;
+      EXPECT_EQ(doc["request_id"].get<std::string>().size(), 32u) << text;
+      const std::string ip = doc["ip"].get<std::string>();
+      ASSERT_EQ(ip.rfind("10.", 0), 0u) << text;
+      size_t from = 3;
+      for (int k = 0; k < 3; ++k) {
+        const size_t dot = ip.find('.', from);
+        const std::string octet = ip.substr(from, dot == std::string::npos ? dot : dot - from);
+        ExpectDecimal(octet, 256, text);
+        octets.insert(octet);
+        from = dot + 1;
+      }
+      const std::string path = doc["path"].get<std::string>();
+      ExpectDecimal(path.substr(path.rfind('/') + 1), 100000, text);
+      ExpectDecimal(doc["latency_ms"].dump(), 2000, text);
+      const std::string tenant = doc["tenant"].get<std::string>();
+      ASSERT_EQ(tenant.rfind("tenant-", 0), 0u) << text;
+      ExpectDecimal(tenant.substr(7), 50, text);
+      EXPECT_TRUE(doc["status"] == 200 || doc["status"] == 500) << text;
+    }
+  }
+  EXPECT_EQ(rows, 5000);
+  // Octets of one, two and three digits, 0 and 255 among them.
+  EXPECT_TRUE(octets.count("0") && octets.count("7") && octets.count("42") && octets.count("255"));
 }
 
 TEST(GenerateMeterTest, SchemaIsTheSixReadingColumns) {
