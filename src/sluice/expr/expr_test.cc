@@ -462,6 +462,41 @@ TEST(Evaluate, LengthCountsCodePointsInEveryString) {
   }
 }
 
+// upper() and lower() change ASCII letters only; every other byte (UTF-8 sequences, malformed
+// bytes, punctuation) is kept. Columns far longer than a vector register, whole and sliced.
+TEST(Evaluate, UpperAndLowerChangeAsciiLettersOnly) {
+  std::mt19937_64 rng(9);
+  ColumnBuilder text(TypeId::kString, 200);
+  std::vector<std::string> values;
+  for (int i = 0; i < 200; ++i) {
+    std::string s;
+    const int len = static_cast<int>(rng() % 90);
+    for (int k = 0; k < len; ++k) s += static_cast<char>(rng() % 256);
+    values.push_back(s);
+    text.AppendString(s);
+  }
+  auto batch = Batch::Make(MakeSchema({{"t", TypeId::kString}}), {text.Finish()});
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  for (const auto& [offset, length] : {std::pair<int64_t, int64_t>{0, 200}, {7, 150}}) {
+    const BatchPtr part = (*batch)->Slice(offset, length);
+    for (const bool upper : {true, false}) {
+      auto bound = ParseAndBind(upper ? "upper(t)" : "lower(t)", *part->schema());
+      ASSERT_TRUE(bound.ok()) << bound.status().ToString();
+      auto column = (*bound)->Evaluate(*part);
+      ASSERT_TRUE(column.ok()) << column.status().ToString();
+      ASSERT_EQ(column->length(), length);
+      for (int64_t i = 0; i < length; ++i) {
+        std::string want = values[static_cast<size_t>(offset + i)];
+        for (char& c : want) {
+          if (upper && c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+          if (!upper && c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        }
+        EXPECT_EQ(column->GetView(i), want) << (upper ? "upper" : "lower") << " row " << i;
+      }
+    }
+  }
+}
+
 TEST(Evaluate, DateTrunc) {
   EXPECT_EQ(Eval("date_trunc('year', ts)"),
             R"(["2024-01-01T00:00:00Z","2024-01-01T00:00:00Z",null,"1969-01-01T00:00:00Z"])");
