@@ -139,6 +139,10 @@ class PipelineRun {
   // Pass on what batch `seq` of the head's input made (`exits`) once everything before it
   // has been; return false when cancelled.
   bool DrainSegment(size_t segment, uint64_t seq, std::vector<SegmentExit> exits);
+  // A worker's batch whose turn has come (everything before it has left the segment): pass on
+  // what it has emitted so far (scope->exits) now, as the sequential executor would, so that
+  // its outputs do not all wait for the end of the batch; false when cancelled.
+  bool PassExitsInTurn(InlineScope* scope);
   // Raise the head's input watermark to the marker's and pass on each member's that rose.
   bool SegmentWatermark(size_t segment, const Message& marker);
   // Once every worker has ended: Finish every member's instances, mark them done.

@@ -34,6 +34,7 @@ Status PipelineRun::EmitInline(size_t node, Message m, InlineScope* scope) {
     const auto to = static_cast<size_t>(n.outputs[k]);
     if (scope->segment >= 0 && pipeline_->nodes()[to].segment != scope->segment) {
       scope->exits.push_back(SegmentExit{node, static_cast<int>(k), std::move(copy)});
+      if (!PassExitsInTurn(scope)) return Status::Cancelled("run cancelled");
       continue;
     }
     copy.input = n.output_ports[k];
@@ -116,6 +117,7 @@ void PipelineRun::RunSegmentWorker(size_t segment, int worker) {
     if (!m) break;
     const uint64_t seq = m->seq;
     if (!WaitForTurn(segment, seq)) break;
+    scope.seq = static_cast<int64_t>(seq);
     if (m->is_watermark()) {
       scope.exits.push_back(SegmentExit{head, -1, std::move(*m)});
     } else {
@@ -157,6 +159,7 @@ bool PipelineRun::RunClaimed(size_t segment, Message m) {
   scope.segment = static_cast<int>(segment);
   scope.instance = pipeline_->workers() - 1;  // the source's own instance: the last
   const uint64_t seq = m.seq;
+  scope.seq = static_cast<int64_t>(seq);
   if (!WaitForTurn(segment, seq)) return false;
   stats_[static_cast<size_t>(seg.head)]->AddCounter("batches_run_by_source", 1);
   AcquireSlot();
@@ -192,10 +195,26 @@ bool PipelineRun::DrainSegment(size_t segment, uint64_t seq, std::vector<Segment
                                    : PushOut(out.node, std::move(out.message), s, out.output));
       }
       state.pending.erase(state.pending.begin());
-      ++state.next;
+      state.next.fetch_add(1, std::memory_order_release);
     }
   }
   state.behind.notify_all();
+  return ok;
+}
+
+bool PipelineRun::PassExitsInTurn(InlineScope* scope) {
+  // Under max_parallel_nodes the worker holds a slot here, and a consumer waiting for one
+  // could never take what a full queue would make it wait for: the exits wait for the drain.
+  if (scope->seq < 0 || pipeline_->spec().settings.max_parallel_nodes > 0) return true;
+  const SegmentState& state = *segment_states_[static_cast<size_t>(scope->segment)];
+  // `next` reaches this batch only after everything before it has been passed on, and moves
+  // past it only in this worker's DrainSegment: no other thread passes anything on meanwhile.
+  if (state.next.load(std::memory_order_acquire) != static_cast<uint64_t>(scope->seq)) return true;
+  bool ok = true;
+  for (SegmentExit& out : scope->exits) {
+    ok = ok && PushOut(out.node, std::move(out.message), scope->segment, out.output);
+  }
+  scope->exits.clear();
   return ok;
 }
 

@@ -108,13 +108,19 @@ struct PipelineRun::InlineScope {
   // A segment's worker: what members emitted to nodes outside (or the head's watermark
   // markers), in the order the sequential executor would deliver it, for DrainSegment.
   std::vector<SegmentExit> exits;
+  // A segment's worker: the number of the head's input it is taking through (-1: none, as in
+  // Finish). Once everything before it has left the segment (its turn), what it emits leaves
+  // at once (PassExitsInTurn) instead of waiting in `exits` for the whole batch.
+  int64_t seq = -1;
 };
 
 /// A segment's shared state: its exits in the order of the head's input, and its watermarks.
 struct PipelineRun::SegmentState {
   std::mutex mu;
   std::condition_variable behind;  // workers too far ahead of the drain wait here
-  uint64_t next = 0;               // guarded by mu: the head's next input to drain
+  // The head's next input to drain: changed under mu; read without it by the worker whose
+  // turn it may be (PassExitsInTurn).
+  std::atomic<uint64_t> next{0};
   std::map<uint64_t, std::vector<SegmentExit>> pending;  // guarded by mu
   std::vector<int64_t> head_wm;  // guarded by mu: the head's inputs' watermarks
   std::atomic<int> live{0};      // workers still running

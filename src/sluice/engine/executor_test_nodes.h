@@ -247,13 +247,14 @@ class TickSink : public Sink {
 class LocalAddTransform : public Transform {
  public:
   LocalAddTransform(int64_t add, int64_t jitter_us, int64_t reject_mod, int64_t fail_at,
-                    int64_t stall_at = -1, int64_t stall_ms = 0)
+                    int64_t stall_at = -1, int64_t stall_ms = 0, std::string await = "")
       : add_(add),
         jitter_us_(jitter_us),
         reject_mod_(reject_mod),
         fail_at_(fail_at),
         stall_at_(stall_at),
-        stall_ms_(stall_ms) {}
+        stall_ms_(stall_ms),
+        await_(std::move(await)) {}
   bool BatchLocal() const override { return true; }
   Status Open(NodeContext* ctx) override {
     ctx_ = ctx;
@@ -262,6 +263,19 @@ class LocalAddTransform : public Transform {
   }
   Result<SchemaPtr> Bind(const std::vector<SchemaPtr>& in) override { return in[0]; }
   Status Process(const BatchPtr& in, int, Emitter* out) override {
+    if (!await_.empty() && in->num_rows() > 0) {
+      // Wait (5 s at most) for sink `await_` to have written this batch's first id.
+      const int64_t first = in->column(0).GetInt64(0);
+      for (int i = 0; i < 5000; ++i) {
+        {
+          std::lock_guard l(g_journal->mu);
+          const auto& v = g_journal->rows[await_];
+          if (std::find(v.begin(), v.end(), first) != v.end()) break;
+        }
+        if (i == 4999) return Status::Internal("'{}' never got id {}", await_, first);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
     if (jitter_us_ > 0) {
       rng_state_ = rng_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
       const auto pause =
@@ -285,6 +299,7 @@ class LocalAddTransform : public Transform {
 
  private:
   int64_t add_, jitter_us_, reject_mod_, fail_at_, stall_at_, stall_ms_;
+  std::string await_;
   NodeContext* ctx_ = nullptr;
   uint64_t rng_state_ = 0;
 };
@@ -312,9 +327,9 @@ inline NodeRegistry TestRegistry() {
       "local_add", "test", {},
       [](const NodeOptions& o) -> Result<std::unique_ptr<Transform>> {
         const auto get = [&](const char* k, int64_t d) { return o.Has(k) ? o.GetInt(k) : d; };
-        return std::unique_ptr<Transform>(
-            new LocalAddTransform(get("add", 0), get("jitter_us", 0), get("reject_mod", 0),
-                                  get("fail_at", -1), get("stall_at", -1), get("stall_ms", 0)));
+        return std::unique_ptr<Transform>(new LocalAddTransform(
+            get("add", 0), get("jitter_us", 0), get("reject_mod", 0), get("fail_at", -1),
+            get("stall_at", -1), get("stall_ms", 0), o.Has("await") ? o.GetString("await") : ""));
       },
       /*stateless=*/true, 1, -1);
   r.AddTransform(

@@ -357,6 +357,26 @@ TEST_F(SegmentTest, ANodeFeedingBothAMemberAndAnOutsideNodeKeepsTheSequentialOrd
   EXPECT_EQ(journal_.rows["out"], sequential);
 }
 
+TEST_F(SegmentTest, ABatchInItsTurnPassesOnWhatItEmitsAtOnce) {
+  // a's rows go to `early` (outside) before b (inside) takes them, and b waits until `early`
+  // has written them: a batch whose turn it is (always, with one worker) passes its outputs on
+  // as they come, as the sequential executor does, instead of holding them to its end.
+  const auto nodes = [] {
+    return std::vector<NodeSpec>{
+        TestNode("src", "count", {}, {{"rows", 300}, {"batch", 50}}),
+        TestNode("a", "local_add", {"src"}), TestNode("early", "record", {"a"}, {{"hold", false}}),
+        TestNode("b", "local_add", {"a"}, {{"add", 1'000'000}, {"await", "early"}}),
+        TestNode("out", "record", {"b"}, {{"hold", false}})};
+  };
+  ASSERT_OK(Run(nodes(), 1, EngineKind::kSequential));
+  const std::vector<int64_t> sequential = journal_.rows["out"];
+  ASSERT_EQ(sequential.size(), 300u);
+  journal_.rows.clear();
+  ASSERT_OK(Run(nodes(), 1));
+  EXPECT_EQ(journal_.rows["out"], sequential);
+  EXPECT_EQ(journal_.rows["early"], Range(0, 300));
+}
+
 TEST_F(SegmentTest, TheSourceRunningBatchesStaysWithinTheDrainsBound) {
   // The one pool worker stalls on the first batch; the source, finding the queue full, runs
   // the next ones itself, and their outputs wait for the first to drain. It must stop at the
