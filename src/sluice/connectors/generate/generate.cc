@@ -1,5 +1,6 @@
 #include "sluice/connectors/generate/generate.h"
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -104,6 +105,20 @@ constexpr std::string_view kAgents[] = {
 char* Put(char* p, std::string_view text) {
   std::memcpy(p, text.data(), text.size());
   return p + text.size();
+}
+
+/// Write the 8 nibbles of `v` as lowercase hex digits, lowest nibble first; return the end.
+/// All eight at once in a 64-bit word (byte k gets nibble k, then '0'-'9' or 'a'-'f').
+char* PutHex8(char* p, uint32_t v) {
+  uint64_t x = v;
+  x = (x | (x << 16)) & 0x0000FFFF0000FFFFULL;
+  x = (x | (x << 8)) & 0x00FF00FF00FF00FFULL;
+  x = (x | (x << 4)) & 0x0F0F0F0F0F0F0F0FULL;
+  const uint64_t letters = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+  x += 0x3030303030303030ULL + letters * ('a' - '0' - 10);
+  static_assert(std::endian::native == std::endian::little, "byte k of x must be nibble k");
+  std::memcpy(p, &x, 8);
+  return p + 8;
 }
 
 const char kLorem[] =
@@ -292,8 +307,9 @@ class GenerateSource final : public Source {
       p = Put(row, R"({"request_id":")");
       // 32 random hex digits: the nibbles of two draws, not a draw per digit.
       for (int half = 0; half < 2; ++half) {
-        uint64_t bits = rng->Next();
-        for (int k = 0; k < 16; ++k, bits >>= 4) *p++ = "0123456789abcdef"[bits & 15];
+        const uint64_t bits = rng->Next();
+        p = PutHex8(p, static_cast<uint32_t>(bits));
+        p = PutHex8(p, static_cast<uint32_t>(bits >> 32));
       }
       const uint64_t ip = rng->Next();
       const size_t lorem_len = 150 + rng->Below(100);

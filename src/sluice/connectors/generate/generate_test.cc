@@ -122,6 +122,7 @@ TEST(GenerateAuditTest, PayloadsAreWellFormedAndFollowTheSeed) {
   ASSERT_EQ(run.batches.size(), again.batches.size());
   int64_t rows = 0;
   std::set<std::string> octets;
+  std::set<char> hex_digits;
   for (size_t b = 0; b < run.batches.size(); ++b) {
     const BatchPtr& batch = run.batches[b];
     ASSERT_EQ(batch->num_columns(), 5);
@@ -136,7 +137,10 @@ TEST(GenerateAuditTest, PayloadsAreWellFormedAndFollowTheSeed) {
       EXPECT_LE(text.size(), 563u);
       const auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
       ASSERT_TRUE(doc.is_object()) << text;
-      EXPECT_EQ(doc["request_id"].get<std::string>().size(), 32u) << text;
+      const std::string request_id = doc["request_id"].get<std::string>();
+      EXPECT_EQ(request_id.size(), 32u) << text;
+      EXPECT_EQ(request_id.find_first_not_of("0123456789abcdef"), std::string::npos) << text;
+      hex_digits.insert(request_id.begin(), request_id.end());
       const std::string ip = doc["ip"].get<std::string>();
       ASSERT_EQ(ip.rfind("10.", 0), 0u) << text;
       size_t from = 3;
@@ -159,6 +163,7 @@ TEST(GenerateAuditTest, PayloadsAreWellFormedAndFollowTheSeed) {
   EXPECT_EQ(rows, 5000);
   // Octets of one, two and three digits, 0 and 255 among them.
   EXPECT_TRUE(octets.count("0") && octets.count("7") && octets.count("42") && octets.count("255"));
+  EXPECT_EQ(hex_digits.size(), 16u);  // every digit and letter turns up
 }
 
 TEST(GenerateMeterTest, SchemaIsTheSixReadingColumns) {
