@@ -6,6 +6,7 @@
 #include <random>
 
 #include "sluice/core/time.h"
+#include "sluice/expr/text_bytes.h"
 #include "sluice/testing/matchers.h"
 
 namespace sluice {
@@ -492,6 +493,43 @@ TEST(Evaluate, UpperAndLowerChangeAsciiLettersOnly) {
           if (!upper && c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
         }
         EXPECT_EQ(column->GetView(i), want) << (upper ? "upper" : "lower") << " row " << i;
+      }
+    }
+  }
+}
+
+// The byte loops of every build this machine can run (the baseline one everywhere, the AVX2 one
+// where the CPU has it) against byte-by-byte references: every length to 300 at every alignment,
+// a high byte anywhere or nowhere.
+TEST(TextBytes, EveryBuildAgreesWithAByteByByteReference) {
+  using expr_internal::Isa;
+  std::vector<Isa> builds = {Isa::kBaseline};
+  if (expr_internal::BestIsa() == Isa::kAvx2) builds.push_back(Isa::kAvx2);
+  std::mt19937_64 rng(5);
+  std::vector<char> in(320), out(320);
+  for (const Isa isa : builds) {
+    for (int64_t len = 0; len <= 300; ++len) {
+      for (int64_t at = 0; at < 8; ++at) {
+        for (auto& c : in) c = static_cast<char>(0x20 + rng() % 0x5F);  // ASCII
+        const bool high = rng() % 2 == 0 && len > 0;
+        if (high) in[static_cast<size_t>(at + static_cast<int64_t>(rng() % len))] = '\xC3';
+        const char* p = in.data() + at;
+        EXPECT_EQ(expr_internal::IsAscii(p, len, isa), !high) << len << " at " << at;
+        int64_t continuation = 0;
+        for (int64_t i = 0; i < len; ++i)
+          continuation += (static_cast<uint8_t>(p[i]) & 0xC0) == 0x80;
+        EXPECT_EQ(expr_internal::ContinuationBytes(p, len), continuation);
+        for (const bool upper : {true, false}) {
+          const char lo = upper ? 'a' : 'A';
+          expr_internal::FlipCase(p, out.data(), len, lo, static_cast<char>(lo + 25), isa);
+          for (int64_t i = 0; i < len; ++i) {
+            const char c = p[i];
+            const char want = upper ? ((c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c)
+                                    : ((c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c);
+            ASSERT_EQ(out[static_cast<size_t>(i)], want)
+                << "build " << static_cast<int>(isa) << " length " << len << " at " << at;
+          }
+        }
       }
     }
   }

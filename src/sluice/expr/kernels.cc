@@ -6,6 +6,7 @@
 
 #include "sluice/core/time.h"
 #include "sluice/expr/expr_internal.h"
+#include "sluice/expr/text_bytes.h"
 
 namespace sluice::expr_internal {
 
@@ -234,36 +235,6 @@ Operand CompareVar(CmpOp op, const Operand& a, const Operand& b, int64_t rows) {
   return MakeOperand(TypeId::kBool, n, std::move(buffer), AndValidity(a, b, n), scalar);
 }
 
-// Return the number of UTF-8 continuation bytes (10xxxxxx) in [p, p + n): a code point is
-// every other byte. Eight bytes at a time: a byte continues a sequence when its bit 7 is set
-// and its bit 6 is not, and the multiply sums the eight bytes' flags into the top byte.
-int64_t ContinuationBytes(const char* p, int64_t n) {
-  int64_t count = 0;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, sizeof w);
-    const uint64_t flags = (w & ~(w << 1) & 0x8080808080808080ULL) >> 7;
-    count += static_cast<int64_t>((flags * 0x0101010101010101ULL) >> 56);
-  }
-  for (; i < n; ++i) count += (static_cast<unsigned char>(p[i]) & 0xC0) == 0x80;
-  return count;
-}
-
-// Return true when no byte of [p, p + n) is above 0x7F. Built for AVX2 too (twice the bytes per
-// instruction), chosen at load time where the CPU has it.
-__attribute__((target_clones("avx2", "default"))) bool IsAscii(const char* p, int64_t n) {
-  uint64_t any = 0;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, sizeof w);
-    any |= w;
-  }
-  for (; i < n; ++i) any |= static_cast<unsigned char>(p[i]);
-  return (any & 0x8080808080808080ULL) == 0;
-}
-
 Operand Logic(bool is_and, const Operand& a, const Operand& b, int64_t rows) {
   const bool scalar = a.scalar && b.scalar;
   const int64_t n = scalar ? 1 : rows;
@@ -466,16 +437,6 @@ Operand IsNull(const Operand& a, bool negated) {
   auto [out, buffer] = Allocate<uint8_t>(n);
   for (int64_t i = 0; i < n; ++i) out[i] = a.column.IsNull(i) != negated;
   return MakeOperand(TypeId::kBool, n, std::move(buffer), {}, false);
-}
-
-// Copy `size` bytes from `in` to `out`, flipping the case of ASCII letters in [lo, hi]. Built
-// for AVX2 too (twice the bytes per instruction), chosen at load time where the CPU has it.
-__attribute__((target_clones("avx2", "default"))) void FlipCase(const char* in, char* out,
-                                                                int64_t size, char lo, char hi) {
-  for (int64_t i = 0; i < size; ++i) {
-    const char ch = in[i];
-    out[i] = (ch >= lo && ch <= hi) ? static_cast<char>(ch ^ 0x20) : ch;
-  }
 }
 
 Operand ChangeCase(const Operand& a, bool upper) {
