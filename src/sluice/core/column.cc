@@ -153,6 +153,7 @@ void ColumnBuilder::AppendColumn(const Column& source) {
 }
 
 Column ColumnBuilder::Finish() {
+  assert(string_room_ == kNoString);  // no BeginString left open
   BufferPtr validity;
   if (null_count_ > 0) {
     validity_.resize(static_cast<size_t>((length_ + 7) / 8), 0xff);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -91,14 +92,19 @@ class ColumnBuilder {
     ++length_;
   }
   /// Append a string to a variable-width column that the caller writes in place: return room
-  /// for `max_bytes` (uninitialized, valid until the next append), then call EndString with
-  /// the bytes written, at most `max_bytes`. Saves formatting into a scratch buffer and copying.
+  /// for `max_bytes` (uninitialized; valid until the next call on this builder), then call
+  /// EndString with the bytes written, at most `max_bytes`, before anything else. Saves
+  /// formatting into a scratch buffer and copying.
   char* BeginString(size_t max_bytes) {
+    assert(string_room_ == kNoString);
     string_start_ = data_.size();
+    string_room_ = max_bytes;
     data_.resize(string_start_ + max_bytes);
     return data_.data() + string_start_;
   }
   void EndString(size_t bytes) {
+    assert(string_room_ != kNoString && bytes <= string_room_);
+    string_room_ = kNoString;
     data_.resize(string_start_ + bytes);
     offsets_.push_back(static_cast<int32_t>(data_.size()));
     ++length_;
@@ -187,8 +193,10 @@ class ColumnBuilder {
   size_t fixed_len_ = 0;
   std::vector<int32_t> offsets_;
   std::vector<char, UninitializedAllocator<char>> data_;
-  size_t string_start_ = 0;        // BeginString's row starts here
-  std::vector<uint8_t> validity_;  // empty until the first null
+  static constexpr size_t kNoString = SIZE_MAX;
+  size_t string_start_ = 0;         // BeginString's row starts here
+  size_t string_room_ = kNoString;  // its room, until EndString
+  std::vector<uint8_t> validity_;   // empty until the first null
 };
 
 }  // namespace sluice
