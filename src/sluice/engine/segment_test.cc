@@ -377,6 +377,36 @@ TEST_F(SegmentTest, ABatchInItsTurnPassesOnWhatItEmitsAtOnce) {
   EXPECT_EQ(journal_.rows["early"], Range(0, 300));
 }
 
+TEST_F(SegmentTest, ABatchFailingAfterSomeOfItsOutputsLeftIsNotCommitted) {
+  // a's rows go to `early` (outside) before b, which fails on the batch holding id 1234: that
+  // batch's rows may have reached `early` (its turn had come, as in the sequential executor), but
+  // the batch is abandoned, not committed, and every committed batch is in both sinks whole.
+  for (const int workers : {1, 3}) {
+    journal_.rows.clear();
+    journal_.committed.clear();
+    journal_.abandoned.clear();
+    const std::vector<NodeSpec> nodes = {
+        TestNode("src", "count", {}, {{"rows", 5000}, {"batch", 50}}),
+        TestNode("a", "local_add", {"src"}, {{"jitter_us", 200}}),
+        TestNode("early", "record", {"a"}, {{"hold", false}}),
+        TestNode("b", "local_add", {"a"}, {{"fail_at", 1234}, {"jitter_us", 200}}),
+        TestNode("out", "record", {"b"}, {{"hold", false}})};
+    EXPECT_THAT(Run(nodes, workers), StatusIs(StatusCode::kIOError, HasSubstr("cursed")));
+    EXPECT_TRUE(journal_.abandoned["src"].count(24)) << workers;
+    EXPECT_FALSE(journal_.committed["src"].count(24)) << workers;
+    const std::set<int64_t> early(journal_.rows["early"].begin(), journal_.rows["early"].end());
+    const std::set<int64_t> out(journal_.rows["out"].begin(), journal_.rows["out"].end());
+    for (uint64_t seq : journal_.committed["src"]) {
+      for (int64_t id = static_cast<int64_t>(seq) * 50; id < static_cast<int64_t>(seq + 1) * 50;
+           ++id) {
+        ASSERT_TRUE(early.count(id) && out.count(id))
+            << "committed batch " << seq << " lacks " << id << " (workers " << workers << ")";
+      }
+    }
+    EXPECT_FALSE(out.count(1234)) << workers;
+  }
+}
+
 TEST_F(SegmentTest, TheSourceRunningBatchesStaysWithinTheDrainsBound) {
   // The one pool worker stalls on the first batch; the source, finding the queue full, runs
   // the next ones itself, and their outputs wait for the first to drain. It must stop at the
