@@ -418,6 +418,15 @@ TEST(Evaluate, Functions) {
   EXPECT_EQ(Eval("lower(null)"), "[null,null,null,null]");
 }
 
+// A batch of one string column `t` holding `values`.
+BatchPtr StringBatch(const std::vector<std::string>& values) {
+  ColumnBuilder text(TypeId::kString, static_cast<int64_t>(values.size()));
+  for (const std::string& v : values) text.AppendString(v);
+  auto batch = Batch::Make(MakeSchema({{"t", TypeId::kString}}), {text.Finish()});
+  EXPECT_TRUE(batch.ok()) << batch.status().ToString();
+  return *batch;
+}
+
 // length() counts code points: every byte but UTF-8 continuation bytes (10xxxxxx), also in
 // malformed text. Strings of every length around the 8-byte words it reads, ASCII columns (a
 // shortcut) and mixed ones, whole and sliced, against a byte-by-byte count.
@@ -429,7 +438,6 @@ TEST(Evaluate, LengthCountsCodePointsInEveryString) {
     return n;
   };
   for (const bool ascii : {true, false}) {
-    ColumnBuilder text(TypeId::kString, 300);
     std::vector<std::string> values;
     for (int i = 0; i < 300; ++i) {
       std::string s;
@@ -446,12 +454,10 @@ TEST(Evaluate, LengthCountsCodePointsInEveryString) {
         }
       }
       values.push_back(s);
-      text.AppendString(s);
     }
-    auto batch = Batch::Make(MakeSchema({{"t", TypeId::kString}}), {text.Finish()});
-    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    const BatchPtr batch = StringBatch(values);
     for (const auto& [offset, length] : {std::pair<int64_t, int64_t>{0, 300}, {13, 201}}) {
-      const BatchPtr part = (*batch)->Slice(offset, length);
+      const BatchPtr part = batch->Slice(offset, length);
       const auto got = nlohmann::json::parse(Eval("length(t)", part));
       ASSERT_EQ(got.size(), static_cast<size_t>(length));
       for (int64_t i = 0; i < length; ++i) {
@@ -467,19 +473,16 @@ TEST(Evaluate, LengthCountsCodePointsInEveryString) {
 // bytes, punctuation) is kept. Columns far longer than a vector register, whole and sliced.
 TEST(Evaluate, UpperAndLowerChangeAsciiLettersOnly) {
   std::mt19937_64 rng(9);
-  ColumnBuilder text(TypeId::kString, 200);
   std::vector<std::string> values;
   for (int i = 0; i < 200; ++i) {
     std::string s;
     const int len = static_cast<int>(rng() % 90);
     for (int k = 0; k < len; ++k) s += static_cast<char>(rng() % 256);
     values.push_back(s);
-    text.AppendString(s);
   }
-  auto batch = Batch::Make(MakeSchema({{"t", TypeId::kString}}), {text.Finish()});
-  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  const BatchPtr batch = StringBatch(values);
   for (const auto& [offset, length] : {std::pair<int64_t, int64_t>{0, 200}, {7, 150}}) {
-    const BatchPtr part = (*batch)->Slice(offset, length);
+    const BatchPtr part = batch->Slice(offset, length);
     for (const bool upper : {true, false}) {
       auto bound = ParseAndBind(upper ? "upper(t)" : "lower(t)", *part->schema());
       ASSERT_TRUE(bound.ok()) << bound.status().ToString();

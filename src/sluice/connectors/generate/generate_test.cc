@@ -22,8 +22,9 @@ using testing::IsOk;
 
 constexpr int64_t kEnd = 1'780'000'000'000'000;  // 2026-05-28T...Z
 
-OptionJson MeterOptions(int64_t rows, int64_t seed) {
-  return {{"shape", "meter"},
+// The options every shape takes: `rows` rows in batches of 700 from id 1, ending at kEnd.
+OptionJson ShapeOptions(const char* shape, int64_t rows, int64_t seed) {
+  return {{"shape", shape},
           {"rows", rows},
           {"batch_rows", 700},
           {"seed", seed},
@@ -31,9 +32,14 @@ OptionJson MeterOptions(int64_t rows, int64_t seed) {
           {"start_id", 1},
           {"end", FormatTimestamp(kEnd)},
           {"span", 0},
-          {"meters", 50},
-          {"interval", 1'000'000},
           {"null_ratio", 0.0}};
+}
+
+OptionJson MeterOptions(int64_t rows, int64_t seed) {
+  OptionJson o = ShapeOptions("meter", rows, seed);
+  o["meters"] = 50;
+  o["interval"] = 1'000'000;
+  return o;
 }
 
 constexpr int64_t kMinute = 60'000'000;
@@ -92,18 +98,6 @@ std::vector<std::string> Rows(const Generated& run) {
   return rows;
 }
 
-OptionJson AuditOptions(int64_t rows, int64_t seed) {
-  return {{"shape", "audit"},
-          {"rows", rows},
-          {"batch_rows", 700},
-          {"seed", seed},
-          {"rate", 0.0},
-          {"start_id", 1},
-          {"end", FormatTimestamp(kEnd)},
-          {"span", 0},
-          {"null_ratio", 0.0}};
-}
-
 // A JSON number or a decimal inside text, as the audit shape writes it: digits only, no
 // leading zero, within [0, below).
 void ExpectDecimal(const std::string& text, uint64_t below, const std::string& row) {
@@ -117,8 +111,8 @@ void ExpectDecimal(const std::string& text, uint64_t below, const std::string& r
 // Every payload is a JSON object of the documented fields, its numbers written in full (the
 // shape formats them itself), 342-563 bytes; the same seed gives the same rows.
 TEST(GenerateAuditTest, PayloadsAreWellFormedAndFollowTheSeed) {
-  const Generated run = Read(AuditOptions(5000, 11));
-  const Generated again = Read(AuditOptions(5000, 11));
+  const Generated run = Read(ShapeOptions("audit", 5000, 11));
+  const Generated again = Read(ShapeOptions("audit", 5000, 11));
   ASSERT_EQ(run.batches.size(), again.batches.size());
   int64_t rows = 0;
   std::set<std::string> octets;
