@@ -243,7 +243,8 @@ class TickSink : public Sink {
 /// A batch-local transform (fused into segments): adds `add` to every id, after a random pause of
 /// up to `jitter_us` per batch (so that workers finish out of order); sends the rows whose id is
 /// a multiple of `reject_mod` (when > 0) to its dead-letter output; fails the batch holding id
-/// `fail_at` (when >= 0); sleeps `stall_ms` on the batch holding id `stall_at` (when >= 0).
+/// `fail_at` (when >= 0); sleeps `stall_ms` on the batch holding id `stall_at` (when >= 0), less
+/// once the run stops or is cancelled.
 class LocalAddTransform : public Transform {
  public:
   LocalAddTransform(int64_t add, int64_t jitter_us, int64_t reject_mod, int64_t fail_at,
@@ -286,7 +287,7 @@ class LocalAddTransform : public Transform {
     for (int64_t i = 0; i < in->num_rows(); ++i) {
       const int64_t id = in->column(0).GetInt64(i);
       if (id == fail_at_) return Status::IOError("id {} is cursed (injected)", id);
-      if (id == stall_at_) std::this_thread::sleep_for(std::chrono::milliseconds(stall_ms_));
+      if (id == stall_at_) ctx_->WaitUnlessStopping(stall_ms_ * 1000);
       if (reject_mod_ > 0 && id % reject_mod_ == 0) {
         ctx_->DeadLetter("row", "a multiple of " + std::to_string(reject_mod_), std::to_string(id));
         continue;
