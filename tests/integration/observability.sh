@@ -55,10 +55,18 @@ alerts:
     webhook: $hook
 YAML
 
-# 1. A run serving metrics on a free port; scrape it while it runs.
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$sluice" run --metrics-listen "$port" --report run.json --fail-on-alert slow.yaml \
+# 1. A run serving metrics on a port of its own (0: the kernel picks one the run holds from the
+# start, where a port picked here and bound later could be taken meanwhile by another test's
+# outgoing connection); scrape it while it runs.
+"$sluice" run --metrics-listen 0 --report run.json --fail-on-alert slow.yaml \
   >run.out 2>run.err & run_pid=$!
+port=""
+for _ in $(seq 200); do
+  port=$(sed -n 's|.*metrics at http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' run.err)
+  [ -n "$port" ] && break
+  sleep 0.05
+done
+[ -n "$port" ] || fail "the run did not say where it serves metrics: $(cat run.err)"
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/metrics" -o metrics.txt && break; sleep 0.05; done
 [ -s metrics.txt ] || fail "no /metrics while running: $(cat run.err)"
 sleep 0.5
