@@ -104,14 +104,13 @@ TEST(PgErrorsTest, MalformedDsnIsAConfigErrorWithoutThePassword) {
 }
 
 TEST(PgErrorsTest, RefusedPortFailsAtOnceAsUnavailable) {
-  const auto start = std::chrono::steady_clock::now();
+  // At once: a refusal is kUnavailable, where waiting out the 5 s deadline would be kTimeout.
   auto conn = PgConnection::Connect(
       "host=127.0.0.1 port=1 user=u password=hunter22 dbname=d connect_timeout=30", 5'000'000);
   EXPECT_THAT(conn, StatusIs(StatusCode::kUnavailable,
                              AllOf(HasSubstr("PostgreSQL at u@127.0.0.1:1/d: cannot connect"),
                                    HasSubstr("[SQLSTATE 08001]"), Not(HasSubstr("hunter22")),
                                    Not(HasSubstr("\n")))));
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
 }
 
 TEST(PgErrorsTest, ServerThatNeverAnswersTimesOutAtTheDeadline) {
@@ -133,8 +132,10 @@ TEST(PgErrorsTest, ServerThatNeverAnswersTimesOutAtTheDeadline) {
   const auto elapsed = std::chrono::steady_clock::now() - start;
   close(fd);
   EXPECT_THAT(conn, StatusIs(StatusCode::kTimeout, HasSubstr("no answer within 300 ms")));
+  // Not before the deadline (the clock is monotonic); the upper bound only guards against a
+  // wait far past it (without a deadline the call would never return), not a measure of speed.
   EXPECT_GE(elapsed, std::chrono::milliseconds(290));
-  EXPECT_LT(elapsed, std::chrono::seconds(2));
+  EXPECT_LT(elapsed, std::chrono::seconds(30));
 }
 
 }  // namespace
