@@ -73,23 +73,31 @@ OPERATION=op-1 "$sluice" run -q --report r2.json "$example"
 check_eq "$(jq -r '[.nodes[] | .counters.rows_deleted // 0] | add' r2.json)" 0 "rows_deleted by a rerun"
 check_eq "$(digest "true")" "$kept" "tables after a rerun"
 
-# Killed part way (the process exits at the third batch of resource ids), then rerun.
+# Killed part way (kill -9 once some of op-2's resources are deleted, not all), then rerun. The
+# kill waits for the database to show a batch deleted: a kill at a fixed batch found none
+# committed yet when the sink was slow (ASan, a loaded machine).
 kept=$(digest "scale_operation_id IS DISTINCT FROM 'op-2'")
-sed -e 's/^    inputs: \[resource_ids\]$/    inputs: [die]/' "$example" > killed.yaml
+sed -e 's/^    inputs: \[resource_ids\]$/    inputs: [slow]/' "$example" > killed.yaml
 cat >> killed.yaml <<'YAML'
-  die:
+  slow:
     type: fault_inject
     inputs: [resource_ids]
-    fail_at_batch: 2
-    action: exit
-    delay: 300ms   # each batch before it reaches the sink and commits
+    delay: 1s   # before each batch of 500: op-2's 4000 resources take 8 s
 YAML
-grep -q "inputs: \[die\]" killed.yaml || fail "the kill pipeline was not wired: $(cat killed.yaml)"
+grep -q "inputs: \[slow\]" killed.yaml || fail "the kill pipeline was not wired: $(cat killed.yaml)"
+OPERATION=op-2 BATCH_ROWS=500 "$sluice" run -q killed.yaml 2>kill.err & pid=$!
+for _ in $(seq 1200); do
+  left=$(psql -qAtc "SELECT count(*) FROM $res WHERE scale_operation_id = 'op-2'")
+  [ "$left" -lt 4000 ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.05
+done
+kill -9 "$pid" 2>/dev/null
 set +e
-OPERATION=op-2 BATCH_ROWS=500 "$sluice" run -q killed.yaml 2>kill.err
+wait "$pid"
 rc=$?
 set -e
-[ "$rc" -ne 0 ] || fail "the killed run exited 0"
+[ "$rc" -eq 137 ] || fail "the run was not killed mid-way (exit $rc): $(tail -3 kill.err)"
 left=$(psql -qAtc "SELECT count(*) FROM $res WHERE scale_operation_id = 'op-2'")
 [ "$left" -gt 0 ] && [ "$left" -lt 4000 ] || fail "the killed run should have deleted part of op-2's resources, left $left"
 OPERATION=op-2 BATCH_ROWS=500 "$sluice" run -q "$example"
