@@ -43,6 +43,15 @@ void NodeStats::SetGauge(const std::string& name, double value) {
   gauges_[name] = value;
 }
 
+void NodeStats::SetInstanceGauge(const std::string& name, int instance, double value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::map<int, double>& shares = instance_gauges_[name];
+  shares[instance] = value;
+  double total = 0;
+  for (const auto& [k, v] : shares) total += v;
+  gauges_[name] = total;
+}
+
 std::map<std::string, double> NodeStats::Gauges() const {
   std::lock_guard<std::mutex> lock(mu_);
   return gauges_;

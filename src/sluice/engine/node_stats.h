@@ -53,15 +53,19 @@ struct NodeStats {
   std::map<std::string, int64_t> ErrorsByCode() const;
   /// Set a named gauge of the node's current state (e.g. "batch_size_target_rows").
   void SetGauge(const std::string& name, double value);
+  /// Set instance `instance`'s share of a gauge of state each instance holds apart (a keyed
+  /// node's open windows, state bytes): the node's gauge is the sum over its instances.
+  void SetInstanceGauge(const std::string& name, int instance, double value);
   std::map<std::string, double> Gauges() const;
 
  private:
   mutable std::mutex mu_;
-  std::set<std::string> once_;               // guarded by mu_
-  std::map<std::string, int64_t> phases_;    // guarded by mu_
-  std::map<std::string, int64_t> counters_;  // guarded by mu_
-  std::map<std::string, int64_t> errors_;    // guarded by mu_
-  std::map<std::string, double> gauges_;     // guarded by mu_
+  std::set<std::string> once_;                                    // guarded by mu_
+  std::map<std::string, int64_t> phases_;                         // guarded by mu_
+  std::map<std::string, int64_t> counters_;                       // guarded by mu_
+  std::map<std::string, int64_t> errors_;                         // guarded by mu_
+  std::map<std::string, double> gauges_;                          // guarded by mu_
+  std::map<std::string, std::map<int, double>> instance_gauges_;  // guarded by mu_
 };
 
 }  // namespace sluice

@@ -125,7 +125,8 @@ class AnomalyTransform final : public Transform {
       }
     }
     if (anomalies > 0) ctx_->stats()->AddCounter("anomalies", anomalies);
-    ctx_->stats()->SetGauge("keys", static_cast<double>(baselines_.size()));
+    ctx_->stats()->SetInstanceGauge("keys", ctx_->instance(),
+                                    static_cast<double>(baselines_.size()));
     AccountState();
     if (!c_.emit_all && keep.empty()) return Status::OK();
     std::vector<Column> cols = batch->columns();

@@ -303,10 +303,12 @@ class WindowTransform final : public Transform {
     const int64_t bytes = slices_ != nullptr ? slices_->Bytes() : sessions_->Bytes();
     ctx_->HoldMemory(bytes - held_);
     held_ = bytes;
-    ctx_->stats()->SetGauge("open_windows",
-                            static_cast<double>(slices_ != nullptr ? slices_->open_slices()
-                                                                   : sessions_->open_sessions()));
-    ctx_->stats()->SetGauge("state_bytes", static_cast<double>(bytes));
+    // Keyed instances (partition_by) each hold their own: the node's gauges add them up.
+    ctx_->stats()->SetInstanceGauge(
+        "open_windows", ctx_->instance(),
+        static_cast<double>(slices_ != nullptr ? slices_->open_slices()
+                                               : sessions_->open_sessions()));
+    ctx_->stats()->SetInstanceGauge("state_bytes", ctx_->instance(), static_cast<double>(bytes));
     const int64_t limit = ctx_->memory_limit();
     if (limit > 0 && bytes > limit) {
       return Status(

@@ -493,6 +493,26 @@ TEST(WindowTest, AStopEmitsNoOpenWindowAndGivesUpItsRowsForTheNextRun) {
   }
 }
 
+TEST(WindowTest, KeyedInstancesGaugesAddUpTheirState) {
+  // Two instances of one node (partition_by), each holding its own keys: the node's gauges are
+  // the sum of what they hold, not the last one's.
+  MemoryBudget budget(1 << 20);
+  NodeStats stats;
+  Harness a(J{{"size", "5m"}}, &budget, &stats, 0);
+  Harness b(J{{"size", "5m"}}, &budget, &stats, 1);
+  std::vector<Reading> few, many;
+  for (int i = 0; i < 10; ++i) few.push_back({fmt::format("meter-{}", i), 0, 1, 1});
+  for (int i = 0; i < 300; ++i) many.push_back({fmt::format("meter-{}", 100 + i), 6 * kMin, 1, 1});
+  ASSERT_TRUE(a.Push(few).ok());
+  ASSERT_TRUE(b.Push(many).ok());
+  ASSERT_TRUE(a.Push(few).ok());  // the instance holding less writes last
+  EXPECT_GT(budget.held(), 300 * 40);
+  EXPECT_EQ(Gauge(stats, "state_bytes"), static_cast<double>(budget.held()));
+  EXPECT_EQ(Gauge(stats, "open_windows"), 2);
+  ASSERT_TRUE(a.t->Finish(&a.out).ok());
+  ASSERT_TRUE(b.t->Finish(&b.out).ok());
+}
+
 TEST(WindowTest, StateCountsAgainstTheMemoryBudgetAndIsReleased) {
   MemoryBudget budget(1 << 20);
   {

@@ -81,10 +81,13 @@ inline BatchPtr Readings(const std::vector<Reading>& rows) {
   return Batch::MakeUnchecked(ReadingSchema(), std::move(cols), static_cast<int64_t>(rows.size()));
 }
 
-/// A window transform bound to ReadingSchema, opened on a context of its own.
+/// A window transform bound to ReadingSchema, opened on a context of its own — or, given
+/// `node_stats`, as instance `instance` of a node whose stats those are.
 struct Harness {
-  explicit Harness(nlohmann::json options, MemoryBudget* memory = nullptr)
-      : ctx("w", "window", &stats, &cancelled, false) {
+  explicit Harness(nlohmann::json options, MemoryBudget* memory = nullptr,
+                   NodeStats* node_stats = nullptr, int instance = 0)
+      : ctx("w", "window", node_stats != nullptr ? node_stats : &stats, &cancelled, false) {
+    ctx.set_instance(instance);
     if (!options.contains("time")) options["time"] = "ts";
     if (!options.contains("group_by")) options["group_by"] = {"meter"};
     if (!options.contains("aggregates")) {

@@ -252,8 +252,10 @@ class DissolveTransform final : public GeoTransform {
     if (ctx_ == nullptr) return Status::OK();
     ctx_->HoldMemory(bytes_ - held_bytes_);
     held_bytes_ = bytes_;
-    ctx_->stats()->SetGauge("groups", static_cast<double>(groups_.size()));
-    ctx_->stats()->SetGauge("state_bytes", static_cast<double>(bytes_));
+    // Keyed instances (partition_by) each hold their own: the node's gauges add them up.
+    ctx_->stats()->SetInstanceGauge("groups", ctx_->instance(),
+                                    static_cast<double>(groups_.size()));
+    ctx_->stats()->SetInstanceGauge("state_bytes", ctx_->instance(), static_cast<double>(bytes_));
     const int64_t limit = ctx_->memory_limit();
     if (limit > 0 && bytes_ > limit) {
       return Status(StatusCode::kResourceExhausted,
