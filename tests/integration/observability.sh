@@ -58,6 +58,8 @@ YAML
 # 1. A run serving metrics on a port of its own (0: the kernel picks one the run holds from the
 # start, where a port picked here and bound later could be taken meanwhile by another test's
 # outgoing connection); scrape it while it runs.
+# run.err exists before the run starts: the background shell may open it after sed first looks.
+: >run.err
 "$sluice" run --metrics-listen 0 --report run.json --fail-on-alert slow.yaml \
   >run.out 2>run.err & run_pid=$!
 port=""
