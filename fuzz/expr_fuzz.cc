@@ -1,10 +1,13 @@
 // Fuzz the expression language: parse arbitrary text and, when it parses and binds against a
 // schema with columns of every type, evaluate it over a small batch (whole and sliced at an odd
-// offset) and use it as a filter. Errors are fine; crashes, leaks and UB are not.
+// offset) and use it as a filter. Errors are fine; crashes, leaks and UB are not. Then evaluate
+// it over that batch repeated past one evaluation slice (1024 rows), sliced at an odd offset:
+// every row must have the value of the small batch's same row.
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "sluice/core/batch.h"
 #include "sluice/expr/expr.h"
@@ -40,6 +43,23 @@ const sluice::BatchPtr& TestBatch() {
   return kBatch;
 }
 
+// TestBatch repeated 131 times (1179 rows).
+const sluice::BatchPtr& LargeBatch() {
+  static const sluice::BatchPtr kBatch = [] {
+    std::vector<sluice::BatchPtr> copies(131, TestBatch());
+    auto batch = sluice::Concatenate(copies);
+    return batch.ok() ? *batch : nullptr;
+  }();
+  return kBatch;
+}
+
+bool SameValue(const sluice::Column& a, int64_t i, const sluice::Column& b, int64_t j) {
+  if (a.IsNull(i) || b.IsNull(j)) return a.IsNull(i) == b.IsNull(j);
+  if (sluice::IsVarWidth(a.type())) return a.GetView(i) == b.GetView(j);
+  if (a.type() == sluice::TypeId::kBool) return a.GetBool(i) == b.GetBool(j);
+  return a.GetInt64(i) == b.GetInt64(j);  // float64 bit for bit
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -72,6 +92,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto filtered = (*bound)->Filter(b);
       if (filtered.ok() && (*filtered)->num_rows() > b->num_rows()) __builtin_trap();
     }
+  }
+  // now() differs between two evaluations: compare only what does not read the clock.
+  if (text.find("now") != std::string_view::npos || LargeBatch() == nullptr) return 0;
+  const int64_t base = batch->num_rows();
+  constexpr int64_t kOffset = 5;
+  auto large = LargeBatch()->Slice(kOffset, LargeBatch()->num_rows() - kOffset - 2);
+  auto small = (*bound)->Evaluate(*batch);
+  auto big = (*bound)->Evaluate(*large);
+  if (!small.ok() || !big.ok()) return 0;
+  if (big->length() != large->num_rows()) __builtin_trap();
+  for (int64_t r = 0; r < big->length(); ++r) {
+    if (!SameValue(*big, r, *small, (r + kOffset) % base)) __builtin_trap();
   }
   return 0;
 }

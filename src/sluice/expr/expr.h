@@ -113,6 +113,7 @@ class BoundExpr {
  private:
   std::unique_ptr<expr_internal::Node> root_;
   std::string text_;
+  bool sliced_;  ///< Evaluated a slice of rows at a time: see EvalRows in bind.cc.
 };
 
 /// Resolve the fields of `expr` in `schema` and check its types. Errors are kInvalidArgument

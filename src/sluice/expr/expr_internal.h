@@ -23,11 +23,14 @@ struct Operand {
   bool IsNullScalar() const { return scalar && column.null_count() > 0; }
 };
 
-/// What one evaluation needs besides the tree: the batch and the instant now() returns.
+/// What one evaluation needs besides the tree: the rows of the batch it covers and the instant
+/// now() returns. An evaluation covers rows [begin, begin + rows) of `batch`; its operands have
+/// `rows` rows, the first being row `begin`.
 struct EvalContext {
   const Batch* batch = nullptr;
   int64_t rows = 0;
   int64_t now_micros = 0;
+  int64_t begin = 0;
 };
 
 /// A node of a bound expression. Immutable; Eval may run on several threads at once.
@@ -36,8 +39,11 @@ class Node {
   Node(TypeId type, std::string text) : type_(type), text_(std::move(text)) {}
   virtual ~Node() = default;
 
-  /// Return the values of this node for every row of ctx.batch.
+  /// Return the values of this node for the rows ctx covers.
   virtual Result<Operand> Eval(const EvalContext& ctx) const = 0;
+  /// Return true when this node or one below it runs a kernel that makes a string, bytes, json
+  /// or geometry value: a temporary as large as its input when it is not the root.
+  virtual bool MakesVarWidth() const { return false; }
 
   TypeId type() const { return type_; }
   const std::string& text() const { return text_; }

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "sluice/core/time.h"
@@ -626,6 +627,82 @@ TEST(Evaluate, SlicedInputsKeepTheirNulls) {
     EXPECT_EQ(Eval("upper(s)", slice), expected_upper) << offset;
     EXPECT_EQ(Eval("coalesce(upper(s), null)", slice), expected_upper) << offset;
     EXPECT_EQ(Eval("not e and v > 0", slice), expected_and) << offset;
+  }
+}
+
+// Code points of valid UTF-8: its bytes less its continuation bytes.
+int64_t CodePoints(std::string_view s) {
+  int64_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+TEST(Evaluate, ExpressionsWithStringTemporariesGiveEveryRowOfALargeBatch) {
+  // A number or bool computed from strings is evaluated a slice of rows at a time (1024), so
+  // that its strings stay in the cache: the batch is sliced at offsets that are not a multiple
+  // of that, has nulls on the slices' edges, unicode, empty strings, and rows past the last
+  // whole slice.
+  auto schema = MakeSchema({{"s", TypeId::kString}, {"t", TypeId::kString}, {"v", TypeId::kInt64}});
+  const std::vector<std::string> pieces = {"a", "Z", "é", "ß", "日本", "🙂", " ", "x_y", "Ω"};
+  std::mt19937 rng(18);
+  ColumnBuilder s(TypeId::kString), t(TypeId::kString), v(TypeId::kInt64);
+  std::vector<std::optional<std::string>> ss, ts;
+  constexpr int64_t kRows = 5003;
+  for (int64_t i = 0; i < kRows; ++i) {
+    auto text = [&]() -> std::optional<std::string> {
+      if (rng() % 7 == 0 || i == 1023 || i == 1024 || i == 1027 || i == 2050) return std::nullopt;
+      std::string out;
+      for (uint32_t k = rng() % 12; k > 0; --k) out += pieces[rng() % pieces.size()];
+      return out;
+    };
+    ss.push_back(text());
+    ts.push_back(text());
+    ss.back() ? s.AppendString(*ss.back()) : s.AppendNull();
+    ts.back() ? t.AppendString(*ts.back()) : t.AppendNull();
+    v.AppendInt64(i);
+  }
+  auto whole = Batch::MakeUnchecked(schema, {s.Finish(), t.Finish(), v.Finish()}, kRows);
+  for (int64_t offset : {0, 3}) {
+    auto batch = whole->Slice(offset, kRows - offset);
+    const int64_t rows = batch->num_rows();
+    ASSERT_OK_AND_ASSIGN(auto sum,
+                         ParseAndBind("length(lower(s)) * 3 + length(upper(t)) - v", *schema));
+    ASSERT_OK_AND_ASSIGN(Column got, sum->Evaluate(*batch));
+    ASSERT_EQ(got.length(), rows);
+    ASSERT_OK_AND_ASSIGN(auto first, ParseAndBind("coalesce(length(upper(s)), -1)", *schema));
+    ASSERT_OK_AND_ASSIGN(Column got_first, first->Evaluate(*batch));
+    ASSERT_OK_AND_ASSIGN(auto constant, ParseAndBind("length(upper('héllo'))", *schema));
+    ASSERT_OK_AND_ASSIGN(Column five, constant->Evaluate(*batch));
+    ASSERT_EQ(five.length(), rows);
+    int64_t nulls = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      const auto& a = ss[static_cast<size_t>(offset + i)];
+      const auto& b = ts[static_cast<size_t>(offset + i)];
+      if (!a || !b) {
+        ++nulls;
+        EXPECT_FALSE(got.IsValid(i)) << offset << " row " << i;
+      } else {
+        ASSERT_TRUE(got.IsValid(i)) << offset << " row " << i;
+        EXPECT_EQ(got.GetInt64(i), CodePoints(*a) * 3 + CodePoints(*b) - (offset + i))
+            << offset << " row " << i;
+      }
+      EXPECT_EQ(got_first.GetInt64(i), a ? CodePoints(*a) : -1) << offset << " row " << i;
+      EXPECT_EQ(five.GetInt64(i), 5) << offset << " row " << i;
+    }
+    EXPECT_EQ(got.null_count(), nulls) << offset;
+
+    // A filter on strings keeps the rows a row-by-row reading keeps, in order.
+    ASSERT_OK_AND_ASSIGN(auto pred, ParseAndBind("length(lower(s)) % 3 = 1", *schema));
+    ASSERT_OK_AND_ASSIGN(auto kept, pred->Filter(batch));
+    std::vector<int64_t> expected;
+    for (int64_t i = 0; i < rows; ++i) {
+      const auto& a = ss[static_cast<size_t>(offset + i)];
+      if (a && CodePoints(*a) % 3 == 1) expected.push_back(offset + i);
+    }
+    ASSERT_EQ(kept->num_rows(), static_cast<int64_t>(expected.size())) << offset;
+    for (size_t k = 0; k < expected.size(); ++k) {
+      EXPECT_EQ(kept->column(2).GetInt64(static_cast<int64_t>(k)), expected[k]) << offset;
+    }
   }
 }
 
