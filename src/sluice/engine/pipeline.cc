@@ -1,5 +1,6 @@
 #include "sluice/engine/pipeline.h"
 
+#include "sluice/core/cpus.h"
 #include "sluice/expr/expr.h"
 
 #include <algorithm>

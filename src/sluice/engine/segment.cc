@@ -1,7 +1,5 @@
 #include "sluice/engine/segment.h"
 
-#include <sched.h>
-
 #include <algorithm>
 
 #include "sluice/engine/pipeline.h"
@@ -58,13 +56,6 @@ Status AddInstances(std::vector<PipelineNode>* nodes, int node, int count) {
     n.transforms.push_back(std::move(*made));
   }
   return Status::OK();
-}
-
-int AvailableCpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
-  return std::max(1, CPU_COUNT(&set));
 }
 
 }  // namespace sluice

@@ -40,7 +40,4 @@ std::vector<Segment> PlanSegments(std::vector<PipelineNode>* nodes);
 /// its options and bound to its input schemas like the first.
 Status AddInstances(std::vector<PipelineNode>* nodes, int node, int count);
 
-/// Return the CPUs this process may run on (its affinity mask), at least 1.
-int AvailableCpus();
-
 }  // namespace sluice

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <thread>
 
+#include "sluice/core/cpus.h"
 #include "sluice/engine/executor_test_nodes.h"
 #include "sluice/testing/matchers.h"
 #include "sluice/testing/pipelines.h"
