@@ -336,6 +336,12 @@ class LookupTransform final : public Transform {
     if (answered > 0) {
       stats->SetGauge("l1_hit_rate", static_cast<double>(l1) / static_cast<double>(answered));
     }
+    // The cache is the node's, shared by its instances: its size is read and set under the
+    // same lock, so that the last value set is the newest size read, not an older snapshot an
+    // instance set after another had set a newer one.
+    const CacheStats cs = cache_->stats();
+    stats->SetGauge("cache_entries", static_cast<double>(cs.entries));
+    stats->SetGauge("cache_bytes", static_cast<double>(cs.bytes));
     rate_lock.unlock();
     if (c_.on_miss == OnMiss::kSkip && by_level[0] > 0) {
       stats->AddCounter("rows_skipped", by_level[0]);
@@ -347,9 +353,6 @@ class LookupTransform final : public Transform {
       ctx_->HoldMemory(delta);
       held_bytes_ += delta;
     }
-    const CacheStats cs = cache_->stats();
-    stats->SetGauge("cache_entries", static_cast<double>(cs.entries));
-    stats->SetGauge("cache_bytes", static_cast<double>(cs.bytes));
     // Running totals are counters (deltas since this instance's last batch).
     stats->AddCounter("cache_evictions", cache_->TakeEvictionsDelta());
     if (redis_ != nullptr) {
