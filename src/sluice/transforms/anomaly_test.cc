@@ -54,8 +54,12 @@ BatchPtr Readings(const std::vector<Reading>& rows) {
                               static_cast<int64_t>(rows.size()));
 }
 
+/// An anomaly transform bound to MeterSchema, opened on a context of its own — or, given
+/// `node_stats`, as instance `instance` of a node whose stats those are.
 struct Harness {
-  explicit Harness(J options) : ctx("a", "anomaly", &stats, &cancelled, false) {
+  explicit Harness(J options, NodeStats* node_stats = nullptr, int instance = 0)
+      : ctx("a", "anomaly", node_stats != nullptr ? node_stats : &stats, &cancelled, false) {
+    ctx.set_instance(instance);
     if (!options.contains("value")) options["value"] = "kwh";
     if (!options.contains("group_by")) options["group_by"] = {"meter"};
     if (!options.contains("time")) options["time"] = "ts";
@@ -232,6 +236,23 @@ TEST(AnomalyTest, BaselinesCountAgainstTheMemoryBudgetUntilClose) {
     ASSERT_TRUE(h.t->Close().ok());
   }
   EXPECT_EQ(budget.held(), 0);
+}
+
+TEST(AnomalyTest, KeyedInstancesKeysAddUp) {
+  // Two instances of one node (partition_by), each with its own meters' baselines: the node's
+  // `keys` is the sum of what they hold, not the last one's.
+  NodeStats stats;
+  Harness a(J{{"emit", "all"}}, &stats, 0);
+  Harness b(J{{"emit", "all"}}, &stats, 1);
+  std::vector<Reading> few, many;
+  for (int i = 0; i < 3; ++i) few.push_back({fmt::format("meter-{}", i), 1, 1.0});
+  for (int i = 0; i < 50; ++i) many.push_back({fmt::format("meter-{}", 100 + i), 1, 1.0});
+  ASSERT_TRUE(a.Push(few).ok());
+  ASSERT_TRUE(b.Push(many).ok());
+  ASSERT_TRUE(a.Push(few).ok());  // the instance holding less writes last
+  EXPECT_EQ(stats.Gauges().at("keys"), 53);
+  ASSERT_TRUE(a.t->Close().ok());
+  ASSERT_TRUE(b.t->Close().ok());
 }
 
 TEST(AnomalyTest, RefusesConfigurationsThatCannotWork) {

@@ -102,6 +102,31 @@ TEST(Dissolve, OverlappingSquaresBecomeOneAreaPerGroupAtTheEnd) {
   ASSERT_OK(h.t->Close());
 }
 
+TEST(Dissolve, KeyedInstancesGaugesAddUpTheirGroups) {
+  // Two instances of one node (partition_by), each holding its own groups: the node's gauges
+  // are the sum of what they hold, not the last one's.
+  MemoryBudget budget(1 << 20);
+  NodeStats stats;
+  Harness a("dissolve", {{"group_by", {"region"}}}, &budget, &stats, 0);
+  Harness b("dissolve", {{"group_by", {"region"}}}, &budget, &stats, 1);
+  std::vector<std::tuple<std::string, std::string, int>> one, many;
+  one.emplace_back("r-0", "POLYGON ((0 0, 1 0, 1 1, 0 1, 0 0))", 3857);
+  for (int i = 1; i <= 40; ++i) {
+    many.emplace_back(fmt::format("r-{}", i),
+                      fmt::format("POLYGON (({0} 0, {1} 0, {1} 1, {0} 1, {0} 0))", i, i + 1), 3857);
+  }
+  ASSERT_OK(a.Run(Parcels(one)));
+  ASSERT_OK(b.Run(Parcels(many)));
+  ASSERT_OK(a.t->Process(Parcels(one), 0, &a.out));  // the instance holding less writes last
+  EXPECT_EQ(stats.Gauges().at("groups"), 41);
+  EXPECT_GT(budget.held(), 0);
+  EXPECT_EQ(stats.Gauges().at("state_bytes"), static_cast<double>(budget.held()));
+  ASSERT_OK(a.t->Finish(&a.out));
+  ASSERT_OK(b.t->Finish(&b.out));
+  ASSERT_OK(a.t->Close());
+  ASSERT_OK(b.t->Close());
+}
+
 TEST(Dissolve, ManyGeometriesUnionAsTheyComeAndHoldTheirAcksUntilEmitted) {
   auto queue = std::make_shared<AckQueue>();
   // A quarter of the budget, 100 kB, is what waits before a union: ~290 squares.

@@ -95,10 +95,13 @@ inline BatchPtr Features(const std::vector<std::pair<int64_t, std::string>>& row
                               {id.Finish(), geometry.Finish()}, static_cast<int64_t>(rows.size()));
 }
 
-/// One geo transform of type `type`, opened on a context of its own.
+/// One geo transform of type `type`, opened on a context of its own — or, given `node_stats`,
+/// as instance `instance` of a node whose stats those are.
 struct Harness {
-  Harness(const std::string& type, J options, MemoryBudget* memory = nullptr)
-      : ctx("g", type, &stats, &cancelled, false) {
+  Harness(const std::string& type, J options, MemoryBudget* memory = nullptr,
+          NodeStats* node_stats = nullptr, int instance = 0)
+      : ctx("g", type, node_stats != nullptr ? node_stats : &stats, &cancelled, false) {
+    ctx.set_instance(instance);
     ctx.set_memory(memory);
     const NodeTypeInfo* info = Registry().Find(type);
     EXPECT_NE(info, nullptr) << type;
