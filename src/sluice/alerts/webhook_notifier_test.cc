@@ -12,6 +12,7 @@
 #include <httplib.h>
 
 #include "sluice/testing/matchers.h"
+#include "sluice/testing/ports.h"
 
 namespace sluice::alerts {
 namespace {
@@ -97,22 +98,6 @@ class SilentListener {
   int port_ = 0;
 };
 
-/// Return a loopback port nothing listens on: bound, then closed, so connecting is refused.
-int ClosedPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 AlertEvent FiredEvent(std::string webhook) {
   AlertEvent e;
   e.kind = AlertEvent::Kind::kFired;
@@ -186,7 +171,8 @@ TEST(WebhookNotifierTest, AnErrorStatusIsCountedAsAFailure) {
 
 TEST(WebhookNotifierTest, AClosedPortFailsWithoutBlockingTheCaller) {
   WebhookNotifier notifier;
-  const int port = ClosedPort();
+  const ::sluice::testing::RefusingPort refusing;
+  const int port = refusing.port();
   ASSERT_GT(port, 0);
   const std::string url = fmt::format("http://127.0.0.1:{}/hook", port);
   notifier.Notify(FiredEvent(url));  // returns at once: the post happens on another thread
@@ -223,7 +209,8 @@ TEST(WebhookNotifierTest, DestroyingAbortsTheRequestInFlightAndDropsTheQueue) {
 TEST(WebhookNotifierTest, FailuresLogNoPathQueryOrPassword) {
   Receiver receiver;
   ASSERT_TRUE(receiver.running());
-  const int closed = ClosedPort();
+  const ::sluice::testing::RefusingPort refusing;
+  const int closed = refusing.port();
   ASSERT_GT(closed, 0);
   const std::string answered_500 =
       receiver.Url("/fail?token=Q1secret").insert(7, "hookuser:pw-S3cret@");

@@ -1,10 +1,5 @@
 #include "sluice/connectors/http/webhook_sink.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -18,6 +13,7 @@
 
 #include "sluice/connectors/http/http_post.h"
 #include "sluice/testing/matchers.h"
+#include "sluice/testing/ports.h"
 
 namespace sluice::http {
 namespace {
@@ -133,22 +129,6 @@ class Receiver {
   size_t delayed_index_ = SIZE_MAX;  // guarded by mu_
   int64_t delay_ms_ = 0;             // guarded by mu_
 };
-
-/// Return a loopback port nothing listens on: bound, then closed, so connecting is refused.
-int ClosedPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 /// Return `options` with the schema's defaults filled in, as the config loader would.
 OptionJson WithDefaults(OptionJson options) {
@@ -411,7 +391,8 @@ TEST(WebhookSinkTest, TheCircuitBreakerStopsSendingToAFailingServer) {
 }
 
 TEST(WebhookSinkTest, AConnectionRefusedIsRetriedThenFailsNamingOnlyTheHost) {
-  const int port = ClosedPort();
+  const ::sluice::testing::RefusingPort refusing;
+  const int port = refusing.port();
   ASSERT_GT(port, 0);
   SinkHarness h({{"url", fmt::format("http://127.0.0.1:{}/T0/secret-path", port)},
                  {"backoff", 0},
