@@ -26,6 +26,7 @@
 #include "sluice/io/compression.h"
 #include "sluice/io/encoded.h"
 #include "sluice/testing/matchers.h"
+#include "sluice/testing/ports.h"
 #include "sluice/transforms/encode.h"
 
 namespace sluice {
@@ -472,19 +473,12 @@ TEST(S3ClientTest, NeedsCredentialsAndNeverPrintsThem) {
 }
 
 TEST(S3ClientTest, RefusedConnectionsAreRetriedThenUnavailable) {
-  // Find a loopback port nobody listens on.
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  ::close(fd);
+  const ::sluice::testing::RefusingPort refusing;  // a loopback port that refuses connections
+  ASSERT_GT(refusing.port(), 0);
   FakeClock clock;
   S3Options options;
   options.bucket = "b";
-  options.endpoint = fmt::format("http://127.0.0.1:{}", ntohs(addr.sin_port));
+  options.endpoint = fmt::format("http://127.0.0.1:{}", refusing.port());
   options.access_key_id = "AKID";
   options.secret_access_key = "the-secret-key";
   options.retry.max_attempts = 3;
@@ -502,18 +496,12 @@ TEST(S3ClientTest, RefusedConnectionsAreRetriedThenUnavailable) {
 }
 
 TEST(S3ClientTest, BreakerOpensAfterConsecutiveFailuresAndRefusesAtOnce) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  ::close(fd);
+  const ::sluice::testing::RefusingPort refusing;  // a loopback port that refuses connections
+  ASSERT_GT(refusing.port(), 0);
   FakeClock clock;
   S3Options options;
   options.bucket = "b";
-  options.endpoint = fmt::format("http://127.0.0.1:{}", ntohs(addr.sin_port));
+  options.endpoint = fmt::format("http://127.0.0.1:{}", refusing.port());
   options.access_key_id = "AKID";
   options.secret_access_key = "secret";
   options.retry.max_attempts = 2;

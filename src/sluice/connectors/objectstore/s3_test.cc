@@ -20,6 +20,7 @@
 #include "sluice/connectors/objectstore/objectstore.h"
 #include "sluice/connectors/objectstore/s3_client.h"
 #include "sluice/testing/matchers.h"
+#include "sluice/testing/ports.h"
 
 namespace sluice {
 namespace {
@@ -265,15 +266,9 @@ TEST_F(S3Test, AMissingBucketIsNotFound) {
 }
 
 TEST_F(S3Test, AnEndpointThatRefusesConnectionsIsUnavailableAfterRetries) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  ::close(fd);
-  auto client = Client(Options(fmt::format("http://127.0.0.1:{}", ntohs(addr.sin_port))));
+  const ::sluice::testing::RefusingPort refusing;  // a loopback port that refuses connections
+  ASSERT_GT(refusing.port(), 0);
+  auto client = Client(Options(fmt::format("http://127.0.0.1:{}", refusing.port())));
   ASSERT_NE(client, nullptr);
   EXPECT_THAT(client->Put(Key("k"), "x"),
               StatusIs(StatusCode::kUnavailable, AllOf(HasSubstr("giving up after 3 attempts"),
