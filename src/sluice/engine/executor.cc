@@ -116,8 +116,25 @@ PipelineRun::PipelineRun(Pipeline* pipeline, RunOptions options)
     // Its threads, and the source's where it runs batches (it drains the queue once it ends).
     segment_states_.back()->live.store(pipeline_->workers());
   }
+  scans_.resize(nodes.size());
+  for (size_t s = 0; s < pipeline_->segments().size(); ++s) {
+    const Segment& seg = pipeline_->segments()[s];
+    if (!seg.source_reads) continue;
+    auto scan = std::make_unique<ScanState>();
+    scan->segment = static_cast<int>(s);
+    scan->readers = pipeline_->workers();
+    scans_[static_cast<size_t>(nodes[static_cast<size_t>(seg.head)].inputs[0])] = std::move(scan);
+  }
   const int max_parallel = pipeline_->spec().settings.max_parallel_nodes;
   free_slots_ = max_parallel > 0 ? max_parallel : 0;
+  // Sinks a segment writes itself: not under max_parallel_nodes, whose slots a worker holding
+  // the drain's lock could wait for.
+  inline_sinks_.resize(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (max_parallel == 0 && nodes[i].kind() == NodeKind::kSink && nodes[i].sink->WritesInline()) {
+      inline_sinks_[i] = std::make_unique<std::mutex>();
+    }
+  }
 }
 
 PipelineRun::~PipelineRun() = default;
@@ -386,6 +403,11 @@ bool PipelineRun::PushOut(size_t node, Message m, int skip_segment, int only_out
                            pipeline_->segments()[static_cast<size_t>(seg)].source_runs)
                               ? &pipeline_->segments()[static_cast<size_t>(seg)]
                               : nullptr;
+    if (skip_segment >= 0 && !copy.is_watermark() && inline_sinks_[to] != nullptr) {
+      // A segment passing its outputs on in their turn writes them itself (Sink::WritesInline).
+      if (!WriteInline(to, std::move(copy))) return false;
+      continue;
+    }
     if (runs != nullptr && runs->Threads(pipeline_->workers()) == 0) {
       // One worker, the source's: every batch and watermark goes through on this thread.
       ok = RunOnSource(static_cast<size_t>(seg), std::move(copy));
@@ -456,7 +478,11 @@ Status PipelineRun::ExecuteParallel() {
               const auto& members = pipeline_->segments()[static_cast<size_t>(seg)].members;
               NameThread(
                   fmt::format("{}+{}/{}", pipeline_->nodes()[i].spec.id, members.size() - 1, w));
-              RunSegmentWorker(static_cast<size_t>(seg), w);
+              if (pipeline_->segments()[static_cast<size_t>(seg)].source_reads) {
+                RunScanWorker(static_cast<size_t>(seg), w);
+              } else {
+                RunSegmentWorker(static_cast<size_t>(seg), w);
+              }
             });
           }
           break;

@@ -131,8 +131,9 @@ class PipelineRun {
   // drain is bounded); false when cancelled.
   bool WaitForTurn(size_t segment, uint64_t seq);
   // The source feeding `segment` found its head's queue full (Segment::source_runs): take `m`
-  // (numbered by the channel) through the segment on this thread; false when cancelled.
-  bool RunClaimed(size_t segment, Message m);
+  // (numbered by the channel) through the segment on this thread, as the members' instance
+  // `instance` (-1: the source's, the last); false when cancelled.
+  bool RunClaimed(size_t segment, Message m, int instance = -1);
   // A segment with no threads of its own (one worker: the source's): number `m` and take it
   // through at once, a batch by RunClaimed, a watermark in its turn; false when cancelled.
   bool RunOnSource(size_t segment, Message m);
@@ -143,6 +144,15 @@ class PipelineRun {
   // what it has emitted so far (scope->exits) now, as the sequential executor would, so that
   // its outputs do not all wait for the end of the batch; false when cancelled.
   bool PassExitsInTurn(InlineScope* scope);
+  // A source read by every worker of `segment` (Segment::source_reads): worker `worker` reads
+  // a batch, takes it through the segment, and again until the source ends (executor_scan.cc).
+  struct ScanState;
+  void RunScanWorker(size_t segment, int worker);
+  // The source's thread: read with the segment's workers, then settle the acks and close.
+  void RunSourceScan(size_t node);
+  // Write `m` to sink `node` on this thread (Sink::WritesInline), one writer at a time, counting
+  // it as the sink's own thread would; false when cancelled or the write failed.
+  bool WriteInline(size_t node, Message m);
   // Raise the head's input watermark to the marker's and pass on each member's that rose.
   bool SegmentWatermark(size_t segment, const Message& marker);
   // Once every worker has ended: Finish every member's instances, mark them done.
@@ -203,6 +213,9 @@ class PipelineRun {
   std::vector<TimerState> sequential_timers_;                  // per node, sequential executor
   std::unique_ptr<InlineScope> sequential_scope_;              // sequential executor
   std::vector<std::unique_ptr<SegmentState>> segment_states_;  // per Pipeline::segments()
+  std::vector<std::unique_ptr<ScanState>> scans_;  // per node: a source read by its segment
+  // Per node: for a sink a segment writes itself (Sink::WritesInline), the lock its writes take.
+  std::vector<std::unique_ptr<std::mutex>> inline_sinks_;
   Clock* clock_;
   // Raised by a source waiting at its MaxInFlight limit; idle sinks flush when it changes.
   std::atomic<int64_t> flush_generation_{0};

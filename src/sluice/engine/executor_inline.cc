@@ -153,15 +153,16 @@ bool PipelineRun::WaitForTurn(size_t segment, uint64_t seq) {
   return !cancelled();
 }
 
-bool PipelineRun::RunClaimed(size_t segment, Message m) {
+bool PipelineRun::RunClaimed(size_t segment, Message m, int instance) {
   const Segment& seg = pipeline_->segments()[segment];
   InlineScope scope;
   scope.segment = static_cast<int>(segment);
-  scope.instance = pipeline_->workers() - 1;  // the source's own instance: the last
+  // The source's own instance: the last.
+  scope.instance = instance >= 0 ? instance : pipeline_->workers() - 1;
   const uint64_t seq = m.seq;
   scope.seq = static_cast<int64_t>(seq);
   if (!WaitForTurn(segment, seq)) return false;
-  stats_[static_cast<size_t>(seg.head)]->AddCounter("batches_run_by_source", 1);
+  if (instance < 0) stats_[static_cast<size_t>(seg.head)]->AddCounter("batches_run_by_source", 1);
   AcquireSlot();
   Status st = DeliverInline(static_cast<size_t>(seg.head), std::move(m), &scope);
   ReleaseSlot();

@@ -126,6 +126,17 @@ struct PipelineRun::SegmentState {
   std::atomic<int> live{0};      // workers still running
 };
 
+/// A source every worker of the segment it feeds reads itself (Segment::source_reads).
+struct PipelineRun::ScanState {
+  int segment = -1;
+  std::mutex mu;
+  std::condition_variable left;   // a reader left the loop
+  uint64_t next_seq = 0;          // guarded by mu: the next batch to read
+  bool ended = false;             // guarded by mu: the source ended, or the run is stopping
+  int readers = 0;                // guarded by mu: workers still reading
+  std::vector<uint64_t> pending;  // guarded by mu: batches handed out and not yet settled
+};
+
 /// Emitter for transforms: attaches the input's acks, lease and (to untagged outputs) tags to
 /// outputs, and either pushes them downstream at once, collects them (ordered parallel), or
 /// delivers them depth-first (sequential executor).

@@ -112,6 +112,32 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
   NodeInstanceDone(node);
 }
 
+bool PipelineRun::WriteInline(size_t node, Message m) {
+  auto& n = pipeline_->nodes()[node];
+  NodeStats& stats = *stats_[node];
+  std::lock_guard lock(*inline_sinks_[node]);
+  if (cancelled()) return false;
+  stats.rows_in.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
+  stats.bytes_in.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
+  stats.batches_in.fetch_add(1, std::memory_order_relaxed);
+  if (stats.histograms) stats.batch_rows.Record(m.batch->num_rows());
+  AckSet keep = m.acks;  // as in RunSink: a failed write is marked failed
+  Status st;
+  {
+    BusyTimer busy(&stats, BusyTimer::kBatch);
+    st = n.sink->Write(m.batch, std::move(m.acks));
+  }
+  if (!st.ok()) {
+    keep.Fail();
+    stats.CountError(st.code());
+    Cancel(st.message().find("node '") == std::string::npos
+               ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
+               : st);
+    return false;
+  }
+  return true;
+}
+
 void PipelineRun::RunSink(size_t node) {
   auto& n = pipeline_->nodes()[node];
   NodeStats& stats = *stats_[node];

@@ -89,6 +89,10 @@ void PipelineRun::WaitForInFlightRoom(size_t node, bool sequential,
 }
 
 void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
+  if (!sequential && scans_[node] != nullptr) {
+    RunSourceScan(node);
+    return;
+  }
   auto& n = pipeline_->nodes()[node];
   NodeStats& stats = *stats_[node];
   const std::shared_ptr<AckQueue>& queue = ack_queues_[node];

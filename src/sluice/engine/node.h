@@ -180,6 +180,14 @@ class Source {
   /// called — with NodeContext::stopping() true — until this is false, so that such input goes
   /// downstream and is acknowledged rather than left unread.
   virtual bool Buffered() const { return false; }
+  /// Return true when Next may be called from several threads at once, each call with its own
+  /// `seq`, and batch `seq` depends only on `seq` (the source keeps no cursor between calls);
+  /// once Next(seq) has returned nullptr, so does every later `seq`. Such a source, if it feeds
+  /// one segment alone, is read by every worker of that segment (Segment::source_reads): each
+  /// reads a batch and takes it through, and the segment keeps the order of `seq`. It must set
+  /// no watermark, send no dead letters and hold no in-flight limit. Commit and Abandon are
+  /// still called one at a time, but they may run while other threads are in Next.
+  virtual bool ConcurrentNext() const { return false; }
 };
 
 /// Where a transform sends its output. Outputs carry the acknowledgements of the input being
@@ -249,7 +257,7 @@ class Transform {
   virtual bool BatchLocal() const { return false; }
 };
 
-/// Consume batches. Called from one thread.
+/// Consume batches. Called from one thread (but see WritesInline).
 class Sink {
  public:
   virtual ~Sink() = default;
@@ -266,6 +274,13 @@ class Sink {
   /// every row", "prints only the first 10 rows"), or "" when it keeps them. See
   /// Transform::LossyBecause.
   virtual std::string LossyBecause() const { return {}; }
+  /// Return true when Write is cheap, never blocks, and keeps no state that Flush, OnTimer or
+  /// Close use, so that it may run on another thread than theirs, even at the same time. The
+  /// parallel executor then has a segment write its outputs to this sink itself, in order, one
+  /// Write at a time, on the worker that made them — instead of handing each batch to the
+  /// sink's thread (another core, where its memory would be freed). A sink that does I/O must
+  /// not: it would stall the segment's workers.
+  virtual bool WritesInline() const { return false; }
 };
 
 }  // namespace sluice

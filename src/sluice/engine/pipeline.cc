@@ -442,6 +442,14 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Build(PipelineSpec spec, const NodeR
         if (!st.ok()) return AsConfigError(p->nodes_[static_cast<size_t>(m)].spec, st);
       }
     }
+    for (Segment& s : p->segments_) {
+      if (!s.source_runs || p->workers_ < 2 || spec.settings.max_parallel_nodes > 0) continue;
+      const PipelineNode& head = p->nodes_[static_cast<size_t>(s.head)];
+      const PipelineNode& src = p->nodes_[static_cast<size_t>(head.inputs[0])];
+      const Source& source = *src.source;
+      s.source_reads = src.outputs.size() == 1 && src.after.empty() && source.ConcurrentNext() &&
+                       !source.HasWatermark() && source.MaxInFlight() == 0 && !source.Unbounded();
+    }
   }
   // Queues not given a size. A segment its source feeds alone: one batch per worker. Measured
   // on bench/diamond (two cores, 10 runs each): 2 batches 0.229-0.237 s, 8 batches 0.243-0.250

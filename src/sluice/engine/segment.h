@@ -24,6 +24,12 @@ struct Segment {
   /// thread fewer. With one worker (one CPU) the segment has no threads: the source takes
   /// every batch and watermark through as it makes them, as the sequential executor would.
   bool source_runs = false;
+  /// Set with source_runs when the source may be read by several threads (Source::
+  /// ConcurrentNext), feeds nothing else, and there are two workers or more (parallel executor,
+  /// no max_parallel_nodes, no `after`): every worker, the source's thread among them, reads
+  /// the source's next batch itself and takes it through, so that reading is not one thread's
+  /// serial stage. The head's queue is not used; a batch's number is the source's `seq`.
+  bool source_reads = false;
   /// The threads the segment starts: the workers, less the source's.
   int Threads(int workers) const { return workers - (source_runs ? 1 : 0); }
 };

@@ -13,6 +13,7 @@ class NullSink final : public Sink {
  public:
   Status Write(const BatchPtr& batch, AckSet acks) override { return Status::OK(); }
   std::string LossyBecause() const override { return "discards every row"; }
+  bool WritesInline() const override { return true; }  // it keeps nothing
 };
 
 /// Writes batches to standard output as JSON lines; acknowledges after fflush.

@@ -217,29 +217,39 @@ class GenerateSource final : public Source {
   }
 
   Result<BatchPtr> Next(uint64_t seq) override {
-    if (produced_ >= rows_) return BatchPtr{};
-    const int64_t n = std::min(batch_rows_, rows_ - produced_);
-    if (rate_ > 0) Pace(produced_ + n);
+    // Batch `seq` holds the rows from seq * batch_rows on (every batch is full but the last) and
+    // is seeded from (seed, seq): it depends on its number alone, so batches may be made on
+    // several threads at once (ConcurrentNext) and a seed gives the same rows either way.
+    if (seq >= static_cast<uint64_t>(rows_ / batch_rows_ + (rows_ % batch_rows_ != 0))) {
+      return BatchPtr{};
+    }
+    const int64_t first = static_cast<int64_t>(seq) * batch_rows_;
+    const int64_t n = std::min(batch_rows_, rows_ - first);
+    if (rate_ > 0) Pace(first + n);
     const uint64_t batch_seed = seed_ * 0x100000001b3ULL + seq;
     Rng rng(batch_seed);
     BatchPtr out;
     switch (shape_) {
       case Shape::kAudit:
-        out = MakeAudit(n, &rng);
+        out = MakeAudit(n, first, &rng);
         break;
       case Shape::kNarrow:
-        out = MakeNarrow(n);
+        out = MakeNarrow(n, first);
         break;
       case Shape::kMeter:
-        out = MakeMeter(n, &rng, batch_seed);
+        out = MakeMeter(n, first, &rng, batch_seed);
+        produced_ = first + n;  // for Watermark: the meter shape is read on one thread
         break;
       case Shape::kCustom:
-        out = MakeCustom(n, &rng);
+        out = MakeCustom(n, first, &rng);
         break;
     }
-    produced_ += n;
     return out;
   }
+
+  // Not the meter shape, whose watermark follows the rows made so far, nor `rate`, which paces
+  // one reader.
+  bool ConcurrentNext() const override { return shape_ != Shape::kMeter && rate_ == 0; }
 
   SchemaPtr schema() const override { return schema_; }
   int64_t EstimatedRows() const override { return rows_; }
@@ -263,9 +273,9 @@ class GenerateSource final : public Source {
     }
   }
 
-  BatchPtr MakeNarrow(int64_t n) {
+  BatchPtr MakeNarrow(int64_t n, int64_t first) {
     std::vector<int64_t> ids(static_cast<size_t>(n)), values(static_cast<size_t>(n));
-    const int64_t base = start_id_ + produced_;
+    const int64_t base = start_id_ + first;
     for (int64_t i = 0; i < n; ++i) {
       ids[static_cast<size_t>(i)] = base + i;
       // A cheap deterministic mix so filters have something to select on.
@@ -278,7 +288,7 @@ class GenerateSource final : public Source {
     return Batch::MakeUnchecked(schema_, std::move(cols), n);
   }
 
-  BatchPtr MakeAudit(int64_t n, Rng* rng) {
+  BatchPtr MakeAudit(int64_t n, int64_t first, Rng* rng) {
     ColumnBuilder id(TypeId::kInt64, n), at(TypeId::kTimestamp, n), actor(TypeId::kString, n),
         action(TypeId::kString, n), payload(TypeId::kJson, n);
     // Room for the strings ahead, so that the column's bytes are not copied again each time
@@ -295,7 +305,7 @@ class GenerateSource final : public Source {
     // constants were most of its time.
     char text[32];  // an actor
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t row_id = start_id_ + produced_ + i;
+      const int64_t row_id = start_id_ + first + i;
       id.AppendInt64(row_id);
       at.AppendTimestamp(end_us_ -
                          static_cast<int64_t>(rng->Below(static_cast<uint64_t>(span_us_) + 1)));
@@ -366,14 +376,14 @@ class GenerateSource final : public Source {
     return std::string_view(out, 8);
   }
 
-  BatchPtr MakeMeter(int64_t n, Rng* rng, uint64_t batch_seed) {
+  BatchPtr MakeMeter(int64_t n, int64_t first, Rng* rng, uint64_t batch_seed) {
     ColumnBuilder id(TypeId::kString, n), ts(TypeId::kTimestamp, n), kwh(TypeId::kFloat64, n),
         voltage(TypeId::kFloat64, n), current(TypeId::kFloat64, n), pf(TypeId::kFloat64, n);
     char name[16];
     const double hours = static_cast<double>(interval_us_) / 3.6e9;
     Rng meter_rng(Rng(~batch_seed).Next());
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t row = produced_ + i;
+      const int64_t row = first + i;
       const int64_t meter = zipf_ ? zipf_->Draw(&meter_rng) : row % meters_;
       const int64_t round = row / meters_;
       id.AppendString(MeterName(meter + 1, name));
@@ -408,7 +418,7 @@ class GenerateSource final : public Source {
     return Batch::MakeUnchecked(schema_, std::move(cols), n);
   }
 
-  BatchPtr MakeCustom(int64_t n, Rng* rng) {
+  BatchPtr MakeCustom(int64_t n, int64_t first, Rng* rng) {
     std::vector<Column> cols;
     for (const auto& f : schema_->fields()) {
       ColumnBuilder b(f.type, n);
@@ -417,7 +427,7 @@ class GenerateSource final : public Source {
           b.AppendNull();
           continue;
         }
-        const int64_t row = start_id_ + produced_ + i;
+        const int64_t row = start_id_ + first + i;
         switch (f.type) {
           case TypeId::kBool:
             b.AppendBool(rng->Below(2) == 1);
@@ -471,7 +481,7 @@ class GenerateSource final : public Source {
   double late_ = 0;
   int64_t lateness_us_ = 0;
   std::optional<ZipfTable> zipf_;  // shape meter with meter_zipf > 0
-  int64_t produced_ = 0;
+  int64_t produced_ = 0;           // shape meter: rows made so far (its watermark)
   std::chrono::steady_clock::time_point started_;
 };
 

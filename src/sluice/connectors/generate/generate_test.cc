@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -85,6 +86,39 @@ Generated Read(const OptionJson& values) {
   return run;
 }
 
+// Every value of `b`, as text, for comparing batches.
+std::string Render(const Batch& b) {
+  std::string out;
+  for (int c = 0; c < b.num_columns(); ++c) {
+    const Column& col = b.column(c);
+    for (int64_t i = 0; i < b.num_rows(); ++i) {
+      if (col.IsNull(i)) {
+        out += "null";
+      } else if (IsVarWidth(col.type())) {
+        out += std::string(col.GetView(i));
+      } else if (col.type() == TypeId::kFloat64) {
+        out += fmt::format("{}", col.GetFloat64(i));
+      } else if (col.type() == TypeId::kBool) {
+        out += col.GetBool(i) ? "true" : "false";
+      } else {
+        out += std::to_string(col.GetInt64(i));
+      }
+      out += '|';
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::unique_ptr<Source> MakeSource(const OptionJson& values) {
+  NodeRegistry registry;
+  RegisterGenerateNodes(&registry);
+  auto made = registry.Resolve("generate", false)
+                  ->make_source(NodeOptions::ForTest("g", values, "generate"));
+  EXPECT_THAT(made, IsOk());
+  return made.ok() ? std::move(*made) : nullptr;
+}
+
 std::vector<std::string> Rows(const Generated& run) {
   std::vector<std::string> rows;
   for (const auto& b : run.batches) {
@@ -110,6 +144,48 @@ void ExpectDecimal(const std::string& text, uint64_t below, const std::string& r
 
 // Every payload is a JSON object of the documented fields, its numbers written in full (the
 // shape formats them itself), 342-563 bytes; the same seed gives the same rows.
+TEST(GenerateTest, BatchSeqDependsOnSeqAloneSoSeveralThreadsMayReadIt) {
+  // Read as the parallel executor's workers do (Source::ConcurrentNext): batches out of order,
+  // from two threads at once. Each batch must be the one an in-order read gives.
+  for (const char* shape : {"audit", "narrow", "custom"}) {
+    OptionJson options = ShapeOptions(shape, 5000, 9);  // 8 batches, the last one short
+    if (std::string(shape) == "custom") {
+      options["columns"] = {{"a", "int64"}, {"s", "string"}, {"t", "timestamp"}};
+      options["null_ratio"] = 0.1;
+    }
+    const Generated in_order = Read(options);
+    ASSERT_EQ(in_order.batches.size(), 8u) << shape;
+    NodeRegistry registry;
+    RegisterGenerateNodes(&registry);
+    auto made = registry.Resolve("generate", false)
+                    ->make_source(NodeOptions::ForTest("g", options, "generate"));
+    ASSERT_THAT(made, IsOk());
+    Source& source = **made;
+    EXPECT_TRUE(source.ConcurrentNext()) << shape;
+    NodeStats stats;
+    std::atomic<bool> cancelled{false};
+    NodeContext ctx("g", "generate", &stats, &cancelled, false);
+    ASSERT_THAT(source.Open(&ctx), IsOk());
+    std::vector<BatchPtr> got(9);
+    auto read = [&](std::vector<uint64_t> seqs) {
+      for (uint64_t seq : seqs) got[seq] = *source.Next(seq);
+    };
+    std::thread other(read, std::vector<uint64_t>{7, 1, 5, 3});
+    read({8, 6, 0, 4, 2});
+    other.join();
+    EXPECT_EQ(got[8], nullptr) << shape;  // past the end, whoever asks first
+    for (size_t seq = 0; seq < 8; ++seq) {
+      ASSERT_NE(got[seq], nullptr) << shape << " batch " << seq;
+      EXPECT_EQ(Render(*got[seq]), Render(*in_order.batches[seq])) << shape << " batch " << seq;
+    }
+  }
+  // The meter shape's watermark follows the rows made so far, and `rate` paces one reader.
+  EXPECT_FALSE(MakeSource(MeterOptions(100, 1))->ConcurrentNext());
+  OptionJson paced = ShapeOptions("narrow", 100, 1);
+  paced["rate"] = 1000.0;
+  EXPECT_FALSE(MakeSource(paced)->ConcurrentNext());
+}
+
 TEST(GenerateAuditTest, PayloadsAreWellFormedAndFollowTheSeed) {
   const Generated run = Read(ShapeOptions("audit", 5000, 11));
   const Generated again = Read(ShapeOptions("audit", 5000, 11));
