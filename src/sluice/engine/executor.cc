@@ -178,6 +178,12 @@ std::string PipelineRun::stop_reason() const {
   return stop_reason_;
 }
 
+Status PipelineRun::WithNode(size_t node, const Status& st) const {
+  if (st.message().find("node '") != std::string::npos) return st;
+  const NodeSpec& spec = pipeline_->nodes()[node].spec;
+  return st.WithContext("node '{}' ({})", spec.id, spec.type);
+}
+
 void PipelineRun::Cancel(const Status& why) {
   {
     std::lock_guard lock(error_mu_);

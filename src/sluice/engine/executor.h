@@ -153,6 +153,11 @@ class PipelineRun {
   // Write `m` to sink `node` on this thread (Sink::WritesInline), one writer at a time, counting
   // it as the sink's own thread would; false when cancelled or the write failed.
   bool WriteInline(size_t node, Message m);
+  // Count `m` into sink `node`'s stats and Write it; on failure fail its acks and cancel the run.
+  // The one way a batch reaches a sink, from its thread (RunSink) or a segment (WriteInline).
+  bool WriteToSink(size_t node, Message* m);
+  // Return `st` naming node `node` ("node 'id' (type)"), unless it already names a node.
+  Status WithNode(size_t node, const Status& st) const;
   // Raise the head's input watermark to the marker's and pass on each member's that rose.
   bool SegmentWatermark(size_t segment, const Message& marker);
   // Once every worker has ended: Finish every member's instances, mark them done.

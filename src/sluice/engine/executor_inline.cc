@@ -94,9 +94,7 @@ Status PipelineRun::DeliverInline(size_t node, Message m, InlineScope* scope) {
     keep.Fail();
     if (st.code() == StatusCode::kCancelled && cancelled()) return st;
     stats.CountError(st.code());
-    if (st.message().find("node '") == std::string::npos) {
-      st = st.WithContext("node '{}' ({})", n.spec.id, n.spec.type);
-    }
+    st = WithNode(node, st);
   }
   return st;
 }

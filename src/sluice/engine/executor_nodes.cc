@@ -81,9 +81,7 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
       m->acks.Fail();
       if (st.code() != StatusCode::kCancelled || !cancelled()) {
         stats.CountError(st.code());
-        Cancel(st.message().find("node '") == std::string::npos
-                   ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
-                   : st);
+        Cancel(WithNode(node, st));
       }
       break;
     }
@@ -112,30 +110,32 @@ void PipelineRun::RunTransformInstance(size_t node, int instance) {
   NodeInstanceDone(node);
 }
 
-bool PipelineRun::WriteInline(size_t node, Message m) {
-  auto& n = pipeline_->nodes()[node];
+bool PipelineRun::WriteToSink(size_t node, Message* m) {
+  const auto& n = pipeline_->nodes()[node];
   NodeStats& stats = *stats_[node];
-  std::lock_guard lock(*inline_sinks_[node]);
-  if (cancelled()) return false;
-  stats.rows_in.fetch_add(m.batch->num_rows(), std::memory_order_relaxed);
-  stats.bytes_in.fetch_add(m.batch->ByteSize(), std::memory_order_relaxed);
+  stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
+  stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);
   stats.batches_in.fetch_add(1, std::memory_order_relaxed);
-  if (stats.histograms) stats.batch_rows.Record(m.batch->num_rows());
-  AckSet keep = m.acks;  // as in RunSink: a failed write is marked failed
+  if (stats.histograms) stats.batch_rows.Record(m->batch->num_rows());
+  // Keep our own reference until Write returns, so a failed write is marked failed before
+  // the sink could possibly have released the last reference.
+  AckSet keep = m->acks;
   Status st;
   {
     BusyTimer busy(&stats, BusyTimer::kBatch);
-    st = n.sink->Write(m.batch, std::move(m.acks));
+    st = n.sink->Write(m->batch, std::move(m->acks));
   }
-  if (!st.ok()) {
-    keep.Fail();
-    stats.CountError(st.code());
-    Cancel(st.message().find("node '") == std::string::npos
-               ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
-               : st);
-    return false;
-  }
-  return true;
+  if (st.ok()) return true;
+  keep.Fail();
+  stats.CountError(st.code());
+  Cancel(WithNode(node, st));
+  return false;
+}
+
+bool PipelineRun::WriteInline(size_t node, Message m) {
+  std::lock_guard lock(*inline_sinks_[node]);
+  if (cancelled()) return false;
+  return WriteToSink(node, &m);
 }
 
 void PipelineRun::RunSink(size_t node) {
@@ -175,28 +175,10 @@ void PipelineRun::RunSink(size_t node) {
     }
     if (!m) break;
     if (m->is_watermark()) continue;  // sinks write rows; time is for transforms
-    stats.rows_in.fetch_add(m->batch->num_rows(), std::memory_order_relaxed);
-    stats.bytes_in.fetch_add(m->batch->ByteSize(), std::memory_order_relaxed);
-    stats.batches_in.fetch_add(1, std::memory_order_relaxed);
-    if (stats.histograms) stats.batch_rows.Record(m->batch->num_rows());
-    // Keep our own reference until Write returns, so a failed write is marked failed before
-    // the sink could possibly have released the last reference.
-    AckSet keep = m->acks;
-    Status st;
     AcquireSlot();
-    {
-      BusyTimer busy(&stats, BusyTimer::kBatch);
-      st = n.sink->Write(m->batch, std::move(m->acks));
-    }
+    const bool written = WriteToSink(node, &*m);
     ReleaseSlot();
-    if (!st.ok()) {
-      keep.Fail();
-      stats.CountError(st.code());
-      Cancel(st.message().find("node '") == std::string::npos
-                 ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
-                 : st);
-      break;
-    }
+    if (!written) break;
   }
   if (!cancelled()) {
     BusyTimer busy(&stats);

@@ -38,9 +38,7 @@ void PipelineRun::RunScanWorker(size_t segment, int worker) {
       stats.CountError(next.status().code());
       const Status& st = next.status();
       if (st.code() != StatusCode::kCancelled || !cancelled()) {
-        Cancel(st.message().find("node '") == std::string::npos
-                   ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
-                   : st);
+        Cancel(WithNode(node, st));
       }
       break;
     }

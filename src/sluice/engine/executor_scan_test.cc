@@ -5,6 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -20,14 +24,28 @@ using ::testing::HasSubstr;
 using testing::StatusIs;
 using testing::TestNode;
 
+/// Set by a SeqSource made with `overlap` when, inside Next(0), another thread began a later
+/// batch: only a source read by several threads at once can see that.
+std::atomic<bool> g_overlapped{false};
+
 /// Batch `seq` holds ids seq * batch .. (seq + 1) * batch - 1 (the last one shorter): it depends
-/// on `seq` alone, so any thread may make any batch.
+/// on `seq` alone, so any thread may make any batch. With `overlap`, Next(0) waits (10 s at
+/// most) for another thread to begin a later batch, and notes in g_overlapped whether one did.
 class SeqSource : public Source {
  public:
-  SeqSource(std::string id, int64_t rows, int64_t batch)
-      : id_(std::move(id)), rows_(rows), batch_(batch) {}
+  SeqSource(std::string id, int64_t rows, int64_t batch, bool overlap)
+      : id_(std::move(id)), rows_(rows), batch_(batch), overlap_(overlap) {}
   bool ConcurrentNext() const override { return true; }
   Result<BatchPtr> Next(uint64_t seq) override {
+    if (overlap_) {
+      std::unique_lock l(mu_);
+      if (seq == 0) {
+        g_overlapped = cv_.wait_for(l, std::chrono::seconds(10), [&] { return later_begun_; });
+      } else {
+        later_begun_ = true;
+        cv_.notify_all();
+      }
+    }
     const int64_t start = static_cast<int64_t>(seq) * batch_;
     if (start >= rows_) return BatchPtr{};
     const int64_t end = std::min(rows_, start + batch_);
@@ -50,6 +68,10 @@ class SeqSource : public Source {
  private:
   std::string id_;
   int64_t rows_, batch_;
+  bool overlap_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool later_begun_ = false;  // guarded by mu_
 };
 
 std::string ThreadName() {
@@ -82,9 +104,13 @@ std::set<std::string> InlineSink::threads_;
 
 NodeRegistry Registry() {
   NodeRegistry r = TestRegistry();
-  r.AddSource("seq", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Source>> {
-    return std::unique_ptr<Source>(new SeqSource(o.id(), o.GetInt("rows"), o.GetInt("batch")));
-  });
+  for (bool overlap : {false, true}) {
+    r.AddSource(overlap ? "seq_overlap" : "seq", "test", {},
+                [overlap](const NodeOptions& o) -> Result<std::unique_ptr<Source>> {
+                  return std::unique_ptr<Source>(
+                      new SeqSource(o.id(), o.GetInt("rows"), o.GetInt("batch"), overlap));
+                });
+  }
   r.AddSink("inline", "test", {}, [](const NodeOptions& o) -> Result<std::unique_ptr<Sink>> {
     return std::unique_ptr<Sink>(
         new InlineSink(o.id(), o.Has("fail_at") ? o.GetInt("fail_at") : -1));
@@ -92,42 +118,12 @@ NodeRegistry Registry() {
   return r;
 }
 
-class ScanTest : public ::testing::Test {
+class ScanTest : public JournalTest {
  protected:
+  ScanTest() : JournalTest(Registry()) {}
   void SetUp() override {
-    g_journal = &journal_;
+    JournalTest::SetUp();
     InlineSink::threads_.clear();
-  }
-  void TearDown() override { g_journal = nullptr; }
-
-  Result<std::unique_ptr<Pipeline>> Build(std::vector<NodeSpec> nodes, int workers) {
-    PipelineSpec spec;
-    spec.name = "test";
-    spec.file = "test.yaml";
-    spec.settings.workers = workers;
-    spec.nodes = std::move(nodes);
-    return Pipeline::Build(std::move(spec), registry_);
-  }
-  Status Run(std::vector<NodeSpec> nodes, int workers, EngineKind engine) {
-    PipelineSpec spec;
-    spec.name = "test";
-    spec.file = "test.yaml";
-    spec.settings.engine = engine;
-    spec.settings.workers = workers;
-    spec.nodes = std::move(nodes);
-    auto p = Pipeline::Build(std::move(spec), registry_);
-    if (!p.ok()) return p.status();
-    pipeline_ = std::move(*p);
-    run_ = std::make_unique<PipelineRun>(pipeline_.get(), RunOptions{});
-    return run_->Execute();
-  }
-  NodeStats& Stats(const std::string& id) {
-    const auto& nodes = pipeline_->nodes();
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      if (nodes[i].spec.id == id) return run_->stats(i);
-    }
-    ADD_FAILURE() << "no node " << id;
-    return run_->stats(0);
   }
 
   // src -> a -> {b, c} -> m -> out, the transforms pausing at random so that batches finish
@@ -144,17 +140,6 @@ class ScanTest : public ::testing::Test {
                                      : TestNode("out", "record", {"m"}, {{"hold", false}}));
     return nodes;
   }
-
-  std::set<uint64_t> Seqs(uint64_t n) {
-    std::set<uint64_t> s;
-    for (uint64_t i = 0; i < n; ++i) s.insert(i);
-    return s;
-  }
-
-  Journal journal_;
-  NodeRegistry registry_ = Registry();
-  std::unique_ptr<Pipeline> pipeline_;
-  std::unique_ptr<PipelineRun> run_;
 };
 
 TEST_F(ScanTest, ASourceReadByEveryWorkerOnlyWhereItFeedsOneSegmentOnSeveralWorkers) {
@@ -178,7 +163,10 @@ TEST_F(ScanTest, EveryWorkerReadingGivesTheSequentialExecutorsRowsInItsOrder) {
   for (int workers : {2, 3}) {
     journal_.rows.clear();
     journal_.committed.clear();
-    ASSERT_OK(Run(Diamond("seq", "record", 6000), workers, EngineKind::kParallel));
+    g_overlapped = false;
+    ASSERT_OK(Run(Diamond("seq_overlap", "record", 6000), workers, EngineKind::kParallel));
+    // Batch 0 was still being read when another thread began a later one.
+    EXPECT_TRUE(g_overlapped) << workers << " workers";
     EXPECT_EQ(journal_.rows["out"], sequential) << workers << " workers";
     EXPECT_EQ(journal_.committed["src"], Seqs(120)) << workers << " workers";
     EXPECT_TRUE(journal_.abandoned["src"].empty());

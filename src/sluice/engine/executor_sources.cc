@@ -130,9 +130,7 @@ void PipelineRun::RunSourceLoop(size_t node, bool sequential) {
       stats.CountError(next.status().code());
       Status st = next.status();
       if (st.code() != StatusCode::kCancelled || !cancelled()) {
-        Cancel(st.message().find("node '") == std::string::npos
-                   ? st.WithContext("node '{}' ({})", n.spec.id, n.spec.type)
-                   : st);
+        Cancel(WithNode(node, st));
       }
       break;
     }

@@ -1,7 +1,8 @@
 #pragma once
 
-// Test nodes of the engine's tests (executor_test.cc, segment_test.cc): a counting source, a
-// recording sink, and transforms that note what they saw in a shared Journal.
+// Test nodes of the engine's tests (executor_test.cc, segment_test.cc, executor_scan_test.cc): a
+// counting source, a recording sink, and transforms that note what they saw in a shared Journal;
+// and JournalTest, a fixture that runs pipelines of them.
 
 #include <algorithm>
 #include <chrono>
@@ -9,6 +10,8 @@
 #include <mutex>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "sluice/engine/executor.h"
 
@@ -360,5 +363,59 @@ inline NodeRegistry TestRegistry() {
   });
   return r;
 }
+
+/// A fixture for pipelines of test nodes: the journal they write to, the registry they come
+/// from, and the last run, kept for its stats.
+class JournalTest : public ::testing::Test {
+ protected:
+  explicit JournalTest(NodeRegistry registry) : registry_(std::move(registry)) {}
+  void SetUp() override { g_journal = &journal_; }
+  void TearDown() override { g_journal = nullptr; }
+
+  Result<std::unique_ptr<Pipeline>> Build(std::vector<NodeSpec> nodes, int workers,
+                                          EngineKind engine = EngineKind::kParallel,
+                                          int max_parallel_nodes = 0) {
+    PipelineSpec spec;
+    spec.name = "test";
+    spec.file = "test.yaml";
+    spec.settings.engine = engine;
+    spec.settings.workers = workers;
+    spec.settings.max_parallel_nodes = max_parallel_nodes;
+    spec.nodes = std::move(nodes);
+    return Pipeline::Build(std::move(spec), registry_);
+  }
+
+  /// Run `nodes` with `workers` per segment; keep the run for its stats.
+  Status Run(std::vector<NodeSpec> nodes, int workers, EngineKind engine = EngineKind::kParallel,
+             int max_parallel_nodes = 0) {
+    auto p = Build(std::move(nodes), workers, engine, max_parallel_nodes);
+    if (!p.ok()) return p.status();
+    pipeline_ = std::move(*p);
+    run_ = std::make_unique<PipelineRun>(pipeline_.get(), RunOptions{});
+    return run_->Execute();
+  }
+
+  /// Return the last run's stats of node `id`.
+  NodeStats& Stats(const std::string& id) {
+    const auto& nodes = pipeline_->nodes();
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (nodes[i].spec.id == id) return run_->stats(i);
+    }
+    ADD_FAILURE() << "no node " << id;
+    return run_->stats(0);
+  }
+
+  /// Return {0, ..., n - 1}: the seqs of a source's first n batches.
+  static std::set<uint64_t> Seqs(uint64_t n) {
+    std::set<uint64_t> s;
+    for (uint64_t i = 0; i < n; ++i) s.insert(i);
+    return s;
+  }
+
+  Journal journal_;
+  NodeRegistry registry_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<PipelineRun> run_;
+};
 
 }  // namespace sluice::executor_test

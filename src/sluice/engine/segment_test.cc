@@ -53,38 +53,9 @@ std::vector<int64_t> Range(int64_t from, int64_t to) {
   return v;
 }
 
-class SegmentTest : public ::testing::Test {
+class SegmentTest : public JournalTest {
  protected:
-  void SetUp() override { g_journal = &journal_; }
-  void TearDown() override { g_journal = nullptr; }
-
-  Result<std::unique_ptr<Pipeline>> Build(std::vector<NodeSpec> nodes, int workers,
-                                          EngineKind engine = EngineKind::kParallel) {
-    PipelineSpec spec;
-    spec.name = "test";
-    spec.file = "test.yaml";
-    spec.settings.engine = engine;
-    spec.settings.workers = workers;
-    spec.nodes = std::move(nodes);
-    return Pipeline::Build(std::move(spec), registry_);
-  }
-
-  /// Run `nodes` with `workers` per segment; keep the run for its stats.
-  Status Run(std::vector<NodeSpec> nodes, int workers, EngineKind engine = EngineKind::kParallel,
-             int max_parallel_nodes = 0) {
-    PipelineSpec spec;
-    spec.name = "test";
-    spec.file = "test.yaml";
-    spec.settings.engine = engine;
-    spec.settings.workers = workers;
-    spec.settings.max_parallel_nodes = max_parallel_nodes;
-    spec.nodes = std::move(nodes);
-    auto p = Pipeline::Build(std::move(spec), registry_);
-    if (!p.ok()) return p.status();
-    pipeline_ = std::move(*p);
-    run_ = std::make_unique<PipelineRun>(pipeline_.get(), RunOptions{});
-    return run_->Execute();
-  }
+  SegmentTest() : JournalTest(Registry()) {}
 
   const PipelineNode& Node(const Pipeline& p, const std::string& id) {
     for (const auto& n : p.nodes()) {
@@ -93,14 +64,6 @@ class SegmentTest : public ::testing::Test {
     ADD_FAILURE() << "no node " << id;
     return p.nodes().front();
   }
-  NodeStats& Stats(const std::string& id) {
-    const auto& nodes = pipeline_->nodes();
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      if (nodes[i].spec.id == id) return run_->stats(i);
-    }
-    ADD_FAILURE() << "no node " << id;
-    return run_->stats(0);
-  }
   std::vector<std::string> Members(const Pipeline& p, size_t segment) {
     std::vector<std::string> ids;
     for (int m : p.segments()[segment].members) {
@@ -108,12 +71,6 @@ class SegmentTest : public ::testing::Test {
     }
     return ids;
   }
-  std::set<uint64_t> Seqs(size_t n) {
-    std::set<uint64_t> s;
-    for (uint64_t i = 0; i < n; ++i) s.insert(i);
-    return s;
-  }
-
   // src -> a -> {b, c} -> m -> out: a diamond of batch-local transforms.
   // With `head_queue` 1 the source finds the segment full often and runs batches itself.
   std::vector<NodeSpec> Diamond(int64_t rows, int64_t jitter_us, int64_t head_queue = 8) {
@@ -127,11 +84,6 @@ class SegmentTest : public ::testing::Test {
     nodes[1].queue_batches = head_queue;
     return nodes;
   }
-
-  Journal journal_;
-  NodeRegistry registry_ = Registry();
-  std::unique_ptr<Pipeline> pipeline_;
-  std::unique_ptr<PipelineRun> run_;
 };
 
 TEST_F(SegmentTest, ADiamondOfBatchLocalTransformsIsOneSegmentWithAnInstancePerWorker) {

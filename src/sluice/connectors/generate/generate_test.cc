@@ -56,6 +56,15 @@ OptionJson DisorderedMeterOptions(int64_t rows, int64_t seed, double anomalies, 
   return o;
 }
 
+std::unique_ptr<Source> MakeSource(const OptionJson& values) {
+  NodeRegistry registry;
+  RegisterGenerateNodes(&registry);
+  auto made = registry.Resolve("generate", false)
+                  ->make_source(NodeOptions::ForTest("g", values, "generate"));
+  EXPECT_THAT(made, IsOk());
+  return made.ok() ? std::move(*made) : nullptr;
+}
+
 struct Generated {
   SchemaPtr schema;
   std::vector<BatchPtr> batches;
@@ -64,13 +73,7 @@ struct Generated {
 };
 
 Generated Read(const OptionJson& values) {
-  NodeRegistry registry;
-  RegisterGenerateNodes(&registry);
-  const NodeTypeInfo* info = registry.Resolve("generate", false);
-  EXPECT_NE(info, nullptr);
-  auto made = info->make_source(NodeOptions::ForTest("g", values, "generate"));
-  EXPECT_THAT(made, IsOk());
-  std::unique_ptr<Source> source = std::move(*made);
+  std::unique_ptr<Source> source = MakeSource(values);
   NodeStats stats;
   std::atomic<bool> cancelled{false};
   NodeContext ctx("g", "generate", &stats, &cancelled, false);
@@ -110,15 +113,6 @@ std::string Render(const Batch& b) {
   return out;
 }
 
-std::unique_ptr<Source> MakeSource(const OptionJson& values) {
-  NodeRegistry registry;
-  RegisterGenerateNodes(&registry);
-  auto made = registry.Resolve("generate", false)
-                  ->make_source(NodeOptions::ForTest("g", values, "generate"));
-  EXPECT_THAT(made, IsOk());
-  return made.ok() ? std::move(*made) : nullptr;
-}
-
 std::vector<std::string> Rows(const Generated& run) {
   std::vector<std::string> rows;
   for (const auto& b : run.batches) {
@@ -155,12 +149,9 @@ TEST(GenerateTest, BatchSeqDependsOnSeqAloneSoSeveralThreadsMayReadIt) {
     }
     const Generated in_order = Read(options);
     ASSERT_EQ(in_order.batches.size(), 8u) << shape;
-    NodeRegistry registry;
-    RegisterGenerateNodes(&registry);
-    auto made = registry.Resolve("generate", false)
-                    ->make_source(NodeOptions::ForTest("g", options, "generate"));
-    ASSERT_THAT(made, IsOk());
-    Source& source = **made;
+    std::unique_ptr<Source> made = MakeSource(options);
+    ASSERT_NE(made, nullptr);
+    Source& source = *made;
     EXPECT_TRUE(source.ConcurrentNext()) << shape;
     NodeStats stats;
     std::atomic<bool> cancelled{false};
