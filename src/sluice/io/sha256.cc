@@ -1,8 +1,10 @@
 #include "sluice/io/sha256.h"
 
-#include <openssl/evp.h>
+#include "sluice/io/crypto_api.h"
 
 namespace sluice {
+
+Status LoadSha256() { return CryptoLibrary().Load(); }
 
 Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
   EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);

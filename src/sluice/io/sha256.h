@@ -3,9 +3,16 @@
 #include <string>
 #include <string_view>
 
+#include "sluice/core/status.h"
+
 namespace sluice {
 
-/// Return the SHA-256 of `data` as 64 lower-case hex digits (OpenSSL's libcrypto).
+/// Open libcrypto if it is not yet open. Code that will hash calls this first (making a node or a
+/// client), so that a missing library is an error naming the package to install.
+Status LoadSha256();
+
+/// Return the SHA-256 of `data` as 64 lower-case hex digits (OpenSSL's libcrypto, opened on first
+/// use: io/crypto_api.h).
 std::string Sha256Hex(std::string_view data);
 
 /// Compute a SHA-256 over data given in pieces. Not thread-safe.

@@ -341,6 +341,7 @@ OptionSchema WebhookSinkOptionSpecs() {
 
 Result<std::unique_ptr<Sink>> MakeWebhookSink(const NodeOptions& o) {
   SLUICE_RETURN_NOT_OK(LoadCurl());  // a missing libcurl: an error naming the package
+  SLUICE_RETURN_NOT_OK(LoadSha256());
   WebhookSinkOptions s;
   s.url = o.GetString("url");
   if (!s.url.starts_with("http://") && !s.url.starts_with("https://")) {

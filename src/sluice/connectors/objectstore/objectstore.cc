@@ -353,6 +353,7 @@ void CancelRelay::Poll() {
 }
 
 Result<NodeStore> MakeNodeStore(const std::string& node, ObjectStoreOptions options) {
+  SLUICE_RETURN_NOT_OK(LoadSha256());  // every object's digest; a missing libcrypto: its package
   NodeStore out;
   out.relay = std::make_unique<CancelRelay>();
   options.cancelled = out.relay->flag();

@@ -641,6 +641,7 @@ class S3Client::Impl {
 
 Result<std::unique_ptr<S3Client>> S3Client::Make(S3Options options) {
   SLUICE_RETURN_NOT_OK(http::LoadCurl());
+  SLUICE_RETURN_NOT_OK(LoadSha256());  // payload digests
   if (options.bucket.empty()) return Status::Invalid("S3: no bucket given");
   if (options.access_key_id.empty() && options.secret_access_key.empty()) {
     options.access_key_id = EnvOr("AWS_ACCESS_KEY_ID", "");
