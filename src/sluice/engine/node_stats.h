@@ -57,8 +57,17 @@ struct NodeStats {
   /// node's open windows, state bytes): the node's gauge is the sum over its instances.
   void SetInstanceGauge(const std::string& name, int instance, double value);
   std::map<std::string, double> Gauges() const;
+  /// Run `update`, which reads the node's counters (or state its instances share) and sets
+  /// gauges derived from them, under a lock of this node's: its instances' updates then do not
+  /// interleave, and the gauges last set come from the newest values read.
+  template <typename F>
+  void UpdateDerived(F&& update) {
+    std::lock_guard lock(derived_mu_);
+    update();
+  }
 
  private:
+  std::mutex derived_mu_;  // UpdateDerived's; taken before mu_, never while holding it
   mutable std::mutex mu_;
   std::set<std::string> once_;                                    // guarded by mu_
   std::map<std::string, int64_t> phases_;                         // guarded by mu_

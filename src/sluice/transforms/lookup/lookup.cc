@@ -5,7 +5,6 @@
 #include "sluice/transforms/lookup/lookup_internal.h"
 
 #include <chrono>
-#include <mutex>
 #include <unordered_map>
 
 #include "sluice/core/log.h"
@@ -321,28 +320,25 @@ class LookupTransform final : public Transform {
     stats->AddCounter("db_hits", by_level[3]);
     stats->AddCounter("not_found", by_level[0]);
     // The node's counters add up its instances (parallelism): the rate comes from them, not
-    // from this instance's share. Read and set under one lock: otherwise an instance could set
-    // a rate read before another's counts after that one set the newer rate, and the last rate
+    // from this instance's share. Read and set as one step: otherwise an instance could set a
+    // rate read before another's counts after that one set the newer rate, and the last rate
     // (the report's) would not be the counters' (integration.lookup saw 0.871795 against 0.875).
-    static std::mutex rate_mu;
-    std::unique_lock rate_lock(rate_mu);
-    const auto counters = stats->Counters();
-    auto count = [&](const char* name) {
-      const auto it = counters.find(name);
-      return it == counters.end() ? int64_t{0} : it->second;
-    };
-    const int64_t l1 = count("l1_hits");
-    const int64_t answered = l1 + count("l2_hits") + count("db_hits");
-    if (answered > 0) {
-      stats->SetGauge("l1_hit_rate", static_cast<double>(l1) / static_cast<double>(answered));
-    }
-    // The cache is the node's, shared by its instances: its size is read and set under the
-    // same lock, so that the last value set is the newest size read, not an older snapshot an
-    // instance set after another had set a newer one.
-    const CacheStats cs = cache_->stats();
-    stats->SetGauge("cache_entries", static_cast<double>(cs.entries));
-    stats->SetGauge("cache_bytes", static_cast<double>(cs.bytes));
-    rate_lock.unlock();
+    // The cache, shared by the instances, likewise: the last size set is the newest read.
+    stats->UpdateDerived([&] {
+      const auto counters = stats->Counters();
+      auto count = [&](const char* name) {
+        const auto it = counters.find(name);
+        return it == counters.end() ? int64_t{0} : it->second;
+      };
+      const int64_t l1 = count("l1_hits");
+      const int64_t answered = l1 + count("l2_hits") + count("db_hits");
+      if (answered > 0) {
+        stats->SetGauge("l1_hit_rate", static_cast<double>(l1) / static_cast<double>(answered));
+      }
+      const CacheStats cs = cache_->stats();
+      stats->SetGauge("cache_entries", static_cast<double>(cs.entries));
+      stats->SetGauge("cache_bytes", static_cast<double>(cs.bytes));
+    });
     if (c_.on_miss == OnMiss::kSkip && by_level[0] > 0) {
       stats->AddCounter("rows_skipped", by_level[0]);
       stats->discarded_rows.fetch_add(by_level[0], std::memory_order_relaxed);
