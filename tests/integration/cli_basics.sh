@@ -100,7 +100,8 @@ nodes:
   src: {type: generate, shape: narrow, rows: 10}
   out: {type: object_store, inputs: [src], url: objects, format: jsonl, compression: none}
 YAML
-LD_DEBUG=libs "$sluice" run -q --no-history objects.yaml 2>ld >/dev/null
+LD_DEBUG=libs "$sluice" run -q --no-history objects.yaml 2>ld >/dev/null ||
+  fail "the object_store run failed: $(grep -v '^ *[0-9]*:' ld | tail -3)"
 grep -q 'libcrypto' ld || fail "an object_store sink ran without opening libcrypto"
 object=$(find objects -name '*.jsonl' ! -path '*_manifests*' | head -1)
 [ -n "$object" ] || fail "the object_store sink wrote no object: $(find objects)"

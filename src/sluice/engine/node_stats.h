@@ -12,7 +12,8 @@
 
 namespace sluice {
 
-/// Counters one node instance updates as it runs; read by the progress line and the summary.
+/// Counters a node's instances update as it runs (one object per node, shared by its
+/// instances); read by the progress line and the summary.
 /// Counters are relaxed atomics: cheap on the hot path, exact once the run has ended.
 struct NodeStats {
   /// The event-time watermark the node last passed on (µs; INT64_MIN: none yet).
@@ -59,7 +60,8 @@ struct NodeStats {
   std::map<std::string, double> Gauges() const;
   /// Run `update`, which reads the node's counters (or state its instances share) and sets
   /// gauges derived from them, under a lock of this node's: its instances' updates then do not
-  /// interleave, and the gauges last set come from the newest values read.
+  /// interleave, and the gauges last set come from the newest values read. `update` may not
+  /// call UpdateDerived (the lock is not re-entrant).
   template <typename F>
   void UpdateDerived(F&& update) {
     std::lock_guard lock(derived_mu_);

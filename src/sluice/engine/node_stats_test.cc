@@ -23,8 +23,10 @@ TEST(NodeStatsTest, DerivedUpdatesOfInstancesDoNotInterleave) {
       std::unique_lock lock(mu);
       first_inside = true;
       cv.notify_all();
-      // Give the second update every chance to run now, as it would without the node's lock.
-      cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return second_ran; });
+      // Give the second update every chance to run now, as it would without the node's lock
+      // (long enough for a loaded machine under ASan to reach it; with the lock, the wait is
+      // always this long).
+      cv.wait_for(lock, std::chrono::seconds(1), [&] { return second_ran; });
       stats.SetGauge("rate", 1);
       first_inside = false;
     });

@@ -499,6 +499,7 @@ const OptionSchema& ObjectStoreSinkOptions() {
 Result<std::unique_ptr<Sink>> MakeObjectStoreSink(const NodeOptions& options,
                                                   std::shared_ptr<ObjectStore> store) {
   SLUICE_ASSIGN_OR_RETURN(SinkConfig config, ParseSinkOptions(options));
+  SLUICE_RETURN_NOT_OK(LoadSha256());  // every object's digest (MakeNodeStore's, otherwise)
   return std::unique_ptr<Sink>(
       new ObjectStoreSink(options.id(), std::move(config), std::move(store), nullptr));
 }

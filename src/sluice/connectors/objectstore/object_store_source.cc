@@ -550,6 +550,7 @@ const OptionSchema& ObjectStoreSourceOptions() {
 Result<std::unique_ptr<Source>> MakeObjectStoreSource(const NodeOptions& options,
                                                       std::shared_ptr<ObjectStore> store) {
   SLUICE_ASSIGN_OR_RETURN(SourceConfig config, ParseSourceOptions(options));
+  SLUICE_RETURN_NOT_OK(LoadSha256());  // every object's digest (MakeNodeStore's, otherwise)
   return std::unique_ptr<Source>(
       new ObjectStoreSource(options.id(), std::move(config), std::move(store), nullptr));
 }

@@ -353,7 +353,8 @@ void CancelRelay::Poll() {
 }
 
 Result<NodeStore> MakeNodeStore(const std::string& node, ObjectStoreOptions options) {
-  SLUICE_RETURN_NOT_OK(LoadSha256());  // every object's digest; a missing libcrypto: its package
+  // Every object's digest; a missing libcrypto is an error naming its package.
+  if (Status st = LoadSha256(); !st.ok()) return st.WithContext("node '{}'", node);
   NodeStore out;
   out.relay = std::make_unique<CancelRelay>();
   options.cancelled = out.relay->flag();
