@@ -31,10 +31,10 @@ std::atomic<bool> g_overlapped{false};
 /// Batch `seq` holds ids seq * batch .. (seq + 1) * batch - 1 (the last one shorter): it depends
 /// on `seq` alone, so any thread may make any batch. With `overlap`, Next(0) waits (10 s at
 /// most) for another thread to begin a later batch, and notes in g_overlapped whether one did.
-class SeqSource : public Source {
+class SeqSource : public JournalingSource {
  public:
   SeqSource(std::string id, int64_t rows, int64_t batch, bool overlap)
-      : id_(std::move(id)), rows_(rows), batch_(batch), overlap_(overlap) {}
+      : JournalingSource(std::move(id), rows), batch_(batch), overlap_(overlap) {}
   bool ConcurrentNext() const override { return true; }
   Result<BatchPtr> Next(uint64_t seq) override {
     if (overlap_) {
@@ -48,26 +48,11 @@ class SeqSource : public Source {
     }
     const int64_t start = static_cast<int64_t>(seq) * batch_;
     if (start >= rows_) return BatchPtr{};
-    const int64_t end = std::min(rows_, start + batch_);
-    ColumnBuilder b(TypeId::kInt64);
-    for (int64_t i = start; i < end; ++i) b.AppendInt64(i);
-    return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, end - start);
+    return IdBatch(start, std::min(rows_, start + batch_));
   }
-  Status Commit(uint64_t seq) override {
-    std::lock_guard l(g_journal->mu);
-    g_journal->committed[id_].insert(seq);
-    return Status::OK();
-  }
-  void Abandon(uint64_t seq) override {
-    std::lock_guard l(g_journal->mu);
-    g_journal->abandoned[id_].insert(seq);
-  }
-  SchemaPtr schema() const override { return IdSchema(); }
-  int64_t EstimatedRows() const override { return rows_; }
 
  private:
-  std::string id_;
-  int64_t rows_, batch_;
+  int64_t batch_;
   bool overlap_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -1,8 +1,8 @@
 #pragma once
 
 // Test nodes of the engine's tests (executor_test.cc, segment_test.cc, executor_scan_test.cc): a
-// counting source, a recording sink, and transforms that note what they saw in a shared Journal;
-// and JournalTest, a fixture that runs pipelines of them.
+// journaling source and a counting one, a recording sink, and transforms that note what they saw
+// in a shared Journal; and JournalTest, a fixture that runs pipelines of them.
 
 #include <algorithm>
 #include <chrono>
@@ -38,13 +38,40 @@ inline Journal* g_journal = nullptr;
 
 inline SchemaPtr IdSchema() { return MakeSchema({{"id", TypeId::kInt64}}); }
 
+/// A batch of the ids start .. end - 1.
+inline BatchPtr IdBatch(int64_t start, int64_t end) {
+  ColumnBuilder b(TypeId::kInt64);
+  for (int64_t i = start; i < end; ++i) b.AppendInt64(i);
+  return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, end - start);
+}
+
+/// A source of `rows` ids that notes in g_journal the batches committed and abandoned.
+class JournalingSource : public Source {
+ public:
+  JournalingSource(std::string id, int64_t rows) : id_(std::move(id)), rows_(rows) {}
+  Status Commit(uint64_t seq) override {
+    std::lock_guard l(g_journal->mu);
+    g_journal->committed[id_].insert(seq);
+    return Status::OK();
+  }
+  void Abandon(uint64_t seq) override {
+    std::lock_guard l(g_journal->mu);
+    g_journal->abandoned[id_].insert(seq);
+  }
+  SchemaPtr schema() const override { return IdSchema(); }
+  int64_t EstimatedRows() const override { return rows_; }
+
+ protected:
+  const std::string id_;
+  const int64_t rows_;
+};
+
 /// Emits `rows` ids in batches of `batch` rows.
-class CountingSource : public Source {
+class CountingSource : public JournalingSource {
  public:
   CountingSource(std::string id, int64_t rows, int64_t batch, int max_in_flight = 0,
                  bool quiet = false, bool watermarks = false)
-      : id_(std::move(id)),
-        rows_(rows),
+      : JournalingSource(std::move(id), rows),
         batch_(batch),
         max_in_flight_(max_in_flight),
         quiet_(quiet),
@@ -59,12 +86,10 @@ class CountingSource : public Source {
       return Batch::MakeUnchecked(IdSchema(), {ColumnBuilder(TypeId::kInt64).Finish()}, 0);
     }
     if (next_ >= rows_) return BatchPtr{};
-    ColumnBuilder b(TypeId::kInt64);
     const int64_t start = next_;
-    const int64_t end = std::min(rows_, next_ + batch_);
-    for (; next_ < end; ++next_) b.AppendInt64(next_);
+    next_ = std::min(rows_, next_ + batch_);
     first_id_[seq] = start;
-    return Batch::MakeUnchecked(IdSchema(), {b.Finish()}, end - start);
+    return IdBatch(start, next_);
   }
   Status Commit(uint64_t seq) override {
     if (!first_id_.count(seq)) return Status::OK();  // an empty batch, settled at once
@@ -73,16 +98,9 @@ class CountingSource : public Source {
     g_journal->events.push_back({Event::Kind::kCommit, first_id_.at(seq)});
     return Status::OK();
   }
-  void Abandon(uint64_t seq) override {
-    std::lock_guard l(g_journal->mu);
-    g_journal->abandoned[id_].insert(seq);
-  }
-  SchemaPtr schema() const override { return IdSchema(); }
-  int64_t EstimatedRows() const override { return rows_; }
 
  private:
-  std::string id_;
-  int64_t rows_, batch_, next_ = 0;
+  int64_t batch_, next_ = 0;
   int max_in_flight_;
   bool quiet_;  // after its rows: empty batches forever instead of the end
   bool watermarks_;
